@@ -1,0 +1,18 @@
+/**
+ * Tollgate's Graphile Worker task list: one task per file in this folder, named after its
+ * identifier.
+ */
+import type { TaskList } from 'graphile-worker';
+import type { Runtime } from '../src/runtime/runtime.ts';
+import * as runAdvance from './run-advance.ts';
+
+export interface TaskDeps {
+  runtime: Runtime;
+  processId: string;
+}
+
+export function taskList(deps: TaskDeps): TaskList {
+  return {
+    [runAdvance.identifier]: runAdvance.makeRunAdvance(deps.runtime, deps.processId),
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * Boots Tollgate: database (embedded or DATABASE_URL), migrations, workflow registry, runtime,
+ * and, by mode, the worker and/or the HTTP server. `stop()` shuts down in order: stop taking
+ * HTTP requests and jobs, let running steps finish (or release them), close the pool, stop the
+ * embedded database.
+ */
+import type { Config } from './config.ts';
+import { openDatabase, type Database } from './db/connect.ts';
+import { migrate } from './db/migrate.ts';
+import type { Logger } from './log.ts';
+import { loadProjectConfig, type ProjectConfig } from './project-config.ts';
+import { WorkflowRegistry } from './runtime/registry.ts';
+import { Runtime } from './runtime/runtime.ts';
+import { createHttpServer, type HttpServer } from './server/http.ts';
+import { newProcessId, startWorker, type WorkerHandle } from './worker.ts';
+import { builtinWorkflows } from './workflows/index.ts';
+import { taskList } from '../jobs/index.ts';
+
+export type AppMode = 'all' | 'server' | 'worker' | 'none';
+
+export interface App {
+  readonly config: Config;
+  readonly project: ProjectConfig;
+  readonly db: Database;
+  readonly runtime: Runtime;
+  readonly registry: WorkflowRegistry;
+  readonly worker: WorkerHandle | undefined;
+  readonly http: HttpServer | undefined;
+  readonly url: string | undefined;
+  stop(): Promise<void>;
+}
+
+export function buildRegistry(_project: ProjectConfig): WorkflowRegistry {
+  return new WorkflowRegistry().register(...builtinWorkflows());
+}
+
+export async function startApp(opts: { config: Config; log: Logger; mode: AppMode; db?: Database }): Promise<App> {
+  const { config, log, mode } = opts;
+  const project = loadProjectConfig(config.projectConfigPath);
+  const registry = buildRegistry(project);
+  const db = opts.db ?? (await openDatabase(config, log));
+  try {
+    await migrate(db.pool, log);
+  } catch (e) {
+    await db.close();
+    throw e;
+  }
+  const runtime = new Runtime({ pool: db.pool, registry, log });
+
+  let worker: WorkerHandle | undefined;
+  let http: HttpServer | undefined;
+  let url: string | undefined;
+  try {
+    if (mode === 'all' || mode === 'worker') {
+      const processId = newProcessId();
+      worker = await startWorker({
+        pool: db.pool,
+        log,
+        tasks: taskList({ runtime, processId }),
+        concurrency: config.worker.concurrency,
+        pollIntervalMs: config.worker.pollIntervalMs,
+        deadAfterMs: config.worker.deadAfterMs,
+        processId,
+      });
+    }
+    if (mode === 'all' || mode === 'server') {
+      http = createHttpServer({ log, checks: { pool: db.pool, workerRunning: worker ? () => worker?.isRunning() ?? false : undefined } });
+      const addr = await http.listen(config.port, config.host);
+      url = `http://${addr.address}:${addr.port}`;
+      log.info({ url }, 'HTTP server listening');
+    }
+  } catch (e) {
+    await worker?.stop();
+    await db.close();
+    throw e;
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    config,
+    project,
+    db,
+    runtime,
+    registry,
+    worker,
+    http,
+    url,
+    stop: () =>
+      (stopping ??= (async () => {
+        await http?.close();
+        await worker?.stop();
+        await db.close();
+      })()),
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * Human-readable views of runs for the CLI: a table of runs and a run's timeline (each step's
+ * status, attempts, duration and error).
+ */
+import type { RunDetail } from '../runtime/runtime.ts';
+import type { RunRow, StepRow } from '../runtime/journal.ts';
+import type { SerializedError } from '../errors.ts';
+
+export function formatDuration(ms: number | null): string {
+  if (ms === null || !Number.isFinite(ms)) return '-';
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const m = Math.floor(ms / 60_000);
+  return `${m}m${Math.round((ms % 60_000) / 1000)}s`;
+}
+
+function span(from: Date | null, to: Date | null): number | null {
+  return from && to ? to.getTime() - from.getTime() : null;
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+function requesterOf(run: RunRow): string {
+  const r = run.requester as { platform?: string; tenant?: string; user?: string; name?: string } | null;
+  if (!r) return '-';
+  return r.name ?? `${r.platform}:${r.tenant}:${r.user}`;
+}
+
+export function formatRunList(runs: RunRow[]): string {
+  if (runs.length === 0) return 'No runs yet. Start one with `tollgate run demo`.';
+  const rows = runs.map((r) => [r.id, `${r.workflow}@v${r.workflow_version}`, r.status, r.created_at.toISOString(), requesterOf(r)]);
+  const head = ['RUN', 'WORKFLOW', 'STATUS', 'CREATED', 'REQUESTER'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  return [head, ...rows].map((r) => r.map((c, i) => pad(c, widths[i] as number)).join('  ').trimEnd()).join('\n');
+}
+
+function errorLine(e: unknown): string {
+  const err = e as SerializedError | null;
+  if (!err) return '';
+  return err.code ? `${err.code}: ${err.message}` : err.message;
+}
+
+const MARK: Record<string, string> = {
+  succeeded: 'ok',
+  failed: 'FAILED',
+  running: '...',
+  retrying: 'retry',
+  sleeping: 'zzz',
+  compensating: 'undo...',
+  compensated: 'undone',
+  compensation_failed: 'UNDO FAILED',
+};
+
+export function formatTimeline(detail: RunDetail): string {
+  const { run, steps } = detail;
+  const out: string[] = [];
+  out.push(`Run ${run.id}  ${run.workflow}@v${run.workflow_version}  ${run.status.toUpperCase()}`);
+  out.push(`  requested by ${requesterOf(run)} at ${run.created_at.toISOString()}`);
+  const total = span(run.started_at ?? run.created_at, run.finished_at);
+  if (run.finished_at) out.push(`  finished ${run.finished_at.toISOString()} (${formatDuration(total)})`);
+  if (run.status === 'waiting') out.push(`  waiting for ${run.wait_reason ?? 'an event'}${run.wake_at ? ` until ${run.wake_at.toISOString()}` : ''}`);
+  if (run.cancel_requested_at) out.push(`  cancellation requested ${run.cancel_requested_at.toISOString()}`);
+  if (run.recovery_attempts > 0) out.push(`  recovered after ${run.recovery_attempts} interruption(s)`);
+  out.push(`  input ${JSON.stringify(run.input)}`);
+  out.push('');
+  const visible = steps.filter((s) => s.kind !== 'now' && s.kind !== 'uuid');
+  if (visible.length === 0) out.push('  (no steps yet)');
+  const nameWidth = Math.max(4, ...visible.map((s) => s.name.length));
+  for (const s of visible) out.push(formatStep(s, nameWidth));
+  if (run.error) {
+    out.push('');
+    out.push(`  error: ${errorLine(run.error)}`);
+  }
+  if (run.status === 'succeeded' && run.output !== null && run.output !== undefined) {
+    out.push('');
+    out.push(`  output ${JSON.stringify(run.output)}`);
+  }
+  return out.join('\n');
+}
+
+function formatStep(s: StepRow, nameWidth: number): string {
+  const mark = MARK[s.status] ?? s.status;
+  const dur = s.kind === 'sleep' ? `until ${s.wake_at?.toISOString() ?? '?'}` : formatDuration(span(s.started_at, s.finished_at));
+  const attempts = s.kind === 'step' ? `${s.attempts} attempt${s.attempts === 1 ? '' : 's'}` : s.kind;
+  let line = `  #${pad(String(s.idx), 3)} ${pad(s.name, nameWidth)}  ${pad(mark, 11)} ${pad(attempts, 11)} ${dur}`;
+  if (s.error && s.status !== 'succeeded') line += `\n        ${errorLine(s.error)}`;
+  return line;
+}

@@ -1,0 +1,218 @@
+/**
+ * The `tollgate` command. `start` (server + worker), `server` and `worker` run Tollgate; the
+ * others act on the same database: with the embedded PostgreSQL they find the one `npm start` is
+ * running (through TOLLGATE_DATA_DIR), or start it themselves for the length of the command.
+ * Runs started here are executed by whichever worker is running.
+ */
+import os from 'node:os';
+import { Command, Option } from 'commander';
+import { startApp, buildRegistry, type App, type AppMode } from '../app.ts';
+import { loadConfig, type Config } from '../config.ts';
+import { isTollgateError } from '../errors.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { parsePrincipal, type Principal } from '../principals.ts';
+import { loadProjectConfig } from '../project-config.ts';
+import { CommandSyntaxError, parseKeyValues } from '../intents/command.ts';
+import { isTerminal } from '../runtime/runtime.ts';
+import type { RunStatus } from '../runtime/journal.ts';
+import { formatRunList, formatTimeline } from './format.ts';
+
+function cliPrincipal(as: string | undefined): Principal {
+  if (as) return parsePrincipal(as);
+  return { platform: 'cli', tenant: os.hostname(), user: os.userInfo().username };
+}
+
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+/** Opens the app without worker or server, runs `fn`, and closes it again. */
+async function withApp<T>(config: Config, log: Logger, fn: (app: App) => Promise<T>): Promise<T> {
+  const app = await startApp({ config, log, mode: 'none' });
+  try {
+    return await fn(app);
+  } finally {
+    await app.stop();
+  }
+}
+
+async function serve(config: Config, log: Logger, mode: AppMode): Promise<void> {
+  const app = await startApp({ config, log, mode });
+  if (app.url) log.info(`Tollgate is up: ${app.url}/readyz`);
+  await new Promise<void>((resolve) => {
+    const onSignal = (sig: string) => {
+      log.info({ signal: sig }, 'shutting down');
+      app.stop().then(resolve, (e: unknown) => {
+        log.error({ err: e }, 'shutdown failed');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+  });
+}
+
+export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command {
+  const program = new Command('tollgate')
+    .description('Durable workflows behind Slack and Teams: runs, approvals, audit.')
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err });
+
+  const lazy = (quiet: boolean) => {
+    const config = loadConfig(env);
+    const level = quiet && !env.LOG_LEVEL ? 'warn' : config.logLevel;
+    return { config, log: createLogger({ level, format: config.logFormat }) };
+  };
+
+  program.command('start').description('Run the HTTP server and the worker in one process (npm start).').action(async () => {
+    const { config, log } = lazy(false);
+    await serve(config, log, 'all');
+  });
+  program.command('server').description('Run the HTTP server only (scale it apart from workers).').action(async () => {
+    const { config, log } = lazy(false);
+    await serve(config, log, 'server');
+  });
+  program.command('worker').description('Run a worker only (as many as you like, on any machine).').action(async () => {
+    const { config, log } = lazy(false);
+    await serve(config, log, 'worker');
+  });
+  program.command('migrate').description('Apply database migrations, then exit.').action(async () => {
+    const { config, log } = lazy(false);
+    await withApp(config, log, async () => io.out('Database is up to date.'));
+  });
+
+  program
+    .command('workflows')
+    .description('List workflows and their inputs.')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) => {
+      const config = loadConfig(env);
+      const registry = buildRegistry(loadProjectConfig(config.projectConfigPath));
+      const list = registry.latest().map((w) => ({
+        name: w.name,
+        version: w.version,
+        description: w.description,
+        input: describeInput(w.input),
+      }));
+      if (opts.json) return io.out(JSON.stringify(list, null, 2));
+      for (const w of list) {
+        io.out(`${w.name} (v${w.version}): ${w.description}`);
+        for (const f of w.input) io.out(`    ${f.name}${f.required ? '' : '?'}  ${f.description ?? ''}`.trimEnd());
+      }
+    });
+
+  program
+    .command('run')
+    .description('Start a run: tollgate run <workflow> key=value ...')
+    .argument('<workflow>')
+    .argument('[params...]', 'inputs as key=value')
+    .option('--as <principal>', 'requester, e.g. slack:T123:U456 (default: this OS user)')
+    .option('--wait', 'wait until the run ends and print its timeline')
+    .option('--json', 'print JSON')
+    .action(async (workflow: string, params: string[], opts: { as?: string; wait?: boolean; json?: boolean }) => {
+      const { config, log } = lazy(true);
+      const input = parseKeyValues(params);
+      await withApp(config, log, async (app) => {
+        const run = await app.runtime.startRun({ workflow, input, requester: cliPrincipal(opts.as), origin: { kind: 'cli' } });
+        if (!opts.wait) {
+          if (opts.json) io.out(JSON.stringify({ id: run.id, status: run.status }));
+          else io.out(`${run.id} queued (${run.workflow}@v${run.workflow_version}). Follow it with: tollgate runs show ${run.id}`);
+          return;
+        }
+        for (;;) {
+          const detail = await app.runtime.getRun(run.id);
+          if (isTerminal(detail.run.status)) {
+            io.out(opts.json ? JSON.stringify(detail) : formatTimeline(detail));
+            if (detail.run.status !== 'succeeded') process.exitCode = 1;
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      });
+    });
+
+  const runs = program.command('runs').description('Inspect and steer runs.');
+  runs
+    .command('list')
+    .option('--status <status>', 'only runs with this status')
+    .option('--workflow <name>', 'only runs of this workflow')
+    .option('--limit <n>', 'how many', '20')
+    .option('--json', 'print JSON')
+    .action(async (opts: { status?: RunStatus; workflow?: string; limit: string; json?: boolean }) => {
+      const { config, log } = lazy(true);
+      await withApp(config, log, async (app) => {
+        const list = await app.runtime.listRuns({ status: opts.status, workflow: opts.workflow, limit: Number(opts.limit) });
+        io.out(opts.json ? JSON.stringify(list, null, 2) : formatRunList(list));
+      });
+    });
+  runs
+    .command('show')
+    .argument('<id>')
+    .option('--json', 'print JSON (run, steps, events)')
+    .action(async (id: string, opts: { json?: boolean }) => {
+      const { config, log } = lazy(true);
+      await withApp(config, log, async (app) => {
+        const detail = await app.runtime.getRun(id);
+        io.out(opts.json ? JSON.stringify(detail, null, 2) : formatTimeline(detail));
+      });
+    });
+  runs
+    .command('cancel')
+    .argument('<id>')
+    .option('--as <principal>', 'who cancels (default: this OS user)')
+    .action(async (id: string, opts: { as?: string }) => {
+      const { config, log } = lazy(true);
+      await withApp(config, log, async (app) => {
+        await app.runtime.cancel(id, cliPrincipal(opts.as));
+        io.out(`Cancellation of ${id} requested; it stops at its next step boundary and undoes completed steps that have a compensation.`);
+      });
+    });
+  runs
+    .command('retry')
+    .argument('<id>')
+    .option('--as <principal>', 'who retries (default: this OS user)')
+    .action(async (id: string, opts: { as?: string }) => {
+      const { config, log } = lazy(true);
+      await withApp(config, log, async (app) => {
+        await app.runtime.retry(id, cliPrincipal(opts.as));
+        io.out(`${id} queued again; it resumes at the step that failed.`);
+      });
+    });
+
+  return program;
+}
+
+export function describeInput(schema: unknown): { name: string; required: boolean; description?: string }[] {
+  const shape = (schema as { shape?: Record<string, { isOptional?: () => boolean; description?: string }> }).shape;
+  if (!shape) return [];
+  return Object.entries(shape).map(([name, field]) => ({
+    name,
+    required: !(field.isOptional?.() ?? false),
+    description: field.description,
+  }));
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const io: Io = { out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`), err: (s) => process.stderr.write(s) };
+  const program = buildCli(io);
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') return 0;
+    if (typeof code === 'string' && code.startsWith('commander.')) return 2;
+    if (isTollgateError(e) || e instanceof CommandSyntaxError) {
+      io.err(`${e.message}\n`);
+      return 1;
+    }
+    io.err(`${(e as Error).stack ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+// Run when executed directly (tsx src/cli/main.ts …, bin/tollgate.js).
+if (process.argv[1] && /cli[\\/]main\.ts$/.test(process.argv[1])) {
+  main(process.argv).then((code) => process.exit(code));
+}

@@ -1,0 +1,199 @@
+/**
+ * Configuration: every environment variable Tollgate reads, parsed once with zod into a typed,
+ * deep-frozen object.
+ *
+ * Nothing else in `src/`, `bots/` or `jobs/` reads `process.env`; they receive this object. A bad
+ * value stops start-up with one message naming the variable, the value found and what is expected
+ * (connection strings and secrets are masked in that message).
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { TollgateError } from './errors.ts';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+const envSchema = z.object({
+  DATABASE_URL: z.string().url().optional(),
+  TOLLGATE_DATA_DIR: z.string().min(1).default('./.tollgate'),
+  /** Port of the embedded PostgreSQL; 0 picks a free one (found again by CLI commands through the data dir). */
+  TOLLGATE_PG_PORT: port.default(0),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: port.default(3000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** 'json' | 'pretty'; unset: pretty in a terminal, JSON otherwise. */
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
+  TOLLGATE_CONFIG: z.string().min(1).optional(),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(10),
+  /** How often a worker looks for jobs scheduled in the future (sleeps, retries, expiries). */
+  WORKER_POLL_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),
+  /** A worker whose heartbeat is older than this is dead: its jobs are unlocked for others. */
+  WORKER_DEAD_AFTER_MS: z.coerce.number().int().min(1000).default(15000),
+  PG_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(20),
+
+  SLACK_SIGNING_SECRET: z.string().min(1).optional(),
+  SLACK_BOT_TOKEN: z.string().min(1).optional(),
+  SLACK_APP_TOKEN: z.string().min(1).optional(),
+  SLACK_API_URL: z.string().url().optional(),
+
+  MicrosoftAppId: z.string().optional(),
+  MicrosoftAppPassword: z.string().optional(),
+  MicrosoftAppType: z.enum(['MultiTenant', 'SingleTenant', 'UserAssignedMsi']).optional(),
+  MicrosoftAppTenantId: z.string().optional(),
+  TEAMS_ALLOW_UNAUTHENTICATED: bool.default(false),
+
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  OPENAI_BASE_URL: z.string().url().optional(),
+  TOLLGATE_MODEL: z.string().min(1).optional(),
+});
+
+export type EnvConfig = z.infer<typeof envSchema>;
+
+export interface Config {
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly embeddedPgPort: number;
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: EnvConfig['LOG_LEVEL'];
+  readonly logFormat: 'json' | 'pretty' | undefined;
+  readonly projectConfigPath: string | undefined;
+  readonly worker: {
+    readonly concurrency: number;
+    readonly pollIntervalMs: number;
+    readonly deadAfterMs: number;
+  };
+  readonly pgPoolSize: number;
+  readonly slack: {
+    readonly signingSecret: string | undefined;
+    readonly botToken: string | undefined;
+    readonly appToken: string | undefined;
+    readonly apiUrl: string | undefined;
+  };
+  readonly teams: {
+    readonly appId: string | undefined;
+    readonly appPassword: string | undefined;
+    readonly appType: EnvConfig['MicrosoftAppType'];
+    readonly appTenantId: string | undefined;
+    readonly allowUnauthenticated: boolean;
+    /** botbuilder's own keys, passed through untouched to ConfigurationBotFrameworkAuthentication. */
+    readonly botFrameworkSettings: Readonly<Record<string, string>>;
+  };
+  readonly model: {
+    readonly apiKey: string | undefined;
+    readonly baseUrl: string | undefined;
+    readonly name: string | undefined;
+  };
+}
+
+/** botbuilder settings that name endpoints; read as they are (see PROTOCOLS.md). */
+const BOT_FRAMEWORK_KEYS = [
+  'MicrosoftAppId',
+  'MicrosoftAppPassword',
+  'MicrosoftAppType',
+  'MicrosoftAppTenantId',
+  'ChannelService',
+  'ValidateAuthority',
+  'ToChannelFromBotLoginUrl',
+  'ToChannelFromBotOAuthScope',
+  'ToBotFromChannelTokenIssuer',
+  'OAuthUrl',
+  'ToBotFromChannelOpenIdMetadataUrl',
+  'ToBotFromEmulatorOpenIdMetadataUrl',
+  'CallerId',
+] as const;
+
+const SECRET_NAMES = /SECRET|TOKEN|PASSWORD|KEY|DATABASE_URL/i;
+
+/** Shows a value in an error message without leaking a secret or a connection string's password. */
+export function maskValue(name: string, value: unknown): string {
+  if (value === undefined) return '(unset)';
+  const s = String(value);
+  if (name === 'DATABASE_URL') return s.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
+  if (SECRET_NAMES.test(name)) return s.length <= 4 ? '***' : `${s.slice(0, 2)}***(${s.length} chars)`;
+  return JSON.stringify(s);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** Parses the environment. Throws a TollgateError (TG_CONFIG_INVALID) naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings mean "unset": `FOO= npm start` should not count as a value.
+  const cleaned: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') cleaned[k] = v;
+
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? '?');
+      return `${name}: got ${maskValue(name, cleaned[name])}; expected ${describeExpectation(issue)}`;
+    });
+    throw new TollgateError(
+      'TG_CONFIG_INVALID',
+      `Invalid configuration. Fix these environment variables and start again:\n  ${lines.join('\n  ')}`,
+    );
+  }
+  const e = parsed.data;
+  const botFrameworkSettings: Record<string, string> = {};
+  for (const key of BOT_FRAMEWORK_KEYS) {
+    const v = cleaned[key];
+    if (v !== undefined) botFrameworkSettings[key] = v;
+  }
+  return deepFreeze<Config>({
+    databaseUrl: e.DATABASE_URL,
+    dataDir: path.resolve(e.TOLLGATE_DATA_DIR),
+    embeddedPgPort: e.TOLLGATE_PG_PORT,
+    host: e.HOST,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
+    projectConfigPath: e.TOLLGATE_CONFIG ? path.resolve(e.TOLLGATE_CONFIG) : undefined,
+    worker: {
+      concurrency: e.WORKER_CONCURRENCY,
+      pollIntervalMs: e.WORKER_POLL_INTERVAL_MS,
+      deadAfterMs: e.WORKER_DEAD_AFTER_MS,
+    },
+    pgPoolSize: e.PG_POOL_SIZE,
+    slack: {
+      signingSecret: e.SLACK_SIGNING_SECRET,
+      botToken: e.SLACK_BOT_TOKEN,
+      appToken: e.SLACK_APP_TOKEN,
+      apiUrl: e.SLACK_API_URL,
+    },
+    teams: {
+      appId: e.MicrosoftAppId,
+      appPassword: e.MicrosoftAppPassword,
+      appType: e.MicrosoftAppType,
+      appTenantId: e.MicrosoftAppTenantId,
+      allowUnauthenticated: e.TEAMS_ALLOW_UNAUTHENTICATED,
+      botFrameworkSettings,
+    },
+    model: { apiKey: e.OPENAI_API_KEY, baseUrl: e.OPENAI_BASE_URL, name: e.TOLLGATE_MODEL },
+  });
+}
+
+function describeExpectation(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_value':
+      return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'invalid_format':
+      return issue.format === 'url' ? 'a URL such as postgres://user:pass@host:5432/db' : `a ${issue.format}`;
+    case 'too_small':
+      return `a value >= ${String(issue.minimum)}`;
+    case 'too_big':
+      return `a value <= ${String(issue.maximum)}`;
+    case 'invalid_type':
+      return issue.expected === 'number' ? 'a number' : `a ${issue.expected}`;
+    default:
+      return issue.message;
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Opens Tollgate's database: `DATABASE_URL` when set, otherwise the embedded PostgreSQL under
+ * `TOLLGATE_DATA_DIR` (database `tollgate`, created on first use). Returns one pg Pool shared by
+ * the runtime, the HTTP server and Graphile Worker, and a `close()` that ends the pool and then
+ * stops the embedded server if this process started it.
+ */
+import pg from 'pg';
+import type { Config } from '../config.ts';
+import { TollgateError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { startEmbeddedPostgres, withDatabase, type EmbeddedServer } from './embedded.ts';
+
+export interface Database {
+  readonly pool: pg.Pool;
+  readonly url: string;
+  readonly embedded: EmbeddedServer | undefined;
+  close(): Promise<void>;
+}
+
+/** Creates `name` on the server of `maintenanceUrl` unless it exists. */
+export async function ensureDatabase(maintenanceUrl: string, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: maintenanceUrl });
+  await client.connect();
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (found.rowCount === 0) {
+      await client.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`).catch((e: { code?: string }) => {
+        if (e.code !== '42P04' && e.code !== '23505') throw e; // created meanwhile by another process
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+export function createPool(url: string, max: number, log: Logger): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000 });
+  // An idle client losing its connection (database restart) must not crash the process.
+  pool.on('error', (err) => log.warn({ err: err.message }, 'idle PostgreSQL connection lost'));
+  // A checked-out client whose connection drops emits 'error' on the client; unhandled, it kills the process.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
+  });
+  return pool;
+}
+
+export async function openDatabase(config: Config, log: Logger): Promise<Database> {
+  let embedded: EmbeddedServer | undefined;
+  let url = config.databaseUrl;
+  if (!url) {
+    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPgPort, log });
+    await ensureDatabase(embedded.url, 'tollgate');
+    url = withDatabase(embedded.url, 'tollgate');
+  }
+  const pool = createPool(url, config.pgPoolSize, log);
+  try {
+    await pool.query('SELECT 1');
+  } catch (e) {
+    await pool.end().catch(() => {});
+    await embedded?.stop();
+    throw new TollgateError(
+      'TG_DB_UNREACHABLE',
+      `Cannot connect to PostgreSQL at ${maskUrl(url)}: ${(e as Error).message}. ` +
+        'Check DATABASE_URL (or unset it to use the embedded database).',
+      {},
+      { cause: e },
+    );
+  }
+  let closed = false;
+  return {
+    pool,
+    url,
+    embedded,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await pool.end().catch(() => {});
+      await embedded?.stop();
+    },
+  };
+}
+
+export function maskUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
+}

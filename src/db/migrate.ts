@@ -1,0 +1,62 @@
+/**
+ * Schema migrations: our SQL files in `migrations/` (six-digit numbered, append-only, applied by
+ * node-pg-migrate, each in its own transaction, under an advisory lock so concurrent starts are
+ * safe), then Graphile Worker's own schema.
+ *
+ * Refuses to run when the database has migrations this code does not know (it was migrated by a
+ * newer Tollgate): running old code on a newer schema is how data gets corrupted.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readdirSync } from 'node:fs';
+import type pg from 'pg';
+import { runner } from 'node-pg-migrate';
+import { runMigrations as runWorkerMigrations } from 'graphile-worker';
+import { TollgateError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+
+export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+const TABLE = 'migrations';
+const SCHEMA = 'tollgate';
+
+export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
+  const known = readdirSync(MIGRATIONS_DIR)
+    .filter((f) => f.endsWith('.sql'))
+    .map((f) => f.replace(/\.sql$/, ''));
+
+  const client = await pool.connect();
+  try {
+    const applied = await client
+      .query<{ name: string }>(`SELECT name FROM ${SCHEMA}.${TABLE} ORDER BY id`)
+      .then((r) => r.rows.map((row) => row.name))
+      .catch((e: { code?: string }) => {
+        if (e.code === '42P01' || e.code === '3F000') return [] as string[]; // no table/schema yet
+        throw e;
+      });
+    const unknown = applied.filter((name) => !known.includes(name));
+    if (unknown.length > 0) {
+      throw new TollgateError(
+        'TG_DB_AHEAD',
+        `The database was migrated by a newer Tollgate: it has ${unknown.join(', ')}, which this code does not know. ` +
+          'Run the newer version, or restore a backup taken before the upgrade.',
+        { unknown },
+      );
+    }
+    const ran = await runner({
+      dbClient: client,
+      dir: MIGRATIONS_DIR,
+      direction: 'up',
+      migrationsTable: TABLE,
+      migrationsSchema: SCHEMA,
+      createMigrationsSchema: true,
+      checkOrder: true,
+      singleTransaction: false,
+      log: (msg: string) => log.debug({ migration: msg }, 'migrate'),
+    });
+    for (const m of ran) log.info({ migration: m.name }, 'applied migration');
+    await runWorkerMigrations({ pgPool: pool, logger: undefined });
+    return ran.map((m) => m.name);
+  } finally {
+    client.release();
+  }
+}

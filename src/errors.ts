@@ -1,0 +1,108 @@
+/**
+ * Tollgate's error registry: every error we raise on purpose has a stable `TG_*` code, so logs,
+ * CLI exits and chat replies can be matched on it, and a message written for people (what
+ * happened, why, how to fix it, with the value found).
+ *
+ * Some classes steer the runtime: `NonRetriableError` ends a step without more attempts,
+ * `RetryAfterError` sets the next attempt's delay, `NondeterminismError` fails a run whose replay
+ * no longer matches its journal.
+ */
+
+export const ERROR_CODES = {
+  TG_CONFIG_INVALID: 'An environment variable or the project configuration file has a bad value.',
+  TG_DB_UNREACHABLE: 'PostgreSQL could not be reached.',
+  TG_DB_AHEAD: 'The database has migrations this code does not know.',
+  TG_WORKFLOW_UNKNOWN: 'No workflow with that name (or version) is registered.',
+  TG_WORKFLOW_DUPLICATE: 'A workflow with that name and version is already registered.',
+  TG_INPUT_INVALID: "A run's input does not match its workflow's input schema.",
+  TG_RUN_NOT_FOUND: 'No run with that id.',
+  TG_RUN_STATE: 'The run is not in a state that allows this action.',
+  TG_NONDETERMINISM: "A replay's steps no longer match the run's journal.",
+  TG_STEP_FAILED: 'A step failed for good (all attempts used, or a non-retriable error).',
+  TG_STEP_TIMEOUT: 'A step attempt ran longer than its timeout.',
+  TG_NON_RETRIABLE: 'A step asked not to be retried.',
+  TG_RETRY_AFTER: 'A step asked to be retried after a given delay.',
+  TG_RUN_CANCELLED: 'The run was cancelled.',
+  TG_INTERNAL: 'An unexpected error.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class TollgateError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>>;
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** Thrown inside a step: fail this step now, with no further attempts. */
+export class NonRetriableError extends TollgateError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('TG_NON_RETRIABLE', message, {}, options);
+  }
+}
+
+/** Thrown inside a step: try again, but not before `delayMs`. */
+export class RetryAfterError extends TollgateError {
+  readonly delayMs: number;
+  constructor(message: string, delayMs: number, options?: ErrorOptions) {
+    super('TG_RETRY_AFTER', message, { delayMs }, options);
+    this.delayMs = delayMs;
+  }
+}
+
+export class StepTimeoutError extends TollgateError {
+  constructor(step: string, timeoutMs: number) {
+    super('TG_STEP_TIMEOUT', `Step "${step}" timed out after ${timeoutMs} ms.`, { step, timeoutMs });
+  }
+}
+
+export class NondeterminismError extends TollgateError {
+  constructor(runId: string, index: number, expected: string, found: string) {
+    super(
+      'TG_NONDETERMINISM',
+      `Run ${runId} is not deterministic: step #${index} is "${found}" on replay but the journal recorded "${expected}". ` +
+        'The workflow code changed under a running run, or it branches on something that is not a step ' +
+        '(Date.now(), Math.random(), I/O). Use ctx.now(), ctx.randomUUID() and ctx.step(), or register the change as a new workflow version.',
+      { runId, index, expected, found },
+    );
+  }
+}
+
+/** What the workflow sees when a step has failed for good; carries the step's recorded error. */
+export class StepFailedError extends TollgateError {
+  constructor(step: string, attempts: number, cause: SerializedError) {
+    super('TG_STEP_FAILED', `Step "${step}" failed after ${attempts} attempt(s): ${cause.message}`, { step, attempts, cause });
+  }
+}
+
+export function isTollgateError(e: unknown): e is TollgateError {
+  return e instanceof TollgateError;
+}
+
+/** An error as stored in the journal: JSON, with a bounded cause chain. */
+export interface SerializedError {
+  name: string;
+  message: string;
+  code?: string;
+  details?: Record<string, unknown>;
+  stack?: string;
+  cause?: SerializedError;
+}
+
+export function serializeError(e: unknown, depth = 0): SerializedError {
+  if (e instanceof Error) {
+    const out: SerializedError = { name: e.name, message: e.message };
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') out.code = code;
+    if (e instanceof TollgateError && Object.keys(e.details).length > 0) out.details = { ...e.details };
+    if (e.stack) out.stack = e.stack.split('\n').slice(0, 8).join('\n');
+    if (e.cause !== undefined && depth < 3) out.cause = serializeError(e.cause, depth + 1);
+    return out;
+  }
+  return { name: 'NonError', message: typeof e === 'string' ? e : JSON.stringify(e) ?? String(e) };
+}

@@ -1,0 +1,78 @@
+/**
+ * The command grammar shared by the CLI, Slack's `/tollgate` and Teams messages:
+ * `run <workflow> [key=value ...]`, `status <run-id>`, `runs`, `approvals`, `retry <run-id>`,
+ * `cancel <run-id>`, `workflows`, `help`. Values may be quoted: `reason="new laptops"`.
+ */
+export type Command =
+  | { kind: 'run'; workflow: string; params: Record<string, string> }
+  | { kind: 'status'; runId: string }
+  | { kind: 'runs' }
+  | { kind: 'approvals' }
+  | { kind: 'retry'; runId: string }
+  | { kind: 'cancel'; runId: string }
+  | { kind: 'workflows' }
+  | { kind: 'help' }
+  | { kind: 'text'; text: string };
+
+export class CommandSyntaxError extends Error {}
+
+/** Splits on whitespace, keeping quoted runs ("…", '…', “…”) together. */
+export function tokenize(text: string): string[] {
+  const tokens: string[] = [];
+  let cur = '';
+  let quote: string | null = null;
+  let has = false;
+  const closing: Record<string, string> = { '"': '"', "'": "'", '\u201c': '\u201d', '\u2018': '\u2019' };
+  for (const ch of text) {
+    if (quote) {
+      if (ch === closing[quote]) quote = null;
+      else cur += ch;
+    } else if (ch in closing) {
+      quote = ch;
+      has = true;
+    } else if (/\s/.test(ch)) {
+      if (has || cur) tokens.push(cur);
+      cur = '';
+      has = false;
+    } else {
+      cur += ch;
+      has = true;
+    }
+  }
+  if (quote) throw new CommandSyntaxError(`A quote (${quote}) is not closed. Close it, e.g. reason="new laptops".`);
+  if (has || cur) tokens.push(cur);
+  return tokens;
+}
+
+export function parseKeyValues(tokens: string[]): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const t of tokens) {
+    const eq = t.indexOf('=');
+    if (eq <= 0) {
+      throw new CommandSyntaxError(`"${t}" is not a key=value parameter. Write parameters as key=value, e.g. amount=1200.`);
+    }
+    params[t.slice(0, eq)] = t.slice(eq + 1);
+  }
+  return params;
+}
+
+const RUN_ID_COMMANDS = new Set(['status', 'retry', 'cancel']);
+
+export function parseCommand(text: string): Command {
+  const tokens = tokenize(text.trim());
+  const [head, ...rest] = tokens;
+  const verb = head?.toLowerCase();
+  if (!verb || verb === 'help') return { kind: 'help' };
+  if (verb === 'run') {
+    const [workflow, ...params] = rest;
+    if (!workflow) throw new CommandSyntaxError('Say which workflow to run: `run <workflow> key=value ...` (see `workflows`).');
+    return { kind: 'run', workflow, params: parseKeyValues(params) };
+  }
+  if (RUN_ID_COMMANDS.has(verb)) {
+    const runId = rest[0];
+    if (!runId) throw new CommandSyntaxError(`Say which run: \`${verb} <run-id>\` (run ids look like run_01j…).`);
+    return { kind: verb as 'status' | 'retry' | 'cancel', runId };
+  }
+  if (verb === 'runs' || verb === 'approvals' || verb === 'workflows') return { kind: verb };
+  return { kind: 'text', text: text.trim() };
+}

@@ -1,0 +1,54 @@
+/**
+ * The project configuration file named by `TOLLGATE_CONFIG` (JSON): groups of principals,
+ * operators (who may retry or cancel any run) and per-workflow settings. Parsed once with zod and
+ * frozen; a bad file stops start-up with the path and the field that is wrong.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { TollgateError } from './errors.ts';
+import { parsePrincipal } from './principals.ts';
+
+const principalString = z.string().superRefine((s, ctx) => {
+  try {
+    parsePrincipal(s);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+});
+
+export const projectConfigSchema = z.object({
+  groups: z.record(z.string(), z.array(principalString)).default({}),
+  operators: z.array(principalString).default([]),
+  workflows: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+  tools: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+});
+
+export type ProjectConfig = z.infer<typeof projectConfigSchema>;
+
+export const EMPTY_PROJECT_CONFIG: ProjectConfig = Object.freeze({ groups: {}, operators: [], workflows: {}, tools: {} });
+
+export function parseProjectConfig(value: unknown, source = 'project configuration'): ProjectConfig {
+  const parsed = projectConfigSchema.safeParse(value);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(top level)'}: ${i.message}`);
+    throw new TollgateError('TG_CONFIG_INVALID', `${source} is invalid:\n  ${lines.join('\n  ')}`);
+  }
+  return Object.freeze(parsed.data);
+}
+
+export function loadProjectConfig(path: string | undefined): ProjectConfig {
+  if (!path) return EMPTY_PROJECT_CONFIG;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new TollgateError('TG_CONFIG_INVALID', `TOLLGATE_CONFIG names ${path}, which cannot be read: ${(e as Error).message}.`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new TollgateError('TG_CONFIG_INVALID', `TOLLGATE_CONFIG file ${path} is not valid JSON: ${(e as Error).message}.`);
+  }
+  return parseProjectConfig(json, `TOLLGATE_CONFIG file ${path}`);
+}

@@ -1,0 +1,463 @@
+/**
+ * The executor: advances one run by replaying its workflow against the journal.
+ *
+ * General notes
+ * - One executor per run (invariant 2). `advance()` first takes a session-level advisory lock on
+ *   the run, on a connection it keeps for the whole advance, and writes every journal row through
+ *   that same connection. If the process dies, PostgreSQL drops the connection and the lock with
+ *   it; if the connection is lost, so is the ability to write: the lock fences the writes. A
+ *   second advance of the same run waits for the lock (bounded) and then re-reads the state, so a
+ *   wake-up that lands while another executor is finishing is never lost.
+ * - Replay: the workflow function runs from the top. Each `ctx.step` takes its index from a
+ *   counter before any `await`; a journal row at that index must carry the same name (else
+ *   NondeterminismError). Completed steps return their recorded output; the first unfinished
+ *   one executes, its start and result each committed (with their events) before it returns.
+ * - Waiting (a sleep, a retry backoff, later an approval) ends the advance: the run is marked
+ *   waiting, a timer job is scheduled, and no worker is held. Short waits (<= inlineWaitMaxMs)
+ *   are slept in-process instead, after being recorded, because a scheduled job is only found by
+ *   polling.
+ * - Failure for good, or cancellation, runs the compensations of completed steps in reverse
+ *   order, each recorded in the journal and retried like a step.
+ *
+ * The executor never decides who may do what; approvals and tools enforce that before a step.
+ */
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import {
+  NondeterminismError,
+  NonRetriableError,
+  RetryAfterError,
+  StepFailedError,
+  StepTimeoutError,
+  TollgateError,
+  serializeError,
+  type SerializedError,
+} from '../errors.ts';
+import type { Logger } from '../log.ts';
+import * as journal from './journal.ts';
+import { isTerminalStatus as isTerminal } from './journal.ts';
+import type { Queryable, RunRow, StepRow } from './journal.ts';
+import type { WorkflowRegistry } from './registry.ts';
+import { nextDelayMs, resolveRetry, type ResolvedRetry } from './retry.ts';
+import {
+  parseDuration,
+  type CompensationContext,
+  type Duration,
+  type StepContext,
+  type StepOptions,
+  type WorkflowContext,
+  type WorkflowDefinition,
+} from './workflow.ts';
+
+export interface ExecutorOptions {
+  pool: pg.Pool;
+  registry: WorkflowRegistry;
+  log: Logger;
+  /** Waits up to this long are slept in-process (after being recorded) instead of suspending. */
+  inlineWaitMaxMs?: number;
+  /** How long a second advance of a busy run waits for the lock before leaving it to the holder. */
+  lockWaitMs?: number;
+}
+
+export type AdvanceOutcome = 'finished' | 'waiting' | 'busy' | 'not-found' | 'already-finished';
+
+/** Thrown through the workflow when the run must stop here and wait. */
+class Suspend {
+  constructor(
+    readonly reason: string,
+    readonly wakeAt: Date | null,
+  ) {}
+}
+/** Thrown through the workflow when the run was cancelled. */
+class Cancelled {}
+
+interface Compensation {
+  idx: number;
+  name: string;
+  output: unknown;
+  fn: NonNullable<StepOptions['compensate']>;
+  retry: ResolvedRetry;
+  row: StepRow | undefined;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+
+/** JSON round trip, so a live result equals what a replay will read back. */
+function asJson<T>(value: T): T {
+  return value === undefined ? value : (JSON.parse(JSON.stringify(value)) as T);
+}
+
+export class Executor {
+  readonly #pool: pg.Pool;
+  readonly #registry: WorkflowRegistry;
+  readonly #log: Logger;
+  readonly #inlineWaitMaxMs: number;
+  readonly #lockWaitMs: number;
+
+  constructor(opts: ExecutorOptions) {
+    this.#pool = opts.pool;
+    this.#registry = opts.registry;
+    this.#log = opts.log;
+    this.#inlineWaitMaxMs = opts.inlineWaitMaxMs ?? 2000;
+    this.#lockWaitMs = opts.lockWaitMs ?? 10_000;
+  }
+
+  /** Advances the run as far as it can go now. Safe to call any number of times, concurrently. */
+  async advance(runId: string, executorId: string, signal?: AbortSignal): Promise<AdvanceOutcome> {
+    const client = await this.#pool.connect();
+    let broken: Error | undefined;
+    try {
+      if (!(await this.#lock(client, runId))) return 'busy';
+      try {
+        return await this.#execute(client, runId, executorId, signal ?? new AbortController().signal);
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [runId]).catch((e: Error) => {
+          broken = e;
+        });
+      }
+    } catch (e) {
+      if ((e as { code?: string }).code === undefined && !(e instanceof TollgateError)) broken = e as Error;
+      throw e;
+    } finally {
+      // A client whose connection failed must not go back to the pool holding a lock.
+      client.release(broken);
+    }
+  }
+
+  async #lock(client: pg.PoolClient, runId: string): Promise<boolean> {
+    const tried = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [runId]);
+    if (tried.rows[0]?.ok) return true;
+    // Another executor holds the run. Wait for it: if it is about to let go, this advance must
+    // see what woke it. If it holds on past the wait, it is mid-step and will re-read the state
+    // itself before it finishes.
+    try {
+      await client.query(`SET lock_timeout = ${Math.floor(this.#lockWaitMs)}`);
+      await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [runId]);
+      return true;
+    } catch (e) {
+      if ((e as { code?: string }).code === '55P03') return false;
+      throw e;
+    } finally {
+      await client.query('RESET lock_timeout');
+    }
+  }
+
+  async #execute(q: pg.PoolClient, runId: string, executorId: string, signal: AbortSignal): Promise<AdvanceOutcome> {
+    const claim = await journal.claimRun(q, runId, executorId, this.#registry.keys());
+    if (!claim.run) return 'not-found';
+    if (!claim.previous) {
+      if (isTerminal(claim.run.status)) return 'already-finished';
+      // Not runnable here: this worker lacks the run's workflow version (a rolling deploy, or a
+      // worker with other workflows). The job fails and is retried, by a worker that has it.
+      this.#registry.get(claim.run.workflow, claim.run.workflow_version);
+      throw new TollgateError('TG_WORKFLOW_UNKNOWN', `Run ${runId} could not be claimed (status ${claim.run.status}).`, { runId });
+    }
+    const run = claim.run;
+    const log = this.#log.child({ runId, workflow: run.workflow, version: run.workflow_version });
+    if (claim.previous === 'running' || claim.previous === 'compensating') log.warn({ recoveryAttempts: run.recovery_attempts }, 'resuming an interrupted run');
+    const def = this.#registry.get(run.workflow, run.workflow_version);
+
+    const steps = await journal.loadSteps(q, runId);
+    const cancelling = run.cancel_requested_at !== null || run.status === 'compensating';
+    const replay = new Replay(q, run, def, steps, log, signal, this.#inlineWaitMaxMs, cancelling);
+    let outcome: { kind: 'ok'; output: unknown } | { kind: 'error'; error: unknown };
+    try {
+      const output = await def.run(replay.context);
+      outcome = replay.stopped ? { kind: 'error', error: replay.stopped } : { kind: 'ok', output };
+    } catch (e) {
+      outcome = { kind: 'error', error: replay.stopped ?? e };
+    }
+    await replay.flush();
+
+    if (outcome.kind === 'ok') {
+      const leftover = steps.find((s) => s.idx >= replay.counter);
+      if (leftover) {
+        outcome = { kind: 'error', error: new NondeterminismError(runId, leftover.idx, leftover.name, '(end of workflow)') };
+      } else {
+        await journal.finishRun(q, runId, 'succeeded', { output: asJson(outcome.output) ?? null });
+        log.info('run succeeded');
+        return 'finished';
+      }
+    }
+    const err = outcome.error;
+    if (err instanceof Suspend) {
+      await journal.suspendRun(q, runId, err.reason, err.wakeAt);
+      log.debug({ reason: err.reason, wakeAt: err.wakeAt }, 'run waiting');
+      return 'waiting';
+    }
+    const cancelled = err instanceof Cancelled;
+    const error: SerializedError | undefined = cancelled ? undefined : serializeError(err);
+    if (!cancelled) log.warn({ err: error }, 'run failed');
+    return this.#compensateAndEnd(q, run, replay, log, cancelled, error);
+  }
+
+  async #compensateAndEnd(
+    q: Queryable,
+    run: RunRow,
+    replay: Replay,
+    log: Logger,
+    cancelled: boolean,
+    error: SerializedError | undefined,
+  ): Promise<AdvanceOutcome> {
+    const todo = replay.compensations.filter((c) => c.row?.status !== 'compensated').reverse();
+    if (todo.length === 0) {
+      await journal.finishRun(q, run.id, cancelled ? 'cancelled' : 'failed', { error: error ?? null });
+      return 'finished';
+    }
+    await q.query(
+      `WITH r AS (UPDATE tollgate.runs SET status = 'compensating', error = coalesce($2, error), updated_at = now() WHERE id = $1 AND status <> 'compensating' RETURNING id)
+       INSERT INTO tollgate.events (run_id, type, payload) SELECT id, 'run.compensating', jsonb_build_object('steps', $3::int, 'reason', $4::text) FROM r`,
+      [run.id, error ? JSON.stringify(error) : null, todo.length, cancelled ? 'cancelled' : 'failed'],
+    );
+    for (const c of todo) {
+      const ok = await this.#runCompensation(q, run, c, log);
+      if (!ok) {
+        const e = new TollgateError(
+          'TG_STEP_FAILED',
+          `Compensation of step "${c.name}" failed after ${c.retry.maxAttempts} attempt(s); the run's effects are only partly undone. ` +
+            'A person must finish the undo by hand (see the step error in `tollgate runs show`).',
+          { runId: run.id, step: c.name },
+        );
+        await journal.finishRun(q, run.id, 'compensation_failed', { error: { ...serializeError(e), cause: error } });
+        log.error({ step: c.name }, 'compensation failed: needs a person');
+        return 'finished';
+      }
+    }
+    await journal.finishRun(q, run.id, cancelled ? 'cancelled' : 'compensated', { error: error ?? null });
+    return 'finished';
+  }
+
+  async #runCompensation(q: Queryable, run: RunRow, c: Compensation, parentLog: Logger): Promise<boolean> {
+    const log = parentLog.child({ step: c.name, compensation: true });
+    for (let attempt = 1; attempt <= c.retry.maxAttempts; attempt++) {
+      await q.query(
+        `WITH s AS (UPDATE tollgate.steps SET status = 'compensating', updated_at = now() WHERE run_id = $1 AND idx = $2 RETURNING run_id, idx)
+         INSERT INTO tollgate.events (run_id, type, step_idx, payload) SELECT run_id, 'step.compensating', idx, jsonb_build_object('step', $3::text, 'attempt', $4::int) FROM s`,
+        [run.id, c.idx, c.name, attempt],
+      );
+      const ac = new AbortController();
+      const ctx: CompensationContext = {
+        runId: run.id,
+        step: c.name,
+        attempt,
+        idempotencyKey: `${run.id}:${c.idx}:undo`,
+        signal: ac.signal,
+        log,
+        output: c.output,
+      };
+      try {
+        await c.fn(ctx);
+        await q.query(
+          `WITH s AS (UPDATE tollgate.steps SET status = 'compensated', updated_at = now() WHERE run_id = $1 AND idx = $2 RETURNING run_id, idx)
+           INSERT INTO tollgate.events (run_id, type, step_idx, payload) SELECT run_id, 'step.compensated', idx, jsonb_build_object('step', $3::text, 'attempt', $4::int) FROM s`,
+          [run.id, c.idx, c.name, attempt],
+        );
+        return true;
+      } catch (e) {
+        const last = attempt >= c.retry.maxAttempts || e instanceof NonRetriableError;
+        await q.query(
+          `WITH s AS (UPDATE tollgate.steps SET status = $5, error = $4, updated_at = now() WHERE run_id = $1 AND idx = $2 RETURNING run_id, idx)
+           INSERT INTO tollgate.events (run_id, type, step_idx, payload) SELECT run_id, 'step.compensation_failed', idx,
+             jsonb_build_object('step', $3::text, 'attempt', $6::int, 'final', $7::boolean, 'error', $4::jsonb) FROM s`,
+          [run.id, c.idx, c.name, JSON.stringify(serializeError(e)), last ? 'compensation_failed' : 'compensating', attempt, last],
+        );
+        log.warn({ err: e, attempt }, 'compensation attempt failed');
+        if (last) return false;
+        await sleep(nextDelayMs(c.retry, attempt, e));
+      }
+    }
+    return false;
+  }
+}
+
+/**
+ * One replay of one run: implements the workflow context against the journal.
+ */
+class Replay {
+  readonly context: WorkflowContext<unknown>;
+  counter = 0;
+  stopped: Suspend | Cancelled | NondeterminismError | undefined;
+  readonly compensations: Compensation[] = [];
+  readonly #q: Queryable;
+  readonly #run: RunRow;
+  readonly #journal: Map<number, StepRow>;
+  readonly #names = new Map<string, number>();
+  readonly #pendingValues: { idx: number; name: string; kind: string; output: unknown }[] = [];
+  readonly #log: Logger;
+  readonly #signal: AbortSignal;
+  readonly #inlineWaitMaxMs: number;
+  readonly #cancelling: boolean;
+
+  constructor(
+    q: Queryable,
+    run: RunRow,
+    def: WorkflowDefinition,
+    steps: StepRow[],
+    log: Logger,
+    signal: AbortSignal,
+    inlineWaitMaxMs: number,
+    cancelling: boolean,
+  ) {
+    this.#q = q;
+    this.#run = run;
+    this.#journal = new Map(steps.map((s) => [s.idx, s]));
+    this.#log = log;
+    this.#signal = signal;
+    this.#inlineWaitMaxMs = inlineWaitMaxMs;
+    this.#cancelling = cancelling;
+    this.context = {
+      runId: run.id,
+      workflow: def.name,
+      version: def.version,
+      input: run.input,
+      log,
+      step: (name, fn, options) => this.step(name, fn, options),
+      sleep: (name, duration) => this.sleep(name, duration),
+      now: () => new Date(this.value('now', 'now', () => new Date().toISOString()) as string),
+      randomUUID: () => this.value('uuid', 'uuid', () => randomUUID()) as string,
+    };
+  }
+
+  /** Claims the next index for `name` and checks it against the journal. Synchronous on purpose. */
+  #claim(name: string): { idx: number; name: string; row: StepRow | undefined } {
+    if (this.stopped) throw this.stopped;
+    const seen = (this.#names.get(name) ?? 0) + 1;
+    this.#names.set(name, seen);
+    const unique = seen === 1 ? name : `${name}:${seen}`;
+    const idx = this.counter++;
+    const row = this.#journal.get(idx);
+    if (row && row.name !== unique) {
+      this.stopped = new NondeterminismError(this.#run.id, idx, row.name, unique);
+      throw this.stopped;
+    }
+    return { idx, name: unique, row };
+  }
+
+  #stop(signal: Suspend | Cancelled): never {
+    this.stopped = signal;
+    throw signal;
+  }
+
+  value(kind: string, name: string, make: () => unknown): unknown {
+    const { idx, name: unique, row } = this.#claim(name);
+    if (row) return row.output;
+    const output = make();
+    this.#pendingValues.push({ idx, name: unique, kind, output });
+    return output;
+  }
+
+  /** Writes recorded values (`now`, `uuid`) before anything that depends on them becomes durable. */
+  async flush(): Promise<void> {
+    if (this.#pendingValues.length === 0) return;
+    const batch = this.#pendingValues.splice(0);
+    await journal.recordValues(this.#q, this.#run.id, batch);
+  }
+
+  async step<T>(name: string, fn: (ctx: StepContext) => Promise<T> | T, options: StepOptions = {}): Promise<T> {
+    const { idx, name: unique, row } = this.#claim(name);
+    const retry = resolveRetry(options.retry);
+    if (row?.status === 'succeeded' || row?.status === 'compensated' || row?.status === 'compensating' || row?.status === 'compensation_failed') {
+      if (options.compensate) {
+        this.compensations.push({ idx, name: unique, output: row.output, fn: options.compensate, retry: resolveRetry(options.compensateRetry ?? options.retry), row });
+      }
+      return row.output as T;
+    }
+    if (row?.status === 'failed') {
+      throw new StepFailedError(unique, row.attempts, row.error as SerializedError);
+    }
+    if (this.#cancelling) this.#stop(new Cancelled());
+
+    let attempt = (row?.attempts ?? 0) + 1;
+    let notBefore = row?.next_attempt_at ?? null;
+    const log = this.#log.child({ step: unique });
+    for (;;) {
+      if (notBefore) {
+        const wait = notBefore.getTime() - Date.now();
+        if (wait > this.#inlineWaitMaxMs) this.#stop(new Suspend('retry', notBefore));
+        if (wait > 0) await sleep(wait, this.#signal);
+        if (this.#signal.aborted) this.#stop(new Suspend('shutdown', new Date()));
+      }
+      await this.flush();
+      const started = await journal.startStepAttempt(this.#q, { runId: this.#run.id, idx, name: unique, kind: 'step', attempt });
+      if (started.cancelRequested) this.#stop(new Cancelled());
+      try {
+        const output = asJson(await this.#attempt(unique, idx, attempt, fn, options.timeoutMs, log));
+        await journal.succeedStep(this.#q, this.#run.id, idx, unique, output);
+        if (options.compensate) {
+          this.compensations.push({ idx, name: unique, output, fn: options.compensate, retry: resolveRetry(options.compensateRetry ?? options.retry), row: undefined });
+        }
+        return output;
+      } catch (e) {
+        const final = e instanceof NonRetriableError || attempt >= retry.maxAttempts;
+        const error = serializeError(e);
+        if (final) {
+          await journal.failStepAttempt(this.#q, this.#run.id, idx, unique, error, null);
+          log.warn({ err: error, attempt }, 'step failed for good');
+          throw new StepFailedError(unique, attempt, error);
+        }
+        const delay = nextDelayMs(retry, attempt, e);
+        notBefore = new Date(Date.now() + delay);
+        await journal.failStepAttempt(this.#q, this.#run.id, idx, unique, error, notBefore);
+        log.info({ err: error.message, attempt, delayMs: delay }, 'step attempt failed; will retry');
+        attempt++;
+      }
+    }
+  }
+
+  async #attempt<T>(
+    name: string,
+    idx: number,
+    attempt: number,
+    fn: (ctx: StepContext) => Promise<T> | T,
+    timeoutMs: number | undefined,
+    log: Logger,
+  ): Promise<T> {
+    const ac = new AbortController();
+    const onShutdown = () => ac.abort(new Error('worker shutting down'));
+    this.#signal.addEventListener('abort', onShutdown, { once: true });
+    const ctx: StepContext = { runId: this.#run.id, step: name, attempt, idempotencyKey: `${this.#run.id}:${idx}`, signal: ac.signal, log };
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const body = Promise.resolve().then(() => fn(ctx));
+      if (!timeoutMs) return await body;
+      body.catch(() => {}); // a timed-out body may still reject later
+      return await Promise.race([
+        body,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            const err = new StepTimeoutError(name, timeoutMs);
+            ac.abort(err);
+            reject(err);
+          }, timeoutMs);
+        }),
+      ]);
+    } finally {
+      if (timer) clearTimeout(timer);
+      this.#signal.removeEventListener('abort', onShutdown);
+    }
+  }
+
+  async sleep(name: string, duration: Duration): Promise<void> {
+    const { idx, name: unique, row } = this.#claim(name);
+    if (row?.status === 'succeeded') return;
+    if (this.#cancelling) this.#stop(new Cancelled());
+    let wakeAt = row?.wake_at ?? null;
+    if (!wakeAt) {
+      wakeAt = new Date(Date.now() + parseDuration(duration));
+      await this.flush();
+      await journal.startSleep(this.#q, this.#run.id, idx, unique, wakeAt);
+    }
+    const wait = wakeAt.getTime() - Date.now();
+    if (wait > this.#inlineWaitMaxMs) this.#stop(new Suspend('sleep', wakeAt));
+    if (wait > 0) await sleep(wait, this.#signal);
+    if (this.#signal.aborted) this.#stop(new Suspend('shutdown', new Date()));
+    await journal.succeedStep(this.#q, this.#run.id, idx, unique, null);
+  }
+}
+
+export { Suspend as _Suspend };
+export { RetryAfterError };

@@ -1,0 +1,275 @@
+/**
+ * The journal's SQL: each function is one statement that changes a run's state *and* appends the
+ * matching event (data-modifying CTEs), so the two commit together (invariant 1) at the cost of a
+ * single round trip. Nothing here decides anything; the executor and the runtime do.
+ */
+import type pg from 'pg';
+
+export type Queryable = Pick<pg.ClientBase, 'query'>;
+
+export const TERMINAL_STATUSES = ['succeeded', 'failed', 'cancelled', 'compensated', 'compensation_failed'] as const;
+export function isTerminalStatus(status: string): boolean {
+  return (TERMINAL_STATUSES as readonly string[]).includes(status);
+}
+
+export type RunStatus =
+  | 'queued'
+  | 'running'
+  | 'waiting'
+  | 'succeeded'
+  | 'failed'
+  | 'cancelled'
+  | 'compensating'
+  | 'compensated'
+  | 'compensation_failed';
+
+export type StepStatus =
+  | 'running'
+  | 'retrying'
+  | 'sleeping'
+  | 'succeeded'
+  | 'failed'
+  | 'compensating'
+  | 'compensated'
+  | 'compensation_failed';
+
+export interface RunRow {
+  id: string;
+  workflow: string;
+  workflow_version: number;
+  status: RunStatus;
+  wait_reason: string | null;
+  wake_at: Date | null;
+  input: unknown;
+  output: unknown;
+  error: unknown;
+  requester: unknown;
+  origin: unknown;
+  cancel_requested_at: Date | null;
+  cancel_requested_by: unknown;
+  executor: string | null;
+  recovery_attempts: number;
+  created_at: Date;
+  updated_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+export interface StepRow {
+  run_id: string;
+  idx: number;
+  name: string;
+  kind: string;
+  status: StepStatus;
+  input: unknown;
+  output: unknown;
+  error: unknown;
+  attempts: number;
+  next_attempt_at: Date | null;
+  wake_at: Date | null;
+  started_at: Date;
+  finished_at: Date | null;
+  updated_at: Date;
+}
+
+export interface EventRow {
+  id: string;
+  run_id: string | null;
+  type: string;
+  step_idx: number | null;
+  actor: unknown;
+  payload: Record<string, unknown>;
+  created_at: Date;
+}
+
+export const ADVANCE_TASK = 'run-advance';
+
+/**
+ * Enqueues the run's advance job in the caller's transaction. Immediate advances share one job
+ * key so a burst of wake-ups is one pending job; the timer of a waiting run has its own key, so an
+ * immediate wake-up never pushes a timer later or a timer delays an immediate wake-up.
+ */
+export async function enqueueAdvance(q: Queryable, runId: string, runAt?: Date): Promise<void> {
+  await q.query(
+    `SELECT graphile_worker.add_job($1, json_build_object('runId', $2::text), run_at => $3, job_key => $4, job_key_mode => 'replace', max_attempts => 25)`,
+    [ADVANCE_TASK, runId, runAt ?? null, runAt ? `wake:${runId}` : `advance:${runId}`],
+  );
+}
+
+export async function insertRun(
+  q: Queryable,
+  run: { id: string; workflow: string; version: number; input: unknown; requester: unknown; origin: unknown },
+): Promise<RunRow> {
+  const { rows } = await q.query<RunRow>(
+    `WITH r AS (
+       INSERT INTO tollgate.runs (id, workflow, workflow_version, status, input, requester, origin)
+       VALUES ($1, $2, $3, 'queued', $4, $5, $6) RETURNING *),
+     e AS (INSERT INTO tollgate.events (run_id, type, actor, payload)
+       SELECT id, 'run.created', requester, jsonb_build_object('workflow', workflow, 'version', workflow_version) FROM r)
+     SELECT * FROM r`,
+    [run.id, run.workflow, run.version, JSON.stringify(run.input), JSON.stringify(run.requester ?? null), JSON.stringify(run.origin ?? null)],
+  );
+  return rows[0] as RunRow;
+}
+
+export type ClaimResult = { run: RunRow; previous: RunStatus } | { run: RunRow | undefined; previous?: undefined };
+
+/**
+ * Marks the run running under this executor, if its workflow version is one of `runnable`
+ * (`name@version`). A run found `running` was interrupted (its executor died): it is taken over
+ * and counted as a recovery.
+ */
+export async function claimRun(q: Queryable, runId: string, executor: string, runnable: string[]): Promise<ClaimResult> {
+  const { rows } = await q.query<RunRow & { previous: RunStatus }>(
+    `WITH prev AS (SELECT id, status FROM tollgate.runs WHERE id = $1 FOR UPDATE),
+     r AS (
+       UPDATE tollgate.runs r SET
+         status = CASE WHEN prev.status = 'compensating' THEN 'compensating' ELSE 'running' END,
+         executor = $2, updated_at = now(), started_at = coalesce(r.started_at, now()),
+         recovery_attempts = r.recovery_attempts + (CASE WHEN prev.status IN ('running', 'compensating') THEN 1 ELSE 0 END),
+         wait_reason = NULL, wake_at = NULL
+       FROM prev WHERE r.id = prev.id AND prev.status IN ('queued', 'waiting', 'running', 'compensating')
+         AND r.workflow || '@' || r.workflow_version = ANY($3::text[])
+       RETURNING r.*, prev.status AS previous),
+     e AS (INSERT INTO tollgate.events (run_id, type, payload)
+       SELECT id, CASE previous WHEN 'queued' THEN 'run.started' WHEN 'waiting' THEN 'run.resumed' ELSE 'run.recovered' END,
+              jsonb_build_object('executor', $2::text) FROM r)
+     SELECT * FROM r`,
+    [runId, executor, runnable],
+  );
+  const row = rows[0];
+  if (row) return { run: row, previous: row.previous };
+  const other = await q.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1', [runId]);
+  return { run: other.rows[0] };
+}
+
+export async function loadSteps(q: Queryable, runId: string): Promise<StepRow[]> {
+  const { rows } = await q.query<StepRow>('SELECT * FROM tollgate.steps WHERE run_id = $1 ORDER BY idx', [runId]);
+  return rows;
+}
+
+/** Records an attempt's start; returns whether cancellation was requested meanwhile. */
+export async function startStepAttempt(
+  q: Queryable,
+  s: { runId: string; idx: number; name: string; kind: string; attempt: number; input?: unknown },
+): Promise<{ cancelRequested: boolean }> {
+  const { rows } = await q.query<{ cancel_requested: boolean }>(
+    `WITH s AS (
+       INSERT INTO tollgate.steps (run_id, idx, name, kind, status, attempts, input)
+       VALUES ($1, $2, $3, $4, 'running', $5, $6)
+       ON CONFLICT (run_id, idx) DO UPDATE SET status = 'running', attempts = EXCLUDED.attempts,
+         next_attempt_at = NULL, updated_at = now()
+       RETURNING run_id, idx),
+     e AS (INSERT INTO tollgate.events (run_id, type, step_idx, payload)
+       SELECT run_id, 'step.started', idx, jsonb_build_object('step', $3::text, 'attempt', $5::int) FROM s)
+     SELECT (SELECT cancel_requested_at IS NOT NULL FROM tollgate.runs WHERE id = $1) AS cancel_requested`,
+    [s.runId, s.idx, s.name, s.kind, s.attempt, s.input === undefined ? null : JSON.stringify(s.input)],
+  );
+  return { cancelRequested: rows[0]?.cancel_requested === true };
+}
+
+export async function succeedStep(q: Queryable, runId: string, idx: number, name: string, output: unknown): Promise<void> {
+  await q.query(
+    `WITH s AS (
+       UPDATE tollgate.steps SET status = 'succeeded', output = $3, error = NULL, finished_at = now(), updated_at = now()
+       WHERE run_id = $1 AND idx = $2 RETURNING run_id, idx, attempts)
+     INSERT INTO tollgate.events (run_id, type, step_idx, payload)
+       SELECT run_id, 'step.succeeded', idx, jsonb_build_object('step', $4::text, 'attempts', attempts) FROM s`,
+    [runId, idx, output === undefined ? null : JSON.stringify(output), name],
+  );
+}
+
+/** Records a failed attempt: for good (`nextAttemptAt` null) or to be retried at `nextAttemptAt`. */
+export async function failStepAttempt(
+  q: Queryable,
+  runId: string,
+  idx: number,
+  name: string,
+  error: unknown,
+  nextAttemptAt: Date | null,
+): Promise<void> {
+  await q.query(
+    `WITH s AS (
+       UPDATE tollgate.steps SET status = CASE WHEN $4::timestamptz IS NULL THEN 'failed' ELSE 'retrying' END,
+         error = $3, next_attempt_at = $4, updated_at = now(),
+         finished_at = CASE WHEN $4::timestamptz IS NULL THEN now() ELSE NULL END
+       WHERE run_id = $1 AND idx = $2 RETURNING run_id, idx, attempts)
+     INSERT INTO tollgate.events (run_id, type, step_idx, payload)
+       SELECT run_id, CASE WHEN $4::timestamptz IS NULL THEN 'step.failed' ELSE 'step.retrying' END, idx,
+              jsonb_build_object('step', $5::text, 'attempt', attempts, 'error', $3::jsonb, 'nextAttemptAt', $4::timestamptz) FROM s`,
+    [runId, idx, JSON.stringify(error), nextAttemptAt, name],
+  );
+}
+
+/** Steps that complete as they are recorded (`now`, `uuid` values): one statement for a batch. */
+export async function recordValues(
+  q: Queryable,
+  runId: string,
+  values: { idx: number; name: string; kind: string; output: unknown }[],
+): Promise<void> {
+  if (values.length === 0) return;
+  await q.query(
+    `WITH v AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(idx int, name text, kind text, output jsonb)),
+     s AS (INSERT INTO tollgate.steps (run_id, idx, name, kind, status, output, attempts, finished_at)
+       SELECT $1, idx, name, kind, 'succeeded', output, 1, now() FROM v RETURNING run_id, idx, name, kind)
+     INSERT INTO tollgate.events (run_id, type, step_idx, payload)
+       SELECT run_id, 'step.recorded', idx, jsonb_build_object('step', name, 'kind', kind) FROM s`,
+    [runId, JSON.stringify(values)],
+  );
+}
+
+export async function startSleep(q: Queryable, runId: string, idx: number, name: string, wakeAt: Date): Promise<void> {
+  await q.query(
+    `WITH s AS (INSERT INTO tollgate.steps (run_id, idx, name, kind, status, wake_at, attempts)
+       VALUES ($1, $2, $3, 'sleep', 'sleeping', $4, 1) RETURNING run_id, idx)
+     INSERT INTO tollgate.events (run_id, type, step_idx, payload)
+       SELECT run_id, 'step.sleeping', idx, jsonb_build_object('step', $3::text, 'wakeAt', $4::timestamptz) FROM s`,
+    [runId, idx, name, wakeAt],
+  );
+}
+
+/** Ends a run: succeeded, failed or cancelled. */
+export async function finishRun(
+  q: Queryable,
+  runId: string,
+  status: 'succeeded' | 'failed' | 'cancelled' | 'compensated' | 'compensation_failed',
+  result: { output?: unknown; error?: unknown },
+): Promise<void> {
+  await q.query(
+    `WITH r AS (
+       UPDATE tollgate.runs SET status = $2, output = $3, error = $4, finished_at = now(), updated_at = now(),
+         wait_reason = NULL, wake_at = NULL
+       WHERE id = $1 RETURNING id)
+     INSERT INTO tollgate.events (run_id, type, payload)
+       SELECT id, 'run.' || $2, jsonb_strip_nulls(jsonb_build_object('error', $4::jsonb)) FROM r`,
+    [runId, status, result.output === undefined ? null : JSON.stringify(result.output), result.error === undefined ? null : JSON.stringify(result.error)],
+  );
+}
+
+/** The run waits (no worker held) for `reason`; a timer job wakes it at `wakeAt` when given. */
+export async function suspendRun(q: Queryable, runId: string, reason: string, wakeAt: Date | null): Promise<void> {
+  await q.query(
+    `WITH r AS (
+       UPDATE tollgate.runs SET status = 'waiting', wait_reason = $2, wake_at = $3, updated_at = now()
+       WHERE id = $1 RETURNING id),
+     e AS (INSERT INTO tollgate.events (run_id, type, payload)
+       SELECT id, 'run.waiting', jsonb_strip_nulls(jsonb_build_object('reason', $2::text, 'wakeAt', $3::timestamptz)) FROM r),
+     j AS (SELECT graphile_worker.add_job($4, json_build_object('runId', $1::text), run_at => $3, job_key => 'wake:' || $1,
+             job_key_mode => 'replace', max_attempts => 25) FROM r WHERE $3::timestamptz IS NOT NULL)
+     SELECT count(*) FROM j`,
+    [runId, reason, wakeAt, ADVANCE_TASK],
+  );
+}
+
+export async function appendEvent(
+  q: Queryable,
+  e: { runId: string | null; type: string; stepIdx?: number; actor?: unknown; payload?: Record<string, unknown> },
+): Promise<void> {
+  await q.query('INSERT INTO tollgate.events (run_id, type, step_idx, actor, payload) VALUES ($1, $2, $3, $4, $5)', [
+    e.runId,
+    e.type,
+    e.stepIdx ?? null,
+    e.actor === undefined ? null : JSON.stringify(e.actor),
+    JSON.stringify(e.payload ?? {}),
+  ]);
+}

@@ -1,0 +1,197 @@
+/**
+ * The runtime's public face for adapters, the CLI and tests: start a run, cancel it, retry it
+ * from its failed step, read it. Every change is one transaction that writes the state, its
+ * event and the job that acts on it, so a request acknowledged to a person is never lost.
+ *
+ * The runtime never talks to Slack or Teams; it knows principals and ids only.
+ */
+import type pg from 'pg';
+import { z } from 'zod';
+import { TollgateError } from '../errors.ts';
+import { newId } from '../ids.ts';
+import type { Logger } from '../log.ts';
+import type { Principal } from '../principals.ts';
+import { Executor, type AdvanceOutcome } from './executor.ts';
+import * as journal from './journal.ts';
+import type { EventRow, RunRow, RunStatus, StepRow } from './journal.ts';
+import type { WorkflowRegistry } from './registry.ts';
+
+export interface StartRunRequest {
+  workflow: string;
+  input: unknown;
+  /** Pin a version; the newest registered when omitted. */
+  version?: number;
+  requester?: Principal | null;
+  /** Where the request was made (chat channel, thread), kept for the adapters. */
+  origin?: unknown;
+}
+
+export interface RunDetail {
+  run: RunRow;
+  steps: StepRow[];
+  events: EventRow[];
+}
+
+export interface RuntimeOptions {
+  pool: pg.Pool;
+  registry: WorkflowRegistry;
+  log: Logger;
+  inlineWaitMaxMs?: number;
+}
+
+export class Runtime {
+  readonly pool: pg.Pool;
+  readonly registry: WorkflowRegistry;
+  readonly log: Logger;
+  readonly executor: Executor;
+
+  constructor(opts: RuntimeOptions) {
+    this.pool = opts.pool;
+    this.registry = opts.registry;
+    this.log = opts.log;
+    this.executor = new Executor({ pool: opts.pool, registry: opts.registry, log: opts.log, inlineWaitMaxMs: opts.inlineWaitMaxMs });
+  }
+
+  /** Validates the input against the workflow's schema, records the run and enqueues it. */
+  async startRun(req: StartRunRequest, client?: journal.Queryable): Promise<RunRow> {
+    const def = this.registry.get(req.workflow, req.version);
+    const parsed = def.input.safeParse(req.input);
+    if (!parsed.success) {
+      throw new TollgateError('TG_INPUT_INVALID', `Invalid input for ${def.name}: ${describeIssues(parsed.error)}`, {
+        workflow: def.name,
+        issues: parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message })),
+      });
+    }
+    const id = newId('run');
+    return this.#transaction(client, async (q) => {
+      const run = await journal.insertRun(q, {
+        id,
+        workflow: def.name,
+        version: def.version,
+        input: parsed.data,
+        requester: req.requester ?? null,
+        origin: req.origin ?? null,
+      });
+      await journal.enqueueAdvance(q, id);
+      this.log.info({ runId: id, workflow: def.name, version: def.version }, 'run queued');
+      return run;
+    });
+  }
+
+  /** Requests cancellation; the executor stops at the next step boundary and compensates. */
+  async cancel(runId: string, actor: Principal | null): Promise<RunRow> {
+    return this.#transaction(undefined, async (q) => {
+      const run = await this.#lockRun(q, runId);
+      if (isTerminal(run.status)) {
+        throw new TollgateError(
+          'TG_RUN_STATE',
+          `Run ${runId} has already ${run.status === 'compensation_failed' ? 'ended with a failed compensation' : run.status}; only queued, running or waiting runs can be cancelled.`,
+          { runId, status: run.status },
+        );
+      }
+      if (run.cancel_requested_at) return run;
+      const { rows } = await q.query<RunRow>(
+        `UPDATE tollgate.runs SET cancel_requested_at = now(), cancel_requested_by = $2, updated_at = now() WHERE id = $1 RETURNING *`,
+        [runId, JSON.stringify(actor)],
+      );
+      await journal.appendEvent(q, { runId, type: 'run.cancel_requested', actor });
+      await journal.enqueueAdvance(q, runId);
+      return rows[0] as RunRow;
+    });
+  }
+
+  /** Resumes a failed run at the step that failed; completed steps are not executed again. */
+  async retry(runId: string, actor: Principal | null): Promise<RunRow> {
+    return this.#transaction(undefined, async (q) => {
+      const run = await this.#lockRun(q, runId);
+      if (run.status !== 'failed') {
+        throw new TollgateError(
+          'TG_RUN_STATE',
+          `Run ${runId} is ${run.status}; only failed runs can be retried.` +
+            (run.status === 'compensated' ? ' Its completed steps were already undone, so start a new run instead.' : ''),
+          { runId, status: run.status },
+        );
+      }
+      const failed = await q.query<{ idx: number; name: string }>(
+        `UPDATE tollgate.steps SET status = 'retrying', attempts = 0, next_attempt_at = NULL, finished_at = NULL, updated_at = now()
+         WHERE run_id = $1 AND status = 'failed' RETURNING idx, name`,
+        [runId],
+      );
+      const { rows } = await q.query<RunRow>(
+        `UPDATE tollgate.runs SET status = 'queued', error = NULL, finished_at = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
+        [runId],
+      );
+      await journal.appendEvent(q, {
+        runId,
+        type: 'run.retried',
+        actor,
+        payload: { fromSteps: failed.rows.map((r) => r.name), previousError: run.error },
+      });
+      await journal.enqueueAdvance(q, runId);
+      return rows[0] as RunRow;
+    });
+  }
+
+  /** Runs the executor on a run now, in this process (the job does the same). */
+  advance(runId: string, executorId: string, signal?: AbortSignal): Promise<AdvanceOutcome> {
+    return this.executor.advance(runId, executorId, signal);
+  }
+
+  async getRun(runId: string): Promise<RunDetail> {
+    const run = await this.pool.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1', [runId]);
+    const row = run.rows[0];
+    if (!row) throw notFound(runId);
+    const [steps, events] = await Promise.all([
+      journal.loadSteps(this.pool, runId),
+      this.pool.query<EventRow>('SELECT * FROM tollgate.events WHERE run_id = $1 ORDER BY id', [runId]),
+    ]);
+    return { run: row, steps, events: events.rows };
+  }
+
+  async listRuns(opts: { limit?: number; status?: RunStatus; workflow?: string } = {}): Promise<RunRow[]> {
+    const { rows } = await this.pool.query<RunRow>(
+      `SELECT * FROM tollgate.runs WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR workflow = $2)
+       ORDER BY created_at DESC, id DESC LIMIT $3`,
+      [opts.status ?? null, opts.workflow ?? null, opts.limit ?? 20],
+    );
+    return rows;
+  }
+
+  async #lockRun(q: journal.Queryable, runId: string): Promise<RunRow> {
+    const { rows } = await q.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1 FOR UPDATE', [runId]);
+    const run = rows[0];
+    if (!run) throw notFound(runId);
+    return run;
+  }
+
+  /** Runs `fn` in a transaction; when the caller passes its own client, inside the caller's. */
+  async #transaction<T>(client: journal.Queryable | undefined, fn: (q: journal.Queryable) => Promise<T>): Promise<T> {
+    if (client) return fn(client);
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const out = await fn(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw e;
+    } finally {
+      c.release();
+    }
+  }
+}
+
+export function isTerminal(status: RunStatus): boolean {
+  return journal.isTerminalStatus(status);
+}
+
+function notFound(runId: string): TollgateError {
+  return new TollgateError('TG_RUN_NOT_FOUND', `No run with id "${runId}". List runs with \`tollgate runs list\`.`, { runId });
+}
+
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => (i.path.length ? `${i.path.map(String).join('.')}: ${i.message}` : i.message))
+    .join('; ');
+}

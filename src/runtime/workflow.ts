@@ -1,0 +1,119 @@
+/**
+ * The workflow API: `defineWorkflow({ name, version, description, input, run })`.
+ *
+ * A workflow is a TypeScript function of durable steps. After any interruption it is replayed
+ * from the top: completed steps return their recorded (JSON) output, and execution continues at
+ * the first unfinished step. So the function must be deterministic apart from its steps: branch
+ * on step results, `ctx.now()` and `ctx.randomUUID()`, never on `Date.now()`, `Math.random()` or
+ * I/O outside a step.
+ */
+import type { z } from 'zod';
+import type { Logger } from '../log.ts';
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included. Default 3. */
+  maxAttempts?: number;
+  /** Delay before the 2nd attempt. Default 200 ms. */
+  initialDelayMs?: number;
+  /** Growth of the delay per attempt. Default 2. */
+  factor?: number;
+  /** Upper bound of one delay. Default 60 s. */
+  maxDelayMs?: number;
+  /** Random spread of each delay, as a fraction (0.2 = ±20%). Default 0.2. */
+  jitter?: number;
+}
+
+export interface StepContext {
+  readonly runId: string;
+  readonly step: string;
+  /** 1 for the first attempt. */
+  readonly attempt: number;
+  /**
+   * Stable for this step of this run across attempts and crashes, different for every other step
+   * and run: pass it on to the outside world (an `Idempotency-Key` header, a unique column).
+   */
+  readonly idempotencyKey: string;
+  /** Aborted when the attempt times out or the worker shuts down. */
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+}
+
+export interface CompensationContext extends StepContext {
+  /** The recorded output of the step being compensated. */
+  readonly output: unknown;
+}
+
+export interface StepOptions {
+  retry?: RetryPolicy;
+  /** Each attempt is abandoned (and counts as failed) after this long. */
+  timeoutMs?: number;
+  /**
+   * Undo for this step, run (durably, retried like a step) in reverse order of completion when
+   * the run fails for good or is cancelled.
+   */
+  compensate?: (ctx: CompensationContext) => Promise<unknown> | unknown;
+  /** Retry policy for the compensation; defaults to the step's. */
+  compensateRetry?: RetryPolicy;
+}
+
+/** A duration in ms, or a string such as '500ms', '2s', '5m', '1h', '1d'. */
+export type Duration = number | string;
+
+export interface WorkflowContext<I> {
+  readonly runId: string;
+  readonly workflow: string;
+  readonly version: number;
+  readonly input: I;
+  readonly log: Logger;
+  /** A durable step: runs until it succeeds once, then returns its recorded output forever after. */
+  step<T>(name: string, fn: (ctx: StepContext) => Promise<T> | T, options?: StepOptions): Promise<T>;
+  /** A durable timer: the run waits (holding no worker) and resumes after `duration`. */
+  sleep(name: string, duration: Duration): Promise<void>;
+  /** The current time, recorded on first execution and the same on every replay. */
+  now(): Date;
+  /** A random UUID, recorded on first execution and the same on every replay. */
+  randomUUID(): string;
+}
+
+export interface WorkflowDefinition<S extends z.ZodType = z.ZodType, O = unknown> {
+  readonly name: string;
+  readonly version: number;
+  readonly description: string;
+  readonly input: S;
+  /** Names of the tools this workflow may call (invariant 7); empty when it calls none. */
+  readonly tools: readonly string[];
+  readonly run: (ctx: WorkflowContext<z.infer<S>>) => Promise<O>;
+}
+
+export interface WorkflowSpec<S extends z.ZodType, O> {
+  name: string;
+  version: number;
+  description: string;
+  input: S;
+  tools?: readonly string[];
+  run: (ctx: WorkflowContext<z.infer<S>>) => Promise<O>;
+}
+
+const NAME = /^[a-z][a-z0-9-]{0,62}$/;
+
+export function defineWorkflow<S extends z.ZodType, O>(spec: WorkflowSpec<S, O>): WorkflowDefinition<S, O> {
+  if (!NAME.test(spec.name)) {
+    throw new Error(`Workflow name "${spec.name}" is invalid: use lowercase letters, digits and dashes, starting with a letter.`);
+  }
+  if (!Number.isInteger(spec.version) || spec.version < 1) {
+    throw new Error(`Workflow "${spec.name}" has version ${String(spec.version)}: versions are integers from 1.`);
+  }
+  return Object.freeze({ ...spec, tools: Object.freeze([...(spec.tools ?? [])]) });
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+export function parseDuration(d: Duration): number {
+  if (typeof d === 'number') {
+    if (!Number.isFinite(d) || d < 0) throw new Error(`Duration ${d} is invalid: give milliseconds >= 0.`);
+    return d;
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(d);
+  if (!m) throw new Error(`Duration "${d}" is invalid: write a number of ms, or e.g. '500ms', '30s', '5m', '2h', '1d'.`);
+  return Math.round(Number(m[1]) * (UNITS[m[2] as string] as number));
+}

@@ -1,0 +1,120 @@
+/**
+ * Tollgate's HTTP server, shared by the Slack and Teams adapters: `GET /healthz` (the process
+ * answers), `GET /readyz` (503 with the reason when the database is unreachable or the worker has
+ * stopped), `GET /metrics` (Prometheus text). Adapters mount their own routes.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type pg from 'pg';
+import type { Logger } from '../log.ts';
+
+export type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void;
+
+export interface HttpServer {
+  mount(method: string, path: string, handler: Handler): void;
+  listen(port: number, host: string): Promise<AddressInfo>;
+  close(): Promise<void>;
+  readonly server: http.Server;
+}
+
+export interface ReadinessChecks {
+  pool: pg.Pool;
+  /** Present when this process runs a worker. */
+  workerRunning?: () => boolean;
+}
+
+export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks }): HttpServer {
+  const routes = new Map<string, Handler>();
+  const { log, checks } = opts;
+
+  routes.set('GET /healthz', (_req, res) => sendJson(res, 200, { ok: true }));
+  routes.set('GET /readyz', async (_req, res) => {
+    const problems: string[] = [];
+    try {
+      await withTimeout(checks.pool.query('SELECT 1'), 2000, 'database did not answer within 2 s');
+    } catch (e) {
+      problems.push(`database unreachable: ${(e as Error).message}`);
+    }
+    if (checks.workerRunning && !checks.workerRunning()) problems.push('worker stopped');
+    if (problems.length) sendJson(res, 503, { ok: false, reasons: problems });
+    else sendJson(res, 200, { ok: true });
+  });
+  routes.set('GET /metrics', async (_req, res) => {
+    const lines = ['# HELP tollgate_runs Runs by workflow and status.', '# TYPE tollgate_runs gauge'];
+    try {
+      const { rows } = await checks.pool.query<{ workflow: string; status: string; n: string }>(
+        'SELECT workflow, status, count(*) AS n FROM tollgate.runs GROUP BY 1, 2 ORDER BY 1, 2',
+      );
+      for (const r of rows) lines.push(`tollgate_runs{workflow="${r.workflow}",status="${r.status}"} ${r.n}`);
+      lines.push('# HELP tollgate_up Whether the database answered.', '# TYPE tollgate_up gauge', 'tollgate_up 1');
+    } catch {
+      lines.push('# HELP tollgate_up Whether the database answered.', '# TYPE tollgate_up gauge', 'tollgate_up 0');
+    }
+    lines.push('# TYPE process_uptime_seconds gauge', `process_uptime_seconds ${process.uptime().toFixed(1)}`);
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+    res.end(`${lines.join('\n')}\n`);
+  });
+
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const handler = routes.get(`${req.method} ${path}`);
+    if (!handler) {
+      const allowed = [...routes.keys()].filter((k) => k.endsWith(` ${path}`)).map((k) => k.split(' ')[0]);
+      if (allowed.length) {
+        res.writeHead(405, { allow: allowed.join(', ') }).end();
+      } else {
+        sendJson(res, 404, { error: `No route ${req.method} ${path}.` });
+      }
+      return;
+    }
+    Promise.resolve()
+      .then(() => handler(req, res))
+      .catch((e: unknown) => {
+        log.error({ err: e, path }, 'request handler failed');
+        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+        else res.end();
+      });
+  });
+  server.keepAliveTimeout = 65_000;
+
+  return {
+    server,
+    mount: (method, path, handler) => routes.set(`${method.toUpperCase()} ${path}`, handler),
+    listen: (port, host) =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve(server.address() as AddressInfo);
+        });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+  res.end(JSON.stringify(body));
+}
+
+export async function readBody(req: http.IncomingMessage, limit = 1_000_000): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw Object.assign(new Error(`request body over ${limit} bytes`), { status: 413 });
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(message)), ms); })]).finally(() =>
+    clearTimeout(t),
+  );
+}

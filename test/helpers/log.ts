@@ -1,0 +1,6 @@
+import { createLogger, type Logger } from '../../src/log.ts';
+
+/** Quiet by default; TEST_LOG_LEVEL=debug shows what the runtime did. */
+export function testLogger(): Logger {
+  return createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', format: 'json' });
+}

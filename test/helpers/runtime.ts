@@ -1,0 +1,72 @@
+/**
+ * A runtime and a real Graphile Worker on a test database, with fast polling so scheduled
+ * wake-ups are found quickly. `waitForRun` polls the run row until it reaches a status.
+ */
+import { Runtime } from '../../src/runtime/runtime.ts';
+import { WorkflowRegistry } from '../../src/runtime/registry.ts';
+import type { WorkflowDefinition } from '../../src/runtime/workflow.ts';
+import type { RunRow, RunStatus } from '../../src/runtime/journal.ts';
+import { newProcessId, startWorker, type WorkerHandle } from '../../src/worker.ts';
+import { taskList } from '../../jobs/index.ts';
+import type { TestDb } from './db.ts';
+import { testLogger } from './log.ts';
+
+export interface TestRuntime {
+  runtime: Runtime;
+  registry: WorkflowRegistry;
+  worker: WorkerHandle | undefined;
+  startWorker(): Promise<WorkerHandle>;
+  stop(): Promise<void>;
+}
+
+export async function createTestRuntime(
+  db: TestDb,
+  workflows: WorkflowDefinition[],
+  opts: { worker?: boolean; inlineWaitMaxMs?: number; concurrency?: number } = {},
+): Promise<TestRuntime> {
+  const registry = new WorkflowRegistry().register(...workflows);
+  const log = testLogger();
+  const runtime = new Runtime({ pool: db.pool, registry, log, inlineWaitMaxMs: opts.inlineWaitMaxMs ?? 2000 });
+  const workers: WorkerHandle[] = [];
+  const start = async () => {
+    const processId = newProcessId();
+    const w = await startWorker({
+      pool: db.pool,
+      log,
+      tasks: taskList({ runtime, processId }),
+      concurrency: opts.concurrency ?? 4,
+      pollIntervalMs: 100,
+      deadAfterMs: 3000,
+      processId,
+    });
+    workers.push(w);
+    return w;
+  };
+  const worker = opts.worker === false ? undefined : await start();
+  return {
+    runtime,
+    registry,
+    worker,
+    startWorker: start,
+    stop: async () => {
+      await Promise.all(workers.map((w) => w.stop()));
+    },
+  };
+}
+
+export async function waitForRun(
+  runtime: Runtime,
+  runId: string,
+  statuses: RunStatus | RunStatus[],
+  timeoutMs = 20_000,
+): Promise<RunRow> {
+  const want = Array.isArray(statuses) ? statuses : [statuses];
+  const deadline = Date.now() + timeoutMs;
+  let last: RunRow | undefined;
+  while (Date.now() < deadline) {
+    last = (await runtime.getRun(runId)).run;
+    if (want.includes(last.status)) return last;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`Run ${runId} did not reach ${want.join('|')} within ${timeoutMs} ms; it is ${last?.status}.`);
+}
