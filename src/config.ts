@@ -112,7 +112,10 @@ const SECRET_NAMES = /SECRET|TOKEN|PASSWORD|KEY|DATABASE_URL/i;
 export function maskValue(name: string, value: unknown): string {
   if (value === undefined) return '(unset)';
   const s = String(value);
-  if (name === 'DATABASE_URL') return s.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
+  if (name === 'DATABASE_URL') {
+    // Only a well-formed URL's password can be cut out; anything else is hidden whole.
+    return /^postgres(ql)?:\/\/[^\s]*$/.test(s) ? JSON.stringify(s.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@')) : `(hidden, ${s.length} chars)`;
+  }
   if (SECRET_NAMES.test(name)) return s.length <= 4 ? '***' : `${s.slice(0, 2)}***(${s.length} chars)`;
   return JSON.stringify(s);
 }
@@ -135,7 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
       const name = String(issue.path[0] ?? '?');
-      return `${name}: got ${maskValue(name, cleaned[name])}; expected ${describeExpectation(issue)}`;
+      return `${name}: got ${maskValue(name, cleaned[name])}; expected ${describeExpectation(issue, name)}`;
     });
     throw new TollgateError(
       'TG_CONFIG_INVALID',
@@ -181,12 +184,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   });
 }
 
-function describeExpectation(issue: z.core.$ZodIssue): string {
+function describeExpectation(issue: z.core.$ZodIssue, name: string): string {
   switch (issue.code) {
     case 'invalid_value':
       return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'invalid_format':
-      return issue.format === 'url' ? 'a URL such as postgres://user:pass@host:5432/db' : `a ${issue.format}`;
+      if (issue.format !== 'url') return `a ${issue.format}`;
+      return name === 'DATABASE_URL' ? 'a URL such as postgres://user:pass@host:5432/db' : 'a URL such as https://example.com/api/';
     case 'too_small':
       return `a value >= ${String(issue.minimum)}`;
     case 'too_big':

@@ -39,17 +39,23 @@ export interface LogOptions {
   level: string;
   format?: 'json' | 'pretty' | undefined;
   destination?: pino.DestinationStream;
+  /** Write to stderr (CLI commands keep stdout for their output). */
+  stderr?: boolean;
 }
 
 export function createLogger(opts: LogOptions): Logger {
-  const pretty = opts.format ? opts.format === 'pretty' : Boolean(process.stdout.isTTY);
+  const tty = opts.stderr ? process.stderr.isTTY : process.stdout.isTTY;
+  const pretty = opts.format ? opts.format === 'pretty' : Boolean(tty);
   const base = { level: opts.level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid } };
   if (opts.destination) return pino(base, opts.destination);
   if (pretty) {
     return pino({
       ...base,
-      transport: { target: 'pino-pretty', options: { colorize: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' } },
+      transport: {
+        target: 'pino-pretty',
+        options: { colorize: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l', destination: opts.stderr ? 2 : 1 },
+      },
     });
   }
-  return pino(base);
+  return opts.stderr ? pino(base, pino.destination(2)) : pino(base);
 }

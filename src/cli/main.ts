@@ -62,7 +62,7 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
   const lazy = (quiet: boolean) => {
     const config = loadConfig(env);
     const level = quiet && !env.LOG_LEVEL ? 'warn' : config.logLevel;
-    return { config, log: createLogger({ level, format: config.logFormat }) };
+    return { config, log: createLogger({ level, format: config.logFormat, stderr: quiet }) };
   };
 
   program.command('start').description('Run the HTTP server and the worker in one process (npm start).').action(async () => {
