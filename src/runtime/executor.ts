@@ -109,22 +109,23 @@ export class Executor {
   /** Advances the run as far as it can go now. Safe to call any number of times, concurrently. */
   async advance(runId: string, executorId: string, signal?: AbortSignal): Promise<AdvanceOutcome> {
     const client = await this.#pool.connect();
-    let broken: Error | undefined;
+    let failed = false;
     try {
       if (!(await this.#lock(client, runId))) return 'busy';
       try {
         return await this.#execute(client, runId, executorId, signal ?? new AbortController().signal);
       } finally {
-        await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [runId]).catch((e: Error) => {
-          broken = e;
+        await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [runId]).catch(() => {
+          failed = true;
         });
       }
     } catch (e) {
-      if ((e as { code?: string }).code === undefined && !(e instanceof TollgateError)) broken = e as Error;
+      failed = true;
       throw e;
     } finally {
-      // A client whose connection failed must not go back to the pool holding a lock.
-      client.release(broken);
+      // After any error the connection is suspect: destroy it (PostgreSQL then drops any lock it
+      // still held) rather than hand it back to the pool.
+      client.release(failed);
     }
   }
 
@@ -170,6 +171,17 @@ export class Executor {
       outcome = replay.stopped ? { kind: 'error', error: replay.stopped } : { kind: 'ok', output };
     } catch (e) {
       outcome = { kind: 'error', error: replay.stopped ?? e };
+    }
+    if (replay.journalError) {
+      // The journal could not be written (database down, connection lost). Nothing about the run
+      // is decided on that basis: it stays as recorded and the job's retry (or recovery after a
+      // crash) resumes it, re-running the interrupted step with the same idempotency key.
+      throw new TollgateError(
+        'TG_DB_UNREACHABLE',
+        `Run ${runId} paused: its journal could not be written (${(replay.journalError as Error).message}). It resumes when the database answers.`,
+        { runId },
+        { cause: replay.journalError },
+      );
     }
     await replay.flush();
 
@@ -281,6 +293,8 @@ class Replay {
   readonly context: WorkflowContext<unknown>;
   counter = 0;
   stopped: Suspend | Cancelled | NondeterminismError | undefined;
+  /** Set when a journal write failed: the replay's outcome then means nothing. */
+  journalError: unknown;
   readonly compensations: Compensation[] = [];
   readonly #q: Queryable;
   readonly #run: RunRow;
@@ -302,7 +316,15 @@ class Replay {
     inlineWaitMaxMs: number,
     cancelling: boolean,
   ) {
-    this.#q = q;
+    // Journal writes go through this wrapper so a database failure is told apart from a failure
+    // of the workflow's own code (which fails or retries a step).
+    this.#q = {
+      query: ((...args: Parameters<Queryable['query']>) =>
+        (q.query as (...a: unknown[]) => Promise<unknown>)(...args).catch((e: unknown) => {
+          this.journalError ??= e;
+          throw e;
+        })) as Queryable['query'],
+    };
     this.#run = run;
     this.#journal = new Map(steps.map((s) => [s.idx, s]));
     this.#log = log;
