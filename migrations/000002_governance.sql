@@ -61,6 +61,9 @@ CREATE TABLE tollgate.purchase_orders (
   voided_at       timestamptz
 );
 
+-- Set when retention purged a finished run's step inputs/outputs; such a run cannot be retried.
+ALTER TABLE tollgate.runs ADD COLUMN journal_purged_at timestamptz;
+
 -- Hash chains. One chain per run (chain key = run id) and one global chain (key '') for events
 -- without a run. Each event stores its place (seq), the previous event's hash, a digest of its
 -- payload and its own hash = sha256(prev_hash || header || payload_digest). The header and the
@@ -185,6 +188,7 @@ ALTER TABLE tollgate.events
   DROP COLUMN seq, DROP COLUMN prev_hash, DROP COLUMN payload_digest, DROP COLUMN hash,
   ALTER COLUMN payload SET NOT NULL;
 DROP TABLE tollgate.event_chains;
+ALTER TABLE tollgate.runs DROP COLUMN journal_purged_at;
 DROP TABLE tollgate.purchase_orders;
 DROP TABLE tollgate.approval_decisions;
 DROP TABLE tollgate.approvals;

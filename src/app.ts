@@ -15,7 +15,7 @@ import { createHttpServer, type HttpServer } from './server/http.ts';
 import { newProcessId, startWorker, type WorkerHandle } from './worker.ts';
 import { builtinWorkflows } from './workflows/index.ts';
 import { builtinToolRegistry } from './tools/index.ts';
-import { taskList } from '../jobs/index.ts';
+import { crontabLine, taskList } from '../jobs/index.ts';
 
 export type AppMode = 'all' | 'server' | 'worker' | 'none';
 
@@ -62,6 +62,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
         pollIntervalMs: config.worker.pollIntervalMs,
         deadAfterMs: config.worker.deadAfterMs,
         processId,
+        crontab: crontabLine(project.retention.days),
       });
     }
     if (mode === 'all' || mode === 'server') {

@@ -145,6 +145,13 @@ export class Runtime {
           { runId, status: run.status },
         );
       }
+      if ((run as RunRow & { journal_purged_at?: Date | null }).journal_purged_at) {
+        throw new TollgateError(
+          'TG_RUN_STATE',
+          `Run ${runId} cannot be retried: retention purged its recorded step outputs. Start a new run instead.`,
+          { runId },
+        );
+      }
       const failed = await q.query<{ idx: number; name: string }>(
         `UPDATE tollgate.steps SET status = 'retrying', attempts = 0, next_attempt_at = NULL, finished_at = NULL, updated_at = now()
          WHERE run_id = $1 AND status = 'failed' RETURNING idx, name`,
