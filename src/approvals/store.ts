@@ -135,16 +135,10 @@ export async function listPendingApprovals(q: Queryable, principal?: Principal |
   const { rows } = await q.query<ApprovalRow>(`${SELECT} WHERE a.status = 'pending' ORDER BY a.created_at, a.id`);
   const live = rows.filter((r) => !isTerminalStatus(r.run_status ?? ''));
   const decisions = await loadDecisions(q, live.map((r) => r.id));
-  const views = live.map((r) => toView(r, decisions.get(r.id) ?? []));
-  if (principal === undefined) return views;
-  const who = principalKey(principal);
-  return views.filter(
-    (v) => authorise({ ...rowPolicy(live, v.id) }, who, v.requester, 'approve').ok && !v.decisions.some((d) => d.principal === who),
-  );
-}
-
-function rowPolicy(rows: ApprovalRow[], id: string): ResolvedPolicy {
-  return (rows.find((r) => r.id === id) as ApprovalRow).policy;
+  const who = principal === undefined ? undefined : principalKey(principal);
+  return live
+    .filter((r) => who === undefined || (authorise(r.policy, who, requesterKey(r), 'approve').ok && !decisions.get(r.id)?.some((d) => d.principal === who)))
+    .map((r) => toView(r, decisions.get(r.id) ?? []));
 }
 
 /** Every approval of a run (voided ones included), in step order. */

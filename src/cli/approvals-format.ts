@@ -16,7 +16,7 @@ export function formatApprovalList(list: ApprovalView[]): string {
 /** The approvals section of `runs show`: who, when, decision, comment, parameters hash. */
 export function formatRunApprovals(list: ApprovalView[]): string {
   if (list.length === 0) return '';
-  const out = ['', 'Approvals'];
+  const out = ['', '', 'Approvals'];
   for (const a of list) {
     out.push(`  ${a.id}  ${a.name}  ${a.status.toUpperCase()}  params sha256 ${a.paramsHash}`);
     out.push(`    ${a.summary}`);
