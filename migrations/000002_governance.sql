@@ -7,9 +7,10 @@ CREATE TABLE tollgate.approvals (
   run_id          text NOT NULL REFERENCES tollgate.runs (id),
   step_idx        integer NOT NULL,
   name            text NOT NULL,
-  -- pending → approved | rejected | expired; voided when the parameters changed before use.
+  -- pending → approved | rejected | expired; voided when the parameters changed before use;
+  -- cancelled when its run was cancelled while it waited.
   -- (An escalation keeps the gate pending under a new policy: see `escalations`.)
-  status          text NOT NULL CHECK (status IN ('pending', 'approved', 'rejected', 'expired', 'voided')),
+  status          text NOT NULL CHECK (status IN ('pending', 'approved', 'rejected', 'expired', 'voided', 'cancelled')),
   -- the policy resolved when the gate opened (or escalated): principals, quorum, self-approval
   policy          jsonb NOT NULL,
   summary         text NOT NULL,

@@ -239,6 +239,19 @@ describe('approval gates', () => {
     expect(done.output).toMatchObject({ approved: true, approvalId: second?.id, paramsHash: paramsHash({ amount: 900 }) });
   });
 
+  it('closes a waiting gate when its run is cancelled, and later decisions say the run ended', async () => {
+    const { runtime } = await rt([gate]);
+    const { run, approval } = await startGate(runtime, { policy: { groups: ['finance'] } });
+    await runtime.cancel(run.id, parsePrincipal(ALICE));
+    await waitForRun(runtime, run.id, 'cancelled');
+    expect(await getApproval(db.pool, approval.id)).toMatchObject({ status: 'cancelled' });
+    expect((await listPendingApprovals(db.pool)).map((a) => a.id)).not.toContain(approval.id);
+    const late = await runtime.decide(approval.id, BOB, 'approve');
+    expect(late.kind).toBe('already_resolved');
+    expect(late.message).toContain('has already ended (cancelled)');
+    expect(await eventTypes(run.id)).toContain('approval.cancelled');
+  });
+
   it('fails a run whose policy can never be satisfied, naming why', async () => {
     const { runtime } = await rt([gate]);
     const run = await runtime.startRun({
@@ -249,6 +262,14 @@ describe('approval gates', () => {
     const failed = await waitForRun(runtime, run.id, 'failed');
     expect(failed.error).toMatchObject({ code: 'TG_APPROVAL_POLICY' });
     expect((failed.error as { message: string }).message).toContain('group "nobody-here"');
+
+    const badEscalation = await runtime.startRun({
+      workflow: 'gate',
+      input: { options: { summary: 's', params: {}, policy: { groups: ['finance'] }, timeout: '1h', onTimeout: { escalate: { groups: ['cfo-typo'] } } } },
+      requester: parsePrincipal(REQUESTER),
+    });
+    const early = await waitForRun(runtime, badEscalation.id, 'failed');
+    expect((early.error as { message: string }).message).toMatch(/escalation policy .* names group "cfo-typo"/);
   });
 });
 

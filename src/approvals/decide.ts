@@ -88,7 +88,7 @@ async function decideIn(
         (row.superseded_by ? `; decide on the new request ${row.superseded_by} instead.` : '.'),
     };
   }
-  if (row.status === 'pending' && isTerminalStatus(row.run_status ?? '')) {
+  if (row.status === 'cancelled' || (row.status === 'pending' && isTerminalStatus(row.run_status ?? ''))) {
     return { kind: 'already_resolved', message: `Run ${row.run_id} has already ended (${row.run_status}); ${approvalId} no longer needs a decision.` };
   }
   if (row.status === 'pending' && row.expires_at) {

@@ -84,9 +84,13 @@ async function createApproval(
   const { options: o } = a;
   const requester = requesterKey({ requester: a.run.requester as ApprovalRow['requester'] });
   const auto = typeof o.autoApprove === 'string' && o.autoApprove.length > 0 ? o.autoApprove : null;
+  const where = `Approval "${a.step}" of workflow ${a.run.workflow}`;
   const policy = auto
     ? { approvers: [], groups: [], named: [], quorum: 'first' as const, required: 0, allowSelfApproval: false }
-    : resolvePolicy(o.policy, a.project, requester, `Approval "${a.step}" of workflow ${a.run.workflow}`);
+    : resolvePolicy(o.policy, a.project, requester, where);
+  const onTimeout = storedOnTimeout(o.onTimeout);
+  // Check the escalation policy now, so a typo fails the run at once rather than at the deadline.
+  if (!auto && onTimeout.action === 'escalate') resolvePolicy(onTimeout.policy, a.project, requester, `The escalation policy of ${where}`);
   const timeoutMs = auto || o.timeout === undefined ? null : parseDuration(o.timeout);
   const { rows } = await q.query<ApprovalRow>(
     `WITH a AS (
@@ -122,7 +126,7 @@ async function createApproval(
       a.toolHash,
       a.run.requester === null || a.run.requester === undefined ? null : JSON.stringify(a.run.requester),
       timeoutMs,
-      JSON.stringify(storedOnTimeout(o.onTimeout)),
+      JSON.stringify(onTimeout),
       auto,
       auto ? 'rule' : describeApprovers(policy),
       auto ? 'none' : describeQuorum(policy),
@@ -161,4 +165,15 @@ export async function applyTimeout(q: Queryable, row: ApprovalRow, project: Proj
     [row.id],
   );
   return { ...row, ...(rows[0] as ApprovalRow) };
+}
+
+/** The run was cancelled while this gate waited: the approval is closed, with an event. */
+export async function cancelPendingApproval(q: Queryable, runId: string, idx: number): Promise<void> {
+  await q.query(
+    `WITH a AS (UPDATE tollgate.approvals SET status = 'cancelled', resolved_at = now()
+                WHERE run_id = $1 AND step_idx = $2 AND status = 'pending' RETURNING id, run_id, step_idx)
+     INSERT INTO tollgate.events (run_id, type, step_idx, payload)
+     SELECT run_id, 'approval.cancelled', step_idx, jsonb_build_object('approvalId', id, 'reason', 'run cancelled') FROM a`,
+    [runId, idx],
+  );
 }

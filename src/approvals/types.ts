@@ -44,7 +44,7 @@ export interface ApprovalOptions {
   autoApprove?: string | false;
 }
 
-export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'voided';
+export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'voided' | 'cancelled';
 
 export interface DecisionView {
   principal: string;

@@ -34,7 +34,7 @@ import {
   type SerializedError,
 } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { runApprovalGate } from '../approvals/gate.ts';
+import { cancelPendingApproval, runApprovalGate } from '../approvals/gate.ts';
 import type { ApprovalOptions, ApprovalResult } from '../approvals/types.ts';
 import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../project-config.ts';
 import { prepareToolCall, requireApproval, toolStep } from '../tools/invoke.ts';
@@ -401,7 +401,10 @@ class Replay {
   async approval(name: string, options: ApprovalOptions): Promise<ApprovalResult> {
     const { idx, name: unique, row } = this.#claim(name);
     if (row?.status === 'succeeded') return row.output as ApprovalResult;
-    if (this.#cancelling) this.#stop(new Cancelled());
+    if (this.#cancelling) {
+      if (row) await cancelPendingApproval(this.#q, this.#run.id, idx);
+      this.#stop(new Cancelled());
+    }
     await this.flush();
     const gate = await runApprovalGate(this.#q, { run: this.#run, idx, step: unique, options, project: this.#env.project });
     if (gate.kind === 'suspend') this.#stop(new Suspend('approval', gate.wakeAt));
