@@ -6,6 +6,7 @@ import { getApproval, listPendingApprovals, listRunApprovals, paramsHash } from 
 import type { ApprovalOptions, ApprovalView } from '../src/approvals/types.ts';
 import type { Runtime } from '../src/runtime/runtime.ts';
 import { parsePrincipal } from '../src/principals.ts';
+import { verifyAuditChain } from '../src/audit/verify.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 import { startHttpTarget, type HttpTarget } from './helpers/http-target.ts';
@@ -250,6 +251,21 @@ describe('approval gates', () => {
     expect(late.kind).toBe('already_resolved');
     expect(late.message).toContain('has already ended (cancelled)');
     expect(await eventTypes(run.id)).toContain('approval.cancelled');
+  });
+
+  it('keeps every audit chain intact while many approvers decide concurrently with running workflows', async () => {
+    const { runtime } = await rt([gate]);
+    const started = await Promise.all(
+      Array.from({ length: 8 }, () => startGate(runtime, { policy: { groups: ['finance'], quorum: 2 } })),
+    );
+    const outcomes = await Promise.all(
+      started.flatMap(({ approval }) => [ALICE, BOB, CAROL].map((who) => runtime.decide(approval.id, who, 'approve'))),
+    );
+    expect(outcomes.filter((o) => o.resolved === 'approved')).toHaveLength(8);
+    for (const { run } of started) await waitForRun(runtime, run.id, 'succeeded');
+    const report = await verifyAuditChain(db.pool);
+    expect(report.broken).toBeUndefined();
+    expect(report.ok).toBe(true);
   });
 
   it('fails a run whose policy can never be satisfied, naming why', async () => {

@@ -25,6 +25,9 @@ describe('project configuration', () => {
       /workflows\.purchase-order\.approvalThreshold/,
     );
     expect(() => builtinWorkflows(parseProjectConfig({ workflows: { deploy: { webhookUrl: 'not a url' } } }))).toThrow(/workflows\.deploy\.webhookUrl/);
+    expect(() => builtinWorkflows(parseProjectConfig({ workflows: { 'purchase-order': { approvalTimeout: 'tomorrow' } } }))).toThrow(
+      /workflows\.purchase-order\.approvalTimeout: a duration such as/,
+    );
   });
 
   it('matches http.request allowlist entries by host, host:port or *.domain only', () => {

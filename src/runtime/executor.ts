@@ -19,6 +19,10 @@
  * - Failure for good, or cancellation, runs the compensations of completed steps in reverse
  *   order, each recorded in the journal and retried like a step.
  *
+ * - Approval gates (`ctx.approval`, src/approvals/gate.ts) are journal steps of kind 'approval'
+ *   whose run suspends while the approval is pending; tool calls (`ctx.tool`, src/tools/invoke.ts)
+ *   are steps of kind 'tool', checked before they run.
+ *
  * The executor never decides who may do what; approvals and tools enforce that before a step.
  */
 import { randomUUID } from 'node:crypto';

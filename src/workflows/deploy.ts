@@ -14,13 +14,14 @@ import { projectSection, type ProjectConfig } from '../project-config.ts';
 import { defineWorkflow } from '../runtime/workflow.ts';
 import { HTTP_TOOL } from '../tools/http-request.ts';
 import { rejectionError } from './rejection.ts';
+import { durationSetting } from './settings.ts';
 
 export const deploySettings = z.object({
   webhookUrl: z.string().url().optional(),
   currentVersionUrl: z.string().min(1).optional(),
   approverGroup: z.string().min(1).default('release-managers'),
   productionEnvironments: z.array(z.string().min(1)).default(['production']),
-  approvalTimeout: z.union([z.string(), z.number()]).optional(),
+  approvalTimeout: durationSetting.optional(),
   /** How often to read the version after the POST before giving up, one second apart. */
   verifyAttempts: z.number().int().min(1).default(10),
 });

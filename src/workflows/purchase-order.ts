@@ -15,6 +15,7 @@ import { defineWorkflow } from '../runtime/workflow.ts';
 import type { OnTimeout } from '../approvals/types.ts';
 import { PO_TOOL } from '../tools/purchase-orders.ts';
 import { rejectionError } from './rejection.ts';
+import { durationSetting } from './settings.ts';
 
 export const purchaseOrderSettings = z.object({
   approvalThreshold: z.number().min(0).default(1000),
@@ -22,7 +23,7 @@ export const purchaseOrderSettings = z.object({
   approverGroup: z.string().min(1).default('finance'),
   quorum: z.union([z.number().int().min(1), z.enum(['first', 'all'])]).default('first'),
   /** e.g. "24h"; no timeout when unset. */
-  approvalTimeout: z.union([z.string(), z.number()]).optional(),
+  approvalTimeout: durationSetting.optional(),
   /** On timeout: reject (unset) or escalate to this group. */
   escalateToGroup: z.string().min(1).optional(),
   /** POSTed the order after it is written; a failure for good voids the order. */
