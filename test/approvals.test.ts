@@ -25,11 +25,15 @@ const runtimes: TestRuntime[] = [];
 
 beforeAll(async () => {
   db = await createTestDb();
-  target = await startHttpTarget(() => ({ status: 200, json: { ok: true } }));
+  target = await startHttpTarget((req) =>
+    req.url === '/big' ? { text: 'x'.repeat(10_000) } : req.url === '/slow' ? { delayMs: 3000, json: { late: true } } : { status: 200, json: { ok: true } },
+  );
   elsewhere = await startHttpTarget(() => ({ status: 200, json: { secret: 'should never be fetched' } }));
   project = parseProjectConfig({
     groups: { finance: [ALICE, BOB, CAROL], managers: [MANAGER] },
-    tools: { 'http.request': { allowedHosts: [target.host], headers: { [target.host]: { Authorization: 'Bearer from-config' } } } },
+    tools: {
+      'http.request': { allowedHosts: [target.host], timeoutMs: 500, maxResponseBytes: 4096, headers: { [target.host]: { Authorization: 'Bearer from-config' } } },
+    },
   });
 });
 afterEach(async () => {
@@ -342,7 +346,7 @@ describe('controlled tools', () => {
     description: 'GET a URL',
     input: z.object({ url: z.string(), headers: z.record(z.string(), z.string()).optional() }),
     tools: ['http.request'],
-    run: async (ctx) => ctx.tool('http.request', { method: 'GET', url: ctx.input.url, headers: ctx.input.headers }),
+    run: async (ctx) => ctx.tool('http.request', { method: 'GET', url: ctx.input.url, headers: ctx.input.headers }, { retry: { maxAttempts: 1 } }),
   }) as unknown as WorkflowDefinition;
 
   it('http.request refuses a host that is not on the allowlist, without contacting it', async () => {
@@ -370,5 +374,17 @@ describe('controlled tools', () => {
     const failed = await waitForRun(runtime, sneaky.id, 'failed');
     expect(failed.error).toMatchObject({ code: 'TG_TOOL_INPUT_INVALID' });
     expect((failed.error as { message: string }).message).toContain('credential headers');
+  });
+
+  it('http.request gives up on a response over the size cap and on a slow host after the timeout', async () => {
+    const { runtime } = await rt([fetcher]);
+    const big = await runtime.startRun({ workflow: 'fetcher', input: { url: `${target.url}/big` } });
+    const tooBig = await waitForRun(runtime, big.id, 'failed');
+    expect((await runtime.getRun(big.id)).steps[0]?.error).toMatchObject({ code: 'TG_TOOL_RESPONSE_TOO_LARGE' });
+    expect((tooBig.error as { message: string }).message).toContain('larger than 4096 bytes');
+
+    const slow = await runtime.startRun({ workflow: 'fetcher', input: { url: `${target.url}/slow` } });
+    const timedOut = await waitForRun(runtime, slow.id, 'failed');
+    expect((timedOut.error as { message: string }).message).toContain(`http.request to ${target.host} timed out after 500 ms`);
   });
 });

@@ -7,6 +7,7 @@ import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow
 import { verifyAuditChain } from '../src/audit/verify.ts';
 import { purgeBefore } from '../src/audit/retention.ts';
 import { main } from '../src/cli/main.ts';
+import { NonRetriableError } from '../src/errors.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 
@@ -32,6 +33,19 @@ const steps = defineWorkflow({
     const a = await ctx.step('a', () => ({ n: ctx.input.n, secret: 'customer data' }));
     const b = await ctx.step('b', () => a.n * 2);
     return { b };
+  },
+}) as unknown as WorkflowDefinition;
+
+const failing = defineWorkflow({
+  name: 'failing',
+  version: 1,
+  description: 'fails for good',
+  input: z.object({}),
+  run: async (ctx) => {
+    await ctx.step('ok', () => 1);
+    await ctx.step('boom', () => {
+      throw new NonRetriableError('boom');
+    });
   },
 }) as unknown as WorkflowDefinition;
 
@@ -156,6 +170,14 @@ describe('retention', () => {
       expect(purged.rows[0]?.payload).toMatchObject({ events: before.events, runs: 1 });
       // Retention's exception is only "payload to NULL": anything else is still refused.
       await expect(fresh.pool.query(`UPDATE tollgate.events SET payload = NULL, type = 'x' WHERE run_id = $1`, [run.id])).rejects.toThrow(/append-only/);
+
+      // A failed run whose journal was purged cannot be resumed from it.
+      const broken = await createTestRuntime(fresh, [failing]);
+      const f = await broken.runtime.startRun({ workflow: 'failing', input: {} });
+      await waitForRun(broken.runtime, f.id, 'failed');
+      await broken.stop();
+      await purgeBefore(fresh.pool, new Date(Date.now() + 1000));
+      await expect(r.runtime.retry(f.id, null)).rejects.toThrow(/retention purged its recorded step outputs/);
 
       // The scheduled task does the same through the worker (days: 0 = everything so far).
       const run2 = await r.runtime.startRun({ workflow: 'steps', input: { n: 2 } });

@@ -16,7 +16,7 @@ export interface HttpTarget {
   readonly host: string;
   readonly url: string;
   readonly requests: SeenRequest[];
-  handler: (req: SeenRequest) => { status?: number; json?: unknown; text?: string; headers?: Record<string, string> };
+  handler: (req: SeenRequest) => { status?: number; json?: unknown; text?: string; headers?: Record<string, string>; delayMs?: number };
   close(): Promise<void>;
 }
 
@@ -31,8 +31,13 @@ export async function startHttpTarget(handler: HttpTarget['handler'] = () => ({ 
       requests.push(seen);
       const out = target.handler(seen);
       const body = out.json !== undefined ? JSON.stringify(out.json) : (out.text ?? '');
-      res.writeHead(out.status ?? 200, { 'content-type': out.json !== undefined ? 'application/json' : 'text/plain', ...(out.headers ?? {}) });
-      res.end(body);
+      const send = () => {
+        if (res.destroyed) return;
+        res.writeHead(out.status ?? 200, { 'content-type': out.json !== undefined ? 'application/json' : 'text/plain', ...(out.headers ?? {}) });
+        res.end(body);
+      };
+      if (out.delayMs) setTimeout(send, out.delayMs).unref();
+      else send();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
