@@ -5,6 +5,9 @@
 import type { TaskList } from 'graphile-worker';
 import type { Runtime } from '../src/runtime/runtime.ts';
 import * as runAdvance from './run-advance.ts';
+import * as retentionPurge from './retention-purge.ts';
+
+export { crontabLine } from './retention-purge.ts';
 
 export interface TaskDeps {
   runtime: Runtime;
@@ -14,5 +17,6 @@ export interface TaskDeps {
 export function taskList(deps: TaskDeps): TaskList {
   return {
     [runAdvance.identifier]: runAdvance.makeRunAdvance(deps.runtime, deps.processId),
+    [retentionPurge.identifier]: retentionPurge.makeRetentionPurge(deps.runtime),
   };
 }

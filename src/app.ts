@@ -14,7 +14,8 @@ import { Runtime } from './runtime/runtime.ts';
 import { createHttpServer, type HttpServer } from './server/http.ts';
 import { newProcessId, startWorker, type WorkerHandle } from './worker.ts';
 import { builtinWorkflows } from './workflows/index.ts';
-import { taskList } from '../jobs/index.ts';
+import { builtinToolRegistry } from './tools/index.ts';
+import { crontabLine, taskList } from '../jobs/index.ts';
 
 export type AppMode = 'all' | 'server' | 'worker' | 'none';
 
@@ -30,8 +31,8 @@ export interface App {
   stop(): Promise<void>;
 }
 
-export function buildRegistry(_project: ProjectConfig): WorkflowRegistry {
-  return new WorkflowRegistry().register(...builtinWorkflows());
+export function buildRegistry(project: ProjectConfig): WorkflowRegistry {
+  return new WorkflowRegistry().register(...builtinWorkflows(project));
 }
 
 export async function startApp(opts: { config: Config; log: Logger; mode: AppMode; db?: Database }): Promise<App> {
@@ -45,7 +46,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     await db.close();
     throw e;
   }
-  const runtime = new Runtime({ pool: db.pool, registry, log });
+  const runtime = new Runtime({ pool: db.pool, registry, log, project, tools: builtinToolRegistry() });
 
   let worker: WorkerHandle | undefined;
   let http: HttpServer | undefined;
@@ -61,6 +62,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
         pollIntervalMs: config.worker.pollIntervalMs,
         deadAfterMs: config.worker.deadAfterMs,
         processId,
+        crontab: crontabLine(project.retention.days),
       });
     }
     if (mode === 'all' || mode === 'server') {

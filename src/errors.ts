@@ -23,6 +23,19 @@ export const ERROR_CODES = {
   TG_NON_RETRIABLE: 'A step asked not to be retried.',
   TG_RETRY_AFTER: 'A step asked to be retried after a given delay.',
   TG_RUN_CANCELLED: 'The run was cancelled.',
+  TG_APPROVAL_NOT_FOUND: 'No approval with that id.',
+  TG_APPROVAL_POLICY: 'An approval policy names no one who could satisfy it, or an unknown group.',
+  TG_APPROVAL_REFUSED: 'A decision on an approval was not recorded (not allowed, expired, resolved or changed).',
+  TG_APPROVAL_REJECTED: 'An approval gate was rejected or expired, so the run stopped.',
+  TG_TOOL_UNKNOWN: 'No tool with that name is registered.',
+  TG_TOOL_NOT_ALLOWED: 'The workflow does not list the tool it tried to call.',
+  TG_TOOL_NOT_APPROVED: 'A write tool was called with parameters no approved gate of the run covers.',
+  TG_TOOL_INPUT_INVALID: "A tool call's input does not match the tool's input schema.",
+  TG_TOOL_OUTPUT_INVALID: "A tool's output does not match the tool's output schema.",
+  TG_TOOL_HOST_NOT_ALLOWED: 'http.request was asked for a host that is not on its allowlist.',
+  TG_TOOL_RESPONSE_TOO_LARGE: 'An HTTP response was larger than the configured cap.',
+  TG_TOOL_HTTP_STATUS: 'An HTTP request answered with an error status.',
+  TG_AUDIT_BROKEN: 'The audit chain does not verify: an event was edited, removed or reordered.',
   TG_INTERNAL: 'An unexpected error.',
 } as const;
 
@@ -41,8 +54,8 @@ export class TollgateError extends Error {
 
 /** Thrown inside a step: fail this step now, with no further attempts. */
 export class NonRetriableError extends TollgateError {
-  constructor(message: string, options?: ErrorOptions) {
-    super('TG_NON_RETRIABLE', message, {}, options);
+  constructor(message: string, options?: ErrorOptions, code: ErrorCode = 'TG_NON_RETRIABLE', details: Record<string, unknown> = {}) {
+    super(code, message, details, options);
   }
 }
 

@@ -19,13 +19,34 @@ const principalString = z.string().superRefine((s, ctx) => {
 export const projectConfigSchema = z.object({
   groups: z.record(z.string(), z.array(principalString)).default({}),
   operators: z.array(principalString).default([]),
+  /** Per-workflow settings, by workflow name; each workflow checks its own (see src/workflows/). */
   workflows: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+  /** Per-tool configuration, by tool name: allowlists, credentials. Never shown to a workflow or model. */
   tools: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+  /** Retention: step inputs/outputs and event payloads older than `days` are purged daily. */
+  retention: z
+    .object({ days: z.number().int().min(1).optional() })
+    .default({}),
 });
 
 export type ProjectConfig = z.infer<typeof projectConfigSchema>;
 
-export const EMPTY_PROJECT_CONFIG: ProjectConfig = Object.freeze({ groups: {}, operators: [], workflows: {}, tools: {} });
+export const EMPTY_PROJECT_CONFIG: ProjectConfig = Object.freeze({ groups: {}, operators: [], workflows: {}, tools: {}, retention: {} });
+
+/** A workflow's or tool's own section, checked with its schema; errors name the file's path to it. */
+export function projectSection<S extends z.ZodType>(
+  project: ProjectConfig,
+  kind: 'workflows' | 'tools',
+  name: string,
+  schema: S,
+): z.infer<S> {
+  const parsed = schema.safeParse(project[kind][name] ?? {});
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${[kind, name, ...i.path.map(String)].join('.')}: ${i.message}`);
+    throw new TollgateError('TG_CONFIG_INVALID', `The project configuration is invalid:\n  ${lines.join('\n  ')}`);
+  }
+  return parsed.data;
+}
 
 export function parseProjectConfig(value: unknown, source = 'project configuration'): ProjectConfig {
   const parsed = projectConfigSchema.safeParse(value);

@@ -25,6 +25,8 @@ export interface WorkerOptions {
   deadAfterMs: number;
   /** Identifies this process in heartbeats and logs; see newProcessId(). */
   processId: string;
+  /** Graphile Worker crontab lines (scheduled tasks such as retention); none when unset. */
+  crontab?: string;
 }
 
 export function newProcessId(): string {
@@ -78,6 +80,8 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
     concurrency: opts.concurrency,
     pollInterval: opts.pollIntervalMs,
     noHandleSignals: true,
+    // An explicit (possibly empty) crontab, so no `crontab` file in the working directory is read.
+    crontab: opts.crontab ?? '',
     logger,
     events,
   });

@@ -16,13 +16,17 @@ import { CommandSyntaxError, parseKeyValues } from '../intents/command.ts';
 import { isTerminal } from '../runtime/runtime.ts';
 import type { RunStatus } from '../runtime/journal.ts';
 import { formatRunList, formatTimeline } from './format.ts';
+import { formatApprovalList, formatRunApprovals } from './approvals-format.ts';
+import { getApproval, listPendingApprovals, listRunApprovals } from '../approvals/index.ts';
+import { formatVerifyReport, verifyAuditChain } from '../audit/verify.ts';
+import { TollgateError } from '../errors.ts';
 
 function cliPrincipal(as: string | undefined): Principal {
   if (as) return parsePrincipal(as);
   return { platform: 'cli', tenant: os.hostname(), user: os.userInfo().username };
 }
 
-interface Io {
+export interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
 }
@@ -154,7 +158,8 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
       const { config, log } = lazy(true);
       await withApp(config, log, async (app) => {
         const detail = await app.runtime.getRun(id);
-        io.out(opts.json ? JSON.stringify(detail, null, 2) : formatTimeline(detail));
+        const approvals = await listRunApprovals(app.db.pool, id);
+        io.out(opts.json ? JSON.stringify({ ...detail, approvals }, null, 2) : formatTimeline(detail) + formatRunApprovals(approvals));
       });
     });
   runs
@@ -180,6 +185,68 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
       });
     });
 
+  const approvals = program.command('approvals').description('Approval gates waiting for a decision.');
+  approvals
+    .command('list')
+    .option('--as <principal>', 'only those this principal may still decide')
+    .option('--json', 'print JSON')
+    .action(async (opts: { as?: string; json?: boolean }) => {
+      const { config, log } = lazy(true);
+      await withApp(config, log, async (app) => {
+        const list = await listPendingApprovals(app.db.pool, opts.as ? parsePrincipal(opts.as) : undefined);
+        io.out(opts.json ? JSON.stringify(list, null, 2) : formatApprovalList(list));
+      });
+    });
+  approvals
+    .command('show')
+    .argument('<id>')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts: { json?: boolean }) => {
+      const { config, log } = lazy(true);
+      await withApp(config, log, async (app) => {
+        const view = await getApproval(app.db.pool, id);
+        if (!view) throw new TollgateError('TG_APPROVAL_NOT_FOUND', `No approval with id "${id}". List pending approvals with \`tollgate approvals list\`.`);
+        io.out(opts.json ? JSON.stringify(view, null, 2) : formatRunApprovals([view]).trimStart());
+      });
+    });
+
+  // Operators decide from the shell as a named principal; the decision is recorded `via: cli`.
+  for (const decision of ['approve', 'reject'] as const) {
+    program
+      .command(decision)
+      .description(`${decision === 'approve' ? 'Approve' : 'Reject'} an approval as a principal (exit 1 with the reason when refused).`)
+      .argument('<id>', 'approval id (apr_…)')
+      .option('--as <principal>', 'who decides, e.g. slack:T123:U456 (default: this OS user)')
+      .option('--comment <text>', 'a comment kept with the decision')
+      .option('--json', 'print the outcome as JSON')
+      .action(async (id: string, opts: { as?: string; comment?: string; json?: boolean }) => {
+        const { config, log } = lazy(true);
+        await withApp(config, log, async (app) => {
+          const outcome = await app.runtime.decide(id, cliPrincipal(opts.as), decision, opts.comment, { via: 'cli' });
+          if (outcome.kind !== 'recorded' && outcome.kind !== 'already_recorded') {
+            throw new TollgateError('TG_APPROVAL_REFUSED', `Refused (${outcome.kind}): ${outcome.message}`, { approvalId: id, outcome: outcome.kind });
+          }
+          io.out(opts.json ? JSON.stringify(outcome, null, 2) : outcome.message);
+        });
+      });
+  }
+
+  const audit = program.command('audit').description('The tamper-evident event log.');
+  audit
+    .command('verify')
+    .description('Verify every hash chain of the event log; names the first broken link (exit 1).')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const { config, log } = lazy(true);
+      await withApp(config, log, async (app) => {
+        const report = await verifyAuditChain(app.db.pool);
+        if (!report.ok) {
+          throw new TollgateError('TG_AUDIT_BROKEN', opts.json ? JSON.stringify(report) : formatVerifyReport(report), { ...report.broken });
+        }
+        io.out(opts.json ? JSON.stringify(report, null, 2) : formatVerifyReport(report));
+      });
+    });
+
   return program;
 }
 
@@ -193,9 +260,12 @@ export function describeInput(schema: unknown): { name: string; required: boolea
   }));
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const io: Io = { out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`), err: (s) => process.stderr.write(s) };
-  const program = buildCli(io);
+export async function main(
+  argv: string[],
+  io: Io = { out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`), err: (s) => process.stderr.write(s) },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  const program = buildCli(io, env);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -19,6 +19,10 @@
  * - Failure for good, or cancellation, runs the compensations of completed steps in reverse
  *   order, each recorded in the journal and retried like a step.
  *
+ * - Approval gates (`ctx.approval`, src/approvals/gate.ts) are journal steps of kind 'approval'
+ *   whose run suspends while the approval is pending; tool calls (`ctx.tool`, src/tools/invoke.ts)
+ *   are steps of kind 'tool', checked before they run.
+ *
  * The executor never decides who may do what; approvals and tools enforce that before a step.
  */
 import { randomUUID } from 'node:crypto';
@@ -34,6 +38,12 @@ import {
   type SerializedError,
 } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { cancelPendingApproval, runApprovalGate } from '../approvals/gate.ts';
+import type { ApprovalOptions, ApprovalResult } from '../approvals/types.ts';
+import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../project-config.ts';
+import { prepareToolCall, requireApproval, toolStep } from '../tools/invoke.ts';
+import { builtinToolRegistry } from '../tools/index.ts';
+import type { ToolRegistry } from '../tools/registry.ts';
 import * as journal from './journal.ts';
 import { isTerminalStatus as isTerminal } from './journal.ts';
 import type { Queryable, RunRow, StepRow } from './journal.ts';
@@ -45,6 +55,7 @@ import {
   type Duration,
   type StepContext,
   type StepOptions,
+  type ToolCallOptions,
   type WorkflowContext,
   type WorkflowDefinition,
 } from './workflow.ts';
@@ -57,6 +68,17 @@ export interface ExecutorOptions {
   inlineWaitMaxMs?: number;
   /** How long a second advance of a busy run waits for the lock before leaving it to the holder. */
   lockWaitMs?: number;
+  /** Groups for approval policies, tool configuration. */
+  project?: ProjectConfig;
+  /** Tools workflows may call (each workflow still lists its own); the built-in ones by default. */
+  tools?: ToolRegistry;
+}
+
+/** What a replay needs besides the journal: approvals resolve groups, tools get config and pool. */
+interface ReplayEnv {
+  pool: pg.Pool;
+  project: ProjectConfig;
+  tools: ToolRegistry;
 }
 
 export type AdvanceOutcome = 'finished' | 'waiting' | 'busy' | 'not-found' | 'already-finished';
@@ -97,8 +119,10 @@ export class Executor {
   readonly #log: Logger;
   readonly #inlineWaitMaxMs: number;
   readonly #lockWaitMs: number;
+  readonly #env: ReplayEnv;
 
   constructor(opts: ExecutorOptions) {
+    this.#env = { pool: opts.pool, project: opts.project ?? EMPTY_PROJECT_CONFIG, tools: opts.tools ?? builtinToolRegistry() };
     this.#pool = opts.pool;
     this.#registry = opts.registry;
     this.#log = opts.log;
@@ -164,7 +188,7 @@ export class Executor {
 
     const steps = await journal.loadSteps(q, runId);
     const cancelling = run.cancel_requested_at !== null || run.status === 'compensating';
-    const replay = new Replay(q, run, def, steps, log, signal, this.#inlineWaitMaxMs, cancelling);
+    const replay = new Replay(q, run, def, steps, log, signal, this.#inlineWaitMaxMs, cancelling, this.#env);
     let outcome: { kind: 'ok'; output: unknown } | { kind: 'error'; error: unknown };
     try {
       const output = await def.run(replay.context);
@@ -305,6 +329,8 @@ class Replay {
   readonly #signal: AbortSignal;
   readonly #inlineWaitMaxMs: number;
   readonly #cancelling: boolean;
+  readonly #def: WorkflowDefinition;
+  readonly #env: ReplayEnv;
 
   constructor(
     q: Queryable,
@@ -315,7 +341,10 @@ class Replay {
     signal: AbortSignal,
     inlineWaitMaxMs: number,
     cancelling: boolean,
+    env: ReplayEnv,
   ) {
+    this.#def = def;
+    this.#env = env;
     // Journal writes go through this wrapper so a database failure is told apart from a failure
     // of the workflow's own code (which fails or retries a step).
     this.#q = {
@@ -339,6 +368,8 @@ class Replay {
       log,
       step: (name, fn, options) => this.step(name, fn, options),
       sleep: (name, duration) => this.sleep(name, duration),
+      approval: (name, options) => this.approval(name, options),
+      tool: <T>(name: string, input: unknown, options?: ToolCallOptions) => this.tool(name, input, options) as Promise<T>,
       now: () => new Date(this.value('now', 'now', () => new Date().toISOString()) as string),
       randomUUID: () => this.value('uuid', 'uuid', () => randomUUID()) as string,
     };
@@ -379,8 +410,44 @@ class Replay {
     await journal.recordValues(this.#q, this.#run.id, batch);
   }
 
-  async step<T>(name: string, fn: (ctx: StepContext) => Promise<T> | T, options: StepOptions = {}): Promise<T> {
+  step<T>(name: string, fn: (ctx: StepContext) => Promise<T> | T, options: StepOptions = {}): Promise<T> {
+    return this.#runStep(this.#claim(name), fn, options, 'step');
+  }
+
+  /** A tool call: checked (listed, valid input, approved if it writes), then run as a step of kind 'tool'. */
+  async tool(name: string, input: unknown, options: ToolCallOptions = {}): Promise<unknown> {
+    const claimed = this.#claim(name);
+    const call = prepareToolCall(this.#env.tools, this.#def, this.#run.id, name, input);
+    const { run, compensate } = toolStep(call, this.#env.project, this.#env.pool);
+    const before = call.effect === 'write' ? async () => { await requireApproval(this.#q, this.#run.id, claimed.idx, call); } : undefined;
+    return this.#runStep(claimed, run, { retry: options.retry, timeoutMs: options.timeoutMs, compensate: options.compensate ? compensate : undefined }, 'tool', call.input, before);
+  }
+
+  /** An approval gate (see src/approvals/gate.ts): suspends until decided, then records the decision. */
+  async approval(name: string, options: ApprovalOptions): Promise<ApprovalResult> {
     const { idx, name: unique, row } = this.#claim(name);
+    if (row?.status === 'succeeded') return row.output as ApprovalResult;
+    if (this.#cancelling) {
+      if (row) await cancelPendingApproval(this.#q, this.#run.id, idx);
+      this.#stop(new Cancelled());
+    }
+    await this.flush();
+    const gate = await runApprovalGate(this.#q, { run: this.#run, idx, step: unique, options, project: this.#env.project });
+    if (gate.kind === 'suspend') this.#stop(new Suspend('approval', gate.wakeAt));
+    const output = asJson(gate.result);
+    await journal.succeedStep(this.#q, this.#run.id, idx, unique, output);
+    return output;
+  }
+
+  async #runStep<T>(
+    claimed: { idx: number; name: string; row: StepRow | undefined },
+    fn: (ctx: StepContext) => Promise<T> | T,
+    options: StepOptions,
+    kind: string,
+    input?: unknown,
+    before?: () => Promise<void>,
+  ): Promise<T> {
+    const { idx, name: unique, row } = claimed;
     const retry = resolveRetry(options.retry);
     if (row?.status === 'succeeded' || row?.status === 'compensated' || row?.status === 'compensating' || row?.status === 'compensation_failed') {
       if (options.compensate) {
@@ -392,6 +459,10 @@ class Replay {
       throw new StepFailedError(unique, row.attempts, row.error as SerializedError);
     }
     if (this.#cancelling) this.#stop(new Cancelled());
+    if (before) {
+      await this.flush();
+      await before();
+    }
 
     let attempt = (row?.attempts ?? 0) + 1;
     let notBefore = row?.next_attempt_at ?? null;
@@ -404,7 +475,7 @@ class Replay {
         if (this.#signal.aborted) this.#stop(new Suspend('shutdown', new Date()));
       }
       await this.flush();
-      const started = await journal.startStepAttempt(this.#q, { runId: this.#run.id, idx, name: unique, kind: 'step', attempt });
+      const started = await journal.startStepAttempt(this.#q, { runId: this.#run.id, idx, name: unique, kind, attempt, input });
       if (started.cancelRequested) this.#stop(new Cancelled());
       try {
         const output = asJson(await this.#attempt(unique, idx, attempt, fn, options.timeoutMs, log));

@@ -11,6 +11,10 @@ import { TollgateError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import type { Logger } from '../log.ts';
 import type { Principal } from '../principals.ts';
+import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../project-config.ts';
+import { decide as decideApproval, type DecideOptions } from '../approvals/decide.ts';
+import type { DecideOutcome } from '../approvals/types.ts';
+import type { ToolRegistry } from '../tools/registry.ts';
 import { Executor, type AdvanceOutcome } from './executor.ts';
 import * as journal from './journal.ts';
 import type { EventRow, RunRow, RunStatus, StepRow } from './journal.ts';
@@ -37,6 +41,10 @@ export interface RuntimeOptions {
   registry: WorkflowRegistry;
   log: Logger;
   inlineWaitMaxMs?: number;
+  /** Groups and operators for approvals, workflow and tool settings. */
+  project?: ProjectConfig;
+  /** The tools workflows may call; the built-in ones by default. */
+  tools?: ToolRegistry;
 }
 
 export class Runtime {
@@ -44,12 +52,37 @@ export class Runtime {
   readonly registry: WorkflowRegistry;
   readonly log: Logger;
   readonly executor: Executor;
+  readonly project: ProjectConfig;
 
   constructor(opts: RuntimeOptions) {
     this.pool = opts.pool;
     this.registry = opts.registry;
     this.log = opts.log;
-    this.executor = new Executor({ pool: opts.pool, registry: opts.registry, log: opts.log, inlineWaitMaxMs: opts.inlineWaitMaxMs });
+    this.project = opts.project ?? EMPTY_PROJECT_CONFIG;
+    this.executor = new Executor({
+      pool: opts.pool,
+      registry: opts.registry,
+      log: opts.log,
+      inlineWaitMaxMs: opts.inlineWaitMaxMs,
+      project: this.project,
+      tools: opts.tools,
+    });
+  }
+
+  /**
+   * Records `principal`'s decision on an approval (one transaction; see src/approvals/decide.ts)
+   * and, when the gate resolves, enqueues the run. The principal must be a verified identity.
+   */
+  async decide(
+    approvalId: string,
+    principal: Principal | string,
+    decision: 'approve' | 'reject',
+    comment?: string,
+    opts: Omit<DecideOptions, 'comment'> = {},
+  ): Promise<DecideOutcome> {
+    const outcome = await decideApproval(this.pool, this.project, approvalId, principal, decision, { ...opts, comment });
+    this.log.info({ approvalId, decision, outcome: outcome.kind, resolved: outcome.resolved }, 'approval decision');
+    return outcome;
   }
 
   /** Validates the input against the workflow's schema, records the run and enqueues it. */
@@ -110,6 +143,13 @@ export class Runtime {
           `Run ${runId} is ${run.status}; only failed runs can be retried.` +
             (run.status === 'compensated' ? ' Its completed steps were already undone, so start a new run instead.' : ''),
           { runId, status: run.status },
+        );
+      }
+      if ((run as RunRow & { journal_purged_at?: Date | null }).journal_purged_at) {
+        throw new TollgateError(
+          'TG_RUN_STATE',
+          `Run ${runId} cannot be retried: retention purged its recorded step outputs. Start a new run instead.`,
+          { runId },
         );
       }
       const failed = await q.query<{ idx: number; name: string }>(

@@ -8,6 +8,7 @@
  * I/O outside a step.
  */
 import type { z } from 'zod';
+import type { ApprovalOptions, ApprovalResult } from '../approvals/types.ts';
 import type { Logger } from '../log.ts';
 
 export interface RetryPolicy {
@@ -56,6 +57,13 @@ export interface StepOptions {
   compensateRetry?: RetryPolicy;
 }
 
+export interface ToolCallOptions {
+  retry?: RetryPolicy;
+  timeoutMs?: number;
+  /** Undo this call with the tool's own compensation when the run fails for good or is cancelled. */
+  compensate?: boolean;
+}
+
 /** A duration in ms, or a string such as '500ms', '2s', '5m', '1h', '1d'. */
 export type Duration = number | string;
 
@@ -69,6 +77,17 @@ export interface WorkflowContext<I> {
   step<T>(name: string, fn: (ctx: StepContext) => Promise<T> | T, options?: StepOptions): Promise<T>;
   /** A durable timer: the run waits (holding no worker) and resumes after `duration`. */
   sleep(name: string, duration: Duration): Promise<void>;
+  /**
+   * An approval gate: the run waits (holding no worker) until the policy is satisfied, someone
+   * allowed rejects, or the timeout applies. Returns the decision; a rejection or expiry is
+   * returned (`approved: false`), not thrown, so the workflow decides what follows.
+   */
+  approval(name: string, options: ApprovalOptions): Promise<ApprovalResult>;
+  /**
+   * Calls a tool the workflow lists, as a durable step named after the tool: input and output
+   * are validated and recorded; a write needs an approved gate bound to this exact input.
+   */
+  tool<T = unknown>(name: string, input: unknown, options?: ToolCallOptions): Promise<T>;
   /** The current time, recorded on first execution and the same on every replay. */
   now(): Date;
   /** A random UUID, recorded on first execution and the same on every replay. */

@@ -1,7 +1,14 @@
 /** The built-in workflows, registered by every Tollgate process. */
+import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../project-config.ts';
 import type { WorkflowDefinition } from '../runtime/workflow.ts';
 import { demo } from './demo.ts';
+import { deployWorkflow } from './deploy.ts';
+import { purchaseOrderWorkflow } from './purchase-order.ts';
 
-export function builtinWorkflows(): WorkflowDefinition[] {
-  return [demo as unknown as WorkflowDefinition];
+export function builtinWorkflows(project: ProjectConfig = EMPTY_PROJECT_CONFIG): WorkflowDefinition[] {
+  return [
+    demo as unknown as WorkflowDefinition,
+    purchaseOrderWorkflow(project) as unknown as WorkflowDefinition,
+    deployWorkflow(project) as unknown as WorkflowDefinition,
+  ];
 }

@@ -9,6 +9,8 @@ import type { RunRow, RunStatus } from '../../src/runtime/journal.ts';
 import { newProcessId, startWorker, type WorkerHandle } from '../../src/worker.ts';
 import { taskList } from '../../jobs/index.ts';
 import type { TestDb } from './db.ts';
+import type { ProjectConfig } from '../../src/project-config.ts';
+import type { ToolRegistry } from '../../src/tools/registry.ts';
 import { testLogger } from './log.ts';
 
 export interface TestRuntime {
@@ -22,11 +24,18 @@ export interface TestRuntime {
 export async function createTestRuntime(
   db: TestDb,
   workflows: WorkflowDefinition[],
-  opts: { worker?: boolean; inlineWaitMaxMs?: number; concurrency?: number } = {},
+  opts: { worker?: boolean; inlineWaitMaxMs?: number; concurrency?: number; project?: ProjectConfig; tools?: ToolRegistry } = {},
 ): Promise<TestRuntime> {
   const registry = new WorkflowRegistry().register(...workflows);
   const log = testLogger();
-  const runtime = new Runtime({ pool: db.pool, registry, log, inlineWaitMaxMs: opts.inlineWaitMaxMs ?? 2000 });
+  const runtime = new Runtime({
+    pool: db.pool,
+    registry,
+    log,
+    inlineWaitMaxMs: opts.inlineWaitMaxMs ?? 2000,
+    project: opts.project,
+    tools: opts.tools,
+  });
   const workers: WorkerHandle[] = [];
   const start = async () => {
     const processId = newProcessId();

@@ -1,0 +1,162 @@
+/**
+ * Recording a person's decision on an approval, for the adapters and the CLI. One transaction:
+ * lock the approval, check its state and the principal's authorisation, record the decision
+ * (one per approver: the primary key makes a repeat a no-op), append events, and — when the
+ * policy is now satisfied or someone rejected — resolve the gate and enqueue the run's advance.
+ *
+ * The principal must come from a verified platform identity (invariant 5); this module trusts
+ * what it is given and never reads identities from button values.
+ */
+import type pg from 'pg';
+import type { Principal } from '../principals.ts';
+import type { ProjectConfig } from '../project-config.ts';
+import { enqueueAdvance, isTerminalStatus } from '../runtime/journal.ts';
+import { applyTimeout } from './gate.ts';
+import { authorise, describeQuorum, principalKey } from './policy.ts';
+import { getApproval, loadApprovalRow, requesterKey, type ApprovalRow } from './store.ts';
+import type { DecideOutcome } from './types.ts';
+
+export interface DecideOptions {
+  comment?: string;
+  /** Where the decision was made ('slack', 'teams', 'cli'), kept with it. */
+  via?: string;
+  /** The params hash the decider was shown; a mismatch answers 'parameters_changed'. */
+  paramsHash?: string;
+}
+
+export async function decide(
+  pool: pg.Pool,
+  project: ProjectConfig,
+  approvalId: string,
+  principal: Principal | string,
+  decision: 'approve' | 'reject',
+  opts: DecideOptions = {},
+): Promise<DecideOutcome> {
+  const who = principalKey(principal);
+  const actor = typeof principal === 'string' ? { ...parseKey(who) } : principal;
+  const client = await pool.connect();
+  let outcome: DecideOutcome;
+  try {
+    await client.query('BEGIN');
+    outcome = await decideIn(client, project, approvalId, who, actor, decision, opts);
+    await client.query('COMMIT');
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw e;
+  } finally {
+    client.release();
+  }
+  // Return the state after commit, so the adapter renders what others will see.
+  const view = await getApproval(pool, approvalId);
+  return view ? { ...outcome, approval: view } : outcome;
+}
+
+function parseKey(key: string): Principal {
+  const [platform, tenant, user] = key.split(':') as [Principal['platform'], string, string];
+  return { platform, tenant, user };
+}
+
+async function decideIn(
+  q: pg.PoolClient,
+  project: ProjectConfig,
+  approvalId: string,
+  who: string,
+  actor: Principal,
+  decision: 'approve' | 'reject',
+  opts: DecideOptions,
+): Promise<DecideOutcome> {
+  let row = await loadApprovalRow(q, approvalId, true);
+  if (!row) {
+    return { kind: 'not_found', message: `No approval with id "${approvalId}". List pending approvals with \`tollgate approvals list\`.` };
+  }
+  const prior = await q.query<{ decision: string; decided_at: Date }>(
+    'SELECT decision, decided_at FROM tollgate.approval_decisions WHERE approval_id = $1 AND principal = $2',
+    [approvalId, who],
+  );
+  const earlier = prior.rows[0];
+  if (earlier) {
+    return {
+      kind: 'already_recorded',
+      message: `Your decision (${earlier.decision}) on ${approvalId} was already recorded at ${earlier.decided_at.toISOString()}; nothing changed.`,
+    };
+  }
+  if (row.status === 'voided') {
+    return {
+      kind: 'parameters_changed',
+      message:
+        `The parameters of ${approvalId} changed after it was shown, so it no longer applies` +
+        (row.superseded_by ? `; decide on the new request ${row.superseded_by} instead.` : '.'),
+    };
+  }
+  if (row.status === 'cancelled' || (row.status === 'pending' && isTerminalStatus(row.run_status ?? ''))) {
+    return { kind: 'already_resolved', message: `Run ${row.run_id} has already ended (${row.run_status}); ${approvalId} no longer needs a decision.` };
+  }
+  if (row.status === 'pending' && row.expires_at) {
+    const due = await q.query<{ due: boolean }>('SELECT $1::timestamptz <= now() AS due', [row.expires_at]);
+    if (due.rows[0]?.due) {
+      row = { ...row, ...(await applyTimeout(q, row, project)) };
+      await enqueueAdvance(q, row.run_id);
+    }
+  }
+  if (row.status === 'expired') {
+    return { kind: 'expired', message: `${approvalId} expired at ${row.expires_at?.toISOString() ?? '?'} and was rejected; decisions are no longer accepted.` };
+  }
+  if (row.status !== 'pending') {
+    return { kind: 'already_resolved', message: `${approvalId} was already ${row.status}${row.auto_reason ? ` by rule (${row.auto_reason})` : ''}; your decision was not needed.` };
+  }
+  if (opts.paramsHash !== undefined && opts.paramsHash !== row.params_hash) {
+    return {
+      kind: 'parameters_changed',
+      message: `The parameters you were shown (hash ${opts.paramsHash.slice(0, 12)}…) are not those of ${approvalId} (hash ${row.params_hash.slice(0, 12)}…); reload it and decide again.`,
+    };
+  }
+  const requester = requesterKey(row);
+  const auth = authorise(row.policy, who, requester, decision);
+  if (!auth.ok) return { kind: 'not_allowed', message: `Not allowed: ${auth.reason}` };
+
+  const inserted = await q.query(
+    `INSERT INTO tollgate.approval_decisions (approval_id, principal, decision, comment, via) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (approval_id, principal) DO NOTHING RETURNING principal`,
+    [approvalId, who, decision, opts.comment ?? null, opts.via ?? null],
+  );
+  if (inserted.rowCount === 0) {
+    return { kind: 'already_recorded', message: `Your decision on ${approvalId} was already recorded; nothing changed.` };
+  }
+  await q.query(
+    `INSERT INTO tollgate.events (run_id, type, step_idx, actor, payload) VALUES ($1, 'approval.decided', $2, $3, $4)`,
+    [row.run_id, row.step_idx, JSON.stringify(actor), JSON.stringify(stripNulls({ approvalId, decision, comment: opts.comment ?? null, via: opts.via ?? null, paramsHash: row.params_hash }))],
+  );
+  const resolved = decision === 'reject' ? 'rejected' : (await countApprovals(q, row, requester)) >= row.policy.required ? 'approved' : null;
+  if (resolved) {
+    await q.query(
+      `WITH a AS (UPDATE tollgate.approvals SET status = $2, resolved_at = now() WHERE id = $1 RETURNING run_id, step_idx, params_hash)
+       INSERT INTO tollgate.events (run_id, type, step_idx, actor, payload)
+       SELECT run_id, 'approval.' || $2, step_idx, $3, jsonb_build_object('approvalId', $1::text, 'paramsHash', params_hash) FROM a`,
+      [approvalId, resolved, JSON.stringify(actor)],
+    );
+    await enqueueAdvance(q, row.run_id);
+    return {
+      kind: 'recorded',
+      resolved,
+      message: resolved === 'approved' ? `Approved: ${approvalId} has the approvals it needs (${describeQuorum(row.policy)}); the run continues.` : `Rejected: ${approvalId} is rejected; the run is told.`,
+    };
+  }
+  const have = await countApprovals(q, row, requester);
+  return {
+    kind: 'recorded',
+    message: `Recorded your approval of ${approvalId}: ${have} of the ${row.policy.required} needed so far.`,
+  };
+}
+
+async function countApprovals(q: pg.PoolClient, row: ApprovalRow, requester: string | null): Promise<number> {
+  const { rows } = await q.query<{ principal: string }>(
+    `SELECT principal FROM tollgate.approval_decisions WHERE approval_id = $1 AND decision = 'approve'`,
+    [row.id],
+  );
+  // Only principals the current policy allows count (after an escalation, the new approvers).
+  return rows.filter((r) => authorise(row.policy, r.principal, requester, 'approve').ok).length;
+}
+
+function stripNulls(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && v !== undefined));
+}

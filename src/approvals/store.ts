@@ -1,0 +1,165 @@
+/**
+ * Reading approvals as plain views (for adapters, the CLI and `ctx.approval`'s result). One query
+ * per list plus one for the decisions; nothing here changes state.
+ */
+import type { Queryable } from '../runtime/journal.ts';
+import { isTerminalStatus } from '../runtime/journal.ts';
+import { formatPrincipal, type Principal } from '../principals.ts';
+import { authorise, describeApprovers, describeQuorum, principalKey } from './policy.ts';
+import type { ApprovalResult, ApprovalStatus, ApprovalView, DecisionView, ResolvedPolicy } from './types.ts';
+
+export interface ApprovalRow {
+  id: string;
+  run_id: string;
+  step_idx: number;
+  name: string;
+  status: ApprovalStatus;
+  policy: ResolvedPolicy;
+  summary: string;
+  params: unknown;
+  params_hash: string;
+  risk: string | null;
+  rationale: string | null;
+  tool: string | null;
+  tool_input: unknown;
+  tool_input_hash: string | null;
+  requester: Principal | null;
+  expires_at: Date | null;
+  on_timeout: StoredOnTimeout | null;
+  escalations: number;
+  auto_reason: string | null;
+  superseded_by: string | null;
+  created_at: Date;
+  resolved_at: Date | null;
+  workflow?: string;
+  run_status?: string;
+}
+
+export type StoredOnTimeout =
+  | { action: 'reject' }
+  | { action: 'escalate'; policy: import('./types.ts').ApprovalPolicy; timeoutMs: number | null };
+
+interface DecisionRow {
+  approval_id: string;
+  principal: string;
+  decision: 'approve' | 'reject';
+  comment: string | null;
+  via: string | null;
+  decided_at: Date;
+}
+
+const SELECT = `SELECT a.*, r.workflow, r.status AS run_status FROM tollgate.approvals a JOIN tollgate.runs r ON r.id = a.run_id`;
+
+export function requesterKey(row: Pick<ApprovalRow, 'requester'>): string | null {
+  return row.requester ? formatPrincipal(row.requester) : null;
+}
+
+function toDecision(d: DecisionRow): DecisionView {
+  return { principal: d.principal, decision: d.decision, comment: d.comment, decidedAt: d.decided_at.toISOString(), via: d.via };
+}
+
+export async function loadDecisions(q: Queryable, ids: string[]): Promise<Map<string, DecisionView[]>> {
+  const out = new Map<string, DecisionView[]>(ids.map((id) => [id, []]));
+  if (ids.length === 0) return out;
+  const { rows } = await q.query<DecisionRow>(
+    'SELECT * FROM tollgate.approval_decisions WHERE approval_id = ANY($1) ORDER BY decided_at, principal',
+    [ids],
+  );
+  for (const d of rows) out.get(d.approval_id)?.push(toDecision(d));
+  return out;
+}
+
+export function describeOnTimeout(row: ApprovalRow): string {
+  if (!row.expires_at) return 'no timeout';
+  const t = row.on_timeout;
+  if (!t || t.action === 'reject') return 'rejected when it expires';
+  const groups = t.policy.groups?.length ? `group ${t.policy.groups.join(', ')}` : (t.policy.approvers ?? []).join(', ');
+  return `escalated to ${groups} when it expires`;
+}
+
+export function toView(row: ApprovalRow, decisions: DecisionView[]): ApprovalView {
+  const p = row.policy;
+  const requester = requesterKey(row);
+  const counted = decisions.filter((d) => d.decision === 'approve' && authorise(p, d.principal, requester, 'approve').ok).length;
+  return {
+    id: row.id,
+    runId: row.run_id,
+    workflow: row.workflow ?? '',
+    runStatus: row.run_status ?? '',
+    stepIdx: row.step_idx,
+    name: row.name,
+    status: row.status,
+    summary: row.summary,
+    params: row.params,
+    paramsHash: row.params_hash,
+    risk: row.risk,
+    rationale: row.rationale,
+    tool: row.tool,
+    toolInput: row.tool_input,
+    requester,
+    approvers: row.auto_reason ? `approved by rule: ${row.auto_reason}` : describeApprovers(p),
+    eligible: [...p.approvers],
+    quorum: row.auto_reason ? 'none (rule)' : describeQuorum(p),
+    required: p.required,
+    approvals: counted,
+    allowSelfApproval: p.allowSelfApproval,
+    expiresAt: row.expires_at?.toISOString() ?? null,
+    onTimeout: describeOnTimeout(row),
+    escalations: row.escalations,
+    autoReason: row.auto_reason,
+    supersededBy: row.superseded_by,
+    createdAt: row.created_at.toISOString(),
+    resolvedAt: row.resolved_at?.toISOString() ?? null,
+    decisions,
+  };
+}
+
+export async function loadApprovalRow(q: Queryable, id: string, lock = false): Promise<ApprovalRow | undefined> {
+  const { rows } = await q.query<ApprovalRow>(`${SELECT} WHERE a.id = $1${lock ? ' FOR UPDATE OF a' : ''}`, [id]);
+  return rows[0];
+}
+
+/** One approval as a view, with its decisions; undefined when no approval has that id. */
+export async function getApproval(q: Queryable, id: string): Promise<ApprovalView | undefined> {
+  const row = await loadApprovalRow(q, id);
+  if (!row) return undefined;
+  const d = await loadDecisions(q, [row.id]);
+  return toView(row, d.get(row.id) ?? []);
+}
+
+/**
+ * Approvals waiting for a decision, oldest first. With a principal: only those it may still
+ * decide (an approver, not barred as requester, no decision recorded yet).
+ */
+export async function listPendingApprovals(q: Queryable, principal?: Principal | string): Promise<ApprovalView[]> {
+  const { rows } = await q.query<ApprovalRow>(`${SELECT} WHERE a.status = 'pending' ORDER BY a.created_at, a.id`);
+  const live = rows.filter((r) => !isTerminalStatus(r.run_status ?? ''));
+  const decisions = await loadDecisions(q, live.map((r) => r.id));
+  const who = principal === undefined ? undefined : principalKey(principal);
+  return live
+    .filter((r) => who === undefined || (authorise(r.policy, who, requesterKey(r), 'approve').ok && !decisions.get(r.id)?.some((d) => d.principal === who)))
+    .map((r) => toView(r, decisions.get(r.id) ?? []));
+}
+
+/** Every approval of a run (voided ones included), in step order. */
+export async function listRunApprovals(q: Queryable, runId: string): Promise<ApprovalView[]> {
+  const { rows } = await q.query<ApprovalRow>(`${SELECT} WHERE a.run_id = $1 ORDER BY a.step_idx, a.created_at`, [runId]);
+  const decisions = await loadDecisions(q, rows.map((r) => r.id));
+  return rows.map((r) => toView(r, decisions.get(r.id) ?? []));
+}
+
+/** The gate's result as `ctx.approval` returns it (and the journal records it). */
+export function toResult(row: ApprovalRow, decisions: DecisionView[]): ApprovalResult {
+  const status = row.status === 'approved' || row.status === 'rejected' || row.status === 'expired' ? row.status : 'rejected';
+  const last = [...decisions].reverse().find((d) => (status === 'rejected' ? d.decision === 'reject' : d.decision === 'approve'));
+  return {
+    approvalId: row.id,
+    approved: status === 'approved',
+    status,
+    paramsHash: row.params_hash,
+    auto: row.auto_reason,
+    by: status === 'expired' || row.auto_reason ? null : (last?.principal ?? null),
+    comment: status === 'expired' || row.auto_reason ? null : (last?.comment ?? null),
+    decisions,
+  };
+}

@@ -1,0 +1,132 @@
+/**
+ * The shapes of approval gates: what a workflow asks for (`ApprovalOptions`), what it gets back
+ * (`ApprovalResult`), what adapters show (`ApprovalView`) and what a decision answers
+ * (`DecideOutcome`). Plain JSON-friendly objects: timestamps are ISO strings.
+ */
+import type { Duration } from '../runtime/workflow.ts';
+
+/**
+ * Who may decide, and how many must agree. Approvers are principals written
+ * `platform:tenant:user` and groups from the project configuration; membership is exact, so a
+ * principal of another tenant is allowed only if a group or the list names it.
+ */
+export interface ApprovalPolicy {
+  approvers?: readonly string[];
+  groups?: readonly string[];
+  /** 'first' (default): one approval; a number N: N of the approvers; 'all': every approver. */
+  quorum?: number | 'first' | 'all';
+  /** May the run's requester approve their own request? Default false. */
+  allowSelfApproval?: boolean;
+}
+
+export type OnTimeout = 'reject' | { escalate: ApprovalPolicy; timeout?: Duration };
+
+export interface ApprovalOptions {
+  policy: ApprovalPolicy;
+  /** One sentence for people: what is being approved. */
+  summary: string;
+  /** Exactly the parameters shown to approvers; the approval binds to their hash. */
+  params: Record<string, unknown>;
+  risk?: 'low' | 'medium' | 'high';
+  /** Why the workflow asks (e.g. "amount 5000 EUR is above the 1000 threshold"). */
+  rationale?: string;
+  /** The write tool this approval covers, and the input it will be called with when that differs from `params`. */
+  tool?: string;
+  toolInput?: unknown;
+  /** How long approvers have; no timeout when omitted. */
+  timeout?: Duration;
+  /** What happens when the timeout passes: reject (default) or escalate to another policy (once). */
+  onTimeout?: OnTimeout;
+  /**
+   * Approve at once by rule, recording this reason (e.g. "below the threshold"). The gate is still
+   * recorded, so write tools it covers pass the same check as approved ones.
+   */
+  autoApprove?: string | false;
+}
+
+export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'voided' | 'cancelled';
+
+export interface DecisionView {
+  principal: string;
+  decision: 'approve' | 'reject';
+  comment: string | null;
+  decidedAt: string;
+  via: string | null;
+}
+
+/** What `ctx.approval` returns once the gate is resolved (recorded in the journal). */
+export interface ApprovalResult {
+  approvalId: string;
+  approved: boolean;
+  status: 'approved' | 'rejected' | 'expired';
+  paramsHash: string;
+  /** The rule's reason when approved automatically. */
+  auto: string | null;
+  /** Who ended the gate (the last approver, the rejecter), null for expiry and rules. */
+  by: string | null;
+  comment: string | null;
+  decisions: DecisionView[];
+}
+
+/** The policy as resolved when the gate opened or escalated: stored with the approval. */
+export interface ResolvedPolicy {
+  approvers: string[];
+  groups: string[];
+  named: string[];
+  quorum: number | 'first' | 'all';
+  required: number;
+  allowSelfApproval: boolean;
+}
+
+export interface ApprovalView {
+  id: string;
+  runId: string;
+  workflow: string;
+  runStatus: string;
+  stepIdx: number;
+  name: string;
+  status: ApprovalStatus;
+  summary: string;
+  params: unknown;
+  paramsHash: string;
+  risk: string | null;
+  rationale: string | null;
+  tool: string | null;
+  toolInput: unknown;
+  requester: string | null;
+  /** People-readable: "group finance (3 people)", "slack:T1:U1". */
+  approvers: string;
+  /** The principals who may decide. */
+  eligible: string[];
+  /** People-readable: "2 of 3", "any one of 3", "all 3". */
+  quorum: string;
+  required: number;
+  approvals: number;
+  allowSelfApproval: boolean;
+  expiresAt: string | null;
+  onTimeout: string;
+  escalations: number;
+  autoReason: string | null;
+  supersededBy: string | null;
+  createdAt: string;
+  resolvedAt: string | null;
+  decisions: DecisionView[];
+}
+
+export type DecideKind =
+  | 'recorded'
+  | 'already_recorded'
+  | 'not_allowed'
+  | 'expired'
+  | 'already_resolved'
+  | 'parameters_changed'
+  | 'not_found';
+
+export interface DecideOutcome {
+  kind: DecideKind;
+  /** A sentence for people: what happened and why. */
+  message: string;
+  approval?: ApprovalView;
+  /** Set when this decision ended the gate. */
+  resolved?: 'approved' | 'rejected';
+}

@@ -1,0 +1,33 @@
+/** Human-readable views of approvals for the CLI: a pending list and a run's approvals with their decisions. */
+import type { ApprovalView } from '../approvals/types.ts';
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+export function formatApprovalList(list: ApprovalView[]): string {
+  if (list.length === 0) return 'No approvals are waiting.';
+  const rows = list.map((a) => [a.id, a.workflow, a.summary, `${a.approvals}/${a.required}`, a.expiresAt ?? '-', a.approvers]);
+  const head = ['APPROVAL', 'WORKFLOW', 'SUMMARY', 'HAVE', 'EXPIRES', 'APPROVERS'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  return [head, ...rows].map((r) => r.map((c, i) => pad(c, widths[i] as number)).join('  ').trimEnd()).join('\n');
+}
+
+/** The approvals section of `runs show`: who, when, decision, comment, parameters hash. */
+export function formatRunApprovals(list: ApprovalView[]): string {
+  if (list.length === 0) return '';
+  const out = ['', '', 'Approvals'];
+  for (const a of list) {
+    out.push(`  ${a.id}  ${a.name}  ${a.status.toUpperCase()}  params sha256 ${a.paramsHash}`);
+    out.push(`    ${a.summary}`);
+    out.push(`    approvers: ${a.approvers}; quorum: ${a.quorum}; requested ${a.createdAt}${a.expiresAt ? `; expires ${a.expiresAt} (${a.onTimeout})` : ''}`);
+    if (a.escalations > 0) out.push(`    escalated ${a.escalations} time(s)`);
+    if (a.supersededBy) out.push(`    voided: parameters changed; superseded by ${a.supersededBy}`);
+    if (a.autoReason) out.push(`    approved by rule at ${a.resolvedAt ?? '?'}: ${a.autoReason}`);
+    for (const d of a.decisions) {
+      out.push(`    ${d.decidedAt}  ${pad(d.principal, 24)} ${pad(d.decision, 7)}${d.comment ? ` "${d.comment}"` : ''}${d.via ? ` (via ${d.via})` : ''}`);
+    }
+    if (a.status === 'expired') out.push(`    expired at ${a.expiresAt ?? '?'} with no decision: rejected`);
+  }
+  return out.join('\n');
+}

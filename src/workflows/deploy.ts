@@ -1,0 +1,90 @@
+/**
+ * `deploy`: inputs service, version, environment. Reads the current version over HTTP
+ * (`workflows.deploy.currentVersionUrl`, GET, `{service}` and `{environment}` filled in), asks
+ * group `release-managers` to approve production deploys (other environments pass a gate
+ * approved by rule), POSTs {service, version, environment} to `workflows.deploy.webhookUrl` with
+ * the call's idempotency key, then reads the current version again until it is the new one.
+ *
+ * Both HTTP calls go through `http.request`, so their hosts must be on its allowlist; the POST is
+ * a write covered by the gate, which shows both the parameters and the exact request.
+ */
+import { z } from 'zod';
+import { NonRetriableError, TollgateError } from '../errors.ts';
+import { projectSection, type ProjectConfig } from '../project-config.ts';
+import { defineWorkflow } from '../runtime/workflow.ts';
+import { HTTP_TOOL } from '../tools/http-request.ts';
+import { rejectionError } from './rejection.ts';
+import { durationSetting } from './settings.ts';
+
+export const deploySettings = z.object({
+  webhookUrl: z.string().url().optional(),
+  currentVersionUrl: z.string().min(1).optional(),
+  approverGroup: z.string().min(1).default('release-managers'),
+  productionEnvironments: z.array(z.string().min(1)).default(['production']),
+  approvalTimeout: durationSetting.optional(),
+  /** How often to read the version after the POST before giving up, one second apart. */
+  verifyAttempts: z.number().int().min(1).default(10),
+});
+
+export const deployInput = z.object({
+  service: z.string().trim().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"').describe('Service to deploy'),
+  version: z.string().trim().min(1).max(100).describe('Version to deploy'),
+  environment: z.string().trim().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"').describe('Target environment, e.g. staging, production'),
+});
+
+function versionOf(body: unknown): string | null {
+  if (typeof body === 'string') return body.trim() || null;
+  if (body && typeof body === 'object' && typeof (body as { version?: unknown }).version === 'string') return (body as { version: string }).version;
+  return null;
+}
+
+export function deployWorkflow(project: ProjectConfig) {
+  const s = projectSection(project, 'workflows', 'deploy', deploySettings);
+  return defineWorkflow({
+    name: 'deploy',
+    version: 1,
+    description: `Deploy a service version; production needs approval by group ${s.approverGroup}.`,
+    input: deployInput,
+    tools: [HTTP_TOOL],
+    run: async (ctx) => {
+      const { service, version, environment } = ctx.input;
+      if (!s.webhookUrl || !s.currentVersionUrl) {
+        throw new NonRetriableError(
+          'The deploy workflow needs workflows.deploy.webhookUrl and workflows.deploy.currentVersionUrl in the TOLLGATE_CONFIG file.',
+          undefined,
+          'TG_CONFIG_INVALID',
+        );
+      }
+      const versionUrl = s.currentVersionUrl.replaceAll('{service}', encodeURIComponent(service)).replaceAll('{environment}', encodeURIComponent(environment));
+      const read = async () => versionOf((await ctx.tool<{ body: unknown }>(HTTP_TOOL, { method: 'GET', url: versionUrl })).body);
+      const current = await read();
+      const production = s.productionEnvironments.includes(environment);
+      const post = { method: 'POST', url: s.webhookUrl, body: { service, version, environment } };
+      const gate = await ctx.approval('approval', {
+        policy: { groups: [s.approverGroup] },
+        summary: `Deploy ${service} ${version} to ${environment} (now ${current ?? 'unknown'})`,
+        params: { service, version, environment, currentVersion: current },
+        tool: HTTP_TOOL,
+        toolInput: post,
+        risk: production ? 'high' : 'low',
+        rationale: production ? `${environment} is a production environment.` : undefined,
+        autoApprove: production ? false : `${environment} is not a production environment`,
+        timeout: s.approvalTimeout,
+      });
+      if (!gate.approved) throw rejectionError('Deploy', gate, ctx.runId);
+      await ctx.tool(HTTP_TOOL, post);
+      for (let i = 1; ; i++) {
+        const now = await read();
+        if (now === version) return { service, version, environment, previousVersion: current, approvalId: gate.approvalId };
+        if (i >= s.verifyAttempts) {
+          throw new TollgateError(
+            'TG_STEP_FAILED',
+            `Deploy of ${service} ${version} to ${environment} was requested but not verified: the version is still ${now ?? 'unknown'} after ${i} reads.`,
+            { service, version, environment },
+          );
+        }
+        await ctx.sleep('verify wait', 1000);
+      }
+    },
+  });
+}

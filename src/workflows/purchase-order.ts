@@ -1,0 +1,90 @@
+/**
+ * `purchase-order`: inputs vendor, amount, currency, reason. Orders above
+ * `workflows.purchase-order.approvalThreshold` (default 1000, in the order's currency) need an
+ * approval by group `finance`; smaller ones pass a gate approved by rule, so the ledger write is
+ * always covered by a recorded approval bound to the order's exact parameters. The order is
+ * written to the Postgres ledger (`purchase-orders.create`, idempotent per call); if a later step
+ * fails for good (the vendor notification), the compensation voids it.
+ *
+ * A rejection or expiry ends the run as failed with TG_APPROVAL_REJECTED, naming who and why.
+ */
+import { z } from 'zod';
+import { TollgateError } from '../errors.ts';
+import { projectSection, type ProjectConfig } from '../project-config.ts';
+import { defineWorkflow } from '../runtime/workflow.ts';
+import type { OnTimeout } from '../approvals/types.ts';
+import { PO_TOOL } from '../tools/purchase-orders.ts';
+import { rejectionError } from './rejection.ts';
+import { durationSetting } from './settings.ts';
+
+export const purchaseOrderSettings = z.object({
+  approvalThreshold: z.number().min(0).default(1000),
+  /** Who approves above the threshold (default: group finance) and how many must agree. */
+  approverGroup: z.string().min(1).default('finance'),
+  quorum: z.union([z.number().int().min(1), z.enum(['first', 'all'])]).default('first'),
+  /** e.g. "24h"; no timeout when unset. */
+  approvalTimeout: durationSetting.optional(),
+  /** On timeout: reject (unset) or escalate to this group. */
+  escalateToGroup: z.string().min(1).optional(),
+  /** POSTed the order after it is written; a failure for good voids the order. */
+  notifyUrl: z.string().url().optional(),
+});
+
+export const purchaseOrderInput = z.object({
+  vendor: z.string().trim().min(1).max(200).describe('Who is paid'),
+  amount: z.coerce.number().positive().describe('Amount, in currency'),
+  currency: z
+    .string()
+    .regex(/^[A-Za-z]{3}$/, 'a three-letter ISO code such as EUR')
+    .transform((s) => s.toUpperCase())
+    .describe('ISO currency code, e.g. EUR'),
+  reason: z.string().trim().min(1).max(2000).describe('What it is for'),
+});
+
+export function purchaseOrderWorkflow(project: ProjectConfig) {
+  const settings = projectSection(project, 'workflows', 'purchase-order', purchaseOrderSettings);
+  return defineWorkflow({
+    name: 'purchase-order',
+    version: 1,
+    description: `Raise a purchase order; above ${settings.approvalThreshold} it needs approval by group ${settings.approverGroup}.`,
+    input: purchaseOrderInput,
+    tools: [PO_TOOL],
+    run: async (ctx) => {
+      const { vendor, amount, currency, reason } = ctx.input;
+      const params = { vendor, amount, currency, reason };
+      const above = amount > settings.approvalThreshold;
+      const onTimeout: OnTimeout = settings.escalateToGroup ? { escalate: { groups: [settings.escalateToGroup], quorum: settings.quorum }, timeout: settings.approvalTimeout } : 'reject';
+      const gate = await ctx.approval('approval', {
+        policy: { groups: [settings.approverGroup], quorum: settings.quorum },
+        summary: `Purchase order: ${amount} ${currency} to ${vendor} for ${reason}`,
+        params,
+        tool: PO_TOOL,
+        risk: amount > settings.approvalThreshold * 10 ? 'high' : above ? 'medium' : 'low',
+        rationale: above ? `${amount} ${currency} is above the approval threshold of ${settings.approvalThreshold}.` : undefined,
+        autoApprove: above ? false : `${amount} ${currency} is at or below the approval threshold of ${settings.approvalThreshold}`,
+        timeout: settings.approvalTimeout,
+        onTimeout,
+      });
+      if (!gate.approved) throw rejectionError('Purchase order', gate, ctx.runId);
+      const order = await ctx.tool<{ orderId: string; status: string }>(PO_TOOL, params, { compensate: true });
+      if (settings.notifyUrl) {
+        const url = settings.notifyUrl;
+        await ctx.step(
+          'notify vendor',
+          async ({ idempotencyKey, signal }) => {
+            const res = await fetch(url, {
+              method: 'POST',
+              headers: { 'Content-Type': 'application/json', 'Idempotency-Key': idempotencyKey },
+              body: JSON.stringify({ orderId: order.orderId, ...params }),
+              signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]),
+            });
+            if (!res.ok) throw new TollgateError('TG_TOOL_HTTP_STATUS', `The vendor notification at ${new URL(url).host} answered ${res.status}.`, { status: res.status });
+            return { status: res.status };
+          },
+          { retry: { maxAttempts: 3, initialDelayMs: 100 } },
+        );
+      }
+      return { orderId: order.orderId, approvalId: gate.approvalId, approvedBy: gate.auto ? `rule: ${gate.auto}` : gate.by };
+    },
+  });
+}
