@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   TG_WORKFLOW_DUPLICATE: 'A workflow with that name and version is already registered.',
   TG_INPUT_INVALID: "A run's input does not match its workflow's input schema.",
   TG_RUN_NOT_FOUND: 'No run with that id.',
+  TG_PRINCIPAL_INVALID: 'A principal is not written platform:tenant:user.',
   TG_RUN_STATE: 'The run is not in a state that allows this action.',
   TG_NONDETERMINISM: "A replay's steps no longer match the run's journal.",
   TG_STEP_FAILED: 'A step failed for good (all attempts used, or a non-retriable error).',

@@ -4,6 +4,7 @@
  * AAD object id. The CLI acts as `cli:<host>:<os user>`. Written `platform:tenant:user`.
  */
 import { z } from 'zod';
+import { TollgateError } from './errors.ts';
 
 export const principalSchema = z.object({
   platform: z.enum(['slack', 'teams', 'cli']),
@@ -19,7 +20,8 @@ const PRINCIPAL = /^(slack|teams|cli):([^:\s]+):([^:\s]+)$/;
 export function parsePrincipal(s: string): Principal {
   const m = PRINCIPAL.exec(s.trim());
   if (!m) {
-    throw new Error(
+    throw new TollgateError(
+      'TG_PRINCIPAL_INVALID',
       `"${s}" is not a principal. Write slack:<team-or-enterprise-id>:<user-id>, teams:<tenant-id>:<aad-object-id> or cli:<host>:<user>.`,
     );
   }
