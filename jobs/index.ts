@@ -5,14 +5,18 @@
 import type { TaskList } from 'graphile-worker';
 import type { Runtime } from '../src/runtime/runtime.ts';
 import * as runAdvance from './run-advance.ts';
+import * as slackDeliver from './slack-deliver.ts';
 
 export interface TaskDeps {
   runtime: Runtime;
   processId: string;
+  /** Slack message delivery; absent when Slack is not configured. */
+  slack?: slackDeliver.SlackDeliveryPort;
 }
 
 export function taskList(deps: TaskDeps): TaskList {
   return {
     [runAdvance.identifier]: runAdvance.makeRunAdvance(deps.runtime, deps.processId),
+    [slackDeliver.identifier]: slackDeliver.makeSlackDeliver(deps.slack),
   };
 }

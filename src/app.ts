@@ -15,6 +15,8 @@ import { createHttpServer, type HttpServer } from './server/http.ts';
 import { newProcessId, startWorker, type WorkerHandle } from './worker.ts';
 import { builtinWorkflows } from './workflows/index.ts';
 import { taskList } from '../jobs/index.ts';
+// The boot is the composition root: the one place in src/ that knows the adapters exist.
+import { createSlackAdapter, type SlackAdapter } from '../bots/slack/index.ts';
 
 export type AppMode = 'all' | 'server' | 'worker' | 'none';
 
@@ -27,6 +29,8 @@ export interface App {
   readonly worker: WorkerHandle | undefined;
   readonly http: HttpServer | undefined;
   readonly url: string | undefined;
+  /** Present when Slack is configured (SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET or SLACK_APP_TOKEN). */
+  readonly slack: SlackAdapter | undefined;
   stop(): Promise<void>;
 }
 
@@ -46,6 +50,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     throw e;
   }
   const runtime = new Runtime({ pool: db.pool, registry, log });
+  const slack = mode === 'none' ? undefined : createSlackAdapter({ config: config.slack, pool: db.pool, runtime, registry, project, log });
 
   let worker: WorkerHandle | undefined;
   let http: HttpServer | undefined;
@@ -56,7 +61,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       worker = await startWorker({
         pool: db.pool,
         log,
-        tasks: taskList({ runtime, processId }),
+        tasks: taskList({ runtime, processId, slack: slack?.deliverer }),
         concurrency: config.worker.concurrency,
         pollIntervalMs: config.worker.pollIntervalMs,
         deadAfterMs: config.worker.deadAfterMs,
@@ -65,6 +70,9 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     }
     if (mode === 'all' || mode === 'server') {
       http = createHttpServer({ log, checks: { pool: db.pool, workerRunning: worker ? () => worker?.isRunning() ?? false : undefined } });
+      slack?.mount(http);
+      // A Slack outage at start-up must not stop Tollgate: requests are taken, messages catch up.
+      await slack?.start().catch((e: unknown) => log.error({ err: e }, 'Slack could not be started; Tollgate runs on without it'));
       const addr = await http.listen(config.port, config.host);
       url = `http://${addr.address}:${addr.port}`;
       log.info({ url }, 'HTTP server listening');
@@ -85,8 +93,10 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     worker,
     http,
     url,
+    slack,
     stop: () =>
       (stopping ??= (async () => {
+        await slack?.stop().catch((e: unknown) => log.warn({ err: e }, 'Slack stop'));
         await http?.close();
         await worker?.stop();
         await db.close();
