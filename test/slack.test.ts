@@ -93,8 +93,7 @@ async function slash(text: string, o: { user?: string; channel?: string; trigger
 }
 
 /** Starts a run by slash command in a fresh channel; returns the run and its channel. */
-async function startBySlash(text: string, user = ALICE): Promise<{ run: RunRow; channel: string }> {
-  const channel = `C${ids.event().slice(2, 12)}`;
+async function startBySlash(text: string, user = ALICE, channel = `C${ids.event().slice(2, 12)}`): Promise<{ run: RunRow; channel: string }> {
   const res = await slash(text, { channel, user });
   expect(res.status).toBe(200);
   const [run] = await runsInChannel(channel);
@@ -104,7 +103,13 @@ async function startBySlash(text: string, user = ALICE): Promise<{ run: RunRow; 
 
 /** The run's message in the fake, once posted (and, with `until`, once it satisfies it). */
 async function runMessage(channel: string, until: (m: FakeMessage) => boolean = () => true): Promise<FakeMessage> {
-  return eventually(() => h.fake.messagesIn(channel).find(until), `the run message in ${channel} to match`);
+  try {
+    return await eventually(() => h.fake.messagesIn(channel).find(until), `the run message in ${channel} to match`);
+  } catch (e) {
+    const jobs = await db.pool.query('SELECT task_identifier, key, attempts, last_error, run_at, locked_at FROM graphile_worker.jobs');
+    const msgs = await db.pool.query('SELECT * FROM tollgate.chat_messages WHERE channel = $1', [channel]);
+    throw new Error(`${(e as Error).message}\nin the fake: ${JSON.stringify(h.fake.messagesIn(channel).map((m) => m.text))}\noutbox: ${JSON.stringify(msgs.rows)}\njobs: ${JSON.stringify(jobs.rows)}`);
+  }
 }
 
 const hasAction = (m: FakeMessage, actionId: string) => blocksText(m.blocks).includes(`"action_id":"${actionId}"`);
@@ -350,8 +355,8 @@ describe('refusals and retries', () => {
 
 describe('delivery through the outbox', () => {
   it('429 on chat.update: the message is correct after Retry-After', async () => {
-    h.fake.failNext('chat.update', { status: 429, retryAfter: 1 });
-    const { run, channel } = await startBySlash('run demo sleepMs=0');
+    h.fake.failNext('chat.update', { status: 429, retryAfter: 1, channel: 'C0LIMITED' });
+    const { run, channel } = await startBySlash('run demo sleepMs=0', ALICE, 'C0LIMITED');
     await waitForRun(h.runtime, run.id, 'succeeded');
     const final = await runMessage(channel, (m) => m.text?.includes('Succeeded') === true);
     const updates = h.fake.callsTo('chat.update');
@@ -365,11 +370,13 @@ describe('delivery through the outbox', () => {
   });
 
   it('Slack down (500 on chat.postMessage): the run goes on and the message catches up', async () => {
-    h.fake.failNext('chat.postMessage', { status: 500 });
-    const { run, channel } = await startBySlash('run demo sleepMs=0');
+    h.fake.failNext('chat.postMessage', { status: 500, channel: 'C0SLACKDOWN' });
+    const { run, channel } = await startBySlash('run demo sleepMs=0', ALICE, 'C0SLACKDOWN');
     await waitForRun(h.runtime, run.id, 'succeeded');
     const final = await runMessage(channel, (m) => m.text?.includes('Succeeded') === true);
     expect(h.fake.messagesIn(channel)).toHaveLength(1);
     expect(final.ts).toBeDefined();
+    const posts = h.fake.callsTo('chat.postMessage').filter((c) => c.args.channel === channel);
+    expect(posts.length).toBe(2); // the 500, then the retry by Graphile Worker
   });
 });

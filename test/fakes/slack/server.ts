@@ -13,7 +13,8 @@
  *   chat.update changes them in place, as Slack does.
  * - Failures on demand: `failNext('chat.update', { status: 429, retryAfter: 1 })` (HTTP 429 with
  *   a `Retry-After` header and `{ok:false, error:'ratelimited'}`), `{ status: 500 }`, or
- *   `{ error: 'channel_not_found' }` (HTTP 200, ok:false); `times` repeats it.
+ *   `{ error: 'channel_not_found' }` (HTTP 200, ok:false); `times` repeats it; `channel` limits it to
+ *   calls for one channel.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -41,6 +42,8 @@ export interface Failure {
   retryAfter?: number;
   error?: string;
   times?: number;
+  /** Only calls for this channel fail (others answer normally). */
+  channel?: string;
 }
 
 export interface FakeSlack {
@@ -130,11 +133,12 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
         res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
         res.end(JSON.stringify(body));
       };
-      const queue = failures.get(method);
-      const failure = queue?.[0];
+      const queue = failures.get(method) ?? [];
+      const at = queue.findIndex((f) => f.channel === undefined || f.channel === args.channel);
+      const failure = at >= 0 ? queue[at] : undefined;
       if (failure) {
         failure.times = (failure.times ?? 1) - 1;
-        if (failure.times <= 0) queue.shift();
+        if (failure.times <= 0) queue.splice(at, 1);
         if (failure.status === 429) return send(429, { ok: false, error: 'ratelimited' }, { 'retry-after': String(failure.retryAfter ?? 1) });
         if (failure.status && failure.status >= 500) return send(failure.status, { ok: false, error: 'internal_error' });
         return send(200, { ok: false, error: failure.error ?? 'fatal_error' });
