@@ -11,7 +11,7 @@ import type { Logger } from './log.ts';
 import { loadProjectConfig, type ProjectConfig } from './project-config.ts';
 import { WorkflowRegistry } from './runtime/registry.ts';
 import { Runtime } from './runtime/runtime.ts';
-import { createHttpServer, type HttpServer } from './server/http.ts';
+import { createHttpServer, sendJson, type HttpServer } from './server/http.ts';
 import { newProcessId, startWorker, type WorkerHandle } from './worker.ts';
 import { builtinWorkflows } from './workflows/index.ts';
 import { taskList } from '../jobs/index.ts';
@@ -70,7 +70,12 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     }
     if (mode === 'all' || mode === 'server') {
       http = createHttpServer({ log, checks: { pool: db.pool, workerRunning: worker ? () => worker?.isRunning() ?? false : undefined } });
-      slack?.mount(http);
+      if (slack) slack.mount(http);
+      else {
+        http.mount('POST', '/slack/events', (_req, res) =>
+          sendJson(res, 503, { error: 'Slack is not configured here: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_APP_TOKEN for Socket Mode) and restart.' }),
+        );
+      }
       // A Slack outage at start-up must not stop Tollgate: requests are taken, messages catch up.
       await slack?.start().catch((e: unknown) => log.error({ err: e }, 'Slack could not be started; Tollgate runs on without it'));
       const addr = await http.listen(config.port, config.host);
