@@ -12,7 +12,8 @@ import { createHttpServer, type HttpServer } from '../../src/server/http.ts';
 import { newProcessId, startWorker, type WorkerHandle } from '../../src/worker.ts';
 import { startFakeSlack, type FakeSlack } from '../fakes/slack/server.ts';
 import { sendToSlackEndpoint, type SendOptions, type SlackRequest, type SlackResponse } from '../fakes/slack/requests.ts';
-import type { TestDb } from './db.ts';
+/** A database to run on: the test helpers' TestDb, or any pool (the bench). */
+type TestDb = Pick<import('./db.ts').TestDb, 'pool'>;
 import { testLogger } from './log.ts';
 
 export const SIGNING_SECRET = 'test-signing-secret-8f7d6c';
@@ -29,7 +30,7 @@ export interface SlackHarness {
   stop(): Promise<void>;
 }
 
-export async function startSlackHarness(db: TestDb, workflows: WorkflowDefinition[], opts: { operators?: string[] } = {}): Promise<SlackHarness> {
+export async function startSlackHarness(db: TestDb, workflows: WorkflowDefinition[], opts: { operators?: string[]; concurrency?: number } = {}): Promise<SlackHarness> {
   const log = testLogger();
   const fake = await startFakeSlack({ token: BOT_TOKEN });
   const registry = new WorkflowRegistry().register(...workflows);
@@ -50,7 +51,7 @@ export async function startSlackHarness(db: TestDb, workflows: WorkflowDefinitio
     pool: db.pool,
     log,
     tasks: taskList({ runtime, processId, slack: slack.deliverer }),
-    concurrency: 4,
+    concurrency: opts.concurrency ?? 4,
     pollIntervalMs: 100,
     deadAfterMs: 3000,
     processId,
