@@ -38,15 +38,32 @@ CREATE TABLE tollgate.chat_messages (
 CREATE INDEX chat_messages_run_idx ON tollgate.chat_messages (run_id) WHERE run_id IS NOT NULL;
 CREATE UNIQUE INDEX chat_messages_run_copy_idx ON tollgate.chat_messages (run_id, channel, coalesce(thread_ts, '')) WHERE kind = 'run';
 
+-- Schedules a delivery job, coalescing with a pending one (job key, job_key_mode 'replace').
+-- Graphile's add_job silently adds nothing when, between its two statements, a worker locks the
+-- pending job with that key (its ON CONFLICT update skips locked jobs): that job may already have
+-- read the old state, so the change would never be shown. When add_job returns no job, a job
+-- without a key is added instead: a spare delivery is harmless (it finds nothing changed), a
+-- missing one is not.
+CREATE FUNCTION tollgate.slack_enqueue(payload json, job_key text, run_at timestamptz DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  SELECT (graphile_worker.add_job('slack-deliver', payload, run_at => run_at, job_key => job_key,
+            job_key_mode => 'replace', max_attempts => 25)).id INTO v_id;
+  IF v_id IS NULL THEN
+    PERFORM graphile_worker.add_job('slack-deliver', payload, run_at => run_at, max_attempts => 25);
+  END IF;
+END $$;
+
 -- Every event of a run that was started from Slack schedules the re-rendering of its messages,
 -- in the event's own transaction (so it cannot be lost and is not seen before the state is).
--- One job key per run with job_key_mode 'replace': a burst of step events while a delivery is
--- pending is one job, hence one chat.update. Runs started elsewhere pay one primary-key lookup.
+-- One job key per run: a burst of step events while a delivery is pending is one job, hence one
+-- chat.update. Runs started elsewhere pay one primary-key lookup.
 CREATE FUNCTION tollgate.slack_enqueue_delivery() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF EXISTS (SELECT 1 FROM tollgate.runs r WHERE r.id = NEW.run_id AND r.origin->>'platform' = 'slack') THEN
-    PERFORM graphile_worker.add_job('slack-deliver', json_build_object('runId', NEW.run_id),
-      job_key => 'slack:run:' || NEW.run_id, job_key_mode => 'replace', max_attempts => 25);
+    PERFORM tollgate.slack_enqueue(json_build_object('runId', NEW.run_id), 'slack:run:' || NEW.run_id);
   END IF;
   RETURN NULL;
 END $$;
@@ -57,5 +74,6 @@ CREATE TRIGGER events_slack_delivery AFTER INSERT ON tollgate.events
 -- Down Migration
 DROP TRIGGER events_slack_delivery ON tollgate.events;
 DROP FUNCTION tollgate.slack_enqueue_delivery();
+DROP FUNCTION tollgate.slack_enqueue(json, text, timestamptz);
 DROP TABLE tollgate.chat_messages;
 DROP TABLE tollgate.slack_deliveries;

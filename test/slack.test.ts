@@ -69,7 +69,18 @@ const slow = defineWorkflow({
   },
 });
 
-const workflows = [demo, ticket, chain, slow] as unknown as WorkflowDefinition[];
+const many = defineWorkflow({
+  name: 'many',
+  version: 1,
+  description: 'Thirty quick steps',
+  input: z.object({}),
+  run: async (ctx) => {
+    for (let i = 1; i <= 30; i++) await ctx.step(`s${i}`, () => i);
+    return 'ok';
+  },
+});
+
+const workflows = [demo, ticket, chain, slow, many] as unknown as WorkflowDefinition[];
 
 beforeAll(async () => {
   db = await createTestDb();
@@ -170,7 +181,7 @@ describe('slash commands and the live run message', () => {
   it('help and workflows list every workflow with its inputs', async () => {
     const res = await slash('help');
     const text = JSON.stringify(res.json());
-    for (const name of ['demo', 'ticket', 'chain', 'slow']) expect(text).toContain(name);
+    for (const name of ['demo', 'ticket', 'chain', 'slow', 'many']) expect(text).toContain(name);
     expect(text).toContain('title');
     expect(text).toContain('priority=low|high');
     const wf = JSON.stringify((await slash('workflows')).json());
@@ -378,5 +389,34 @@ describe('delivery through the outbox', () => {
     expect(final.ts).toBeDefined();
     const posts = h.fake.callsTo('chat.postMessage').filter((c) => c.args.channel === channel);
     expect(posts.length).toBe(2); // the 500, then the retry by Graphile Worker
+  });
+
+  it('a burst of step updates is coalesced: a run of 30 steps that finished while Slack was deferred gets one post', async () => {
+    const channel = 'C0BURST';
+    h.fake.failNext('chat.postMessage', { status: 429, retryAfter: 3, channel });
+    const { run } = await startBySlash('run many', ALICE, channel);
+    await waitForRun(h.runtime, run.id, 'succeeded');
+    const final = await runMessage(channel, (m) => m.text?.includes('Succeeded') === true);
+    const { rows } = await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM tollgate.events WHERE run_id = $1', [run.id]);
+    expect(Number(rows[0]?.n)).toBeGreaterThan(60);
+    // The 429, then one post of the final state; no update was needed.
+    expect(h.fake.callsTo('chat.postMessage').filter((c) => c.args.channel === channel)).toHaveLength(2);
+    expect(h.fake.callsTo('chat.update').filter((c) => c.args.channel === channel)).toHaveLength(0);
+    expect(blocksText(final.blocks)).toContain('s30');
+  });
+
+  it('a message Slack refuses for good (not_in_channel) is recorded and not retried; the run is unaffected', async () => {
+    const channel = 'C0PRIVATE';
+    h.fake.failNext('chat.postMessage', { error: 'not_in_channel', channel, times: 100 });
+    const { run } = await startBySlash('run demo sleepMs=0', ALICE, channel);
+    await waitForRun(h.runtime, run.id, 'succeeded');
+    const row = await eventually(async () => {
+      const r = await db.pool.query<{ last_error: string; ts: string | null }>('SELECT last_error, ts FROM tollgate.chat_messages WHERE run_id = $1', [run.id]);
+      return r.rows[0]?.last_error ? r.rows[0] : undefined;
+    }, 'the refusal to be recorded');
+    expect(row.ts).toBeNull();
+    expect(row.last_error).toContain('not_in_channel');
+    const jobs = await db.pool.query(`SELECT id FROM graphile_worker.jobs WHERE key = $1 AND last_error IS NOT NULL`, [`slack:run:${run.id}`]);
+    expect(jobs.rows).toHaveLength(0);
   });
 });

@@ -58,11 +58,15 @@ export interface SlackBotOptions {
 export function boltLogger(log: Logger): BoltLogger {
   const l = log.child({ component: 'slack' });
   const text = (msg: unknown[]) => msg.map((m) => (typeof m === 'string' ? m : m instanceof Error ? m.message : JSON.stringify(m))).join(' ');
+  // Bolt logs whole request bodies at debug level: format them only when debug is on.
+  const at = (level: 'debug' | 'warn' | 'error') => (...m: unknown[]) => {
+    if (l.isLevelEnabled(level)) l[level](text(m));
+  };
   return {
-    debug: (...m: unknown[]) => l.debug(text(m)),
-    info: (...m: unknown[]) => l.debug(text(m)), // Bolt's info lines are per-request chatter
-    warn: (...m: unknown[]) => l.warn(text(m)),
-    error: (...m: unknown[]) => l.error(text(m)),
+    debug: at('debug'),
+    info: at('debug'), // Bolt's info lines are per-request chatter
+    warn: at('warn'),
+    error: at('error'),
     setLevel: () => {},
     getLevel: () => LogLevel.DEBUG,
     setName: () => {},

@@ -49,6 +49,15 @@ function retryAfterSeconds(e: unknown): number | undefined {
   return undefined;
 }
 
+/** Slack errors (`ok: false`) that no retry can fix; transient ones are retried by the job. */
+const TRANSIENT = new Set(['internal_error', 'fatal_error', 'service_unavailable', 'request_timeout', 'ratelimited']);
+function permanentError(e: unknown): string | undefined {
+  const err = e as { code?: string; data?: { error?: string } };
+  if (err.code !== webApi.ErrorCode.PlatformError) return undefined;
+  const code = err.data?.error ?? 'unknown_error';
+  return TRANSIENT.has(code) ? undefined : code;
+}
+
 export function createDeliverer(opts: { pool: pg.Pool; client: WebClient; log: Logger }): SlackDeliverer {
   const { pool, client } = opts;
   const log = opts.log.child({ component: 'slack-deliver' });
@@ -118,6 +127,13 @@ export function createDeliverer(opts: { pool: pg.Pool; client: WebClient; log: L
           row.id,
           (e as Error).message?.slice(0, 1000) ?? String(e),
         ]);
+        const permanent = permanentError(e);
+        if (permanent) {
+          // Retrying cannot help (the bot is not in the channel, the message was deleted …):
+          // record it on the row and leave the other copies to be delivered.
+          log.warn({ messageId: row.id, runId: row.run_id, channel: row.channel, error: permanent }, 'Slack refused a message for good; it will not be retried');
+          continue;
+        }
         // Keep what was recorded (a ts from an earlier row) before the job is retried.
         throw Object.assign(e as Error, { recorded: true });
       }

@@ -8,6 +8,7 @@ import { newId } from '../../src/ids.ts';
 import type { Queryable } from '../../src/runtime/journal.ts';
 import type { SlackMessage } from './blocks.ts';
 
+/** Jobs are added through `tollgate.slack_enqueue` (migrations/000003_slack.sql), never add_job directly. */
 export const DELIVER_TASK = 'slack-deliver';
 
 /**
@@ -46,10 +47,7 @@ export async function addRunMessage(q: Queryable, runId: string, where: Where): 
 }
 
 export async function enqueueRunDelivery(q: Queryable, runId: string, runAt?: Date): Promise<void> {
-  await q.query(
-    `SELECT graphile_worker.add_job($1, json_build_object('runId', $2::text), run_at => $3, job_key => 'slack:run:' || $2, job_key_mode => 'replace', max_attempts => 25)`,
-    [DELIVER_TASK, runId, runAt ?? null],
-  );
+  await q.query(`SELECT tollgate.slack_enqueue(json_build_object('runId', $1::text), 'slack:run:' || $1, $2)`, [runId, runAt ?? null]);
 }
 
 /** A fixed reply (help, status, an explanation) posted once through the outbox. */
@@ -66,18 +64,14 @@ export async function addReply(q: Queryable, where: Where, message: SlackMessage
 }
 
 export async function enqueueMessageDelivery(q: Queryable, messageId: string, runAt?: Date): Promise<void> {
-  await q.query(
-    `SELECT graphile_worker.add_job($1, json_build_object('messageId', $2::text), run_at => $3, job_key => 'slack:msg:' || $2, job_key_mode => 'replace', max_attempts => 25)`,
-    [DELIVER_TASK, messageId, runAt ?? null],
-  );
+  await q.query(`SELECT tollgate.slack_enqueue(json_build_object('messageId', $1::text), 'slack:msg:' || $1, $2)`, [messageId, runAt ?? null]);
 }
 
 /** Re-publishes a person's App Home (their recent runs). */
 export async function enqueueHomeDelivery(q: Queryable, home: { tenant: string; user: string }, runAt?: Date): Promise<void> {
   await q.query(
-    `SELECT graphile_worker.add_job($1, json_build_object('home', json_build_object('tenant', $2::text, 'user', $3::text)), run_at => $4,
-       job_key => 'slack:home:' || $2 || ':' || $3, job_key_mode => 'replace', max_attempts => 10)`,
-    [DELIVER_TASK, home.tenant, home.user, runAt ?? null],
+    `SELECT tollgate.slack_enqueue(json_build_object('home', json_build_object('tenant', $1::text, 'user', $2::text)), 'slack:home:' || $1 || ':' || $2, $3)`,
+    [home.tenant, home.user, runAt ?? null],
   );
 }
 
