@@ -30,13 +30,13 @@ export interface SlackHarness {
   stop(): Promise<void>;
 }
 
-export async function startSlackHarness(db: TestDb, workflows: WorkflowDefinition[], opts: { operators?: string[]; concurrency?: number } = {}): Promise<SlackHarness> {
+export async function startSlackHarness(db: TestDb, workflows: WorkflowDefinition[], opts: { operators?: string[]; concurrency?: number; appToken?: string } = {}): Promise<SlackHarness> {
   const log = testLogger();
   const fake = await startFakeSlack({ token: BOT_TOKEN });
   const registry = new WorkflowRegistry().register(...workflows);
   const runtime = new Runtime({ pool: db.pool, registry, log, inlineWaitMaxMs: 200 });
   const slack = createSlackAdapter({
-    config: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN, appToken: undefined, apiUrl: fake.apiUrl },
+    config: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN, appToken: opts.appToken, apiUrl: fake.apiUrl },
     pool: db.pool,
     runtime,
     registry,

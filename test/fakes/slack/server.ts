@@ -15,10 +15,14 @@
  *   a `Retry-After` header and `{ok:false, error:'ratelimited'}`), `{ status: 500 }`, or
  *   `{ error: 'channel_not_found' }` (HTTP 200, ok:false); `times` repeats it; `channel` limits it to
  *   calls for one channel.
+ * - Socket Mode: `apps.connections.open` (app-level `xapp-` token) answers a ws:// URL on this
+ *   server; `socketMode.push(type, payload)` sends an envelope and resolves with the ack
+ *   (test/fakes/slack/socket.ts).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parse as parseQuery } from 'node:querystring';
+import { attachSocketMode, type FakeSocketMode } from './socket.ts';
 
 export interface RecordedCall {
   method: string;
@@ -56,6 +60,8 @@ export interface FakeSlack {
   message(channel: string, ts: string): FakeMessage | undefined;
   messagesIn(channel: string): FakeMessage[];
   failNext(method: string, failure: Failure): void;
+  /** Socket Mode: `apps.connections.open` (with an `xapp-` token) leads here. */
+  readonly socketMode: FakeSocketMode;
   close(): Promise<void>;
 }
 
@@ -109,7 +115,9 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
     'views.publish': (a) => ({ ok: true, view: { ...(a.view as object), id: `V${String(++viewSeq).padStart(8, '0')}` } }),
     'conversations.open': (a) => ({ ok: true, channel: { id: `D${String(a.users ?? '').split(',')[0]}` } }),
     'users.info': (a) => ({ ok: true, user: { id: a.user, team_id: teamId, name: String(a.user).toLowerCase() } }),
+    'apps.connections.open': () => ({ ok: true, url: `ws://127.0.0.1:${port}/socket` }),
   };
+  let port = 0;
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -143,14 +151,16 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
         if (failure.status && failure.status >= 500) return send(failure.status, { ok: false, error: 'internal_error' });
         return send(200, { ok: false, error: failure.error ?? 'fatal_error' });
       }
-      if (given !== token) return send(200, { ok: false, error: 'invalid_auth' });
+      const appLevel = method === 'apps.connections.open';
+      if (appLevel ? !given?.startsWith('xapp-') : given !== token) return send(200, { ok: false, error: appLevel ? 'not_allowed_token_type' : 'invalid_auth' });
       const handler = handlers[method];
       if (!handler) return send(200, { ok: false, error: 'unknown_method' });
       send(200, handler(args));
     });
   });
+  const socketMode = attachSocketMode(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  port = (server.address() as AddressInfo).port;
 
   return {
     apiUrl: `http://127.0.0.1:${port}/api/`,
@@ -166,8 +176,10 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
       q.push({ ...failure });
       failures.set(method, q);
     },
+    socketMode,
     close: () =>
       new Promise((resolve) => {
+        socketMode.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
