@@ -48,3 +48,20 @@ it('in Socket Mode a slash command starts a run, is acknowledged after the run i
   await eventually(() => h.fake.messagesIn(channel).find((m) => m.text?.includes('Succeeded')), 'the run message');
   expect(h.fake.callsTo('apps.connections.open').length).toBeGreaterThanOrEqual(1);
 });
+
+it('in Socket Mode a mention is acknowledged only after its run is recorded (Bolt would ack events first)', async () => {
+  const channel = 'C0SOCKETEV';
+  const ack = await h.fake.socketMode.push('events_api', {
+    token: 'deprecated',
+    team_id: 'T0001',
+    api_app_id: 'A0001',
+    type: 'event_callback',
+    event_id: 'Ev0SOCKET01',
+    event_time: Math.floor(Date.now() / 1000),
+    event: { type: 'app_mention', user: 'UALICE01', text: '<@UBOT0001> run demo sleepMs=0', ts: '1700000500.000100', channel, event_ts: '1700000500.000100' },
+    authorizations: [{ team_id: 'T0001', user_id: 'UBOT0001', is_bot: true, is_enterprise_install: false }],
+  });
+  expect(ack.envelope_id).toBeDefined();
+  const { rows } = await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.runs WHERE origin->>'channel' = $1`, [channel]);
+  expect(rows).toHaveLength(1);
+});

@@ -35,6 +35,7 @@ import { principalFromCommand, principalFromEvent, principalFromInteraction } fr
 import { PARAMS_CALLBACK_ID, paramsMetadataSchema, paramsModal, readSubmission, slackFieldErrors } from './modal.ts';
 import { addReply, addRunMessage, claimDelivery, enqueueHomeDelivery, linkDeliveryToRun, withTransaction, type Where } from './store.ts';
 import { TollgateHttpReceiver } from './receiver.ts';
+import { AckAfterRecordSocketModeReceiver } from './socket-receiver.ts';
 
 type WebClient = InstanceType<typeof webApi.WebClient>;
 type Q = pg.PoolClient;
@@ -105,7 +106,8 @@ export class SlackBot {
     const authorize = () => this.#authorize();
     if (o.appToken) {
       this.receiver = undefined;
-      this.app = new App({ socketMode: true, appToken: o.appToken, authorize, clientOptions, logger, convoStore: false });
+      const receiver = new AckAfterRecordSocketModeReceiver({ appToken: o.appToken, logger, installerOptions: { clientOptions } });
+      this.app = new App({ receiver, authorize, clientOptions, logger, convoStore: false });
     } else {
       this.receiver = new TollgateHttpReceiver({ signingSecret: o.signingSecret, logger });
       this.app = new App({ receiver: this.receiver, authorize, clientOptions, logger, convoStore: false });
