@@ -248,6 +248,33 @@ describe('parameters modal', () => {
   });
 });
 
+describe('parameters from a mention', () => {
+  it('a mention with a missing parameter gets a reply whose button opens the prefilled form in the thread', async () => {
+    const channel = 'C0MENTIONFORM';
+    await h.send(
+      eventCallback({
+        userId: ALICE,
+        teamId: TEAM,
+        event: { type: 'app_mention', user: ALICE, text: `<@${h.fake.botUserId}> run ticket title=Scanner`, ts: '1700000600.000100', channel, event_ts: '1700000600.000100' },
+      }),
+    );
+    const reply = await runMessage(channel);
+    expect(reply.thread_ts).toBe('1700000600.000100');
+    expect(reply.text).toContain('priority');
+    const button = (reply.blocks as { type: string; elements?: { action_id: string; value: string }[] }[])
+      .flatMap((b) => b.elements ?? [])
+      .find((e) => e.action_id === 'run.params.open');
+    expect(button).toBeDefined();
+    const opens = h.fake.callsTo('views.open').length;
+    await h.send(blockAction({ userId: ALICE, teamId: TEAM, actionId: 'run.params.open', value: button!.value, channelId: channel, messageTs: reply.ts, threadTs: '1700000600.000100' }));
+    const open = h.fake.callsTo('views.open')[opens];
+    const view = open?.args.view as { private_metadata: string; blocks: { block_id?: string; element?: { initial_value?: string } }[] };
+    expect(view.blocks.find((b) => b.block_id === 'title')?.element?.initial_value).toBe('Scanner');
+    expect(JSON.parse(view.private_metadata)).toMatchObject({ workflow: 'ticket', channel, threadTs: '1700000600.000100' });
+    expect(await runsInChannel(channel)).toHaveLength(0);
+  });
+});
+
 describe('Retry and Cancel buttons', () => {
   it('failed step → Retry click resumes from the failed step; earlier steps are not executed again', async () => {
     const { run, channel } = await startBySlash('run chain');

@@ -19,6 +19,7 @@
 import { App, LogLevel, webApi, type AuthorizeResult } from '@slack/bolt';
 import type { Logger as BoltLogger } from '@slack/logger';
 import type pg from 'pg';
+import { z } from 'zod';
 import { TollgateError } from '../../src/errors.ts';
 import { CommandSyntaxError, parseCommand, type Command } from '../../src/intents/command.ts';
 import { mayOperateRun } from '../../src/intents/authorize.ts';
@@ -39,6 +40,10 @@ import { AckAfterRecordSocketModeReceiver } from './socket-receiver.ts';
 
 type WebClient = InstanceType<typeof webApi.WebClient>;
 type Q = pg.PoolClient;
+
+/** The button under a reply about missing parameters; its value names the workflow and what was given. */
+export const OPEN_FORM_ACTION = 'run.params.open';
+const openFormValueSchema = z.object({ workflow: z.string(), params: z.record(z.string(), z.string()) });
 
 export interface SlackBotOptions {
   signingSecret: string;
@@ -244,6 +249,21 @@ export class SlackBot {
       });
     }
 
+    // "Fill in the form" under a reply to a mention or DM with missing parameters.
+    app.action(OPEN_FORM_ACTION, async ({ ack, body, action, client }) => {
+      const b = body as unknown as { trigger_id: string; channel?: { id: string }; container?: { channel_id?: string; thread_ts?: string; message_ts?: string } };
+      const given = openFormValueSchema.safeParse(safeJson((action as { value?: string }).value));
+      const def = given.success ? this.#workflow(given.data.workflow) : undefined;
+      if (given.success && def) {
+        const parsed = def.input.safeParse(fromFormValues(describeForm(def.input), given.data.params));
+        const channel = b.channel?.id ?? b.container?.channel_id ?? null;
+        await client.views
+          .open({ trigger_id: b.trigger_id, view: paramsModal(def, given.data.params, parsed.success ? undefined : parsed.error, { channel, threadTs: b.container?.thread_ts ?? null }) })
+          .catch((e: unknown) => this.#log.warn({ err: (e as Error).message }, 'views.open failed'));
+      }
+      await ack();
+    });
+
     app.view(PARAMS_CALLBACK_ID, async ({ ack, body, view }) => {
       const principal = principalFromInteraction(body as never);
       const meta = paramsMetadataSchema.safeParse(safeJson(view.private_metadata));
@@ -328,7 +348,18 @@ export class SlackBot {
         const def = this.#workflow(cmd.workflow);
         if (!def) return { message: this.#unknownWorkflow(cmd.workflow) };
         const parsed = def.input.safeParse(fromFormValues(describeForm(def.input), cmd.params));
-        if (!parsed.success) return { message: this.#invalidParams(def, parsed.error) };
+        if (!parsed.success) {
+          // No trigger_id here (a mention or DM): offer a button whose click can open the form.
+          const m = this.#invalidParams(def, parsed.error);
+          const value = JSON.stringify({ workflow: def.name, params: cmd.params });
+          if (value.length <= 2000) {
+            m.blocks.push({
+              type: 'actions',
+              elements: [{ type: 'button', action_id: OPEN_FORM_ACTION, text: { type: 'plain_text', text: 'Fill in the form' }, value }],
+            });
+          }
+          return { message: m };
+        }
         const run = await this.#o.runtime.startRun(
           { workflow: def.name, version: def.version, input: parsed.data, requester: principal, origin: this.#origin(principal, where) },
           q,
