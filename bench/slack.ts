@@ -111,10 +111,42 @@ export async function runSlackBench(): Promise<void> {
     );
     const resume = resumed.map((r) => r.at.getTime() - (sentAt.get(r.run_id) ?? NaN));
 
+    // 3. The same click one at a time on an otherwise idle system: the latency of the path itself.
+    const quiet: string[] = [];
+    flags.broken = true;
+    for (let i = 0; i < 20; i++) {
+      const run = await h.runtime.startRun({
+        workflow: 'bench-retry',
+        input: {},
+        requester: { platform: 'slack', tenant: TEAM, user: USER },
+        origin: { platform: 'slack', team: TEAM, channel: `CQ${i}`, threadTs: null },
+      });
+      quiet.push(run.id);
+    }
+    await waitAll(pool, quiet, 'failed');
+    await new Promise((r) => setTimeout(r, 1000)); // let the message deliveries settle
+    flags.broken = false;
+    const quietAcks: number[] = [];
+    const quietResume: number[] = [];
+    for (const [i, runId] of quiet.entries()) {
+      const req = blockAction({ userId: USER, teamId: TEAM, actionId: 'run.retry', value: runId, channelId: `CQ${i}`, messageTs: '1.1' });
+      const sent = Date.now();
+      const t0 = performance.now();
+      await h.send(req);
+      quietAcks.push(performance.now() - t0);
+      await waitAll(pool, [runId], 'succeeded');
+      const { rows } = await pool.query<{ at: Date }>(
+        `SELECT max(created_at) AS at FROM tollgate.events WHERE run_id = $1 AND type = 'step.started' AND payload->>'step' = 'two'`,
+        [runId],
+      );
+      quietResume.push((rows[0]?.at.getTime() ?? NaN) - sent);
+    }
+
     console.log('Slack');
     console.log(`  ack, ${N} concurrent signed /tollgate run commands: ${fmt(slashAcks)}`);
     console.log(`  ack, ${N} concurrent signed Retry clicks:           ${fmt(clickAcks)}`);
     console.log(`  Retry click → failed step started again:           ${fmt(resume)} (ms resolution)`);
+    console.log(`  one click at a time: ack ${fmt(quietAcks)}; click → step started ${fmt(quietResume)}`);
   } finally {
     await h.stop();
     await pool.end();

@@ -290,7 +290,7 @@ export class SlackBot {
           q,
         );
         await linkDeliveryToRun(q, key, run.id);
-        if (meta.data.channel) await addRunMessage(q, run.id, { channel: meta.data.channel, threadTs: meta.data.threadTs });
+        if (meta.data.channel) await addRunMessage(q, run.id, { channel: meta.data.channel, threadTs: meta.data.threadTs }, { newRun: true });
       });
       await ack();
     });
@@ -364,7 +364,7 @@ export class SlackBot {
           { workflow: def.name, version: def.version, input: parsed.data, requester: principal, origin: this.#origin(principal, where) },
           q,
         );
-        await addRunMessage(q, run.id, where);
+        await addRunMessage(q, run.id, where, { newRun: true });
         return {
           runId: run.id,
           message: plainMessage(`Started *${escapeMrkdwn(def.name)}* v${def.version} as \`${run.id}\`; its progress is posted ${where.threadTs ? 'in the thread' : 'here'}.`),

@@ -33,17 +33,18 @@ export interface Where {
 }
 
 /**
- * The run's live message, to be posted where the request was made. Its first delivery is
- * scheduled by the `run.created` event's trigger (migrations/000003_slack.sql), in this same
- * transaction.
+ * The run's live message, to be posted where the request was made. For a run created in this
+ * same transaction, the `run.created` event's trigger (migrations/000003_slack.sql) has already
+ * scheduled its delivery (`newRun: true` saves the round trip); a copy added to an existing run
+ * schedules one.
  */
-export async function addRunMessage(q: Queryable, runId: string, where: Where): Promise<void> {
+export async function addRunMessage(q: Queryable, runId: string, where: Where, opts: { newRun?: boolean } = {}): Promise<void> {
   await q.query(
     `INSERT INTO tollgate.chat_messages (id, kind, run_id, channel, thread_ts) VALUES ($1, 'run', $2, $3, $4)
      ON CONFLICT DO NOTHING`,
     [newId('msg'), runId, where.channel, where.threadTs],
   );
-  await enqueueRunDelivery(q, runId);
+  if (!opts.newRun) await enqueueRunDelivery(q, runId);
 }
 
 export async function enqueueRunDelivery(q: Queryable, runId: string, runAt?: Date): Promise<void> {
