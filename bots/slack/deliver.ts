@@ -19,7 +19,8 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { webApi } from '@slack/bolt';
 import type { Logger } from '../../src/log.ts';
-import { loadRunView, listRunsRequestedBy } from '../../src/views/run-view.ts';
+import type { Queryable } from '../../src/runtime/journal.ts';
+import { loadRunView, listRunsRequestedBy, type ApprovalView } from '../../src/views/run-view.ts';
 import { renderRunList, renderRunMessage, type SlackMessage } from './blocks.ts';
 import {
   enqueueHomeDelivery,
@@ -58,7 +59,18 @@ function permanentError(e: unknown): string | undefined {
   return TRANSIENT.has(code) ? undefined : code;
 }
 
-export function createDeliverer(opts: { pool: pg.Pool; client: WebClient; log: Logger }): SlackDeliverer {
+export interface DelivererOptions {
+  pool: pg.Pool;
+  client: WebClient;
+  log: Logger;
+  /**
+   * The run's approvals, for its message (RunView.approvals). The approvals engine plugs in
+   * here; until then runs have none.
+   */
+  loadApprovals?: (q: Queryable, runId: string) => Promise<ApprovalView[]>;
+}
+
+export function createDeliverer(opts: DelivererOptions): SlackDeliverer {
   const { pool, client } = opts;
   const log = opts.log.child({ component: 'slack-deliver' });
 
@@ -167,7 +179,7 @@ export function createDeliverer(opts: { pool: pg.Pool; client: WebClient; log: L
           [runId],
         );
         if (rows.length === 0) return 'nothing';
-        const view = await loadRunView(q, runId);
+        const view = await loadRunView(q, runId, opts.loadApprovals ? await opts.loadApprovals(q, runId) : []);
         if (!view) return 'nothing';
         const message = renderRunMessage(view);
         return deliverRows(q, rows, () => message, (at) => enqueueRunDelivery(q, runId, at));
