@@ -32,6 +32,8 @@ CREATE TABLE tollgate.chat_messages (
   not_before  timestamptz,
   attempts    integer NOT NULL DEFAULT 0,
   last_error  text,
+  -- Slack refused this message for good (not_in_channel, channel_not_found …): no more attempts
+  given_up_at timestamptz,
   created_at  timestamptz NOT NULL DEFAULT now(),
   updated_at  timestamptz NOT NULL DEFAULT now()
 );

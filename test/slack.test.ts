@@ -443,6 +443,8 @@ describe('delivery through the outbox', () => {
     }, 'the refusal to be recorded');
     expect(row.ts).toBeNull();
     expect(row.last_error).toContain('not_in_channel');
+    // Given up after the first refusal: later events of the run did not try again.
+    expect(h.fake.callsTo('chat.postMessage').filter((c) => c.args.channel === channel)).toHaveLength(1);
     const jobs = await db.pool.query(`SELECT id FROM graphile_worker.jobs WHERE key = $1 AND last_error IS NOT NULL`, [`slack:run:${run.id}`]);
     expect(jobs.rows).toHaveLength(0);
   });

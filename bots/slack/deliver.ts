@@ -141,6 +141,7 @@ export function createDeliverer(opts: DelivererOptions): SlackDeliverer {
         ]);
         const permanent = permanentError(e);
         if (permanent) {
+          await q.query(`UPDATE tollgate.chat_messages SET given_up_at = now() WHERE id = $1`, [row.id]);
           // Retrying cannot help (the bot is not in the channel, the message was deleted …):
           // record it on the row and leave the other copies to be delivered.
           log.warn({ messageId: row.id, runId: row.run_id, channel: row.channel, error: permanent }, 'Slack refused a message for good; it will not be retried');
@@ -175,7 +176,7 @@ export function createDeliverer(opts: DelivererOptions): SlackDeliverer {
     deliverRun: (runId) =>
       inTransaction(async (q) => {
         const { rows } = await q.query<ChatMessageRow>(
-          `SELECT * FROM tollgate.chat_messages WHERE run_id = $1 AND kind = 'run' ORDER BY created_at, id FOR UPDATE`,
+          `SELECT * FROM tollgate.chat_messages WHERE run_id = $1 AND kind = 'run' AND given_up_at IS NULL ORDER BY created_at, id FOR UPDATE`,
           [runId],
         );
         if (rows.length === 0) return 'nothing';
@@ -189,7 +190,7 @@ export function createDeliverer(opts: DelivererOptions): SlackDeliverer {
       inTransaction(async (q) => {
         const { rows } = await q.query<ChatMessageRow>(`SELECT * FROM tollgate.chat_messages WHERE id = $1 FOR UPDATE`, [messageId]);
         const row = rows[0];
-        if (!row?.body || row.ts) return 'nothing';
+        if (!row?.body || row.ts || row.given_up_at) return 'nothing';
         return deliverRows(q, [row], (r) => r.body ?? undefined, (at) => enqueueMessageDelivery(q, messageId, at));
       }),
 

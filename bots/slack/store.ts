@@ -87,6 +87,7 @@ export interface ChatMessageRow {
   posted_hash: string | null;
   not_before: Date | null;
   attempts: number;
+  given_up_at: Date | null;
 }
 
 /** Runs `fn` in a transaction on its own client. */
