@@ -184,9 +184,11 @@ export class SlackBot {
           return;
         }
       }
+      const changes = cmd.kind === 'run' || cmd.kind === 'retry' || cmd.kind === 'cancel';
       const reply = await withTransaction(this.#o.pool, async (q) => {
         const key = `command:${command.trigger_id}`;
-        if (!(await claimDelivery(q, key, 'command'))) return { message: plainMessage('Already recorded.') };
+        // Only commands that change something need to be recognised when re-sent.
+        if (changes && !(await claimDelivery(q, key, 'command'))) return { message: plainMessage('Already recorded.') };
         const r = await this.#execute(q, cmd, principal, where);
         if (r.runId) await linkDeliveryToRun(q, key, r.runId);
         return r;
