@@ -8,15 +8,19 @@ import * as runAdvance from './run-advance.ts';
 import * as retentionPurge from './retention-purge.ts';
 
 export { crontabLine } from './retention-purge.ts';
+import * as slackDeliver from './slack-deliver.ts';
 
 export interface TaskDeps {
   runtime: Runtime;
   processId: string;
+  /** Slack message delivery; absent when Slack is not configured. */
+  slack?: slackDeliver.SlackDeliveryPort;
 }
 
 export function taskList(deps: TaskDeps): TaskList {
   return {
     [runAdvance.identifier]: runAdvance.makeRunAdvance(deps.runtime, deps.processId),
     [retentionPurge.identifier]: retentionPurge.makeRetentionPurge(deps.runtime),
+    [slackDeliver.identifier]: slackDeliver.makeSlackDeliver(deps.slack),
   };
 }

@@ -11,11 +11,13 @@ import type { Logger } from './log.ts';
 import { loadProjectConfig, type ProjectConfig } from './project-config.ts';
 import { WorkflowRegistry } from './runtime/registry.ts';
 import { Runtime } from './runtime/runtime.ts';
-import { createHttpServer, type HttpServer } from './server/http.ts';
+import { createHttpServer, sendJson, type HttpServer } from './server/http.ts';
 import { newProcessId, startWorker, type WorkerHandle } from './worker.ts';
 import { builtinWorkflows } from './workflows/index.ts';
 import { builtinToolRegistry } from './tools/index.ts';
 import { crontabLine, taskList } from '../jobs/index.ts';
+// The boot is the composition root: the one place in src/ that knows the adapters exist.
+import { createSlackAdapter, type SlackAdapter } from '../bots/slack/index.ts';
 
 export type AppMode = 'all' | 'server' | 'worker' | 'none';
 
@@ -28,6 +30,8 @@ export interface App {
   readonly worker: WorkerHandle | undefined;
   readonly http: HttpServer | undefined;
   readonly url: string | undefined;
+  /** Present when Slack is configured (SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET or SLACK_APP_TOKEN). */
+  readonly slack: SlackAdapter | undefined;
   stop(): Promise<void>;
 }
 
@@ -47,6 +51,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     throw e;
   }
   const runtime = new Runtime({ pool: db.pool, registry, log, project, tools: builtinToolRegistry() });
+  const slack = mode === 'none' ? undefined : createSlackAdapter({ config: config.slack, pool: db.pool, runtime, registry, project, log });
 
   let worker: WorkerHandle | undefined;
   let http: HttpServer | undefined;
@@ -57,7 +62,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       worker = await startWorker({
         pool: db.pool,
         log,
-        tasks: taskList({ runtime, processId }),
+        tasks: taskList({ runtime, processId, slack: slack?.deliverer }),
         concurrency: config.worker.concurrency,
         pollIntervalMs: config.worker.pollIntervalMs,
         deadAfterMs: config.worker.deadAfterMs,
@@ -67,6 +72,14 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     }
     if (mode === 'all' || mode === 'server') {
       http = createHttpServer({ log, checks: { pool: db.pool, workerRunning: worker ? () => worker?.isRunning() ?? false : undefined } });
+      if (slack) slack.mount(http);
+      else {
+        http.mount('POST', '/slack/events', (_req, res) =>
+          sendJson(res, 503, { error: 'Slack is not configured here: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_APP_TOKEN for Socket Mode) and restart.' }),
+        );
+      }
+      // A Slack outage at start-up must not stop Tollgate: requests are taken, messages catch up.
+      await slack?.start().catch((e: unknown) => log.error({ err: e }, 'Slack could not be started; Tollgate runs on without it'));
       const addr = await http.listen(config.port, config.host);
       url = `http://${addr.address}:${addr.port}`;
       log.info({ url }, 'HTTP server listening');
@@ -87,8 +100,10 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     worker,
     http,
     url,
+    slack,
     stop: () =>
       (stopping ??= (async () => {
+        await slack?.stop().catch((e: unknown) => log.warn({ err: e }, 'Slack stop'));
         await http?.close();
         await worker?.stop();
         await db.close();

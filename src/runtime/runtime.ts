@@ -111,9 +111,12 @@ export class Runtime {
     });
   }
 
-  /** Requests cancellation; the executor stops at the next step boundary and compensates. */
-  async cancel(runId: string, actor: Principal | null): Promise<RunRow> {
-    return this.#transaction(undefined, async (q) => {
+  /**
+   * Requests cancellation; the executor stops at the next step boundary and compensates. With
+   * `client`, inside the caller's transaction (as for startRun and retry).
+   */
+  async cancel(runId: string, actor: Principal | null, client?: journal.Queryable): Promise<RunRow> {
+    return this.#transaction(client, async (q) => {
       const run = await this.#lockRun(q, runId);
       if (isTerminal(run.status)) {
         throw new TollgateError(
@@ -134,8 +137,8 @@ export class Runtime {
   }
 
   /** Resumes a failed run at the step that failed; completed steps are not executed again. */
-  async retry(runId: string, actor: Principal | null): Promise<RunRow> {
-    return this.#transaction(undefined, async (q) => {
+  async retry(runId: string, actor: Principal | null, client?: journal.Queryable): Promise<RunRow> {
+    return this.#transaction(client, async (q) => {
       const run = await this.#lockRun(q, runId);
       if (run.status !== 'failed') {
         throw new TollgateError(

@@ -1,0 +1,163 @@
+/**
+ * Slack bench: acknowledgement latency of signed requests into `POST /slack/events` and the time
+ * from a Retry click to the failed step starting again, on a real (embedded) PostgreSQL, the real
+ * Bolt app on our HTTP server, a real Graphile worker and the fake Slack Web API.
+ *
+ *   npx tsx bench/slack.ts            (N=200 by default; BENCH_SLACK_N=… to change)
+ *
+ * Approve clicks (the issue's headline figure) need the approvals engine; until it lands, Retry
+ * clicks exercise the same path: verify, dedupe + state change + event + job in one transaction,
+ * ack, then a worker resumes the run.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { ensureDatabase, createPool } from '../src/db/connect.ts';
+import { startEmbeddedPostgres, withDatabase } from '../src/db/embedded.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { NonRetriableError } from '../src/errors.ts';
+import { createLogger } from '../src/log.ts';
+import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
+import { demo } from '../src/workflows/demo.ts';
+import { blockAction, slashCommand } from '../test/fakes/slack/requests.ts';
+import { startSlackHarness } from '../test/helpers/slack.ts';
+
+const N = Number(process.env.BENCH_SLACK_N ?? 200);
+const TEAM = 'T0BENCH';
+const USER = 'U0BENCH';
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
+}
+const fmt = (xs: number[]) => `p50 ${pct(xs, 50).toFixed(1)} ms, p99 ${pct(xs, 99).toFixed(1)} ms (n=${xs.length})`;
+
+async function waitAll(pool: import('pg').Pool, ids: string[], status: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM tollgate.runs WHERE id = ANY($1) AND status = $2', [ids, status]);
+    if (Number(rows[0]?.n) === ids.length) return;
+    if (Date.now() > deadline) throw new Error(`only ${rows[0]?.n}/${ids.length} runs reached ${status} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function runSlackBench(): Promise<void> {
+  const log = createLogger({ level: 'warn', format: 'json' });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
+  fs.chmodSync(dir, 0o755);
+  const server = await startEmbeddedPostgres({ dataDir: dir, port: 0, log });
+  await ensureDatabase(server.url, 'bench');
+  const pool = createPool(withDatabase(server.url, 'bench'), 40, log);
+  await migrate(pool, log);
+  const flags = { broken: true };
+  const twoSteps = defineWorkflow({
+    name: 'bench-retry',
+    version: 1,
+    description: 'one step, then one that fails until told otherwise',
+    input: z.object({}),
+    run: async (ctx) => {
+      await ctx.step('one', () => 1);
+      return ctx.step('two', () => {
+        if (flags.broken) throw new NonRetriableError('broken for the bench');
+        return 2;
+      });
+    },
+  });
+  const h = await startSlackHarness({ pool }, [demo, twoSteps] as unknown as WorkflowDefinition[], { concurrency: 10 });
+  try {
+    // 1. N concurrent signed slash commands that start runs.
+    const slashAcks = await Promise.all(
+      Array.from({ length: N }, async (_, i) => {
+        const req = slashCommand({ text: 'run demo sleepMs=0', userId: USER, teamId: TEAM, channelId: `CB${i}` });
+        const t0 = performance.now();
+        const res = await h.send(req);
+        if (res.status !== 200) throw new Error(`slash command answered ${res.status}`);
+        return performance.now() - t0;
+      }),
+    );
+    const { rows: started } = await pool.query<{ id: string }>(`SELECT id FROM tollgate.runs WHERE workflow = 'demo'`);
+    await waitAll(pool, started.map((r) => r.id), 'succeeded');
+
+    // 2. N failed runs, then N concurrent signed Retry clicks.
+    const failedIds: string[] = [];
+    for (let i = 0; i < N; i++) {
+      const run = await h.runtime.startRun({
+        workflow: 'bench-retry',
+        input: {},
+        requester: { platform: 'slack', tenant: TEAM, user: USER },
+        origin: { platform: 'slack', team: TEAM, channel: `CR${i}`, threadTs: null },
+      });
+      failedIds.push(run.id);
+    }
+    await waitAll(pool, failedIds, 'failed');
+    flags.broken = false;
+    const sentAt = new Map<string, number>();
+    const clickAcks = await Promise.all(
+      failedIds.map(async (runId, i) => {
+        const req = blockAction({ userId: USER, teamId: TEAM, actionId: 'run.retry', value: runId, channelId: `CR${i}`, messageTs: '1.1' });
+        sentAt.set(runId, Date.now());
+        const t0 = performance.now();
+        const res = await h.send(req);
+        if (res.status !== 200) throw new Error(`Retry click answered ${res.status}`);
+        return performance.now() - t0;
+      }),
+    );
+    await waitAll(pool, failedIds, 'succeeded');
+    const { rows: resumed } = await pool.query<{ run_id: string; at: Date }>(
+      `SELECT run_id, max(created_at) AS at FROM tollgate.events WHERE run_id = ANY($1) AND type = 'step.started' AND payload->>'step' = 'two' GROUP BY run_id`,
+      [failedIds],
+    );
+    const resume = resumed.map((r) => r.at.getTime() - (sentAt.get(r.run_id) ?? NaN));
+
+    // 3. The same click one at a time on an otherwise idle system: the latency of the path itself.
+    const quiet: string[] = [];
+    flags.broken = true;
+    for (let i = 0; i < 20; i++) {
+      const run = await h.runtime.startRun({
+        workflow: 'bench-retry',
+        input: {},
+        requester: { platform: 'slack', tenant: TEAM, user: USER },
+        origin: { platform: 'slack', team: TEAM, channel: `CQ${i}`, threadTs: null },
+      });
+      quiet.push(run.id);
+    }
+    await waitAll(pool, quiet, 'failed');
+    await new Promise((r) => setTimeout(r, 1000)); // let the message deliveries settle
+    flags.broken = false;
+    const quietAcks: number[] = [];
+    const quietResume: number[] = [];
+    for (const [i, runId] of quiet.entries()) {
+      const req = blockAction({ userId: USER, teamId: TEAM, actionId: 'run.retry', value: runId, channelId: `CQ${i}`, messageTs: '1.1' });
+      const sent = Date.now();
+      const t0 = performance.now();
+      await h.send(req);
+      quietAcks.push(performance.now() - t0);
+      await waitAll(pool, [runId], 'succeeded');
+      const { rows } = await pool.query<{ at: Date }>(
+        `SELECT max(created_at) AS at FROM tollgate.events WHERE run_id = $1 AND type = 'step.started' AND payload->>'step' = 'two'`,
+        [runId],
+      );
+      quietResume.push((rows[0]?.at.getTime() ?? NaN) - sent);
+    }
+
+    console.log('Slack');
+    console.log(`  ack, ${N} concurrent signed /tollgate run commands: ${fmt(slashAcks)}`);
+    console.log(`  ack, ${N} concurrent signed Retry clicks:           ${fmt(clickAcks)}`);
+    console.log(`  Retry click → failed step started again:           ${fmt(resume)} (ms resolution)`);
+    console.log(`  one click at a time: ack ${fmt(quietAcks)}; click → step started ${fmt(quietResume)}`);
+  } finally {
+    await h.stop();
+    await pool.end();
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  runSlackBench().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

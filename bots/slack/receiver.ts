@@ -1,0 +1,114 @@
+/**
+ * A Bolt receiver that serves `POST /slack/events` from Tollgate's own node:http server (events,
+ * slash commands and interactivity at one URL), instead of Bolt starting a server of its own.
+ *
+ * It follows Bolt's HTTPReceiver step for step, using Bolt's own functions: the body is buffered
+ * and verified by `HTTPModuleFunctions.parseAndVerifyHTTPRequest` (v0 HMAC-SHA256 of
+ * `v0:<timestamp>:<raw body>`, constant-time compare, timestamps over 5 minutes old refused), so a
+ * bad signature or a stale timestamp is answered 401 before anything is parsed or recorded; a
+ * malformed body is 400; `ssl_check` and `url_verification` are answered here.
+ *
+ * Acknowledgement always happens after the listeners finish (Bolt's `processBeforeResponse`):
+ * the listener records the intent durably, then calls `ack()`, and only then does the response
+ * go out (invariant 8). Slack's 3-second limit is kept by doing no Slack Web API work before the
+ * ack except what must use the `trigger_id` (views.open) or answer the click (an ephemeral).
+ */
+import type http from 'node:http';
+import { HTTPModuleFunctions, HTTPResponseAck, type App, type Receiver, type ReceiverEvent } from '@slack/bolt';
+import type { Logger as BoltLogger } from '@slack/logger';
+
+export class TollgateHttpReceiver implements Receiver {
+  #app: App | undefined;
+  readonly #signingSecret: string;
+  readonly #logger: BoltLogger;
+  readonly #bodyLimit: number;
+
+  constructor(opts: { signingSecret: string; logger: BoltLogger; bodyLimit?: number }) {
+    this.#signingSecret = opts.signingSecret;
+    this.#logger = opts.logger;
+    this.#bodyLimit = opts.bodyLimit ?? HTTPModuleFunctions.defaultBodyLimit;
+  }
+
+  init(app: App): void {
+    this.#app = app;
+  }
+
+  // The HTTP server is Tollgate's: starting and stopping it is not the receiver's business.
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+
+  /** The `POST /slack/events` handler to mount on Tollgate's server. */
+  readonly handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    let buffered: Awaited<ReturnType<typeof HTTPModuleFunctions.parseAndVerifyHTTPRequest>>;
+    try {
+      buffered = await HTTPModuleFunctions.parseAndVerifyHTTPRequest(
+        { enabled: true, signingSecret: this.#signingSecret, bodyLimit: this.#bodyLimit },
+        req,
+        res,
+      );
+    } catch (e) {
+      if (HTTPModuleFunctions.isRawBodyError(e) && ((e as { statusCode?: number }).statusCode === 413)) {
+        HTTPModuleFunctions.buildNoBodyResponse(res, 413);
+        return;
+      }
+      this.#logger.warn(`Refused a request to /slack/events: ${(e as Error).message}`);
+      HTTPModuleFunctions.buildNoBodyResponse(res, 401);
+      return;
+    }
+    // biome-ignore lint: Slack bodies are any shape until Bolt looks at them
+    let body: any;
+    try {
+      body = HTTPModuleFunctions.parseHTTPRequestBody(buffered);
+    } catch (e) {
+      this.#logger.warn(`Malformed request body on /slack/events: ${(e as Error).message}`);
+      HTTPModuleFunctions.buildNoBodyResponse(res, 400);
+      return;
+    }
+    if (body?.ssl_check === '1') {
+      HTTPModuleFunctions.buildSSLCheckResponse(res);
+      return;
+    }
+    if (body?.type === 'url_verification') {
+      HTTPModuleFunctions.buildUrlVerificationResponse(res, body);
+      return;
+    }
+    const ack = new HTTPResponseAck({
+      logger: this.#logger,
+      processBeforeResponse: true,
+      httpRequest: buffered,
+      httpRequestBody: body,
+      httpResponse: res,
+    });
+    const event: ReceiverEvent = {
+      body,
+      ack: ack.bind(),
+      retryNum: HTTPModuleFunctions.extractRetryNumFromHTTPRequest(req),
+      retryReason: HTTPModuleFunctions.extractRetryReasonFromHTTPRequest(req),
+      customProperties: {},
+    };
+    try {
+      if (!this.#app) throw new Error('The Slack receiver was used before Bolt initialised it.');
+      await this.#app.processEvent(event);
+      if (res.headersSent) return;
+      if (ack.storedResponse !== undefined) {
+        HTTPModuleFunctions.buildContentResponse(res, ack.storedResponse);
+      } else {
+        // Nothing listened (an interaction we do not handle): answer now rather than leave Slack
+        // waiting for the 3-second timeout.
+        ack.ack();
+        HTTPModuleFunctions.buildNoBodyResponse(res, 200);
+      }
+    } catch (error) {
+      // Bolt's handler answers 401 for authorisation errors and 500 otherwise; nothing was
+      // acknowledged, so Slack shows the failure (and may retry) instead of a false success.
+      await HTTPModuleFunctions.defaultProcessEventErrorHandler({
+        error: error as Error,
+        logger: this.#logger,
+        request: req,
+        response: res,
+        storedResponse: ack.storedResponse,
+      });
+      ack.ack(); // stop the no-ack timer: the request has its answer
+    }
+  };
+}

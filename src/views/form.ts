@@ -1,0 +1,118 @@
+/**
+ * A form described from a workflow's zod input schema: the single source of truth for the Slack
+ * modal, the Teams form and the model's structured output. Only `z.object` schemas of scalar
+ * fields (string, number, enum, boolean; optional or with a default; coerced or not) become
+ * fields; anything else is left to the `key=value` form and reported by validation.
+ *
+ * Values travel as strings (what a person types); validation is the schema's own `safeParse`,
+ * so the form can never accept what `startRun` would refuse.
+ */
+import type { z } from 'zod';
+
+export interface FormField {
+  name: string;
+  type: 'string' | 'number' | 'enum' | 'boolean';
+  description: string | undefined;
+  /** May be left empty (optional or defaulted). */
+  optional: boolean;
+  /** The schema's default, as text. */
+  defaultValue: string | undefined;
+  /** For enums and booleans. */
+  options: string[] | undefined;
+}
+
+interface ZodInternals {
+  _zod: { def: { type: string; innerType?: ZodLike; defaultValue?: unknown; entries?: Record<string, unknown>; shape?: Record<string, ZodLike>; in?: ZodLike } };
+  description?: string;
+}
+type ZodLike = ZodInternals;
+
+function unwrap(t: ZodLike): { base: ZodLike; optional: boolean; defaultValue: unknown; description: string | undefined } {
+  let cur = t;
+  let optional = false;
+  let defaultValue: unknown;
+  let description = t.description;
+  for (let i = 0; i < 10; i++) {
+    const def = cur._zod.def;
+    if ((def.type === 'optional' || def.type === 'nullable' || def.type === 'default' || def.type === 'prefault') && def.innerType) {
+      optional = true;
+      if (def.type === 'default') defaultValue = def.defaultValue;
+      cur = def.innerType;
+      description ??= cur.description;
+    } else if (def.type === 'pipe' && def.in) {
+      cur = def.in;
+      description ??= cur.description;
+    } else {
+      break;
+    }
+  }
+  return { base: cur, optional, defaultValue, description };
+}
+
+/** The fields of an object schema; empty when the schema is not a `z.object`. */
+export function describeForm(schema: z.ZodType): FormField[] {
+  const def = (schema as unknown as ZodLike)._zod.def;
+  if (def.type !== 'object' || !def.shape) return [];
+  const fields: FormField[] = [];
+  for (const [name, fieldSchema] of Object.entries(def.shape)) {
+    const { base, optional, defaultValue, description } = unwrap(fieldSchema);
+    const baseDef = base._zod.def;
+    const text = defaultValue === undefined ? undefined : String(defaultValue);
+    if (baseDef.type === 'enum' && baseDef.entries) {
+      fields.push({ name, type: 'enum', description, optional, defaultValue: text, options: Object.values(baseDef.entries).map(String) });
+    } else if (baseDef.type === 'boolean') {
+      fields.push({ name, type: 'boolean', description, optional, defaultValue: text, options: ['true', 'false'] });
+    } else if (baseDef.type === 'number' || baseDef.type === 'int' || baseDef.type === 'bigint') {
+      fields.push({ name, type: 'number', description, optional, defaultValue: text, options: undefined });
+    } else {
+      fields.push({ name, type: 'string', description, optional, defaultValue: text, options: undefined });
+    }
+  }
+  return fields;
+}
+
+/** A one-line description of a workflow's inputs, e.g. `vendor, amount (number), currency=EUR|USD`. */
+export function describeInputs(schema: z.ZodType): string {
+  const fields = describeForm(schema);
+  if (fields.length === 0) return '(no inputs)';
+  return fields
+    .map((f) => {
+      let s = f.name;
+      if (f.type === 'enum') s += `=${(f.options ?? []).join('|')}`;
+      else if (f.type !== 'string') s += ` (${f.type})`;
+      if (f.defaultValue !== undefined) s += ` [default ${f.defaultValue}]`;
+      else if (f.optional) s += ' [optional]';
+      return s;
+    })
+    .join(', ');
+}
+
+/** Field errors keyed by field name (the first issue of each field); form-level issues under ''. */
+export function fieldErrors(error: z.ZodError): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const issue of error.issues) {
+    const key = issue.path.length ? String(issue.path[0]) : '';
+    out[key] ??= issue.message;
+  }
+  return out;
+}
+
+/**
+ * Turns typed text into what the schema's field types take: `true`/`false` for booleans, numbers
+ * for numeric text in number fields (a coercing schema accepts either). Empty values are dropped,
+ * so defaults apply and required fields report "required". Unknown keys are kept for the schema
+ * to judge.
+ */
+export function fromFormValues(fields: FormField[], values: Record<string, string | undefined>): Record<string, unknown> {
+  const byName = new Map(fields.map((f) => [f.name, f]));
+  const out: Record<string, unknown> = {};
+  for (const [name, raw] of Object.entries(values)) {
+    if (raw === undefined || raw.trim() === '') continue;
+    const f = byName.get(name);
+    const text = raw.trim();
+    if (f?.type === 'boolean' && (text === 'true' || text === 'false')) out[name] = text === 'true';
+    else if (f?.type === 'number' && /^-?\d+(\.\d+)?$/.test(text)) out[name] = Number(text);
+    else out[name] = f ? text : raw;
+  }
+  return out;
+}

@@ -1,0 +1,170 @@
+/**
+ * The platform-neutral view of a run: what every chat adapter shows about it (workflow and
+ * version, requester, each step with status and duration, why it waits, the error of a failed
+ * step, the actions offered, and its approvals). Slack renders it as Block Kit, Teams as an
+ * Adaptive Card, so both show the same facts.
+ *
+ * General notes
+ * - Built from journal rows only (`runs`, `steps`, later the approval tables); it never reads
+ *   the clock, so the same state always renders the same view (the Slack outbox compares hashes
+ *   of renderings to skip no-op updates).
+ * - It says which actions are *offered* in this state; who may use them is decided when a click
+ *   arrives (`src/intents/authorize.ts`), from the verified identity.
+ * - `approvals` is filled by the approvals engine (`loadRunView`'s `approvals` argument); until
+ *   then it is empty.
+ */
+import type { Principal } from '../principals.ts';
+import { principalSchema } from '../principals.ts';
+import type { Queryable, RunRow, RunStatus, StepRow, StepStatus } from '../runtime/journal.ts';
+import { isTerminalStatus } from '../runtime/journal.ts';
+
+/** Interactive ids (DESIGN.md, the external contract): Slack action_id, Teams verb. */
+export const ACTION_IDS = {
+  approve: 'approval.approve',
+  reject: 'approval.reject',
+  retry: 'run.retry',
+  cancel: 'run.cancel',
+} as const;
+
+export type RunAction = typeof ACTION_IDS.retry | typeof ACTION_IDS.cancel;
+
+export interface StepView {
+  idx: number;
+  name: string;
+  kind: string;
+  status: StepStatus;
+  attempts: number;
+  /** From the first start to the end; null while the step is unfinished. */
+  durationMs: number | null;
+  /** The last error's message (a failed or retrying step). */
+  error: string | null;
+}
+
+/** An approval gate of the run, as the approvals engine will describe it. */
+export interface ApprovalView {
+  id: string;
+  /** The gated step's name. */
+  step: string;
+  status: 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled';
+  /** Who may decide: principals (`slack:T:U`) or group names, as configured. */
+  approvers: string[];
+  /** What will happen if approved. */
+  tool?: string;
+  params?: Record<string, unknown>;
+  risk?: string;
+  /** The model's rationale, when a model proposed the action. */
+  rationale?: string;
+  requestedBy?: Principal | null;
+  deadline?: Date | null;
+  decidedBy?: Principal | null;
+  decidedAt?: Date | null;
+  reason?: string | null;
+}
+
+export interface RunView {
+  runId: string;
+  workflow: string;
+  version: number;
+  status: RunStatus;
+  requester: Principal | null;
+  input: unknown;
+  output: unknown;
+  createdAt: Date;
+  finishedAt: Date | null;
+  /** Durable steps in order; recorded values (`now`, `uuid`) are left out. */
+  steps: StepView[];
+  /** Why a waiting run waits ('sleep', 'retry', 'approval' …) and until when, if a timer wakes it. */
+  waiting: { reason: string; until: Date | null } | null;
+  /** The error that ended (or is ending) the run, with the step it came from when known. */
+  error: { step: string | null; message: string } | null;
+  cancelRequested: boolean;
+  /** The actions offered in this state, in display order. */
+  actions: RunAction[];
+  approvals: ApprovalView[];
+}
+
+const HIDDEN_KINDS = new Set(['now', 'uuid']);
+
+function messageOf(error: unknown): string | null {
+  if (error === null || error === undefined) return null;
+  if (typeof error === 'object' && typeof (error as { message?: unknown }).message === 'string') {
+    return (error as { message: string }).message;
+  }
+  return typeof error === 'string' ? error : JSON.stringify(error);
+}
+
+function asPrincipal(value: unknown): Principal | null {
+  const parsed = principalSchema.safeParse(value);
+  return parsed.success ? parsed.data : null;
+}
+
+export function buildRunView(run: RunRow, steps: StepRow[], approvals: ApprovalView[] = []): RunView {
+  const stepViews: StepView[] = steps
+    .filter((s) => !HIDDEN_KINDS.has(s.kind))
+    .map((s) => ({
+      idx: s.idx,
+      name: s.name,
+      kind: s.kind,
+      status: s.status,
+      attempts: s.attempts,
+      durationMs: s.finished_at ? Math.max(0, s.finished_at.getTime() - s.started_at.getTime()) : null,
+      error: s.status === 'failed' || s.status === 'retrying' || s.status === 'compensation_failed' ? messageOf(s.error) : null,
+    }));
+  const failedStep = stepViews.find((s) => s.status === 'failed' || s.status === 'compensation_failed');
+  const runError = messageOf(run.error);
+  const error = failedStep?.error
+    ? { step: failedStep.name, message: failedStep.error }
+    : runError
+      ? { step: null, message: runError }
+      : null;
+  const actions: RunAction[] = [];
+  if (run.status === 'failed') actions.push(ACTION_IDS.retry);
+  if (!isTerminalStatus(run.status) && run.status !== 'compensating' && !run.cancel_requested_at) actions.push(ACTION_IDS.cancel);
+  return {
+    runId: run.id,
+    workflow: run.workflow,
+    version: run.workflow_version,
+    status: run.status,
+    requester: asPrincipal(run.requester),
+    input: run.input,
+    output: run.output,
+    createdAt: run.created_at,
+    finishedAt: run.finished_at,
+    steps: stepViews,
+    waiting: run.status === 'waiting' ? { reason: run.wait_reason ?? 'unknown', until: run.wake_at } : null,
+    error: run.status === 'succeeded' ? null : error,
+    cancelRequested: run.cancel_requested_at !== null,
+    actions,
+    approvals,
+  };
+}
+
+/** Reads a run and its steps and builds its view; undefined when there is no such run. */
+export async function loadRunView(q: Queryable, runId: string, approvals: ApprovalView[] = []): Promise<RunView | undefined> {
+  const run = await q.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1', [runId]);
+  const row = run.rows[0];
+  if (!row) return undefined;
+  const steps = await q.query<StepRow>('SELECT * FROM tollgate.steps WHERE run_id = $1 ORDER BY idx', [runId]);
+  return buildRunView(row, steps.rows, approvals);
+}
+
+/** A person's most recent runs (they asked for them), newest first. */
+export async function listRunsRequestedBy(q: Queryable, who: Pick<Principal, 'platform' | 'tenant' | 'user'>, limit = 10): Promise<RunRow[]> {
+  const { rows } = await q.query<RunRow>(
+    `SELECT * FROM tollgate.runs WHERE requester @> $1::jsonb ORDER BY created_at DESC, id DESC LIMIT $2`,
+    [JSON.stringify({ platform: who.platform, tenant: who.tenant, user: who.user }), limit],
+  );
+  return rows;
+}
+
+export const STATUS_LABELS: Record<RunStatus, string> = {
+  queued: 'Queued',
+  running: 'Running',
+  waiting: 'Waiting',
+  succeeded: 'Succeeded',
+  failed: 'Failed',
+  cancelled: 'Cancelled',
+  compensating: 'Undoing completed steps',
+  compensated: 'Failed; completed steps undone',
+  compensation_failed: 'Undo failed; needs a person',
+};
