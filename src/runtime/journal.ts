@@ -148,21 +148,25 @@ export async function loadSteps(q: Queryable, runId: string): Promise<StepRow[]>
   return rows;
 }
 
-/** Records an attempt's start; returns whether cancellation was requested meanwhile. */
+/**
+ * Records an attempt's start, unless cancellation was requested meanwhile: then nothing is
+ * written (the journal never shows a step started whose body will not run) and the caller stops.
+ */
 export async function startStepAttempt(
   q: Queryable,
   s: { runId: string; idx: number; name: string; kind: string; attempt: number; input?: unknown },
 ): Promise<{ cancelRequested: boolean }> {
   const { rows } = await q.query<{ cancel_requested: boolean }>(
-    `WITH s AS (
+    `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
+     s AS (
        INSERT INTO tollgate.steps (run_id, idx, name, kind, status, attempts, input)
-       VALUES ($1, $2, $3, $4, 'running', $5, $6)
+       SELECT $1, $2::int, $3, $4, 'running', $5::int, $6::jsonb WHERE NOT coalesce((SELECT cancel FROM c), false)
        ON CONFLICT (run_id, idx) DO UPDATE SET status = 'running', attempts = EXCLUDED.attempts,
          next_attempt_at = NULL, updated_at = now()
        RETURNING run_id, idx),
      e AS (INSERT INTO tollgate.events (run_id, type, step_idx, payload)
        SELECT run_id, 'step.started', idx, jsonb_build_object('step', $3::text, 'attempt', $5::int) FROM s)
-     SELECT (SELECT cancel_requested_at IS NOT NULL FROM tollgate.runs WHERE id = $1) AS cancel_requested`,
+     SELECT coalesce((SELECT cancel FROM c), false) AS cancel_requested`,
     [s.runId, s.idx, s.name, s.kind, s.attempt, s.input === undefined ? null : JSON.stringify(s.input)],
   );
   return { cancelRequested: rows[0]?.cancel_requested === true };
