@@ -22,7 +22,7 @@ function cliPrincipal(as: string | undefined): Principal {
   return { platform: 'cli', tenant: os.hostname(), user: os.userInfo().username };
 }
 
-interface Io {
+export interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
 }
@@ -193,9 +193,11 @@ export function describeInput(schema: unknown): { name: string; required: boolea
   }));
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const io: Io = { out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`), err: (s) => process.stderr.write(s) };
-  const program = buildCli(io);
+const stdio: Io = { out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`), err: (s) => process.stderr.write(s) };
+
+/** Runs the CLI and returns its exit code; `io` and `env` are injectable for tests. */
+export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const program = buildCli(io, env);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
