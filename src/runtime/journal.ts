@@ -7,6 +7,16 @@ import type pg from 'pg';
 
 export type Queryable = Pick<pg.ClientBase, 'query'>;
 
+/**
+ * The statements of the hot path (once or twice per step) are named, so each connection parses
+ * and plans them once instead of on every step. Only statements with fixed result columns: a
+ * prepared `SELECT *` fails ("cached plan must not change result type") after a migration adds a
+ * column. Change the name's version whenever the text changes.
+ */
+function prepared(name: string, text: string, values: unknown[]): pg.QueryConfig {
+  return { name: `tollgate_${name}_v1`, text, values };
+}
+
 export const TERMINAL_STATUSES = ['succeeded', 'failed', 'cancelled', 'compensated', 'compensation_failed'] as const;
 export function isTerminalStatus(status: string): boolean {
   return (TERMINAL_STATUSES as readonly string[]).includes(status);
@@ -91,8 +101,8 @@ export const ADVANCE_TASK = 'run-advance';
  */
 export async function enqueueAdvance(q: Queryable, runId: string, runAt?: Date): Promise<void> {
   await q.query(
-    `SELECT graphile_worker.add_job($1, json_build_object('runId', $2::text), run_at => $3, job_key => $4, job_key_mode => 'replace', max_attempts => 25)`,
-    [ADVANCE_TASK, runId, runAt ?? null, runAt ? `wake:${runId}` : `advance:${runId}`],
+    prepared('enqueue_advance', `SELECT 1 FROM graphile_worker.add_job($1, json_build_object('runId', $2::text), run_at => $3, job_key => $4, job_key_mode => 'replace', max_attempts => 25)`,
+    [ADVANCE_TASK, runId, runAt ?? null, runAt ? `wake:${runId}` : `advance:${runId}`]),
   );
 }
 
@@ -157,7 +167,7 @@ export async function startStepAttempt(
   s: { runId: string; idx: number; name: string; kind: string; attempt: number; input?: unknown },
 ): Promise<{ cancelRequested: boolean }> {
   const { rows } = await q.query<{ cancel_requested: boolean }>(
-    `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
+    prepared('start_step', `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
      s AS (
        INSERT INTO tollgate.steps (run_id, idx, name, kind, status, attempts, input)
        SELECT $1, $2::int, $3, $4, 'running', $5::int, $6::jsonb WHERE NOT coalesce((SELECT cancel FROM c), false)
@@ -167,19 +177,19 @@ export async function startStepAttempt(
      e AS (INSERT INTO tollgate.events (run_id, type, step_idx, payload)
        SELECT run_id, 'step.started', idx, jsonb_build_object('step', $3::text, 'attempt', $5::int) FROM s)
      SELECT coalesce((SELECT cancel FROM c), false) AS cancel_requested`,
-    [s.runId, s.idx, s.name, s.kind, s.attempt, s.input === undefined ? null : JSON.stringify(s.input)],
+    [s.runId, s.idx, s.name, s.kind, s.attempt, s.input === undefined ? null : JSON.stringify(s.input)]),
   );
   return { cancelRequested: rows[0]?.cancel_requested === true };
 }
 
 export async function succeedStep(q: Queryable, runId: string, idx: number, name: string, output: unknown): Promise<void> {
   await q.query(
-    `WITH s AS (
+    prepared('succeed_step', `WITH s AS (
        UPDATE tollgate.steps SET status = 'succeeded', output = $3, error = NULL, finished_at = now(), updated_at = now()
        WHERE run_id = $1 AND idx = $2 RETURNING run_id, idx, attempts)
      INSERT INTO tollgate.events (run_id, type, step_idx, payload)
        SELECT run_id, 'step.succeeded', idx, jsonb_build_object('step', $4::text, 'attempts', attempts) FROM s`,
-    [runId, idx, output === undefined ? null : JSON.stringify(output), name],
+    [runId, idx, output === undefined ? null : JSON.stringify(output), name]),
   );
 }
 
@@ -193,7 +203,7 @@ export async function failStepAttempt(
   nextAttemptAt: Date | null,
 ): Promise<void> {
   await q.query(
-    `WITH s AS (
+    prepared('fail_step', `WITH s AS (
        UPDATE tollgate.steps SET status = CASE WHEN $4::timestamptz IS NULL THEN 'failed' ELSE 'retrying' END,
          error = $3, next_attempt_at = $4, updated_at = now(),
          finished_at = CASE WHEN $4::timestamptz IS NULL THEN now() ELSE NULL END
@@ -201,7 +211,7 @@ export async function failStepAttempt(
      INSERT INTO tollgate.events (run_id, type, step_idx, payload)
        SELECT run_id, CASE WHEN $4::timestamptz IS NULL THEN 'step.failed' ELSE 'step.retrying' END, idx,
               jsonb_build_object('step', $5::text, 'attempt', attempts, 'error', $3::jsonb, 'nextAttemptAt', $4::timestamptz) FROM s`,
-    [runId, idx, JSON.stringify(error), nextAttemptAt, name],
+    [runId, idx, JSON.stringify(error), nextAttemptAt, name]),
   );
 }
 
@@ -240,20 +250,20 @@ export async function finishRun(
   result: { output?: unknown; error?: unknown },
 ): Promise<void> {
   await q.query(
-    `WITH r AS (
+    prepared('finish_run', `WITH r AS (
        UPDATE tollgate.runs SET status = $2, output = $3, error = $4, finished_at = now(), updated_at = now(),
          wait_reason = NULL, wake_at = NULL
        WHERE id = $1 RETURNING id)
      INSERT INTO tollgate.events (run_id, type, payload)
        SELECT id, 'run.' || $2, jsonb_strip_nulls(jsonb_build_object('error', $4::jsonb)) FROM r`,
-    [runId, status, result.output === undefined ? null : JSON.stringify(result.output), result.error === undefined ? null : JSON.stringify(result.error)],
+    [runId, status, result.output === undefined ? null : JSON.stringify(result.output), result.error === undefined ? null : JSON.stringify(result.error)]),
   );
 }
 
 /** The run waits (no worker held) for `reason`; a timer job wakes it at `wakeAt` when given. */
 export async function suspendRun(q: Queryable, runId: string, reason: string, wakeAt: Date | null): Promise<void> {
   await q.query(
-    `WITH r AS (
+    prepared('suspend_run', `WITH r AS (
        UPDATE tollgate.runs SET status = 'waiting', wait_reason = $2, wake_at = $3, updated_at = now()
        WHERE id = $1 RETURNING id),
      e AS (INSERT INTO tollgate.events (run_id, type, payload)
@@ -261,7 +271,7 @@ export async function suspendRun(q: Queryable, runId: string, reason: string, wa
      j AS (SELECT graphile_worker.add_job($4, json_build_object('runId', $1::text), run_at => $3, job_key => 'wake:' || $1,
              job_key_mode => 'replace', max_attempts => 25) FROM r WHERE $3::timestamptz IS NOT NULL)
      SELECT count(*) FROM j`,
-    [runId, reason, wakeAt, ADVANCE_TASK],
+    [runId, reason, wakeAt, ADVANCE_TASK]),
   );
 }
 
