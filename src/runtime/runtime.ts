@@ -63,19 +63,17 @@ export class Runtime {
       });
     }
     const id = newId('run');
-    return this.#transaction(client, async (q) => {
-      const run = await journal.insertRun(q, {
-        id,
-        workflow: def.name,
-        version: def.version,
-        input: parsed.data,
-        requester: req.requester ?? null,
-        origin: req.origin ?? null,
-      });
-      await journal.enqueueAdvance(q, id);
-      this.log.info({ runId: id, workflow: def.name, version: def.version }, 'run queued');
-      return run;
+    // One statement (run, event, job), so no transaction of its own is needed.
+    const run = await journal.insertQueuedRun(client ?? this.pool, {
+      id,
+      workflow: def.name,
+      version: def.version,
+      input: parsed.data,
+      requester: req.requester ?? null,
+      origin: req.origin ?? null,
     });
+    this.log.info({ runId: id, workflow: def.name, version: def.version }, 'run queued');
+    return run;
   }
 
   /** Requests cancellation; the executor stops at the next step boundary and compensates. */
