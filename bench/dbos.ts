@@ -6,13 +6,14 @@
  * a Graphile job (so that any worker process can run, and resume, the run).
  */
 import { DBOS } from '@dbos-inc/dbos-sdk';
-import { closedLoop, percentile, sequentialLatency, type BenchSection } from './types.ts';
+import pg from 'pg';
+import { closedLoop, cpuMeter, percentile, sequentialLatency, type BenchSection } from './types.ts';
 
 export const CONCURRENT = 10;
 
 export const dbosSection: BenchSection = {
   name: 'dbos',
-  async run(ctx) {
+  async setup(ctx) {
     const url = await ctx.database('bench_dbos');
     const step = async (i: number) => i;
     const fiveSteps = DBOS.registerWorkflow(
@@ -25,21 +26,30 @@ export const dbosSection: BenchSection = {
     const quiet = { info: () => {}, debug: () => {}, warn: () => {}, error: (e: unknown) => ctx.log.error({ err: e }, 'dbos') };
     DBOS.setConfig({ name: 'tollgate-bench', systemDatabaseUrl: url, logger: quiet, logLevel: 'error' });
     await DBOS.launch();
+    const pool = new pg.Pool({ connectionString: url, max: 1 }); // for the CPU meter only
     const oneRun = async () => {
       const handle = await DBOS.startWorkflow(fiveSteps)();
       const out = await handle.getResult();
       if (out !== 'done') throw new Error(`DBOS bench workflow returned ${String(out)}`);
     };
-    try {
-      const throughput = await closedLoop(CONCURRENT, ctx.warmupMs, ctx.measureMs, oneRun);
-      const latency = await sequentialLatency(ctx.latencySamples, oneRun);
-      return [
-        { key: 'dbos.runs_per_s', label: 'DBOS 5-step no-op runs/s (10 concurrent)', value: throughput.perSecond, unit: 'runs/s' },
-        { key: 'dbos.p50_ms', label: 'DBOS one 5-step run, start → result, p50', value: percentile(latency, 50), unit: 'ms' },
-        { key: 'dbos.p99_ms', label: 'DBOS one 5-step run, start → result, p99', value: percentile(latency, 99), unit: 'ms' },
-      ];
-    } finally {
-      await DBOS.shutdown();
-    }
+    return {
+      async measure() {
+        const cpu = await cpuMeter(pool);
+        const throughput = await closedLoop(CONCURRENT, ctx.warmupMs, ctx.measureMs, oneRun);
+        const used = await cpu.stop();
+        const latency = await sequentialLatency(ctx.latencySamples, oneRun);
+        return [
+          { key: 'dbos.runs_per_s', label: 'DBOS 5-step no-op runs/s (10 concurrent)', value: throughput.perSecond, unit: 'runs/s' },
+          { key: 'dbos.p50_ms', label: 'DBOS one 5-step run, start → result, p50', value: percentile(latency, 50), unit: 'ms' },
+          { key: 'dbos.p99_ms', label: 'DBOS one 5-step run, start → result, p99', value: percentile(latency, 99), unit: 'ms' },
+          { key: 'dbos.cpu_node_ms', label: 'DBOS CPU per run in Node (throughput loop)', value: used.nodeMs / throughput.total, unit: 'ms' },
+          { key: 'dbos.cpu_pg_ms', label: 'DBOS CPU per run in PostgreSQL (throughput loop)', value: used.pgMs / throughput.total, unit: 'ms' },
+        ];
+      },
+      async teardown() {
+        await pool.end();
+        await DBOS.shutdown();
+      },
+    };
   },
 };

@@ -4,9 +4,11 @@
  * temporary directory, unless BENCH_DATABASE_URL (or DATABASE_URL) names a maintenance database
  * on a server of yours, where the bench creates and drops `bench_*` databases.
  *
- * BENCH_MEASURE_MS (default 10000), BENCH_WARMUP_MS (2000) and BENCH_LATENCY_SAMPLES (300) bound
- * the run; the whole bench takes about a minute and a half.
- * BENCH_SECTIONS=graphile,tollgate runs only those sections.
+ * Sections run in BENCH_ROUNDS rounds (default 3), interleaved, and each figure printed is the
+ * median of its rounds, with the range beside it: the machine may be shared, and interleaving
+ * spreads other processes' noise over every system alike. BENCH_MEASURE_MS (default 5000),
+ * BENCH_WARMUP_MS (1000) and BENCH_LATENCY_SAMPLES (200) bound each round; the whole bench takes
+ * about a minute and a half. BENCH_SECTIONS=graphile,tollgate runs only those sections.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -18,7 +20,7 @@ import { createLogger } from '../src/log.ts';
 import { dbosSection } from './dbos.ts';
 import { graphileSection } from './graphile.ts';
 import { runtimeSection } from './runtime.ts';
-import type { BenchContext, BenchSection, Figure } from './types.ts';
+import type { BenchContext, BenchSection, Figure, SectionRunner } from './types.ts';
 
 /** In order. Add a section here (e.g. the Slack adapter's) and its figures join the table. */
 const SECTIONS: BenchSection[] = [graphileSection, runtimeSection, dbosSection];
@@ -37,9 +39,8 @@ function int(env: string | undefined, fallback: number): number {
   return n;
 }
 
-function fmt(f: Figure): string {
-  const digits = f.value >= 100 ? 0 : f.value >= 10 ? 1 : 2;
-  return `${f.value.toFixed(digits)} ${f.unit}`;
+function fmt(value: number): string {
+  return value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2);
 }
 
 function table(rows: [string, string, string][]): string {
@@ -72,36 +73,59 @@ async function main(): Promise<void> {
       created.push(name);
       return withDatabase(maintenance, name);
     },
-    measureMs: int(env.BENCH_MEASURE_MS, 10_000),
-    warmupMs: int(env.BENCH_WARMUP_MS, 2_000),
-    latencySamples: int(env.BENCH_LATENCY_SAMPLES, 300),
+    measureMs: int(env.BENCH_MEASURE_MS, 5_000),
+    warmupMs: int(env.BENCH_WARMUP_MS, 1_000),
+    latencySamples: int(env.BENCH_LATENCY_SAMPLES, 200),
     log,
   };
-  const figures: Figure[] = [];
+  const rounds = Math.max(1, int(env.BENCH_ROUNDS, 3));
+  const samples = new Map<string, { figure: Figure; values: number[] }>();
   const started = performance.now();
+  const runners: { name: string; runner: SectionRunner }[] = [];
   try {
     for (const section of SECTIONS) {
       if (only && !only.includes(section.name)) continue;
-      process.stderr.write(`bench: ${section.name} …\n`);
-      figures.push(...(await section.run(ctx)));
+      runners.push({ name: section.name, runner: await section.setup(ctx) });
+    }
+    for (let round = 1; round <= rounds; round++) {
+      for (const { name, runner } of runners) {
+        process.stderr.write(`bench: round ${round}/${rounds}: ${name} …\n`);
+        for (const f of await runner.measure()) {
+          const s = samples.get(f.key) ?? { figure: f, values: [] };
+          s.values.push(f.value);
+          samples.set(f.key, s);
+        }
+      }
     }
   } finally {
+    for (const { runner } of runners.reverse()) await runner.teardown().catch((e: unknown) => log.warn({ err: e }, 'bench teardown'));
     for (const name of created) await dropDatabase(maintenance, name).catch(() => {});
     await server?.stop();
     if (dir) await fs.rm(dir, { recursive: true, force: true });
   }
 
-  const byKey = new Map(figures.map((f) => [f.key, f]));
-  const rows: [string, string, string][] = figures.map((f) => [f.label, fmt(f), f.note ?? '']);
+  const median = (v: number[]) => {
+    const s = [...v].sort((a, b) => a - b);
+    const mid = s.length / 2;
+    return s.length % 2 ? (s[Math.floor(mid)] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+  };
+  const byKey = new Map<string, number>();
+  const rows: [string, string, string][] = [];
+  for (const { figure, values } of samples.values()) {
+    const m = median(values);
+    byKey.set(figure.key, m);
+    const range = values.length > 1 ? `range ${fmt(Math.min(...values))}–${fmt(Math.max(...values))}` : '';
+    rows.push([figure.label, `${fmt(m)} ${figure.unit}`, [range, figure.note].filter(Boolean).join('; ')]);
+  }
   for (const r of RATIOS) {
     const a = byKey.get(r.num);
     const b = byKey.get(r.den);
-    if (a && b) rows.push([r.label, `${(a.value / b.value).toFixed(2)}×`, r.goal ?? '']);
+    if (a !== undefined && b !== undefined) rows.push([r.label, `${(a / b).toFixed(2)}×`, r.goal ?? '']);
   }
   process.stdout.write(
-    `\nTollgate bench: ${os.cpus().length} CPU(s), Node ${process.version}, PostgreSQL ${pgVersion}${server ? ' (embedded)' : ''}, ` +
-      `${ctx.measureMs / 1000} s per throughput figure after ${ctx.warmupMs / 1000} s warm-up, ${ctx.latencySamples} latency samples; ` +
-      `took ${((performance.now() - started) / 1000).toFixed(0)} s\n\n${table(rows)}\n`,
+    `\nTollgate bench: ${os.cpus().length} CPU(s), Node ${process.version}, PostgreSQL ${pgVersion}${server ? ' (embedded)' : ''}; ` +
+      `median of ${rounds} interleaved round(s), each ${ctx.warmupMs / 1000} s warm-up + ${ctx.measureMs / 1000} s per throughput figure ` +
+      `and ${ctx.latencySamples} sequential runs for latency; took ${((performance.now() - started) / 1000).toFixed(0)} s\n\n${table(rows)}\n`,
   );
 }
 

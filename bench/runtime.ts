@@ -15,7 +15,7 @@ import { Runtime } from '../src/runtime/runtime.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { newProcessId, startWorker } from '../src/worker.ts';
 import { taskList } from '../jobs/index.ts';
-import { closedLoop, percentile, sequentialLatency, type BenchSection } from './types.ts';
+import { closedLoop, cpuMeter, percentile, sequentialLatency, type BenchSection } from './types.ts';
 
 export const CONCURRENT = 10;
 
@@ -32,7 +32,7 @@ export const fiveNoopSteps = defineWorkflow({
 
 export const runtimeSection: BenchSection = {
   name: 'tollgate',
-  async run(ctx) {
+  async setup(ctx) {
     const url = await ctx.database('bench_tollgate');
     const pool = createPool(url, 40, ctx.log);
     const registry = new WorkflowRegistry().register(fiveNoopSteps);
@@ -77,17 +77,24 @@ export const runtimeSection: BenchSection = {
       }
     };
 
-    try {
-      const throughput = await closedLoop(CONCURRENT, ctx.warmupMs, ctx.measureMs, oneRun);
-      const latency = await sequentialLatency(ctx.latencySamples, oneRun);
-      return [
-        { key: 'tollgate.runs_per_s', label: 'Tollgate 5-step no-op runs/s (10 concurrent)', value: throughput.perSecond, unit: 'runs/s' },
-        { key: 'tollgate.p50_ms', label: 'Tollgate one 5-step run, enqueue → finished, p50', value: percentile(latency, 50), unit: 'ms' },
-        { key: 'tollgate.p99_ms', label: 'Tollgate one 5-step run, enqueue → finished, p99', value: percentile(latency, 99), unit: 'ms' },
-      ];
-    } finally {
-      await worker.stop();
-      await pool.end();
-    }
+    return {
+      async measure() {
+        const cpu = await cpuMeter(pool);
+        const throughput = await closedLoop(CONCURRENT, ctx.warmupMs, ctx.measureMs, oneRun);
+        const used = await cpu.stop();
+        const latency = await sequentialLatency(ctx.latencySamples, oneRun);
+        return [
+          { key: 'tollgate.runs_per_s', label: 'Tollgate 5-step no-op runs/s (10 concurrent)', value: throughput.perSecond, unit: 'runs/s' },
+          { key: 'tollgate.p50_ms', label: 'Tollgate one 5-step run, enqueue → finished, p50', value: percentile(latency, 50), unit: 'ms' },
+          { key: 'tollgate.p99_ms', label: 'Tollgate one 5-step run, enqueue → finished, p99', value: percentile(latency, 99), unit: 'ms' },
+          { key: 'tollgate.cpu_node_ms', label: 'Tollgate CPU per run in Node (throughput loop)', value: used.nodeMs / throughput.total, unit: 'ms' },
+          { key: 'tollgate.cpu_pg_ms', label: 'Tollgate CPU per run in PostgreSQL (throughput loop)', value: used.pgMs / throughput.total, unit: 'ms' },
+        ];
+      },
+      async teardown() {
+        await worker.stop();
+        await pool.end();
+      },
+    };
   },
 };

@@ -161,7 +161,7 @@ export class Executor {
     if (claim.previous === 'running' || claim.previous === 'compensating') log.warn({ recoveryAttempts: run.recovery_attempts }, 'resuming an interrupted run');
     const def = this.#registry.get(run.workflow, run.workflow_version);
 
-    const steps = await journal.loadSteps(q, runId);
+    const steps = claim.hasSteps ? await journal.loadSteps(q, runId) : [];
     const cancelling = run.cancel_requested_at !== null || run.status === 'compensating';
     const replay = new Replay(q, run, def, steps, log, signal, this.#inlineWaitMaxMs, cancelling);
     let outcome: { kind: 'ok'; output: unknown } | { kind: 'error'; error: unknown };
@@ -172,6 +172,7 @@ export class Executor {
       outcome = { kind: 'error', error: replay.stopped ?? e };
     }
     await replay.flush();
+    await replay.settle();
 
     if (outcome.kind === 'ok') {
       const leftover = steps.find((s) => s.idx >= replay.counter);
@@ -287,6 +288,14 @@ class Replay {
   readonly #journal: Map<number, StepRow>;
   readonly #names = new Map<string, number>();
   readonly #pendingValues: { idx: number; name: string; kind: string; output: unknown }[] = [];
+  /**
+   * A step's success not written yet: it goes out in the same statement as the next step's start
+   * (one round trip instead of two), or on its own at the next turn of the event loop when the
+   * workflow does something else first, and always before any other journal write. So a
+   * success is durable no later than it was when written at once, give or take one event-loop turn.
+   */
+  #unwritten: journal.StepSuccess | undefined;
+  #writing: Promise<void> | undefined;
   readonly #log: Logger;
   readonly #signal: AbortSignal;
   readonly #inlineWaitMaxMs: number;
@@ -353,8 +362,35 @@ class Replay {
   /** Writes recorded values (`now`, `uuid`) before anything that depends on them becomes durable. */
   async flush(): Promise<void> {
     if (this.#pendingValues.length === 0) return;
+    await this.settle(); // the step before them first, so the journal keeps the workflow's order
     const batch = this.#pendingValues.splice(0);
     await journal.recordValues(this.#q, this.#run.id, batch);
+  }
+
+  #deferSuccess(success: journal.StepSuccess): void {
+    this.#unwritten = success;
+    setImmediate(() => {
+      if (this.#unwritten !== success) return; // taken by the next step's start
+      this.#unwritten = undefined;
+      this.#writing = journal.succeedStep(this.#q, this.#run.id, success.idx, success.name, success.output);
+      this.#writing.catch(() => {}); // awaited, and so rethrown, by the next takeUnwritten()
+    });
+  }
+
+  /** Waits for a success being written on its own (rethrowing its error); returns one not yet written. */
+  async takeUnwritten(): Promise<journal.StepSuccess | undefined> {
+    const writing = this.#writing;
+    this.#writing = undefined;
+    const unwritten = this.#unwritten;
+    this.#unwritten = undefined;
+    if (writing) await writing;
+    return unwritten;
+  }
+
+  /** Writes a step success not written yet, if any. Call before any journal write but a step start. */
+  async settle(): Promise<void> {
+    const unwritten = await this.takeUnwritten();
+    if (unwritten) await journal.succeedStep(this.#q, this.#run.id, unwritten.idx, unwritten.name, unwritten.output);
   }
 
   async step<T>(name: string, fn: (ctx: StepContext) => Promise<T> | T, options: StepOptions = {}): Promise<T> {
@@ -382,11 +418,12 @@ class Replay {
         if (this.#signal.aborted) this.#stop(new Suspend('shutdown', new Date()));
       }
       await this.flush();
-      const started = await journal.startStepAttempt(this.#q, { runId: this.#run.id, idx, name: unique, kind: 'step', attempt });
+      const previous = await this.takeUnwritten();
+      const started = await journal.startStepAttempt(this.#q, { runId: this.#run.id, idx, name: unique, kind: 'step', attempt }, previous);
       if (started.cancelRequested) this.#stop(new Cancelled());
       try {
         const output = asJson(await this.#attempt(unique, idx, attempt, fn, options.timeoutMs, log));
-        await journal.succeedStep(this.#q, this.#run.id, idx, unique, output);
+        this.#deferSuccess({ idx, name: unique, output });
         if (options.compensate) {
           this.compensations.push({ idx, name: unique, output, fn: options.compensate, retry: resolveRetry(options.compensateRetry ?? options.retry), row: undefined });
         }
@@ -449,12 +486,14 @@ class Replay {
     if (!wakeAt) {
       wakeAt = new Date(Date.now() + parseDuration(duration));
       await this.flush();
+      await this.settle();
       await journal.startSleep(this.#q, this.#run.id, idx, unique, wakeAt);
     }
     const wait = wakeAt.getTime() - Date.now();
     if (wait > this.#inlineWaitMaxMs) this.#stop(new Suspend('sleep', wakeAt));
     if (wait > 0) await sleep(wait, this.#signal);
     if (this.#signal.aborted) this.#stop(new Suspend('shutdown', new Date()));
+    await this.settle();
     await journal.succeedStep(this.#q, this.#run.id, idx, unique, null);
   }
 }

@@ -144,15 +144,18 @@ export async function insertQueuedRun(
   return rows[0] as RunRow;
 }
 
-export type ClaimResult = { run: RunRow; previous: RunStatus } | { run: RunRow | undefined; previous?: undefined };
+export type ClaimResult =
+  | { run: RunRow; previous: RunStatus; hasSteps: boolean }
+  | { run: RunRow | undefined; previous?: undefined; hasSteps?: undefined };
 
 /**
  * Marks the run running under this executor, if its workflow version is one of `runnable`
  * (`name@version`). A run found `running` was interrupted (its executor died): it is taken over
- * and counted as a recovery.
+ * and counted as a recovery. `hasSteps` false means the journal is empty (a new run), so there is
+ * nothing to load.
  */
 export async function claimRun(q: Queryable, runId: string, executor: string, runnable: string[]): Promise<ClaimResult> {
-  const { rows } = await q.query<RunRow & { previous: RunStatus }>(
+  const { rows } = await q.query<RunRow & { previous: RunStatus; has_steps: boolean }>(
     `WITH prev AS (SELECT id, status FROM tollgate.runs WHERE id = $1 FOR UPDATE),
      r AS (
        UPDATE tollgate.runs r SET
@@ -162,7 +165,8 @@ export async function claimRun(q: Queryable, runId: string, executor: string, ru
          wait_reason = NULL, wake_at = NULL
        FROM prev WHERE r.id = prev.id AND prev.status IN ('queued', 'waiting', 'running', 'compensating')
          AND r.workflow || '@' || r.workflow_version = ANY($3::text[])
-       RETURNING r.*, prev.status AS previous),
+       RETURNING r.*, prev.status AS previous,
+         EXISTS (SELECT 1 FROM tollgate.steps s WHERE s.run_id = r.id) AS has_steps),
      e AS (INSERT INTO tollgate.events (run_id, type, payload)
        SELECT id, CASE previous WHEN 'queued' THEN 'run.started' WHEN 'waiting' THEN 'run.resumed' ELSE 'run.recovered' END,
               jsonb_build_object('executor', $2::text) FROM r)
@@ -170,7 +174,10 @@ export async function claimRun(q: Queryable, runId: string, executor: string, ru
     [runId, executor, runnable],
   );
   const row = rows[0];
-  if (row) return { run: row, previous: row.previous };
+  if (row) {
+    const { previous, has_steps: hasSteps, ...run } = row;
+    return { run: run as RunRow, previous, hasSteps };
+  }
   const other = await q.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1', [runId]);
   return { run: other.rows[0] };
 }
@@ -180,16 +187,47 @@ export async function loadSteps(q: Queryable, runId: string): Promise<StepRow[]>
   return rows;
 }
 
+/** A step whose body succeeded but whose success is not written yet (see `startStepAttempt`). */
+export interface StepSuccess {
+  idx: number;
+  name: string;
+  output: unknown;
+}
+
 /**
  * Records an attempt's start, unless cancellation was requested meanwhile: then nothing is
  * written (the journal never shows a step started whose body will not run) and the caller stops.
+ *
+ * `previous`, when given, is the preceding step's success, written by the same statement before
+ * this start (one round trip instead of two on the hot path; its event comes first).
  */
 export async function startStepAttempt(
   q: Queryable,
   s: { runId: string; idx: number; name: string; kind: string; attempt: number; input?: unknown },
+  previous?: StepSuccess,
 ): Promise<{ cancelRequested: boolean }> {
+  const values = [s.runId, s.idx, s.name, s.kind, s.attempt, s.input === undefined ? null : JSON.stringify(s.input)];
   const { rows } = await q.query<{ cancel_requested: boolean }>(
-    prepared('start_step', `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
+    previous
+      ? prepared('succeed_and_start_step', `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
+     done AS (
+       UPDATE tollgate.steps SET status = 'succeeded', output = $8, error = NULL, finished_at = now(), updated_at = now()
+       WHERE run_id = $1 AND idx = $7 RETURNING run_id, idx, attempts),
+     s AS (
+       INSERT INTO tollgate.steps (run_id, idx, name, kind, status, attempts, input)
+       SELECT $1, $2::int, $3, $4, 'running', $5::int, $6::jsonb WHERE NOT coalesce((SELECT cancel FROM c), false)
+       ON CONFLICT (run_id, idx) DO UPDATE SET status = 'running', attempts = EXCLUDED.attempts,
+         next_attempt_at = NULL, updated_at = now()
+       RETURNING run_id, idx),
+     e AS (INSERT INTO tollgate.events (run_id, type, step_idx, payload)
+       SELECT run_id, type, idx, payload FROM (
+         SELECT 1 AS ord, run_id, 'step.succeeded' AS type, idx, jsonb_build_object('step', $9::text, 'attempts', attempts) AS payload FROM done
+         UNION ALL
+         SELECT 2, run_id, 'step.started', idx, jsonb_build_object('step', $3::text, 'attempt', $5::int) FROM s) ordered
+       ORDER BY ord)
+     SELECT coalesce((SELECT cancel FROM c), false) AS cancel_requested`,
+        [...values, previous.idx, previous.output === undefined ? null : JSON.stringify(previous.output), previous.name])
+      : prepared('start_step', `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
      s AS (
        INSERT INTO tollgate.steps (run_id, idx, name, kind, status, attempts, input)
        SELECT $1, $2::int, $3, $4, 'running', $5::int, $6::jsonb WHERE NOT coalesce((SELECT cancel FROM c), false)
@@ -198,8 +236,7 @@ export async function startStepAttempt(
        RETURNING run_id, idx),
      e AS (INSERT INTO tollgate.events (run_id, type, step_idx, payload)
        SELECT run_id, 'step.started', idx, jsonb_build_object('step', $3::text, 'attempt', $5::int) FROM s)
-     SELECT coalesce((SELECT cancel FROM c), false) AS cancel_requested`,
-    [s.runId, s.idx, s.name, s.kind, s.attempt, s.input === undefined ? null : JSON.stringify(s.input)]),
+     SELECT coalesce((SELECT cancel FROM c), false) AS cancel_requested`, values),
   );
   return { cancelRequested: rows[0]?.cancel_requested === true };
 }
