@@ -2,12 +2,14 @@
  * Crash recovery and one executor per run, with real worker processes (invariants 2 and 3).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { startWorkerProcess, type WorkerProcess } from './helpers/processes.ts';
-import { waitForRun } from './helpers/runtime.ts';
+import { createTestRuntime, waitForRun } from './helpers/runtime.ts';
 import { EXEC_TABLE_DDL, recoveryWorkflows, type ExecRow } from './fixtures/workflows.ts';
 
 let db: TestDb;
@@ -149,5 +151,37 @@ describe('one executor per run (invariant 2)', () => {
     }
     // Both processes executed steps: the runs really were shared between them.
     expect(new Set(rows.map((r) => r.pid))).toEqual(new Set(workers.map((w) => w.pid)));
+  });
+});
+
+describe('a run held by a connection that will not let go', () => {
+  it('keeps its advance job and retries it until the lock is free, instead of dropping the run', async () => {
+    const w = defineWorkflow({ name: 'held', version: 1, description: 'held', input: z.object({}), run: async (ctx) => ctx.step('only', () => 'ran') });
+    const t = await createTestRuntime(db, [w as unknown as WorkflowDefinition], { worker: false, lockWaitMs: 200 });
+    const run = await t.runtime.startRun({ workflow: 'held', input: {} });
+    // A "zombie" executor: a session that holds the run's lock, as the connection of a vanished
+    // host does until PostgreSQL notices it is gone.
+    const zombie = await db.pool.connect();
+    await zombie.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [run.id]);
+    try {
+      await t.startWorker();
+      try {
+        const job = await until('the advance job to fail as busy', async () => {
+          const { rows } = await db.pool.query<{ attempts: number; last_error: string | null }>(
+            `SELECT attempts, last_error FROM graphile_worker._private_jobs WHERE payload->>'runId' = $1`,
+            [run.id],
+          );
+          return rows[0]?.last_error ? rows[0] : undefined;
+        });
+        expect(job.last_error).toContain('is held by another executor');
+        expect((await t.runtime.getRun(run.id)).run.status).toBe('queued');
+      } finally {
+        zombie.release(true); // the dead connection finally drops, and its lock with it
+      }
+      const done = await waitForRun(t.runtime, run.id, 'succeeded', 15_000); // Graphile's first retry is ~3 s later
+      expect(done.output).toBe('ran');
+    } finally {
+      await t.stop();
+    }
   });
 });

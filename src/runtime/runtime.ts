@@ -37,6 +37,8 @@ export interface RuntimeOptions {
   registry: WorkflowRegistry;
   log: Logger;
   inlineWaitMaxMs?: number;
+  /** How long an advance waits for a run another executor holds before giving up (default 10 s). */
+  lockWaitMs?: number;
 }
 
 export class Runtime {
@@ -49,7 +51,7 @@ export class Runtime {
     this.pool = opts.pool;
     this.registry = opts.registry;
     this.log = opts.log;
-    this.executor = new Executor({ pool: opts.pool, registry: opts.registry, log: opts.log, inlineWaitMaxMs: opts.inlineWaitMaxMs });
+    this.executor = new Executor({ pool: opts.pool, registry: opts.registry, log: opts.log, inlineWaitMaxMs: opts.inlineWaitMaxMs, lockWaitMs: opts.lockWaitMs });
   }
 
   /** Validates the input against the workflow's schema, records the run and enqueues it. */

@@ -22,11 +22,11 @@ export interface TestRuntime {
 export async function createTestRuntime(
   db: TestDb,
   workflows: WorkflowDefinition[],
-  opts: { worker?: boolean; inlineWaitMaxMs?: number; concurrency?: number } = {},
+  opts: { worker?: boolean; inlineWaitMaxMs?: number; concurrency?: number; lockWaitMs?: number } = {},
 ): Promise<TestRuntime> {
   const registry = new WorkflowRegistry().register(...workflows);
   const log = testLogger();
-  const runtime = new Runtime({ pool: db.pool, registry, log, inlineWaitMaxMs: opts.inlineWaitMaxMs ?? 2000 });
+  const runtime = new Runtime({ pool: db.pool, registry, log, inlineWaitMaxMs: opts.inlineWaitMaxMs ?? 2000, lockWaitMs: opts.lockWaitMs });
   const workers: WorkerHandle[] = [];
   const start = async () => {
     const processId = newProcessId();
