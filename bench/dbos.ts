@@ -6,8 +6,8 @@
  * a Graphile job (so that any worker process can run, and resume, the run).
  */
 import { DBOS } from '@dbos-inc/dbos-sdk';
-import pg from 'pg';
-import { closedLoop, cpuMeter, percentile, sequentialLatency, type BenchSection } from './types.ts';
+import { createPool } from '../src/db/connect.ts';
+import { closedLoop, cpuMeter, dbCounters, percentile, sequentialLatency, type BenchSection } from './types.ts';
 
 export const CONCURRENT = 10;
 
@@ -26,7 +26,7 @@ export const dbosSection: BenchSection = {
     const quiet = { info: () => {}, debug: () => {}, warn: () => {}, error: (e: unknown) => ctx.log.error({ err: e }, 'dbos') };
     DBOS.setConfig({ name: 'tollgate-bench', systemDatabaseUrl: url, logger: quiet, logLevel: 'error' });
     await DBOS.launch();
-    const pool = new pg.Pool({ connectionString: url, max: 1 }); // for the CPU meter only
+    const pool = createPool(url, 1, ctx.log); // for the bench's meters only
     const oneRun = async () => {
       const handle = await DBOS.startWorkflow(fiveSteps)();
       const out = await handle.getResult();
@@ -34,9 +34,11 @@ export const dbosSection: BenchSection = {
     };
     return {
       async measure() {
+        const counters = await dbCounters(pool);
         const cpu = await cpuMeter(pool);
         const throughput = await closedLoop(CONCURRENT, ctx.warmupMs, ctx.measureMs, oneRun);
         const used = await cpu.stop();
+        const db = await counters.stop(throughput.total);
         const latency = await sequentialLatency(ctx.latencySamples, oneRun);
         return [
           { key: 'dbos.runs_per_s', label: 'DBOS 5-step no-op runs/s (10 concurrent)', value: throughput.perSecond, unit: 'runs/s' },
@@ -44,6 +46,8 @@ export const dbosSection: BenchSection = {
           { key: 'dbos.p99_ms', label: 'DBOS one 5-step run, start → result, p99', value: percentile(latency, 99), unit: 'ms' },
           { key: 'dbos.cpu_node_ms', label: 'DBOS CPU per run in Node (throughput loop)', value: used.nodeMs / throughput.total, unit: 'ms' },
           { key: 'dbos.cpu_pg_ms', label: 'DBOS CPU per run in PostgreSQL (throughput loop)', value: used.pgMs / throughput.total, unit: 'ms' },
+          { key: 'dbos.xacts', label: 'DBOS transactions (≈ statements) per run', value: db.xactsPerRun, unit: '' },
+          { key: 'dbos.wal_fsyncs', label: 'DBOS WAL fsyncs per run (whole server)', value: db.walFsyncsPerRun, unit: '' },
         ];
       },
       async teardown() {

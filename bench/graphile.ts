@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { run, runMigrations, type WorkerEvents } from 'graphile-worker';
-import pg from 'pg';
+import { createPool } from '../src/db/connect.ts';
 import { graphileLogger } from '../src/worker.ts';
 import type { BenchSection } from './types.ts';
 
@@ -14,7 +14,7 @@ export const graphileSection: BenchSection = {
   name: 'graphile',
   async setup(ctx) {
     const url = await ctx.database('bench_graphile');
-    const pool = new pg.Pool({ connectionString: url, max: CONCURRENCY + 5 });
+    const pool = createPool(url, CONCURRENCY + 5, ctx.log);
     const logger = graphileLogger(ctx.log);
     await runMigrations({ pgPool: pool, logger });
     // Enough jobs that the queue never runs dry while measuring (well above 3000 jobs/s).

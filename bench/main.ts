@@ -115,7 +115,7 @@ async function main(): Promise<void> {
     const m = median(values);
     byKey.set(figure.key, m);
     const range = values.length > 1 ? `range ${fmt(Math.min(...values))}–${fmt(Math.max(...values))}` : '';
-    rows.push([figure.label, `${fmt(m)} ${figure.unit}`, [range, figure.note].filter(Boolean).join('; ')]);
+    rows.push([figure.label, `${fmt(m)} ${figure.unit}`.trim(), [range, figure.note].filter(Boolean).join('; ')]);
   }
   for (const r of RATIOS) {
     const a = byKey.get(r.num);

@@ -126,3 +126,28 @@ export async function cpuMeter(pool: pg.Pool): Promise<{ stop(): Promise<{ nodeM
     },
   };
 }
+
+/**
+ * Server counters around a measurement: transactions committed in this database (each
+ * autocommit statement is one, so about the statements sent) and WAL fsyncs on the whole server
+ * (what a commit waits for). PostgreSQL publishes them up to a second late, hence the pauses.
+ */
+export async function dbCounters(pool: pg.Pool): Promise<{ stop(runs: number): Promise<{ xactsPerRun: number; walFsyncsPerRun: number }> }> {
+  const settle = () => new Promise((r) => setTimeout(r, 1100));
+  const read = async () => {
+    const { rows } = await pool.query<{ xacts: string; fsyncs: string }>(
+      `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) AS xacts,
+              (SELECT coalesce(sum(fsyncs), 0) FROM pg_stat_io WHERE object = 'wal') AS fsyncs`,
+    );
+    return { xacts: Number(rows[0]?.xacts), fsyncs: Number(rows[0]?.fsyncs) };
+  };
+  await settle();
+  const before = await read();
+  return {
+    async stop(runs) {
+      await settle();
+      const after = await read();
+      return { xactsPerRun: (after.xacts - before.xacts) / runs, walFsyncsPerRun: (after.fsyncs - before.fsyncs) / runs };
+    },
+  };
+}

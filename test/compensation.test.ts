@@ -238,3 +238,40 @@ describe('idempotency keys', () => {
     expect(distinct.size).toBe(4);
   });
 });
+
+describe('journal writes on the hot path', () => {
+  it('records a step as succeeded before the workflow moves on, even when it does something else before its next step', async () => {
+    const between = deferred();
+    const checked = deferred();
+    const w = wf('slow-between', async (ctx) => {
+      await ctx.step('a', () => 'A');
+      // Not a step (discouraged, but possible): the journal must not wait for the next step.
+      between.resolve();
+      await checked.promise;
+      return ctx.step('b', () => 'B');
+    });
+    const { runtime } = await rt([w]);
+    const run = await runtime.startRun({ workflow: 'slow-between', input: {} });
+    await between.promise;
+    const deadline = Date.now() + 2000;
+    let status: string | undefined;
+    while (Date.now() < deadline) {
+      status = (await runtime.getRun(run.id)).steps[0]?.status;
+      if (status === 'succeeded') break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(status).toBe('succeeded');
+    checked.resolve();
+    const done = await waitForRun(runtime, run.id, 'succeeded');
+    expect(done.output).toBe('B');
+    expect(await eventTypes(run.id)).toEqual([
+      'run.created',
+      'run.started',
+      'step.started#0',
+      'step.succeeded#0',
+      'step.started#1',
+      'step.succeeded#1',
+      'run.succeeded',
+    ]);
+  });
+});
