@@ -73,6 +73,7 @@ describe('crash recovery (invariant 3)', () => {
     const recoveryMs = Date.now() - killedAt;
 
     // A product requirement, not a tuning figure: a crashed run resumes within 30 s.
+    console.info(`crash-me: SIGKILL to run succeeded on the second worker in ${recoveryMs} ms`);
     expect(recoveryMs).toBeLessThan(30_000);
     expect(done.recovery_attempts).toBe(1);
 
