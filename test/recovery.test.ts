@@ -186,3 +186,21 @@ describe('a run held by a connection that will not let go', () => {
     }
   });
 });
+
+describe('worker heartbeats', () => {
+  it('brings back the heartbeat of a worker that was taken for dead while it was only stalled', async () => {
+    const w = defineWorkflow({ name: 'noop', version: 1, description: 'noop', input: z.object({}), run: async () => null });
+    const t = await createTestRuntime(db, [w as unknown as WorkflowDefinition]);
+    try {
+      const handle = t.worker as NonNullable<typeof t.worker>;
+      // What a reaper does to a process whose heartbeat went stale.
+      await db.pool.query('DELETE FROM tollgate.worker_heartbeats WHERE process_id = $1', [handle.processId]);
+      await handle.beat();
+      const { rows } = await db.pool.query<{ worker_ids: string[] }>('SELECT worker_ids FROM tollgate.worker_heartbeats WHERE process_id = $1', [handle.processId]);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]?.worker_ids.length).toBeGreaterThan(0); // its Graphile worker ids, so its jobs are not orphans
+    } finally {
+      await t.stop();
+    }
+  });
+});
