@@ -70,7 +70,13 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   );
 
   const beat = async () => {
-    await pool.query('UPDATE tollgate.worker_heartbeats SET beat_at = now(), worker_ids = $2 WHERE process_id = $1', [processId, [...workerIds]]);
+    // An upsert: a process taken for dead while it was only stalled (its row deleted by a reaper)
+    // must be seen alive again, or its long jobs would keep being unlocked under it.
+    await pool.query(
+      `INSERT INTO tollgate.worker_heartbeats (process_id, hostname, pid, worker_ids) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (process_id) DO UPDATE SET beat_at = now(), worker_ids = EXCLUDED.worker_ids`,
+      [processId, os.hostname(), process.pid, [...workerIds]],
+    );
     await reapDeadWorkers(pool, utils, opts.deadAfterMs, log);
   };
 

@@ -260,11 +260,10 @@ export function describeInput(schema: unknown): { name: string; required: boolea
   }));
 }
 
-export async function main(
-  argv: string[],
-  io: Io = { out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`), err: (s) => process.stderr.write(s) },
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<number> {
+const stdio: Io = { out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`), err: (s) => process.stderr.write(s) };
+
+/** Runs the CLI and returns its exit code; `io` and `env` are injectable for tests. */
+export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const program = buildCli(io, env);
   try {
     await program.parseAsync(argv);

@@ -11,7 +11,9 @@
  * - Replay: the workflow function runs from the top. Each `ctx.step` takes its index from a
  *   counter before any `await`; a journal row at that index must carry the same name (else
  *   NondeterminismError). Completed steps return their recorded output; the first unfinished
- *   one executes, its start and result each committed (with their events) before it returns.
+ *   one executes. Its start is committed (with its event) before its body runs; its result is
+ *   committed with the next step's start, in one statement, or alone one event-loop turn after
+ *   the step returns if no step follows at once, and always before any later journal write.
  * - Waiting (a sleep, a retry backoff, later an approval) ends the advance: the run is marked
  *   waiting, a timer job is scheduled, and no worker is held. Short waits (<= inlineWaitMaxMs)
  *   are slept in-process instead, after being recorded, because a scheduled job is only found by
@@ -186,7 +188,7 @@ export class Executor {
     if (claim.previous === 'running' || claim.previous === 'compensating') log.warn({ recoveryAttempts: run.recovery_attempts }, 'resuming an interrupted run');
     const def = this.#registry.get(run.workflow, run.workflow_version);
 
-    const steps = await journal.loadSteps(q, runId);
+    const steps = claim.hasSteps ? await journal.loadSteps(q, runId) : [];
     const cancelling = run.cancel_requested_at !== null || run.status === 'compensating';
     const replay = new Replay(q, run, def, steps, log, signal, this.#inlineWaitMaxMs, cancelling, this.#env);
     let outcome: { kind: 'ok'; output: unknown } | { kind: 'error'; error: unknown };
@@ -208,6 +210,7 @@ export class Executor {
       );
     }
     await replay.flush();
+    await replay.settle();
 
     if (outcome.kind === 'ok') {
       const leftover = steps.find((s) => s.idx >= replay.counter);
@@ -325,6 +328,14 @@ class Replay {
   readonly #journal: Map<number, StepRow>;
   readonly #names = new Map<string, number>();
   readonly #pendingValues: { idx: number; name: string; kind: string; output: unknown }[] = [];
+  /**
+   * A step's success not written yet: it goes out in the same statement as the next step's start
+   * (one round trip instead of two), or on its own at the next turn of the event loop when the
+   * workflow does something else first, and always before any other journal write. So a
+   * success is durable no later than it was when written at once, give or take one event-loop turn.
+   */
+  #unwritten: journal.StepSuccess | undefined;
+  #writing: Promise<void> | undefined;
   readonly #log: Logger;
   readonly #signal: AbortSignal;
   readonly #inlineWaitMaxMs: number;
@@ -406,8 +417,35 @@ class Replay {
   /** Writes recorded values (`now`, `uuid`) before anything that depends on them becomes durable. */
   async flush(): Promise<void> {
     if (this.#pendingValues.length === 0) return;
+    await this.settle(); // the step before them first, so the journal keeps the workflow's order
     const batch = this.#pendingValues.splice(0);
     await journal.recordValues(this.#q, this.#run.id, batch);
+  }
+
+  #deferSuccess(success: journal.StepSuccess): void {
+    this.#unwritten = success;
+    setImmediate(() => {
+      if (this.#unwritten !== success) return; // taken by the next step's start
+      this.#unwritten = undefined;
+      this.#writing = journal.succeedStep(this.#q, this.#run.id, success.idx, success.name, success.output);
+      this.#writing.catch(() => {}); // awaited, and so rethrown, by the next takeUnwritten()
+    });
+  }
+
+  /** Waits for a success being written on its own (rethrowing its error); returns one not yet written. */
+  async takeUnwritten(): Promise<journal.StepSuccess | undefined> {
+    const writing = this.#writing;
+    this.#writing = undefined;
+    const unwritten = this.#unwritten;
+    this.#unwritten = undefined;
+    if (writing) await writing;
+    return unwritten;
+  }
+
+  /** Writes a step success not written yet, if any. Call before any journal write but a step start. */
+  async settle(): Promise<void> {
+    const unwritten = await this.takeUnwritten();
+    if (unwritten) await journal.succeedStep(this.#q, this.#run.id, unwritten.idx, unwritten.name, unwritten.output);
   }
 
   step<T>(name: string, fn: (ctx: StepContext) => Promise<T> | T, options: StepOptions = {}): Promise<T> {
@@ -428,10 +466,14 @@ class Replay {
     const { idx, name: unique, row } = this.#claim(name);
     if (row?.status === 'succeeded') return row.output as ApprovalResult;
     if (this.#cancelling) {
-      if (row) await cancelPendingApproval(this.#q, this.#run.id, idx);
+      if (row) {
+        await this.settle();
+        await cancelPendingApproval(this.#q, this.#run.id, idx);
+      }
       this.#stop(new Cancelled());
     }
     await this.flush();
+    await this.settle();
     const gate = await runApprovalGate(this.#q, { run: this.#run, idx, step: unique, options, project: this.#env.project });
     if (gate.kind === 'suspend') this.#stop(new Suspend('approval', gate.wakeAt));
     const output = asJson(gate.result);
@@ -461,6 +503,7 @@ class Replay {
     if (this.#cancelling) this.#stop(new Cancelled());
     if (before) {
       await this.flush();
+      await this.settle(); // the previous step's success first: the journal keeps the workflow's order
       await before();
     }
 
@@ -475,11 +518,12 @@ class Replay {
         if (this.#signal.aborted) this.#stop(new Suspend('shutdown', new Date()));
       }
       await this.flush();
-      const started = await journal.startStepAttempt(this.#q, { runId: this.#run.id, idx, name: unique, kind, attempt, input });
+      const previous = await this.takeUnwritten();
+      const started = await journal.startStepAttempt(this.#q, { runId: this.#run.id, idx, name: unique, kind, attempt, input }, previous);
       if (started.cancelRequested) this.#stop(new Cancelled());
       try {
         const output = asJson(await this.#attempt(unique, idx, attempt, fn, options.timeoutMs, log));
-        await journal.succeedStep(this.#q, this.#run.id, idx, unique, output);
+        this.#deferSuccess({ idx, name: unique, output });
         if (options.compensate) {
           this.compensations.push({ idx, name: unique, output, fn: options.compensate, retry: resolveRetry(options.compensateRetry ?? options.retry), row: undefined });
         }
@@ -542,12 +586,14 @@ class Replay {
     if (!wakeAt) {
       wakeAt = new Date(Date.now() + parseDuration(duration));
       await this.flush();
+      await this.settle();
       await journal.startSleep(this.#q, this.#run.id, idx, unique, wakeAt);
     }
     const wait = wakeAt.getTime() - Date.now();
     if (wait > this.#inlineWaitMaxMs) this.#stop(new Suspend('sleep', wakeAt));
     if (wait > 0) await sleep(wait, this.#signal);
     if (this.#signal.aborted) this.#stop(new Suspend('shutdown', new Date()));
+    await this.settle();
     await journal.succeedStep(this.#q, this.#run.id, idx, unique, null);
   }
 }

@@ -7,6 +7,16 @@ import type pg from 'pg';
 
 export type Queryable = Pick<pg.ClientBase, 'query'>;
 
+/**
+ * The statements of the hot path (once or twice per step) are named, so each connection parses
+ * and plans them once instead of on every step. Only statements with fixed result columns: a
+ * prepared `SELECT *` fails ("cached plan must not change result type") after a migration adds a
+ * column. Change the name's version whenever the text changes.
+ */
+function prepared(name: string, text: string, values: unknown[]): pg.QueryConfig {
+  return { name: `tollgate_${name}_v1`, text, values };
+}
+
 export const TERMINAL_STATUSES = ['succeeded', 'failed', 'cancelled', 'compensated', 'compensation_failed'] as const;
 export function isTerminalStatus(status: string): boolean {
   return (TERMINAL_STATUSES as readonly string[]).includes(status);
@@ -91,8 +101,8 @@ export const ADVANCE_TASK = 'run-advance';
  */
 export async function enqueueAdvance(q: Queryable, runId: string, runAt?: Date): Promise<void> {
   await q.query(
-    `SELECT graphile_worker.add_job($1, json_build_object('runId', $2::text), run_at => $3, job_key => $4, job_key_mode => 'replace', max_attempts => 25)`,
-    [ADVANCE_TASK, runId, runAt ?? null, runAt ? `wake:${runId}` : `advance:${runId}`],
+    prepared('enqueue_advance', `SELECT 1 FROM graphile_worker.add_job($1, json_build_object('runId', $2::text), run_at => $3, job_key => $4, job_key_mode => 'replace', max_attempts => 25)`,
+    [ADVANCE_TASK, runId, runAt ?? null, runAt ? `wake:${runId}` : `advance:${runId}`]),
   );
 }
 
@@ -112,15 +122,40 @@ export async function insertRun(
   return rows[0] as RunRow;
 }
 
-export type ClaimResult = { run: RunRow; previous: RunStatus } | { run: RunRow | undefined; previous?: undefined };
+/**
+ * `insertRun` and `enqueueAdvance` in one statement: atomic without a transaction of its own, so
+ * starting a run is one round trip instead of four (BEGIN, insert, enqueue, COMMIT).
+ */
+export async function insertQueuedRun(
+  q: Queryable,
+  run: { id: string; workflow: string; version: number; input: unknown; requester: unknown; origin: unknown },
+): Promise<RunRow> {
+  const { rows } = await q.query<RunRow>(
+    `WITH r AS (
+       INSERT INTO tollgate.runs (id, workflow, workflow_version, status, input, requester, origin)
+       VALUES ($1, $2, $3, 'queued', $4, $5, $6) RETURNING *),
+     e AS (INSERT INTO tollgate.events (run_id, type, actor, payload)
+       SELECT id, 'run.created', requester, jsonb_build_object('workflow', workflow, 'version', workflow_version) FROM r),
+     j AS (SELECT graphile_worker.add_job($7, json_build_object('runId', id), job_key => 'advance:' || id,
+             job_key_mode => 'replace', max_attempts => 25) FROM r)
+     SELECT r.* FROM r, (SELECT count(*) FROM j) AS enqueued`,
+    [run.id, run.workflow, run.version, JSON.stringify(run.input), JSON.stringify(run.requester ?? null), JSON.stringify(run.origin ?? null), ADVANCE_TASK],
+  );
+  return rows[0] as RunRow;
+}
+
+export type ClaimResult =
+  | { run: RunRow; previous: RunStatus; hasSteps: boolean }
+  | { run: RunRow | undefined; previous?: undefined; hasSteps?: undefined };
 
 /**
  * Marks the run running under this executor, if its workflow version is one of `runnable`
  * (`name@version`). A run found `running` was interrupted (its executor died): it is taken over
- * and counted as a recovery.
+ * and counted as a recovery. `hasSteps` false means the journal is empty (a new run), so there is
+ * nothing to load.
  */
 export async function claimRun(q: Queryable, runId: string, executor: string, runnable: string[]): Promise<ClaimResult> {
-  const { rows } = await q.query<RunRow & { previous: RunStatus }>(
+  const { rows } = await q.query<RunRow & { previous: RunStatus; has_steps: boolean }>(
     `WITH prev AS (SELECT id, status FROM tollgate.runs WHERE id = $1 FOR UPDATE),
      r AS (
        UPDATE tollgate.runs r SET
@@ -130,7 +165,8 @@ export async function claimRun(q: Queryable, runId: string, executor: string, ru
          wait_reason = NULL, wake_at = NULL
        FROM prev WHERE r.id = prev.id AND prev.status IN ('queued', 'waiting', 'running', 'compensating')
          AND r.workflow || '@' || r.workflow_version = ANY($3::text[])
-       RETURNING r.*, prev.status AS previous),
+       RETURNING r.*, prev.status AS previous,
+         EXISTS (SELECT 1 FROM tollgate.steps s WHERE s.run_id = r.id) AS has_steps),
      e AS (INSERT INTO tollgate.events (run_id, type, payload)
        SELECT id, CASE previous WHEN 'queued' THEN 'run.started' WHEN 'waiting' THEN 'run.resumed' ELSE 'run.recovered' END,
               jsonb_build_object('executor', $2::text) FROM r)
@@ -138,7 +174,10 @@ export async function claimRun(q: Queryable, runId: string, executor: string, ru
     [runId, executor, runnable],
   );
   const row = rows[0];
-  if (row) return { run: row, previous: row.previous };
+  if (row) {
+    const { previous, has_steps: hasSteps, ...run } = row;
+    return { run: run as RunRow, previous, hasSteps };
+  }
   const other = await q.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1', [runId]);
   return { run: other.rows[0] };
 }
@@ -148,34 +187,68 @@ export async function loadSteps(q: Queryable, runId: string): Promise<StepRow[]>
   return rows;
 }
 
-/** Records an attempt's start; returns whether cancellation was requested meanwhile. */
+/** A step whose body succeeded but whose success is not written yet (see `startStepAttempt`). */
+export interface StepSuccess {
+  idx: number;
+  name: string;
+  output: unknown;
+}
+
+/**
+ * Records an attempt's start, unless cancellation was requested meanwhile: then nothing is
+ * written (the journal never shows a step started whose body will not run) and the caller stops.
+ *
+ * `previous`, when given, is the preceding step's success, written by the same statement before
+ * this start (one round trip instead of two on the hot path; its event comes first).
+ */
 export async function startStepAttempt(
   q: Queryable,
   s: { runId: string; idx: number; name: string; kind: string; attempt: number; input?: unknown },
+  previous?: StepSuccess,
 ): Promise<{ cancelRequested: boolean }> {
+  const values = [s.runId, s.idx, s.name, s.kind, s.attempt, s.input === undefined ? null : JSON.stringify(s.input)];
   const { rows } = await q.query<{ cancel_requested: boolean }>(
-    `WITH s AS (
+    previous
+      ? prepared('succeed_and_start_step', `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
+     done AS (
+       UPDATE tollgate.steps SET status = 'succeeded', output = $8, error = NULL, finished_at = now(), updated_at = now()
+       WHERE run_id = $1 AND idx = $7 RETURNING run_id, idx, attempts),
+     s AS (
        INSERT INTO tollgate.steps (run_id, idx, name, kind, status, attempts, input)
-       VALUES ($1, $2, $3, $4, 'running', $5, $6)
+       SELECT $1, $2::int, $3, $4, 'running', $5::int, $6::jsonb WHERE NOT coalesce((SELECT cancel FROM c), false)
+       ON CONFLICT (run_id, idx) DO UPDATE SET status = 'running', attempts = EXCLUDED.attempts,
+         next_attempt_at = NULL, updated_at = now()
+       RETURNING run_id, idx),
+     e AS (INSERT INTO tollgate.events (run_id, type, step_idx, payload)
+       SELECT run_id, type, idx, payload FROM (
+         SELECT 1 AS ord, run_id, 'step.succeeded' AS type, idx, jsonb_build_object('step', $9::text, 'attempts', attempts) AS payload FROM done
+         UNION ALL
+         SELECT 2, run_id, 'step.started', idx, jsonb_build_object('step', $3::text, 'attempt', $5::int) FROM s) ordered
+       ORDER BY ord)
+     SELECT coalesce((SELECT cancel FROM c), false) AS cancel_requested`,
+        [...values, previous.idx, previous.output === undefined ? null : JSON.stringify(previous.output), previous.name])
+      : prepared('start_step', `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
+     s AS (
+       INSERT INTO tollgate.steps (run_id, idx, name, kind, status, attempts, input)
+       SELECT $1, $2::int, $3, $4, 'running', $5::int, $6::jsonb WHERE NOT coalesce((SELECT cancel FROM c), false)
        ON CONFLICT (run_id, idx) DO UPDATE SET status = 'running', attempts = EXCLUDED.attempts,
          next_attempt_at = NULL, updated_at = now()
        RETURNING run_id, idx),
      e AS (INSERT INTO tollgate.events (run_id, type, step_idx, payload)
        SELECT run_id, 'step.started', idx, jsonb_build_object('step', $3::text, 'attempt', $5::int) FROM s)
-     SELECT (SELECT cancel_requested_at IS NOT NULL FROM tollgate.runs WHERE id = $1) AS cancel_requested`,
-    [s.runId, s.idx, s.name, s.kind, s.attempt, s.input === undefined ? null : JSON.stringify(s.input)],
+     SELECT coalesce((SELECT cancel FROM c), false) AS cancel_requested`, values),
   );
   return { cancelRequested: rows[0]?.cancel_requested === true };
 }
 
 export async function succeedStep(q: Queryable, runId: string, idx: number, name: string, output: unknown): Promise<void> {
   await q.query(
-    `WITH s AS (
+    prepared('succeed_step', `WITH s AS (
        UPDATE tollgate.steps SET status = 'succeeded', output = $3, error = NULL, finished_at = now(), updated_at = now()
        WHERE run_id = $1 AND idx = $2 RETURNING run_id, idx, attempts)
      INSERT INTO tollgate.events (run_id, type, step_idx, payload)
        SELECT run_id, 'step.succeeded', idx, jsonb_build_object('step', $4::text, 'attempts', attempts) FROM s`,
-    [runId, idx, output === undefined ? null : JSON.stringify(output), name],
+    [runId, idx, output === undefined ? null : JSON.stringify(output), name]),
   );
 }
 
@@ -189,7 +262,7 @@ export async function failStepAttempt(
   nextAttemptAt: Date | null,
 ): Promise<void> {
   await q.query(
-    `WITH s AS (
+    prepared('fail_step', `WITH s AS (
        UPDATE tollgate.steps SET status = CASE WHEN $4::timestamptz IS NULL THEN 'failed' ELSE 'retrying' END,
          error = $3, next_attempt_at = $4, updated_at = now(),
          finished_at = CASE WHEN $4::timestamptz IS NULL THEN now() ELSE NULL END
@@ -197,7 +270,7 @@ export async function failStepAttempt(
      INSERT INTO tollgate.events (run_id, type, step_idx, payload)
        SELECT run_id, CASE WHEN $4::timestamptz IS NULL THEN 'step.failed' ELSE 'step.retrying' END, idx,
               jsonb_build_object('step', $5::text, 'attempt', attempts, 'error', $3::jsonb, 'nextAttemptAt', $4::timestamptz) FROM s`,
-    [runId, idx, JSON.stringify(error), nextAttemptAt, name],
+    [runId, idx, JSON.stringify(error), nextAttemptAt, name]),
   );
 }
 
@@ -236,20 +309,20 @@ export async function finishRun(
   result: { output?: unknown; error?: unknown },
 ): Promise<void> {
   await q.query(
-    `WITH r AS (
+    prepared('finish_run', `WITH r AS (
        UPDATE tollgate.runs SET status = $2, output = $3, error = $4, finished_at = now(), updated_at = now(),
          wait_reason = NULL, wake_at = NULL
        WHERE id = $1 RETURNING id)
      INSERT INTO tollgate.events (run_id, type, payload)
        SELECT id, 'run.' || $2, jsonb_strip_nulls(jsonb_build_object('error', $4::jsonb)) FROM r`,
-    [runId, status, result.output === undefined ? null : JSON.stringify(result.output), result.error === undefined ? null : JSON.stringify(result.error)],
+    [runId, status, result.output === undefined ? null : JSON.stringify(result.output), result.error === undefined ? null : JSON.stringify(result.error)]),
   );
 }
 
 /** The run waits (no worker held) for `reason`; a timer job wakes it at `wakeAt` when given. */
 export async function suspendRun(q: Queryable, runId: string, reason: string, wakeAt: Date | null): Promise<void> {
   await q.query(
-    `WITH r AS (
+    prepared('suspend_run', `WITH r AS (
        UPDATE tollgate.runs SET status = 'waiting', wait_reason = $2, wake_at = $3, updated_at = now()
        WHERE id = $1 RETURNING id),
      e AS (INSERT INTO tollgate.events (run_id, type, payload)
@@ -257,7 +330,7 @@ export async function suspendRun(q: Queryable, runId: string, reason: string, wa
      j AS (SELECT graphile_worker.add_job($4, json_build_object('runId', $1::text), run_at => $3, job_key => 'wake:' || $1,
              job_key_mode => 'replace', max_attempts => 25) FROM r WHERE $3::timestamptz IS NOT NULL)
      SELECT count(*) FROM j`,
-    [runId, reason, wakeAt, ADVANCE_TASK],
+    [runId, reason, wakeAt, ADVANCE_TASK]),
   );
 }
 

@@ -45,6 +45,8 @@ export interface RuntimeOptions {
   project?: ProjectConfig;
   /** The tools workflows may call; the built-in ones by default. */
   tools?: ToolRegistry;
+  /** How long an advance waits for a run another executor holds before giving up (default 10 s). */
+  lockWaitMs?: number;
 }
 
 export class Runtime {
@@ -64,6 +66,7 @@ export class Runtime {
       registry: opts.registry,
       log: opts.log,
       inlineWaitMaxMs: opts.inlineWaitMaxMs,
+      lockWaitMs: opts.lockWaitMs,
       project: this.project,
       tools: opts.tools,
     });
@@ -96,19 +99,17 @@ export class Runtime {
       });
     }
     const id = newId('run');
-    return this.#transaction(client, async (q) => {
-      const run = await journal.insertRun(q, {
-        id,
-        workflow: def.name,
-        version: def.version,
-        input: parsed.data,
-        requester: req.requester ?? null,
-        origin: req.origin ?? null,
-      });
-      await journal.enqueueAdvance(q, id);
-      this.log.info({ runId: id, workflow: def.name, version: def.version }, 'run queued');
-      return run;
+    // One statement (run, event, job), so no transaction of its own is needed.
+    const run = await journal.insertQueuedRun(client ?? this.pool, {
+      id,
+      workflow: def.name,
+      version: def.version,
+      input: parsed.data,
+      requester: req.requester ?? null,
+      origin: req.origin ?? null,
     });
+    this.log.info({ runId: id, workflow: def.name, version: def.version }, 'run queued');
+    return run;
   }
 
   /**

@@ -24,7 +24,7 @@ export interface TestRuntime {
 export async function createTestRuntime(
   db: TestDb,
   workflows: WorkflowDefinition[],
-  opts: { worker?: boolean; inlineWaitMaxMs?: number; concurrency?: number; project?: ProjectConfig; tools?: ToolRegistry } = {},
+  opts: { worker?: boolean; inlineWaitMaxMs?: number; concurrency?: number; project?: ProjectConfig; tools?: ToolRegistry; lockWaitMs?: number } = {},
 ): Promise<TestRuntime> {
   const registry = new WorkflowRegistry().register(...workflows);
   const log = testLogger();
@@ -35,6 +35,7 @@ export async function createTestRuntime(
     inlineWaitMaxMs: opts.inlineWaitMaxMs ?? 2000,
     project: opts.project,
     tools: opts.tools,
+    lockWaitMs: opts.lockWaitMs,
   });
   const workers: WorkerHandle[] = [];
   const start = async () => {

@@ -1,0 +1,59 @@
+/**
+ * The same five no-op steps as `bench/runtime.ts`, in DBOS Transact (`@dbos-inc/dbos-sdk`), on
+ * its own system database on the same server: `DBOS.startWorkflow(wf)()` then
+ * `handle.getResult()`, 10 concurrent callers for throughput and one for latency. DBOS runs a
+ * started workflow in the calling process, so its figures have no queue hop; Tollgate's go through
+ * a Graphile job (so that any worker process can run, and resume, the run).
+ */
+import { DBOS } from '@dbos-inc/dbos-sdk';
+import { createPool } from '../src/db/connect.ts';
+import { closedLoop, cpuMeter, dbCounters, percentile, sequentialLatency, type BenchSection } from './types.ts';
+
+export const CONCURRENT = 10;
+
+export const dbosSection: BenchSection = {
+  name: 'dbos',
+  async setup(ctx) {
+    const url = await ctx.database('bench_dbos');
+    const step = async (i: number) => i;
+    const fiveSteps = DBOS.registerWorkflow(
+      async () => {
+        for (let i = 1; i <= 5; i++) await DBOS.runStep(() => step(i), { name: `s${i}` });
+        return 'done';
+      },
+      { name: 'benchFiveSteps' },
+    );
+    const quiet = { info: () => {}, debug: () => {}, warn: () => {}, error: (e: unknown) => ctx.log.error({ err: e }, 'dbos') };
+    DBOS.setConfig({ name: 'tollgate-bench', systemDatabaseUrl: url, logger: quiet, logLevel: 'error' });
+    await DBOS.launch();
+    const pool = createPool(url, 1, ctx.log); // for the bench's meters only
+    const oneRun = async () => {
+      const handle = await DBOS.startWorkflow(fiveSteps)();
+      const out = await handle.getResult();
+      if (out !== 'done') throw new Error(`DBOS bench workflow returned ${String(out)}`);
+    };
+    return {
+      async measure() {
+        const counters = await dbCounters(pool);
+        const cpu = await cpuMeter(pool);
+        const throughput = await closedLoop(CONCURRENT, ctx.warmupMs, ctx.measureMs, oneRun);
+        const used = await cpu.stop();
+        const db = await counters.stop(throughput.total);
+        const latency = await sequentialLatency(ctx.latencySamples, oneRun);
+        return [
+          { key: 'dbos.runs_per_s', label: 'DBOS 5-step no-op runs/s (10 concurrent)', value: throughput.perSecond, unit: 'runs/s' },
+          { key: 'dbos.p50_ms', label: 'DBOS one 5-step run, start → result, p50', value: percentile(latency, 50), unit: 'ms' },
+          { key: 'dbos.p99_ms', label: 'DBOS one 5-step run, start → result, p99', value: percentile(latency, 99), unit: 'ms' },
+          { key: 'dbos.cpu_node_ms', label: 'DBOS CPU per run in Node (throughput loop)', value: used.nodeMs / throughput.total, unit: 'ms' },
+          { key: 'dbos.cpu_pg_ms', label: 'DBOS CPU per run in PostgreSQL (throughput loop)', value: used.pgMs / throughput.total, unit: 'ms' },
+          { key: 'dbos.xacts', label: 'DBOS transactions (≈ statements) per run', value: db.xactsPerRun, unit: '' },
+          { key: 'dbos.wal_fsyncs', label: 'DBOS WAL fsyncs per run (whole server)', value: db.walFsyncsPerRun, unit: '' },
+        ];
+      },
+      async teardown() {
+        await pool.end();
+        await DBOS.shutdown();
+      },
+    };
+  },
+};

@@ -1,0 +1,104 @@
+/**
+ * Tollgate's runtime through its real path: `runtime.startRun` (run row + event + Graphile job in
+ * one transaction) → Graphile Worker picks the job → `run-advance` → executor (advisory lock,
+ * replay, journal writes) → run succeeded. The workflow is five no-op steps.
+ *
+ * The only addition is a wrapper around the `run-advance` task that wakes the waiting caller when
+ * the job ends; the caller then reads the run's status (one query) to confirm it finished.
+ */
+import type { Task } from 'graphile-worker';
+import { z } from 'zod';
+import { createPool } from '../src/db/connect.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { WorkflowRegistry } from '../src/runtime/registry.ts';
+import { Runtime } from '../src/runtime/runtime.ts';
+import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
+import { newProcessId, startWorker } from '../src/worker.ts';
+import { taskList } from '../jobs/index.ts';
+import { closedLoop, cpuMeter, dbCounters, percentile, sequentialLatency, type BenchSection } from './types.ts';
+
+export const CONCURRENT = 10;
+
+export const fiveNoopSteps = defineWorkflow({
+  name: 'bench-five-steps',
+  version: 1,
+  description: 'five no-op steps',
+  input: z.object({}),
+  run: async (ctx) => {
+    for (let i = 1; i <= 5; i++) await ctx.step(`s${i}`, () => i);
+    return 'done';
+  },
+}) as unknown as WorkflowDefinition;
+
+export const runtimeSection: BenchSection = {
+  name: 'tollgate',
+  async setup(ctx) {
+    const url = await ctx.database('bench_tollgate');
+    const pool = createPool(url, 40, ctx.log);
+    const registry = new WorkflowRegistry().register(fiveNoopSteps);
+    const runtime = new Runtime({ pool, registry, log: ctx.log });
+    await migrate(pool, ctx.log);
+
+    const waiters = new Map<string, () => void>();
+    const processId = newProcessId();
+    const tasks = taskList({ runtime, processId });
+    const advance = tasks['run-advance'] as Task;
+    tasks['run-advance'] = async (payload, helpers) => {
+      try {
+        await advance(payload, helpers);
+      } finally {
+        const runId = (payload as { runId?: string }).runId;
+        if (runId) waiters.get(runId)?.();
+      }
+    };
+    const worker = await startWorker({
+      pool,
+      log: ctx.log,
+      tasks,
+      concurrency: CONCURRENT, // WORKER_CONCURRENCY's default
+      pollIntervalMs: 1000,
+      deadAfterMs: 15_000,
+      processId,
+    });
+
+    const oneRun = async () => {
+      const run = await runtime.startRun({ workflow: 'bench-five-steps', input: {} });
+      for (;;) {
+        await new Promise<void>((resolve) => {
+          waiters.set(run.id, resolve);
+          // A job that ended before the waiter was set is caught by the status read below.
+          setTimeout(resolve, 1000).unref();
+        });
+        waiters.delete(run.id);
+        const { rows } = await pool.query<{ status: string }>('SELECT status FROM tollgate.runs WHERE id = $1', [run.id]);
+        const status = rows[0]?.status;
+        if (status === 'succeeded') return;
+        if (status === 'failed' || status === 'cancelled') throw new Error(`bench run ${run.id} ended ${status}`);
+      }
+    };
+
+    return {
+      async measure() {
+        const counters = await dbCounters(pool);
+        const cpu = await cpuMeter(pool);
+        const throughput = await closedLoop(CONCURRENT, ctx.warmupMs, ctx.measureMs, oneRun);
+        const used = await cpu.stop();
+        const db = await counters.stop(throughput.total);
+        const latency = await sequentialLatency(ctx.latencySamples, oneRun);
+        return [
+          { key: 'tollgate.runs_per_s', label: 'Tollgate 5-step no-op runs/s (10 concurrent)', value: throughput.perSecond, unit: 'runs/s' },
+          { key: 'tollgate.p50_ms', label: 'Tollgate one 5-step run, enqueue → finished, p50', value: percentile(latency, 50), unit: 'ms' },
+          { key: 'tollgate.p99_ms', label: 'Tollgate one 5-step run, enqueue → finished, p99', value: percentile(latency, 99), unit: 'ms' },
+          { key: 'tollgate.cpu_node_ms', label: 'Tollgate CPU per run in Node (throughput loop)', value: used.nodeMs / throughput.total, unit: 'ms' },
+          { key: 'tollgate.cpu_pg_ms', label: 'Tollgate CPU per run in PostgreSQL (throughput loop)', value: used.pgMs / throughput.total, unit: 'ms' },
+          { key: 'tollgate.xacts', label: 'Tollgate transactions (≈ statements) per run', value: db.xactsPerRun, unit: '' },
+          { key: 'tollgate.wal_fsyncs', label: 'Tollgate WAL fsyncs per run (whole server)', value: db.walFsyncsPerRun, unit: '' },
+        ];
+      },
+      async teardown() {
+        await worker.stop();
+        await pool.end();
+      },
+    };
+  },
+};

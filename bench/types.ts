@@ -1,0 +1,153 @@
+/**
+ * What a benchmark section is: a named module that measures something on the bench's PostgreSQL
+ * (a database of its own, on the same server as every other section) and returns figures.
+ * `bench/main.ts` runs the sections in rounds and prints the figures (median of the rounds), and
+ * the comparisons between them, as one table. To add a section (Slack, Teams, …), write `bench/<name>.ts` exporting a
+ * `BenchSection` and list it in `bench/main.ts`.
+ */
+import { readFile } from 'node:fs/promises';
+import type pg from 'pg';
+import type { Logger } from '../src/log.ts';
+
+export interface BenchContext {
+  /** A fresh database on the bench's server, created on first use; returns its URL. */
+  database(name: string): Promise<string>;
+  /** How long each throughput measurement runs. */
+  readonly measureMs: number;
+  /** Warm-up before each throughput measurement. */
+  readonly warmupMs: number;
+  /** How many sequential runs each latency measurement times. */
+  readonly latencySamples: number;
+  readonly log: Logger;
+}
+
+export interface Figure {
+  /** Stable id, used by comparisons: e.g. `tollgate.runs_per_s`. */
+  readonly key: string;
+  readonly label: string;
+  readonly value: number;
+  readonly unit: string;
+  /** How it was measured, in a few words. */
+  readonly note?: string;
+}
+
+/**
+ * A section is set up once, measured once per round (rounds of all sections interleave, so noise
+ * from other processes on the machine falls on every system alike), then torn down.
+ */
+export interface BenchSection {
+  readonly name: string;
+  setup(ctx: BenchContext): Promise<SectionRunner>;
+}
+
+export interface SectionRunner {
+  /** One measurement of every figure of this section. */
+  measure(): Promise<Figure[]>;
+  teardown(): Promise<void>;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] as number;
+}
+
+/** Runs `loops` concurrent copies of `once` for warm-up + measure; returns completions per second. */
+export async function closedLoop(
+  loops: number,
+  warmupMs: number,
+  measureMs: number,
+  once: () => Promise<void>,
+): Promise<{ perSecond: number; count: number; total: number }> {
+  const start = performance.now();
+  const measureFrom = start + warmupMs;
+  const end = measureFrom + measureMs;
+  let count = 0;
+  let total = 0;
+  await Promise.all(
+    Array.from({ length: loops }, async () => {
+      while (performance.now() < end) {
+        await once();
+        total++;
+        const t = performance.now();
+        if (t >= measureFrom && t <= end) count++;
+      }
+    }),
+  );
+  return { perSecond: count / (measureMs / 1000), count, total };
+}
+
+/** Times `samples` sequential calls of `once` after a few untimed ones; returns ms, sorted. */
+export async function sequentialLatency(samples: number, once: () => Promise<void>): Promise<number[]> {
+  for (let i = 0; i < Math.min(20, samples); i++) await once();
+  const times: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const t = performance.now();
+    await once();
+    times.push(performance.now() - t);
+  }
+  return times.sort((a, b) => a - b);
+}
+
+/**
+ * CPU time spent by this process and by the PostgreSQL server's processes (backends, WAL writer,
+ * …) between start and stop: what a run costs, whatever else the machine is doing. Reads
+ * /proc, so PostgreSQL's share is only known for a server on this machine (else NaN).
+ */
+export async function cpuMeter(pool: pg.Pool): Promise<{ stop(): Promise<{ nodeMs: number; pgMs: number }> }> {
+  const TICK_MS = 10; // USER_HZ is 100 on Linux
+  const pgTicks = async (): Promise<Map<number, number>> => {
+    const { rows } = await pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity');
+    const out = new Map<number, number>();
+    for (const { pid } of rows) {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+      if (!stat) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(pid, Number(fields[11]) + Number(fields[12])); // utime + stime
+    }
+    return out;
+  };
+  const node0 = process.cpuUsage();
+  const pg0 = await pgTicks();
+  return {
+    async stop() {
+      const node = process.cpuUsage(node0);
+      const pg1 = await pgTicks();
+      let ticks = 0;
+      let seen = 0;
+      for (const [pid, t] of pg1) {
+        const before = pg0.get(pid);
+        if (before !== undefined) {
+          ticks += t - before;
+          seen++;
+        }
+      }
+      return { nodeMs: (node.user + node.system) / 1000, pgMs: seen > 0 ? ticks * TICK_MS : Number.NaN };
+    },
+  };
+}
+
+/**
+ * Server counters around a measurement: transactions committed in this database (each
+ * autocommit statement is one, so about the statements sent) and WAL fsyncs on the whole server
+ * (what a commit waits for). PostgreSQL publishes them up to a second late, hence the pauses.
+ */
+export async function dbCounters(pool: pg.Pool): Promise<{ stop(runs: number): Promise<{ xactsPerRun: number; walFsyncsPerRun: number }> }> {
+  const settle = () => new Promise((r) => setTimeout(r, 1100));
+  const read = async () => {
+    const { rows } = await pool.query<{ xacts: string; fsyncs: string }>(
+      `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) AS xacts,
+              (SELECT coalesce(sum(fsyncs), 0) FROM pg_stat_io WHERE object = 'wal') AS fsyncs`,
+    );
+    return { xacts: Number(rows[0]?.xacts), fsyncs: Number(rows[0]?.fsyncs) };
+  };
+  await settle();
+  const before = await read();
+  return {
+    async stop(runs) {
+      await settle();
+      const after = await read();
+      return { xactsPerRun: (after.xacts - before.xacts) / runs, walFsyncsPerRun: (after.fsyncs - before.fsyncs) / runs };
+    },
+  };
+}

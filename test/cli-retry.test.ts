@@ -1,0 +1,57 @@
+/**
+ * `tollgate runs retry <id>` through the real CLI entry point, against the test database.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../src/cli/main.ts';
+import { createTestDb, type TestDb } from './helpers/db.ts';
+import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
+import { builtinWorkflows } from '../src/workflows/index.ts';
+
+let db: TestDb;
+let t: TestRuntime;
+
+beforeAll(async () => {
+  db = await createTestDb();
+  t = await createTestRuntime(db, builtinWorkflows());
+});
+afterAll(async () => {
+  await t?.stop();
+  await db?.close();
+});
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(['node', 'tollgate', ...args], { out: (s) => (out += `${s}\n`), err: (s) => (err += s) }, {
+    DATABASE_URL: db.url,
+    LOG_LEVEL: 'silent',
+    TOLLGATE_DATA_DIR: '/nonexistent-tollgate-cli-test',
+  });
+  return { code, out, err };
+}
+
+describe('tollgate runs retry', () => {
+  it('refuses a run that has not failed, with a clear message and a non-zero exit', async () => {
+    const run = await t.runtime.startRun({ workflow: 'demo', input: { name: 'Ada', sleepMs: 0 } });
+    await waitForRun(t.runtime, run.id, 'succeeded');
+    const res = await cli('runs', 'retry', run.id);
+    expect(res.code).not.toBe(0);
+    expect(res.err).toContain(`Run ${run.id} is succeeded; only failed runs can be retried.`);
+    expect(res.out).toBe('');
+    expect((await t.runtime.getRun(run.id)).run.status).toBe('succeeded'); // untouched
+  });
+
+  it('refuses an unknown run id, naming it', async () => {
+    const res = await cli('runs', 'retry', 'run_nope');
+    expect(res.code).not.toBe(0);
+    expect(res.err).toContain('No run with id "run_nope"');
+  });
+
+  it('resumes a failed run at its failed step', async () => {
+    const run = await t.runtime.startRun({ workflow: 'demo', input: { name: 'Ada', sleepMs: 0, failAt: 'transform' } });
+    await waitForRun(t.runtime, run.id, 'failed');
+    const res = await cli('runs', 'retry', run.id);
+    expect(res).toMatchObject({ code: 0, err: '' });
+    expect(res.out).toContain(`${run.id} queued again; it resumes at the step that failed.`);
+  });
+});
