@@ -98,12 +98,24 @@ export const ADVANCE_TASK = 'run-advance';
  * Enqueues the run's advance job in the caller's transaction. Immediate advances share one job
  * key so a burst of wake-ups is one pending job; the timer of a waiting run has its own key, so an
  * immediate wake-up never pushes a timer later or a timer delays an immediate wake-up.
+ *
+ * Graphile Worker's `add_job` with a key in 'replace' mode returns NULL and adds nothing when a
+ * worker locks the pending keyed job between its two statements; that job may already have read
+ * the run's state from before this transaction. The wake-up is then added again without a key:
+ * a duplicate advance is harmless (the executor serialises and re-reads), a lost one is not.
  */
 export async function enqueueAdvance(q: Queryable, runId: string, runAt?: Date): Promise<void> {
-  await q.query(
-    prepared('enqueue_advance', `SELECT 1 FROM graphile_worker.add_job($1, json_build_object('runId', $2::text), run_at => $3, job_key => $4, job_key_mode => 'replace', max_attempts => 25)`,
+  const { rows } = await q.query<{ id: string | null }>(
+    prepared('enqueue_advance', `SELECT (graphile_worker.add_job($1, json_build_object('runId', $2::text), run_at => $3, job_key => $4, job_key_mode => 'replace', max_attempts => 25)).id AS id`,
     [ADVANCE_TASK, runId, runAt ?? null, runAt ? `wake:${runId}` : `advance:${runId}`]),
   );
+  if (rows[0]?.id == null) {
+    await q.query(`SELECT graphile_worker.add_job($1, json_build_object('runId', $2::text), run_at => $3, max_attempts => 25)`, [
+      ADVANCE_TASK,
+      runId,
+      runAt ?? null,
+    ]);
+  }
 }
 
 export async function insertRun(
