@@ -118,24 +118,8 @@ export async function enqueueAdvance(q: Queryable, runId: string, runAt?: Date):
   }
 }
 
-export async function insertRun(
-  q: Queryable,
-  run: { id: string; workflow: string; version: number; input: unknown; requester: unknown; origin: unknown },
-): Promise<RunRow> {
-  const { rows } = await q.query<RunRow>(
-    `WITH r AS (
-       INSERT INTO tollgate.runs (id, workflow, workflow_version, status, input, requester, origin)
-       VALUES ($1, $2, $3, 'queued', $4, $5, $6) RETURNING *),
-     e AS (INSERT INTO tollgate.events (run_id, type, actor, payload)
-       SELECT id, 'run.created', requester, jsonb_build_object('workflow', workflow, 'version', workflow_version) FROM r)
-     SELECT * FROM r`,
-    [run.id, run.workflow, run.version, JSON.stringify(run.input), JSON.stringify(run.requester ?? null), JSON.stringify(run.origin ?? null)],
-  );
-  return rows[0] as RunRow;
-}
-
 /**
- * `insertRun` and `enqueueAdvance` in one statement: atomic without a transaction of its own, so
+ * Inserts a queued run, its `run.created` event and its advance job in one statement: atomic without a transaction of its own, so
  * starting a run is one round trip instead of four (BEGIN, insert, enqueue, COMMIT).
  */
 export async function insertQueuedRun(

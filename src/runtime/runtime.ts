@@ -7,6 +7,7 @@
  */
 import type pg from 'pg';
 import { z } from 'zod';
+import { withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import type { Logger } from '../log.ts';
@@ -210,20 +211,9 @@ export class Runtime {
 
   /** Runs `fn` in a transaction; when the caller passes its own client, inside the caller's. */
   async #transaction<T>(client: journal.Queryable | undefined, fn: (q: journal.Queryable) => Promise<T>): Promise<T> {
-    if (client) return fn(client);
-    const c = await this.pool.connect();
-    try {
-      await c.query('BEGIN');
-      const out = await fn(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw e;
-    } finally {
-      c.release();
-    }
+    return client ? fn(client) : withTransaction(this.pool, fn);
   }
+
 }
 
 export function isTerminal(status: RunStatus): boolean {
