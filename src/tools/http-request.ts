@@ -112,15 +112,29 @@ export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z
     if (typeof input.body !== 'string' && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['Content-Type'] = 'application/json';
   }
   const timeoutMs = Math.min(input.timeoutMs ?? cfg.timeoutMs, cfg.timeoutMs);
-  const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]);
+  // One controller for the whole exchange, headers and body, with a timer we hold ourselves:
+  // Node 20's AbortSignal.any() keeps only weak references to its sources, so an
+  // AbortSignal.timeout() passed to it can be garbage-collected and never fire (seen here: a
+  // 3 s response accepted under a 500 ms timeout).
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+  const onStepAbort = () => ac.abort(ctx.signal.reason);
+  ctx.signal.addEventListener('abort', onStepAbort, { once: true });
   let res: Response;
+  let bytes: Uint8Array;
   try {
-    res = await fetch(url, { method: input.method, headers, body, redirect: 'manual', signal });
+    res = await fetch(url, { method: input.method, headers, body, redirect: 'manual', signal: ac.signal });
+    bytes = await readCapped(res, cfg.maxResponseBytes, `${url.origin}${url.pathname}`);
   } catch (e) {
-    if ((e as Error).name === 'TimeoutError') throw new Error(`http.request to ${url.host} timed out after ${timeoutMs} ms.`, { cause: e });
+    if (ac.signal.aborted && (ac.signal.reason as Error | undefined)?.name === 'TimeoutError') {
+      throw new Error(`http.request to ${url.host} timed out after ${timeoutMs} ms.`, { cause: e });
+    }
+    if (e instanceof NonRetriableError) throw e;
     throw new Error(`http.request to ${url.host} failed: ${(e as Error).message}`, { cause: e });
+  } finally {
+    clearTimeout(timer);
+    ctx.signal.removeEventListener('abort', onStepAbort);
   }
-  const bytes = await readCapped(res, cfg.maxResponseBytes, `${url.origin}${url.pathname}`);
   const contentType = res.headers.get('content-type');
   const text = new TextDecoder().decode(bytes);
   let parsed: unknown = text;

@@ -76,12 +76,12 @@ export function purchaseOrderWorkflow(project: ProjectConfig) {
               method: 'POST',
               headers: { 'Content-Type': 'application/json', 'Idempotency-Key': idempotencyKey },
               body: JSON.stringify({ orderId: order.orderId, ...params }),
-              signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]),
+              signal, // aborted by the step's own timeout below
             });
             if (!res.ok) throw new TollgateError('TG_TOOL_HTTP_STATUS', `The vendor notification at ${new URL(url).host} answered ${res.status}.`, { status: res.status });
             return { status: res.status };
           },
-          { retry: { maxAttempts: 3, initialDelayMs: 100 } },
+          { retry: { maxAttempts: 3, initialDelayMs: 100 }, timeoutMs: 10_000 },
         );
       }
       return { orderId: order.orderId, approvalId: gate.approvalId, approvedBy: gate.auto ? `rule: ${gate.auto}` : gate.by };
