@@ -63,8 +63,7 @@ async function slash(text: string, user: string, channel: string) {
 }
 
 /** Starts a purchase order above the threshold from a fresh channel; returns the run, its channel and its pending approval id. */
-async function startOrder(amount = 5000): Promise<{ run: RunRow; channel: string; approvalId: string }> {
-  const channel = `C${ids.event().slice(2, 12)}`;
+async function startOrder(amount = 5000, channel = `C${ids.event().slice(2, 12)}`): Promise<{ run: RunRow; channel: string; approvalId: string }> {
   const res = await slash(`run purchase-order vendor=Acme amount=${amount} currency=EUR reason="new laptops"`, ALICE, channel);
   expect(res.status).toBe(200);
   const { rows } = await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'channel' = $1`, [channel]);
@@ -180,6 +179,16 @@ describe('approval requests in Slack', () => {
         all.every((m) => !hasAction(m, 'approval.approve') && blocksText(m.blocks).includes(`*Rejected* by <@${FIN2}>`) && blocksText(m.blocks).includes('over budget this quarter'))
       );
     }, 'every copy to show the rejection and its reason');
+  });
+
+  it('the thread copy waits for the run message: with Slack down for its first post, the copy still lands in its thread', async () => {
+    const channel = 'C0DOWNFIRST';
+    h.fake.failNext('chat.postMessage', { status: 500, channel });
+    const { approvalId } = await startOrder(5000, channel);
+    const runMsg = await eventually(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts), 'the run message after the outage');
+    const copy = await eventually(() => h.fake.messagesIn(channel).find((m) => m.thread_ts === runMsg.ts && blocksText(m.blocks).includes(approvalId)), 'the thread copy');
+    expect(hasAction(copy, 'approval.approve')).toBe(true);
+    expect(h.fake.messagesIn(channel).filter((m) => m.thread_ts === runMsg.ts)).toHaveLength(1);
   });
 });
 

@@ -129,13 +129,13 @@ export function slackApprovers(a: EngineApproval): Principal[] {
 }
 
 /**
- * Creates the missing copies of a pending approval (idempotent). Returns false when the thread
- * copy must wait for the run message to be posted (its `ts` is the thread).
+ * Creates the missing copies of a pending approval (idempotent). The thread copy needs the run
+ * message's `ts` (the thread); until that message is posted there is none, and the run's
+ * delivery schedules this approval's delivery again once it posts it (deliver.ts).
  */
-export async function ensureApprovalCopies(q: Queryable, a: EngineApproval): Promise<boolean> {
-  let threadReady = true;
+export async function ensureApprovalCopies(q: Queryable, a: EngineApproval): Promise<void> {
   const run = await q.query<{ channel: string; ts: string | null; thread_ts: string | null }>(
-    `SELECT channel, ts, thread_ts FROM tollgate.chat_messages WHERE run_id = $1 AND kind = 'run' ORDER BY created_at, id LIMIT 1`,
+    `SELECT channel, ts, thread_ts FROM tollgate.chat_messages WHERE run_id = $1 AND kind = 'run' AND given_up_at IS NULL ORDER BY created_at, id LIMIT 1`,
     [a.runId],
   );
   const msg = run.rows[0];
@@ -145,8 +145,6 @@ export async function ensureApprovalCopies(q: Queryable, a: EngineApproval): Pro
        ON CONFLICT DO NOTHING`,
       [newId('msg'), a.runId, a.id, msg.channel, msg.thread_ts ?? msg.ts],
     );
-  } else if (msg) {
-    threadReady = false;
   }
   for (const p of slackApprovers(a)) {
     await q.query(
@@ -155,7 +153,6 @@ export async function ensureApprovalCopies(q: Queryable, a: EngineApproval): Pro
       [newId('msg'), a.runId, a.id, `slack:${p.tenant}:${p.user}`, p.user],
     );
   }
-  return threadReady;
 }
 
 export async function enqueueApprovalDelivery(q: Queryable, approvalId: string, runAt?: Date): Promise<void> {

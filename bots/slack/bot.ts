@@ -8,7 +8,10 @@
  *   the messages it asks for. Only after that commits does it `ack()`, and the receiver answers
  *   Slack only after the listener returns (invariant 8). A retried delivery finds its key and is
  *   answered without doing anything again.
- * - Who acts comes from the verified payload (`identity.ts`); buttons carry run ids only.
+ * - Who acts comes from the verified payload (`identity.ts`); buttons carry run or approval ids only.
+ * - Approve and the Reject form's submission call `runtime.decide`, whose transaction records the
+ *   decision before the ack; decide itself makes a repeat a no-op ("already recorded"), so these
+ *   need no delivery key. Anything but a recorded decision is explained to the clicker alone.
  * - Nothing posts or updates a message inline: messages are rows in `chat_messages` that a job
  *   delivers. The exceptions are what Slack only allows now: `views.open` (the trigger_id expires
  *   in 3 s) and the ephemeral answer to a click.

@@ -12,6 +12,10 @@
  *   `Retry-After`; the message's `not_before` is set and the job re-scheduled then. A delivery
  *   scheduled earlier (a new event) sees `not_before` and moves itself to that time. The run is
  *   never blocked: it only ever enqueues a job.
+ * - Approvals (approvals.ts): each copy of an approval (the run message's thread, a DM to each
+ *   Slack approver) is a row of kind 'approval', delivered together by `deliverApproval` from
+ *   the approval's current state; a DM's channel comes from conversations.open on first delivery.
+ *   The same delivery refreshes the approvers' App Home and schedules the deadline reminder.
  * - Other failures (Slack down, 5xx) throw, and Graphile Worker retries the job with its
  *   exponential backoff; the message catches up on the first success.
  */
@@ -211,7 +215,13 @@ export function createDeliverer(opts: DelivererOptions): SlackDeliverer {
         const view = await loadRunView(q, runId, opts.loadApprovals ? await opts.loadApprovals(q, runId) : []);
         if (!view) return 'nothing';
         const message = renderRunMessage(view);
-        return deliverRows(q, rows, () => message, (at) => enqueueRunDelivery(q, runId, at));
+        const out = await deliverRows(q, rows, () => message, (at) => enqueueRunDelivery(q, runId, at));
+        if (out === 'posted') {
+          // The run message now has a ts: pending approvals can get their copy in its thread.
+          const pending = await q.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1 AND status = 'pending'`, [runId]);
+          for (const p of pending.rows) await enqueueApprovalDelivery(q, p.id);
+        }
+        return out;
       }),
 
     deliverMessage: (messageId) =>
@@ -228,10 +238,7 @@ export function createDeliverer(opts: DelivererOptions): SlackDeliverer {
         if (!a) return 'nothing';
         const origin = await q.query<{ platform: string | null }>(`SELECT origin->>'platform' AS platform FROM tollgate.runs WHERE id = $1`, [a.runId]);
         if (origin.rows[0]?.platform !== 'slack') return 'nothing';
-        if (a.status === 'pending' && !(await ensureApprovalCopies(q, a))) {
-          // The run message is not posted yet, and its ts is the thread: come back for that copy.
-          await enqueueApprovalDelivery(q, approvalId, new Date(Date.now() + 1000));
-        }
+        if (a.status === 'pending') await ensureApprovalCopies(q, a);
         const { rows } = await q.query<ChatMessageRow>(
           `SELECT * FROM tollgate.chat_messages WHERE approval_id = $1 AND kind = 'approval' AND given_up_at IS NULL ORDER BY created_at, id FOR UPDATE`,
           [approvalId],
