@@ -464,12 +464,15 @@ export class SlackBot {
     }
   }
 
-  /** An ephemeral answer to a click, for the clicker only (in the channel or DM clicked in). */
+  /** An ephemeral answer to a click, for the clicker only (in the channel or DM clicked in; from App Home, a DM). */
   async #explain(client: WebClient, b: ClickBody, text: string, approvalId: string): Promise<void> {
     const channel = b.channel?.id ?? b.container?.channel_id;
-    if (!channel) return;
     const thread = b.container?.thread_ts;
-    await client.chat.postEphemeral({ channel, user: b.user.id, text, ...(thread ? { thread_ts: thread } : {}) }).catch((e: unknown) => {
+    // A click on App Home has no channel: the answer goes to the app's DM with the clicker.
+    const call = channel
+      ? client.chat.postEphemeral({ channel, user: b.user.id, text, ...(thread ? { thread_ts: thread } : {}) })
+      : client.chat.postMessage({ channel: b.user.id, text });
+    await call.catch((e: unknown) => {
       this.#log.warn({ err: (e as Error).message, approvalId }, 'could not post an ephemeral explanation');
     });
   }
