@@ -221,6 +221,15 @@ describe('refusals', () => {
     expect((await h.runtime.getRun(run.id)).run.status).toBe('waiting');
   });
 
+  it('a refused click on App Home (no channel) is explained in the app DM and changes nothing', async () => {
+    const { approvalId } = await startOrder();
+    const res = await h.send(blockAction({ userId: BOB, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: '', messageTs: '', fromHome: true }));
+    expect(res.status).toBe(200);
+    const told = h.fake.callsTo('chat.postMessage').filter((c) => c.args.channel === BOB);
+    expect(String(told.at(-1)?.args.text)).toContain('Not allowed');
+    expect(await decisions(approvalId)).toHaveLength(0);
+  });
+
   it('the identity comes from the verified payload: the same user id in another workspace is refused', async () => {
     const { approvalId, channel } = await startOrder();
     await h.send(blockAction({ userId: FIN1, teamId: 'T0OTHER', actionId: 'approval.approve', value: approvalId, channelId: channel, messageTs: '1.1' }));
