@@ -25,6 +25,8 @@ import { demo } from '../src/workflows/demo.ts';
 import { parseProjectConfig } from '../src/project-config.ts';
 import { blockAction, slashCommand } from '../test/fakes/slack/requests.ts';
 import { startSlackHarness } from '../test/helpers/slack.ts';
+import { taskList } from '../jobs/index.ts';
+import { newProcessId, startWorker } from '../src/worker.ts';
 
 const N = Number(process.env.BENCH_SLACK_N ?? 200);
 const TEAM = 'T0BENCH';
@@ -243,6 +245,39 @@ export async function runSlackBench(): Promise<BenchRow[]> {
       quietApproveResume.push((r?.at.getTime() ?? NaN) - sent);
     }
 
+    // 6. Diagnostic: the same burst with no worker running, so the acks do not share the two
+    //    cores with run advances and Slack deliveries; the runs resume once a worker is back.
+    const idleIds: string[] = [];
+    for (let i = 0; i < N; i++) {
+      const run = await h.runtime.startRun({
+        workflow: 'bench-approve',
+        input: { i: 2 * N + i },
+        requester: { platform: 'slack', tenant: TEAM, user: USER },
+        origin: { platform: 'slack', team: TEAM, channel: `CAI${i}`, threadTs: null },
+      });
+      idleIds.push(run.id);
+    }
+    await waitAll(pool, idleIds, 'waiting');
+    await outboxSettled(pool);
+    await h.worker.stop();
+    const { rows: idleApprovals } = await pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = ANY($1) AND status = 'pending'`, [idleIds]);
+    const noWorkerAcks = await Promise.all(
+      idleApprovals.map(async (a) => {
+        const req = blockAction({ userId: APPROVER, teamId: TEAM, actionId: 'approval.approve', value: a.id, channelId: `D${APPROVER}`, messageTs: '1.1' });
+        const t0 = performance.now();
+        const res = await h.send(req);
+        if (res.status !== 200) throw new Error(`Approve click answered ${res.status}`);
+        return performance.now() - t0;
+      }),
+    );
+    const processId = newProcessId();
+    const worker = await startWorker({ pool, log, tasks: taskList({ runtime: h.runtime, processId, slack: h.slack.deliverer }), concurrency: 10, pollIntervalMs: 100, deadAfterMs: 3000, processId });
+    try {
+      await waitAll(pool, idleIds, 'succeeded');
+    } finally {
+      await worker.stop();
+    }
+
     const rows: BenchRow[] = [
       row(`slack: ack, ${N} concurrent /tollgate run`, slashAcks),
       row(`slack: ack, ${N} concurrent Retry clicks`, clickAcks),
@@ -251,6 +286,7 @@ export async function runSlackBench(): Promise<BenchRow[]> {
       row(`slack: Approve click → next step started (${N} concurrent)`, approveResume),
       row('slack: ack, Approve clicks one at a time', quietApproveAcks),
       row('slack: Approve click → next step started, one at a time', quietApproveResume),
+      row(`slack: ack, ${N} concurrent Approve clicks, no worker running (diagnostic)`, noWorkerAcks),
     ];
     console.log('Slack');
     console.log(`  ack, ${N} concurrent signed /tollgate run commands: ${fmt(slashAcks)}`);
@@ -260,6 +296,7 @@ export async function runSlackBench(): Promise<BenchRow[]> {
     console.log(`  ack, ${N} concurrent signed Approve clicks:         ${fmt(approveAcks)}`);
     console.log(`  Approve click → next step started (concurrent):    ${fmt(approveResume)} (ms resolution)`);
     console.log(`  Approve one at a time: ack ${fmt(quietApproveAcks)}; click → next step started ${fmt(quietApproveResume)}`);
+    console.log(`  ack, ${N} concurrent Approve clicks, no worker running (diagnostic): ${fmt(noWorkerAcks)}`);
     return rows;
   } finally {
     await h.stop();
