@@ -9,6 +9,7 @@ import * as retentionPurge from './retention-purge.ts';
 
 export { crontabLine } from './retention-purge.ts';
 import * as slackDeliver from './slack-deliver.ts';
+import * as slackApprovalRemind from './slack-approval-remind.ts';
 
 export interface TaskDeps {
   runtime: Runtime;
@@ -22,5 +23,6 @@ export function taskList(deps: TaskDeps): TaskList {
     [runAdvance.identifier]: runAdvance.makeRunAdvance(deps.runtime, deps.processId),
     [retentionPurge.identifier]: retentionPurge.makeRetentionPurge(deps.runtime),
     [slackDeliver.identifier]: slackDeliver.makeSlackDeliver(deps.slack),
+    [slackApprovalRemind.identifier]: slackApprovalRemind.makeSlackApprovalRemind(deps.slack),
   };
 }

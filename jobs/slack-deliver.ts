@@ -13,6 +13,8 @@ const payloadSchema = z.union([
   z.object({ runId: z.string().min(1) }),
   z.object({ messageId: z.string().min(1) }),
   z.object({ home: z.object({ tenant: z.string().min(1), user: z.string().min(1) }) }),
+  // Added by migrations/000004_slack_approvals.sql for approval events (key `slack:apr:<id>`).
+  z.object({ approvalId: z.string().min(1) }),
 ]);
 
 /** What the task needs from the Slack adapter; absent when Slack is not configured. */
@@ -20,13 +22,15 @@ export interface SlackDeliveryPort {
   deliverRun(runId: string): Promise<unknown>;
   deliverMessage(messageId: string): Promise<unknown>;
   deliverHome(home: { tenant: string; user: string }): Promise<unknown>;
+  deliverApproval(approvalId: string): Promise<unknown>;
+  remindApproval(approvalId: string): Promise<unknown>;
 }
 
 export function makeSlackDeliver(slack: SlackDeliveryPort | undefined): Task {
   return async (payload, helpers) => {
     const parsed = payloadSchema.safeParse(payload);
     if (!parsed.success) {
-      helpers.logger.error(`slack-deliver job ${helpers.job.id} has a malformed payload ${JSON.stringify(payload)}; expected {"runId"}, {"messageId"} or {"home"}`);
+      helpers.logger.error(`slack-deliver job ${helpers.job.id} has a malformed payload ${JSON.stringify(payload)}; expected {"runId"}, {"messageId"}, {"home"} or {"approvalId"}`);
       return;
     }
     if (!slack) {
@@ -36,6 +40,7 @@ export function makeSlackDeliver(slack: SlackDeliveryPort | undefined): Task {
     const p = parsed.data;
     if ('runId' in p) await slack.deliverRun(p.runId);
     else if ('messageId' in p) await slack.deliverMessage(p.messageId);
+    else if ('approvalId' in p) await slack.deliverApproval(p.approvalId);
     else await slack.deliverHome(p.home);
   };
 }

@@ -38,6 +38,8 @@ const envSchema = z.object({
   SLACK_BOT_TOKEN: z.string().min(1).optional(),
   SLACK_APP_TOKEN: z.string().min(1).optional(),
   SLACK_API_URL: z.string().url().optional(),
+  /** How long before an approval's deadline Slack approvers get a reminder (ms; at most half-way to it). */
+  SLACK_APPROVAL_REMINDER_MS: z.coerce.number().int().min(0).default(3_600_000),
 
   MicrosoftAppId: z.string().optional(),
   MicrosoftAppPassword: z.string().optional(),
@@ -72,6 +74,7 @@ export interface Config {
     readonly botToken: string | undefined;
     readonly appToken: string | undefined;
     readonly apiUrl: string | undefined;
+    readonly approvalReminderLeadMs?: number;
   };
   readonly teams: {
     readonly appId: string | undefined;
@@ -171,6 +174,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       botToken: e.SLACK_BOT_TOKEN,
       appToken: e.SLACK_APP_TOKEN,
       apiUrl: e.SLACK_API_URL,
+      approvalReminderLeadMs: e.SLACK_APPROVAL_REMINDER_MS,
     },
     teams: {
       appId: e.MicrosoftAppId,

@@ -8,7 +8,10 @@
  *   the messages it asks for. Only after that commits does it `ack()`, and the receiver answers
  *   Slack only after the listener returns (invariant 8). A retried delivery finds its key and is
  *   answered without doing anything again.
- * - Who acts comes from the verified payload (`identity.ts`); buttons carry run ids only.
+ * - Who acts comes from the verified payload (`identity.ts`); buttons carry run or approval ids only.
+ * - Approve and the Reject form's submission call `runtime.decide`, whose transaction records the
+ *   decision before the ack; decide itself makes a repeat a no-op ("already recorded"), so these
+ *   need no delivery key. Anything but a recorded decision is explained to the clicker alone.
  * - Nothing posts or updates a message inline: messages are rows in `chat_messages` that a job
  *   delivers. The exceptions are what Slack only allows now: `views.open` (the trigger_id expires
  *   in 3 s) and the ephemeral answer to a click.
@@ -33,6 +36,9 @@ import { fromFormValues, describeForm, describeInputs, fieldErrors } from '../..
 import { ACTION_IDS, listRunsRequestedBy, loadRunView } from '../../src/views/run-view.ts';
 import { escapeMrkdwn, plainMessage, renderRunList, renderRunMessage, renderWorkflows, type SlackMessage } from './blocks.ts';
 import { principalFromCommand, principalFromEvent, principalFromInteraction } from './identity.ts';
+import { getApproval, listPendingApprovals } from '../../src/approvals/index.ts';
+import { formatPrincipal } from '../../src/principals.ts';
+import { readReason, REASON_BLOCK, REJECT_CALLBACK_ID, rejectModal, renderPendingApprovals } from './approvals.ts';
 import { PARAMS_CALLBACK_ID, paramsMetadataSchema, paramsModal, readSubmission, slackFieldErrors } from './modal.ts';
 import { addReply, addRunMessage, claimDelivery, enqueueHomeDelivery, linkDeliveryToRun, withTransaction, type Where } from './store.ts';
 import { TollgateHttpReceiver } from './receiver.ts';
@@ -251,6 +257,61 @@ export class SlackBot {
       });
     }
 
+    // Approve: the decision is recorded (its own transaction in runtime.decide) before the ack.
+    // Anything but 'recorded' (not an approver, already decided, resolved, expired, parameters
+    // changed) changes nothing and is explained to the clicker alone.
+    app.action(ACTION_IDS.approve, async ({ ack, body, action, client }) => {
+      const b = body as unknown as ClickBody;
+      const approvalId = (action as { value?: string }).value ?? '';
+      const principal = principalFromInteraction(b);
+      const outcome = await this.#o.runtime.decide(approvalId, principal, 'approve', undefined, { via: 'slack' });
+      if (outcome.kind !== 'recorded') await this.#explain(client, b, outcome.message, approvalId);
+      await ack();
+    });
+
+    // Reject: a modal asks for the reason; the decision is recorded on its submission. People who
+    // cannot decide are told so at once instead of being shown a form that would be refused.
+    app.action(ACTION_IDS.reject, async ({ ack, body, action, client }) => {
+      const b = body as unknown as ClickBody;
+      const approvalId = (action as { value?: string }).value ?? '';
+      const who = formatPrincipal(principalFromInteraction(b));
+      const a = await getApproval(this.#o.pool, approvalId);
+      const refusal = !a
+        ? `No approval with id ${approvalId}.`
+        : a.decisions.some((d) => d.principal === who)
+          ? `Your decision on ${approvalId} was already recorded; nothing changed.`
+          : a.status !== 'pending'
+            ? `${approvalId} was already ${a.status}; your decision is not needed.`
+            : !a.eligible.includes(who)
+              ? `Not allowed: ${who} is not one of the approvers (${a.approvers}); nothing changed.`
+              : undefined;
+      if (refusal || !a) {
+        await this.#explain(client, b, refusal ?? '', approvalId);
+      } else {
+        await client.views.open({ trigger_id: b.trigger_id, view: rejectModal(a) }).catch(async (e: unknown) => {
+          this.#log.warn({ err: (e as Error).message, approvalId }, 'views.open for the reject reason failed');
+          await this.#explain(client, b, 'Could not open the form for a reason; try again, or use `tollgate reject` with --comment.', approvalId);
+        });
+      }
+      await ack();
+    });
+
+    app.view(REJECT_CALLBACK_ID, async ({ ack, body, view }) => {
+      const principal = principalFromInteraction(body as never);
+      const approvalId = view.private_metadata;
+      const reason = readReason(view.state.values as never);
+      if (!reason) {
+        await ack({ response_action: 'errors', errors: { [REASON_BLOCK]: 'Say why you reject it; the requester sees this.' } });
+        return;
+      }
+      const outcome = await this.#o.runtime.decide(approvalId, principal, 'reject', reason, { via: 'slack' });
+      if (outcome.kind !== 'recorded') {
+        await ack({ response_action: 'errors', errors: { [REASON_BLOCK]: truncateText(outcome.message, 2000) } });
+        return;
+      }
+      await ack();
+    });
+
     // "Fill in the form" under a reply to a mention or DM with missing parameters.
     app.action(OPEN_FORM_ACTION, async ({ ack, body, action, client }) => {
       const b = body as unknown as { trigger_id: string; channel?: { id: string }; container?: { channel_id?: string; thread_ts?: string; message_ts?: string } };
@@ -334,7 +395,7 @@ export class SlackBot {
           ),
         };
       case 'approvals':
-        return { message: plainMessage('Approval requests are not enabled in this Tollgate build yet; none can be pending.') };
+        return { message: renderPendingApprovals(await listPendingApprovals(q, principal)) };
       case 'runs':
         return { message: renderRunList(await listRunsRequestedBy(q, principal, 10), 'Your recent runs') };
       case 'status': {
@@ -403,6 +464,19 @@ export class SlackBot {
     }
   }
 
+  /** An ephemeral answer to a click, for the clicker only (in the channel or DM clicked in; from App Home, a DM). */
+  async #explain(client: WebClient, b: ClickBody, text: string, approvalId: string): Promise<void> {
+    const channel = b.channel?.id ?? b.container?.channel_id;
+    const thread = b.container?.thread_ts;
+    // A click on App Home has no channel: the answer goes to the app's DM with the clicker.
+    const call = channel
+      ? client.chat.postEphemeral({ channel, user: b.user.id, text, ...(thread ? { thread_ts: thread } : {}) })
+      : client.chat.postMessage({ channel: b.user.id, text });
+    await call.catch((e: unknown) => {
+      this.#log.warn({ err: (e as Error).message, approvalId }, 'could not post an ephemeral explanation');
+    });
+  }
+
   #origin(principal: Principal, where: Where | null): Record<string, unknown> {
     return { platform: 'slack', team: principal.tenant, channel: where?.channel ?? null, threadTs: where?.threadTs ?? null };
   }
@@ -425,6 +499,21 @@ export class SlackBot {
       .join('\n');
     return plainMessage(`Cannot start *${escapeMrkdwn(def.name)}*:\n${errs}\nInputs: ${escapeMrkdwn(describeInputs(def.input))}\nWrite \`run ${def.name} key=value …\`.`);
   }
+}
+
+/** The fields of a block_actions payload the click handlers read. */
+interface ClickBody {
+  user: { id: string; team_id?: string; username?: string };
+  team: { id: string } | null;
+  enterprise?: { id: string } | null;
+  is_enterprise_install?: boolean;
+  trigger_id: string;
+  channel?: { id: string };
+  container?: { channel_id?: string; thread_ts?: string };
+}
+
+function truncateText(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
 }
 
 function safeJson(s: string | undefined): unknown {

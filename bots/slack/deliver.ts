@@ -12,6 +12,10 @@
  *   `Retry-After`; the message's `not_before` is set and the job re-scheduled then. A delivery
  *   scheduled earlier (a new event) sees `not_before` and moves itself to that time. The run is
  *   never blocked: it only ever enqueues a job.
+ * - Approvals (approvals.ts): each copy of an approval (the run message's thread, a DM to each
+ *   Slack approver) is a row of kind 'approval', delivered together by `deliverApproval` from
+ *   the approval's current state; a DM's channel comes from conversations.open on first delivery.
+ *   The same delivery refreshes the approvers' App Home and schedules the deadline reminder.
  * - Other failures (Slack down, 5xx) throw, and Graphile Worker retries the job with its
  *   exponential backoff; the message catches up on the first success.
  */
@@ -20,9 +24,22 @@ import type pg from 'pg';
 import { webApi } from '@slack/bolt';
 import type { Logger } from '../../src/log.ts';
 import type { Queryable } from '../../src/runtime/journal.ts';
+import { getApproval, listPendingApprovals } from '../../src/approvals/index.ts';
 import { loadRunView, listRunsRequestedBy, type ApprovalView } from '../../src/views/run-view.ts';
-import { renderRunList, renderRunMessage, type SlackMessage } from './blocks.ts';
 import {
+  enqueueApprovalDelivery,
+  ensureApprovalCopies,
+  mayStillDecide,
+  pendingApprovalBlocks,
+  reminderTime,
+  renderApprovalMessage,
+  renderReminder,
+  scheduleReminder,
+  slackApprovers,
+} from './approvals.ts';
+import { LIMITS, renderRunList, renderRunMessage, type SlackMessage } from './blocks.ts';
+import {
+  addReply,
   enqueueHomeDelivery,
   enqueueMessageDelivery,
   enqueueRunDelivery,
@@ -38,6 +55,10 @@ export interface SlackDeliverer {
   deliverRun(runId: string): Promise<DeliveryOutcome>;
   deliverMessage(messageId: string): Promise<DeliveryOutcome>;
   deliverHome(home: { tenant: string; user: string }): Promise<DeliveryOutcome>;
+  /** Brings every copy of an approval (thread, DMs) up to date, creating them while it is pending. */
+  deliverApproval(approvalId: string): Promise<DeliveryOutcome>;
+  /** The deadline is near: reminds the approvers who have not decided (a reply under their DM). */
+  remindApproval(approvalId: string): Promise<DeliveryOutcome>;
 }
 
 export function hashMessage(m: SlackMessage): string {
@@ -68,6 +89,8 @@ export interface DelivererOptions {
    * here; until then runs have none.
    */
   loadApprovals?: (q: Queryable, runId: string) => Promise<ApprovalView[]>;
+  /** How long before an approval's deadline its approvers are reminded (at most half-way). Default 1 h. */
+  reminderLeadMs?: number;
 }
 
 export function createDeliverer(opts: DelivererOptions): SlackDeliverer {
@@ -78,6 +101,15 @@ export function createDeliverer(opts: DelivererOptions): SlackDeliverer {
   async function bring(q: pg.PoolClient, row: ChatMessageRow, message: SlackMessage): Promise<DeliveryOutcome> {
     const hash = hashMessage(message);
     if (row.ts && row.posted_hash === hash) return 'unchanged';
+    if (!row.channel && row.dm_user) {
+      // A DM copy: open (or find) the direct message with the approver first.
+      const open = await client.conversations.open({ users: row.dm_user });
+      const channel = open.channel?.id;
+      if (!channel) throw new Error(`conversations.open with ${row.dm_user} returned no channel`);
+      await q.query(`UPDATE tollgate.chat_messages SET channel = $2, updated_at = now() WHERE id = $1`, [row.id, channel]);
+      row.channel = channel;
+    }
+    if (!row.channel) return 'nothing';
     if (!row.ts) {
       const res = await client.chat.postMessage({
         channel: row.channel,
@@ -183,7 +215,13 @@ export function createDeliverer(opts: DelivererOptions): SlackDeliverer {
         const view = await loadRunView(q, runId, opts.loadApprovals ? await opts.loadApprovals(q, runId) : []);
         if (!view) return 'nothing';
         const message = renderRunMessage(view);
-        return deliverRows(q, rows, () => message, (at) => enqueueRunDelivery(q, runId, at));
+        const out = await deliverRows(q, rows, () => message, (at) => enqueueRunDelivery(q, runId, at));
+        if (out === 'posted') {
+          // The run message now has a ts: pending approvals can get their copy in its thread.
+          const pending = await q.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1 AND status = 'pending'`, [runId]);
+          for (const p of pending.rows) await enqueueApprovalDelivery(q, p.id);
+        }
+        return out;
       }),
 
     deliverMessage: (messageId) =>
@@ -194,15 +232,65 @@ export function createDeliverer(opts: DelivererOptions): SlackDeliverer {
         return deliverRows(q, [row], (r) => r.body ?? undefined, (at) => enqueueMessageDelivery(q, messageId, at));
       }),
 
+    deliverApproval: (approvalId) =>
+      inTransaction(async (q) => {
+        const a = await getApproval(q, approvalId);
+        if (!a) return 'nothing';
+        const origin = await q.query<{ platform: string | null }>(`SELECT origin->>'platform' AS platform FROM tollgate.runs WHERE id = $1`, [a.runId]);
+        if (origin.rows[0]?.platform !== 'slack') return 'nothing';
+        if (a.status === 'pending') await ensureApprovalCopies(q, a);
+        const { rows } = await q.query<ChatMessageRow>(
+          `SELECT * FROM tollgate.chat_messages WHERE approval_id = $1 AND kind = 'approval' AND given_up_at IS NULL ORDER BY created_at, id FOR UPDATE`,
+          [approvalId],
+        );
+        // Each approver's App Home lists what waits for them: refresh it on every change.
+        for (const p of slackApprovers(a)) await enqueueHomeDelivery(q, { tenant: p.tenant, user: p.user });
+        if (a.status === 'pending' && rows.some((r) => r.dm_user && !r.reminded_at)) {
+          const at = reminderTime(a, opts.reminderLeadMs ?? 3_600_000);
+          if (at) await scheduleReminder(q, approvalId, at);
+        }
+        if (rows.length === 0) return 'nothing';
+        const message = renderApprovalMessage(a);
+        return deliverRows(q, rows, () => message, (at) => enqueueApprovalDelivery(q, approvalId, at));
+      }),
+
+    remindApproval: (approvalId) =>
+      inTransaction(async (q) => {
+        const a = await getApproval(q, approvalId);
+        if (!a || a.status !== 'pending') return 'nothing';
+        const { rows } = await q.query<ChatMessageRow>(
+          `SELECT * FROM tollgate.chat_messages WHERE approval_id = $1 AND kind = 'approval' AND dm_user IS NOT NULL AND reminded_at IS NULL
+             AND given_up_at IS NULL ORDER BY created_at, id FOR UPDATE`,
+          [approvalId],
+        );
+        let outcome: DeliveryOutcome = 'nothing';
+        let waiting = 0;
+        for (const row of rows) {
+          if (!row.copy || !mayStillDecide(a, row.copy)) continue;
+          if (!row.channel || !row.ts) {
+            waiting++; // the DM itself is not delivered yet (Slack down): remind once it is
+            continue;
+          }
+          await addReply(q, { channel: row.channel, threadTs: row.ts }, renderReminder(a));
+          await q.query('UPDATE tollgate.chat_messages SET reminded_at = now() WHERE id = $1', [row.id]);
+          outcome = 'posted';
+        }
+        if (waiting > 0) await scheduleReminder(q, approvalId, new Date(Date.now() + 30_000));
+        return outcome;
+      }),
+
     deliverHome: async (home) => {
       const runs = await listRunsRequestedBy(pool, { platform: 'slack', ...home }, 10);
       const list = renderRunList(runs, 'Your recent runs');
+      const pending = await listPendingApprovals(pool, { platform: 'slack', tenant: home.tenant, user: home.user });
+      const approvals = pendingApprovalBlocks(pending, LIMITS.blocksPerView - list.blocks.length - 2);
       try {
         await client.views.publish({
           user_id: home.user,
           view: {
             type: 'home',
             blocks: [
+              ...approvals,
               ...list.blocks,
               { type: 'context', elements: [{ type: 'mrkdwn', text: 'Start one with `/tollgate run <workflow> key=value …`; `/tollgate help` lists workflows.' }] },
             ],

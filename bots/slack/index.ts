@@ -11,6 +11,8 @@ import type { Runtime } from '../../src/runtime/runtime.ts';
 import type { HttpServer } from '../../src/server/http.ts';
 import { SlackBot, type SlackBotOptions } from './bot.ts';
 import { createDeliverer, type SlackDeliverer } from './deliver.ts';
+import { listRunApprovals } from '../../src/approvals/index.ts';
+import { runMessageApprovals } from './approvals.ts';
 
 export { SlackBot } from './bot.ts';
 export { createDeliverer } from './deliver.ts';
@@ -32,6 +34,8 @@ export function createSlackAdapter(opts: {
   project: Pick<ProjectConfig, 'operators'>;
   log: Logger;
   clientOptions?: SlackBotOptions['clientOptions'];
+  /** How long before an approval's deadline approvers are reminded (default 1 h; at most half-way). */
+  reminderLeadMs?: number;
 }): SlackAdapter | undefined {
   const { config, log } = opts;
   const missing = [
@@ -59,7 +63,13 @@ export function createSlackAdapter(opts: {
     log,
     clientOptions: opts.clientOptions,
   });
-  const deliverer = createDeliverer({ pool: opts.pool, client: bot.client, log });
+  const deliverer = createDeliverer({
+    pool: opts.pool,
+    client: bot.client,
+    log,
+    loadApprovals: async (q, runId) => runMessageApprovals(await listRunApprovals(q, runId)),
+    reminderLeadMs: opts.reminderLeadMs ?? config.approvalReminderLeadMs,
+  });
   return {
     bot,
     deliverer,

@@ -80,7 +80,13 @@ export interface ChatMessageRow {
   id: string;
   kind: string;
   run_id: string | null;
-  channel: string;
+  /** NULL for a DM copy until conversations.open names the channel. */
+  channel: string | null;
+  approval_id: string | null;
+  /** Approval copies: 'thread' or the approver's principal. */
+  copy: string | null;
+  dm_user: string | null;
+  reminded_at: Date | null;
   thread_ts: string | null;
   ts: string | null;
   body: SlackMessage | null;

@@ -15,6 +15,7 @@ import { sendToSlackEndpoint, type SendOptions, type SlackRequest, type SlackRes
 /** A database to run on: the test helpers' TestDb, or any pool (the bench). */
 type TestDb = Pick<import('./db.ts').TestDb, 'pool'>;
 import { testLogger } from './log.ts';
+import type { ProjectConfig } from '../../src/project-config.ts';
 
 export const SIGNING_SECRET = 'test-signing-secret-8f7d6c';
 export const BOT_TOKEN = 'xoxb-test-token';
@@ -30,18 +31,23 @@ export interface SlackHarness {
   stop(): Promise<void>;
 }
 
-export async function startSlackHarness(db: TestDb, workflows: WorkflowDefinition[], opts: { operators?: string[]; concurrency?: number; appToken?: string } = {}): Promise<SlackHarness> {
+export async function startSlackHarness(
+  db: TestDb,
+  workflows: WorkflowDefinition[],
+  opts: { operators?: string[]; concurrency?: number; appToken?: string; project?: ProjectConfig; reminderLeadMs?: number } = {},
+): Promise<SlackHarness> {
   const log = testLogger();
   const fake = await startFakeSlack({ token: BOT_TOKEN });
   const registry = new WorkflowRegistry().register(...workflows);
-  const runtime = new Runtime({ pool: db.pool, registry, log, inlineWaitMaxMs: 200 });
+  const runtime = new Runtime({ pool: db.pool, registry, log, inlineWaitMaxMs: 200, ...(opts.project ? { project: opts.project } : {}) });
   const slack = createSlackAdapter({
     config: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN, appToken: opts.appToken, apiUrl: fake.apiUrl },
     pool: db.pool,
     runtime,
     registry,
-    project: { operators: opts.operators ?? [] },
+    project: { operators: opts.operators ?? opts.project?.operators ?? [] },
     log,
+    ...(opts.reminderLeadMs !== undefined ? { reminderLeadMs: opts.reminderLeadMs } : {}),
     // A 500 must fail the call now (the job is retried by Graphile), not stall the suite.
     clientOptions: { retryConfig: { retries: 0 } },
   });

@@ -75,8 +75,25 @@ function interaction(payload: Record<string, unknown>): SlackRequest {
 }
 
 export function blockAction(
-  o: Who & { actionId: string; value: string; channelId: string; messageTs: string; blockId?: string; triggerId?: string; threadTs?: string },
+  o: Who & { actionId: string; value: string; channelId: string; messageTs: string; blockId?: string; triggerId?: string; threadTs?: string; fromHome?: boolean },
 ): SlackRequest {
+  if (o.fromHome) {
+    // A click on the App Home tab: the container is the view; there is no channel or message.
+    return interaction({
+      type: 'block_actions',
+      user: { id: o.userId, username: o.userId.toLowerCase(), name: o.userId.toLowerCase(), team_id: o.teamId },
+      api_app_id: 'A0001',
+      token: 'deprecated-verification-token',
+      container: { type: 'view', view_id: 'V0HOME0001' },
+      trigger_id: o.triggerId ?? ids.trigger(),
+      team: { id: o.teamId, domain: 'fake' },
+      enterprise: o.enterpriseId ? { id: o.enterpriseId, name: 'Fake Org' } : null,
+      is_enterprise_install: false,
+      view: { id: 'V0HOME0001', type: 'home', blocks: [], state: { values: {} } },
+      state: { values: {} },
+      actions: [{ action_id: o.actionId, block_id: o.blockId ?? 'b', text: { type: 'plain_text', text: o.actionId, emoji: true }, value: o.value, type: 'button', action_ts: `${Date.now() / 1000}` }],
+    });
+  }
   return interaction({
     type: 'block_actions',
     user: { id: o.userId, username: o.userId.toLowerCase(), name: o.userId.toLowerCase(), team_id: o.teamId },
