@@ -68,13 +68,24 @@ async function outboxSettled(pool: import('pg').Pool, timeoutMs = 120_000): Prom
   }
 }
 
-export async function runSlackBench(): Promise<BenchRow[]> {
+/**
+ * Runs the Slack measurements and prints them. `databaseUrl`: a fresh database to use (the
+ * `npm run bench` section passes one on the bench's server); without it an embedded PostgreSQL
+ * is started for this run alone.
+ */
+export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolean } = {}): Promise<BenchRow[]> {
   const log = createLogger({ level: 'warn', format: 'json' });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
-  fs.chmodSync(dir, 0o755);
-  const server = await startEmbeddedPostgres({ dataDir: dir, port: 0, log });
-  await ensureDatabase(server.url, 'bench');
-  const pool = createPool(withDatabase(server.url, 'bench'), 40, log);
+  let dir: string | undefined;
+  let server: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
+  let url = opts.databaseUrl;
+  if (!url) {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
+    fs.chmodSync(dir, 0o755);
+    server = await startEmbeddedPostgres({ dataDir: dir, port: 0, log });
+    await ensureDatabase(server.url, 'bench');
+    url = withDatabase(server.url, 'bench');
+  }
+  const pool = createPool(url, 40, log);
   await migrate(pool, log);
   const flags = { broken: true };
   const twoSteps = defineWorkflow({
@@ -288,6 +299,7 @@ export async function runSlackBench(): Promise<BenchRow[]> {
       row('slack: Approve click → next step started, one at a time', quietApproveResume),
       row(`slack: ack, ${N} concurrent Approve clicks, no worker running (diagnostic)`, noWorkerAcks),
     ];
+    if (opts.quiet) return rows;
     console.log('Slack');
     console.log(`  ack, ${N} concurrent signed /tollgate run commands: ${fmt(slashAcks)}`);
     console.log(`  ack, ${N} concurrent signed Retry clicks:           ${fmt(clickAcks)}`);
@@ -301,8 +313,8 @@ export async function runSlackBench(): Promise<BenchRow[]> {
   } finally {
     await h.stop();
     await pool.end();
-    await server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await server?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
