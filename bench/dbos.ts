@@ -7,7 +7,7 @@
  */
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import { createPool } from '../src/db/connect.ts';
-import { closedLoop, cpuMeter, dbCounters, percentile, sequentialLatency, type BenchSection } from './types.ts';
+import { measureWorkflowSystem, type BenchSection } from './types.ts';
 
 export const CONCURRENT = 10;
 
@@ -33,23 +33,7 @@ export const dbosSection: BenchSection = {
       if (out !== 'done') throw new Error(`DBOS bench workflow returned ${String(out)}`);
     };
     return {
-      async measure() {
-        const counters = await dbCounters(pool);
-        const cpu = await cpuMeter(pool);
-        const throughput = await closedLoop(CONCURRENT, ctx.warmupMs, ctx.measureMs, oneRun);
-        const used = await cpu.stop();
-        const db = await counters.stop(throughput.total);
-        const latency = await sequentialLatency(ctx.latencySamples, oneRun);
-        return [
-          { key: 'dbos.runs_per_s', label: 'DBOS 5-step no-op runs/s (10 concurrent)', value: throughput.perSecond, unit: 'runs/s' },
-          { key: 'dbos.p50_ms', label: 'DBOS one 5-step run, start → result, p50', value: percentile(latency, 50), unit: 'ms' },
-          { key: 'dbos.p99_ms', label: 'DBOS one 5-step run, start → result, p99', value: percentile(latency, 99), unit: 'ms' },
-          { key: 'dbos.cpu_node_ms', label: 'DBOS CPU per run in Node (throughput loop)', value: used.nodeMs / throughput.total, unit: 'ms' },
-          { key: 'dbos.cpu_pg_ms', label: 'DBOS CPU per run in PostgreSQL (throughput loop)', value: used.pgMs / throughput.total, unit: 'ms' },
-          { key: 'dbos.xacts', label: 'DBOS transactions (≈ statements) per run', value: db.xactsPerRun, unit: '' },
-          { key: 'dbos.wal_fsyncs', label: 'DBOS WAL fsyncs per run (whole server)', value: db.walFsyncsPerRun, unit: '' },
-        ];
-      },
+      measure: () => measureWorkflowSystem(ctx, pool, { key: 'dbos', name: 'DBOS', latencyLabel: 'start → result', concurrent: CONCURRENT, oneRun }),
       async teardown() {
         await pool.end();
         await DBOS.shutdown();

@@ -15,7 +15,7 @@ import { Runtime } from '../src/runtime/runtime.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { newProcessId, startWorker } from '../src/worker.ts';
 import { taskList } from '../jobs/index.ts';
-import { closedLoop, cpuMeter, dbCounters, percentile, sequentialLatency, type BenchSection } from './types.ts';
+import { measureWorkflowSystem, type BenchSection } from './types.ts';
 
 export const CONCURRENT = 10;
 
@@ -78,23 +78,7 @@ export const runtimeSection: BenchSection = {
     };
 
     return {
-      async measure() {
-        const counters = await dbCounters(pool);
-        const cpu = await cpuMeter(pool);
-        const throughput = await closedLoop(CONCURRENT, ctx.warmupMs, ctx.measureMs, oneRun);
-        const used = await cpu.stop();
-        const db = await counters.stop(throughput.total);
-        const latency = await sequentialLatency(ctx.latencySamples, oneRun);
-        return [
-          { key: 'tollgate.runs_per_s', label: 'Tollgate 5-step no-op runs/s (10 concurrent)', value: throughput.perSecond, unit: 'runs/s' },
-          { key: 'tollgate.p50_ms', label: 'Tollgate one 5-step run, enqueue → finished, p50', value: percentile(latency, 50), unit: 'ms' },
-          { key: 'tollgate.p99_ms', label: 'Tollgate one 5-step run, enqueue → finished, p99', value: percentile(latency, 99), unit: 'ms' },
-          { key: 'tollgate.cpu_node_ms', label: 'Tollgate CPU per run in Node (throughput loop)', value: used.nodeMs / throughput.total, unit: 'ms' },
-          { key: 'tollgate.cpu_pg_ms', label: 'Tollgate CPU per run in PostgreSQL (throughput loop)', value: used.pgMs / throughput.total, unit: 'ms' },
-          { key: 'tollgate.xacts', label: 'Tollgate transactions (≈ statements) per run', value: db.xactsPerRun, unit: '' },
-          { key: 'tollgate.wal_fsyncs', label: 'Tollgate WAL fsyncs per run (whole server)', value: db.walFsyncsPerRun, unit: '' },
-        ];
-      },
+      measure: () => measureWorkflowSystem(ctx, pool, { key: 'tollgate', name: 'Tollgate', latencyLabel: 'enqueue → finished', concurrent: CONCURRENT, oneRun }),
       async teardown() {
         await worker.stop();
         await pool.end();

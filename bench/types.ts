@@ -151,3 +151,31 @@ export async function dbCounters(pool: pg.Pool): Promise<{ stop(runs: number): P
     },
   };
 }
+
+/**
+ * The figures every durable-workflow system in the bench reports, measured the same way:
+ * runs/s with `concurrent` runs in flight, sequential latency, CPU and database work per run.
+ * `key` prefixes the figure keys (`tollgate`, `dbos`), `name` starts the labels.
+ */
+export async function measureWorkflowSystem(
+  ctx: BenchContext,
+  pool: pg.Pool,
+  sys: { key: string; name: string; latencyLabel: string; concurrent: number; oneRun: () => Promise<void> },
+): Promise<Figure[]> {
+  const counters = await dbCounters(pool);
+  const cpu = await cpuMeter(pool);
+  const throughput = await closedLoop(sys.concurrent, ctx.warmupMs, ctx.measureMs, sys.oneRun);
+  const used = await cpu.stop();
+  const db = await counters.stop(throughput.total);
+  const latency = await sequentialLatency(ctx.latencySamples, sys.oneRun);
+  const { key, name } = sys;
+  return [
+    { key: `${key}.runs_per_s`, label: `${name} 5-step no-op runs/s (${sys.concurrent} concurrent)`, value: throughput.perSecond, unit: 'runs/s' },
+    { key: `${key}.p50_ms`, label: `${name} one 5-step run, ${sys.latencyLabel}, p50`, value: percentile(latency, 50), unit: 'ms' },
+    { key: `${key}.p99_ms`, label: `${name} one 5-step run, ${sys.latencyLabel}, p99`, value: percentile(latency, 99), unit: 'ms' },
+    { key: `${key}.cpu_node_ms`, label: `${name} CPU per run in Node (throughput loop)`, value: used.nodeMs / throughput.total, unit: 'ms' },
+    { key: `${key}.cpu_pg_ms`, label: `${name} CPU per run in PostgreSQL (throughput loop)`, value: used.pgMs / throughput.total, unit: 'ms' },
+    { key: `${key}.xacts`, label: `${name} transactions (≈ statements) per run`, value: db.xactsPerRun, unit: '' },
+    { key: `${key}.wal_fsyncs`, label: `${name} WAL fsyncs per run (whole server)`, value: db.walFsyncsPerRun, unit: '' },
+  ];
+}

@@ -14,6 +14,7 @@ import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { Logger as GraphileLogger, makeWorkerUtils, run, type Runner, type TaskList, type WorkerEvents, type WorkerUtils } from 'graphile-worker';
+import { withTransaction } from './db/transaction.ts';
 import type { Logger } from './log.ts';
 
 export interface WorkerOptions {
@@ -126,10 +127,8 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
 }
 
 /** Unlocks the jobs of workers that stopped beating. Safe to run from every process at once. */
-export async function reapDeadWorkers(pool: pg.Pool, utils: WorkerUtils, deadAfterMs: number, log: Logger): Promise<string[]> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+export function reapDeadWorkers(pool: pg.Pool, utils: WorkerUtils, deadAfterMs: number, log: Logger): Promise<string[]> {
+  return withTransaction(pool, async (client) => {
     const dead = await client.query<{ process_id: string; worker_ids: string[] }>(
       `SELECT process_id, worker_ids FROM tollgate.worker_heartbeats
        WHERE beat_at < now() - make_interval(secs => $1::float / 1000) FOR UPDATE SKIP LOCKED`,
@@ -149,12 +148,6 @@ export async function reapDeadWorkers(pool: pg.Pool, utils: WorkerUtils, deadAft
     if (dead.rows.length > 0) {
       await client.query('DELETE FROM tollgate.worker_heartbeats WHERE process_id = ANY($1)', [dead.rows.map((r) => r.process_id)]);
     }
-    await client.query('COMMIT');
     return ids;
-  } catch (e) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw e;
-  } finally {
-    client.release();
-  }
+  });
 }

@@ -230,15 +230,7 @@ export class SlackBot {
 
     for (const actionId of [ACTION_IDS.retry, ACTION_IDS.cancel] as const) {
       app.action(actionId, async ({ ack, body, action, client }) => {
-        const b = body as unknown as {
-          user: { id: string; team_id?: string; username?: string };
-          team: { id: string } | null;
-          enterprise?: { id: string } | null;
-          is_enterprise_install?: boolean;
-          trigger_id: string;
-          channel?: { id: string };
-          container?: { channel_id?: string; thread_ts?: string };
-        };
+        const b = body as unknown as ClickBody;
         const runId = (action as { value?: string }).value ?? '';
         const principal = principalFromInteraction(b);
         const channel = b.channel?.id ?? b.container?.channel_id;

@@ -96,18 +96,4 @@ export interface ChatMessageRow {
   given_up_at: Date | null;
 }
 
-/** Runs `fn` in a transaction on its own client. */
-export async function withTransaction<T>(pool: pg.Pool, fn: (q: pg.PoolClient) => Promise<T>): Promise<T> {
-  const c = await pool.connect();
-  try {
-    await c.query('BEGIN');
-    const out = await fn(c);
-    await c.query('COMMIT');
-    return out;
-  } catch (e) {
-    await c.query('ROLLBACK').catch(() => {});
-    throw e;
-  } finally {
-    c.release();
-  }
-}
+export { withTransaction } from '../../src/db/transaction.ts';
