@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const ROOT = path.resolve(import.meta.dirname, '..');
 let dataDir: string;
 let env: NodeJS.ProcessEnv;
+/** Every `tollgate start` this file spawned: killed at the end even when an assertion failed. */
+const started: ChildProcess[] = [];
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -29,6 +31,7 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
 
 async function start(): Promise<{ proc: ChildProcess; url: string; exited: Promise<number | null> }> {
   const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'start'], { cwd: ROOT, env });
+  started.push(proc);
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {
@@ -53,6 +56,7 @@ beforeAll(async () => {
   env = { ...process.env, TOLLGATE_DATA_DIR: dataDir, PORT: '0', LOG_FORMAT: 'json', LOG_LEVEL: 'info', DATABASE_URL: '' };
 });
 afterAll(async () => {
+  for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
   await fs.rm(dataDir, { recursive: true, force: true });
 });
 
