@@ -6,10 +6,14 @@ import type { TaskList } from 'graphile-worker';
 import type { Runtime } from '../src/runtime/runtime.ts';
 import * as runAdvance from './run-advance.ts';
 import * as retentionPurge from './retention-purge.ts';
-
-export { crontabLine } from './retention-purge.ts';
 import * as slackDeliver from './slack-deliver.ts';
+import * as slackDedupePrune from './slack-dedupe-prune.ts';
 import * as slackApprovalRemind from './slack-approval-remind.ts';
+
+/** The worker's scheduled tasks: retention when configured, Slack key pruning when Slack is. */
+export function crontab(opts: { retentionDays: number | undefined; slack: boolean }): string {
+  return [retentionPurge.crontabLine(opts.retentionDays), opts.slack ? slackDedupePrune.crontabLine : undefined].filter(Boolean).join('\n');
+}
 
 export interface TaskDeps {
   runtime: Runtime;
@@ -23,6 +27,7 @@ export function taskList(deps: TaskDeps): TaskList {
     [runAdvance.identifier]: runAdvance.makeRunAdvance(deps.runtime, deps.processId),
     [retentionPurge.identifier]: retentionPurge.makeRetentionPurge(deps.runtime),
     [slackDeliver.identifier]: slackDeliver.makeSlackDeliver(deps.slack),
+    [slackDedupePrune.identifier]: slackDedupePrune.makeSlackDedupePrune(deps.runtime.pool),
     [slackApprovalRemind.identifier]: slackApprovalRemind.makeSlackApprovalRemind(deps.slack),
   };
 }

@@ -15,7 +15,7 @@ import { createHttpServer, sendJson, type HttpServer } from './server/http.ts';
 import { newProcessId, startWorker, type WorkerHandle } from './worker.ts';
 import { builtinWorkflows } from './workflows/index.ts';
 import { builtinToolRegistry } from './tools/index.ts';
-import { crontabLine, taskList } from '../jobs/index.ts';
+import { crontab, taskList } from '../jobs/index.ts';
 // The boot is the composition root: the one place in src/ that knows the adapters exist.
 import { createSlackAdapter, type SlackAdapter } from '../bots/slack/index.ts';
 
@@ -67,7 +67,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
         pollIntervalMs: config.worker.pollIntervalMs,
         deadAfterMs: config.worker.deadAfterMs,
         processId,
-        crontab: crontabLine(project.retention.days),
+        crontab: crontab({ retentionDays: project.retention.days, slack: slack !== undefined }),
       });
     }
     if (mode === 'all' || mode === 'server') {
