@@ -7,6 +7,8 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { approvalBlocks, LIMITS, renderRunMessage } from '../bots/slack/blocks.ts';
+import { renderApprovalMessage } from '../bots/slack/approvals.ts';
+import type { ApprovalView } from '../src/approvals/types.ts';
 import { principalFromCommand, principalFromInteraction } from '../bots/slack/identity.ts';
 import { createSlackAdapter } from '../bots/slack/index.ts';
 import { paramsModal, readSubmission, slackFieldErrors } from '../bots/slack/modal.ts';
@@ -174,5 +176,26 @@ describe('start-up without Slack', () => {
     });
     expect(adapter).toBeUndefined();
     expect(lines.join('')).toContain('SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN');
+  });
+});
+
+describe('approval copies after an escalation', () => {
+  const escalated = {
+    id: 'apr_1', runId: 'run_1', workflow: 'purchase-order', runStatus: 'waiting', stepIdx: 1, name: 'finance approval',
+    status: 'pending', summary: 'Buy laptops from Acme for 5000 EUR', params: { vendor: 'Acme', amount: 5000 }, paramsHash: 'abc',
+    risk: 'high', rationale: null, tool: null, toolInput: null, requester: 'slack:T1:U_REQ', approvers: 'group cfo', eligible: ['slack:T1:U_CFO'],
+    quorum: 'first responder', required: 1, approvals: 0, allowSelfApproval: false, expiresAt: null, onTimeout: null, escalations: 1,
+    autoReason: null, supersededBy: null, createdAt: new Date().toISOString(), resolvedAt: null, decisions: [],
+  } as unknown as ApprovalView;
+
+  it('keep the buttons for the new approvers and the thread, and drop them, saying why, for approvers no longer asked', () => {
+    const json = (m: unknown) => JSON.stringify(m);
+    expect(json(renderApprovalMessage(escalated, 'slack:T1:U_CFO'))).toContain('approval.approve');
+    expect(json(renderApprovalMessage(escalated, 'thread'))).toContain('approval.approve');
+    const former = json(renderApprovalMessage(escalated, 'slack:T1:U_FIN1'));
+    expect(former).not.toContain('approval.approve');
+    expect(former).not.toContain('approval.reject');
+    expect(former).toContain('went to other approvers');
+    expect(former).toContain('Buy laptops from Acme');
   });
 });

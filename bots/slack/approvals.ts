@@ -76,10 +76,23 @@ export function approvalWithSummary(a: EngineApproval): KnownBlock[] {
   ];
 }
 
-/** An approval copy (thread or DM). */
-export function renderApprovalMessage(a: EngineApproval): SlackMessage {
+/**
+ * An approval copy (thread or DM). `copy` is the copy's key: 'thread', or the principal a DM went
+ * to. A DM to someone who may no longer decide (the request was escalated to other approvers)
+ * keeps the request but loses its buttons, and says why.
+ */
+export function renderApprovalMessage(a: EngineApproval, copy = 'thread'): SlackMessage {
   const state = a.status === 'pending' ? 'approval needed' : a.status;
-  return { text: truncate(`${a.workflow}: ${state}: ${a.summary}`, LIMITS.fallbackText), blocks: approvalWithSummary(a) };
+  const text = truncate(`${a.workflow}: ${state}: ${a.summary}`, LIMITS.fallbackText);
+  const blocks = approvalWithSummary(a);
+  if (copy === 'thread' || a.status !== 'pending' || a.eligible.includes(copy)) return { text, blocks };
+  return {
+    text,
+    blocks: [
+      ...blocks.filter((b) => b.type !== 'actions'),
+      { type: 'context', elements: [{ type: 'mrkdwn', text: 'This request went to other approvers (escalated); nothing is needed from you.' }] },
+    ],
+  };
 }
 
 /** `/tollgate approvals` and App Home: what waits for this person, with buttons. */

@@ -250,8 +250,7 @@ export function createDeliverer(opts: DelivererOptions): SlackDeliverer {
           if (at) await scheduleReminder(q, approvalId, at);
         }
         if (rows.length === 0) return 'nothing';
-        const message = renderApprovalMessage(a);
-        return deliverRows(q, rows, () => message, (at) => enqueueApprovalDelivery(q, approvalId, at));
+        return deliverRows(q, rows, (row) => renderApprovalMessage(a, row.copy ?? 'thread'), (at) => enqueueApprovalDelivery(q, approvalId, at));
       }),
 
     remindApproval: (approvalId) =>
