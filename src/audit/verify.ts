@@ -123,7 +123,8 @@ export async function verifyAuditChain(q: Queryable): Promise<VerifyReport> {
 
 export function formatVerifyReport(r: VerifyReport): string {
   if (r.ok) {
-    return `Audit chain verified: ${r.events} events in ${r.chains} chains, every link intact` +
+    const n = (k: number, word: string) => `${k} ${word}${k === 1 ? '' : 's'}`;
+    return `Audit chain verified: ${n(r.events, 'event')} in ${n(r.chains, 'chain')}, every link intact` +
       (r.purgedPayloads ? ` (${r.purgedPayloads} payloads purged by retention; their digests still verify).` : '.');
   }
   const b = r.broken as BrokenLink;
