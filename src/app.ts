@@ -8,7 +8,8 @@ import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/connect.ts';
 import { migrate } from './db/migrate.ts';
 import type { Logger } from './log.ts';
-import { loadProjectConfig, type ProjectConfig } from './project-config.ts';
+import type { ProjectConfig } from './project-config.ts';
+import { loadProject, type Project } from './project.ts';
 import { WorkflowRegistry } from './runtime/registry.ts';
 import { Runtime } from './runtime/runtime.ts';
 import { createHttpServer, sendJson, type HttpServer } from './server/http.ts';
@@ -35,14 +36,16 @@ export interface App {
   stop(): Promise<void>;
 }
 
-export function buildRegistry(project: ProjectConfig): WorkflowRegistry {
-  return new WorkflowRegistry().register(...builtinWorkflows(project));
+/** The built-in workflows (configured by the project) and the project's own. */
+export function buildRegistry(project: Project): WorkflowRegistry {
+  return new WorkflowRegistry().register(...builtinWorkflows(project.config), ...project.workflows);
 }
 
 export async function startApp(opts: { config: Config; log: Logger; mode: AppMode; db?: Database }): Promise<App> {
   const { config, log, mode } = opts;
-  const project = loadProjectConfig(config.projectConfigPath);
-  const registry = buildRegistry(project);
+  const loaded = await loadProject(config.projectConfigPath);
+  const project = loaded.config;
+  const registry = buildRegistry(loaded);
   const db = opts.db ?? (await openDatabase(config, log));
   try {
     await migrate(db.pool, log);
@@ -50,7 +53,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     await db.close();
     throw e;
   }
-  const runtime = new Runtime({ pool: db.pool, registry, log, project, tools: builtinToolRegistry() });
+  const runtime = new Runtime({ pool: db.pool, registry, log, project, tools: builtinToolRegistry().register(...loaded.tools) });
   const slack = mode === 'none' ? undefined : createSlackAdapter({ config: config.slack, pool: db.pool, runtime, registry, project, log });
 
   let worker: WorkerHandle | undefined;

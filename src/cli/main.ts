@@ -11,7 +11,7 @@ import { loadConfig, type Config } from '../config.ts';
 import { isTollgateError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { parsePrincipal, type Principal } from '../principals.ts';
-import { loadProjectConfig } from '../project-config.ts';
+import { loadProject } from '../project.ts';
 import { CommandSyntaxError, parseKeyValues } from '../intents/command.ts';
 import { isTerminal } from '../runtime/runtime.ts';
 import type { RunStatus } from '../runtime/journal.ts';
@@ -90,9 +90,9 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .command('workflows')
     .description('List workflows and their inputs.')
     .option('--json', 'print JSON')
-    .action((opts: { json?: boolean }) => {
+    .action(async (opts: { json?: boolean }) => {
       const config = loadConfig(env);
-      const registry = buildRegistry(loadProjectConfig(config.projectConfigPath));
+      const registry = buildRegistry(await loadProject(config.projectConfigPath));
       const list = registry.latest().map((w) => ({
         name: w.name,
         version: w.version,
