@@ -109,15 +109,18 @@ export interface SerializedError {
   cause?: SerializedError;
 }
 
+/** PostgreSQL's jsonb cannot hold U+0000: an error carrying one (a remote's body) must still be recordable. */
+const noNul = (s: string) => s.replace(/\u0000/g, '\ufffd');
+
 export function serializeError(e: unknown, depth = 0): SerializedError {
   if (e instanceof Error) {
-    const out: SerializedError = { name: e.name, message: e.message };
+    const out: SerializedError = { name: noNul(e.name), message: noNul(e.message) };
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string') out.code = code;
     if (e instanceof TollgateError && Object.keys(e.details).length > 0) out.details = { ...e.details };
-    if (e.stack) out.stack = e.stack.split('\n').slice(0, 8).join('\n');
+    if (e.stack) out.stack = noNul(e.stack.split('\n').slice(0, 8).join('\n'));
     if (e.cause !== undefined && depth < 3) out.cause = serializeError(e.cause, depth + 1);
     return out;
   }
-  return { name: 'NonError', message: typeof e === 'string' ? e : JSON.stringify(e) ?? String(e) };
+  return { name: 'NonError', message: noNul(typeof e === 'string' ? e : (JSON.stringify(e) ?? String(e))) };
 }

@@ -221,6 +221,42 @@ describe('durable execution', () => {
   });
 });
 
+describe('journal edge cases', () => {
+  it('records every step of a Promise.all that finish together, and runs none of them again on replay', async () => {
+    const calls = { a: 0, b: 0 };
+    const both = wf('together', async (ctx) => {
+      // Both bodies wait for each other, so both finish in the same turn of the event loop.
+      let arrived = 0;
+      let release = () => {};
+      const gate = new Promise<void>((r) => (release = r));
+      const body = async (name: 'a' | 'b') => {
+        calls[name]++;
+        if (++arrived === 2) release();
+        await gate;
+        return name.toUpperCase();
+      };
+      const [a, b] = await Promise.all([ctx.step('a', () => body('a')), ctx.step('b', () => body('b'))]);
+      await ctx.sleep('nap', 300); // suspends: the replay must find both successes in the journal
+      return `${a}${b}`;
+    });
+    const { runtime } = await rt([both], { inlineWaitMaxMs: 0 });
+    const run = await runtime.startRun({ workflow: 'together', input: {} });
+    const done = await waitForRun(runtime, run.id, 'succeeded');
+    expect(done.output).toBe('AB');
+    expect(calls).toEqual({ a: 1, b: 1 });
+    const types = (await events(run.id)).filter((e) => e.type === 'step.succeeded').map((e) => e.payload.step);
+    expect(types).toEqual(expect.arrayContaining(['a', 'b']));
+  });
+
+  it('fails a step whose output PostgreSQL cannot store (a NUL character), saying why, instead of retrying forever', async () => {
+    const nul = wf('nul', async (ctx) => ctx.step('binary', () => 'a\u0000b'));
+    const { runtime } = await rt([nul]);
+    const run = await runtime.startRun({ workflow: 'nul', input: {} });
+    const failed = await waitForRun(runtime, run.id, 'failed');
+    expect((failed.error as { message: string }).message).toContain('contains a NUL character');
+  });
+});
+
 describe('invariant 1: every state change of a run appends its event in the same transaction', () => {
   it('records an event for each run and step transition', async () => {
     const w = wf('evented', async (ctx) => {

@@ -111,8 +111,14 @@ const sleep = (ms: number, signal?: AbortSignal) =>
   });
 
 /** JSON round trip, so a live result equals what a replay will read back. */
-function asJson<T>(value: T): T {
-  return value === undefined ? value : (JSON.parse(JSON.stringify(value)) as T);
+function asJson<T>(value: T, what = 'A step output'): T {
+  if (value === undefined) return value;
+  const text = JSON.stringify(value);
+  // PostgreSQL's jsonb cannot hold U+0000; storing it would fail the journal write on every retry.
+  if (text.includes('\\u0000')) {
+    throw new NonRetriableError(`${what} contains a NUL character (\\u0000), which PostgreSQL cannot store. Encode binary data (e.g. base64) before returning it.`);
+  }
+  return JSON.parse(text) as T;
 }
 
 export class Executor {
@@ -198,6 +204,14 @@ export class Executor {
     } catch (e) {
       outcome = { kind: 'error', error: replay.stopped ?? e };
     }
+    if (!replay.journalError) {
+      try {
+        await replay.flush();
+        await replay.settle();
+      } catch (e) {
+        replay.journalError ??= e;
+      }
+    }
     if (replay.journalError) {
       // The journal could not be written (database down, connection lost). Nothing about the run
       // is decided on that basis: it stays as recorded and the job's retry (or recovery after a
@@ -209,17 +223,23 @@ export class Executor {
         { cause: replay.journalError },
       );
     }
-    await replay.flush();
-    await replay.settle();
 
     if (outcome.kind === 'ok') {
       const leftover = steps.find((s) => s.idx >= replay.counter);
       if (leftover) {
         outcome = { kind: 'error', error: new NondeterminismError(runId, leftover.idx, leftover.name, '(end of workflow)') };
       } else {
-        await journal.finishRun(q, runId, 'succeeded', { output: asJson(outcome.output) ?? null });
-        log.info('run succeeded');
-        return 'finished';
+        let output: unknown;
+        try {
+          output = asJson(outcome.output, 'The run output') ?? null;
+        } catch (e) {
+          outcome = { kind: 'error', error: e };
+        }
+        if (outcome.kind === 'ok') {
+          await journal.finishRun(q, runId, 'succeeded', { output });
+          log.info('run succeeded');
+          return 'finished';
+        }
       }
     }
     const err = outcome.error;
@@ -231,7 +251,7 @@ export class Executor {
     const cancelled = err instanceof Cancelled;
     const error: SerializedError | undefined = cancelled ? undefined : serializeError(err);
     if (!cancelled) log.warn({ err: error }, 'run failed');
-    return this.#compensateAndEnd(q, run, replay, log, cancelled, error);
+    return this.#compensateAndEnd(q, run, replay, log, cancelled, error, signal);
   }
 
   async #compensateAndEnd(
@@ -241,6 +261,7 @@ export class Executor {
     log: Logger,
     cancelled: boolean,
     error: SerializedError | undefined,
+    signal: AbortSignal,
   ): Promise<AdvanceOutcome> {
     const todo = replay.compensations.filter((c) => c.row?.status !== 'compensated').reverse();
     if (todo.length === 0) {
@@ -253,7 +274,7 @@ export class Executor {
       [run.id, error ? JSON.stringify(error) : null, todo.length, cancelled ? 'cancelled' : 'failed'],
     );
     for (const c of todo) {
-      const ok = await this.#runCompensation(q, run, c, log);
+      const ok = await this.#runCompensation(q, run, c, log, signal);
       if (!ok) {
         const e = new TollgateError(
           'TG_STEP_FAILED',
@@ -270,15 +291,21 @@ export class Executor {
     return 'finished';
   }
 
-  async #runCompensation(q: Queryable, run: RunRow, c: Compensation, parentLog: Logger): Promise<boolean> {
+  async #runCompensation(q: Queryable, run: RunRow, c: Compensation, parentLog: Logger, signal: AbortSignal): Promise<boolean> {
     const log = parentLog.child({ step: c.name, compensation: true });
     for (let attempt = 1; attempt <= c.retry.maxAttempts; attempt++) {
+      if (signal.aborted) {
+        // Shutting down: leave the run 'compensating'; the next worker resumes the undo here.
+        throw new TollgateError('TG_RUN_BUSY', `Worker shutting down during the compensation of run ${run.id}; another worker resumes it.`, { runId: run.id });
+      }
       await q.query(
         `WITH s AS (UPDATE tollgate.steps SET status = 'compensating', updated_at = now() WHERE run_id = $1 AND idx = $2 RETURNING run_id, idx)
          INSERT INTO tollgate.events (run_id, type, step_idx, payload) SELECT run_id, 'step.compensating', idx, jsonb_build_object('step', $3::text, 'attempt', $4::int) FROM s`,
         [run.id, c.idx, c.name, attempt],
       );
       const ac = new AbortController();
+      const onShutdown = () => ac.abort(new Error('worker shutting down'));
+      signal.addEventListener('abort', onShutdown, { once: true });
       const ctx: CompensationContext = {
         runId: run.id,
         step: c.name,
@@ -288,14 +315,10 @@ export class Executor {
         log,
         output: c.output,
       };
+      let undone = false;
       try {
         await c.fn(ctx);
-        await q.query(
-          `WITH s AS (UPDATE tollgate.steps SET status = 'compensated', updated_at = now() WHERE run_id = $1 AND idx = $2 RETURNING run_id, idx)
-           INSERT INTO tollgate.events (run_id, type, step_idx, payload) SELECT run_id, 'step.compensated', idx, jsonb_build_object('step', $3::text, 'attempt', $4::int) FROM s`,
-          [run.id, c.idx, c.name, attempt],
-        );
-        return true;
+        undone = true;
       } catch (e) {
         const last = attempt >= c.retry.maxAttempts || e instanceof NonRetriableError;
         await q.query(
@@ -306,7 +329,19 @@ export class Executor {
         );
         log.warn({ err: e, attempt }, 'compensation attempt failed');
         if (last) return false;
-        await sleep(nextDelayMs(c.retry, attempt, e));
+        await sleep(nextDelayMs(c.retry, attempt, e), signal);
+      } finally {
+        signal.removeEventListener('abort', onShutdown);
+      }
+      if (undone) {
+        // Outside the try: a failed write here is a database problem, not a failed undo, and
+        // must not be counted as an attempt (the advance fails and the undo is resumed).
+        await q.query(
+          `WITH s AS (UPDATE tollgate.steps SET status = 'compensated', updated_at = now() WHERE run_id = $1 AND idx = $2 RETURNING run_id, idx)
+           INSERT INTO tollgate.events (run_id, type, step_idx, payload) SELECT run_id, 'step.compensated', idx, jsonb_build_object('step', $3::text, 'attempt', $4::int) FROM s`,
+          [run.id, c.idx, c.name, attempt],
+        );
+        return true;
       }
     }
     return false;
@@ -334,7 +369,8 @@ class Replay {
    * workflow does something else first, and always before any other journal write. So a
    * success is durable no later than it was when written at once, give or take one event-loop turn.
    */
-  #unwritten: journal.StepSuccess | undefined;
+  #unwritten: journal.StepSuccess[] = [];
+  /** The chain of successes being written on their own, in order; its error is rethrown by the next take. */
   #writing: Promise<void> | undefined;
   readonly #log: Logger;
   readonly #signal: AbortSignal;
@@ -389,6 +425,9 @@ class Replay {
   /** Claims the next index for `name` and checks it against the journal. Synchronous on purpose. */
   #claim(name: string): { idx: number; name: string; row: StepRow | undefined } {
     if (this.stopped) throw this.stopped;
+    // A journal write failed: nothing more may run on a journal that is missing a record (the
+    // workflow could otherwise catch the error and act as if the earlier step had not happened).
+    if (this.journalError) throw this.journalError;
     const seen = (this.#names.get(name) ?? 0) + 1;
     this.#names.set(name, seen);
     const unique = seen === 1 ? name : `${name}:${seen}`;
@@ -423,26 +462,39 @@ class Replay {
   }
 
   #deferSuccess(success: journal.StepSuccess): void {
-    this.#unwritten = success;
+    // A list, not one slot: steps running concurrently (Promise.all) can finish in the same turn.
+    this.#unwritten.push(success);
     setImmediate(() => {
-      if (this.#unwritten !== success) return; // taken by the next step's start
-      this.#unwritten = undefined;
-      this.#writing = journal.succeedStep(this.#q, this.#run.id, success.idx, success.name, success.output);
-      this.#writing.catch(() => {}); // awaited, and so rethrown, by the next takeUnwritten()
+      const i = this.#unwritten.indexOf(success);
+      if (i < 0) return; // taken by a step's start or a settle meanwhile
+      this.#unwritten.splice(i, 1);
+      this.#chainWrite(success);
     });
   }
 
-  /** Waits for a success being written on its own (rethrowing its error); returns one not yet written. */
-  async takeUnwritten(): Promise<journal.StepSuccess | undefined> {
-    const writing = this.#writing;
-    this.#writing = undefined;
-    const unwritten = this.#unwritten;
-    this.#unwritten = undefined;
-    if (writing) await writing;
-    return unwritten;
+  #chainWrite(success: journal.StepSuccess): void {
+    const previous = this.#writing ?? Promise.resolve();
+    const writing = previous.then(() => journal.succeedStep(this.#q, this.#run.id, success.idx, success.name, success.output));
+    writing.catch(() => {}); // awaited, and so rethrown, by the next takeUnwritten()
+    this.#writing = writing;
   }
 
-  /** Writes a step success not written yet, if any. Call before any journal write but a step start. */
+  /**
+   * Waits for the successes being written on their own (rethrowing their error), writes all
+   * unwritten ones but the newest, and returns that one for the caller to write with its own
+   * statement.
+   */
+  async takeUnwritten(): Promise<journal.StepSuccess | undefined> {
+    const pending = this.#unwritten.splice(0);
+    const last = pending.pop();
+    for (const s of pending) this.#chainWrite(s);
+    const writing = this.#writing;
+    this.#writing = undefined;
+    if (writing) await writing;
+    return last;
+  }
+
+  /** Writes every step success not written yet. Call before any journal write but a step start. */
   async settle(): Promise<void> {
     const unwritten = await this.takeUnwritten();
     if (unwritten) await journal.succeedStep(this.#q, this.#run.id, unwritten.idx, unwritten.name, unwritten.output);
@@ -518,6 +570,7 @@ class Replay {
         if (this.#signal.aborted) this.#stop(new Suspend('shutdown', new Date()));
       }
       await this.flush();
+      if (input !== undefined) asJson(input, `The input of ${kind} "${unique}"`); // refused before it is recorded
       const previous = await this.takeUnwritten();
       const started = await journal.startStepAttempt(this.#q, { runId: this.#run.id, idx, name: unique, kind, attempt, input }, previous);
       if (started.cancelRequested) this.#stop(new Cancelled());
