@@ -32,7 +32,8 @@ const envSchema = z.object({
   WORKER_POLL_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),
   /** A worker whose heartbeat is older than this is dead: its jobs are unlocked for others. */
   WORKER_DEAD_AFTER_MS: z.coerce.number().int().min(1000).default(15000),
-  PG_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(20),
+  /** Unset: 2 × WORKER_CONCURRENCY + 5 (an advance holds a connection; its tools may take another). */
+  PG_POOL_SIZE: z.coerce.number().int().min(2).max(1000).optional(),
 
   SLACK_SIGNING_SECRET: z.string().min(1).optional(),
   SLACK_BOT_TOKEN: z.string().min(1).optional(),
@@ -149,6 +150,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   const e = parsed.data;
+  // Each running advance holds one connection for its whole length, and Graphile Worker and the
+  // heartbeat need a few more: a smaller pool stalls the worker and gets it taken for dead.
+  const minPool = e.WORKER_CONCURRENCY + 5;
+  if (e.PG_POOL_SIZE !== undefined && e.PG_POOL_SIZE < minPool) {
+    throw new TollgateError(
+      'TG_CONFIG_INVALID',
+      `Invalid configuration. Fix these environment variables and start again:\n  PG_POOL_SIZE: got "${e.PG_POOL_SIZE}"; expected at least WORKER_CONCURRENCY + 5 = ${minPool} ` +
+        `(each running job holds a connection), or leave it unset for ${2 * e.WORKER_CONCURRENCY + 5}.`,
+    );
+  }
   const botFrameworkSettings: Record<string, string> = {};
   for (const key of BOT_FRAMEWORK_KEYS) {
     const v = cleaned[key];
@@ -168,7 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pollIntervalMs: e.WORKER_POLL_INTERVAL_MS,
       deadAfterMs: e.WORKER_DEAD_AFTER_MS,
     },
-    pgPoolSize: e.PG_POOL_SIZE,
+    pgPoolSize: e.PG_POOL_SIZE ?? 2 * e.WORKER_CONCURRENCY + 5,
     slack: {
       signingSecret: e.SLACK_SIGNING_SECRET,
       botToken: e.SLACK_BOT_TOKEN,

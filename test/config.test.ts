@@ -33,6 +33,12 @@ describe('configuration', () => {
     expect(message).not.toContain('not a url with secret');
   });
 
+  it('sizes the pool for the worker, and refuses a pool too small for its concurrency', () => {
+    expect(loadConfig({}).pgPoolSize).toBe(25);
+    expect(loadConfig({ WORKER_CONCURRENCY: '40' }).pgPoolSize).toBe(85);
+    expect(() => loadConfig({ WORKER_CONCURRENCY: '40', PG_POOL_SIZE: '20' })).toThrow(/PG_POOL_SIZE: got "20"; expected at least WORKER_CONCURRENCY \+ 5 = 45/);
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ DATABASE_URL: '' }).databaseUrl).toBeUndefined();
   });
