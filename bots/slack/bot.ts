@@ -34,7 +34,7 @@ import type { Runtime } from '../../src/runtime/runtime.ts';
 import type { WorkflowDefinition } from '../../src/runtime/workflow.ts';
 import { fromFormValues, describeForm, describeInputs, fieldErrors } from '../../src/views/form.ts';
 import { ACTION_IDS, listRunsRequestedBy, loadRunView } from '../../src/views/run-view.ts';
-import { escapeMrkdwn, plainMessage, renderRunList, renderRunMessage, renderWorkflows, type SlackMessage } from './blocks.ts';
+import { escapeMrkdwn, plainMessage, renderRunList, renderRunMessage, renderWorkflows, truncate, type SlackMessage } from './blocks.ts';
 import { principalFromCommand, principalFromEvent, principalFromInteraction } from './identity.ts';
 import { getApproval, listPendingApprovals } from '../../src/approvals/index.ts';
 import { formatPrincipal } from '../../src/principals.ts';
@@ -298,7 +298,7 @@ export class SlackBot {
       }
       const outcome = await this.#o.runtime.decide(approvalId, principal, 'reject', reason, { via: 'slack' });
       if (outcome.kind !== 'recorded') {
-        await ack({ response_action: 'errors', errors: { [REASON_BLOCK]: truncateText(outcome.message, 2000) } });
+        await ack({ response_action: 'errors', errors: { [REASON_BLOCK]: truncate(outcome.message, 2000) } });
         return;
       }
       await ack();
@@ -502,10 +502,6 @@ interface ClickBody {
   trigger_id: string;
   channel?: { id: string };
   container?: { channel_id?: string; thread_ts?: string };
-}
-
-function truncateText(s: string, max: number): string {
-  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
 }
 
 function safeJson(s: string | undefined): unknown {

@@ -3,13 +3,11 @@
  * function takes the caller's transaction, so a delivery key, the intent it carried (a run, a
  * retry) and the messages it asks for commit together or not at all.
  */
-import type pg from 'pg';
 import { newId } from '../../src/ids.ts';
 import type { Queryable } from '../../src/runtime/journal.ts';
 import type { SlackMessage } from './blocks.ts';
 
 /** Jobs are added through `tollgate.slack_enqueue` (migrations/000003_slack.sql), never add_job directly. */
-export const DELIVER_TASK = 'slack-deliver';
 
 /**
  * Records that this Slack delivery was handled. False when it already was: a retry

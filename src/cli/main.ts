@@ -5,7 +5,7 @@
  * Runs started here are executed by whichever worker is running.
  */
 import os from 'node:os';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { startApp, buildRegistry, type App, type AppMode } from '../app.ts';
 import { loadConfig, type Config } from '../config.ts';
 import { isTollgateError } from '../errors.ts';

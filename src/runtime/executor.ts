@@ -32,7 +32,6 @@ import type pg from 'pg';
 import {
   NondeterminismError,
   NonRetriableError,
-  RetryAfterError,
   StepFailedError,
   StepTimeoutError,
   TollgateError,
@@ -651,5 +650,3 @@ class Replay {
   }
 }
 
-export { Suspend as _Suspend };
-export { RetryAfterError };

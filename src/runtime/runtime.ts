@@ -6,9 +6,9 @@
  * The runtime never talks to Slack or Teams; it knows principals and ids only.
  */
 import type pg from 'pg';
-import { z } from 'zod';
 import { withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../errors.ts';
+import { describeIssues } from './zod-issues.ts';
 import { newId } from '../ids.ts';
 import type { Logger } from '../log.ts';
 import type { Principal } from '../principals.ts';
@@ -222,10 +222,4 @@ export function isTerminal(status: RunStatus): boolean {
 
 function notFound(runId: string): TollgateError {
   return new TollgateError('TG_RUN_NOT_FOUND', `No run with id "${runId}". List runs with \`tollgate runs list\`.`, { runId });
-}
-
-export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((i) => (i.path.length ? `${i.path.map(String).join('.')}: ${i.message}` : i.message))
-    .join('; ');
 }
