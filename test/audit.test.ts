@@ -146,6 +146,34 @@ describe('audit trail', () => {
   });
 });
 
+describe('audit verify on a live system', () => {
+  it('reports a sound log as sound while runs keep appending events', async () => {
+    const busy = defineWorkflow({
+      name: 'busy',
+      version: 1,
+      description: 'many quick steps',
+      input: z.object({}),
+      run: async (ctx) => {
+        for (let i = 0; i < 40; i++) await ctx.step(`s${i}`, () => i);
+      },
+    }) as unknown as WorkflowDefinition;
+    const live = await createTestDb(); // the other tests of this file tamper with theirs
+    const r = await createTestRuntime(live, [busy]);
+    try {
+      const runs = await Promise.all([1, 2, 3, 4].map(() => r.runtime.startRun({ workflow: 'busy', input: {} })));
+      const reports = [];
+      for (let i = 0; i < 15; i++) reports.push(await verifyAuditChain(live.pool));
+      for (const run of runs) await waitForRun(r.runtime, run.id, 'succeeded');
+      reports.push(await verifyAuditChain(live.pool));
+      expect(reports.filter((rep) => !rep.ok)).toEqual([]);
+      expect(reports.at(-1)?.events).toBeGreaterThan(4 * 80);
+    } finally {
+      await r.stop();
+      await live.close();
+    }
+  });
+});
+
 describe('retention', () => {
   it('purges step inputs/outputs and event payloads of finished runs, and the chain still verifies', async () => {
     const fresh = await createTestDb();

@@ -8,6 +8,7 @@
  * The hash is recomputed by the same SQL function the insert trigger uses
  * (`tollgate.event_link_hash`), so both sides agree byte for byte. This module only reads.
  */
+import type pg from 'pg';
 import type { Queryable } from '../runtime/journal.ts';
 
 export interface BrokenLink {
@@ -44,7 +45,28 @@ function same(a: Buffer | null, b: Buffer | null): boolean {
   return a.equals(b);
 }
 
-export async function verifyAuditChain(q: Queryable): Promise<VerifyReport> {
+/**
+ * Verifies every chain. Given a pool, it reads one snapshot (a REPEATABLE READ, READ ONLY
+ * transaction): on a live system runs keep appending events, and reading the log and the chain
+ * heads at different moments would report a sound chain as broken.
+ */
+export async function verifyAuditChain(db: pg.Pool | Queryable): Promise<VerifyReport> {
+  if (!('connect' in db) || typeof db.connect !== 'function' || 'release' in db) return verifyIn(db);
+  const client = await (db as pg.Pool).connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const report = await verifyIn(client);
+    await client.query('COMMIT');
+    return report;
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw e;
+  } finally {
+    client.release();
+  }
+}
+
+async function verifyIn(q: Queryable): Promise<VerifyReport> {
   let events = 0;
   let purgedPayloads = 0;
   let chains = 0;
