@@ -21,14 +21,19 @@ const BATCH = 5000;
 
 export async function purgeBefore(pool: pg.Pool, cutoff: Date): Promise<PurgeResult> {
   let events = 0;
+  // Keyset batches (id > the last one purged): each batch starts where the previous ended instead
+  // of walking again over the rows already purged.
+  let last = '0';
   for (;;) {
-    const r = await pool.query(
+    const r = await pool.query<{ id: string }>(
       `UPDATE tollgate.events SET payload = NULL
-       WHERE id IN (SELECT id FROM tollgate.events WHERE created_at < $1 AND payload IS NOT NULL ORDER BY id LIMIT ${BATCH})`,
-      [cutoff],
+       WHERE id IN (SELECT id FROM tollgate.events WHERE id > $2 AND created_at < $1 AND payload IS NOT NULL ORDER BY id LIMIT ${BATCH})
+       RETURNING id::text`,
+      [cutoff, last],
     );
     events += r.rowCount ?? 0;
     if ((r.rowCount ?? 0) < BATCH) break;
+    last = r.rows.reduce((max, row) => (BigInt(row.id) > BigInt(max) ? row.id : max), last);
   }
   const runs = await pool.query<{ id: string }>(
     `UPDATE tollgate.runs SET journal_purged_at = now()
@@ -37,10 +42,11 @@ export async function purgeBefore(pool: pg.Pool, cutoff: Date): Promise<PurgeRes
      RETURNING id`,
     [cutoff],
   );
+  // Only the runs purged now: earlier ones were emptied by earlier purges.
   const steps = await pool.query(
-    `UPDATE tollgate.steps s SET input = NULL, output = NULL
-     FROM tollgate.runs r
-     WHERE r.id = s.run_id AND r.journal_purged_at IS NOT NULL AND (s.input IS NOT NULL OR s.output IS NOT NULL)`,
+    `UPDATE tollgate.steps SET input = NULL, output = NULL
+     WHERE run_id = ANY($1::text[]) AND (input IS NOT NULL OR output IS NOT NULL)`,
+    [runs.rows.map((r) => r.id)],
   );
   const result = { cutoff: cutoff.toISOString(), events, steps: steps.rowCount ?? 0, runs: runs.rowCount ?? 0 };
   await appendEvent(pool, { runId: null, type: 'retention.purged', payload: { ...result } });
