@@ -5,14 +5,17 @@
 import type { TaskList } from 'graphile-worker';
 import type { Runtime } from '../src/runtime/runtime.ts';
 import * as runAdvance from './run-advance.ts';
+import * as runSweep from './run-sweep.ts';
 import * as retentionPurge from './retention-purge.ts';
 import * as slackDeliver from './slack-deliver.ts';
 import * as slackDedupePrune from './slack-dedupe-prune.ts';
 import * as slackApprovalRemind from './slack-approval-remind.ts';
 
-/** The worker's scheduled tasks: retention when configured, Slack key pruning when Slack is. */
+/** The worker's scheduled tasks: the stuck-run sweep always, retention when configured, Slack key pruning when Slack is. */
 export function crontab(opts: { retentionDays: number | undefined; slack: boolean }): string {
-  return [retentionPurge.crontabLine(opts.retentionDays), opts.slack ? slackDedupePrune.crontabLine : undefined].filter(Boolean).join('\n');
+  return [runSweep.crontabLine, retentionPurge.crontabLine(opts.retentionDays), opts.slack ? slackDedupePrune.crontabLine : undefined]
+    .filter(Boolean)
+    .join('\n');
 }
 
 export interface TaskDeps {
@@ -25,6 +28,7 @@ export interface TaskDeps {
 export function taskList(deps: TaskDeps): TaskList {
   return {
     [runAdvance.identifier]: runAdvance.makeRunAdvance(deps.runtime, deps.processId),
+    [runSweep.identifier]: runSweep.makeRunSweep(deps.runtime),
     [retentionPurge.identifier]: retentionPurge.makeRetentionPurge(deps.runtime),
     [slackDeliver.identifier]: slackDeliver.makeSlackDeliver(deps.slack),
     [slackDedupePrune.identifier]: slackDedupePrune.makeSlackDedupePrune(deps.runtime.pool),

@@ -22,11 +22,11 @@ describe('Slack delivery keys', () => {
     expect(rows.map((r) => r.key)).toEqual(['event:NEW']);
   });
 
-  it('are pruned hourly when Slack is configured, and retention runs daily when configured', () => {
-    expect(crontab({ retentionDays: undefined, slack: false })).toBe('');
-    expect(crontab({ retentionDays: undefined, slack: true })).toBe('7 * * * * slack-dedupe-prune');
-    const both = crontab({ retentionDays: 30, slack: true });
-    expect(both.split('\n')).toEqual(['17 3 * * * retention-purge', '7 * * * * slack-dedupe-prune']);
-    expect(parseCrontab(both).map((item) => item.task)).toEqual(['retention-purge', 'slack-dedupe-prune']); // Graphile accepts it
+  it('are pruned hourly when Slack is configured; the stuck-run sweep runs every minute, retention daily when configured', () => {
+    expect(crontab({ retentionDays: undefined, slack: false })).toBe('* * * * * run-sweep');
+    expect(crontab({ retentionDays: undefined, slack: true })).toBe('* * * * * run-sweep\n7 * * * * slack-dedupe-prune');
+    const all = crontab({ retentionDays: 30, slack: true });
+    expect(all.split('\n')).toEqual(['* * * * * run-sweep', '17 3 * * * retention-purge', '7 * * * * slack-dedupe-prune']);
+    expect(parseCrontab(all).map((item) => item.task)).toEqual(['run-sweep', 'retention-purge', 'slack-dedupe-prune']); // Graphile accepts it
   });
 });
