@@ -1,28 +1,17 @@
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { verifyAuditChain } from '../src/audit/verify.ts';
 import { purgeBefore } from '../src/audit/retention.ts';
 import { main } from '../src/cli/main.ts';
 import { NonRetriableError } from '../src/errors.ts';
-import { createTestDb, type TestDb } from './helpers/db.ts';
-import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
+import { createTestDb } from './helpers/db.ts';
+import { createTestRuntime, useTestRuntimes, waitForRun } from './helpers/runtime.ts';
 
-let db: TestDb;
-const runtimes: TestRuntime[] = [];
-
-beforeAll(async () => {
-  db = await createTestDb();
-});
-afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((r) => r.stop()));
-});
-afterAll(async () => {
-  await db.close();
-});
+const files = useTestRuntimes();
 
 const steps = defineWorkflow({
   name: 'steps',
@@ -56,7 +45,7 @@ async function cli(args: string[]) {
   const cfg = path.join(dir, 'tollgate.json');
   writeFileSync(cfg, JSON.stringify({ groups: {} }));
   const code = await main(['node', 'tollgate', ...args], { out: (s) => out.push(s), err: (s) => err.push(s) }, {
-    DATABASE_URL: db.url,
+    DATABASE_URL: files.db.url,
     TOLLGATE_CONFIG: cfg,
     LOG_LEVEL: 'silent',
   });
@@ -65,7 +54,7 @@ async function cli(args: string[]) {
 
 /** Runs `sql` with the append-only trigger off, as a superuser would to tamper with the log. */
 async function tamper(sql: string, params: unknown[] = []) {
-  const c = await db.pool.connect();
+  const c = await files.db.pool.connect();
   try {
     await c.query('BEGIN');
     await c.query('ALTER TABLE tollgate.events DISABLE TRIGGER events_append_only');
@@ -82,26 +71,26 @@ async function tamper(sql: string, params: unknown[] = []) {
 
 describe('audit trail', () => {
   it('refuses UPDATE, DELETE and TRUNCATE of events, and audit verify names the first edited event', async () => {
-    const { runtime } = await createTestRuntime(db, [steps]).then((r) => (runtimes.push(r), r));
+    const { runtime } = await files.start([steps]);
     const runs = await Promise.all([1, 2, 3, 4, 5, 6].map((n) => runtime.startRun({ workflow: 'steps', input: { n } })));
     for (const r of runs) await waitForRun(runtime, r.id, 'succeeded');
-    const ok = await verifyAuditChain(db.pool);
+    const ok = await verifyAuditChain(files.db.pool);
     expect(ok).toMatchObject({ ok: true });
     expect(ok.chains).toBeGreaterThanOrEqual(6);
 
     const target = runs[2]?.id as string;
-    const { rows } = await db.pool.query<{ id: string; payload: unknown; type: string }>(
+    const { rows } = await files.db.pool.query<{ id: string; payload: unknown; type: string }>(
       `SELECT id::text, payload, type FROM tollgate.events WHERE run_id = $1 AND type = 'step.succeeded' ORDER BY seq LIMIT 1`,
       [target],
     );
     const ev = rows[0] as { id: string; payload: unknown; type: string };
-    await expect(db.pool.query(`UPDATE tollgate.events SET payload = '{"forged":true}' WHERE id = $1`, [ev.id])).rejects.toThrow(/append-only: UPDATE refused on event/);
-    await expect(db.pool.query('DELETE FROM tollgate.events WHERE id = $1', [ev.id])).rejects.toThrow(/append-only: DELETE refused/);
-    await expect(db.pool.query('TRUNCATE tollgate.events CASCADE')).rejects.toThrow(/append-only: TRUNCATE refused/);
+    await expect(files.db.pool.query(`UPDATE tollgate.events SET payload = '{"forged":true}' WHERE id = $1`, [ev.id])).rejects.toThrow(/append-only: UPDATE refused on event/);
+    await expect(files.db.pool.query('DELETE FROM tollgate.events WHERE id = $1', [ev.id])).rejects.toThrow(/append-only: DELETE refused/);
+    await expect(files.db.pool.query('TRUNCATE tollgate.events CASCADE')).rejects.toThrow(/append-only: TRUNCATE refused/);
 
     // A superuser edits the payload behind the trigger's back.
     await tamper(`UPDATE tollgate.events SET payload = jsonb_set(payload, '{attempts}', '7') WHERE id = $1`, [ev.id]);
-    const edited = await verifyAuditChain(db.pool);
+    const edited = await verifyAuditChain(files.db.pool);
     expect(edited.ok).toBe(false);
     expect(edited.broken).toMatchObject({ eventId: ev.id, runId: target });
     expect(edited.broken?.reason).toContain('payload was edited');
@@ -111,16 +100,16 @@ describe('audit trail', () => {
 
     // Put it back: the chain verifies again. Then edit a field the hash covers directly.
     await tamper('UPDATE tollgate.events SET payload = $2 WHERE id = $1', [ev.id, JSON.stringify(ev.payload)]);
-    expect(await verifyAuditChain(db.pool)).toMatchObject({ ok: true });
+    expect(await verifyAuditChain(files.db.pool)).toMatchObject({ ok: true });
     await tamper(`UPDATE tollgate.events SET type = 'step.failed' WHERE id = $1`, [ev.id]);
-    expect((await verifyAuditChain(db.pool)).broken).toMatchObject({ eventId: ev.id, reason: expect.stringContaining('its hash no longer matches') });
+    expect((await verifyAuditChain(files.db.pool)).broken).toMatchObject({ eventId: ev.id, reason: expect.stringContaining('its hash no longer matches') });
     await tamper('UPDATE tollgate.events SET type = $2 WHERE id = $1', [ev.id, ev.type]);
 
     // Removing an event from the middle of a chain is caught at the next one.
     const other = runs[4]?.id as string;
-    const chain = await db.pool.query<{ id: string }>('SELECT id::text FROM tollgate.events WHERE run_id = $1 ORDER BY seq', [other]);
+    const chain = await files.db.pool.query<{ id: string }>('SELECT id::text FROM tollgate.events WHERE run_id = $1 ORDER BY seq', [other]);
     await tamper('DELETE FROM tollgate.events WHERE id = $1', [chain.rows[1]?.id]);
-    const removed = await verifyAuditChain(db.pool);
+    const removed = await verifyAuditChain(files.db.pool);
     expect(removed.broken).toMatchObject({ eventId: chain.rows[2]?.id, runId: other, reason: expect.stringContaining('missing') });
   });
 

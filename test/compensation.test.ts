@@ -1,31 +1,14 @@
 /**
  * Compensation, cancellation during a step, retry from the failed step, and idempotency keys.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { NonRetriableError } from '../src/errors.ts';
 import { defineWorkflow, type WorkflowDefinition, type WorkflowContext } from '../src/runtime/workflow.ts';
-import { createTestDb, type TestDb } from './helpers/db.ts';
-import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
+import { useTestRuntimes, waitForRun } from './helpers/runtime.ts';
 
-let db: TestDb;
-const runtimes: TestRuntime[] = [];
-
-beforeAll(async () => {
-  db = await createTestDb();
-});
-afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((r) => r.stop()));
-});
-afterAll(async () => {
-  await db.close();
-});
-
-async function rt(workflows: WorkflowDefinition[]) {
-  const r = await createTestRuntime(db, workflows);
-  runtimes.push(r);
-  return r;
-}
+const files = useTestRuntimes();
+const rt = (workflows: WorkflowDefinition[]) => files.start(workflows);
 
 const wf = (name: string, run: (ctx: WorkflowContext<{ failAt?: string }>) => Promise<unknown>) =>
   defineWorkflow({ name, version: 1, description: name, input: z.object({ failAt: z.string().optional() }), run }) as unknown as WorkflowDefinition;
@@ -37,7 +20,7 @@ function deferred() {
 }
 
 async function eventTypes(runId: string): Promise<string[]> {
-  const { rows } = await db.pool.query<{ type: string; step_idx: number | null }>(
+  const { rows } = await files.db.pool.query<{ type: string; step_idx: number | null }>(
     'SELECT type, step_idx FROM tollgate.events WHERE run_id = $1 ORDER BY id',
     [runId],
   );

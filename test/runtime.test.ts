@@ -1,35 +1,17 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { NonRetriableError } from '../src/errors.ts';
-import { createTestDb, type TestDb } from './helpers/db.ts';
-import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
+import { useTestRuntimes, waitForRun } from './helpers/runtime.ts';
 
-let db: TestDb;
-const runtimes: TestRuntime[] = [];
-
-beforeAll(async () => {
-  db = await createTestDb();
-});
-// Each test's worker knows only that test's workflows: stop it before the next test starts.
-afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((r) => r.stop()));
-});
-afterAll(async () => {
-  await db.close();
-});
-
-async function rt(workflows: WorkflowDefinition[], opts: Parameters<typeof createTestRuntime>[2] = {}) {
-  const r = await createTestRuntime(db, workflows, opts);
-  runtimes.push(r);
-  return r;
-}
+const files = useTestRuntimes();
+const rt = (workflows: WorkflowDefinition[], opts: Parameters<typeof files.start>[1] = {}) => files.start(workflows, opts);
 
 const wf = <O>(name: string, run: WorkflowDefinition['run'], version = 1, input: z.ZodType = z.object({}).passthrough()) =>
   defineWorkflow({ name, version, description: name, input, run }) as unknown as WorkflowDefinition;
 
 async function events(runId: string) {
-  const { rows } = await db.pool.query<{ type: string; step_idx: number | null; payload: Record<string, unknown> }>(
+  const { rows } = await files.db.pool.query<{ type: string; step_idx: number | null; payload: Record<string, unknown> }>(
     'SELECT type, step_idx, payload FROM tollgate.events WHERE run_id = $1 ORDER BY id',
     [runId],
   );
@@ -281,7 +263,7 @@ describe('invariant 1: every state change of a run appends its event in the same
     const w = wf('atomic', async (ctx) => ctx.step('only', () => 'x'));
     const { runtime } = await rt([w], { worker: false });
     const run = await runtime.startRun({ workflow: 'atomic', input: {} });
-    await db.pool.query(`
+    await files.db.pool.query(`
       CREATE FUNCTION pg_temp_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.type = 'run.succeeded' THEN RAISE EXCEPTION 'event store unavailable'; END IF; RETURN NEW; END $$;
       CREATE TRIGGER refuse_success BEFORE INSERT ON tollgate.events FOR EACH ROW EXECUTE FUNCTION pg_temp_refuse();`);
@@ -291,7 +273,7 @@ describe('invariant 1: every state change of a run appends its event in the same
       expect(detail.run.status).toBe('running'); // not 'succeeded' without its event
       expect(detail.events.map((e) => e.type)).not.toContain('run.succeeded');
     } finally {
-      await db.pool.query('DROP TRIGGER refuse_success ON tollgate.events; DROP FUNCTION pg_temp_refuse();');
+      await files.db.pool.query('DROP TRIGGER refuse_success ON tollgate.events; DROP FUNCTION pg_temp_refuse();');
     }
     expect(await runtime.advance(run.id, 'test')).toBe('finished');
     const detail = await runtime.getRun(run.id);

@@ -2,13 +2,14 @@
  * A runtime and a real Graphile Worker on a test database, with fast polling so scheduled
  * wake-ups are found quickly. `waitForRun` polls the run row until it reaches a status.
  */
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { Runtime } from '../../src/runtime/runtime.ts';
 import { WorkflowRegistry } from '../../src/runtime/registry.ts';
 import type { WorkflowDefinition } from '../../src/runtime/workflow.ts';
 import type { RunRow, RunStatus } from '../../src/runtime/journal.ts';
 import { newProcessId, startWorker, type WorkerHandle } from '../../src/worker.ts';
 import { taskList } from '../../jobs/index.ts';
-import type { TestDb } from './db.ts';
+import { createTestDb, type TestDb } from './db.ts';
 import type { ProjectConfig } from '../../src/project-config.ts';
 import type { ToolRegistry } from '../../src/tools/registry.ts';
 import { testLogger } from './log.ts';
@@ -79,4 +80,37 @@ export async function waitForRun(
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`Run ${runId} did not reach ${want.join('|')} within ${timeoutMs} ms; it is ${last?.status}.`);
+}
+
+/**
+ * A test file's own database, and the runtimes its tests start, each stopped when its test ends:
+ * a test's worker knows only that test's workflows and must not take the next test's jobs.
+ * Call at the top level of the file.
+ */
+export function useTestRuntimes(): {
+  readonly db: TestDb;
+  start(workflows: WorkflowDefinition[], opts?: Parameters<typeof createTestRuntime>[2]): Promise<TestRuntime>;
+} {
+  let db: TestDb | undefined;
+  const started: TestRuntime[] = [];
+  beforeAll(async () => {
+    db = await createTestDb();
+  });
+  afterEach(async () => {
+    await Promise.all(started.splice(0).map((r) => r.stop()));
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+  return {
+    get db(): TestDb {
+      if (!db) throw new Error('useTestRuntimes(): the database is created in beforeAll; use it inside tests and hooks.');
+      return db;
+    },
+    async start(workflows, opts) {
+      const r = await createTestRuntime(this.db, workflows, opts);
+      started.push(r);
+      return r;
+    },
+  };
 }
