@@ -8,6 +8,8 @@ import type { WorkflowDefinition } from './workflow.ts';
 
 export class WorkflowRegistry {
   readonly #byName = new Map<string, Map<number, WorkflowDefinition>>();
+  /** `keys()`, kept between registrations: every advance asks for it. */
+  #keys: string[] | undefined;
 
   register(...defs: WorkflowDefinition[]): this {
     for (const def of defs) {
@@ -22,6 +24,7 @@ export class WorkflowRegistry {
         );
       }
       versions.set(def.version, def);
+      this.#keys = undefined;
     }
     return this;
   }
@@ -52,7 +55,8 @@ export class WorkflowRegistry {
 
   /** Every registered `name@version`. */
   keys(): string[] {
-    return [...this.#byName.entries()].flatMap(([name, versions]) => [...versions.keys()].map((v) => `${name}@${v}`));
+    this.#keys ??= [...this.#byName.entries()].flatMap(([name, versions]) => [...versions.keys()].map((v) => `${name}@${v}`));
+    return this.#keys;
   }
 
   has(name: string): boolean {

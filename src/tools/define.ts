@@ -11,18 +11,12 @@
  */
 import type pg from 'pg';
 import type { z } from 'zod';
-import type { Logger } from '../log.ts';
+import type { StepContext } from '../runtime/workflow.ts';
 
 export type ToolEffect = 'read' | 'write';
 
-export interface ToolContext {
-  readonly runId: string;
-  readonly step: string;
-  readonly attempt: number;
-  /** Stable for this call across attempts and crashes: pass it on (header, unique column). */
-  readonly idempotencyKey: string;
-  readonly signal: AbortSignal;
-  readonly log: Logger;
+/** What a tool's handler gets: its step's context, plus its configuration and the pool. */
+export interface ToolContext extends StepContext {
   /** This tool's section of the project configuration (allowlists, credentials). */
   readonly config: Readonly<Record<string, unknown>>;
   readonly pool: pg.Pool;
