@@ -32,6 +32,12 @@ const envSchema = z.object({
   WORKER_POLL_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),
   /** A worker whose heartbeat is older than this is dead: its jobs are unlocked for others. */
   WORKER_DEAD_AFTER_MS: z.coerce.number().int().min(1000).default(15000),
+  /**
+   * How many times a run may be recovered (resumed after an advance that did not end: its worker
+   * died, or lost its job or connection mid-advance) before it is dead-lettered instead. 0: never
+   * recover, set aside at the first interruption.
+   */
+  TOLLGATE_MAX_RECOVERIES: z.coerce.number().int().min(0).max(1000).default(5),
   /** Unset: 2 × WORKER_CONCURRENCY + 5 (an advance holds a connection; its tools may take another). */
   PG_POOL_SIZE: z.coerce.number().int().min(2).max(1000).optional(),
 
@@ -70,6 +76,10 @@ export interface Config {
     readonly deadAfterMs: number;
   };
   readonly pgPoolSize: number;
+  readonly runtime: {
+    /** Recoveries allowed per run before it is dead-lettered (TOLLGATE_MAX_RECOVERIES). */
+    readonly maxRecoveries: number;
+  };
   readonly slack: {
     readonly signingSecret: string | undefined;
     readonly botToken: string | undefined;
@@ -180,6 +190,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       deadAfterMs: e.WORKER_DEAD_AFTER_MS,
     },
     pgPoolSize: e.PG_POOL_SIZE ?? 2 * e.WORKER_CONCURRENCY + 5,
+    runtime: { maxRecoveries: e.TOLLGATE_MAX_RECOVERIES },
     slack: {
       signingSecret: e.SLACK_SIGNING_SECRET,
       botToken: e.SLACK_BOT_TOKEN,

@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   TG_PRINCIPAL_INVALID: 'A principal is not written platform:tenant:user.',
   TG_RUN_STATE: 'The run is not in a state that allows this action.',
   TG_RUN_BUSY: 'Another executor holds the run; the advance job is retried later.',
+  TG_RUN_DEAD_LETTER: 'The run was interrupted more times than the recovery limit allows and was set aside until a person retries or cancels it.',
   TG_NONDETERMINISM: "A replay's steps no longer match the run's journal.",
   TG_STEP_FAILED: 'A step failed for good (all attempts used, or a non-retriable error).',
   TG_STEP_TIMEOUT: 'A step attempt ran longer than its timeout.',

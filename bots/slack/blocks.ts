@@ -62,6 +62,7 @@ const RUN_ICONS: Record<RunView['status'], string> = {
   compensating: ':leftwards_arrow_with_hook:',
   compensated: ':leftwards_arrow_with_hook:',
   compensation_failed: ':bangbang:',
+  dead_letter: ':skull_and_crossbones:',
 };
 
 export function formatDuration(ms: number): string {

@@ -62,22 +62,46 @@ export function formatTimeline(detail: RunDetail): string {
   if (run.finished_at) out.push(`  finished ${run.finished_at.toISOString()} (${formatDuration(total)})`);
   if (run.status === 'waiting') out.push(`  waiting for ${run.wait_reason ?? 'an event'}${run.wake_at ? ` until ${run.wake_at.toISOString()}` : ''}`);
   if (run.cancel_requested_at) out.push(`  cancellation requested ${run.cancel_requested_at.toISOString()}`);
-  if (run.recovery_attempts > 0) out.push(`  recovered after ${run.recovery_attempts} interruption(s)`);
+  if (run.status === 'dead_letter') out.push(...deadLetterLines(detail));
+  else if (run.recovery_attempts > 0) out.push(`  recovered after ${run.recovery_attempts} interruption(s)`);
   out.push(`  input ${JSON.stringify(run.input)}`);
   out.push('');
   const visible = steps.filter((s) => s.kind !== 'now' && s.kind !== 'uuid');
   if (visible.length === 0) out.push('  (no steps yet)');
   const nameWidth = Math.max(4, ...visible.map((s) => s.name.length));
   for (const s of visible) out.push(formatStep(s, nameWidth));
-  if (run.error) {
+  // A dead-lettered run's error is the dead-letter notice said above; what it may have carried
+  // before (a compensating run's failure) is its cause.
+  const error = run.status === 'dead_letter' && (run.error as SerializedError | null)?.code === 'TG_RUN_DEAD_LETTER' ? (run.error as SerializedError).cause : run.error;
+  if (error) {
     out.push('');
-    out.push(`  error: ${errorLine(run.error)}`);
+    out.push(`  error: ${errorLine(error)}`);
   }
   if (run.status === 'succeeded' && run.output !== null && run.output !== undefined) {
     out.push('');
     out.push(`  output ${JSON.stringify(run.output)}`);
   }
   return out.join('\n');
+}
+
+/**
+ * Why a run is in dead letter and how to take it out, from its newest `run.dead_lettered` event
+ * (written with the status change) or, failing that, the run row.
+ */
+function deadLetterLines(detail: RunDetail): string[] {
+  const { run } = detail;
+  const event = detail.events.findLast((e) => e.type === 'run.dead_lettered');
+  const p = (event?.payload ?? {}) as { recoveries?: number; limit?: number; steps?: string; lastExecutor?: string };
+  const recoveries = p.recoveries ?? run.recovery_attempts;
+  const limit = p.limit === undefined ? '' : ` (limit ${p.limit}, set by TOLLGATE_MAX_RECOVERIES)`;
+  const where = p.steps ? ` in step ${p.steps}` : '';
+  const who = p.lastExecutor ? `; last executor ${p.lastExecutor}` : '';
+  return [
+    `  dead-lettered after ${recoveries} ${recoveries === 1 ? 'recovery' : 'recoveries'}${limit}: its advance was interrupted again${where} ` +
+      `(the worker died or lost the run each time it resumed it${who}).`,
+    `  It is not advanced or swept again until a person acts. Find the cause, then take it out with \`tollgate runs retry ${run.id}\` ` +
+      `(resumes where it stopped, recoveries counted afresh) or \`tollgate runs cancel ${run.id}\` (stops it and undoes its completed steps).`,
+  ];
 }
 
 function formatStep(s: StepRow, nameWidth: number): string {

@@ -180,8 +180,13 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .action(async (id: string, opts: { as?: string }) => {
       const { config, log } = lazy(true);
       await withApp(config, log, async (app) => {
+        const { run } = await app.runtime.getRun(id);
         await app.runtime.retry(id, cliPrincipal(opts.as));
-        io.out(`${id} queued again; it resumes at the step that failed.`);
+        io.out(
+          run.status === 'dead_letter'
+            ? `${id} taken out of dead letter and queued again; it resumes where its workers were interrupted, with its recoveries counted afresh.`
+            : `${id} queued again; it resumes at the step that failed.`,
+        );
       });
     });
 

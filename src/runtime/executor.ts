@@ -73,7 +73,11 @@ export interface ExecutorOptions {
   project?: ProjectConfig;
   /** Tools workflows may call (each workflow still lists its own); the built-in ones by default. */
   tools?: ToolRegistry;
+  /** Recoveries allowed per run before it is dead-lettered instead (see journal.claimRun); default 5. */
+  maxRecoveries?: number;
 }
+
+export const DEFAULT_MAX_RECOVERIES = 5;
 
 /** What a replay needs besides the journal: approvals resolve groups, tools get config and pool. */
 interface ReplayEnv {
@@ -82,7 +86,7 @@ interface ReplayEnv {
   tools: ToolRegistry;
 }
 
-export type AdvanceOutcome = 'finished' | 'waiting' | 'busy' | 'not-found' | 'already-finished';
+export type AdvanceOutcome = 'finished' | 'waiting' | 'busy' | 'not-found' | 'already-finished' | 'dead-lettered';
 
 /** Thrown through the workflow when the run must stop here and wait. */
 class Suspend {
@@ -126,6 +130,7 @@ export class Executor {
   readonly #log: Logger;
   readonly #inlineWaitMaxMs: number;
   readonly #lockWaitMs: number;
+  readonly #maxRecoveries: number;
   readonly #env: ReplayEnv;
 
   constructor(opts: ExecutorOptions) {
@@ -135,6 +140,7 @@ export class Executor {
     this.#log = opts.log;
     this.#inlineWaitMaxMs = opts.inlineWaitMaxMs ?? 2000;
     this.#lockWaitMs = opts.lockWaitMs ?? 10_000;
+    this.#maxRecoveries = opts.maxRecoveries ?? DEFAULT_MAX_RECOVERIES;
   }
 
   /** Advances the run as far as it can go now. Safe to call any number of times, concurrently. */
@@ -179,8 +185,17 @@ export class Executor {
   }
 
   async #execute(q: pg.PoolClient, runId: string, executorId: string, signal: AbortSignal): Promise<AdvanceOutcome> {
-    const claim = await journal.claimRun(q, runId, executorId, this.#registry.keys());
+    const claim = await journal.claimRun(q, runId, executorId, this.#registry.keys(), this.#maxRecoveries);
     if (!claim.run) return 'not-found';
+    // Dead-lettered now by this claim, or earlier: either way the job ends without running the
+    // workflow (retrying the job could not help; only a person's retry or cancel re-queues it).
+    if (claim.run.status === 'dead_letter') {
+      if (claim.previous) {
+        const error = claim.run.error as SerializedError | null;
+        this.#log.error({ runId, workflow: claim.run.workflow, recoveries: claim.run.recovery_attempts, details: error?.details }, 'run dead-lettered: interrupted again after too many recoveries');
+      }
+      return 'dead-lettered';
+    }
     if (!claim.previous) {
       if (isTerminal(claim.run.status)) return 'already-finished';
       // Not runnable here: this worker lacks the run's workflow version (a rolling deploy, or a

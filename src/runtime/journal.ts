@@ -31,7 +31,9 @@ export type RunStatus =
   | 'cancelled'
   | 'compensating'
   | 'compensated'
-  | 'compensation_failed';
+  | 'compensation_failed'
+  /** Set aside after too many recoveries (see `claimRun`): not terminal, but never advanced or swept until retried or cancelled. */
+  | 'dead_letter';
 
 export type StepStatus =
   | 'running'
@@ -146,32 +148,72 @@ export type ClaimResult =
 
 /**
  * Marks the run running under this executor, if its workflow version is one of `runnable`
- * (`name@version`). A run found `running` was interrupted (its executor died): it is taken over
- * and counted as a recovery. `hasSteps` false means the journal is empty (a new run), so there is
- * nothing to load.
+ * (`name@version`). `hasSteps` false means the journal is empty (a new run), so there is nothing
+ * to load.
+ *
+ * Recoveries are counted here, and only here. A run found `running` or `compensating` was left so
+ * by an advance that did not end: its worker was killed, or lost its job (the dead-worker reaper,
+ * a sweep) or its connection mid-advance. Every path that brings such a run back (a job unlocked
+ * by the reaper in src/worker.ts, a job enqueued by the stuck-run sweep, a job retry after a
+ * journal error) goes through this claim, so counting it here counts each interruption once,
+ * whoever noticed it; counting in the sweep or the reaper as well would count the same crash twice.
+ * An advance that ends (finished, waiting, or a graceful shutdown, which suspends the run) leaves
+ * nothing to count.
+ *
+ * A run already recovered `maxRecoveries` times that is found interrupted again is a poison run
+ * (in the spirit of DBOS's max_recovery_attempts): resuming it has crashed a worker every time, so
+ * it is dead-lettered instead of being taken over, in the same statement as its
+ * `run.dead_lettered` event. The returned run then has status 'dead_letter' and the caller must
+ * not execute it. The count is the run's lifetime total (as `runs show` reports it); retry resets it.
  */
-export async function claimRun(q: Queryable, runId: string, executor: string, runnable: string[]): Promise<ClaimResult> {
+export async function claimRun(q: Queryable, runId: string, executor: string, runnable: string[], maxRecoveries: number): Promise<ClaimResult> {
   const { rows } = await q.query<RunRow & { previous: RunStatus; has_steps: boolean }>(
-    `WITH prev AS (SELECT id, status FROM tollgate.runs WHERE id = $1 FOR UPDATE),
+    `WITH prev AS (
+       SELECT id, status, executor, error, recovery_attempts,
+              status IN ('running', 'compensating') AS interrupted,
+              status IN ('running', 'compensating') AND recovery_attempts >= $4::int AS exhausted
+       FROM tollgate.runs WHERE id = $1 FOR UPDATE),
+     poison AS (
+       -- Only for a run being dead-lettered: the steps its dead executors were in, for the message.
+       SELECT p.id, (SELECT string_agg(format('"%s"', s.name), ', ' ORDER BY s.idx) FROM tollgate.steps s
+                     WHERE s.run_id = p.id AND s.status IN ('running', 'compensating')) AS steps
+       FROM prev p WHERE p.exhausted),
      r AS (
        UPDATE tollgate.runs r SET
-         status = CASE WHEN prev.status = 'compensating' THEN 'compensating' ELSE 'running' END,
-         executor = $2, updated_at = now(), started_at = coalesce(r.started_at, now()),
-         recovery_attempts = r.recovery_attempts + (CASE WHEN prev.status IN ('running', 'compensating') THEN 1 ELSE 0 END),
+         status = CASE WHEN prev.exhausted THEN 'dead_letter' WHEN prev.status = 'compensating' THEN 'compensating' ELSE 'running' END,
+         -- A dead-lettered run keeps the executor that last had it: the one whose logs tell why.
+         executor = CASE WHEN prev.exhausted THEN r.executor ELSE $2 END,
+         updated_at = now(), started_at = coalesce(r.started_at, now()),
+         recovery_attempts = r.recovery_attempts + (CASE WHEN prev.interrupted AND NOT prev.exhausted THEN 1 ELSE 0 END),
+         error = CASE WHEN prev.exhausted THEN jsonb_strip_nulls(jsonb_build_object(
+             'name', 'TollgateError', 'code', 'TG_RUN_DEAD_LETTER',
+             'message', format(
+               'Run %s was dead-lettered after %s recoveries: its advance was interrupted again%s (the worker died, or lost the run, each time it resumed it). '
+               'It is not advanced or swept again until a person acts: find the cause, then resume it with \`tollgate runs retry %s\`, or give up with \`tollgate runs cancel %s\`.',
+               r.id, r.recovery_attempts, coalesce(' in step ' || (SELECT steps FROM poison), ''), r.id, r.id),
+             'details', jsonb_strip_nulls(jsonb_build_object('runId', r.id, 'recoveries', r.recovery_attempts, 'limit', $4::int,
+               'interruptedStatus', prev.status, 'lastExecutor', prev.executor, 'steps', (SELECT steps FROM poison))),
+             'cause', prev.error))
+           ELSE r.error END,
          wait_reason = NULL, wake_at = NULL
        FROM prev WHERE r.id = prev.id AND prev.status IN ('queued', 'waiting', 'running', 'compensating')
          AND r.workflow || '@' || r.workflow_version = ANY($3::text[])
-       RETURNING r.*, prev.status AS previous,
+       RETURNING r.*, prev.status AS previous, prev.exhausted, prev.executor AS last_executor,
          EXISTS (SELECT 1 FROM tollgate.steps s WHERE s.run_id = r.id) AS has_steps),
      e AS (INSERT INTO tollgate.events (run_id, type, payload)
-       SELECT id, CASE previous WHEN 'queued' THEN 'run.started' WHEN 'waiting' THEN 'run.resumed' ELSE 'run.recovered' END,
-              jsonb_build_object('executor', $2::text) FROM r)
+       SELECT id,
+              CASE WHEN exhausted THEN 'run.dead_lettered' WHEN previous = 'queued' THEN 'run.started' WHEN previous = 'waiting' THEN 'run.resumed' ELSE 'run.recovered' END,
+              CASE WHEN exhausted
+                THEN jsonb_strip_nulls(jsonb_build_object('recoveries', recovery_attempts, 'limit', $4::int, 'interruptedStatus', previous,
+                       'lastExecutor', last_executor, 'foundBy', $2::text, 'steps', (SELECT steps FROM poison)))
+                ELSE jsonb_build_object('executor', $2::text) END
+       FROM r)
      SELECT * FROM r`,
-    [runId, executor, runnable],
+    [runId, executor, runnable, maxRecoveries],
   );
   const row = rows[0];
   if (row) {
-    const { previous, has_steps: hasSteps, ...run } = row;
+    const { previous, has_steps: hasSteps, exhausted: _exhausted, last_executor: _lastExecutor, ...run } = row as typeof row & { exhausted: boolean; last_executor: string | null };
     return { run: run as RunRow, previous, hasSteps };
   }
   const other = await q.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1', [runId]);

@@ -48,6 +48,11 @@ export interface RuntimeOptions {
   tools?: ToolRegistry;
   /** How long an advance waits for a run another executor holds before giving up (default 10 s). */
   lockWaitMs?: number;
+  /**
+   * Recoveries allowed per run before it is dead-lettered (default 5; config
+   * TOLLGATE_MAX_RECOVERIES). Given here, never read from the environment by the runtime.
+   */
+  maxRecoveries?: number;
 }
 
 export class Runtime {
@@ -68,6 +73,7 @@ export class Runtime {
       log: opts.log,
       inlineWaitMaxMs: opts.inlineWaitMaxMs,
       lockWaitMs: opts.lockWaitMs,
+      maxRecoveries: opts.maxRecoveries,
       project: this.project,
       tools: opts.tools,
     });
@@ -127,21 +133,39 @@ export class Runtime {
           { runId, status: run.status },
         );
       }
-      if (run.cancel_requested_at) return run;
+      // A dead-lettered run is only ever moved by a person: cancelling it re-queues it (its
+      // recoveries counted afresh) so the executor stops it and undoes its completed steps. The
+      // undo does not re-run the step its workers kept dying in (a cancelled replay never starts
+      // an unfinished step), which is why cancel is the way out when a retry would crash again.
+      const deadLetter = run.status === 'dead_letter';
+      if (run.cancel_requested_at && !deadLetter) return run;
       const { rows } = await q.query<RunRow>(
-        `UPDATE tollgate.runs SET cancel_requested_at = now(), cancel_requested_by = $2, updated_at = now() WHERE id = $1 RETURNING *`,
+        `UPDATE tollgate.runs SET cancel_requested_at = coalesce(cancel_requested_at, now()), cancel_requested_by = coalesce(cancel_requested_by, $2),
+           status = CASE WHEN status = 'dead_letter' THEN 'queued' ELSE status END,
+           recovery_attempts = CASE WHEN status = 'dead_letter' THEN 0 ELSE recovery_attempts END,
+           error = CASE WHEN status = 'dead_letter' THEN error->'cause' ELSE error END,
+           updated_at = now() WHERE id = $1 RETURNING *`,
         [runId, JSON.stringify(actor)],
       );
-      await journal.appendEvent(q, { runId, type: 'run.cancel_requested', actor });
+      await journal.appendEvent(q, {
+        runId,
+        type: 'run.cancel_requested',
+        actor,
+        payload: deadLetter ? { fromDeadLetter: true, recoveries: run.recovery_attempts } : {},
+      });
       await journal.enqueueAdvance(q, runId);
       return rows[0] as RunRow;
     });
   }
 
-  /** Resumes a failed run at the step that failed; completed steps are not executed again. */
+  /**
+   * Resumes a failed run at the step that failed, or a dead-lettered run where its workers were
+   * interrupted; completed steps are not executed again.
+   */
   async retry(runId: string, actor: Principal | null, client?: journal.Queryable): Promise<RunRow> {
     return this.#transaction(client, async (q) => {
       const run = await this.#lockRun(q, runId);
+      if (run.status === 'dead_letter') return this.#retryDeadLetter(q, run, actor);
       if (run.status !== 'failed') {
         throw new TollgateError(
           'TG_RUN_STATE',
@@ -175,6 +199,27 @@ export class Runtime {
       await journal.enqueueAdvance(q, runId);
       return rows[0] as RunRow;
     });
+  }
+
+  /**
+   * Takes a run out of dead letter: its recovery count starts again from 0 and it is queued. The
+   * journal is left as it is, so the replay resumes exactly where the interrupted advances stopped
+   * (the step left started is attempted again, with the same idempotency key); a run that was
+   * compensating when set aside replays to the same failure and resumes its undo.
+   */
+  async #retryDeadLetter(q: journal.Queryable, run: RunRow, actor: Principal | null): Promise<RunRow> {
+    const { rows } = await q.query<RunRow>(
+      `UPDATE tollgate.runs SET status = 'queued', recovery_attempts = 0, error = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
+      [run.id],
+    );
+    await journal.appendEvent(q, {
+      runId: run.id,
+      type: 'run.retried',
+      actor,
+      payload: { fromDeadLetter: true, recoveries: run.recovery_attempts, previousError: run.error },
+    });
+    await journal.enqueueAdvance(q, run.id);
+    return rows[0] as RunRow;
   }
 
   /** Runs the executor on a run now, in this process (the job does the same). */

@@ -5,7 +5,10 @@
  * cheap when there is nothing to do (it looks at live runs only, through the status index).
  *
  * It never decides anything about a run: an extra advance is harmless (the executor serialises
- * and re-reads the journal), so erring towards enqueueing is safe.
+ * and re-reads the journal), so erring towards enqueueing is safe. Re-enqueueing a run left
+ * `running` is not counted as a recovery here: the advance it enqueues counts it when it claims
+ * the run (journal.claimRun), once. Dead-lettered runs ('dead_letter') are not in the statuses
+ * below on purpose: they wait for a person (`tollgate runs retry`), not for a sweep.
  */
 import type pg from 'pg';
 import { withTransaction } from '../db/transaction.ts';

@@ -119,6 +119,8 @@ export function buildRunView(run: RunRow, steps: StepRow[], approvals: ApprovalV
       : null;
   const actions: RunAction[] = [];
   if (run.status === 'failed') actions.push(ACTION_IDS.retry);
+  // Dead letter is stuck, not ended: Retry takes it out (Cancel, below, is the other way out).
+  if (run.status === 'dead_letter') actions.push(ACTION_IDS.retry);
   if (!isTerminalStatus(run.status) && run.status !== 'compensating' && !run.cancel_requested_at) actions.push(ACTION_IDS.cancel);
   return {
     runId: run.id,
@@ -167,4 +169,5 @@ export const STATUS_LABELS: Record<RunStatus, string> = {
   compensating: 'Undoing completed steps',
   compensated: 'Failed; completed steps undone',
   compensation_failed: 'Undo failed; needs a person',
+  dead_letter: 'Stopped after repeated crashes; retry or cancel it',
 };
