@@ -135,7 +135,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
         workflow: 'bench-retry',
         input: {},
         requester: { platform: 'slack', tenant: TEAM, user: USER },
-        origin: { platform: 'slack', team: TEAM, channel: `CR${i}`, threadTs: null },
+        origin: { platform: 'slack', tenant: TEAM, conversation: `CR${i}`, thread: null },
       });
       failedIds.push(run.id);
     }
@@ -167,7 +167,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
         workflow: 'bench-retry',
         input: {},
         requester: { platform: 'slack', tenant: TEAM, user: USER },
-        origin: { platform: 'slack', team: TEAM, channel: `CQ${i}`, threadTs: null },
+        origin: { platform: 'slack', tenant: TEAM, conversation: `CQ${i}`, thread: null },
       });
       quiet.push(run.id);
     }
@@ -198,7 +198,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
         workflow: 'bench-approve',
         input: { i },
         requester: { platform: 'slack', tenant: TEAM, user: USER },
-        origin: { platform: 'slack', team: TEAM, channel: `CA${i}`, threadTs: null },
+        origin: { platform: 'slack', tenant: TEAM, conversation: `CA${i}`, thread: null },
       });
       gatedIds.push(run.id);
     }
@@ -236,7 +236,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
         workflow: 'bench-approve',
         input: { i: N + i },
         requester: { platform: 'slack', tenant: TEAM, user: USER },
-        origin: { platform: 'slack', team: TEAM, channel: `CAQ${i}`, threadTs: null },
+        origin: { platform: 'slack', tenant: TEAM, conversation: `CAQ${i}`, thread: null },
       });
       quietGated.push(run.id);
     }
@@ -264,7 +264,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
         workflow: 'bench-approve',
         input: { i: 2 * N + i },
         requester: { platform: 'slack', tenant: TEAM, user: USER },
-        origin: { platform: 'slack', team: TEAM, channel: `CAI${i}`, threadTs: null },
+        origin: { platform: 'slack', tenant: TEAM, conversation: `CAI${i}`, thread: null },
       });
       idleIds.push(run.id);
     }
@@ -282,7 +282,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
       }),
     );
     const processId = newProcessId();
-    const worker = await startWorker({ pool, log, tasks: taskList({ runtime: h.runtime, processId, slack: h.slack.deliverer }), concurrency: 10, pollIntervalMs: 100, deadAfterMs: 3000, processId });
+    const worker = await startWorker({ pool, log, tasks: taskList({ runtime: h.runtime, processId, chat: h.chat.deliverer }), concurrency: 10, pollIntervalMs: 100, deadAfterMs: 3000, processId });
     try {
       await waitAll(pool, idleIds, 'succeeded');
     } finally {

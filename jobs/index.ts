@@ -7,13 +7,14 @@ import type { Runtime } from '../src/runtime/runtime.ts';
 import * as runAdvance from './run-advance.ts';
 import * as runSweep from './run-sweep.ts';
 import * as retentionPurge from './retention-purge.ts';
-import * as slackDeliver from './slack-deliver.ts';
-import * as slackDedupePrune from './slack-dedupe-prune.ts';
-import * as slackApprovalRemind from './slack-approval-remind.ts';
+import * as chatDeliver from './chat-deliver.ts';
+import * as chatDedupePrune from './chat-dedupe-prune.ts';
+import * as chatApprovalRemind from './chat-approval-remind.ts';
+import type { ChatDeliverer } from '../src/chat/deliver.ts';
 
-/** The worker's scheduled tasks: the stuck-run sweep always, retention when configured, Slack key pruning when Slack is. */
-export function crontab(opts: { retentionDays: number | undefined; slack: boolean }): string {
-  return [runSweep.crontabLine, retentionPurge.crontabLine(opts.retentionDays), opts.slack ? slackDedupePrune.crontabLine : undefined]
+/** The worker's scheduled tasks: the stuck-run sweep and chat key pruning always, retention when configured. */
+export function crontab(opts: { retentionDays: number | undefined }): string {
+  return [runSweep.crontabLine, retentionPurge.crontabLine(opts.retentionDays), chatDedupePrune.crontabLine]
     .filter(Boolean)
     .join('\n');
 }
@@ -21,8 +22,8 @@ export function crontab(opts: { retentionDays: number | undefined; slack: boolea
 export interface TaskDeps {
   runtime: Runtime;
   processId: string;
-  /** Slack message delivery; absent when Slack is not configured. */
-  slack?: slackDeliver.SlackDeliveryPort;
+  /** Chat message delivery (every configured platform); absent in processes without chat. */
+  chat?: ChatDeliverer;
 }
 
 export function taskList(deps: TaskDeps): TaskList {
@@ -30,8 +31,8 @@ export function taskList(deps: TaskDeps): TaskList {
     [runAdvance.identifier]: runAdvance.makeRunAdvance(deps.runtime, deps.processId),
     [runSweep.identifier]: runSweep.makeRunSweep(deps.runtime),
     [retentionPurge.identifier]: retentionPurge.makeRetentionPurge(deps.runtime),
-    [slackDeliver.identifier]: slackDeliver.makeSlackDeliver(deps.slack),
-    [slackDedupePrune.identifier]: slackDedupePrune.makeSlackDedupePrune(deps.runtime.pool),
-    [slackApprovalRemind.identifier]: slackApprovalRemind.makeSlackApprovalRemind(deps.slack),
+    [chatDeliver.identifier]: chatDeliver.makeChatDeliver(deps.chat),
+    [chatDedupePrune.identifier]: chatDedupePrune.makeChatDedupePrune(deps.runtime.pool),
+    [chatApprovalRemind.identifier]: chatApprovalRemind.makeChatApprovalRemind(deps.chat),
   };
 }

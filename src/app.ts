@@ -17,8 +17,11 @@ import { newProcessId, startWorker, type WorkerHandle } from './worker.ts';
 import { builtinWorkflows } from './workflows/index.ts';
 import { builtinToolRegistry } from './tools/index.ts';
 import { crontab, taskList } from '../jobs/index.ts';
-// The boot is the composition root: the one place in src/ that knows the adapters exist.
-import { createSlackAdapter, type SlackAdapter } from '../bots/slack/index.ts';
+import { createChat, type Chat } from './chat/index.ts';
+import type { ChatAdapter } from './chat/platform.ts';
+// The boot is the composition root: the one place in src/ that knows the adapters exist, and it
+// sees them only as ChatAdapters.
+import { createChatAdapters, UNCONFIGURED_ROUTES } from '../bots/index.ts';
 
 export type AppMode = 'all' | 'server' | 'worker' | 'none';
 
@@ -31,8 +34,10 @@ export interface App {
   readonly worker: WorkerHandle | undefined;
   readonly http: HttpServer | undefined;
   readonly url: string | undefined;
-  /** Present when Slack is configured (SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET or SLACK_APP_TOKEN). */
-  readonly slack: SlackAdapter | undefined;
+  /** The configured chat platforms (Slack when SLACK_BOT_TOKEN and a signing secret or app token are set …). */
+  readonly adapters: readonly ChatAdapter[];
+  /** The chat layer over them: intents in, the outbox out. */
+  readonly chat: Chat;
   stop(): Promise<void>;
 }
 
@@ -53,8 +58,22 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     await db.close();
     throw e;
   }
-  const runtime = new Runtime({ pool: db.pool, registry, log, project, tools: builtinToolRegistry().register(...loaded.tools) });
-  const slack = mode === 'none' ? undefined : createSlackAdapter({ config: config.slack, pool: db.pool, runtime, registry, project, log });
+  const runtime = new Runtime({ pool: db.pool, registry, log, project, tools: builtinToolRegistry().register(...loaded.tools), maxRecoveries: config.runtime.maxRecoveries });
+  let chat: Chat | undefined;
+  const core = () => {
+    if (!chat) throw new Error('the chat layer is used before the boot built it');
+    return chat.core;
+  };
+  const adapters = mode === 'none' ? [] : createChatAdapters({ config, pool: db.pool, core, log });
+  chat = createChat({
+    pool: db.pool,
+    runtime,
+    registry,
+    project,
+    log,
+    platforms: adapters.map((a) => a.platform),
+    reminderLeadMs: config.chat.approvalReminderLeadMs,
+  });
 
   let worker: WorkerHandle | undefined;
   let http: HttpServer | undefined;
@@ -65,24 +84,25 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       worker = await startWorker({
         pool: db.pool,
         log,
-        tasks: taskList({ runtime, processId, slack: slack?.deliverer }),
+        tasks: taskList({ runtime, processId, chat: chat.deliverer }),
         concurrency: config.worker.concurrency,
         pollIntervalMs: config.worker.pollIntervalMs,
         deadAfterMs: config.worker.deadAfterMs,
         processId,
-        crontab: crontab({ retentionDays: project.retention.days, slack: slack !== undefined }),
+        crontab: crontab({ retentionDays: project.retention.days }),
       });
     }
     if (mode === 'all' || mode === 'server') {
       http = createHttpServer({ log, checks: { pool: db.pool, workerRunning: worker ? () => worker?.isRunning() ?? false : undefined } });
-      if (slack) slack.mount(http);
-      else {
-        http.mount('POST', '/slack/events', (_req, res) =>
-          sendJson(res, 503, { error: 'Slack is not configured here: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_APP_TOKEN for Socket Mode) and restart.' }),
-        );
+      for (const a of adapters) a.mount(http);
+      for (const route of UNCONFIGURED_ROUTES) {
+        if (adapters.some((a) => a.platform.name === route.platform)) continue;
+        http.mount('POST', route.path, (_req, res) => sendJson(res, 503, { error: route.message }));
       }
-      // A Slack outage at start-up must not stop Tollgate: requests are taken, messages catch up.
-      await slack?.start().catch((e: unknown) => log.error({ err: e }, 'Slack could not be started; Tollgate runs on without it'));
+      // A platform outage at start-up must not stop Tollgate: requests are taken, messages catch up.
+      for (const a of adapters) {
+        await a.start().catch((e: unknown) => log.error({ err: e, platform: a.platform.name }, 'a chat platform could not be started; Tollgate runs on without it'));
+      }
       const addr = await http.listen(config.port, config.host);
       url = `http://${addr.address}:${addr.port}`;
       log.info({ url }, 'HTTP server listening');
@@ -103,10 +123,11 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     worker,
     http,
     url,
-    slack,
+    adapters,
+    chat,
     stop: () =>
       (stopping ??= (async () => {
-        await slack?.stop().catch((e: unknown) => log.warn({ err: e }, 'Slack stop'));
+        for (const a of adapters) await a.stop().catch((e: unknown) => log.warn({ err: e, platform: a.platform.name }, 'chat platform stop'));
         await http?.close();
         await worker?.stop();
         await db.close();

@@ -46,7 +46,9 @@ const envSchema = z.object({
   SLACK_APP_TOKEN: z.string().min(1).optional(),
   SLACK_API_URL: z.string().url().optional(),
   /** How long before an approval's deadline Slack approvers get a reminder (ms; at most half-way to it). */
-  SLACK_APPROVAL_REMINDER_MS: z.coerce.number().int().min(0).default(3_600_000),
+  TOLLGATE_APPROVAL_REMINDER_MS: z.coerce.number().int().min(0).optional(),
+  /** The wave-1 name of TOLLGATE_APPROVAL_REMINDER_MS, still read. */
+  SLACK_APPROVAL_REMINDER_MS: z.coerce.number().int().min(0).optional(),
 
   MicrosoftAppId: z.string().optional(),
   MicrosoftAppPassword: z.string().optional(),
@@ -85,7 +87,10 @@ export interface Config {
     readonly botToken: string | undefined;
     readonly appToken: string | undefined;
     readonly apiUrl: string | undefined;
-    readonly approvalReminderLeadMs?: number;
+  };
+  readonly chat: {
+    /** Remind approvers this long before an approval's deadline (at most half-way to it). */
+    readonly approvalReminderLeadMs: number;
   };
   readonly teams: {
     readonly appId: string | undefined;
@@ -196,8 +201,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       botToken: e.SLACK_BOT_TOKEN,
       appToken: e.SLACK_APP_TOKEN,
       apiUrl: e.SLACK_API_URL,
-      approvalReminderLeadMs: e.SLACK_APPROVAL_REMINDER_MS,
     },
+    chat: { approvalReminderLeadMs: e.TOLLGATE_APPROVAL_REMINDER_MS ?? e.SLACK_APPROVAL_REMINDER_MS ?? 3_600_000 },
     teams: {
       appId: e.MicrosoftAppId,
       appPassword: e.MicrosoftAppPassword,

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { parseProjectConfig, type ProjectConfig } from '../src/project-config.ts';
 import { getApproval, listPendingApprovals, listRunApprovals, paramsHash } from '../src/approvals/index.ts';
-import type { ApprovalOptions, ApprovalView } from '../src/approvals/types.ts';
+import type { ApprovalOptions, ApprovalRecord } from '../src/approvals/types.ts';
 import type { Runtime } from '../src/runtime/runtime.ts';
 import { parsePrincipal } from '../src/principals.ts';
 import { verifyAuditChain } from '../src/audit/verify.ts';
@@ -60,7 +60,7 @@ const gate = defineWorkflow({
   run: async (ctx) => ctx.approval('sign-off', ctx.input.options as ApprovalOptions),
 }) as unknown as WorkflowDefinition;
 
-async function pendingOf(runtime: Runtime, runId: string): Promise<ApprovalView> {
+async function pendingOf(runtime: Runtime, runId: string): Promise<ApprovalRecord> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     const pending = (await listRunApprovals(runtime.pool, runId)).find((a) => a.status === 'pending');
@@ -157,7 +157,7 @@ describe('approval gates', () => {
     expect(racing.filter((o) => o.kind === 'recorded')).toHaveLength(1);
     expect(racing.filter((o) => o.kind === 'already_recorded' || o.kind === 'already_resolved')).toHaveLength(2);
     await waitForRun(runtime, run.id, 'succeeded');
-    const view = (await getApproval(db.pool, approval.id)) as ApprovalView;
+    const view = (await getApproval(db.pool, approval.id)) as ApprovalRecord;
     expect(view.decisions.map((d) => d.principal)).toEqual([ALICE, CAROL]);
     expect((await eventTypes(run.id)).filter((t) => t === 'approval.decided')).toHaveLength(2);
   });
@@ -186,7 +186,7 @@ describe('approval gates', () => {
     let view = approval;
     while (view.escalations === 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
-      view = (await getApproval(db.pool, approval.id)) as ApprovalView;
+      view = (await getApproval(db.pool, approval.id)) as ApprovalRecord;
     }
     expect(view).toMatchObject({ status: 'pending', escalations: 1, approvers: 'group managers (1 person)' });
     expect(await eventTypes(run.id)).toContain('approval.escalated');
@@ -225,7 +225,7 @@ describe('approval gates', () => {
 
     shown.amount = 900; // what the run would now do differs from what Alice is about to approve
     expect(await runtime.decide(first.id, ALICE, 'approve')).toMatchObject({ kind: 'recorded', resolved: 'approved' });
-    let second: ApprovalView | undefined;
+    let second: ApprovalRecord | undefined;
     const deadline = Date.now() + 20_000;
     while (!second && Date.now() < deadline) {
       second = (await listRunApprovals(db.pool, run.id)).find((a) => a.id !== first.id && a.status === 'pending');

@@ -66,7 +66,7 @@ async function slash(text: string, user: string, channel: string) {
 async function startOrder(amount = 5000, channel = `C${ids.event().slice(2, 12)}`): Promise<{ run: RunRow; channel: string; approvalId: string }> {
   const res = await slash(`run purchase-order vendor=Acme amount=${amount} currency=EUR reason="new laptops"`, ALICE, channel);
   expect(res.status).toBe(200);
-  const { rows } = await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'channel' = $1`, [channel]);
+  const { rows } = await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = $1`, [channel]);
   const run = rows[0];
   if (!run) throw new Error(`no run started: ${res.text}`);
   await waitForRun(h.runtime, run.id, 'waiting');
@@ -207,12 +207,19 @@ describe('refusals', () => {
     const rej = await h.send(blockAction({ userId: BOB, teamId: TEAM, actionId: 'approval.reject', value: approvalId, channelId: channel, messageTs: runMsg.ts }));
     expect(rej.status).toBe(200);
 
-    const eph = h.fake.callsTo('chat.postEphemeral').filter((c) => c.args.channel === channel);
-    expect(eph.map((c) => c.args.user)).toEqual([BOB, ALICE, BOB]);
-    expect(String(eph[0]?.args.text)).toContain('Not allowed');
-    expect(String(eph[0]?.args.text)).toContain(`slack:${TEAM}:${BOB}`);
-    expect(String(eph[1]?.args.text)).toContain(`Not allowed: slack:${TEAM}:${ALICE}`);
-    expect(String(eph[2]?.args.text)).toContain('Not allowed');
+    // Explained after the ack, through the outbox: one job per explanation, so they may arrive in
+    // any order; each is matched to its clicker.
+    const eph = await eventually(() => {
+      const e = h.fake.callsTo('chat.postEphemeral').filter((c) => c.args.channel === channel);
+      return e.length >= 3 && e;
+    }, 'three ephemeral explanations');
+    const bobs = eph.filter((c) => c.args.user === BOB);
+    expect(eph.map((c) => c.args.user).sort()).toEqual([BOB, ALICE, BOB].sort());
+    for (const c of bobs) {
+      expect(String(c.args.text)).toContain('Not allowed');
+      expect(String(c.args.text)).toContain(`slack:${TEAM}:${BOB}`);
+    }
+    expect(String(eph.find((c) => c.args.user === ALICE)?.args.text)).toContain(`Not allowed: slack:${TEAM}:${ALICE}`);
     expect(h.fake.callsTo('views.open')).toHaveLength(opens); // no reason form for someone who cannot decide
 
     expect(await decisions(approvalId)).toHaveLength(0);
@@ -225,7 +232,10 @@ describe('refusals', () => {
     const { approvalId } = await startOrder();
     const res = await h.send(blockAction({ userId: BOB, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: '', messageTs: '', fromHome: true }));
     expect(res.status).toBe(200);
-    const told = h.fake.callsTo('chat.postMessage').filter((c) => c.args.channel === BOB);
+    const told = await eventually(() => {
+      const t = h.fake.callsTo('chat.postMessage').filter((c) => c.args.channel === BOB);
+      return t.length > 0 && t;
+    }, 'the explanation in the app DM');
     expect(String(told.at(-1)?.args.text)).toContain('Not allowed');
     expect(await decisions(approvalId)).toHaveLength(0);
   });
@@ -234,7 +244,10 @@ describe('refusals', () => {
     const { approvalId, channel } = await startOrder();
     await h.send(blockAction({ userId: FIN1, teamId: 'T0OTHER', actionId: 'approval.approve', value: approvalId, channelId: channel, messageTs: '1.1' }));
     expect(await decisions(approvalId)).toHaveLength(0);
-    const eph = h.fake.callsTo('chat.postEphemeral').filter((c) => c.args.channel === channel && c.args.user === FIN1);
+    const eph = await eventually(() => {
+      const e = h.fake.callsTo('chat.postEphemeral').filter((c) => c.args.channel === channel && c.args.user === FIN1);
+      return e.length > 0 && e;
+    }, 'the explanation');
     expect(String(eph[0]?.args.text)).toContain('slack:T0OTHER:UFIN0001');
   });
 
@@ -247,7 +260,11 @@ describe('refusals', () => {
     expect([a.status, b.status]).toEqual([200, 200]);
     const { rows } = await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM tollgate.approval_decisions WHERE approval_id = $1', [approvalId]);
     expect(Number(rows[0]?.n)).toBe(1);
-    const eph = h.fake.callsTo('chat.postEphemeral').slice(before).filter((c) => c.args.user === FIN1);
+    const eph = await eventually(() => {
+      const e = h.fake.callsTo('chat.postEphemeral').slice(before).filter((c) => c.args.user === FIN1);
+      return e.length > 0 && e;
+    }, 'the explanation of the second click');
+    await waitForRun(h.runtime, run.id, 'succeeded'); // by then every outbox row of the clicks is delivered too
     expect(eph).toHaveLength(1);
     expect(String(eph[0]?.args.text)).toContain('already recorded');
     await waitForRun(h.runtime, run.id, 'succeeded');
@@ -287,7 +304,7 @@ describe('reachable without any one event: /tollgate approvals, App Home, remind
   it('approvers who have not decided get a reminder DM before the deadline; those who decided do not', async () => {
     const channel = 'C0REMIND';
     await slash('run quick-gate', ALICE, channel);
-    const { rows } = await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'channel' = $1`, [channel]);
+    const { rows } = await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = $1`, [channel]);
     const run = rows[0]!;
     const approvalId = await eventually(async () => (await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1`, [run.id])).rows[0]?.id, 'the approval');
     const dm1 = await dm(FIN1, approvalId);

@@ -8,14 +8,36 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { approvalBlocks, LIMITS, renderRunMessage } from '../bots/slack/blocks.ts';
 import { renderApprovalMessage } from '../bots/slack/approvals.ts';
-import type { ApprovalView } from '../src/approvals/types.ts';
+import type { ApprovalRecord } from '../src/approvals/types.ts';
+import { toApprovalView, type ApprovalView } from '../src/views/approval-view.ts';
 import { principalFromCommand, principalFromInteraction } from '../bots/slack/identity.ts';
 import { createSlackAdapter } from '../bots/slack/index.ts';
 import { paramsModal, readSubmission, slackFieldErrors } from '../bots/slack/modal.ts';
 import { createLogger } from '../src/log.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import type { RunView, StepView } from '../src/views/run-view.ts';
-import { WorkflowRegistry } from '../src/runtime/registry.ts';
+
+const approvalView = (over: Partial<ApprovalView>): ApprovalView => ({
+  id: 'apr_1',
+  runId: 'run_1',
+  workflow: 'demo',
+  step: 'pay',
+  summary: 'Pay the invoice',
+  status: 'pending',
+  tool: null,
+  params: null,
+  risk: null,
+  rationale: null,
+  requestedBy: null,
+  approvers: 'finance',
+  required: 1,
+  approvals: 0,
+  decisions: [],
+  deadline: null,
+  endReason: null,
+  eligible: [],
+  ...over,
+});
 
 const baseView = (over: Partial<RunView> = {}): RunView => ({
   runId: 'run_01test',
@@ -73,19 +95,21 @@ describe('Block Kit rendering', () => {
   });
 
   it('renders a pending approval with Approve and Reject carrying only the approval id, and a decided one without buttons', () => {
-    const pending = approvalBlocks({ id: 'apr_1', step: 'pay', status: 'pending', approvers: ['finance'], tool: 'http.post', params: { amount: 1200 } });
+    const pending = approvalBlocks(approvalView({ id: 'apr_1', step: 'pay', status: 'pending', approvers: 'finance', tool: 'http.post', params: { amount: 1200 } }));
     const json = JSON.stringify(pending);
     expect(json).toContain('"action_id":"approval.approve"');
     expect(json).toContain('"action_id":"approval.reject"');
     expect(json).toContain('"value":"apr_1"');
-    const decided = approvalBlocks({
-      id: 'apr_1',
-      step: 'pay',
-      status: 'approved',
-      approvers: ['finance'],
-      decidedBy: { platform: 'slack', tenant: 'T1', user: 'U9' },
-      decidedAt: new Date('2026-01-01T10:00:00Z'),
-    });
+    const decided = approvalBlocks(
+      approvalView({
+        id: 'apr_1',
+        step: 'pay',
+        status: 'approved',
+        approvers: 'finance',
+        approvals: 1,
+        decisions: [{ principal: 'slack:T1:U9', by: { platform: 'slack', tenant: 'T1', user: 'U9' }, decision: 'approve', comment: null, at: new Date('2026-01-01T10:00:00Z') }],
+      }),
+    );
     expect(JSON.stringify(decided)).not.toContain('approval.approve');
     expect(JSON.stringify(decided)).toContain('<@U9>');
   });
@@ -169,9 +193,7 @@ describe('start-up without Slack', () => {
     const adapter = createSlackAdapter({
       config: { signingSecret: undefined, botToken: undefined, appToken: undefined, apiUrl: undefined },
       pool: undefined as never,
-      runtime: undefined as never,
-      registry: new WorkflowRegistry(),
-      project: { operators: [] },
+      core: () => undefined as never,
       log,
     });
     expect(adapter).toBeUndefined();
@@ -186,13 +208,14 @@ describe('approval copies after an escalation', () => {
     risk: 'high', rationale: null, tool: null, toolInput: null, requester: 'slack:T1:U_REQ', approvers: 'group cfo', eligible: ['slack:T1:U_CFO'],
     quorum: 'first responder', required: 1, approvals: 0, allowSelfApproval: false, expiresAt: null, onTimeout: null, escalations: 1,
     autoReason: null, supersededBy: null, createdAt: new Date().toISOString(), resolvedAt: null, decisions: [],
-  } as unknown as ApprovalView;
+  } as unknown as ApprovalRecord;
 
   it('keep the buttons for the new approvers and the thread, and drop them, saying why, for approvers no longer asked', () => {
     const json = (m: unknown) => JSON.stringify(m);
-    expect(json(renderApprovalMessage(escalated, 'slack:T1:U_CFO'))).toContain('approval.approve');
-    expect(json(renderApprovalMessage(escalated, 'thread'))).toContain('approval.approve');
-    const former = json(renderApprovalMessage(escalated, 'slack:T1:U_FIN1'));
+    const view = toApprovalView(escalated);
+    expect(json(renderApprovalMessage(view, { kind: 'dm', principal: 'slack:T1:U_CFO' }))).toContain('approval.approve');
+    expect(json(renderApprovalMessage(view, { kind: 'thread' }))).toContain('approval.approve');
+    const former = json(renderApprovalMessage(view, { kind: 'dm', principal: 'slack:T1:U_FIN1' }));
     expect(former).not.toContain('approval.approve');
     expect(former).not.toContain('approval.reject');
     expect(former).toContain('went to other approvers');

@@ -41,7 +41,7 @@ it('in Socket Mode a slash command starts a run, is acknowledged after the run i
     trigger_id: ids.trigger(),
   });
   // At the moment of the ack the run already exists (invariant 8).
-  const { rows } = await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.runs WHERE origin->>'channel' = $1`, [channel]);
+  const { rows } = await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.runs WHERE origin->>'conversation' = $1`, [channel]);
   expect(rows).toHaveLength(1);
   expect(JSON.stringify(ack.payload)).toContain(rows[0]!.id);
   await waitForRun(h.runtime, rows[0]!.id, 'succeeded');
@@ -62,6 +62,6 @@ it('in Socket Mode a mention is acknowledged only after its run is recorded (Bol
     authorizations: [{ team_id: 'T0001', user_id: 'UBOT0001', is_bot: true, is_enterprise_install: false }],
   });
   expect(ack.envelope_id).toBeDefined();
-  const { rows } = await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.runs WHERE origin->>'channel' = $1`, [channel]);
+  const { rows } = await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.runs WHERE origin->>'conversation' = $1`, [channel]);
   expect(rows).toHaveLength(1);
 });

@@ -95,7 +95,7 @@ afterEach(() => {
 });
 
 async function runsInChannel(channel: string): Promise<RunRow[]> {
-  const { rows } = await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'channel' = $1 ORDER BY created_at`, [channel]);
+  const { rows } = await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = $1 ORDER BY created_at`, [channel]);
   return rows;
 }
 
@@ -118,7 +118,7 @@ async function runMessage(channel: string, until: (m: FakeMessage) => boolean = 
     return await eventually(() => h.fake.messagesIn(channel).find(until), `the run message in ${channel} to match`);
   } catch (e) {
     const jobs = await db.pool.query('SELECT task_identifier, key, attempts, last_error, run_at, locked_at FROM graphile_worker.jobs');
-    const msgs = await db.pool.query('SELECT * FROM tollgate.chat_messages WHERE channel = $1', [channel]);
+    const msgs = await db.pool.query('SELECT * FROM tollgate.chat_messages WHERE conversation = $1', [channel]);
     throw new Error(`${(e as Error).message}\nin the fake: ${JSON.stringify(h.fake.messagesIn(channel).map((m) => m.text))}\noutbox: ${JSON.stringify(msgs.rows)}\njobs: ${JSON.stringify(jobs.rows)}`);
   }
 }
@@ -148,7 +148,7 @@ describe('slash commands and the live run message', () => {
     expect(text).toContain('demo* v1');
     expect(hasAction(final, 'run.retry')).toBe(false);
     expect(hasAction(final, 'run.cancel')).toBe(false);
-    const stored = await db.pool.query('SELECT ts, posted_hash FROM tollgate.chat_messages WHERE run_id = $1', [run.id]);
+    const stored = await db.pool.query('SELECT message_id AS ts, posted_hash FROM tollgate.chat_messages WHERE run_id = $1', [run.id]);
     expect(stored.rows[0]).toMatchObject({ ts: final.ts });
   });
 
@@ -312,7 +312,11 @@ describe('Retry and Cancel buttons', () => {
     flags.thirdBroken = false;
     const res = await h.send(blockAction({ userId: BOB, teamId: TEAM, actionId: 'run.retry', value: run.id, channelId: channel, messageTs: failed.ts }));
     expect(res.status).toBe(200);
-    const eph = h.fake.callsTo('chat.postEphemeral').filter((c) => c.args.user === BOB && c.args.channel === channel);
+    // Explained after the ack, through the outbox.
+    const eph = await eventually(() => {
+      const e = h.fake.callsTo('chat.postEphemeral').filter((c) => c.args.user === BOB && c.args.channel === channel);
+      return e.length > 0 && e;
+    }, 'the ephemeral explanation');
     expect(eph).toHaveLength(1);
     expect(String(eph[0]?.args.text)).toContain('Only the person who started');
     const after = await db.pool.query('SELECT count(*) AS n FROM tollgate.events WHERE run_id = $1', [run.id]);
@@ -347,21 +351,21 @@ describe('Retry and Cancel buttons', () => {
 
 describe('refusals and retries', () => {
   it('a bad signature is refused with 401 and nothing is recorded', async () => {
-    const [runs, events, deliveries] = await Promise.all([countRows('runs'), countRows('events'), countRows('slack_deliveries')]);
+    const [runs, events, deliveries] = await Promise.all([countRows('runs'), countRows('events'), countRows('chat_delivery_keys')]);
     const req = slashCommand({ text: 'run demo', userId: ALICE, teamId: TEAM, channelId: 'C0BADSIG' });
     const bad = await h.send(req, { signature: `v0=${'0'.repeat(64)}` });
     expect(bad.status).toBe(401);
     const otherSecret = signSlackRequest('not-the-secret', req.body)['x-slack-signature'];
     expect((await h.send(req, { signature: otherSecret })).status).toBe(401);
-    expect([await countRows('runs'), await countRows('events'), await countRows('slack_deliveries')]).toEqual([runs, events, deliveries]);
+    expect([await countRows('runs'), await countRows('events'), await countRows('chat_delivery_keys')]).toEqual([runs, events, deliveries]);
   });
 
   it('a stale timestamp is refused with 401 and nothing is recorded', async () => {
-    const [runs, events, deliveries] = await Promise.all([countRows('runs'), countRows('events'), countRows('slack_deliveries')]);
+    const [runs, events, deliveries] = await Promise.all([countRows('runs'), countRows('events'), countRows('chat_delivery_keys')]);
     const req = slashCommand({ text: 'run demo', userId: ALICE, teamId: TEAM, channelId: 'C0STALE' });
     const res = await h.send(req, { timestampSec: Math.floor(Date.now() / 1000) - 6 * 60 }); // correctly signed, 6 minutes old
     expect(res.status).toBe(401);
-    expect([await countRows('runs'), await countRows('events'), await countRows('slack_deliveries')]).toEqual([runs, events, deliveries]);
+    expect([await countRows('runs'), await countRows('events'), await countRows('chat_delivery_keys')]).toEqual([runs, events, deliveries]);
   });
 
   it('a retried event (X-Slack-Retry-Num) or a duplicate event_id starts no second run', async () => {
@@ -377,7 +381,7 @@ describe('refusals and retries', () => {
     const late = await h.send(req);
     expect([first.status, retry.status, late.status]).toEqual([200, 200, 200]);
     expect(await runsInChannel(channel)).toHaveLength(1);
-    const d = await db.pool.query(`SELECT kind, run_id FROM tollgate.slack_deliveries WHERE key = 'event:Ev0RETRY0001'`);
+    const d = await db.pool.query(`SELECT kind, run_id FROM tollgate.chat_delivery_keys WHERE key = 'event:Ev0RETRY0001'`);
     expect(d.rows).toHaveLength(1);
   });
 
@@ -438,14 +442,14 @@ describe('delivery through the outbox', () => {
     const { run } = await startBySlash('run demo sleepMs=0', ALICE, channel);
     await waitForRun(h.runtime, run.id, 'succeeded');
     const row = await eventually(async () => {
-      const r = await db.pool.query<{ last_error: string; ts: string | null }>('SELECT last_error, ts FROM tollgate.chat_messages WHERE run_id = $1', [run.id]);
+      const r = await db.pool.query<{ last_error: string; ts: string | null }>('SELECT last_error, message_id AS ts FROM tollgate.chat_messages WHERE run_id = $1', [run.id]);
       return r.rows[0]?.last_error ? r.rows[0] : undefined;
     }, 'the refusal to be recorded');
     expect(row.ts).toBeNull();
     expect(row.last_error).toContain('not_in_channel');
     // Given up after the first refusal: later events of the run did not try again.
     expect(h.fake.callsTo('chat.postMessage').filter((c) => c.args.channel === channel)).toHaveLength(1);
-    const jobs = await db.pool.query(`SELECT id FROM graphile_worker.jobs WHERE key = $1 AND last_error IS NOT NULL`, [`slack:run:${run.id}`]);
+    const jobs = await db.pool.query(`SELECT id FROM graphile_worker.jobs WHERE key = $1 AND last_error IS NOT NULL`, [`chat:run:${run.id}`]);
     expect(jobs.rows).toHaveLength(0);
   });
 });

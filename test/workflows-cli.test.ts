@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type App } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { main } from '../src/cli/main.ts';
-import type { ApprovalView } from '../src/approvals/types.ts';
+import type { ApprovalRecord } from '../src/approvals/types.ts';
 import { paramsHash } from '../src/approvals/index.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { waitForRun } from './helpers/runtime.ts';
@@ -73,11 +73,11 @@ async function tollgate(...args: string[]) {
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
-async function pendingApproval(runId: string): Promise<ApprovalView> {
+async function pendingApproval(runId: string): Promise<ApprovalRecord> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     const listed = await tollgate('approvals', 'list', '--json');
-    const found = (JSON.parse(listed.out) as ApprovalView[]).find((a) => a.runId === runId);
+    const found = (JSON.parse(listed.out) as ApprovalRecord[]).find((a) => a.runId === runId);
     if (found) return found;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -122,7 +122,7 @@ describe('purchase-order from the CLI', () => {
     expect(shown.out).toContain('Approvals');
     expect(shown.out).toContain(`${approval.id}  approval  APPROVED  params sha256 ${paramsHash(params)}`);
     expect(shown.out).toMatch(new RegExp(`\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z  ${ALICE}\\s+approve\\s+"budgeted" \\(via cli\\)`));
-    const json = JSON.parse((await tollgate('runs', 'show', runId, '--json')).out) as { approvals: ApprovalView[] };
+    const json = JSON.parse((await tollgate('runs', 'show', runId, '--json')).out) as { approvals: ApprovalRecord[] };
     expect(json.approvals[0]?.decisions).toEqual([expect.objectContaining({ principal: ALICE, decision: 'approve', comment: 'budgeted' })]);
   });
 
@@ -193,7 +193,7 @@ describe('deploy from the CLI', () => {
     const detail = JSON.parse(res.out) as { run: { status: string; id: string } };
     expect(detail.run.status).toBe('succeeded');
     expect(deployed.get('api/staging')).toBe('2.0.0');
-    const json = JSON.parse((await tollgate('runs', 'show', detail.run.id, '--json')).out) as { approvals: ApprovalView[] };
+    const json = JSON.parse((await tollgate('runs', 'show', detail.run.id, '--json')).out) as { approvals: ApprovalRecord[] };
     expect(json.approvals[0]).toMatchObject({ status: 'approved', autoReason: 'staging is not a production environment' });
   });
 });

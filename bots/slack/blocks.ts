@@ -8,10 +8,10 @@
  * texts (errors, parameters) are truncated with an ellipsis, never rejected.
  */
 import type { KnownBlock } from '@slack/types';
-import type { WorkflowDefinition } from '../../src/runtime/workflow.ts';
-import type { RunRow, StepStatus } from '../../src/runtime/journal.ts';
-import { describeInputs } from '../../src/views/form.ts';
-import { ACTION_IDS, STATUS_LABELS, type ApprovalView, type RunView, type StepView } from '../../src/views/run-view.ts';
+import type { StepStatus } from '../../src/runtime/journal.ts';
+import { ACTION_IDS, STATUS_LABELS, type RunView, type StepView } from '../../src/views/run-view.ts';
+import { deciders, describeRule, otherDecisions, type ApprovalDecisionView, type ApprovalView } from '../../src/views/approval-view.ts';
+import type { RunSummary, WorkflowSummary } from '../../src/chat/replies.ts';
 import { mention } from './identity.ts';
 
 export const LIMITS = {
@@ -74,7 +74,7 @@ export function formatDuration(ms: number): string {
 }
 
 /** Slack renders `<!date^…>` in the reader's time zone. */
-function slackDate(d: Date): string {
+export function slackDate(d: Date): string {
   const secs = Math.floor(d.getTime() / 1000);
   return `<!date^${secs}^{date_short_pretty} {time}|${d.toISOString()}>`;
 }
@@ -100,27 +100,46 @@ function stepsBlocks(steps: StepView[]): KnownBlock[] {
   return [{ type: 'section', text: { type: 'mrkdwn', text: truncate(lines.join('\n'), LIMITS.sectionText) } }];
 }
 
-/** The approval section of a run message: what is asked, who may decide, and (while pending) the buttons. */
-export function approvalBlocks(a: ApprovalView): KnownBlock[] {
+function decisionList(list: ApprovalDecisionView[]): string {
+  return list.map((d) => `${d.by ? mention(d.by) : escapeMrkdwn(d.principal)} ${slackDate(d.at)}`).join(', ');
+}
+
+/**
+ * One approval as every copy shows it (the run message, the thread copy, DMs, lists): what is
+ * asked, who may decide and the rule; while pending the live tally and the buttons; once resolved,
+ * everyone who decided.
+ */
+export function approvalBlocks(a: ApprovalView, opts: { buttons?: boolean } = {}): KnownBlock[] {
   const lines = [`*Approval for ${escapeMrkdwn(a.step)}*`];
   if (a.tool) lines.push(`Tool: \`${escapeMrkdwn(a.tool)}\``);
   if (a.params) lines.push(`Parameters: \`${escapeMrkdwn(truncate(JSON.stringify(a.params), 800))}\``);
   if (a.risk) lines.push(`Risk: ${escapeMrkdwn(a.risk)}`);
   if (a.rationale) lines.push(`Rationale: ${escapeMrkdwn(truncate(a.rationale, 600))}`);
   if (a.requestedBy) lines.push(`Asked by ${mention(a.requestedBy)}`);
-  lines.push(`Approvers: ${a.approvers.map((x) => escapeMrkdwn(x)).join(', ') || '(none)'}`);
+  lines.push(`Approvers: ${escapeMrkdwn(a.approvers) || '(none)'} · ${describeRule(a)}`);
   if (a.deadline) lines.push(`Deadline: ${slackDate(a.deadline)}`);
-  if (a.status !== 'pending') {
+  const approvedSoFar = a.decisions.filter((d) => d.decision === 'approve');
+  if (a.status === 'pending') {
+    lines.push(
+      approvedSoFar.length === 0
+        ? `So far: no approvals (0 of ${a.required})`
+        : `So far: ${a.approvals} of ${a.required} approval${a.required === 1 ? '' : 's'} (approved by ${decisionList(approvedSoFar)})`,
+    );
+  } else {
+    const ended = deciders(a);
     let decided = `*${a.status[0]?.toUpperCase()}${a.status.slice(1)}*`;
-    if (a.decidedBy) decided += ` by ${mention(a.decidedBy)}`;
-    if (a.decidedAt) decided += ` ${slackDate(a.decidedAt)}`;
-    if (a.reason) decided += `: ${escapeMrkdwn(truncate(a.reason, 500))}`;
+    if (ended.length > 0) decided += ` by ${decisionList(ended)}`;
+    const reason = a.status === 'rejected' ? ended.at(-1)?.comment : a.endReason;
+    if (reason) decided += `: ${escapeMrkdwn(truncate(reason, 500))}`;
     lines.push(decided);
+    const others = otherDecisions(a);
+    const earlier = others.filter((d) => d.decision === 'approve');
+    if (earlier.length > 0) lines.push(`Approved before that by ${decisionList(earlier)}`);
   }
   const blocks: KnownBlock[] = [
     { type: 'section', block_id: `approval:${a.id}`, text: { type: 'mrkdwn', text: truncate(lines.join('\n'), LIMITS.sectionText) } },
   ];
-  if (a.status === 'pending') {
+  if (a.status === 'pending' && opts.buttons !== false) {
     blocks.push({
       type: 'actions',
       block_id: `approval-actions:${a.id}`,
@@ -182,12 +201,12 @@ export function renderRunMessage(view: RunView): SlackMessage {
 }
 
 /** `help` and `workflows`: every workflow with its inputs and how to run it. */
-export function renderWorkflows(defs: WorkflowDefinition[], intro?: string): SlackMessage {
-  const lines = defs.map((d) => `• *${escapeMrkdwn(d.name)}* v${d.version}: ${escapeMrkdwn(d.description)}\n    inputs: ${escapeMrkdwn(describeInputs(d.input))}`);
+export function renderWorkflows(defs: WorkflowSummary[], intro?: string | null): SlackMessage {
+  const lines = defs.map((d) => `• *${escapeMrkdwn(d.name)}* v${d.version}: ${escapeMrkdwn(d.description)}\n    inputs: ${escapeMrkdwn(d.inputs)}`);
   const usage =
     '`/tollgate run <workflow> key=value …` starts a run · `status <run-id>` · `runs` · `approvals` · `retry <run-id>` · `cancel <run-id>` · `workflows` · `help`';
   const blocks: KnownBlock[] = [];
-  if (intro) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: truncate(intro, LIMITS.sectionText) } });
+  if (intro) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: truncate(escapeMrkdwn(intro), LIMITS.sectionText) } });
   // One section per ~15 workflows keeps each under the section limit.
   for (let i = 0; i < lines.length && blocks.length < 45; i += 15) {
     blocks.push({ type: 'section', text: { type: 'mrkdwn', text: truncate(lines.slice(i, i + 15).join('\n'), LIMITS.sectionText) } });
@@ -197,9 +216,9 @@ export function renderWorkflows(defs: WorkflowDefinition[], intro?: string): Sla
   return { text: truncate(`${intro ? `${intro} ` : ''}Workflows: ${defs.map((d) => d.name).join(', ')}`, LIMITS.fallbackText), blocks };
 }
 
-export function renderRunList(runs: RunRow[], title: string): SlackMessage {
+export function renderRunList(runs: RunSummary[], title: string): SlackMessage {
   const lines = runs.map(
-    (r) => `${RUN_ICONS[r.status]} *${escapeMrkdwn(r.workflow)}* v${r.workflow_version} · ${STATUS_LABELS[r.status]} · \`${r.id}\` · ${slackDate(r.created_at)}`,
+    (r) => `${RUN_ICONS[r.status]} *${escapeMrkdwn(r.workflow)}* v${r.version} · ${STATUS_LABELS[r.status]} · \`${r.id}\` · ${slackDate(r.createdAt)}`,
   );
   const blocks: KnownBlock[] = [
     { type: 'header', text: { type: 'plain_text', text: truncate(title, 150) } },
@@ -208,6 +227,7 @@ export function renderRunList(runs: RunRow[], title: string): SlackMessage {
   return { text: truncate(`${title}: ${runs.length} run(s)`, LIMITS.fallbackText), blocks };
 }
 
+/** A notice (src/chat/replies.ts): its `*bold*` and `` `code` `` marks are Slack's own; only &, < and > need escaping. */
 export function plainMessage(text: string): SlackMessage {
-  return { text: truncate(text, LIMITS.fallbackText), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: truncate(text, LIMITS.sectionText) } }] };
+  return { text: truncate(text, LIMITS.fallbackText), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: truncate(escapeMrkdwn(text), LIMITS.sectionText) } }] };
 }

@@ -1,41 +1,29 @@
 /**
- * The Slack adapter's entry point for the boot (src/app.ts): build it when Slack is configured,
- * otherwise say what to set and let the rest of Tollgate run.
+ * The Slack adapter's entry point for the boot (src/app.ts, through bots/index.ts): a
+ * `ChatAdapter` when Slack is configured; otherwise it says what to set and Tollgate runs on.
  */
 import type pg from 'pg';
+import type { ChatAdapter } from '../../src/chat/platform.ts';
+import type { ChatCore } from '../../src/chat/intake.ts';
 import type { Config } from '../../src/config.ts';
 import type { Logger } from '../../src/log.ts';
-import type { ProjectConfig } from '../../src/project-config.ts';
-import type { WorkflowRegistry } from '../../src/runtime/registry.ts';
-import type { Runtime } from '../../src/runtime/runtime.ts';
 import type { HttpServer } from '../../src/server/http.ts';
 import { SlackBot, type SlackBotOptions } from './bot.ts';
-import { createDeliverer, type SlackDeliverer } from './deliver.ts';
-import { listRunApprovals } from '../../src/approvals/index.ts';
-import { runMessageApprovals } from './approvals.ts';
+import { slackPlatform } from './platform.ts';
 
 export { SlackBot } from './bot.ts';
-export { createDeliverer } from './deliver.ts';
 
-export interface SlackAdapter {
+export interface SlackAdapter extends ChatAdapter {
   readonly bot: SlackBot;
-  readonly deliverer: SlackDeliverer;
-  /** Mounts `POST /slack/events` (HTTP mode; Socket Mode needs no route). */
-  mount(http: HttpServer): void;
-  start(): Promise<void>;
-  stop(): Promise<void>;
 }
 
 export function createSlackAdapter(opts: {
   config: Config['slack'];
   pool: pg.Pool;
-  runtime: Runtime;
-  registry: WorkflowRegistry;
-  project: Pick<ProjectConfig, 'operators'>;
+  /** The chat core; called when a request arrives, so it may be built after the adapters. */
+  core: () => ChatCore;
   log: Logger;
   clientOptions?: SlackBotOptions['clientOptions'];
-  /** How long before an approval's deadline approvers are reminded (default 1 h; at most half-way). */
-  reminderLeadMs?: number;
 }): SlackAdapter | undefined {
   const { config, log } = opts;
   const missing = [
@@ -57,23 +45,14 @@ export function createSlackAdapter(opts: {
     appToken: config.appToken,
     apiUrl: config.apiUrl,
     pool: opts.pool,
-    runtime: opts.runtime,
-    registry: opts.registry,
-    project: opts.project,
+    core: opts.core,
     log,
     clientOptions: opts.clientOptions,
   });
-  const deliverer = createDeliverer({
-    pool: opts.pool,
-    client: bot.client,
-    log,
-    loadApprovals: async (q, runId) => runMessageApprovals(await listRunApprovals(q, runId)),
-    reminderLeadMs: opts.reminderLeadMs ?? config.approvalReminderLeadMs,
-  });
   return {
     bot,
-    deliverer,
-    mount: (http) => {
+    platform: slackPlatform(bot.client),
+    mount: (http: HttpServer) => {
       if (bot.receiver) http.mount('POST', '/slack/events', bot.receiver.handle);
     },
     start: async () => {

@@ -6,7 +6,7 @@ import type { Queryable } from '../runtime/journal.ts';
 import { isTerminalStatus } from '../runtime/journal.ts';
 import { formatPrincipal, type Principal } from '../principals.ts';
 import { authorise, describeApprovers, describeQuorum, principalKey } from './policy.ts';
-import type { ApprovalResult, ApprovalStatus, ApprovalView, DecisionView, ResolvedPolicy } from './types.ts';
+import type { ApprovalResult, ApprovalStatus, ApprovalRecord, DecisionView, ResolvedPolicy } from './types.ts';
 
 export interface ApprovalRow {
   id: string;
@@ -77,7 +77,7 @@ export function describeOnTimeout(row: ApprovalRow): string {
   return `escalated to ${groups} when it expires`;
 }
 
-export function toView(row: ApprovalRow, decisions: DecisionView[]): ApprovalView {
+export function toView(row: ApprovalRow, decisions: DecisionView[]): ApprovalRecord {
   const p = row.policy;
   const requester = requesterKey(row);
   const counted = decisions.filter((d) => d.decision === 'approve' && authorise(p, d.principal, requester, 'approve').ok).length;
@@ -120,7 +120,7 @@ export async function loadApprovalRow(q: Queryable, id: string, lock = false): P
 }
 
 /** One approval as a view, with its decisions; undefined when no approval has that id. */
-export async function getApproval(q: Queryable, id: string): Promise<ApprovalView | undefined> {
+export async function getApproval(q: Queryable, id: string): Promise<ApprovalRecord | undefined> {
   const row = await loadApprovalRow(q, id);
   if (!row) return undefined;
   const d = await loadDecisions(q, [row.id]);
@@ -131,7 +131,7 @@ export async function getApproval(q: Queryable, id: string): Promise<ApprovalVie
  * Approvals waiting for a decision, oldest first. With a principal: only those it may still
  * decide (an approver, not barred as requester, no decision recorded yet).
  */
-export async function listPendingApprovals(q: Queryable, principal?: Principal | string): Promise<ApprovalView[]> {
+export async function listPendingApprovals(q: Queryable, principal?: Principal | string): Promise<ApprovalRecord[]> {
   const { rows } = await q.query<ApprovalRow>(`${SELECT} WHERE a.status = 'pending' ORDER BY a.created_at, a.id`);
   const live = rows.filter((r) => !isTerminalStatus(r.run_status ?? ''));
   const decisions = await loadDecisions(q, live.map((r) => r.id));
@@ -142,7 +142,7 @@ export async function listPendingApprovals(q: Queryable, principal?: Principal |
 }
 
 /** Every approval of a run (voided ones included), in step order. */
-export async function listRunApprovals(q: Queryable, runId: string): Promise<ApprovalView[]> {
+export async function listRunApprovals(q: Queryable, runId: string): Promise<ApprovalRecord[]> {
   const { rows } = await q.query<ApprovalRow>(`${SELECT} WHERE a.run_id = $1 ORDER BY a.step_idx, a.created_at`, [runId]);
   const decisions = await loadDecisions(q, rows.map((r) => r.id));
   return rows.map((r) => toView(r, decisions.get(r.id) ?? []));

@@ -1,6 +1,6 @@
 /**
  * The shapes of approval gates: what a workflow asks for (`ApprovalOptions`), what it gets back
- * (`ApprovalResult`), what adapters show (`ApprovalView`) and what a decision answers
+ * (`ApprovalResult`), the stored record that views and the CLI read (`ApprovalRecord`; chat shows it through src/views/approval-view.ts) and what a decision answers
  * (`DecideOutcome`). Plain JSON-friendly objects: timestamps are ISO strings.
  */
 import type { Duration } from '../runtime/workflow.ts';
@@ -78,7 +78,7 @@ export interface ResolvedPolicy {
   allowSelfApproval: boolean;
 }
 
-export interface ApprovalView {
+export interface ApprovalRecord {
   id: string;
   runId: string;
   workflow: string;
@@ -126,7 +126,7 @@ export interface DecideOutcome {
   kind: DecideKind;
   /** A sentence for people: what happened and why. */
   message: string;
-  approval?: ApprovalView;
+  approval?: ApprovalRecord;
   /** Set when this decision ended the gate. */
   resolved?: 'approved' | 'rejected';
 }

@@ -1,11 +1,11 @@
 /** Human-readable views of approvals for the CLI: a pending list and a run's approvals with their decisions. */
-import type { ApprovalView } from '../approvals/types.ts';
+import type { ApprovalRecord } from '../approvals/types.ts';
 
 function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
 
-export function formatApprovalList(list: ApprovalView[]): string {
+export function formatApprovalList(list: ApprovalRecord[]): string {
   if (list.length === 0) return 'No approvals are waiting.';
   const rows = list.map((a) => [a.id, a.workflow, a.summary, `${a.approvals}/${a.required}`, a.expiresAt ?? '-', a.approvers]);
   const head = ['APPROVAL', 'WORKFLOW', 'SUMMARY', 'HAVE', 'EXPIRES', 'APPROVERS'];
@@ -14,7 +14,7 @@ export function formatApprovalList(list: ApprovalView[]): string {
 }
 
 /** The approvals section of `runs show`: who, when, decision, comment, parameters hash. */
-export function formatRunApprovals(list: ApprovalView[]): string {
+export function formatRunApprovals(list: ApprovalRecord[]): string {
   if (list.length === 0) return '';
   const out = ['', '', 'Approvals'];
   for (const a of list) {

@@ -118,7 +118,7 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
       const { config, log } = lazy(true);
       const input = parseKeyValues(params);
       await withApp(config, log, async (app) => {
-        const run = await app.runtime.startRun({ workflow, input, requester: cliPrincipal(opts.as), origin: { kind: 'cli' } });
+        const run = await app.runtime.startRun({ workflow, input, requester: cliPrincipal(opts.as), origin: { platform: 'cli' } });
         if (!opts.wait) {
           if (opts.json) io.out(JSON.stringify({ id: run.id, status: run.status }));
           else io.out(`${run.id} queued (${run.workflow}@v${run.workflow_version}). Follow it with: tollgate runs show ${run.id}`);

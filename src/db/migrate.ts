@@ -3,12 +3,17 @@
  * node-pg-migrate, each in its own transaction, under an advisory lock so concurrent starts are
  * safe), then Graphile Worker's own schema.
  *
+ * Then the SQL functions in `migrations/functions/` are re-applied (each file idempotent,
+ * CREATE OR REPLACE), in one transaction under a lock: a function's body lives in exactly one
+ * file instead of being pasted into every migration that changes it.
+ *
  * Refuses to run when the database has migrations this code does not know (it was migrated by a
  * newer Tollgate): running old code on a newer schema is how data gets corrupted.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { withTransaction } from './transaction.ts';
 import type pg from 'pg';
 import { runner } from 'node-pg-migrate';
 import { runMigrations as runWorkerMigrations } from 'graphile-worker';
@@ -16,6 +21,7 @@ import { TollgateError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+export const FUNCTIONS_DIR = path.join(MIGRATIONS_DIR, 'functions');
 const TABLE = 'migrations';
 const SCHEMA = 'tollgate';
 
@@ -55,8 +61,22 @@ export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
     });
     for (const m of ran) log.info({ migration: m.name }, 'applied migration');
     await runWorkerMigrations({ pgPool: pool, logger: undefined });
+    await applyFunctions(pool);
     return ran.map((m) => m.name);
   } finally {
     client.release();
   }
+}
+
+/** Re-applies `migrations/functions/*.sql` in name order, in one transaction, one process at a time. */
+export async function applyFunctions(pool: pg.Pool): Promise<void> {
+  const files = readdirSync(FUNCTIONS_DIR)
+    .filter((f) => f.endsWith('.sql'))
+    .sort();
+  await withTransaction(pool, async (q) => {
+    // CREATE OR REPLACE of a trigger or function takes locks that concurrent starts would fight
+    // over; one at a time (the key is arbitrary but fixed: 'tgfn').
+    await q.query('SELECT pg_advisory_xact_lock(x\'7467666e\'::int)');
+    for (const f of files) await q.query(readFileSync(path.join(FUNCTIONS_DIR, f), 'utf8'));
+  });
 }

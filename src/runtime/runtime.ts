@@ -15,6 +15,8 @@ import type { Principal } from '../principals.ts';
 import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../project-config.ts';
 import { decide as decideApproval, type DecideOptions } from '../approvals/decide.ts';
 import type { DecideOutcome } from '../approvals/types.ts';
+import { runOriginSchema, type RunOrigin } from './origin.ts';
+import { whyNotRetryable } from './retryable.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import { Executor, type AdvanceOutcome } from './executor.ts';
 import * as journal from './journal.ts';
@@ -27,8 +29,8 @@ export interface StartRunRequest {
   /** Pin a version; the newest registered when omitted. */
   version?: number;
   requester?: Principal | null;
-  /** Where the request was made (chat channel, thread), kept for the adapters. */
-  origin?: unknown;
+  /** Where the request was made (src/runtime/origin.ts): the CLI, or a chat conversation and thread. */
+  origin?: RunOrigin | null;
 }
 
 export interface RunDetail {
@@ -113,7 +115,7 @@ export class Runtime {
       version: def.version,
       input: parsed.data,
       requester: req.requester ?? null,
-      origin: req.origin ?? null,
+      origin: req.origin ? runOriginSchema.parse(req.origin) : null,
     });
     this.log.info({ runId: id, workflow: def.name, version: def.version }, 'run queued');
     return run;
@@ -181,6 +183,8 @@ export class Runtime {
           { runId },
         );
       }
+      const hopeless = whyNotRetryable(run);
+      if (hopeless) throw new TollgateError('TG_RUN_STATE', hopeless, { runId, reason: 'approval-rejected' });
       const failed = await q.query<{ idx: number; name: string }>(
         `UPDATE tollgate.steps SET status = 'retrying', attempts = 0, next_attempt_at = NULL, finished_at = NULL, updated_at = now()
          WHERE run_id = $1 AND status = 'failed' RETURNING idx, name`,

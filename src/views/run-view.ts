@@ -5,16 +5,18 @@
  * Adaptive Card, so both show the same facts.
  *
  * General notes
- * - Built from journal rows only (`runs`, `steps`, later the approval tables); it never reads
+ * - Built from journal rows only (`runs`, `steps`, and the approval tables through `approvals`); it never reads
  *   the clock, so the same state always renders the same view (the Slack outbox compares hashes
  *   of renderings to skip no-op updates).
  * - It says which actions are *offered* in this state; who may use them is decided when a click
  *   arrives (`src/intents/authorize.ts`), from the verified identity.
- * - `approvals` is filled by the approvals engine (`loadRunView`'s `approvals` argument); until
- *   then it is empty.
+ * - `approvals` comes from the approvals engine (`loadRunView`'s `approvals` argument, built by
+ *   src/views/approval-view.ts); callers that show no approvals pass none.
  */
 import type { Principal } from '../principals.ts';
 import { principalSchema } from '../principals.ts';
+import type { ApprovalView } from './approval-view.ts';
+import { whyNotRetryable } from '../runtime/retryable.ts';
 import type { Queryable, RunRow, RunStatus, StepRow, StepStatus } from '../runtime/journal.ts';
 import { isTerminalStatus } from '../runtime/journal.ts';
 
@@ -38,27 +40,6 @@ export interface StepView {
   durationMs: number | null;
   /** The last error's message (a failed or retrying step). */
   error: string | null;
-}
-
-/** An approval gate of the run, as the approvals engine will describe it. */
-export interface ApprovalView {
-  id: string;
-  /** The gated step's name. */
-  step: string;
-  status: 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled';
-  /** Who may decide: principals (`slack:T:U`) or group names, as configured. */
-  approvers: string[];
-  /** What will happen if approved. */
-  tool?: string;
-  params?: Record<string, unknown>;
-  risk?: string;
-  /** The model's rationale, when a model proposed the action. */
-  rationale?: string;
-  requestedBy?: Principal | null;
-  deadline?: Date | null;
-  decidedBy?: Principal | null;
-  decidedAt?: Date | null;
-  reason?: string | null;
 }
 
 export interface RunView {
@@ -118,7 +99,9 @@ export function buildRunView(run: RunRow, steps: StepRow[], approvals: ApprovalV
       ? { step: null, message: runError }
       : null;
   const actions: RunAction[] = [];
-  if (run.status === 'failed') actions.push(ACTION_IDS.retry);
+  // Retry only where a retry can succeed: not after a rejected or expired approval, which a replay
+  // would meet again (runtime.retry refuses those with the reason).
+  if (run.status === 'failed' && whyNotRetryable(run) === undefined) actions.push(ACTION_IDS.retry);
   // Dead letter is stuck, not ended: Retry takes it out (Cancel, below, is the other way out).
   if (run.status === 'dead_letter') actions.push(ACTION_IDS.retry);
   if (!isTerminalStatus(run.status) && run.status !== 'compensating' && !run.cancel_requested_at) actions.push(ACTION_IDS.cancel);

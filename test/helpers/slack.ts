@@ -4,6 +4,7 @@
  * (test/fakes/slack) behind the unmodified Web API client. Requests are signed like Slack's.
  */
 import { createSlackAdapter, type SlackAdapter } from '../../bots/slack/index.ts';
+import { createChat, type Chat } from '../../src/chat/index.ts';
 import { taskList } from '../../jobs/index.ts';
 import { WorkflowRegistry } from '../../src/runtime/registry.ts';
 import { Runtime } from '../../src/runtime/runtime.ts';
@@ -23,6 +24,7 @@ export const BOT_TOKEN = 'xoxb-test-token';
 export interface SlackHarness {
   runtime: Runtime;
   slack: SlackAdapter;
+  chat: Chat;
   fake: FakeSlack;
   worker: WorkerHandle;
   http: HttpServer;
@@ -40,23 +42,30 @@ export async function startSlackHarness(
   const fake = await startFakeSlack({ token: BOT_TOKEN });
   const registry = new WorkflowRegistry().register(...workflows);
   const runtime = new Runtime({ pool: db.pool, registry, log, inlineWaitMaxMs: 200, ...(opts.project ? { project: opts.project } : {}) });
+  let chat: Chat | undefined;
   const slack = createSlackAdapter({
     config: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN, appToken: opts.appToken, apiUrl: fake.apiUrl },
+    pool: db.pool,
+    core: () => chat!.core,
+    log,
+    // A 500 must fail the call now (the outbox retries it), not stall the suite.
+    clientOptions: { retryConfig: { retries: 0 } },
+  });
+  if (!slack) throw new Error('the Slack adapter was not created');
+  chat = createChat({
     pool: db.pool,
     runtime,
     registry,
     project: { operators: opts.operators ?? opts.project?.operators ?? [] },
     log,
+    platforms: [slack.platform],
     ...(opts.reminderLeadMs !== undefined ? { reminderLeadMs: opts.reminderLeadMs } : {}),
-    // A 500 must fail the call now (the job is retried by Graphile), not stall the suite.
-    clientOptions: { retryConfig: { retries: 0 } },
   });
-  if (!slack) throw new Error('the Slack adapter was not created');
   const processId = newProcessId();
   const worker = await startWorker({
     pool: db.pool,
     log,
-    tasks: taskList({ runtime, processId, slack: slack.deliverer }),
+    tasks: taskList({ runtime, processId, chat: chat.deliverer }),
     concurrency: opts.concurrency ?? 4,
     pollIntervalMs: 100,
     deadAfterMs: 3000,
@@ -70,6 +79,7 @@ export async function startSlackHarness(
   return {
     runtime,
     slack,
+    chat,
     fake,
     worker,
     http,

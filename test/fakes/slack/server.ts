@@ -15,6 +15,8 @@
  *   a `Retry-After` header and `{ok:false, error:'ratelimited'}`), `{ status: 500 }`, or
  *   `{ error: 'channel_not_found' }` (HTTP 200, ok:false); `times` repeats it; `channel` limits it to
  *   calls for one channel.
+ * - Slowness on demand: `hold('chat.postEphemeral')` keeps the next such call waiting (recorded,
+ *   unanswered) until the returned `release()` is called.
  * - Socket Mode: `apps.connections.open` (app-level `xapp-` token) answers a ws:// URL on this
  *   server; `socketMode.push(type, payload)` sends an envelope and resolves with the ack
  *   (test/fakes/slack/socket.ts).
@@ -60,6 +62,8 @@ export interface FakeSlack {
   message(channel: string, ts: string): FakeMessage | undefined;
   messagesIn(channel: string): FakeMessage[];
   failNext(method: string, failure: Failure): void;
+  /** The next call of `method` waits, unanswered, until `release()`; `answered` says when it was answered. */
+  hold(method: string): { release(): void; readonly answeredAt: number | undefined };
   /** Socket Mode: `apps.connections.open` (with an `xapp-` token) leads here. */
   readonly socketMode: FakeSocketMode;
   close(): Promise<void>;
@@ -86,6 +90,7 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
   const calls: RecordedCall[] = [];
   const messages = new Map<string, FakeMessage>();
   const failures = new Map<string, Failure[]>();
+  const holds = new Map<string, { gate: Promise<void>; answered: (at: number) => void }[]>();
   let seq = 0;
   let viewSeq = 0;
   const nextTs = () => `${Math.floor(Date.now() / 1000)}.${String(++seq).padStart(6, '0')}`;
@@ -137,9 +142,15 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
       const given = auth.startsWith('Bearer ') ? auth.slice(7) : (args.token as string | undefined);
       calls.push({ method, args, token: given, at: Date.now() });
 
-      const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      const held = holds.get(method)?.shift();
+      const sendNow = (status: number, body: unknown, headers: Record<string, string> = {}) => {
         res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
         res.end(JSON.stringify(body));
+        held?.answered(Date.now());
+      };
+      const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+        if (held) void held.gate.then(() => sendNow(status, body, headers));
+        else sendNow(status, body, headers);
       };
       const queue = failures.get(method) ?? [];
       const at = queue.findIndex((f) => f.channel === undefined || f.channel === args.channel);
@@ -171,6 +182,20 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
     callsTo: (method) => calls.filter((c) => c.method === method),
     message: (channel, ts) => messages.get(`${channel}/${ts}`),
     messagesIn: (channel) => [...messages.values()].filter((m) => m.channel === channel),
+    hold: (method) => {
+      let release = () => {};
+      let answeredAt: number | undefined;
+      const gate = new Promise<void>((r) => (release = r));
+      const q = holds.get(method) ?? [];
+      q.push({ gate, answered: (at) => (answeredAt = at) });
+      holds.set(method, q);
+      return {
+        release: () => release(),
+        get answeredAt() {
+          return answeredAt;
+        },
+      };
+    },
     failNext: (method, failure) => {
       const q = failures.get(method) ?? [];
       q.push({ ...failure });

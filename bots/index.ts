@@ -1,0 +1,31 @@
+/**
+ * Every chat platform Tollgate ships, for the boot (src/app.ts): each configured one becomes a
+ * `ChatAdapter`; unconfigured ones say what to set. A new platform is a folder beside slack/ and
+ * one line here.
+ */
+import type pg from 'pg';
+import type { ChatAdapter } from '../src/chat/platform.ts';
+import type { ChatCore } from '../src/chat/intake.ts';
+import type { Config } from '../src/config.ts';
+import type { Logger } from '../src/log.ts';
+import { createSlackAdapter } from './slack/index.ts';
+
+export interface AdapterContext {
+  config: Config;
+  pool: pg.Pool;
+  core: () => ChatCore;
+  log: Logger;
+}
+
+export function createChatAdapters(ctx: AdapterContext): ChatAdapter[] {
+  return [createSlackAdapter({ config: ctx.config.slack, pool: ctx.pool, core: ctx.core, log: ctx.log })].filter((a): a is NonNullable<typeof a> => a !== undefined);
+}
+
+/** Routes of platforms that are not configured, with the sentence saying how to turn them on. */
+export const UNCONFIGURED_ROUTES: { path: string; message: string; platform: string }[] = [
+  {
+    platform: 'slack',
+    path: '/slack/events',
+    message: 'Slack is not configured here: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_APP_TOKEN for Socket Mode) and restart.',
+  },
+];

@@ -1,0 +1,55 @@
+-- The chat layer's SQL functions and triggers: the one source of their bodies. Not a migration:
+-- src/db/migrate.ts applies this file after the migrations, every time, in one transaction, so it
+-- must stay idempotent (CREATE OR REPLACE only). Change a body here, never by pasting it into a
+-- new migration.
+
+-- Schedules a `chat-deliver` job, coalescing with a pending one (job key, job_key_mode 'replace':
+-- a burst of events while a delivery is pending is one job, hence one update of the message).
+-- Graphile's add_job adds nothing when, between its two statements, a worker locks the pending
+-- job with that key (its ON CONFLICT update skips locked jobs): that job may already have read the
+-- old state, so the change would never be shown. When add_job returns no job, a job without a key
+-- is added instead: a spare delivery is harmless (it finds nothing changed), a missing one is not.
+-- Failed deliveries do not fail their job (the outbox keeps its own backoff in chat_messages), so
+-- a message never gathers a pile of retrying jobs.
+CREATE OR REPLACE FUNCTION tollgate.chat_enqueue(payload json, job_key text, run_at timestamptz DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  SELECT (graphile_worker.add_job('chat-deliver', payload, run_at => run_at, job_key => job_key,
+            job_key_mode => 'replace', max_attempts => 25)).id INTO v_id;
+  IF v_id IS NULL THEN
+    PERFORM graphile_worker.add_job('chat-deliver', payload, run_at => run_at, max_attempts => 25);
+  END IF;
+END $$;
+
+-- Every event of a run started from a chat (listed in chat_runs) schedules the re-rendering of
+-- its messages, in the event's own transaction, so it cannot be lost and is not seen before the
+-- state is. An approval event (approval.requested, .decided, .approved, .rejected, .expired,
+-- .escalated, .voided, .cancelled …) also schedules the delivery of that approval's copies.
+-- Runs started elsewhere pay one miss on chat_runs' primary key.
+CREATE OR REPLACE FUNCTION tollgate.chat_enqueue_delivery() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM tollgate.chat_runs c WHERE c.run_id = NEW.run_id) THEN
+    PERFORM tollgate.chat_enqueue(json_build_object('runId', NEW.run_id), 'chat:run:' || NEW.run_id);
+    IF NEW.type LIKE 'approval.%' AND NEW.payload ? 'approvalId' THEN
+      PERFORM tollgate.chat_enqueue(json_build_object('approvalId', NEW.payload->>'approvalId'), 'chat:apr:' || (NEW.payload->>'approvalId'));
+    END IF;
+  END IF;
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER events_chat_delivery AFTER INSERT ON tollgate.events
+  FOR EACH ROW WHEN (NEW.run_id IS NOT NULL) EXECUTE FUNCTION tollgate.chat_enqueue_delivery();
+
+-- A run whose origin is a chat platform (src/runtime/origin.ts: anything but the CLI) is listed
+-- in chat_runs when it is created.
+CREATE OR REPLACE FUNCTION tollgate.chat_runs_register() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO tollgate.chat_runs (run_id, platform) VALUES (NEW.id, NEW.origin->>'platform') ON CONFLICT DO NOTHING;
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER runs_chat_register AFTER INSERT ON tollgate.runs
+  FOR EACH ROW WHEN (NEW.origin->>'platform' IS NOT NULL AND NEW.origin->>'platform' <> 'cli')
+  EXECUTE FUNCTION tollgate.chat_runs_register();

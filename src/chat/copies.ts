@@ -1,0 +1,106 @@
+/**
+ * An approval's copies, written once for every platform: a copy in the thread of the run's
+ * message, and a direct message to each approver on whatever platform their principal names (a
+ * Teams approver of a run started in Slack gets a Teams DM). Also who may still decide, and when
+ * the undecided are reminded.
+ *
+ * Copies are rows of `chat_messages` (kind 'approval', one per `copy`: 'thread' or the approver's
+ * principal), created by the approval's delivery the first time it sees the approval pending.
+ */
+import type { ApprovalRecord } from '../approvals/types.ts';
+import { newId } from '../ids.ts';
+import { parsePrincipal, type Principal } from '../principals.ts';
+import type { Queryable } from '../runtime/journal.ts';
+
+/** May this principal still approve? Mirrors listPendingApprovals' filter. */
+export function mayStillDecide(a: ApprovalRecord, principal: string): boolean {
+  if (a.status !== 'pending' || !a.eligible.includes(principal)) return false;
+  if (a.decisions.some((d) => d.principal === principal)) return false;
+  return a.allowSelfApproval || a.requester !== principal;
+}
+
+/**
+ * Why this principal's decision would change nothing, in a sentence; undefined when they may
+ * decide. Used before showing a form (Slack's reject reason) so nobody fills one in for nothing;
+ * `runtime.decide` stays the authority when the decision arrives.
+ */
+export function whyCannotDecide(a: ApprovalRecord | undefined, approvalId: string, principal: string): string | undefined {
+  if (!a) return `No approval with id ${approvalId}.`;
+  if (a.decisions.some((d) => d.principal === principal)) return `Your decision on ${approvalId} was already recorded; nothing changed.`;
+  if (a.status !== 'pending') return `${approvalId} was already ${a.status}; your decision is not needed.`;
+  if (!a.eligible.includes(principal)) return `Not allowed: ${principal} is not one of the approvers (${a.approvers}); nothing changed.`;
+  if (!a.allowSelfApproval && a.requester === principal) return `Not allowed: ${principal} asked for this and may not approve it; nothing changed.`;
+  return undefined;
+}
+
+function principalOrNull(s: string): Principal | null {
+  try {
+    return parsePrincipal(s);
+  } catch {
+    return null;
+  }
+}
+
+/** The approvers a DM goes to: eligible principals on the given platforms, not the requester (unless self-approval is allowed). */
+export function dmApprovers(a: ApprovalRecord, platforms: ReadonlySet<string>): Principal[] {
+  return a.eligible
+    .filter((p) => a.allowSelfApproval || p !== a.requester)
+    .map(principalOrNull)
+    .filter((p): p is Principal => p !== null && platforms.has(p.platform));
+}
+
+/**
+ * Creates the missing copies of a pending approval (idempotent). The thread copy needs the run
+ * message's id (the thread); until that message is posted there is none, and the run's delivery
+ * schedules this approval's delivery again once it posts it (deliver.ts).
+ */
+export async function ensureApprovalCopies(q: Queryable, a: ApprovalRecord, platforms: ReadonlySet<string>): Promise<void> {
+  const run = await q.query<{ platform: string; tenant: string | null; conversation: string; message_id: string | null; thread: string | null; address: unknown }>(
+    `SELECT platform, tenant, conversation, message_id, thread, address FROM tollgate.chat_messages
+     WHERE run_id = $1 AND kind = 'run' AND given_up_at IS NULL ORDER BY created_at, id LIMIT 1`,
+    [a.runId],
+  );
+  const msg = run.rows[0];
+  if (msg?.message_id && platforms.has(msg.platform)) {
+    await q.query(
+      `INSERT INTO tollgate.chat_messages (id, platform, kind, run_id, approval_id, copy, tenant, conversation, thread, address)
+       VALUES ($1, $2, 'approval', $3, $4, 'thread', $5, $6, $7, $8)
+       ON CONFLICT DO NOTHING`,
+      [newId('msg'), msg.platform, a.runId, a.id, msg.tenant, msg.conversation, msg.thread ?? msg.message_id, msg.address === null ? null : JSON.stringify(msg.address)],
+    );
+  }
+  for (const p of dmApprovers(a, platforms)) {
+    const principal = `${p.platform}:${p.tenant}:${p.user}`;
+    await q.query(
+      `INSERT INTO tollgate.chat_messages (id, platform, kind, run_id, approval_id, copy, tenant, dm_to) VALUES ($1, $2, 'approval', $3, $4, $5, $6, $5)
+       ON CONFLICT DO NOTHING`,
+      [newId('msg'), p.platform, a.runId, a.id, principal, p.tenant],
+    );
+  }
+}
+
+export const REMIND_TASK = 'chat-approval-remind';
+
+/**
+ * Schedules the deadline reminder (one job per approval; a new deadline moves it). Like
+ * `chat_enqueue`, a job key race that adds no job adds one without a key, so the reminder is
+ * never lost (a spare one finds the approvers reminded already and does nothing).
+ */
+export async function scheduleReminder(q: Queryable, approvalId: string, at: Date): Promise<void> {
+  const { rows } = await q.query<{ id: string | null }>(
+    `SELECT (graphile_worker.add_job($1, json_build_object('approvalId', $2::text), run_at => $3, job_key => 'chat:remind:' || $2,
+       job_key_mode => 'replace', max_attempts => 10)).id`,
+    [REMIND_TASK, approvalId, at],
+  );
+  if (rows[0]?.id == null) {
+    await q.query(`SELECT graphile_worker.add_job($1, json_build_object('approvalId', $2::text), run_at => $3, max_attempts => 10)`, [REMIND_TASK, approvalId, at]);
+  }
+}
+
+/** When to remind: `leadMs` before the deadline, but never earlier than half-way to it. */
+export function reminderTime(a: Pick<ApprovalRecord, 'createdAt' | 'expiresAt'>, leadMs: number): Date | undefined {
+  if (!a.expiresAt) return undefined;
+  const due = new Date(a.expiresAt).getTime();
+  const span = due - new Date(a.createdAt).getTime();
+  return new Date(due - Math.max(0, Math.min(leadMs, span / 2)));
+}

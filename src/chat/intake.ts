@@ -1,0 +1,288 @@
+/**
+ * Intent handling for every chat platform: DESIGN.md's `submit(intent)`. A platform adapter parses
+ * a request (a command, a button click, a form submission) into an `Intent` with the verified
+ * actor; `submit` deduplicates it by its platform's delivery key and records it in one transaction
+ * together with the run, decision or operation it causes and any message it asks for. Only after
+ * `submit` resolves may the adapter acknowledge the platform (invariant 8).
+ *
+ * General notes
+ * - What to tell the person comes back as a neutral `ChatReply` (or goes through the outbox, for
+ *   replies in a conversation and explanations to one clicker); the platform renders it.
+ * - A refused click is explained through the outbox (`explain`), never inline: the ack must not
+ *   wait for the platform's API.
+ * - Who may retry or cancel is decided here (src/intents/authorize.ts), from the verified actor;
+ *   who may decide an approval is decided by `runtime.decide`.
+ */
+import type pg from 'pg';
+import type { z } from 'zod';
+import { listPendingApprovals, listRunApprovals } from '../approvals/index.ts';
+import type { DecideOutcome } from '../approvals/types.ts';
+import { withTransaction } from '../db/transaction.ts';
+import { TollgateError } from '../errors.ts';
+import { mayOperateRun } from '../intents/authorize.ts';
+import type { Command } from '../intents/command.ts';
+import type { Logger } from '../log.ts';
+import { formatPrincipal, type Principal } from '../principals.ts';
+import type { ProjectConfig } from '../project-config.ts';
+import type { Queryable } from '../runtime/journal.ts';
+import type { ChatOrigin } from '../runtime/origin.ts';
+import type { WorkflowRegistry } from '../runtime/registry.ts';
+import type { Runtime } from '../runtime/runtime.ts';
+import type { WorkflowDefinition } from '../runtime/workflow.ts';
+import { runMessageApprovals, toApprovalView } from '../views/approval-view.ts';
+import { describeForm, describeInputs, fieldErrors, fromFormValues } from '../views/form.ts';
+import { listRunsRequestedBy, loadRunView } from '../views/run-view.ts';
+import { addReply, addRunMessage, claimDeliveryKey, enqueueHomeDelivery, linkDeliveryKeyToRun, type Where } from './outbox.ts';
+import type { ChatPlatform } from './platform.ts';
+import { notice, type ChatReply } from './replies.ts';
+import { toRunSummary, toWorkflowSummary } from './summaries.ts';
+
+/** A platform's delivery key: what it sends again on a retry (Slack: event_id, trigger_id, view id). */
+export interface DeliveryKey {
+  key: string;
+  /** What kind of request it was, for people reading the table. */
+  kind: string;
+}
+
+/** A parsed command, or the sentence saying why the text was not one. */
+export type ChatCommand = Command | { kind: 'invalid'; message: string };
+
+export type Intent =
+  /** A command from a slash command, a mention or a DM. `where` is where the run's message goes. */
+  | { kind: 'command'; command: ChatCommand; actor: Principal; where: Where | null; key?: DeliveryKey; replyVia: 'return' | 'outbox' }
+  /** A form submission that starts a workflow with these (text) values. */
+  | { kind: 'start'; workflow: string; version?: number; values: Record<string, string | undefined>; actor: Principal; where: Where | null; key: DeliveryKey }
+  /** A Retry or Cancel button. Refusals are explained to the actor at `explainAt`. */
+  | { kind: 'operate'; action: 'retry' | 'cancel'; runId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null }
+  /** An approval decision. Anything but a recorded decision is explained to the actor at `explainAt`. */
+  | { kind: 'decide'; approvalId: string; decision: 'approve' | 'reject'; comment?: string; actor: Principal; explainAt: Where | null };
+
+export interface SubmitResult {
+  /** The delivery key was seen before: nothing was done again. */
+  duplicate: boolean;
+  /** What to tell the person when the intent asked for `replyVia: 'return'`. */
+  reply?: ChatReply;
+  /** The run started or touched. */
+  runId?: string;
+  /** For `decide`: what the approvals engine answered. */
+  decided?: DecideOutcome;
+  /** For `start`: field errors, by field name; nothing was recorded. */
+  fieldErrors?: Record<string, string>;
+}
+
+export interface ChatCoreOptions {
+  pool: pg.Pool;
+  runtime: Runtime;
+  registry: WorkflowRegistry;
+  project: Pick<ProjectConfig, 'operators'>;
+  platforms: ReadonlyMap<string, ChatPlatform>;
+  log: Logger;
+}
+
+export class ChatCore {
+  readonly #o: ChatCoreOptions;
+  readonly #log: Logger;
+
+  constructor(o: ChatCoreOptions) {
+    this.#o = o;
+    this.#log = o.log.child({ component: 'chat' });
+  }
+
+  get platforms(): ReadonlyMap<string, ChatPlatform> {
+    return this.#o.platforms;
+  }
+
+  async submit(intent: Intent): Promise<SubmitResult> {
+    switch (intent.kind) {
+      case 'command':
+        return this.#command(intent);
+      case 'start':
+        return this.#start(intent);
+      case 'operate':
+        return this.#operateIntent(intent);
+      case 'decide':
+        return this.#decide(intent);
+    }
+  }
+
+  /** Records a one-off explanation for one person, through the outbox (no-op without a place to say it). */
+  async explain(actor: Principal, at: Where | null, text: string, q: Queryable = this.#o.pool): Promise<void> {
+    if (!at) return;
+    const platform = this.#platform(at.platform);
+    await addReply(q, at, platform.render(notice(text)), { visibleTo: at.direct ? null : actor });
+  }
+
+  /** Schedules a refresh of a person's home page (they opened it), deduplicated by the platform's key. */
+  async openHome(actor: Principal, key: DeliveryKey): Promise<void> {
+    await withTransaction(this.#o.pool, async (q) => {
+      if (!(await claimDeliveryKey(q, actor.platform, key.key, key.kind))) return;
+      await enqueueHomeDelivery(q, actor);
+    });
+  }
+
+  /** The workflow, or undefined when no such name (and version) is registered. */
+  workflow(name: string, version?: number): WorkflowDefinition | undefined {
+    try {
+      return this.#o.registry.get(name, version);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Validates text values for a workflow with its own schema (what `startRun` would check). */
+  checkInput(def: WorkflowDefinition, values: Record<string, string | undefined>): { ok: true; input: unknown } | { ok: false; error: z.ZodError } {
+    const parsed = def.input.safeParse(fromFormValues(describeForm(def.input), values));
+    return parsed.success ? { ok: true, input: parsed.data } : { ok: false, error: parsed.error };
+  }
+
+  /** The reply for a workflow that cannot start with these values. */
+  invalidParams(def: WorkflowDefinition, error: z.ZodError, given: Record<string, string>): ChatReply {
+    return {
+      kind: 'invalid-params',
+      workflow: def.name,
+      errors: Object.entries(fieldErrors(error)).map(([field, message]) => ({ field, message })),
+      inputs: describeInputs(def.input),
+      given,
+    };
+  }
+
+  unknownWorkflow(name: string): ChatReply {
+    return { kind: 'workflows', intro: `No workflow named \`${name}\`.`, workflows: this.#o.registry.latest().map(toWorkflowSummary) };
+  }
+
+  // ----- intents -----------------------------------------------------------------------------
+
+  async #command(intent: Extract<Intent, { kind: 'command' }>): Promise<SubmitResult> {
+    const { command, actor, where, key } = intent;
+    // Only commands that change something need to be recognised when re-sent, unless the reply
+    // itself goes through the outbox (a mention's reply must not be posted twice).
+    const changes = command.kind === 'run' || command.kind === 'retry' || command.kind === 'cancel' || intent.replyVia === 'outbox';
+    return withTransaction(this.#o.pool, async (q) => {
+      if (key && changes && !(await claimDeliveryKey(q, actor.platform, key.key, key.kind))) {
+        return { duplicate: true, reply: notice('Already recorded.') };
+      }
+      const r = await this.#execute(q, command, actor, where);
+      if (key && r.runId) await linkDeliveryKeyToRun(q, actor.platform, key.key, r.runId);
+      // A started run speaks for itself (its live message); everything else gets a reply.
+      if (intent.replyVia === 'outbox' && !r.runId && where) {
+        await addReply(q, where, this.#platform(where.platform).render(r.reply));
+      }
+      return { duplicate: false, ...r };
+    });
+  }
+
+  async #start(intent: Extract<Intent, { kind: 'start' }>): Promise<SubmitResult> {
+    const def = this.workflow(intent.workflow, intent.version) ?? this.workflow(intent.workflow);
+    if (!def) return { duplicate: false, reply: this.unknownWorkflow(intent.workflow) };
+    const checked = this.checkInput(def, intent.values);
+    if (!checked.ok) return { duplicate: false, fieldErrors: fieldErrors(checked.error) };
+    return withTransaction(this.#o.pool, async (q) => {
+      if (!(await claimDeliveryKey(q, intent.actor.platform, intent.key.key, intent.key.kind))) return { duplicate: true };
+      const run = await this.#o.runtime.startRun(
+        { workflow: def.name, version: def.version, input: checked.input, requester: intent.actor, origin: originOf(intent.actor, intent.where) },
+        q,
+      );
+      await linkDeliveryKeyToRun(q, intent.actor.platform, intent.key.key, run.id);
+      if (intent.where) await addRunMessage(q, run.id, intent.where, { newRun: true });
+      return { duplicate: false, runId: run.id };
+    });
+  }
+
+  async #operateIntent(intent: Extract<Intent, { kind: 'operate' }>): Promise<SubmitResult> {
+    return withTransaction(this.#o.pool, async (q) => {
+      if (!(await claimDeliveryKey(q, intent.actor.platform, intent.key.key, intent.key.kind))) return { duplicate: true };
+      const outcome = await this.#operate(q, intent.action, intent.runId, intent.actor);
+      // The refusal is recorded with the click and explained after the ack, through the outbox.
+      if (!outcome.ok) await this.explain(intent.actor, intent.explainAt, outcome.text, q);
+      return { duplicate: false, runId: intent.runId, reply: notice(outcome.text) };
+    });
+  }
+
+  async #decide(intent: Extract<Intent, { kind: 'decide' }>): Promise<SubmitResult> {
+    // runtime.decide records the decision in its own transaction; a repeat is a no-op answered
+    // "already recorded", so decisions need no delivery key.
+    const via = intent.explainAt?.platform ?? intent.actor.platform;
+    const outcome = await this.#o.runtime.decide(intent.approvalId, intent.actor, intent.decision, intent.comment, { via });
+    if (outcome.kind !== 'recorded') await this.explain(intent.actor, intent.explainAt, outcome.message);
+    return { duplicate: false, decided: outcome };
+  }
+
+  /** Carries out a parsed command inside the caller's transaction; returns what to tell the person. */
+  async #execute(q: Queryable, cmd: ChatCommand, actor: Principal, where: Where | null): Promise<{ reply: ChatReply; runId?: string }> {
+    const { registry } = this.#o;
+    const workflows = () => registry.latest().map(toWorkflowSummary);
+    switch (cmd.kind) {
+      case 'invalid':
+        return { reply: notice(cmd.message) };
+      case 'help':
+        return { reply: { kind: 'workflows', intro: 'Tollgate runs workflows durably and keeps this channel posted.', workflows: workflows() } };
+      case 'workflows':
+        return { reply: { kind: 'workflows', intro: null, workflows: workflows() } };
+      case 'text':
+        return {
+          reply: notice(
+            'I only understand commands for now (no model is configured for free text). To start something, write `run <workflow> key=value …`, e.g. `run demo name=Ada`; `help` lists the workflows.',
+          ),
+        };
+      case 'approvals':
+        return { reply: { kind: 'approvals', approvals: (await listPendingApprovals(q, actor)).map(toApprovalView) } };
+      case 'runs':
+        return { reply: { kind: 'runs', title: 'Your recent runs', runs: (await listRunsRequestedBy(q, actor, 10)).map(toRunSummary) } };
+      case 'status': {
+        const view = await loadRunView(q, cmd.runId, runMessageApprovals(await listRunApprovals(q, cmd.runId)));
+        return { reply: view ? { kind: 'run-status', run: view } : notice(`No run with id \`${cmd.runId}\`. \`runs\` lists yours.`) };
+      }
+      case 'retry':
+      case 'cancel':
+        return { reply: notice((await this.#operate(q, cmd.kind, cmd.runId, actor)).text) };
+      case 'run': {
+        const def = this.workflow(cmd.workflow);
+        if (!def) return { reply: this.unknownWorkflow(cmd.workflow) };
+        const checked = this.checkInput(def, cmd.params);
+        if (!checked.ok) return { reply: this.invalidParams(def, checked.error, cmd.params) };
+        const run = await this.#o.runtime.startRun({ workflow: def.name, version: def.version, input: checked.input, requester: actor, origin: originOf(actor, where) }, q);
+        if (where) await addRunMessage(q, run.id, where, { newRun: true });
+        return {
+          runId: run.id,
+          reply: notice(`Started *${def.name}* v${def.version} as \`${run.id}\`; its progress is posted ${where?.thread ? 'in the thread' : 'here'}.`),
+        };
+      }
+    }
+  }
+
+  /**
+   * Retry or cancel, for the requester or an operator only. Refusals and state errors change
+   * nothing and are reported back (the caller decides how: explanation, reply or ack text).
+   */
+  async #operate(q: Queryable, kind: 'retry' | 'cancel', runId: string, actor: Principal): Promise<{ ok: boolean; text: string }> {
+    const { rows } = await q.query<{ requester: unknown }>('SELECT requester FROM tollgate.runs WHERE id = $1', [runId]);
+    const run = rows[0];
+    if (!run) return { ok: false, text: `No run with id \`${runId}\`.` };
+    if (!mayOperateRun(actor, run, this.#o.project)) {
+      this.#log.info({ runId, actor: formatPrincipal(actor), action: kind }, 'refused: not the requester or an operator');
+      return { ok: false, text: `Only the person who started run \`${runId}\` or an operator can ${kind} it; nothing was changed.` };
+    }
+    await q.query('SAVEPOINT chat_operate');
+    try {
+      if (kind === 'retry') await this.#o.runtime.retry(runId, actor, q);
+      else await this.#o.runtime.cancel(runId, actor, q);
+      await q.query('RELEASE SAVEPOINT chat_operate');
+      return { ok: true, text: kind === 'retry' ? `Retrying \`${runId}\` from the step that failed.` : `Cancelling \`${runId}\`.` };
+    } catch (e) {
+      await q.query('ROLLBACK TO SAVEPOINT chat_operate');
+      if (e instanceof TollgateError) return { ok: false, text: e.message };
+      throw e;
+    }
+  }
+
+  #platform(name: string): ChatPlatform {
+    const p = this.#o.platforms.get(name);
+    if (!p) throw new TollgateError('TG_CONFIG_INVALID', `Chat platform "${name}" is not registered in this process.`);
+    return p;
+  }
+}
+
+/** The run's origin for a chat request: the platform and tenant of the actor, the place it was asked in. */
+export function originOf(actor: Principal, where: Where | null): ChatOrigin {
+  return { platform: actor.platform, tenant: where?.tenant ?? actor.tenant, conversation: where?.conversation ?? null, thread: where?.thread ?? null };
+}

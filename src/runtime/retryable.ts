@@ -1,0 +1,15 @@
+/**
+ * Whether retrying a failed run can help. A run that failed because one of its approval gates was
+ * rejected or expired would meet the same recorded decision on replay and fail again, so Retry is
+ * neither offered (src/views/run-view.ts) nor accepted (runtime.retry) for it; the person is told
+ * why instead. Everything else that failed may succeed on a retry.
+ */
+import type { RunRow } from './journal.ts';
+
+export function whyNotRetryable(run: Pick<RunRow, 'id' | 'error'>): string | undefined {
+  const error = run.error as { code?: unknown; details?: { approvalId?: unknown; status?: unknown } } | null;
+  if (error?.code !== 'TG_APPROVAL_REJECTED') return undefined;
+  const approvalId = typeof error.details?.approvalId === 'string' ? error.details.approvalId : 'its approval';
+  const how = error.details?.status === 'expired' ? 'expired' : 'was rejected';
+  return `Run ${run.id} cannot be retried: ${approvalId} ${how}, and a retry would meet the same decision. Start a new run to ask again.`;
+}
