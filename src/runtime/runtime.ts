@@ -16,6 +16,17 @@ import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../project-config.ts';
 import { decide as decideApproval, type DecideOptions } from '../approvals/decide.ts';
 import type { DecideOutcome } from '../approvals/types.ts';
 import { runOriginSchema, type RunOrigin } from './origin.ts';
+
+/** The origin as given, if it is one of the shapes of src/runtime/origin.ts; a clear error otherwise. */
+function checkOrigin(origin: unknown): RunOrigin {
+  const parsed = runOriginSchema.safeParse(origin);
+  if (parsed.success) return parsed.data;
+  throw new TollgateError(
+    'TG_ORIGIN_INVALID',
+    `The run's origin ${JSON.stringify(origin)} is not one Tollgate knows: give {"platform": "cli"} or {"platform", "tenant", "conversation", "thread"} for a chat.`,
+    { origin },
+  );
+}
 import { whyNotRetryable } from './retryable.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import { Executor, type AdvanceOutcome } from './executor.ts';
@@ -115,7 +126,7 @@ export class Runtime {
       version: def.version,
       input: parsed.data,
       requester: req.requester ?? null,
-      origin: req.origin ? runOriginSchema.parse(req.origin) : null,
+      origin: req.origin ? checkOrigin(req.origin) : null,
     });
     this.log.info({ runId: id, workflow: def.name, version: def.version }, 'run queued');
     return run;
