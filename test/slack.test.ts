@@ -80,7 +80,23 @@ const many = defineWorkflow({
   },
 });
 
-const workflows = [demo, ticket, chain, slow, many] as unknown as WorkflowDefinition[];
+/** A run that waits in its first step until the test releases it. */
+const gate = { release: () => {}, opened: Promise.resolve() };
+function closeGate(): void {
+  gate.opened = new Promise<void>((r) => (gate.release = r));
+}
+const held = defineWorkflow({
+  name: 'held',
+  version: 1,
+  description: 'Waits in its first step until the test releases it',
+  input: z.object({}),
+  run: async (ctx) => {
+    await ctx.step('wait', () => gate.opened);
+    return ctx.step('publish', () => 'ok');
+  },
+});
+
+const workflows = [demo, ticket, chain, slow, many, held] as unknown as WorkflowDefinition[];
 
 beforeAll(async () => {
   db = await createTestDb();
@@ -397,12 +413,18 @@ describe('refusals and retries', () => {
 
 describe('delivery through the outbox', () => {
   it('429 on chat.update: the message is correct after Retry-After', async () => {
+    // Deterministic: the run is held in its first step until its message is posted, so the 429
+    // always meets an update (a run that finished before its first delivery needed none).
+    closeGate();
+    const { run, channel } = await startBySlash('run held', ALICE, 'C0LIMITED');
+    await runMessage(channel, (m) => blocksText(m.blocks).includes('wait'));
+    const before = h.fake.callsTo('chat.update').length;
     h.fake.failNext('chat.update', { status: 429, retryAfter: 1, channel: 'C0LIMITED' });
-    const { run, channel } = await startBySlash('run demo sleepMs=0', ALICE, 'C0LIMITED');
+    gate.release();
     await waitForRun(h.runtime, run.id, 'succeeded');
     const final = await runMessage(channel, (m) => m.text?.includes('Succeeded') === true);
     const updates = h.fake.callsTo('chat.update');
-    const limited = updates.findIndex((c) => c.args.channel === channel);
+    const limited = updates.findIndex((c, i) => i >= before && c.args.channel === channel);
     expect(limited).toBeGreaterThanOrEqual(0); // the first update of this message was the 429
     const next = updates.slice(limited + 1).find((c) => c.args.channel === channel);
     expect(next).toBeDefined();
