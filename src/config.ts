@@ -45,7 +45,7 @@ const envSchema = z.object({
   SLACK_BOT_TOKEN: z.string().min(1).optional(),
   SLACK_APP_TOKEN: z.string().min(1).optional(),
   SLACK_API_URL: z.string().url().optional(),
-  /** How long before an approval's deadline Slack approvers get a reminder (ms; at most half-way to it). */
+  /** How long before an approval's deadline approvers get a reminder, on any chat platform (ms; at most half-way to it). */
   TOLLGATE_APPROVAL_REMINDER_MS: z.coerce.number().int().min(0).optional(),
   /** The wave-1 name of TOLLGATE_APPROVAL_REMINDER_MS, still read. */
   SLACK_APPROVAL_REMINDER_MS: z.coerce.number().int().min(0).optional(),
@@ -108,7 +108,7 @@ export interface Config {
   };
 }
 
-/** botbuilder settings that name endpoints; read as they are (see PROTOCOLS.md). */
+/** botbuilder settings that name endpoints; read as they are, for the Teams adapter (not built yet). */
 const BOT_FRAMEWORK_KEYS = [
   'MicrosoftAppId',
   'MicrosoftAppPassword',

@@ -2,7 +2,7 @@
  * RunView → Block Kit. Pure functions: the same view always gives the same JSON (the outbox
  * hashes it to skip no-op updates).
  *
- * Slack's limits are respected by construction, never by hoping (PROTOCOLS.md "Limits"): at most
+ * Slack's limits are respected by construction, never by hoping (Slack's documented Block Kit limits): at most
  * 50 blocks per message, section text ≤ 3000, button text ≤ 75, and about 13k characters of block
  * text per message (`msg_blocks_too_long`). Long runs fold their older steps into one line; long
  * texts (errors, parameters) are truncated with an ellipsis, never rejected.

@@ -11,7 +11,8 @@
  * Acknowledgement always happens after the listeners finish (Bolt's `processBeforeResponse`):
  * the listener records the intent durably, then calls `ack()`, and only then does the response
  * go out (invariant 8). Slack's 3-second limit is kept by doing no Slack Web API work before the
- * ack except what must use the `trigger_id` (views.open) or answer the click (an ephemeral).
+ * ack except what must use the `trigger_id` (views.open); a refused click is explained after the
+ * ack, through the outbox.
  */
 import type http from 'node:http';
 import { HTTPModuleFunctions, HTTPResponseAck, type App, type Receiver, type ReceiverEvent } from '@slack/bolt';

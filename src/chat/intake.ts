@@ -1,5 +1,5 @@
 /**
- * Intent handling for every chat platform: DESIGN.md's `submit(intent)`. A platform adapter parses
+ * Intent handling for every chat platform: `submit(intent)` (ARCHITECTURE.md, "The path of a click"). A platform adapter parses
  * a request (a command, a button click, a form submission) into an `Intent` with the verified
  * actor; `submit` deduplicates it by its platform's delivery key and records it in one transaction
  * together with the run, decision or operation it causes and any message it asks for. Only after

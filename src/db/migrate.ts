@@ -23,6 +23,8 @@ import type { Logger } from '../log.ts';
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
 export const FUNCTIONS_DIR = path.join(MIGRATIONS_DIR, 'functions');
 const TABLE = 'migrations';
+/** PostgreSQL 14, as `server_version_num` writes it. */
+const MIN_SERVER_VERSION = 140000;
 const SCHEMA = 'tollgate';
 
 export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
@@ -32,6 +34,16 @@ export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
 
   const client = await pool.connect();
   try {
+    // migrations/functions/ uses CREATE OR REPLACE TRIGGER (PostgreSQL 14): refuse before migrating
+    // anything, rather than leave a half-upgraded schema on an older server.
+    const version = Number((await client.query<{ v: string }>('SHOW server_version_num')).rows[0]?.v ?? 0);
+    if (version < MIN_SERVER_VERSION) {
+      throw new TollgateError(
+        'TG_DB_TOO_OLD',
+        `This PostgreSQL is version ${Math.floor(version / 10000)}; Tollgate needs 14 or newer. Upgrade the server, or unset DATABASE_URL to use the embedded one.`,
+        { version },
+      );
+    }
     const applied = await client
       .query<{ name: string }>(`SELECT name FROM ${SCHEMA}.${TABLE} ORDER BY id`)
       .then((r) => r.rows.map((row) => row.name))

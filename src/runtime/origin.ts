@@ -1,6 +1,6 @@
 /**
  * Where a run was asked for (`runs.origin`), one typed shape used everywhere: the CLI, every chat
- * platform, the delivery trigger (migrations/functions/chat_delivery.sql) and the console.
+ * platform, and the delivery trigger (migrations/functions/chat_delivery.sql).
  *
  * - `{platform: 'cli'}`: started from the command line; nothing is posted anywhere.
  * - A chat platform: `{platform, tenant, conversation, thread}`. The run's live message goes to

@@ -1,12 +1,12 @@
 /**
  * The platform-neutral view of a run: what every chat adapter shows about it (workflow and
  * version, requester, each step with status and duration, why it waits, the error of a failed
- * step, the actions offered, and its approvals). Slack renders it as Block Kit, Teams as an
- * Adaptive Card, so both show the same facts.
+ * step, the actions offered, and its approvals). Every chat platform renders this same view (Slack
+ * as Block Kit), so every platform shows the same facts.
  *
  * General notes
  * - Built from journal rows only (`runs`, `steps`, and the approval tables through `approvals`); it never reads
- *   the clock, so the same state always renders the same view (the Slack outbox compares hashes
+ *   the clock, so the same state always renders the same view (the chat outbox compares hashes
  *   of renderings to skip no-op updates).
  * - It says which actions are *offered* in this state; who may use them is decided when a click
  *   arrives (`src/intents/authorize.ts`), from the verified identity.
@@ -20,7 +20,7 @@ import { whyNotRetryable } from '../runtime/retryable.ts';
 import type { Queryable, RunRow, RunStatus, StepRow, StepStatus } from '../runtime/journal.ts';
 import { isTerminalStatus } from '../runtime/journal.ts';
 
-/** Interactive ids (DESIGN.md, the external contract): Slack action_id, Teams verb. */
+/** Interactive ids (part of the external contract, see the README): Slack action_id, Teams verb. */
 export const ACTION_IDS = {
   approve: 'approval.approve',
   reject: 'approval.reject',
