@@ -36,7 +36,7 @@ export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
   try {
     // migrations/functions/ uses CREATE OR REPLACE TRIGGER (PostgreSQL 14): refuse before migrating
     // anything, rather than leave a half-upgraded schema on an older server.
-    const version = Number((await client.query<{ v: string }>('SHOW server_version_num')).rows[0]?.v ?? 0);
+    const version = Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]?.v ?? 0);
     if (version < MIN_SERVER_VERSION) {
       throw new TollgateError(
         'TG_DB_TOO_OLD',
