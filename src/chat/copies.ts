@@ -20,8 +20,8 @@ export function mayStillDecide(a: ApprovalRecord, principal: string): boolean {
 }
 
 /**
- * Why this principal's decision would change nothing, in a sentence; undefined when they may
- * decide. Used before showing a form (Slack's reject reason) so nobody fills one in for nothing;
+ * Why this principal's rejection would change nothing, in a sentence; undefined when they may
+ * reject (a requester among the approvers may reject their own request). Used before showing a form (Slack's reject reason) so nobody fills one in for nothing;
  * `runtime.decide` stays the authority when the decision arrives.
  */
 export function whyCannotDecide(a: ApprovalRecord | undefined, approvalId: string, principal: string): string | undefined {
@@ -29,7 +29,6 @@ export function whyCannotDecide(a: ApprovalRecord | undefined, approvalId: strin
   if (a.decisions.some((d) => d.principal === principal)) return `Your decision on ${approvalId} was already recorded; nothing changed.`;
   if (a.status !== 'pending') return `${approvalId} was already ${a.status}; your decision is not needed.`;
   if (!a.eligible.includes(principal)) return `Not allowed: ${principal} is not one of the approvers (${a.approvers}); nothing changed.`;
-  if (!a.allowSelfApproval && a.requester === principal) return `Not allowed: ${principal} asked for this and may not approve it; nothing changed.`;
   return undefined;
 }
 
