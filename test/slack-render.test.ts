@@ -14,6 +14,7 @@ import { principalFromCommand, principalFromInteraction } from '../bots/slack/id
 import { createSlackAdapter } from '../bots/slack/index.ts';
 import { paramsModal, readSubmission, slackFieldErrors } from '../bots/slack/modal.ts';
 import { createLogger } from '../src/log.ts';
+import { fieldErrors } from '../src/views/form.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import type { RunView, StepView } from '../src/views/run-view.ts';
 
@@ -149,7 +150,7 @@ describe('the parameters modal from a zod schema', () => {
     const values = readSubmission({ item: { value: { value: 'x' } }, quantity: { value: { value: '0' } } });
     const parsed = wf.input.safeParse({ item: values.item, quantity: values.quantity });
     expect(parsed.success).toBe(false);
-    if (!parsed.success) expect(Object.keys(slackFieldErrors(wf, parsed.error)).sort()).toEqual(['item', 'quantity']);
+    if (!parsed.success) expect(Object.keys(slackFieldErrors(wf, fieldErrors(parsed.error))).sort()).toEqual(['item', 'quantity']);
   });
 });
 

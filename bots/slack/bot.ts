@@ -286,21 +286,20 @@ export class SlackBot {
         await ack();
         return;
       }
-      const values = readSubmission(view.state.values as never);
-      const checked = core().checkInput(def, values);
-      if (!checked.ok) {
-        await ack({ response_action: 'errors', errors: slackFieldErrors(def, checked.error) });
-        return;
-      }
-      await core().submit({
+      // Validated by the core with the workflow's schema; its field errors go back into the form.
+      const result = await core().submit({
         kind: 'start',
         workflow: def.name,
         version: def.version,
-        values,
+        values: readSubmission(view.state.values as never),
         actor,
         where: meta.data.channel ? this.#where(actor, meta.data.channel, meta.data.threadTs) : null,
         key: { key: `view:${view.id}`, kind: 'view_submission' },
       });
+      if (result.fieldErrors) {
+        await ack({ response_action: 'errors', errors: slackFieldErrors(def, result.fieldErrors) });
+        return;
+      }
       await ack();
     });
   }

@@ -95,10 +95,10 @@ export function readSubmission(values: StateValues): Record<string, string | und
 }
 
 /** Issues as Slack field errors; an issue with no field goes under the first input. */
-export function slackFieldErrors(def: WorkflowDefinition, error: z.ZodError): Record<string, string> {
+export function slackFieldErrors(def: WorkflowDefinition, errors: Record<string, string>): Record<string, string> {
   const names = describeForm(def.input).map((f) => f.name);
   const out: Record<string, string> = {};
-  for (const [k, m] of Object.entries(fieldErrors(error))) {
+  for (const [k, m] of Object.entries(errors)) {
     const key = names.includes(k) ? k : names[0];
     if (key !== undefined) out[key] ??= truncate(m, 2000);
   }

@@ -20,13 +20,13 @@
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { getApproval, listPendingApprovals, listRunApprovals } from '../approvals/index.ts';
+import { getApproval, listPendingApprovals } from '../approvals/index.ts';
 import type { ApprovalRecord } from '../approvals/types.ts';
 import { withTransaction } from '../db/transaction.ts';
 import type { Logger } from '../log.ts';
 import { parsePrincipal, type Principal } from '../principals.ts';
-import { listRunsRequestedBy, loadRunView } from '../views/run-view.ts';
-import { runMessageApprovals, toApprovalView, type ApprovalCopy } from '../views/approval-view.ts';
+import { listRunsRequestedBy } from '../views/run-view.ts';
+import { loadRunMessageView, toApprovalView, type ApprovalCopy } from '../views/approval-view.ts';
 import { dmApprovers, ensureApprovalCopies, mayStillDecide, reminderTime, scheduleReminder } from './copies.ts';
 import {
   addReply,
@@ -207,7 +207,7 @@ export function createChatDeliverer(opts: DelivererOptions): ChatDeliverer {
           [runId],
         );
         if (rows.length === 0) return 'nothing';
-        const view = await loadRunView(q, runId, runMessageApprovals(await listRunApprovals(q, runId)));
+        const view = await loadRunMessageView(q, runId);
         if (!view) return 'nothing';
         const out = await deliverRows(q, rows, (row) => platformOf(row).render({ kind: 'run', run: view }), (at) => enqueueRunDelivery(q, runId, at));
         if (out === 'posted') {

@@ -15,7 +15,7 @@
  */
 import type pg from 'pg';
 import type { z } from 'zod';
-import { listPendingApprovals, listRunApprovals } from '../approvals/index.ts';
+import { listPendingApprovals } from '../approvals/index.ts';
 import type { DecideOutcome } from '../approvals/types.ts';
 import { withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../errors.ts';
@@ -29,9 +29,9 @@ import type { ChatOrigin } from '../runtime/origin.ts';
 import type { WorkflowRegistry } from '../runtime/registry.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { WorkflowDefinition } from '../runtime/workflow.ts';
-import { runMessageApprovals, toApprovalView } from '../views/approval-view.ts';
+import { loadRunMessageView, toApprovalView } from '../views/approval-view.ts';
 import { describeForm, describeInputs, fieldErrors, fromFormValues } from '../views/form.ts';
-import { listRunsRequestedBy, loadRunView } from '../views/run-view.ts';
+import { listRunsRequestedBy } from '../views/run-view.ts';
 import { addReply, addRunMessage, claimDeliveryKey, enqueueHomeDelivery, linkDeliveryKeyToRun, type Where } from './outbox.ts';
 import type { ChatPlatform } from './platform.ts';
 import { notice, type ChatReply } from './replies.ts';
@@ -229,7 +229,7 @@ export class ChatCore {
       case 'runs':
         return { reply: { kind: 'runs', title: 'Your recent runs', runs: (await listRunsRequestedBy(q, actor, 10)).map(toRunSummary) } };
       case 'status': {
-        const view = await loadRunView(q, cmd.runId, runMessageApprovals(await listRunApprovals(q, cmd.runId)));
+        const view = await loadRunMessageView(q, cmd.runId);
         return { reply: view ? { kind: 'run-status', run: view } : notice(`No run with id \`${cmd.runId}\`. \`runs\` lists yours.`) };
       }
       case 'retry':
