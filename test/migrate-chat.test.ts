@@ -12,7 +12,7 @@ import { runMigrations as runWorkerMigrations } from 'graphile-worker';
 import { createSlackAdapter } from '../bots/slack/index.ts';
 import { taskList } from '../jobs/index.ts';
 import { createChat } from '../src/chat/index.ts';
-import { MIGRATIONS_DIR, migrate } from '../src/db/migrate.ts';
+import { applyFunctions, MIGRATIONS_DIR, migrate } from '../src/db/migrate.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
 import { newProcessId, startWorker, type WorkerHandle } from '../src/worker.ts';
@@ -81,8 +81,12 @@ describe('migration 000008 on wave-1 Slack data', () => {
     expect((await jobs()).map((j) => j.task).sort()).toEqual(['slack-approval-remind', 'slack-deliver', 'slack-deliver', 'slack-deliver']);
 
     await migrate(db.pool, testLogger());
-    // Migrating again is harmless (the functions file is re-applied, no migration runs twice).
+    // Migrating again is harmless: no migration runs twice, and the functions file, unchanged, is
+    // not applied again (no lock on tollgate.events at every start); a changed one is.
     expect(await migrate(db.pool, testLogger())).toEqual([]);
+    expect(await applyFunctions(db.pool)).toEqual([]);
+    await db.pool.query(`UPDATE tollgate.function_files SET sha256 = 'older'`);
+    expect(await applyFunctions(db.pool)).toEqual(['chat_delivery.sql']);
 
     const origins = await db.pool.query<{ id: string; origin: unknown }>(`SELECT id, origin FROM tollgate.runs ORDER BY id`);
     expect(origins.rows).toEqual([

@@ -1,6 +1,7 @@
 -- The chat layer's SQL functions and triggers: the one source of their bodies. Not a migration:
--- src/db/migrate.ts applies this file after the migrations, every time, in one transaction, so it
--- must stay idempotent (CREATE OR REPLACE only). Change a body here, never by pasting it into a
+-- src/db/migrate.ts applies this file after the migrations whenever its text changed (its sha256
+-- is kept in tollgate.function_files), in one transaction, so it must stay idempotent (CREATE OR
+-- REPLACE only). Change a body here, never by pasting it into a
 -- new migration.
 
 -- Schedules a `chat-deliver` job, coalescing with a pending one (job key, job_key_mode 'replace':

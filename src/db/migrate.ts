@@ -3,15 +3,16 @@
  * node-pg-migrate, each in its own transaction, under an advisory lock so concurrent starts are
  * safe), then Graphile Worker's own schema.
  *
- * Then the SQL functions in `migrations/functions/` are re-applied (each file idempotent,
- * CREATE OR REPLACE), in one transaction under a lock: a function's body lives in exactly one
- * file instead of being pasted into every migration that changes it.
+ * Then the SQL functions in `migrations/functions/` are applied where their file changed (each
+ * file idempotent, CREATE OR REPLACE), in one transaction under a lock: a function's body lives
+ * in exactly one file instead of being pasted into every migration that changes it.
  *
  * Refuses to run when the database has migrations this code does not know (it was migrated by a
  * newer Tollgate): running old code on a newer schema is how data gets corrupted.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { withTransaction } from './transaction.ts';
 import type pg from 'pg';
@@ -80,15 +81,39 @@ export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
   }
 }
 
-/** Re-applies `migrations/functions/*.sql` in name order, in one transaction, one process at a time. */
-export async function applyFunctions(pool: pg.Pool): Promise<void> {
+/**
+ * Applies the files of `migrations/functions/` that changed since they were last applied (or were
+ * never), in name order, in one transaction, one process at a time. A file's version is the
+ * sha256 of its text, kept in `tollgate.function_files`; when every file matches, start-up pays
+ * one SELECT and takes no lock.
+ */
+export async function applyFunctions(pool: pg.Pool): Promise<string[]> {
   const files = readdirSync(FUNCTIONS_DIR)
     .filter((f) => f.endsWith('.sql'))
-    .sort();
-  await withTransaction(pool, async (q) => {
+    .sort()
+    .map((name) => {
+      const text = readFileSync(path.join(FUNCTIONS_DIR, name), 'utf8');
+      return { name, text, sha256: createHash('sha256').update(text).digest('hex') };
+    });
+  const stale = async (q: pg.ClientBase | pg.Pool) => {
+    const { rows } = await q.query<{ name: string; sha256: string }>('SELECT name, sha256 FROM tollgate.function_files');
+    const applied = new Map(rows.map((r) => [r.name, r.sha256]));
+    return files.filter((f) => applied.get(f.name) !== f.sha256);
+  };
+  if ((await stale(pool)).length === 0) return [];
+  return withTransaction(pool, async (q) => {
     // CREATE OR REPLACE of a trigger or function takes locks that concurrent starts would fight
-    // over; one at a time (the key is arbitrary but fixed: 'tgfn').
-    await q.query('SELECT pg_advisory_xact_lock(x\'7467666e\'::int)');
-    for (const f of files) await q.query(readFileSync(path.join(FUNCTIONS_DIR, f), 'utf8'));
+    // over; one at a time (the key is arbitrary but fixed: 'tgfn'), and look again once holding it.
+    await q.query("SELECT pg_advisory_xact_lock(x'7467666e'::int)");
+    const todo = await stale(q);
+    for (const f of todo) {
+      await q.query(f.text);
+      await q.query(
+        `INSERT INTO tollgate.function_files (name, sha256) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()`,
+        [f.name, f.sha256],
+      );
+    }
+    return todo.map((f) => f.name);
   });
 }
