@@ -94,6 +94,7 @@ export function createChatDeliverer(opts: DelivererOptions): ChatDeliverer {
   const { pool, platforms } = opts;
   const log = opts.log.child({ component: 'chat-deliver' });
   const names = new Set(platforms.keys());
+  const withHome = new Set([...platforms.values()].filter((p) => p.publishHome).map((p) => p.name));
 
   function platformOf(row: Pick<ChatMessageRow, 'platform'>): ChatPlatform {
     const p = platforms.get(row.platform);
@@ -195,7 +196,6 @@ export function createChatDeliverer(opts: DelivererOptions): ChatDeliverer {
 
   /** The home pages of an approval's approvers, on platforms that have one. */
   async function refreshHomes(q: pg.PoolClient, a: ApprovalRecord): Promise<void> {
-    const withHome = new Set([...platforms.values()].filter((p) => p.publishHome).map((p) => p.name));
     for (const p of dmApprovers(a, withHome)) await enqueueHomeDelivery(q, p);
   }
 

@@ -21,7 +21,6 @@ export type { Where } from './outbox.ts';
 export interface Chat {
   readonly core: ChatCore;
   readonly deliverer: ChatDeliverer;
-  readonly platforms: ReadonlyMap<string, ChatPlatform>;
 }
 
 export function createChat(opts: {
@@ -41,5 +40,5 @@ export function createChat(opts: {
   }
   const core = new ChatCore({ pool: opts.pool, runtime: opts.runtime, registry: opts.registry, project: opts.project, platforms, log: opts.log });
   const deliverer = createChatDeliverer({ pool: opts.pool, platforms, log: opts.log, ...(opts.reminderLeadMs !== undefined ? { reminderLeadMs: opts.reminderLeadMs } : {}) });
-  return { core, deliverer, platforms };
+  return { core, deliverer };
 }

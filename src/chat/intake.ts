@@ -88,10 +88,6 @@ export class ChatCore {
     this.#log = o.log.child({ component: 'chat' });
   }
 
-  get platforms(): ReadonlyMap<string, ChatPlatform> {
-    return this.#o.platforms;
-  }
-
   async submit(intent: Intent): Promise<SubmitResult> {
     switch (intent.kind) {
       case 'command':
