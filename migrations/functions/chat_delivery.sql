@@ -6,10 +6,12 @@
 
 -- Schedules a `chat-deliver` job, coalescing with a pending one (job key, job_key_mode 'replace':
 -- a burst of events while a delivery is pending is one job, hence one update of the message).
--- Graphile's add_job adds nothing when, between its two statements, a worker locks the pending
--- job with that key (its ON CONFLICT update skips locked jobs): that job may already have read the
--- old state, so the change would never be shown. When add_job returns no job, a job without a key
--- is added instead: a spare delivery is harmless (it finds nothing changed), a missing one is not.
+-- Graphile's add_job clears the key of a locked job with that key and inserts a fresh one, but
+-- adds nothing when a worker locks the pending job between its two statements (its ON CONFLICT
+-- update skips locked jobs): that job may already have read the old state, so the change would
+-- never be shown. Calling add_job again then sees the lock, clears the key and inserts, so the
+-- message keeps one pending job. Only if that race repeats three times is a job without a key
+-- added: a spare delivery is harmless (it finds nothing changed), a missing one is not.
 -- Failed deliveries do not fail their job (the outbox keeps its own backoff in chat_messages), so
 -- a message never gathers a pile of retrying jobs.
 CREATE OR REPLACE FUNCTION tollgate.chat_enqueue(payload json, job_key text, run_at timestamptz DEFAULT NULL) RETURNS void
@@ -17,11 +19,14 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_id bigint;
 BEGIN
-  SELECT (graphile_worker.add_job('chat-deliver', payload, run_at => run_at, job_key => job_key,
-            job_key_mode => 'replace', max_attempts => 25)).id INTO v_id;
-  IF v_id IS NULL THEN
-    PERFORM graphile_worker.add_job('chat-deliver', payload, run_at => run_at, max_attempts => 25);
-  END IF;
+  FOR i IN 1..3 LOOP
+    SELECT (graphile_worker.add_job('chat-deliver', payload, run_at => run_at, job_key => job_key,
+              job_key_mode => 'replace', max_attempts => 25)).id INTO v_id;
+    IF v_id IS NOT NULL THEN
+      RETURN;
+    END IF;
+  END LOOP;
+  PERFORM graphile_worker.add_job('chat-deliver', payload, run_at => run_at, max_attempts => 25);
 END $$;
 
 -- Every event of a run started from a chat (listed in chat_runs) schedules the re-rendering of
