@@ -10,7 +10,8 @@
  */
 import type { KnownBlock } from '@slack/types';
 import { copyStillAsks, type ApprovalCopy, type ApprovalView } from '../../src/views/approval-view.ts';
-import { approvalBlocks, escapeMrkdwn, LIMITS, slackDate, truncate, type SlackMessage } from './blocks.ts';
+import { approvalFallback, approvalHeadline, ESCALATED_AWAY } from '../../src/views/text.ts';
+import { approvalBlocks, escapeMrkdwn, LIMITS, SLACK_MARKUP, slackDate, truncate, type SlackMessage } from './blocks.ts';
 
 export const REJECT_CALLBACK_ID = 'approval.reject';
 export const REASON_BLOCK = 'reason';
@@ -19,7 +20,7 @@ const REASON_ACTION = 'value';
 /** One approval's blocks with its summary on top (DMs, the thread copy, lists). */
 export function approvalWithSummary(a: ApprovalView, opts: { buttons?: boolean } = {}): KnownBlock[] {
   const icon = a.status === 'pending' ? ':raised_hand:' : a.status === 'approved' ? ':white_check_mark:' : ':no_entry_sign:';
-  const head = `${icon} *${a.status === 'pending' ? 'Approval needed' : 'Approval'}*: ${escapeMrkdwn(truncate(a.summary, 1000))}`;
+  const head = `${icon} ${approvalHeadline(a, SLACK_MARKUP)}`;
   return [
     { type: 'section', text: { type: 'mrkdwn', text: truncate(head, LIMITS.sectionText) } },
     { type: 'context', elements: [{ type: 'mrkdwn', text: truncate(`Run \`${a.runId}\` (${escapeMrkdwn(a.workflow)})`, LIMITS.sectionText) }] },
@@ -32,14 +33,13 @@ export function approvalWithSummary(a: ApprovalView, opts: { buttons?: boolean }
  * escalated to other approvers) keeps the request but loses its buttons, and says why.
  */
 export function renderApprovalMessage(a: ApprovalView, copy: ApprovalCopy = { kind: 'thread' }): SlackMessage {
-  const state = a.status === 'pending' ? 'approval needed' : a.status;
-  const text = truncate(`${a.workflow}: ${state}: ${a.summary}`, LIMITS.fallbackText);
+  const text = truncate(approvalFallback(a), LIMITS.fallbackText);
   if (a.status !== 'pending' || copyStillAsks(a, copy)) return { text, blocks: approvalWithSummary(a) };
   return {
     text,
     blocks: [
       ...approvalWithSummary(a, { buttons: false }),
-      { type: 'context', elements: [{ type: 'mrkdwn', text: 'This request went to other approvers (escalated); nothing is needed from you.' }] },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: ESCALATED_AWAY }] },
     ],
   };
 }

@@ -10,7 +10,8 @@
 import type { KnownBlock } from '@slack/types';
 import type { StepStatus } from '../../src/runtime/journal.ts';
 import { ACTION_IDS, STATUS_LABELS, type RunView, type StepView } from '../../src/views/run-view.ts';
-import { deciders, describeRule, otherDecisions, type ApprovalDecisionView, type ApprovalView } from '../../src/views/approval-view.ts';
+import type { ApprovalView } from '../../src/views/approval-view.ts';
+import { approvalLines, foldSteps, stepText, truncate, type Markup } from '../../src/views/text.ts';
 import type { RunSummary, WorkflowSummary } from '../../src/chat/replies.ts';
 import { mention } from './identity.ts';
 
@@ -30,11 +31,7 @@ export interface SlackMessage {
   blocks: KnownBlock[];
 }
 
-/** Cuts `s` to at most `max` characters, ending in an ellipsis when cut. */
-export function truncate(s: string, max: number): string {
-  if (s.length <= max) return s;
-  return `${s.slice(0, Math.max(0, max - 1))}…`;
-}
+export { formatDuration, truncate } from '../../src/views/text.ts';
 
 /** Escapes the three characters Slack's mrkdwn treats as control characters. */
 export function escapeMrkdwn(s: string): string {
@@ -65,43 +62,28 @@ const RUN_ICONS: Record<RunView['status'], string> = {
   dead_letter: ':skull_and_crossbones:',
 };
 
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${ms} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  const m = Math.floor(ms / 60_000);
-  const s = Math.round((ms % 60_000) / 1000);
-  return m < 60 ? `${m} min ${s} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
-}
-
 /** Slack renders `<!date^…>` in the reader's time zone. */
 export function slackDate(d: Date): string {
   const secs = Math.floor(d.getTime() / 1000);
   return `<!date^${secs}^{date_short_pretty} {time}|${d.toISOString()}>`;
 }
 
-function stepLine(s: StepView): string {
-  let line = `${STEP_ICONS[s.status]} ${escapeMrkdwn(truncate(s.name, 80))}`;
-  if (s.durationMs !== null) line += ` · ${formatDuration(s.durationMs)}`;
-  else line += ` · ${s.status}`;
-  if (s.attempts > 1) line += ` · ${s.attempts} attempts`;
-  return line;
-}
+/** Slack's markup for the shared sentences (src/views/text.ts). */
+export const SLACK_MARKUP: Markup = {
+  text: escapeMrkdwn,
+  bold: (s) => `*${s}*`,
+  code: (s) => `\`${escapeMrkdwn(s)}\``,
+  person: mention,
+  date: slackDate,
+};
 
 function stepsBlocks(steps: StepView[]): KnownBlock[] {
   if (steps.length === 0) return [];
-  const shown = steps.slice(-LIMITS.visibleSteps);
-  const folded = steps.slice(0, steps.length - shown.length);
+  const { earlier, shown } = foldSteps(steps, LIMITS.visibleSteps);
   const lines: string[] = [];
-  if (folded.length > 0) {
-    const ok = folded.filter((s) => s.status === 'succeeded').length;
-    lines.push(`_… ${folded.length} earlier step${folded.length === 1 ? '' : 's'} (${ok} succeeded)_`);
-  }
-  lines.push(...shown.map(stepLine));
+  if (earlier) lines.push(`_${earlier}_`);
+  lines.push(...shown.map((s) => `${STEP_ICONS[s.status]} ${stepText(s, SLACK_MARKUP)}`));
   return [{ type: 'section', text: { type: 'mrkdwn', text: truncate(lines.join('\n'), LIMITS.sectionText) } }];
-}
-
-function decisionList(list: ApprovalDecisionView[]): string {
-  return list.map((d) => `${d.by ? mention(d.by) : escapeMrkdwn(d.principal)} ${slackDate(d.at)}`).join(', ');
 }
 
 /**
@@ -110,32 +92,7 @@ function decisionList(list: ApprovalDecisionView[]): string {
  * everyone who decided.
  */
 export function approvalBlocks(a: ApprovalView, opts: { buttons?: boolean } = {}): KnownBlock[] {
-  const lines = [`*Approval for ${escapeMrkdwn(a.step)}*`];
-  if (a.tool) lines.push(`Tool: \`${escapeMrkdwn(a.tool)}\``);
-  if (a.params) lines.push(`Parameters: \`${escapeMrkdwn(truncate(JSON.stringify(a.params), 800))}\``);
-  if (a.risk) lines.push(`Risk: ${escapeMrkdwn(a.risk)}`);
-  if (a.rationale) lines.push(`Rationale: ${escapeMrkdwn(truncate(a.rationale, 600))}`);
-  if (a.requestedBy) lines.push(`Asked by ${mention(a.requestedBy)}`);
-  lines.push(`Approvers: ${escapeMrkdwn(a.approvers) || '(none)'} · ${describeRule(a)}`);
-  if (a.deadline) lines.push(`Deadline: ${slackDate(a.deadline)}`);
-  const approvedSoFar = a.decisions.filter((d) => d.decision === 'approve');
-  if (a.status === 'pending') {
-    lines.push(
-      approvedSoFar.length === 0
-        ? `So far: no approvals (0 of ${a.required})`
-        : `So far: ${a.approvals} of ${a.required} approval${a.required === 1 ? '' : 's'} (approved by ${decisionList(approvedSoFar)})`,
-    );
-  } else {
-    const ended = deciders(a);
-    let decided = `*${a.status[0]?.toUpperCase()}${a.status.slice(1)}*`;
-    if (ended.length > 0) decided += ` by ${decisionList(ended)}`;
-    const reason = a.status === 'rejected' ? ended.at(-1)?.comment : a.endReason;
-    if (reason) decided += `: ${escapeMrkdwn(truncate(reason, 500))}`;
-    lines.push(decided);
-    const others = otherDecisions(a);
-    const earlier = others.filter((d) => d.decision === 'approve');
-    if (earlier.length > 0) lines.push(`Approved before that by ${decisionList(earlier)}`);
-  }
+  const lines = approvalLines(a, SLACK_MARKUP);
   const blocks: KnownBlock[] = [
     { type: 'section', block_id: `approval:${a.id}`, text: { type: 'mrkdwn', text: truncate(lines.join('\n'), LIMITS.sectionText) } },
   ];
