@@ -9,6 +9,7 @@ import type { ChatCore } from '../src/chat/intake.ts';
 import type { Config } from '../src/config.ts';
 import type { Logger } from '../src/log.ts';
 import { createSlackAdapter } from './slack/index.ts';
+import { createTeamsAdapter, TEAMS_NOT_CONFIGURED } from './teams/index.ts';
 
 export interface AdapterContext {
   config: Config;
@@ -18,14 +19,22 @@ export interface AdapterContext {
 }
 
 export function createChatAdapters(ctx: AdapterContext): ChatAdapter[] {
-  return [createSlackAdapter({ config: ctx.config.slack, pool: ctx.pool, core: ctx.core, log: ctx.log })].filter((a): a is NonNullable<typeof a> => a !== undefined);
+  return [
+    createSlackAdapter({ config: ctx.config.slack, pool: ctx.pool, core: ctx.core, log: ctx.log }),
+    createTeamsAdapter({ config: ctx.config.teams, pool: ctx.pool, core: ctx.core, log: ctx.log }),
+  ].filter((a): a is NonNullable<typeof a> => a !== undefined);
 }
 
-/** Routes of platforms that are not configured, with the sentence saying how to turn them on. */
-export const UNCONFIGURED_ROUTES: { path: string; message: string; platform: string }[] = [
+/**
+ * Routes of platforms that are not configured, with the status and the sentence saying how to
+ * turn them on. Teams answers 401: unconfigured, it verifies nobody, so it takes nothing.
+ */
+export const UNCONFIGURED_ROUTES: { path: string; message: string; platform: string; status: number }[] = [
   {
     platform: 'slack',
+    status: 503,
     path: '/slack/events',
     message: 'Slack is not configured here: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_APP_TOKEN for Socket Mode) and restart.',
   },
+  { platform: 'teams', status: 401, path: '/api/messages', message: TEAMS_NOT_CONFIGURED },
 ];

@@ -97,7 +97,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       for (const a of adapters) a.mount(http);
       for (const route of UNCONFIGURED_ROUTES) {
         if (adapters.some((a) => a.platform.name === route.platform)) continue;
-        http.mount('POST', route.path, (_req, res) => sendJson(res, 503, { error: route.message }));
+        http.mount('POST', route.path, (_req, res) => sendJson(res, route.status, { error: route.message }));
       }
       // A platform outage at start-up must not stop Tollgate: requests are taken, messages catch up.
       for (const a of adapters) {

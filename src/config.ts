@@ -55,6 +55,7 @@ const envSchema = z.object({
   MicrosoftAppType: z.enum(['MultiTenant', 'SingleTenant', 'UserAssignedMsi']).optional(),
   MicrosoftAppTenantId: z.string().optional(),
   TEAMS_ALLOW_UNAUTHENTICATED: bool.default(false),
+  TEAMS_SERVICE_URL: z.string().url().optional(),
 
   OPENAI_API_KEY: z.string().min(1).optional(),
   OPENAI_BASE_URL: z.string().url().optional(),
@@ -98,6 +99,8 @@ export interface Config {
     readonly appType: EnvConfig['MicrosoftAppType'];
     readonly appTenantId: string | undefined;
     readonly allowUnauthenticated: boolean;
+    /** The Bot Connector for tenants Tollgate has not heard from yet (TEAMS_SERVICE_URL). */
+    readonly serviceUrl: string | undefined;
     /** botbuilder's own keys, passed through untouched to ConfigurationBotFrameworkAuthentication. */
     readonly botFrameworkSettings: Readonly<Record<string, string>>;
   };
@@ -108,7 +111,7 @@ export interface Config {
   };
 }
 
-/** botbuilder settings that name endpoints; read as they are, for the Teams adapter (not built yet). */
+/** botbuilder's own settings, read as they are and passed through unchanged to the Teams adapter (bots/teams/adapter.ts). */
 const BOT_FRAMEWORK_KEYS = [
   'MicrosoftAppId',
   'MicrosoftAppPassword',
@@ -209,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       appType: e.MicrosoftAppType,
       appTenantId: e.MicrosoftAppTenantId,
       allowUnauthenticated: e.TEAMS_ALLOW_UNAUTHENTICATED,
+      serviceUrl: e.TEAMS_SERVICE_URL,
       botFrameworkSettings,
     },
     model: { apiKey: e.OPENAI_API_KEY, baseUrl: e.OPENAI_BASE_URL, name: e.TOLLGATE_MODEL },

@@ -4,7 +4,6 @@
  * each viewer's card offers Approve/Reject only to someone who may still decide; the sentences are
  * the shared ones Slack uses.
  */
-import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { approvalBlocks, SLACK_MARKUP, slackDate } from '../bots/slack/blocks.ts';
 import {
@@ -26,42 +25,7 @@ import type { ApprovalDecisionView, ApprovalView } from '../src/views/approval-v
 import type { FormField } from '../src/views/form.ts';
 import type { RunView, StepView } from '../src/views/run-view.ts';
 
-// ---------------------------------------------------------------------------------------------
-// The Adaptive Cards parser (its ESM build does not resolve in Node; the bundled one does).
-
-interface AcObject {
-  getJsonTypeName(): string;
-}
-interface AcAction extends AcObject {
-  verb?: string;
-  title?: string;
-  card?: AcCard;
-  getReferencedInputs(): Record<string, unknown>;
-}
-interface AcCard extends AcObject {
-  parse(json: unknown, ctx: AcContext): void;
-  getAllActions(): AcAction[];
-  validateProperties(): { validationEvents: { message: string }[] };
-}
-interface AcContext {
-  eventCount: number;
-  getEventAt(i: number): { message: string };
-}
-const AC = createRequire(import.meta.url)('adaptivecards/dist/adaptivecards.js') as {
-  AdaptiveCard: new () => AcCard;
-  SerializationContext: new () => AcContext;
-};
-
-function parse(card: AdaptiveCard): { parsed: AcCard; issues: string[] } {
-  const parsed = new AC.AdaptiveCard();
-  const ctx = new AC.SerializationContext();
-  parsed.parse(JSON.parse(JSON.stringify(card)), ctx);
-  const issues = Array.from({ length: ctx.eventCount }, (_, i) => ctx.getEventAt(i).message);
-  issues.push(...parsed.validateProperties().validationEvents.map((e) => e.message));
-  return { parsed, issues };
-}
-
-const size = (card: AdaptiveCard) => Buffer.byteLength(JSON.stringify(card), 'utf8');
+import { parse, size } from './helpers/adaptive-cards.ts';
 
 /** Every TextBlock's text, in order (show-cards included). */
 function texts(card: { body?: unknown; actions?: unknown }): string[] {
@@ -496,15 +460,15 @@ describe('lists and forms', () => {
     expect(t.some((x) => x.includes('run <workflow> key=value …'))).toBe(true);
   });
 
-  it('the parameters form has one input per field, prefilled, with each error under its field and form errors on top', () => {
+  it('the parameters form has one input per field (ids param.<name>, so a field cannot overwrite the action\'s own data), prefilled, with each error under its field and form errors on top', () => {
     const card = cardOf(renderTeams(formReply));
     const inputs = card.body.filter((e) => e.type.startsWith('Input.'));
     expect(inputs.map((i) => [i.type, i.id, i.isRequired])).toEqual([
-      ['Input.Text', 'vendor', true],
-      ['Input.Number', 'amount', true],
-      ['Input.ChoiceSet', 'currency', false],
-      ['Input.ChoiceSet', 'urgent', false],
-      ['Input.Text', 'note', false],
+      ['Input.Text', 'param.vendor', true],
+      ['Input.Number', 'param.amount', true],
+      ['Input.ChoiceSet', 'param.currency', false],
+      ['Input.ChoiceSet', 'param.urgent', false],
+      ['Input.Text', 'param.note', false],
     ]);
     expect(inputs[0]).toMatchObject({ label: 'vendor: Who is paid' });
     expect(inputs[1]).not.toHaveProperty('value'); // "twelve" is no number: the error says so
@@ -513,11 +477,11 @@ describe('lists and forms', () => {
     expect(inputs[4]).toMatchObject({ value: 'Q1' });
 
     const at = (id: string) => card.body.findIndex((e) => e.id === id);
-    expect(card.body[at('amount') + 1]).toMatchObject({ type: 'TextBlock', text: 'Expected number, received string', color: 'Attention' });
-    expect(card.body[at('vendor') + 1]).toMatchObject({ type: 'TextBlock', text: 'Required', color: 'Attention' });
+    expect(card.body[at('param.amount') + 1]).toMatchObject({ type: 'TextBlock', text: 'Expected number, received string', color: 'Attention' });
+    expect(card.body[at('param.vendor') + 1]).toMatchObject({ type: 'TextBlock', text: 'Required', color: 'Attention' });
     const formError = card.body.findIndex((e) => e.text === 'Either vendor or note must say who is paid');
     expect(formError).toBeGreaterThan(-1);
-    expect(formError).toBeLessThan(at('vendor'));
+    expect(formError).toBeLessThan(at('param.vendor'));
 
     expect(card.actions).toEqual([
       { type: 'Action.Execute', title: 'Start run', verb: 'run.start', data: { workflow: 'pay-invoice', version: 3 }, associatedInputs: 'auto', style: 'positive' },

@@ -21,7 +21,7 @@ import type { Logger as BoltLogger } from '@slack/logger';
 import type pg from 'pg';
 import { getApproval } from '../../src/approvals/index.ts';
 import { whyCannotDecide } from '../../src/chat/copies.ts';
-import type { ChatCommand, ChatCore } from '../../src/chat/intake.ts';
+import { parseChatCommand, type ChatCommand, type ChatCore } from '../../src/chat/intake.ts';
 import type { Where } from '../../src/chat/outbox.ts';
 import { CommandSyntaxError, parseCommand } from '../../src/intents/command.ts';
 import type { Logger } from '../../src/log.ts';
@@ -309,14 +309,7 @@ export class SlackBot {
   /** A mention or a direct message: the reply (or the run's message) goes through the outbox. */
   async #onMessage(eventId: string, actor: Principal, rawText: string, where: Where): Promise<void> {
     const text = rawText.replace(/<@[A-Z0-9]+(\|[^>]*)?>/g, ' ').trim();
-    let command: ChatCommand;
-    try {
-      command = parseCommand(text);
-    } catch (e) {
-      if (!(e instanceof CommandSyntaxError)) throw e;
-      command = { kind: 'invalid', message: e.message };
-    }
-    await this.#o.core().submit({ kind: 'command', command, actor, where, key: { key: `event:${eventId}`, kind: 'message' }, replyVia: 'outbox' });
+    await this.#o.core().submit({ kind: 'command', command: parseChatCommand(text), actor, where, key: { key: `event:${eventId}`, kind: 'message' }, replyVia: 'outbox' });
   }
 
   #where(actor: Principal, channel: string, threadTs: string | null): Where {

@@ -39,7 +39,7 @@ export const VERBS = {
   retry: ACTION_IDS.retry,
   /** data `{ runId }` */
   cancel: ACTION_IDS.cancel,
-  /** data `{ workflow, version? }` plus one value per field, keyed by the field's name */
+  /** data `{ workflow, version? }` plus one value per field, keyed `param.<field name>` */
   start: 'run.start',
   /** data `{ approvalId }` or `{ runId }` */
   refresh: 'card.refresh',
@@ -417,10 +417,13 @@ function approvalsCard(list: ApprovalView[], mayDecide: MayDecide): Drawn {
 /** The invalid-params reply, with the neutral form description the core may add. */
 type InvalidParams = Extract<ChatReply, { kind: 'invalid-params' }> & { fields?: FormField[]; version?: number };
 
+/** The form's input ids are prefixed, so a field named like the action's own data (`workflow`, `version`) cannot overwrite it. */
+export const PARAM_INPUT_PREFIX = 'param.';
+
 function fieldInput(f: FormField, given: string | undefined): CardElement {
   const label = truncate(f.description ? `${f.name}: ${f.description}` : f.name, 200);
   const value = truncate(given ?? f.defaultValue ?? '', 1000);
-  const common = { id: f.name, label, isRequired: !f.optional, ...(f.optional ? {} : { errorMessage: `${f.name} is required.` }) };
+  const common = { id: `${PARAM_INPUT_PREFIX}${f.name}`, label, isRequired: !f.optional, ...(f.optional ? {} : { errorMessage: `${f.name} is required.` }) };
   if (f.type === 'number') {
     return { type: 'Input.Number', ...common, ...(/^-?\d+(\.\d+)?$/.test(value.trim()) ? { value: Number(value.trim()) } : {}) };
   }

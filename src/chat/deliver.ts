@@ -26,7 +26,8 @@ import { withTransaction } from '../db/transaction.ts';
 import type { Logger } from '../log.ts';
 import { parsePrincipal, type Principal } from '../principals.ts';
 import { listRunsRequestedBy } from '../views/run-view.ts';
-import { loadRunMessageView, toApprovalView, type ApprovalCopy } from '../views/approval-view.ts';
+import { loadRunMessageView, toApprovalView } from '../views/approval-view.ts';
+import { copyOf } from './message-views.ts';
 import { dmApprovers, ensureApprovalCopies, mayStillDecide, reminderTime, scheduleReminder } from './copies.ts';
 import {
   addReply,
@@ -248,8 +249,7 @@ export function createChatDeliverer(opts: DelivererOptions): ChatDeliverer {
         }
         if (rows.length === 0) return 'nothing';
         const view = toApprovalView(a);
-        const copyOf = (row: ChatMessageRow): ApprovalCopy => (row.copy && row.copy !== 'thread' ? { kind: 'dm', principal: row.copy } : { kind: 'thread' });
-        return deliverRows(q, rows, (row) => platformOf(row).render({ kind: 'approval', approval: view, copy: copyOf(row) }), (at) => enqueueApprovalDelivery(q, approvalId, at));
+        return deliverRows(q, rows, (row) => platformOf(row).render({ kind: 'approval', approval: view, copy: copyOf(row.copy) }), (at) => enqueueApprovalDelivery(q, approvalId, at));
       }),
 
     remindApproval: (approvalId) =>

@@ -20,7 +20,7 @@ import type { DecideOutcome } from '../approvals/types.ts';
 import { withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../errors.ts';
 import { mayOperateRun } from '../intents/authorize.ts';
-import type { Command } from '../intents/command.ts';
+import { CommandSyntaxError, parseCommand, type Command } from '../intents/command.ts';
 import type { Logger } from '../log.ts';
 import { formatPrincipal, type Principal } from '../principals.ts';
 import type { ProjectConfig } from '../project-config.ts';
@@ -46,6 +46,16 @@ export interface DeliveryKey {
 
 /** A parsed command, or the sentence saying why the text was not one. */
 export type ChatCommand = Command | { kind: 'invalid'; message: string };
+
+/** Reads a message's text (mentions already taken out) with the command grammar; a syntax error becomes an answer, not a failure. */
+export function parseChatCommand(text: string): ChatCommand {
+  try {
+    return parseCommand(text);
+  } catch (e) {
+    if (!(e instanceof CommandSyntaxError)) throw e;
+    return { kind: 'invalid', message: e.message };
+  }
+}
 
 export type Intent =
   /** A command from a slash command, a mention or a DM. `where` is where the run's message goes. */
@@ -131,14 +141,17 @@ export class ChatCore {
     return parsed.success ? { ok: true, input: parsed.data } : { ok: false, error: parsed.error };
   }
 
-  /** The reply for a workflow that cannot start with these values. */
-  invalidParams(def: WorkflowDefinition, error: z.ZodError, given: Record<string, string>): ChatReply {
+  /** The reply for a workflow that cannot start with these values (schema issues, or field errors by name). */
+  invalidParams(def: WorkflowDefinition, error: z.ZodError | Record<string, string>, given: Record<string, string>): ChatReply {
+    const errors = 'issues' in error && Array.isArray(error.issues) ? fieldErrors(error as z.ZodError) : (error as Record<string, string>);
     return {
       kind: 'invalid-params',
       workflow: def.name,
-      errors: Object.entries(fieldErrors(error)).map(([field, message]) => ({ field, message })),
+      errors: Object.entries(errors).map(([field, message]) => ({ field, message })),
       inputs: describeInputs(def.input),
       given,
+      fields: describeForm(def.input),
+      version: def.version,
     };
   }
 

@@ -9,6 +9,7 @@
  */
 import type { RunStatus } from '../runtime/journal.ts';
 import type { ApprovalView } from '../views/approval-view.ts';
+import type { FormField } from '../views/form.ts';
 import type { RunView } from '../views/run-view.ts';
 
 export interface WorkflowSummary {
@@ -40,6 +41,9 @@ export type ChatReply =
       inputs: string;
       /** What was given, so a platform with forms can offer one prefilled. */
       given: Record<string, string>;
+      /** The workflow's form (from its schema) and version, for platforms that draw the form in the message (Teams). */
+      fields?: FormField[];
+      version?: number;
     };
 
 /** A person's page (Slack's App Home): what waits for them and what they ran. */

@@ -2,6 +2,7 @@
  * Tollgate's Slack adapter end to end on a test database: the real Bolt app mounted on our real
  * HTTP server, a real Graphile worker delivering the outbox, and the fake Slack Web API
  * (test/fakes/slack) behind the unmodified Web API client. Requests are signed like Slack's.
+ * With `teams: true`, the Teams adapter joins the same chat layer (test/helpers/teams.ts).
  */
 import { createSlackAdapter, type SlackAdapter } from '../../bots/slack/index.ts';
 import { createChat, type Chat } from '../../src/chat/index.ts';
@@ -16,6 +17,7 @@ import { sendToSlackEndpoint, type SendOptions, type SlackRequest, type SlackRes
 /** A database to run on: the test helpers' TestDb, or any pool (the bench). */
 type TestDb = Pick<import('./db.ts').TestDb, 'pool'>;
 import { testLogger } from './log.ts';
+import { startTeamsParts, type TeamsParts } from './teams.ts';
 import type { ProjectConfig } from '../../src/project-config.ts';
 
 export const SIGNING_SECRET = 'test-signing-secret-8f7d6c';
@@ -23,6 +25,8 @@ export const BOT_TOKEN = 'xoxb-test-token';
 
 export interface SlackHarness {
   runtime: Runtime;
+  /** With `teams: true`: the Teams adapter on the same chat layer, with its fakes. */
+  teams: TeamsParts | undefined;
   slack: SlackAdapter;
   chat: Chat;
   fake: FakeSlack;
@@ -36,7 +40,7 @@ export interface SlackHarness {
 export async function startSlackHarness(
   db: TestDb,
   workflows: WorkflowDefinition[],
-  opts: { operators?: string[]; concurrency?: number; appToken?: string; project?: ProjectConfig; reminderLeadMs?: number } = {},
+  opts: { operators?: string[]; concurrency?: number; appToken?: string; project?: ProjectConfig; reminderLeadMs?: number; teams?: boolean } = {},
 ): Promise<SlackHarness> {
   const log = testLogger();
   const fake = await startFakeSlack({ token: BOT_TOKEN });
@@ -52,13 +56,15 @@ export async function startSlackHarness(
     clientOptions: { retryConfig: { retries: 0 } },
   });
   if (!slack) throw new Error('the Slack adapter was not created');
+  let url = '';
+  const teams = opts.teams ? await startTeamsParts({ pool: db.pool, core: () => chat!.core, log, url: () => url }) : undefined;
   chat = createChat({
     pool: db.pool,
     runtime,
     registry,
     project: { operators: opts.operators ?? opts.project?.operators ?? [] },
     log,
-    platforms: [slack.platform],
+    platforms: teams ? [slack.platform, teams.adapter.platform] : [slack.platform],
     ...(opts.reminderLeadMs !== undefined ? { reminderLeadMs: opts.reminderLeadMs } : {}),
   });
   const processId = newProcessId();
@@ -73,11 +79,13 @@ export async function startSlackHarness(
   });
   const http = createHttpServer({ log, checks: { pool: db.pool } });
   slack.mount(http);
+  teams?.adapter.mount(http);
   await slack.start();
   const addr = await http.listen(0, '127.0.0.1');
-  const url = `http://127.0.0.1:${addr.port}`;
+  url = `http://127.0.0.1:${addr.port}`;
   return {
     runtime,
+    teams,
     slack,
     chat,
     fake,
@@ -90,6 +98,7 @@ export async function startSlackHarness(
       await worker.stop();
       await slack.stop();
       await fake.close();
+      await teams?.stop();
     },
   };
 }

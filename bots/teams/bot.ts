@@ -1,0 +1,196 @@
+/**
+ * The Teams adapter's intake at `POST /api/messages`: authenticate the activity, parse it into an
+ * intent for the chat core (src/chat/intake.ts `ChatCore.submit`), answer.
+ *
+ * General notes
+ * - Authentication first, by botbuilder (adapter.ts); every failure is 401 and nothing is read,
+ *   recorded or sent. With no MicrosoftAppId, botbuilder accepts anonymous requests: the adapter
+ *   is then only built when TEAMS_ALLOW_UNAUTHENTICATED=true says so (index.ts).
+ * - Who acts is the verified activity's AAD object id and tenant (identity.ts); card actions carry
+ *   ids only.
+ * - Messages (personal, group chat, channel) are read with the same command grammar as Slack; the
+ *   answer, or the run's live card, is a row of the outbox, posted by the `chat-deliver` job. The
+ *   HTTP answer (200) is sent only after `submit` recorded the intent (invariant 8).
+ * - Card actions (`adaptiveCard/action` invokes, Universal Actions) are answered in the HTTP
+ *   response with the clicked card redrawn for the clicker: the outcome of their decision, or why
+ *   it was refused, on top. Every other copy is brought up to date by the outbox.
+ * - Installations and every activity keep the sender's and tenant's addresses (directory.ts), so
+ *   approvers get their card later without having written to the bot.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type pg from 'pg';
+import type { Activity } from 'botbuilder';
+import { parseChatCommand, type ChatCore } from '../../src/chat/intake.ts';
+import { approvalMessageView, postedMessageView, runMessageView } from '../../src/chat/message-views.ts';
+import type { Where } from '../../src/chat/outbox.ts';
+import type { ChatView } from '../../src/chat/platform.ts';
+import { notice, type ChatReply } from '../../src/chat/replies.ts';
+import type { Logger } from '../../src/log.ts';
+import type { Principal } from '../../src/principals.ts';
+import { readBody, sendJson } from '../../src/server/http.ts';
+import type { TeamsCloudAdapter } from './adapter.ts';
+import { PARAM_INPUT_PREFIX, renderForViewer, REASON_REQUIRED_MESSAGE, reasonInputId, VERBS, type AdaptiveCard } from './cards.ts';
+import { rememberSender } from './directory.ts';
+import { commandText, principalOf, tenantOf, type TeamsActivity } from './identity.ts';
+
+const CARD = 'application/vnd.microsoft.card.adaptive';
+
+/** The body of an invoke response that replaces the clicked card for the clicker. */
+function cardResponse(card: AdaptiveCard) {
+  return { statusCode: 200, type: CARD, value: card };
+}
+
+function errorResponse(statusCode: number, message: string) {
+  return { statusCode, type: 'application/vnd.microsoft.error', value: { code: statusCode === 400 ? 'BadRequest' : 'Error', message } };
+}
+
+export class TeamsBot {
+  readonly #adapter: TeamsCloudAdapter;
+  readonly #pool: pg.Pool;
+  readonly #core: () => ChatCore;
+  readonly #log: Logger;
+
+  constructor(o: { adapter: TeamsCloudAdapter; pool: pg.Pool; core: () => ChatCore; log: Logger }) {
+    this.#adapter = o.adapter;
+    this.#pool = o.pool;
+    this.#core = o.core;
+    this.#log = o.log.child({ component: 'teams' });
+  }
+
+  /** The HTTP handler of `POST /api/messages`. */
+  readonly handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    let activity: TeamsActivity;
+    try {
+      const parsed: unknown = JSON.parse((await readBody(req)).toString('utf8'));
+      if (!parsed || typeof parsed !== 'object' || typeof (parsed as { type?: unknown }).type !== 'string') throw new Error('no activity type');
+      activity = parsed as TeamsActivity;
+    } catch {
+      sendJson(res, 400, { error: 'The body is not a Bot Framework activity (a JSON object with a "type").' });
+      return;
+    }
+    try {
+      await this.#adapter.authenticate(activity as unknown as Activity, String(req.headers.authorization ?? ''));
+    } catch (e) {
+      // botbuilder throws AuthenticationError for some failures and plain JWT errors for others
+      // (forged signature, alg none, nbf in the future): all of them are 401.
+      this.#log.warn({ err: (e as Error).message, serviceUrl: activity.serviceUrl }, 'refused a Teams request whose token did not verify');
+      sendJson(res, 401, { error: `Unauthorized: ${(e as Error).message}` });
+      return;
+    }
+    const answer = await this.#activity(activity);
+    if (answer === undefined) {
+      res.writeHead(200).end();
+    } else {
+      sendJson(res, 200, answer);
+    }
+  };
+
+  async #activity(a: TeamsActivity): Promise<unknown> {
+    const tenant = tenantOf(a);
+    const actor = principalOf(a);
+    if (tenant && a.from?.id) {
+      const personal = a.conversation.conversationType === 'personal' ? a.conversation.id : null;
+      await rememberSender(this.#pool, { tenant, serviceUrl: a.serviceUrl, aadObjectId: a.from.aadObjectId, userId: a.from.id, name: a.from.name, personalConversation: personal });
+    }
+    if (tenant && a.type === 'conversationUpdate') {
+      for (const m of a.membersAdded ?? []) {
+        if (m.aadObjectId) await rememberSender(this.#pool, { tenant, serviceUrl: a.serviceUrl, aadObjectId: m.aadObjectId, userId: m.id, name: m.name, personalConversation: null });
+      }
+    }
+    if (a.type === 'message' && actor) return this.#message(a, actor);
+    if (a.type === 'invoke' && a.name === 'adaptiveCard/action') return this.#action(a, actor);
+    return undefined;
+  }
+
+  /** Where the answer to this activity goes: its conversation, in a channel the thread it was said in. */
+  #where(a: TeamsActivity, actor: Principal): Where {
+    const channel = a.conversation.conversationType === 'channel';
+    return {
+      platform: 'teams',
+      tenant: actor.tenant,
+      conversation: a.conversation.id,
+      thread: channel ? (a.replyToId ?? a.id ?? null) : null,
+      address: { serviceUrl: a.serviceUrl },
+      direct: a.conversation.conversationType === 'personal',
+    };
+  }
+
+  async #message(a: TeamsActivity, actor: Principal): Promise<undefined> {
+    const text = commandText(a);
+    if (!text) return undefined;
+    await this.#core().submit({ kind: 'command', command: parseChatCommand(text), actor, where: this.#where(a, actor), key: { key: `message:${a.id ?? ''}`, kind: 'message' }, replyVia: 'outbox' });
+    return undefined;
+  }
+
+  /** A Universal Action: do what the verb asks, then answer with the clicked card as the clicker now sees it. */
+  async #action(a: TeamsActivity, actor: Principal | undefined): Promise<unknown> {
+    const action = (a.value as { action?: { verb?: unknown; data?: unknown } } | undefined)?.action;
+    const verb = typeof action?.verb === 'string' ? action.verb : '';
+    const data = (action?.data && typeof action.data === 'object' ? action.data : {}) as Record<string, unknown>;
+    if (!actor) return errorResponse(400, 'This action names no Teams user and tenant, so Tollgate cannot tell who acted.');
+    const str = (k: string) => (typeof data[k] === 'string' ? (data[k] as string) : '');
+    const key = { key: `invoke:${a.id ?? ''}`, kind: verb };
+    const core = this.#core();
+    switch (verb) {
+      case VERBS.approve:
+      case VERBS.reject: {
+        const approvalId = str('approvalId');
+        const comment = (str(reasonInputId(approvalId)) || str('reason')).trim();
+        if (verb === VERBS.reject && !comment) return this.#card(a, actor, REASON_REQUIRED_MESSAGE, { approvalId });
+        const { decided } = await core.submit({
+          kind: 'decide',
+          approvalId,
+          decision: verb === VERBS.approve ? 'approve' : 'reject',
+          ...(comment && verb === VERBS.reject ? { comment } : {}),
+          actor,
+          explainAt: null, // explained on the returned card
+        });
+        const note = decided?.kind === 'recorded' ? `Recorded: you ${verb === VERBS.approve ? 'approved' : 'rejected'} this request.` : (decided?.message ?? 'Nothing changed.');
+        return this.#card(a, actor, note, { approvalId });
+      }
+      case VERBS.retry:
+      case VERBS.cancel: {
+        const runId = str('runId');
+        const r = await core.submit({ kind: 'operate', action: verb === VERBS.retry ? 'retry' : 'cancel', runId, actor, key, explainAt: null });
+        return this.#card(a, actor, r.duplicate ? 'Already recorded.' : r.reply?.kind === 'notice' ? r.reply.text : undefined, { runId });
+      }
+      case VERBS.start:
+        return this.#start(a, actor, data, key);
+      case VERBS.refresh:
+        return this.#card(a, actor, undefined, { approvalId: str('approvalId'), runId: str('runId') });
+      default:
+        return errorResponse(400, `Unknown action "${verb}". This card may come from an older version of Tollgate; ask for it again.`);
+    }
+  }
+
+  /** The parameters form was submitted: start the run, or show the form again with its errors. */
+  async #start(a: TeamsActivity, actor: Principal, data: Record<string, unknown>, key: { key: string; kind: string }): Promise<unknown> {
+    const core = this.#core();
+    const name = typeof data.workflow === 'string' ? data.workflow : '';
+    const version = typeof data.version === 'number' ? data.version : Number(data.version) || undefined;
+    const values: Record<string, string> = {};
+    for (const [k, v] of Object.entries(data)) {
+      if (k.startsWith(PARAM_INPUT_PREFIX) && v !== undefined && v !== null) values[k.slice(PARAM_INPUT_PREFIX.length)] = String(v);
+    }
+    const def = core.workflow(name, version) ?? core.workflow(name);
+    if (!def) return cardResponse(renderForViewer(core.unknownWorkflow(name), actor));
+    const result = await core.submit({ kind: 'start', workflow: def.name, version: def.version, values, actor, where: this.#where(a, actor), key });
+    if (result.fieldErrors) return cardResponse(renderForViewer(core.invalidParams(def, result.fieldErrors, values), actor));
+    const reply: ChatReply = result.duplicate
+      ? notice('Already recorded.')
+      : notice(`Started *${def.name}* v${def.version} as \`${result.runId ?? ''}\`; its progress is posted ${a.conversation.conversationType === 'channel' ? 'in the thread' : 'here'}.`);
+    return cardResponse(renderForViewer(reply, actor));
+  }
+
+  /**
+   * The clicked card redrawn for the clicker: the message the click was made on when Tollgate
+   * posted it (its run card or approval copy), else the approval or run the action named.
+   */
+  async #card(a: TeamsActivity, actor: Principal, note: string | undefined, named: { approvalId?: string; runId?: string }): Promise<unknown> {
+    let view: ChatView | undefined;
+    if (a.replyToId) view = await postedMessageView(this.#pool, { platform: 'teams', conversation: a.conversation.id, messageId: a.replyToId });
+    if (!view && named.approvalId) view = await approvalMessageView(this.#pool, named.approvalId);
+    if (!view && named.runId) view = await runMessageView(this.#pool, named.runId);
+    return cardResponse(renderForViewer(view ?? notice(note ?? 'This card is no longer known to Tollgate.'), actor, view ? note : undefined));
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * The Teams adapter's entry point for the boot (src/app.ts, through bots/index.ts): a
+ * `ChatAdapter` when a bot identity is configured (MicrosoftAppId), or, for the Bot Framework
+ * Emulator, when TEAMS_ALLOW_UNAUTHENTICATED=true says to take unauthenticated traffic (logged
+ * loudly). Otherwise there is no adapter and `POST /api/messages` answers 401 saying what to set.
+ */
+import type pg from 'pg';
+import type { ChatCore } from '../../src/chat/intake.ts';
+import type { ChatAdapter } from '../../src/chat/platform.ts';
+import type { Config } from '../../src/config.ts';
+import type { Logger } from '../../src/log.ts';
+import type { HttpServer } from '../../src/server/http.ts';
+import { TeamsCloudAdapter } from './adapter.ts';
+import { TeamsBot } from './bot.ts';
+import { teamsPlatform } from './platform.ts';
+
+/** Where proactive messages go in a tenant Tollgate has not heard from yet (Microsoft's global Teams endpoint). */
+export const DEFAULT_SERVICE_URL = 'https://smba.trafficmanager.net/teams/';
+
+export const TEAMS_NOT_CONFIGURED =
+  'Teams is not configured here: set MicrosoftAppId (and MicrosoftAppPassword, or MicrosoftAppType=UserAssignedMsi), see "Connect a Teams tenant" in the README; ' +
+  'for the Bot Framework Emulator only, TEAMS_ALLOW_UNAUTHENTICATED=true.';
+
+export interface TeamsAdapter extends ChatAdapter {
+  readonly bot: TeamsBot;
+  readonly adapter: TeamsCloudAdapter;
+}
+
+export function createTeamsAdapter(opts: { config: Config['teams']; pool: pg.Pool; core: () => ChatCore; log: Logger }): TeamsAdapter | undefined {
+  const { config, log } = opts;
+  if (!config.appId) {
+    if (!config.allowUnauthenticated) {
+      log.info('Teams is off: set MicrosoftAppId to connect a tenant (see "Connect a Teams tenant" in the README). Everything else runs without it.');
+      return undefined;
+    }
+    log.warn(
+      'TEAMS_ALLOW_UNAUTHENTICATED=true and no MicrosoftAppId: POST /api/messages takes requests WITHOUT verifying who sent them. ' +
+        'Use this only with the Bot Framework Emulator on your own machine, never on a reachable address.',
+    );
+  }
+  const adapter = new TeamsCloudAdapter(config.botFrameworkSettings);
+  const bot = new TeamsBot({ adapter, pool: opts.pool, core: opts.core, log });
+  return {
+    bot,
+    adapter,
+    platform: teamsPlatform({ adapter, pool: opts.pool, defaultServiceUrl: config.serviceUrl ?? DEFAULT_SERVICE_URL }),
+    mount: (http: HttpServer) => http.mount('POST', '/api/messages', bot.handle),
+    start: async () => {
+      log.info({ appId: config.appId ?? '(none: unauthenticated)', appType: config.appType ?? 'MultiTenant' }, 'Teams connected');
+    },
+    stop: async () => {},
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * What a posted message shows, as a view: the run card of a run message, the approval view and
+ * copy of an approval copy. For platforms that answer a click with the clicked message redrawn
+ * for the clicker (Teams' `Action.Execute` returns a card), so the answer is the same view the
+ * outbox renders, never a twin of it.
+ */
+import { getApproval } from '../approvals/index.ts';
+import type { Queryable } from '../runtime/journal.ts';
+import { loadRunMessageView, toApprovalView, type ApprovalCopy } from '../views/approval-view.ts';
+import type { ChatView } from './platform.ts';
+
+/** An approval copy row's `copy` column as the view's `ApprovalCopy`. */
+export function copyOf(copy: string | null): ApprovalCopy {
+  return copy && copy !== 'thread' ? { kind: 'dm', principal: copy } : { kind: 'thread' };
+}
+
+export async function runMessageView(q: Queryable, runId: string): Promise<ChatView | undefined> {
+  const run = await loadRunMessageView(q, runId);
+  return run ? { kind: 'run', run } : undefined;
+}
+
+export async function approvalMessageView(q: Queryable, approvalId: string, copy: ApprovalCopy = { kind: 'thread' }): Promise<ChatView | undefined> {
+  const a = await getApproval(q, approvalId);
+  return a ? { kind: 'approval', approval: toApprovalView(a), copy } : undefined;
+}
+
+/**
+ * The view of the message a platform knows by its own id (in `conversation`, preferred when ids
+ * repeat across conversations); undefined for a message Tollgate did not post or a fixed reply.
+ */
+export async function postedMessageView(q: Queryable, at: { platform: string; conversation: string; messageId: string }): Promise<ChatView | undefined> {
+  const { rows } = await q.query<{ kind: string; run_id: string | null; approval_id: string | null; copy: string | null }>(
+    `SELECT kind, run_id, approval_id, copy FROM tollgate.chat_messages WHERE platform = $1 AND message_id = $2
+     ORDER BY (conversation = $3) DESC, created_at LIMIT 1`,
+    [at.platform, at.messageId, at.conversation],
+  );
+  const row = rows[0];
+  if (row?.kind === 'run' && row.run_id) return runMessageView(q, row.run_id);
+  if (row?.kind === 'approval' && row.approval_id) return approvalMessageView(q, row.approval_id, copyOf(row.copy));
+  return undefined;
+}
