@@ -1,7 +1,8 @@
 /**
  * The layering ARCHITECTURE.md promises, checked on the source: src/ is platform-neutral. Only the
  * composition root (src/app.ts) may import from bots/, and only the adapter list (bots/index.ts);
- * nothing in src/ imports a chat SDK.
+ * nothing in src/ imports a chat SDK; one platform's folder never imports another's (what both
+ * need lives in src/chat or src/views).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -37,6 +38,19 @@ describe('layering', () => {
 
   it('src/ imports no chat SDK', () => {
     const offenders = sources('src').flatMap((file) => imports(file).filter((s) => /^(@slack\/|botbuilder)/.test(s)).map((s) => `${file} imports ${s}`));
+    expect(offenders).toEqual([]);
+  });
+
+  it('no platform folder in bots/ imports another one', () => {
+    const offenders: string[] = [];
+    for (const file of sources('bots')) {
+      const own = file.split(path.sep)[1];
+      for (const spec of imports(file)) {
+        if (!spec.startsWith('.')) continue;
+        const target = path.relative(root, path.resolve(root, path.dirname(file), spec)).split(path.sep);
+        if (target[0] === 'bots' && target.length > 2 && own && file.split(path.sep).length > 2 && target[1] !== own) offenders.push(`${file} imports ${target.join('/')}`);
+      }
+    }
     expect(offenders).toEqual([]);
   });
 });

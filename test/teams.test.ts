@@ -27,6 +27,7 @@ const REQ = user('req', 'Rita Requester');
 const RM1 = user('rm1', 'Rana Release');
 const RM2 = user('rm2', 'Remy Release');
 const OPS = user('ops', 'Oli Operator');
+const AUD = user('aud', 'Ada Auditor');
 /** Same AAD object id as RM2, but in another tenant: someone else. */
 const RM2_ELSEWHERE = { ...RM2, id: '29:rm2-elsewhere' };
 const principal = (u: TeamsUser, tenant = TENANT) => `teams:${tenant}:${u.aadObjectId}`;
@@ -55,6 +56,13 @@ const workflows = [
     },
   }),
   defineWorkflow({
+    name: 'audited',
+    version: 1,
+    description: 'Waits for the auditor',
+    input: z.object({}),
+    run: async (ctx) => (await ctx.approval('audit', { policy: { groups: ['audit'], quorum: 1 }, summary: 'Audit this', params: {} })).status,
+  }),
+  defineWorkflow({
     name: 'flaky',
     version: 1,
     description: 'Fails until the test lets it pass',
@@ -72,7 +80,7 @@ const workflows = [
 ] as unknown as WorkflowDefinition[];
 
 const project = parseProjectConfig({
-  groups: { release: [principal(RM1), principal(RM2)] },
+  groups: { release: [principal(RM1), principal(RM2)], audit: [principal(AUD)] },
   operators: [principal(OPS)],
 });
 
@@ -191,14 +199,13 @@ describe('approval cards', () => {
     return { run, conv, approvalId };
   }
 
-  /** The approval card sent to an approver: in the 1:1 conversation the bot created with them. */
+  /** The approval card sent to an approver: in their personal chat with the bot (known, or created by the bot). */
   async function dmCard(approver: TeamsUser, approvalId: string) {
     return eventually(() => {
-      for (const c of t.connector.conversations) {
-        const members = c.parameters.members as { aadObjectId?: string; id?: string }[];
-        if (!members.some((m) => m.aadObjectId === approver.aadObjectId)) continue;
-        const found = cardsIn(c.id).find((a) => cardText(cardOfActivity(a.activity)).includes(approvalId));
-        if (found) return { conversationId: c.id, activityId: found.id, card: () => cardOfActivity(t.connector.activity(c.id, found.id)!.activity) };
+      const created = t.connector.conversations.filter((c) => (c.parameters.members as { aadObjectId?: string }[]).some((m) => m.aadObjectId === approver.aadObjectId));
+      for (const id of [personal(approver).id, ...created.map((c) => c.id)]) {
+        const found = cardsIn(id).find((a) => cardText(cardOfActivity(a.activity)).includes(approvalId));
+        if (found) return { conversationId: id, activityId: found.id, card: () => cardOfActivity(t.connector.activity(id, found.id)!.activity) };
       }
       return undefined;
     }, `the approval card for ${approver.name}`);
@@ -257,6 +264,30 @@ describe('approval cards', () => {
     expect((await h.runtime.getRun(own.run.id)).run.status).toBe('waiting');
     await h.runtime.cancel(run.id, null);
     await h.runtime.cancel(own.run.id, null);
+  });
+
+  it('an approver who only installed the app gets the card in that personal conversation, without a new one', async () => {
+    const installed = { id: 'a:installed-by-aud', conversationType: 'personal' as const };
+    expect((await t.send(t.act.installationUpdate({ tenant: TENANT, conversation: installed, from: AUD }))).status).toBe(200);
+    const run = await startRun(REQ, personal(REQ), 'run audited');
+    await waitForRun(h.runtime, run.id, 'waiting');
+    const card = await eventually(() => cardsIn(installed.id).find((a) => cardText(cardOfActivity(a.activity)).includes(run.id)), 'the card in the installed conversation');
+    expect(buttons(cardOfActivity(card.activity))).toContain('approval.approve');
+    const createdForAud = t.connector.conversations.filter((c) => (c.parameters.members as { aadObjectId?: string }[]).some((m) => m.aadObjectId === AUD.aadObjectId));
+    expect(createdForAud).toHaveLength(0);
+    await h.runtime.cancel(run.id, null);
+  });
+
+  it('on refresh, each viewer gets their own card: the approver with buttons, anyone else without', async () => {
+    const { run, approvalId } = await shipRun('7.0');
+    const dm = await dmCard(RM1, approvalId);
+    const at = { id: dm.conversationId, conversationType: 'personal' as const };
+    const forApprover = await click(RM1, at, 'card.refresh', { approvalId }, { replyToId: dm.activityId });
+    expect(buttons(forApprover)).toEqual(expect.arrayContaining(['approval.approve', 'approval.reject']));
+    const forOutsider = await click(OPS, at, 'card.refresh', { approvalId }, { replyToId: dm.activityId });
+    expect(buttons(forOutsider)).not.toContain('approval.approve');
+    expect(cardText(forOutsider)).toContain('Ship api 7.0');
+    await h.runtime.cancel(run.id, null);
   });
 
   it('a duplicate invoke (the same activity re-sent) records one decision', async () => {

@@ -8,6 +8,7 @@
 import type pg from 'pg';
 import { createTeamsAdapter, type TeamsAdapter } from '../../bots/teams/index.ts';
 import type { ChatCore } from '../../src/chat/intake.ts';
+import { loadConfig } from '../../src/config.ts';
 import type { Logger } from '../../src/log.ts';
 import { sendActivity, startFakeBotConnector, startFakeBotIdentity, teamsActivities, type Activity, type FakeBotConnector, type FakeBotIdentity, type MintOptions } from '../fakes/teams/index.ts';
 
@@ -32,17 +33,10 @@ export async function startTeamsParts(o: { pool: pg.Pool; core: () => ChatCore; 
   const identity = await startFakeBotIdentity();
   const connector = await startFakeBotConnector({ accessToken: identity.accessToken });
   Object.assign(process.env, identity.env());
-  const settings = Object.fromEntries(Object.entries(identity.settings()).map(([k, v]) => [k, String(v)]));
+  // Configured as in production: botbuilder's own keys in the environment, read by loadConfig.
+  const env = { ...Object.fromEntries(Object.entries(identity.settings()).map(([k, v]) => [k, String(v)])), TEAMS_SERVICE_URL: connector.url };
   const adapter = createTeamsAdapter({
-    config: {
-      appId: identity.appId,
-      appPassword: undefined,
-      appType: 'UserAssignedMsi',
-      appTenantId: identity.tenantId,
-      allowUnauthenticated: false,
-      serviceUrl: connector.url,
-      botFrameworkSettings: settings,
-    },
+    config: loadConfig(env).teams,
     pool: o.pool,
     core: o.core,
     log: o.log,
