@@ -371,6 +371,21 @@ describe('authentication', () => {
       await app.stop();
     }
   });
+
+  it('with TEAMS_ALLOW_UNAUTHENTICATED=true and no app id (the Emulator), a message without a token is taken', async () => {
+    const env = { DATABASE_URL: db.url, PORT: '0', LOG_LEVEL: 'silent', TEAMS_ALLOW_UNAUTHENTICATED: 'true' };
+    const app = await startApp({ config: loadConfig(env), log: testLogger(), mode: 'server' });
+    try {
+      const conv = { id: 'a:emulator-chat', conversationType: 'personal' as const };
+      const activity = t.act.message({ text: 'help', from: REQ, tenant: TENANT, conversation: conv });
+      const res = await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(activity) });
+      expect(res.status).toBe(200);
+      const { rows } = await db.pool.query(`SELECT 1 FROM tollgate.chat_messages WHERE platform = 'teams' AND conversation = $1 AND kind = 'reply'`, [conv.id]);
+      expect(rows).toHaveLength(1);
+    } finally {
+      await app.stop();
+    }
+  });
 });
 
 describe('delivery', () => {
