@@ -30,7 +30,7 @@ import type { Principal } from '../../src/principals.ts';
 import { readBody, sendJson } from '../../src/server/http.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
 import { PARAM_INPUT_PREFIX, renderForViewer, REASON_REQUIRED_MESSAGE, reasonInputId, VERBS, type AdaptiveCard } from './cards.ts';
-import { rememberSender } from './directory.ts';
+import { rememberTenant, rememberUser } from './directory.ts';
 import { commandText, principalOf, tenantOf, type TeamsActivity } from './identity.ts';
 
 const CARD = 'application/vnd.microsoft.card.adaptive';
@@ -88,14 +88,14 @@ export class TeamsBot {
   async #activity(a: TeamsActivity): Promise<unknown> {
     const tenant = tenantOf(a);
     const actor = principalOf(a);
-    if (tenant && a.from?.id) {
+    if (tenant) {
+      await rememberTenant(this.#pool, tenant, a.serviceUrl);
       const personal = a.conversation.conversationType === 'personal' ? a.conversation.id : null;
-      await rememberSender(this.#pool, { tenant, serviceUrl: a.serviceUrl, aadObjectId: a.from.aadObjectId, userId: a.from.id, name: a.from.name, personalConversation: personal });
-    }
-    if (tenant && a.type === 'conversationUpdate') {
-      for (const m of a.membersAdded ?? []) {
-        if (m.aadObjectId) await rememberSender(this.#pool, { tenant, serviceUrl: a.serviceUrl, aadObjectId: m.aadObjectId, userId: m.id, name: m.name, personalConversation: null });
-      }
+      const seen = [
+        ...(a.from?.aadObjectId ? [{ aadObjectId: a.from.aadObjectId, userId: a.from.id, name: a.from.name, personalConversation: personal }] : []),
+        ...(a.type === 'conversationUpdate' ? (a.membersAdded ?? []) : []).flatMap((m) => (m.aadObjectId ? [{ aadObjectId: m.aadObjectId, userId: m.id, name: m.name, personalConversation: null }] : [])),
+      ];
+      for (const u of seen) await rememberUser(this.#pool, { tenant, serviceUrl: a.serviceUrl, ...u });
     }
     if (a.type === 'message' && actor) return this.#message(a, actor);
     if (a.type === 'invoke' && a.name === 'adaptiveCard/action') return this.#action(a, actor);

@@ -414,8 +414,8 @@ function approvalsCard(list: ApprovalView[], mayDecide: MayDecide): Drawn {
   return { text: `${list.length} approval(s) wait for your decision`, body };
 }
 
-/** The invalid-params reply, with the neutral form description the core may add. */
-type InvalidParams = Extract<ChatReply, { kind: 'invalid-params' }> & { fields?: FormField[]; version?: number };
+/** The invalid-params reply (with the form description the core adds). */
+type InvalidParams = Extract<ChatReply, { kind: 'invalid-params' }>;
 
 /** The form's input ids are prefixed, so a field named like the action's own data (`workflow`, `version`) cannot overwrite it. */
 export const PARAM_INPUT_PREFIX = 'param.';

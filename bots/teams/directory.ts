@@ -17,18 +17,27 @@ export interface TeamsContact {
   serviceUrl: string | null;
 }
 
-/** Remembers the tenant's serviceUrl and what this activity says of its sender. */
-export async function rememberSender(
-  q: Queryable,
-  s: { tenant: string; serviceUrl: string; aadObjectId: string | undefined; userId: string; name: string | undefined; personalConversation: string | null },
-): Promise<void> {
+export interface TeamsUserSeen {
+  tenant: string;
+  serviceUrl: string;
+  aadObjectId: string;
+  userId: string;
+  name: string | undefined;
+  personalConversation: string | null;
+}
+
+/** Remembers the Bot Connector that serves a tenant (written only when it changed). */
+export async function rememberTenant(q: Queryable, tenant: string, serviceUrl: string): Promise<void> {
   await q.query(
     `INSERT INTO tollgate.teams_tenants (tenant, service_url) VALUES ($1, $2)
      ON CONFLICT (tenant) DO UPDATE SET service_url = EXCLUDED.service_url, updated_at = now()
      WHERE teams_tenants.service_url IS DISTINCT FROM EXCLUDED.service_url`,
-    [s.tenant, s.serviceUrl],
+    [tenant, serviceUrl],
   );
-  if (!s.aadObjectId) return;
+}
+
+/** Remembers what an activity says of a user (written only when something changed). */
+export async function rememberUser(q: Queryable, s: TeamsUserSeen): Promise<void> {
   await q.query(
     `INSERT INTO tollgate.teams_users (tenant, aad_object_id, user_id, name, conversation_id, service_url) VALUES ($1, $2, $3, $4, $5, $6)
      ON CONFLICT (tenant, aad_object_id) DO UPDATE SET user_id = EXCLUDED.user_id, name = coalesce(EXCLUDED.name, teams_users.name),

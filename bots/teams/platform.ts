@@ -65,7 +65,7 @@ export function teamsPlatform(o: { adapter: TeamsCloudAdapter; pool: pg.Pool; de
 
   async function openDm(to: Principal): Promise<{ conversation: string; address: TeamsAddress }> {
     const contact = await findContact(pool, to.tenant, to.user);
-    const serviceUrl = contact?.serviceUrl ?? (await tenantServiceUrl(pool, to.tenant)) ?? o.defaultServiceUrl;
+    const serviceUrl = await serviceUrlOf({ address: contact?.serviceUrl ? { serviceUrl: contact.serviceUrl } : null, tenant: to.tenant });
     if (contact?.conversationId) return { conversation: contact.conversationId, address: { serviceUrl } };
     const connector = await adapter.connector(serviceUrl);
     const created = await connector.createConversation({
