@@ -93,7 +93,14 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       });
     }
     if (mode === 'all' || mode === 'server') {
-      http = createHttpServer({ log, checks: { pool: db.pool, workerRunning: worker ? () => worker?.isRunning() ?? false : undefined } });
+      http = createHttpServer({
+        log,
+        checks: {
+          pool: db.pool,
+          workerRunning: worker ? () => worker?.isRunning() ?? false : undefined,
+          workerProblem: worker ? () => worker?.whyNotRunning() : undefined,
+        },
+      });
       for (const a of adapters) a.mount(http);
       for (const route of UNCONFIGURED_ROUTES) {
         if (adapters.some((a) => a.platform.name === route.platform)) continue;

@@ -1,13 +1,20 @@
 /**
  * The worker: Graphile Worker running Tollgate's tasks (`jobs/`) on the shared pool, plus the
- * heartbeat that makes crash recovery fast.
+ * heartbeat that makes crash recovery fast, and the supervision that keeps it running through a
+ * database outage.
  *
  * Graphile Worker leaves a job locked by a dead worker for four hours. Each worker process
- * therefore records a heartbeat (its Graphile worker ids) in `tollgate.worker_heartbeats`; every
- * live process, on each beat, unlocks the jobs of processes whose heartbeat is older than
- * `WORKER_DEAD_AFTER_MS` (`forceUnlockWorkers`), so an interrupted run resumes within seconds of
- * any worker being alive. Jobs locked by a worker id no live heartbeat names (a process that died
- * before its first beat) are unlocked the same way once their lock is that old.
+ * therefore records a heartbeat in `tollgate.worker_heartbeats`, naming the ids its runner locks
+ * jobs under (Graphile Worker 0.17 locks under its pool id, `pool-…`); every live process, on each
+ * beat, unlocks the jobs of processes whose heartbeat is older than `WORKER_DEAD_AFTER_MS`
+ * (`forceUnlockWorkers`), so an interrupted run resumes within seconds of any worker being alive.
+ * Jobs locked by an id no live heartbeat names (a process that died before its first beat) are
+ * unlocked the same way once their lock is that old. A job locked by a live process is never
+ * unlocked, however long its step runs.
+ *
+ * When the database goes away, nothing here ends the process: failed beats are retried, and a
+ * runner that Graphile Worker shut down (a job it could neither complete nor fail) is started
+ * again with a bounded backoff once the database answers; /readyz reports both meanwhile.
  */
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
@@ -36,12 +43,17 @@ export function newProcessId(): string {
 
 export interface WorkerHandle {
   readonly processId: string;
-  /** False once stopped or if Graphile Worker's runner ended by itself. */
+  /** False once stopped, and while Graphile Worker's runner is being restarted after it died. */
   isRunning(): boolean;
+  /** Why the worker is not running (for /readyz), or undefined while it runs. */
+  whyNotRunning(): string | undefined;
   stop(): Promise<void>;
   /** Runs one heartbeat-and-reap cycle now (tests and start-up). */
   beat(): Promise<void>;
 }
+
+/** First and longest wait before restarting a runner that died (doubling in between). */
+export const RESTART_BACKOFF = { firstMs: 1000, maxMs: 10_000 } as const;
 
 export function graphileLogger(log: Logger): GraphileLogger {
   return new GraphileLogger((scope) => (level, message, meta) => {
@@ -54,35 +66,29 @@ export function graphileLogger(log: Logger): GraphileLogger {
   });
 }
 
-export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
-  const { pool, log } = opts;
-  const { processId } = opts;
-  const workerIds = new Set<string>();
+/** One Graphile Worker runner, with the ids it locks jobs under and the reason it stopped. */
+interface LaunchedRunner {
+  readonly runner: Runner;
+  /**
+   * Graphile Worker 0.17 writes its *pool* id (`pool-…`) to `locked_by`, not a worker id; the
+   * worker ids (`worker-…`) are kept too, as earlier versions locked under those.
+   */
+  readonly lockIds: readonly string[];
+  stopReason(): string;
+}
+
+async function launchRunner(opts: WorkerOptions, logger: GraphileLogger): Promise<LaunchedRunner> {
+  const lockIds: string[] = [];
+  let reason = 'its runner ended';
   const events: WorkerEvents = new EventEmitter() as WorkerEvents;
-  events.on('worker:create', ({ worker }) => {
-    workerIds.add(worker.workerId);
+  // Emitted synchronously while run() builds the pool, so the ids are known when it returns.
+  events.on('pool:create', ({ workerPool }) => void lockIds.push(workerPool.id));
+  events.on('worker:create', ({ worker }) => void lockIds.push(worker.workerId));
+  events.on('pool:fatalError', ({ action, error }) => {
+    reason = `${action} failed: ${(error as Error)?.message ?? String(error)}`;
   });
-
-  const logger = graphileLogger(log);
-  const utils: WorkerUtils = await makeWorkerUtils({ pgPool: pool, logger });
-  await pool.query(
-    `INSERT INTO tollgate.worker_heartbeats (process_id, hostname, pid) VALUES ($1, $2, $3)`,
-    [processId, os.hostname(), process.pid],
-  );
-
-  const beat = async () => {
-    // An upsert: a process taken for dead while it was only stalled (its row deleted by a reaper)
-    // must be seen alive again, or its long jobs would keep being unlocked under it.
-    await pool.query(
-      `INSERT INTO tollgate.worker_heartbeats (process_id, hostname, pid, worker_ids) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (process_id) DO UPDATE SET beat_at = now(), worker_ids = EXCLUDED.worker_ids`,
-      [processId, os.hostname(), process.pid, [...workerIds]],
-    );
-    await reapDeadWorkers(pool, utils, opts.deadAfterMs, log);
-  };
-
-  const runner: Runner = await run({
-    pgPool: pool,
+  const runner = await run({
+    pgPool: opts.pool,
     taskList: opts.tasks,
     concurrency: opts.concurrency,
     pollInterval: opts.pollIntervalMs,
@@ -91,36 +97,144 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
     crontab: opts.crontab ?? '',
     logger,
     events,
-  });
-  let running = true;
-  runner.promise.then(
-    () => { running = false; },
-    (e: unknown) => {
-      running = false;
-      log.error({ err: e }, 'the worker stopped unexpectedly');
+    preset: {
+      worker: {
+        // Unbatched (the default, -1), Graphile calls completeJob/failJob without awaiting them:
+        // when the database is away the rejection is unhandled and Node ends the process. Batched,
+        // a failure goes to the pool's error handler ('pool:fatalError'), which shuts the pool down
+        // gracefully; startWorker then restarts the runner. 0 batches only calls of the same tick.
+        completeJobBatchDelay: 0,
+        failJobBatchDelay: 0,
+      },
     },
+  });
+  return { runner, lockIds, stopReason: () => reason };
+}
+
+export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
+  const { pool, log, processId } = opts;
+  const logger = graphileLogger(log);
+  const utils: WorkerUtils = await makeWorkerUtils({ pgPool: pool, logger });
+  await pool.query(
+    `INSERT INTO tollgate.worker_heartbeats (process_id, hostname, pid) VALUES ($1, $2, $3)`,
+    [processId, os.hostname(), process.pid],
   );
+
+  let current: LaunchedRunner | undefined;
+  let whyNotRunning: string | undefined;
+  let stopping = false;
+
+  const beat = async () => {
+    // An upsert: a process taken for dead while it was only stalled (its row deleted by a reaper)
+    // must be seen alive again, or its long jobs would keep being unlocked under it.
+    await pool.query(
+      `INSERT INTO tollgate.worker_heartbeats (process_id, hostname, pid, worker_ids) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (process_id) DO UPDATE SET beat_at = now(), worker_ids = EXCLUDED.worker_ids`,
+      [processId, os.hostname(), process.pid, [...(current?.lockIds ?? [])]],
+    );
+    await reapDeadWorkers(pool, utils, opts.deadAfterMs, log);
+  };
+
+  current = await launchRunner(opts, logger);
   await beat().catch((e: unknown) => log.warn({ err: e }, 'first worker heartbeat failed'));
+
+  // While the database is away every beat fails: say so once, and once more when it is back.
+  let beatFailing = false;
   const timer = setInterval(() => {
-    beat().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'worker heartbeat failed; retrying on the next beat'));
+    beat().then(
+      () => {
+        if (beatFailing) log.info('worker heartbeat recorded again');
+        beatFailing = false;
+      },
+      (e: unknown) => {
+        if (!beatFailing) log.warn({ err: (e as Error).message }, 'worker heartbeat failed; retrying on every beat');
+        beatFailing = true;
+      },
+    );
   }, Math.max(250, Math.floor(opts.deadAfterMs / 3)));
   timer.unref();
+
+  let wake: () => void = () => {};
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+
+  /**
+   * Graphile Worker's runner ends by itself when its pool shuts down after an error it cannot
+   * recover from, typically a job that could be neither completed nor failed because the
+   * database went away. This process must not stay up without a worker: the runner is started
+   * again, with a doubling wait (bounded by RESTART_BACKOFF), until it starts, i.e. until the
+   * database answers again. Its pool had released its workers before its promise settled, so the
+   * jobs still locked under its ids are unlocked at once, to be picked up again (a step that was
+   * still finishing holds its run's advisory lock: the advance picked up again waits for it or is
+   * retried, never runs beside it).
+   */
+  const supervise = async () => {
+    let failures = 0;
+    while (current) {
+      const { runner, lockIds, stopReason } = current;
+      const startedAt = Date.now();
+      await runner.promise.catch(() => {}); // Graphile has logged it; the reason is in stopReason()
+      if (stopping) return;
+      current = undefined;
+      if (Date.now() - startedAt > RESTART_BACKOFF.maxMs) failures = 0; // it ran well for a while
+      let reason = stopReason();
+      let next: LaunchedRunner | undefined;
+      for (let tries = 0; !next; tries++) {
+        const delay = Math.min(RESTART_BACKOFF.maxMs, RESTART_BACKOFF.firstMs * 2 ** failures);
+        failures += 1;
+        whyNotRunning = `worker stopped (${reason}); restarting it (attempt ${failures})`;
+        const fields = { reason, attempt: failures, retryInMs: delay };
+        if (tries === 0) log.error(fields, 'the worker stopped unexpectedly; restarting it');
+        else log.warn(fields, 'the worker could not be restarted yet; retrying');
+        await pause(delay);
+        if (stopping) return;
+        try {
+          next = await launchRunner(opts, logger);
+        } catch (e) {
+          reason = `could not start: ${(e as Error).message}`;
+        }
+      }
+      if (stopping) {
+        await next.runner.stop().catch(() => {});
+        return;
+      }
+      current = next;
+      whyNotRunning = undefined;
+      log.info({ attempt: failures }, 'worker restarted');
+      await utils.forceUnlockWorkers([...lockIds]).then(
+        () => log.info({ workers: lockIds }, 'unlocked the jobs of the stopped runner'),
+        // The reaper unlocks them as orphans once no heartbeat names these ids.
+        (e: unknown) => log.warn({ err: (e as Error).message }, 'could not unlock the jobs of the stopped runner yet'),
+      );
+      await beat().catch(() => {});
+    }
+  };
+  const supervising = supervise().catch((e: unknown) => log.error({ err: e }, 'worker supervision failed'));
   log.info({ processId, concurrency: opts.concurrency }, 'worker started');
 
-  let stopping: Promise<void> | undefined;
+  let stopped: Promise<void> | undefined;
   return {
     processId,
-    isRunning: () => running,
+    isRunning: () => !stopping && current !== undefined,
+    whyNotRunning: () => (stopping ? 'worker stopped' : current ? undefined : (whyNotRunning ?? 'worker stopped')),
     beat,
     stop: () =>
-      (stopping ??= (async () => {
+      (stopped ??= (async () => {
+        stopping = true;
         clearInterval(timer);
+        wake();
         // Graceful: stop taking jobs, let running ones finish (steps past the abort timeout see
         // their signal aborted and the run is suspended, to be resumed by another worker).
-        await runner.stop().catch((e: unknown) => log.warn({ err: e }, 'worker stop'));
-        running = false;
+        await current?.runner.stop().catch((e: unknown) => log.warn({ err: e }, 'worker stop'));
+        await supervising;
         await pool.query('DELETE FROM tollgate.worker_heartbeats WHERE process_id = $1', [processId]).catch(() => {});
-        await utils.release();
+        await Promise.resolve(utils.release()).catch(() => {});
         log.info({ processId }, 'worker stopped');
       })()),
   };

@@ -42,6 +42,14 @@ async function withApp<T>(config: Config, log: Logger, fn: (app: App) => Promise
 }
 
 async function serve(config: Config, log: Logger, mode: AppMode): Promise<void> {
+  // Last resort, for serving processes only. Database faults are handled where they happen
+  // (src/worker.ts, db/connect.ts), but libraries start promises nobody awaits (Graphile Worker
+  // calls completeJob/failJob and its batchers that way), and Node ends the process on the first
+  // such rejection with a raw stack. All state is in PostgreSQL, /readyz reports the database and
+  // the worker, and the worker restarts itself: staying up and saying so beats exiting.
+  process.on('unhandledRejection', (reason) => {
+    log.error({ err: reason }, 'unhandled promise rejection (a bug: please report it); Tollgate keeps running');
+  });
   const app = await startApp({ config, log, mode });
   if (app.url) log.info(`Tollgate is up: ${app.url}/readyz`);
   await new Promise<void>((resolve) => {

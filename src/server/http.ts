@@ -21,6 +21,8 @@ export interface ReadinessChecks {
   pool: pg.Pool;
   /** Present when this process runs a worker. */
   workerRunning?: () => boolean;
+  /** Why the worker is not running (e.g. restarting after the database went away), for the reason. */
+  workerProblem?: () => string | undefined;
 }
 
 export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks }): HttpServer {
@@ -35,7 +37,7 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks })
     } catch (e) {
       problems.push(`database unreachable: ${(e as Error).message}`);
     }
-    if (checks.workerRunning && !checks.workerRunning()) problems.push('worker stopped');
+    if (checks.workerRunning && !checks.workerRunning()) problems.push(checks.workerProblem?.() ?? 'worker stopped');
     if (problems.length) sendJson(res, 503, { ok: false, reasons: problems });
     else sendJson(res, 200, { ok: true });
   });
