@@ -174,7 +174,13 @@ describe('PostgreSQL killed while a step is in flight', () => {
     );
     await sleep(3000);
     expect(exitCode, `tollgate start exited while PostgreSQL was down:\n${output.slice(-6000)}`).toBeUndefined();
-    expect((await readyz(url)).status).toBe(503);
+    // Graphile Worker shut its pool down (the job could not be failed): /readyz says so too.
+    const restarting = await until('/readyz to report the worker restarting', async () => {
+      const r = await readyz(url);
+      return r.body.reasons?.some((x) => x.startsWith('worker stopped')) ? r : undefined;
+    });
+    expect(restarting.status).toBe(503);
+    expect(restarting.body.reasons?.join(' ')).toMatch(/database unreachable.*worker stopped \(.*\); restarting it/);
 
     server = await startEmbeddedPostgres({ dataDir, port, log: testLogger() });
     const up = await until('/readyz to be ready again', async () => {
