@@ -135,7 +135,12 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
     await reapDeadWorkers(pool, utils, opts.deadAfterMs, log);
   };
 
-  current = await launchRunner(opts, logger);
+  try {
+    current = await launchRunner(opts, logger);
+  } catch (e) {
+    await Promise.resolve(utils.release()).catch(() => {});
+    throw e;
+  }
   await beat().catch((e: unknown) => log.warn({ err: e }, 'first worker heartbeat failed'));
 
   // While the database is away every beat fails: say so once, and once more when it is back.
