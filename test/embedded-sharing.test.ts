@@ -107,6 +107,18 @@ describe('a shared embedded PostgreSQL', () => {
     expect(existsSync(path.join(dir, 'pg', 'postmaster.pid'))).toBe(false);
   }, 120_000);
 
+  it('commands started together on a fresh data dir: one creates and starts the server, the others wait and use it', async () => {
+    const dir = await freshDataDir();
+    const users = await Promise.all([startUser(dir), startUser(dir), startUser(dir)]);
+    children.push(...users.map((u) => u.child));
+    expect(users.filter((u) => u.info.owned)).toHaveLength(1);
+    expect(new Set(users.map((u) => u.info.port)).size).toBe(1);
+    for (const u of users) expect(await query(u.info.url)).toBe(1);
+    for (const u of users) u.child.stdin?.write('stop\n');
+    expect(await Promise.all(users.map((u) => u.exited))).toEqual([0, 0, 0]);
+    expect(findRunningServer(path.join(dir, 'pg'))).toBeUndefined();
+  }, 180_000);
+
   it('a postmaster whose starter was SIGKILLed is adopted and stopped by the next process on SIGTERM', async () => {
     const dir = await freshDataDir();
     const first = await startUser(dir);
