@@ -249,8 +249,10 @@ async function waitUntilAccepting(url: string, pid: number, waitMs = 60_000): Pr
 async function stopPostmaster(pid: number, log: Logger): Promise<void> {
   try {
     process.kill(pid, 'SIGINT');
-  } catch {
-    return; // already gone
+  } catch (e) {
+    // ESRCH: already gone. EPERM: another OS user's server, which this process cannot stop.
+    if ((e as NodeJS.ErrnoException).code === 'EPERM') log.warn({ pid }, 'the embedded PostgreSQL belongs to another OS user; leaving it running');
+    return;
   }
   const deadline = Date.now() + 60_000;
   while (isProcessAlive(pid)) {
