@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   TG_DB_UNREACHABLE: 'PostgreSQL could not be reached.',
   TG_DB_AHEAD: 'The database has migrations this code does not know.',
   TG_DB_TOO_OLD: 'The PostgreSQL server is older than version 14.',
+  TG_DB_EMBEDDED: 'The embedded PostgreSQL could not be created or started in the data directory.',
   TG_WORKFLOW_UNKNOWN: 'No workflow with that name (or version) is registered.',
   TG_WORKFLOW_DUPLICATE: 'A workflow with that name and version is already registered.',
   TG_INPUT_INVALID: "A run's input does not match its workflow's input schema.",

@@ -7,6 +7,13 @@
  * file idempotent, CREATE OR REPLACE), in one transaction under a lock: a function's body lives
  * in exactly one file instead of being pasted into every migration that changes it.
  *
+ * Start-up checks first whether anything is to be done (every migration file applied, Graphile
+ * Worker's schema at its latest revision, every functions file current): when nothing is, it
+ * takes no lock and runs nothing, so forty CLI commands started together cost forty SELECTs.
+ * Otherwise it WAITS for the migration lock (a session advisory lock), looks again and migrates:
+ * concurrent starts on a fresh or older database queue up instead of failing with "Another
+ * migration is already running".
+ *
  * Refuses to run when the database has migrations this code does not know (it was migrated by a
  * newer Tollgate): running old code on a newer schema is how data gets corrupted.
  */
@@ -18,6 +25,8 @@ import { withTransaction } from './transaction.ts';
 import type pg from 'pg';
 import { runner } from 'node-pg-migrate';
 import { runMigrations as runWorkerMigrations } from 'graphile-worker';
+// Graphile Worker's own migration files, to know its latest schema revision without running it.
+import { migrations as workerMigrationFiles } from 'graphile-worker/dist/generated/sql.js';
 import { TollgateError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
@@ -27,6 +36,12 @@ const TABLE = 'migrations';
 /** PostgreSQL 14, as `server_version_num` writes it. */
 const MIN_SERVER_VERSION = 140000;
 const SCHEMA = 'tollgate';
+/** Session advisory lock held while migrating (arbitrary but fixed: 'tgmg'). */
+export const MIGRATION_LOCK = 0x74676d67;
+const LATEST_WORKER_MIGRATION = Math.max(...Object.keys(workerMigrationFiles).map((f) => parseInt(f.slice(0, 6), 10)));
+
+/** PostgreSQL error codes for "no such table" and "no such schema": a database never migrated. */
+const missing = (e: { code?: string }) => e.code === '42P01' || e.code === '3F000';
 
 export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
   const known = readdirSync(MIGRATIONS_DIR)
@@ -45,40 +60,107 @@ export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
         { version },
       );
     }
-    const applied = await client
-      .query<{ name: string }>(`SELECT name FROM ${SCHEMA}.${TABLE} ORDER BY id`)
-      .then((r) => r.rows.map((row) => row.name))
-      .catch((e: { code?: string }) => {
-        if (e.code === '42P01' || e.code === '3F000') return [] as string[]; // no table/schema yet
-        throw e;
-      });
-    const unknown = applied.filter((name) => !known.includes(name));
-    if (unknown.length > 0) {
-      throw new TollgateError(
-        'TG_DB_AHEAD',
-        `The database was migrated by a newer Tollgate: it has ${unknown.join(', ')}, which this code does not know. ` +
-          'Run the newer version, or restore a backup taken before the upgrade.',
-        { unknown },
-      );
+    const applied = await appliedMigrations(client);
+    refuseUnknown(applied, known);
+    if (await schemaIsCurrent(client, applied, known)) return [];
+
+    // Something is to be done: one process at a time. Waiting (not failing) is the point: the
+    // others find the work done when they get the lock.
+    const locked = (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [MIGRATION_LOCK])).rows[0]?.ok;
+    if (!locked) {
+      log.info('another process is migrating the database; waiting for it');
+      await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
     }
-    const ran = await runner({
-      dbClient: client,
-      dir: MIGRATIONS_DIR,
-      direction: 'up',
-      migrationsTable: TABLE,
-      migrationsSchema: SCHEMA,
-      createMigrationsSchema: true,
-      checkOrder: true,
-      singleTransaction: false,
-      log: (msg: string) => log.debug({ migration: msg }, 'migrate'),
-    });
-    for (const m of ran) log.info({ migration: m.name }, 'applied migration');
-    await runWorkerMigrations({ pgPool: pool, logger: undefined });
-    await applyFunctions(pool);
-    return ran.map((m) => m.name);
+    try {
+      refuseUnknown(await appliedMigrations(client), known); // a newer Tollgate may have held the lock
+      const ran = await runner({
+        dbClient: client,
+        dir: MIGRATIONS_DIR,
+        direction: 'up',
+        migrationsTable: TABLE,
+        migrationsSchema: SCHEMA,
+        createMigrationsSchema: true,
+        checkOrder: true,
+        singleTransaction: false,
+        // Its own lock too, in case an older Tollgate (which does not take ours) migrates meanwhile.
+        advisoryLockMode: 'wait',
+        log: (msg: string) => log.debug({ migration: msg }, 'migrate'),
+      });
+      for (const m of ran) log.info({ migration: m.name }, 'applied migration');
+      await runWorkerMigrations({ pgPool: pool, logger: undefined });
+      await applyFunctions(pool);
+      return ran.map((m) => m.name);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+    }
   } finally {
     client.release();
   }
+}
+
+async function appliedMigrations(q: pg.ClientBase): Promise<string[]> {
+  return q
+    .query<{ name: string }>(`SELECT name FROM ${SCHEMA}.${TABLE} ORDER BY id`)
+    .then((r) => r.rows.map((row) => row.name))
+    .catch((e: { code?: string }) => {
+      if (missing(e)) return [] as string[];
+      throw e;
+    });
+}
+
+function refuseUnknown(applied: string[], known: string[]): void {
+  const unknown = applied.filter((name) => !known.includes(name));
+  if (unknown.length > 0) {
+    throw new TollgateError(
+      'TG_DB_AHEAD',
+      `The database was migrated by a newer Tollgate: it has ${unknown.join(', ')}, which this code does not know. ` +
+        'Run the newer version, or restore a backup taken before the upgrade.',
+      { unknown },
+    );
+  }
+}
+
+/** True when there is nothing to do: all our migrations, Graphile Worker's latest, every functions file. */
+async function schemaIsCurrent(q: pg.ClientBase, applied: string[], known: string[]): Promise<boolean> {
+  if (known.some((name) => !applied.includes(name))) return false;
+  const worker = await q
+    .query<{ id: number | null }>('SELECT max(id) AS id FROM graphile_worker.migrations')
+    .then((r) => r.rows[0]?.id ?? 0)
+    .catch((e: { code?: string }) => {
+      if (missing(e)) return 0;
+      throw e;
+    });
+  if (worker < LATEST_WORKER_MIGRATION) return false;
+  return (await staleFunctions(q, functionFiles())).length === 0;
+}
+
+interface FunctionFile {
+  name: string;
+  text: string;
+  sha256: string;
+}
+
+function functionFiles(): FunctionFile[] {
+  return readdirSync(FUNCTIONS_DIR)
+    .filter((f) => f.endsWith('.sql'))
+    .sort()
+    .map((name) => {
+      const text = readFileSync(path.join(FUNCTIONS_DIR, name), 'utf8');
+      return { name, text, sha256: createHash('sha256').update(text).digest('hex') };
+    });
+}
+
+/** The files whose text differs from the version last applied (all of them before migration 000009). */
+async function staleFunctions(q: pg.ClientBase | pg.Pool, files: FunctionFile[]): Promise<FunctionFile[]> {
+  const rows = await q
+    .query<{ name: string; sha256: string }>('SELECT name, sha256 FROM tollgate.function_files')
+    .then((r) => r.rows)
+    .catch((e: { code?: string }) => {
+      if (missing(e)) return [];
+      throw e;
+    });
+  const applied = new Map(rows.map((r) => [r.name, r.sha256]));
+  return files.filter((f) => applied.get(f.name) !== f.sha256);
 }
 
 /**
@@ -88,24 +170,13 @@ export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
  * one SELECT and takes no lock.
  */
 export async function applyFunctions(pool: pg.Pool): Promise<string[]> {
-  const files = readdirSync(FUNCTIONS_DIR)
-    .filter((f) => f.endsWith('.sql'))
-    .sort()
-    .map((name) => {
-      const text = readFileSync(path.join(FUNCTIONS_DIR, name), 'utf8');
-      return { name, text, sha256: createHash('sha256').update(text).digest('hex') };
-    });
-  const stale = async (q: pg.ClientBase | pg.Pool) => {
-    const { rows } = await q.query<{ name: string; sha256: string }>('SELECT name, sha256 FROM tollgate.function_files');
-    const applied = new Map(rows.map((r) => [r.name, r.sha256]));
-    return files.filter((f) => applied.get(f.name) !== f.sha256);
-  };
-  if ((await stale(pool)).length === 0) return [];
+  const files = functionFiles();
+  if ((await staleFunctions(pool, files)).length === 0) return [];
   return withTransaction(pool, async (q) => {
     // CREATE OR REPLACE of a trigger or function takes locks that concurrent starts would fight
     // over; one at a time (the key is arbitrary but fixed: 'tgfn'), and look again once holding it.
     await q.query("SELECT pg_advisory_xact_lock(x'7467666e'::int)");
-    const todo = await stale(q);
+    const todo = await staleFunctions(q, files);
     for (const f of todo) {
       await q.query(f.text);
       await q.query(

@@ -1,0 +1,89 @@
+/**
+ * Keeps the embedded PostgreSQL running for as long as this process uses it: it looks every
+ * `checkEveryMs` whether the data dir's postmaster is alive and, when it is gone without this
+ * process having stopped it (SIGKILL, OOM killer, a crash), restarts it, up to `maxAttempts`
+ * times with doubling delays, logging each attempt, the success and the give-up.
+ *
+ * Every process using the server supervises it, not only the one that started it: the starter
+ * may be a CLI command that has exited since. When several notice the death together, the data
+ * dir's start lock lets one restart it and the others find it running (`restart` attaches then).
+ * Timers are unref'd: supervision never keeps a finished CLI command alive.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../log.ts';
+
+export interface SupervisionOptions {
+  /** How often the postmaster is looked at (ms). */
+  checkEveryMs?: number;
+  /** Restart attempts for one outage before giving up. */
+  maxAttempts?: number;
+  /** Delay after the first failed attempt (ms); doubled after each, up to `maxDelayMs`. */
+  firstDelayMs?: number;
+  maxDelayMs?: number;
+}
+
+export const SUPERVISION_DEFAULTS: Required<SupervisionOptions> = {
+  checkEveryMs: 1000,
+  maxAttempts: 6,
+  firstDelayMs: 500,
+  maxDelayMs: 8000,
+};
+
+export interface Supervisor {
+  stop(): void;
+}
+
+export function supervise(opts: {
+  isRunning: () => boolean;
+  /** Starts the server again, or attaches to one another process restarted; 'restarted' or 'found'. */
+  restart: () => Promise<'restarted' | 'found'>;
+  log: Logger;
+  options?: SupervisionOptions | undefined;
+}): Supervisor {
+  const o = { ...SUPERVISION_DEFAULTS, ...opts.options };
+  const { log } = opts;
+  let stopped = false;
+  let recovering = false;
+
+  const recover = async () => {
+    let delay = o.firstDelayMs;
+    for (let attempt = 1; attempt <= o.maxAttempts; attempt++) {
+      if (stopped) return;
+      log.warn({ attempt, maxAttempts: o.maxAttempts }, 'embedded PostgreSQL is not running; restarting it');
+      try {
+        const how = await opts.restart();
+        if (how === 'restarted') log.info({ attempt }, 'embedded PostgreSQL restarted');
+        else log.info({ attempt }, 'embedded PostgreSQL is running again (restarted by another Tollgate process)');
+        return;
+      } catch (e) {
+        log.warn({ attempt, maxAttempts: o.maxAttempts, err: (e as Error).message }, 'embedded PostgreSQL restart attempt failed');
+      }
+      if (attempt < o.maxAttempts) {
+        await sleep(delay, undefined, { ref: false });
+        delay = Math.min(delay * 2, o.maxDelayMs);
+      }
+    }
+    if (stopped) return;
+    log.error(
+      { attempts: o.maxAttempts },
+      'embedded PostgreSQL could not be restarted; giving up. Restart Tollgate, or look at the data dir (TOLLGATE_DATA_DIR) for the cause',
+    );
+    clearInterval(timer);
+  };
+
+  const timer = setInterval(() => {
+    if (stopped || recovering || opts.isRunning()) return;
+    recovering = true;
+    recover().finally(() => {
+      recovering = false;
+    });
+  }, o.checkEveryMs);
+  timer.unref();
+
+  return {
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
+}
