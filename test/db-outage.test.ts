@@ -128,7 +128,8 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => effects.listen(0, '127.0.0.1', resolve));
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'tollgate-outage-'));
   await fs.chmod(dataDir, 0o755);
-  server = await startEmbeddedPostgres({ dataDir, port: 0, log: testLogger() });
+  // The test plays the operator who restarts PostgreSQL (the DATABASE_URL case): no supervisor.
+  server = await startEmbeddedPostgres({ dataDir, port: 0, log: testLogger(), supervision: false });
   port = server.port;
   await ensureDatabase(server.url, 'tollgate');
   dbUrl = withDatabase(server.url, 'tollgate');
@@ -182,7 +183,7 @@ describe('PostgreSQL killed while a step is in flight', () => {
     expect(restarting.status).toBe(503);
     expect(restarting.body.reasons?.join(' ')).toMatch(/database unreachable.*worker stopped \(.*\); restarting it/);
 
-    server = await startEmbeddedPostgres({ dataDir, port, log: testLogger() });
+    server = await startEmbeddedPostgres({ dataDir, port, log: testLogger(), supervision: false });
     const up = await until('/readyz to be ready again', async () => {
       const r = await readyz(url);
       return r.status === 200 ? r : undefined;
