@@ -9,8 +9,8 @@
  *
  * What is compared: every setting of the project configuration, as a flat map from its path
  * (`workflows.purchase-order.approvalThreshold`; a list is one setting) to the sha256 of its value.
- * Only hashes are stored, never values (a webhook URL can be a credential). Settings whose name
- * says they are secret (token, secret, password, authorization, credential, api key, headers) are
+ * Only hashes are stored, never values (a webhook URL can be a credential). Settings in a workflow's
+ * or tool's section whose name says they are secret (token, secret, password, authorization, credential, api key, headers) are
  * left out entirely, not even hashed: rotating a credential is not a policy change, and a process
  * with the new token must be able to start beside one with the old.
  *
@@ -50,7 +50,10 @@ export function configDigest(project: ProjectConfig): ConfigDigest {
   const paths: Record<string, string> = {};
   const walk = (value: unknown, path: string[]) => {
     if (value && typeof value === 'object' && !Array.isArray(value)) {
-      const entries = Object.entries(value as Record<string, unknown>).filter(([k, v]) => v !== undefined && !SECRET_KEY.test(k));
+      // Only settings inside a workflow's or tool's section can be credentials; a group or
+      // workflow named "api-key-admins" is policy like any other.
+      const inSection = (path[0] === 'tools' || path[0] === 'workflows') && path.length >= 2;
+      const entries = Object.entries(value as Record<string, unknown>).filter(([k, v]) => v !== undefined && !(inSection && SECRET_KEY.test(k)));
       // An empty section is a setting of its own ("no groups"), so removing the last group shows.
       if (entries.length === 0 && path.length > 0) paths[path.join('.')] = sha256('{}');
       for (const [k, v] of entries) walk(v, [...path, k]);
