@@ -7,6 +7,7 @@
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/connect.ts';
 import { migrate } from './db/migrate.ts';
+import { holdDeploymentConfig, type ConfigHold } from './config-digest.ts';
 import type { Logger } from './log.ts';
 import type { ProjectConfig } from './project-config.ts';
 import { loadProject, type Project } from './project.ts';
@@ -52,8 +53,11 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
   const project = loaded.config;
   const registry = buildRegistry(loaded);
   const db = opts.db ?? (await openDatabase(config, log));
+  let configHold: ConfigHold;
   try {
     await migrate(db.pool, log);
+    // One policy configuration per deployment: refuse to run beside live processes with another.
+    configHold = await holdDeploymentConfig({ pool: db.pool, project, log, mode, liveForMs: config.worker.deadAfterMs });
   } catch (e) {
     await db.close();
     throw e;
@@ -116,6 +120,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     }
   } catch (e) {
     await worker?.stop();
+    await configHold.stop();
     await db.close();
     throw e;
   }
@@ -137,6 +142,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
         for (const a of adapters) await a.stop().catch((e: unknown) => log.warn({ err: e, platform: a.platform.name }, 'chat platform stop'));
         await http?.close();
         await worker?.stop();
+        await configHold.stop();
         await db.close();
       })()),
   };

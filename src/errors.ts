@@ -10,6 +10,7 @@
 
 export const ERROR_CODES = {
   TG_CONFIG_INVALID: 'An environment variable or the project configuration file has a bad value.',
+  TG_CONFIG_CONFLICT: "A live process of this deployment runs with a different project configuration (src/config-digest.ts).",
   TG_DB_UNREACHABLE: 'PostgreSQL could not be reached.',
   TG_DB_AHEAD: 'The database has migrations this code does not know.',
   TG_DB_TOO_OLD: 'The PostgreSQL server is older than version 14.',
@@ -17,6 +18,7 @@ export const ERROR_CODES = {
   TG_WORKFLOW_UNKNOWN: 'No workflow with that name (or version) is registered.',
   TG_WORKFLOW_DUPLICATE: 'A workflow with that name and version is already registered.',
   TG_INPUT_INVALID: "A run's input does not match its workflow's input schema.",
+  TG_USAGE: 'A command-line option or argument has a bad value.',
   TG_ORIGIN_INVALID: "A run's origin is not the CLI's or a chat's (src/runtime/origin.ts).",
   TG_RUN_NOT_FOUND: 'No run with that id.',
   TG_PRINCIPAL_INVALID: 'A principal is not written platform:tenant:user.',

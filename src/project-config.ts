@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { TollgateError } from './errors.ts';
+import { closedKeys, unknownKeyMessage, unknownKeys } from './known-keys.ts';
 import { parsePrincipal } from './principals.ts';
 
 const principalString = z.string().superRefine((s, ctx) => {
@@ -16,7 +17,18 @@ const principalString = z.string().superRefine((s, ctx) => {
   }
 });
 
-export const projectConfigSchema = z.object({
+/**
+ * An object whose keys are all ours: a key nobody reads is refused, naming it and the known ones
+ * (zod's plain `z.object` would drop `"groupz"` without a word, leaving the groups unset).
+ */
+function strictObject<T extends z.core.$ZodLooseShape>(shape: T) {
+  const known = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (iss) => (iss.code === 'unrecognized_keys' ? iss.keys.map((k) => unknownKeyMessage(k, known)).join(' ') : undefined),
+  });
+}
+
+export const projectConfigSchema = strictObject({
   groups: z.record(z.string(), z.array(principalString)).default({}),
   operators: z.array(principalString).default([]),
   /** Per-workflow settings, by workflow name; each workflow checks its own (see src/workflows/). */
@@ -24,9 +36,7 @@ export const projectConfigSchema = z.object({
   /** Per-tool configuration, by tool name: allowlists, credentials. Never shown to a workflow or model. */
   tools: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
   /** Retention: step inputs/outputs and event payloads older than `days` are purged daily. */
-  retention: z
-    .object({ days: z.number().int().min(1).optional() })
-    .default({}),
+  retention: strictObject({ days: z.number().int().min(1).optional() }).default({}),
 });
 
 export type ProjectConfig = z.infer<typeof projectConfigSchema>;
@@ -40,12 +50,16 @@ export function projectSection<S extends z.ZodType>(
   name: string,
   schema: S,
 ): z.infer<S> {
-  const parsed = schema.safeParse(project[kind][name] ?? {});
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${[kind, name, ...i.path.map(String)].join('.')}: ${i.message}`);
+  const section = project[kind][name] ?? {};
+  // A section's keys are the workflow's or tool's own: a typo (`approvalThresold`) is refused too.
+  const known = closedKeys(schema);
+  const unknown = known ? unknownKeys(section, known).map((k) => `${[kind, name, k].join('.')}: ${unknownKeyMessage(k, known)}`) : [];
+  const parsed = schema.safeParse(section);
+  if (!parsed.success || unknown.length > 0) {
+    const lines = [...unknown, ...(parsed.success ? [] : parsed.error.issues.map((i) => `${[kind, name, ...i.path.map(String)].join('.')}: ${i.message}`))];
     throw new TollgateError('TG_CONFIG_INVALID', `The project configuration is invalid:\n  ${lines.join('\n  ')}`);
   }
-  return parsed.data;
+  return parsed.data as z.infer<S>;
 }
 
 export function parseProjectConfig(value: unknown, source = 'project configuration'): ProjectConfig {

@@ -142,6 +142,13 @@ export class SlackBot {
     const core = () => this.#o.core();
 
     app.command('/tollgate', async ({ command, ack, client }) => {
+      // Slack always sends both; a signed request without them cannot say who asked, so it is
+      // answered (not failed with a 500) and nothing is recorded.
+      if (!command.user_id || (!command.team_id && !command.enterprise_id)) {
+        this.#log.warn({ user_id: command.user_id ?? null, team_id: command.team_id ?? null }, 'refused a slash command that names no user or workspace');
+        await ack(ephemeral(plainMessage('This request names no user (user_id) or workspace (team_id), so Tollgate cannot tell who asked; nothing was done.')));
+        return;
+      }
       const actor = principalFromCommand(command);
       const where = this.#where(actor, command.channel_id, null);
       let cmd: ChatCommand;

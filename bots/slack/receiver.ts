@@ -5,7 +5,9 @@
  * It follows Bolt's HTTPReceiver step for step, using Bolt's own functions: the body is buffered
  * and verified by `HTTPModuleFunctions.parseAndVerifyHTTPRequest` (v0 HMAC-SHA256 of
  * `v0:<timestamp>:<raw body>`, constant-time compare, timestamps over 5 minutes old refused), so a
- * bad signature or a stale timestamp is answered 401 before anything is parsed or recorded; a
+ * bad signature or a stale timestamp is answered 401 before anything is parsed or recorded. Bolt
+ * only looks into the past; Slack's rule is 5 minutes either way, so a timestamp more than 5 minutes
+ * ahead (a signed request kept for replay later) is refused here too (`MAX_SKEW_SEC`); a
  * malformed body is 400; `ssl_check` and `url_verification` are answered here.
  *
  * Acknowledgement always happens after the listeners finish (Bolt's `processBeforeResponse`):
@@ -17,6 +19,9 @@
 import type http from 'node:http';
 import { HTTPModuleFunctions, HTTPResponseAck, type App, type Receiver, type ReceiverEvent } from '@slack/bolt';
 import type { Logger as BoltLogger } from '@slack/logger';
+
+/** How far a request's timestamp may be from now, in either direction (Slack's replay window). */
+export const MAX_SKEW_SEC = 5 * 60;
 
 export class TollgateHttpReceiver implements Receiver {
   #app: App | undefined;
@@ -53,6 +58,12 @@ export class TollgateHttpReceiver implements Receiver {
         return;
       }
       this.#logger.warn(`Refused a request to /slack/events: ${(e as Error).message}`);
+      HTTPModuleFunctions.buildNoBodyResponse(res, 401);
+      return;
+    }
+    const timestampSec = Number(HTTPModuleFunctions.getHeader(req, 'x-slack-request-timestamp'));
+    if (timestampSec - Date.now() / 1000 > MAX_SKEW_SEC) {
+      this.#logger.warn(`Refused a request to /slack/events: its timestamp ${timestampSec} is more than ${MAX_SKEW_SEC} s in the future.`);
       HTTPModuleFunctions.buildNoBodyResponse(res, 401);
       return;
     }

@@ -27,6 +27,7 @@ import type { ProjectConfig } from '../project-config.ts';
 import type { Queryable } from '../runtime/journal.ts';
 import type { ChatOrigin } from '../runtime/origin.ts';
 import type { WorkflowRegistry } from '../runtime/registry.ts';
+import { checkRunInput, printable } from '../runtime/run-input.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { WorkflowDefinition } from '../runtime/workflow.ts';
 import { loadRunMessageView, toApprovalView } from '../views/approval-view.ts';
@@ -137,7 +138,7 @@ export class ChatCore {
 
   /** Validates text values for a workflow with its own schema (what `startRun` would check). */
   checkInput(def: WorkflowDefinition, values: Record<string, string | undefined>): { ok: true; input: unknown } | { ok: false; error: z.ZodError } {
-    const parsed = def.input.safeParse(fromFormValues(describeForm(def.input), values));
+    const parsed = checkRunInput(def.input, fromFormValues(describeForm(def.input), values));
     return parsed.success ? { ok: true, input: parsed.data } : { ok: false, error: parsed.error };
   }
 
@@ -149,7 +150,8 @@ export class ChatCore {
       workflow: def.name,
       errors: Object.entries(errors).map(([field, message]) => ({ field, message })),
       inputs: describeInputs(def.input),
-      given,
+      // Echoed back (and stored, for replies through the outbox): no NUL may go into jsonb.
+      given: Object.fromEntries(Object.entries(given).map(([k, v]) => [printable(k), printable(v)])),
       fields: describeForm(def.input),
       version: def.version,
     };

@@ -20,6 +20,25 @@ import { formatApprovalList, formatRunApprovals } from './approvals-format.ts';
 import { getApproval, listPendingApprovals, listRunApprovals } from '../approvals/index.ts';
 import { formatVerifyReport, verifyAuditChain } from '../audit/verify.ts';
 import { TollgateError } from '../errors.ts';
+import { STATUS_LABELS } from '../views/run-view.ts';
+
+const MAX_LIST_LIMIT = 1000;
+/** Every run status, from the labels the views keep for each (a Record over RunStatus, so complete). */
+const RUN_STATUSES = Object.keys(STATUS_LABELS) as RunStatus[];
+
+function listLimit(text: string): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1 || Number(text) > MAX_LIST_LIMIT) {
+    throw new TollgateError('TG_USAGE', `--limit must be a whole number from 1 to ${MAX_LIST_LIMIT}, not "${text}".`);
+  }
+  return Number(text);
+}
+
+function runStatus(text: string): RunStatus {
+  if (!(RUN_STATUSES as string[]).includes(text)) {
+    throw new TollgateError('TG_USAGE', `--status must be one of ${RUN_STATUSES.join(', ')}; "${text}" is not a run status.`);
+  }
+  return text as RunStatus;
+}
 
 function cliPrincipal(as: string | undefined): Principal {
   if (as) return parsePrincipal(as);
@@ -147,14 +166,17 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
   const runs = program.command('runs').description('Inspect and steer runs.');
   runs
     .command('list')
-    .option('--status <status>', 'only runs with this status')
+    .option('--status <status>', `only runs with this status (${RUN_STATUSES.join(', ')})`)
     .option('--workflow <name>', 'only runs of this workflow')
-    .option('--limit <n>', 'how many', '20')
+    .option('--limit <n>', `how many, 1 to ${MAX_LIST_LIMIT}`, '20')
     .option('--json', 'print JSON')
-    .action(async (opts: { status?: RunStatus; workflow?: string; limit: string; json?: boolean }) => {
+    .action(async (opts: { status?: string; workflow?: string; limit: string; json?: boolean }) => {
+      // Checked before anything opens: a bad option is the caller's mistake, told in one sentence.
+      const limit = listLimit(opts.limit);
+      const status = opts.status === undefined ? undefined : runStatus(opts.status);
       const { config, log } = lazy(true);
       await withApp(config, log, async (app) => {
-        const list = await app.runtime.listRuns({ status: opts.status, workflow: opts.workflow, limit: Number(opts.limit) });
+        const list = await app.runtime.listRuns({ status, workflow: opts.workflow, limit });
         io.out(opts.json ? JSON.stringify(list, null, 2) : formatRunList(list));
       });
     });

@@ -44,16 +44,34 @@ export function tokenize(text: string): string[] {
   return tokens;
 }
 
+/** Shows typed text in a message without a NUL character (messages may be stored as jsonb). */
+const shown = (s: string) => s.replace(/\u0000/g, '\u2400');
+
+/**
+ * `key=value` tokens to a record. A value is kept as typed, whatever it holds: the workflow's
+ * input check (src/runtime/run-input.ts) judges it and names the parameter. A key written twice is
+ * refused, since which one was meant cannot be known.
+ */
 export function parseKeyValues(tokens: string[]): Record<string, string> {
   const params: Record<string, string> = {};
   for (const t of tokens) {
     const eq = t.indexOf('=');
     if (eq <= 0) {
-      throw new CommandSyntaxError(`"${t}" is not a key=value parameter. Write parameters as key=value, e.g. amount=1200.`);
+      throw new CommandSyntaxError(`"${shown(t)}" is not a key=value parameter. Write parameters as key=value, e.g. amount=1200.`);
     }
-    params[t.slice(0, eq)] = t.slice(eq + 1);
+    const key = t.slice(0, eq);
+    if (Object.hasOwn(params, key)) {
+      throw new CommandSyntaxError(`Parameter "${shown(key)}" is given twice; give it once.`);
+    }
+    params[key] = t.slice(eq + 1);
   }
   return params;
+}
+
+/** A workflow name or run id goes into SQL as text, where PostgreSQL refuses U+0000. */
+function word(token: string, what: string): string {
+  if (token.includes('\u0000')) throw new CommandSyntaxError(`The ${what} "${shown(token)}" contains a NUL character (U+0000); remove it.`);
+  return token;
 }
 
 const RUN_ID_COMMANDS = new Set(['status', 'retry', 'cancel']);
@@ -66,12 +84,12 @@ export function parseCommand(text: string): Command {
   if (verb === 'run') {
     const [workflow, ...params] = rest;
     if (!workflow) throw new CommandSyntaxError('Say which workflow to run: `run <workflow> key=value ...` (see `workflows`).');
-    return { kind: 'run', workflow, params: parseKeyValues(params) };
+    return { kind: 'run', workflow: word(workflow, 'workflow name'), params: parseKeyValues(params) };
   }
   if (RUN_ID_COMMANDS.has(verb)) {
     const runId = rest[0];
     if (!runId) throw new CommandSyntaxError(`Say which run: \`${verb} <run-id>\` (run ids look like run_01j…).`);
-    return { kind: verb as 'status' | 'retry' | 'cancel', runId };
+    return { kind: verb as 'status' | 'retry' | 'cancel', runId: word(runId, 'run id') };
   }
   if (verb === 'runs' || verb === 'approvals' || verb === 'workflows') return { kind: verb };
   return { kind: 'text', text: text.trim() };

@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../errors.ts';
 import { describeIssues } from './zod-issues.ts';
+import { checkRunInput } from './run-input.ts';
 import { newId } from '../ids.ts';
 import type { Logger } from '../log.ts';
 import type { Principal } from '../principals.ts';
@@ -111,7 +112,7 @@ export class Runtime {
   /** Validates the input against the workflow's schema, records the run and enqueues it. */
   async startRun(req: StartRunRequest, client?: journal.Queryable): Promise<RunRow> {
     const def = this.registry.get(req.workflow, req.version);
-    const parsed = def.input.safeParse(req.input);
+    const parsed = checkRunInput(def.input, req.input);
     if (!parsed.success) {
       throw new TollgateError('TG_INPUT_INVALID', `Invalid input for ${def.name}: ${describeIssues(parsed.error)}`, {
         workflow: def.name,

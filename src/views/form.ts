@@ -8,6 +8,7 @@
  * so the form can never accept what `startRun` would refuse.
  */
 import type { z } from 'zod';
+import { unwrapField as unwrap } from '../runtime/run-input.ts';
 
 export interface FormField {
   name: string;
@@ -21,33 +22,7 @@ export interface FormField {
   options: string[] | undefined;
 }
 
-interface ZodInternals {
-  _zod: { def: { type: string; innerType?: ZodLike; defaultValue?: unknown; entries?: Record<string, unknown>; shape?: Record<string, ZodLike>; in?: ZodLike } };
-  description?: string;
-}
-type ZodLike = ZodInternals;
-
-function unwrap(t: ZodLike): { base: ZodLike; optional: boolean; defaultValue: unknown; description: string | undefined } {
-  let cur = t;
-  let optional = false;
-  let defaultValue: unknown;
-  let description = t.description;
-  for (let i = 0; i < 10; i++) {
-    const def = cur._zod.def;
-    if ((def.type === 'optional' || def.type === 'nullable' || def.type === 'default' || def.type === 'prefault') && def.innerType) {
-      optional = true;
-      if (def.type === 'default') defaultValue = def.defaultValue;
-      cur = def.innerType;
-      description ??= cur.description;
-    } else if (def.type === 'pipe' && def.in) {
-      cur = def.in;
-      description ??= cur.description;
-    } else {
-      break;
-    }
-  }
-  return { base: cur, optional, defaultValue, description };
-}
+type ZodLike = { _zod: { def: { type: string; entries?: Record<string, unknown>; shape?: Record<string, unknown> } } };
 
 /** The fields of an object schema; empty when the schema is not a `z.object`. */
 export function describeForm(schema: z.ZodType): FormField[] {
@@ -98,10 +73,10 @@ export function fieldErrors(error: z.ZodError): Record<string, string> {
 }
 
 /**
- * Turns typed text into what the schema's field types take: `true`/`false` for booleans, numbers
- * for numeric text in number fields (a coercing schema accepts either). Empty values are dropped,
- * so defaults apply and required fields report "required". Unknown keys are kept for the schema
- * to judge.
+ * Turns typed text into what the schema's field types take: `true`/`false` for booleans. Numbers
+ * stay text: `checkRunInput` (src/runtime/run-input.ts) is the one place that reads them, decimal
+ * only. Empty values are dropped, so defaults apply and required fields report "required".
+ * Unknown keys are kept for `checkRunInput` to refuse by name.
  */
 export function fromFormValues(fields: FormField[], values: Record<string, string | undefined>): Record<string, unknown> {
   const byName = new Map(fields.map((f) => [f.name, f]));
@@ -111,7 +86,6 @@ export function fromFormValues(fields: FormField[], values: Record<string, strin
     const f = byName.get(name);
     const text = raw.trim();
     if (f?.type === 'boolean' && (text === 'true' || text === 'false')) out[name] = text === 'true';
-    else if (f?.type === 'number' && /^-?\d+(\.\d+)?$/.test(text)) out[name] = Number(text);
     else out[name] = f ? text : raw;
   }
   return out;
