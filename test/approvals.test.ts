@@ -247,7 +247,7 @@ describe('approval gates', () => {
   it('closes a waiting gate when its run is cancelled, and later decisions say the run ended', async () => {
     const { runtime } = await rt([gate]);
     const { run, approval } = await startGate(runtime, { policy: { groups: ['finance'] } });
-    await runtime.cancel(run.id, parsePrincipal(ALICE));
+    await runtime.cancel(run.id, parsePrincipal(REQUESTER));
     await waitForRun(runtime, run.id, 'cancelled');
     expect(await getApproval(db.pool, approval.id)).toMatchObject({ status: 'cancelled' });
     expect((await listPendingApprovals(db.pool)).map((a) => a.id)).not.toContain(approval.id);
