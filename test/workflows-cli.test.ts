@@ -55,9 +55,9 @@ beforeAll(async () => {
       cliDelegates: { [ME]: [ALICE, BOB, REQUESTER, MANAGER, 'slack:T2:UALICE'] },
       workflows: {
         'purchase-order': { approvalThreshold: 1000, notifyUrl: `${vendor.url}/orders` },
-        deploy: { webhookUrl: `${webhook.url}/deploy`, currentVersionUrl: `${versions.url}/services/{service}/{environment}/version`, verifyAttempts: 3 },
+        deploy: { webhookUrl: `${webhook.url}/deploy`, currentVersionUrl: `${versions.url}/services/{service}/{environment}/version`, verifyAttempts: 3, nonProductionEnvironments: ['staging'] },
       },
-      tools: { 'http.request': { allowedHosts: [versions.host, webhook.host] } },
+      tools: { 'http.request': { allowedHosts: [versions.allowEntry, webhook.allowEntry] } },
     }),
   );
   env = { DATABASE_URL: db.url, TOLLGATE_CONFIG: configFile, LOG_LEVEL: 'silent', WORKER_POLL_INTERVAL_MS: '100', WORKER_CONCURRENCY: '4' };
