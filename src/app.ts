@@ -11,6 +11,7 @@ import { holdDeploymentConfig, type ConfigHold } from './config-digest.ts';
 import type { Logger } from './log.ts';
 import type { ProjectConfig } from './project-config.ts';
 import { loadProject, type Project } from './project.ts';
+import { checkHttpToolConfig } from './tools/http-request.ts';
 import { WorkflowRegistry } from './runtime/registry.ts';
 import { Runtime } from './runtime/runtime.ts';
 import { createHttpServer, sendJson, type HttpServer } from './server/http.ts';
@@ -51,6 +52,8 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
   const { config, log, mode } = opts;
   const loaded = await loadProject(config.projectConfigPath);
   const project = loaded.config;
+  // Built-in tools' settings are checked before anything starts, like the workflows' (buildRegistry).
+  checkHttpToolConfig(project);
   const registry = buildRegistry(loaded);
   const db = opts.db ?? (await openDatabase(config, log));
   let configHold: ConfigHold;

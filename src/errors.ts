@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   TG_ORIGIN_INVALID: "A run's origin is not the CLI's or a chat's (src/runtime/origin.ts).",
   TG_RUN_NOT_FOUND: 'No run with that id.',
   TG_PRINCIPAL_INVALID: 'A principal is not written platform:tenant:user.',
+  TG_NOT_ALLOWED: 'The principal may not do this to that run (not its requester or an operator), or the CLI user may not act as the principal named with --as.',
   TG_RUN_STATE: 'The run is not in a state that allows this action.',
   TG_RUN_BUSY: 'Another executor holds the run; the advance job is retried later.',
   TG_RUN_DEAD_LETTER: 'The run was interrupted more times than the recovery limit allows and was set aside until a person retries or cancels it.',

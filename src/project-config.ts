@@ -1,6 +1,6 @@
 /**
  * The project configuration file named by `TOLLGATE_CONFIG` (JSON): groups of principals,
- * operators (who may retry or cancel any run) and per-workflow settings. Parsed once with zod and
+ * operators (who may retry or cancel any run), CLI delegations and per-workflow settings. Parsed once with zod and
  * frozen; a bad file stops start-up with the path and the field that is wrong.
  */
 import { readFileSync } from 'node:fs';
@@ -31,6 +31,11 @@ function strictObject<T extends z.core.$ZodLooseShape>(shape: T) {
 export const projectConfigSchema = strictObject({
   groups: z.record(z.string(), z.array(principalString)).default({}),
   operators: z.array(principalString).default([]),
+  /**
+   * Who a CLI user may act as with `--as`: the OS user's principal (`cli:<host>:<user>`) → the
+   * principals it may act for. Without an entry, `--as` is refused (src/intents/authorize.ts).
+   */
+  cliDelegates: z.record(principalString, z.array(principalString)).default({}),
   /** Per-workflow settings, by workflow name; each workflow checks its own (see src/workflows/). */
   workflows: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
   /** Per-tool configuration, by tool name: allowlists, credentials. Never shown to a workflow or model. */
@@ -41,7 +46,7 @@ export const projectConfigSchema = strictObject({
 
 export type ProjectConfig = z.infer<typeof projectConfigSchema>;
 
-export const EMPTY_PROJECT_CONFIG: ProjectConfig = Object.freeze({ groups: {}, operators: [], workflows: {}, tools: {}, retention: {} });
+export const EMPTY_PROJECT_CONFIG: ProjectConfig = Object.freeze({ groups: {}, operators: [], cliDelegates: {}, workflows: {}, tools: {}, retention: {} });
 
 /** A workflow's or tool's own section, checked with its schema; errors name the file's path to it. */
 export function projectSection<S extends z.ZodType>(

@@ -32,7 +32,7 @@ beforeAll(async () => {
   project = parseProjectConfig({
     groups: { finance: [ALICE, BOB, CAROL], managers: [MANAGER] },
     tools: {
-      'http.request': { allowedHosts: [target.host], timeoutMs: 500, maxResponseBytes: 4096, headers: { [target.host]: { Authorization: 'Bearer from-config' } } },
+      'http.request': { allowedHosts: [target.allowEntry], timeoutMs: 500, maxResponseBytes: 4096, headers: { [target.host]: { Authorization: 'Bearer from-config' } } },
     },
   });
 });
@@ -247,7 +247,7 @@ describe('approval gates', () => {
   it('closes a waiting gate when its run is cancelled, and later decisions say the run ended', async () => {
     const { runtime } = await rt([gate]);
     const { run, approval } = await startGate(runtime, { policy: { groups: ['finance'] } });
-    await runtime.cancel(run.id, parsePrincipal(ALICE));
+    await runtime.cancel(run.id, parsePrincipal(REQUESTER));
     await waitForRun(runtime, run.id, 'cancelled');
     expect(await getApproval(db.pool, approval.id)).toMatchObject({ status: 'cancelled' });
     expect((await listPendingApprovals(db.pool)).map((a) => a.id)).not.toContain(approval.id);
@@ -353,7 +353,7 @@ describe('controlled tools', () => {
     const { runtime } = await rt([fetcher]);
     const run = await runtime.startRun({ workflow: 'fetcher', input: { url: `${elsewhere.url}/secret` } });
     const failed = await waitForRun(runtime, run.id, 'failed');
-    expect((failed.error as { message: string }).message).toContain(`http.request refused ${elsewhere.host}: it is not on the allowlist (${target.host})`);
+    expect((failed.error as { message: string }).message).toContain(`http.request refused ${elsewhere.host}: it is not on the allowlist (${target.host} (allowInsecure, allowPrivate))`);
     expect(elsewhere.requests).toHaveLength(0);
     const step = (await runtime.getRun(run.id)).steps[0];
     expect(step).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'TG_TOOL_HOST_NOT_ALLOWED' } });

@@ -6,6 +6,10 @@ import { main } from '../src/cli/main.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 import { builtinWorkflows } from '../src/workflows/index.ts';
+import os from 'node:os';
+
+/** Runs started by this shell's OS user, who may therefore retry them. */
+const ME = { platform: 'cli', tenant: os.hostname(), user: os.userInfo().username };
 
 let db: TestDb;
 let t: TestRuntime;
@@ -32,7 +36,7 @@ async function cli(...args: string[]): Promise<{ code: number; out: string; err:
 
 describe('tollgate runs retry', () => {
   it('refuses a run that has not failed, with a clear message and a non-zero exit', async () => {
-    const run = await t.runtime.startRun({ workflow: 'demo', input: { name: 'Ada', sleepMs: 0 } });
+    const run = await t.runtime.startRun({ workflow: 'demo', input: { name: 'Ada', sleepMs: 0 }, requester: ME });
     await waitForRun(t.runtime, run.id, 'succeeded');
     const res = await cli('runs', 'retry', run.id);
     expect(res.code).not.toBe(0);
@@ -48,7 +52,7 @@ describe('tollgate runs retry', () => {
   });
 
   it('resumes a failed run at its failed step', async () => {
-    const run = await t.runtime.startRun({ workflow: 'demo', input: { name: 'Ada', sleepMs: 0, failAt: 'transform' } });
+    const run = await t.runtime.startRun({ workflow: 'demo', input: { name: 'Ada', sleepMs: 0, failAt: 'transform' }, requester: ME });
     await waitForRun(t.runtime, run.id, 'failed');
     const res = await cli('runs', 'retry', run.id);
     expect(res).toMatchObject({ code: 0, err: '' });

@@ -128,7 +128,7 @@ describe('compensation', () => {
       await ctx.step('c', () => log.push('do c (must not run)'), { compensate: () => log.push('undo c') });
     });
     const { runtime } = await rt([w]);
-    const run = await runtime.startRun({ workflow: 'cancel-mid-step', input: {} });
+    const run = await runtime.startRun({ workflow: 'cancel-mid-step', input: {}, requester: { platform: 'cli', tenant: 'test', user: 'ops' } });
     await inFlight.promise;
     await runtime.cancel(run.id, { platform: 'cli', tenant: 'test', user: 'ops' });
     release.resolve();
@@ -164,7 +164,7 @@ describe('retry from the failed step', () => {
       return ctx.step('last', () => ++count.last);
     });
     const { runtime } = await rt([w]);
-    const run = await runtime.startRun({ workflow: 'resume', input: {} });
+    const run = await runtime.startRun({ workflow: 'resume', input: {}, requester: { platform: 'cli', tenant: 'test', user: 'ops' } });
     await waitForRun(runtime, run.id, 'failed');
     expect(count).toEqual({ first: 1, second: 1, flaky: 2, last: 0 });
 

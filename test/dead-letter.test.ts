@@ -8,6 +8,7 @@
  * ends the way a dead worker's does, leaving the run 'running' with the step started and
  * unfinished. The next advance is then a real recovery through the real claim.
  */
+import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { main } from '../src/cli/main.ts';
@@ -80,7 +81,8 @@ async function cli(...args: string[]): Promise<{ code: number; out: string; err:
 async function deadLetteredRun(runtime: Runtime): Promise<string> {
   poisoned = true;
   executed.length = 0;
-  const run = await runtime.startRun({ workflow: 'poison', input: {} });
+  // Started by this shell's OS user, who may therefore retry it with `tollgate runs retry`.
+  const run = await runtime.startRun({ workflow: 'poison', input: {}, requester: { platform: 'cli', tenant: os.hostname(), user: os.userInfo().username } });
   // The first advance, then one per allowed recovery: each is interrupted in "boom".
   for (let i = 0; i <= MAX_RECOVERIES; i++) {
     await expect(runtime.advance(run.id, `worker-${i}`)).rejects.toMatchObject({ code: 'TG_DB_UNREACHABLE' });

@@ -124,7 +124,7 @@ describe('durable execution', () => {
       await ctx.step('after', () => 2);
     });
     const { runtime } = await rt([w]);
-    const run = await runtime.startRun({ workflow: 'sleepy', input: {} });
+    const run = await runtime.startRun({ workflow: 'sleepy', input: {}, requester: { platform: 'cli', tenant: 'test', user: 'ops' } });
     const waiting = await waitForRun(runtime, run.id, 'waiting');
     expect(waiting.wait_reason).toBe('sleep');
     await runtime.cancel(run.id, { platform: 'cli', tenant: 'test', user: 'ops' });

@@ -21,6 +21,8 @@ const ALICE = 'slack:T1:UALICE';
 const BOB = 'slack:T1:UBOB';
 const REQUESTER = 'slack:T1:UREQ';
 const MANAGER = 'teams:tenant-a:mgr-1';
+/** This shell's own principal: the CLI always acts as the OS user, and may act for others only as configured. */
+const ME = `cli:${os.hostname()}:${os.userInfo().username}`;
 
 let db: TestDb;
 let app: App;
@@ -50,11 +52,12 @@ beforeAll(async () => {
     JSON.stringify({
       groups: { finance: [ALICE, BOB, 'slack:T1:UCAROL'], 'release-managers': [MANAGER] },
       operators: [ALICE],
+      cliDelegates: { [ME]: [ALICE, BOB, REQUESTER, MANAGER, 'slack:T2:UALICE'] },
       workflows: {
         'purchase-order': { approvalThreshold: 1000, notifyUrl: `${vendor.url}/orders` },
-        deploy: { webhookUrl: `${webhook.url}/deploy`, currentVersionUrl: `${versions.url}/services/{service}/{environment}/version`, verifyAttempts: 3 },
+        deploy: { webhookUrl: `${webhook.url}/deploy`, currentVersionUrl: `${versions.url}/services/{service}/{environment}/version`, verifyAttempts: 3, nonProductionEnvironments: ['staging'] },
       },
-      tools: { 'http.request': { allowedHosts: [versions.host, webhook.host] } },
+      tools: { 'http.request': { allowedHosts: [versions.allowEntry, webhook.allowEntry] } },
     }),
   );
   env = { DATABASE_URL: db.url, TOLLGATE_CONFIG: configFile, LOG_LEVEL: 'silent', WORKER_POLL_INTERVAL_MS: '100', WORKER_CONCURRENCY: '4' };
@@ -121,7 +124,7 @@ describe('purchase-order from the CLI', () => {
     const shown = await tollgate('runs', 'show', runId);
     expect(shown.out).toContain('Approvals');
     expect(shown.out).toContain(`${approval.id}  approval  APPROVED  params sha256 ${paramsHash(params)}`);
-    expect(shown.out).toMatch(new RegExp(`\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z  ${ALICE}\\s+approve\\s+"budgeted" \\(via cli\\)`));
+    expect(shown.out).toMatch(new RegExp(`\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z  ${ALICE}\\s+approve\\s+"budgeted" \\(via cli by ${ME}\\)`));
     const json = JSON.parse((await tollgate('runs', 'show', runId, '--json')).out) as { approvals: ApprovalRecord[] };
     expect(json.approvals[0]?.decisions).toEqual([expect.objectContaining({ principal: ALICE, decision: 'approve', comment: 'budgeted' })]);
   });

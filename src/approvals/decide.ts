@@ -20,6 +20,11 @@ export interface DecideOptions {
   comment?: string;
   /** Where the decision was made ('slack', 'teams', 'cli'), kept with it. */
   via?: string;
+  /**
+   * From the CLI: the OS user who typed the command (`cli:<host>:<user>`), kept with the decision
+   * and in its event even when the decision is made as another principal (`--as`).
+   */
+  osUser?: string;
   /** The params hash the decider was shown; a mismatch answers 'parameters_changed'. */
   paramsHash?: string;
 }
@@ -115,16 +120,16 @@ async function decideIn(
   if (!auth.ok) return { kind: 'not_allowed', message: `Not allowed: ${auth.reason}` };
 
   const inserted = await q.query(
-    `INSERT INTO tollgate.approval_decisions (approval_id, principal, decision, comment, via) VALUES ($1, $2, $3, $4, $5)
+    `INSERT INTO tollgate.approval_decisions (approval_id, principal, decision, comment, via, os_user) VALUES ($1, $2, $3, $4, $5, $6)
      ON CONFLICT (approval_id, principal) DO NOTHING RETURNING principal`,
-    [approvalId, who, decision, opts.comment ?? null, opts.via ?? null],
+    [approvalId, who, decision, opts.comment ?? null, opts.via ?? null, opts.osUser ?? null],
   );
   if (inserted.rowCount === 0) {
     return { kind: 'already_recorded', message: `Your decision on ${approvalId} was already recorded; nothing changed.` };
   }
   await q.query(
     `INSERT INTO tollgate.events (run_id, type, step_idx, actor, payload) VALUES ($1, 'approval.decided', $2, $3, $4)`,
-    [row.run_id, row.step_idx, JSON.stringify(actor), JSON.stringify(stripNulls({ approvalId, decision, comment: opts.comment ?? null, via: opts.via ?? null, paramsHash: row.params_hash }))],
+    [row.run_id, row.step_idx, JSON.stringify(actor), JSON.stringify(stripNulls({ approvalId, decision, comment: opts.comment ?? null, via: opts.via ?? null, osUser: opts.osUser ?? null, paramsHash: row.params_hash }))],
   );
   const resolved = decision === 'reject' ? 'rejected' : (await countApprovals(q, row, requester)) >= row.policy.required ? 'approved' : null;
   if (resolved) {

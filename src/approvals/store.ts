@@ -45,6 +45,7 @@ interface DecisionRow {
   decision: 'approve' | 'reject';
   comment: string | null;
   via: string | null;
+  os_user: string | null;
   decided_at: Date;
 }
 
@@ -55,7 +56,7 @@ export function requesterKey(row: Pick<ApprovalRow, 'requester'>): string | null
 }
 
 function toDecision(d: DecisionRow): DecisionView {
-  return { principal: d.principal, decision: d.decision, comment: d.comment, decidedAt: d.decided_at.toISOString(), via: d.via };
+  return { principal: d.principal, decision: d.decision, comment: d.comment, decidedAt: d.decided_at.toISOString(), via: d.via, osUser: d.os_user ?? null };
 }
 
 export async function loadDecisions(q: Queryable, ids: string[]): Promise<Map<string, DecisionView[]>> {

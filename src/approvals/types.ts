@@ -52,6 +52,8 @@ export interface DecisionView {
   comment: string | null;
   decidedAt: string;
   via: string | null;
+  /** The OS user who recorded it at the shell (`cli:<host>:<user>`); null for chat decisions. */
+  osUser: string | null;
 }
 
 /** What `ctx.approval` returns once the gate is resolved (recorded in the journal). */

@@ -10,8 +10,9 @@
  *   replies in a conversation and explanations to one clicker); the platform renders it.
  * - A refused click is explained through the outbox (`explain`), never inline: the ack must not
  *   wait for the platform's API.
- * - Who may retry or cancel is decided here (src/intents/authorize.ts), from the verified actor;
- *   who may decide an approval is decided by `runtime.decide`.
+ * - Who may retry, cancel, read a run's status or decide an approval is decided by the runtime
+ *   (src/intents/authorize.ts, src/approvals/policy.ts), from the verified actor; nothing here
+ *   checks on its own.
  */
 import type pg from 'pg';
 import type { z } from 'zod';
@@ -19,10 +20,9 @@ import { listPendingApprovals } from '../approvals/index.ts';
 import type { DecideOutcome } from '../approvals/types.ts';
 import { withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../errors.ts';
-import { mayOperateRun } from '../intents/authorize.ts';
 import { CommandSyntaxError, parseCommand, type Command } from '../intents/command.ts';
 import type { Logger } from '../log.ts';
-import { formatPrincipal, type Principal } from '../principals.ts';
+import type { Principal } from '../principals.ts';
 import type { ProjectConfig } from '../project-config.ts';
 import type { Queryable } from '../runtime/journal.ts';
 import type { ChatOrigin } from '../runtime/origin.ts';
@@ -92,11 +92,9 @@ export interface ChatCoreOptions {
 
 export class ChatCore {
   readonly #o: ChatCoreOptions;
-  readonly #log: Logger;
 
   constructor(o: ChatCoreOptions) {
     this.#o = o;
-    this.#log = o.log.child({ component: 'chat' });
   }
 
   async submit(intent: Intent): Promise<SubmitResult> {
@@ -240,7 +238,16 @@ export class ChatCore {
       case 'runs':
         return { reply: { kind: 'runs', title: 'Your recent runs', runs: (await listRunsRequestedBy(q, actor, 10)).map(toRunSummary) } };
       case 'status': {
-        const view = await loadRunMessageView(q, cmd.runId);
+        // The runtime decides who may see a run (its tenant, approvers, operators); anyone else is
+        // answered as if it did not exist.
+        const visible = await this.#o.runtime.readRun(cmd.runId, actor, q).then(
+          () => true,
+          (e: unknown) => {
+            if (e instanceof TollgateError && e.code === 'TG_RUN_NOT_FOUND') return false;
+            throw e;
+          },
+        );
+        const view = visible ? await loadRunMessageView(q, cmd.runId) : undefined;
         return { reply: view ? { kind: 'run-status', run: view } : notice(`No run with id \`${cmd.runId}\`. \`runs\` lists yours.`) };
       }
       case 'retry':
@@ -262,25 +269,21 @@ export class ChatCore {
   }
 
   /**
-   * Retry or cancel, for the requester or an operator only. Refusals and state errors change
-   * nothing and are reported back (the caller decides how: explanation, reply or ack text).
+   * Retry or cancel. Whether this actor may is the runtime's decision (the requester or an
+   * operator); refusals and state errors change nothing and are reported back (the caller decides
+   * how: explanation, reply or ack text).
    */
   async #operate(q: Queryable, kind: 'retry' | 'cancel', runId: string, actor: Principal): Promise<{ ok: boolean; text: string }> {
-    const { rows } = await q.query<{ requester: unknown }>('SELECT requester FROM tollgate.runs WHERE id = $1', [runId]);
-    const run = rows[0];
-    if (!run) return { ok: false, text: `No run with id \`${runId}\`.` };
-    if (!mayOperateRun(actor, run, this.#o.project)) {
-      this.#log.info({ runId, actor: formatPrincipal(actor), action: kind }, 'refused: not the requester or an operator');
-      return { ok: false, text: `Only the person who started run \`${runId}\` or an operator can ${kind} it; nothing was changed.` };
-    }
     await q.query('SAVEPOINT chat_operate');
     try {
-      if (kind === 'retry') await this.#o.runtime.retry(runId, actor, q);
-      else await this.#o.runtime.cancel(runId, actor, q);
+      const opts = { client: q, via: actor.platform };
+      if (kind === 'retry') await this.#o.runtime.retry(runId, actor, opts);
+      else await this.#o.runtime.cancel(runId, actor, opts);
       await q.query('RELEASE SAVEPOINT chat_operate');
       return { ok: true, text: kind === 'retry' ? `Retrying \`${runId}\` from the step that failed.` : `Cancelling \`${runId}\`.` };
     } catch (e) {
       await q.query('ROLLBACK TO SAVEPOINT chat_operate');
+      if (e instanceof TollgateError && e.code === 'TG_RUN_NOT_FOUND') return { ok: false, text: `No run with id \`${runId}\`.` };
       if (e instanceof TollgateError) return { ok: false, text: e.message };
       throw e;
     }

@@ -11,6 +11,7 @@ import { loadConfig, type Config } from '../config.ts';
 import { isTollgateError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { parsePrincipal, type Principal } from '../principals.ts';
+import { resolveCliActor } from '../intents/authorize.ts';
 import { loadProject } from '../project.ts';
 import { CommandSyntaxError, parseKeyValues } from '../intents/command.ts';
 import { isTerminal } from '../runtime/runtime.ts';
@@ -40,9 +41,18 @@ function runStatus(text: string): RunStatus {
   return text as RunStatus;
 }
 
-function cliPrincipal(as: string | undefined): Principal {
-  if (as) return parsePrincipal(as);
+/** The shell's own identity: the operating system's user on this host. Nothing typed changes it. */
+function cliPrincipal(): Principal {
   return { platform: 'cli', tenant: os.hostname(), user: os.userInfo().username };
+}
+
+/**
+ * Who a command acts as: this OS user, or with `--as` a principal the project configuration lets
+ * this OS user act for (`cliDelegates`; refused with TG_NOT_ALLOWED otherwise). `osUser` is
+ * recorded with whatever the command changes.
+ */
+function cliActor(app: App, as: string | undefined): { principal: Principal; osUser: string } {
+  return resolveCliActor(cliPrincipal(), as, app.project);
 }
 
 export interface Io {
@@ -138,14 +148,15 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .description('Start a run: tollgate run <workflow> key=value ...')
     .argument('<workflow>')
     .argument('[params...]', 'inputs as key=value')
-    .option('--as <principal>', 'requester, e.g. slack:T123:U456 (default: this OS user)')
+    .option('--as <principal>', 'requester, if cliDelegates lets this OS user act for it (default: this OS user)')
     .option('--wait', 'wait until the run ends and print its timeline')
     .option('--json', 'print JSON')
     .action(async (workflow: string, params: string[], opts: { as?: string; wait?: boolean; json?: boolean }) => {
       const { config, log } = lazy(true);
       const input = parseKeyValues(params);
       await withApp(config, log, async (app) => {
-        const run = await app.runtime.startRun({ workflow, input, requester: cliPrincipal(opts.as), origin: { platform: 'cli' } });
+        const actor = cliActor(app, opts.as);
+        const run = await app.runtime.startRun({ workflow, input, requester: actor.principal, origin: { platform: 'cli', osUser: actor.osUser } });
         if (!opts.wait) {
           if (opts.json) io.out(JSON.stringify({ id: run.id, status: run.status }));
           else io.out(`${run.id} queued (${run.workflow}@v${run.workflow_version}). Follow it with: tollgate runs show ${run.id}`);
@@ -195,23 +206,25 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
   runs
     .command('cancel')
     .argument('<id>')
-    .option('--as <principal>', 'who cancels (default: this OS user)')
+    .option('--as <principal>', 'who cancels, if cliDelegates lets this OS user act for it (default: this OS user)')
     .action(async (id: string, opts: { as?: string }) => {
       const { config, log } = lazy(true);
       await withApp(config, log, async (app) => {
-        await app.runtime.cancel(id, cliPrincipal(opts.as));
+        const actor = cliActor(app, opts.as);
+        await app.runtime.cancel(id, actor.principal, { via: 'cli', osUser: actor.osUser });
         io.out(`Cancellation of ${id} requested; it stops at its next step boundary and undoes completed steps that have a compensation.`);
       });
     });
   runs
     .command('retry')
     .argument('<id>')
-    .option('--as <principal>', 'who retries (default: this OS user)')
+    .option('--as <principal>', 'who retries, if cliDelegates lets this OS user act for it (default: this OS user)')
     .action(async (id: string, opts: { as?: string }) => {
       const { config, log } = lazy(true);
       await withApp(config, log, async (app) => {
+        const actor = cliActor(app, opts.as);
         const { run } = await app.runtime.getRun(id);
-        await app.runtime.retry(id, cliPrincipal(opts.as));
+        await app.runtime.retry(id, actor.principal, { via: 'cli', osUser: actor.osUser });
         io.out(
           run.status === 'dead_letter'
             ? `${id} taken out of dead letter and queued again; it resumes where its workers were interrupted, with its recoveries counted afresh.`
@@ -245,19 +258,21 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
       });
     });
 
-  // Operators decide from the shell as a named principal; the decision is recorded `via: cli`.
+  // Decisions at the shell are this OS user's, or (with --as) a principal cliDelegates lets it act
+  // for; either way the decision is recorded `via: cli` with the OS user who typed it.
   for (const decision of ['approve', 'reject'] as const) {
     program
       .command(decision)
       .description(`${decision === 'approve' ? 'Approve' : 'Reject'} an approval as a principal (exit 1 with the reason when refused).`)
       .argument('<id>', 'approval id (apr_…)')
-      .option('--as <principal>', 'who decides, e.g. slack:T123:U456 (default: this OS user)')
+      .option('--as <principal>', 'who decides, if cliDelegates lets this OS user act for it (default: this OS user)')
       .option('--comment <text>', 'a comment kept with the decision')
       .option('--json', 'print the outcome as JSON')
       .action(async (id: string, opts: { as?: string; comment?: string; json?: boolean }) => {
         const { config, log } = lazy(true);
         await withApp(config, log, async (app) => {
-          const outcome = await app.runtime.decide(id, cliPrincipal(opts.as), decision, opts.comment, { via: 'cli' });
+          const actor = cliActor(app, opts.as);
+          const outcome = await app.runtime.decide(id, actor.principal, decision, opts.comment, { via: 'cli', osUser: actor.osUser });
           if (outcome.kind !== 'recorded' && outcome.kind !== 'already_recorded') {
             throw new TollgateError('TG_APPROVAL_REFUSED', `Refused (${outcome.kind}): ${outcome.message}`, { approvalId: id, outcome: outcome.kind });
           }

@@ -2,7 +2,7 @@
  * Where a run was asked for (`runs.origin`), one typed shape used everywhere: the CLI, every chat
  * platform, and the delivery trigger (migrations/functions/chat_delivery.sql).
  *
- * - `{platform: 'cli'}`: started from the command line; nothing is posted anywhere.
+ * - `{platform: 'cli', osUser?}`: started from the command line; nothing is posted anywhere.
  * - A chat platform: `{platform, tenant, conversation, thread}`. The run's live message goes to
  *   `conversation` (in `thread` when set). Any run with a chat origin is listed in
  *   `tollgate.chat_runs`, which is how its events reach the outbox.
@@ -11,7 +11,11 @@
 import { z } from 'zod';
 import { PLATFORM_NAME } from '../principals.ts';
 
-export const cliOriginSchema = z.object({ platform: z.literal('cli') });
+export const cliOriginSchema = z.object({
+  platform: z.literal('cli'),
+  /** The OS user who started it (`cli:<host>:<user>`), also when it was started as another principal with `--as`. */
+  osUser: z.string().min(1).optional(),
+});
 
 export const chatOriginSchema = z.object({
   platform: z.string().regex(PLATFORM_NAME).refine((p) => p !== 'cli', 'a chat origin names a chat platform, not cli'),

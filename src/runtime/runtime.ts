@@ -4,6 +4,12 @@
  * event and the job that acts on it, so a request acknowledged to a person is never lost.
  *
  * The runtime never talks to Slack or Teams; it knows principals and ids only.
+ *
+ * It is also the one place that authorises: cancel and retry (the requester or an operator),
+ * decisions (the approval's policy) and reads for a person (`readRun`, scoped by tenant), with the
+ * rules of src/intents/authorize.ts and src/approvals/policy.ts. Adapters and the CLI hand it the
+ * verified principal and never check on their own. A `null` actor is Tollgate itself (internal
+ * jobs and tests), which no request from a person can produce.
  */
 import type pg from 'pg';
 import { withTransaction } from '../db/transaction.ts';
@@ -12,11 +18,12 @@ import { describeIssues } from './zod-issues.ts';
 import { checkRunInput } from './run-input.ts';
 import { newId } from '../ids.ts';
 import type { Logger } from '../log.ts';
-import type { Principal } from '../principals.ts';
+import { formatPrincipal, type Principal } from '../principals.ts';
 import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../project-config.ts';
 import { decide as decideApproval, type DecideOptions } from '../approvals/decide.ts';
 import type { DecideOutcome } from '../approvals/types.ts';
 import { runOriginSchema, type RunOrigin } from './origin.ts';
+import { mayOperateRun, mayReadRun } from '../intents/authorize.ts';
 
 /** The origin as given, if it is one of the shapes of src/runtime/origin.ts; a clear error otherwise. */
 function checkOrigin(origin: unknown): RunOrigin {
@@ -43,6 +50,21 @@ export interface StartRunRequest {
   requester?: Principal | null;
   /** Where the request was made (src/runtime/origin.ts): the CLI, or a chat conversation and thread. */
   origin?: RunOrigin | null;
+}
+
+/**
+ * How a person's change came in, recorded with it in the event's payload: `via` the platform
+ * ('slack', 'teams', 'cli'), and from the CLI the OS user who typed the command (`cli:<host>:<user>`),
+ * also when the change is made as another principal with `--as`.
+ */
+export interface ActorContext {
+  via?: string;
+  osUser?: string;
+}
+
+export interface OperateOptions extends ActorContext {
+  /** Run inside the caller's transaction (as chat intake does). */
+  client?: journal.Queryable;
 }
 
 export interface RunDetail {
@@ -95,7 +117,9 @@ export class Runtime {
 
   /**
    * Records `principal`'s decision on an approval (one transaction; see src/approvals/decide.ts)
-   * and, when the gate resolves, enqueues the run. The principal must be a verified identity.
+   * and, when the gate resolves, enqueues the run. The principal must be a verified identity; the
+   * approval's policy decides whether it may (src/approvals/policy.ts `authorise`). `opts.via` and
+   * `opts.osUser` are recorded with the decision.
    */
   async decide(
     approvalId: string,
@@ -134,12 +158,14 @@ export class Runtime {
   }
 
   /**
-   * Requests cancellation; the executor stops at the next step boundary and compensates. With
-   * `client`, inside the caller's transaction (as for startRun and retry).
+   * Requests cancellation; the executor stops at the next step boundary and compensates. Only the
+   * run's requester or an operator may (TG_NOT_ALLOWED otherwise, nothing changed). With
+   * `opts.client`, inside the caller's transaction (as for startRun and retry).
    */
-  async cancel(runId: string, actor: Principal | null, client?: journal.Queryable): Promise<RunRow> {
-    return this.#transaction(client, async (q) => {
+  async cancel(runId: string, actor: Principal | null, opts: OperateOptions = {}): Promise<RunRow> {
+    return this.#transaction(opts.client, async (q) => {
       const run = await this.#lockRun(q, runId);
+      this.#authoriseOperate(run, actor, 'cancel');
       if (isTerminal(run.status)) {
         throw new TollgateError(
           'TG_RUN_STATE',
@@ -165,7 +191,7 @@ export class Runtime {
         runId,
         type: 'run.cancel_requested',
         actor,
-        payload: deadLetter ? { fromDeadLetter: true, recoveries: run.recovery_attempts } : {},
+        payload: { ...(deadLetter ? { fromDeadLetter: true, recoveries: run.recovery_attempts } : {}), ...provenance(opts) },
       });
       await journal.enqueueAdvance(q, runId);
       return rows[0] as RunRow;
@@ -174,12 +200,14 @@ export class Runtime {
 
   /**
    * Resumes a failed run at the step that failed, or a dead-lettered run where its workers were
-   * interrupted; completed steps are not executed again.
+   * interrupted; completed steps are not executed again. Only the run's requester or an operator
+   * may (TG_NOT_ALLOWED otherwise, nothing changed).
    */
-  async retry(runId: string, actor: Principal | null, client?: journal.Queryable): Promise<RunRow> {
-    return this.#transaction(client, async (q) => {
+  async retry(runId: string, actor: Principal | null, opts: OperateOptions = {}): Promise<RunRow> {
+    return this.#transaction(opts.client, async (q) => {
       const run = await this.#lockRun(q, runId);
-      if (run.status === 'dead_letter') return this.#retryDeadLetter(q, run, actor);
+      this.#authoriseOperate(run, actor, 'retry');
+      if (run.status === 'dead_letter') return this.#retryDeadLetter(q, run, actor, opts);
       if (run.status !== 'failed') {
         throw new TollgateError(
           'TG_RUN_STATE',
@@ -210,7 +238,7 @@ export class Runtime {
         runId,
         type: 'run.retried',
         actor,
-        payload: { fromSteps: failed.rows.map((r) => r.name), previousError: run.error },
+        payload: { fromSteps: failed.rows.map((r) => r.name), previousError: run.error, ...provenance(opts) },
       });
       await journal.enqueueAdvance(q, runId);
       return rows[0] as RunRow;
@@ -223,7 +251,7 @@ export class Runtime {
    * (the step left started is attempted again, with the same idempotency key); a run that was
    * compensating when set aside replays to the same failure and resumes its undo.
    */
-  async #retryDeadLetter(q: journal.Queryable, run: RunRow, actor: Principal | null): Promise<RunRow> {
+  async #retryDeadLetter(q: journal.Queryable, run: RunRow, actor: Principal | null, opts: ActorContext): Promise<RunRow> {
     const { rows } = await q.query<RunRow>(
       `UPDATE tollgate.runs SET status = 'queued', recovery_attempts = 0, error = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
       [run.id],
@@ -232,7 +260,7 @@ export class Runtime {
       runId: run.id,
       type: 'run.retried',
       actor,
-      payload: { fromDeadLetter: true, recoveries: run.recovery_attempts, previousError: run.error },
+      payload: { fromDeadLetter: true, recoveries: run.recovery_attempts, previousError: run.error, ...provenance(opts) },
     });
     await journal.enqueueAdvance(q, run.id);
     return rows[0] as RunRow;
@@ -263,6 +291,36 @@ export class Runtime {
     return rows;
   }
 
+  /**
+   * The run, if `viewer` may see it (src/intents/authorize.ts `mayReadRun`: its tenant, its
+   * approvers, operators). A run the viewer may not see is answered exactly like a missing one
+   * (TG_RUN_NOT_FOUND), so another tenant does not learn that it exists.
+   */
+  async readRun(runId: string, viewer: Principal, client: journal.Queryable = this.pool): Promise<RunRow> {
+    const { rows } = await client.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1', [runId]);
+    const run = rows[0];
+    if (!run) throw notFound(runId);
+    const approvers = await client.query<{ principal: string }>(
+      `SELECT DISTINCT jsonb_array_elements_text(policy->'approvers') AS principal FROM tollgate.approvals WHERE run_id = $1`,
+      [runId],
+    );
+    if (!mayReadRun(viewer, run, approvers.rows.map((r) => r.principal), this.project)) {
+      this.log.info({ runId, viewer: formatPrincipal(viewer) }, 'refused: run read from outside its tenant');
+      throw notFound(runId);
+    }
+    return run;
+  }
+
+  #authoriseOperate(run: RunRow, actor: Principal | null, action: 'retry' | 'cancel'): void {
+    if (actor === null || mayOperateRun(actor, run, this.project)) return;
+    this.log.info({ runId: run.id, actor: formatPrincipal(actor), action }, 'refused: not the requester or an operator');
+    throw new TollgateError(
+      'TG_NOT_ALLOWED',
+      `Only the person who started run ${run.id} or an operator can ${action} it; ${formatPrincipal(actor)} is neither, so nothing was changed.`,
+      { runId: run.id, actor: formatPrincipal(actor), action },
+    );
+  }
+
   async #lockRun(q: journal.Queryable, runId: string): Promise<RunRow> {
     const { rows } = await q.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1 FOR UPDATE', [runId]);
     const run = rows[0];
@@ -279,6 +337,11 @@ export class Runtime {
 
 export function isTerminal(status: RunStatus): boolean {
   return journal.isTerminalStatus(status);
+}
+
+/** What to record about how a change came in (only what is known). */
+function provenance(opts: ActorContext): ActorContext {
+  return { ...(opts.via ? { via: opts.via } : {}), ...(opts.osUser ? { osUser: opts.osUser } : {}) };
 }
 
 function notFound(runId: string): TollgateError {

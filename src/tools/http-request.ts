@@ -2,12 +2,27 @@
  * Built-in tool `http.request`: one HTTP request to a host on the allowlist
  * (`tools["http.request"].allowedHosts`), with a timeout, a response size cap and the call's
  * idempotency key as the `Idempotency-Key` header. Redirects are not followed (a redirect could
- * leave the allowlist). Per-host credentials come from `tools["http.request"].headers[host]` and
- * are added to the request only; input may not carry credential headers, and the output never
- * contains request headers.
+ * leave the allowlist). GET, HEAD and OPTIONS are reads; other methods are writes and need an
+ * approval.
  *
- * GET, HEAD and OPTIONS are reads; other methods are writes and need an approval.
+ * What is checked before a byte is sent, and why:
+ * - The allowlist binds scheme, host and port. An entry without a port admits only the scheme's
+ *   default port (443), so `api.example.com` does not open every service on that machine.
+ * - Only https, unless the entry says `allowInsecure: true` (meant for local test targets).
+ * - The host name is resolved here and every address it resolves to is checked: loopback,
+ *   link-local (cloud metadata lives at 169.254.169.254), private, unspecified and reserved ranges,
+ *   IPv4-mapped IPv6 included, are refused unless the entry says `allowPrivate: true`. The
+ *   connection then goes to exactly the addresses that were checked (the socket's `lookup` returns
+ *   them), so a DNS answer that changes between check and connect (rebinding) cannot slip through.
+ * - Per-host credentials (`tools["http.request"].headers["host[:port]"]`) go only to that host and
+ *   port, over https (or over http to an `allowInsecure` entry, which says so explicitly). Input may
+ *   not carry credential headers, and the output never contains request headers.
+ * - `Idempotency-Key` is ours: any spelling of it in the input is dropped and the call's key set.
  */
+import dns from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
 import { z } from 'zod';
 import { NonRetriableError, RetryAfterError } from '../errors.ts';
 import { projectSection, type ProjectConfig } from '../project-config.ts';
@@ -15,17 +30,49 @@ import { defineTool, type ToolContext } from './define.ts';
 
 export const HTTP_TOOL = 'http.request';
 
+/** `api.example.com`, `api.example.com:8443`, `*.example.com`, `10.0.0.5:8080`, `[::1]:8080`. */
+const HOST_PATTERN = /^(\*\.)?([a-z0-9-]+\.)*[a-z0-9-]+(:\d{1,5})?$|^\[[0-9a-f:.]+\](:\d{1,5})?$/;
+
+const hostPattern = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((h) => HOST_PATTERN.test(h), {
+    message: 'write a host as host, host:port or *.domain, without a scheme or path (e.g. "api.example.com" or "api.example.com:8443")',
+  });
+
+const allowedHost = z.union([
+  hostPattern,
+  z
+    .object({
+      host: hostPattern,
+      /** Plain http to this entry, and its configured headers with it. For local test targets. */
+      allowInsecure: z.boolean().default(false),
+      /** Loopback, link-local and private addresses for this entry. For internal or local targets. */
+      allowPrivate: z.boolean().default(false),
+    })
+    .strict(),
+]);
+
 export const httpToolConfigSchema = z.object({
-  /** Hosts that may be called: `api.example.com`, `api.example.com:8443`, `*.example.com`. */
-  allowedHosts: z.array(z.string().min(1)).default([]),
+  /**
+   * Hosts that may be called: `api.example.com` (https, port 443), `api.example.com:8443`,
+   * `*.example.com`, or `{ host, allowInsecure?, allowPrivate? }` for the explicit exceptions.
+   */
+  allowedHosts: z.array(allowedHost).default([]),
   timeoutMs: z.number().int().min(1).default(10_000),
   maxResponseBytes: z.number().int().min(1).default(1_000_000),
-  /** Credentials and other headers added per host (key: host or host:port). */
-  headers: z.record(z.string(), z.record(z.string(), z.string())).default({}),
+  /** Credentials and other headers added per host (key: host, meaning its default port, or host:port). */
+  headers: z.record(hostPattern, z.record(z.string(), z.string())).default({}),
 });
 export type HttpToolConfig = z.infer<typeof httpToolConfigSchema>;
 
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'api-key']);
+/**
+ * Headers the tool sets itself: the idempotency key is the call's own; `host` would let a call
+ * reach another virtual host than the allowlist admitted; the framing headers are the client's.
+ */
+const OWNED_HEADERS = new Set(['idempotency-key', 'host', 'content-length', 'transfer-encoding', 'connection']);
 
 export const httpInput = z.object({
   method: z.enum(['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE']).default('GET'),
@@ -49,63 +96,269 @@ export const httpOutput = z.object({
   bytes: z.number().int(),
 });
 
-export function hostAllowed(url: URL, allowed: readonly string[]): boolean {
-  const host = url.host.toLowerCase();
-  const hostname = url.hostname.toLowerCase();
-  return allowed.some((raw) => {
-    const a = raw.toLowerCase();
-    if (a.startsWith('*.')) return hostname.endsWith(a.slice(1)) && hostname !== a.slice(2);
-    return a === host || a === hostname;
-  });
+// ----- the allowlist -------------------------------------------------------------------------
+
+interface HostRule {
+  entry: string;
+  /** `api.example.com`, `[::1]`, or `.example.com` for a wildcard. */
+  name: string;
+  wildcard: boolean;
+  /** Null: the scheme's default port. */
+  port: number | null;
+  allowInsecure: boolean;
+  allowPrivate: boolean;
 }
 
-async function readCapped(res: Response, max: number, url: string): Promise<Uint8Array> {
-  const reader = res.body?.getReader();
-  if (!reader) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel().catch(() => {});
-      throw new NonRetriableError(
-        `The response from ${url} is larger than ${max} bytes (tools["http.request"].maxResponseBytes); it was not read.`,
-        undefined,
-        'TG_TOOL_RESPONSE_TOO_LARGE',
-        { url, maxResponseBytes: max },
-      );
-    }
-    chunks.push(value);
+function splitHostPort(hostPort: string): { name: string; port: number | null } {
+  const m = /^(.*?)(?::(\d{1,5}))?$/.exec(hostPort);
+  const name = m?.[1] ?? hostPort;
+  return { name, port: m?.[2] ? Number(m[2]) : null };
+}
+
+function toRule(entry: z.infer<typeof allowedHost>): HostRule {
+  const raw = typeof entry === 'string' ? { host: entry, allowInsecure: false, allowPrivate: false } : entry;
+  const host = raw.host.toLowerCase();
+  const wildcard = host.startsWith('*.');
+  const { name, port } = splitHostPort(wildcard ? host.slice(1) : host);
+  const flags = [raw.allowInsecure && 'allowInsecure', raw.allowPrivate && 'allowPrivate'].filter(Boolean);
+  return { entry: flags.length ? `${host} (${flags.join(', ')})` : host, name, wildcard, port, allowInsecure: raw.allowInsecure, allowPrivate: raw.allowPrivate };
+}
+
+function defaultPort(url: URL): number {
+  return url.protocol === 'https:' ? 443 : 80;
+}
+
+function portOf(url: URL): number {
+  return url.port ? Number(url.port) : defaultPort(url);
+}
+
+function ruleMatches(rule: HostRule, url: URL): boolean {
+  const hostname = url.hostname.toLowerCase();
+  const nameOk = rule.wildcard ? hostname.endsWith(rule.name) && hostname.length > rule.name.length : hostname === rule.name;
+  return nameOk && portOf(url) === (rule.port ?? defaultPort(url));
+}
+
+/** The allowlist entry that admits this URL's host and port (scheme and addresses are checked after). */
+function findRule(url: URL, allowed: readonly z.infer<typeof allowedHost>[]): HostRule | undefined {
+  return allowed.map(toRule).find((r) => ruleMatches(r, url));
+}
+
+/** Is this URL's host and port on the allowlist? An entry without a port admits the scheme's default port only. */
+export function hostAllowed(url: URL, allowed: readonly z.infer<typeof allowedHost>[]): boolean {
+  return findRule(url, allowed) !== undefined;
+}
+
+/** The configured headers for exactly this host and port (a key without a port means the default port). */
+function configuredHeaders(url: URL, headers: HttpToolConfig['headers']): Record<string, string> | undefined {
+  const hostname = url.hostname.toLowerCase();
+  const port = portOf(url);
+  for (const [key, value] of Object.entries(headers)) {
+    const { name, port: keyPort } = splitHostPort(key.toLowerCase());
+    if (name === hostname && (keyPort ?? defaultPort(url)) === port) return value;
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
+  return undefined;
+}
+
+// ----- addresses -----------------------------------------------------------------------------
+
+const V4_RANGES: [string, number, string][] = [
+  ['0.0.0.0', 8, 'an unspecified ("this network") address'],
+  ['10.0.0.0', 8, 'a private address'],
+  ['100.64.0.0', 10, 'a shared (carrier-grade NAT) address'],
+  ['127.0.0.0', 8, 'a loopback address'],
+  ['169.254.0.0', 16, 'a link-local address'],
+  ['172.16.0.0', 12, 'a private address'],
+  ['192.168.0.0', 16, 'a private address'],
+  ['224.0.0.0', 3, 'a multicast or reserved address'],
+];
+
+function v4ToInt(ip: string): number {
+  return ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+}
+
+function classifyV4(ip: string): string | null {
+  const n = v4ToInt(ip);
+  for (const [base, bits, what] of V4_RANGES) {
+    const size = 2 ** (32 - bits);
+    if (Math.floor(n / size) === Math.floor(v4ToInt(base) / size)) return what;
   }
-  return out;
+  return null;
+}
+
+/** An IPv6 address as eight 16-bit groups (an embedded dotted IPv4 tail becomes the last two). */
+function v6Groups(ip: string): number[] {
+  let s = ip.replace(/%.*$/, '').toLowerCase();
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  if (dotted?.[1]) {
+    const n = v4ToInt(dotted[1]);
+    s = `${s.slice(0, -dotted[1].length)}${Math.floor(n / 65536).toString(16)}:${(n % 65536).toString(16)}`;
+  }
+  const [head = '', tail] = s.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const fill = tail === undefined ? [] : Array<string>(8 - h.length - t.length).fill('0');
+  return [...h, ...fill, ...t].map((g) => parseInt(g, 16));
+}
+
+function classifyV6(ip: string): string | null {
+  const g = v6Groups(ip);
+  const zeros = (n: number) => g.slice(0, n).every((x) => x === 0);
+  const embeddedV4 = () => `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
+  if (zeros(8)) return 'an unspecified address';
+  if (zeros(7) && g[7] === 1) return 'a loopback address';
+  // IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) carry an IPv4 address.
+  if ((zeros(5) && g[5] === 0xffff) || zeros(6) || (g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0))) {
+    return classifyV4(embeddedV4());
+  }
+  const first = g[0]!;
+  if ((first & 0xffc0) === 0xfe80) return 'a link-local address';
+  if ((first & 0xffc0) === 0xfec0) return 'a site-local address';
+  if ((first & 0xfe00) === 0xfc00) return 'a private (unique local) address';
+  if ((first & 0xff00) === 0xff00) return 'a multicast address';
+  return null;
+}
+
+/**
+ * Why this address must not be called without `allowPrivate` ("a loopback address", …), or null
+ * for an ordinary public address.
+ */
+export function nonPublicAddress(ip: string): string | null {
+  const family = net.isIP(ip.replace(/%.*$/, ''));
+  if (family === 4) return classifyV4(ip);
+  if (family === 6) return classifyV6(ip);
+  return 'not an IP address';
+}
+
+/** Every address the host resolves to (an IP literal is its own). */
+async function resolve(hostname: string): Promise<dns.LookupAddress[]> {
+  const bare = hostname.replace(/^\[(.*)\]$/, '$1');
+  const family = net.isIP(bare);
+  if (family) return [{ address: bare, family }];
+  return dns.promises.lookup(bare, { all: true, verbatim: true });
+}
+
+/** A socket `lookup` that answers with the addresses already checked, never asking DNS again. */
+function pinnedLookup(addresses: dns.LookupAddress[]): net.LookupFunction {
+  return ((_host: string, opts: dns.LookupOptions, cb: (err: Error | null, address: string | dns.LookupAddress[], family?: number) => void) => {
+    if (opts.all) cb(null, addresses);
+    else cb(null, addresses[0]!.address, addresses[0]!.family);
+  }) as net.LookupFunction;
+}
+
+function refused(message: string, details: Record<string, unknown>): NonRetriableError {
+  return new NonRetriableError(message, undefined, 'TG_TOOL_HOST_NOT_ALLOWED', details);
+}
+
+// ----- the request ---------------------------------------------------------------------------
+
+interface Response {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  bytes: Buffer;
+}
+
+function send(
+  url: URL,
+  opts: { method: string; headers: Record<string, string>; body?: string; addresses: dns.LookupAddress[]; signal: AbortSignal; maxBytes: number },
+): Promise<Response> {
+  return new Promise<Response>((resolvePromise, reject) => {
+    const client = url.protocol === 'https:' ? https : http;
+    const req = client.request({
+      protocol: url.protocol,
+      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: portOf(url),
+      path: `${url.pathname}${url.search}`,
+      method: opts.method,
+      headers: opts.headers,
+      lookup: pinnedLookup(opts.addresses),
+      // A connection of its own: a pooled socket would skip this call's address check.
+      agent: false,
+      signal: opts.signal,
+    });
+    let settled = false;
+    const fail = (e: unknown) => {
+      if (settled) return;
+      settled = true;
+      reject(e);
+    };
+    req.on('error', fail);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let total = 0;
+      res.on('data', (chunk: Buffer) => {
+        total += chunk.byteLength;
+        if (total > opts.maxBytes) {
+          fail(
+            new NonRetriableError(
+              `The response from ${url.origin}${url.pathname} is larger than ${opts.maxBytes} bytes (tools["http.request"].maxResponseBytes); it was not read.`,
+              undefined,
+              'TG_TOOL_RESPONSE_TOO_LARGE',
+              { url: `${url.origin}${url.pathname}`, maxResponseBytes: opts.maxBytes },
+            ),
+          );
+          req.destroy();
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('error', fail);
+      res.on('end', () => {
+        if (settled) return;
+        settled = true;
+        resolvePromise({ status: res.statusCode ?? 0, headers: res.headers, bytes: Buffer.concat(chunks) });
+      });
+      res.on('close', () => {
+        if (!res.complete) fail(new Error('the response was cut off'));
+      });
+    });
+    req.end(opts.body);
+  });
 }
 
 export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z.input<typeof httpOutput>> {
   const cfg = httpToolConfigSchema.parse(ctx.config);
   const url = new URL(input.url);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new NonRetriableError(`http.request only calls http and https URLs, not ${url.protocol}.`, undefined, 'TG_TOOL_HOST_NOT_ALLOWED', { url: input.url });
+    throw refused(`http.request only calls http and https URLs, not ${url.protocol}.`, { url: input.url });
   }
-  if (!hostAllowed(url, cfg.allowedHosts)) {
-    throw new NonRetriableError(
-      `http.request refused ${url.host}: it is not on the allowlist (${cfg.allowedHosts.join(', ') || 'empty'}). ` +
-        'Add it to tools["http.request"].allowedHosts in the TOLLGATE_CONFIG file if it should be called.',
-      undefined,
-      'TG_TOOL_HOST_NOT_ALLOWED',
-      { host: url.host, allowedHosts: cfg.allowedHosts },
+  const rule = findRule(url, cfg.allowedHosts);
+  if (!rule) {
+    throw refused(
+      `http.request refused ${url.host}: it is not on the allowlist (${cfg.allowedHosts.map((e) => toRule(e).entry).join(', ') || 'empty'}). ` +
+        'Add it to tools["http.request"].allowedHosts in the TOLLGATE_CONFIG file if it should be called; an entry without a port admits only the default port (443 for https).',
+      { host: url.host, port: portOf(url), allowedHosts: cfg.allowedHosts },
     );
   }
-  const headers: Record<string, string> = { ...(input.headers ?? {}), 'Idempotency-Key': ctx.idempotencyKey };
-  const secret = cfg.headers[url.host] ?? cfg.headers[url.hostname];
-  if (secret) Object.assign(headers, secret);
+  if (url.protocol === 'http:' && !rule.allowInsecure) {
+    throw refused(
+      `http.request refused http://${url.host}: plain http is not allowed. Use https, or set "allowInsecure": true on its allowedHosts entry (${rule.entry}) if this is a local test target.`,
+      { host: url.host },
+    );
+  }
+  let addresses: dns.LookupAddress[];
+  try {
+    addresses = await resolve(url.hostname);
+  } catch (e) {
+    throw new Error(`http.request could not resolve ${url.hostname}: ${(e as Error).message}`, { cause: e });
+  }
+  if (!rule.allowPrivate) {
+    for (const a of addresses) {
+      const why = nonPublicAddress(a.address);
+      if (why) {
+        throw refused(
+          `http.request refused ${url.host}: it resolves to ${a.address}, ${why}. Loopback, link-local and private addresses are not called unless its allowedHosts entry (${rule.entry}) sets "allowPrivate": true.`,
+          { host: url.host, address: a.address },
+        );
+      }
+    }
+  }
+
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(input.headers ?? {})) if (!OWNED_HEADERS.has(k.toLowerCase())) headers[k] = v;
+  headers['Idempotency-Key'] = ctx.idempotencyKey;
+  // Credentials are bound to scheme, host and port: https only, unless the entry opted into http.
+  const secret = configuredHeaders(url, cfg.headers);
+  if (secret && (url.protocol === 'https:' || rule.allowInsecure)) Object.assign(headers, secret);
   let body: string | undefined;
   if (input.body !== undefined && input.method !== 'GET' && input.method !== 'HEAD') {
     body = typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
@@ -114,17 +367,14 @@ export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z
   const timeoutMs = Math.min(input.timeoutMs ?? cfg.timeoutMs, cfg.timeoutMs);
   // One controller for the whole exchange, headers and body, with a timer we hold ourselves:
   // Node 20's AbortSignal.any() keeps only weak references to its sources, so an
-  // AbortSignal.timeout() passed to it can be garbage-collected and never fire (seen here: a
-  // 3 s response accepted under a 500 ms timeout).
+  // AbortSignal.timeout() passed to it can be garbage-collected and never fire.
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
   const onStepAbort = () => ac.abort(ctx.signal.reason);
   ctx.signal.addEventListener('abort', onStepAbort, { once: true });
   let res: Response;
-  let bytes: Uint8Array;
   try {
-    res = await fetch(url, { method: input.method, headers, body, redirect: 'manual', signal: ac.signal });
-    bytes = await readCapped(res, cfg.maxResponseBytes, `${url.origin}${url.pathname}`);
+    res = await send(url, { method: input.method, headers, body, addresses, signal: ac.signal, maxBytes: cfg.maxResponseBytes });
   } catch (e) {
     if (ac.signal.aborted && (ac.signal.reason as Error | undefined)?.name === 'TimeoutError') {
       throw new Error(`http.request to ${url.host} timed out after ${timeoutMs} ms.`, { cause: e });
@@ -135,8 +385,8 @@ export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z
     clearTimeout(timer);
     ctx.signal.removeEventListener('abort', onStepAbort);
   }
-  const contentType = res.headers.get('content-type');
-  const text = new TextDecoder().decode(bytes);
+  const contentType = res.headers['content-type'] ?? null;
+  const text = res.bytes.toString('utf8');
   let parsed: unknown = text;
   if (contentType?.includes('json') && text.length > 0) {
     try {
@@ -146,7 +396,7 @@ export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z
     }
   }
   if (res.status === 429 || res.status >= 500) {
-    const after = Number(res.headers.get('retry-after'));
+    const after = Number(res.headers['retry-after']);
     const msg = `${input.method} ${url.origin}${url.pathname} answered ${res.status}; will retry.`;
     if (res.status === 429 && Number.isFinite(after) && after > 0) throw new RetryAfterError(msg, after * 1000);
     throw new Error(msg);
@@ -156,7 +406,7 @@ export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z
       status: res.status,
     });
   }
-  return { status: res.status, ok: res.ok, contentType, body: parsed, bytes: bytes.byteLength };
+  return { status: res.status, ok: res.status >= 200 && res.status < 300, contentType, body: parsed, bytes: res.bytes.byteLength };
 }
 
 export const httpRequestTool = defineTool({

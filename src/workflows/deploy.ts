@@ -7,6 +7,10 @@
  *
  * Both HTTP calls go through `http.request`, so their hosts must be on its allowlist; the POST is
  * a write covered by the gate, which shows both the parameters and the exact request.
+ *
+ * Environment names are compared trimmed and in lower case, and the input is normalised the same
+ * way, so `Production`, ` PROD ` or a name nobody thought of is gated like production: a mistake
+ * in the list costs an approval, never a skipped one.
  */
 import { z } from 'zod';
 import { NonRetriableError, TollgateError } from '../errors.ts';
@@ -20,7 +24,16 @@ export const deploySettings = z.object({
   webhookUrl: z.string().url().optional(),
   currentVersionUrl: z.string().min(1).optional(),
   approverGroup: z.string().min(1).default('release-managers'),
-  productionEnvironments: z.array(z.string().min(1)).default(['production']),
+  /** The only environments deployed to without a person's approval; every other name is production. */
+  nonProductionEnvironments: z.array(z.string().trim().toLowerCase().min(1)).default([]),
+  /** Replaced by nonProductionEnvironments (a list of production names let every other spelling through). */
+  productionEnvironments: z
+    .unknown()
+    .optional()
+    .refine((v) => v === undefined, {
+      message:
+        'is no longer read: every environment is production unless listed in workflows.deploy.nonProductionEnvironments (e.g. ["staging", "dev"]). Remove productionEnvironments and list the non-production ones there.',
+    }),
   approvalTimeout: durationSetting.optional(),
   /** How often to read the version after the POST before giving up, one second apart. */
   verifyAttempts: z.number().int().min(1).default(10),
@@ -29,7 +42,12 @@ export const deploySettings = z.object({
 export const deployInput = z.object({
   service: z.string().trim().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"').describe('Service to deploy'),
   version: z.string().trim().min(1).max(100).describe('Version to deploy'),
-  environment: z.string().trim().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"').describe('Target environment, e.g. staging, production'),
+  environment: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(/^[a-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"')
+    .describe('Target environment, e.g. staging, production'),
 });
 
 function versionOf(body: unknown): string | null {
@@ -43,7 +61,7 @@ export function deployWorkflow(project: ProjectConfig) {
   return defineWorkflow({
     name: 'deploy',
     version: 1,
-    description: `Deploy a service version; production needs approval by group ${s.approverGroup}.`,
+    description: `Deploy a service version; every environment but ${s.nonProductionEnvironments.join(', ') || '(none configured)'} needs approval by group ${s.approverGroup}.`,
     input: deployInput,
     tools: [HTTP_TOOL],
     run: async (ctx) => {
@@ -58,7 +76,7 @@ export function deployWorkflow(project: ProjectConfig) {
       const versionUrl = s.currentVersionUrl.replaceAll('{service}', encodeURIComponent(service)).replaceAll('{environment}', encodeURIComponent(environment));
       const read = async () => versionOf((await ctx.tool<{ body: unknown }>(HTTP_TOOL, { method: 'GET', url: versionUrl })).body);
       const current = await read();
-      const production = s.productionEnvironments.includes(environment);
+      const production = !s.nonProductionEnvironments.includes(environment);
       const post = { method: 'POST', url: s.webhookUrl, body: { service, version, environment } };
       const gate = await ctx.approval('approval', {
         policy: { groups: [s.approverGroup] },

@@ -1,6 +1,7 @@
 /**
  * A real HTTP server on 127.0.0.1 standing in for an external service a tool calls (a deploy
  * webhook, a version endpoint, a vendor). It records every request and answers with `handler`.
+ * Plain http on loopback: configure it for http.request with `allowEntry`.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +16,11 @@ export interface SeenRequest {
 export interface HttpTarget {
   readonly host: string;
   readonly url: string;
+  /**
+   * Its `tools["http.request"].allowedHosts` entry: a plain-http server on loopback is reachable
+   * only through the explicit exemptions (allowInsecure, allowPrivate).
+   */
+  readonly allowEntry: { host: string; allowInsecure: true; allowPrivate: true };
   readonly requests: SeenRequest[];
   handler: (req: SeenRequest) => { status?: number; json?: unknown; text?: string; headers?: Record<string, string>; delayMs?: number };
   close(): Promise<void>;
@@ -45,6 +51,7 @@ export async function startHttpTarget(handler: HttpTarget['handler'] = () => ({ 
   Object.assign(target, {
     host: `127.0.0.1:${port}`,
     url: `http://127.0.0.1:${port}`,
+    allowEntry: { host: `127.0.0.1:${port}`, allowInsecure: true, allowPrivate: true },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   });
   return target;

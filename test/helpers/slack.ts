@@ -18,7 +18,7 @@ import { sendToSlackEndpoint, type SendOptions, type SlackRequest, type SlackRes
 type TestDb = Pick<import('./db.ts').TestDb, 'pool'>;
 import { testLogger } from './log.ts';
 import { startTeamsParts, type TeamsParts } from './teams.ts';
-import type { ProjectConfig } from '../../src/project-config.ts';
+import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../../src/project-config.ts';
 
 export const SIGNING_SECRET = 'test-signing-secret-8f7d6c';
 export const BOT_TOKEN = 'xoxb-test-token';
@@ -45,7 +45,10 @@ export async function startSlackHarness(
   const log = testLogger();
   const fake = await startFakeSlack({ token: BOT_TOKEN });
   const registry = new WorkflowRegistry().register(...workflows);
-  const runtime = new Runtime({ pool: db.pool, registry, log, inlineWaitMaxMs: 200, ...(opts.project ? { project: opts.project } : {}) });
+  // The runtime authorises retry and cancel, so it is the one that must know the operators.
+  const operators = opts.operators ?? opts.project?.operators ?? [];
+  const project = { ...(opts.project ?? EMPTY_PROJECT_CONFIG), operators };
+  const runtime = new Runtime({ pool: db.pool, registry, log, inlineWaitMaxMs: 200, project });
   let chat: Chat | undefined;
   const slack = createSlackAdapter({
     config: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN, appToken: opts.appToken, apiUrl: fake.apiUrl },
@@ -62,7 +65,7 @@ export async function startSlackHarness(
     pool: db.pool,
     runtime,
     registry,
-    project: { operators: opts.operators ?? opts.project?.operators ?? [] },
+    project,
     log,
     platforms: teams ? [slack.platform, teams.adapter.platform] : [slack.platform],
     ...(opts.reminderLeadMs !== undefined ? { reminderLeadMs: opts.reminderLeadMs } : {}),
