@@ -15,7 +15,7 @@
  * in a `retention.completed` event at the end.
  *
  * Work is done in batches of runs, each its own short transaction, so the purge never holds locks
- * for long, and the table is vacuumed (plain VACUUM, never FULL) every few batches so the space of
+ * for long, and the tables are vacuumed (plain VACUUM, never FULL) after each stretch of purging so the space of
  * the old row versions is reused by the next batches instead of growing the table
  * (see README "Retention" for the measurements).
  */
@@ -51,8 +51,11 @@ export interface PurgeOptions {
   batchRuns?: number;
   /** Global events (no run) and replies per statement. */
   batchRows?: number;
-  /** Plain VACUUM of the purged tables after this many batches (0: never). */
-  vacuumEvery?: number;
+  /**
+   * Plain VACUUM of the purged tables once this many event payloads were emptied since the last
+   * one, and at the end (0: never). Default: 5% of the events table, at least 100,000.
+   */
+  vacuumAfterEvents?: number;
 }
 
 const PURGED_TEXT = 'purged by retention';
@@ -108,7 +111,7 @@ export const PURGE_SQL = {
 export async function purgeBefore(pool: pg.Pool, cutoff: Date, opts: PurgeOptions = {}): Promise<PurgeResult> {
   const batchRuns = opts.batchRuns ?? 500;
   const batchRows = opts.batchRows ?? 5000;
-  const vacuumEvery = opts.vacuumEvery ?? 20;
+  const vacuumAfter = opts.vacuumAfterEvents ?? (await defaultVacuumAfter(pool));
   const result: PurgeResult = {
     cutoff: cutoff.toISOString(),
     runs: 0,
@@ -124,15 +127,13 @@ export async function purgeBefore(pool: pg.Pool, cutoff: Date, opts: PurgeOption
   // missing. An interrupted purge leaves only what this event already allows.
   await appendEvent(pool, { runId: null, type: 'retention.purged', payload: { cutoff: result.cutoff } });
 
-  let batches = 0;
-  const maybeVacuum = async (tables: string[]) => {
-    if (vacuumEvery > 0 && ++batches % vacuumEvery === 0) await vacuum(pool, tables);
-  };
-
+  let vacuumedAt = 0;
   for (;;) {
     const n = await withTransaction(pool, (q) => purgeRunBatch(q, cutoff, batchRuns, result));
-    if (n === 0) break;
-    await maybeVacuum(['tollgate.events', 'tollgate.steps', 'tollgate.runs']);
+    if (vacuumAfter > 0 && result.events - vacuumedAt >= vacuumAfter) {
+      await vacuum(pool, ['tollgate.events', 'tollgate.steps', 'tollgate.runs']);
+      vacuumedAt = result.events;
+    }
     if (n < batchRuns) break;
   }
 
@@ -156,7 +157,9 @@ export async function purgeBefore(pool: pg.Pool, cutoff: Date, opts: PurgeOption
   const t = await pool.query(PURGE_SQL.teamsNames, [cutoff]);
   result.teamsUsers = t.rowCount ?? 0;
 
-  if (vacuumEvery > 0 && batches > 0) await vacuum(pool, ['tollgate.events', 'tollgate.steps', 'tollgate.runs', 'tollgate.approvals']);
+  if (vacuumAfter > 0 && result.runs + result.events > 0) {
+    await vacuum(pool, ['tollgate.events', 'tollgate.steps', 'tollgate.runs', 'tollgate.approvals']);
+  }
   await appendEvent(pool, { runId: null, type: 'retention.completed', payload: { ...result } });
   return result;
 }
@@ -178,6 +181,15 @@ async function purgeRunBatch(q: pg.PoolClient, cutoff: Date, limit: number, resu
   result.chatMessages += (await q.query(PURGE_SQL.runMessages, [ids])).rowCount ?? 0;
   result.events += (await q.query(PURGE_SQL.runEvents, [ids, cutoff])).rowCount ?? 0;
   return ids.length;
+}
+
+/**
+ * Often enough that the row versions of one stretch of purging are reclaimed before the next
+ * stretch writes its own (a VACUUM also reads every index of the table, so not after every batch).
+ */
+async function defaultVacuumAfter(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(`SELECT greatest(reltuples, 0)::float8 AS n FROM pg_class WHERE oid = 'tollgate.events'::regclass`);
+  return Math.max(100_000, Math.round(0.05 * (rows[0]?.n ?? 0)));
 }
 
 /**
