@@ -12,8 +12,8 @@ import * as chatDedupePrune from './chat-dedupe-prune.ts';
 import * as chatApprovalRemind from './chat-approval-remind.ts';
 import type { ChatDeliverer } from '../src/chat/deliver.ts';
 
-/** The worker's scheduled tasks: the stuck-run sweep and chat key pruning always, retention when configured. */
-export function crontab(opts: { retentionDays: number | undefined }): string {
+/** The worker's scheduled tasks: the stuck-run sweep and chat key pruning always, retention unless turned off. */
+export function crontab(opts: { retentionDays: number | 'off' }): string {
   return [runSweep.crontabLine, retentionPurge.crontabLine(opts.retentionDays), chatDedupePrune.crontabLine]
     .filter(Boolean)
     .join('\n');

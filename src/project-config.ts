@@ -17,6 +17,10 @@ const principalString = z.string().superRefine((s, ctx) => {
   }
 });
 
+/** How long the personal data of a finished run is kept when `retention.days` is not configured. */
+export const DEFAULT_RETENTION_DAYS = 90;
+const RETENTION_DAYS = 'must be a whole number of days (1 or more), or "off" to keep run data forever';
+
 /**
  * An object whose keys are all ours: a key nobody reads is refused, naming it and the known ones
  * (zod's plain `z.object` would drop `"groupz"` without a word, leaving the groups unset).
@@ -40,13 +44,22 @@ export const projectConfigSchema = strictObject({
   workflows: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
   /** Per-tool configuration, by tool name: allowlists, credentials. Never shown to a workflow or model. */
   tools: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
-  /** Retention: step inputs/outputs and event payloads older than `days` are purged daily. */
-  retention: strictObject({ days: z.number().int().min(1).optional() }).default({}),
+  /**
+   * Retention (on by default): the personal data of runs finished more than `days` days ago is
+   * purged daily (src/audit/retention.ts). `"off"` keeps everything forever.
+   */
+  retention: strictObject({
+    days: z
+      .union([z.number({ error: RETENTION_DAYS }).int({ error: RETENTION_DAYS }).min(1, { error: RETENTION_DAYS }), z.literal('off')], {
+        error: RETENTION_DAYS,
+      })
+      .default(DEFAULT_RETENTION_DAYS),
+  }).default({ days: DEFAULT_RETENTION_DAYS }),
 });
 
 export type ProjectConfig = z.infer<typeof projectConfigSchema>;
 
-export const EMPTY_PROJECT_CONFIG: ProjectConfig = Object.freeze({ groups: {}, operators: [], cliDelegates: {}, workflows: {}, tools: {}, retention: {} });
+export const EMPTY_PROJECT_CONFIG: ProjectConfig = Object.freeze({ groups: {}, operators: [], cliDelegates: {}, workflows: {}, tools: {}, retention: { days: DEFAULT_RETENTION_DAYS } });
 
 /** A workflow's or tool's own section, checked with its schema; errors name the file's path to it. */
 export function projectSection<S extends z.ZodType>(

@@ -187,7 +187,7 @@ describe('retention', () => {
       const after = await verifyAuditChain(fresh.pool);
       expect(after).toMatchObject({ ok: true, purgedPayloads: before.events });
       // The purge itself is on the record (global chain).
-      const purged = await fresh.pool.query(`SELECT payload FROM tollgate.events WHERE run_id IS NULL AND type = 'retention.purged'`);
+      const purged = await fresh.pool.query(`SELECT payload FROM tollgate.events WHERE run_id IS NULL AND type = 'retention.completed'`);
       expect(purged.rows[0]?.payload).toMatchObject({ events: before.events, runs: 1 });
       // Retention's exception is only "payload to NULL": anything else is still refused.
       await expect(fresh.pool.query(`UPDATE tollgate.events SET payload = NULL, type = 'x' WHERE run_id = $1`, [run.id])).rejects.toThrow(/append-only/);

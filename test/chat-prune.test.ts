@@ -23,8 +23,8 @@ describe('chat delivery keys', () => {
     expect(rows.map((r) => r.key)).toEqual(['event:NEW']);
   });
 
-  it('are pruned hourly; the stuck-run sweep runs every minute, retention daily when configured', () => {
-    expect(crontab({ retentionDays: undefined })).toBe('* * * * * run-sweep\n7 * * * * chat-dedupe-prune');
+  it('are pruned hourly; the stuck-run sweep runs every minute, retention daily unless turned off', () => {
+    expect(crontab({ retentionDays: 'off' })).toBe('* * * * * run-sweep\n7 * * * * chat-dedupe-prune');
     const all = crontab({ retentionDays: 30 });
     expect(all.split('\n')).toEqual(['* * * * * run-sweep', '17 3 * * * retention-purge', '7 * * * * chat-dedupe-prune']);
     expect(parseCrontab(all).map((item) => item.task)).toEqual(['run-sweep', 'retention-purge', 'chat-dedupe-prune']); // Graphile accepts it

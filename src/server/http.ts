@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
 import type { Logger } from '../log.ts';
+import { metricsHandler } from './metrics.ts';
 
 export type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void;
 
@@ -41,21 +42,7 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks })
     if (problems.length) sendJson(res, 503, { ok: false, reasons: problems });
     else sendJson(res, 200, { ok: true });
   });
-  routes.set('GET /metrics', async (_req, res) => {
-    const lines = ['# HELP tollgate_runs Runs by workflow and status.', '# TYPE tollgate_runs gauge'];
-    try {
-      const { rows } = await checks.pool.query<{ workflow: string; status: string; n: string }>(
-        'SELECT workflow, status, count(*) AS n FROM tollgate.runs GROUP BY 1, 2 ORDER BY 1, 2',
-      );
-      for (const r of rows) lines.push(`tollgate_runs{workflow="${r.workflow}",status="${r.status}"} ${r.n}`);
-      lines.push('# HELP tollgate_up Whether the database answered.', '# TYPE tollgate_up gauge', 'tollgate_up 1');
-    } catch {
-      lines.push('# HELP tollgate_up Whether the database answered.', '# TYPE tollgate_up gauge', 'tollgate_up 0');
-    }
-    lines.push('# TYPE process_uptime_seconds gauge', `process_uptime_seconds ${process.uptime().toFixed(1)}`);
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-    res.end(`${lines.join('\n')}\n`);
-  });
+  routes.set('GET /metrics', metricsHandler(checks.pool));
 
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
