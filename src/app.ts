@@ -6,7 +6,7 @@
  */
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/connect.ts';
-import { migrate } from './db/migrate.ts';
+import { prepareDatabase } from './db/app-role.ts';
 import type { Logger } from './log.ts';
 import type { ProjectConfig } from './project-config.ts';
 import { loadProject, type Project } from './project.ts';
@@ -53,7 +53,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
   const registry = buildRegistry(loaded);
   const db = opts.db ?? (await openDatabase(config, log));
   try {
-    await migrate(db.pool, log);
+    await prepareDatabase(db, log);
   } catch (e) {
     await db.close();
     throw e;
