@@ -20,6 +20,9 @@ export interface PurgeResult {
 const BATCH = 5000;
 
 export async function purgeBefore(pool: pg.Pool, cutoff: Date): Promise<PurgeResult> {
+  // Recorded first: `audit verify` accepts a NULL payload only on an event older than a cutoff
+  // on record, and a verify running while this purge is half done must not take it for tampering.
+  await appendEvent(pool, { runId: null, type: 'retention.started', payload: { cutoff: cutoff.toISOString() } });
   let events = 0;
   // Keyset batches (id > the last one purged): each batch starts where the previous ended instead
   // of walking again over the rows already purged.
@@ -27,7 +30,9 @@ export async function purgeBefore(pool: pg.Pool, cutoff: Date): Promise<PurgeRes
   for (;;) {
     const r = await pool.query<{ id: string }>(
       `UPDATE tollgate.events SET payload = NULL
-       WHERE id IN (SELECT id FROM tollgate.events WHERE id > $2 AND created_at < $1 AND payload IS NOT NULL ORDER BY id LIMIT ${BATCH})
+       WHERE id IN (SELECT id FROM tollgate.events WHERE id > $2 AND created_at < $1 AND payload IS NOT NULL
+                      -- no personal data in these, and audit verify needs what they say
+                      AND type NOT IN ('audit.checkpoint', 'retention.started', 'retention.purged') ORDER BY id LIMIT ${BATCH})
        RETURNING id::text`,
       [cutoff, last],
     );

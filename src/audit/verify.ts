@@ -11,7 +11,8 @@
  *   the checkpoint recorded, with that hash: a run deleted whole (events, chain row, run row) is
  *   caught once a checkpoint named it;
  * - a payload is NULL only on an event older than the latest cutoff retention recorded
- *   (`retention.purged`); a fresh payload set to NULL is reported, not taken for retention;
+ *   (`retention.started`, written before it purges, and `retention.purged`); a fresh payload set
+ *   to NULL is reported, not taken for retention;
  * - every approval_decisions row matches the chained `approval.decided` event it is linked to
  *   (principal, decision, comment, via, time), and every such event still has its row.
  *
@@ -200,7 +201,7 @@ async function verifyIn(q: Queryable, key: AuditKey): Promise<VerifyReport> {
         continue;
       }
       if (r.hash === null || !key.hmac(linkMessage(r)).equals(r.hash)) {
-        fail('it was edited, or written without the audit key: its hash (an HMAC under the audit key) no longer matches its type, actor, time, place or payload digest');
+        fail('it was edited, or written without the audit key: its hash no longer matches its type, actor, time, place and payload digest under the audit key (HMAC-SHA256)');
         continue;
       }
       if (r.payload === null && r.type === 'audit.checkpoint') {
@@ -211,7 +212,7 @@ async function verifyIn(q: Queryable, key: AuditKey): Promise<VerifyReport> {
         fail(
           `its payload was removed, but it is newer than any retention purge on record (` +
             (cutoff ? `the latest purged only what was older than ${cutoff.toISOString()}` : 'retention has never purged') +
-            `): not retention's doing. (A purge that was interrupted before recording itself is completed by running it again.)`,
+            `): not retention's doing`,
         );
         continue;
       }
@@ -277,7 +278,7 @@ async function verifyIn(q: Queryable, key: AuditKey): Promise<VerifyReport> {
 async function latestRetentionCutoff(q: Queryable): Promise<Date | undefined> {
   const { rows } = await q.query<{ cutoff: Date | null }>(
     `SELECT max((payload->>'cutoff')::timestamptz) AS cutoff FROM tollgate.events
-      WHERE run_id IS NULL AND type = 'retention.purged' AND payload ? 'cutoff'`,
+      WHERE run_id IS NULL AND type IN ('retention.started', 'retention.purged') AND payload ? 'cutoff'`,
   );
   return rows[0]?.cutoff ?? undefined;
 }

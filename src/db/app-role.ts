@@ -31,6 +31,10 @@ function ident(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
+function literal(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
 /** The statements that give `role` what the application needs, and nothing more (README shows them). */
 export function appGrantStatements(role: string): string[] {
   const r = ident(role);
@@ -47,19 +51,54 @@ export function appGrantStatements(role: string): string[] {
     `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA graphile_worker TO ${r}`,
     `GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA graphile_worker TO ${r}`,
     `GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA graphile_worker TO ${r}`,
+    // Graphile Worker enables row-level security on its tables (no policy: only their owner gets
+    // through); the app's role gets a policy letting it use every row, on each such table.
+    `DO $$
+     DECLARE t record;
+     BEGIN
+       FOR t IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = 'graphile_worker' AND c.relkind = 'r' AND c.relrowsecurity
+                   AND NOT EXISTS (SELECT 1 FROM pg_policies p WHERE p.schemaname = 'graphile_worker' AND p.tablename = c.relname
+                                   AND p.policyname = ${literal(`app ${role}`)}) LOOP
+         EXECUTE format('CREATE POLICY %I ON graphile_worker.%I TO %I USING (true) WITH CHECK (true)', ${literal(`app ${role}`)}, t.relname, ${literal(role)});
+       END LOOP;
+     END $$`,
   ];
 }
 
 /**
  * Applies the grants to `role` through the owner's pool, in one transaction under a lock:
- * concurrent GRANTs on the same object fail with "tuple concurrently updated".
+ * concurrent GRANTs on the same object fail with "tuple concurrently updated". Skipped when the
+ * role can already read every table and has its policies (nothing was added since): CREATE
+ * POLICY locks the queue's tables, which a running worker is using.
  */
 export async function grantAppRole(owner: pg.Pool, role: string): Promise<void> {
-  await withTransaction(owner, async (q) => {
-    await q.query("SELECT pg_advisory_xact_lock(x'74676772'::int)"); // 'tggr'
-    const db = (await q.query<{ d: string }>('SELECT current_database() AS d')).rows[0]?.d as string;
-    for (const sql of appGrantStatements(role)) await q.query(sql.replace(ident('__DATABASE__'), ident(db)));
-  });
+  if (await grantsCurrent(owner, role)) return;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await withTransaction(owner, async (q) => {
+        await q.query("SELECT pg_advisory_xact_lock(x'74676772'::int)"); // 'tggr'
+        const db = (await q.query<{ d: string }>('SELECT current_database() AS d')).rows[0]?.d as string;
+        for (const sql of appGrantStatements(role)) await q.query(sql.replace(ident('__DATABASE__'), ident(db)));
+      });
+      return;
+    } catch (e) {
+      // A worker's queue queries and CREATE POLICY's table lock can deadlock; PostgreSQL picks
+      // one to fail, and the grants are idempotent.
+      if ((e as { code?: string }).code !== '40P01' || attempt >= 5) throw e;
+    }
+  }
+}
+
+async function grantsCurrent(owner: pg.Pool, role: string): Promise<boolean> {
+  const { rows } = await owner.query<{ missing: string }>(
+    `SELECT count(*)::text AS missing FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname IN ('tollgate', 'graphile_worker') AND c.relkind IN ('r', 'p')
+        AND (NOT has_table_privilege($1, c.oid, 'SELECT')
+             OR (c.relrowsecurity AND NOT EXISTS (SELECT 1 FROM pg_policies p WHERE p.schemaname = n.nspname AND p.tablename = c.relname AND p.policyname = $2)))`,
+    [role, `app ${role}`],
+  );
+  return rows[0]?.missing === '0';
 }
 
 interface Credentials {
