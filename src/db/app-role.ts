@@ -171,7 +171,11 @@ export async function prepareDatabase(
   const owner = separateOwner
     ? new pg.Pool({ connectionString: db.ownerUrl, max: 2, ...(db.auditKey ? { options: db.auditKey.pgOptions } : {}) })
     : db.pool;
-  if (separateOwner) owner.on('error', (err) => log.warn({ err: err.message }, 'idle PostgreSQL connection lost (migrations)'));
+  if (separateOwner) {
+    // As createPool does (Graphile Worker, migrating through this pool, checks for both).
+    owner.on('error', (err) => log.warn({ err: err.message }, 'idle PostgreSQL connection lost (migrations)'));
+    owner.on('connect', (client) => client.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost (migrations)')));
+  }
   try {
     await migrate(owner, log);
     if (separateOwner) {
