@@ -10,11 +10,12 @@ import * as retentionPurge from './retention-purge.ts';
 import * as chatDeliver from './chat-deliver.ts';
 import * as chatDedupePrune from './chat-dedupe-prune.ts';
 import * as chatApprovalRemind from './chat-approval-remind.ts';
+import * as auditCheckpoint from './audit-checkpoint.ts';
 import type { ChatDeliverer } from '../src/chat/deliver.ts';
 
-/** The worker's scheduled tasks: the stuck-run sweep and chat key pruning always, retention unless turned off. */
+/** The worker's scheduled tasks: the stuck-run sweep, chat key pruning and audit checkpoints always, retention unless turned off. */
 export function crontab(opts: { retentionDays: number | 'off' }): string {
-  return [runSweep.crontabLine, retentionPurge.crontabLine(opts.retentionDays), chatDedupePrune.crontabLine]
+  return [runSweep.crontabLine, retentionPurge.crontabLine(opts.retentionDays), chatDedupePrune.crontabLine, auditCheckpoint.crontabLine]
     .filter(Boolean)
     .join('\n');
 }
@@ -34,5 +35,6 @@ export function taskList(deps: TaskDeps): TaskList {
     [chatDeliver.identifier]: chatDeliver.makeChatDeliver(deps.chat),
     [chatDedupePrune.identifier]: chatDedupePrune.makeChatDedupePrune(deps.runtime.pool),
     [chatApprovalRemind.identifier]: chatApprovalRemind.makeChatApprovalRemind(deps.chat),
+    [auditCheckpoint.identifier]: auditCheckpoint.makeAuditCheckpoint(deps.runtime.pool, deps.runtime.log),
   };
 }

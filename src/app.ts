@@ -6,7 +6,7 @@
  */
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/connect.ts';
-import { migrate } from './db/migrate.ts';
+import { prepareDatabase } from './db/app-role.ts';
 import { holdDeploymentConfig, type ConfigHold } from './config-digest.ts';
 import type { Logger } from './log.ts';
 import type { ProjectConfig } from './project-config.ts';
@@ -58,7 +58,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
   const db = opts.db ?? (await openDatabase(config, log));
   let configHold: ConfigHold;
   try {
-    await migrate(db.pool, log);
+    await prepareDatabase(db, log);
     // One policy configuration per deployment: refuse to run beside live processes with another.
     configHold = await holdDeploymentConfig({ pool: db.pool, project, log, mode, liveForMs: config.worker.deadAfterMs });
   } catch (e) {

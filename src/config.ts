@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { TollgateError } from './errors.ts';
+import { decodeAuditKey } from './audit/key.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -18,6 +19,13 @@ const port = z.coerce.number().int().min(0).max(65535);
 
 const envSchema = z.object({
   DATABASE_URL: z.string().url().optional(),
+  /** The schema owner's login, used for migrations only (DATABASE_URL is then the app's least-privilege role). */
+  DATABASE_MIGRATION_URL: z.string().url().optional(),
+  /** The audit chain's HMAC key (>= 32 bytes, hex or base64); unset: <TOLLGATE_DATA_DIR>/audit.key. */
+  TOLLGATE_AUDIT_KEY: z
+    .string()
+    .refine((v) => decodeAuditKey(v) !== undefined)
+    .optional(),
   TOLLGATE_DATA_DIR: z.string().min(1).default('./.tollgate'),
   /** Port of the embedded PostgreSQL; 0 picks a free one (found again by CLI commands through the data dir). */
   TOLLGATE_PG_PORT: port.default(0),
@@ -66,6 +74,12 @@ export type EnvConfig = z.infer<typeof envSchema>;
 
 export interface Config {
   readonly databaseUrl: string | undefined;
+  /** DATABASE_MIGRATION_URL: the owner's login for migrations; unset, DATABASE_URL migrates too. */
+  readonly databaseMigrationUrl: string | undefined;
+  readonly audit: {
+    /** TOLLGATE_AUDIT_KEY decoded, as hex; undefined: the data dir's audit.key file. */
+    readonly keyHex: string | undefined;
+  };
   readonly dataDir: string;
   readonly embeddedPgPort: number;
   readonly host: string;
@@ -128,13 +142,13 @@ const BOT_FRAMEWORK_KEYS = [
   'CallerId',
 ] as const;
 
-const SECRET_NAMES = /SECRET|TOKEN|PASSWORD|KEY|DATABASE_URL/i;
+const SECRET_NAMES = /SECRET|TOKEN|PASSWORD|KEY|DATABASE_URL|DATABASE_MIGRATION_URL/i;
 
 /** Shows a value in an error message without leaking a secret or a connection string's password. */
 export function maskValue(name: string, value: unknown): string {
   if (value === undefined) return '(unset)';
   const s = String(value);
-  if (name === 'DATABASE_URL') {
+  if (name === 'DATABASE_URL' || name === 'DATABASE_MIGRATION_URL') {
     // Only a well-formed URL's password can be cut out; anything else is hidden whole.
     return /^postgres(ql)?:\/\/[^\s]*$/.test(s) ? JSON.stringify(s.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@')) : `(hidden, ${s.length} chars)`;
   }
@@ -185,6 +199,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return deepFreeze<Config>({
     databaseUrl: e.DATABASE_URL,
+    databaseMigrationUrl: e.DATABASE_MIGRATION_URL,
+    audit: { keyHex: e.TOLLGATE_AUDIT_KEY ? decodeAuditKey(e.TOLLGATE_AUDIT_KEY)?.toString('hex') : undefined },
     dataDir: path.resolve(e.TOLLGATE_DATA_DIR),
     embeddedPgPort: e.TOLLGATE_PG_PORT,
     host: e.HOST,
@@ -225,11 +241,15 @@ function describeExpectation(issue: z.core.$ZodIssue, name: string): string {
       return `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'invalid_format':
       if (issue.format !== 'url') return `a ${issue.format}`;
-      return name === 'DATABASE_URL' ? 'a URL such as postgres://user:pass@host:5432/db' : 'a URL such as https://example.com/api/';
+      return name.startsWith('DATABASE_') ? 'a URL such as postgres://user:pass@host:5432/db' : 'a URL such as https://example.com/api/';
     case 'too_small':
       return `a value >= ${String(issue.minimum)}`;
     case 'too_big':
       return `a value <= ${String(issue.maximum)}`;
+    case 'custom':
+      return name === 'TOLLGATE_AUDIT_KEY'
+        ? 'at least 32 random bytes written in hex or base64 (e.g. the output of `openssl rand -hex 32`), the same on every process'
+        : issue.message;
     case 'invalid_type':
       return issue.expected === 'number' ? 'a number' : `a ${issue.expected}`;
     default:

@@ -45,6 +45,8 @@ export const ERROR_CODES = {
   TG_TOOL_RESPONSE_TOO_LARGE: 'An HTTP response was larger than the configured cap.',
   TG_TOOL_HTTP_STATUS: 'An HTTP request answered with an error status.',
   TG_AUDIT_BROKEN: 'The audit chain does not verify: an event was edited, removed or reordered.',
+  TG_AUDIT_KEY_INVALID: 'The audit key (TOLLGATE_AUDIT_KEY or the audit.key file) is not a key of at least 32 bytes.',
+  TG_AUDIT_KEY_MISMATCH: "This process's audit key is not the one the database's events are chained with.",
   TG_INTERNAL: 'An unexpected error.',
 } as const;
 

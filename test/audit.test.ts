@@ -8,7 +8,7 @@ import { verifyAuditChain } from '../src/audit/verify.ts';
 import { purgeBefore } from '../src/audit/retention.ts';
 import { main } from '../src/cli/main.ts';
 import { NonRetriableError } from '../src/errors.ts';
-import { createTestDb } from './helpers/db.ts';
+import { createTestDb, TEST_AUDIT_ENV } from './helpers/db.ts';
 import { createTestRuntime, useTestRuntimes, waitForRun } from './helpers/runtime.ts';
 
 const files = useTestRuntimes();
@@ -46,6 +46,7 @@ async function cli(args: string[]) {
   writeFileSync(cfg, JSON.stringify({ groups: {} }));
   const code = await main(['node', 'tollgate', ...args], { out: (s) => out.push(s), err: (s) => err.push(s) }, {
     DATABASE_URL: files.db.url,
+    ...TEST_AUDIT_ENV,
     TOLLGATE_CONFIG: cfg,
     LOG_LEVEL: 'silent',
   });

@@ -3,7 +3,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.ts';
-import { createTestDb, type TestDb } from './helpers/db.ts';
+import { createTestDb, type TestDb, TEST_AUDIT_ENV } from './helpers/db.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 import { builtinWorkflows } from '../src/workflows/index.ts';
 import os from 'node:os';
@@ -28,6 +28,7 @@ async function cli(...args: string[]): Promise<{ code: number; out: string; err:
   let err = '';
   const code = await main(['node', 'tollgate', ...args], { out: (s) => (out += `${s}\n`), err: (s) => (err += s) }, {
     DATABASE_URL: db.url,
+    ...TEST_AUDIT_ENV,
     LOG_LEVEL: 'silent',
     TOLLGATE_DATA_DIR: '/nonexistent-tollgate-cli-test',
   });

@@ -20,6 +20,7 @@ import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow
 import { buildRunView, ACTION_IDS } from '../src/views/run-view.ts';
 import { testLogger } from './helpers/log.ts';
 import { useTestRuntimes } from './helpers/runtime.ts';
+import { TEST_AUDIT_ENV } from './helpers/db.ts';
 
 const MAX_RECOVERIES = 2;
 
@@ -71,6 +72,7 @@ async function cli(...args: string[]): Promise<{ code: number; out: string; err:
   let err = '';
   const code = await main(['node', 'tollgate', ...args], { out: (s) => (out += `${s}\n`), err: (s) => (err += s) }, {
     DATABASE_URL: env.db.url,
+    ...TEST_AUDIT_ENV,
     LOG_LEVEL: 'silent',
     TOLLGATE_DATA_DIR: '/nonexistent-tollgate-cli-test',
   });

@@ -6,7 +6,7 @@ import { startApp, type App } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { main } from '../src/cli/main.ts';
 import { loadProject } from '../src/project.ts';
-import { createTestDb, type TestDb } from './helpers/db.ts';
+import { createTestDb, type TestDb, TEST_AUDIT_ENV } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 
 const FIXTURE = path.resolve(import.meta.dirname, 'fixtures/project.ts');
@@ -16,7 +16,7 @@ let env: NodeJS.ProcessEnv;
 
 beforeAll(async () => {
   db = await createTestDb();
-  env = { DATABASE_URL: db.url, TOLLGATE_CONFIG: FIXTURE, LOG_LEVEL: 'silent', WORKER_POLL_INTERVAL_MS: '100' };
+  env = { DATABASE_URL: db.url, ...TEST_AUDIT_ENV, TOLLGATE_CONFIG: FIXTURE, LOG_LEVEL: 'silent', WORKER_POLL_INTERVAL_MS: '100' };
   worker = await startApp({ config: loadConfig(env), log: testLogger(), mode: 'worker' });
 });
 afterAll(async () => {

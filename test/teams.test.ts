@@ -14,7 +14,7 @@ import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow
 import { executeActions, reasonInputId, type AdaptiveCard } from '../bots/teams/cards.ts';
 import { newConversation, type TeamsConversation, type TeamsUser } from './fakes/teams/index.ts';
 import { parse, size } from './helpers/adaptive-cards.ts';
-import { createTestDb, type TestDb } from './helpers/db.ts';
+import { createTestDb, type TestDb, TEST_AUDIT_ENV } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { waitForRun } from './helpers/runtime.ts';
 import { eventually, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
@@ -362,7 +362,7 @@ describe('authentication', () => {
   }
 
   it('with Teams unconfigured, /api/messages answers 401 saying what to set', async () => {
-    const app = await startApp({ config: loadConfig({ DATABASE_URL: db.url, PORT: '0', LOG_LEVEL: 'silent' }), log: testLogger(), mode: 'server' });
+    const app = await startApp({ config: loadConfig({ DATABASE_URL: db.url, ...TEST_AUDIT_ENV, PORT: '0', LOG_LEVEL: 'silent' }), log: testLogger(), mode: 'server' });
     try {
       const res = await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"message"}' });
       expect(res.status).toBe(401);
@@ -373,7 +373,7 @@ describe('authentication', () => {
   });
 
   it('with TEAMS_ALLOW_UNAUTHENTICATED=true and no app id (the Emulator), a message without a token is taken', async () => {
-    const env = { DATABASE_URL: db.url, PORT: '0', LOG_LEVEL: 'silent', TEAMS_ALLOW_UNAUTHENTICATED: 'true' };
+    const env = { DATABASE_URL: db.url, ...TEST_AUDIT_ENV, PORT: '0', LOG_LEVEL: 'silent', TEAMS_ALLOW_UNAUTHENTICATED: 'true' };
     const app = await startApp({ config: loadConfig(env), log: testLogger(), mode: 'server' });
     try {
       const conv = { id: 'a:emulator-chat', conversationType: 'personal' as const };

@@ -12,7 +12,7 @@ import { loadConfig } from '../src/config.ts';
 import { main } from '../src/cli/main.ts';
 import type { ApprovalRecord } from '../src/approvals/types.ts';
 import { paramsHash } from '../src/approvals/index.ts';
-import { createTestDb, type TestDb } from './helpers/db.ts';
+import { createTestDb, type TestDb, TEST_AUDIT_ENV } from './helpers/db.ts';
 import { waitForRun } from './helpers/runtime.ts';
 import { testLogger } from './helpers/log.ts';
 import { startHttpTarget, type HttpTarget } from './helpers/http-target.ts';
@@ -60,7 +60,7 @@ beforeAll(async () => {
       tools: { 'http.request': { allowedHosts: [versions.allowEntry, webhook.allowEntry] } },
     }),
   );
-  env = { DATABASE_URL: db.url, TOLLGATE_CONFIG: configFile, LOG_LEVEL: 'silent', WORKER_POLL_INTERVAL_MS: '100', WORKER_CONCURRENCY: '4' };
+  env = { DATABASE_URL: db.url, ...TEST_AUDIT_ENV, TOLLGATE_CONFIG: configFile, LOG_LEVEL: 'silent', WORKER_POLL_INTERVAL_MS: '100', WORKER_CONCURRENCY: '4' };
   app = await startApp({ config: loadConfig(env), log: testLogger(), mode: 'worker' });
 });
 afterAll(async () => {

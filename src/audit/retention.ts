@@ -30,7 +30,7 @@ export const PURGED_COLUMNS = {
   approvals: ['summary', 'params', 'rationale', 'tool_input', 'requester.name'],
   approval_decisions: ['comment'],
   chat_messages: ['body (run and approval copies)', 'reply rows (deleted)'],
-  events: ['payload (except the purge records retention.purged and retention.completed)'],
+  events: ['payload (except the purge records retention.purged and retention.completed, and audit.checkpoint, which hold no personal data and which audit verify needs)'],
   teams_users: ['name (users not seen since the cutoff)'],
 } as const;
 
@@ -99,7 +99,7 @@ export const PURGE_SQL = {
   /** Events of the global chain (no run), by age, through events_global_unpurged_idx. */
   globalEvents: `UPDATE tollgate.events SET payload = NULL
      WHERE id IN (SELECT id FROM tollgate.events
-                  WHERE run_id IS NULL AND payload IS NOT NULL AND type NOT IN ('retention.purged', 'retention.completed') AND created_at < $1
+                  WHERE run_id IS NULL AND payload IS NOT NULL AND type NOT IN ('retention.purged', 'retention.completed', 'audit.checkpoint') AND created_at < $1
                   ORDER BY created_at LIMIT $2)`,
   /** Fixed replies (help, status, lists of runs) belong to no run and are deleted by age. */
   replies: `DELETE FROM tollgate.chat_messages

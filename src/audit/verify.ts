@@ -1,15 +1,28 @@
 /**
- * `tollgate audit verify`: walks every hash chain of the event log (one per run, one global for
- * events without a run) and names the first broken link. An event is intact when its payload
- * still has the digest it was chained with (unless retention dropped the payload), its hash
- * still matches its contents and the previous event's hash, and its chain has no gaps; the
- * chain's head must point at its last event, so removing the newest events is caught too.
+ * `tollgate audit verify`: proves the event log and the approval decisions were not changed
+ * without the audit key. It walks every hash chain (one per run, one global), and checks:
  *
- * The hash is recomputed by the same SQL function the insert trigger uses
- * (`tollgate.event_link_hash`), so both sides agree byte for byte. This module only reads.
+ * - each event's payload still has the digest it was chained with, and its link is the HMAC,
+ *   under the audit key, of the previous link, its header and that digest. The HMAC is computed
+ *   HERE, in Node, from the raw columns: nothing in the tollgate schema (functions, triggers) is
+ *   trusted, since whoever owns the schema could replace them;
+ * - chains have no gaps and end where their head row says;
+ * - every chain named by a keyed checkpoint (`audit.checkpoint`, global chain) still has the event
+ *   the checkpoint recorded, with that hash: a run deleted whole (events, chain row, run row) is
+ *   caught once a checkpoint named it;
+ * - a payload is NULL only on an event older than the latest cutoff retention recorded
+ *   (`retention.started`, written before it purges, and `retention.purged`); a fresh payload set
+ *   to NULL is reported, not taken for retention;
+ * - every approval_decisions row matches the chained `approval.decided` event it is linked to
+ *   (principal, decision, comment, via, time), and every such event still has its row.
+ *
+ * This module only reads, in one REPEATABLE READ snapshot.
  */
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import { TollgateError } from '../errors.ts';
 import type { Queryable } from '../runtime/journal.ts';
+import { auditKeyOf, type AuditKey } from './key.ts';
 
 export interface BrokenLink {
   eventId: string | null;
@@ -23,7 +36,16 @@ export interface VerifyReport {
   chains: number;
   events: number;
   purgedPayloads: number;
+  decisions: number;
+  checkpoints: number;
+  /** The first problem found (the one the CLI names first). */
   broken?: BrokenLink;
+  /** Every problem found (at most one per chain, at most MAX_PROBLEMS). */
+  problems: BrokenLink[];
+  /** The newest checkpoint: write its hash down elsewhere to anchor the log outside the database. */
+  newestCheckpoint?: { eventId: string; seq: number; at: string; hash: string };
+  /** What the report cannot vouch for (not failures). */
+  notes: string[];
 }
 
 interface Row {
@@ -31,14 +53,36 @@ interface Row {
   run_id: string | null;
   chain: string;
   seq: string | null;
+  type: string;
+  step_idx: number | null;
+  actor: string | null;
+  at_us: string;
+  created_at: Date;
   prev_hash: Buffer | null;
   hash: Buffer | null;
-  purged: boolean;
-  digest_ok: boolean;
-  link_ok: boolean;
+  payload_digest: Buffer | null;
+  payload: string | null;
+}
+
+interface Claim {
+  seq: number;
+  hash: string;
+  checkpointId: string;
+}
+
+interface DecidedEvent {
+  runId: string | null;
+  stepIdx: number | null;
+  principal: string | null;
+  atUs: string;
+  payload: Record<string, unknown> | null;
+  taken: boolean;
 }
 
 const BATCH = 5000;
+const MAX_PROBLEMS = 50;
+/** A run older than this that no checkpoint names is worth a note (the task runs every minute). */
+const UNANCHORED_AFTER_MS = 10 * 60_000;
 
 function same(a: Buffer | null, b: Buffer | null): boolean {
   if (a === null || b === null) return a === b;
@@ -46,16 +90,43 @@ function same(a: Buffer | null, b: Buffer | null): boolean {
 }
 
 /**
- * Verifies every chain. Given a pool, it reads one snapshot (a REPEATABLE READ, READ ONLY
- * transaction): on a live system runs keep appending events, and reading the log and the chain
- * heads at different moments would report a sound chain as broken.
+ * The bytes a link covers, as `tollgate.event_link_message` builds them: previous hash, the
+ * header `jsonb_build_array(id, run_id, seq, type, step_idx, actor, epoch µs)::text`, payload
+ * digest. jsonb writes arrays as `[a, b]` and escapes strings as JSON.stringify does.
  */
-export async function verifyAuditChain(db: pg.Pool | Queryable): Promise<VerifyReport> {
-  if (!('connect' in db) || typeof db.connect !== 'function' || 'release' in db) return verifyIn(db);
+function linkMessage(r: Row): Buffer {
+  const header = `[${r.id}, ${r.run_id === null ? 'null' : JSON.stringify(r.run_id)}, ${r.seq}, ${JSON.stringify(r.type)}, ${r.step_idx ?? 'null'}, ${r.actor ?? 'null'}, ${r.at_us}]`;
+  return Buffer.concat([r.prev_hash ?? Buffer.alloc(0), Buffer.from(header, 'utf8'), r.payload_digest ?? Buffer.alloc(0)]);
+}
+
+function principalOf(actor: string | null): string | null {
+  if (!actor) return null;
+  try {
+    const a = JSON.parse(actor) as { platform?: unknown; tenant?: unknown; user?: unknown };
+    return `${String(a.platform)}:${String(a.tenant)}:${String(a.user)}`;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Verifies every chain and decision. Given a pool, it reads one snapshot (a REPEATABLE READ, READ
+ * ONLY transaction): on a live system runs keep appending events, and reading the log and the
+ * chain heads at different moments would report a sound chain as broken. The key defaults to the
+ * one the pool was created with (src/db/connect.ts createPool).
+ */
+export async function verifyAuditChain(db: pg.Pool | Queryable, key: AuditKey | undefined = auditKeyOf(db)): Promise<VerifyReport> {
+  if (!key) {
+    throw new TollgateError(
+      'TG_AUDIT_KEY_INVALID',
+      'audit verify needs the audit key the chain is keyed with: set TOLLGATE_AUDIT_KEY (or run it where the data dir holds audit.key).',
+    );
+  }
+  if (!('connect' in db) || typeof db.connect !== 'function' || 'release' in db) return verifyIn(db, key);
   const client = await (db as pg.Pool).connect();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const report = await verifyIn(client);
+    const report = await verifyIn(client, key);
     await client.query('COMMIT');
     return report;
   } catch (e) {
@@ -66,26 +137,32 @@ export async function verifyAuditChain(db: pg.Pool | Queryable): Promise<VerifyR
   }
 }
 
-async function verifyIn(q: Queryable): Promise<VerifyReport> {
-  let events = 0;
-  let purgedPayloads = 0;
-  let chains = 0;
+async function verifyIn(q: Queryable, key: AuditKey): Promise<VerifyReport> {
+  const report: VerifyReport = { ok: true, chains: 0, events: 0, purgedPayloads: 0, decisions: 0, checkpoints: 0, problems: [], notes: [] };
+  const problem = (p: BrokenLink) => {
+    if (report.problems.length < MAX_PROBLEMS) report.problems.push(p);
+  };
+
+  // What the global chain claims, read first. Its events are authenticated by the walk below (in
+  // the same snapshot): a forged claim or cutoff breaks its own link there.
+  const cutoff = await latestRetentionCutoff(q);
+  const claims = await checkpointClaims(q, report);
+
+  const decided = new Map<string, DecidedEvent>();
   const heads = new Map<string, { seq: number; hash: Buffer | null }>();
+  const brokenChains = new Set<string>();
+  const firstEventAt = new Map<string, Date>();
   let after: [string, number] = ['', -1];
   let current: { chain: string; seq: number; hash: Buffer | null } | undefined;
-  const fail = (r: Row, reason: string): VerifyReport => ({
-    ok: false,
-    chains,
-    events,
-    purgedPayloads,
-    broken: { eventId: r.id, runId: r.run_id, seq: r.seq === null ? null : Number(r.seq), reason },
-  });
+  const endChain = () => {
+    if (current) heads.set(current.chain, { seq: current.seq, hash: current.hash });
+  };
 
   for (;;) {
     const { rows } = await q.query<Row>(
-      `SELECT id::text, run_id, coalesce(run_id, '') AS chain, seq::text, prev_hash, hash, payload IS NULL AS purged,
-              (payload IS NULL OR tollgate.payload_digest(payload) = payload_digest) AS digest_ok,
-              coalesce(tollgate.event_link_hash(prev_hash, id, run_id, seq, type, step_idx, actor, created_at, payload_digest) = hash, false) AS link_ok
+      `SELECT id::text, run_id, coalesce(run_id, '') AS chain, seq::text, type, step_idx, actor::text AS actor,
+              ((extract(epoch FROM created_at) * 1000000)::bigint)::text AS at_us, created_at,
+              prev_hash, hash, payload_digest, payload::text AS payload
        FROM tollgate.events
        WHERE (coalesce(run_id, ''), coalesce(seq, -1)) > ($1, $2)
        ORDER BY coalesce(run_id, ''), coalesce(seq, -1)
@@ -93,62 +170,255 @@ async function verifyIn(q: Queryable): Promise<VerifyReport> {
       after,
     );
     for (const r of rows) {
-      events++;
-      if (r.purged) purgedPayloads++;
-      if (r.seq === null) return fail(r, 'the event has no place in a chain (it was inserted with the chain trigger disabled)');
-      const seq = Number(r.seq);
+      report.events++;
+      if (r.payload === null) report.purgedPayloads++;
       if (!current || current.chain !== r.chain) {
-        if (current) heads.set(current.chain, { seq: current.seq, hash: current.hash });
-        chains++;
+        endChain();
+        report.chains++;
         current = { chain: r.chain, seq: 0, hash: null };
+        firstEventAt.set(r.chain, r.created_at);
       }
+      if (brokenChains.has(r.chain)) continue; // one problem per chain: what follows a break is noise
+      const fail = (reason: string) => {
+        brokenChains.add(r.chain);
+        problem({ eventId: r.id, runId: r.run_id, seq: r.seq === null ? null : Number(r.seq), reason });
+      };
+      if (r.seq === null) {
+        fail('the event has no place in a chain (it was inserted with the chain trigger disabled)');
+        continue;
+      }
+      const seq = Number(r.seq);
       if (seq !== current.seq + 1) {
-        return fail(r, `event(s) missing before it: the chain goes from #${current.seq} to #${seq}`);
+        fail(`event(s) missing before it: the chain goes from #${current.seq} to #${seq}`);
+        continue;
       }
       if (!same(r.prev_hash, current.hash)) {
-        return fail(r, `it does not follow the previous event of its chain (#${current.seq}): an event was removed, replaced or reordered`);
+        fail(`it does not follow the previous event of its chain (#${current.seq}): an event was removed, replaced or reordered`);
+        continue;
       }
-      if (!r.digest_ok) return fail(r, "its payload was edited: the payload's digest no longer matches the chained one");
-      if (!r.link_ok) return fail(r, 'it was edited: its hash no longer matches its type, actor, time or place');
+      if (r.payload !== null && (r.payload_digest === null || !createHash('sha256').update(r.payload, 'utf8').digest().equals(r.payload_digest))) {
+        fail("its payload was edited: the payload's digest no longer matches the chained one");
+        continue;
+      }
+      if (r.hash === null || !key.hmac(linkMessage(r)).equals(r.hash)) {
+        fail('it was edited, or written without the audit key: its hash no longer matches its type, actor, time, place and payload digest under the audit key (HMAC-SHA256)');
+        continue;
+      }
+      if (r.payload === null && r.type === 'audit.checkpoint') {
+        fail("a checkpoint's payload was removed: checkpoints hold no personal data and retention keeps them");
+        continue;
+      }
+      if (r.payload === null && (cutoff === undefined || r.created_at >= cutoff)) {
+        fail(
+          `its payload was removed, but it is newer than any retention purge on record (` +
+            (cutoff ? `the latest purged only what was older than ${cutoff.toISOString()}` : 'retention has never purged') +
+            `): not retention's doing`,
+        );
+        continue;
+      }
+      const claim = claims.get(r.chain);
+      if (claim && claim.seq === seq && claim.hash !== r.hash.toString('hex')) {
+        fail(`it is not the event checkpoint event ${claim.checkpointId} recorded at this place`);
+        continue;
+      }
+      if (r.type === 'approval.decided') {
+        decided.set(r.id, {
+          runId: r.run_id,
+          stepIdx: r.step_idx,
+          principal: principalOf(r.actor),
+          atUs: r.at_us,
+          payload: r.payload === null ? null : (JSON.parse(r.payload) as Record<string, unknown>),
+          taken: false,
+        });
+      }
       current = { chain: r.chain, seq, hash: r.hash };
     }
     if (rows.length < BATCH) break;
     const last = rows[rows.length - 1] as Row;
     after = [last.chain, Number(last.seq ?? -1)];
   }
-  if (current) heads.set(current.chain, { seq: current.seq, hash: current.hash });
+  endChain();
 
-  const { rows: chainRows } = await q.query<{ chain: string; seq: string; last_hash: Buffer | null; last_event_id: string | null }>(
-    'SELECT chain, seq::text, last_hash, last_event_id::text FROM tollgate.event_chains ORDER BY chain',
-  );
-  for (const c of chainRows) {
-    const seen = heads.get(c.chain);
-    const seq = Number(c.seq);
-    if (seq === 0) continue;
-    if (!seen || seen.seq !== seq || !same(seen.hash, c.last_hash)) {
-      return {
-        ok: false,
-        chains,
-        events,
-        purgedPayloads,
-        broken: {
-          eventId: c.last_event_id,
-          runId: c.chain === '' ? null : c.chain,
-          seq,
-          reason: `the chain's newest event(s) are missing: its head is #${seq} but the log ends at #${seen?.seq ?? 0}`,
-        },
-      };
+  await checkHeads(q, heads, brokenChains, problem);
+  for (const [chain, claim] of claims) {
+    if (brokenChains.has(chain)) continue;
+    const seen = heads.get(chain);
+    if (!seen) {
+      problem({
+        eventId: null,
+        runId: chain,
+        seq: claim.seq,
+        reason: `run ${chain} was deleted: checkpoint event ${claim.checkpointId} recorded its event #${claim.seq}, and the log has no event of it left`,
+      });
+    } else if (seen.seq < claim.seq) {
+      problem({
+        eventId: null,
+        runId: chain,
+        seq: claim.seq,
+        reason: `the chain's newest event(s) were removed: checkpoint event ${claim.checkpointId} recorded event #${claim.seq}, but the log ends at #${seen.seq}`,
+      });
     }
   }
-  return { ok: true, chains, events, purgedPayloads };
+  await checkDecisions(q, decided, report, problem);
+
+  const now = Date.now();
+  const unanchored = [...firstEventAt].filter(([chain, at]) => chain !== '' && !claims.has(chain) && now - at.getTime() > UNANCHORED_AFTER_MS).length;
+  if (unanchored > 0) {
+    report.notes.push(
+      `${unanchored} run${unanchored === 1 ? ' is' : 's are'} older than ${UNANCHORED_AFTER_MS / 60_000} minutes but in no checkpoint yet, so deleting ${unanchored === 1 ? 'it' : 'them'} whole would go unnoticed: ` +
+        'is a worker (the audit-checkpoint task) running? `tollgate audit checkpoint` writes one now.',
+    );
+  }
+  await keyNotes(q, report);
+  report.broken = report.problems[0];
+  report.ok = report.problems.length === 0;
+  return report;
+}
+
+async function latestRetentionCutoff(q: Queryable): Promise<Date | undefined> {
+  const { rows } = await q.query<{ cutoff: Date | null }>(
+    `SELECT max((payload->>'cutoff')::timestamptz) AS cutoff FROM tollgate.events
+      WHERE run_id IS NULL AND type IN ('retention.started', 'retention.purged') AND payload ? 'cutoff'`,
+  );
+  return rows[0]?.cutoff ?? undefined;
+}
+
+/** The newest claim each checkpoint makes per chain (later checkpoints name later events). */
+async function checkpointClaims(q: Queryable, report: VerifyReport): Promise<Map<string, Claim>> {
+  const claims = new Map<string, Claim>();
+  const { rows } = await q.query<{ id: string; seq: string; created_at: Date; hash: Buffer | null; payload: { chains?: unknown } | null }>(
+    `SELECT id::text, seq::text, created_at, hash, payload FROM tollgate.events
+      WHERE run_id IS NULL AND type = 'audit.checkpoint' ORDER BY seq`,
+  );
+  for (const c of rows) {
+    report.checkpoints++;
+    report.newestCheckpoint = { eventId: c.id, seq: Number(c.seq), at: c.created_at.toISOString(), hash: c.hash?.toString('hex') ?? '' };
+    const chains = c.payload?.chains;
+    if (!Array.isArray(chains)) continue; // a removed payload is reported by the walk
+    for (const entry of chains) {
+      const [chain, seq, hash] = entry as [string, number, string];
+      const prior = claims.get(chain);
+      if (!prior || prior.seq <= seq) claims.set(chain, { seq: Number(seq), hash, checkpointId: c.id });
+    }
+  }
+  return claims;
+}
+
+async function checkHeads(
+  q: Queryable,
+  heads: Map<string, { seq: number; hash: Buffer | null }>,
+  brokenChains: Set<string>,
+  problem: (p: BrokenLink) => void,
+): Promise<void> {
+  const { rows } = await q.query<{ chain: string; seq: string; last_hash: Buffer | null; last_event_id: string | null }>(
+    'SELECT chain, seq::text, last_hash, last_event_id::text FROM tollgate.event_chains ORDER BY chain',
+  );
+  for (const c of rows) {
+    const seen = heads.get(c.chain);
+    const seq = Number(c.seq);
+    if (seq === 0 || brokenChains.has(c.chain)) continue;
+    if (!seen || seen.seq !== seq || !same(seen.hash, c.last_hash)) {
+      brokenChains.add(c.chain);
+      problem({
+        eventId: c.last_event_id,
+        runId: c.chain === '' ? null : c.chain,
+        seq,
+        reason: `the chain's newest event(s) are missing: its head is #${seq} but the log ends at #${seen?.seq ?? 0}`,
+      });
+    }
+  }
+}
+
+/** Every decision row against the chained event it is linked to, and every such event against its row. */
+async function checkDecisions(q: Queryable, decided: Map<string, DecidedEvent>, report: VerifyReport, problem: (p: BrokenLink) => void): Promise<void> {
+  const { rows } = await q.query<{
+    approval_id: string;
+    principal: string;
+    decision: string;
+    comment: string | null;
+    via: string | null;
+    event_id: string | null;
+    at_us: string;
+    run_id: string | null;
+    step_idx: number | null;
+  }>(
+    `SELECT d.approval_id, d.principal, d.decision, d.comment, d.via, d.event_id::text,
+            ((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text AS at_us, a.run_id, a.step_idx
+       FROM tollgate.approval_decisions d LEFT JOIN tollgate.approvals a ON a.id = d.approval_id
+      ORDER BY d.approval_id, d.principal`,
+  );
+  for (const d of rows) {
+    report.decisions++;
+    const who = `the decision of ${d.principal} on ${d.approval_id}`;
+    const say = (reason: string, eventId: string | null = d.event_id) => problem({ eventId, runId: d.run_id, seq: null, reason });
+    const e = d.event_id === null ? undefined : decided.get(d.event_id);
+    if (!e) {
+      say(
+        d.event_id === null
+          ? `${who} has no chained event: it was inserted outside Tollgate`
+          : `${who} names event ${d.event_id}, which is not an intact approval.decided event of the log`,
+      );
+      continue;
+    }
+    e.taken = true;
+    const diffs: string[] = [];
+    if (e.principal !== d.principal) diffs.push(`principal (the event says ${e.principal})`);
+    if (e.runId !== d.run_id || e.stepIdx !== d.step_idx) diffs.push('approval (the event is of another run or step)');
+    if (e.atUs !== d.at_us) diffs.push('decided_at');
+    if (e.payload) {
+      const p = e.payload;
+      if (p.approvalId !== d.approval_id) diffs.push(`approval (the event says ${String(p.approvalId)})`);
+      if (p.decision !== d.decision) diffs.push(`decision (the event says ${String(p.decision)})`);
+      if ((p.comment ?? null) !== d.comment) diffs.push('comment');
+      if ((p.via ?? null) !== d.via) diffs.push(`via (the event says ${String(p.via ?? 'nothing')})`);
+    }
+    if (diffs.length > 0) say(`${who} was edited: its ${diffs.join(', ')} no longer match${diffs.length === 1 ? 'es' : ''} the chained event ${d.event_id}`);
+  }
+  for (const [id, e] of decided) {
+    if (e.taken) continue;
+    const what = e.payload ? `${String(e.payload.decision)} of ${e.principal} on ${String(e.payload.approvalId)}` : `of ${e.principal}`;
+    problem({ eventId: id, runId: e.runId, seq: null, reason: `the decision (${what}) recorded by this event was deleted from approval_decisions` });
+  }
+}
+
+async function keyNotes(q: Queryable, report: VerifyReport): Promise<void> {
+  const { rows } = await q.query<{ introduced_at: Date; relinked: string; legacy_broken_event: string | null }>(
+    'SELECT introduced_at, relinked::text, legacy_broken_event::text FROM tollgate.audit_key',
+  );
+  const k = rows[0];
+  if (!k) {
+    report.problems.unshift({ eventId: null, runId: null, seq: null, reason: "the audit key's fingerprint row (tollgate.audit_key) was removed" });
+    return;
+  }
+  if (Number(k.relinked) > 0) {
+    report.notes.push(`The audit key was introduced at ${k.introduced_at.toISOString()}; the ${k.relinked} events before it were re-linked under it, so they are proven unchanged since then, not before.`);
+  }
+  if (k.legacy_broken_event) {
+    report.notes.push(`Before the key was introduced, event ${k.legacy_broken_event} already did not verify under the old unkeyed chain.`);
+  }
 }
 
 export function formatVerifyReport(r: VerifyReport): string {
+  const n = (k: number, word: string) => `${k} ${word}${k === 1 ? '' : 's'}`;
+  const lines: string[] = [];
   if (r.ok) {
-    const n = (k: number, word: string) => `${k} ${word}${k === 1 ? '' : 's'}`;
-    return `Audit chain verified: ${n(r.events, 'event')} in ${n(r.chains, 'chain')}, every link intact` +
-      (r.purgedPayloads ? ` (${r.purgedPayloads} payloads purged by retention; their digests still verify).` : '.');
+    lines.push(
+      `Audit chain verified: ${n(r.events, 'event')} in ${n(r.chains, 'chain')}, every link intact, ${n(r.decisions, 'decision')} match their events` +
+        (r.purgedPayloads ? ` (${r.purgedPayloads} payloads purged by retention; their digests still verify).` : '.'),
+    );
+  } else {
+    for (const b of r.problems) {
+      lines.push(
+        b.eventId === null && b.seq !== null && b.runId
+          ? `Audit chain BROKEN (run ${b.runId}, #${b.seq}): ${b.reason}.`
+          : `Audit chain BROKEN at event ${b.eventId ?? '?'} (${b.runId ? `run ${b.runId}` : 'global chain'}${b.seq === null ? '' : `, #${b.seq}`}): ${b.reason}.`,
+      );
+    }
   }
-  const b = r.broken as BrokenLink;
-  return `Audit chain BROKEN at event ${b.eventId ?? '?'} (${b.runId ? `run ${b.runId}` : 'global chain'}, #${b.seq ?? '?'}): ${b.reason}.`;
+  if (r.newestCheckpoint) {
+    const c = r.newestCheckpoint;
+    lines.push(`Newest checkpoint: event ${c.eventId} (#${c.seq}) at ${c.at}, hash ${c.hash}. Keep it outside the database to detect a later truncation.`);
+  }
+  for (const note of r.notes) lines.push(`Note: ${note}`);
+  return lines.join('\n');
 }

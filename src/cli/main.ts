@@ -20,6 +20,7 @@ import { formatRunList, formatTimeline } from './format.ts';
 import { formatApprovalList, formatRunApprovals } from './approvals-format.ts';
 import { getApproval, listPendingApprovals, listRunApprovals } from '../approvals/index.ts';
 import { formatVerifyReport, verifyAuditChain } from '../audit/verify.ts';
+import { writeCheckpoint } from '../audit/checkpoint.ts';
 import { TollgateError } from '../errors.ts';
 import { STATUS_LABELS } from '../views/run-view.ts';
 
@@ -294,6 +295,16 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
           throw new TollgateError('TG_AUDIT_BROKEN', opts.json ? JSON.stringify(report) : formatVerifyReport(report), { ...report.broken });
         }
         io.out(opts.json ? JSON.stringify(report, null, 2) : formatVerifyReport(report));
+      });
+    });
+  audit
+    .command('checkpoint')
+    .description('Write a keyed checkpoint of the chains changed since the last one now (the worker does it every minute).')
+    .action(async () => {
+      const { config, log } = lazy(true);
+      await withApp(config, log, async (app) => {
+        const named = await writeCheckpoint(app.db.pool);
+        io.out(named === 0 ? 'Nothing changed since the last checkpoint; none written.' : `Checkpoint written: ${named} chain${named === 1 ? '' : 's'} named.`);
       });
     });
 

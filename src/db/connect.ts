@@ -9,11 +9,17 @@ import type { Config } from '../config.ts';
 import { TollgateError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { startEmbeddedPostgres, withDatabase, type EmbeddedServer } from './embedded.ts';
+import { loadAuditKey, rememberPoolKey, type AuditKey } from '../audit/key.ts';
+import { ensureEmbeddedAppRole } from './app-role.ts';
 
 export interface Database {
   readonly pool: pg.Pool;
   readonly url: string;
   readonly embedded: EmbeddedServer | undefined;
+  /** The schema owner's login, for migrations (the embedded superuser, or DATABASE_MIGRATION_URL); unset: `url`. */
+  readonly ownerUrl?: string;
+  /** The audit chain's key; every pool of this process carries it (src/audit/key.ts). */
+  readonly auditKey?: AuditKey;
   close(): Promise<void>;
 }
 
@@ -33,8 +39,10 @@ export async function ensureDatabase(maintenanceUrl: string, name: string): Prom
   }
 }
 
-export function createPool(url: string, max: number, log: Logger): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000 });
+/** A pool; with `auditKey`, each session gets the key's pads at start-up, so it can append events. */
+export function createPool(url: string, max: number, log: Logger, auditKey?: AuditKey): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000, ...(auditKey ? { options: auditKey.pgOptions } : {}) });
+  if (auditKey) rememberPoolKey(pool, auditKey);
   // An idle client losing its connection (database restart) must not crash the process.
   pool.on('error', (err) => log.warn({ err: err.message }, 'idle PostgreSQL connection lost'));
   // A checked-out client whose connection drops emits 'error' on the client; unhandled, it kills the process.
@@ -47,16 +55,22 @@ export function createPool(url: string, max: number, log: Logger): pg.Pool {
 export async function openDatabase(config: Config, log: Logger): Promise<Database> {
   let embedded: EmbeddedServer | undefined;
   let url = config.databaseUrl;
+  let ownerUrl = config.databaseMigrationUrl ?? url;
+  const auditKey = await loadAuditKey({ keyHex: config.audit.keyHex, dataDir: config.dataDir });
   if (!url) {
     embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPgPort, log });
     await ensureDatabase(embedded.url, 'tollgate');
-    url = withDatabase(embedded.url, 'tollgate');
+    ownerUrl = withDatabase(embedded.url, 'tollgate');
+    url = ownerUrl;
   }
-  const pool = createPool(url, config.pgPoolSize, log);
+  let pool: pg.Pool | undefined;
   try {
+    // The superuser migrates; the app runs as the least-privilege login (src/db/app-role.ts).
+    if (embedded) url = await ensureEmbeddedAppRole(config.dataDir, ownerUrl as string);
+    pool = createPool(url, config.pgPoolSize, log, auditKey);
     await pool.query('SELECT 1');
   } catch (e) {
-    await pool.end().catch(() => {});
+    await pool?.end().catch(() => {});
     await embedded?.stop();
     throw new TollgateError(
       'TG_DB_UNREACHABLE',
@@ -67,14 +81,17 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
     );
   }
   let closed = false;
+  const opened = pool;
   return {
-    pool,
+    pool: opened,
     url,
     embedded,
+    ownerUrl,
+    auditKey,
     close: async () => {
       if (closed) return;
       closed = true;
-      await pool.end().catch(() => {});
+      await opened.end().catch(() => {});
       await embedded?.stop();
     },
   };
