@@ -15,6 +15,9 @@
  *   a `Retry-After` header and `{ok:false, error:'ratelimited'}`), `{ status: 500 }`, or
  *   `{ error: 'channel_not_found' }` (HTTP 200, ok:false); `times` repeats it; `channel` limits it to
  *   calls for one channel.
+ * - An outage on demand: `failAll({ status: 429, retryAfter: 1 })` makes every call of every method
+ *   fail that way (recorded, as Slack would still see it) until the returned `end()` is called
+ *   (the chaos suite, test/fixtures/chaos/).
  * - Slowness on demand: `hold('chat.postEphemeral')` keeps the next such call waiting (recorded,
  *   unanswered) until the returned `release()` is called.
  * - Socket Mode: `apps.connections.open` (app-level `xapp-` token) answers a ws:// URL on this
@@ -62,6 +65,8 @@ export interface FakeSlack {
   message(channel: string, ts: string): FakeMessage | undefined;
   messagesIn(channel: string): FakeMessage[];
   failNext(method: string, failure: Failure): void;
+  /** Every call fails with `failure` (its `times` and `channel` are ignored) until `end()`. */
+  failAll(failure: Failure): { end(): void };
   /** The next call of `method` waits, unanswered, until `release()`; `answered` says when it was answered. */
   hold(method: string): { release(): void; readonly answeredAt: number | undefined };
   /** Socket Mode: `apps.connections.open` (with an `xapp-` token) leads here. */
@@ -91,6 +96,7 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
   const messages = new Map<string, FakeMessage>();
   const failures = new Map<string, Failure[]>();
   const holds = new Map<string, { gate: Promise<void>; answered: (at: number) => void }[]>();
+  let outage: Failure | undefined;
   let seq = 0;
   let viewSeq = 0;
   const nextTs = () => `${Math.floor(Date.now() / 1000)}.${String(++seq).padStart(6, '0')}`;
@@ -153,11 +159,13 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
         else sendNow(status, body, headers);
       };
       const queue = failures.get(method) ?? [];
-      const at = queue.findIndex((f) => f.channel === undefined || f.channel === args.channel);
-      const failure = at >= 0 ? queue[at] : undefined;
+      const at = outage ? -1 : queue.findIndex((f) => f.channel === undefined || f.channel === args.channel);
+      const failure = outage ?? (at >= 0 ? queue[at] : undefined);
       if (failure) {
-        failure.times = (failure.times ?? 1) - 1;
-        if (failure.times <= 0) queue.splice(at, 1);
+        if (failure !== outage) {
+          failure.times = (failure.times ?? 1) - 1;
+          if (failure.times <= 0) queue.splice(at, 1);
+        }
         if (failure.status === 429) return send(429, { ok: false, error: 'ratelimited' }, { 'retry-after': String(failure.retryAfter ?? 1) });
         if (failure.status && failure.status >= 500) return send(failure.status, { ok: false, error: 'internal_error' });
         return send(200, { ok: false, error: failure.error ?? 'fatal_error' });
@@ -200,6 +208,15 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
       const q = failures.get(method) ?? [];
       q.push({ ...failure });
       failures.set(method, q);
+    },
+    failAll: (failure) => {
+      const mine = { ...failure };
+      outage = mine;
+      return {
+        end: () => {
+          if (outage === mine) outage = undefined;
+        },
+      };
     },
     socketMode,
     close: () =>
