@@ -18,6 +18,7 @@ import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow
 import { memoryPlatform } from './fakes/chat-memory.ts';
 import { testLogger } from './helpers/log.ts';
 import { useTestRuntimes, waitForRun } from './helpers/runtime.ts';
+import { TEST_AUDIT_ENV } from './helpers/db.ts';
 
 const files = useTestRuntimes();
 
@@ -52,7 +53,7 @@ async function tollgate(config: object, ...args: string[]): Promise<{ code: numb
   writeFileSync(file, JSON.stringify(config));
   let out = '';
   let err = '';
-  const env = { DATABASE_URL: files.db.url, TOLLGATE_CONFIG: file, LOG_LEVEL: 'silent', TOLLGATE_DATA_DIR: '/nonexistent-tollgate-cli-test' };
+  const env = { ...TEST_AUDIT_ENV, DATABASE_URL: files.db.url, TOLLGATE_CONFIG: file, LOG_LEVEL: 'silent', TOLLGATE_DATA_DIR: '/nonexistent-tollgate-cli-test' };
   const code = await main(['node', 'tollgate', ...args], { out: (s) => (out += `${s}\n`), err: (s) => (err += s) }, env);
   return { code, out, err };
 }

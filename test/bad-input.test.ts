@@ -18,7 +18,7 @@ import { demo } from '../src/workflows/demo.ts';
 import { purchaseOrderSettings, purchaseOrderWorkflow } from '../src/workflows/purchase-order.ts';
 import { EMPTY_PROJECT_CONFIG } from '../src/project-config.ts';
 import { eventCallback, slashCommand, viewSubmission } from './fakes/slack/requests.ts';
-import { createTestDb, type TestDb } from './helpers/db.ts';
+import { createTestDb, TEST_AUDIT_ENV, type TestDb } from './helpers/db.ts';
 import { eventually, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
 
 const TEAM = 'T0001';
@@ -42,7 +42,7 @@ let env: NodeJS.ProcessEnv;
 beforeAll(async () => {
   db = await createTestDb();
   h = await startSlackHarness(db, [demo, ticket, purchaseOrderWorkflow(EMPTY_PROJECT_CONFIG)] as unknown as WorkflowDefinition[]);
-  env = { DATABASE_URL: db.url, LOG_LEVEL: 'silent' };
+  env = { ...TEST_AUDIT_ENV, DATABASE_URL: db.url, LOG_LEVEL: 'silent' };
 });
 afterAll(async () => {
   await h?.stop();

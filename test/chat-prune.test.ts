@@ -23,10 +23,10 @@ describe('chat delivery keys', () => {
     expect(rows.map((r) => r.key)).toEqual(['event:NEW']);
   });
 
-  it('are pruned hourly; the stuck-run sweep runs every minute, retention daily unless turned off', () => {
-    expect(crontab({ retentionDays: 'off' })).toBe('* * * * * run-sweep\n7 * * * * chat-dedupe-prune');
+  it('are pruned hourly; the stuck-run sweep and audit checkpoints run every minute, retention daily unless turned off', () => {
+    expect(crontab({ retentionDays: 'off' })).toBe('* * * * * run-sweep\n7 * * * * chat-dedupe-prune\n* * * * * audit-checkpoint');
     const all = crontab({ retentionDays: 30 });
-    expect(all.split('\n')).toEqual(['* * * * * run-sweep', '17 3 * * * retention-purge', '7 * * * * chat-dedupe-prune']);
-    expect(parseCrontab(all).map((item) => item.task)).toEqual(['run-sweep', 'retention-purge', 'chat-dedupe-prune']); // Graphile accepts it
+    expect(all.split('\n')).toEqual(['* * * * * run-sweep', '17 3 * * * retention-purge', '7 * * * * chat-dedupe-prune', '* * * * * audit-checkpoint']);
+    expect(parseCrontab(all).map((item) => item.task)).toEqual(['run-sweep', 'retention-purge', 'chat-dedupe-prune', 'audit-checkpoint']); // Graphile accepts it
   });
 });

@@ -12,7 +12,7 @@ import { startApp, type App, type AppMode } from '../src/app.ts';
 import { main } from '../src/cli/main.ts';
 import { loadConfig } from '../src/config.ts';
 import { isTollgateError } from '../src/errors.ts';
-import { createTestDb, type TestDb } from './helpers/db.ts';
+import { createTestDb, TEST_AUDIT_ENV, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-digest-'));
@@ -48,7 +48,7 @@ afterAll(async () => {
 });
 
 function env(config: string): NodeJS.ProcessEnv {
-  return { DATABASE_URL: db.url, TOLLGATE_CONFIG: config, LOG_LEVEL: 'silent', WORKER_POLL_INTERVAL_MS: '100', PORT: '0' };
+  return { ...TEST_AUDIT_ENV, DATABASE_URL: db.url, TOLLGATE_CONFIG: config, LOG_LEVEL: 'silent', WORKER_POLL_INTERVAL_MS: '100', PORT: '0' };
 }
 
 async function start(config: string, mode: AppMode = 'worker'): Promise<App> {

@@ -23,6 +23,7 @@ import { Runtime } from '../src/runtime/runtime.ts';
 import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { outageWorkflow } from './fixtures/outage-project.ts';
 import { testLogger } from './helpers/log.ts';
+import { testAuditKey } from './helpers/db.ts';
 import { waitForRun } from './helpers/runtime.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -133,7 +134,7 @@ beforeAll(async () => {
   port = server.port;
   await ensureDatabase(server.url, 'tollgate');
   dbUrl = withDatabase(server.url, 'tollgate');
-  pool = createPool(dbUrl, 4, testLogger());
+  pool = createPool(dbUrl, 4, testLogger(), testAuditKey);
   await migrate(pool, testLogger());
 }, 120_000);
 

@@ -8,7 +8,7 @@ import { PG_MIGRATE_LOCK_ID } from 'node-pg-migrate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../src/db/connect.ts';
 import { MIGRATION_LOCK, migrate } from '../src/db/migrate.ts';
-import { createTestDb, type TestDb } from './helpers/db.ts';
+import { createTestDb, testAuditKey, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 
 let db: TestDb;
@@ -21,7 +21,7 @@ afterAll(async () => {
 
 describe('migrations started together', () => {
   it('30 processes migrating one fresh database at once all succeed, and the migrations run once', async () => {
-    const pools = Array.from({ length: 30 }, () => createPool(db.url, 2, testLogger()));
+    const pools = Array.from({ length: 30 }, () => createPool(db.url, 2, testLogger(), testAuditKey));
     try {
       const results = await Promise.allSettled(pools.map((pool) => migrate(pool, testLogger())));
       const failures = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));

@@ -15,7 +15,7 @@ import { PURGE_SQL, purgeBefore } from '../src/audit/retention.ts';
 import { verifyAuditChain } from '../src/audit/verify.ts';
 import { crontab } from '../jobs/index.ts';
 import { createPool } from '../src/db/connect.ts';
-import { createTestDb, type TestDb } from './helpers/db.ts';
+import { createTestDb, testAuditKey, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 import type { Runtime } from '../src/runtime/runtime.ts';
@@ -248,7 +248,7 @@ describe('retention', () => {
 
       // And the purge itself, run for real, scans none of them either. It runs on a pool of one
       // connection, so every statement's statistics come from one backend, flushed when asked.
-      const one = createPool(big.url, 1, testLogger());
+      const one = createPool(big.url, 1, testLogger(), testAuditKey);
       try {
         const stats = async () =>
           (await big.pool.query<{ relname: string; seq_scan: string; idx_scan: string }>(

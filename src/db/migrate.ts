@@ -49,6 +49,10 @@ export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
     .map((f) => f.replace(/\.sql$/, ''));
 
   const client = await pool.connect();
+  // A session whose lock could not be given back (a failed migration left its transaction
+  // aborted) is destroyed instead of returned to the pool: closing it frees the lock, where a
+  // pooled connection would hold it, and every other process would wait for it forever.
+  let destroy = false;
   try {
     // migrations/functions/ uses CREATE OR REPLACE TRIGGER (PostgreSQL 14): refuse before migrating
     // anything, rather than leave a half-upgraded schema on an older server.
@@ -91,10 +95,13 @@ export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
       await applyFunctions(pool);
       return ran.map((m) => m.name);
     } finally {
-      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+      await client.query('ROLLBACK').catch(() => {}); // "no transaction in progress" is only a warning
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {
+        destroy = true;
+      });
     }
   } finally {
-    client.release();
+    client.release(destroy);
   }
 }
 
