@@ -26,6 +26,13 @@ beforeAll(async () => {
     INSERT INTO tollgate.runs (id, workflow, workflow_version, status, input)
       SELECT 'live_' || i, 'w', 1, CASE WHEN i <= 3 THEN 'waiting' ELSE 'queued' END, '{}' FROM generate_series(1, 5) i;
     ANALYZE tollgate.runs;`);
+  // Statistics are reported by each backend when idle, up to seconds later: the connections that
+  // migrated and seeded this database (some of their statements scan tollgate.runs) are asked to
+  // report now, so their scans are not taken for a scrape's below.
+  const clients = await Promise.all(Array.from({ length: 20 }, () => db.pool.connect()));
+  for (const c of clients) await c.query('SELECT pg_stat_force_next_flush()');
+  for (const c of clients) c.release();
+  await settledScans();
   scrapePool = createPool(db.url, 1, testLogger());
   server = createHttpServer({ log: testLogger(), checks: { pool: scrapePool } });
   url = `http://127.0.0.1:${(await server.listen(0, '127.0.0.1')).port}`;
@@ -41,6 +48,17 @@ async function scans(): Promise<{ seq: number; idx: number }> {
     `SELECT seq_scan::text AS seq, coalesce(idx_scan, 0)::text AS idx FROM pg_stat_user_tables WHERE schemaname = 'tollgate' AND relname = 'runs'`,
   );
   return { seq: Number(rows[0]?.seq), idx: Number(rows[0]?.idx) };
+}
+
+/** Waits until the table's scan counts stop moving (every pending report has arrived). */
+async function settledScans(): Promise<void> {
+  let last = await scans();
+  for (let i = 0; i < 100; i++) {
+    await new Promise((res) => setTimeout(res, 250));
+    const now = await scans();
+    if (now.seq === last.seq && now.idx === last.idx) return;
+    last = now;
+  }
 }
 
 /**
