@@ -75,7 +75,19 @@ interface LaunchedRunner {
    */
   readonly lockIds: readonly string[];
   stopReason(): string;
+  /**
+   * Settles when the runner has ended, or ABANDON_AFTER_MS after a fatal pool error if it has
+   * not: Graphile Worker 0.17's pool can hang in its graceful shutdown after several failed
+   * completeJob/failJob batches (its batcher's pending count goes below zero, so releasing the
+   * batcher waits forever), which would leave this process beating for a pool that takes no
+   * jobs and whose locked jobs nobody may take. An abandoned pool is inactive (it takes no new
+   * job); what it still runs is serialised with its replacement by each run's advisory lock.
+   */
+  ended: Promise<'ended' | 'abandoned'>;
 }
+
+/** How long a pool that reported a fatal error may take to shut down before it is abandoned. */
+export const ABANDON_AFTER_MS = 5000;
 
 async function launchRunner(opts: WorkerOptions, logger: GraphileLogger): Promise<LaunchedRunner> {
   const lockIds: string[] = [];
@@ -84,8 +96,13 @@ async function launchRunner(opts: WorkerOptions, logger: GraphileLogger): Promis
   // Emitted synchronously while run() builds the pool, so the ids are known when it returns.
   events.on('pool:create', ({ workerPool }) => void lockIds.push(workerPool.id));
   events.on('worker:create', ({ worker }) => void lockIds.push(worker.workerId));
+  let abandon: (() => void) | undefined;
+  const abandoned = new Promise<'abandoned'>((resolve) => {
+    abandon = () => resolve('abandoned');
+  });
   events.on('pool:fatalError', ({ action, error }) => {
     reason = `${action} failed: ${(error as Error)?.message ?? String(error)}`;
+    setTimeout(() => abandon?.(), ABANDON_AFTER_MS).unref();
   });
   const runner = await run({
     pgPool: opts.pool,
@@ -108,7 +125,8 @@ async function launchRunner(opts: WorkerOptions, logger: GraphileLogger): Promis
       },
     },
   });
-  return { runner, lockIds, stopReason: () => reason };
+  const ended = Promise.race([runner.promise.then(() => 'ended' as const, () => 'ended' as const), abandoned]);
+  return { runner, lockIds, stopReason: () => reason, ended };
 }
 
 export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
@@ -182,9 +200,12 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   const supervise = async () => {
     let failures = 0;
     while (current) {
-      const { runner, lockIds, stopReason } = current;
+      const { lockIds, stopReason, ended } = current;
       const startedAt = Date.now();
-      await runner.promise.catch(() => {}); // Graphile has logged it; the reason is in stopReason()
+      // Graphile has logged why; the reason is in stopReason().
+      if ((await ended) === 'abandoned' && !stopping) {
+        log.warn({ reason: stopReason(), afterMs: ABANDON_AFTER_MS }, "Graphile Worker's pool did not finish shutting down after a fatal error; abandoning it");
+      }
       if (stopping) return;
       current = undefined;
       if (Date.now() - startedAt > RESTART_BACKOFF.maxMs) failures = 0; // it ran well for a while
