@@ -9,7 +9,7 @@ import { openDatabase, type Database } from './db/connect.ts';
 import { prepareDatabase } from './db/app-role.ts';
 import { holdDeploymentConfig, type ConfigHold } from './config-digest.ts';
 import type { Logger } from './log.ts';
-import type { ProjectConfig } from './project-config.ts';
+import { checkSectionNames, type ProjectConfig } from './project-config.ts';
 import { loadProject, type Project } from './project.ts';
 import { checkHttpToolConfig } from './tools/http-request.ts';
 import { WorkflowRegistry } from './runtime/registry.ts';
@@ -55,6 +55,8 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
   // Built-in tools' settings are checked before anything starts, like the workflows' (buildRegistry).
   checkHttpToolConfig(project);
   const registry = buildRegistry(loaded);
+  const tools = builtinToolRegistry().register(...loaded.tools);
+  checkSectionNames(project, { workflows: registry.names(), tools: tools.names() });
   const db = opts.db ?? (await openDatabase(config, log));
   let configHold: ConfigHold;
   try {
@@ -65,7 +67,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     await db.close();
     throw e;
   }
-  const runtime = new Runtime({ pool: db.pool, registry, log, project, tools: builtinToolRegistry().register(...loaded.tools), maxRecoveries: config.runtime.maxRecoveries });
+  const runtime = new Runtime({ pool: db.pool, registry, log, project, tools, maxRecoveries: config.runtime.maxRecoveries });
   let chat: Chat | undefined;
   const core = () => {
     if (!chat) throw new Error('the chat layer is used before the boot built it');

@@ -80,6 +80,18 @@ export function projectSection<S extends z.ZodType>(
   return parsed.data as z.infer<S>;
 }
 
+/**
+ * Sections of `workflows` and `tools` named after nothing this process has: a typo
+ * (`"purchase-ordr"`) would otherwise leave the real workflow on its defaults without a word.
+ * Checked at start-up, once the workflows and tools are known.
+ */
+export function checkSectionNames(project: ProjectConfig, known: { workflows: readonly string[]; tools: readonly string[] }): void {
+  const lines = (['workflows', 'tools'] as const).flatMap((kind) =>
+    unknownKeys(project[kind], known[kind]).map((name) => `${kind}.${name}: ${unknownKeyMessage(name, known[kind], kind === 'workflows' ? 'workflow' : 'tool')}`),
+  );
+  if (lines.length > 0) throw new TollgateError('TG_CONFIG_INVALID', `The project configuration is invalid:\n  ${lines.join('\n  ')}`);
+}
+
 export function parseProjectConfig(value: unknown, source = 'project configuration'): ProjectConfig {
   const parsed = projectConfigSchema.safeParse(value);
   if (!parsed.success) {

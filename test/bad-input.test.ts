@@ -17,7 +17,7 @@ import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow
 import { demo } from '../src/workflows/demo.ts';
 import { purchaseOrderSettings, purchaseOrderWorkflow } from '../src/workflows/purchase-order.ts';
 import { EMPTY_PROJECT_CONFIG } from '../src/project-config.ts';
-import { eventCallback, slashCommand, viewSubmission } from './fakes/slack/requests.ts';
+import { blockAction, eventCallback, slashCommand, viewSubmission } from './fakes/slack/requests.ts';
 import { createTestDb, TEST_AUDIT_ENV, type TestDb } from './helpers/db.ts';
 import { eventually, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
 
@@ -54,10 +54,10 @@ async function runCount(): Promise<number> {
   return rows[0]!.n;
 }
 
-async function cli(args: string[]) {
+async function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(['node', 'tollgate', ...args], { out: (s) => out.push(s), err: (s) => err.push(s) }, env);
+  const code = await main(['node', 'tollgate', ...args], { out: (s) => out.push(s), err: (s) => err.push(s) }, { ...env, ...extraEnv });
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -81,6 +81,22 @@ describe('Slack requests', () => {
       const res = await h.send({ ...req, body: fields.toString() });
       expect(res.status).toBe(200);
       expect(res.text).toContain('cannot tell who asked');
+    }
+    expect(await runCount()).toBe(before);
+  });
+
+  it('a button click or form submission without a user is acknowledged and changes nothing (no 500)', async () => {
+    const before = await runCount();
+    for (const strip of ['user', 'team'] as const) {
+      const req = blockAction({ actionId: 'run.cancel', value: 'run_nonexistent', userId: ALICE, teamId: TEAM, channelId: 'C0NOBODY', messageTs: '1.000' });
+      const payload = JSON.parse(new URLSearchParams(req.body).get('payload') as string) as Record<string, unknown>;
+      if (strip === 'user') delete payload.user;
+      else {
+        delete (payload.user as Record<string, unknown>).team_id;
+        payload.team = null;
+      }
+      const res = await h.send({ ...req, body: new URLSearchParams({ payload: JSON.stringify(payload) }).toString() });
+      expect(res.status).toBe(200);
     }
     expect(await runCount()).toBe(before);
   });
@@ -197,6 +213,16 @@ describe('project configuration', () => {
     expect(() => projectSection(project, 'workflows', 'purchase-order', purchaseOrderSettings)).toThrow(
       /workflows\.purchase-order\.approvalThresold: "approvalThresold" is not a known key \(did you mean "approvalThreshold"\?\)/,
     );
+  });
+
+  it('a workflow or tool section named after nothing is refused at start-up, with the closest name', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-sections-'));
+    const file = path.join(dir, 'tollgate.json');
+    writeFileSync(file, JSON.stringify({ workflows: { 'purchase-ordr': { approvalThreshold: 50 } }, tools: { 'http.requests': {} } }));
+    const { code, err } = await cli(['runs', 'list'], { TOLLGATE_CONFIG: file });
+    expect(code).toBe(1);
+    expect(err).toContain('workflows.purchase-ordr: "purchase-ordr" is not a known workflow (did you mean "purchase-order"?)');
+    expect(err).toContain('tools.http.requests: "http.requests" is not a known tool (did you mean "http.request"?)');
   });
 
   it('a .ts project module configures tools (as in JSON) beside its own definitions; both forms at once are refused', async () => {

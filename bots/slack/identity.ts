@@ -78,3 +78,14 @@ export function mention(p: Principal | null | undefined): string {
   if (p.platform === 'slack') return `<@${p.user}>`;
   return `${p.platform}:${p.tenant}:${p.user}`;
 }
+
+/**
+ * A click or form submission that does not say who made it (Slack always sends `user`, and a team
+ * or an enterprise): it cannot be attributed to anyone, and Bolt itself fails on it (a 500 that
+ * Slack retries). Both receivers acknowledge such a request and drop it.
+ */
+export function isUnattributedInteraction(body: unknown): boolean {
+  const b = body as { type?: string; user?: { id?: string; team_id?: string } | null; team?: { id?: string } | null; enterprise?: { id?: string } | null } | null;
+  if (b?.type !== 'block_actions' && b?.type !== 'view_submission') return false;
+  return !b.user?.id || !(b.user.team_id ?? b.team?.id ?? b.enterprise?.id);
+}

@@ -19,6 +19,7 @@
 import type http from 'node:http';
 import { HTTPModuleFunctions, HTTPResponseAck, type App, type Receiver, type ReceiverEvent } from '@slack/bolt';
 import type { Logger as BoltLogger } from '@slack/logger';
+import { isUnattributedInteraction } from './identity.ts';
 
 /** How far a request's timestamp may be from now, in either direction (Slack's replay window). */
 export const MAX_SKEW_SEC = 5 * 60;
@@ -82,6 +83,11 @@ export class TollgateHttpReceiver implements Receiver {
     }
     if (body?.type === 'url_verification') {
       HTTPModuleFunctions.buildUrlVerificationResponse(res, body);
+      return;
+    }
+    if (isUnattributedInteraction(body)) {
+      this.#logger.warn(`Dropped a ${String(body.type)} on /slack/events that names no user or workspace.`);
+      HTTPModuleFunctions.buildNoBodyResponse(res, 200);
       return;
     }
     const ack = new HTTPResponseAck({

@@ -9,6 +9,7 @@
  * of believing it was handled.
  */
 import { SocketModeReceiver, type App, type ReceiverEvent, type SocketModeReceiverOptions } from '@slack/bolt';
+import { isUnattributedInteraction } from './identity.ts';
 
 interface SlackEventArgs {
   ack: (response?: unknown) => Promise<void>;
@@ -37,6 +38,11 @@ export class AckAfterRecordSocketModeReceiver extends SocketModeReceiver {
   }
 
   async #dispatch(args: SlackEventArgs): Promise<void> {
+    if (isUnattributedInteraction(args.body)) {
+      this.#logger?.warn('Dropped a Socket Mode interaction that names no user or workspace.');
+      await args.ack().catch(() => {});
+      return;
+    }
     let acked = false;
     let stored: unknown;
     const event: ReceiverEvent = {
