@@ -15,7 +15,7 @@ import { Runtime } from '../src/runtime/runtime.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { newProcessId, startWorker } from '../src/worker.ts';
 import { taskList } from '../jobs/index.ts';
-import { measureWorkflowSystem, type BenchSection } from './types.ts';
+import { BENCH_AUDIT_KEY, measureWorkflowSystem, type BenchSection } from './types.ts';
 
 export const CONCURRENT = 10;
 
@@ -34,7 +34,7 @@ export const runtimeSection: BenchSection = {
   name: 'tollgate',
   async setup(ctx) {
     const url = await ctx.database('bench_tollgate');
-    const pool = createPool(url, 40, ctx.log);
+    const pool = createPool(url, 40, ctx.log, BENCH_AUDIT_KEY);
     const registry = new WorkflowRegistry().register(fiveNoopSteps);
     const runtime = new Runtime({ pool, registry, log: ctx.log });
     await migrate(pool, ctx.log);

@@ -27,6 +27,7 @@ import { blockAction, slashCommand } from '../test/fakes/slack/requests.ts';
 import { startSlackHarness } from '../test/helpers/slack.ts';
 import { taskList } from '../jobs/index.ts';
 import { newProcessId, startWorker } from '../src/worker.ts';
+import { BENCH_AUDIT_KEY } from './types.ts';
 
 const N = Number(process.env.BENCH_SLACK_N ?? 200);
 const TEAM = 'T0BENCH';
@@ -85,7 +86,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     await ensureDatabase(server.url, 'bench');
     url = withDatabase(server.url, 'bench');
   }
-  const pool = createPool(url, 40, log);
+  const pool = createPool(url, 40, log, BENCH_AUDIT_KEY);
   await migrate(pool, log);
   const flags = { broken: true };
   const twoSteps = defineWorkflow({

@@ -5,9 +5,17 @@
  * the comparisons between them, as one table. To add a section (Slack, Teams, …), write `bench/<name>.ts` exporting a
  * `BenchSection` and list it in `bench/main.ts`.
  */
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type pg from 'pg';
+import { auditKeyFromEnv } from '../src/audit/key.ts';
 import type { Logger } from '../src/log.ts';
+
+/**
+ * The audit key of every database the bench writes Tollgate events to: the chain is keyed
+ * (src/audit/key.ts), so a pool without it cannot append. Random, since nothing verifies later.
+ */
+export const BENCH_AUDIT_KEY = auditKeyFromEnv(randomBytes(32).toString('hex'));
 
 export interface BenchContext {
   /** A fresh database on the bench's server, created on first use; returns its URL. */
