@@ -78,7 +78,6 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     pool: db.pool,
     runtime,
     registry,
-    project,
     log,
     platforms: adapters.map((a) => a.platform),
     reminderLeadMs: config.chat.approvalReminderLeadMs,

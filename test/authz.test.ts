@@ -118,7 +118,7 @@ describe('chat: a run\'s status is scoped like its approvals', () => {
   it('answers another tenant as if the run did not exist, and shows it to the requester\'s tenant and operators', async () => {
     const project = parseProjectConfig({ operators: ['memory:W9:OPS'] });
     const { runtime, registry } = await files.start([sleeper], { project, worker: false });
-    const chat = createChat({ pool: files.db.pool, runtime, registry, project, log: testLogger(), platforms: [memoryPlatform()] });
+    const chat = createChat({ pool: files.db.pool, runtime, registry, log: testLogger(), platforms: [memoryPlatform()] });
     const run = await runtime.startRun({ workflow: 'sleeper', input: {}, requester: parsePrincipal('memory:W1:REQ') });
     const status = async (actor: string) =>
       (await chat.core.submit({ kind: 'command', command: parseCommand(`status ${run.id}`), actor: parsePrincipal(actor), where: null, replyVia: 'return' })).reply;

@@ -40,7 +40,7 @@ beforeAll(async () => {
   const registry = new WorkflowRegistry().register(gated as unknown as WorkflowDefinition);
   runtime = new Runtime({ pool: db.pool, registry, log, project });
   mem = memoryPlatform();
-  chat = createChat({ pool: db.pool, runtime, registry, project, log, platforms: [mem] });
+  chat = createChat({ pool: db.pool, runtime, registry, log, platforms: [mem] });
 });
 afterAll(async () => {
   await db?.close();

@@ -66,7 +66,7 @@ beforeAll(async () => {
   const registry = new WorkflowRegistry().register(...([twoOfThree, steps] as unknown as WorkflowDefinition[]));
   runtime = new Runtime({ pool: db.pool, registry, log, project, inlineWaitMaxMs: 200 });
   mem = memoryPlatform();
-  chat = createChat({ pool: db.pool, runtime, registry, project, log, platforms: [mem] });
+  chat = createChat({ pool: db.pool, runtime, registry, log, platforms: [mem] });
   const processId = newProcessId();
   worker = await startWorker({ pool: db.pool, log, tasks: taskList({ runtime, processId, chat: chat.deliverer }), concurrency: 4, pollIntervalMs: 100, deadAfterMs: 3000, processId });
 });

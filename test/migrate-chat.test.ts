@@ -121,7 +121,7 @@ describe('migration 000008 on wave-1 Slack data', () => {
       log,
       clientOptions: { retryConfig: { retries: 0 } },
     });
-    const chat = createChat({ pool: db.pool, runtime, registry, project: { operators: [] }, log, platforms: [slack!.platform] });
+    const chat = createChat({ pool: db.pool, runtime, registry, log, platforms: [slack!.platform] });
     const processId = newProcessId();
     worker = await startWorker({ pool: db.pool, log, tasks: taskList({ runtime, processId, chat: chat.deliverer }), concurrency: 2, pollIntervalMs: 100, deadAfterMs: 3000, processId });
 

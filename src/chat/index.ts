@@ -6,7 +6,6 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../log.ts';
-import type { ProjectConfig } from '../project-config.ts';
 import type { WorkflowRegistry } from '../runtime/registry.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import { createChatDeliverer, type ChatDeliverer } from './deliver.ts';
@@ -27,7 +26,6 @@ export function createChat(opts: {
   pool: pg.Pool;
   runtime: Runtime;
   registry: WorkflowRegistry;
-  project: Pick<ProjectConfig, 'operators'>;
   log: Logger;
   platforms: ChatPlatform[];
   /** How long before an approval's deadline approvers are reminded (default 1 h; at most half-way). */
@@ -38,7 +36,7 @@ export function createChat(opts: {
     if (platforms.has(p.name)) throw new Error(`Two chat platforms are named "${p.name}"; each platform is registered once.`);
     platforms.set(p.name, p);
   }
-  const core = new ChatCore({ pool: opts.pool, runtime: opts.runtime, registry: opts.registry, project: opts.project, platforms, log: opts.log });
+  const core = new ChatCore({ pool: opts.pool, runtime: opts.runtime, registry: opts.registry, platforms, log: opts.log });
   const deliverer = createChatDeliverer({ pool: opts.pool, platforms, log: opts.log, ...(opts.reminderLeadMs !== undefined ? { reminderLeadMs: opts.reminderLeadMs } : {}) });
   return { core, deliverer };
 }

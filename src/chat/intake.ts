@@ -23,7 +23,6 @@ import { TollgateError } from '../errors.ts';
 import { CommandSyntaxError, parseCommand, type Command } from '../intents/command.ts';
 import type { Logger } from '../log.ts';
 import type { Principal } from '../principals.ts';
-import type { ProjectConfig } from '../project-config.ts';
 import type { Queryable } from '../runtime/journal.ts';
 import type { ChatOrigin } from '../runtime/origin.ts';
 import type { WorkflowRegistry } from '../runtime/registry.ts';
@@ -85,7 +84,6 @@ export interface ChatCoreOptions {
   pool: pg.Pool;
   runtime: Runtime;
   registry: WorkflowRegistry;
-  project: Pick<ProjectConfig, 'operators'>;
   platforms: ReadonlyMap<string, ChatPlatform>;
   log: Logger;
 }

@@ -65,7 +65,6 @@ export async function startSlackHarness(
     pool: db.pool,
     runtime,
     registry,
-    project,
     log,
     platforms: teams ? [slack.platform, teams.adapter.platform] : [slack.platform],
     ...(opts.reminderLeadMs !== undefined ? { reminderLeadMs: opts.reminderLeadMs } : {}),
