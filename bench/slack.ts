@@ -283,7 +283,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
       }),
     );
     const processId = newProcessId();
-    const worker = await startWorker({ pool, log, tasks: taskList({ runtime: h.runtime, processId, chat: h.chat.deliverer }), concurrency: 10, pollIntervalMs: 100, deadAfterMs: 3000, processId });
+    const worker = await startWorker({ pool, log, tasks: taskList({ runtime: h.runtime, processId, chat: h.chat.deliverer, intents: h.chat.core }), concurrency: 10, pollIntervalMs: 100, deadAfterMs: 3000, processId });
     try {
       await waitAll(pool, idleIds, 'succeeded');
     } finally {

@@ -92,7 +92,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       worker = await startWorker({
         pool: db.pool,
         log,
-        tasks: taskList({ runtime, processId, chat: chat.deliverer }),
+        tasks: taskList({ runtime, processId, chat: chat.deliverer, intents: chat.core }),
         concurrency: config.worker.concurrency,
         pollIntervalMs: config.worker.pollIntervalMs,
         deadAfterMs: config.worker.deadAfterMs,

@@ -68,7 +68,7 @@ beforeAll(async () => {
   mem = memoryPlatform();
   chat = createChat({ pool: db.pool, runtime, registry, log, platforms: [mem] });
   const processId = newProcessId();
-  worker = await startWorker({ pool: db.pool, log, tasks: taskList({ runtime, processId, chat: chat.deliverer }), concurrency: 4, pollIntervalMs: 100, deadAfterMs: 3000, processId });
+  worker = await startWorker({ pool: db.pool, log, tasks: taskList({ runtime, processId, chat: chat.deliverer, intents: chat.core }), concurrency: 4, pollIntervalMs: 100, deadAfterMs: 3000, processId });
 });
 afterAll(async () => {
   await worker?.stop();

@@ -123,7 +123,7 @@ describe('migration 000008 on wave-1 Slack data', () => {
     });
     const chat = createChat({ pool: db.pool, runtime, registry, log, platforms: [slack!.platform] });
     const processId = newProcessId();
-    worker = await startWorker({ pool: db.pool, log, tasks: taskList({ runtime, processId, chat: chat.deliverer }), concurrency: 2, pollIntervalMs: 100, deadAfterMs: 3000, processId });
+    worker = await startWorker({ pool: db.pool, log, tasks: taskList({ runtime, processId, chat: chat.deliverer, intents: chat.core }), concurrency: 2, pollIntervalMs: 100, deadAfterMs: 3000, processId });
 
     const runMsg = await eventually(() => fake!.messagesIn('C0WAVE1').find((m) => !m.thread_ts && m.text?.includes('purchase-order')), 'the run message');
     expect(blocksText(runMsg.blocks)).toContain('Approval for finance approval'); // the run message shows its pending approval

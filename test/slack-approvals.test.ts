@@ -97,6 +97,20 @@ async function decisions(approvalId: string): Promise<{ principal: string; decis
   return rows;
 }
 
+/**
+ * The click is durable when acknowledged (invariant 8): either its decision is recorded already,
+ * or its `chat-intent` job (the recorded click, carried out by the worker right after) exists.
+ */
+async function clickRecorded(approvalId: string, principal: string): Promise<boolean> {
+  const { rows } = await db.pool.query<{ n: string }>(
+    `SELECT (SELECT count(*) FROM tollgate.approval_decisions WHERE approval_id = $1 AND principal = $2)
+          + (SELECT count(*) FROM graphile_worker._private_jobs j JOIN graphile_worker._private_tasks t ON t.id = j.task_id
+             WHERE t.identifier = 'chat-intent' AND j.payload->>'approvalId' = $1) AS n`,
+    [approvalId, principal],
+  );
+  return Number(rows[0]?.n) > 0;
+}
+
 describe('approval requests in Slack', () => {
   it('slash command → run message → approval DM to each approver → Approve click → run resumes → every copy shows who approved, without buttons', async () => {
     const { run, channel, approvalId } = await startOrder();
@@ -130,7 +144,9 @@ describe('approval requests in Slack', () => {
     // FIN1 approves from the DM.
     const res = await h.send(blockAction({ userId: FIN1, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: dmChannel(FIN1), messageTs: dm1.ts }));
     expect(res.status).toBe(200);
-    // Acknowledged only after the decision was recorded (invariant 8).
+    // Acknowledged only after the click was recorded (invariant 8); the worker decides right after.
+    expect(await clickRecorded(approvalId, `slack:${TEAM}:${FIN1}`)).toBe(true);
+    await eventually(async () => (await decisions(approvalId)).length > 0, 'the decision');
     expect(await decisions(approvalId)).toEqual([{ principal: `slack:${TEAM}:${FIN1}`, decision: 'approve', comment: null, via: 'slack' }]);
     const done = await waitForRun(h.runtime, run.id, 'succeeded');
     expect(done.output).toMatchObject({ approvedBy: `slack:${TEAM}:${FIN1}` });
@@ -155,7 +171,7 @@ describe('approval requests in Slack', () => {
     const open = h.fake.callsTo('views.open')[opens];
     const view = open?.args.view as { callback_id: string; private_metadata: string; blocks: { type: string; block_id?: string }[] };
     expect(view.callback_id).toBe('approval.reject');
-    expect(view.private_metadata).toBe(approvalId);
+    expect(JSON.parse(view.private_metadata)).toEqual({ approvalId, at: { channel: dmChannel(FIN2), threadTs: null } });
     expect(view.blocks.some((b) => b.type === 'input' && b.block_id === 'reason')).toBe(true);
     expect(await decisions(approvalId)).toHaveLength(0); // opening the form decides nothing
 
@@ -168,6 +184,8 @@ describe('approval requests in Slack', () => {
     const ok = await submit('over budget this quarter');
     expect(ok.status).toBe(200);
     expect(ok.text).toBe('');
+    expect(await clickRecorded(approvalId, `slack:${TEAM}:${FIN2}`)).toBe(true);
+    await eventually(async () => (await decisions(approvalId)).length > 0, 'the decision');
     expect(await decisions(approvalId)).toEqual([{ principal: `slack:${TEAM}:${FIN2}`, decision: 'reject', comment: 'over budget this quarter', via: 'slack' }]);
     const failed = await waitForRun(h.runtime, run.id, 'failed');
     expect(JSON.stringify(failed.error)).toContain('over budget this quarter');
@@ -258,8 +276,6 @@ describe('refusals', () => {
     const before = h.fake.callsTo('chat.postEphemeral').length;
     const [a, b] = await Promise.all([click(), click()]);
     expect([a.status, b.status]).toEqual([200, 200]);
-    const { rows } = await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM tollgate.approval_decisions WHERE approval_id = $1', [approvalId]);
-    expect(Number(rows[0]?.n)).toBe(1);
     const eph = await eventually(() => {
       const e = h.fake.callsTo('chat.postEphemeral').slice(before).filter((c) => c.args.user === FIN1);
       return e.length > 0 && e;
@@ -267,7 +283,8 @@ describe('refusals', () => {
     await waitForRun(h.runtime, run.id, 'succeeded'); // by then every outbox row of the clicks is delivered too
     expect(eph).toHaveLength(1);
     expect(String(eph[0]?.args.text)).toContain('already recorded');
-    await waitForRun(h.runtime, run.id, 'succeeded');
+    const { rows } = await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM tollgate.approval_decisions WHERE approval_id = $1', [approvalId]);
+    expect(Number(rows[0]?.n)).toBe(1);
     const decided = await db.pool.query(`SELECT count(*) AS n FROM tollgate.events WHERE run_id = $1 AND type = 'approval.decided'`, [run.id]);
     expect(Number(decided.rows[0]?.n)).toBe(1);
   });

@@ -74,12 +74,16 @@ export function renderReminder(a: ApprovalView): SlackMessage {
   return { text: truncate(`Reminder: ${a.summary} needs your decision`, LIMITS.fallbackText), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: truncate(text, LIMITS.sectionText) } }] };
 }
 
-/** The Reject modal: a required reason; private_metadata is the approval id only. */
-export function rejectModal(a: { id: string; summary: string }) {
+/**
+ * The Reject modal: a required reason. private_metadata (≤ 3000 characters) keeps the approval id
+ * and where the Reject button was clicked, where a refusal is explained after the submission.
+ */
+export function rejectModal(a: { id: string; summary: string }, at: { conversation: string; thread: string | null; direct?: boolean }) {
+  const meta: RejectMetadata = { approvalId: a.id, at: { channel: at.conversation, threadTs: at.thread, ...(at.direct ? { direct: true } : {}) } };
   return {
     type: 'modal' as const,
     callback_id: REJECT_CALLBACK_ID,
-    private_metadata: a.id,
+    private_metadata: JSON.stringify(meta),
     title: { type: 'plain_text' as const, text: 'Reject' },
     submit: { type: 'plain_text' as const, text: 'Reject' },
     close: { type: 'plain_text' as const, text: 'Back' },
@@ -93,6 +97,25 @@ export function rejectModal(a: { id: string; summary: string }) {
       },
     ],
   };
+}
+
+export interface RejectMetadata {
+  approvalId: string;
+  at: { channel: string; threadTs: string | null; direct?: boolean } | null;
+}
+
+/** The Reject modal's metadata; a modal opened by an earlier version held the approval id alone. */
+export function readRejectMetadata(s: string): RejectMetadata {
+  try {
+    const m = JSON.parse(s) as Partial<RejectMetadata>;
+    if (m && typeof m.approvalId === 'string') {
+      const at = m.at && typeof m.at.channel === 'string' ? { channel: m.at.channel, threadTs: typeof m.at.threadTs === 'string' ? m.at.threadTs : null, ...(m.at.direct === true ? { direct: true } : {}) } : null;
+      return { approvalId: m.approvalId, at };
+    }
+  } catch {
+    // not JSON: the earlier form
+  }
+  return { approvalId: s, at: null };
 }
 
 type StateValues = Record<string, Record<string, { value?: string | null }>>;

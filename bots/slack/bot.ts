@@ -27,9 +27,9 @@ import { CommandSyntaxError, parseCommand } from '../../src/intents/command.ts';
 import type { Logger } from '../../src/log.ts';
 import { formatPrincipal, type Principal } from '../../src/principals.ts';
 import { ACTION_IDS } from '../../src/views/run-view.ts';
-import { plainMessage, truncate, type SlackMessage } from './blocks.ts';
+import { plainMessage, type SlackMessage } from './blocks.ts';
 import { principalFromCommand, principalFromEvent, principalFromInteraction } from './identity.ts';
-import { readReason, REASON_BLOCK, REJECT_CALLBACK_ID, rejectModal } from './approvals.ts';
+import { readReason, readRejectMetadata, REASON_BLOCK, REJECT_CALLBACK_ID, rejectModal } from './approvals.ts';
 import { PARAMS_CALLBACK_ID, paramsMetadataSchema, paramsModal, readSubmission, slackFieldErrors } from './modal.ts';
 import { OPEN_FORM_ACTION, openFormValueSchema, renderReply } from './render.ts';
 import { TollgateHttpReceiver } from './receiver.ts';
@@ -216,18 +216,27 @@ export class SlackBot {
           actor,
           key: { key: `action:${b.trigger_id}`, kind: actionId },
           explainAt: this.#explainAt(actor, b),
+          carryOut: 'after-ack',
         });
         await ack();
       });
     }
 
-    // Approve: the decision is recorded before the ack. Anything but 'recorded' (not an approver,
-    // already decided, resolved, expired, parameters changed) changes nothing and is explained to
-    // the clicker alone, after the ack.
+    // Approve: the click is recorded before the ack and carried out by the worker right after
+    // (`carryOut: 'after-ack'`, so a burst of clicks is one insert). Anything but a recorded
+    // decision (not an approver, already decided, resolved, expired, parameters changed) changes
+    // nothing and is explained to the clicker alone.
     app.action(ACTION_IDS.approve, async ({ ack, body, action }) => {
       const b = body as unknown as ClickBody;
       const actor = principalFromInteraction(b);
-      await core().submit({ kind: 'decide', approvalId: (action as { value?: string }).value ?? '', decision: 'approve', actor, explainAt: this.#explainAt(actor, b) });
+      await core().submit({
+        kind: 'decide',
+        approvalId: (action as { value?: string }).value ?? '',
+        decision: 'approve',
+        actor,
+        explainAt: this.#explainAt(actor, b),
+        carryOut: 'after-ack',
+      });
       await ack();
     });
 
@@ -242,7 +251,7 @@ export class SlackBot {
       if (refusal || !a) {
         await core().explain(actor, this.#explainAt(actor, b), refusal ?? '');
       } else {
-        await client.views.open({ trigger_id: b.trigger_id, view: rejectModal(a) }).catch(async (e: unknown) => {
+        await client.views.open({ trigger_id: b.trigger_id, view: rejectModal(a, this.#explainAt(actor, b)) }).catch(async (e: unknown) => {
           this.#log.warn({ err: (e as Error).message, approvalId }, 'views.open for the reject reason failed');
           await core().explain(actor, this.#explainAt(actor, b), 'Could not open the form for a reason; try again, or use `tollgate reject` with --comment.');
         });
@@ -257,12 +266,18 @@ export class SlackBot {
         await ack({ response_action: 'errors', errors: { [REASON_BLOCK]: 'Say why you reject it; the requester sees this.' } });
         return;
       }
-      // explainAt null: a refusal is shown in the form itself.
-      const { decided } = await core().submit({ kind: 'decide', approvalId: view.private_metadata, decision: 'reject', comment: reason, actor, explainAt: null });
-      if (decided && decided.kind !== 'recorded') {
-        await ack({ response_action: 'errors', errors: { [REASON_BLOCK]: truncate(decided.message, 2000) } });
-        return;
-      }
+      // Recorded, then carried out after the ack like an Approve click: a refusal (the approval was
+      // resolved meanwhile, …) is explained where the Reject button was clicked.
+      const { approvalId, at } = readRejectMetadata(view.private_metadata);
+      await core().submit({
+        kind: 'decide',
+        approvalId,
+        decision: 'reject',
+        comment: reason,
+        actor,
+        explainAt: at ? { ...this.#where(actor, at.channel, at.threadTs), ...(at.direct ? { direct: true } : {}) } : { ...this.#where(actor, actor.user, null), direct: true },
+        carryOut: 'after-ack',
+      });
       await ack();
     });
 

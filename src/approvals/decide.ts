@@ -10,7 +10,8 @@
 import type pg from 'pg';
 import type { Principal } from '../principals.ts';
 import type { ProjectConfig } from '../project-config.ts';
-import { enqueueAdvance, isTerminalStatus } from '../runtime/journal.ts';
+import { withTransaction } from '../db/transaction.ts';
+import { enqueueAdvance, isTerminalStatus, type Queryable } from '../runtime/journal.ts';
 import { applyTimeout } from './gate.ts';
 import { authorise, describeQuorum, principalKey } from './policy.ts';
 import { getApproval, loadApprovalRow, requesterKey, type ApprovalRow } from './store.ts';
@@ -37,23 +38,28 @@ export async function decide(
   decision: 'approve' | 'reject',
   opts: DecideOptions = {},
 ): Promise<DecideOutcome> {
-  const who = principalKey(principal);
-  const actor = typeof principal === 'string' ? { ...parseKey(who) } : principal;
-  const client = await pool.connect();
-  let outcome: DecideOutcome;
-  try {
-    await client.query('BEGIN');
-    outcome = await decideIn(client, project, approvalId, who, actor, decision, opts);
-    await client.query('COMMIT');
-  } catch (e) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw e;
-  } finally {
-    client.release();
-  }
+  const outcome = await withTransaction(pool, (q) => decideWithin(q, project, approvalId, principal, decision, opts));
   // Return the state after commit, so the adapter renders what others will see.
   const view = await getApproval(pool, approvalId);
   return view ? { ...outcome, approval: view } : outcome;
+}
+
+/**
+ * The same decision inside the caller's transaction, for a caller that records more with it
+ * (the chat layer's deferred click: the decision and its explanation commit together). The
+ * outcome carries no `approval` view: the caller's transaction has not committed yet.
+ */
+export async function decideWithin(
+  q: Queryable,
+  project: ProjectConfig,
+  approvalId: string,
+  principal: Principal | string,
+  decision: 'approve' | 'reject',
+  opts: DecideOptions = {},
+): Promise<DecideOutcome> {
+  const who = principalKey(principal);
+  const actor = typeof principal === 'string' ? { ...parseKey(who) } : principal;
+  return decideIn(q, project, approvalId, who, actor, decision, opts);
 }
 
 function parseKey(key: string): Principal {
@@ -62,7 +68,7 @@ function parseKey(key: string): Principal {
 }
 
 async function decideIn(
-  q: pg.PoolClient,
+  q: Queryable,
   project: ProjectConfig,
   approvalId: string,
   who: string,
@@ -153,7 +159,7 @@ async function decideIn(
   };
 }
 
-async function countApprovals(q: pg.PoolClient, row: ApprovalRow, requester: string | null): Promise<number> {
+async function countApprovals(q: Queryable, row: ApprovalRow, requester: string | null): Promise<number> {
   const { rows } = await q.query<{ principal: string }>(
     `SELECT principal FROM tollgate.approval_decisions WHERE approval_id = $1 AND decision = 'approve'`,
     [row.id],

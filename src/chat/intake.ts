@@ -5,6 +5,14 @@
  * together with the run, decision or operation it causes and any message it asks for. Only after
  * `submit` resolves may the adapter acknowledge the platform (invariant 8).
  *
+ * Group commit (src/db/group-commit.ts): intents that arrive together share one statement.
+ * Run starts (a `run` command, a form submission) are recorded with their delivery key and live
+ * message, a whole batch per statement (intake-writes.ts `writeRunStarts`). Clicks whose outcome
+ * the ack does not need (`carryOut: 'after-ack'`: an approval decision, Retry, Cancel) are made
+ * durable as `chat-intent` jobs, a batch per statement, and carried out by the worker
+ * (`carryOut`, jobs/chat-intent.ts), which explains a refusal through the outbox. Both write at
+ * once when nothing else is in flight, so a lone click waits for no one.
+ *
  * General notes
  * - What to tell the person comes back as a neutral `ChatReply` (or goes through the outbox, for
  *   replies in a conversation and explanations to one clicker); the platform renders it.
@@ -15,24 +23,26 @@
  *   checks on its own.
  */
 import type pg from 'pg';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { listPendingApprovals } from '../approvals/index.ts';
 import type { DecideOutcome } from '../approvals/types.ts';
 import { withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../errors.ts';
 import { CommandSyntaxError, parseCommand, type Command } from '../intents/command.ts';
 import type { Logger } from '../log.ts';
-import type { Principal } from '../principals.ts';
+import { principalSchema, type Principal } from '../principals.ts';
 import type { Queryable } from '../runtime/journal.ts';
 import type { ChatOrigin } from '../runtime/origin.ts';
 import type { WorkflowRegistry } from '../runtime/registry.ts';
 import { checkRunInput, printable } from '../runtime/run-input.ts';
-import type { Runtime } from '../runtime/runtime.ts';
+import type { PreparedRun, Runtime } from '../runtime/runtime.ts';
 import type { WorkflowDefinition } from '../runtime/workflow.ts';
 import { loadRunMessageView, toApprovalView } from '../views/approval-view.ts';
 import { describeForm, describeInputs, fieldErrors, fromFormValues } from '../views/form.ts';
 import { listRunsRequestedBy } from '../views/run-view.ts';
-import { addReply, addRunMessage, claimDeliveryKey, enqueueHomeDelivery, linkDeliveryKeyToRun, type Where } from './outbox.ts';
+import { GroupCommit } from '../db/group-commit.ts';
+import { addReply, claimDeliveryKey, enqueueHomeDelivery, whereSchema, type Where } from './outbox.ts';
+import { writeDeferredIntents, writeRunStarts, type DeferredWrite, type RunStartWrite } from './intake-writes.ts';
 import type { ChatPlatform } from './platform.ts';
 import { notice, type ChatReply } from './replies.ts';
 import { toRunSummary, toWorkflowSummary } from './summaries.ts';
@@ -63,9 +73,31 @@ export type Intent =
   /** A form submission that starts a workflow with these (text) values. */
   | { kind: 'start'; workflow: string; version?: number; values: Record<string, string | undefined>; actor: Principal; where: Where | null; key: DeliveryKey }
   /** A Retry or Cancel button. Refusals are explained to the actor at `explainAt`. */
-  | { kind: 'operate'; action: 'retry' | 'cancel'; runId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null }
+  | { kind: 'operate'; action: 'retry' | 'cancel'; runId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null; carryOut?: CarryOut }
   /** An approval decision. Anything but a recorded decision is explained to the actor at `explainAt`. */
-  | { kind: 'decide'; approvalId: string; decision: 'approve' | 'reject'; comment?: string; actor: Principal; explainAt: Where | null };
+  | { kind: 'decide'; approvalId: string; decision: 'approve' | 'reject'; comment?: string; actor: Principal; explainAt: Where | null; carryOut?: CarryOut };
+
+/**
+ * When a click is carried out: 'now' (default), before `submit` resolves, so its outcome can be
+ * shown in the answer (Teams' returned card); 'after-ack', recorded durably first and carried out
+ * by the worker, its refusal explained at `explainAt` (which it needs), so the ack waits for one
+ * grouped insert only.
+ */
+export type CarryOut = 'now' | 'after-ack';
+
+/** A deferred click as its `chat-intent` job carries it (the intent, minus what only the ack needed). */
+const deferredIntentSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('operate'), action: z.enum(['retry', 'cancel']), runId: z.string(), actor: principalSchema, explainAt: whereSchema }),
+  z.object({
+    kind: z.literal('decide'),
+    approvalId: z.string(),
+    decision: z.enum(['approve', 'reject']),
+    comment: z.string().optional(),
+    actor: principalSchema,
+    explainAt: whereSchema,
+  }),
+]);
+export type DeferredIntent = z.infer<typeof deferredIntentSchema>;
 
 export interface SubmitResult {
   /** The delivery key was seen before: nothing was done again. */
@@ -90,9 +122,19 @@ export interface ChatCoreOptions {
 
 export class ChatCore {
   readonly #o: ChatCoreOptions;
+  readonly #starts: GroupCommit<RunStartWrite, boolean>;
+  readonly #deferred: GroupCommit<DeferredWrite, boolean>;
 
   constructor(o: ChatCoreOptions) {
     this.#o = o;
+    // Each write is one statement: atomic on its own, so the pool runs it without a transaction.
+    this.#starts = new GroupCommit({ name: 'run starts', log: o.log, write: (items) => writeRunStarts(o.pool, items) });
+    this.#deferred = new GroupCommit({ name: 'deferred clicks', log: o.log, write: (items) => writeDeferredIntents(o.pool, items) });
+  }
+
+  /** How many grouped writes carried how many intents so far (tests and the bench). */
+  groupStats(): { starts: { batches: number; items: number }; deferred: { batches: number; items: number } } {
+    return { starts: this.#starts.stats(), deferred: this.#deferred.stats() };
   }
 
   async submit(intent: Intent): Promise<SubmitResult> {
@@ -161,17 +203,25 @@ export class ChatCore {
 
   async #command(intent: Extract<Intent, { kind: 'command' }>): Promise<SubmitResult> {
     const { command, actor, where, key } = intent;
+    const valid = command.kind === 'run' ? this.#checkRun(command) : undefined;
+    if (valid && 'def' in valid) {
+      const run = await this.#recordStart(valid.def, valid.input, actor, where, key);
+      if (!run) return { duplicate: true, reply: notice('Already recorded.') };
+      return {
+        duplicate: false,
+        runId: run.id,
+        reply: notice(`Started *${run.workflow}* v${run.version} as \`${run.id}\`; its progress is posted ${where?.thread ? 'in the thread' : 'here'}.`),
+      };
+    }
     // Only commands that change something need to be recognised when re-sent, unless the reply
     // itself goes through the outbox (a mention's reply must not be posted twice).
-    const changes = command.kind === 'run' || command.kind === 'retry' || command.kind === 'cancel' || intent.replyVia === 'outbox';
+    const changes = command.kind === 'retry' || command.kind === 'cancel' || intent.replyVia === 'outbox';
     return withTransaction(this.#o.pool, async (q) => {
       if (key && changes && !(await claimDeliveryKey(q, actor.platform, key.key, key.kind))) {
         return { duplicate: true, reply: notice('Already recorded.') };
       }
       const r = await this.#execute(q, command, actor, where);
-      if (key && r.runId) await linkDeliveryKeyToRun(q, actor.platform, key.key, r.runId);
-      // A started run speaks for itself (its live message); everything else gets a reply.
-      if (intent.replyVia === 'outbox' && !r.runId && where) {
+      if (intent.replyVia === 'outbox' && where) {
         await addReply(q, where, this.#platform(where.platform).render(r.reply));
       }
       return { duplicate: false, ...r };
@@ -183,19 +233,28 @@ export class ChatCore {
     if (!def) return { duplicate: false, reply: this.unknownWorkflow(intent.workflow) };
     const checked = this.checkInput(def, intent.values);
     if (!checked.ok) return { duplicate: false, fieldErrors: fieldErrors(checked.error) };
-    return withTransaction(this.#o.pool, async (q) => {
-      if (!(await claimDeliveryKey(q, intent.actor.platform, intent.key.key, intent.key.kind))) return { duplicate: true };
-      const run = await this.#o.runtime.startRun(
-        { workflow: def.name, version: def.version, input: checked.input, requester: intent.actor, origin: originOf(intent.actor, intent.where) },
-        q,
-      );
-      await linkDeliveryKeyToRun(q, intent.actor.platform, intent.key.key, run.id);
-      if (intent.where) await addRunMessage(q, run.id, intent.where, { newRun: true });
-      return { duplicate: false, runId: run.id };
-    });
+    const run = await this.#recordStart(def, checked.input, intent.actor, intent.where, intent.key);
+    return run ? { duplicate: false, runId: run.id } : { duplicate: true };
+  }
+
+  /**
+   * Records a run started from chat, with its delivery key and live message, in the next grouped
+   * write; undefined when the key was recorded before (a platform's re-send: nothing written).
+   */
+  async #recordStart(def: WorkflowDefinition, input: unknown, actor: Principal, where: Where | null, key: DeliveryKey | undefined): Promise<PreparedRun | undefined> {
+    const run = this.#o.runtime.prepareRun({ workflow: def.name, version: def.version, input, requester: actor, origin: originOf(actor, where) });
+    const recorded = await this.#starts.submit({ run, ...(key ? { key: { platform: actor.platform, ...key } } : {}), message: where });
+    if (!recorded) return undefined;
+    this.#o.log.info({ runId: run.id, workflow: run.workflow, version: run.version }, 'run queued');
+    return run;
   }
 
   async #operateIntent(intent: Extract<Intent, { kind: 'operate' }>): Promise<SubmitResult> {
+    if (intent.carryOut === 'after-ack' && intent.explainAt) {
+      const payload: DeferredIntent = { kind: 'operate', action: intent.action, runId: intent.runId, actor: intent.actor, explainAt: intent.explainAt };
+      const recorded = await this.#deferred.submit({ key: { platform: intent.actor.platform, ...intent.key }, payload });
+      return { duplicate: !recorded, runId: intent.runId };
+    }
     return withTransaction(this.#o.pool, async (q) => {
       if (!(await claimDeliveryKey(q, intent.actor.platform, intent.key.key, intent.key.kind))) return { duplicate: true };
       const outcome = await this.#operate(q, intent.action, intent.runId, intent.actor);
@@ -206,12 +265,42 @@ export class ChatCore {
   }
 
   async #decide(intent: Extract<Intent, { kind: 'decide' }>): Promise<SubmitResult> {
-    // runtime.decide records the decision in its own transaction; a repeat is a no-op answered
-    // "already recorded", so decisions need no delivery key.
+    // A repeated decision is a no-op answered "already recorded", so decisions need no delivery key.
+    if (intent.carryOut === 'after-ack' && intent.explainAt) {
+      const { approvalId, decision, comment, actor, explainAt } = intent;
+      const payload: DeferredIntent = { kind: 'decide', approvalId, decision, ...(comment !== undefined ? { comment } : {}), actor, explainAt };
+      await this.#deferred.submit({ payload });
+      return { duplicate: false };
+    }
+    // runtime.decide records the decision in its own transaction.
     const via = intent.explainAt?.platform ?? intent.actor.platform;
     const outcome = await this.#o.runtime.decide(intent.approvalId, intent.actor, intent.decision, intent.comment, { via });
     if (outcome.kind !== 'recorded') await this.explain(intent.actor, intent.explainAt, outcome.message);
     return { duplicate: false, decided: outcome };
+  }
+
+  /**
+   * Carries out a click recorded with `carryOut: 'after-ack'` (the worker's `chat-intent` job),
+   * in one transaction with its explanation: a refusal, or a decision that changed nothing, is
+   * told to the clicker at `explainAt`. A payload this version cannot read is logged and dropped
+   * (retrying would not make it readable).
+   */
+  async carryOut(payload: unknown): Promise<void> {
+    const parsed = deferredIntentSchema.safeParse(payload);
+    if (!parsed.success) {
+      this.#o.log.error({ payload, issues: parsed.error.issues }, 'a deferred chat intent could not be read; dropped');
+      return;
+    }
+    const intent = parsed.data;
+    await withTransaction(this.#o.pool, async (q) => {
+      if (intent.kind === 'decide') {
+        const outcome = await this.#o.runtime.decideWithin(q, intent.approvalId, intent.actor, intent.decision, intent.comment, { via: intent.explainAt.platform });
+        if (outcome.kind !== 'recorded') await this.explain(intent.actor, intent.explainAt, outcome.message, q);
+        return;
+      }
+      const outcome = await this.#operate(q, intent.action, intent.runId, intent.actor);
+      if (!outcome.ok) await this.explain(intent.actor, intent.explainAt, outcome.text, q);
+    });
   }
 
   /** Carries out a parsed command inside the caller's transaction; returns what to tell the person. */
@@ -252,18 +341,20 @@ export class ChatCore {
       case 'cancel':
         return { reply: notice((await this.#operate(q, cmd.kind, cmd.runId, actor)).text) };
       case 'run': {
-        const def = this.workflow(cmd.workflow);
-        if (!def) return { reply: this.unknownWorkflow(cmd.workflow) };
-        const checked = this.checkInput(def, cmd.params);
-        if (!checked.ok) return { reply: this.invalidParams(def, checked.error, cmd.params) };
-        const run = await this.#o.runtime.startRun({ workflow: def.name, version: def.version, input: checked.input, requester: actor, origin: originOf(actor, where) }, q);
-        if (where) await addRunMessage(q, run.id, where, { newRun: true });
-        return {
-          runId: run.id,
-          reply: notice(`Started *${def.name}* v${def.version} as \`${run.id}\`; its progress is posted ${where?.thread ? 'in the thread' : 'here'}.`),
-        };
+        // A valid run command is recorded by #command's grouped write and never comes here.
+        const checked = this.#checkRun(cmd);
+        return { reply: 'reply' in checked ? checked.reply : notice('This run was not started; send the command again.') };
       }
     }
+  }
+
+  /** The workflow and checked input of a `run` command, or the reply saying why it cannot start. */
+  #checkRun(cmd: Extract<Command, { kind: 'run' }>): { def: WorkflowDefinition; input: unknown } | { reply: ChatReply } {
+    const def = this.workflow(cmd.workflow);
+    if (!def) return { reply: this.unknownWorkflow(cmd.workflow) };
+    const checked = this.checkInput(def, cmd.params);
+    if (!checked.ok) return { reply: this.invalidParams(def, checked.error, cmd.params) };
+    return { def, input: checked.input };
   }
 
   /**

@@ -7,6 +7,7 @@
  * Jobs are added through `tollgate.chat_enqueue` (migrations/functions/chat_delivery.sql), never
  * `add_job` directly, so a job key race never loses a delivery.
  */
+import { z } from 'zod';
 import { newId } from '../ids.ts';
 import { formatPrincipal, type Principal } from '../principals.ts';
 import type { Queryable } from '../runtime/journal.ts';
@@ -22,10 +23,6 @@ export async function claimDeliveryKey(q: Queryable, platform: string, key: stri
     [platform, key, kind],
   );
   return rows.length === 1;
-}
-
-export async function linkDeliveryKeyToRun(q: Queryable, platform: string, key: string, runId: string): Promise<void> {
-  await q.query('UPDATE tollgate.chat_delivery_keys SET run_id = $3 WHERE platform = $1 AND key = $2', [platform, key, runId]);
 }
 
 /** Forgets delivery keys older than `olderThan` (an interval); platforms re-send for minutes, not days. */
@@ -45,6 +42,16 @@ export interface Where {
   /** The conversation is a direct one with the person addressed: no need to hide a message from others. */
   direct?: boolean;
 }
+
+/** A stored `Where` (a deferred click's job payload), read back. */
+export const whereSchema = z.object({
+  platform: z.string(),
+  tenant: z.string().nullable(),
+  conversation: z.string(),
+  thread: z.string().nullable(),
+  address: z.unknown().optional(),
+  direct: z.boolean().optional(),
+});
 
 /**
  * The run's live message, to be posted where the request was made. For a run created in this

@@ -20,7 +20,7 @@ import { newId } from '../ids.ts';
 import type { Logger } from '../log.ts';
 import { formatPrincipal, type Principal } from '../principals.ts';
 import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../project-config.ts';
-import { decide as decideApproval, type DecideOptions } from '../approvals/decide.ts';
+import { decide as decideApproval, decideWithin as decideApprovalWithin, type DecideOptions } from '../approvals/decide.ts';
 import type { DecideOutcome } from '../approvals/types.ts';
 import { runOriginSchema, type RunOrigin } from './origin.ts';
 import { mayOperateRun, mayReadRun } from '../intents/authorize.ts';
@@ -65,6 +65,16 @@ export interface ActorContext {
 export interface OperateOptions extends ActorContext {
   /** Run inside the caller's transaction (as chat intake does). */
   client?: journal.Queryable;
+}
+
+/** A run checked and ready to be recorded (Runtime.prepareRun). */
+export interface PreparedRun {
+  id: string;
+  workflow: string;
+  version: number;
+  input: unknown;
+  requester: Principal | null;
+  origin: RunOrigin | null;
 }
 
 export interface RunDetail {
@@ -133,8 +143,38 @@ export class Runtime {
     return outcome;
   }
 
+  /**
+   * `decide` inside the caller's transaction (src/approvals/decide.ts `decideWithin`): for a
+   * caller that commits more with the decision, such as the explanation of a refused click.
+   */
+  async decideWithin(
+    q: journal.Queryable,
+    approvalId: string,
+    principal: Principal,
+    decision: 'approve' | 'reject',
+    comment?: string,
+    opts: Omit<DecideOptions, 'comment'> = {},
+  ): Promise<DecideOutcome> {
+    const outcome = await decideApprovalWithin(q, this.project, approvalId, principal, decision, { ...opts, comment });
+    this.log.info({ approvalId, decision, outcome: outcome.kind, resolved: outcome.resolved }, 'approval decision');
+    return outcome;
+  }
+
   /** Validates the input against the workflow's schema, records the run and enqueues it. */
   async startRun(req: StartRunRequest, client?: journal.Queryable): Promise<RunRow> {
+    const prepared = this.prepareRun(req);
+    // One statement (run, event, job), so no transaction of its own is needed.
+    const run = await journal.insertQueuedRun(client ?? this.pool, prepared);
+    this.log.info({ runId: prepared.id, workflow: prepared.workflow, version: prepared.version }, 'run queued');
+    return run;
+  }
+
+  /**
+   * What startRun records, checked and given its id, without writing it: for callers that record
+   * many runs in one statement (the chat intake's group commit, src/chat/intake-writes.ts). Throws
+   * TG_INPUT_INVALID (and TG_WORKFLOW_NOT_FOUND, TG_ORIGIN_INVALID) exactly as startRun does.
+   */
+  prepareRun(req: StartRunRequest): PreparedRun {
     const def = this.registry.get(req.workflow, req.version);
     const parsed = checkRunInput(def.input, req.input);
     if (!parsed.success) {
@@ -143,18 +183,14 @@ export class Runtime {
         issues: parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message })),
       });
     }
-    const id = newId('run');
-    // One statement (run, event, job), so no transaction of its own is needed.
-    const run = await journal.insertQueuedRun(client ?? this.pool, {
-      id,
+    return {
+      id: newId('run'),
       workflow: def.name,
       version: def.version,
       input: parsed.data,
       requester: req.requester ?? null,
       origin: req.origin ? checkOrigin(req.origin) : null,
-    });
-    this.log.info({ runId: id, workflow: def.name, version: def.version }, 'run queued');
-    return run;
+    };
   }
 
   /**

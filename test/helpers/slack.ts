@@ -73,7 +73,7 @@ export async function startSlackHarness(
   const worker = await startWorker({
     pool: db.pool,
     log,
-    tasks: taskList({ runtime, processId, chat: chat.deliverer }),
+    tasks: taskList({ runtime, processId, chat: chat.deliverer, intents: chat.core }),
     concurrency: opts.concurrency ?? 4,
     pollIntervalMs: 100,
     deadAfterMs: 3000,

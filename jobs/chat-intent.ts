@@ -1,0 +1,25 @@
+/**
+ * Task `chat-intent`: carry out a click the chat layer recorded before acknowledging it
+ * (`carryOut: 'after-ack'` in src/chat/intake.ts: an approval decision, a Retry, a Cancel). The
+ * job is the durable record of the click: the intake writes a whole burst of them in one
+ * statement (src/chat/intake-writes.ts), and this task carries each out in its own transaction
+ * with the explanation of a refusal (`ChatCore.carryOut`). A job that fails (the database went
+ * away) is retried by Graphile Worker; carrying out a click twice is harmless (a repeated decision
+ * is "already recorded", a repeated Retry finds the run no longer failed), and the one
+ * transaction means a crash never records the decision without its explanation or the reverse.
+ */
+import type { Task } from 'graphile-worker';
+import type { ChatCore } from '../src/chat/intake.ts';
+import { INTENT_TASK } from '../src/chat/intake-writes.ts';
+
+export const identifier = INTENT_TASK;
+
+export function makeChatIntent(core: ChatCore | undefined): Task {
+  return async (payload) => {
+    if (!core) {
+      // Fail (and so retry later) rather than drop: the click is carried out once chat is set up here.
+      throw new Error('No chat layer is set up in this worker, so recorded clicks wait; start the worker with the same chat configuration as the server.');
+    }
+    await core.carryOut(payload);
+  };
+}
