@@ -1,38 +1,43 @@
 /**
- * Slack bench: acknowledgement latency of signed requests into `POST /slack/events` and the time
- * from a Retry click to the failed step starting again, on a real (embedded) PostgreSQL, the real
- * Bolt app on our HTTP server, a real Graphile worker and the fake Slack Web API.
+ * Slack bench: acknowledgement latency of signed requests into `POST /slack/events` of a real
+ * `tollgate start` process (bench/tollgate-process.ts: its HTTP server, and its worker off the
+ * server's event loop), and the time from a click to the run's next step starting, on a real
+ * (embedded) PostgreSQL with the fake Slack Web API. This process plays Slack: it signs and sends
+ * the requests and answers the Web API calls, so none of that work is counted in the measured
+ * process.
  *
  *   npx tsx bench/slack.ts            (N=200 by default; BENCH_SLACK_N=… to change)
  *
- * Approve clicks (the issue's headline figure): N runs of a workflow waiting at an approval gate,
- * their copies (run message, thread, DM) delivered, then N concurrent signed Approve clicks by the
- * approver: verify, record the decision + events + the run's job in one transaction, ack; a
- * worker then resumes each run at its next step. Retry clicks exercise the same path for failed
- * runs. Returns the figures as rows (and prints them).
+ * Bursts of N concurrent requests: `/tollgate run` commands, Retry clicks on failed runs, Approve
+ * clicks and Reject submissions on runs waiting at an approval. One at a time: Retry and Approve
+ * clicks on an otherwise idle system (the latency of the path itself). "→ next step started" is
+ * the time from sending the click to the `step.started` event of the step after it (ms
+ * resolution: both clocks are this machine's). Returns the figures as rows (and prints them).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { auditKeyFromEnv } from '../src/audit/key.ts';
 import { ensureDatabase, createPool } from '../src/db/connect.ts';
 import { startEmbeddedPostgres, withDatabase } from '../src/db/embedded.ts';
 import { migrate } from '../src/db/migrate.ts';
-import { NonRetriableError } from '../src/errors.ts';
 import { createLogger } from '../src/log.ts';
-import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
+import { WorkflowRegistry } from '../src/runtime/registry.ts';
+import { Runtime } from '../src/runtime/runtime.ts';
 import { demo } from '../src/workflows/demo.ts';
-import { parseProjectConfig } from '../src/project-config.ts';
-import { blockAction, slashCommand } from '../test/fakes/slack/requests.ts';
-import { startSlackHarness } from '../test/helpers/slack.ts';
-import { taskList } from '../jobs/index.ts';
-import { newProcessId, startWorker } from '../src/worker.ts';
-import { BENCH_AUDIT_KEY } from './types.ts';
+import { blockAction, sendToSlackEndpoint, slashCommand, viewSubmission, type SlackRequest } from '../test/fakes/slack/requests.ts';
+import { startFakeSlack } from '../test/fakes/slack/server.ts';
+import { APPROVER, benchApprove, benchRetry, TEAM } from './fixtures/slack-project.ts';
+import { startTollgate } from './tollgate-process.ts';
 
 const N = Number(process.env.BENCH_SLACK_N ?? 200);
-const TEAM = 'T0BENCH';
+const QUIET_N = 20;
 const USER = 'U0BENCH';
-const APPROVER = 'U0APPROVER';
+const SIGNING_SECRET = 'bench-signing-secret-5c1e';
+const BOT_TOKEN = 'xoxb-bench-token';
+const PROJECT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/slack-project.ts');
 
 export interface BenchRow {
   name: string;
@@ -46,7 +51,6 @@ function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
 }
-const fmt = (xs: number[]) => `p50 ${pct(xs, 50).toFixed(1)} ms, p99 ${pct(xs, 99).toFixed(1)} ms (n=${xs.length})`;
 
 async function waitAll(pool: import('pg').Pool, ids: string[], status: string, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -58,13 +62,13 @@ async function waitAll(pool: import('pg').Pool, ids: string[], status: string, t
   }
 }
 
-/** Waits until no `slack-deliver` job is pending or running (the outbox has caught up). */
+/** Waits until no `chat-deliver` or `chat-intent` job is pending or running (the outbox and the recorded clicks have caught up). */
 async function outboxSettled(pool: import('pg').Pool, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM graphile_worker.jobs WHERE task_identifier = 'slack-deliver' AND run_at <= now() + interval '2 seconds'`);
+    const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM graphile_worker.jobs WHERE task_identifier IN ('chat-deliver', 'chat-intent') AND run_at <= now() + interval '2 seconds'`);
     if (Number(rows[0]?.n) === 0) return;
-    if (Date.now() > deadline) throw new Error(`${rows[0]?.n} Slack deliveries still pending after ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`${rows[0]?.n} chat jobs still pending after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -76,246 +80,187 @@ async function outboxSettled(pool: import('pg').Pool, timeoutMs = 120_000): Prom
  */
 export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolean } = {}): Promise<BenchRow[]> {
   const log = createLogger({ level: 'warn', format: 'json' });
-  let dir: string | undefined;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-slack-'));
+  fs.chmodSync(tmp, 0o755);
   let server: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
   let url = opts.databaseUrl;
   if (!url) {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
-    fs.chmodSync(dir, 0o755);
-    server = await startEmbeddedPostgres({ dataDir: dir, port: 0, log });
+    server = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'pg'), port: 0, log });
     await ensureDatabase(server.url, 'bench');
     url = withDatabase(server.url, 'bench');
   }
-  const pool = createPool(url, 40, log, BENCH_AUDIT_KEY);
+  const keyHex = randomBytes(32).toString('hex');
+  const pool = createPool(url, 20, log, auditKeyFromEnv(keyHex));
   await migrate(pool, log);
-  const flags = { broken: true };
-  const twoSteps = defineWorkflow({
-    name: 'bench-retry',
-    version: 1,
-    description: 'one step, then one that fails until told otherwise',
-    input: z.object({}),
-    run: async (ctx) => {
-      await ctx.step('one', () => 1);
-      return ctx.step('two', () => {
-        if (flags.broken) throw new NonRetriableError('broken for the bench');
-        return 2;
+  const fake = await startFakeSlack({ token: BOT_TOKEN });
+  const broken = path.join(tmp, 'retry-broken');
+  fs.writeFileSync(broken, '');
+  const tollgate = await startTollgate({
+    DATABASE_URL: url,
+    TOLLGATE_AUDIT_KEY: keyHex,
+    TOLLGATE_CONFIG: PROJECT,
+    TOLLGATE_DATA_DIR: tmp,
+    SLACK_BOT_TOKEN: BOT_TOKEN,
+    SLACK_SIGNING_SECRET: SIGNING_SECRET,
+    SLACK_API_URL: fake.apiUrl,
+    BENCH_RETRY_BROKEN_FILE: broken,
+    LOG_LEVEL: process.env.BENCH_TOLLGATE_LOG_LEVEL ?? 'info',
+    LOG_FORMAT: 'json',
+  });
+  // Runs the bench needs ready (failed, or waiting at an approval) are started from here, as the CLI would.
+  const runtime = new Runtime({ pool, registry: new WorkflowRegistry().register(demo, benchRetry, benchApprove), log });
+  const send = (req: SlackRequest) => sendToSlackEndpoint(`${tollgate.url}/slack/events`, req, { signingSecret: SIGNING_SECRET });
+  const timed = async (req: SlackRequest, what: string): Promise<number> => {
+    const t0 = performance.now();
+    const res = await send(req);
+    if (res.status !== 200) throw new Error(`${what} answered ${res.status}: ${res.text}`);
+    return performance.now() - t0;
+  };
+  const startRuns = async (workflow: string, n: number, prefix: string, input: (i: number) => unknown) => {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const run = await runtime.startRun({
+        workflow,
+        input: input(i),
+        requester: { platform: 'slack', tenant: TEAM, user: USER },
+        origin: { platform: 'slack', tenant: TEAM, conversation: `${prefix}${i}`, thread: null },
       });
-    },
-  });
-  const gated = defineWorkflow({
-    name: 'bench-approve',
-    version: 1,
-    description: 'one step, an approval by the approver, one step',
-    input: z.object({ i: z.number() }),
-    run: async (ctx) => {
-      await ctx.step('one', () => 1);
-      const gate = await ctx.approval('approval', { policy: { approvers: [`slack:${TEAM}:${APPROVER}`] }, summary: `Bench order ${ctx.input.i}`, params: { i: ctx.input.i }, tool: 'bench.noop', risk: 'low' });
-      return ctx.step('two', () => gate.approved);
-    },
-  });
-  const project = parseProjectConfig({});
-  const h = await startSlackHarness({ pool }, [demo, twoSteps, gated] as unknown as WorkflowDefinition[], { concurrency: 10, project });
+      ids.push(run.id);
+    }
+    return ids;
+  };
+  const pendingApprovals = async (runIds: string[]) => {
+    const { rows } = await pool.query<{ id: string; run_id: string }>(`SELECT id, run_id FROM tollgate.approvals WHERE run_id = ANY($1) AND status = 'pending'`, [runIds]);
+    if (rows.length !== runIds.length) throw new Error(`expected ${runIds.length} pending approvals, found ${rows.length}`);
+    return rows;
+  };
+  /** ms from each click to the `step.started` of step `two` of its run (the latest, for a retried run). */
+  const toStepTwo = async (clickedAt: Map<string, number>) => {
+    const { rows } = await pool.query<{ run_id: string; at: Date }>(
+      `SELECT run_id, max(created_at) AS at FROM tollgate.events WHERE run_id = ANY($1) AND type = 'step.started' AND payload->>'step' = 'two' GROUP BY run_id`,
+      [[...clickedAt.keys()]],
+    );
+    return rows.map((r) => r.at.getTime() - (clickedAt.get(r.run_id) ?? NaN));
+  };
   try {
-    // 1. N concurrent signed slash commands that start runs.
+    // 1. N concurrent slash commands that start runs.
     const slashAcks = await Promise.all(
-      Array.from({ length: N }, async (_, i) => {
-        const req = slashCommand({ text: 'run demo sleepMs=0', userId: USER, teamId: TEAM, channelId: `CB${i}` });
-        const t0 = performance.now();
-        const res = await h.send(req);
-        if (res.status !== 200) throw new Error(`slash command answered ${res.status}`);
-        return performance.now() - t0;
-      }),
+      Array.from({ length: N }, (_, i) => timed(slashCommand({ text: 'run demo sleepMs=0', userId: USER, teamId: TEAM, channelId: `CB${i}` }), 'slash command')),
     );
     const { rows: started } = await pool.query<{ id: string }>(`SELECT id FROM tollgate.runs WHERE workflow = 'demo'`);
+    if (started.length !== N) throw new Error(`expected ${N} demo runs, found ${started.length}`);
     await waitAll(pool, started.map((r) => r.id), 'succeeded');
+    await outboxSettled(pool);
 
-    // 2. N failed runs, then N concurrent signed Retry clicks.
-    const failedIds: string[] = [];
-    for (let i = 0; i < N; i++) {
-      const run = await h.runtime.startRun({
-        workflow: 'bench-retry',
-        input: {},
-        requester: { platform: 'slack', tenant: TEAM, user: USER },
-        origin: { platform: 'slack', tenant: TEAM, conversation: `CR${i}`, thread: null },
-      });
-      failedIds.push(run.id);
-    }
+    // 2. N failed runs, then N concurrent Retry clicks.
+    const failedIds = await startRuns('bench-retry', N, 'CR', () => ({}));
     await waitAll(pool, failedIds, 'failed');
-    flags.broken = false;
-    const sentAt = new Map<string, number>();
-    const clickAcks = await Promise.all(
-      failedIds.map(async (runId, i) => {
-        const req = blockAction({ userId: USER, teamId: TEAM, actionId: 'run.retry', value: runId, channelId: `CR${i}`, messageTs: '1.1' });
-        sentAt.set(runId, Date.now());
-        const t0 = performance.now();
-        const res = await h.send(req);
-        if (res.status !== 200) throw new Error(`Retry click answered ${res.status}`);
-        return performance.now() - t0;
+    await outboxSettled(pool);
+    fs.rmSync(broken);
+    const retriedAt = new Map<string, number>();
+    const retryAcks = await Promise.all(
+      failedIds.map((runId, i) => {
+        retriedAt.set(runId, Date.now());
+        return timed(blockAction({ userId: USER, teamId: TEAM, actionId: 'run.retry', value: runId, channelId: `CR${i}`, messageTs: '1.1' }), 'Retry click');
       }),
     );
     await waitAll(pool, failedIds, 'succeeded');
-    const { rows: resumed } = await pool.query<{ run_id: string; at: Date }>(
-      `SELECT run_id, max(created_at) AS at FROM tollgate.events WHERE run_id = ANY($1) AND type = 'step.started' AND payload->>'step' = 'two' GROUP BY run_id`,
-      [failedIds],
-    );
-    const resume = resumed.map((r) => r.at.getTime() - (sentAt.get(r.run_id) ?? NaN));
+    const retryResume = await toStepTwo(retriedAt);
 
-    // 3. The same click one at a time on an otherwise idle system: the latency of the path itself.
-    const quiet: string[] = [];
-    flags.broken = true;
-    for (let i = 0; i < 20; i++) {
-      const run = await h.runtime.startRun({
-        workflow: 'bench-retry',
-        input: {},
-        requester: { platform: 'slack', tenant: TEAM, user: USER },
-        origin: { platform: 'slack', tenant: TEAM, conversation: `CQ${i}`, thread: null },
-      });
-      quiet.push(run.id);
-    }
+    // 3. Retry clicks one at a time on an otherwise idle system.
+    fs.writeFileSync(broken, '');
+    const quiet = await startRuns('bench-retry', QUIET_N, 'CQ', () => ({}));
     await waitAll(pool, quiet, 'failed');
-    await new Promise((r) => setTimeout(r, 1000)); // let the message deliveries settle
-    flags.broken = false;
-    const quietAcks: number[] = [];
-    const quietResume: number[] = [];
+    await outboxSettled(pool);
+    fs.rmSync(broken);
+    const quietRetryAcks: number[] = [];
+    const quietRetriedAt = new Map<string, number>();
     for (const [i, runId] of quiet.entries()) {
-      const req = blockAction({ userId: USER, teamId: TEAM, actionId: 'run.retry', value: runId, channelId: `CQ${i}`, messageTs: '1.1' });
-      const sent = Date.now();
-      const t0 = performance.now();
-      await h.send(req);
-      quietAcks.push(performance.now() - t0);
+      quietRetriedAt.set(runId, Date.now());
+      quietRetryAcks.push(await timed(blockAction({ userId: USER, teamId: TEAM, actionId: 'run.retry', value: runId, channelId: `CQ${i}`, messageTs: '1.1' }), 'Retry click'));
       await waitAll(pool, [runId], 'succeeded');
-      const { rows } = await pool.query<{ at: Date }>(
-        `SELECT max(created_at) AS at FROM tollgate.events WHERE run_id = $1 AND type = 'step.started' AND payload->>'step' = 'two'`,
-        [runId],
-      );
-      quietResume.push((rows[0]?.at.getTime() ?? NaN) - sent);
     }
+    const quietRetryResume = await toStepTwo(quietRetriedAt);
 
-    // 4. N runs waiting at an approval gate (messages and DMs delivered), then N concurrent signed
-    //    Approve clicks by the approver from their DMs.
-    const gatedIds: string[] = [];
-    for (let i = 0; i < N; i++) {
-      const run = await h.runtime.startRun({
-        workflow: 'bench-approve',
-        input: { i },
-        requester: { platform: 'slack', tenant: TEAM, user: USER },
-        origin: { platform: 'slack', tenant: TEAM, conversation: `CA${i}`, thread: null },
-      });
-      gatedIds.push(run.id);
-    }
+    // 4. N runs waiting at an approval (messages and DMs delivered), then N concurrent Approve clicks from the approver's DMs.
+    const gatedIds = await startRuns('bench-approve', N, 'CA', (i) => ({ i }));
     await waitAll(pool, gatedIds, 'waiting');
     await outboxSettled(pool);
-    const { rows: approvals } = await pool.query<{ id: string; run_id: string }>(`SELECT id, run_id FROM tollgate.approvals WHERE run_id = ANY($1) AND status = 'pending'`, [gatedIds]);
-    if (approvals.length !== N) throw new Error(`expected ${N} pending approvals, found ${approvals.length}`);
-    const clickedAt = new Map<string, number>();
+    const approvals = await pendingApprovals(gatedIds);
+    const approvedAt = new Map<string, number>();
     const approveAcks = await Promise.all(
-      approvals.map(async (a) => {
-        const req = blockAction({ userId: APPROVER, teamId: TEAM, actionId: 'approval.approve', value: a.id, channelId: `D${APPROVER}`, messageTs: '1.1' });
-        clickedAt.set(a.run_id, Date.now());
-        const t0 = performance.now();
-        const res = await h.send(req);
-        if (res.status !== 200) throw new Error(`Approve click answered ${res.status}`);
-        return performance.now() - t0;
+      approvals.map((a) => {
+        approvedAt.set(a.run_id, Date.now());
+        return timed(blockAction({ userId: APPROVER, teamId: TEAM, actionId: 'approval.approve', value: a.id, channelId: `D${APPROVER}`, messageTs: '1.1' }), 'Approve click');
       }),
     );
     await waitAll(pool, gatedIds, 'succeeded');
-    const stepTwoStarted = async (ids: string[]) =>
-      (
-        await pool.query<{ run_id: string; at: Date }>(
-          `SELECT run_id, max(created_at) AS at FROM tollgate.events WHERE run_id = ANY($1) AND type = 'step.started' AND payload->>'step' = 'two' GROUP BY run_id`,
-          [ids],
-        )
-      ).rows;
-    const approveResume = (await stepTwoStarted(gatedIds)).map((r) => r.at.getTime() - (clickedAt.get(r.run_id) ?? NaN));
+    const approveResume = await toStepTwo(approvedAt);
     const { rows: decided } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.approval_decisions WHERE approval_id = ANY($1)`, [approvals.map((a) => a.id)]);
     if (Number(decided[0]?.n) !== N) throw new Error(`expected ${N} decisions, found ${decided[0]?.n}`);
 
     // 5. Approve clicks one at a time on an otherwise idle system.
-    const quietGated: string[] = [];
-    for (let i = 0; i < 20; i++) {
-      const run = await h.runtime.startRun({
-        workflow: 'bench-approve',
-        input: { i: N + i },
-        requester: { platform: 'slack', tenant: TEAM, user: USER },
-        origin: { platform: 'slack', tenant: TEAM, conversation: `CAQ${i}`, thread: null },
-      });
-      quietGated.push(run.id);
-    }
+    const quietGated = await startRuns('bench-approve', QUIET_N, 'CAQ', (i) => ({ i: N + i }));
     await waitAll(pool, quietGated, 'waiting');
     await outboxSettled(pool);
+    const quietApprovals = await pendingApprovals(quietGated);
     const quietApproveAcks: number[] = [];
-    const quietApproveResume: number[] = [];
-    for (const runId of quietGated) {
-      const { rows: ar } = await pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1 AND status = 'pending'`, [runId]);
-      const req = blockAction({ userId: APPROVER, teamId: TEAM, actionId: 'approval.approve', value: ar[0]?.id ?? '', channelId: `D${APPROVER}`, messageTs: '1.1' });
-      const sent = Date.now();
-      const t0 = performance.now();
-      await h.send(req);
-      quietApproveAcks.push(performance.now() - t0);
-      await waitAll(pool, [runId], 'succeeded');
-      const [r] = await stepTwoStarted([runId]);
-      quietApproveResume.push((r?.at.getTime() ?? NaN) - sent);
+    const quietApprovedAt = new Map<string, number>();
+    for (const a of quietApprovals) {
+      quietApprovedAt.set(a.run_id, Date.now());
+      quietApproveAcks.push(await timed(blockAction({ userId: APPROVER, teamId: TEAM, actionId: 'approval.approve', value: a.id, channelId: `D${APPROVER}`, messageTs: '1.1' }), 'Approve click'));
+      await waitAll(pool, [a.run_id], 'succeeded');
     }
+    const quietApproveResume = await toStepTwo(quietApprovedAt);
 
-    // 6. Diagnostic: the same burst with no worker running, so the acks do not share the two
-    //    cores with run advances and Slack deliveries; the runs resume once a worker is back.
-    const idleIds: string[] = [];
-    for (let i = 0; i < N; i++) {
-      const run = await h.runtime.startRun({
-        workflow: 'bench-approve',
-        input: { i: 2 * N + i },
-        requester: { platform: 'slack', tenant: TEAM, user: USER },
-        origin: { platform: 'slack', tenant: TEAM, conversation: `CAI${i}`, thread: null },
-      });
-      idleIds.push(run.id);
-    }
-    await waitAll(pool, idleIds, 'waiting');
+    // 6. N runs waiting at an approval, then N concurrent Reject submissions (the reason modal).
+    const rejectIds = await startRuns('bench-approve', N, 'CJ', (i) => ({ i: 2 * N + i }));
+    await waitAll(pool, rejectIds, 'waiting');
     await outboxSettled(pool);
-    await h.worker.stop();
-    const { rows: idleApprovals } = await pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = ANY($1) AND status = 'pending'`, [idleIds]);
-    const noWorkerAcks = await Promise.all(
-      idleApprovals.map(async (a) => {
-        const req = blockAction({ userId: APPROVER, teamId: TEAM, actionId: 'approval.approve', value: a.id, channelId: `D${APPROVER}`, messageTs: '1.1' });
-        const t0 = performance.now();
-        const res = await h.send(req);
-        if (res.status !== 200) throw new Error(`Approve click answered ${res.status}`);
-        return performance.now() - t0;
-      }),
+    const toReject = await pendingApprovals(rejectIds);
+    const rejectAcks = await Promise.all(
+      toReject.map((a) =>
+        timed(
+          viewSubmission({
+            userId: APPROVER,
+            teamId: TEAM,
+            callbackId: 'approval.reject',
+            privateMetadata: JSON.stringify({ approvalId: a.id, at: { channel: `D${APPROVER}`, threadTs: null } }),
+            values: { reason: { value: { type: 'plain_text_input', value: 'not in this budget' } } },
+          }),
+          'Reject submission',
+        ),
+      ),
     );
-    const processId = newProcessId();
-    const worker = await startWorker({ pool, log, tasks: taskList({ runtime: h.runtime, processId, chat: h.chat.deliverer, intents: h.chat.core }), concurrency: 10, pollIntervalMs: 100, deadAfterMs: 3000, processId });
-    try {
-      await waitAll(pool, idleIds, 'succeeded');
-    } finally {
-      await worker.stop();
-    }
+    // bench-approve reads the gate's answer, so a rejected run still ends `succeeded`.
+    await waitAll(pool, rejectIds, 'succeeded');
+    const { rows: rejected } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.approval_decisions WHERE approval_id = ANY($1) AND decision = 'reject'`, [toReject.map((a) => a.id)]);
+    if (Number(rejected[0]?.n) !== N) throw new Error(`expected ${N} rejections, found ${rejected[0]?.n}`);
 
     const rows: BenchRow[] = [
       row(`slack: ack, ${N} concurrent /tollgate run`, slashAcks),
-      row(`slack: ack, ${N} concurrent Retry clicks`, clickAcks),
-      row('slack: Retry click → step started', resume),
       row(`slack: ack, ${N} concurrent Approve clicks`, approveAcks),
+      row(`slack: ack, ${N} concurrent Reject submissions`, rejectAcks),
+      row(`slack: ack, ${N} concurrent Retry clicks`, retryAcks),
       row(`slack: Approve click → next step started (${N} concurrent)`, approveResume),
+      row(`slack: Retry click → step started again (${N} concurrent)`, retryResume),
       row('slack: ack, Approve clicks one at a time', quietApproveAcks),
       row('slack: Approve click → next step started, one at a time', quietApproveResume),
-      row(`slack: ack, ${N} concurrent Approve clicks, no worker running (diagnostic)`, noWorkerAcks),
+      row('slack: ack, Retry clicks one at a time', quietRetryAcks),
+      row('slack: Retry click → step started again, one at a time', quietRetryResume),
     ];
     if (opts.quiet) return rows;
-    console.log('Slack');
-    console.log(`  ack, ${N} concurrent signed /tollgate run commands: ${fmt(slashAcks)}`);
-    console.log(`  ack, ${N} concurrent signed Retry clicks:           ${fmt(clickAcks)}`);
-    console.log(`  Retry click → failed step started again:           ${fmt(resume)} (ms resolution)`);
-    console.log(`  one click at a time: ack ${fmt(quietAcks)}; click → step started ${fmt(quietResume)}`);
-    console.log(`  ack, ${N} concurrent signed Approve clicks:         ${fmt(approveAcks)}`);
-    console.log(`  Approve click → next step started (concurrent):    ${fmt(approveResume)} (ms resolution)`);
-    console.log(`  Approve one at a time: ack ${fmt(quietApproveAcks)}; click → next step started ${fmt(quietApproveResume)}`);
-    console.log(`  ack, ${N} concurrent Approve clicks, no worker running (diagnostic): ${fmt(noWorkerAcks)}`);
+    console.log(`Slack, against \`tollgate start\` (pid ${tollgate.pid})`);
+    for (const r of rows) console.log(`  ${r.name.replace(/^slack: /, '').padEnd(58)} p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms (n=${r.n})`);
     return rows;
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n--- tollgate start's last lines ---\n${tollgate.tail()}`, { cause: e });
   } finally {
-    await h.stop();
+    await tollgate.stop();
+    await fake.close();
     await pool.end();
     await server?.stop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
 
