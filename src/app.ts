@@ -3,6 +3,12 @@
  * and, by mode, the worker and/or the HTTP server. `stop()` shuts down in order: stop taking
  * HTTP requests and jobs, let running steps finish (or release them), close the pool, stop the
  * embedded database.
+ *
+ * Under mode 'all' (`tollgate start`) the worker runs in a worker thread of its own
+ * (src/worker-thread-host.ts), so workflow CPU never delays an HTTP acknowledgement;
+ * TOLLGATE_WORKER_THREAD=off keeps it on this thread, as modes 'worker' and 'server' do. The
+ * thread builds what a worker needs with the functions below (loadAppProject, composeCore,
+ * startTaskWorker), the same ones startApp uses.
  */
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/connect.ts';
@@ -16,8 +22,10 @@ import { WorkflowRegistry } from './runtime/registry.ts';
 import { Runtime } from './runtime/runtime.ts';
 import { createHttpServer, sendJson, type HttpServer } from './server/http.ts';
 import { newProcessId, startWorker, type WorkerHandle } from './worker.ts';
+import { startWorkerThread } from './worker-thread-host.ts';
 import { builtinWorkflows } from './workflows/index.ts';
-import { builtinToolRegistry } from './tools/index.ts';
+import { builtinToolRegistry, type ToolRegistry } from './tools/index.ts';
+import type pg from 'pg';
 import { crontab, taskList } from '../jobs/index.ts';
 import { createChat, type Chat } from './chat/index.ts';
 import type { ChatAdapter } from './chat/platform.ts';
@@ -48,8 +56,8 @@ export function buildRegistry(project: Project): WorkflowRegistry {
   return new WorkflowRegistry().register(...builtinWorkflows(project.config), ...project.workflows);
 }
 
-export async function startApp(opts: { config: Config; log: Logger; mode: AppMode; db?: Database }): Promise<App> {
-  const { config, log, mode } = opts;
+/** The project (configuration, workflows, tools), loaded and checked before anything starts. */
+export async function loadAppProject(config: Config): Promise<{ project: ProjectConfig; registry: WorkflowRegistry; tools: ToolRegistry }> {
   const loaded = await loadProject(config.projectConfigPath);
   const project = loaded.config;
   // Built-in tools' settings are checked before anything starts, like the workflows' (buildRegistry).
@@ -57,6 +65,72 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
   const registry = buildRegistry(loaded);
   const tools = builtinToolRegistry().register(...loaded.tools);
   checkSectionNames(project, { workflows: registry.names(), tools: tools.names() });
+  return { project, registry, tools };
+}
+
+/**
+ * The runtime on `pool`, the configured chat adapters (built, neither mounted nor started) and the
+ * chat layer over them. Without chat (one-shot CLI commands) there are no adapters.
+ */
+export function composeCore(opts: {
+  config: Config;
+  log: Logger;
+  pool: pg.Pool;
+  project: ProjectConfig;
+  registry: WorkflowRegistry;
+  tools: ToolRegistry;
+  withChat: boolean;
+  /** The adapters' logger, when it differs from `log` (the worker thread's is quieter: the main thread has said it all). */
+  adapterLog?: Logger;
+}): { runtime: Runtime; adapters: ChatAdapter[]; chat: Chat } {
+  const { config, log, pool, project, registry, tools } = opts;
+  const runtime = new Runtime({ pool, registry, log, project, tools, maxRecoveries: config.runtime.maxRecoveries });
+  let chat: Chat | undefined;
+  const core = () => {
+    if (!chat) throw new Error('the chat layer is used before the boot built it');
+    return chat.core;
+  };
+  const adapters = opts.withChat ? createChatAdapters({ config, pool, core, log: opts.adapterLog ?? log }) : [];
+  chat = createChat({
+    pool,
+    runtime,
+    registry,
+    log,
+    platforms: adapters.map((a) => a.platform),
+    reminderLeadMs: config.chat.approvalReminderLeadMs,
+  });
+  return { runtime, adapters, chat };
+}
+
+/** Graphile Worker running Tollgate's tasks on `runtime`, delivering chat messages through `chat`. */
+export function startTaskWorker(opts: {
+  config: Config;
+  log: Logger;
+  pool: pg.Pool;
+  project: ProjectConfig;
+  runtime: Runtime;
+  chat: Chat;
+  processId: string;
+  /** An earlier worker of this process known to be gone (see WorkerOptions.replaces). */
+  replaces?: string;
+}): Promise<WorkerHandle> {
+  const { config, processId } = opts;
+  return startWorker({
+    pool: opts.pool,
+    log: opts.log,
+    tasks: taskList({ runtime: opts.runtime, processId, chat: opts.chat.deliverer, intents: opts.chat.core }),
+    concurrency: config.worker.concurrency,
+    pollIntervalMs: config.worker.pollIntervalMs,
+    deadAfterMs: config.worker.deadAfterMs,
+    processId,
+    crontab: crontab({ retentionDays: opts.project.retention.days }),
+    ...(opts.replaces ? { replaces: opts.replaces } : {}),
+  });
+}
+
+export async function startApp(opts: { config: Config; log: Logger; mode: AppMode; db?: Database }): Promise<App> {
+  const { config, log, mode } = opts;
+  const { project, registry, tools } = await loadAppProject(config);
   const db = opts.db ?? (await openDatabase(config, log));
   let configHold: ConfigHold;
   try {
@@ -67,46 +141,29 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     await db.close();
     throw e;
   }
-  const runtime = new Runtime({ pool: db.pool, registry, log, project, tools, maxRecoveries: config.runtime.maxRecoveries });
-  let chat: Chat | undefined;
-  const core = () => {
-    if (!chat) throw new Error('the chat layer is used before the boot built it');
-    return chat.core;
-  };
-  const adapters = mode === 'none' ? [] : createChatAdapters({ config, pool: db.pool, core, log });
-  chat = createChat({
-    pool: db.pool,
-    runtime,
-    registry,
-    log,
-    platforms: adapters.map((a) => a.platform),
-    reminderLeadMs: config.chat.approvalReminderLeadMs,
-  });
+  const { runtime, adapters, chat } = composeCore({ config, log, pool: db.pool, project, registry, tools, withChat: mode !== 'none' });
 
   let worker: WorkerHandle | undefined;
   let http: HttpServer | undefined;
   let url: string | undefined;
+  const runsWorker = mode === 'all' || mode === 'worker';
+  // Its own pool on the same database and login, with this process's audit key; the database is
+  // migrated and the configuration held here already, so the thread does neither.
+  const threadStarting = mode === 'all' && config.worker.thread ? startWorkerThread({ config, log, db: { url: db.url, auditKey: db.auditKey } }) : undefined;
+  threadStarting?.catch(() => {}); // awaited below, or stopped on the way out if something else fails first
   try {
-    if (mode === 'all' || mode === 'worker') {
-      const processId = newProcessId();
-      worker = await startWorker({
-        pool: db.pool,
-        log,
-        tasks: taskList({ runtime, processId, chat: chat.deliverer, intents: chat.core }),
-        concurrency: config.worker.concurrency,
-        pollIntervalMs: config.worker.pollIntervalMs,
-        deadAfterMs: config.worker.deadAfterMs,
-        processId,
-        crontab: crontab({ retentionDays: project.retention.days }),
-      });
+    if (threadStarting) {
+      // The thread loads its modules and project while the HTTP server is set up below.
+    } else if (runsWorker) {
+      worker = await startTaskWorker({ config, log, pool: db.pool, project, runtime, chat, processId: newProcessId() });
     }
     if (mode === 'all' || mode === 'server') {
       http = createHttpServer({
         log,
         checks: {
           pool: db.pool,
-          workerRunning: worker ? () => worker?.isRunning() ?? false : undefined,
-          workerProblem: worker ? () => worker?.whyNotRunning() : undefined,
+          workerRunning: runsWorker ? () => worker?.isRunning() ?? false : undefined,
+          workerProblem: runsWorker ? () => (worker ? worker.whyNotRunning() : 'worker starting') : undefined,
         },
       });
       for (const a of adapters) a.mount(http);
@@ -118,12 +175,13 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       for (const a of adapters) {
         await a.start().catch((e: unknown) => log.error({ err: e, platform: a.platform.name }, 'a chat platform could not be started; Tollgate runs on without it'));
       }
+      if (threadStarting) worker = await threadStarting;
       const addr = await http.listen(config.port, config.host);
       url = `http://${addr.address}:${addr.port}`;
       log.info({ url }, 'HTTP server listening');
     }
   } catch (e) {
-    await worker?.stop();
+    await (worker ?? (await threadStarting?.catch(() => undefined)))?.stop();
     await configHold.stop();
     await db.close();
     throw e;

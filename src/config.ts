@@ -41,6 +41,14 @@ const envSchema = z.object({
   /** A worker whose heartbeat is older than this is dead: its jobs are unlocked for others. */
   WORKER_DEAD_AFTER_MS: z.coerce.number().int().min(1000).default(15000),
   /**
+   * `tollgate start` runs its worker in a thread of its own (on), so HTTP acknowledgements never
+   * wait behind workflow CPU; off runs it on the HTTP server's event loop, as `tollgate worker` does.
+   */
+  TOLLGATE_WORKER_THREAD: z
+    .enum(['on', 'off'])
+    .transform((v) => v === 'on')
+    .default(true),
+  /**
    * How many times a run may be recovered (resumed after an advance that did not end: its worker
    * died, or lost its job or connection mid-advance) before it is dead-lettered instead. 0: never
    * recover, set aside at the first interruption.
@@ -91,6 +99,8 @@ export interface Config {
     readonly concurrency: number;
     readonly pollIntervalMs: number;
     readonly deadAfterMs: number;
+    /** `tollgate start` runs the worker in a thread of its own (TOLLGATE_WORKER_THREAD, default on). */
+    readonly thread: boolean;
   };
   readonly pgPoolSize: number;
   readonly runtime: {
@@ -212,6 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       concurrency: e.WORKER_CONCURRENCY,
       pollIntervalMs: e.WORKER_POLL_INTERVAL_MS,
       deadAfterMs: e.WORKER_DEAD_AFTER_MS,
+      thread: e.TOLLGATE_WORKER_THREAD,
     },
     pgPoolSize: e.PG_POOL_SIZE ?? 2 * e.WORKER_CONCURRENCY + 5,
     runtime: { maxRecoveries: e.TOLLGATE_MAX_RECOVERIES },

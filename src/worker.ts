@@ -35,6 +35,11 @@ export interface WorkerOptions {
   processId: string;
   /** Graphile Worker crontab lines (scheduled tasks such as retention); none when unset. */
   crontab?: string;
+  /**
+   * The process id of an earlier worker known to be gone (a worker thread that exited): its jobs
+   * are unlocked and its heartbeat deleted at start, without waiting WORKER_DEAD_AFTER_MS.
+   */
+  replaces?: string;
 }
 
 export function newProcessId(): string {
@@ -133,6 +138,12 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   const { pool, log, processId } = opts;
   const logger = graphileLogger(log);
   const utils: WorkerUtils = await makeWorkerUtils({ pgPool: pool, logger });
+  if (opts.replaces) {
+    await releaseGoneWorker(pool, utils, opts.replaces, log).catch(async (e: unknown) => {
+      await Promise.resolve(utils.release()).catch(() => {});
+      throw e;
+    });
+  }
   await pool.query(
     `INSERT INTO tollgate.worker_heartbeats (process_id, hostname, pid) VALUES ($1, $2, $3)`,
     [processId, os.hostname(), process.pid],
@@ -264,6 +275,20 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
         log.info({ processId }, 'worker stopped');
       })()),
   };
+}
+
+/**
+ * Unlocks the jobs of one worker known to be gone (its thread exited, so nothing of it runs any
+ * more) and deletes its heartbeat. Jobs it locked before its first beat named its ids are left to
+ * reapDeadWorkers, which unlocks them as orphans.
+ */
+async function releaseGoneWorker(pool: pg.Pool, utils: WorkerUtils, processId: string, log: Logger): Promise<void> {
+  const { rows } = await pool.query<{ worker_ids: string[] }>('DELETE FROM tollgate.worker_heartbeats WHERE process_id = $1 RETURNING worker_ids', [processId]);
+  const ids = rows[0]?.worker_ids ?? [];
+  if (ids.length > 0) {
+    await utils.forceUnlockWorkers(ids);
+    log.info({ workers: ids, replaces: processId }, 'unlocked the jobs of the worker this one replaces');
+  }
 }
 
 /** Unlocks the jobs of workers that stopped beating. Safe to run from every process at once. */

@@ -43,6 +43,9 @@ export function decodeAuditKey(text: string): Buffer | undefined {
   return key && key.length >= MIN_KEY_BYTES ? key : undefined;
 }
 
+// Each key's bytes, off the object (so logging an AuditKey cannot print them).
+const keyBytes = new WeakMap<AuditKey, Buffer>();
+
 export function auditKey(key: Buffer, source: string): AuditKey {
   // HMAC's key schedule (RFC 2104): a key longer than a block is hashed first, then zero-padded.
   const k = Buffer.alloc(BLOCK);
@@ -50,12 +53,19 @@ export function auditKey(key: Buffer, source: string): AuditKey {
   const ipad = Buffer.from(k.map((b) => b ^ 0x36));
   const opad = Buffer.from(k.map((b) => b ^ 0x5c));
   const hmac = (data: Buffer | string) => createHmac('sha256', key).update(data).digest();
-  return {
+  const made: AuditKey = {
     hmac,
     fingerprint: hmac(FINGERPRINT_LABEL),
     pgOptions: `-c tollgate.audit_ikey=${ipad.toString('hex')} -c tollgate.audit_okey=${opad.toString('hex')}`,
     source,
   };
+  keyBytes.set(made, Buffer.from(key));
+  return made;
+}
+
+/** The key's bytes, to hand the key in memory to a worker thread of this process (src/worker-thread.ts). Never log them. */
+export function auditKeyBytes(key: AuditKey): Buffer | undefined {
+  return keyBytes.get(key);
 }
 
 /**
