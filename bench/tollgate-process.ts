@@ -32,10 +32,15 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Starts `tollgate start` with `env` on a free port; resolves once /readyz answers 200. */
+/**
+ * Starts `tollgate start` with `env` on a free port; resolves once /readyz answers 200.
+ * BENCH_TOLLGATE_NODE_ARGS adds Node options for it alone, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
+ * to profile the measured process (and its worker thread) rather than the bench.
+ */
 export async function startTollgate(env: Record<string, string>): Promise<TollgateProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [BIN, 'start'], {
+  const nodeArgs = (process.env.BENCH_TOLLGATE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, BIN, 'start'], {
     cwd: ROOT,
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -44,6 +49,7 @@ export async function startTollgate(env: Record<string, string>): Promise<Tollga
   const keep = (d: Buffer) => void (out = (out + d.toString()).slice(-20_000));
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
+  if (process.env.BENCH_TOLLGATE_STDERR) child.stderr?.pipe(process.stderr);
   let exited = false;
   const gone = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
   const url = `http://127.0.0.1:${port}`;
