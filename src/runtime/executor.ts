@@ -12,8 +12,9 @@
  *   counter before any `await`; a journal row at that index must carry the same name (else
  *   NondeterminismError). Completed steps return their recorded output; the first unfinished
  *   one executes. Its start is committed (with its event) before its body runs; its result is
- *   committed with the next step's start, in one statement, or alone one event-loop turn after
- *   the step returns if no step follows at once, and always before any later journal write.
+ *   committed with the next step's start, in one statement, or with the run's end or suspension,
+ *   or alone one event-loop turn after the step returns if the workflow does something else
+ *   first, and always before any later journal write.
  * - Waiting (a sleep, a retry backoff, later an approval) ends the advance: the run is marked
  *   waiting, a timer job is scheduled, and no worker is held. Short waits (<= inlineWaitMaxMs)
  *   are slept in-process instead, after being recorded, because a scheduled job is only found by
