@@ -29,8 +29,12 @@ const SECTIONS: BenchSection[] = [graphileSection, runtimeSection, dbosSection, 
 /** Comparisons printed under the figures, when both sides were measured. */
 const RATIOS: { label: string; num: string; den: string; goal?: string }[] = [
   { label: 'Tollgate / DBOS runs/s', num: 'tollgate.runs_per_s', den: 'dbos.runs_per_s', goal: 'goal ≥ 2×' },
-  { label: 'Tollgate / DBOS p50 latency', num: 'tollgate.p50_ms', den: 'dbos.p50_ms', goal: 'goal < 1×' },
+  { label: 'Tollgate / DBOS p50 latency', num: 'tollgate.p50_ms', den: 'dbos.p50_ms', goal: 'goal ≤ 0.6×' },
   { label: 'Tollgate / DBOS p99 latency', num: 'tollgate.p99_ms', den: 'dbos.p99_ms' },
+  { label: 'Tollgate / DBOS Node CPU per run', num: 'tollgate.cpu_node_ms', den: 'dbos.cpu_node_ms' },
+  { label: 'Tollgate / DBOS PostgreSQL CPU per run', num: 'tollgate.cpu_pg_ms', den: 'dbos.cpu_pg_ms' },
+  { label: 'Tollgate / DBOS statements per run', num: 'tollgate.statements', den: 'dbos.statements' },
+  { label: 'Tollgate / DBOS WAL fsyncs per run', num: 'tollgate.wal_fsyncs', den: 'dbos.wal_fsyncs' },
   { label: 'Tollgate runs/s / graphile-worker jobs/s', num: 'tollgate.runs_per_s', den: 'graphile.jobs_per_s' },
 ];
 

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type pg from 'pg';
+import pg from 'pg';
 import { auditKeyFromEnv } from '../src/audit/key.ts';
 import type { Logger } from '../src/log.ts';
 
@@ -161,6 +161,28 @@ export async function dbCounters(pool: pg.Pool): Promise<{ stop(runs: number): P
 }
 
 /**
+ * Statements sent to PostgreSQL by every `pg` client of this process (Tollgate's pool, Graphile
+ * Worker's, DBOS's: all use the same `pg` module), counted at `Client.prototype.query`, so each
+ * system is measured the same way: one per round trip, BEGIN and COMMIT included, statements run
+ * inside functions and triggers not.
+ */
+export function statementCounter(): { stop(): number } {
+  const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+  const original = proto.query;
+  let count = 0;
+  proto.query = function (this: unknown, ...args: unknown[]) {
+    count++;
+    return original.apply(this, args);
+  };
+  return {
+    stop() {
+      proto.query = original;
+      return count;
+    },
+  };
+}
+
+/**
  * The figures every durable-workflow system in the bench reports, measured the same way:
  * runs/s with `concurrent` runs in flight, sequential latency, CPU and database work per run.
  * `key` prefixes the figure keys (`tollgate`, `dbos`), `name` starts the labels.
@@ -172,7 +194,9 @@ export async function measureWorkflowSystem(
 ): Promise<Figure[]> {
   const counters = await dbCounters(pool);
   const cpu = await cpuMeter(pool);
+  const statements = statementCounter();
   const throughput = await closedLoop(sys.concurrent, ctx.warmupMs, ctx.measureMs, sys.oneRun);
+  const sent = statements.stop();
   const used = await cpu.stop();
   const db = await counters.stop(throughput.total);
   const latency = await sequentialLatency(ctx.latencySamples, sys.oneRun);
@@ -183,7 +207,8 @@ export async function measureWorkflowSystem(
     { key: `${key}.p99_ms`, label: `${name} one 5-step run, ${sys.latencyLabel}, p99`, value: percentile(latency, 99), unit: 'ms' },
     { key: `${key}.cpu_node_ms`, label: `${name} CPU per run in Node (throughput loop)`, value: used.nodeMs / throughput.total, unit: 'ms' },
     { key: `${key}.cpu_pg_ms`, label: `${name} CPU per run in PostgreSQL (throughput loop)`, value: used.pgMs / throughput.total, unit: 'ms' },
-    { key: `${key}.xacts`, label: `${name} transactions (≈ statements) per run`, value: db.xactsPerRun, unit: '' },
+    { key: `${key}.statements`, label: `${name} statements sent per run`, value: sent / throughput.total, unit: '', note: 'round trips from Node, BEGIN/COMMIT included' },
+    { key: `${key}.xacts`, label: `${name} transactions committed per run`, value: db.xactsPerRun, unit: '' },
     { key: `${key}.wal_fsyncs`, label: `${name} WAL fsyncs per run (whole server)`, value: db.walFsyncsPerRun, unit: '' },
   ];
 }

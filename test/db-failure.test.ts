@@ -45,10 +45,13 @@ beforeAll(async () => {
         return 'done';
       });
       // The database refuses this step's result once (a transient error); the connection lives on.
+      // A step follows, so the refused write is the one that also starts it (the last step's
+      // result, written with the run's end, is retried alone when that statement fails).
       await ctx.step('refused', ({ idempotencyKey }) => {
         refusedKeys.push(idempotencyKey);
         return 'recorded';
       });
+      await ctx.step('after', () => 'ok');
       return cut;
     },
   }) as unknown as WorkflowDefinition;
@@ -73,6 +76,7 @@ describe('journal connection lost during a step', () => {
       ['before', 'succeeded', 1],
       ['cut', 'succeeded', 2],
       ['refused', 'succeeded', 2],
+      ['after', 'succeeded', 1],
     ]);
     expect(refusedKeys).toHaveLength(2);
     expect(refusedKeys[0]).toBe(refusedKeys[1]);

@@ -12,8 +12,9 @@
  *   counter before any `await`; a journal row at that index must carry the same name (else
  *   NondeterminismError). Completed steps return their recorded output; the first unfinished
  *   one executes. Its start is committed (with its event) before its body runs; its result is
- *   committed with the next step's start, in one statement, or alone one event-loop turn after
- *   the step returns if no step follows at once, and always before any later journal write.
+ *   committed with the next step's start, in one statement, or with the run's end or suspension,
+ *   or alone one event-loop turn after the step returns if the workflow does something else
+ *   first, and always before any later journal write.
  * - Waiting (a sleep, a retry backoff, later an approval) ends the advance: the run is marked
  *   waiting, a timer job is scheduled, and no worker is held. Short waits (<= inlineWaitMaxMs)
  *   are slept in-process instead, after being recorded, because a scheduled job is only found by
@@ -112,6 +113,21 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     const t = setTimeout(resolve, ms);
     signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
   });
+
+function journalUnreachable(runId: string, cause: unknown): TollgateError {
+  return new TollgateError(
+    'TG_DB_UNREACHABLE',
+    `Run ${runId} paused: its journal could not be written (${(cause as Error).message}). It resumes when the database answers.`,
+    { runId },
+    { cause },
+  );
+}
+
+/** A child logger made on first call, then kept. */
+function lazyChild(parent: Logger, bindings: Record<string, unknown>): () => Logger {
+  let child: Logger | undefined;
+  return () => (child ??= parent.child(bindings));
+}
 
 /** JSON round trip, so a live result equals what a replay will read back. */
 function asJson<T>(value: T, what = 'A step output'): T {
@@ -218,25 +234,39 @@ export class Executor {
     } catch (e) {
       outcome = { kind: 'error', error: replay.stopped ?? e };
     }
+    // The last step's success, if not written yet, goes out with the run's end or suspension (one
+    // commit instead of two); on the other paths it is written on its own first.
+    let lastSuccess: journal.StepSuccess | undefined;
     if (!replay.journalError) {
       try {
         await replay.flush();
-        await replay.settle();
+        lastSuccess = await replay.takeUnwritten();
       } catch (e) {
         replay.journalError ??= e;
       }
     }
-    if (replay.journalError) {
-      // The journal could not be written (database down, connection lost). Nothing about the run
-      // is decided on that basis: it stays as recorded and the job's retry (or recovery after a
-      // crash) resumes it, re-running the interrupted step with the same idempotency key.
-      throw new TollgateError(
-        'TG_DB_UNREACHABLE',
-        `Run ${runId} paused: its journal could not be written (${(replay.journalError as Error).message}). It resumes when the database answers.`,
-        { runId },
-        { cause: replay.journalError },
-      );
-    }
+    // The journal could not be written (database down, connection lost). Nothing about the run
+    // is decided on that basis: it stays as recorded and the job's retry (or recovery after a
+    // crash) resumes it, re-running the interrupted step with the same idempotency key.
+    if (replay.journalError) throw journalUnreachable(runId, replay.journalError);
+    /**
+     * Ends the advance with `write`, which also writes the last step's success. Should that
+     * statement fail (an event refused, a lost connection), the success is written alone before
+     * the error is rethrown, so a step that completed is not run again by the retry.
+     */
+    const end = async (write: (previous: journal.StepSuccess | undefined) => Promise<void>) => {
+      try {
+        await write(lastSuccess);
+      } catch (e) {
+        if (!lastSuccess) throw e;
+        try {
+          await journal.succeedStep(q, runId, lastSuccess.idx, lastSuccess.name, lastSuccess.output);
+        } catch (e2) {
+          throw journalUnreachable(runId, e2);
+        }
+        throw e;
+      }
+    };
 
     if (outcome.kind === 'ok') {
       const leftover = steps.find((s) => s.idx >= replay.counter);
@@ -250,7 +280,7 @@ export class Executor {
           outcome = { kind: 'error', error: e };
         }
         if (outcome.kind === 'ok') {
-          await journal.finishRun(q, runId, 'succeeded', { output });
+          await end((previous) => journal.finishRun(q, runId, 'succeeded', { output }, previous));
           log.info('run succeeded');
           return 'finished';
         }
@@ -258,9 +288,14 @@ export class Executor {
     }
     const err = outcome.error;
     if (err instanceof Suspend) {
-      await journal.suspendRun(q, runId, err.reason, err.wakeAt);
+      await end((previous) => journal.suspendRun(q, runId, err.reason, err.wakeAt, previous));
       log.debug({ reason: err.reason, wakeAt: err.wakeAt }, 'run waiting');
       return 'waiting';
+    }
+    if (lastSuccess) {
+      await journal.succeedStep(q, runId, lastSuccess.idx, lastSuccess.name, lastSuccess.output).catch((e: unknown) => {
+        throw journalUnreachable(runId, e);
+      });
     }
     const cancelled = err instanceof Cancelled;
     const error: SerializedError | undefined = cancelled ? undefined : serializeError(err);
@@ -575,7 +610,8 @@ class Replay {
 
     let attempt = (row?.attempts ?? 0) + 1;
     let notBefore = row?.next_attempt_at ?? null;
-    const log = this.#log.child({ step: unique });
+    // Made on first use: most steps never log, and a pino child per step is measurable on the hot path.
+    const log = lazyChild(this.#log, { step: unique });
     for (;;) {
       if (notBefore) {
         const wait = notBefore.getTime() - Date.now();
@@ -600,13 +636,13 @@ class Replay {
         const error = serializeError(e);
         if (final) {
           await journal.failStepAttempt(this.#q, this.#run.id, idx, unique, error, null);
-          log.warn({ err: error, attempt }, 'step failed for good');
+          log().warn({ err: error, attempt }, 'step failed for good');
           throw new StepFailedError(unique, attempt, error);
         }
         const delay = nextDelayMs(retry, attempt, e);
         notBefore = new Date(Date.now() + delay);
         await journal.failStepAttempt(this.#q, this.#run.id, idx, unique, error, notBefore);
-        log.info({ err: error.message, attempt, delayMs: delay }, 'step attempt failed; will retry');
+        log().info({ err: error.message, attempt, delayMs: delay }, 'step attempt failed; will retry');
         attempt++;
       }
     }
@@ -618,12 +654,21 @@ class Replay {
     attempt: number,
     fn: (ctx: StepContext) => Promise<T> | T,
     timeoutMs: number | undefined,
-    log: Logger,
+    log: () => Logger,
   ): Promise<T> {
     const ac = new AbortController();
     const onShutdown = () => ac.abort(new Error('worker shutting down'));
     this.#signal.addEventListener('abort', onShutdown, { once: true });
-    const ctx: StepContext = { runId: this.#run.id, step: name, attempt, idempotencyKey: `${this.#run.id}:${idx}`, signal: ac.signal, log };
+    const ctx: StepContext = {
+      runId: this.#run.id,
+      step: name,
+      attempt,
+      idempotencyKey: `${this.#run.id}:${idx}`,
+      signal: ac.signal,
+      get log() {
+        return log();
+      },
+    };
     let timer: NodeJS.Timeout | undefined;
     try {
       const body = Promise.resolve().then(() => fn(ctx));

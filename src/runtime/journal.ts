@@ -14,7 +14,7 @@ export type Queryable = Pick<pg.ClientBase, 'query'>;
  * column. Change the name's version whenever the text changes.
  */
 function prepared(name: string, text: string, values: unknown[]): pg.QueryConfig {
-  return { name: `tollgate_${name}_v1`, text, values };
+  return { name: `tollgate_${name}_v2`, text, values };
 }
 
 export const TERMINAL_STATUSES = ['succeeded', 'failed', 'cancelled', 'compensated', 'compensation_failed'] as const;
@@ -339,36 +339,68 @@ export async function startSleep(q: Queryable, runId: string, idx: number, name:
   );
 }
 
-/** Ends a run: succeeded, failed or cancelled. */
+/**
+ * The preceding step's success, written first by the same statement (see `startStepAttempt`): a
+ * data-modifying CTE and the event it adds, ordered before the run's own event. `$P`, `$P+1` and
+ * `$P+2` are the step's index, output and name; with no step, `$P` is NULL and the CTE writes nothing.
+ */
+function stepDoneCte(p: number): string {
+  return `done AS (
+       UPDATE tollgate.steps SET status = 'succeeded', output = $${p + 1}, error = NULL, finished_at = now(), updated_at = now()
+       WHERE run_id = $1 AND idx = $${p}::int RETURNING run_id, idx, attempts)`;
+}
+function stepDoneValues(previous: StepSuccess | undefined): unknown[] {
+  if (!previous) return [null, null, null];
+  return [previous.idx, previous.output === undefined ? null : JSON.stringify(previous.output), previous.name];
+}
+
+/**
+ * Ends a run: succeeded, failed or cancelled. `previous`, when given, is the last step's success,
+ * written by the same statement before the run's end (one commit instead of two; its event first).
+ */
 export async function finishRun(
   q: Queryable,
   runId: string,
   status: 'succeeded' | 'failed' | 'cancelled' | 'compensated' | 'compensation_failed',
   result: { output?: unknown; error?: unknown },
+  previous?: StepSuccess,
 ): Promise<void> {
   await q.query(
-    prepared('finish_run', `WITH r AS (
+    prepared('finish_run', `WITH ${stepDoneCte(5)},
+     r AS (
        UPDATE tollgate.runs SET status = $2, output = $3, error = $4, finished_at = now(), updated_at = now(),
          wait_reason = NULL, wake_at = NULL
        WHERE id = $1 RETURNING id)
-     INSERT INTO tollgate.events (run_id, type, payload)
-       SELECT id, 'run.' || $2, jsonb_strip_nulls(jsonb_build_object('error', $4::jsonb)) FROM r`,
-    [runId, status, result.output === undefined ? null : JSON.stringify(result.output), result.error === undefined ? null : JSON.stringify(result.error)]),
+     INSERT INTO tollgate.events (run_id, type, step_idx, payload)
+       SELECT run_id, type, idx, payload FROM (
+         SELECT 1 AS ord, run_id, 'step.succeeded' AS type, idx, jsonb_build_object('step', $7::text, 'attempts', attempts) AS payload FROM done
+         UNION ALL
+         SELECT 2, id, 'run.' || $2, NULL, jsonb_strip_nulls(jsonb_build_object('error', $4::jsonb)) FROM r) ordered
+       ORDER BY ord`,
+    [runId, status, result.output === undefined ? null : JSON.stringify(result.output), result.error === undefined ? null : JSON.stringify(result.error), ...stepDoneValues(previous)]),
   );
 }
 
-/** The run waits (no worker held) for `reason`; a timer job wakes it at `wakeAt` when given. */
-export async function suspendRun(q: Queryable, runId: string, reason: string, wakeAt: Date | null): Promise<void> {
+/**
+ * The run waits (no worker held) for `reason`; a timer job wakes it at `wakeAt` when given.
+ * `previous`, when given, is the last step's success, written first by the same statement.
+ */
+export async function suspendRun(q: Queryable, runId: string, reason: string, wakeAt: Date | null, previous?: StepSuccess): Promise<void> {
   await q.query(
-    prepared('suspend_run', `WITH r AS (
+    prepared('suspend_run', `WITH ${stepDoneCte(5)},
+     r AS (
        UPDATE tollgate.runs SET status = 'waiting', wait_reason = $2, wake_at = $3, updated_at = now()
        WHERE id = $1 RETURNING id),
-     e AS (INSERT INTO tollgate.events (run_id, type, payload)
-       SELECT id, 'run.waiting', jsonb_strip_nulls(jsonb_build_object('reason', $2::text, 'wakeAt', $3::timestamptz)) FROM r),
+     e AS (INSERT INTO tollgate.events (run_id, type, step_idx, payload)
+       SELECT run_id, type, idx, payload FROM (
+         SELECT 1 AS ord, run_id, 'step.succeeded' AS type, idx, jsonb_build_object('step', $7::text, 'attempts', attempts) AS payload FROM done
+         UNION ALL
+         SELECT 2, id, 'run.waiting', NULL, jsonb_strip_nulls(jsonb_build_object('reason', $2::text, 'wakeAt', $3::timestamptz)) FROM r) ordered
+       ORDER BY ord),
      j AS (SELECT graphile_worker.add_job($4, json_build_object('runId', $1::text), run_at => $3, job_key => 'wake:' || $1,
              job_key_mode => 'replace', max_attempts => 25) FROM r WHERE $3::timestamptz IS NOT NULL)
      SELECT count(*) FROM j`,
-    [runId, reason, wakeAt, ADVANCE_TASK]),
+    [runId, reason, wakeAt, ADVANCE_TASK, ...stepDoneValues(previous)]),
   );
 }
 
