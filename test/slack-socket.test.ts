@@ -8,6 +8,7 @@ import { demo } from '../src/workflows/demo.ts';
 import { ids } from './fakes/slack/requests.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { waitForRun } from './helpers/runtime.ts';
+import { intentsCarriedOut } from './helpers/intents.ts';
 import { eventually, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
 
 let db: TestDb;
@@ -23,8 +24,15 @@ afterAll(async () => {
   await db?.close();
 });
 
-it('in Socket Mode a slash command starts a run, is acknowledged after the run is recorded, and the run message is posted', async () => {
+/** The run a delivery key was recorded with: the request is durable, its run id given (invariant 8). */
+async function runOfKey(key: string): Promise<string | undefined> {
+  const { rows } = await db.pool.query<{ run_id: string }>(`SELECT run_id FROM tollgate.chat_delivery_keys WHERE platform = 'slack' AND key = $1`, [key]);
+  return rows[0]?.run_id;
+}
+
+it('in Socket Mode a slash command starts a run, is acknowledged after the request is recorded, and the run message is posted', async () => {
   const channel = 'C0SOCKET';
+  const trigger = ids.trigger();
   const ack = await h.fake.socketMode.push('slash_commands', {
     token: 'deprecated',
     team_id: 'T0001',
@@ -38,18 +46,22 @@ it('in Socket Mode a slash command starts a run, is acknowledged after the run i
     api_app_id: 'A0001',
     is_enterprise_install: 'false',
     response_url: 'https://hooks.slack.test/commands/1',
-    trigger_id: ids.trigger(),
+    trigger_id: trigger,
   });
-  // At the moment of the ack the run already exists (invariant 8).
+  // At the moment of the ack the request is recorded with the run id the answer names (invariant
+  // 8); the worker creates that run right after.
+  const runId = await runOfKey(`command:${trigger}`);
+  expect(runId).toMatch(/^run_/);
+  expect(JSON.stringify(ack.payload)).toContain(runId!);
+  await intentsCarriedOut(db.pool);
+  await waitForRun(h.runtime, runId!, 'succeeded');
   const { rows } = await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.runs WHERE origin->>'conversation' = $1`, [channel]);
-  expect(rows).toHaveLength(1);
-  expect(JSON.stringify(ack.payload)).toContain(rows[0]!.id);
-  await waitForRun(h.runtime, rows[0]!.id, 'succeeded');
+  expect(rows.map((r) => r.id)).toEqual([runId]);
   await eventually(() => h.fake.messagesIn(channel).find((m) => m.text?.includes('Succeeded')), 'the run message');
   expect(h.fake.callsTo('apps.connections.open').length).toBeGreaterThanOrEqual(1);
 });
 
-it('in Socket Mode a mention is acknowledged only after its run is recorded (Bolt would ack events first)', async () => {
+it('in Socket Mode a mention is acknowledged only after it is recorded (Bolt would ack events first)', async () => {
   const channel = 'C0SOCKETEV';
   const ack = await h.fake.socketMode.push('events_api', {
     token: 'deprecated',
@@ -62,6 +74,10 @@ it('in Socket Mode a mention is acknowledged only after its run is recorded (Bol
     authorizations: [{ team_id: 'T0001', user_id: 'UBOT0001', is_bot: true, is_enterprise_install: false }],
   });
   expect(ack.envelope_id).toBeDefined();
+  const runId = await runOfKey('event:Ev0SOCKET01');
+  expect(runId).toMatch(/^run_/);
+  await intentsCarriedOut(db.pool);
+  await waitForRun(h.runtime, runId!, 'succeeded');
   const { rows } = await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.runs WHERE origin->>'conversation' = $1`, [channel]);
-  expect(rows).toHaveLength(1);
+  expect(rows.map((r) => r.id)).toEqual([runId]);
 });

@@ -178,7 +178,8 @@ export class SlackBot {
           return;
         }
       }
-      const result = await core().submit({ kind: 'command', command: cmd, actor, where, key: { key: `command:${command.trigger_id}`, kind: 'command' }, replyVia: 'return' });
+      // A run start is recorded before the ack and created by the worker right after it.
+      const result = await core().submit({ kind: 'command', command: cmd, actor, where, key: { key: `command:${command.trigger_id}`, kind: 'command' }, replyVia: 'return', carryOut: 'after-ack' });
       await ack(ephemeral(renderReply(result.reply ?? { kind: 'notice', text: 'Done.' })));
     });
 
@@ -317,6 +318,7 @@ export class SlackBot {
         actor,
         where: meta.data.channel ? this.#where(actor, meta.data.channel, meta.data.threadTs) : null,
         key: { key: `view:${view.id}`, kind: 'view_submission' },
+        carryOut: 'after-ack',
       });
       if (result.fieldErrors) {
         await ack({ response_action: 'errors', errors: slackFieldErrors(def, result.fieldErrors) });
@@ -331,7 +333,7 @@ export class SlackBot {
   /** A mention or a direct message: the reply (or the run's message) goes through the outbox. */
   async #onMessage(eventId: string, actor: Principal, rawText: string, where: Where): Promise<void> {
     const text = rawText.replace(/<@[A-Z0-9]+(\|[^>]*)?>/g, ' ').trim();
-    await this.#o.core().submit({ kind: 'command', command: parseChatCommand(text), actor, where, key: { key: `event:${eventId}`, kind: 'message' }, replyVia: 'outbox' });
+    await this.#o.core().submit({ kind: 'command', command: parseChatCommand(text), actor, where, key: { key: `event:${eventId}`, kind: 'message' }, replyVia: 'outbox', carryOut: 'after-ack' });
   }
 
   #where(actor: Principal, channel: string, threadTs: string | null): Where {

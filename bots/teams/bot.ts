@@ -118,7 +118,7 @@ export class TeamsBot {
   async #message(a: TeamsActivity, actor: Principal): Promise<undefined> {
     const text = commandText(a);
     if (!text) return undefined;
-    await this.#core().submit({ kind: 'command', command: parseChatCommand(text), actor, where: this.#where(a, actor), key: { key: `message:${a.id ?? ''}`, kind: 'message' }, replyVia: 'outbox' });
+    await this.#core().submit({ kind: 'command', command: parseChatCommand(text), actor, where: this.#where(a, actor), key: { key: `message:${a.id ?? ''}`, kind: 'message' }, replyVia: 'outbox', carryOut: 'after-ack' });
     return undefined;
   }
 
@@ -174,7 +174,8 @@ export class TeamsBot {
     }
     const def = core.workflow(name, version) ?? core.workflow(name);
     if (!def) return cardResponse(renderForViewer(core.unknownWorkflow(name), actor));
-    const result = await core.submit({ kind: 'start', workflow: def.name, version: def.version, values, actor, where: this.#where(a, actor), key });
+    // The run is recorded before the answer and created by the worker right after it.
+    const result = await core.submit({ kind: 'start', workflow: def.name, version: def.version, values, actor, where: this.#where(a, actor), key, carryOut: 'after-ack' });
     if (result.fieldErrors) return cardResponse(renderForViewer(core.invalidParams(def, result.fieldErrors, values), actor));
     const reply: ChatReply = result.duplicate
       ? notice('Already recorded.')

@@ -2,13 +2,13 @@
  * The chat intake's grouped writes (src/db/group-commit.ts): each records a whole batch of
  * intents in ONE statement (hence one transaction and one WAL flush), with a per-item outcome.
  *
- * - `writeRunStarts`: commands and form submissions that start a run. Per item: the platform's
- *   delivery key, the run with its `run.created` event and advance job, and the run's live
- *   message. An item whose key was already recorded (a platform's re-send) writes nothing.
- * - `writeDeferredIntents`: clicks whose outcome the ack does not need (an approval decision, a
- *   Retry or Cancel). The intent itself is made durable as a `chat-intent` job, with its delivery
- *   key, before the ack; the worker carries it out and explains a refusal through the outbox
- *   (jobs/chat-intent.ts).
+ * - `writeDeferredIntents`: intents whose outcome the ack does not need: a run start (its input
+ *   checked and its run id given beforehand), an approval decision, a Retry or Cancel. The intent
+ *   itself is made durable as a `chat-intent` job, with its delivery key, before the ack; the
+ *   worker carries it out and explains a refusal through the outbox (jobs/chat-intent.ts).
+ * - `writeRunStarts`: runs with their delivery key, `run.created` event, advance job and live
+ *   message. An item whose key was already recorded (a platform's re-send) writes nothing. The
+ *   worker uses it to carry out a deferred start.
  *
  * Two items with the same delivery key in one batch (a re-send that arrived while the first was
  * queued) are told apart here, before SQL: the first is written, the others are duplicates, as
@@ -35,6 +35,8 @@ export interface RunStartWrite {
 
 export interface DeferredWrite {
   key?: KeyOf;
+  /** The run this intent will start (its id is given before it exists), kept with the delivery key. */
+  runId?: string;
   /** The job's payload: the intent, as jobs/chat-intent.ts reads it. */
   payload: unknown;
 }
@@ -54,7 +56,10 @@ function firstOfEachKey(items: readonly { key?: KeyOf }[]): boolean[] {
   });
 }
 
-/** Records the runs; true per item that was recorded, false for a delivery key seen before. */
+/**
+ * Records the runs; true per item that was recorded, false for a delivery key seen before or a
+ * run that already exists (a deferred start carried out again after a crash writes nothing twice).
+ */
 export async function writeRunStarts(q: Queryable, items: readonly RunStartWrite[]): Promise<boolean[]> {
   const first = firstOfEachKey(items);
   const rows = items.flatMap((it, i) =>
@@ -96,7 +101,8 @@ export async function writeRunStarts(q: Queryable, items: readonly RunStartWrite
      todo AS (SELECT * FROM items WHERE key IS NULL OR run_id IN (SELECT run_id FROM claimed)),
      r AS (
        INSERT INTO tollgate.runs (id, workflow, workflow_version, status, input, requester, origin)
-       SELECT run_id, workflow, version, 'queued', input, requester, origin FROM todo ORDER BY i RETURNING id, workflow, workflow_version, requester),
+       SELECT run_id, workflow, version, 'queued', input, requester, origin FROM todo ORDER BY i
+       ON CONFLICT (id) DO NOTHING RETURNING id, workflow, workflow_version, requester),
      e AS (
        INSERT INTO tollgate.events (run_id, type, actor, payload)
        SELECT id, 'run.created', requester, jsonb_build_object('workflow', workflow, 'version', workflow_version) FROM r),
@@ -108,7 +114,7 @@ export async function writeRunStarts(q: Queryable, items: readonly RunStartWrite
        SELECT msg_id, msg_platform, 'run', run_id, tenant, conversation, thread, address FROM todo
        WHERE msg_id IS NOT NULL AND run_id IN (SELECT id FROM r)
        ON CONFLICT DO NOTHING)
-     SELECT todo.i FROM todo, j`,
+     SELECT i FROM todo, j WHERE run_id IN (SELECT id FROM r)`,
     [JSON.stringify(rows), ADVANCE_TASK],
   );
   const recorded = new Set(written.map((r) => r.i));
@@ -119,15 +125,15 @@ export async function writeRunStarts(q: Queryable, items: readonly RunStartWrite
 export async function writeDeferredIntents(q: Queryable, items: readonly DeferredWrite[]): Promise<boolean[]> {
   const first = firstOfEachKey(items);
   const rows = items.flatMap((it, i) =>
-    first[i] ? [{ i, key_platform: it.key?.platform ?? null, key: it.key?.key ?? null, key_kind: it.key?.kind ?? null, payload: it.payload }] : [],
+    first[i] ? [{ i, key_platform: it.key?.platform ?? null, key: it.key?.key ?? null, key_kind: it.key?.kind ?? null, run_id: it.runId ?? null, payload: it.payload }] : [],
   );
   if (rows.length === 0) return items.map(() => false);
   const { rows: written } = await q.query<{ i: number }>(
     `WITH items AS (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, key_platform text, key text, key_kind text, payload jsonb)),
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, key_platform text, key text, key_kind text, run_id text, payload jsonb)),
      claimed AS (
-       INSERT INTO tollgate.chat_delivery_keys (platform, key, kind)
-       SELECT key_platform, key, key_kind FROM items WHERE key IS NOT NULL
+       INSERT INTO tollgate.chat_delivery_keys (platform, key, kind, run_id)
+       SELECT key_platform, key, key_kind, run_id FROM items WHERE key IS NOT NULL
        ON CONFLICT (platform, key) DO NOTHING RETURNING platform, key),
      todo AS (SELECT * FROM items WHERE key IS NULL OR (key_platform, key) IN (SELECT platform, key FROM claimed)),
      j AS (

@@ -6,12 +6,14 @@
  * `submit` resolves may the adapter acknowledge the platform (invariant 8).
  *
  * Group commit (src/db/group-commit.ts): intents that arrive together share one statement.
- * Run starts (a `run` command, a form submission) are recorded with their delivery key and live
- * message, a whole batch per statement (intake-writes.ts `writeRunStarts`). Clicks whose outcome
- * the ack does not need (`carryOut: 'after-ack'`: an approval decision, Retry, Cancel) are made
- * durable as `chat-intent` jobs, a batch per statement, and carried out by the worker
- * (`carryOut`, jobs/chat-intent.ts), which explains a refusal through the outbox. Both write at
- * once when nothing else is in flight, so a lone click waits for no one.
+ * A run start (a `run` command, a form submission: its input checked and its run id given here)
+ * and the clicks whose outcome the ack does not need (`carryOut: 'after-ack'`: an approval
+ * decision, Retry, Cancel) are made durable as `chat-intent` jobs with their delivery keys, a
+ * whole burst per statement (intake-writes.ts), and carried out by the worker right after the ack
+ * (`carryOut`, jobs/chat-intent.ts), which explains a refusal through the outbox. Creating a run
+ * costs the database far more than recording the request for it (its events' audit chain, its
+ * job, its chat rows), so that work is kept out of the ack. A write starts at once when none is
+ * in flight, so a lone request waits for no one.
  *
  * General notes
  * - What to tell the person comes back as a neutral `ChatReply` (or goes through the outbox, for
@@ -32,7 +34,7 @@ import { CommandSyntaxError, parseCommand, type Command } from '../intents/comma
 import type { Logger } from '../log.ts';
 import { principalSchema, type Principal } from '../principals.ts';
 import type { Queryable } from '../runtime/journal.ts';
-import type { ChatOrigin } from '../runtime/origin.ts';
+import { runOriginSchema, type ChatOrigin } from '../runtime/origin.ts';
 import type { WorkflowRegistry } from '../runtime/registry.ts';
 import { checkRunInput, printable } from '../runtime/run-input.ts';
 import type { PreparedRun, Runtime } from '../runtime/runtime.ts';
@@ -69,24 +71,35 @@ export function parseChatCommand(text: string): ChatCommand {
 
 export type Intent =
   /** A command from a slash command, a mention or a DM. `where` is where the run's message goes. */
-  | { kind: 'command'; command: ChatCommand; actor: Principal; where: Where | null; key?: DeliveryKey; replyVia: 'return' | 'outbox' }
+  | { kind: 'command'; command: ChatCommand; actor: Principal; where: Where | null; key?: DeliveryKey; replyVia: 'return' | 'outbox'; carryOut?: CarryOut }
   /** A form submission that starts a workflow with these (text) values. */
-  | { kind: 'start'; workflow: string; version?: number; values: Record<string, string | undefined>; actor: Principal; where: Where | null; key: DeliveryKey }
+  | { kind: 'start'; workflow: string; version?: number; values: Record<string, string | undefined>; actor: Principal; where: Where | null; key: DeliveryKey; carryOut?: CarryOut }
   /** A Retry or Cancel button. Refusals are explained to the actor at `explainAt`. */
   | { kind: 'operate'; action: 'retry' | 'cancel'; runId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null; carryOut?: CarryOut }
   /** An approval decision. Anything but a recorded decision is explained to the actor at `explainAt`. */
   | { kind: 'decide'; approvalId: string; decision: 'approve' | 'reject'; comment?: string; actor: Principal; explainAt: Where | null; carryOut?: CarryOut };
 
 /**
- * When a click is carried out: 'now' (default), before `submit` resolves, so its outcome can be
- * shown in the answer (Teams' returned card); 'after-ack', recorded durably first and carried out
- * by the worker, its refusal explained at `explainAt` (which it needs), so the ack waits for one
- * grouped insert only.
+ * When an intent that changes something is carried out: 'now' (default), before `submit`
+ * resolves, so its outcome can be shown in the answer (Teams' returned card) and a started run
+ * exists when it resolves; 'after-ack', recorded durably first (a run start with its run id
+ * given, a click) and carried out by the worker right after, a refusal explained at `explainAt`
+ * (which a click then needs), so the ack waits for one grouped insert only.
  */
 export type CarryOut = 'now' | 'after-ack';
 
 /** A deferred click as its `chat-intent` job carries it (the intent, minus what only the ack needed). */
+const preparedRunSchema = z.object({
+  id: z.string(),
+  workflow: z.string(),
+  version: z.number(),
+  input: z.unknown(),
+  requester: principalSchema.nullable(),
+  origin: runOriginSchema.nullable(),
+});
+
 const deferredIntentSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('start'), run: preparedRunSchema, where: whereSchema.nullable() }),
   z.object({ kind: z.literal('operate'), action: z.enum(['retry', 'cancel']), runId: z.string(), actor: principalSchema, explainAt: whereSchema }),
   z.object({
     kind: z.literal('decide'),
@@ -127,7 +140,7 @@ export class ChatCore {
 
   constructor(o: ChatCoreOptions) {
     this.#o = o;
-    // Each write is one statement: atomic on its own, so the pool runs it without a transaction.
+    // One statement per write: atomic on its own, so the pool runs it without a transaction.
     this.#starts = new GroupCommit({ name: 'run starts', log: o.log, write: (items) => writeRunStarts(o.pool, items) });
     this.#deferred = new GroupCommit({ name: 'deferred clicks', log: o.log, write: (items) => writeDeferredIntents(o.pool, items) });
   }
@@ -205,7 +218,7 @@ export class ChatCore {
     const { command, actor, where, key } = intent;
     const valid = command.kind === 'run' ? this.#checkRun(command) : undefined;
     if (valid && 'def' in valid) {
-      const run = await this.#recordStart(valid.def, valid.input, actor, where, key);
+      const run = await this.#recordStart(valid.def, valid.input, actor, where, key, intent.carryOut);
       if (!run) return { duplicate: true, reply: notice('Already recorded.') };
       return {
         duplicate: false,
@@ -233,19 +246,32 @@ export class ChatCore {
     if (!def) return { duplicate: false, reply: this.unknownWorkflow(intent.workflow) };
     const checked = this.checkInput(def, intent.values);
     if (!checked.ok) return { duplicate: false, fieldErrors: fieldErrors(checked.error) };
-    const run = await this.#recordStart(def, checked.input, intent.actor, intent.where, intent.key);
+    const run = await this.#recordStart(def, checked.input, intent.actor, intent.where, intent.key, intent.carryOut);
     return run ? { duplicate: false, runId: run.id } : { duplicate: true };
   }
 
   /**
-   * Records a run started from chat, with its delivery key and live message, in the next grouped
-   * write; undefined when the key was recorded before (a platform's re-send: nothing written).
+   * Records a run started from chat, its input checked and its id given here, with its delivery
+   * key, in the next grouped write. 'now': the run, its event, job and live message are written
+   * then. 'after-ack': the request is, and the worker creates the run right after (`carryOut`).
+   * Undefined when the key was recorded before (a platform's re-send: nothing written).
    */
-  async #recordStart(def: WorkflowDefinition, input: unknown, actor: Principal, where: Where | null, key: DeliveryKey | undefined): Promise<PreparedRun | undefined> {
+  async #recordStart(
+    def: WorkflowDefinition,
+    input: unknown,
+    actor: Principal,
+    where: Where | null,
+    key: DeliveryKey | undefined,
+    carryOut: CarryOut = 'now',
+  ): Promise<PreparedRun | undefined> {
     const run = this.#o.runtime.prepareRun({ workflow: def.name, version: def.version, input, requester: actor, origin: originOf(actor, where) });
-    const recorded = await this.#starts.submit({ run, ...(key ? { key: { platform: actor.platform, ...key } } : {}), message: where });
+    const keyOf = key ? { key: { platform: actor.platform, ...key } } : {};
+    const recorded =
+      carryOut === 'after-ack'
+        ? await this.#deferred.submit({ ...keyOf, runId: run.id, payload: { kind: 'start', run, where } satisfies DeferredIntent })
+        : await this.#starts.submit({ ...keyOf, run, message: where });
     if (!recorded) return undefined;
-    this.#o.log.info({ runId: run.id, workflow: run.workflow, version: run.version }, 'run queued');
+    this.#o.log.info({ runId: run.id, workflow: run.workflow, version: run.version }, carryOut === 'after-ack' ? 'run requested' : 'run queued');
     return run;
   }
 
@@ -293,6 +319,12 @@ export class ChatCore {
     }
     const intent = parsed.data;
     await withTransaction(this.#o.pool, async (q) => {
+      if (intent.kind === 'start') {
+        // Written again after a crash, the run already exists and nothing is written twice.
+        const [created] = await writeRunStarts(q, [{ run: intent.run, message: intent.where }]);
+        if (created) this.#o.log.info({ runId: intent.run.id, workflow: intent.run.workflow, version: intent.run.version }, 'run queued');
+        return;
+      }
       if (intent.kind === 'decide') {
         const outcome = await this.#o.runtime.decideWithin(q, intent.approvalId, intent.actor, intent.decision, intent.comment, { via: intent.explainAt.platform });
         if (outcome.kind !== 'recorded') await this.explain(intent.actor, intent.explainAt, outcome.message, q);

@@ -17,6 +17,7 @@ import { sendToSlackEndpoint, type SendOptions, type SlackRequest, type SlackRes
 /** A database to run on: the test helpers' TestDb, or any pool (the bench). */
 type TestDb = Pick<import('./db.ts').TestDb, 'pool'>;
 import { testLogger } from './log.ts';
+import { intentsCarriedOut } from './intents.ts';
 import { startTeamsParts, type TeamsParts } from './teams.ts';
 import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../../src/project-config.ts';
 
@@ -33,7 +34,8 @@ export interface SlackHarness {
   worker: WorkerHandle;
   http: HttpServer;
   url: string;
-  send(req: SlackRequest, o?: Partial<SendOptions>): Promise<SlackResponse>;
+  /** Sends a signed request; with `settle` (the default), resolves once the worker has carried out what it recorded (test/helpers/intents.ts). */
+  send(req: SlackRequest, o?: Partial<SendOptions> & { settle?: boolean }): Promise<SlackResponse>;
   stop(): Promise<void>;
 }
 
@@ -94,7 +96,11 @@ export async function startSlackHarness(
     worker,
     http,
     url,
-    send: (req, o = {}) => sendToSlackEndpoint(`${url}/slack/events`, req, { signingSecret: SIGNING_SECRET, ...o }),
+    send: async (req, { settle = true, ...o } = {}) => {
+      const res = await sendToSlackEndpoint(`${url}/slack/events`, req, { signingSecret: SIGNING_SECRET, ...o });
+      if (settle) await intentsCarriedOut(db.pool);
+      return res;
+    },
     stop: async () => {
       await http.close();
       await worker.stop();

@@ -5,6 +5,7 @@
  * (UserAssignedMsi with IDENTITY_ENDPOINT/IDENTITY_HEADER in the environment), and every activity
  * sent carries a JWT that botbuilder really validates.
  */
+import { intentsCarriedOut } from './intents.ts';
 import type pg from 'pg';
 import { createTeamsAdapter, type TeamsAdapter } from '../../bots/teams/index.ts';
 import type { ChatCore } from '../../src/chat/intake.ts';
@@ -21,7 +22,8 @@ export interface TeamsParts {
   /** The app id the tokens are minted for. */
   appId: string;
   /** POSTs an activity to /api/messages with a valid token (or `token`, or none when null). */
-  send(activity: Activity, o?: { token?: string | null; mint?: Omit<MintOptions, 'serviceUrl'> & { serviceUrl?: string } }): Promise<{ status: number; body: unknown }>;
+  /** Sends an activity; with `settle` (the default), resolves once the worker has carried out what it recorded (test/helpers/intents.ts). */
+  send(activity: Activity, o?: { token?: string | null; mint?: Omit<MintOptions, 'serviceUrl'> & { serviceUrl?: string }; settle?: boolean }): Promise<{ status: number; body: unknown }>;
   stop(): Promise<void>;
 }
 
@@ -49,9 +51,11 @@ export async function startTeamsParts(o: { pool: pg.Pool; core: () => ChatCore; 
     connector,
     act,
     appId: identity.appId,
-    send: (activity, opts = {}) => {
+    send: async (activity, opts = {}) => {
       const token = opts.token === null ? undefined : (opts.token ?? identity.mint({ serviceUrl: String(activity.serviceUrl), ...opts.mint }));
-      return sendActivity(o.url(), activity, token);
+      const res = await sendActivity(o.url(), activity, token);
+      if (opts.settle !== false) await intentsCarriedOut(o.pool);
+      return res;
     },
     stop: async () => {
       await connector.stop();
