@@ -14,16 +14,17 @@ import { loadProject, type Project } from './project.ts';
 import { checkHttpToolConfig } from './tools/http-request.ts';
 import { WorkflowRegistry } from './runtime/registry.ts';
 import { Runtime } from './runtime/runtime.ts';
-import { createHttpServer, sendJson, type HttpServer } from './server/http.ts';
-import { newProcessId, startWorker, type WorkerHandle } from './worker.ts';
+import type { HttpServer } from './server/http.ts';
+import type { WorkerHandle } from './worker.ts';
 import { builtinWorkflows } from './workflows/index.ts';
 import { builtinToolRegistry } from './tools/index.ts';
-import { crontab, taskList } from '../jobs/index.ts';
 import { createChat, type Chat } from './chat/index.ts';
 import type { ChatAdapter } from './chat/platform.ts';
 // The boot is the composition root: the one place in src/ that knows the adapters exist, and it
-// sees them only as ChatAdapters.
-import { createChatAdapters, UNCONFIGURED_ROUTES } from '../bots/index.ts';
+// sees them only as ChatAdapters. The adapters (Bolt, botbuilder) and the worker (Graphile Worker)
+// are imported only by the modes that run them: a one-shot CLI command (`none`) starts in a
+// fraction of the time without them.
+const loadBots = () => import('../bots/index.ts');
 
 export type AppMode = 'all' | 'server' | 'worker' | 'none';
 
@@ -73,7 +74,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     if (!chat) throw new Error('the chat layer is used before the boot built it');
     return chat.core;
   };
-  const adapters = mode === 'none' ? [] : createChatAdapters({ config, pool: db.pool, core, log });
+  const adapters = mode === 'none' ? [] : (await loadBots()).createChatAdapters({ config, pool: db.pool, core, log });
   chat = createChat({
     pool: db.pool,
     runtime,
@@ -88,6 +89,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
   let url: string | undefined;
   try {
     if (mode === 'all' || mode === 'worker') {
+      const [{ newProcessId, startWorker }, { crontab, taskList }] = await Promise.all([import('./worker.ts'), import('../jobs/index.ts')]);
       const processId = newProcessId();
       worker = await startWorker({
         pool: db.pool,
@@ -101,6 +103,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       });
     }
     if (mode === 'all' || mode === 'server') {
+      const { createHttpServer, sendJson } = await import('./server/http.ts');
       http = createHttpServer({
         log,
         checks: {
@@ -110,7 +113,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
         },
       });
       for (const a of adapters) a.mount(http);
-      for (const route of UNCONFIGURED_ROUTES) {
+      for (const route of (await loadBots()).UNCONFIGURED_ROUTES) {
         if (adapters.some((a) => a.platform.name === route.platform)) continue;
         http.mount('POST', route.path, (_req, res) => sendJson(res, route.status, { error: route.message }));
       }
