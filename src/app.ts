@@ -20,18 +20,18 @@ import { loadProject, type Project } from './project.ts';
 import { checkHttpToolConfig } from './tools/http-request.ts';
 import { WorkflowRegistry } from './runtime/registry.ts';
 import { Runtime } from './runtime/runtime.ts';
-import { createHttpServer, sendJson, type HttpServer } from './server/http.ts';
-import { newProcessId, startWorker, type WorkerHandle } from './worker.ts';
-import { startWorkerThread } from './worker-thread-host.ts';
+import type { HttpServer } from './server/http.ts';
+import type { WorkerHandle } from './worker.ts';
 import { builtinWorkflows } from './workflows/index.ts';
 import { builtinToolRegistry, type ToolRegistry } from './tools/index.ts';
 import type pg from 'pg';
-import { crontab, taskList } from '../jobs/index.ts';
 import { createChat, type Chat } from './chat/index.ts';
 import type { ChatAdapter } from './chat/platform.ts';
 // The boot is the composition root: the one place in src/ that knows the adapters exist, and it
-// sees them only as ChatAdapters.
-import { createChatAdapters, UNCONFIGURED_ROUTES } from '../bots/index.ts';
+// sees them only as ChatAdapters. The adapters (Bolt, botbuilder) and the worker (Graphile Worker)
+// are imported only by the modes that run them: a one-shot CLI command (`none`) starts in a
+// fraction of the time without them.
+const loadBots = () => import('../bots/index.ts');
 
 export type AppMode = 'all' | 'server' | 'worker' | 'none';
 
@@ -72,7 +72,7 @@ export async function loadAppProject(config: Config): Promise<{ project: Project
  * The runtime on `pool`, the configured chat adapters (built, neither mounted nor started) and the
  * chat layer over them. Without chat (one-shot CLI commands) there are no adapters.
  */
-export function composeCore(opts: {
+export async function composeCore(opts: {
   config: Config;
   log: Logger;
   pool: pg.Pool;
@@ -82,7 +82,7 @@ export function composeCore(opts: {
   withChat: boolean;
   /** The adapters' logger, when it differs from `log` (the worker thread's is quieter: the main thread has said it all). */
   adapterLog?: Logger;
-}): { runtime: Runtime; adapters: ChatAdapter[]; chat: Chat } {
+}): Promise<{ runtime: Runtime; adapters: ChatAdapter[]; chat: Chat }> {
   const { config, log, pool, project, registry, tools } = opts;
   const runtime = new Runtime({ pool, registry, log, project, tools, maxRecoveries: config.runtime.maxRecoveries });
   let chat: Chat | undefined;
@@ -90,7 +90,7 @@ export function composeCore(opts: {
     if (!chat) throw new Error('the chat layer is used before the boot built it');
     return chat.core;
   };
-  const adapters = opts.withChat ? createChatAdapters({ config, pool, core, log: opts.adapterLog ?? log }) : [];
+  const adapters = opts.withChat ? (await loadBots()).createChatAdapters({ config, pool, core, log: opts.adapterLog ?? log }) : [];
   chat = createChat({
     pool,
     runtime,
@@ -103,7 +103,7 @@ export function composeCore(opts: {
 }
 
 /** Graphile Worker running Tollgate's tasks on `runtime`, delivering chat messages through `chat`. */
-export function startTaskWorker(opts: {
+export async function startTaskWorker(opts: {
   config: Config;
   log: Logger;
   pool: pg.Pool;
@@ -115,6 +115,7 @@ export function startTaskWorker(opts: {
   replaces?: string;
 }): Promise<WorkerHandle> {
   const { config, processId } = opts;
+  const [{ startWorker }, { crontab, taskList }] = await Promise.all([import('./worker.ts'), import('../jobs/index.ts')]);
   return startWorker({
     pool: opts.pool,
     log: opts.log,
@@ -141,7 +142,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     await db.close();
     throw e;
   }
-  const { runtime, adapters, chat } = composeCore({ config, log, pool: db.pool, project, registry, tools, withChat: mode !== 'none' });
+  const { runtime, adapters, chat } = await composeCore({ config, log, pool: db.pool, project, registry, tools, withChat: mode !== 'none' });
 
   let worker: WorkerHandle | undefined;
   let http: HttpServer | undefined;
@@ -149,15 +150,20 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
   const runsWorker = mode === 'all' || mode === 'worker';
   // Its own pool on the same database and login, with this process's audit key; the database is
   // migrated and the configuration held here already, so the thread does neither.
-  const threadStarting = mode === 'all' && config.worker.thread ? startWorkerThread({ config, log, db: { url: db.url, auditKey: db.auditKey } }) : undefined;
+  const threadStarting =
+    mode === 'all' && config.worker.thread
+      ? import('./worker-thread-host.ts').then(({ startWorkerThread }) => startWorkerThread({ config, log, db: { url: db.url, auditKey: db.auditKey } }))
+      : undefined;
   threadStarting?.catch(() => {}); // awaited below, or stopped on the way out if something else fails first
   try {
     if (threadStarting) {
       // The thread loads its modules and project while the HTTP server is set up below.
     } else if (runsWorker) {
+      const { newProcessId } = await import('./worker.ts');
       worker = await startTaskWorker({ config, log, pool: db.pool, project, runtime, chat, processId: newProcessId() });
     }
     if (mode === 'all' || mode === 'server') {
+      const { createHttpServer, sendJson } = await import('./server/http.ts');
       http = createHttpServer({
         log,
         checks: {
@@ -167,7 +173,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
         },
       });
       for (const a of adapters) a.mount(http);
-      for (const route of UNCONFIGURED_ROUTES) {
+      for (const route of (await loadBots()).UNCONFIGURED_ROUTES) {
         if (adapters.some((a) => a.platform.name === route.platform)) continue;
         http.mount('POST', route.path, (_req, res) => sendJson(res, route.status, { error: route.message }));
       }

@@ -19,8 +19,8 @@
  * Loaded once at start-up; a module that fails to load, or exports something else, stops
  * start-up with a message naming the file and what is wrong.
  */
-import { pathToFileURL } from 'node:url';
 import { TollgateError } from './errors.ts';
+import { importProjectModule } from './project-import.ts';
 import { EMPTY_PROJECT_CONFIG, loadProjectConfig, parseProjectConfig, type ProjectConfig } from './project-config.ts';
 import type { ToolDefinition } from './tools/define.ts';
 import type { WorkflowDefinition } from './runtime/workflow.ts';
@@ -62,7 +62,7 @@ export async function loadProject(path: string | undefined): Promise<Project> {
   if (!path || !MODULE.test(path)) return { config: path ? loadProjectConfig(path) : EMPTY_PROJECT_CONFIG, workflows: [], tools: [] };
   let mod: { default?: unknown };
   try {
-    mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
+    mod = await importProjectModule(path);
   } catch (e) {
     throw invalid(path, `could not be loaded: ${(e as Error).message}`, e);
   }

@@ -44,7 +44,7 @@ try {
   const { project, registry, tools } = await loadAppProject(config);
   // The main thread has logged which platforms are on and off; this thread repeats warnings only.
   const adapterLog = log.child({}, { level: log.isLevelEnabled('warn') ? 'warn' : config.logLevel });
-  const { runtime, chat } = composeCore({ config, log, pool, project, registry, tools, withChat: true, adapterLog });
+  const { runtime, chat } = await composeCore({ config, log, pool, project, registry, tools, withChat: true, adapterLog });
   worker = await startTaskWorker({
     config,
     log,

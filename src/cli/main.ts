@@ -6,23 +6,20 @@
  */
 import os from 'node:os';
 import { Command } from 'commander';
-import { startApp, buildRegistry, type App, type AppMode } from '../app.ts';
-import { loadConfig, type Config } from '../config.ts';
-import { isTollgateError } from '../errors.ts';
-import { createLogger, type Logger } from '../log.ts';
-import { parsePrincipal, type Principal } from '../principals.ts';
-import { resolveCliActor } from '../intents/authorize.ts';
-import { loadProject } from '../project.ts';
+import type { App, AppMode } from '../app.ts';
+import type { Config } from '../config.ts';
+import { isTollgateError, TollgateError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { Principal } from '../principals.ts';
 import { CommandSyntaxError, parseKeyValues } from '../intents/command.ts';
-import { isTerminal } from '../runtime/runtime.ts';
-import type { RunStatus } from '../runtime/journal.ts';
+import { isTerminalStatus, type RunStatus } from '../runtime/journal.ts';
 import { formatRunList, formatTimeline } from './format.ts';
 import { formatApprovalList, formatRunApprovals } from './approvals-format.ts';
-import { getApproval, listPendingApprovals, listRunApprovals } from '../approvals/index.ts';
-import { formatVerifyReport, verifyAuditChain } from '../audit/verify.ts';
-import { writeCheckpoint } from '../audit/checkpoint.ts';
-import { TollgateError } from '../errors.ts';
 import { STATUS_LABELS } from '../views/run-view.ts';
+
+// Every command imports what it uses when it runs (`await import`), not here: a one-shot command
+// then loads neither the chat SDKs nor Graphile Worker (src/app.ts loads them for the modes that
+// run them), nor another command's modules, and starts in a fraction of the time.
 
 const MAX_LIST_LIMIT = 1000;
 /** Every run status, from the labels the views keep for each (a Record over RunStatus, so complete). */
@@ -52,7 +49,8 @@ function cliPrincipal(): Principal {
  * this OS user act for (`cliDelegates`; refused with TG_NOT_ALLOWED otherwise). `osUser` is
  * recorded with whatever the command changes.
  */
-function cliActor(app: App, as: string | undefined): { principal: Principal; osUser: string } {
+async function cliActor(app: App, as: string | undefined): Promise<{ principal: Principal; osUser: string }> {
+  const { resolveCliActor } = await import('../intents/authorize.ts');
   return resolveCliActor(cliPrincipal(), as, app.project);
 }
 
@@ -63,6 +61,7 @@ export interface Io {
 
 /** Opens the app without worker or server, runs `fn`, and closes it again. */
 async function withApp<T>(config: Config, log: Logger, fn: (app: App) => Promise<T>): Promise<T> {
+  const { startApp } = await import('../app.ts');
   const app = await startApp({ config, log, mode: 'none' });
   try {
     return await fn(app);
@@ -80,6 +79,7 @@ async function serve(config: Config, log: Logger, mode: AppMode): Promise<void> 
   process.on('unhandledRejection', (reason) => {
     log.error({ err: reason }, 'unhandled promise rejection (a bug: please report it); Tollgate keeps running');
   });
+  const { startApp } = await import('../app.ts');
   const app = await startApp({ config, log, mode });
   if (app.url) log.info(`Tollgate is up: ${app.url}/readyz`);
   await new Promise<void>((resolve) => {
@@ -101,26 +101,27 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
 
-  const lazy = (quiet: boolean) => {
+  const lazy = async (quiet: boolean) => {
+    const [{ loadConfig }, { createLogger }] = await Promise.all([import('../config.ts'), import('../log.ts')]);
     const config = loadConfig(env);
     const level = quiet && !env.LOG_LEVEL ? 'warn' : config.logLevel;
     return { config, log: createLogger({ level, format: config.logFormat, stderr: quiet }) };
   };
 
   program.command('start').description('Run the HTTP server and the worker in one process (npm start).').action(async () => {
-    const { config, log } = lazy(false);
+    const { config, log } = await lazy(false);
     await serve(config, log, 'all');
   });
   program.command('server').description('Run the HTTP server only (scale it apart from workers).').action(async () => {
-    const { config, log } = lazy(false);
+    const { config, log } = await lazy(false);
     await serve(config, log, 'server');
   });
   program.command('worker').description('Run a worker only (as many as you like, on any machine).').action(async () => {
-    const { config, log } = lazy(false);
+    const { config, log } = await lazy(false);
     await serve(config, log, 'worker');
   });
   program.command('migrate').description('Apply database migrations, then exit.').action(async () => {
-    const { config, log } = lazy(false);
+    const { config, log } = await lazy(false);
     await withApp(config, log, async () => io.out('Database is up to date.'));
   });
 
@@ -129,6 +130,7 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .description('List workflows and their inputs.')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
+      const [{ loadConfig }, { loadProject }, { buildRegistry }] = await Promise.all([import('../config.ts'), import('../project.ts'), import('../app.ts')]);
       const config = loadConfig(env);
       const registry = buildRegistry(await loadProject(config.projectConfigPath));
       const list = registry.latest().map((w) => ({
@@ -153,10 +155,10 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .option('--wait', 'wait until the run ends and print its timeline')
     .option('--json', 'print JSON')
     .action(async (workflow: string, params: string[], opts: { as?: string; wait?: boolean; json?: boolean }) => {
-      const { config, log } = lazy(true);
+      const { config, log } = await lazy(true);
       const input = parseKeyValues(params);
       await withApp(config, log, async (app) => {
-        const actor = cliActor(app, opts.as);
+        const actor = await cliActor(app, opts.as);
         const run = await app.runtime.startRun({ workflow, input, requester: actor.principal, origin: { platform: 'cli', osUser: actor.osUser } });
         if (!opts.wait) {
           if (opts.json) io.out(JSON.stringify({ id: run.id, status: run.status }));
@@ -165,7 +167,7 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
         }
         for (;;) {
           const detail = await app.runtime.getRun(run.id);
-          if (isTerminal(detail.run.status)) {
+          if (isTerminalStatus(detail.run.status)) {
             io.out(opts.json ? JSON.stringify(detail) : formatTimeline(detail));
             if (detail.run.status !== 'succeeded') process.exitCode = 1;
             return;
@@ -186,7 +188,7 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
       // Checked before anything opens: a bad option is the caller's mistake, told in one sentence.
       const limit = listLimit(opts.limit);
       const status = opts.status === undefined ? undefined : runStatus(opts.status);
-      const { config, log } = lazy(true);
+      const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
         const list = await app.runtime.listRuns({ status, workflow: opts.workflow, limit });
         io.out(opts.json ? JSON.stringify(list, null, 2) : formatRunList(list));
@@ -197,9 +199,10 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .argument('<id>')
     .option('--json', 'print JSON (run, steps, events)')
     .action(async (id: string, opts: { json?: boolean }) => {
-      const { config, log } = lazy(true);
+      const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
         const detail = await app.runtime.getRun(id);
+        const { listRunApprovals } = await import('../approvals/index.ts');
         const approvals = await listRunApprovals(app.db.pool, id);
         io.out(opts.json ? JSON.stringify({ ...detail, approvals }, null, 2) : formatTimeline(detail) + formatRunApprovals(approvals));
       });
@@ -209,9 +212,9 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .argument('<id>')
     .option('--as <principal>', 'who cancels, if cliDelegates lets this OS user act for it (default: this OS user)')
     .action(async (id: string, opts: { as?: string }) => {
-      const { config, log } = lazy(true);
+      const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
-        const actor = cliActor(app, opts.as);
+        const actor = await cliActor(app, opts.as);
         await app.runtime.cancel(id, actor.principal, { via: 'cli', osUser: actor.osUser });
         io.out(`Cancellation of ${id} requested; it stops at its next step boundary and undoes completed steps that have a compensation.`);
       });
@@ -221,9 +224,9 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .argument('<id>')
     .option('--as <principal>', 'who retries, if cliDelegates lets this OS user act for it (default: this OS user)')
     .action(async (id: string, opts: { as?: string }) => {
-      const { config, log } = lazy(true);
+      const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
-        const actor = cliActor(app, opts.as);
+        const actor = await cliActor(app, opts.as);
         const { run } = await app.runtime.getRun(id);
         await app.runtime.retry(id, actor.principal, { via: 'cli', osUser: actor.osUser });
         io.out(
@@ -240,8 +243,9 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .option('--as <principal>', 'only those this principal may still decide')
     .option('--json', 'print JSON')
     .action(async (opts: { as?: string; json?: boolean }) => {
-      const { config, log } = lazy(true);
+      const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
+        const [{ listPendingApprovals }, { parsePrincipal }] = await Promise.all([import('../approvals/index.ts'), import('../principals.ts')]);
         const list = await listPendingApprovals(app.db.pool, opts.as ? parsePrincipal(opts.as) : undefined);
         io.out(opts.json ? JSON.stringify(list, null, 2) : formatApprovalList(list));
       });
@@ -251,8 +255,9 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .argument('<id>')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { json?: boolean }) => {
-      const { config, log } = lazy(true);
+      const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
+        const { getApproval } = await import('../approvals/index.ts');
         const view = await getApproval(app.db.pool, id);
         if (!view) throw new TollgateError('TG_APPROVAL_NOT_FOUND', `No approval with id "${id}". List pending approvals with \`tollgate approvals list\`.`);
         io.out(opts.json ? JSON.stringify(view, null, 2) : formatRunApprovals([view]).trimStart());
@@ -270,9 +275,9 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
       .option('--comment <text>', 'a comment kept with the decision')
       .option('--json', 'print the outcome as JSON')
       .action(async (id: string, opts: { as?: string; comment?: string; json?: boolean }) => {
-        const { config, log } = lazy(true);
+        const { config, log } = await lazy(true);
         await withApp(config, log, async (app) => {
-          const actor = cliActor(app, opts.as);
+          const actor = await cliActor(app, opts.as);
           const outcome = await app.runtime.decide(id, actor.principal, decision, opts.comment, { via: 'cli', osUser: actor.osUser });
           if (outcome.kind !== 'recorded' && outcome.kind !== 'already_recorded') {
             throw new TollgateError('TG_APPROVAL_REFUSED', `Refused (${outcome.kind}): ${outcome.message}`, { approvalId: id, outcome: outcome.kind });
@@ -288,8 +293,9 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .description('Verify every hash chain of the event log; names the first broken link (exit 1).')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
-      const { config, log } = lazy(true);
+      const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
+        const { formatVerifyReport, verifyAuditChain } = await import('../audit/verify.ts');
         const report = await verifyAuditChain(app.db.pool);
         if (!report.ok) {
           throw new TollgateError('TG_AUDIT_BROKEN', opts.json ? JSON.stringify(report) : formatVerifyReport(report), { ...report.broken });
@@ -301,8 +307,9 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .command('checkpoint')
     .description('Write a keyed checkpoint of the chains changed since the last one now (the worker does it every minute).')
     .action(async () => {
-      const { config, log } = lazy(true);
+      const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
+        const { writeCheckpoint } = await import('../audit/checkpoint.ts');
         const named = await writeCheckpoint(app.db.pool);
         io.out(named === 0 ? 'Nothing changed since the last checkpoint; none written.' : `Checkpoint written: ${named} chain${named === 1 ? '' : 's'} named.`);
       });
@@ -342,7 +349,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
   }
 }
 
-// Run when executed directly (tsx src/cli/main.ts …, bin/tollgate.js).
-if (process.argv[1] && /cli[\\/]main\.ts$/.test(process.argv[1])) {
+// Run when executed directly (tsx src/cli/main.ts …, node dist/src/cli/main.js …); bin/tollgate.js calls main().
+if (process.argv[1] && /cli[\\/]main\.[jt]s$/.test(process.argv[1])) {
   main(process.argv).then((code) => process.exit(code));
 }

@@ -8,7 +8,7 @@ import pg from 'pg';
 import type { Config } from '../config.ts';
 import { TollgateError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { startEmbeddedPostgres, withDatabase, type EmbeddedServer } from './embedded.ts';
+import type { EmbeddedServer } from './embedded.ts';
 import { loadAuditKey, rememberPoolKey, type AuditKey } from '../audit/key.ts';
 import { ensureEmbeddedAppRole } from './app-role.ts';
 
@@ -58,6 +58,8 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
   let ownerUrl = config.databaseMigrationUrl ?? url;
   const auditKey = await loadAuditKey({ keyHex: config.audit.keyHex, dataDir: config.dataDir });
   if (!url) {
+    // Loaded only here: with DATABASE_URL set, no command needs the embedded server's modules.
+    const { startEmbeddedPostgres, withDatabase } = await import('./embedded.ts');
     embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPgPort, log });
     await ensureDatabase(embedded.url, 'tollgate');
     ownerUrl = withDatabase(embedded.url, 'tollgate');

@@ -23,14 +23,13 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { withTransaction } from './transaction.ts';
 import type pg from 'pg';
-import { runner } from 'node-pg-migrate';
-import { runMigrations as runWorkerMigrations } from 'graphile-worker';
 // Graphile Worker's own migration files, to know its latest schema revision without running it.
 import { migrations as workerMigrationFiles } from 'graphile-worker/dist/generated/sql.js';
 import { TollgateError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
-export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+// From src/db/migrate.ts, or from its compiled copy one folder deeper (dist/src/db/migrate.js).
+export const MIGRATIONS_DIR = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../../migrations' : '../../../migrations', import.meta.url));
 export const FUNCTIONS_DIR = path.join(MIGRATIONS_DIR, 'functions');
 const TABLE = 'migrations';
 /** PostgreSQL 14, as `server_version_num` writes it. */
@@ -77,6 +76,8 @@ export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
     }
     try {
       refuseUnknown(await appliedMigrations(client), known); // a newer Tollgate may have held the lock
+      // Loaded only when there is something to migrate: every CLI command passes here, most find nothing to do.
+      const [{ runner }, { runMigrations: runWorkerMigrations }] = await Promise.all([import('node-pg-migrate'), import('graphile-worker')]);
       const ran = await runner({
         dbClient: client,
         dir: MIGRATIONS_DIR,
