@@ -8,6 +8,9 @@
  *
  *   npx tsx bench/slack.ts            (N=200 by default; BENCH_SLACK_N=… to change)
  *
+ * Requests go over keep-alive connections opened before each burst (bench/slack-client.ts); the
+ * floor row is N concurrent GET /healthz on them, what a burst costs before any Slack work.
+ *
  * Bursts of N concurrent requests: `/tollgate run` commands, Retry clicks on failed runs, Approve
  * clicks and Reject submissions on runs waiting at an approval. One at a time: Retry and Approve
  * clicks on an otherwise idle system (the latency of the path itself). "→ next step started" is
@@ -27,7 +30,8 @@ import { createLogger } from '../src/log.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
 import { demo } from '../src/workflows/demo.ts';
-import { blockAction, sendToSlackEndpoint, slashCommand, viewSubmission, type SlackRequest } from '../test/fakes/slack/requests.ts';
+import { blockAction, slashCommand, viewSubmission, type SlackRequest } from '../test/fakes/slack/requests.ts';
+import { slackClient } from './slack-client.ts';
 import { startFakeSlack } from '../test/fakes/slack/server.ts';
 import { APPROVER, benchApprove, benchRetry, TEAM } from './fixtures/slack-project.ts';
 import { startTollgate } from './tollgate-process.ts';
@@ -58,6 +62,17 @@ async function waitAll(pool: import('pg').Pool, ids: string[], status: string, t
     const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM tollgate.runs WHERE id = ANY($1) AND status = $2', [ids, status]);
     if (Number(rows[0]?.n) === ids.length) return;
     if (Date.now() > deadline) throw new Error(`only ${rows[0]?.n}/${ids.length} runs reached ${status} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Polls `sql` until it returns `n` rows. */
+async function eventuallyRows(pool: import('pg').Pool, sql: string, n: number, timeoutMs = 120_000): Promise<{ id: string }[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await pool.query<{ id: string }>(sql);
+    if (rows.length >= n) return rows;
+    if (Date.now() > deadline) throw new Error(`only ${rows.length}/${n} rows within ${timeoutMs} ms: ${sql}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -109,13 +124,15 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
   });
   // Runs the bench needs ready (failed, or waiting at an approval) are started from here, as the CLI would.
   const runtime = new Runtime({ pool, registry: new WorkflowRegistry().register(demo, benchRetry, benchApprove), log });
-  const send = (req: SlackRequest) => sendToSlackEndpoint(`${tollgate.url}/slack/events`, req, { signingSecret: SIGNING_SECRET });
+  const client = slackClient(tollgate.url, SIGNING_SECRET);
   const timed = async (req: SlackRequest, what: string): Promise<number> => {
-    const t0 = performance.now();
-    const res = await send(req);
-    if (res.status !== 200) throw new Error(`${what} answered ${res.status}: ${res.text}`);
-    return performance.now() - t0;
+    const res = await client.send(req);
+    if (res.status !== 200) throw new Error(`${what} answered ${res.status}: ${res.body}`);
+    return res.ms;
   };
+  /** The floor under each burst: N concurrent GET /healthz on the connections the burst then uses. */
+  const floors: number[] = [];
+  const warm = async () => floors.push(...(await client.warm(N)));
   const startRuns = async (workflow: string, n: number, prefix: string, input: (i: number) => unknown) => {
     const ids: string[] = [];
     for (let i = 0; i < n; i++) {
@@ -144,11 +161,12 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
   };
   try {
     // 1. N concurrent slash commands that start runs.
+    await warm();
     const slashAcks = await Promise.all(
       Array.from({ length: N }, (_, i) => timed(slashCommand({ text: 'run demo sleepMs=0', userId: USER, teamId: TEAM, channelId: `CB${i}` }), 'slash command')),
     );
-    const { rows: started } = await pool.query<{ id: string }>(`SELECT id FROM tollgate.runs WHERE workflow = 'demo'`);
-    if (started.length !== N) throw new Error(`expected ${N} demo runs, found ${started.length}`);
+    // Acknowledged once recorded; the worker creates the runs right after.
+    const started = await eventuallyRows(pool, `SELECT id FROM tollgate.runs WHERE workflow = 'demo'`, N);
     await waitAll(pool, started.map((r) => r.id), 'succeeded');
     await outboxSettled(pool);
 
@@ -157,6 +175,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     await waitAll(pool, failedIds, 'failed');
     await outboxSettled(pool);
     fs.rmSync(broken);
+    await warm();
     const retriedAt = new Map<string, number>();
     const retryAcks = await Promise.all(
       failedIds.map((runId, i) => {
@@ -187,6 +206,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     await waitAll(pool, gatedIds, 'waiting');
     await outboxSettled(pool);
     const approvals = await pendingApprovals(gatedIds);
+    await warm();
     const approvedAt = new Map<string, number>();
     const approveAcks = await Promise.all(
       approvals.map((a) => {
@@ -218,6 +238,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     await waitAll(pool, rejectIds, 'waiting');
     await outboxSettled(pool);
     const toReject = await pendingApprovals(rejectIds);
+    await warm();
     const rejectAcks = await Promise.all(
       toReject.map((a) =>
         timed(
@@ -238,6 +259,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     if (Number(rejected[0]?.n) !== N) throw new Error(`expected ${N} rejections, found ${rejected[0]?.n}`);
 
     const rows: BenchRow[] = [
+      row(`slack: floor, ${N} concurrent GET /healthz on the same connections`, floors),
       row(`slack: ack, ${N} concurrent /tollgate run`, slashAcks),
       row(`slack: ack, ${N} concurrent Approve clicks`, approveAcks),
       row(`slack: ack, ${N} concurrent Reject submissions`, rejectAcks),
@@ -256,6 +278,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
   } catch (e) {
     throw new Error(`${(e as Error).message}\n--- tollgate start's last lines ---\n${tollgate.tail()}`, { cause: e });
   } finally {
+    client.close();
     await tollgate.stop();
     await fake.close();
     await pool.end();

@@ -132,7 +132,8 @@ export async function startTaskWorker(opts: {
 export async function startApp(opts: { config: Config; log: Logger; mode: AppMode; db?: Database }): Promise<App> {
   const { config, log, mode } = opts;
   const { project, registry, tools } = await loadAppProject(config);
-  const db = opts.db ?? (await openDatabase(config, log));
+  // A serving process keeps its idle connections open (src/db/connect.ts createPool); a one-shot command does not.
+  const db = opts.db ?? (await openDatabase(config, log, { keepIdle: mode !== 'none' }));
   let configHold: ConfigHold;
   try {
     await prepareDatabase(db, log);

@@ -37,7 +37,7 @@ const key = data.auditKey ? auditKey(Buffer.from(data.auditKey.bytes), data.audi
 // Named, so pg_stat_activity tells the worker's connections from the HTTP server's.
 const url = new URL(data.url);
 url.searchParams.set('application_name', 'tollgate-worker');
-const pool = createPool(url.toString(), config.pgPoolSize, log, key);
+const pool = createPool(url.toString(), config.pgPoolSize, log, key, { keepIdle: true });
 
 let worker: WorkerHandle;
 try {
