@@ -10,7 +10,7 @@
 import type pg from 'pg';
 import type { Principal } from '../principals.ts';
 import type { ProjectConfig } from '../project-config.ts';
-import { withTransaction } from '../db/transaction.ts';
+import { withRetriedTransaction } from '../db/transaction.ts';
 import { enqueueAdvance, isTerminalStatus, type Queryable } from '../runtime/journal.ts';
 import { applyTimeout } from './gate.ts';
 import { authorise, describeQuorum, principalKey } from './policy.ts';
@@ -38,7 +38,7 @@ export async function decide(
   decision: 'approve' | 'reject',
   opts: DecideOptions = {},
 ): Promise<DecideOutcome> {
-  const outcome = await withTransaction(pool, (q) => decideWithin(q, project, approvalId, principal, decision, opts));
+  const outcome = await withRetriedTransaction(pool, (q) => decideWithin(q, project, approvalId, principal, decision, opts));
   // Return the state after commit, so the adapter renders what others will see.
   const view = await getApproval(pool, approvalId);
   return view ? { ...outcome, approval: view } : outcome;

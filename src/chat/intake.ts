@@ -28,7 +28,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { listPendingApprovals } from '../approvals/index.ts';
 import type { DecideOutcome } from '../approvals/types.ts';
-import { withTransaction } from '../db/transaction.ts';
+import { withRetriedTransaction, withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../errors.ts';
 import { CommandSyntaxError, parseCommand, type Command } from '../intents/command.ts';
 import type { Logger } from '../log.ts';
@@ -318,7 +318,7 @@ export class ChatCore {
       return;
     }
     const intent = parsed.data;
-    await withTransaction(this.#o.pool, async (q) => {
+    await withRetriedTransaction(this.#o.pool, async (q) => {
       if (intent.kind === 'start') {
         // Written again after a crash, the run already exists and nothing is written twice.
         const [created] = await writeRunStarts(q, [{ run: intent.run, message: intent.where }]);

@@ -15,3 +15,24 @@ export async function withTransaction<T>(pool: pg.Pool, fn: (q: pg.PoolClient) =
     c.release();
   }
 }
+
+/** PostgreSQL's codes for "this transaction lost a lock race and was rolled back; run it again". */
+const LOST_RACE = new Set(['40P01' /* deadlock_detected */, '40001' /* serialization_failure */]);
+
+/**
+ * `withTransaction`, run again (up to `attempts` times in all) when PostgreSQL picks it as the
+ * victim of a deadlock. A person's change to a run (cancel, retry, a decision) locks the run and
+ * then appends an event, whose trigger locks the run's audit chain; an executor advancing the same
+ * run may hold those two the other way round for a moment. PostgreSQL breaks the cycle by rolling
+ * one back, and the right answer to the person is to try again, not an error. Only for `fn`s whose
+ * every effect is in the transaction (nothing sent elsewhere), since it may run more than once.
+ */
+export async function withRetriedTransaction<T>(pool: pg.Pool, fn: (q: pg.PoolClient) => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await withTransaction(pool, fn);
+    } catch (e) {
+      if (attempt >= attempts || !LOST_RACE.has((e as { code?: string }).code ?? '')) throw e;
+    }
+  }
+}

@@ -12,7 +12,7 @@
  * jobs and tests), which no request from a person can produce.
  */
 import type pg from 'pg';
-import { withTransaction } from '../db/transaction.ts';
+import { withRetriedTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../errors.ts';
 import { describeIssues } from './zod-issues.ts';
 import { checkRunInput } from './run-input.ts';
@@ -357,8 +357,14 @@ export class Runtime {
     );
   }
 
+  /**
+   * Locks the run row for a change that keeps its key. NO KEY UPDATE, not UPDATE: every event
+   * insert of the run holds a KEY SHARE lock on it (the foreign key), which FOR UPDATE would wait
+   * for, queueing ahead of that executor's own update of the run: a deadlock, seen as a cancel
+   * failing with "deadlock detected" while the run was advancing.
+   */
   async #lockRun(q: journal.Queryable, runId: string): Promise<RunRow> {
-    const { rows } = await q.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1 FOR UPDATE', [runId]);
+    const { rows } = await q.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1 FOR NO KEY UPDATE', [runId]);
     const run = rows[0];
     if (!run) throw notFound(runId);
     return run;
@@ -366,7 +372,7 @@ export class Runtime {
 
   /** Runs `fn` in a transaction; when the caller passes its own client, inside the caller's. */
   async #transaction<T>(client: journal.Queryable | undefined, fn: (q: journal.Queryable) => Promise<T>): Promise<T> {
-    return client ? fn(client) : withTransaction(this.pool, fn);
+    return client ? fn(client) : withRetriedTransaction(this.pool, fn);
   }
 
 }
