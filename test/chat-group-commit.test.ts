@@ -198,4 +198,17 @@ describe('a grouped write the database refuses for one item', () => {
     expect(batcher.stats().batches).toBeLessThan(batcher.stats().items);
     expect(await batcher.submit(intent(1, 'again'))).toBe(false);
   });
+
+  it('a re-sent delivery in the same grouped write as its first is a no-op', async () => {
+    const batcher = new GroupCommit({ name: 'test intents', log: testLogger(), write: (items: DeferredWrite[]) => writeDeferredIntents(db.pool, items) });
+    const intent = (key: string, note: string): DeferredWrite => ({ key: { platform: 'slack', key, kind: 'test' }, payload: { kind: 'test', note } });
+    // The first goes alone (nothing in flight); the next three queue behind it and go together.
+    const outcomes = await Promise.all([intent('dup:0', 'first'), intent('dup:1', 'a'), intent('dup:1', 'a re-sent'), intent('dup:2', 'b')].map((it) => batcher.submit(it)));
+    expect(outcomes).toEqual([true, true, false, true]);
+    expect(batcher.stats()).toEqual({ batches: 2, items: 4 });
+    const { rows } = await db.pool.query<{ n: string }>(
+      `SELECT count(*) AS n FROM graphile_worker._private_jobs j JOIN graphile_worker._private_tasks t ON t.id = j.task_id WHERE t.identifier = 'chat-intent' AND j.payload->>'note' IN ('a', 'a re-sent')`,
+    );
+    expect(Number(rows[0]?.n)).toBe(1);
+  });
 });
