@@ -22,6 +22,7 @@ import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
 import { auditKeyBytes, type AuditKey } from './audit/key.ts';
 import { newProcessId, RESTART_BACKOFF, type WorkerHandle } from './worker.ts';
+import { interruptiblePause } from './interruptible-pause.ts';
 
 /** What the thread is given (structured-cloned: plain data only). */
 export interface WorkerThreadData {
@@ -154,15 +155,7 @@ export async function startWorkerThread(opts: WorkerThreadOptions): Promise<Thre
   let whyDown: string | undefined;
   let stopping = false;
 
-  let wake: () => void = () => {};
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
+  const { pause, wake } = interruptiblePause();
 
   // The same policy as startWorker's for its runner: a doubling wait, reset after a good while.
   const supervise = async () => {

@@ -23,6 +23,7 @@ import type pg from 'pg';
 import { Logger as GraphileLogger, makeWorkerUtils, run, type Runner, type TaskList, type WorkerEvents, type WorkerUtils } from 'graphile-worker';
 import { withTransaction } from './db/transaction.ts';
 import type { Logger } from './log.ts';
+import { interruptiblePause } from './interruptible-pause.ts';
 
 export interface WorkerOptions {
   pool: pg.Pool;
@@ -188,15 +189,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   }, Math.max(250, Math.floor(opts.deadAfterMs / 3)));
   timer.unref();
 
-  let wake: () => void = () => {};
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
+  const { pause, wake } = interruptiblePause();
 
   /**
    * Graphile Worker's runner ends by itself when its pool shuts down after an error it cannot

@@ -276,7 +276,7 @@ export class SlackBot {
         decision: 'reject',
         comment: reason,
         actor,
-        explainAt: at ? { ...this.#where(actor, at.channel, at.threadTs), ...(at.direct ? { direct: true } : {}) } : { ...this.#where(actor, actor.user, null), direct: true },
+        explainAt: at ? { ...this.#where(actor, at.channel, at.threadTs), ...(at.direct ? { direct: true } : {}) } : this.#appDm(actor),
         carryOut: 'after-ack',
       });
       await ack();
@@ -344,8 +344,12 @@ export class SlackBot {
   #explainAt(actor: Principal, b: ClickBody): Where {
     const channel = b.channel?.id ?? b.container?.channel_id;
     if (channel) return this.#where(actor, channel, b.container?.thread_ts ?? null);
-    // Posting to a user id lands in the app's DM with them.
-    return { ...this.#where(actor, b.user.id, null), direct: true };
+    return this.#appDm(actor);
+  }
+
+  /** The app's DM with the actor: posting to a user id lands there. */
+  #appDm(actor: Principal): Where {
+    return { ...this.#where(actor, actor.user, null), direct: true };
   }
 }
 
