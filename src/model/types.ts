@@ -76,8 +76,11 @@ export interface StructuredRequest<S extends z.ZodObject> {
    * fields dropped (and recorded in `dropped`), then re-hydrated.
    */
   schema: S;
-  /** Field paths of `input` never sent, not even redacted (a workflow's `neverSend` fields). */
-  neverSend?: readonly string[];
+  /**
+   * Values never sent, not even as a placeholder: wherever one appears in `input` it becomes
+   * `[[WITHHELD]]` (the values of a workflow's `neverSend` input fields).
+   */
+  withhold?: readonly string[];
   signal?: AbortSignal;
 }
 
@@ -85,7 +88,9 @@ export interface TextRequest {
   prompt: PromptRef;
   system: string;
   input: unknown;
-  neverSend?: readonly string[];
+  withhold?: readonly string[];
+  /** Upper bound of the answer's tokens (also used for the cost estimate). */
+  maxOutputTokens?: number;
   signal?: AbortSignal;
 }
 
