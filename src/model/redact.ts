@@ -112,8 +112,9 @@ function phoneLength(candidate: string): number {
 
 const BUILT_IN: Kind[] = [
   { name: 'SECRET', match: new RegExp(SECRET_PATTERNS.map((r) => r.source).join('|'), 'g') },
-  // Only the token: "Bearer [[SECRET_1]]" still tells the model what it was.
-  { name: 'SECRET', match: /\bBearer\s+([A-Za-z0-9\-._~+/]{12,}=*)/gi, group: 1 },
+  // Only the token: "Bearer [[SECRET_1]]" still tells the model what it was. A token has a digit
+  // or is long: "bearer certificates" is prose.
+  { name: 'SECRET', match: /\bBearer\s+((?=[A-Za-z\-._~+/]*\d)[A-Za-z0-9\-._~+/]{12,}=*|[A-Za-z\-._~+/]{24,}=*)/gi, group: 1 },
 ];
 
 const AFTER_CONFIGURED: Kind[] = [
