@@ -10,6 +10,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { TollgateError } from './errors.ts';
 import { decodeAuditKey } from './audit/key.ts';
+import { tracingSettings, type TracingSettings } from './telemetry/tracing-config.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -132,6 +133,8 @@ export interface Config {
     /** botbuilder's own keys, passed through untouched to ConfigurationBotFrameworkAuthentication. */
     readonly botFrameworkSettings: Readonly<Record<string, string>>;
   };
+  /** OpenTelemetry tracing, from the standard OTEL_* variables (src/telemetry/tracing-config.ts). */
+  readonly tracing: TracingSettings;
   readonly model: {
     readonly apiKey: string | undefined;
     readonly baseUrl: string | undefined;
@@ -256,6 +259,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: e.TOLLGATE_MODEL_TIMEOUT_MS,
       maxRetries: e.TOLLGATE_MODEL_MAX_RETRIES,
     },
+    tracing: tracingSettings(cleaned),
   });
 }
 

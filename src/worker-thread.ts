@@ -14,6 +14,7 @@ import { composeCore, loadAppProject, startTaskWorker } from './app.ts';
 import { auditKey } from './audit/key.ts';
 import { createPool } from './db/connect.ts';
 import { createLogger } from './log.ts';
+import { startTracing } from './telemetry/tracing.ts';
 import type { WorkerHandle } from './worker.ts';
 import type { FromThread, ToThread, WorkerThreadData } from './worker-thread-host.ts';
 
@@ -33,6 +34,7 @@ process.on('unhandledRejection', (reason) => {
   log.error({ err: reason }, 'unhandled promise rejection in the worker thread (a bug: please report it); the worker keeps running');
 });
 
+const tracing = await startTracing(config.tracing, log);
 const key = data.auditKey ? auditKey(Buffer.from(data.auditKey.bytes), data.auditKey.source) : undefined;
 // Named, so pg_stat_activity tells the worker's connections from the HTTP server's.
 const url = new URL(data.url);
@@ -84,6 +86,7 @@ port.on('message', (m: ToThread) => {
       try {
         await worker.stop();
         await pool.end();
+        await tracing.shutdown();
       } catch (e) {
         log.warn({ err: e }, 'worker thread stop');
       } finally {

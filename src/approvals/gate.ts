@@ -15,6 +15,7 @@ import { newId } from '../ids.ts';
 import type { ProjectConfig } from '../project-config.ts';
 import type { Queryable, RunRow } from '../runtime/journal.ts';
 import { parseDuration } from '../runtime/workflow.ts';
+import { traceApprovalWait } from '../telemetry/tracing-spans.ts';
 import { paramsHash } from './hash.ts';
 import { describeApprovers, describeQuorum, resolvePolicy } from './policy.ts';
 import { loadDecisions, requesterKey, toResult, type ApprovalRow, type StoredOnTimeout } from './store.ts';
@@ -73,7 +74,9 @@ export async function runApprovalGate(
     }
     if (row.status === 'pending') return { kind: 'suspend', wakeAt: row.expires_at } as const;
     const decisions = await loadDecisions(client, [row.id]);
-    return { kind: 'done', result: toResult(row, decisions.get(row.id) ?? []) } as const;
+    const result = toResult(row, decisions.get(row.id) ?? []);
+    traceApprovalWait(run, row, result);
+    return { kind: 'done', result } as const;
   });
 }
 

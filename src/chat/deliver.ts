@@ -39,6 +39,7 @@ import {
 } from './outbox.ts';
 import type { ChatPlatform, Destination, Rendered } from './platform.ts';
 import { toRunSummary } from './summaries.ts';
+import { traceChatDelivery } from '../telemetry/tracing-spans.ts';
 
 export type DeliveryOutcome = 'posted' | 'updated' | 'unchanged' | 'deferred' | 'nothing';
 
@@ -159,7 +160,7 @@ export function createChatDeliverer(opts: DelivererOptions): ChatDeliverer {
       const message = render(row);
       if (!message) continue;
       try {
-        const done = await bring(q, row, message);
+        const done = await traceChatDelivery(q, row, () => bring(q, row, message), (e) => platformOf(row).classify(e));
         if (done !== 'unchanged') outcome = done;
       } catch (e) {
         if (e instanceof PlatformNotConfigured) throw e;

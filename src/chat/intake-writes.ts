@@ -19,6 +19,7 @@ import { ADVANCE_TASK } from '../runtime/journal.ts';
 import type { PreparedRun } from '../runtime/runtime.ts';
 import type { Where } from './outbox.ts';
 import { newId } from '../ids.ts';
+import { newRunTraceContext } from '../telemetry/tracing-spans.ts';
 
 export interface KeyOf {
   platform: string;
@@ -82,6 +83,7 @@ export async function writeRunStarts(q: Queryable, items: readonly RunStartWrite
             conversation: it.message?.conversation ?? null,
             thread: it.message?.thread ?? null,
             address: it.message?.address ?? null,
+            trace_context: newRunTraceContext(it.run.workflow),
           },
         ]
       : [],
@@ -93,15 +95,15 @@ export async function writeRunStarts(q: Queryable, items: readonly RunStartWrite
   const { rows: written } = await q.query<{ i: number }>(
     `WITH items AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, run_id text, workflow text, version int, input jsonb, requester jsonb, origin jsonb,
-         key_platform text, key text, key_kind text, msg_id text, msg_platform text, tenant text, conversation text, thread text, address jsonb)),
+         key_platform text, key text, key_kind text, msg_id text, msg_platform text, tenant text, conversation text, thread text, address jsonb, trace_context text)),
      claimed AS (
        INSERT INTO tollgate.chat_delivery_keys (platform, key, kind, run_id)
        SELECT key_platform, key, key_kind, run_id FROM items WHERE key IS NOT NULL
        ON CONFLICT (platform, key) DO NOTHING RETURNING run_id),
      todo AS (SELECT * FROM items WHERE key IS NULL OR run_id IN (SELECT run_id FROM claimed)),
      r AS (
-       INSERT INTO tollgate.runs (id, workflow, workflow_version, status, input, requester, origin)
-       SELECT run_id, workflow, version, 'queued', input, requester, origin FROM todo ORDER BY i
+       INSERT INTO tollgate.runs (id, workflow, workflow_version, status, input, requester, origin, trace_context)
+       SELECT run_id, workflow, version, 'queued', input, requester, origin, trace_context::jsonb FROM todo ORDER BY i
        ON CONFLICT (id) DO NOTHING RETURNING id, workflow, workflow_version, requester),
      e AS (
        INSERT INTO tollgate.events (run_id, type, actor, payload)

@@ -79,13 +79,14 @@ async function serve(config: Config, log: Logger, mode: AppMode): Promise<void> 
   process.on('unhandledRejection', (reason) => {
     log.error({ err: reason }, 'unhandled promise rejection (a bug: please report it); Tollgate keeps running');
   });
+  const tracing = await (await import('../telemetry/tracing.ts')).startTracing(config.tracing, log);
   const { startApp } = await import('../app.ts');
   const app = await startApp({ config, log, mode });
   if (app.url) log.info(`Tollgate is up: ${app.url}/readyz`);
   await new Promise<void>((resolve) => {
     const onSignal = (sig: string) => {
       log.info({ signal: sig }, 'shutting down');
-      app.stop().then(resolve, (e: unknown) => {
+      app.stop().finally(() => tracing.shutdown()).then(resolve, (e: unknown) => {
         log.error({ err: e }, 'shutdown failed');
         resolve();
       });

@@ -46,6 +46,7 @@ import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../project-config.ts';
 import { prepareToolCall, requireApproval, toolStep } from '../tools/invoke.ts';
 import { builtinToolRegistry } from '../tools/index.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
+import { ensureRunTraceContext, traceRunEnd, traceStepAttempt } from '../telemetry/tracing-spans.ts';
 import * as journal from './journal.ts';
 import { isTerminalStatus as isTerminal } from './journal.ts';
 import type { Queryable, RunRow, StepRow } from './journal.ts';
@@ -166,7 +167,7 @@ export class Executor {
     try {
       if (!(await this.#lock(client, runId))) return 'busy';
       try {
-        return await this.#execute(client, runId, executorId, signal ?? new AbortController().signal);
+        return await traceRunEnd(client, runId, await this.#execute(client, runId, executorId, signal ?? new AbortController().signal));
       } finally {
         await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [runId]).catch(() => {
           failed = true;
@@ -220,6 +221,7 @@ export class Executor {
       throw new TollgateError('TG_WORKFLOW_UNKNOWN', `Run ${runId} could not be claimed (status ${claim.run.status}).`, { runId });
     }
     const run = claim.run;
+    await ensureRunTraceContext(q, run);
     const log = this.#log.child({ runId, workflow: run.workflow, version: run.workflow_version });
     if (claim.previous === 'running' || claim.previous === 'compensating') log.warn({ recoveryAttempts: run.recovery_attempts }, 'resuming an interrupted run');
     const def = this.#registry.get(run.workflow, run.workflow_version);
@@ -625,7 +627,7 @@ class Replay {
       const started = await journal.startStepAttempt(this.#q, { runId: this.#run.id, idx, name: unique, kind, attempt, input }, previous);
       if (started.cancelRequested) this.#stop(new Cancelled());
       try {
-        const output = asJson(await this.#attempt(unique, idx, attempt, fn, options.timeoutMs, log));
+        const output = asJson(await traceStepAttempt(this.#run, { name: unique, idx, attempt, kind }, () => this.#attempt(unique, idx, attempt, fn, options.timeoutMs, log)));
         this.#deferSuccess({ idx, name: unique, output });
         if (options.compensate) {
           this.compensations.push({ idx, name: unique, output, fn: options.compensate, retry: resolveRetry(options.compensateRetry ?? options.retry), row: undefined });

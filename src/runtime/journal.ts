@@ -4,6 +4,7 @@
  * single round trip. Nothing here decides anything; the executor and the runtime do.
  */
 import type pg from 'pg';
+import { newRunTraceContext } from '../telemetry/tracing-spans.ts';
 
 export type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -65,6 +66,8 @@ export interface RunRow {
   updated_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  /** The run's W3C trace context (src/telemetry/tracing-spans.ts); null when tracing was off. */
+  trace_context?: unknown;
 }
 
 export interface StepRow {
@@ -130,14 +133,14 @@ export async function insertQueuedRun(
 ): Promise<RunRow> {
   const { rows } = await q.query<RunRow>(
     `WITH r AS (
-       INSERT INTO tollgate.runs (id, workflow, workflow_version, status, input, requester, origin)
-       VALUES ($1, $2, $3, 'queued', $4, $5, $6) RETURNING *),
+       INSERT INTO tollgate.runs (id, workflow, workflow_version, status, input, requester, origin, trace_context)
+       VALUES ($1, $2, $3, 'queued', $4, $5, $6, $8) RETURNING *),
      e AS (INSERT INTO tollgate.events (run_id, type, actor, payload)
        SELECT id, 'run.created', requester, jsonb_build_object('workflow', workflow, 'version', workflow_version) FROM r),
      j AS (SELECT graphile_worker.add_job($7, json_build_object('runId', id), job_key => 'advance:' || id,
              job_key_mode => 'replace', max_attempts => 25) FROM r)
      SELECT r.* FROM r, (SELECT count(*) FROM j) AS enqueued`,
-    [run.id, run.workflow, run.version, JSON.stringify(run.input), JSON.stringify(run.requester ?? null), JSON.stringify(run.origin ?? null), ADVANCE_TASK],
+    [run.id, run.workflow, run.version, JSON.stringify(run.input), JSON.stringify(run.requester ?? null), JSON.stringify(run.origin ?? null), ADVANCE_TASK, newRunTraceContext(run.workflow)],
   );
   return rows[0] as RunRow;
 }

@@ -27,6 +27,7 @@ import { z } from 'zod';
 import { NonRetriableError, RetryAfterError } from '../errors.ts';
 import { projectSection, type ProjectConfig } from '../project-config.ts';
 import { defineTool, type ToolContext } from './define.ts';
+import { traceHttpRequest } from '../telemetry/tracing-spans.ts';
 
 export const HTTP_TOOL = 'http.request';
 
@@ -374,7 +375,7 @@ export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z
   ctx.signal.addEventListener('abort', onStepAbort, { once: true });
   let res: Response;
   try {
-    res = await send(url, { method: input.method, headers, body, addresses, signal: ac.signal, maxBytes: cfg.maxResponseBytes });
+    res = await traceHttpRequest(input.method, url, headers, () => send(url, { method: input.method, headers, body, addresses, signal: ac.signal, maxBytes: cfg.maxResponseBytes }));
   } catch (e) {
     if (ac.signal.aborted && (ac.signal.reason as Error | undefined)?.name === 'TimeoutError') {
       throw new Error(`http.request to ${url.host} timed out after ${timeoutMs} ms.`, { cause: e });

@@ -13,6 +13,7 @@ import { describeIssues } from '../runtime/zod-issues.ts';
 import type { CompensationContext, StepContext, WorkflowDefinition } from '../runtime/workflow.ts';
 import { effectOfCall, type ToolContext, type ToolDefinition, type ToolEffect } from './define.ts';
 import type { ToolRegistry } from './registry.ts';
+import { traceToolCall } from '../telemetry/tracing-spans.ts';
 
 export interface PreparedCall {
   tool: ToolDefinition;
@@ -64,7 +65,7 @@ export function toolStep(call: PreparedCall, project: ProjectConfig, pool: pg.Po
   const { tool } = call;
   return {
     run: async (ctx: StepContext) => {
-      const out = await tool.handler(call.input, toolContext(ctx, project, pool, tool.name));
+      const out = await traceToolCall(tool, call.effect, ctx.runId, async () => tool.handler(call.input, toolContext(ctx, project, pool, tool.name)));
       const parsed = tool.output.safeParse(out);
       if (!parsed.success) {
         throw new NonRetriableError(`Tool ${tool.name} returned output that does not match its schema: ${describeIssues(parsed.error)}`, undefined, 'TG_TOOL_OUTPUT_INVALID', {
