@@ -348,7 +348,10 @@ describe('binding beyond this machine', () => {
 
   it('refuses to start without TOLLGATE_CONSOLE_TOKEN, naming it', async () => {
     const e = await startApp({ config: env({ HOST: '0.0.0.0' }), log: testLogger(), mode: 'server' }).then(
-      () => new Error('the server started'),
+      async (app) => {
+        await app.stop();
+        return new Error('the server started');
+      },
       (err: unknown) => err as Error,
     );
     expect(isTollgateError(e) && e.code).toBe('TG_CONFIG_INVALID');
