@@ -131,6 +131,8 @@ export async function startTaskWorker(opts: {
 
 export async function startApp(opts: { config: Config; log: Logger; mode: AppMode; db?: Database }): Promise<App> {
   const { config, log, mode } = opts;
+  // A server bound beyond this machine without TOLLGATE_CONSOLE_TOKEN would show every run to the network.
+  if (mode === 'all' || mode === 'server') (await import('./console/bind.ts')).checkConsoleBind(config);
   const { project, registry, tools } = await loadAppProject(config);
   // A serving process keeps its idle connections open (src/db/connect.ts createPool); a one-shot command does not.
   const db = opts.db ?? (await openDatabase(config, log, { keepIdle: mode !== 'none' }));
@@ -147,6 +149,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
 
   let worker: WorkerHandle | undefined;
   let http: HttpServer | undefined;
+  let webConsole: { close(): void } | undefined;
   let url: string | undefined;
   const runsWorker = mode === 'all' || mode === 'worker';
   // Its own pool on the same database and login, with this process's audit key; the database is
@@ -178,6 +181,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
         if (adapters.some((a) => a.platform.name === route.platform)) continue;
         http.mount('POST', route.path, (_req, res) => sendJson(res, route.status, { error: route.message }));
       }
+      webConsole = (await import('./console/index.ts')).mountConsole(http, { config, project, runtime, log });
       // A platform outage at start-up must not stop Tollgate: requests are taken, messages catch up.
       for (const a of adapters) {
         await a.start().catch((e: unknown) => log.error({ err: e, platform: a.platform.name }, 'a chat platform could not be started; Tollgate runs on without it'));
@@ -209,6 +213,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     stop: () =>
       (stopping ??= (async () => {
         for (const a of adapters) await a.stop().catch((e: unknown) => log.warn({ err: e, platform: a.platform.name }, 'chat platform stop'));
+        webConsole?.close(); // its live streams would keep the server from closing
         await http?.close();
         await worker?.stop();
         await configHold.stop();

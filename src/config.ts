@@ -32,6 +32,8 @@ const envSchema = z.object({
   TOLLGATE_PG_PORT: port.default(0),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: port.default(3000),
+  /** The web console's access token; required when HOST is not a loopback address (src/console/bind.ts). */
+  TOLLGATE_CONSOLE_TOKEN: z.string().min(16).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** 'json' | 'pretty'; unset: pretty in a terminal, JSON otherwise. */
   LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
@@ -97,6 +99,10 @@ export interface Config {
   readonly embeddedPgPort: number;
   readonly host: string;
   readonly port: number;
+  readonly console: {
+    /** TOLLGATE_CONSOLE_TOKEN: needed to open `/console`; required on a non-local bind. */
+    readonly token: string | undefined;
+  };
   readonly logLevel: EnvConfig['LOG_LEVEL'];
   readonly logFormat: 'json' | 'pretty' | undefined;
   readonly projectConfigPath: string | undefined;
@@ -225,6 +231,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embeddedPgPort: e.TOLLGATE_PG_PORT,
     host: e.HOST,
     port: e.PORT,
+    console: { token: e.TOLLGATE_CONSOLE_TOKEN },
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
     projectConfigPath: e.TOLLGATE_CONFIG ? path.resolve(e.TOLLGATE_CONFIG) : undefined,
@@ -271,6 +278,7 @@ function describeExpectation(issue: z.core.$ZodIssue, name: string): string {
       if (issue.format !== 'url') return `a ${issue.format}`;
       return name.startsWith('DATABASE_') ? 'a URL such as postgres://user:pass@host:5432/db' : 'a URL such as https://example.com/api/';
     case 'too_small':
+      if (name === 'TOLLGATE_CONSOLE_TOKEN') return `at least ${String(issue.minimum)} characters (e.g. the output of \`openssl rand -hex 32\`)`;
       return `a value >= ${String(issue.minimum)}`;
     case 'too_big':
       return `a value <= ${String(issue.maximum)}`;

@@ -89,6 +89,24 @@ export const projectConfigSchema = strictObject({
   }).default({ days: DEFAULT_RETENTION_DAYS }),
   /** Model prices and extra redaction patterns (issue 8). */
   model: modelProjectSchema.default({ prices: {}, redact: [] }),
+  /**
+   * The web console's sign-in (src/console/auth.ts): principal → sha256 (hex) of that person's
+   * personal console token. A signed-in person's Retry and Cancel are authorised by the runtime like
+   * theirs from chat or the CLI. Optional: without it the console is read-only.
+   */
+  console: strictObject({
+    users: z
+      .record(principalString, z.string().regex(/^[0-9a-f]{64}$/, { error: 'must be the sha256 of the token, 64 lower-case hex digits (`printf %s "$TOKEN" | sha256sum`)' }))
+      .default({})
+      .superRefine((users, ctx) => {
+        const seen = new Map<string, string>();
+        for (const [who, hash] of Object.entries(users)) {
+          const other = seen.get(hash);
+          if (other) ctx.addIssue({ code: 'custom', path: [who], message: `has the same token as ${other}; give each person a token of their own` });
+          seen.set(hash, who);
+        }
+      }),
+  }).optional(),
 });
 
 export type ProjectConfig = z.infer<typeof projectConfigSchema>;

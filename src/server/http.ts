@@ -2,6 +2,9 @@
  * Tollgate's HTTP server, shared by the Slack and Teams adapters: `GET /healthz` (the process
  * answers), `GET /readyz` (503 with the reason when the database is unreachable or the worker has
  * stopped), `GET /metrics` (Prometheus text). Adapters mount their own routes.
+ *
+ * A route is an exact `METHOD path`, or a path with `:name` segments (`/console/runs/:id`), each
+ * matching one non-empty segment, handed to the handler decoded as `params.name`. Exact routes win.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,7 +12,34 @@ import type pg from 'pg';
 import type { Logger } from '../log.ts';
 import { metricsHandler } from './metrics.ts';
 
-export type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void;
+/** `params`: the `:name` segments of a pattern route (empty for an exact one). */
+export type Handler = (req: http.IncomingMessage, res: http.ServerResponse, params?: Readonly<Record<string, string>>) => Promise<void> | void;
+
+interface PatternRoute {
+  method: string;
+  segments: string[];
+  handler: Handler;
+}
+
+/** The `:name` values of `path` if it matches the route's segments; undefined otherwise. */
+function matchSegments(segments: readonly string[], path: string): Record<string, string> | undefined {
+  const parts = path.split('/');
+  if (parts.length !== segments.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < parts.length; i++) {
+    const want = segments[i] as string;
+    const got = parts[i] as string;
+    if (want.startsWith(':')) {
+      if (got === '') return undefined;
+      try {
+        params[want.slice(1)] = decodeURIComponent(got);
+      } catch {
+        return undefined; // a malformed escape matches nothing: 404, not 500
+      }
+    } else if (want !== got) return undefined;
+  }
+  return params;
+}
 
 export interface HttpServer {
   mount(method: string, path: string, handler: Handler): void;
@@ -28,6 +58,7 @@ export interface ReadinessChecks {
 
 export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks }): HttpServer {
   const routes = new Map<string, Handler>();
+  const patterns: PatternRoute[] = [];
   const { log, checks } = opts;
 
   routes.set('GET /healthz', (_req, res) => sendJson(res, 200, { ok: true }));
@@ -45,10 +76,22 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks })
   routes.set('GET /metrics', metricsHandler(checks.pool));
 
   const server = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    const handler = routes.get(`${req.method} ${path}`);
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    let handler = routes.get(`${req.method} ${path}`);
+    let params: Record<string, string> = {};
+    for (const p of handler ? [] : patterns) {
+      const found = p.method === req.method ? matchSegments(p.segments, path) : undefined;
+      if (found) {
+        handler = p.handler;
+        params = found;
+        break;
+      }
+    }
     if (!handler) {
-      const allowed = [...routes.keys()].filter((k) => k.endsWith(` ${path}`)).map((k) => k.split(' ')[0]);
+      const allowed = [
+        ...[...routes.keys()].filter((k) => k.endsWith(` ${path}`)).map((k) => k.split(' ')[0]),
+        ...patterns.filter((p) => matchSegments(p.segments, path)).map((p) => p.method),
+      ];
       if (allowed.length) {
         res.writeHead(405, { allow: allowed.join(', ') }).end();
       } else {
@@ -57,7 +100,7 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks })
       return;
     }
     Promise.resolve()
-      .then(() => handler(req, res))
+      .then(() => handler(req, res, params))
       .catch((e: unknown) => {
         log.error({ err: e, path }, 'request handler failed');
         if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
@@ -68,7 +111,10 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks })
 
   return {
     server,
-    mount: (method, path, handler) => routes.set(`${method.toUpperCase()} ${path}`, handler),
+    mount: (method, path, handler) => {
+      if (path.split('/').some((s) => s.startsWith(':'))) patterns.push({ method: method.toUpperCase(), segments: path.split('/'), handler });
+      else routes.set(`${method.toUpperCase()} ${path}`, handler);
+    },
     listen: (port, host) =>
       new Promise((resolve, reject) => {
         server.once('error', reject);

@@ -28,6 +28,8 @@ export interface ApprovalDecisionView {
   decision: 'approve' | 'reject';
   comment: string | null;
   at: Date;
+  /** How it came in ('slack', 'teams', 'cli', 'console'), when recorded (toApprovalView always sets it). */
+  via?: string | null;
 }
 
 export interface ApprovalView {
@@ -42,6 +44,8 @@ export interface ApprovalView {
   /** What will happen if approved. */
   tool: string | null;
   params: Record<string, unknown> | null;
+  /** (toApprovalView always sets it) sha256 of the canonical JSON of `params`: the exact parameters approvers were shown and the decision binds to. */
+  paramsHash?: string;
   risk: string | null;
   /** Why the workflow asks (or the model's rationale, when a model proposed it). */
   rationale: string | null;
@@ -59,6 +63,8 @@ export interface ApprovalView {
   endReason: string | null;
   /** The principals who may decide: a DM copy to someone not in it has no buttons. */
   eligible: string[];
+  /** The rule's reason when the gate was approved by rule, not by a person (toApprovalView always sets it). */
+  autoReason?: string | null;
 }
 
 function principalOrNull(s: string | null | undefined): Principal | null {
@@ -80,16 +86,18 @@ export function toApprovalView(a: ApprovalRecord): ApprovalView {
     status: a.status,
     tool: a.tool,
     params: a.params && typeof a.params === 'object' ? (a.params as Record<string, unknown>) : null,
+    paramsHash: a.paramsHash,
     risk: a.risk,
     rationale: a.rationale,
     requestedBy: principalOrNull(a.requester),
     approvers: a.approvers,
     required: a.required,
     approvals: a.approvals,
-    decisions: a.decisions.map((d) => ({ principal: d.principal, by: principalOrNull(d.principal), decision: d.decision, comment: d.comment, at: new Date(d.decidedAt) })),
+    decisions: a.decisions.map((d) => ({ principal: d.principal, by: principalOrNull(d.principal), decision: d.decision, comment: d.comment, at: new Date(d.decidedAt), via: d.via })),
     deadline: a.expiresAt ? new Date(a.expiresAt) : null,
     endReason: a.status === 'expired' ? 'the deadline passed' : a.status === 'voided' ? 'the parameters changed; see the new request' : null,
     eligible: [...a.eligible],
+    autoReason: a.autoReason,
   };
 }
 

@@ -40,6 +40,13 @@ export interface StepView {
   durationMs: number | null;
   /** The last error's message (a failed or retrying step). */
   error: string | null;
+  // Optional only so views written by hand (tests, previews) need not spell them; buildRunView always sets them.
+  /** The recorded input and output (a tool call's, a step's result); null when none or purged by retention. */
+  input?: unknown;
+  output?: unknown;
+  /** The first attempt's start, and the end (null while unfinished). */
+  startedAt?: Date;
+  finishedAt?: Date | null;
 }
 
 export interface RunView {
@@ -90,6 +97,10 @@ export function buildRunView(run: RunRow, steps: StepRow[], approvals: ApprovalV
       attempts: s.attempts,
       durationMs: s.finished_at ? Math.max(0, s.finished_at.getTime() - s.started_at.getTime()) : null,
       error: s.status === 'failed' || s.status === 'retrying' || s.status === 'compensation_failed' ? messageOf(s.error) : null,
+      input: s.input ?? null,
+      output: s.output ?? null,
+      startedAt: s.started_at,
+      finishedAt: s.finished_at,
     }));
   const failedStep = stepViews.find((s) => s.status === 'failed' || s.status === 'compensation_failed');
   const runError = messageOf(run.error);
@@ -138,6 +149,21 @@ export async function listRunsRequestedBy(q: Queryable, who: Pick<Principal, 'pl
   const { rows } = await q.query<RunRow>(
     `SELECT * FROM tollgate.runs WHERE requester @> $1::jsonb ORDER BY created_at DESC, id DESC LIMIT $2`,
     [JSON.stringify({ platform: who.platform, tenant: who.tenant, user: who.user }), limit],
+  );
+  return rows;
+}
+
+/** Runs newest first, narrowed by whichever of workflow, status and requester are given (the web console's list). */
+export async function listRunsFiltered(
+  q: Queryable,
+  filter: { workflow?: string; status?: RunStatus; requester?: Pick<Principal, 'platform' | 'tenant' | 'user'>; limit?: number },
+): Promise<RunRow[]> {
+  const who = filter.requester ? JSON.stringify({ platform: filter.requester.platform, tenant: filter.requester.tenant, user: filter.requester.user }) : null;
+  const { rows } = await q.query<RunRow>(
+    `SELECT * FROM tollgate.runs WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2)
+       AND ($3::jsonb IS NULL OR requester @> $3::jsonb)
+     ORDER BY created_at DESC, id DESC LIMIT $4`,
+    [filter.workflow ?? null, filter.status ?? null, who, filter.limit ?? 100],
   );
   return rows;
 }

@@ -1,0 +1,86 @@
+/**
+ * `GET /console/runs/<id>/events`: server-sent events carrying a run's timeline fragment whenever
+ * the run changes.
+ *
+ * Nothing notifies the HTTP server of a run's changes (the worker may be another process), so each
+ * open stream asks the database every `intervalMs` (500 ms) for the run's version
+ * (`timelineVersion`: its `updated_at` and newest event id, one index lookup) and renders the
+ * fragment only when that moved. The stream holds no database connection between polls.
+ *
+ * `close()` ends every stream: the HTTP server's close waits for open connections, and an
+ * EventSource never closes its own.
+ */
+import type http from 'node:http';
+import type pg from 'pg';
+import type { Logger } from '../log.ts';
+import { timelineVersion } from '../views/timeline-view.ts';
+
+/** A comment line now and then keeps proxies from closing a quiet stream. */
+const KEEPALIVE_MS = 15_000;
+
+export class LiveTimelines {
+  readonly #streams = new Set<() => void>();
+
+  constructor(
+    private readonly opts: { pool: pg.Pool; log: Logger; intervalMs?: number },
+  ) {}
+
+  /**
+   * Streams `render()` (the fragment's HTML) each time the run's version differs from the last one
+   * sent, starting after `since` (the version the page was drawn from, or EventSource's Last-Event-ID).
+   */
+  serve(req: http.IncomingMessage, res: http.ServerResponse, runId: string, since: string | undefined, render: () => Promise<string | undefined>): void {
+    const interval = this.opts.intervalMs ?? 500;
+    let last = since;
+    let timer: NodeJS.Timeout | undefined;
+    let closed = false;
+    let quietSince = Date.now();
+
+    const stop = () => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(timer);
+      this.#streams.delete(stop);
+      res.end();
+    };
+    this.#streams.add(stop);
+    req.on('close', stop);
+
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no', // nginx: pass each event on at once
+    });
+    res.write('retry: 2000\n\n');
+
+    const tick = async () => {
+      try {
+        const version = await timelineVersion(this.opts.pool, runId);
+        if (closed) return;
+        if (version !== undefined && version !== last) {
+          const fragment = await render();
+          if (closed) return;
+          if (fragment !== undefined) {
+            res.write(`id: ${version}\nevent: timeline\n${fragment.split('\n').map((l) => `data: ${l}`).join('\n')}\n\n`);
+            last = version;
+            quietSince = Date.now();
+          }
+        } else if (Date.now() - quietSince >= KEEPALIVE_MS) {
+          res.write(': keep-alive\n\n');
+          quietSince = Date.now();
+        }
+      } catch (e) {
+        // The database may be away for a moment; the next poll tries again.
+        this.opts.log.debug({ err: e, runId }, 'console: live timeline poll failed');
+      }
+      if (!closed) timer = setTimeout(() => void tick(), interval);
+    };
+    void tick();
+  }
+
+  /** Ends every open stream (at shutdown). */
+  close(): void {
+    for (const stop of [...this.#streams]) stop();
+  }
+}

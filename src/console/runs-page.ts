@@ -1,0 +1,51 @@
+/** `GET /console`: the runs, newest first, narrowed by a plain GET form (workflow, status, requester). */
+import { formatPrincipal } from '../principals.ts';
+import type { RunStatus } from '../runtime/journal.ts';
+import { STATUS_LABELS, type RunView } from '../views/run-view.ts';
+import type { ConsoleViewer } from './auth.ts';
+import { formatDuration, formatTime, html, statusBadge } from './html.ts';
+import { page } from './layout.ts';
+
+export interface RunsFilterForm {
+  workflow: string;
+  status: string;
+  requester: string;
+}
+
+export const RUN_STATUSES = Object.keys(STATUS_LABELS) as RunStatus[];
+
+export function runsPage(opts: { viewer: ConsoleViewer; form: RunsFilterForm; workflows: readonly string[]; runs: RunView[]; problems: string[]; limit: number }): string {
+  const { form } = opts;
+  const workflows = [...new Set([...opts.workflows, ...(form.workflow ? [form.workflow] : [])])].sort();
+  const option = (value: string, label: string, selected: string) => html`<option value="${value}"${selected === value ? html` selected` : ''}>${label}</option>`;
+  const filtered = form.workflow || form.status || form.requester;
+  const body = html`
+<h1>Runs</h1>
+<form class="filters" method="get" action="/console">
+  <label>Workflow<select name="workflow">${option('', 'any', form.workflow)}${workflows.map((w) => option(w, w, form.workflow))}</select></label>
+  <label>Status<select name="status">${option('', 'any', form.status)}${RUN_STATUSES.map((s) => option(s, s, form.status))}</select></label>
+  <label>Requester<input name="requester" value="${form.requester}" placeholder="slack:T123:U456" size="28"></label>
+  <button type="submit" class="primary">Filter</button>
+  ${filtered ? html`<a href="/console">Clear</a>` : ''}
+</form>
+${opts.problems.map((p) => html`<div class="alert" role="alert">${p}</div>`)}
+${
+  opts.runs.length === 0
+    ? html`<p class="muted" data-testid="no-runs">No runs${filtered ? ' match these filters' : ' yet'}.</p>`
+    : html`<table data-testid="runs">
+  <thead><tr><th>Run</th><th>Workflow</th><th>Status</th><th>Requester</th><th>Created</th><th>Duration</th></tr></thead>
+  <tbody>${opts.runs.map(
+    (r) => html`<tr data-run-id="${r.runId}">
+    <td><a href="/console/runs/${encodeURIComponent(r.runId)}"><code>${r.runId}</code></a></td>
+    <td>${r.workflow} <span class="muted">v${r.version}</span></td>
+    <td>${statusBadge(r.status, STATUS_LABELS[r.status])}</td>
+    <td>${r.requester ? formatPrincipal(r.requester) : html`<span class="muted">—</span>`}</td>
+    <td>${formatTime(r.createdAt)}</td>
+    <td>${r.finishedAt ? formatDuration(r.finishedAt.getTime() - r.createdAt.getTime()) : html`<span class="muted">not finished</span>`}</td>
+  </tr>`,
+  )}</tbody>
+</table>
+<p class="muted">The newest ${opts.limit} matching runs are shown.</p>`
+}`;
+  return page({ title: 'Runs', viewer: opts.viewer, section: 'runs', body });
+}
