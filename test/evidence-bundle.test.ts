@@ -22,6 +22,8 @@ import { exportEvidenceBundle, type EvidenceBundle } from '../src/audit/bundle.t
 import { verifyEvidenceBundle } from '../src/audit/bundle-verify.ts';
 import { evidenceBundleHandler } from '../src/audit/bundle-http.ts';
 import { writeCheckpoint } from '../src/audit/checkpoint.ts';
+import { appendEvent } from '../src/runtime/journal.ts';
+import type { ModelCallRecord } from '../src/model/types.ts';
 import { createTestDb, TEST_AUDIT_ENV, testAuditKey, type TestDb } from './helpers/db.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 
@@ -335,6 +337,36 @@ describe('tollgate runs export and audit verify --bundle', () => {
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+
+  it("lists the run's model calls from their chained model.called events (redacted request, model, prompt version, tokens, cost)", async () => {
+    // The model layer journals each call as a model.called event (src/model/types.ts ModelCallRecord).
+    const record: ModelCallRecord = {
+      model: 'gpt-test',
+      prompt: { name: 'classify-order', version: 2 },
+      request: [{ role: 'user', content: 'Order for [[EMAIL_1]]' }],
+      response: { category: 'office' },
+      inputTokens: 120,
+      outputTokens: 8,
+      costUsd: 0.00042,
+      latencyMs: 310,
+      dropped: [],
+      error: null,
+    };
+    await appendEvent(db.pool, { runId, type: 'model.called', stepIdx: 0, payload: { ...record } });
+    const bundle = await exportEvidenceBundle(db.pool, runId);
+    expect(bundle.modelCalls).toEqual([
+      expect.objectContaining({ model: 'gpt-test', prompt: { name: 'classify-order', version: 2 }, request: record.request, inputTokens: 120, outputTokens: 8, costUsd: 0.00042, purged: false }),
+    ]);
+    expect(verifyEvidenceBundle(bundle, { auditKey: testAuditKey })).toMatchObject({ ok: true, modelCalls: 1 });
+
+    const cheaper = structuredClone(bundle);
+    const call = cheaper.modelCalls[0];
+    if (call) call.costUsd = 0.0001;
+    const seq = bundle.modelCalls[0]?.seq;
+    expect(verifyEvidenceBundle(cheaper, { auditKey: testAuditKey }).problems.map((p) => p.message)).toEqual([
+      `modelCalls[0].costUsd differs from its chained model.called event (seq ${seq})`,
+    ]);
   });
 
   // Last: the purge takes every finished run of this file's database.
