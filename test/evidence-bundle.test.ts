@@ -311,7 +311,10 @@ describe('tollgate runs export and audit verify --bundle', () => {
     await fs.writeFile(notBundle, JSON.stringify({ hello: 'world' }));
     const refused = await offline(TEST_AUDIT_ENV, 'audit', 'verify', '--bundle', notBundle);
     expect(refused.code).toBe(1);
-    expect(refused.err).toContain('This is not an evidence bundle: its "format" is nothing, not "tollgate-evidence/1"');
+    expect(refused.err).toContain(`${notBundle} is not an evidence bundle: its "format" is nothing, not "tollgate-evidence/1"`);
+    const missing = await offline({}, 'audit', 'verify', '--bundle', path.join(dir, 'missing.json'));
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain(`--bundle ${path.join(dir, 'missing.json')} cannot be read (ENOENT)`);
   });
 
   it('serves the console download: the bundle as an attachment named after the run, 404 for a run it may not show', async () => {

@@ -87,13 +87,7 @@ const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').diges
 
 /** Verifies a parsed bundle. Never throws on a damaged bundle: damage is reported as problems. */
 export function verifyEvidenceBundle(input: unknown, opts: { auditKey?: AuditKey } = {}): BundleReport {
-  if (!isObject(input) || input.format !== EVIDENCE_FORMAT) {
-    throw new TollgateError(
-      'TG_USAGE',
-      `This is not an evidence bundle: its "format" is ${show(isObject(input) ? input.format : undefined)}, not "${EVIDENCE_FORMAT}". Give a file written by \`tollgate runs export\`.`,
-    );
-  }
-  const b = input as unknown as EvidenceBundle;
+  const b = asBundle(input);
   const problems: BundleProblem[] = [];
   // One problem per field, the first found: the fuller comparisons come first.
   const problem = (field: string, message: string) => {
@@ -180,6 +174,15 @@ export function verifyEvidenceBundle(input: unknown, opts: { auditKey?: AuditKey
   }
   report.ok = problems.length === 0;
   return report;
+}
+
+/** The input as a bundle to check, or TG_USAGE when it does not even claim to be one. */
+function asBundle(input: unknown, file?: string): EvidenceBundle {
+  if (isObject(input) && input.format === EVIDENCE_FORMAT) return input as unknown as EvidenceBundle;
+  throw new TollgateError(
+    'TG_USAGE',
+    `${file ? `${file} is` : 'This is'} not an evidence bundle: its "format" is ${show(isObject(input) ? input.format : undefined)}, not "${EVIDENCE_FORMAT}". Give a file written by \`tollgate runs export\`.`,
+  );
 }
 
 /** Chained events by seq and type, with their parsed payloads. */
@@ -543,19 +546,21 @@ function checkModelCalls(b: EvidenceBundle, ctx: Ctx, problem: Problem): void {
   for (let i = chained.length; i < listed.length; i++) problem(`modelCalls[${i}]`, 'has no chained model.called event');
 }
 
-/** Reads a bundle file; a clear sentence when it is not one. */
-export async function readBundleFile(file: string): Promise<unknown> {
+/** Reads a bundle file; a clear sentence when it cannot be read or is not one. */
+export async function readBundleFile(file: string): Promise<EvidenceBundle> {
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');
   } catch (e) {
     throw new TollgateError('TG_USAGE', `--bundle ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): give the path of a file written by \`tollgate runs export\`.`);
   }
+  let parsed: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    parsed = JSON.parse(text) as unknown;
   } catch (e) {
     throw new TollgateError('TG_USAGE', `--bundle ${file} is not JSON (${(e as Error).message}), so it is not an evidence bundle: give a file written by \`tollgate runs export\`.`);
   }
+  return asBundle(parsed, file);
 }
 
 /**

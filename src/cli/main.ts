@@ -364,6 +364,7 @@ async function verifyBundleCommand(io: Io, env: NodeJS.ProcessEnv, file: string,
     import('../config.ts'),
     import('../audit/bundle-verify.ts'),
   ]);
+  const bundle = await readBundleFile(file); // a file that is no bundle is told first, key or not
   const config = loadConfig(env);
   const auditKey = await offlineAuditKey({ keyHex: config.audit.keyHex, dataDir: config.dataDir });
   if (!auditKey && !opts.withoutKey) {
@@ -373,7 +374,7 @@ async function verifyBundleCommand(io: Io, env: NodeJS.ProcessEnv, file: string,
         'or add --without-key to check only what anyone can recompute (digests, parameter hashes, agreement with the chained events).',
     );
   }
-  const report = verifyEvidenceBundle(await readBundleFile(file), { auditKey });
+  const report = verifyEvidenceBundle(bundle, { auditKey });
   const text = opts.json ? JSON.stringify(report, null, 2) : formatEvidenceReport(report);
   if (!report.ok) throw new TollgateError('TG_AUDIT_BROKEN', text, { field: report.problems[0]?.field });
   io.out(text);
