@@ -598,7 +598,10 @@ export function formatEvidenceReport(r: BundleReport): string {
         ? `Evidence bundle of run ${r.runId} verified with the audit key: ${what}; every link intact, every section matches its chained events, ${n(r.sealsChecked, 'field seal')} intact.`
         : `Evidence bundle of run ${r.runId} is self-consistent (${what}), but NOT authenticated: no audit key was given.`,
     );
-    if (r.checkpoint) lines.push(`Anchored by checkpoint #${r.checkpoint.seq} of the global chain (${r.checkpoint.at}, hash ${r.checkpoint.hash}).`);
+    if (r.checkpoint) {
+      const c = `checkpoint #${r.checkpoint.seq} of the global chain (${r.checkpoint.at}, hash ${r.checkpoint.hash})`;
+      lines.push(r.keyed ? `Anchored by ${c}.` : `Names ${c}; without the key that checkpoint is not authenticated either.`);
+    }
   }
   for (const c of r.notChecked) lines.push(`Not checked without the audit key: ${c}.`);
   for (const note of r.notes) lines.push(`Note: ${note}`);
