@@ -17,6 +17,7 @@ import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow
 import { parsePrincipal } from '../src/principals.ts';
 import { listRunApprovals, paramsHash } from '../src/approvals/index.ts';
 import { PO_TOOL } from '../src/tools/purchase-orders.ts';
+import { builtinWorkflows } from '../src/workflows/index.ts';
 import { purgeBefore } from '../src/audit/retention.ts';
 import { exportEvidenceBundle, type EvidenceBundle } from '../src/audit/bundle.ts';
 import { verifyEvidenceBundle } from '../src/audit/bundle-verify.ts';
@@ -69,7 +70,7 @@ let dir: string;
 
 beforeAll(async () => {
   db = await createTestDb();
-  t = await createTestRuntime(db, [evidence]);
+  t = await createTestRuntime(db, [evidence, ...builtinWorkflows()]);
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tollgate-evidence-'));
 });
 afterAll(async () => {
@@ -370,6 +371,25 @@ describe('tollgate runs export and audit verify --bundle', () => {
     expect(verifyEvidenceBundle(cheaper, { auditKey: testAuditKey }).problems.map((p) => p.message)).toEqual([
       `modelCalls[0].costUsd differs from its chained model.called event (seq ${seq})`,
     ]);
+  });
+
+  it('bundles of other shapes verify too: a failed run with a sleep and recorded values, an order approved by rule, a cancelled run', async () => {
+    const failed = await t.runtime.startRun({ workflow: 'demo', input: { name: 'Ada', sleepMs: 0, failAt: 'transform' }, requester: parsePrincipal(REQUESTER) });
+    const byRule = await t.runtime.startRun({ workflow: 'purchase-order', input: { vendor: 'Initech', amount: 10, currency: 'EUR', reason: 'pens' }, requester: parsePrincipal(REQUESTER) });
+    const cancelled = await t.runtime.startRun({ workflow: 'demo', input: { name: 'Bob', sleepMs: 600_000 }, requester: parsePrincipal(REQUESTER) });
+    await waitForRun(t.runtime, failed.id, 'failed');
+    await waitForRun(t.runtime, byRule.id, 'succeeded');
+    await waitForRun(t.runtime, cancelled.id, 'waiting');
+    await t.runtime.cancel(cancelled.id, null);
+    await waitForRun(t.runtime, cancelled.id, ['cancelled', 'compensated']);
+    for (const id of [failed.id, byRule.id, cancelled.id]) {
+      const bundle = await exportEvidenceBundle(db.pool, id);
+      const report = verifyEvidenceBundle(bundle, { auditKey: testAuditKey });
+      expect(report.problems, id).toEqual([]);
+      expect(report.ok).toBe(true);
+    }
+    const auto = (await exportEvidenceBundle(db.pool, byRule.id)).approvals[0];
+    expect(auto).toMatchObject({ status: 'approved', autoReason: expect.stringContaining('at or below the approval threshold'), decisions: [] });
   });
 
   // Last: the purge takes every finished run of this file's database.
