@@ -41,6 +41,8 @@ export interface App {
   readonly db: Database;
   readonly runtime: Runtime;
   readonly registry: WorkflowRegistry;
+  /** The tools workflows may call (built-in and the project's). */
+  readonly tools: ToolRegistry;
   readonly worker: WorkerHandle | undefined;
   readonly http: HttpServer | undefined;
   readonly url: string | undefined;
@@ -205,6 +207,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     db,
     runtime,
     registry,
+    tools,
     worker,
     http,
     url,

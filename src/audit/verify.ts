@@ -94,12 +94,13 @@ function same(a: Buffer | null, b: Buffer | null): boolean {
  * header `jsonb_build_array(id, run_id, seq, type, step_idx, actor, epoch µs)::text`, payload
  * digest. jsonb writes arrays as `[a, b]` and escapes strings as JSON.stringify does.
  */
-function linkMessage(r: Row): Buffer {
+export function linkMessage(r: Pick<Row, 'id' | 'run_id' | 'seq' | 'type' | 'step_idx' | 'actor' | 'at_us' | 'prev_hash' | 'payload_digest'>): Buffer {
   const header = `[${r.id}, ${r.run_id === null ? 'null' : JSON.stringify(r.run_id)}, ${r.seq}, ${JSON.stringify(r.type)}, ${r.step_idx ?? 'null'}, ${r.actor ?? 'null'}, ${r.at_us}]`;
   return Buffer.concat([r.prev_hash ?? Buffer.alloc(0), Buffer.from(header, 'utf8'), r.payload_digest ?? Buffer.alloc(0)]);
 }
 
-function principalOf(actor: string | null): string | null {
+/** `platform:tenant:user` of an event's actor (its jsonb text), or null. */
+export function principalOf(actor: string | null): string | null {
   if (!actor) return null;
   try {
     const a = JSON.parse(actor) as { platform?: unknown; tenant?: unknown; user?: unknown };

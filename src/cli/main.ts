@@ -238,6 +238,39 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
       });
     });
 
+  // Evidence bundles (issue 10, src/audit/bundle*.ts): `runs export` here, `audit verify --bundle` below.
+  runs
+    .command('export')
+    .description("Write the run's evidence bundle: one JSON file an auditor can verify offline with `tollgate audit verify --bundle`.")
+    .argument('<id>')
+    .option('--out <file>', 'write it to this file (default: standard output)')
+    .option('--force', 'overwrite the --out file if it exists')
+    .action(async (id: string, opts: { out?: string; force?: boolean }) => {
+      const { config, log } = await lazy(true);
+      await withApp(config, log, async (app) => {
+        const { exportEvidenceBundle } = await import('../audit/bundle.ts');
+        const { formatPrincipal } = await import('../principals.ts');
+        // Who may export which run: as `runs show`, whoever can reach the database at this shell.
+        const bundle = await exportEvidenceBundle(app.db.pool, id, { registry: app.registry, tools: app.tools, exportedBy: formatPrincipal(cliPrincipal()) });
+        const text = `${JSON.stringify(bundle, null, 2)}\n`;
+        if (!opts.out) return io.out(text.trimEnd());
+        const { writeFile } = await import('node:fs/promises');
+        try {
+          // 'wx' refuses an existing file: an earlier bundle is evidence too, not overwritten by accident.
+          await writeFile(opts.out, text, { flag: opts.force ? 'w' : 'wx' });
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+            throw new TollgateError('TG_USAGE', `${opts.out} already exists; nothing was written. Choose another --out file, or add --force to overwrite it.`);
+          }
+          throw new TollgateError('TG_USAGE', `Cannot write ${opts.out}: ${(e as Error).message}.`);
+        }
+        io.out(
+          `Wrote the evidence bundle of ${id} to ${opts.out}: ${bundle.chain.events.length} events, ${bundle.approvals.length} approval(s), ` +
+            `${bundle.steps.length} steps. Check it with: tollgate audit verify --bundle ${opts.out}`,
+        );
+      });
+    });
+
   const approvals = program.command('approvals').description('Approval gates waiting for a decision.');
   approvals
     .command('list')
@@ -291,9 +324,12 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
   const audit = program.command('audit').description('The tamper-evident event log.');
   audit
     .command('verify')
-    .description('Verify every hash chain of the event log; names the first broken link (exit 1).')
+    .description('Verify every hash chain of the event log; names the first broken link (exit 1). With --bundle, check an evidence bundle offline instead.')
     .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }) => {
+    .option('--bundle <file>', 'verify this evidence bundle (tollgate runs export) offline: no database is opened')
+    .option('--without-key', 'with --bundle and no audit key at hand: check only what can be checked without it')
+    .action(async (opts: { json?: boolean; bundle?: string; withoutKey?: boolean }) => {
+      if (opts.bundle !== undefined) return verifyBundleCommand(io, env, opts.bundle, opts);
       const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
         const { formatVerifyReport, verifyAuditChain } = await import('../audit/verify.ts');
@@ -317,6 +353,32 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     });
 
   return program;
+}
+
+/**
+ * `audit verify --bundle <file>`: offline, so it never calls `withApp` (which would open, or start,
+ * a database). The audit key is found as `audit verify` finds it; without one, the links and seals
+ * cannot be checked, and the command says so instead of passing unless --without-key accepts that.
+ */
+async function verifyBundleCommand(io: Io, env: NodeJS.ProcessEnv, file: string, opts: { json?: boolean; withoutKey?: boolean }): Promise<void> {
+  const [{ loadConfig }, { formatEvidenceReport, offlineAuditKey, readBundleFile, verifyEvidenceBundle }] = await Promise.all([
+    import('../config.ts'),
+    import('../audit/bundle-verify.ts'),
+  ]);
+  const bundle = await readBundleFile(file); // a file that is no bundle is told first, key or not
+  const config = loadConfig(env);
+  const auditKey = await offlineAuditKey({ keyHex: config.audit.keyHex, dataDir: config.dataDir });
+  if (!auditKey && !opts.withoutKey) {
+    throw new TollgateError(
+      'TG_AUDIT_KEY_INVALID',
+      `Verifying ${file} needs the audit key its links and seals were made with: set TOLLGATE_AUDIT_KEY (or TOLLGATE_DATA_DIR to the data dir holding audit.key), ` +
+        'or add --without-key to check only what anyone can recompute (digests, parameter hashes, agreement with the chained events).',
+    );
+  }
+  const report = verifyEvidenceBundle(bundle, { auditKey });
+  const text = opts.json ? JSON.stringify(report, null, 2) : formatEvidenceReport(report);
+  if (!report.ok) throw new TollgateError('TG_AUDIT_BROKEN', text, { field: report.problems[0]?.field });
+  io.out(text);
 }
 
 export function describeInput(schema: unknown): { name: string; required: boolean; description?: string }[] {

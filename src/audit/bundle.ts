@@ -1,0 +1,295 @@
+/**
+ * `tollgate runs export <id>`: the evidence bundle of one run, one self-contained JSON document an
+ * auditor can keep and check offline (`tollgate audit verify --bundle`, bundle-verify.ts). Its
+ * format is documented in bundle-format.ts and the README ("Evidence bundles").
+ *
+ * Everything is read in one REPEATABLE READ snapshot, so the chain segment, its head and the rows
+ * derived from the same events agree even while the run goes on. The exporter seals every field
+ * with the audit key (bundle-seal.ts), so it needs the key of the pool it reads through.
+ *
+ * This module only reads. Who may export which run is the caller's question, answered like
+ * `runs show` (the CLI) or by the console's guard (bundle-http.ts).
+ */
+import type pg from 'pg';
+import { canonicalJson } from '../approvals/hash.ts';
+import type { ApprovalRow } from '../approvals/store.ts';
+import { TollgateError } from '../errors.ts';
+import { formatPrincipal, principalSchema } from '../principals.ts';
+import type { Queryable, RunRow, StepRow } from '../runtime/journal.ts';
+import { loadSteps } from '../runtime/journal.ts';
+import type { WorkflowRegistry } from '../runtime/registry.ts';
+import type { ToolRegistry } from '../tools/registry.ts';
+import { createHash } from 'node:crypto';
+import { auditKeyOf, type AuditKey } from './key.ts';
+import { sealBundle } from './bundle-seal.ts';
+import {
+  EVIDENCE_FORMAT,
+  isoMicros,
+  modelCallOf,
+  type BundleApproval,
+  type BundleEvent,
+  type BundleStep,
+  type BundleToolCall,
+  type EvidenceBundle,
+} from './bundle-format.ts';
+
+export { EVIDENCE_FORMAT, type EvidenceBundle } from './bundle-format.ts';
+
+export interface ExportOptions {
+  /** Seals the fields; defaults to the key the pool was created with (src/db/connect.ts). */
+  auditKey?: AuditKey;
+  /** To name the versions of the tools the workflow lists and calls. */
+  registry?: WorkflowRegistry;
+  tools?: ToolRegistry;
+  /** Who exports (a principal), written into the bundle. */
+  exportedBy?: string;
+  /** For tests: the export time. */
+  now?: Date;
+}
+
+interface EventSqlRow {
+  id: string;
+  seq: string | null;
+  type: string;
+  step_idx: number | null;
+  actor: string | null;
+  at_us: string;
+  prev_hash: Buffer | null;
+  hash: Buffer | null;
+  payload_digest: Buffer | null;
+  payload: string | null;
+}
+
+// seq is selected as text: ORDER BY must name the table's column (e.seq), not this text.
+const EVENT_COLUMNS = `id::text, seq::text, type, step_idx, actor::text AS actor,
+  ((extract(epoch FROM created_at) * 1000000)::bigint)::text AS at_us, prev_hash, hash, payload_digest, payload::text AS payload`;
+
+const hex = (b: Buffer | null): string | null => (b === null ? null : b.toString('hex'));
+const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
+
+function toEvent(r: EventSqlRow): BundleEvent {
+  return {
+    id: r.id,
+    seq: Number(r.seq ?? 0),
+    type: r.type,
+    stepIdx: r.step_idx,
+    actor: r.actor,
+    atUs: r.at_us,
+    at: isoMicros(r.at_us),
+    prevHash: hex(r.prev_hash),
+    hash: hex(r.hash) ?? '',
+    payloadDigest: hex(r.payload_digest) ?? '',
+    payload: r.payload,
+  };
+}
+
+function principalText(v: unknown): string | null {
+  const p = principalSchema.safeParse(v);
+  return p.success ? formatPrincipal(p.data) : null;
+}
+
+/** The tool a step of kind 'tool' called: its name, without the `:n` of a repeated call. */
+export function toolOfStep(name: string): string {
+  return name.replace(/:\d+$/, '');
+}
+
+/**
+ * Reads the run's bundle. Throws TG_RUN_NOT_FOUND for an unknown run, and TG_AUDIT_KEY_INVALID
+ * when no audit key is at hand to seal it.
+ */
+export async function exportEvidenceBundle(db: pg.Pool | Queryable, runId: string, opts: ExportOptions = {}): Promise<EvidenceBundle> {
+  const key = opts.auditKey ?? auditKeyOf(db);
+  if (!key) {
+    throw new TollgateError(
+      'TG_AUDIT_KEY_INVALID',
+      'Exporting an evidence bundle needs the audit key (its fields are sealed with it): set TOLLGATE_AUDIT_KEY, or run where the data dir holds audit.key.',
+    );
+  }
+  if (!('connect' in db) || typeof db.connect !== 'function' || 'release' in db) return exportIn(db, runId, key, opts);
+  const client = await (db as pg.Pool).connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const bundle = await exportIn(client, runId, key, opts);
+    await client.query('COMMIT');
+    return bundle;
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw e;
+  } finally {
+    client.release();
+  }
+}
+
+async function exportIn(q: Queryable, runId: string, key: AuditKey, opts: ExportOptions): Promise<EvidenceBundle> {
+  const found = await q.query<RunRow & { journal_purged_at: Date | null }>('SELECT * FROM tollgate.runs WHERE id = $1', [runId]);
+  const run = found.rows[0];
+  if (!run) throw new TollgateError('TG_RUN_NOT_FOUND', `No run with id "${runId}". List runs with \`tollgate runs list\`.`, { runId });
+
+  // One after the other: a snapshot is one connection, which runs one query at a time anyway.
+  const steps = await loadSteps(q, runId);
+  const approvalRows = await q.query<ApprovalRow>('SELECT * FROM tollgate.approvals WHERE run_id = $1 ORDER BY step_idx, created_at, id', [runId]);
+  const events = await q.query<EventSqlRow>(`SELECT ${EVENT_COLUMNS} FROM tollgate.events e WHERE run_id = $1 ORDER BY e.seq NULLS LAST, e.id`, [runId]);
+  const head = await q.query<{ seq: string; last_hash: Buffer | null }>('SELECT seq::text, last_hash FROM tollgate.event_chains WHERE chain = $1', [runId]);
+  const globalHead = await q.query<{ seq: string; last_hash: Buffer | null }>(`SELECT seq::text, last_hash FROM tollgate.event_chains WHERE chain = ''`);
+  const fingerprint = await q.query<{ fingerprint: Buffer }>('SELECT fingerprint FROM tollgate.audit_key');
+  const deployment = await q.query<{ digest: string; set_at: Date }>('SELECT digest, set_at FROM tollgate.deployment_config');
+  const chainEvents = events.rows.map(toEvent);
+  const seqOfEvent = new Map(chainEvents.map((e) => [e.id, e.seq]));
+
+  const bundleSteps: BundleStep[] = steps.map((s: StepRow) => ({
+    idx: s.idx,
+    name: s.name,
+    kind: s.kind,
+    status: s.status,
+    attempts: s.attempts,
+    input: s.input ?? null,
+    output: s.output ?? null,
+    error: s.error ?? null,
+    startedAt: s.started_at.toISOString(),
+    finishedAt: iso(s.finished_at),
+  }));
+
+  const toolVersion = (name: string): number | null => (opts.tools?.has(name) ? opts.tools.get(name).version : null);
+  const toolCalls: BundleToolCall[] = steps
+    .filter((s) => s.kind === 'tool')
+    .map((s) => ({
+      stepIdx: s.idx,
+      tool: toolOfStep(s.name),
+      version: toolVersion(toolOfStep(s.name)),
+      status: s.status,
+      attempts: s.attempts,
+      input: s.input ?? null,
+      output: s.output ?? null,
+    }));
+
+  const approvals = await loadApprovals(q, approvalRows.rows, seqOfEvent);
+
+  let listed: readonly string[] = [];
+  try {
+    listed = opts.registry?.get(run.workflow, run.workflow_version).tools ?? [];
+  } catch {
+    listed = []; // a workflow version no longer registered: its calls still name their tools
+  }
+  const toolNames = [...new Set([...listed, ...toolCalls.map((t) => t.tool)])].sort();
+
+  const withoutSeals: Omit<EvidenceBundle, 'seals'> = {
+    format: EVIDENCE_FORMAT,
+    exportedAt: (opts.now ?? new Date()).toISOString(),
+    exportedBy: opts.exportedBy ?? null,
+    run: {
+      id: run.id,
+      workflow: run.workflow,
+      workflowVersion: run.workflow_version,
+      status: run.status,
+      input: run.input ?? null,
+      output: run.output ?? null,
+      error: run.error ?? null,
+      requester: principalText(run.requester),
+      origin: run.origin ?? null,
+      recoveryAttempts: run.recovery_attempts,
+      createdAt: run.created_at.toISOString(),
+      startedAt: iso(run.started_at),
+      finishedAt: iso(run.finished_at),
+      journalPurgedAt: iso(run.journal_purged_at),
+    },
+    versions: {
+      workflow: { name: run.workflow, version: run.workflow_version },
+      tools: toolNames.map((name) => ({ name, version: toolVersion(name) })),
+      deploymentConfig: deployment.rows[0] ? { digest: deployment.rows[0].digest, setAt: deployment.rows[0].set_at.toISOString() } : null,
+    },
+    steps: bundleSteps,
+    toolCalls,
+    approvals,
+    modelCalls: chainEvents.filter((e) => e.type === 'model.called').map(modelCallOf),
+    chain: {
+      runId,
+      keyFingerprint: hex(fingerprint.rows[0]?.fingerprint ?? null),
+      events: chainEvents,
+      head: { seq: Number(head.rows[0]?.seq ?? 0), hash: hex(head.rows[0]?.last_hash ?? null) },
+      checkpoint: await newestCheckpoint(q, runId),
+      retention: chainEvents.some((e) => e.payload === null) ? await latestRetention(q) : null,
+      globalHead: globalHead.rows[0] ? { seq: Number(globalHead.rows[0].seq), hash: hex(globalHead.rows[0].last_hash) } : null,
+    },
+  };
+  return { ...withoutSeals, seals: sealBundle(withoutSeals, key) };
+}
+
+async function loadApprovals(q: Queryable, rows: ApprovalRow[], seqOfEvent: Map<string, number>): Promise<BundleApproval[]> {
+  const { rows: decisions } = await q.query<{
+    approval_id: string;
+    principal: string;
+    decision: string;
+    comment: string | null;
+    via: string | null;
+    os_user: string | null;
+    at_us: string;
+    event_id: string | null;
+  }>(
+    `SELECT approval_id, principal, decision, comment, via, os_user, event_id::text,
+            ((extract(epoch FROM decided_at) * 1000000)::bigint)::text AS at_us
+       FROM tollgate.approval_decisions WHERE approval_id = ANY($1) ORDER BY decided_at, principal`,
+    [rows.map((r) => r.id)],
+  );
+  return rows.map((a) => ({
+    id: a.id,
+    stepIdx: a.step_idx,
+    name: a.name,
+    status: a.status,
+    summary: a.summary,
+    params: a.params,
+    paramsHash: a.params_hash,
+    risk: a.risk,
+    rationale: a.rationale,
+    tool: a.tool,
+    toolInput: a.tool_input ?? null,
+    toolInputHash: a.tool_input_hash,
+    requester: principalText(a.requester),
+    policy: a.policy,
+    policyDigest: createHash('sha256').update(canonicalJson(a.policy)).digest('hex'),
+    onTimeout: a.on_timeout ?? null,
+    escalations: a.escalations,
+    expiresAt: iso(a.expires_at),
+    autoReason: a.auto_reason,
+    supersededBy: a.superseded_by,
+    createdAt: a.created_at.toISOString(),
+    resolvedAt: iso(a.resolved_at),
+    decisions: decisions
+      .filter((d) => d.approval_id === a.id)
+      .map((d) => ({
+        principal: d.principal,
+        decision: d.decision,
+        comment: d.comment,
+        via: d.via,
+        osUser: d.os_user,
+        decidedAt: isoMicros(d.at_us),
+        eventSeq: d.event_id === null ? null : (seqOfEvent.get(d.event_id) ?? null),
+      })),
+  }));
+}
+
+/** The newest checkpoint of the global chain that names this run, and the (seq, hash) it recorded. */
+async function newestCheckpoint(q: Queryable, runId: string): Promise<EvidenceBundle['chain']['checkpoint']> {
+  const { rows } = await q.query<EventSqlRow>(
+    `SELECT ${EVENT_COLUMNS} FROM tollgate.events e
+      WHERE run_id IS NULL AND type = 'audit.checkpoint' AND payload->'chains' @> jsonb_build_array(jsonb_build_array($1::text))
+      ORDER BY e.seq DESC LIMIT 1`,
+    [runId],
+  );
+  const row = rows[0];
+  if (!row?.payload) return null;
+  const chains = (JSON.parse(row.payload) as { chains?: unknown }).chains;
+  const entry = Array.isArray(chains) ? (chains as unknown[][]).find((c) => Array.isArray(c) && c[0] === runId) : undefined;
+  if (!entry) return null;
+  return { event: toEvent(row), claim: { seq: Number(entry[1]), hash: String(entry[2]) } };
+}
+
+/** The retention record with the latest cutoff (what `audit verify` takes as the purge's bound). */
+async function latestRetention(q: Queryable): Promise<EvidenceBundle['chain']['retention']> {
+  const { rows } = await q.query<EventSqlRow & { cutoff: Date }>(
+    `SELECT ${EVENT_COLUMNS}, (payload->>'cutoff')::timestamptz AS cutoff FROM tollgate.events
+      WHERE run_id IS NULL AND type IN ('retention.started', 'retention.purged') AND payload ? 'cutoff'
+      ORDER BY (payload->>'cutoff')::timestamptz DESC LIMIT 1`,
+  );
+  const row = rows[0];
+  return row ? { event: toEvent(row), cutoff: row.cutoff.toISOString() } : null;
+}
