@@ -183,7 +183,10 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
         if (adapters.some((a) => a.platform.name === route.platform)) continue;
         http.mount('POST', route.path, (_req, res) => sendJson(res, route.status, { error: route.message }));
       }
-      webConsole = (await import('./console/index.ts')).mountConsole(http, { config, project, runtime, log });
+      // The run page's "Export evidence" button downloads the run's evidence bundle.
+      const { evidenceBundleHandler } = await import('./audit/bundle-http.ts');
+      const evidence = evidenceBundleHandler({ pool: db.pool, registry, tools, auditKey: db.auditKey });
+      webConsole = (await import('./console/index.ts')).mountConsole(http, { config, project, runtime, log, evidence });
       // A platform outage at start-up must not stop Tollgate: requests are taken, messages catch up.
       for (const a of adapters) {
         await a.start().catch((e: unknown) => log.error({ err: e, platform: a.platform.name }, 'a chat platform could not be started; Tollgate runs on without it'));

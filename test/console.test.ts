@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { startApp } from '../src/app.ts';
 import { listRunApprovals } from '../src/approvals/store.ts';
+import { evidenceBundleHandler } from '../src/audit/bundle-http.ts';
+import { verifyEvidenceBundle } from '../src/audit/bundle-verify.ts';
 import { loadConfig } from '../src/config.ts';
 import { mountConsole, type ConsoleHandle } from '../src/console/index.ts';
 import { isTollgateError, NonRetriableError } from '../src/errors.ts';
@@ -22,7 +24,7 @@ import { defineWorkflow } from '../src/runtime/workflow.ts';
 import { createHttpServer, type HttpServer } from '../src/server/http.ts';
 import { builtinWorkflows } from '../src/workflows/index.ts';
 import { parsePrincipal } from '../src/principals.ts';
-import { createTestDb, TEST_AUDIT_ENV, type TestDb } from './helpers/db.ts';
+import { createTestDb, TEST_AUDIT_ENV, testAuditKey, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 
@@ -86,7 +88,8 @@ beforeAll(async () => {
   t = await createTestRuntime(db, [checkout, ...builtinWorkflows(project)], { project });
   const log = testLogger();
   server = createHttpServer({ log, checks: { pool: db.pool } });
-  webConsole = mountConsole(server, { config: { host: '127.0.0.1', console: { token: undefined } }, project, runtime: t.runtime, log, liveIntervalMs: 200 });
+  const evidence = evidenceBundleHandler({ pool: db.pool, registry: t.registry, auditKey: testAuditKey });
+  webConsole = mountConsole(server, { config: { host: '127.0.0.1', console: { token: undefined } }, project, runtime: t.runtime, log, liveIntervalMs: 200, evidence });
   const addr = await server.listen(0, '127.0.0.1');
   base = `http://127.0.0.1:${addr.port}`;
   if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: install Debian's package with \`apt-get install -y chromium\` (.ci/run does).`);
@@ -303,6 +306,21 @@ describe('web console without JavaScript', () => {
     expect(missing.status).toBe(404);
     expect(await missing.text()).toContain('No run with id &quot;run_nope&quot;.');
     expect((await fetch(`${base}/console/runs/${failed.id}`, { method: 'DELETE' })).status).toBe(405);
+  });
+
+  it("downloads a run's evidence bundle from its page's Export evidence link, and the bundle verifies", async () => {
+    const pending = await startOrder(3100, 'Evidence GmbH');
+    await waitForRun(t.runtime, pending.id, 'waiting');
+    const runHtml = await (await fetch(`${base}/console/runs/${pending.id}`)).text();
+    const href = /href="([^"]+)" data-testid="export-evidence"/.exec(runHtml)?.[1];
+    expect(href).toBe(`/console/runs/${pending.id}/evidence`);
+    const download = await fetch(`${base}${href}`);
+    expect(download.status).toBe(200);
+    expect(download.headers.get('content-disposition')).toBe(`attachment; filename="${pending.id}.evidence.json"`);
+    const bundle = (await download.json()) as { run: { id: string }; approvals: { params: Record<string, unknown> }[] };
+    expect(bundle.run.id).toBe(pending.id);
+    expect(bundle.approvals[0]?.params).toMatchObject({ vendor: 'Evidence GmbH', amount: 3100 });
+    expect(verifyEvidenceBundle(bundle, { auditKey: testAuditKey }).ok).toBe(true);
   });
 
   it('escapes what runs carry', async () => {

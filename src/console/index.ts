@@ -43,6 +43,11 @@ export interface ConsoleOptions {
   log: Logger;
   /** How often an open run page's stream looks for changes (default 500 ms). */
   liveIntervalMs?: number;
+  /**
+   * The run page's "Export evidence" download (src/audit/bundle-http.ts), mounted at
+   * `GET /console/runs/:id/evidence` behind this console's guard. Without it the link answers 404.
+   */
+  evidence?: (req: http.IncomingMessage, res: http.ServerResponse, runId: string) => Promise<void>;
 }
 
 export interface ConsoleRequest {
@@ -135,6 +140,8 @@ export function mountConsole(http: HttpServer, opts: ConsoleOptions): ConsoleHan
     };
 
   const mount = (method: 'GET' | 'POST', path: string, handler: ConsoleHandler, o?: { open?: boolean }) => http.mount(method, path, guard(method, handler, o));
+  const evidence = opts.evidence;
+  if (evidence) mount('GET', '/console/runs/:id/evidence', (c) => evidence(c.req, c.res, c.params.id as string));
 
   /** The run page, with a notice or a refusal on top; 404 when there is no such run. */
   const showRun = async (c: ConsoleRequest, runId: string, extra: { status?: number; notice?: string; alert?: string } = {}) => {
