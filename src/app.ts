@@ -117,7 +117,8 @@ export async function startTaskWorker(opts: {
   replaces?: string;
 }): Promise<WorkerHandle> {
   const { config, processId } = opts;
-  const [{ startWorker }, { crontab, taskList }] = await Promise.all([import('./worker.ts'), import('../jobs/index.ts')]);
+  // The instruments too (src/telemetry/metrics-registry.ts): the steps this worker runs are timed from its first job.
+  const [{ startWorker }, { crontab, taskList }] = await Promise.all([import('./worker.ts'), import('../jobs/index.ts'), import('./telemetry/metrics-registry.ts')]);
   return startWorker({
     pool: opts.pool,
     log: opts.log,
@@ -177,6 +178,8 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
           workerRunning: runsWorker ? () => worker?.isRunning() ?? false : undefined,
           workerProblem: runsWorker ? () => (worker ? worker.whyNotRunning() : 'worker starting') : undefined,
         },
+        // Under `tollgate start` steps run in the worker thread: /metrics asks it for its instruments.
+        metrics: threadStarting ? { fromWorker: () => worker?.metrics?.() } : {},
       });
       for (const a of adapters) a.mount(http);
       for (const route of (await loadBots()).UNCONFIGURED_ROUTES) {

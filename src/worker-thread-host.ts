@@ -23,6 +23,8 @@ import type { Logger } from './log.ts';
 import { auditKeyBytes, type AuditKey } from './audit/key.ts';
 import { newProcessId, RESTART_BACKOFF, type WorkerHandle } from './worker.ts';
 import { interruptiblePause } from './interruptible-pause.ts';
+import { ThreadMetricsRequests } from './telemetry/metrics-thread.ts';
+import type { MetricsJson } from './telemetry/metrics-registry.ts';
 
 /** What the thread is given (structured-cloned: plain data only). */
 export interface WorkerThreadData {
@@ -38,13 +40,14 @@ export interface WorkerThreadData {
   readonly tsx?: { readonly api: string; readonly entry: string };
 }
 
-export type ToThread = { type: 'stop' } | { type: 'beat'; id: number };
+export type ToThread = { type: 'stop' } | { type: 'beat'; id: number } | { type: 'metrics'; id: number };
 
 export type FromThread =
   | { type: 'started' }
   | { type: 'failed'; message: string }
   | { type: 'status'; running: boolean; why: string | undefined }
   | { type: 'beat'; id: number; error?: string }
+  | { type: 'metrics'; id: number; metrics: MetricsJson | undefined }
   | { type: 'stopped' };
 
 export interface WorkerThreadOptions {
@@ -92,6 +95,7 @@ export async function startWorkerThread(opts: WorkerThreadOptions): Promise<Thre
   if (key && !keyBytes) throw new Error('the audit key cannot be handed to the worker thread (it was not made by auditKey())');
   const entry = threadEntry(config);
   const beats = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  const metricsRequests = new ThreadMetricsRequests(); // the thread's instruments, for /metrics
   let nextBeat = 0;
 
   /** Starts one thread; resolves once its worker runs, rejects if it could not start. */
@@ -133,7 +137,7 @@ export async function startWorkerThread(opts: WorkerThreadOptions): Promise<Thre
           beats.delete(m.id);
           if (m.error === undefined) waiting?.resolve();
           else waiting?.reject(new Error(m.error));
-        }
+        } else if (m.type === 'metrics') metricsRequests.answer(m.id, m.metrics);
       });
       worker.on('error', (e) => {
         reason = `its thread failed: ${e.message}`;
@@ -146,6 +150,7 @@ export async function startWorkerThread(opts: WorkerThreadOptions): Promise<Thre
           beats.delete(id);
           waiting.reject(new Error(`the worker thread ended before the heartbeat (${reason})`));
         }
+        metricsRequests.dropAll();
         if (!started) reject(new Error(reason));
         settleExit(reason);
       });
@@ -226,6 +231,10 @@ export async function startWorkerThread(opts: WorkerThreadOptions): Promise<Thre
         beats.set(id, { resolve, reject });
         thread.worker.postMessage({ type: 'beat', id } satisfies ToThread);
       });
+    },
+    metrics: () => {
+      const thread = current?.worker;
+      return metricsRequests.request(thread && ((id) => thread.postMessage({ type: 'metrics', id } satisfies ToThread)));
     },
     stop: () =>
       (stopped ??= (async () => {

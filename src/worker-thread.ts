@@ -15,6 +15,9 @@ import { auditKey } from './audit/key.ts';
 import { createPool } from './db/connect.ts';
 import { createLogger } from './log.ts';
 import { startTracing } from './telemetry/tracing.ts';
+import { trackPool } from './telemetry/metrics.ts';
+import { answerMetricsRequest } from './telemetry/metrics-thread.ts';
+import './telemetry/metrics-registry.ts'; // this thread's instruments (steps run here), asked for by the main thread's /metrics
 import type { WorkerHandle } from './worker.ts';
 import type { FromThread, ToThread, WorkerThreadData } from './worker-thread-host.ts';
 
@@ -40,6 +43,7 @@ const key = data.auditKey ? auditKey(Buffer.from(data.auditKey.bytes), data.audi
 const url = new URL(data.url);
 url.searchParams.set('application_name', 'tollgate-worker');
 const pool = createPool(url.toString(), config.pgPoolSize, log, key, { keepIdle: true });
+trackPool('tollgate-worker', pool);
 
 let worker: WorkerHandle;
 try {
@@ -80,6 +84,8 @@ port.on('message', (m: ToThread) => {
       () => post({ type: 'beat', id: m.id }),
       (e: unknown) => post({ type: 'beat', id: m.id, error: (e as Error).message }),
     );
+  } else if (m.type === 'metrics') {
+    void answerMetricsRequest().then((metrics) => post({ type: 'metrics', id: m.id, metrics }));
   } else if (m.type === 'stop') {
     clearInterval(watch);
     void (async () => {

@@ -24,6 +24,8 @@ import { Logger as GraphileLogger, makeWorkerUtils, run, type Runner, type TaskL
 import { withTransaction } from './db/transaction.ts';
 import type { Logger } from './log.ts';
 import { interruptiblePause } from './interruptible-pause.ts';
+import { observeQueueLag } from './telemetry/metrics.ts';
+import type { MetricsJson } from './telemetry/metrics-registry.ts';
 
 export interface WorkerOptions {
   pool: pg.Pool;
@@ -56,6 +58,8 @@ export interface WorkerHandle {
   stop(): Promise<void>;
   /** Runs one heartbeat-and-reap cycle now (tests and start-up). */
   beat(): Promise<void>;
+  /** A worker in a thread of its own: its instruments for this thread's /metrics (src/telemetry/metrics-thread.ts). */
+  metrics?(): Promise<MetricsJson | undefined>;
 }
 
 /** First and longest wait before restarting a runner that died (doubling in between). */
@@ -102,6 +106,7 @@ async function launchRunner(opts: WorkerOptions, logger: GraphileLogger): Promis
   // Emitted synchronously while run() builds the pool, so the ids are known when it returns.
   events.on('pool:create', ({ workerPool }) => void lockIds.push(workerPool.id));
   events.on('worker:create', ({ worker }) => void lockIds.push(worker.workerId));
+  events.on('job:start', ({ job }) => observeQueueLag(job.task_identifier, job.run_at));
   let abandon: (() => void) | undefined;
   const abandoned = new Promise<'abandoned'>((resolve) => {
     abandon = () => resolve('abandoned');

@@ -16,6 +16,7 @@ import { applyTimeout } from './gate.ts';
 import { authorise, describeQuorum, principalKey } from './policy.ts';
 import { getApproval, loadApprovalRow, requesterKey, type ApprovalRow } from './store.ts';
 import type { DecideOutcome } from './types.ts';
+import { observeApprovalDecision } from '../telemetry/metrics.ts';
 
 export interface DecideOptions {
   comment?: string;
@@ -146,6 +147,7 @@ async function decideIn(
       [approvalId, resolved, JSON.stringify(actor)],
     );
     await enqueueAdvance(q, row.run_id);
+    observeApprovalDecision(row.workflow, resolved, row.created_at); // before commit: a rolled-back decision may count once too often
     return {
       kind: 'recorded',
       resolved,

@@ -40,6 +40,7 @@ import {
 import type { ChatPlatform, Destination, Rendered } from './platform.ts';
 import { toRunSummary } from './summaries.ts';
 import { traceChatDelivery } from '../telemetry/tracing-spans.ts';
+import { countChatApiError, observeOutboxLag } from '../telemetry/metrics.ts';
 
 export type DeliveryOutcome = 'posted' | 'updated' | 'unchanged' | 'deferred' | 'nothing';
 
@@ -129,6 +130,7 @@ export function createChatDeliverer(opts: DelivererOptions): ChatDeliverer {
         [row.id, posted.messageId, posted.conversation ?? null, posted.address === undefined ? null : JSON.stringify(posted.address), hash],
       );
       row.message_id = posted.messageId;
+      observeOutboxLag(row.platform, row.kind, row.created_at);
       return 'posted';
     }
     await platform.update({ ...destination(row), messageId: row.message_id }, message);
@@ -165,6 +167,7 @@ export function createChatDeliverer(opts: DelivererOptions): ChatDeliverer {
       } catch (e) {
         if (e instanceof PlatformNotConfigured) throw e;
         const failure = platformOf(row).classify(e);
+        countChatApiError(row.platform, failure);
         const error = `${failure.reason}`.slice(0, 1000);
         if (failure.kind === 'permanent') {
           // Retrying cannot help (not in the channel, message deleted …): record it on the row and
@@ -295,6 +298,7 @@ export function createChatDeliverer(opts: DelivererOptions): ChatDeliverer {
         return 'updated';
       } catch (e) {
         const failure = platform.classify(e);
+        countChatApiError(who.platform, failure);
         if (failure.kind === 'permanent') {
           log.warn({ platform: who.platform, user: who.user, code: failure.code }, 'the platform refused a home page for good');
           return 'nothing';

@@ -138,4 +138,6 @@ export interface ChatMessageRow {
   failures: number;
   last_error: string | null;
   given_up_at: Date | null;
+  /** When the row entered the outbox (the outbox lag is measured from it). */
+  created_at: Date;
 }

@@ -47,6 +47,7 @@ import { prepareToolCall, requireApproval, toolStep } from '../tools/invoke.ts';
 import { builtinToolRegistry } from '../tools/index.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import { ensureRunTraceContext, traceRunEnd, traceStepAttempt } from '../telemetry/tracing-spans.ts';
+import { observeRunEnd, timeStepAttempt } from '../telemetry/metrics.ts';
 import * as journal from './journal.ts';
 import { isTerminalStatus as isTerminal } from './journal.ts';
 import type { Queryable, RunRow, StepRow } from './journal.ts';
@@ -128,6 +129,18 @@ function journalUnreachable(runId: string, cause: unknown): TollgateError {
 function lazyChild(parent: Logger, bindings: Record<string, unknown>): () => Logger {
   let child: Logger | undefined;
   return () => (child ??= parent.child(bindings));
+}
+
+/** Ends the run in the journal, then reports its duration to /metrics (src/telemetry/metrics.ts). */
+async function finishRun(
+  q: Queryable,
+  run: RunRow,
+  status: Parameters<typeof journal.finishRun>[2],
+  result: Parameters<typeof journal.finishRun>[3],
+  previous?: journal.StepSuccess,
+): Promise<void> {
+  await journal.finishRun(q, run.id, status, result, previous);
+  observeRunEnd(run, status);
 }
 
 /** JSON round trip, so a live result equals what a replay will read back. */
@@ -282,7 +295,7 @@ export class Executor {
           outcome = { kind: 'error', error: e };
         }
         if (outcome.kind === 'ok') {
-          await end((previous) => journal.finishRun(q, runId, 'succeeded', { output }, previous));
+          await end((previous) => finishRun(q, run, 'succeeded', { output }, previous));
           log.info('run succeeded');
           return 'finished';
         }
@@ -316,7 +329,7 @@ export class Executor {
   ): Promise<AdvanceOutcome> {
     const todo = replay.compensations.filter((c) => c.row?.status !== 'compensated').reverse();
     if (todo.length === 0) {
-      await journal.finishRun(q, run.id, cancelled ? 'cancelled' : 'failed', { error: error ?? null });
+      await finishRun(q, run, cancelled ? 'cancelled' : 'failed', { error: error ?? null });
       return 'finished';
     }
     await q.query(
@@ -333,12 +346,12 @@ export class Executor {
             'A person must finish the undo by hand (see the step error in `tollgate runs show`).',
           { runId: run.id, step: c.name },
         );
-        await journal.finishRun(q, run.id, 'compensation_failed', { error: { ...serializeError(e), cause: error } });
+        await finishRun(q, run, 'compensation_failed', { error: { ...serializeError(e), cause: error } });
         log.error({ step: c.name }, 'compensation failed: needs a person');
         return 'finished';
       }
     }
-    await journal.finishRun(q, run.id, cancelled ? 'cancelled' : 'compensated', { error: error ?? null });
+    await finishRun(q, run, cancelled ? 'cancelled' : 'compensated', { error: error ?? null });
     return 'finished';
   }
 
@@ -627,7 +640,7 @@ class Replay {
       const started = await journal.startStepAttempt(this.#q, { runId: this.#run.id, idx, name: unique, kind, attempt, input }, previous);
       if (started.cancelRequested) this.#stop(new Cancelled());
       try {
-        const output = asJson(await traceStepAttempt(this.#run, { name: unique, idx, attempt, kind }, () => this.#attempt(unique, idx, attempt, fn, options.timeoutMs, log)));
+        const output = asJson(await timeStepAttempt(this.#run.workflow, kind, () => traceStepAttempt(this.#run, { name: unique, idx, attempt, kind }, () => this.#attempt(unique, idx, attempt, fn, options.timeoutMs, log))));
         this.#deferSuccess({ idx, name: unique, output });
         if (options.compensate) {
           this.compensations.push({ idx, name: unique, output, fn: options.compensate, retry: resolveRetry(options.compensateRetry ?? options.retry), row: undefined });

@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
 import type { Logger } from '../log.ts';
-import { metricsHandler } from './metrics.ts';
+import { metricsHandler, type MetricsOptions } from './metrics.ts';
 
 /** `params`: the `:name` segments of a pattern route (empty for an exact one). */
 export type Handler = (req: http.IncomingMessage, res: http.ServerResponse, params?: Readonly<Record<string, string>>) => Promise<void> | void;
@@ -56,7 +56,7 @@ export interface ReadinessChecks {
   workerProblem?: () => string | undefined;
 }
 
-export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks }): HttpServer {
+export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; metrics?: MetricsOptions }): HttpServer {
   const routes = new Map<string, Handler>();
   const patterns: PatternRoute[] = [];
   const { log, checks } = opts;
@@ -73,7 +73,7 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks })
     if (problems.length) sendJson(res, 503, { ok: false, reasons: problems });
     else sendJson(res, 200, { ok: true });
   });
-  routes.set('GET /metrics', metricsHandler(checks.pool));
+  routes.set('GET /metrics', metricsHandler(checks.pool, opts.metrics));
 
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';

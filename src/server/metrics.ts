@@ -1,79 +1,98 @@
 /**
- * `GET /metrics` (Prometheus text): `tollgate_runs{workflow,status}`, `tollgate_up`,
- * `process_uptime_seconds`.
+ * `GET /metrics` (Prometheus text, prom-client): README "Metrics" lists every series.
  *
- * A scrape must stay cheap however many runs the database holds, so it never counts the whole
- * runs table:
- * - live statuses (queued, running, waiting, compensating, dead_letter) are counted on every
- *   scrape through the status index (`runs_status_idx`): there are few live runs at any time;
- * - finished statuses (the bulk of the table, growing forever) are counted at most once per
- *   `finishedRefreshMs` (60 s) per process, in the background: a scrape serves the last count
- *   and, if it is older than that, starts a new one without waiting for it. Only the first scrape
- *   of a process waits, so the series exist from the start.
- * No counter is kept in the database: a row updated by every run's transaction would serialise runs.
+ * A scrape is made of
+ * - this thread's instruments (src/telemetry/metrics-registry.ts: run and step durations,
+ *   time-to-decision, queue and outbox lag, chat API errors, model tokens and cost, pools);
+ * - the worker thread's, under `tollgate start` (steps run there): asked for over its port with a
+ *   short timeout, so a busy or dead thread never hangs a scrape, and merged with prom-client's
+ *   `AggregatorRegistry.aggregate` (counters and histograms summed per label set);
+ * - what the database knows: runs by workflow and status, approvals pending, `tollgate_up`;
+ * - the process' own figures (prom-client's default metrics, `process_uptime_seconds`), once.
+ *
+ * It must stay cheap however many runs the database holds, so it never reads tollgate.runs: the
+ * counts by status are kept as runs change, by a trigger (migration 000019_run_status_counts), and
+ * a scrape sums their few hundred rows. Approvals pending are counted through the partial index
+ * of pending approvals (`approvals_pending_idx`): only live approvals are in it.
  */
 import type pg from 'pg';
-import { TERMINAL_STATUSES } from '../runtime/journal.ts';
+import { AggregatorRegistry, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { instrumentsAsJson, type MetricsJson } from '../telemetry/metrics-registry.ts';
+import { trackPool } from '../telemetry/metrics.ts';
 import type { Handler } from './http.ts';
 
 export interface MetricsOptions {
-  /** How old the finished-run counts may get before a scrape starts a recount. */
-  finishedRefreshMs?: number;
-  now?: () => number;
+  /**
+   * The worker thread's instruments, when the worker runs in a thread of this process; resolves
+   * undefined when the thread did not answer in time.
+   */
+  fromWorker?: () => Promise<MetricsJson | undefined> | undefined;
 }
 
-interface CountRow {
-  workflow: string;
-  status: string;
-  n: string;
+/** The SQL a scrape runs (exported for the test that checks it never reads tollgate.runs). */
+export const RUN_COUNTS_SQL = `SELECT workflow, status, sum(n)::text AS n FROM tollgate.run_status_counts GROUP BY workflow, status ORDER BY workflow, status`;
+export const PENDING_APPROVALS_SQL = `SELECT count(*)::text AS n FROM tollgate.approvals WHERE status = 'pending'`;
+
+let processMetrics: Registry | undefined;
+/** One per process: prom-client's default metrics (CPU, memory, event loop, GC …) and the uptime. */
+function processRegistry(): Registry {
+  if (processMetrics) return processMetrics;
+  const r = new Registry();
+  collectDefaultMetrics({ register: r });
+  new Gauge({
+    name: 'process_uptime_seconds',
+    help: 'Seconds since the process started.',
+    registers: [r],
+    collect() {
+      this.set(Math.round(process.uptime() * 10) / 10);
+    },
+  });
+  processMetrics = r;
+  return r;
 }
 
-// Constant lists written into the SQL, so the planner sees them and picks the status index.
-const LIVE_STATUSES = ['queued', 'running', 'waiting', 'compensating', 'dead_letter'] as const;
-const sqlList = (xs: readonly string[]) => xs.map((s) => `'${s}'`).join(', ');
-const LIVE_COUNTS_SQL = `SELECT workflow, status, count(*) AS n FROM tollgate.runs
-  WHERE status IN (${sqlList(LIVE_STATUSES)}) GROUP BY 1, 2`;
-const FINISHED_COUNTS_SQL = `SELECT workflow, status, count(*) AS n FROM tollgate.runs
-  WHERE status IN (${sqlList(TERMINAL_STATUSES)}) GROUP BY 1, 2`;
+/** The database's figures, as of this scrape, in a registry of their own. */
+async function databaseMetrics(pool: pg.Pool): Promise<MetricsJson> {
+  const r = new Registry();
+  const runs = new Gauge({ name: 'tollgate_runs', help: 'Runs by workflow and status.', labelNames: ['workflow', 'status'] as const, registers: [r] });
+  const pending = new Gauge({ name: 'tollgate_approvals_pending', help: 'Approvals waiting for a decision.', registers: [r] });
+  const up = new Gauge({ name: 'tollgate_up', help: 'Whether the database answered this scrape.', registers: [r] });
+  try {
+    const [counts, approvals] = await Promise.all([
+      pool.query<{ workflow: string; status: string; n: string }>(RUN_COUNTS_SQL),
+      pool.query<{ n: string }>(PENDING_APPROVALS_SQL),
+    ]);
+    for (const c of counts.rows) runs.set({ workflow: c.workflow, status: c.status }, Number(c.n));
+    pending.set(Number(approvals.rows[0]?.n ?? 0));
+    up.set(1);
+  } catch {
+    runs.reset();
+    pending.reset();
+    up.set(0);
+  }
+  return (await r.getMetricsAsJSON()) as MetricsJson;
+}
 
-/** The SQL a scrape runs (exported for the test that checks its plan). */
-export const METRICS_SCRAPE_SQL = LIVE_COUNTS_SQL;
+/** Whether the worker thread answered (so a missing series is told from a zero one). */
+async function workerAnswered(answered: boolean): Promise<MetricsJson> {
+  const r = new Registry();
+  new Gauge({
+    name: 'tollgate_worker_thread_metrics_up',
+    help: 'Whether the worker thread answered this scrape with its metrics (its series are missing when not).',
+    registers: [r],
+  }).set(answered ? 1 : 0);
+  return (await r.getMetricsAsJSON()) as MetricsJson;
+}
 
 export function metricsHandler(pool: pg.Pool, opts: MetricsOptions = {}): Handler {
-  const refreshMs = opts.finishedRefreshMs ?? 60_000;
-  const now = opts.now ?? Date.now;
-  let finished: { at: number; rows: CountRow[] } | undefined;
-  let recount: Promise<void> | undefined;
-
-  const countFinished = (): Promise<void> => {
-    recount ??= pool
-      .query<CountRow>(FINISHED_COUNTS_SQL)
-      .then(({ rows }) => {
-        finished = { at: now(), rows };
-      })
-      .finally(() => {
-        recount = undefined;
-      });
-    return recount;
-  };
-
+  trackPool('tollgate', pool);
   return async (_req, res) => {
-    const lines = ['# HELP tollgate_runs Runs by workflow and status.', '# TYPE tollgate_runs gauge'];
-    let up = 1;
-    try {
-      if (!finished) await countFinished();
-      else if (now() - finished.at >= refreshMs) countFinished().catch(() => {}); // the next scrape retries
-      const live = await pool.query<CountRow>(LIVE_COUNTS_SQL);
-      const rows = [...live.rows, ...(finished?.rows ?? [])].sort((a, b) =>
-        a.workflow === b.workflow ? a.status.localeCompare(b.status) : a.workflow.localeCompare(b.workflow),
-      );
-      for (const r of rows) lines.push(`tollgate_runs{workflow="${r.workflow}",status="${r.status}"} ${r.n}`);
-    } catch {
-      up = 0;
-    }
-    lines.push('# HELP tollgate_up Whether the database answered.', '# TYPE tollgate_up gauge', `tollgate_up ${up}`);
-    lines.push('# TYPE process_uptime_seconds gauge', `process_uptime_seconds ${process.uptime().toFixed(1)}`);
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-    res.end(`${lines.join('\n')}\n`);
+    const [own, db, worker] = await Promise.all([instrumentsAsJson(), databaseMetrics(pool), opts.fromWorker?.()]);
+    const sources = [own, db];
+    if (opts.fromWorker) sources.push(await workerAnswered(worker !== undefined), ...(worker ? [worker] : []));
+    const merged = AggregatorRegistry.aggregate(sources);
+    const text = `${await merged.metrics()}\n${await processRegistry().metrics()}`;
+    res.writeHead(200, { 'content-type': merged.contentType });
+    res.end(text);
   };
 }
