@@ -84,7 +84,10 @@ export async function composeCore(opts: {
   adapterLog?: Logger;
 }): Promise<{ runtime: Runtime; adapters: ChatAdapter[]; chat: Chat }> {
   const { config, log, pool, project, registry, tools } = opts;
-  const runtime = new Runtime({ pool, registry, log, project, tools, maxRecoveries: config.runtime.maxRecoveries });
+  // Imported here, not at the top: the model client loads the openai package (see the CLI's rule).
+  const [{ createModelClient }, { modelSettings }] = await Promise.all([import('./model/client.ts'), import('./model/settings.ts')]);
+  const model = createModelClient(modelSettings(config, project), log);
+  const runtime = new Runtime({ pool, registry, log, project, tools, maxRecoveries: config.runtime.maxRecoveries, model });
   let chat: Chat | undefined;
   const core = () => {
     if (!chat) throw new Error('the chat layer is used before the boot built it');

@@ -5,6 +5,7 @@
 import type { RunDetail } from '../runtime/runtime.ts';
 import type { RunRow, StepRow } from '../runtime/journal.ts';
 import type { SerializedError } from '../errors.ts';
+import { formatUsd } from '../model/steps.ts';
 
 export function formatDuration(ms: number | null): string {
   if (ms === null || !Number.isFinite(ms)) return '-';
@@ -111,4 +112,41 @@ function formatStep(s: StepRow, nameWidth: number): string {
   let line = `  #${pad(String(s.idx), 3)} ${pad(s.name, nameWidth)}  ${pad(mark, 11)} ${pad(attempts, 11)} ${dur}`;
   if (s.error && s.status !== 'succeeded') line += `\n        ${errorLine(s.error)}`;
   return line;
+}
+
+/** One model call as `runs show` prints it (the fields of a `model.called` event it reads). */
+export interface ModelCallLine {
+  stepIdx: number | null;
+  step?: string | null;
+  attempt?: number | null;
+  model: string;
+  prompt: { name: string; version: number };
+  inputTokens: number | null;
+  outputTokens: number | null;
+  costUsd: number | null;
+  latencyMs: number;
+  dropped: string[];
+  error: { code: string; message: string } | null;
+}
+
+const tokens = (n: number | null) => (n === null ? '?' : String(n));
+
+/** A USD cost with enough digits for a fraction of a cent; `no price` when the model has none configured. */
+export function formatCost(usd: number | null): string {
+  return usd === null ? 'no price' : formatUsd(usd);
+}
+
+/** A short line per model call: which prompt, for which step, tokens, cost, latency, and what went wrong. */
+export function formatModelCalls(calls: readonly ModelCallLine[]): string {
+  if (calls.length === 0) return '';
+  const out = ['', '', 'Model calls'];
+  for (const c of calls) {
+    const where = c.stepIdx === null ? '' : `  #${c.stepIdx}${c.step ? ` ${c.step}` : ''}${c.attempt ? ` attempt ${c.attempt}` : ''}`;
+    out.push(
+      `  model ${c.model} ${c.prompt.name} v${c.prompt.version}${where}  ${tokens(c.inputTokens)} in / ${tokens(c.outputTokens)} out tokens  ${formatCost(c.costUsd)}  ${formatDuration(c.latencyMs)}`,
+    );
+    if (c.dropped.length > 0) out.push(`    dropped from the answer: ${c.dropped.join(', ')}`);
+    if (c.error) out.push(`    ${c.error.code}: ${c.error.message}`);
+  }
+  return out.join('\n');
 }
