@@ -640,7 +640,7 @@ class Replay {
    * nothing can be estimated, and a budget that cannot be checked asks a person too.
    */
   async #budgetGate(step: string, call: ModelStepCall, budget: ModelBudget): Promise<void> {
-    const decision = (await this.#valueOf('budget', `budget:${step}`, async () => {
+    const decision = (await this.#valueOf('budget', `budget-check:${step}`, async () => {
       const client = this.#env.model;
       // No model: the step fails for good on its own, with the reason; there is nothing to spend.
       if (!client?.configured) return { gate: false, estimateUsd: null, spentUsd: 0, maxCostUsd: budget.maxCostUsd };
