@@ -102,6 +102,9 @@ describe('model steps', () => {
       costUsd: (120 * 1000 + 30 * 2000) / 1_000_000,
       dropped: [],
       error: null,
+      step: 'model:ticket',
+      stepIdx: 0,
+      attempt: 1,
     });
     expect(typeof call.latencyMs).toBe('number');
     expect(call.latencyMs as number).toBeGreaterThanOrEqual(0);

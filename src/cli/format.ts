@@ -6,6 +6,7 @@ import type { RunDetail } from '../runtime/runtime.ts';
 import type { RunRow, StepRow } from '../runtime/journal.ts';
 import type { SerializedError } from '../errors.ts';
 import { formatUsd } from '../model/steps.ts';
+import type { ModelCallRecord } from '../model/types.ts';
 
 export function formatDuration(ms: number | null): string {
   if (ms === null || !Number.isFinite(ms)) return '-';
@@ -114,20 +115,8 @@ function formatStep(s: StepRow, nameWidth: number): string {
   return line;
 }
 
-/** One model call as `runs show` prints it (the fields of a `model.called` event it reads). */
-export interface ModelCallLine {
-  stepIdx: number | null;
-  step?: string | null;
-  attempt?: number | null;
-  model: string;
-  prompt: { name: string; version: number };
-  inputTokens: number | null;
-  outputTokens: number | null;
-  costUsd: number | null;
-  latencyMs: number;
-  dropped: string[];
-  error: { code: string; message: string } | null;
-}
+/** One model call as `runs show` prints it: its record, with the step it belongs to (model steps record `stepIdx`, `step`, `attempt`). */
+export type ModelCallLine = ModelCallRecord & { stepIdx?: unknown; step?: unknown; attempt?: unknown };
 
 const tokens = (n: number | null) => (n === null ? '?' : String(n));
 
@@ -141,7 +130,7 @@ export function formatModelCalls(calls: readonly ModelCallLine[]): string {
   if (calls.length === 0) return '';
   const out = ['', '', 'Model calls'];
   for (const c of calls) {
-    const where = c.stepIdx === null ? '' : `  #${c.stepIdx}${c.step ? ` ${c.step}` : ''}${c.attempt ? ` attempt ${c.attempt}` : ''}`;
+    const where = typeof c.stepIdx === 'number' ? `  #${c.stepIdx}${typeof c.step === 'string' ? ` ${c.step}` : ''}${typeof c.attempt === 'number' ? ` attempt ${c.attempt}` : ''}` : '';
     out.push(
       `  model ${c.model} ${c.prompt.name} v${c.prompt.version}${where}  ${tokens(c.inputTokens)} in / ${tokens(c.outputTokens)} out tokens  ${formatCost(c.costUsd)}  ${formatDuration(c.latencyMs)}`,
     );

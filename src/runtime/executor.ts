@@ -622,7 +622,7 @@ class Replay {
         // Through the run's locked connection while the attempt is live; an attempt abandoned by
         // its timeout may answer after the advance let the connection go, so it goes by the pool.
         const q = ctx.signal.aborted ? this.#env.pool : this.#q;
-        await recordModelCall(q, { runId: this.#run.id, stepIdx: claimed.idx, actor: null, context: { step: claimed.name, attempt: ctx.attempt } }, attempt.record);
+        await recordModelCall(q, { runId: this.#run.id, stepIdx: claimed.idx, actor: null, context: { stepIdx: claimed.idx, step: claimed.name, attempt: ctx.attempt } }, attempt.record);
       }
       if (!attempt.ok) throw attempt.error;
       return attempt.output;
