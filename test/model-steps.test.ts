@@ -165,6 +165,23 @@ describe('model steps', () => {
   });
 });
 
+describe('a model step without a prompt', () => {
+  it('fails the run with a sentence saying to name the prompt and its version', async () => {
+    const wf = defineWorkflow({
+      name: 'no-prompt',
+      version: 1,
+      description: 'calls the model without saying which prompt',
+      input: z.object({}),
+      run: async (ctx) => ctx.model.generate('Say hi.', {}, {} as never),
+    });
+    const t = await rt([wf]);
+    const run = await t.runtime.startRun({ workflow: 'no-prompt', input: {} });
+    const failed = await waitForRun(t.runtime, run.id, 'failed');
+    expect((failed.error as { message: string }).message).toContain('ctx.model.generate was called without a prompt name and version (got null): pass options.prompt = { name:');
+    expect(fake.requests).toHaveLength(0);
+  });
+});
+
 describe('a run’s cost budget', () => {
   const budgeted = (maxCostUsd: number) =>
     defineWorkflow({

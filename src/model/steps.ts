@@ -17,9 +17,18 @@ export type ModelStepCall =
   | { kind: 'classify'; labels: readonly string[]; input: unknown; options: ModelStepOptions }
   | { kind: 'generate'; prompt: string; input: unknown; options: ModelStepOptions };
 
-/** The step's name in the journal: given, or `model:<prompt name>`. */
+/**
+ * The step's name in the journal: given, or `model:<prompt name>`. Refuses a call without a prompt
+ * name and version (from JavaScript, or a cast): every call must say which prompt it used.
+ */
 export function modelStepName(call: ModelStepCall): string {
-  return call.options.name ?? `model:${call.options.prompt.name}`;
+  const prompt = (call.options as Partial<ModelStepOptions> | undefined)?.prompt;
+  if (!prompt || typeof prompt.name !== 'string' || prompt.name === '' || !Number.isInteger(prompt.version) || prompt.version < 1) {
+    throw new NonRetriableError(
+      `ctx.model.${call.kind} was called without a prompt name and version (got ${JSON.stringify(prompt ?? null)}): pass options.prompt = { name: 'my-prompt', version: 1 }, and raise the version whenever the wording changes.`,
+    );
+  }
+  return call.options.name ?? `model:${prompt.name}`;
 }
 
 // The data a step sends may be anything a person typed or pasted (an e-mail): the instructions say
