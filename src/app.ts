@@ -84,9 +84,11 @@ export async function composeCore(opts: {
   adapterLog?: Logger;
 }): Promise<{ runtime: Runtime; adapters: ChatAdapter[]; chat: Chat }> {
   const { config, log, pool, project, registry, tools } = opts;
-  // Imported here, not at the top: the model client loads the openai package (see the CLI's rule).
-  const [{ createModelClient }, { modelSettings }] = await Promise.all([import('./model/client.ts'), import('./model/settings.ts')]);
-  const model = createModelClient(modelSettings(config, project), log);
+  // The model client loads the openai package (most of a second): only the modes that run workflow
+  // steps or read chat build it; a one-shot CLI command (withChat false: mode none) does neither.
+  const model = opts.withChat
+    ? await Promise.all([import('./model/client.ts'), import('./model/settings.ts')]).then(([c, s]) => c.createModelClient(s.modelSettings(config, project), log))
+    : undefined;
   const runtime = new Runtime({ pool, registry, log, project, tools, maxRecoveries: config.runtime.maxRecoveries, model });
   let chat: Chat | undefined;
   const core = () => {
