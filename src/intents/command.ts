@@ -83,7 +83,7 @@ export const COMMAND_VERBS: ReadonlySet<string> = new Set(['run', 'status', 'ret
  * Reads a command. Only text whose first word is a verb of the grammar is read with its quotes:
  * "what's the weather" or "raise a PO for Acme's office" is free text (`{kind: 'text'}`, for the
  * model when one is configured), not an unclosed quote. Verbs that take no argument ignore what
- * follows them, so "help, what's this?" is still `help`.
+ * follows them, so "help what's this?" is still `help`.
  */
 export function parseCommand(text: string): Command {
   const trimmed = text.trim();
@@ -91,8 +91,9 @@ export function parseCommand(text: string): Command {
   if (!first || first === 'help') return { kind: 'help' };
   if (!COMMAND_VERBS.has(first)) return { kind: 'text', text: trimmed };
   if (first === 'runs' || first === 'approvals' || first === 'workflows') return { kind: first };
-  const [head, ...rest] = tokenize(trimmed);
-  const verb = head?.toLowerCase();
+  // The first word is a verb as it stands (it holds no quote), so it is also the first token.
+  const [, ...rest] = tokenize(trimmed);
+  const verb = first;
   if (verb === 'run') {
     const [workflow, ...params] = rest;
     if (!workflow) throw new CommandSyntaxError('Say which workflow to run: `run <workflow> key=value ...` (see `workflows`).');
