@@ -76,6 +76,10 @@ const envSchema = z.object({
   OPENAI_API_KEY: z.string().min(1).optional(),
   OPENAI_BASE_URL: z.string().url().optional(),
   TOLLGATE_MODEL: z.string().min(1).optional(),
+  /** The overall deadline of one model call, retries and waits included (ms). */
+  TOLLGATE_MODEL_TIMEOUT_MS: z.coerce.number().int().min(1).default(30_000),
+  /** Retries of a model call that failed to connect, or answered 429 or 5xx (within the deadline). */
+  TOLLGATE_MODEL_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
 });
 
 export type EnvConfig = z.infer<typeof envSchema>;
@@ -132,6 +136,9 @@ export interface Config {
     readonly apiKey: string | undefined;
     readonly baseUrl: string | undefined;
     readonly name: string | undefined;
+    /** TOLLGATE_MODEL_TIMEOUT_MS: one call's overall deadline, retries included. */
+    readonly timeoutMs: number;
+    readonly maxRetries: number;
   };
 }
 
@@ -242,7 +249,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       serviceUrl: e.TEAMS_SERVICE_URL,
       botFrameworkSettings,
     },
-    model: { apiKey: e.OPENAI_API_KEY, baseUrl: e.OPENAI_BASE_URL, name: e.TOLLGATE_MODEL },
+    model: {
+      apiKey: e.OPENAI_API_KEY,
+      baseUrl: e.OPENAI_BASE_URL,
+      name: e.TOLLGATE_MODEL,
+      timeoutMs: e.TOLLGATE_MODEL_TIMEOUT_MS,
+      maxRetries: e.TOLLGATE_MODEL_MAX_RETRIES,
+    },
   });
 }
 

@@ -47,6 +47,10 @@ export const ERROR_CODES = {
   TG_AUDIT_BROKEN: 'The audit chain does not verify: an event was edited, removed or reordered.',
   TG_AUDIT_KEY_INVALID: 'The audit key (TOLLGATE_AUDIT_KEY or the audit.key file) is not a key of at least 32 bytes.',
   TG_AUDIT_KEY_MISMATCH: "This process's audit key is not the one the database's events are chained with.",
+  TG_MODEL_NOT_CONFIGURED: 'No model is configured (TOLLGATE_MODEL, and OPENAI_BASE_URL or OPENAI_API_KEY).',
+  TG_MODEL_TIMEOUT: 'A model call did not answer within TOLLGATE_MODEL_TIMEOUT_MS, retries included, or was cancelled.',
+  TG_MODEL_UNAVAILABLE: 'The model server could not be reached or answered with an error, after the retries.',
+  TG_MODEL_BAD_ANSWER: "The model's answer did not match the schema it was asked for.",
   TG_INTERNAL: 'An unexpected error.',
 } as const;
 

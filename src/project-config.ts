@@ -32,6 +32,38 @@ function strictObject<T extends z.core.$ZodLooseShape>(shape: T) {
   });
 }
 
+const PRICE = 'must be a number of US dollars per million tokens (0 or more)';
+const usdPerMillion = z.number({ error: PRICE }).min(0, { error: PRICE });
+
+/** A `model.redact[]` entry: the pattern (and flags) must compile and must not match empty text. */
+const redactPattern = strictObject({
+  name: z.string().regex(/^[A-Z][A-Z0-9_]*$/, {
+    error: 'must be upper-case letters, digits and underscores, starting with a letter (it labels the placeholder: [[NAME_1]])',
+  }),
+  pattern: z.string().min(1, { error: 'must be a regular expression' }),
+  flags: z
+    .string()
+    .regex(/^[imsu]*$/, { error: 'may only hold the flags i, m, s and u (matching is always global)' })
+    .optional(),
+}).superRefine((p, ctx) => {
+  let re: RegExp;
+  try {
+    re = new RegExp(p.pattern, p.flags);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', path: ['pattern'], message: `is not a valid regular expression: ${(e as Error).message}` });
+    return;
+  }
+  if (re.test('')) ctx.addIssue({ code: 'custom', path: ['pattern'], message: 'matches empty text; it must match at least one character' });
+});
+
+/** The model layer's settings (src/model/settings.ts). */
+export const modelProjectSchema = strictObject({
+  /** USD per million tokens, by model name (`TOLLGATE_MODEL`): a call's recorded cost. */
+  prices: z.record(z.string(), strictObject({ inputPerMillion: usdPerMillion, outputPerMillion: usdPerMillion })).default({}),
+  /** Patterns replaced by placeholders before anything is sent to the model, besides the built-in kinds. */
+  redact: z.array(redactPattern).default([]),
+});
+
 export const projectConfigSchema = strictObject({
   groups: z.record(z.string(), z.array(principalString)).default({}),
   operators: z.array(principalString).default([]),
@@ -55,11 +87,13 @@ export const projectConfigSchema = strictObject({
       })
       .default(DEFAULT_RETENTION_DAYS),
   }).default({ days: DEFAULT_RETENTION_DAYS }),
+  /** Model prices and extra redaction patterns (issue 8). */
+  model: modelProjectSchema.default({ prices: {}, redact: [] }),
 });
 
 export type ProjectConfig = z.infer<typeof projectConfigSchema>;
 
-export const EMPTY_PROJECT_CONFIG: ProjectConfig = Object.freeze({ groups: {}, operators: [], cliDelegates: {}, workflows: {}, tools: {}, retention: { days: DEFAULT_RETENTION_DAYS } });
+export const EMPTY_PROJECT_CONFIG: ProjectConfig = Object.freeze({ groups: {}, operators: [], cliDelegates: {}, workflows: {}, tools: {}, retention: { days: DEFAULT_RETENTION_DAYS }, model: { prices: {}, redact: [] } });
 
 /** A workflow's or tool's own section, checked with its schema; errors name the file's path to it. */
 export function projectSection<S extends z.ZodType>(

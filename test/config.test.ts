@@ -46,4 +46,27 @@ describe('configuration', () => {
   it('rejects a principal that is not platform:tenant:user in the project file, naming the field', () => {
     expect(() => parseProjectConfig({ groups: { finance: ['slack:T1:U1', 'alice'] } })).toThrow(/groups\.finance\.1: "alice" is not a principal/);
   });
+
+  it('reads the model settings, with defaults for the deadline and retries, and refuses bad ones by name', () => {
+    expect(loadConfig({}).model).toEqual({ apiKey: undefined, baseUrl: undefined, name: undefined, timeoutMs: 30_000, maxRetries: 2 });
+    expect(loadConfig({ TOLLGATE_MODEL_TIMEOUT_MS: '1500', TOLLGATE_MODEL_MAX_RETRIES: '0' }).model).toMatchObject({ timeoutMs: 1500, maxRetries: 0 });
+    expect(() => loadConfig({ TOLLGATE_MODEL_TIMEOUT_MS: '0' })).toThrow(/TOLLGATE_MODEL_TIMEOUT_MS: got "0"; expected a value >= 1/);
+    expect(() => loadConfig({ TOLLGATE_MODEL_MAX_RETRIES: '-1' })).toThrow(/TOLLGATE_MODEL_MAX_RETRIES: got "-1"; expected a value >= 0/);
+    expect(() => loadConfig({ OPENAI_API_KEY: 'sk-secret-value' , OPENAI_BASE_URL: 'nope' })).toThrow(/OPENAI_BASE_URL: got "nope"/);
+  });
+
+  it('reads model prices and redaction patterns from the project file, and refuses bad ones naming the path', () => {
+    expect(parseProjectConfig({}).model).toEqual({ prices: {}, redact: [] });
+    const ok = parseProjectConfig({ model: { prices: { 'gpt-4o': { inputPerMillion: 2.5, outputPerMillion: 10 } }, redact: [{ name: 'EMPLOYEE_ID', pattern: 'E\\d{6}', flags: 'i' }] } });
+    expect(ok.model.prices['gpt-4o']).toEqual({ inputPerMillion: 2.5, outputPerMillion: 10 });
+    expect(ok.model.redact).toEqual([{ name: 'EMPLOYEE_ID', pattern: 'E\\d{6}', flags: 'i' }]);
+
+    expect(() => parseProjectConfig({ model: { prices: { m: { inputPerMillion: -1, outputPerMillion: 1 } } } })).toThrow(/model\.prices\.m\.inputPerMillion: must be a number of US dollars/);
+    expect(() => parseProjectConfig({ model: { prices: { m: { input: 1 } } } })).toThrow(/model\.prices\.m/);
+    expect(() => parseProjectConfig({ model: { redact: [{ name: 'ticket', pattern: 'T-1' }] } })).toThrow(/model\.redact\.0\.name: must be upper-case letters/);
+    expect(() => parseProjectConfig({ model: { redact: [{ name: 'TICKET', pattern: '(T-' }] } })).toThrow(/model\.redact\.0\.pattern: is not a valid regular expression/);
+    expect(() => parseProjectConfig({ model: { redact: [{ name: 'TICKET', pattern: 'x*' }] } })).toThrow(/model\.redact\.0\.pattern: matches empty text/);
+    expect(() => parseProjectConfig({ model: { redact: [{ name: 'TICKET', pattern: 'x', flags: 'gy' }] } })).toThrow(/model\.redact\.0\.flags: may only hold/);
+    expect(() => parseProjectConfig({ model: { price: {} } })).toThrow(/model/);
+  });
 });
