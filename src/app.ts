@@ -26,6 +26,7 @@ import { builtinWorkflows } from './workflows/index.ts';
 import { builtinToolRegistry, type ToolRegistry } from './tools/index.ts';
 import type pg from 'pg';
 import { createChat, type Chat } from './chat/index.ts';
+import { modelSettings } from './model/settings.ts';
 import type { ChatAdapter } from './chat/platform.ts';
 // The boot is the composition root: the one place in src/ that knows the adapters exist, and it
 // sees them only as ChatAdapters. The adapters (Bolt, botbuilder) and the worker (Graphile Worker)
@@ -98,6 +99,9 @@ export async function composeCore(opts: {
     log,
     platforms: adapters.map((a) => a.platform),
     reminderLeadMs: config.chat.approvalReminderLeadMs,
+    // Free text in mentions and DMs; answered with the `run` form when no model is configured.
+    // Imported here, like the adapters: one-shot CLI commands never load the openai package.
+    model: opts.withChat ? (await import('./model/client.ts')).createModelClient(modelSettings(config, project), log) : undefined,
   });
   return { runtime, adapters, chat };
 }

@@ -33,6 +33,7 @@ import { TollgateError } from '../errors.ts';
 import { CommandSyntaxError, parseCommand, type Command } from '../intents/command.ts';
 import { understandRequest, type Understanding } from '../intents/understand.ts';
 import type { Logger } from '../log.ts';
+import { isModelCallError } from '../model/errors.ts';
 import type { ModelCallRecord, ModelClient } from '../model/types.ts';
 import { principalSchema, samePrincipal, type Principal } from '../principals.ts';
 import type { Queryable } from '../runtime/journal.ts';
@@ -601,10 +602,9 @@ export class ChatCore {
 /** How to start something without the model, said wherever free text cannot be read. */
 const RUN_FORM_HINT = '`run <workflow> key=value …`, e.g. `run demo name=Ada`; `help` lists the workflows.';
 
-/** The record a failed model call carries (`ModelCallError`, src/model/errors.ts), or null for any other error. */
+/** The record a failed model call carries (`ModelCallError`), or null for any other error. */
 function modelCallRecordOf(e: unknown): ModelCallRecord | null {
-  if (!(e instanceof TollgateError) || !e.code.startsWith('TG_MODEL_')) return null;
-  return (e as { record?: ModelCallRecord }).record ?? null;
+  return isModelCallError(e) ? e.record : null;
 }
 
 /** The run's origin for a chat request: the platform and tenant of the actor, the place it was asked in. */
