@@ -4,6 +4,7 @@
  * retried within one overall deadline; a model that is down, rate-limited past the deadline or
  * hanging fails with a clear code instead of waiting.
  */
+import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { loadConfig } from '../src/config.ts';
@@ -225,5 +226,42 @@ describe('model client', () => {
       prices: { 'gpt-x': { inputPerMillion: 1, outputPerMillion: 2 } },
       redact: [{ name: 'TICKET', pattern: 'T-\\d+' }],
     });
+  });
+});
+
+describe('fake OpenAI server', () => {
+  const sdk = () => new OpenAI({ baseURL: fake.url, apiKey: 'k', maxRetries: 0 });
+
+  it('answers tool calls as OpenAI does', async () => {
+    fake.script({ toolCalls: [{ name: 'pick', arguments: { workflow: 'deploy' } }], usage: { prompt_tokens: 7, completion_tokens: 3 } });
+    const c = await sdk().chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+    expect(c).toMatchObject({ object: 'chat.completion', model: 'm', choices: [{ finish_reason: 'tool_calls' }], usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 } });
+    const call = c.choices[0]!.message.tool_calls![0]!;
+    expect(call.type === 'function' && call.function).toEqual({ name: 'pick', arguments: '{"workflow":"deploy"}' });
+  });
+
+  it('streams content deltas, then the usage, then [DONE]', async () => {
+    fake.script({ text: 'Hello there, streaming world', usage: { prompt_tokens: 5, completion_tokens: 6 } });
+    const stream = await sdk().chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }], stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    let usage: unknown;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(text).toBe('Hello there, streaming world');
+    expect(usage).toEqual({ prompt_tokens: 5, completion_tokens: 6, total_tokens: 11 });
+  });
+
+  it('streams tool-call deltas that the package assembles', async () => {
+    fake.script({ toolCalls: [{ name: 'pick', arguments: { workflow: 'purchase-order', confidence: 0.9 } }] });
+    const stream = sdk().chat.completions.stream({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+    const final = await stream.finalChatCompletion();
+    const call = final.choices[0]!.message.tool_calls![0]!;
+    expect(call.type === 'function' && JSON.parse(call.function.arguments)).toEqual({ workflow: 'purchase-order', confidence: 0.9 });
+  });
+
+  it('fails loudly when a test forgot to script a reply', async () => {
+    await expect(sdk().chat.completions.create({ model: 'm', messages: [] })).rejects.toMatchObject({ status: 500, message: expect.stringMatching(/no scripted reply/) });
   });
 });
