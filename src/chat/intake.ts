@@ -34,6 +34,7 @@ import { CommandSyntaxError, parseCommand, type Command } from '../intents/comma
 import { understandRequest, type Understanding } from '../intents/understand.ts';
 import type { Logger } from '../log.ts';
 import { isModelCallError } from '../model/errors.ts';
+import { recordModelCall } from '../model/record.ts';
 import type { ModelCallRecord, ModelClient } from '../model/types.ts';
 import { principalSchema, samePrincipal, type Principal } from '../principals.ts';
 import type { Queryable } from '../runtime/journal.ts';
@@ -48,7 +49,6 @@ import { orderedParams, type ProposalView } from '../views/proposal-view.ts';
 import { listRunsRequestedBy } from '../views/run-view.ts';
 import { GroupCommit } from '../db/group-commit.ts';
 import { addReply, claimDeliveryKey, enqueueHomeDelivery, replaceReply, whereSchema, type Where } from './outbox.ts';
-import { recordChatModelCall } from './model-calls.ts';
 import { getProposal, insertProposal, markProposalConfirmed, setProposalMessage, type ProposalRow } from './proposals.ts';
 import { writeDeferredIntents, writeRunStarts, type DeferredWrite, type RunStartWrite } from './intake-writes.ts';
 import type { ChatPlatform, ChatView } from './platform.ts';
@@ -397,27 +397,27 @@ export class ChatCore {
       if (failed || !understood) {
         const why = failed?.message ?? 'Your request could not be read.';
         await addReply(q, where, platform.render(notice(`${why} Nothing was started. You can write it as a command instead: ${RUN_FORM_HINT}`)));
-        if (failed?.record) await recordChatModelCall(q, actor, { kind: 'failed' }, failed.record);
+        if (failed?.record) await recordModelCall(q, { runId: null, stepIdx: null, actor, context: { intent: 'failed' } }, failed.record);
         return;
       }
       const u = understood;
       if (u.kind === 'ask') {
         await addReply(q, where, platform.render(notice(`${u.question}\nNothing was started. You can also write it as a command: ${RUN_FORM_HINT}`)));
-        await recordChatModelCall(q, actor, { kind: 'ask' }, u.record);
+        await recordModelCall(q, { runId: null, stepIdx: null, actor, context: { intent: 'ask' } }, u.record);
         return;
       }
       const def = this.workflow(u.workflow, u.version);
       if (!def) throw new Error(`workflow ${u.workflow} v${u.version} was understood but is not registered`); // understandRequest only names registered ones
       if (u.kind === 'missing') {
         await addReply(q, where, platform.render(this.#missingReply(def, u)));
-        await recordChatModelCall(q, actor, { kind: 'missing', workflow: def.name, missing: u.missing }, u.record);
+        await recordModelCall(q, { runId: null, stepIdx: null, actor, context: { intent: 'missing', workflow: def.name, missing: u.missing } }, u.record);
         return;
       }
       const proposalId = await insertProposal(q, { workflow: def.name, version: def.version, input: u.input, params: u.given, asker: actor, place: where });
       const view = this.#proposalView(def, { id: proposalId, params: u.given, asker: actor, runId: null });
       const messageId = await addReply(q, where, platform.render({ kind: 'proposal', proposal: view }));
       await setProposalMessage(q, proposalId, messageId);
-      await recordChatModelCall(q, actor, { kind: 'proposal', proposalId }, u.record);
+      await recordModelCall(q, { runId: null, stepIdx: null, actor, context: { intent: 'proposal', proposalId } }, u.record);
       this.#o.log.info({ proposalId, workflow: def.name, version: def.version }, 'a free-text request was understood; waiting for Confirm');
     });
   }
