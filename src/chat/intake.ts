@@ -15,6 +15,11 @@
  * job, its chat rows), so that work is kept out of the ack. A write starts at once when none is
  * in flight, so a lone request waits for no one.
  *
+ * Free text in a mention or DM (`understand: true`) is recorded the same way and read by the
+ * model in the worker (`#understand`, src/intents/understand.ts); what it understood becomes a
+ * proposal that only its asker's Confirm turns into a run (ARCHITECTURE.md, "The path of a
+ * free-text request").
+ *
  * General notes
  * - What to tell the person comes back as a neutral `ChatReply` (or goes through the outbox, for
  *   replies in a conversation and explanations to one clicker); the platform renders it.
