@@ -328,7 +328,7 @@ describe('Teams', () => {
   const REQ: TeamsUser & { name: string } = { id: '29:req', aadObjectId: 'aad-req', name: 'Rita Requester' };
   const TENANT = 'tenant-contoso';
 
-  it('a proposal renders as a card with Confirm and Edit, and Confirm starts the run', async () => {
+  it('a proposal renders as a card with Confirm and Edit; Edit answers with the prefilled form, Confirm starts the run', async () => {
     const t = h.teams!;
     const conversation = newConversation('personal');
     openai.script(poAnswer());
@@ -342,6 +342,14 @@ describe('Teams', () => {
     expect(parse(card).issues).toEqual([]);
     expect(executeActions(card).map((a) => a.verb)).toEqual(['proposal.confirm', 'proposal.edit']);
     expect(JSON.stringify(card)).toContain('Acme');
+    expect(await runsIn(conversation.id)).toHaveLength(0);
+
+    // Edit answers with the workflow's form on the card, prefilled; its button is a form start.
+    const edit = executeActions(card)[1]!;
+    const form = ((await t.send(t.act.invoke({ verb: edit.verb, data: edit.data, from: REQ, tenant: TENANT, conversation, replyToId: String(posted.activity.id) }))).body as { value: AdaptiveCard }).value;
+    expect(parse(form).issues).toEqual([]);
+    expect(executeActions(form).map((a) => a.verb)).toEqual(['run.start']);
+    expect(JSON.stringify(form)).toMatch(/"id":"param\.vendor"[^}]*"value":"Acme"/);
     expect(await runsIn(conversation.id)).toHaveLength(0);
 
     const confirm = executeActions(card)[0]!;
