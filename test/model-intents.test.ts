@@ -256,6 +256,21 @@ describe('a free-text mention', () => {
   });
 });
 
+describe('redaction', () => {
+  it('an e-mail address in the request is sent as a placeholder, and the proposal holds the real address', async () => {
+    openai.respond((body) => {
+      const sent = JSON.stringify(body);
+      const placeholder = /\[\[EMAIL_\d+\]\]/.exec(sent)?.[0] ?? 'no placeholder';
+      return poAnswer({ params: [{ name: 'vendor', value: 'Acme' }, { name: 'amount', value: '1200' }, { name: 'currency', value: 'EUR' }, { name: 'reason', value: `laptops, invoice to ${placeholder}` }] });
+    });
+    const { channel } = await mention('PO for Acme, 1200 EUR, laptops, invoice to ada.lovelace@acme.example');
+    await messageIn(channel, (m) => hasAction(m, 'proposal.confirm'));
+    expect(openai.requests[0]!.raw).not.toContain('ada.lovelace@acme.example');
+    const { rows } = await db.pool.query<{ input: { reason: string } }>(`SELECT input FROM tollgate.chat_proposals WHERE place->>'conversation' = $1`, [channel]);
+    expect(rows[0]!.input.reason).toBe('laptops, invoice to ada.lovelace@acme.example');
+  });
+});
+
 describe('failure is explained', () => {
   it('a model that answers 500 gets the person a clear answer in the thread, and no run', async () => {
     openai.respond(() => ({ status: 500 }));
