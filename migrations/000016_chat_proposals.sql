@@ -26,6 +26,8 @@ CREATE TABLE tollgate.chat_proposals (
   run_id       text REFERENCES tollgate.runs (id),
   CHECK ((confirmed_at IS NULL) = (run_id IS NULL))
 );
+-- Retention deletes proposals by age (src/audit/retention.ts), oldest first.
+CREATE INDEX chat_proposals_created_idx ON tollgate.chat_proposals (created_at);
 
 -- Down Migration
 DROP TABLE tollgate.chat_proposals;
