@@ -6,7 +6,6 @@
  */
 import os from 'node:os';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../src/cli/main.ts';
 import { createModelClient } from '../src/model/client.ts';
 import { listModelCalls } from '../src/model/record.ts';
 import { listRunApprovals } from '../src/approvals/index.ts';
@@ -14,9 +13,10 @@ import { parseProjectConfig } from '../src/project-config.ts';
 import { crmContactTool } from '../src/tools/crm-contacts.ts';
 import { builtinWorkflows } from '../src/workflows/index.ts';
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai/index.ts';
-import { createTestDb, TEST_AUDIT_ENV, type TestDb } from './helpers/db.ts';
+import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
+import { inProcessCli } from './helpers/cli.ts';
 
 const SALES = 'slack:T1:USALES';
 const ME = { platform: 'cli', tenant: os.hostname(), user: os.userInfo().username };
@@ -183,15 +183,6 @@ describe('crm-from-email', () => {
   });
 });
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(['node', 'tollgate', ...args], { out: (s) => (out += `${s}\n`), err: (s) => (err += s) }, {
-    DATABASE_URL: db.url,
-    ...TEST_AUDIT_ENV,
-    LOG_LEVEL: 'silent',
-    TOLLGATE_DATA_DIR: '/nonexistent-tollgate-cli-test',
-  });
-  return { code, out, err };
-}
+/** The CLI in-process against this file's database. */
+const cli = inProcessCli(() => db);
 

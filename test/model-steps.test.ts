@@ -7,16 +7,16 @@
 import os from 'node:os';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { main } from '../src/cli/main.ts';
 import { createModelClient } from '../src/model/client.ts';
 import type { ModelClient, ModelSettings } from '../src/model/types.ts';
 import { listRunApprovals } from '../src/approvals/index.ts';
 import { parseProjectConfig } from '../src/project-config.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai/index.ts';
-import { createTestDb, TEST_AUDIT_ENV, type TestDb } from './helpers/db.ts';
+import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
+import { inProcessCli } from './helpers/cli.ts';
 
 const ALICE = 'slack:T1:UALICE';
 const ME = { platform: 'cli', tenant: os.hostname(), user: os.userInfo().username };
@@ -42,17 +42,8 @@ async function rt(workflows: WorkflowDefinition[], model: ModelClient = client()
   return r;
 }
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(['node', 'tollgate', ...args], { out: (s) => (out += `${s}\n`), err: (s) => (err += s) }, {
-    DATABASE_URL: db.url,
-    ...TEST_AUDIT_ENV,
-    LOG_LEVEL: 'silent',
-    TOLLGATE_DATA_DIR: '/nonexistent-tollgate-cli-test',
-  });
-  return { code, out, err };
-}
+/** The CLI in-process against this file's database. */
+const cli = inProcessCli(() => db);
 
 beforeAll(async () => {
   db = await createTestDb();
