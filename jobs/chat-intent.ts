@@ -1,6 +1,8 @@
 /**
- * Task `chat-intent`: carry out a click the chat layer recorded before acknowledging it
- * (`carryOut: 'after-ack'` in src/chat/intake.ts: an approval decision, a Retry, a Cancel). The
+ * Task `chat-intent`: carry out a request the chat layer recorded before acknowledging it
+ * (`carryOut: 'after-ack'` in src/chat/intake.ts: a run start, an approval decision, a Retry, a
+ * Cancel, a proposal's Confirm, or free text for the model to read; a model that fails or hangs
+ * is answered in the thread, not thrown, so that job is never retried for it). The
  * job is the durable record of the click: the intake writes a whole burst of them in one
  * statement (src/chat/intake-writes.ts), and this task carries each out in its own transaction
  * with the explanation of a refusal (`ChatCore.carryOut`). A job that fails (the database went

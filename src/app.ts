@@ -86,7 +86,13 @@ export async function composeCore(opts: {
   adapterLog?: Logger;
 }): Promise<{ runtime: Runtime; adapters: ChatAdapter[]; chat: Chat }> {
   const { config, log, pool, project, registry, tools } = opts;
-  const runtime = new Runtime({ pool, registry, log, project, tools, maxRecoveries: config.runtime.maxRecoveries });
+  // One model client for model steps and free-text chat. It loads the openai package (most of a
+  // second): only the modes that run workflow steps or read chat build it; a one-shot CLI command
+  // (withChat false: mode none) does neither.
+  const model = opts.withChat
+    ? await Promise.all([import('./model/client.ts'), import('./model/settings.ts')]).then(([c, s]) => c.createModelClient(s.modelSettings(config, project), log))
+    : undefined;
+  const runtime = new Runtime({ pool, registry, log, project, tools, maxRecoveries: config.runtime.maxRecoveries, model });
   let chat: Chat | undefined;
   const core = () => {
     if (!chat) throw new Error('the chat layer is used before the boot built it');
@@ -100,6 +106,8 @@ export async function composeCore(opts: {
     log,
     platforms: adapters.map((a) => a.platform),
     reminderLeadMs: config.chat.approvalReminderLeadMs,
+    // Free text in mentions and DMs; answered with the `run` form when no model is configured.
+    model,
   });
   return { runtime, adapters, chat };
 }

@@ -2,11 +2,11 @@
  * `tollgate runs retry <id>` through the real CLI entry point, against the test database.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../src/cli/main.ts';
-import { createTestDb, type TestDb, TEST_AUDIT_ENV } from './helpers/db.ts';
+import { createTestDb, type TestDb } from './helpers/db.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 import { builtinWorkflows } from '../src/workflows/index.ts';
 import os from 'node:os';
+import { inProcessCli } from './helpers/cli.ts';
 
 /** Runs started by this shell's OS user, who may therefore retry them. */
 const ME = { platform: 'cli', tenant: os.hostname(), user: os.userInfo().username };
@@ -23,17 +23,8 @@ afterAll(async () => {
   await db?.close();
 });
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(['node', 'tollgate', ...args], { out: (s) => (out += `${s}\n`), err: (s) => (err += s) }, {
-    DATABASE_URL: db.url,
-    ...TEST_AUDIT_ENV,
-    LOG_LEVEL: 'silent',
-    TOLLGATE_DATA_DIR: '/nonexistent-tollgate-cli-test',
-  });
-  return { code, out, err };
-}
+/** The CLI in-process against this file's database. */
+const cli = inProcessCli(() => db);
 
 describe('tollgate runs retry', () => {
   it('refuses a run that has not failed, with a clear message and a non-zero exit', async () => {

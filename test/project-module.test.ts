@@ -34,7 +34,7 @@ async function cli(args: string[]) {
 describe('a TypeScript project module in TOLLGATE_CONFIG', () => {
   it('registers its own workflow and tool beside the built-in ones, and the worker runs them', async () => {
     const listed = await cli(['workflows', '--json']);
-    expect((JSON.parse(listed.out) as { name: string }[]).map((w) => w.name)).toEqual(['demo', 'deploy', 'greet', 'purchase-order']);
+    expect((JSON.parse(listed.out) as { name: string }[]).map((w) => w.name)).toEqual(['crm-from-email', 'demo', 'deploy', 'greet', 'purchase-order']);
     const ran = await cli(['run', 'greet', 'name=Ada', '--wait', '--json']);
     expect(ran.err).toBe('');
     expect(ran.code).toBe(0);

@@ -105,6 +105,11 @@ async function addMessages(runId: string, who: string) {
     [`msg_reply_${++seq}`, JSON.stringify({ text: `Your runs: ${who}` })],
   );
   await db.pool.query(`INSERT INTO tollgate.teams_users (tenant, aad_object_id, name) VALUES ('tn', $1, $2)`, [`aad-${who}`, `${who} Person`]);
+  // What a free-text request by this person was understood to mean (never confirmed).
+  await db.pool.query(
+    `INSERT INTO tollgate.chat_proposals (id, workflow, version, input, params, asker, place) VALUES ($1, 'demo', 1, $2, $2, '{}', '{}')`,
+    [`prop_${++seq}`, JSON.stringify({ name: who })],
+  );
 }
 
 describe('retention', () => {
@@ -139,7 +144,9 @@ describe('retention', () => {
     expect(await everythingOf(oldDone)).toContain('OLDDONE');
 
     const result = await purgeBefore(db.pool, cutoff);
-    expect(result).toMatchObject({ runs: 2, approvals: 2, decisions: 2, chatMessages: 1, replies: 2, teamsUsers: 2 });
+    expect(result).toMatchObject({ runs: 2, approvals: 2, decisions: 2, chatMessages: 1, replies: 2, teamsUsers: 2, proposals: 2 });
+    const proposals = await db.pool.query<{ input: { name: string } }>('SELECT input FROM tollgate.chat_proposals');
+    expect(proposals.rows.map((p) => p.input.name)).toEqual(['RECENT']);
 
     for (const [id, who] of [[oldDone, 'OLDDONE'], [oldFailed, 'OLDFAILED']] as const) {
       const all = await everythingOf(id);
@@ -216,6 +223,8 @@ describe('retention', () => {
           FROM generate_series(1, 10000) i;
         INSERT INTO tollgate.events (run_id, type, payload) SELECT 'run_' || (i % 10000 + 1), 't', '{"x": 1}' FROM generate_series(1, 20000) i;
         INSERT INTO tollgate.events (run_id, type, payload) SELECT NULL, 'g', '{"x": 1}' FROM generate_series(1, 1000) i;
+        INSERT INTO tollgate.chat_proposals (id, workflow, version, input, params, asker, place, created_at)
+          SELECT 'prop_' || i, 'w', 1, '{}', '{}', '{}', '{}', now() - (i || ' minutes')::interval FROM generate_series(1, 10000) i;
         UPDATE tollgate.events SET payload = NULL WHERE run_id IS NULL OR run_id NOT IN (SELECT 'run_' || i FROM generate_series(1, 20) i);
         ANALYZE;`);
       const cutoff = new Date(Date.now() - 90 * 86_400_000);
@@ -230,6 +239,7 @@ describe('retention', () => {
         globalEvents: [cutoff, 5000],
         replies: [cutoff, 5000],
         teamsNames: [cutoff],
+        proposals: [cutoff, 5000],
       };
       const scanned: string[] = [];
       const c = await big.pool.connect();

@@ -13,8 +13,10 @@
  *   app's DM for a click on App Home): the ack never waits for Slack's API.
  * - What Slack only allows now is called inline: `views.open` (the trigger_id expires in 3 s).
  * - The same command grammar (src/intents/command.ts) serves `/tollgate`, `@tollgate` mentions and
- *   direct messages. Free text would go to the model layer; this build has none, so it gets a
- *   reply naming the `run` form.
+ *   direct messages. Free text in a mention or a DM goes to the model when one is configured
+ *   (`understand: true`): the worker answers in the thread with a question, the form, or a
+ *   proposal with Confirm and Edit. `/tollgate` free text never calls the model; it, and free
+ *   text with no model configured, gets a reply naming the `run` form.
  */
 import { App, LogLevel, webApi, type AuthorizeResult } from '@slack/bolt';
 import type { Logger as BoltLogger } from '@slack/logger';
@@ -26,6 +28,7 @@ import type { Where } from '../../src/chat/outbox.ts';
 import { CommandSyntaxError, parseCommand } from '../../src/intents/command.ts';
 import type { Logger } from '../../src/log.ts';
 import { formatPrincipal, type Principal } from '../../src/principals.ts';
+import { PROPOSAL_ACTION_IDS } from '../../src/views/proposal-view.ts';
 import { ACTION_IDS } from '../../src/views/run-view.ts';
 import { plainMessage, type SlackMessage } from './blocks.ts';
 import { principalFromCommand, principalFromEvent, principalFromInteraction } from './identity.ts';
@@ -282,6 +285,41 @@ export class SlackBot {
       await ack();
     });
 
+    // Confirm under a proposal (a free-text request understood): recorded before the ack, carried
+    // out by the worker. Only the asker may confirm; anyone else is told why, alone.
+    app.action(PROPOSAL_ACTION_IDS.confirm, async ({ ack, body, action }) => {
+      const b = body as unknown as ClickBody;
+      const actor = principalFromInteraction(b);
+      await core().submit({
+        kind: 'confirm',
+        proposalId: (action as { value?: string }).value ?? '',
+        actor,
+        key: { key: `action:${b.trigger_id}`, kind: PROPOSAL_ACTION_IDS.confirm },
+        explainAt: this.#explainAt(actor, b),
+        carryOut: 'after-ack',
+      });
+      await ack();
+    });
+
+    // Edit under a proposal: the workflow's form, prefilled with what was understood, in its thread.
+    app.action(PROPOSAL_ACTION_IDS.edit, async ({ ack, body, action, client }) => {
+      const b = body as unknown as ClickBody;
+      const actor = principalFromInteraction(b);
+      const form = await core().proposalForm((action as { value?: string }).value ?? '');
+      if (!form) {
+        await core().explain(actor, this.#explainAt(actor, b), 'This proposal is no longer known to Tollgate; ask again, or write `run <workflow> key=value …`.');
+      } else {
+        const checked = core().checkInput(form.def, form.given);
+        await client.views
+          .open({ trigger_id: b.trigger_id, view: paramsModal(form.def, form.given, checked.ok ? undefined : checked.error, { channel: form.where.conversation, threadTs: form.where.thread }) })
+          .catch(async (e: unknown) => {
+            this.#log.warn({ err: (e as Error).message }, 'views.open for a proposal failed');
+            await core().explain(actor, this.#explainAt(actor, b), 'Could not open the form; try again, or write `run <workflow> key=value …`.');
+          });
+      }
+      await ack();
+    });
+
     // "Fill in the form" under a reply to a mention or DM with missing parameters.
     app.action(OPEN_FORM_ACTION, async ({ ack, body, action, client }) => {
       const b = body as unknown as { trigger_id: string; channel?: { id: string }; container?: { channel_id?: string; thread_ts?: string; message_ts?: string } };
@@ -333,7 +371,7 @@ export class SlackBot {
   /** A mention or a direct message: the reply (or the run's message) goes through the outbox. */
   async #onMessage(eventId: string, actor: Principal, rawText: string, where: Where): Promise<void> {
     const text = rawText.replace(/<@[A-Z0-9]+(\|[^>]*)?>/g, ' ').trim();
-    await this.#o.core().submit({ kind: 'command', command: parseChatCommand(text), actor, where, key: { key: `event:${eventId}`, kind: 'message' }, replyVia: 'outbox', carryOut: 'after-ack' });
+    await this.#o.core().submit({ kind: 'command', command: parseChatCommand(text), actor, where, key: { key: `event:${eventId}`, kind: 'message' }, replyVia: 'outbox', carryOut: 'after-ack', understand: true });
   }
 
   #where(actor: Principal, channel: string, threadTs: string | null): Where {

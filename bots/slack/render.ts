@@ -7,6 +7,7 @@ import type { ChatView, Rendered } from '../../src/chat/platform.ts';
 import type { ChatReply } from '../../src/chat/replies.ts';
 import { renderApprovalMessage, renderPendingApprovals, renderReminder } from './approvals.ts';
 import { escapeMrkdwn, plainMessage, renderRunList, renderRunMessage, renderWorkflows, type SlackMessage } from './blocks.ts';
+import { renderProposal } from './proposals.ts';
 
 /** The button under a reply about missing parameters; its value names the workflow and what was given. */
 export const OPEN_FORM_ACTION = 'run.params.open';
@@ -36,7 +37,7 @@ export function renderReply(reply: ChatReply): SlackMessage {
       return renderRunMessage(reply.run);
     case 'invalid-params': {
       const errs = reply.errors.map((e) => `• ${e.field ? `*${escapeMrkdwn(e.field)}*: ` : ''}${escapeMrkdwn(e.message)}`).join('\n');
-      const m = plainMessage(`Cannot start *${reply.workflow}*:\n${errs}\nInputs: ${reply.inputs}\nWrite \`run ${reply.workflow} key=value …\`.`);
+      const m = plainMessage(`${reply.intro ?? `Cannot start *${reply.workflow}*:`}\n${errs}\nInputs: ${reply.inputs}\nWrite \`run ${reply.workflow} key=value …\`.`);
       // Slack has forms: offer one, prefilled, when the button's value fits.
       const value = JSON.stringify({ workflow: reply.workflow, params: reply.given });
       if (value.length <= 2000) {
@@ -44,6 +45,8 @@ export function renderReply(reply: ChatReply): SlackMessage {
       }
       return m;
     }
+    case 'proposal':
+      return renderProposal(reply.proposal);
   }
 }
 

@@ -10,7 +10,9 @@
  *   ids only.
  * - Messages (personal, group chat, channel) are read with the same command grammar as Slack; the
  *   answer, or the run's live card, is a row of the outbox, posted by the `chat-deliver` job. The
- *   HTTP answer (200) is sent only after `submit` recorded the intent (invariant 8).
+ *   HTTP answer (200) is sent only after `submit` recorded the intent (invariant 8). Free text
+ *   goes to the model when one is configured (`understand: true`), read by the worker after the
+ *   answer; a proposal's Confirm and Edit are card actions like the others.
  * - Card actions (`adaptiveCard/action` invokes, Universal Actions) are answered in the HTTP
  *   response with the clicked card redrawn for the clicker: the outcome of their decision, or why
  *   it was refused, on top. Every other copy is brought up to date by the outbox.
@@ -118,7 +120,7 @@ export class TeamsBot {
   async #message(a: TeamsActivity, actor: Principal): Promise<undefined> {
     const text = commandText(a);
     if (!text) return undefined;
-    await this.#core().submit({ kind: 'command', command: parseChatCommand(text), actor, where: this.#where(a, actor), key: { key: `message:${a.id ?? ''}`, kind: 'message' }, replyVia: 'outbox', carryOut: 'after-ack' });
+    await this.#core().submit({ kind: 'command', command: parseChatCommand(text), actor, where: this.#where(a, actor), key: { key: `message:${a.id ?? ''}`, kind: 'message' }, replyVia: 'outbox', carryOut: 'after-ack', understand: true });
     return undefined;
   }
 
@@ -156,6 +158,20 @@ export class TeamsBot {
       }
       case VERBS.start:
         return this.#start(a, actor, data, key);
+      case VERBS.confirm: {
+        // Carried out now: the answer is the proposal card redrawn (confirmed), or why not.
+        const proposalId = str('proposalId');
+        const r = await core.submit({ kind: 'confirm', proposalId, actor, key, explainAt: null });
+        const note = r.duplicate ? 'Already recorded.' : r.reply?.kind === 'notice' ? r.reply.text : undefined;
+        const view = await core.proposalView(proposalId);
+        return cardResponse(renderForViewer(view ?? notice(note ?? 'This proposal is no longer known to Tollgate.'), actor, view ? note : undefined));
+      }
+      case VERBS.edit: {
+        // The workflow's form, prefilled with what was understood; its Start run is a form start.
+        const form = await core.proposalForm(str('proposalId'));
+        if (!form) return cardResponse(renderForViewer(notice('This proposal is no longer known to Tollgate; ask again, or write `run <workflow> key=value …`.'), actor));
+        return cardResponse(renderForViewer(core.invalidParams(form.def, {}, form.given), actor));
+      }
       case VERBS.refresh:
         return this.#card(a, actor, undefined, { approvalId: str('approvalId'), runId: str('runId') });
       default:

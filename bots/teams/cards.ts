@@ -26,6 +26,7 @@ import { formatPrincipal, samePrincipal, type Principal } from '../../src/princi
 import type { RunStatus, StepStatus } from '../../src/runtime/journal.ts';
 import { copyStillAsks, type ApprovalCopy, type ApprovalView } from '../../src/views/approval-view.ts';
 import type { FormField } from '../../src/views/form.ts';
+import { PROPOSAL_ACTION_IDS, type ProposalView } from '../../src/views/proposal-view.ts';
 import { ACTION_IDS, STATUS_LABELS, type RunView } from '../../src/views/run-view.ts';
 import { approvalFallback, approvalHeadline, approvalLines, ESCALATED_AWAY, foldSteps, stepText, truncate, type Markup } from '../../src/views/text.ts';
 
@@ -43,6 +44,10 @@ export const VERBS = {
   start: 'run.start',
   /** data `{ approvalId }` or `{ runId }` */
   refresh: 'card.refresh',
+  /** data `{ proposalId }`: start what a free-text request was understood to mean (only its asker may) */
+  confirm: PROPOSAL_ACTION_IDS.confirm,
+  /** data `{ proposalId }`: answered with the workflow's form, prefilled */
+  edit: PROPOSAL_ACTION_IDS.edit,
 } as const;
 
 export const REASON_INPUT_PREFIX = 'reason.';
@@ -441,15 +446,18 @@ function errorLines(errors: { field: string; message: string }[]): string[] {
 
 function formCard(reply: InvalidParams): Drawn {
   const fields = reply.fields ?? [];
-  const text = `Cannot start ${reply.workflow}: ${reply.errors.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join('; ')}`;
+  const errorsText = reply.errors.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join('; ');
+  const text = reply.intro ? noticePlain(reply.intro) : `Cannot start ${reply.workflow}: ${errorsText}`;
   const hint = `Inputs: ${escapeMarkdown(truncate(reply.inputs, 1000))} · write **run ${escapeMarkdown(reply.workflow)} key=value …**`;
+  const intro = reply.intro ? [textBlock(noticeMarkdown(truncate(reply.intro, 1000)))] : [];
   if (fields.length === 0) {
-    const body = [textBlock(`Cannot start **${escapeMarkdown(reply.workflow)}**:`, { weight: 'Bolder' }), ...textLines(errorLines(reply.errors).slice(0, 30), { color: 'Attention' }), textBlock(hint, { isSubtle: true })];
+    const head = reply.intro ? intro : [textBlock(`Cannot start **${escapeMarkdown(reply.workflow)}**:`, { weight: 'Bolder' })];
+    const body = [...head, ...textLines(errorLines(reply.errors).slice(0, 30), { color: 'Attention' }), textBlock(hint, { isSubtle: true })];
     return { text, body };
   }
   const names = new Set(fields.map((f) => f.name));
   const general = reply.errors.filter((e) => !names.has(e.field));
-  const body: CardElement[] = [textBlock(`Start **${escapeMarkdown(reply.workflow)}**${reply.version !== undefined ? ` v${reply.version}` : ''}`, { weight: 'Bolder', size: 'Medium' })];
+  const body: CardElement[] = [...intro, textBlock(`Start **${escapeMarkdown(reply.workflow)}**${reply.version !== undefined ? ` v${reply.version}` : ''}`, { weight: 'Bolder', size: 'Medium' })];
   body.push(...textLines(errorLines(general).slice(0, 20), { color: 'Attention' }));
   const draw = (f: FormField): CardElement[] => {
     const err = reply.errors.find((e) => e.field === f.name);
@@ -463,6 +471,22 @@ function formCard(reply: InvalidParams): Drawn {
   return { text, body, actions: [execute('Start run', VERBS.start, data, 'auto', 'positive')] };
 }
 
+/** What a free-text request was understood to mean: Confirm and Edit while it waits, the run once confirmed. */
+function proposalCard(p: ProposalView): Drawn {
+  const head = `${p.runId ? 'Confirmed' : 'I understood'}: start **${escapeMarkdown(p.workflow)}** v${p.version} (${escapeMarkdown(truncate(p.description, 300))})`;
+  const facts = p.params.slice(0, LIMITS.formFields).map((x) => ({ title: truncate(x.name, 100), value: truncate(x.value, 500) }));
+  const asker = TEAMS_MARKUP.person(p.asker);
+  const body: CardElement[] = [textBlock(head, { weight: 'Bolder' }), facts.length ? { type: 'FactSet', facts } : textBlock('_No parameters._')];
+  const text = `${p.runId ? 'Confirmed' : 'Confirm?'} ${p.workflow} v${p.version}: ${p.params.map((x) => `${x.name}=${x.value}`).join(', ')}`;
+  if (p.runId) {
+    body.push(textBlock(`${asker} confirmed; it started as ${escapeMarkdown(p.runId)}.`, { color: 'Good' }));
+    return { text, body };
+  }
+  body.push(textBlock(`Nothing starts until ${asker} presses **Confirm**. **Edit** opens the form with these values.`, { isSubtle: true }));
+  const data = { proposalId: p.id };
+  return { text, body, actions: [execute('Confirm', VERBS.confirm, data, 'none', 'positive'), execute('Edit', VERBS.edit, data, 'none')] };
+}
+
 function draw(view: ChatView, mayDecide: MayDecide): Drawn {
   if (view.kind === 'run' || view.kind === 'run-status') return runCard(view.run, mayDecide);
   if (view.kind === 'approval') return approvalCopyCard(view.approval, view.copy, mayDecide);
@@ -471,6 +495,7 @@ function draw(view: ChatView, mayDecide: MayDecide): Drawn {
   if (view.kind === 'workflows') return workflowsCard(view.workflows, view.intro);
   if (view.kind === 'runs') return runsCard(view.runs, view.title);
   if (view.kind === 'invalid-params') return formCard(view);
+  if (view.kind === 'proposal') return proposalCard(view.proposal);
   return noticeCard(view.text);
 }
 

@@ -32,6 +32,7 @@ export const PURGED_COLUMNS = {
   chat_messages: ['body (run and approval copies)', 'reply rows (deleted)'],
   events: ['payload (except the purge records retention.purged and retention.completed, and audit.checkpoint, which hold no personal data and which audit verify needs)'],
   teams_users: ['name (users not seen since the cutoff)'],
+  chat_proposals: ['rows older than the cutoff (deleted)'],
 } as const;
 
 export interface PurgeResult {
@@ -44,6 +45,7 @@ export interface PurgeResult {
   chatMessages: number;
   replies: number;
   teamsUsers: number;
+  proposals: number;
 }
 
 export interface PurgeOptions {
@@ -106,6 +108,12 @@ export const PURGE_SQL = {
      WHERE id IN (SELECT id FROM tollgate.chat_messages WHERE kind = 'reply' AND created_at < $1 ORDER BY created_at LIMIT $2)`,
   /** Teams display names of users not seen since the cutoff (one row per user: a small table, read whole). */
   teamsNames: `UPDATE tollgate.teams_users SET name = NULL WHERE name IS NOT NULL AND updated_at < $1`,
+  /**
+   * What free-text requests were understood to mean (src/chat/proposals.ts), by age: a confirmed
+   * one's values live on in its run (purged with it), an unconfirmed one this old is abandoned.
+   */
+  proposals: `DELETE FROM tollgate.chat_proposals
+     WHERE id IN (SELECT id FROM tollgate.chat_proposals WHERE created_at < $1 ORDER BY created_at LIMIT $2)`,
 } as const;
 
 export async function purgeBefore(pool: pg.Pool, cutoff: Date, opts: PurgeOptions = {}): Promise<PurgeResult> {
@@ -122,6 +130,7 @@ export async function purgeBefore(pool: pg.Pool, cutoff: Date, opts: PurgeOption
     chatMessages: 0,
     replies: 0,
     teamsUsers: 0,
+    proposals: 0,
   };
   // First, in its own transaction: the record that entitles payloads older than the cutoff to be
   // missing. An interrupted purge leaves only what this event already allows.
@@ -156,6 +165,12 @@ export async function purgeBefore(pool: pg.Pool, cutoff: Date, opts: PurgeOption
   // next activity; the ids that reach them stay). One row per user: small.
   const t = await pool.query(PURGE_SQL.teamsNames, [cutoff]);
   result.teamsUsers = t.rowCount ?? 0;
+
+  for (;;) {
+    const r = await pool.query(PURGE_SQL.proposals, [cutoff, batchRows]);
+    result.proposals += r.rowCount ?? 0;
+    if ((r.rowCount ?? 0) < batchRows) break;
+  }
 
   if (vacuumAfter > 0 && result.runs + result.events > 0) {
     await vacuum(pool, ['tollgate.events', 'tollgate.steps', 'tollgate.runs', 'tollgate.approvals']);

@@ -6,6 +6,7 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../log.ts';
+import type { ModelClient } from '../model/types.ts';
 import type { WorkflowRegistry } from '../runtime/registry.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import { createChatDeliverer, type ChatDeliverer } from './deliver.ts';
@@ -30,13 +31,15 @@ export function createChat(opts: {
   platforms: ChatPlatform[];
   /** How long before an approval's deadline approvers are reminded (default 1 h; at most half-way). */
   reminderLeadMs?: number;
+  /** Reads free text in mentions and DMs (src/intents/understand.ts); without it free text gets the `run` form. */
+  model?: ModelClient | undefined;
 }): Chat {
   const platforms = new Map<string, ChatPlatform>();
   for (const p of opts.platforms) {
     if (platforms.has(p.name)) throw new Error(`Two chat platforms are named "${p.name}"; each platform is registered once.`);
     platforms.set(p.name, p);
   }
-  const core = new ChatCore({ pool: opts.pool, runtime: opts.runtime, registry: opts.registry, platforms, log: opts.log });
+  const core = new ChatCore({ pool: opts.pool, runtime: opts.runtime, registry: opts.registry, platforms, log: opts.log, model: opts.model });
   const deliverer = createChatDeliverer({ pool: opts.pool, platforms, log: opts.log, ...(opts.reminderLeadMs !== undefined ? { reminderLeadMs: opts.reminderLeadMs } : {}) });
   return { core, deliverer };
 }

@@ -15,6 +15,11 @@
  * job, its chat rows), so that work is kept out of the ack. A write starts at once when none is
  * in flight, so a lone request waits for no one.
  *
+ * Free text in a mention or DM (`understand: true`) is recorded the same way and read by the
+ * model in the worker (`#understand`, src/intents/understand.ts); what it understood becomes a
+ * proposal that only its asker's Confirm turns into a run (ARCHITECTURE.md, "The path of a
+ * free-text request").
+ *
  * General notes
  * - What to tell the person comes back as a neutral `ChatReply` (or goes through the outbox, for
  *   replies in a conversation and explanations to one clicker); the platform renders it.
@@ -31,21 +36,27 @@ import type { DecideOutcome } from '../approvals/types.ts';
 import { withRetriedTransaction, withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../errors.ts';
 import { CommandSyntaxError, parseCommand, type Command } from '../intents/command.ts';
+import { understandRequest, type Understanding } from '../intents/understand.ts';
 import type { Logger } from '../log.ts';
-import { principalSchema, type Principal } from '../principals.ts';
+import { isModelCallError } from '../model/errors.ts';
+import { recordModelCall } from '../model/record.ts';
+import type { ModelCallRecord, ModelClient } from '../model/types.ts';
+import { principalSchema, samePrincipal, type Principal } from '../principals.ts';
 import type { Queryable } from '../runtime/journal.ts';
 import { runOriginSchema, type ChatOrigin } from '../runtime/origin.ts';
 import type { WorkflowRegistry } from '../runtime/registry.ts';
-import { checkRunInput, printable } from '../runtime/run-input.ts';
+import { printable } from '../runtime/run-input.ts';
 import type { PreparedRun, Runtime } from '../runtime/runtime.ts';
 import type { WorkflowDefinition } from '../runtime/workflow.ts';
 import { loadRunMessageView, toApprovalView } from '../views/approval-view.ts';
-import { describeForm, describeInputs, fieldErrors, fromFormValues } from '../views/form.ts';
+import { checkFormValues, describeForm, describeInputs, fieldErrors } from '../views/form.ts';
+import { orderedParams, type ProposalView } from '../views/proposal-view.ts';
 import { listRunsRequestedBy } from '../views/run-view.ts';
 import { GroupCommit } from '../db/group-commit.ts';
-import { addReply, claimDeliveryKey, enqueueHomeDelivery, whereSchema, type Where } from './outbox.ts';
+import { addReply, claimDeliveryKey, enqueueHomeDelivery, replaceReply, whereSchema, type Where } from './outbox.ts';
+import { getProposal, insertProposal, markProposalConfirmed, setProposalMessage, type ProposalRow } from './proposals.ts';
 import { writeDeferredIntents, writeRunStarts, type DeferredWrite, type RunStartWrite } from './intake-writes.ts';
-import type { ChatPlatform } from './platform.ts';
+import type { ChatPlatform, ChatView } from './platform.ts';
 import { notice, type ChatReply } from './replies.ts';
 import { toRunSummary, toWorkflowSummary } from './summaries.ts';
 
@@ -70,14 +81,20 @@ export function parseChatCommand(text: string): ChatCommand {
 }
 
 export type Intent =
-  /** A command from a slash command, a mention or a DM. `where` is where the run's message goes. */
-  | { kind: 'command'; command: ChatCommand; actor: Principal; where: Where | null; key?: DeliveryKey; replyVia: 'return' | 'outbox'; carryOut?: CarryOut }
+  /**
+   * A command from a slash command, a mention or a DM. `where` is where the run's message goes.
+   * `understand`: free text (`command.kind === 'text'`) goes to the model, when one is configured
+   * (mentions and DMs set it; a slash command never does: its grammar never calls the model).
+   */
+  | { kind: 'command'; command: ChatCommand; actor: Principal; where: Where | null; key?: DeliveryKey; replyVia: 'return' | 'outbox'; carryOut?: CarryOut; understand?: boolean }
   /** A form submission that starts a workflow with these (text) values. */
   | { kind: 'start'; workflow: string; version?: number; values: Record<string, string | undefined>; actor: Principal; where: Where | null; key: DeliveryKey; carryOut?: CarryOut }
   /** A Retry or Cancel button. Refusals are explained to the actor at `explainAt`. */
   | { kind: 'operate'; action: 'retry' | 'cancel'; runId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null; carryOut?: CarryOut }
   /** An approval decision. Anything but a recorded decision is explained to the actor at `explainAt`. */
-  | { kind: 'decide'; approvalId: string; decision: 'approve' | 'reject'; comment?: string; actor: Principal; explainAt: Where | null; carryOut?: CarryOut };
+  | { kind: 'decide'; approvalId: string; decision: 'approve' | 'reject'; comment?: string; actor: Principal; explainAt: Where | null; carryOut?: CarryOut }
+  /** Confirm under a proposal (a free-text request understood): starts its run, once; only the asker may. */
+  | { kind: 'confirm'; proposalId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null; carryOut?: CarryOut };
 
 /**
  * When an intent that changes something is carried out: 'now' (default), before `submit`
@@ -109,6 +126,9 @@ const deferredIntentSchema = z.discriminatedUnion('kind', [
     actor: principalSchema,
     explainAt: whereSchema,
   }),
+  // Free text for the model: understood by the worker, answered in the thread (never before the ack).
+  z.object({ kind: z.literal('understand'), text: z.string(), actor: principalSchema, where: whereSchema }),
+  z.object({ kind: z.literal('confirm'), proposalId: z.string(), actor: principalSchema, explainAt: whereSchema }),
 ]);
 export type DeferredIntent = z.infer<typeof deferredIntentSchema>;
 
@@ -131,6 +151,8 @@ export interface ChatCoreOptions {
   registry: WorkflowRegistry;
   platforms: ReadonlyMap<string, ChatPlatform>;
   log: Logger;
+  /** The model that reads free text (src/model/client.ts); without one, or not configured, free text is answered with the `run` form. */
+  model?: ModelClient | undefined;
 }
 
 export class ChatCore {
@@ -160,6 +182,8 @@ export class ChatCore {
         return this.#operateIntent(intent);
       case 'decide':
         return this.#decide(intent);
+      case 'confirm':
+        return this.#confirmIntent(intent);
     }
   }
 
@@ -189,12 +213,11 @@ export class ChatCore {
 
   /** Validates text values for a workflow with its own schema (what `startRun` would check). */
   checkInput(def: WorkflowDefinition, values: Record<string, string | undefined>): { ok: true; input: unknown } | { ok: false; error: z.ZodError } {
-    const parsed = checkRunInput(def.input, fromFormValues(describeForm(def.input), values));
-    return parsed.success ? { ok: true, input: parsed.data } : { ok: false, error: parsed.error };
+    return checkFormValues(def.input, values);
   }
 
   /** The reply for a workflow that cannot start with these values (schema issues, or field errors by name). */
-  invalidParams(def: WorkflowDefinition, error: z.ZodError | Record<string, string>, given: Record<string, string>): ChatReply {
+  invalidParams(def: WorkflowDefinition, error: z.ZodError | Record<string, string>, given: Record<string, string>): Extract<ChatReply, { kind: 'invalid-params' }> {
     const errors = 'issues' in error && Array.isArray(error.issues) ? fieldErrors(error as z.ZodError) : (error as Record<string, string>);
     return {
       kind: 'invalid-params',
@@ -225,6 +248,12 @@ export class ChatCore {
         runId: run.id,
         reply: notice(`Started *${run.workflow}* v${run.version} as \`${run.id}\`; its progress is posted ${where?.thread ? 'in the thread' : 'here'}.`),
       };
+    }
+    if (command.kind === 'text' && intent.understand && where && this.#o.model?.configured) {
+      // Recorded, acknowledged, and read by the model in the worker: the ack never waits for a model.
+      const payload: DeferredIntent = { kind: 'understand', text: command.text, actor, where };
+      const recorded = await this.#deferred.submit({ ...(key ? { key: { platform: actor.platform, ...key } } : {}), payload });
+      return { duplicate: !recorded };
     }
     // Only commands that change something need to be recognised when re-sent, unless the reply
     // itself goes through the outbox (a mention's reply must not be posted twice).
@@ -318,6 +347,8 @@ export class ChatCore {
       return;
     }
     const intent = parsed.data;
+    // The model is asked outside any transaction: nothing is locked while it thinks.
+    if (intent.kind === 'understand') return this.#understand(intent);
     await withRetriedTransaction(this.#o.pool, async (q) => {
       if (intent.kind === 'start') {
         // Written again after a crash, the run already exists and nothing is written twice.
@@ -330,9 +361,162 @@ export class ChatCore {
         if (outcome.kind !== 'recorded') await this.explain(intent.actor, intent.explainAt, outcome.message, q);
         return;
       }
+      if (intent.kind === 'confirm') {
+        const outcome = await this.#confirm(q, intent.proposalId, intent.actor);
+        if (!outcome.ok) await this.explain(intent.actor, intent.explainAt, outcome.text, q);
+        return;
+      }
       const outcome = await this.#operate(q, intent.action, intent.runId, intent.actor);
       if (!outcome.ok) await this.explain(intent.actor, intent.explainAt, outcome.text, q);
     });
+  }
+
+  // ----- free text and proposals ----------------------------------------------------------------
+
+  /**
+   * A free-text request, carried out by the worker: the model reads it (src/intents/understand.ts),
+   * and the person is answered in the thread, in one transaction with the call's record: a
+   * question, the form with what is missing, or a proposal with Confirm and Edit. Nothing starts
+   * here. A model that fails or times out is answered too, never thrown: retrying the job would
+   * only make the person wait longer for the same answer.
+   */
+  async #understand(intent: Extract<DeferredIntent, { kind: 'understand' }>): Promise<void> {
+    const { text, actor, where } = intent;
+    const model = this.#o.model;
+    let understood: Understanding | undefined;
+    let failed: { message: string; record: ModelCallRecord | null } | undefined;
+    if (!model?.configured) {
+      failed = { message: 'No model is configured to read free text here.', record: null };
+    } else {
+      try {
+        understood = await understandRequest(model, this.#o.registry.latest(), text, { log: this.#o.log });
+      } catch (e) {
+        const record = modelCallRecordOf(e);
+        if (record) this.#o.log.warn({ code: (e as TollgateError).code, err: (e as Error).message }, 'the model could not read a free-text request; the person is told');
+        else this.#o.log.error({ err: e }, 'reading a free-text request failed unexpectedly; the person is told');
+        failed = { message: record ? (e as Error).message : 'Something went wrong while reading your request.', record };
+      }
+    }
+    await withRetriedTransaction(this.#o.pool, async (q) => {
+      const platform = this.#platform(where.platform);
+      if (failed || !understood) {
+        const why = failed?.message ?? 'Your request could not be read.';
+        await addReply(q, where, platform.render(notice(`${why} Nothing was started. You can write it as a command instead: ${RUN_FORM_HINT}`)));
+        if (failed?.record) await recordModelCall(q, { runId: null, stepIdx: null, actor, context: { intent: 'failed' } }, failed.record);
+        return;
+      }
+      const u = understood;
+      if (u.kind === 'ask') {
+        await addReply(q, where, platform.render(notice(`${u.question}\nNothing was started. You can also write it as a command: ${RUN_FORM_HINT}`)));
+        await recordModelCall(q, { runId: null, stepIdx: null, actor, context: { intent: 'ask' } }, u.record);
+        return;
+      }
+      const def = this.workflow(u.workflow, u.version);
+      if (!def) throw new Error(`workflow ${u.workflow} v${u.version} was understood but is not registered`); // understandRequest only names registered ones
+      if (u.kind === 'missing') {
+        await addReply(q, where, platform.render(this.#missingReply(def, u)));
+        await recordModelCall(q, { runId: null, stepIdx: null, actor, context: { intent: 'missing', workflow: def.name, missing: u.missing } }, u.record);
+        return;
+      }
+      const proposalId = await insertProposal(q, { workflow: def.name, version: def.version, input: u.input, params: u.given, asker: actor, place: where });
+      const view = this.#proposalView(def, { id: proposalId, params: u.given, asker: actor, runId: null });
+      const messageId = await addReply(q, where, platform.render({ kind: 'proposal', proposal: view }));
+      await setProposalMessage(q, proposalId, messageId);
+      await recordModelCall(q, { runId: null, stepIdx: null, actor, context: { intent: 'proposal', proposalId } }, u.record);
+      this.#o.log.info({ proposalId, workflow: def.name, version: def.version }, 'a free-text request was understood; waiting for Confirm');
+    });
+  }
+
+  /** What a free-text request still needs: the workflow's form, prefilled with what was given, the missing fields named. */
+  #missingReply(def: WorkflowDefinition, u: Extract<Understanding, { kind: 'missing' }>): ChatReply {
+    const fields = describeForm(def.input);
+    const errors: Record<string, string> = {};
+    for (const name of u.missing) {
+      const description = fields.find((f) => f.name === name)?.description;
+      errors[name] = description ? `not given (${description})` : 'not given';
+    }
+    Object.assign(errors, u.invalid);
+    const needed = [...u.missing, ...Object.keys(u.invalid).filter((k) => k !== '' && !u.missing.includes(k))];
+    const list = needed.map((n) => `*${printable(n)}*`).join(', ');
+    return {
+      ...this.invalidParams(def, errors, u.given),
+      intro: `To start *${def.name}* I still need ${list || 'a few more details'}. Nothing was started: fill in the form, or ask again with everything it needs.`,
+    };
+  }
+
+  #proposalView(def: WorkflowDefinition, p: Pick<ProposalRow, 'id' | 'params' | 'asker' | 'runId'>): ProposalView {
+    return {
+      id: p.id,
+      workflow: def.name,
+      version: def.version,
+      description: def.description,
+      params: orderedParams(describeForm(def.input), p.params).map(({ name, value }) => ({ name: printable(name), value: printable(value) })),
+      asker: p.asker,
+      runId: p.runId,
+    };
+  }
+
+  /** The view of a stored proposal (Teams redraws it for the clicker), or undefined when unknown. */
+  async proposalView(proposalId: string, q: Queryable = this.#o.pool): Promise<ChatView | undefined> {
+    const p = await getProposal(q, proposalId);
+    const def = p ? this.workflow(p.workflow, p.version) : undefined;
+    return p && def ? { kind: 'proposal', proposal: this.#proposalView(def, p) } : undefined;
+  }
+
+  /**
+   * Edit: the workflow and the text values to prefill its form with, or undefined for an unknown
+   * proposal. Anyone may open it: a submitted form starts a run as whoever submits it, like any form.
+   */
+  async proposalForm(proposalId: string): Promise<{ def: WorkflowDefinition; given: Record<string, string>; where: Where } | undefined> {
+    const p = await getProposal(this.#o.pool, proposalId);
+    const def = p ? (this.workflow(p.workflow, p.version) ?? this.workflow(p.workflow)) : undefined;
+    return p && def ? { def, given: p.params, where: p.place } : undefined;
+  }
+
+  async #confirmIntent(intent: Extract<Intent, { kind: 'confirm' }>): Promise<SubmitResult> {
+    if (intent.carryOut === 'after-ack' && intent.explainAt) {
+      const payload: DeferredIntent = { kind: 'confirm', proposalId: intent.proposalId, actor: intent.actor, explainAt: intent.explainAt };
+      const recorded = await this.#deferred.submit({ key: { platform: intent.actor.platform, ...intent.key }, payload });
+      return { duplicate: !recorded };
+    }
+    return withTransaction(this.#o.pool, async (q) => {
+      if (!(await claimDeliveryKey(q, intent.actor.platform, intent.key.key, intent.key.kind))) return { duplicate: true, reply: notice('Already recorded.') };
+      const outcome = await this.#confirm(q, intent.proposalId, intent.actor);
+      if (!outcome.ok) await this.explain(intent.actor, intent.explainAt, outcome.text, q);
+      return { duplicate: false, reply: notice(outcome.text), ...(outcome.runId ? { runId: outcome.runId } : {}) };
+    });
+  }
+
+  /**
+   * Confirm: the proposal is locked, so two clicks are carried out one after the other and the
+   * second finds the run the first started. Only the person who asked may confirm; the parameters
+   * are checked again with the workflow's schema, exactly as a form start is, and the run is
+   * created with its live message where the request was made, in this transaction.
+   */
+  async #confirm(q: Queryable, proposalId: string, actor: Principal): Promise<{ ok: boolean; text: string; runId?: string }> {
+    const p = await getProposal(q, proposalId, { lock: true });
+    if (!p) return { ok: false, text: 'This proposal is no longer known to Tollgate; ask again, or write `run <workflow> key=value …`.' };
+    if (!samePrincipal(p.asker, actor)) {
+      return { ok: false, text: `Only the person who asked can confirm this. To start *${p.workflow}* yourself, press *Edit* and submit the form, or write \`run ${p.workflow} key=value …\`.` };
+    }
+    if (p.runId) return { ok: false, text: `Already confirmed: it started as \`${p.runId}\`.`, runId: p.runId };
+    const def = this.workflow(p.workflow, p.version);
+    if (!def) return { ok: false, text: `*${p.workflow}* v${p.version} is no longer registered, so nothing was started; ask again.` };
+    const checked = this.checkInput(def, p.params);
+    if (!checked.ok) {
+      const errs = Object.entries(fieldErrors(checked.error)).map(([k, m]) => (k ? `${printable(k)}: ${m}` : m));
+      return { ok: false, text: `*${def.name}* does not accept these parameters (${errs.join('; ')}), so nothing was started; press *Edit* to correct them.` };
+    }
+    const run = this.#o.runtime.prepareRun({ workflow: def.name, version: def.version, input: checked.input, requester: actor, origin: originOf(actor, p.place) });
+    await writeRunStarts(q, [{ run, message: p.place }]);
+    await markProposalConfirmed(q, p.id, run.id);
+    if (p.messageId) {
+      // The proposal's message is drawn again: confirmed, with its run, and no buttons.
+      const view = this.#proposalView(def, { ...p, runId: run.id });
+      await replaceReply(q, p.messageId, this.#platform(p.place.platform).render({ kind: 'proposal', proposal: view }));
+    }
+    this.#o.log.info({ proposalId: p.id, runId: run.id, workflow: run.workflow, version: run.version }, 'proposal confirmed; run queued');
+    return { ok: true, text: `Started *${def.name}* v${def.version} as \`${run.id}\`.`, runId: run.id };
   }
 
   /** Carries out a parsed command inside the caller's transaction; returns what to tell the person. */
@@ -349,7 +533,10 @@ export class ChatCore {
       case 'text':
         return {
           reply: notice(
-            'I only understand commands for now (no model is configured for free text). To start something, write `run <workflow> key=value …`, e.g. `run demo name=Ada`; `help` lists the workflows.',
+            this.#o.model?.configured
+              ? // A slash command (or a request with no place to answer in): its grammar never calls the model.
+                'Commands take the command grammar only: write `run <workflow> key=value …`, e.g. `run demo name=Ada`; `help` lists the workflows. To ask in your own words, mention me or write to me directly.'
+              : 'I only understand commands for now (no model is configured for free text). To start something, write `run <workflow> key=value …`, e.g. `run demo name=Ada`; `help` lists the workflows.',
           ),
         };
       case 'approvals':
@@ -415,6 +602,14 @@ export class ChatCore {
     if (!p) throw new TollgateError('TG_CONFIG_INVALID', `Chat platform "${name}" is not registered in this process.`);
     return p;
   }
+}
+
+/** How to start something without the model, said wherever free text cannot be read. */
+const RUN_FORM_HINT = '`run <workflow> key=value …`, e.g. `run demo name=Ada`; `help` lists the workflows.';
+
+/** The record a failed model call carries (`ModelCallError`), or null for any other error. */
+function modelCallRecordOf(e: unknown): ModelCallRecord | null {
+  return isModelCallError(e) ? e.record : null;
 }
 
 /** The run's origin for a chat request: the platform and tenant of the actor, the place it was asked in. */

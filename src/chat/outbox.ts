@@ -91,6 +91,18 @@ export async function addReply(q: Queryable, where: Where, message: Rendered, op
   return id;
 }
 
+/**
+ * Draws a posted reply again with `message` (a proposal once confirmed): the delivery then
+ * updates the posted message in place, or posts it if it was not posted yet.
+ */
+export async function replaceReply(q: Queryable, messageId: string, message: Rendered): Promise<void> {
+  const { rowCount } = await q.query(
+    `UPDATE tollgate.chat_messages SET body = $2, posted_hash = NULL, updated_at = now() WHERE id = $1 AND kind = 'reply' AND given_up_at IS NULL`,
+    [messageId, JSON.stringify(message)],
+  );
+  if (rowCount) await enqueueMessageDelivery(q, messageId);
+}
+
 export async function enqueueRunDelivery(q: Queryable, runId: string, runAt?: Date): Promise<void> {
   await q.query(`SELECT tollgate.chat_enqueue(json_build_object('runId', $1::text), 'chat:run:' || $1, $2)`, [runId, runAt ?? null]);
 }

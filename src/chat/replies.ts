@@ -1,7 +1,7 @@
 /**
  * What the core answers people with, as neutral views that each platform renders: a short notice,
- * the workflow list, someone's runs, their pending approvals, a run's status, or why a run could
- * not start. Plain data (JSON-safe): a reply posted through the outbox is rendered when it is
+ * the workflow list, someone's runs, their pending approvals, a run's status, why a run could
+ * not start (or what a free-text request still needs), or a proposal to confirm. Plain data (JSON-safe): a reply posted through the outbox is rendered when it is
  * recorded, so its view never has to be stored.
  *
  * Notice text may use two marks that every platform can show: `*bold*` and `` `code` ``. Values
@@ -10,6 +10,7 @@
 import type { RunStatus } from '../runtime/journal.ts';
 import type { ApprovalView } from '../views/approval-view.ts';
 import type { FormField } from '../views/form.ts';
+import type { ProposalView } from '../views/proposal-view.ts';
 import type { RunView } from '../views/run-view.ts';
 
 export interface WorkflowSummary {
@@ -44,7 +45,14 @@ export type ChatReply =
       /** The workflow's form (from its schema) and version, for platforms that draw the form in the message (Teams). */
       fields?: FormField[];
       version?: number;
-    };
+      /**
+       * Said instead of "Cannot start <workflow>:" (a free-text request whose parameters are
+       * missing: "To start … I still need …"); notice marks allowed.
+       */
+      intro?: string;
+    }
+  /** A free-text request as understood, waiting for the asker's Confirm (or confirmed: `runId`). */
+  | { kind: 'proposal'; proposal: ProposalView };
 
 /** A person's page (Slack's App Home): what waits for them and what they ran. */
 export interface HomeView {

@@ -5,6 +5,8 @@
 import type { RunDetail } from '../runtime/runtime.ts';
 import type { RunRow, StepRow } from '../runtime/journal.ts';
 import type { SerializedError } from '../errors.ts';
+import { formatUsd } from '../model/steps.ts';
+import type { ModelCallRecord } from '../model/types.ts';
 
 export function formatDuration(ms: number | null): string {
   if (ms === null || !Number.isFinite(ms)) return '-';
@@ -111,4 +113,29 @@ function formatStep(s: StepRow, nameWidth: number): string {
   let line = `  #${pad(String(s.idx), 3)} ${pad(s.name, nameWidth)}  ${pad(mark, 11)} ${pad(attempts, 11)} ${dur}`;
   if (s.error && s.status !== 'succeeded') line += `\n        ${errorLine(s.error)}`;
   return line;
+}
+
+/** One model call as `runs show` prints it: its record, with the step it belongs to (model steps record `stepIdx`, `step`, `attempt`). */
+export type ModelCallLine = ModelCallRecord & { stepIdx?: unknown; step?: unknown; attempt?: unknown };
+
+const tokens = (n: number | null) => (n === null ? '?' : String(n));
+
+/** A USD cost with enough digits for a fraction of a cent; `no price` when the model has none configured. */
+export function formatCost(usd: number | null): string {
+  return usd === null ? 'no price' : formatUsd(usd);
+}
+
+/** A short line per model call: which prompt, for which step, tokens, cost, latency, and what went wrong. */
+export function formatModelCalls(calls: readonly ModelCallLine[]): string {
+  if (calls.length === 0) return '';
+  const out = ['', '', 'Model calls'];
+  for (const c of calls) {
+    const where = typeof c.stepIdx === 'number' ? `  #${c.stepIdx}${typeof c.step === 'string' ? ` ${c.step}` : ''}${typeof c.attempt === 'number' ? ` attempt ${c.attempt}` : ''}` : '';
+    out.push(
+      `  model ${c.model} ${c.prompt.name} v${c.prompt.version}${where}  ${tokens(c.inputTokens)} in / ${tokens(c.outputTokens)} out tokens  ${formatCost(c.costUsd)}  ${formatDuration(c.latencyMs)}`,
+    );
+    if (c.dropped.length > 0) out.push(`    dropped from the answer: ${c.dropped.join(', ')}`);
+    if (c.error) out.push(`    ${c.error.code}: ${c.error.message}`);
+  }
+  return out.join('\n');
 }

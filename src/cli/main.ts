@@ -13,7 +13,7 @@ import type { Logger } from '../log.ts';
 import type { Principal } from '../principals.ts';
 import { CommandSyntaxError, parseKeyValues } from '../intents/command.ts';
 import { isTerminalStatus, type RunStatus } from '../runtime/journal.ts';
-import { formatRunList, formatTimeline } from './format.ts';
+import { formatModelCalls, formatRunList, formatTimeline } from './format.ts';
 import { formatApprovalList, formatRunApprovals } from './approvals-format.ts';
 import { STATUS_LABELS } from '../views/run-view.ts';
 
@@ -198,14 +198,18 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
   runs
     .command('show')
     .argument('<id>')
-    .option('--json', 'print JSON (run, steps, events)')
+    .option('--json', 'print JSON (run, steps, events, approvals, modelCalls)')
     .action(async (id: string, opts: { json?: boolean }) => {
       const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
         const detail = await app.runtime.getRun(id);
-        const { listRunApprovals } = await import('../approvals/index.ts');
-        const approvals = await listRunApprovals(app.db.pool, id);
-        io.out(opts.json ? JSON.stringify({ ...detail, approvals }, null, 2) : formatTimeline(detail) + formatRunApprovals(approvals));
+        const [{ listRunApprovals }, { listModelCalls }] = await Promise.all([import('../approvals/index.ts'), import('../model/record.ts')]);
+        const [approvals, modelCalls] = await Promise.all([listRunApprovals(app.db.pool, id), listModelCalls(app.db.pool, id)]);
+        io.out(
+          opts.json
+            ? JSON.stringify({ ...detail, approvals, modelCalls }, null, 2)
+            : formatTimeline(detail) + formatModelCalls(modelCalls) + formatRunApprovals(approvals),
+        );
       });
     });
   runs

@@ -76,11 +76,24 @@ function word(token: string, what: string): string {
 
 const RUN_ID_COMMANDS = new Set(['status', 'retry', 'cancel']);
 
+/** The grammar's verbs. Text that starts with anything else is free text, never a syntax error. */
+export const COMMAND_VERBS: ReadonlySet<string> = new Set(['run', 'status', 'retry', 'cancel', 'runs', 'approvals', 'workflows', 'help']);
+
+/**
+ * Reads a command. Only text whose first word is a verb of the grammar is read with its quotes:
+ * "what's the weather" or "raise a PO for Acme's office" is free text (`{kind: 'text'}`, for the
+ * model when one is configured), not an unclosed quote. Verbs that take no argument ignore what
+ * follows them, so "help what's this?" is still `help`.
+ */
 export function parseCommand(text: string): Command {
-  const tokens = tokenize(text.trim());
-  const [head, ...rest] = tokens;
-  const verb = head?.toLowerCase();
-  if (!verb || verb === 'help') return { kind: 'help' };
+  const trimmed = text.trim();
+  const first = trimmed.split(/\s+/, 1)[0]?.toLowerCase() ?? '';
+  if (!first || first === 'help') return { kind: 'help' };
+  if (!COMMAND_VERBS.has(first)) return { kind: 'text', text: trimmed };
+  if (first === 'runs' || first === 'approvals' || first === 'workflows') return { kind: first };
+  // The first word is a verb as it stands (it holds no quote), so it is also the first token.
+  const [, ...rest] = tokenize(trimmed);
+  const verb = first;
   if (verb === 'run') {
     const [workflow, ...params] = rest;
     if (!workflow) throw new CommandSyntaxError('Say which workflow to run: `run <workflow> key=value ...` (see `workflows`).');
@@ -91,6 +104,5 @@ export function parseCommand(text: string): Command {
     if (!runId) throw new CommandSyntaxError(`Say which run: \`${verb} <run-id>\` (run ids look like run_01j…).`);
     return { kind: verb as 'status' | 'retry' | 'cancel', runId: word(runId, 'run id') };
   }
-  if (verb === 'runs' || verb === 'approvals' || verb === 'workflows') return { kind: verb };
-  return { kind: 'text', text: text.trim() };
+  return { kind: 'text', text: trimmed };
 }

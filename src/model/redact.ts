@@ -202,7 +202,7 @@ export function createRedactor(patterns: readonly RedactPattern[]): Redactor {
         return text;
       };
 
-      const walk = (v: unknown): unknown => {
+      const leaf = (v: unknown): unknown => {
         if (typeof v === 'string') return redactString(v);
         // A card number or a withheld value may come as a JSON number.
         if (typeof v === 'number' && Number.isInteger(v)) {
@@ -210,31 +210,25 @@ export function createRedactor(patterns: readonly RedactPattern[]): Redactor {
           const r = redactString(s);
           return r === s ? v : r;
         }
-        if (Array.isArray(v)) return v.map(walk);
-        if (v && typeof v === 'object') {
-          const out: Record<string, unknown> = {};
-          for (const [k, inner] of Object.entries(v)) out[k] = walk(inner);
-          return out;
-        }
         return v;
       };
-
-      return { value: walk(value), vault };
+      return { value: mapLeaves(value, leaf), vault };
     },
 
     rehydrate<T>(value: T, vault: Vault): T {
       if (vault.size === 0) return value;
-      const walk = (v: unknown): unknown => {
-        if (typeof v === 'string') return v.replace(NUMBERED_PLACEHOLDER, (p) => vault.get(p) ?? p);
-        if (Array.isArray(v)) return v.map(walk);
-        if (v && typeof v === 'object') {
-          const out: Record<string, unknown> = {};
-          for (const [k, inner] of Object.entries(v)) out[k] = walk(inner);
-          return out;
-        }
-        return v;
-      };
-      return walk(value) as T;
+      return mapLeaves(value, (v) => (typeof v === 'string' ? v.replace(NUMBERED_PLACEHOLDER, (p) => vault.get(p) ?? p) : v)) as T;
     },
   };
+}
+
+/** A copy of a JSON value with every leaf (not arrays, not objects, not keys) passed through `leaf`. */
+function mapLeaves(v: unknown, leaf: (v: unknown) => unknown): unknown {
+  if (Array.isArray(v)) return v.map((x) => mapLeaves(x, leaf));
+  if (v && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, inner] of Object.entries(v)) out[k] = mapLeaves(inner, leaf);
+    return out;
+  }
+  return leaf(v);
 }

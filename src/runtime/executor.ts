@@ -24,7 +24,9 @@
  *
  * - Approval gates (`ctx.approval`, src/approvals/gate.ts) are journal steps of kind 'approval'
  *   whose run suspends while the approval is pending; tool calls (`ctx.tool`, src/tools/invoke.ts)
- *   are steps of kind 'tool', checked before they run.
+ *   are steps of kind 'tool', checked before they run; model steps (`ctx.model`,
+ *   src/model/steps.ts) are steps of kind 'model', each call recorded as a `model.called` event,
+ *   behind a budget gate when the workflow has a budget (`Replay.model`).
  *
  * The executor never decides who may do what; approvals and tools enforce that before a step.
  */
@@ -48,6 +50,9 @@ import { builtinToolRegistry } from '../tools/index.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import { ensureRunTraceContext, traceRunEnd, traceStepAttempt } from '../telemetry/tracing-spans.ts';
 import { observeRunEnd, timeStepAttempt } from '../telemetry/metrics.ts';
+import { listModelCalls, recordModelCall } from '../model/record.ts';
+import { attemptModelStep, formatUsd, modelStepName, withheldValues, type ModelStepCall } from '../model/steps.ts';
+import type { ModelClient } from '../model/types.ts';
 import * as journal from './journal.ts';
 import { isTerminalStatus as isTerminal } from './journal.ts';
 import type { Queryable, RunRow, StepRow } from './journal.ts';
@@ -57,6 +62,7 @@ import {
   parseDuration,
   type CompensationContext,
   type Duration,
+  type ModelBudget,
   type StepContext,
   type StepOptions,
   type ToolCallOptions,
@@ -78,6 +84,8 @@ export interface ExecutorOptions {
   tools?: ToolRegistry;
   /** Recoveries allowed per run before it is dead-lettered instead (see journal.claimRun); default 5. */
   maxRecoveries?: number;
+  /** The model client of model steps; without one a model step fails for good (TG_MODEL_NOT_CONFIGURED). */
+  model?: ModelClient;
 }
 
 export const DEFAULT_MAX_RECOVERIES = 5;
@@ -87,6 +95,7 @@ interface ReplayEnv {
   pool: pg.Pool;
   project: ProjectConfig;
   tools: ToolRegistry;
+  model: ModelClient | undefined;
 }
 
 export type AdvanceOutcome = 'finished' | 'waiting' | 'busy' | 'not-found' | 'already-finished' | 'dead-lettered';
@@ -164,7 +173,7 @@ export class Executor {
   readonly #env: ReplayEnv;
 
   constructor(opts: ExecutorOptions) {
-    this.#env = { pool: opts.pool, project: opts.project ?? EMPTY_PROJECT_CONFIG, tools: opts.tools ?? builtinToolRegistry() };
+    this.#env = { pool: opts.pool, project: opts.project ?? EMPTY_PROJECT_CONFIG, tools: opts.tools ?? builtinToolRegistry(), model: opts.model };
     this.#pool = opts.pool;
     this.#registry = opts.registry;
     this.#log = opts.log;
@@ -483,6 +492,11 @@ class Replay {
       tool: <T>(name: string, input: unknown, options?: ToolCallOptions) => this.tool(name, input, options) as Promise<T>,
       now: () => new Date(this.value('now', 'now', () => new Date().toISOString()) as string),
       randomUUID: () => this.value('uuid', 'uuid', () => randomUUID()) as string,
+      model: {
+        extract: (schema, input, options) => this.model({ kind: 'extract', schema, input, options }) as never,
+        classify: (labels, input, options) => this.model({ kind: 'classify', labels, input, options }) as never,
+        generate: (prompt, input, options) => this.model({ kind: 'generate', prompt, input, options }) as Promise<string>,
+      },
     };
   }
 
@@ -513,6 +527,15 @@ class Replay {
     const { idx, name: unique, row } = this.#claim(name);
     if (row) return row.output;
     const output = make();
+    this.#pendingValues.push({ idx, name: unique, kind, output });
+    return output;
+  }
+
+  /** `value` for something that must be looked up first: claimed at once (synchronously), computed only on first execution. */
+  async #valueOf(kind: string, name: string, make: () => Promise<unknown>): Promise<unknown> {
+    const { idx, name: unique, row } = this.#claim(name);
+    if (row) return row.output;
+    const output = asJson(await make());
     this.#pendingValues.push({ idx, name: unique, kind, output });
     return output;
   }
@@ -595,6 +618,84 @@ class Replay {
     const output = asJson(gate.result);
     await journal.succeedStep(this.#q, this.#run.id, idx, unique, output);
     return output;
+  }
+
+  /**
+   * A model step (src/model/steps.ts): behind the run's budget gate when the workflow has a budget,
+   * then a step of kind 'model' whose every attempt is one recorded call. Its output (the
+   * re-hydrated answer, real values) is memoized like any step's; only the `model.called` events
+   * hold what was sent, redacted.
+   */
+  async model(call: ModelStepCall): Promise<unknown> {
+    const name = modelStepName(call);
+    if (this.#def.budget) await this.#budgetGate(name, call, this.#def.budget);
+    const claimed = this.#claim(name);
+    const withhold = withheldValues(this.#run.input, this.#def.neverSend ?? []);
+    const fn = async (ctx: StepContext) => {
+      const attempt = await attemptModelStep(this.#env.model, call, withhold, ctx.signal);
+      if (attempt.record) {
+        // Through the run's locked connection while the attempt is live; an attempt abandoned by
+        // its timeout may answer after the advance let the connection go, so it goes by the pool.
+        const q = ctx.signal.aborted ? this.#env.pool : this.#q;
+        await recordModelCall(q, { runId: this.#run.id, stepIdx: claimed.idx, actor: null, context: { stepIdx: claimed.idx, step: claimed.name, attempt: ctx.attempt } }, attempt.record);
+      }
+      if (!attempt.ok) throw attempt.error;
+      return attempt.output;
+    };
+    const { prompt, retry, timeoutMs } = call.options;
+    const input = { kind: call.kind, prompt, input: call.input };
+    return this.#runStep(claimed, fn, { retry, timeoutMs }, 'model', input);
+  }
+
+  /**
+   * The run's cost budget, checked before a model step's call: when what the run's calls cost so
+   * far plus this call's estimate would pass the budget, the step waits for an approval and runs
+   * only if it is approved. The decision is recorded (a journal value), so a replay takes the same
+   * road whatever the configuration or the spending says by then. Without a price for the model
+   * nothing can be estimated, and a budget that cannot be checked asks a person too.
+   */
+  async #budgetGate(step: string, call: ModelStepCall, budget: ModelBudget): Promise<void> {
+    const decision = (await this.#valueOf('budget', `budget-check:${step}`, async () => {
+      const client = this.#env.model;
+      // No model: the step fails for good on its own, with the reason; there is nothing to spend.
+      if (!client?.configured) return { gate: false, estimateUsd: null, spentUsd: 0, maxCostUsd: budget.maxCostUsd };
+      const estimateUsd = client.estimateCostUsd(call.input, call.options.maxOutputTokens);
+      const calls = await listModelCalls(this.#q, this.#run.id);
+      const spentUsd = calls.reduce((sum, c) => sum + (c.costUsd ?? 0), 0);
+      const gate = estimateUsd === null || spentUsd + estimateUsd > budget.maxCostUsd;
+      return { gate, model: client.model ?? null, estimateUsd, spentUsd, maxCostUsd: budget.maxCostUsd };
+    })) as { gate: boolean; model?: string | null; estimateUsd: number | null; spentUsd: number; maxCostUsd: number };
+    if (!decision.gate) return;
+    const over =
+      decision.estimateUsd === null
+        ? `its cost cannot be estimated (no price for model ${decision.model ?? '?'} in model.prices), so the budget of ${formatUsd(decision.maxCostUsd)} cannot be checked`
+        : `its estimated ${formatUsd(decision.estimateUsd)} would take the run past its budget of ${formatUsd(decision.maxCostUsd)} (${formatUsd(decision.spentUsd)} spent so far)`;
+    const gate = await this.approval(`budget:${step}`, {
+      policy: budget.approval,
+      summary: `Model step "${step}" of ${this.#def.name}: ${over}.`,
+      params: {
+        step,
+        model: decision.model ?? null,
+        estimate: formatUsd(decision.estimateUsd),
+        spent: formatUsd(decision.spentUsd),
+        budget: formatUsd(decision.maxCostUsd),
+      },
+      risk: 'medium',
+      rationale: `Workflow ${this.#def.name} allows ${formatUsd(decision.maxCostUsd)} of model calls per run; approving lets this step's call go ahead.`,
+    });
+    if (gate.approved) return;
+    const why = gate.status === 'expired' ? `approval ${gate.approvalId} expired with no decision` : `${gate.by ?? 'an approver'} rejected approval ${gate.approvalId}${gate.comment ? `: "${gate.comment}"` : ''}`;
+    // TG_APPROVAL_REJECTED: a retry would meet the same decision (src/runtime/retryable.ts).
+    throw new NonRetriableError(`Model step "${step}" not run: ${over}, and ${why}.`, undefined, 'TG_APPROVAL_REJECTED', {
+      runId: this.#run.id,
+      step,
+      approvalId: gate.approvalId,
+      status: gate.status,
+      by: gate.by,
+      estimateUsd: decision.estimateUsd,
+      spentUsd: decision.spentUsd,
+      maxCostUsd: decision.maxCostUsd,
+    });
   }
 
   async #runStep<T>(

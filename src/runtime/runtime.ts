@@ -37,6 +37,7 @@ function checkOrigin(origin: unknown): RunOrigin {
 }
 import { whyNotRetryable } from './retryable.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
+import type { ModelClient } from '../model/types.ts';
 import { Executor, type AdvanceOutcome } from './executor.ts';
 import * as journal from './journal.ts';
 import type { EventRow, RunRow, RunStatus, StepRow } from './journal.ts';
@@ -99,6 +100,8 @@ export interface RuntimeOptions {
    * TOLLGATE_MAX_RECOVERIES). Given here, never read from the environment by the runtime.
    */
   maxRecoveries?: number;
+  /** The model client of model steps (`ctx.model`); without one they fail for good (TG_MODEL_NOT_CONFIGURED). */
+  model?: ModelClient;
 }
 
 export class Runtime {
@@ -122,6 +125,7 @@ export class Runtime {
       maxRecoveries: opts.maxRecoveries,
       project: this.project,
       tools: opts.tools,
+      model: opts.model,
     });
   }
 

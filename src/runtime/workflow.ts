@@ -8,8 +8,9 @@
  * I/O outside a step.
  */
 import type { z } from 'zod';
-import type { ApprovalOptions, ApprovalResult } from '../approvals/types.ts';
+import type { ApprovalOptions, ApprovalPolicy, ApprovalResult } from '../approvals/types.ts';
 import type { Logger } from '../log.ts';
+import type { PromptRef } from '../model/types.ts';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. Default 3. */
@@ -67,6 +68,56 @@ export interface ToolCallOptions {
 /** A duration in ms, or a string such as '500ms', '2s', '5m', '1h', '1d'. */
 export type Duration = number | string;
 
+/** Options of a model step (`ctx.model.extract`, `classify`, `generate`). */
+export interface ModelStepOptions {
+  /**
+   * Which prompt this is, recorded with every call: change the version whenever the wording (the
+   * instructions, the schema's descriptions) changes, so the journal tells calls apart.
+   */
+  prompt: PromptRef;
+  /**
+   * What the model is told to do (its system message; never redacted: written by you, never by
+   * users). extract and classify have a default; for generate the first argument is the prompt.
+   */
+  instructions?: string;
+  /** The step's name in the journal; default `model:<prompt.name>`. */
+  name?: string;
+  /** Attempts of the step (each a recorded call); the client's own HTTP retries come on top. */
+  retry?: RetryPolicy;
+  /** Each attempt is abandoned after this long (the client's TOLLGATE_MODEL_TIMEOUT_MS applies too). */
+  timeoutMs?: number;
+  /** Upper bound of the answer's tokens: sent with a text call, and used for the cost estimate. */
+  maxOutputTokens?: number;
+}
+
+/**
+ * Model steps: durable, memoized journal steps of kind 'model'. The input is redacted before it
+ * is sent (and the workflow's `neverSend` fields withheld), the answer is checked against the
+ * schema, re-hydrated and recorded as the step's output; every call is recorded as a
+ * `model.called` event (redacted). After success a replay returns the recorded output and never
+ * calls the model again. The model's answer is data: it can fill a schema, never approve or call
+ * a tool.
+ */
+export interface ModelSteps {
+  /** Reads the fields of `schema` from `input`; the answer is validated with `schema` itself. */
+  extract<S extends z.ZodObject>(schema: S, input: unknown, options: ModelStepOptions): Promise<z.infer<S>>;
+  /** Picks exactly one of `labels` for `input`. */
+  classify<L extends string>(labels: readonly [L, ...L[]], input: unknown, options: ModelStepOptions): Promise<L>;
+  /** Free text: `prompt` is the instructions (the system message), `input` the data it works on. */
+  generate(prompt: string, input: unknown, options: ModelStepOptions): Promise<string>;
+}
+
+/** A per-run cost budget for model steps (`defineWorkflow({ budget })`). */
+export interface ModelBudget {
+  /** USD the run's model calls may cost in all, from `model.prices` in the project configuration. */
+  maxCostUsd: number;
+  /**
+   * Who may let a model step go past the budget: a step whose estimated cost would take the run
+   * over it first waits for an approval by this policy (and fails for good if it is rejected).
+   */
+  approval: ApprovalPolicy;
+}
+
 export interface WorkflowContext<I> {
   readonly runId: string;
   readonly workflow: string;
@@ -92,6 +143,8 @@ export interface WorkflowContext<I> {
   now(): Date;
   /** A random UUID, recorded on first execution and the same on every replay. */
   randomUUID(): string;
+  /** Model steps: extract, classify, generate (see `ModelSteps`). */
+  readonly model: ModelSteps;
 }
 
 export interface WorkflowDefinition<S extends z.ZodType = z.ZodType, O = unknown> {
@@ -101,6 +154,10 @@ export interface WorkflowDefinition<S extends z.ZodType = z.ZodType, O = unknown
   readonly input: S;
   /** Names of the tools this workflow may call (invariant 7); empty when it calls none. */
   readonly tools: readonly string[];
+  /** Input fields whose values are never sent to a model, not even as a placeholder; empty when none. */
+  readonly neverSend: readonly string[];
+  /** The run's cost budget for model steps, if any. */
+  readonly budget?: ModelBudget;
   readonly run: (ctx: WorkflowContext<z.infer<S>>) => Promise<O>;
 }
 
@@ -110,6 +167,12 @@ export interface WorkflowSpec<S extends z.ZodType, O> {
   description: string;
   input: S;
   tools?: readonly string[];
+  /**
+   * Input fields never sent to a model: wherever one of their values appears in a model step's
+   * input it is replaced by `[[WITHHELD]]` before anything leaves the machine.
+   */
+  neverSend?: readonly string[];
+  budget?: ModelBudget;
   run: (ctx: WorkflowContext<z.infer<S>>) => Promise<O>;
 }
 
@@ -122,7 +185,17 @@ export function defineWorkflow<S extends z.ZodType, O>(spec: WorkflowSpec<S, O>)
   if (!Number.isInteger(spec.version) || spec.version < 1) {
     throw new Error(`Workflow "${spec.name}" has version ${String(spec.version)}: versions are integers from 1.`);
   }
-  return Object.freeze({ ...spec, tools: Object.freeze([...(spec.tools ?? [])]) });
+  const neverSend = [...(spec.neverSend ?? [])];
+  // A misspelt field would silently send what was meant to be withheld: refuse it at definition.
+  const shape = (spec.input as { shape?: Record<string, unknown> }).shape;
+  const unknown = shape ? neverSend.filter((f) => !(f in shape)) : [];
+  if (unknown.length > 0) {
+    throw new Error(`Workflow "${spec.name}" lists ${unknown.map((f) => `"${f}"`).join(', ')} in neverSend, which its input does not have (its fields: ${Object.keys(shape ?? {}).join(', ')}).`);
+  }
+  if (spec.budget && !(Number.isFinite(spec.budget.maxCostUsd) && spec.budget.maxCostUsd >= 0)) {
+    throw new Error(`Workflow "${spec.name}" has budget.maxCostUsd ${String(spec.budget.maxCostUsd)}: give a number of USD >= 0.`);
+  }
+  return Object.freeze({ ...spec, tools: Object.freeze([...(spec.tools ?? [])]), neverSend: Object.freeze(neverSend) });
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

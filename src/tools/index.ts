@@ -2,10 +2,11 @@
 import { ToolRegistry } from './registry.ts';
 import { httpRequestTool } from './http-request.ts';
 import { purchaseOrderTool } from './purchase-orders.ts';
+import { crmContactTool } from './crm-contacts.ts';
 import type { ToolDefinition } from './define.ts';
 
 export function builtinTools(): ToolDefinition[] {
-  return [httpRequestTool as unknown as ToolDefinition, purchaseOrderTool as unknown as ToolDefinition];
+  return [httpRequestTool as unknown as ToolDefinition, purchaseOrderTool as unknown as ToolDefinition, crmContactTool as unknown as ToolDefinition];
 }
 
 export function builtinToolRegistry(): ToolRegistry {

@@ -8,7 +8,7 @@
  * so the form can never accept what `startRun` would refuse.
  */
 import type { z } from 'zod';
-import { unwrapField as unwrap } from '../runtime/run-input.ts';
+import { checkRunInput, unwrapField as unwrap } from '../runtime/run-input.ts';
 
 export interface FormField {
   name: string;
@@ -89,4 +89,14 @@ export function fromFormValues(fields: FormField[], values: Record<string, strin
     else out[name] = f ? text : raw;
   }
   return out;
+}
+
+/**
+ * Text values (a form's, a command's, or parameters a model understood) checked as `startRun`
+ * would check them: typed by the form's fields, then the schema's own parse. The one path from
+ * text to a run's input, so a form, a `run` command and a confirmed proposal accept the same.
+ */
+export function checkFormValues(schema: z.ZodType, values: Record<string, string | undefined>): { ok: true; input: unknown } | { ok: false; error: z.ZodError } {
+  const parsed = checkRunInput(schema, fromFormValues(describeForm(schema), values));
+  return parsed.success ? { ok: true, input: parsed.data } : { ok: false, error: parsed.error };
 }

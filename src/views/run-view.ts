@@ -71,7 +71,9 @@ export interface RunView {
   approvals: ApprovalView[];
 }
 
-const HIDDEN_KINDS = new Set(['now', 'uuid']);
+// Recorded values, not work: `now`, `uuid`, and a model step's budget decision (its approval, when
+// it asks for one, is shown as an approval).
+const HIDDEN_KINDS = new Set(['now', 'uuid', 'budget']);
 
 function messageOf(error: unknown): string | null {
   if (error === null || error === undefined) return null;

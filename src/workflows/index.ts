@@ -4,11 +4,13 @@ import type { WorkflowDefinition } from '../runtime/workflow.ts';
 import { demo } from './demo.ts';
 import { deployWorkflow } from './deploy.ts';
 import { purchaseOrderWorkflow } from './purchase-order.ts';
+import { crmFromEmailWorkflow } from './crm-from-email.ts';
 
 export function builtinWorkflows(project: ProjectConfig = EMPTY_PROJECT_CONFIG): WorkflowDefinition[] {
   return [
     demo as unknown as WorkflowDefinition,
     purchaseOrderWorkflow(project) as unknown as WorkflowDefinition,
     deployWorkflow(project) as unknown as WorkflowDefinition,
+    crmFromEmailWorkflow(project) as unknown as WorkflowDefinition,
   ];
 }

@@ -12,6 +12,7 @@ import { taskList } from '../../jobs/index.ts';
 import { createTestDb, type TestDb } from './db.ts';
 import type { ProjectConfig } from '../../src/project-config.ts';
 import type { ToolRegistry } from '../../src/tools/registry.ts';
+import type { ModelClient } from '../../src/model/types.ts';
 import { testLogger } from './log.ts';
 
 export interface TestRuntime {
@@ -25,7 +26,7 @@ export interface TestRuntime {
 export async function createTestRuntime(
   db: TestDb,
   workflows: WorkflowDefinition[],
-  opts: { worker?: boolean; inlineWaitMaxMs?: number; concurrency?: number; project?: ProjectConfig; tools?: ToolRegistry; lockWaitMs?: number } = {},
+  opts: { worker?: boolean; inlineWaitMaxMs?: number; concurrency?: number; project?: ProjectConfig; tools?: ToolRegistry; lockWaitMs?: number; model?: ModelClient } = {},
 ): Promise<TestRuntime> {
   const registry = new WorkflowRegistry().register(...workflows);
   const log = testLogger();
@@ -37,6 +38,7 @@ export async function createTestRuntime(
     project: opts.project,
     tools: opts.tools,
     lockWaitMs: opts.lockWaitMs,
+    model: opts.model,
   });
   const workers: WorkerHandle[] = [];
   const start = async () => {

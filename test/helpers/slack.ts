@@ -20,6 +20,7 @@ import { testLogger } from './log.ts';
 import { intentsCarriedOut } from './intents.ts';
 import { startTeamsParts, type TeamsParts } from './teams.ts';
 import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../../src/project-config.ts';
+import type { ModelClient } from '../../src/model/types.ts';
 
 export const SIGNING_SECRET = 'test-signing-secret-8f7d6c';
 export const BOT_TOKEN = 'xoxb-test-token';
@@ -42,7 +43,7 @@ export interface SlackHarness {
 export async function startSlackHarness(
   db: TestDb,
   workflows: WorkflowDefinition[],
-  opts: { operators?: string[]; concurrency?: number; appToken?: string; project?: ProjectConfig; reminderLeadMs?: number; teams?: boolean } = {},
+  opts: { operators?: string[]; concurrency?: number; appToken?: string; project?: ProjectConfig; reminderLeadMs?: number; teams?: boolean; model?: ModelClient } = {},
 ): Promise<SlackHarness> {
   const log = testLogger();
   const fake = await startFakeSlack({ token: BOT_TOKEN });
@@ -70,6 +71,7 @@ export async function startSlackHarness(
     log,
     platforms: teams ? [slack.platform, teams.adapter.platform] : [slack.platform],
     ...(opts.reminderLeadMs !== undefined ? { reminderLeadMs: opts.reminderLeadMs } : {}),
+    model: opts.model,
   });
   const processId = newProcessId();
   const worker = await startWorker({
