@@ -16,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type App } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { instrumentsAsJson } from '../src/telemetry/metrics-registry.ts';
-import { APPROVER } from './fixtures/metrics-project.ts';
+import { APPROVER, MODEL } from './fixtures/metrics-project.ts';
+import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai/index.ts';
 import { createTestDb, TEST_AUDIT_ENV, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { waitForRun } from './helpers/runtime.ts';
@@ -25,9 +26,12 @@ const FIXTURE = path.resolve(import.meta.dirname, 'fixtures/metrics-project.ts')
 let db: TestDb;
 let app: App;
 let dir: string;
+let fake: FakeOpenAI;
 
 beforeAll(async () => {
   db = await createTestDb();
+  fake = await startFakeOpenAI();
+  fake.respond(() => ({ json: { label: 'urgent' }, usage: { prompt_tokens: 1000, completion_tokens: 250 } }));
   dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-metrics-'));
   const config = loadConfig({
     DATABASE_URL: db.url,
@@ -36,11 +40,14 @@ beforeAll(async () => {
     PORT: '0',
     LOG_LEVEL: 'silent',
     WORKER_POLL_INTERVAL_MS: '100',
+    TOLLGATE_MODEL: MODEL,
+    OPENAI_BASE_URL: fake.url,
   });
   app = await startApp({ config, log: testLogger(), mode: 'all' });
 }, 120_000);
 afterAll(async () => {
   await app?.stop();
+  await fake?.close();
   await db.close();
 });
 
@@ -148,6 +155,19 @@ describe('GET /metrics of tollgate start', () => {
     expect(value(after, 'process_uptime_seconds')).toBeGreaterThan(0);
     expect(after.some((s) => s.name === 'process_cpu_user_seconds_total')).toBe(true);
   }, 180_000);
+
+  it("counts a model step's tokens and cost by model, from the worker thread", async () => {
+    const tokens = (s: Sample[], direction: string) => value(s, 'tollgate_model_tokens_total', { model: MODEL, direction });
+    const before = (await scrape()).samples;
+    const run = await app.runtime.startRun({ workflow: 'metrics-model', input: { text: 'the site is down' } });
+    expect(await waitForRun(app.runtime, run.id, ['succeeded', 'failed'], 60_000)).toMatchObject({ status: 'succeeded', output: 'urgent' });
+    const after = (await scrape()).samples;
+    expect(tokens(after, 'input') - tokens(before, 'input')).toBe(1000);
+    expect(tokens(after, 'output') - tokens(before, 'output')).toBe(250);
+    // 1000 input tokens at 2 USD and 250 output tokens at 8 USD per million.
+    const cost = value(after, 'tollgate_model_cost_usd_total', { model: MODEL }) - value(before, 'tollgate_model_cost_usd_total', { model: MODEL });
+    expect(cost).toBeCloseTo(0.004, 9);
+  }, 120_000);
 
   it('serves the worker thread’s step histogram from the main thread, and answers without it while the thread is too busy to reply', async () => {
     await app.runtime.startRun({ workflow: 'metrics-ok', input: {} }).then((r) => waitForRun(app.runtime, r.id, ['succeeded'], 60_000));

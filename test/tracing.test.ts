@@ -25,6 +25,9 @@ import { installTracing, startTracing, tracingEnabled, type TracingHandle } from
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { startHttpTarget, type HttpTarget } from './helpers/http-target.ts';
 import { testLogger } from './helpers/log.ts';
+import { startFakeOpenAI } from './fakes/openai/index.ts';
+import { createModelClient } from '../src/model/client.ts';
+import { modelSettings } from '../src/model/settings.ts';
 import { memoryPlatform } from './fakes/chat-memory.ts';
 
 const ALICE = 'slack:T1:UALICE';
@@ -394,6 +397,45 @@ describe('chat deliveries and model calls', () => {
     expect(bad!.status.code).toBe(SpanStatusCode.ERROR);
     expect(bad!.attributes).toMatchObject({ 'gen_ai.usage.input_tokens': 120, 'error.type': 'TG_MODEL_TIMEOUT', 'tollgate.error.code': 'TG_MODEL_TIMEOUT' });
     expect(bad!.attributes['gen_ai.usage.output_tokens']).toBeUndefined();
+  });
+
+  it("a workflow's model step: the call through the model client is a gen_ai span under the step's attempt, in the run's trace", async () => {
+    await traced();
+    const fake = await startFakeOpenAI();
+    try {
+      fake.script({ json: { label: 'urgent' }, usage: { prompt_tokens: 90, completion_tokens: 4 } });
+      const settings = modelSettings(loadConfig({ TOLLGATE_MODEL: 'local-model', OPENAI_BASE_URL: fake.url }), project);
+      const model = createModelClient({ ...settings, prices: { 'local-model': { inputPerMillion: 1, outputPerMillion: 2 } } }, testLogger());
+      const triage = defineWorkflow({
+        name: 'triage',
+        version: 1,
+        description: 'classify a ticket',
+        input: z.object({ text: z.string() }),
+        run: async (ctx) => ctx.model.classify(['urgent', 'later'], ctx.input.text, { prompt: { name: 'triage', version: 2 } }),
+      }) as unknown as WorkflowDefinition;
+      const rt = new Runtime({ pool: db.pool, registry: new WorkflowRegistry().register(triage), log: testLogger(), project, model });
+      const run = await rt.startRun({ workflow: 'triage', input: { text: 'the site is down' } });
+      expect(await rt.advance(run.id, 'worker-a')).toBe('finished');
+      expect((await rt.getRun(run.id)).run.status).toBe('succeeded');
+
+      const spans = exporter.getFinishedSpans();
+      const call = spans.find((x) => x.name === 'chat local-model');
+      expect(tree(spans.filter((x) => x.spanContext().traceId === call?.spanContext().traceId))).toEqual([
+        'chat local-model <- step model:triage',
+        'step model:triage <- run triage',
+        'run triage <- (root)',
+      ]);
+      expect(call!.attributes).toMatchObject({
+        'gen_ai.request.model': 'local-model',
+        'gen_ai.usage.input_tokens': 90,
+        'gen_ai.usage.output_tokens': 4,
+        'tollgate.prompt.name': 'triage',
+        'tollgate.prompt.version': 2,
+        'server.address': '127.0.0.1',
+      });
+    } finally {
+      await fake.close();
+    }
   });
 });
 

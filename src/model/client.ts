@@ -28,6 +28,8 @@ import type { Logger } from '../log.ts';
 import { ModelCallError, type ModelCallErrorCode } from './errors.ts';
 import { createRedactor, type Redactor } from './redact.ts';
 import { isModelConfigured } from './settings.ts';
+import { observeModelCall } from '../telemetry/metrics.ts';
+import { withModelCallSpan } from '../telemetry/tracing-spans.ts';
 import type { ModelCallRecord, ModelClient, ModelResult, ModelSettings, PromptRef, StructuredRequest, TextRequest } from './types.ts';
 
 /** `new OpenAI()` refuses to start without a key; a local server needs none. */
@@ -128,7 +130,12 @@ export function createModelClient(settings: ModelSettings, log: Logger): ModelCl
     }
   }
 
-  /** Runs one call and builds its record, whatever happens; `interpret` turns the completion into the answer. */
+  type Interpret<T> = (content: string | null, completion: ChatCompletion) => { response: unknown; output: T; dropped?: string[] };
+
+  /**
+   * One call as a span (`gen_ai.*`, under the step that makes it) and in the metrics (tokens and
+   * cost by model), whether it succeeds or fails: every model call of the process passes here.
+   */
   async function call<T>(
     prompt: PromptRef,
     system: string,
@@ -136,7 +143,29 @@ export function createModelClient(settings: ModelSettings, log: Logger): ModelCl
     withhold: readonly string[] | undefined,
     signal: AbortSignal | undefined,
     extra: Partial<ChatCompletionCreateParamsNonStreaming>,
-    interpret: (content: string | null, completion: ChatCompletion) => { response: unknown; output: T; dropped?: string[] },
+    interpret: Interpret<T>,
+  ): Promise<ModelResult<T>> {
+    const { model } = requireConfigured();
+    const span = { model, baseUrl: settings.baseUrl, prompt, maxOutputTokens: extra.max_completion_tokens ?? undefined };
+    try {
+      const result = await withModelCallSpan(span, () => callOnce(prompt, system, input, withhold, signal, extra, interpret));
+      observeModelCall(result.record);
+      return result;
+    } catch (e) {
+      if (e instanceof ModelCallError) observeModelCall(e.record);
+      throw e;
+    }
+  }
+
+  /** Runs one call and builds its record, whatever happens; `interpret` turns the completion into the answer. */
+  async function callOnce<T>(
+    prompt: PromptRef,
+    system: string,
+    input: unknown,
+    withhold: readonly string[] | undefined,
+    signal: AbortSignal | undefined,
+    extra: Partial<ChatCompletionCreateParamsNonStreaming>,
+    interpret: Interpret<T>,
   ): Promise<ModelResult<T>> {
     const { openai: client, model } = requireConfigured();
     const sent = redactor.redact(input, withhold ?? []);
