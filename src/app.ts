@@ -25,6 +25,7 @@ import type { WorkerHandle } from './worker.ts';
 import { builtinWorkflows } from './workflows/index.ts';
 import { builtinToolRegistry, type ToolRegistry } from './tools/index.ts';
 import type pg from 'pg';
+import { isModelConfigured, modelSettings } from './model/settings.ts';
 import { createChat, type Chat } from './chat/index.ts';
 import type { ChatAdapter } from './chat/platform.ts';
 // The boot is the composition root: the one place in src/ that knows the adapters exist, and it
@@ -87,11 +88,11 @@ export async function composeCore(opts: {
 }): Promise<{ runtime: Runtime; adapters: ChatAdapter[]; chat: Chat }> {
   const { config, log, pool, project, registry, tools } = opts;
   // One model client for model steps and free-text chat. It loads the openai package (most of a
-  // second): only the modes that run workflow steps or read chat build it; a one-shot CLI command
-  // (withChat false: mode none) does neither.
-  const model = opts.withChat
-    ? await Promise.all([import('./model/client.ts'), import('./model/settings.ts')]).then(([c, s]) => c.createModelClient(s.modelSettings(config, project), log))
-    : undefined;
+  // second), so it is built only by the modes that run steps or read chat, and only when a model
+  // is configured: without one, model steps and free text both treat the absent client as "not
+  // configured" and say what to set.
+  const settings = modelSettings(config, project);
+  const model = opts.withChat && isModelConfigured(settings) ? (await import('./model/client.ts')).createModelClient(settings, log) : undefined;
   const runtime = new Runtime({ pool, registry, log, project, tools, maxRecoveries: config.runtime.maxRecoveries, model });
   let chat: Chat | undefined;
   const core = () => {

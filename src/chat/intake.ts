@@ -535,8 +535,8 @@ export class ChatCore {
           reply: notice(
             this.#o.model?.configured
               ? // A slash command (or a request with no place to answer in): its grammar never calls the model.
-                'Commands take the command grammar only: write `run <workflow> key=value …`, e.g. `run demo name=Ada`; `help` lists the workflows. To ask in your own words, mention me or write to me directly.'
-              : 'I only understand commands for now (no model is configured for free text). To start something, write `run <workflow> key=value …`, e.g. `run demo name=Ada`; `help` lists the workflows.',
+                `Commands take the command grammar only: write ${RUN_FORM_HINT} To ask in your own words, mention me or write to me directly.`
+              : `I only understand commands for now (no model is configured for free text). To start something, write ${RUN_FORM_HINT}`,
           ),
         };
       case 'approvals':
