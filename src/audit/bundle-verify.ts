@@ -20,12 +20,11 @@
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { canonicalJson, paramsHash } from '../approvals/hash.ts';
 import { describeApprovers, describeQuorum } from '../approvals/policy.ts';
 import type { ResolvedPolicy } from '../approvals/types.ts';
 import { TollgateError } from '../errors.ts';
-import { auditKey, decodeAuditKey, KEY_FILE, type AuditKey } from './key.ts';
+import type { AuditKey } from './key.ts';
 import { linkMessage, principalOf } from './verify.ts';
 import { checkSeals } from './bundle-seal.ts';
 import {
@@ -561,26 +560,6 @@ export async function readBundleFile(file: string): Promise<EvidenceBundle> {
     throw new TollgateError('TG_USAGE', `--bundle ${file} is not JSON (${(e as Error).message}), so it is not an evidence bundle: give a file written by \`tollgate runs export\`.`);
   }
   return asBundle(parsed, file);
-}
-
-/**
- * The audit key for an offline check, found as `audit verify` finds it (src/audit/key.ts):
- * TOLLGATE_AUDIT_KEY, else `<dataDir>/audit.key` if that file exists. Never creates one: a new key
- * would only make every link fail.
- */
-export async function offlineAuditKey(opts: { keyHex: string | undefined; dataDir: string }): Promise<AuditKey | undefined> {
-  if (opts.keyHex) return auditKey(Buffer.from(opts.keyHex, 'hex'), 'TOLLGATE_AUDIT_KEY');
-  const file = path.join(opts.dataDir, KEY_FILE);
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-  const key = decodeAuditKey(text);
-  if (!key) throw new TollgateError('TG_AUDIT_KEY_INVALID', `The audit key file ${file} does not hold a key of at least 32 bytes in hex or base64; set TOLLGATE_AUDIT_KEY instead.`, { file });
-  return auditKey(key, file);
 }
 
 export function formatEvidenceReport(r: BundleReport): string {

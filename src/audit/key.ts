@@ -95,6 +95,18 @@ export async function loadAuditKey(opts: { keyHex: string | undefined; dataDir: 
   return auditKey(created, file);
 }
 
+/**
+ * The audit key for an offline check (`audit verify --bundle`): TOLLGATE_AUDIT_KEY, else the data
+ * dir's key file if it exists. Unlike loadAuditKey it never creates one: a new key would only make
+ * every link fail.
+ */
+export async function offlineAuditKey(opts: { keyHex: string | undefined; dataDir: string }): Promise<AuditKey | undefined> {
+  if (opts.keyHex) return auditKey(Buffer.from(opts.keyHex, 'hex'), 'TOLLGATE_AUDIT_KEY');
+  const file = path.join(opts.dataDir, KEY_FILE);
+  const key = await readKeyFile(file);
+  return key && auditKey(key, file);
+}
+
 async function readKeyFile(file: string): Promise<Buffer | undefined> {
   let text: string;
   try {

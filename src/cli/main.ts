@@ -365,8 +365,9 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
  * cannot be checked, and the command says so instead of passing unless --without-key accepts that.
  */
 async function verifyBundleCommand(io: Io, env: NodeJS.ProcessEnv, file: string, opts: { json?: boolean; withoutKey?: boolean }): Promise<void> {
-  const [{ loadConfig }, { formatEvidenceReport, offlineAuditKey, readBundleFile, verifyEvidenceBundle }] = await Promise.all([
+  const [{ loadConfig }, { offlineAuditKey }, { formatEvidenceReport, readBundleFile, verifyEvidenceBundle }] = await Promise.all([
     import('../config.ts'),
+    import('../audit/key.ts'),
     import('../audit/bundle-verify.ts'),
   ]);
   const bundle = await readBundleFile(file); // a file that is no bundle is told first, key or not
