@@ -308,6 +308,47 @@ describe('web console without JavaScript', () => {
     expect((await fetch(`${base}/console/runs/${failed.id}`, { method: 'DELETE' })).status).toBe(405);
   });
 
+  it('pages the runs list: Older runs goes on from the last run shown, keeps the filters, and a page stays put while new runs arrive', async () => {
+    // A console of its own with pages of 2, on the same runtime and database.
+    const paged = createHttpServer({ log: testLogger(), checks: { pool: db.pool } });
+    const pagedConsole = mountConsole(paged, { config: { host: '127.0.0.1', console: { token: undefined } }, project, runtime: t.runtime, log: testLogger(), pageSize: 2 });
+    const pagedBase = `http://127.0.0.1:${(await paged.listen(0, '127.0.0.1')).port}`;
+    try {
+      const PAGER = 'slack:T1:UPAGER';
+      const started = [];
+      for (const cart of ['p1', 'p2', 'p3', 'p4', 'p5']) started.push(await startCheckout(cart, PAGER));
+      await Promise.all(started.map((r) => waitForRun(t.runtime, r.id, 'succeeded')));
+      await startCheckout('someone-else', BOB); // filtered out on every page
+
+      const listed = (page: string) => [...page.matchAll(/data-run-id="([^"]+)"/g)].map((m) => m[1] as string);
+      const olderLink = (page: string) => /<a href="([^"]+)" rel="next"/.exec(page)?.[1]?.replaceAll('&amp;', '&');
+      const pages: string[][] = [];
+      const hrefs: string[] = [];
+      let href: string | undefined = `/console?workflow=checkout&requester=${encodeURIComponent(PAGER)}`;
+      while (href && pages.length < 10) {
+        hrefs.push(href);
+        const res = await fetch(`${pagedBase}${href}`);
+        expect(res.status).toBe(200);
+        const body = await res.text();
+        pages.push(listed(body));
+        href = olderLink(body);
+        if (href) expect(new URL(href, pagedBase).searchParams.get('requester')).toBe(PAGER); // the filters go along
+      }
+      // Newest first, each run exactly once, on pages of 2; the last page has no Older runs link.
+      expect(pages.map((p) => p.length)).toEqual([2, 2, 1]);
+      expect(pages.flat()).toEqual(started.map((r) => r.id).reverse());
+
+      // A new run shows on the first page; the second page still lists the same two runs.
+      const newer = await startCheckout('p6', PAGER);
+      await waitForRun(t.runtime, newer.id, 'succeeded');
+      expect(listed(await (await fetch(`${pagedBase}${hrefs[1]}`)).text())).toEqual(pages[1]);
+      expect(listed(await (await fetch(`${pagedBase}${hrefs[0]}`)).text())[0]).toBe(newer.id);
+    } finally {
+      pagedConsole.close();
+      await paged.close();
+    }
+  });
+
   it("downloads a run's evidence bundle from its page's Export evidence link, and the bundle verifies", async () => {
     const pending = await startOrder(3100, 'Evidence GmbH');
     await waitForRun(t.runtime, pending.id, 'waiting');

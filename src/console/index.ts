@@ -19,7 +19,7 @@ import { isTollgateError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { parsePrincipal, type Principal } from '../principals.ts';
 import type { ProjectConfig } from '../project-config.ts';
-import type { RunStatus } from '../runtime/journal.ts';
+import type { RunRow, RunStatus } from '../runtime/journal.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Handler, HttpServer } from '../server/http.ts';
 import { readBody } from '../server/http.ts';
@@ -43,6 +43,8 @@ export interface ConsoleOptions {
   log: Logger;
   /** How often an open run page's stream looks for changes (default 500 ms). */
   liveIntervalMs?: number;
+  /** Runs per page of the runs list (default 100); "Older runs" shows the next. */
+  pageSize?: number;
   /**
    * The run page's "Export evidence" download (src/audit/bundle-http.ts), mounted at
    * `GET /console/runs/:id/evidence` behind this console's guard. Without it the link answers 404.
@@ -70,7 +72,7 @@ export interface ConsoleHandle {
   close(): void;
 }
 
-const RUN_LIMIT = 100;
+const PAGE_SIZE = 100;
 
 const SECURITY_HEADERS = {
   'cache-control': 'no-store',
@@ -122,6 +124,9 @@ export function mountConsole(http: HttpServer, opts: ConsoleOptions): ConsoleHan
     loopbackBind: isLoopbackHost(opts.config.host),
   });
   const live = new LiveTimelines({ pool, log, intervalMs: opts.liveIntervalMs });
+  const pageSize = opts.pageSize ?? PAGE_SIZE;
+  /** A page of the runs list from `pageSize + 1` rows: the extra one only says that older runs exist. */
+  const onePage = (rows: RunRow[]) => ({ runs: rows.slice(0, pageSize).map((r) => buildRunView(r, [])), more: rows.length > pageSize });
   const audit = new AuditStatus(pool, log);
 
   const guard =
@@ -155,14 +160,16 @@ export function mountConsole(http: HttpServer, opts: ConsoleOptions): ConsoleHan
   };
 
   const notFoundPage = async (viewer: ConsoleViewer, problem: string) => {
-    const runs = (await listRunsFiltered(pool, { limit: RUN_LIMIT })).map((r) => buildRunView(r, []));
-    return runsPage({ viewer, form: { workflow: '', status: '', requester: '' }, workflows: runtime.registry.names(), runs, problems: [problem], limit: RUN_LIMIT });
+    const rows = await listRunsFiltered(pool, { limit: pageSize + 1 });
+    const form = { workflow: '', status: '', requester: '', before: '' };
+    return runsPage({ viewer, form, workflows: runtime.registry.names(), ...onePage(rows), problems: [problem] });
   };
 
   http.mount('GET', '/console/', (_req, res) => redirect(res, '/console'));
 
   mount('GET', '/console', async (c) => {
-    const form = { workflow: c.url.searchParams.get('workflow') ?? '', status: c.url.searchParams.get('status') ?? '', requester: (c.url.searchParams.get('requester') ?? '').trim() };
+    const param = (name: string) => (c.url.searchParams.get(name) ?? '').trim();
+    const form = { workflow: param('workflow'), status: param('status'), requester: param('requester'), before: param('before') };
     const problems: string[] = [];
     let status: RunStatus | undefined;
     if (form.status) {
@@ -177,8 +184,8 @@ export function mountConsole(http: HttpServer, opts: ConsoleOptions): ConsoleHan
         problems.push(`${(e as Error).message} Showing every requester.`);
       }
     }
-    const rows = await listRunsFiltered(pool, { workflow: form.workflow || undefined, status, requester, limit: RUN_LIMIT });
-    sendHtml(c.res, problems.length ? 400 : 200, runsPage({ viewer: c.viewer, form, workflows: runtime.registry.names(), runs: rows.map((r) => buildRunView(r, [])), problems, limit: RUN_LIMIT }));
+    const rows = await listRunsFiltered(pool, { workflow: form.workflow || undefined, status, requester, before: form.before || undefined, limit: pageSize + 1 });
+    sendHtml(c.res, problems.length ? 400 : 200, runsPage({ viewer: c.viewer, form, workflows: runtime.registry.names(), ...onePage(rows), problems }));
   });
 
   mount('GET', '/console/runs/:id', async (c) => {

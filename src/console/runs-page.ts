@@ -10,11 +10,22 @@ export interface RunsFilterForm {
   workflow: string;
   status: string;
   requester: string;
+  /** The run this page lists runs older than ("" for the newest). */
+  before: string;
+}
+
+/** The list's address with these filters, from `before` on (the filter form drops `before`: a new filter starts at the newest). */
+function listHref(form: RunsFilterForm, before: string): string {
+  const q = new URLSearchParams();
+  for (const key of ['workflow', 'status', 'requester'] as const) if (form[key]) q.set(key, form[key]);
+  if (before) q.set('before', before);
+  const query = q.toString();
+  return query ? `/console?${query}` : '/console';
 }
 
 export const RUN_STATUSES = Object.keys(STATUS_LABELS) as RunStatus[];
 
-export function runsPage(opts: { viewer: ConsoleViewer; form: RunsFilterForm; workflows: readonly string[]; runs: RunView[]; problems: string[]; limit: number }): string {
+export function runsPage(opts: { viewer: ConsoleViewer; form: RunsFilterForm; workflows: readonly string[]; runs: RunView[]; problems: string[]; more: boolean }): string {
   const { form } = opts;
   const workflows = [...new Set([...opts.workflows, ...(form.workflow ? [form.workflow] : [])])].sort();
   const option = (value: string, label: string, selected: string) => html`<option value="${value}"${selected === value ? html` selected` : ''}>${label}</option>`;
@@ -45,7 +56,9 @@ ${
   </tr>`,
   )}</tbody>
 </table>
-<p class="muted">The newest ${opts.limit} matching runs are shown.</p>`
+<p class="muted">${opts.runs.length} ${form.before ? 'older ' : ''}matching run${opts.runs.length === 1 ? '' : 's'}, newest first.
+  ${form.before ? html`<a href="${listHref(form, '')}" data-testid="newest-runs">Newest runs</a>` : ''}
+  ${opts.more ? html`<a href="${listHref(form, opts.runs[opts.runs.length - 1]?.runId ?? '')}" rel="next" data-testid="older-runs">Older runs</a>` : ''}</p>`
 }`;
   return page({ title: 'Runs', viewer: opts.viewer, section: 'runs', body });
 }

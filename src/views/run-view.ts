@@ -155,17 +155,22 @@ export async function listRunsRequestedBy(q: Queryable, who: Pick<Principal, 'pl
   return rows;
 }
 
-/** Runs newest first, narrowed by whichever of workflow, status and requester are given (the web console's list). */
+/**
+ * Runs newest first, narrowed by whichever of workflow, status and requester are given (the web
+ * console's list). `before` pages: only runs older than that run (by creation, then id), so a
+ * page stays put while new runs arrive; through `runs_created_at_idx`.
+ */
 export async function listRunsFiltered(
   q: Queryable,
-  filter: { workflow?: string; status?: RunStatus; requester?: Pick<Principal, 'platform' | 'tenant' | 'user'>; limit?: number },
+  filter: { workflow?: string; status?: RunStatus; requester?: Pick<Principal, 'platform' | 'tenant' | 'user'>; before?: string; limit?: number },
 ): Promise<RunRow[]> {
   const who = filter.requester ? JSON.stringify({ platform: filter.requester.platform, tenant: filter.requester.tenant, user: filter.requester.user }) : null;
   const { rows } = await q.query<RunRow>(
     `SELECT * FROM tollgate.runs WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2)
        AND ($3::jsonb IS NULL OR requester @> $3::jsonb)
+       AND ($5::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM tollgate.runs WHERE id = $5))
      ORDER BY created_at DESC, id DESC LIMIT $4`,
-    [filter.workflow ?? null, filter.status ?? null, who, filter.limit ?? 100],
+    [filter.workflow ?? null, filter.status ?? null, who, filter.limit ?? 100, filter.before ?? null],
   );
   return rows;
 }
