@@ -207,6 +207,19 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       const addr = await http.listen(config.port, config.host);
       url = `http://${addr.address}:${addr.port}`;
       log.info({ url }, 'HTTP server listening');
+    } else if (mode === 'worker' && config.worker.metricsPort !== undefined) {
+      // A worker process alone (WORKER_METRICS_PORT): its steps, runs, queue and outbox are timed
+      // here and nowhere else, so it serves its own /metrics, and /healthz and /readyz for its
+      // supervisor. No chat route, no console: those belong to `tollgate server`.
+      const { createHttpServer } = await import('./server/http.ts');
+      const running = worker;
+      http = createHttpServer({
+        log,
+        checks: { pool: db.pool, workerRunning: () => running?.isRunning() ?? false, workerProblem: () => running?.whyNotRunning() ?? 'worker starting' },
+      });
+      const addr = await http.listen(config.worker.metricsPort, config.host);
+      url = `http://${addr.address}:${addr.port}`;
+      log.info({ url }, 'worker metrics and health listening');
     }
   } catch (e) {
     await (worker ?? (await threadStarting?.catch(() => undefined)))?.stop();

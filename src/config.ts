@@ -47,6 +47,11 @@ const envSchema = z.object({
    * `tollgate start` runs its worker in a thread of its own (on), so HTTP acknowledgements never
    * wait behind workflow CPU; off runs it on the HTTP server's event loop, as `tollgate worker` does.
    */
+  /**
+   * `tollgate worker` serves GET /metrics, /healthz and /readyz on this port (on HOST); unset, a
+   * worker process serves no HTTP (its steps, runs, queue and outbox are then seen nowhere).
+   */
+  WORKER_METRICS_PORT: port.optional(),
   TOLLGATE_WORKER_THREAD: z
     .enum(['on', 'off'])
     .transform((v) => v === 'on')
@@ -112,6 +117,8 @@ export interface Config {
     readonly deadAfterMs: number;
     /** `tollgate start` runs the worker in a thread of its own (TOLLGATE_WORKER_THREAD, default on). */
     readonly thread: boolean;
+    /** WORKER_METRICS_PORT: where `tollgate worker` serves /metrics, /healthz and /readyz; undefined: no HTTP. */
+    readonly metricsPort: number | undefined;
   };
   readonly pgPoolSize: number;
   readonly runtime: {
@@ -240,6 +247,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pollIntervalMs: e.WORKER_POLL_INTERVAL_MS,
       deadAfterMs: e.WORKER_DEAD_AFTER_MS,
       thread: e.TOLLGATE_WORKER_THREAD,
+      metricsPort: e.WORKER_METRICS_PORT,
     },
     pgPoolSize: e.PG_POOL_SIZE ?? 2 * e.WORKER_CONCURRENCY + 5,
     runtime: { maxRecoveries: e.TOLLGATE_MAX_RECOVERIES },

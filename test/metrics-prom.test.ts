@@ -4,10 +4,12 @@
  * their counts, with their labels; approvals pending go 1 → 0 and time-to-decision is observed
  * once; runs by status follow. Steps run in the worker thread, so their histogram reaching the
  * main thread's /metrics is the thread's registry merged into the scrape; a thread too busy to
- * answer does not hang a scrape.
+ * answer does not hang a scrape. A `tollgate worker` process alone serves its own registry on
+ * WORKER_METRICS_PORT.
  *
  * That a scrape never reads tollgate.runs is test/metrics.test.ts.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -71,8 +73,8 @@ function parse(text: string): Sample[] {
   return out;
 }
 
-async function scrape(): Promise<{ text: string; samples: Sample[] }> {
-  const res = await fetch(`${app.url}/metrics`);
+async function scrape(url = app.url): Promise<{ text: string; samples: Sample[] }> {
+  const res = await fetch(`${url}/metrics`);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
   const text = await res.text();
@@ -192,5 +194,39 @@ describe('GET /metrics of tollgate start', () => {
     const back = (await scrape()).samples;
     expect(value(back, 'tollgate_worker_thread_metrics_up')).toBe(1);
     expect(value(back, 'tollgate_step_duration_seconds_count', { workflow: 'metrics-hog', kind: 'step', outcome: 'succeeded' })).toBe(1);
+  }, 180_000);
+});
+
+describe('GET /metrics of a tollgate worker process (WORKER_METRICS_PORT)', () => {
+  it("serves the runs and steps it ran, its queue lag and its readiness, on its own port", async () => {
+    // A database of its own, so only the worker process below runs these runs (the app above has a worker too).
+    const own = await createTestDb();
+    const env = { ...process.env, DATABASE_URL: own.url, ...TEST_AUDIT_ENV, TOLLGATE_CONFIG: FIXTURE, WORKER_METRICS_PORT: '0', PORT: '1', LOG_FORMAT: 'json', LOG_LEVEL: 'info', WORKER_POLL_INTERVAL_MS: '100' };
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker'], { cwd: path.resolve(import.meta.dirname, '..'), env });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    // Starts runs only: no worker of its own.
+    const starter = await startApp({ config: loadConfig({ DATABASE_URL: own.url, ...TEST_AUDIT_ENV, TOLLGATE_CONFIG: FIXTURE, LOG_LEVEL: 'silent' }), log: testLogger(), mode: 'none' });
+    try {
+      const url = await until('the worker to serve its metrics', async () => /"url":"(http:\/\/[^"]+)","msg":"worker metrics and health listening"/.exec(output)?.[1], 90_000);
+      expect((await fetch(`${url}/readyz`)).status).toBe(200);
+      const run = await starter.runtime.startRun({ workflow: 'metrics-ok', input: {} });
+      expect(await waitForRun(starter.runtime, run.id, ['succeeded', 'failed'], 60_000)).toMatchObject({ status: 'succeeded' });
+      const { samples } = await scrape(url);
+      expect(value(samples, 'tollgate_run_duration_seconds_count', { workflow: 'metrics-ok', outcome: 'succeeded' })).toBe(1);
+      expect(value(samples, 'tollgate_step_duration_seconds_count', { workflow: 'metrics-ok', kind: 'step', outcome: 'succeeded' })).toBe(2);
+      expect(value(samples, 'tollgate_queue_lag_seconds_count', { task: 'run-advance' })).toBeGreaterThanOrEqual(1);
+      expect(value(samples, 'tollgate_runs', { workflow: 'metrics-ok', status: 'succeeded' })).toBe(1);
+      expect(value(samples, 'tollgate_up')).toBe(1);
+      // Only health and metrics: no chat route, no console.
+      expect((await fetch(`${url}/console`)).status).toBe(404);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+      await starter.stop();
+      await own.close();
+    }
   }, 180_000);
 });
