@@ -158,6 +158,34 @@ describe('GET /metrics of tollgate start', () => {
     expect(after.some((s) => s.name === 'process_cpu_user_seconds_total')).toBe(true);
   }, 180_000);
 
+  it('counts a decision once when its transaction lost a race at commit and was retried', async () => {
+    const decisions = (s: Sample[]) => value(s, 'tollgate_approval_decision_seconds_count', { workflow: 'metrics-approve', decision: 'approved' });
+    const gated = await app.runtime.startRun({ workflow: 'metrics-approve', input: {} });
+    await waitForRun(app.runtime, gated.id, ['waiting'], 60_000);
+    const approval = (await db.pool.query<{ id: string }>('SELECT id FROM tollgate.approvals WHERE run_id = $1', [gated.id])).rows[0]?.id as string;
+    // The first commit of a decision fails as a serialization failure would (a deferred trigger
+    // runs at COMMIT); the decision's transaction is retried and commits the second time.
+    // A sequence counts the commits: nextval is not undone by the rollback.
+    await db.pool.query(`
+      CREATE SEQUENCE public.decision_commits;
+      CREATE FUNCTION public.fail_first_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval('public.decision_commits') = 1 THEN RAISE EXCEPTION 'could not serialize access (test)' USING ERRCODE = '40001'; END IF;
+        RETURN NULL;
+      END $$;
+      CREATE CONSTRAINT TRIGGER fail_first_commit AFTER INSERT ON tollgate.approval_decisions
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.fail_first_commit();`);
+    try {
+      const before = decisions((await scrape()).samples);
+      expect(await app.runtime.decide(approval, APPROVER, 'approve')).toMatchObject({ kind: 'recorded', resolved: 'approved' });
+      expect((await db.pool.query('SELECT last_value::int AS commits FROM public.decision_commits')).rows[0]).toEqual({ commits: 2 }); // failed once, then committed
+      expect(await waitForRun(app.runtime, gated.id, ['succeeded', 'failed'], 60_000)).toMatchObject({ status: 'succeeded' });
+      expect(decisions((await scrape()).samples) - before).toBe(1);
+    } finally {
+      await db.pool.query(`DROP TRIGGER fail_first_commit ON tollgate.approval_decisions; DROP FUNCTION public.fail_first_commit(); DROP SEQUENCE public.decision_commits;`);
+    }
+  }, 120_000);
+
   it("counts a model step's tokens and cost by model, from the worker thread", async () => {
     const tokens = (s: Sample[], direction: string) => value(s, 'tollgate_model_tokens_total', { model: MODEL, direction });
     const before = (await scrape()).samples;

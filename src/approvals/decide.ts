@@ -40,6 +40,7 @@ export async function decide(
   opts: DecideOptions = {},
 ): Promise<DecideOutcome> {
   const outcome = await withRetriedTransaction(pool, (q) => decideWithin(q, project, approvalId, principal, decision, opts));
+  observeDecided(outcome);
   // Return the state after commit, so the adapter renders what others will see.
   const view = await getApproval(pool, approvalId);
   return view ? { ...outcome, approval: view } : outcome;
@@ -61,6 +62,11 @@ export async function decideWithin(
   const who = principalKey(principal);
   const actor = typeof principal === 'string' ? { ...parseKey(who) } : principal;
   return decideIn(q, project, approvalId, who, actor, decision, opts);
+}
+
+/** Time-to-decision of a decision that ended its gate; call once the decision committed. */
+export function observeDecided(outcome: DecideOutcome): void {
+  if (outcome.resolved && outcome.opened) observeApprovalDecision(outcome.opened.workflow, outcome.resolved, outcome.opened.at);
 }
 
 function parseKey(key: string): Principal {
@@ -147,10 +153,10 @@ async function decideIn(
       [approvalId, resolved, JSON.stringify(actor)],
     );
     await enqueueAdvance(q, row.run_id);
-    observeApprovalDecision(row.workflow, resolved, row.created_at); // before commit: a rolled-back decision may count once too often
     return {
       kind: 'recorded',
       resolved,
+      opened: { workflow: row.workflow, at: row.created_at },
       message: resolved === 'approved' ? `Approved: ${approvalId} has the approvals it needs (${describeQuorum(row.policy)}); the run continues.` : `Rejected: ${approvalId} is rejected; the run is told.`,
     };
   }

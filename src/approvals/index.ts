@@ -4,5 +4,5 @@
  */
 export { paramsHash, canonicalJson } from './hash.ts';
 export { getApproval, listPendingApprovals, listRunApprovals } from './store.ts';
-export { decide, type DecideOptions } from './decide.ts';
+export { decide, observeDecided, type DecideOptions } from './decide.ts';
 export type * from './types.ts';

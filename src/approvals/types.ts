@@ -131,4 +131,9 @@ export interface DecideOutcome {
   approval?: ApprovalRecord;
   /** Set when this decision ended the gate. */
   resolved?: 'approved' | 'rejected';
+  /**
+   * With `resolved`: the approval's workflow and opening, for time-to-decision, which the caller
+   * observes once its transaction committed (a retried transaction would count it twice).
+   */
+  opened?: { workflow: string | undefined; at: Date };
 }

@@ -31,7 +31,7 @@
  */
 import type pg from 'pg';
 import { z } from 'zod';
-import { listPendingApprovals } from '../approvals/index.ts';
+import { listPendingApprovals, observeDecided } from '../approvals/index.ts';
 import type { DecideOutcome } from '../approvals/types.ts';
 import { withRetriedTransaction, withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../errors.ts';
@@ -349,7 +349,9 @@ export class ChatCore {
     const intent = parsed.data;
     // The model is asked outside any transaction: nothing is locked while it thinks.
     if (intent.kind === 'understand') return this.#understand(intent);
+    let decided: DecideOutcome | undefined;
     await withRetriedTransaction(this.#o.pool, async (q) => {
+      decided = undefined; // a retried transaction decides again
       if (intent.kind === 'start') {
         // Written again after a crash, the run already exists and nothing is written twice.
         const [created] = await writeRunStarts(q, [{ run: intent.run, message: intent.where }]);
@@ -359,6 +361,7 @@ export class ChatCore {
       if (intent.kind === 'decide') {
         const outcome = await this.#o.runtime.decideWithin(q, intent.approvalId, intent.actor, intent.decision, intent.comment, { via: intent.explainAt.platform });
         if (outcome.kind !== 'recorded') await this.explain(intent.actor, intent.explainAt, outcome.message, q);
+        decided = outcome;
         return;
       }
       if (intent.kind === 'confirm') {
@@ -369,6 +372,7 @@ export class ChatCore {
       const outcome = await this.#operate(q, intent.action, intent.runId, intent.actor);
       if (!outcome.ok) await this.explain(intent.actor, intent.explainAt, outcome.text, q);
     });
+    if (decided) observeDecided(decided);
   }
 
   // ----- free text and proposals ----------------------------------------------------------------
