@@ -230,6 +230,41 @@ describe('tollgate runs export and audit verify --bundle', () => {
     }
   });
 
+  it('fails and names the field, or the value holding it, for a change to any single value of an approval', () => {
+    // Every value in the approval, however deep (parameters, policy, decisions …), changed by one
+    // character (or one unit), one at a time.
+    const leaves: { path: string; get: (b: EvidenceBundle) => Record<string, unknown>; key: string }[] = [];
+    const walk = (value: unknown, at: string, get: (b: EvidenceBundle) => Record<string, unknown>) => {
+      if (value === null || typeof value !== 'object') return;
+      for (const [key, v] of Object.entries(value)) {
+        const here = Array.isArray(value) ? `${at}[${key}]` : `${at}.${key}`;
+        const child = (b: EvidenceBundle) => get(b)[key] as Record<string, unknown>;
+        if (v !== null && typeof v === 'object' && Object.keys(v).length > 0) walk(v, here, child);
+        else leaves.push({ path: here, get, key });
+      }
+    };
+    walk(exported.approvals[0], 'approvals[0]', (b) => b.approvals[0] as unknown as Record<string, unknown>);
+    expect(leaves.length).toBeGreaterThan(30);
+    const changed = (v: unknown): unknown =>
+      typeof v === 'string' ? (v.length ? v.slice(0, -1) + (v.at(-1) === 'x' ? 'y' : 'x') : 'x')
+      : typeof v === 'number' ? v + 1
+      : typeof v === 'boolean' ? !v
+      : v === null ? 'x'
+      : Array.isArray(v) ? ['x'] : { x: 1 };
+    const missed: string[] = [];
+    for (const leaf of leaves) {
+      const copy = structuredClone(exported);
+      const holder = leaf.get(copy);
+      holder[leaf.key] = changed(holder[leaf.key]);
+      const report = verifyEvidenceBundle(copy, { auditKey: testAuditKey });
+      // The problem names this value, or the value that holds it (a parameter's change is named at
+      // `params`, which no longer hash to the bound hash), never only the bundle or the approval.
+      const named = report.problems.some((p) => p.field === leaf.path || (p.field !== 'approvals[0]' && (leaf.path.startsWith(`${p.field}.`) || leaf.path.startsWith(`${p.field}[`))));
+      if (report.ok || !named) missed.push(`${leaf.path}: ${report.ok ? 'verified' : report.problems.map((p) => p.field).join(', ')}`);
+    }
+    expect(missed).toEqual([]);
+  });
+
   it('catches a changed step output, a changed tool call and an edited chained event', async () => {
     const output = await verifyChanged((b) => {
       const s = b.steps.find((x) => x.name === 'fetch quote');
