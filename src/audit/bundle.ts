@@ -13,6 +13,7 @@
 import type pg from 'pg';
 import { canonicalJson } from '../approvals/hash.ts';
 import type { ApprovalRow } from '../approvals/store.ts';
+import { withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../errors.ts';
 import { formatPrincipal, principalSchema } from '../principals.ts';
 import type { Queryable, RunRow, StepRow } from '../runtime/journal.ts';
@@ -106,18 +107,7 @@ export async function exportEvidenceBundle(db: pg.Pool | Queryable, runId: strin
     );
   }
   if (!('connect' in db) || typeof db.connect !== 'function' || 'release' in db) return exportIn(db, runId, key, opts);
-  const client = await (db as pg.Pool).connect();
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const bundle = await exportIn(client, runId, key, opts);
-    await client.query('COMMIT');
-    return bundle;
-  } catch (e) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw e;
-  } finally {
-    client.release();
-  }
+  return withTransaction(db as pg.Pool, (q) => exportIn(q, runId, key, opts), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
 }
 
 async function exportIn(q: Queryable, runId: string, key: AuditKey, opts: ExportOptions): Promise<EvidenceBundle> {

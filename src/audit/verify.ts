@@ -20,6 +20,7 @@
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import { withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../errors.ts';
 import type { Queryable } from '../runtime/journal.ts';
 import { auditKeyOf, type AuditKey } from './key.ts';
@@ -124,18 +125,7 @@ export async function verifyAuditChain(db: pg.Pool | Queryable, key: AuditKey | 
     );
   }
   if (!('connect' in db) || typeof db.connect !== 'function' || 'release' in db) return verifyIn(db, key);
-  const client = await (db as pg.Pool).connect();
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const report = await verifyIn(client, key);
-    await client.query('COMMIT');
-    return report;
-  } catch (e) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw e;
-  } finally {
-    client.release();
-  }
+  return withTransaction(db as pg.Pool, (q) => verifyIn(q, key), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
 }
 
 async function verifyIn(q: Queryable, key: AuditKey): Promise<VerifyReport> {

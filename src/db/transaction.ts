@@ -1,10 +1,14 @@
-/** Runs `fn` in a transaction on a client of its own: COMMIT when it resolves, ROLLBACK when it throws. */
+/**
+ * Runs `fn` in a transaction on a client of its own: COMMIT when it resolves, ROLLBACK when it
+ * throws. `begin` may ask for more than the default, e.g. `BEGIN ISOLATION LEVEL REPEATABLE READ
+ * READ ONLY` for one consistent snapshot across several reads.
+ */
 import type pg from 'pg';
 
-export async function withTransaction<T>(pool: pg.Pool, fn: (q: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function withTransaction<T>(pool: pg.Pool, fn: (q: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
   const c = await pool.connect();
   try {
-    await c.query('BEGIN');
+    await c.query(begin);
     const out = await fn(c);
     await c.query('COMMIT');
     return out;
