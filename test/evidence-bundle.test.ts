@@ -18,6 +18,7 @@ import { parsePrincipal } from '../src/principals.ts';
 import { listRunApprovals, paramsHash } from '../src/approvals/index.ts';
 import { PO_TOOL } from '../src/tools/purchase-orders.ts';
 import { builtinWorkflows } from '../src/workflows/index.ts';
+import { builtinTools, ToolRegistry } from '../src/tools/index.ts';
 import { purgeBefore } from '../src/audit/retention.ts';
 import { exportEvidenceBundle, type EvidenceBundle } from '../src/audit/bundle.ts';
 import { verifyEvidenceBundle } from '../src/audit/bundle-verify.ts';
@@ -291,6 +292,29 @@ describe('tollgate runs export and audit verify --bundle', () => {
       b.chain.events.pop();
     });
     expect(truncated.err).toContain('chain.head is #');
+  });
+
+  it("names the version each tool call ran with, from its chained event, also after the tool was upgraded; a changed version is named", async () => {
+    // The run's purchase-order call ran with version 1, as its step.started event records.
+    const call = exported.toolCalls[0];
+    expect(call).toMatchObject({ tool: PO_TOOL, version: 1, versionFrom: 'call' });
+    const started = exported.chain.events.filter((e) => e.type === 'step.started' && e.stepIdx === call?.stepIdx).pop();
+    expect(JSON.parse(started?.payload ?? '{}')).toMatchObject({ tool: PO_TOOL, toolVersion: 1 });
+
+    // Exported by a deployment whose purchase-order tool is now version 2: the call still says 1.
+    const upgraded = new ToolRegistry().register(...builtinTools().map((tool) => (tool.name === PO_TOOL ? { ...tool, version: 2 } : tool)));
+    const later = await exportEvidenceBundle(db.pool, runId, { auditKey: testAuditKey, registry: t.registry, tools: upgraded });
+    expect(later.toolCalls[0]).toMatchObject({ version: 1, versionFrom: 'call' });
+    expect(later.versions.tools).toContainEqual({ name: PO_TOOL, version: 2 });
+    expect(verifyEvidenceBundle(later, { auditKey: testAuditKey })).toMatchObject({ ok: true, problems: [] });
+
+    // Claiming another version, or passing the recorded one off as the registry's, is named, with or without the key.
+    const bumped = structuredClone(later);
+    if (bumped.toolCalls[0]) bumped.toolCalls[0].version = 2;
+    expect(verifyEvidenceBundle(bumped, {}).problems.map((p) => p.message)).toContain("toolCalls[0].version is 2, but the call's chained step.started event says 1");
+    const disowned = structuredClone(later);
+    if (disowned.toolCalls[0]) Object.assign(disowned.toolCalls[0], { version: 2, versionFrom: 'registry' });
+    expect(verifyEvidenceBundle(disowned, {}).problems.map((p) => p.field)).toContain('toolCalls[0].versionFrom');
   });
 
   it('without the audit key: refuses unless --without-key, then checks what anyone can and says what it could not', async () => {

@@ -74,8 +74,14 @@ export interface BundleStep {
 export interface BundleToolCall {
   stepIdx: number;
   tool: string;
-  /** The tool's version in the exporting process's registry; null when it no longer knows the tool. */
+  /**
+   * The tool's version. `versionFrom: 'call'`: the version the call ran with, from the last
+   * chained `step.started` event of its step. `'registry'`: that event does not say (recorded
+   * before Tollgate kept it, or its payload purged by retention), so this is the exporting
+   * process's registry version; null when it no longer knows the tool.
+   */
   version: number | null;
+  versionFrom: 'call' | 'registry';
   status: string;
   attempts: number;
   input: unknown;
@@ -214,4 +220,16 @@ export function modelCallOf(e: BundleEvent): BundleModelCall {
     error: p?.error ?? null,
     purged: p === null,
   };
+}
+
+/**
+ * The tool version a tool step's last attempt ran with, as its chained `step.started` event
+ * records it (`toolVersion`); undefined when no such event says (older runs, purged payloads).
+ * The exporter and the verifier both derive it with this.
+ */
+export function calledToolVersion(events: readonly BundleEvent[], stepIdx: number): number | undefined {
+  const started = events.filter((e) => e.type === 'step.started' && e.stepIdx === stepIdx).pop();
+  if (!started || started.payload === null) return undefined;
+  const p = JSON.parse(started.payload) as { toolVersion?: unknown } | null;
+  return typeof p?.toolVersion === 'number' ? p.toolVersion : undefined;
 }

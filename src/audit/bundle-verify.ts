@@ -28,6 +28,7 @@ import type { AuditKey } from './key.ts';
 import { linkMessage, principalOf } from './verify.ts';
 import { checkSeals } from './bundle-seal.ts';
 import {
+  calledToolVersion,
   EVIDENCE_FORMAT,
   isoMicros,
   modelCallOf,
@@ -140,7 +141,7 @@ export function verifyEvidenceBundle(input: unknown, opts: { auditKey?: AuditKey
   section('run', () => checkRun(b, ctx, problem));
   section('approvals', () => checkApprovals(b, ctx, problem, report));
   section('steps', () => checkSteps(b, ctx, problem));
-  section('toolCalls', () => checkToolCalls(b, problem));
+  section('toolCalls', () => checkToolCalls(b, ctx, problem));
   section('modelCalls', () => checkModelCalls(b, ctx, problem));
 
   if (key) {
@@ -403,7 +404,7 @@ function checkApprovalStep(b: EvidenceBundle, ctx: Ctx, s: BundleStep, label: st
   });
 }
 
-function checkToolCalls(b: EvidenceBundle, problem: Problem): void {
+function checkToolCalls(b: EvidenceBundle, ctx: Ctx, problem: Problem): void {
   const steps = list<BundleStep>(b.steps);
   const versions = list<{ name: string; version: number | null }>(b.versions?.tools);
   list<Json>(b.toolCalls).forEach((t, i) => {
@@ -418,6 +419,13 @@ function checkToolCalls(b: EvidenceBundle, problem: Problem): void {
     for (const f of ['input', 'output', 'status', 'attempts'] as const) {
       if (!same(t[f], s[f])) problem(`${label}.${f}`, `differs from steps[${k}].${f}, the journal's record of the call`);
     }
+    const called = calledToolVersion(ctx.events, s.idx);
+    if (t.versionFrom === 'call') {
+      if (called !== t.version) problem(`${label}.version`, `is ${show(t.version)}, but the call's chained step.started event says ${show(called ?? null)}`);
+      return;
+    }
+    // From the registry: only where the call's event does not say (a bundle may not pass a recorded version off as unknown).
+    if (called !== undefined) problem(`${label}.versionFrom`, `is ${show(t.versionFrom ?? null)}, but the call's chained step.started event records version ${called}`);
     const v = versions.find((x) => x.name === t.tool);
     if (!v || v.version !== (t.version ?? null)) problem(`${label}.version`, `is ${show(t.version)}, but versions.tools says ${show(v?.version)}`);
   });

@@ -24,6 +24,7 @@ import { createHash } from 'node:crypto';
 import { auditKeyOf, type AuditKey } from './key.ts';
 import { sealBundle } from './bundle-seal.ts';
 import {
+  calledToolVersion,
   EVIDENCE_FORMAT,
   isoMicros,
   modelCallOf,
@@ -140,17 +141,23 @@ async function exportIn(q: Queryable, runId: string, key: AuditKey, opts: Export
   }));
 
   const toolVersion = (name: string): number | null => (opts.tools?.has(name) ? opts.tools.get(name).version : null);
+  // Each call's version as its chained step.started event recorded it; older calls' from the registry.
   const toolCalls: BundleToolCall[] = steps
     .filter((s) => s.kind === 'tool')
-    .map((s) => ({
-      stepIdx: s.idx,
-      tool: toolOfStep(s.name),
-      version: toolVersion(toolOfStep(s.name)),
-      status: s.status,
-      attempts: s.attempts,
-      input: s.input ?? null,
-      output: s.output ?? null,
-    }));
+    .map((s) => {
+      const tool = toolOfStep(s.name);
+      const called = calledToolVersion(chainEvents, s.idx);
+      return {
+        stepIdx: s.idx,
+        tool,
+        version: called ?? toolVersion(tool),
+        versionFrom: called === undefined ? 'registry' : 'call',
+        status: s.status,
+        attempts: s.attempts,
+        input: s.input ?? null,
+        output: s.output ?? null,
+      };
+    });
 
   const approvals = await loadApprovals(q, approvalRows.rows, seqOfEvent);
 

@@ -597,7 +597,9 @@ class Replay {
     const call = prepareToolCall(this.#env.tools, this.#def, this.#run.id, name, input);
     const { run, compensate } = toolStep(call, this.#env.project, this.#env.pool);
     const before = call.effect === 'write' ? async () => { await requireApproval(this.#q, this.#run.id, claimed.idx, call); } : undefined;
-    return this.#runStep(claimed, run, { retry: options.retry, timeoutMs: options.timeoutMs, compensate: options.compensate ? compensate : undefined }, 'tool', call.input, before);
+    // The tool's version goes into each attempt's chained step.started event: the evidence of which version ran.
+    const started = { tool: call.tool.name, toolVersion: call.tool.version };
+    return this.#runStep(claimed, run, { retry: options.retry, timeoutMs: options.timeoutMs, compensate: options.compensate ? compensate : undefined }, 'tool', call.input, before, started);
   }
 
   /** An approval gate (see src/approvals/gate.ts): suspends until decided, then records the decision. */
@@ -705,6 +707,7 @@ class Replay {
     kind: string,
     input?: unknown,
     before?: () => Promise<void>,
+    started?: Record<string, unknown>,
   ): Promise<T> {
     const { idx, name: unique, row } = claimed;
     const retry = resolveRetry(options.retry);
@@ -738,8 +741,8 @@ class Replay {
       await this.flush();
       if (input !== undefined) asJson(input, `The input of ${kind} "${unique}"`); // refused before it is recorded
       const previous = await this.takeUnwritten();
-      const started = await journal.startStepAttempt(this.#q, { runId: this.#run.id, idx, name: unique, kind, attempt, input }, previous);
-      if (started.cancelRequested) this.#stop(new Cancelled());
+      const attemptStart = await journal.startStepAttempt(this.#q, { runId: this.#run.id, idx, name: unique, kind, attempt, input, started }, previous);
+      if (attemptStart.cancelRequested) this.#stop(new Cancelled());
       try {
         const output = asJson(await timeStepAttempt(this.#run.workflow, kind, () => traceStepAttempt(this.#run, { name: unique, idx, attempt, kind }, () => this.#attempt(unique, idx, attempt, fn, options.timeoutMs, log))));
         this.#deferSuccess({ idx, name: unique, output });

@@ -244,9 +244,11 @@ export interface StepSuccess {
  */
 export async function startStepAttempt(
   q: Queryable,
-  s: { runId: string; idx: number; name: string; kind: string; attempt: number; input?: unknown },
+  s: { runId: string; idx: number; name: string; kind: string; attempt: number; input?: unknown; started?: Record<string, unknown> },
   previous?: StepSuccess,
 ): Promise<{ cancelRequested: boolean }> {
+  // `started`: more for the chained step.started event (a tool call's tool and version).
+  const started = s.started === undefined ? null : JSON.stringify(s.started);
   const values = [s.runId, s.idx, s.name, s.kind, s.attempt, s.input === undefined ? null : JSON.stringify(s.input)];
   const { rows } = await q.query<{ cancel_requested: boolean }>(
     previous
@@ -264,10 +266,10 @@ export async function startStepAttempt(
        SELECT run_id, type, idx, payload FROM (
          SELECT 1 AS ord, run_id, 'step.succeeded' AS type, idx, jsonb_build_object('step', $9::text, 'attempts', attempts) AS payload FROM done
          UNION ALL
-         SELECT 2, run_id, 'step.started', idx, jsonb_build_object('step', $3::text, 'attempt', $5::int) FROM s) ordered
+         SELECT 2, run_id, 'step.started', idx, jsonb_build_object('step', $3::text, 'attempt', $5::int) || coalesce($10::jsonb, '{}') FROM s) ordered
        ORDER BY ord)
      SELECT coalesce((SELECT cancel FROM c), false) AS cancel_requested`,
-        [...values, previous.idx, previous.output === undefined ? null : JSON.stringify(previous.output), previous.name])
+        [...values, previous.idx, previous.output === undefined ? null : JSON.stringify(previous.output), previous.name, started])
       : prepared('start_step', `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
      s AS (
        INSERT INTO tollgate.steps (run_id, idx, name, kind, status, attempts, input)
@@ -276,8 +278,8 @@ export async function startStepAttempt(
          next_attempt_at = NULL, updated_at = now()
        RETURNING run_id, idx),
      e AS (INSERT INTO tollgate.events (run_id, type, step_idx, payload)
-       SELECT run_id, 'step.started', idx, jsonb_build_object('step', $3::text, 'attempt', $5::int) FROM s)
-     SELECT coalesce((SELECT cancel FROM c), false) AS cancel_requested`, values),
+       SELECT run_id, 'step.started', idx, jsonb_build_object('step', $3::text, 'attempt', $5::int) || coalesce($7::jsonb, '{}') FROM s)
+     SELECT coalesce((SELECT cancel FROM c), false) AS cancel_requested`, [...values, started]),
   );
   return { cancelRequested: rows[0]?.cancel_requested === true };
 }
