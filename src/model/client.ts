@@ -132,23 +132,26 @@ export function createModelClient(settings: ModelSettings, log: Logger): ModelCl
 
   type Interpret<T> = (content: string | null, completion: ChatCompletion) => { response: unknown; output: T; dropped?: string[] };
 
+  /** One call: what is sent, and `interpret`, which turns the completion into the answer. */
+  interface CallArgs<T> {
+    prompt: PromptRef;
+    system: string;
+    input: unknown;
+    withhold?: readonly string[];
+    signal?: AbortSignal;
+    extra: Partial<ChatCompletionCreateParamsNonStreaming>;
+    interpret: Interpret<T>;
+  }
+
   /**
    * One call as a span (`gen_ai.*`, under the step that makes it) and in the metrics (tokens and
    * cost by model), whether it succeeds or fails: every model call of the process passes here.
    */
-  async function call<T>(
-    prompt: PromptRef,
-    system: string,
-    input: unknown,
-    withhold: readonly string[] | undefined,
-    signal: AbortSignal | undefined,
-    extra: Partial<ChatCompletionCreateParamsNonStreaming>,
-    interpret: Interpret<T>,
-  ): Promise<ModelResult<T>> {
+  async function call<T>(a: CallArgs<T>): Promise<ModelResult<T>> {
     const { model } = requireConfigured();
-    const span = { model, baseUrl: settings.baseUrl, prompt, maxOutputTokens: extra.max_completion_tokens ?? undefined };
+    const span = { model, baseUrl: settings.baseUrl, prompt: a.prompt, maxOutputTokens: a.extra.max_completion_tokens ?? undefined };
     try {
-      const result = await withModelCallSpan(span, () => callOnce(prompt, system, input, withhold, signal, extra, interpret));
+      const result = await withModelCallSpan(span, () => callOnce(a));
       observeModelCall(result.record);
       return result;
     } catch (e) {
@@ -157,16 +160,8 @@ export function createModelClient(settings: ModelSettings, log: Logger): ModelCl
     }
   }
 
-  /** Runs one call and builds its record, whatever happens; `interpret` turns the completion into the answer. */
-  async function callOnce<T>(
-    prompt: PromptRef,
-    system: string,
-    input: unknown,
-    withhold: readonly string[] | undefined,
-    signal: AbortSignal | undefined,
-    extra: Partial<ChatCompletionCreateParamsNonStreaming>,
-    interpret: Interpret<T>,
-  ): Promise<ModelResult<T>> {
+  /** Runs one call and builds its record, whatever happens. */
+  async function callOnce<T>({ prompt, system, input, withhold, signal, extra, interpret }: CallArgs<T>): Promise<ModelResult<T>> {
     const { openai: client, model } = requireConfigured();
     const sent = redactor.redact(input, withhold ?? []);
     const messages: ChatCompletionMessageParam[] = [
@@ -230,7 +225,7 @@ export function createModelClient(settings: ModelSettings, log: Logger): ModelCl
 
     structured<S extends z.ZodObject>(req: StructuredRequest<S>): Promise<ModelResult<z.infer<S>>> {
       const extra = { response_format: zodResponseFormat(req.schema, formatName(req.prompt)) };
-      return call(req.prompt, req.system, req.input, req.withhold, req.signal, extra, (content) => {
+      return call({ ...req, extra, interpret: (content) => {
         if (content === null || content === '') throw new CallFailed({ code: 'TG_MODEL_BAD_ANSWER', message: 'The model answered nothing.' });
         let raw: unknown;
         try {
@@ -246,15 +241,15 @@ export function createModelClient(settings: ModelSettings, log: Logger): ModelCl
           throw new CallFailed({ code: 'TG_MODEL_BAD_ANSWER', message: `The model’s answer did not match what was asked for (${at}${issue.message}).`, cause: parsed.error, response: raw });
         }
         return { response: raw, output: parsed.data as z.infer<S>, dropped };
-      });
+      } });
     },
 
     text(req: TextRequest): Promise<ModelResult<string>> {
       const extra = req.maxOutputTokens !== undefined ? { max_completion_tokens: req.maxOutputTokens } : {};
-      return call(req.prompt, req.system, req.input, req.withhold, req.signal, extra, (content) => {
+      return call({ ...req, extra, interpret: (content) => {
         if (content === null) throw new CallFailed({ code: 'TG_MODEL_BAD_ANSWER', message: 'The model answered no text.' });
         return { response: content, output: content };
-      });
+      } });
     },
 
     estimateCostUsd(input: unknown, maxOutputTokens = 0): number | null {
