@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { run, runMigrations, type WorkerEvents } from 'graphile-worker';
 import { createPool } from '../src/db/connect.ts';
-import { graphileLogger } from '../src/worker.ts';
+import { graphileLogger } from '../src/worker/worker.ts';
 import type { BenchSection } from './types.ts';
 
 export const CONCURRENCY = 10;

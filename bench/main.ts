@@ -16,7 +16,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { ensureDatabase } from '../src/db/connect.ts';
 import { startEmbeddedPostgres, withDatabase, type EmbeddedServer } from '../src/db/embedded.ts';
-import { createLogger } from '../src/log.ts';
+import { createLogger } from '../src/common/log.ts';
 import { dbosSection } from './dbos.ts';
 import { graphileSection } from './graphile.ts';
 import { runtimeSection } from './runtime.ts';

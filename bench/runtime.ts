@@ -13,7 +13,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
-import { newProcessId, startWorker } from '../src/worker.ts';
+import { newProcessId, startWorker } from '../src/worker/worker.ts';
 import { taskList } from '../jobs/index.ts';
 import { BENCH_AUDIT_KEY, measureWorkflowSystem, type BenchSection } from './types.ts';
 

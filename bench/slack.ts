@@ -26,7 +26,7 @@ import { auditKeyFromEnv } from '../src/audit/key.ts';
 import { ensureDatabase, createPool } from '../src/db/connect.ts';
 import { startEmbeddedPostgres, withDatabase } from '../src/db/embedded.ts';
 import { migrate } from '../src/db/migrate.ts';
-import { createLogger } from '../src/log.ts';
+import { createLogger } from '../src/common/log.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
 import { demo } from '../src/workflows/demo.ts';

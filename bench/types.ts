@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import pg from 'pg';
 import { auditKeyFromEnv } from '../src/audit/key.ts';
-import type { Logger } from '../src/log.ts';
+import type { Logger } from '../src/common/log.ts';
 
 /**
  * The audit key of every database the bench writes Tollgate events to: the chain is keyed

@@ -6,8 +6,8 @@
 import type pg from 'pg';
 import type { ChatAdapter } from '../src/chat/platform.ts';
 import type { ChatCore } from '../src/chat/intake.ts';
-import type { Config } from '../src/config.ts';
-import type { Logger } from '../src/log.ts';
+import type { Config } from '../src/config/config.ts';
+import type { Logger } from '../src/common/log.ts';
 import { createSlackAdapter } from './slack/index.ts';
 import { createTeamsAdapter, TEAMS_NOT_CONFIGURED } from './teams/index.ts';
 

@@ -5,7 +5,7 @@
  */
 import type { Task } from 'graphile-worker';
 import type pg from 'pg';
-import type { Logger } from '../src/log.ts';
+import type { Logger } from '../src/common/log.ts';
 import { writeCheckpoint } from '../src/audit/checkpoint.ts';
 
 export const identifier = 'audit-checkpoint';

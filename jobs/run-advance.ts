@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { Task } from 'graphile-worker';
-import { TollgateError } from '../src/errors.ts';
+import { TollgateError } from '../src/common/errors.ts';
 import type { Runtime } from '../src/runtime/runtime.ts';
 
 export const identifier = 'run-advance';

@@ -5,23 +5,23 @@
  * embedded database.
  *
  * Under mode 'all' (`tollgate start`) the worker runs in a worker thread of its own
- * (src/worker-thread-host.ts), so workflow CPU never delays an HTTP acknowledgement;
+ * (src/worker/thread-host.ts), so workflow CPU never delays an HTTP acknowledgement;
  * TOLLGATE_WORKER_THREAD=off keeps it on this thread, as modes 'worker' and 'server' do. The
  * thread builds what a worker needs with the functions below (loadAppProject, composeCore,
  * startTaskWorker), the same ones startApp uses.
  */
-import type { Config } from './config.ts';
+import type { Config } from './config/config.ts';
 import { openDatabase, type Database } from './db/connect.ts';
 import { prepareDatabase } from './db/app-role.ts';
-import { holdDeploymentConfig, type ConfigHold } from './config-digest.ts';
-import type { Logger } from './log.ts';
-import { checkSectionNames, type ProjectConfig } from './project-config.ts';
-import { loadProject, type Project } from './project.ts';
+import { holdDeploymentConfig, type ConfigHold } from './config/digest.ts';
+import type { Logger } from './common/log.ts';
+import { checkSectionNames, type ProjectConfig } from './config/project-config.ts';
+import { loadProject, type Project } from './config/project.ts';
 import { checkHttpToolConfig } from './tools/http-request.ts';
 import { WorkflowRegistry } from './runtime/registry.ts';
 import { Runtime } from './runtime/runtime.ts';
 import type { HttpServer } from './server/http.ts';
-import type { WorkerHandle } from './worker.ts';
+import type { WorkerHandle } from './worker/worker.ts';
 import { builtinWorkflows } from './workflows/index.ts';
 import { builtinToolRegistry, type ToolRegistry } from './tools/index.ts';
 import type pg from 'pg';
@@ -127,7 +127,7 @@ export async function startTaskWorker(opts: {
 }): Promise<WorkerHandle> {
   const { config, processId } = opts;
   // The instruments too (src/telemetry/metrics-registry.ts): the steps this worker runs are timed from its first job.
-  const [{ startWorker }, { crontab, taskList }] = await Promise.all([import('./worker.ts'), import('../jobs/index.ts'), import('./telemetry/metrics-registry.ts')]);
+  const [{ startWorker }, { crontab, taskList }] = await Promise.all([import('./worker/worker.ts'), import('../jobs/index.ts'), import('./telemetry/metrics-registry.ts')]);
   return startWorker({
     pool: opts.pool,
     log: opts.log,
@@ -168,14 +168,14 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
   // migrated and the configuration held here already, so the thread does neither.
   const threadStarting =
     mode === 'all' && config.worker.thread
-      ? import('./worker-thread-host.ts').then(({ startWorkerThread }) => startWorkerThread({ config, log, db: { url: db.url, auditKey: db.auditKey } }))
+      ? import('./worker/thread-host.ts').then(({ startWorkerThread }) => startWorkerThread({ config, log, db: { url: db.url, auditKey: db.auditKey } }))
       : undefined;
   threadStarting?.catch(() => {}); // awaited below, or stopped on the way out if something else fails first
   try {
     if (threadStarting) {
       // The thread loads its modules and project while the HTTP server is set up below.
     } else if (runsWorker) {
-      const { newProcessId } = await import('./worker.ts');
+      const { newProcessId } = await import('./worker/worker.ts');
       worker = await startTaskWorker({ config, log, pool: db.pool, project, runtime, chat, processId: newProcessId() });
     }
     if (mode === 'all' || mode === 'server') {

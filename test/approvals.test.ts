@@ -1,11 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
-import { parseProjectConfig, type ProjectConfig } from '../src/project-config.ts';
+import { parseProjectConfig, type ProjectConfig } from '../src/config/project-config.ts';
 import { getApproval, listPendingApprovals, listRunApprovals, paramsHash } from '../src/approvals/index.ts';
 import type { ApprovalOptions, ApprovalRecord } from '../src/approvals/types.ts';
 import type { Runtime } from '../src/runtime/runtime.ts';
-import { parsePrincipal } from '../src/principals.ts';
+import { parsePrincipal } from '../src/common/principals.ts';
 import { verifyAuditChain } from '../src/audit/verify.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';

@@ -7,7 +7,7 @@ import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow
 import { verifyAuditChain } from '../src/audit/verify.ts';
 import { purgeBefore } from '../src/audit/retention.ts';
 import { main } from '../src/cli/main.ts';
-import { NonRetriableError } from '../src/errors.ts';
+import { NonRetriableError } from '../src/common/errors.ts';
 import { createTestDb, TEST_AUDIT_ENV } from './helpers/db.ts';
 import { createTestRuntime, useTestRuntimes, waitForRun } from './helpers/runtime.ts';
 

@@ -9,7 +9,7 @@
  * names, so a green chaos round means something.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseProjectConfig } from '../src/project-config.ts';
+import { parseProjectConfig } from '../src/config/project-config.ts';
 import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { purchaseOrderWorkflow } from '../src/workflows/purchase-order.ts';
 import { checkAcked, checkAudit, checkEffects, checkLedger, checkSettled, runStates } from './fixtures/chaos/invariants.ts';

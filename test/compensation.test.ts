@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { NonRetriableError } from '../src/errors.ts';
+import { NonRetriableError } from '../src/common/errors.ts';
 import { defineWorkflow, type WorkflowDefinition, type WorkflowContext } from '../src/runtime/workflow.ts';
 import { useTestRuntimes, waitForRun } from './helpers/runtime.ts';
 

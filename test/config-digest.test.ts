@@ -10,8 +10,8 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type App, type AppMode } from '../src/app.ts';
 import { main } from '../src/cli/main.ts';
-import { loadConfig } from '../src/config.ts';
-import { isTollgateError } from '../src/errors.ts';
+import { loadConfig } from '../src/config/config.ts';
+import { isTollgateError } from '../src/common/errors.ts';
 import { createTestDb, TEST_AUDIT_ENV, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 

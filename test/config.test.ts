@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.ts';
-import { parseProjectConfig } from '../src/project-config.ts';
+import { loadConfig } from '../src/config/config.ts';
+import { parseProjectConfig } from '../src/config/project-config.ts';
 
 describe('configuration', () => {
   it('applies defaults and freezes the result', () => {

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createModelClient } from '../src/model/client.ts';
 import { listModelCalls } from '../src/model/record.ts';
 import { listRunApprovals } from '../src/approvals/index.ts';
-import { parseProjectConfig } from '../src/project-config.ts';
+import { parseProjectConfig } from '../src/config/project-config.ts';
 import { crmContactTool } from '../src/tools/crm-contacts.ts';
 import { builtinWorkflows } from '../src/workflows/index.ts';
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai/index.ts';

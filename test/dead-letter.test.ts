@@ -12,7 +12,7 @@ import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { main } from '../src/cli/main.ts';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config/config.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
 import { sweepStuckRuns } from '../src/runtime/sweep.ts';

@@ -4,8 +4,8 @@
  * its webhook is not called; names are compared trimmed and in lower case.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parsePrincipal } from '../src/principals.ts';
-import { parseProjectConfig, type ProjectConfig } from '../src/project-config.ts';
+import { parsePrincipal } from '../src/common/principals.ts';
+import { parseProjectConfig, type ProjectConfig } from '../src/config/project-config.ts';
 import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { deployWorkflow } from '../src/workflows/deploy.ts';
 import { builtinWorkflows } from '../src/workflows/index.ts';

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findRunningServer, startEmbeddedPostgres, type EmbeddedServer } from '../src/db/embedded.ts';
-import { createLogger } from '../src/log.ts';
+import { createLogger } from '../src/common/log.ts';
 
 let dir: string | undefined;
 let server: EmbeddedServer | undefined;

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { main } from '../src/cli/main.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
-import { parsePrincipal } from '../src/principals.ts';
+import { parsePrincipal } from '../src/common/principals.ts';
 import { listRunApprovals, paramsHash } from '../src/approvals/index.ts';
 import { PO_TOOL } from '../src/tools/purchase-orders.ts';
 import { builtinWorkflows } from '../src/workflows/index.ts';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../src/db/embedded.ts';
-import { createLogger } from '../src/log.ts';
+import { createLogger } from '../src/common/log.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

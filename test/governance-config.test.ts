@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { paramsHash, canonicalJson } from '../src/approvals/hash.ts';
-import { parseProjectConfig } from '../src/project-config.ts';
+import { parseProjectConfig } from '../src/config/project-config.ts';
 import { builtinWorkflows } from '../src/workflows/index.ts';
 import { hostAllowed } from '../src/tools/http-request.ts';
 

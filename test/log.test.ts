@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../src/log.ts';
+import { createLogger } from '../src/common/log.ts';
 
 function capture() {
   const lines: Record<string, unknown>[] = [];

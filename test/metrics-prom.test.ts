@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type App } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config/config.ts';
 import { instrumentsAsJson } from '../src/telemetry/metrics-registry.ts';
 import { APPROVER, MODEL } from './fixtures/metrics-project.ts';
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai/index.ts';

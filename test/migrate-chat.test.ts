@@ -15,7 +15,7 @@ import { createChat } from '../src/chat/index.ts';
 import { applyFunctions, MIGRATIONS_DIR, migrate } from '../src/db/migrate.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
-import { newProcessId, startWorker, type WorkerHandle } from '../src/worker.ts';
+import { newProcessId, startWorker, type WorkerHandle } from '../src/worker/worker.ts';
 import { startFakeSlack, type FakeSlack } from './fakes/slack/server.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';

@@ -7,12 +7,12 @@
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config/config.ts';
 import { createModelClient } from '../src/model/client.ts';
 import { ModelCallError } from '../src/model/errors.ts';
 import { modelSettings } from '../src/model/settings.ts';
 import type { ModelSettings } from '../src/model/types.ts';
-import { EMPTY_PROJECT_CONFIG, parseProjectConfig } from '../src/project-config.ts';
+import { EMPTY_PROJECT_CONFIG, parseProjectConfig } from '../src/config/project-config.ts';
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai/index.ts';
 import { testLogger } from './helpers/log.ts';
 

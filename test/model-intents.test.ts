@@ -10,11 +10,11 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { executeActions, type AdaptiveCard } from '../bots/teams/cards.ts';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config/config.ts';
 import { createModelClient } from '../src/model/client.ts';
 import { modelSettings } from '../src/model/settings.ts';
 import type { ModelClient } from '../src/model/types.ts';
-import { parseProjectConfig } from '../src/project-config.ts';
+import { parseProjectConfig } from '../src/config/project-config.ts';
 import type { RunRow } from '../src/runtime/journal.ts';
 import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { demo } from '../src/workflows/demo.ts';

@@ -8,7 +8,7 @@ import { zodResponseFormat } from 'openai/helpers/zod';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { modelSchemaFor, withoutNulls } from '../src/model/schema.ts';
-import { EMPTY_PROJECT_CONFIG } from '../src/project-config.ts';
+import { EMPTY_PROJECT_CONFIG } from '../src/config/project-config.ts';
 import { demoInput } from '../src/workflows/demo.ts';
 import { deployInput } from '../src/workflows/deploy.ts';
 import { purchaseOrderInput } from '../src/workflows/purchase-order.ts';

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { createModelClient } from '../src/model/client.ts';
 import type { ModelClient, ModelSettings } from '../src/model/types.ts';
 import { listRunApprovals } from '../src/approvals/index.ts';
-import { parseProjectConfig } from '../src/project-config.ts';
+import { parseProjectConfig } from '../src/config/project-config.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai/index.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';

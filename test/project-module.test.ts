@@ -3,9 +3,9 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type App } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config/config.ts';
 import { main } from '../src/cli/main.ts';
-import { loadProject } from '../src/project.ts';
+import { loadProject } from '../src/config/project.ts';
 import { createTestDb, type TestDb, TEST_AUDIT_ENV } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 

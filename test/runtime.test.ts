@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
-import { NonRetriableError } from '../src/errors.ts';
+import { NonRetriableError } from '../src/common/errors.ts';
 import { useTestRuntimes, waitForRun } from './helpers/runtime.ts';
 
 const files = useTestRuntimes();

@@ -13,7 +13,7 @@ import { toApprovalView, type ApprovalView } from '../src/views/approval-view.ts
 import { principalFromCommand, principalFromInteraction } from '../bots/slack/identity.ts';
 import { createSlackAdapter } from '../bots/slack/index.ts';
 import { paramsModal, readSubmission, slackFieldErrors } from '../bots/slack/modal.ts';
-import { createLogger } from '../src/log.ts';
+import { createLogger } from '../src/common/log.ts';
 import { fieldErrors } from '../src/views/form.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import type { RunView, StepView } from '../src/views/run-view.ts';

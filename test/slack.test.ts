@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { NonRetriableError } from '../src/errors.ts';
+import { NonRetriableError } from '../src/common/errors.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { demo } from '../src/workflows/demo.ts';
 import type { RunRow } from '../src/runtime/journal.ts';

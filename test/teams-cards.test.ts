@@ -20,7 +20,7 @@ import {
 } from '../bots/teams/cards.ts';
 import type { ChatView } from '../src/chat/platform.ts';
 import type { RunSummary } from '../src/chat/replies.ts';
-import { formatPrincipal, type Principal } from '../src/principals.ts';
+import { formatPrincipal, type Principal } from '../src/common/principals.ts';
 import type { ApprovalDecisionView, ApprovalView } from '../src/views/approval-view.ts';
 import type { FormField } from '../src/views/form.ts';
 import type { RunView, StepView } from '../src/views/run-view.ts';

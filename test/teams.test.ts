@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { startApp } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
-import { parseProjectConfig } from '../src/project-config.ts';
+import { loadConfig } from '../src/config/config.ts';
+import { parseProjectConfig } from '../src/config/project-config.ts';
 import type { RunRow } from '../src/runtime/journal.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { executeActions, reasonInputId, type AdaptiveCard } from '../bots/teams/cards.ts';

@@ -7,11 +7,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { makeWorkerUtils } from 'graphile-worker';
-import { createLogger } from '../src/log.ts';
+import { createLogger } from '../src/common/log.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
-import { graphileLogger, newProcessId, reapDeadWorkers, startWorker, type WorkerHandle } from '../src/worker.ts';
+import { graphileLogger, newProcessId, reapDeadWorkers, startWorker, type WorkerHandle } from '../src/worker/worker.ts';
 import { taskList } from '../jobs/index.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { waitForRun } from './helpers/runtime.ts';

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type App } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config/config.ts';
 import { main } from '../src/cli/main.ts';
 import type { ApprovalRecord } from '../src/approvals/types.ts';
 import { paramsHash } from '../src/approvals/index.ts';

@@ -5,8 +5,8 @@
 import type pg from 'pg';
 import type { ChatAdapter } from '../../src/chat/platform.ts';
 import type { ChatCore } from '../../src/chat/intake.ts';
-import type { Config } from '../../src/config.ts';
-import type { Logger } from '../../src/log.ts';
+import type { Config } from '../../src/config/config.ts';
+import type { Logger } from '../../src/common/log.ts';
 import type { HttpServer } from '../../src/server/http.ts';
 import { SlackBot, type SlackBotOptions } from './bot.ts';
 import { slackPlatform } from './platform.ts';

@@ -9,7 +9,7 @@
 import { webApi } from '@slack/bolt';
 import type { ChatPlatform, DeliveryFailure, Destination, Posted, Rendered } from '../../src/chat/platform.ts';
 import type { HomeView } from '../../src/chat/replies.ts';
-import type { Principal } from '../../src/principals.ts';
+import type { Principal } from '../../src/common/principals.ts';
 import { pendingApprovalBlocks } from './approvals.ts';
 import { LIMITS, renderRunList } from './blocks.ts';
 import { fromRendered, renderSlack, toRendered } from './render.ts';

@@ -27,8 +27,8 @@ import { approvalMessageView, postedMessageView, runMessageView } from '../../sr
 import type { Where } from '../../src/chat/outbox.ts';
 import type { ChatView } from '../../src/chat/platform.ts';
 import { notice, type ChatReply } from '../../src/chat/replies.ts';
-import type { Logger } from '../../src/log.ts';
-import type { Principal } from '../../src/principals.ts';
+import type { Logger } from '../../src/common/log.ts';
+import type { Principal } from '../../src/common/principals.ts';
 import { readBody, sendJson } from '../../src/server/http.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
 import { PARAM_INPUT_PREFIX, renderForViewer, REASON_REQUIRED_MESSAGE, reasonInputId, VERBS, type AdaptiveCard } from './cards.ts';

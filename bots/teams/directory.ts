@@ -8,7 +8,7 @@
  * through `createConversation` with their AAD object id and the tenant's serviceUrl.
  */
 import type pg from 'pg';
-import type { Queryable } from '../../src/runtime/journal.ts';
+import type { Queryable } from '../../src/db/queryable.ts';
 
 export interface TeamsContact {
   userId: string | null;

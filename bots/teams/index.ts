@@ -7,8 +7,8 @@
 import type pg from 'pg';
 import type { ChatCore } from '../../src/chat/intake.ts';
 import type { ChatAdapter } from '../../src/chat/platform.ts';
-import type { Config } from '../../src/config.ts';
-import type { Logger } from '../../src/log.ts';
+import type { Config } from '../../src/config/config.ts';
+import type { Logger } from '../../src/common/log.ts';
 import type { HttpServer } from '../../src/server/http.ts';
 import { TeamsCloudAdapter } from './adapter.ts';
 import { TeamsBot } from './bot.ts';

@@ -12,7 +12,7 @@
 import type pg from 'pg';
 import type { Activity } from 'botbuilder';
 import type { ChatPlatform, DeliveryFailure, Destination, Posted, Rendered } from '../../src/chat/platform.ts';
-import type { Principal } from '../../src/principals.ts';
+import type { Principal } from '../../src/common/principals.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
 import { cardOf, renderTeams } from './cards.ts';
 import { findContact, rememberPersonalConversation, tenantServiceUrl } from './directory.ts';

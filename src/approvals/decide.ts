@@ -8,10 +8,11 @@
  * what it is given and never reads identities from button values.
  */
 import type pg from 'pg';
-import type { Principal } from '../principals.ts';
-import type { ProjectConfig } from '../project-config.ts';
+import type { Principal } from '../common/principals.ts';
+import type { ProjectConfig } from '../config/project-config.ts';
 import { withRetriedTransaction } from '../db/transaction.ts';
-import { enqueueAdvance, isTerminalStatus, type Queryable } from '../runtime/journal.ts';
+import { enqueueAdvance, isTerminalStatus } from '../runtime/journal.ts';
+import type { Queryable } from '../db/queryable.ts';
 import { applyTimeout } from './gate.ts';
 import { authorise, describeQuorum, principalKey } from './policy.ts';
 import { getApproval, loadApprovalRow, requesterKey, type ApprovalRow } from './store.ts';

@@ -11,9 +11,10 @@
  *
  * This module never decides for a person; `decide.ts` records people's decisions.
  */
-import { newId } from '../ids.ts';
-import type { ProjectConfig } from '../project-config.ts';
-import type { Queryable, RunRow } from '../runtime/journal.ts';
+import { newId } from '../common/ids.ts';
+import type { ProjectConfig } from '../config/project-config.ts';
+import type { RunRow } from '../runtime/journal.ts';
+import type { Queryable } from '../db/queryable.ts';
 import { parseDuration } from '../runtime/workflow.ts';
 import { traceApprovalWait } from '../telemetry/tracing-spans.ts';
 import { paramsHash } from './hash.ts';

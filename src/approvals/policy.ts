@@ -4,9 +4,9 @@
  * a principal is `platform:tenant:user`, so someone from another Slack workspace or Teams tenant
  * is never matched by a group that names a different tenant's user.
  */
-import { TollgateError } from '../errors.ts';
-import { formatPrincipal, parsePrincipal, type Principal } from '../principals.ts';
-import type { ProjectConfig } from '../project-config.ts';
+import { TollgateError } from '../common/errors.ts';
+import { formatPrincipal, parsePrincipal, type Principal } from '../common/principals.ts';
+import type { ProjectConfig } from '../config/project-config.ts';
 import type { ApprovalPolicy, ResolvedPolicy } from './types.ts';
 
 export function resolvePolicy(policy: ApprovalPolicy, project: ProjectConfig, requester: string | null, where: string): ResolvedPolicy {

@@ -2,9 +2,9 @@
  * Reading approvals as plain views (for adapters, the CLI and `ctx.approval`'s result). One query
  * per list plus one for the decisions; nothing here changes state.
  */
-import type { Queryable } from '../runtime/journal.ts';
+import type { Queryable } from '../db/queryable.ts';
 import { isTerminalStatus } from '../runtime/journal.ts';
-import { formatPrincipal, type Principal } from '../principals.ts';
+import { formatPrincipal, type Principal } from '../common/principals.ts';
 import { authorise, describeApprovers, describeQuorum, principalKey } from './policy.ts';
 import type { ApprovalResult, ApprovalStatus, ApprovalRecord, DecisionView, ResolvedPolicy } from './types.ts';
 

@@ -175,7 +175,7 @@ export interface EvidenceBundle {
   versions: {
     workflow: { name: string; version: number };
     tools: { name: string; version: number | null }[];
-    /** The deployment's policy configuration digest when exported (src/config-digest.ts), null if none is recorded. */
+    /** The deployment's policy configuration digest when exported (src/config/digest.ts), null if none is recorded. */
     deploymentConfig: { digest: string; setAt: string } | null;
   };
   steps: BundleStep[];

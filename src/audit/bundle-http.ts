@@ -9,7 +9,7 @@
  */
 import type http from 'node:http';
 import type pg from 'pg';
-import { isTollgateError } from '../errors.ts';
+import { isTollgateError } from '../common/errors.ts';
 import type { WorkflowRegistry } from '../runtime/registry.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import { exportEvidenceBundle } from './bundle.ts';

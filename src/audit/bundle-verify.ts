@@ -23,7 +23,7 @@ import { promises as fs } from 'node:fs';
 import { canonicalJson, paramsHash } from '../approvals/hash.ts';
 import { describeApprovers, describeQuorum } from '../approvals/policy.ts';
 import type { ResolvedPolicy } from '../approvals/types.ts';
-import { TollgateError } from '../errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import type { AuditKey } from './key.ts';
 import { linkMessage, principalOf } from './verify.ts';
 import { checkSeals } from './bundle-seal.ts';

@@ -8,7 +8,7 @@
  * the app's role has no right to the queue or the chain heads). Run starts never wait on a shared
  * row for it: appends only queue their chain once per interval, in their own chain's row.
  */
-import type { Queryable } from '../runtime/journal.ts';
+import type { Queryable } from '../db/queryable.ts';
 
 /** Writes a checkpoint of the chains changed since the last one; returns how many it named (0: nothing changed, nothing written). */
 export async function writeCheckpoint(q: Queryable): Promise<number> {

@@ -16,7 +16,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { TollgateError } from '../errors.ts';
+import { TollgateError } from '../common/errors.ts';
 
 export interface AuditKey {
   /** HMAC of `data` under the key (what the trigger computes in SQL). */
@@ -63,7 +63,7 @@ export function auditKey(key: Buffer, source: string): AuditKey {
   return made;
 }
 
-/** The key's bytes, to hand the key in memory to a worker thread of this process (src/worker-thread.ts). Never log them. */
+/** The key's bytes, to hand the key in memory to a worker thread of this process (src/worker/thread.ts). Never log them. */
 export function auditKeyBytes(key: AuditKey): Buffer | undefined {
   return keyBytes.get(key);
 }

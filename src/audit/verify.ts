@@ -21,8 +21,8 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { withTransaction } from '../db/transaction.ts';
-import { TollgateError } from '../errors.ts';
-import type { Queryable } from '../runtime/journal.ts';
+import { TollgateError } from '../common/errors.ts';
+import type { Queryable } from '../db/queryable.ts';
 import { auditKeyOf, type AuditKey } from './key.ts';
 
 export interface BrokenLink {

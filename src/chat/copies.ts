@@ -8,9 +8,9 @@
  * principal), created by the approval's delivery the first time it sees the approval pending.
  */
 import type { ApprovalRecord } from '../approvals/types.ts';
-import { newId } from '../ids.ts';
-import { parsePrincipal, type Principal } from '../principals.ts';
-import type { Queryable } from '../runtime/journal.ts';
+import { newId } from '../common/ids.ts';
+import { parsePrincipal, type Principal } from '../common/principals.ts';
+import type { Queryable } from '../db/queryable.ts';
 
 /** May this principal still approve? Mirrors listPendingApprovals' filter. */
 export function mayStillDecide(a: ApprovalRecord, principal: string): boolean {

@@ -5,7 +5,7 @@
  * and no code from bots/.
  */
 import type pg from 'pg';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../common/log.ts';
 import type { ModelClient } from '../model/types.ts';
 import type { WorkflowRegistry } from '../runtime/registry.ts';
 import type { Runtime } from '../runtime/runtime.ts';

@@ -14,11 +14,11 @@
  * queued) are told apart here, before SQL: the first is written, the others are duplicates, as
  * they would be in separate transactions.
  */
-import type { Queryable } from '../runtime/journal.ts';
+import type { Queryable } from '../db/queryable.ts';
 import { ADVANCE_TASK } from '../runtime/journal.ts';
 import type { PreparedRun } from '../runtime/runtime.ts';
 import type { Where } from './outbox.ts';
-import { newId } from '../ids.ts';
+import { newId } from '../common/ids.ts';
 import { newRunTraceContext } from '../telemetry/tracing-spans.ts';
 
 export interface KeyOf {

@@ -5,7 +5,7 @@
  * outbox renders, never a twin of it.
  */
 import { getApproval } from '../approvals/index.ts';
-import type { Queryable } from '../runtime/journal.ts';
+import type { Queryable } from '../db/queryable.ts';
 import { loadRunMessageView, toApprovalView, type ApprovalCopy } from '../views/approval-view.ts';
 import type { ChatView } from './platform.ts';
 

@@ -8,9 +8,9 @@
  * `add_job` directly, so a job key race never loses a delivery.
  */
 import { z } from 'zod';
-import { newId } from '../ids.ts';
-import { formatPrincipal, type Principal } from '../principals.ts';
-import type { Queryable } from '../runtime/journal.ts';
+import { newId } from '../common/ids.ts';
+import { formatPrincipal, type Principal } from '../common/principals.ts';
+import type { Queryable } from '../db/queryable.ts';
 import type { Rendered } from './platform.ts';
 
 /**

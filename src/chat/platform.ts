@@ -13,7 +13,7 @@
  * no code in src/ parses a platform's ids. A posted message's reference is stored as it came:
  * neutral columns (conversation, thread, message id) plus an `address` only that platform reads.
  */
-import type { Principal } from '../principals.ts';
+import type { Principal } from '../common/principals.ts';
 import type { HttpServer } from '../server/http.ts';
 import type { ApprovalCopy, ApprovalView } from '../views/approval-view.ts';
 import type { RunView } from '../views/run-view.ts';

@@ -5,9 +5,9 @@
  * shows it and the record of the model call, and confirmed with the run it starts.
  */
 import { z } from 'zod';
-import { newId } from '../ids.ts';
-import { principalSchema, type Principal } from '../principals.ts';
-import type { Queryable } from '../runtime/journal.ts';
+import { newId } from '../common/ids.ts';
+import { principalSchema, type Principal } from '../common/principals.ts';
+import type { Queryable } from '../db/queryable.ts';
 import { whereSchema, type Where } from './outbox.ts';
 
 export interface ProposalRow {

@@ -4,7 +4,7 @@
  */
 import type { RunDetail } from '../runtime/runtime.ts';
 import type { RunRow, StepRow } from '../runtime/journal.ts';
-import type { SerializedError } from '../errors.ts';
+import type { SerializedError } from '../common/errors.ts';
 import { formatUsd } from '../model/steps.ts';
 import type { ModelCallRecord } from '../model/types.ts';
 

@@ -7,10 +7,10 @@
 import os from 'node:os';
 import { Command } from 'commander';
 import type { App, AppMode } from '../app.ts';
-import type { Config } from '../config.ts';
-import { isTollgateError, TollgateError } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import type { Principal } from '../principals.ts';
+import type { Config } from '../config/config.ts';
+import { isTollgateError, TollgateError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
+import type { Principal } from '../common/principals.ts';
 import { CommandSyntaxError, parseKeyValues } from '../intents/command.ts';
 import { isTerminalStatus, type RunStatus } from '../runtime/journal.ts';
 import { formatModelCalls, formatRunList, formatTimeline } from './format.ts';
@@ -72,7 +72,7 @@ async function withApp<T>(config: Config, log: Logger, fn: (app: App) => Promise
 
 async function serve(config: Config, log: Logger, mode: AppMode): Promise<void> {
   // Last resort, for serving processes only. Database faults are handled where they happen
-  // (src/worker.ts, db/connect.ts), but libraries start promises nobody awaits (Graphile Worker
+  // (src/worker/worker.ts, db/connect.ts), but libraries start promises nobody awaits (Graphile Worker
   // calls completeJob/failJob and its batchers that way), and Node ends the process on the first
   // such rejection with a raw stack. All state is in PostgreSQL, /readyz reports the database and
   // the worker, and the worker restarts itself: staying up and saying so beats exiting.
@@ -103,7 +103,7 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .configureOutput({ writeOut: io.out, writeErr: io.err });
 
   const lazy = async (quiet: boolean) => {
-    const [{ loadConfig }, { createLogger }] = await Promise.all([import('../config.ts'), import('../log.ts')]);
+    const [{ loadConfig }, { createLogger }] = await Promise.all([import('../config/config.ts'), import('../common/log.ts')]);
     const config = loadConfig(env);
     const level = quiet && !env.LOG_LEVEL ? 'warn' : config.logLevel;
     return { config, log: createLogger({ level, format: config.logFormat, stderr: quiet }) };
@@ -131,7 +131,7 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .description('List workflows and their inputs.')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
-      const [{ loadConfig }, { loadProject }, { buildRegistry }] = await Promise.all([import('../config.ts'), import('../project.ts'), import('../app.ts')]);
+      const [{ loadConfig }, { loadProject }, { buildRegistry }] = await Promise.all([import('../config/config.ts'), import('../config/project.ts'), import('../app.ts')]);
       const config = loadConfig(env);
       const registry = buildRegistry(await loadProject(config.projectConfigPath));
       const list = registry.latest().map((w) => ({
@@ -253,7 +253,7 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
       const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
         const { exportEvidenceBundle } = await import('../audit/bundle.ts');
-        const { formatPrincipal } = await import('../principals.ts');
+        const { formatPrincipal } = await import('../common/principals.ts');
         // Who may export which run: as `runs show`, whoever can reach the database at this shell.
         const bundle = await exportEvidenceBundle(app.db.pool, id, { registry: app.registry, tools: app.tools, exportedBy: formatPrincipal(cliPrincipal()) });
         const text = `${JSON.stringify(bundle, null, 2)}\n`;
@@ -283,7 +283,7 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
     .action(async (opts: { as?: string; json?: boolean }) => {
       const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
-        const [{ listPendingApprovals }, { parsePrincipal }] = await Promise.all([import('../approvals/index.ts'), import('../principals.ts')]);
+        const [{ listPendingApprovals }, { parsePrincipal }] = await Promise.all([import('../approvals/index.ts'), import('../common/principals.ts')]);
         const list = await listPendingApprovals(app.db.pool, opts.as ? parsePrincipal(opts.as) : undefined);
         io.out(opts.json ? JSON.stringify(list, null, 2) : formatApprovalList(list));
       });
@@ -366,7 +366,7 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
  */
 async function verifyBundleCommand(io: Io, env: NodeJS.ProcessEnv, file: string, opts: { json?: boolean; withoutKey?: boolean }): Promise<void> {
   const [{ loadConfig }, { offlineAuditKey }, { formatEvidenceReport, readBundleFile, verifyEvidenceBundle }] = await Promise.all([
-    import('../config.ts'),
+    import('../config/config.ts'),
     import('../audit/key.ts'),
     import('../audit/bundle-verify.ts'),
   ]);

@@ -3,7 +3,7 @@
  * approvers were shown (the exact parameters and their hash, which the decision binds to), the
  * rule, and every decision with who, how and when. Rendered from the chat's `ApprovalView`.
  */
-import { formatPrincipal } from '../principals.ts';
+import { formatPrincipal } from '../common/principals.ts';
 import { describeRule, type ApprovalView } from '../views/approval-view.ts';
 import { formatTime, html, jsonBlock, statusBadge, type Html } from './html.ts';
 

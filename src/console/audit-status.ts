@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { verifyAuditChain, type VerifyReport } from '../audit/verify.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../common/log.ts';
 
 export interface AuditState {
   last?: { report: VerifyReport; at: Date };

@@ -16,7 +16,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
-import { parsePrincipal, type Principal } from '../principals.ts';
+import { parsePrincipal, type Principal } from '../common/principals.ts';
 import { isLoopbackHost } from './bind.ts';
 
 export const SESSION_COOKIE = 'tollgate_console';

@@ -5,7 +5,7 @@
  * start.
  */
 import { isIP } from 'node:net';
-import { TollgateError } from '../errors.ts';
+import { TollgateError } from '../common/errors.ts';
 
 /** Whether `host` (a HOST value, or a request's Host header without the port) is loopback only. */
 export function isLoopbackHost(host: string): boolean {

@@ -1,5 +1,5 @@
 /** The frame of every console page: navigation, who is signed in, the inline style sheet. */
-import { formatPrincipal } from '../principals.ts';
+import { formatPrincipal } from '../common/principals.ts';
 import type { ConsoleViewer } from './auth.ts';
 import { CSS, html, raw, type Html } from './html.ts';
 

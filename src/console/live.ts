@@ -12,7 +12,7 @@
  */
 import type http from 'node:http';
 import type pg from 'pg';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../common/log.ts';
 import { timelineVersion } from '../views/timeline-view.ts';
 
 /** A comment line now and then keeps proxies from closing a quiet stream. */

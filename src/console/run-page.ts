@@ -3,7 +3,7 @@
  * small inline script listens to `/console/runs/<id>/events` (server-sent events, live.ts) and
  * swaps in the timeline fragment (`timelineFragment`) whenever the run changes.
  */
-import { formatPrincipal } from '../principals.ts';
+import { formatPrincipal } from '../common/principals.ts';
 import { ACTION_IDS, STATUS_LABELS, type StepView } from '../views/run-view.ts';
 import type { TimelineView } from '../views/timeline-view.ts';
 import { approvalCard } from './approval-card.ts';

@@ -1,5 +1,5 @@
 /** `GET /console`: the runs, newest first, narrowed by a plain GET form (workflow, status, requester). */
-import { formatPrincipal } from '../principals.ts';
+import { formatPrincipal } from '../common/principals.ts';
 import type { RunStatus } from '../runtime/journal.ts';
 import { STATUS_LABELS, type RunView } from '../views/run-view.ts';
 import type { ConsoleViewer } from './auth.ts';

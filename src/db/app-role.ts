@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../common/log.ts';
 import { checkAuditKeyFingerprint, type AuditKey } from '../audit/key.ts';
 import { migrate } from './migrate.ts';
 import { withTransaction } from './transaction.ts';

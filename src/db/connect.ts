@@ -5,9 +5,9 @@
  * stops the embedded server if this process started it.
  */
 import pg from 'pg';
-import type { Config } from '../config.ts';
-import { TollgateError } from '../errors.ts';
-import type { Logger } from '../log.ts';
+import type { Config } from '../config/config.ts';
+import { TollgateError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
 import type { EmbeddedServer } from './embedded.ts';
 import { loadAuditKey, rememberPoolKey, type AuditKey } from '../audit/key.ts';
 import { ensureEmbeddedAppRole } from './app-role.ts';

@@ -11,8 +11,8 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, statSync, type Stats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TollgateError } from '../errors.ts';
-import type { Logger } from '../log.ts';
+import { TollgateError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
 
 interface Ids {
   uid: number;

@@ -17,7 +17,7 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, 
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TollgateError } from '../errors.ts';
+import { TollgateError } from '../common/errors.ts';
 
 /** True when a process with this pid exists (EPERM: it does, but belongs to another user). */
 export function isProcessAlive(pid: number): boolean {

@@ -10,7 +10,7 @@
  * Timers are unref'd: supervision never keeps a finished CLI command alive.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../common/log.ts';
 
 export interface SupervisionOptions {
   /** How often the postmaster is looked at (ms). */

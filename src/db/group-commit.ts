@@ -17,7 +17,7 @@
  * loaded machine a statement's round trip costs more than its work, so 200 clicks become a
  * handful of statements rather than 200 transactions queueing for pool connections.
  */
-import type { Logger } from '../log.ts';
+import type { Logger } from '../common/log.ts';
 
 export interface GroupCommitOptions<I, O> {
   /** For logs. */

@@ -25,8 +25,8 @@ import { withTransaction } from './transaction.ts';
 import type pg from 'pg';
 // Graphile Worker's own migration files, to know its latest schema revision without running it.
 import { migrations as workerMigrationFiles } from 'graphile-worker/dist/generated/sql.js';
-import { TollgateError } from '../errors.ts';
-import type { Logger } from '../log.ts';
+import { TollgateError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
 
 // From src/db/migrate.ts, or from its compiled copy one folder deeper (dist/src/db/migrate.js).
 export const MIGRATIONS_DIR = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../../migrations' : '../../../migrations', import.meta.url));

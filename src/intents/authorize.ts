@@ -8,9 +8,9 @@
  * Never decided from anything a button carries: the principal comes from the platform's verified
  * identity (Slack's signature, Teams' token) or, at the shell, from the operating system.
  */
-import { TollgateError } from '../errors.ts';
-import type { ProjectConfig } from '../project-config.ts';
-import { formatPrincipal, parsePrincipal, principalSchema, samePrincipal, type Principal } from '../principals.ts';
+import { TollgateError } from '../common/errors.ts';
+import type { ProjectConfig } from '../config/project-config.ts';
+import { formatPrincipal, parsePrincipal, principalSchema, samePrincipal, type Principal } from '../common/principals.ts';
 
 /** Retry and cancel: the person who asked for the run, or an operator. */
 export function mayOperateRun(actor: Principal, run: { requester: unknown }, project: Pick<ProjectConfig, 'operators'>): boolean {

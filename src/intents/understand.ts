@@ -24,7 +24,7 @@
  * check, the same form prefill and the same error messages apply.
  */
 import { z } from 'zod';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../common/log.ts';
 import type { ModelCallRecord, ModelClient, PromptRef } from '../model/types.ts';
 import type { WorkflowDefinition } from '../runtime/workflow.ts';
 import { checkFormValues, describeForm, fieldErrors, type FormField } from '../views/form.ts';

@@ -23,8 +23,8 @@ import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError } from 
 import { zodResponseFormat } from 'openai/helpers/zod';
 import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { z } from 'zod';
-import { TollgateError } from '../errors.ts';
-import type { Logger } from '../log.ts';
+import { TollgateError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
 import { ModelCallError, type ModelCallErrorCode } from './errors.ts';
 import { createRedactor, type Redactor } from './redact.ts';
 import { isModelConfigured } from './settings.ts';
@@ -67,7 +67,7 @@ export function createModelClient(settings: ModelSettings, log: Logger): ModelCl
   const openai = configured
     ? new OpenAI({
         // Everything is passed explicitly: the package would otherwise read OPENAI_* from the
-        // environment itself, and only src/config.ts reads the environment.
+        // environment itself, and only src/config/config.ts reads the environment.
         baseURL: settings.baseUrl ?? 'https://api.openai.com/v1',
         apiKey: settings.apiKey ?? LOCAL_KEY,
         organization: null,

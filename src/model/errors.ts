@@ -6,7 +6,7 @@
  * other call. Its message is one sentence a chat user can read; what the failure means for them
  * ("nothing was started", "the step will be retried") is the caller's to add.
  */
-import { TollgateError } from '../errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import type { ModelCallRecord } from './types.ts';
 
 export type ModelCallErrorCode = 'TG_MODEL_TIMEOUT' | 'TG_MODEL_UNAVAILABLE' | 'TG_MODEL_BAD_ANSWER';

@@ -7,7 +7,8 @@
  *
  * Retention (src/audit/retention.ts) blanks old payloads; such a record is gone from the list.
  */
-import { appendEvent, type Queryable } from '../runtime/journal.ts';
+import { appendEvent } from '../runtime/journal.ts';
+import type { Queryable } from '../db/queryable.ts';
 import type { ModelCallRecord } from './types.ts';
 
 export const MODEL_CALLED = 'model.called';

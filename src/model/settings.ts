@@ -1,10 +1,10 @@
 /**
  * The model layer's settings, gathered from the environment (`OPENAI_*`, `TOLLGATE_MODEL*`,
- * src/config.ts) and the project configuration (`model.prices`, `model.redact`,
- * src/project-config.ts) into the one object the client is built from.
+ * src/config/config.ts) and the project configuration (`model.prices`, `model.redact`,
+ * src/config/project-config.ts) into the one object the client is built from.
  */
-import type { Config } from '../config.ts';
-import type { ProjectConfig } from '../project-config.ts';
+import type { Config } from '../config/config.ts';
+import type { ProjectConfig } from '../config/project-config.ts';
 import type { ModelSettings } from './types.ts';
 
 export function modelSettings(config: Config, project: ProjectConfig): ModelSettings {

@@ -7,7 +7,7 @@
  * Imports nothing that loads the `openai` package: the executor is on every CLI command's path.
  */
 import { z } from 'zod';
-import { NonRetriableError, TollgateError } from '../errors.ts';
+import { NonRetriableError, TollgateError } from '../common/errors.ts';
 import type { ModelStepOptions } from '../runtime/workflow.ts';
 import { modelSchemaFor } from './schema.ts';
 import type { ModelCallRecord, ModelClient } from './types.ts';

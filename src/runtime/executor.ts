@@ -40,11 +40,11 @@ import {
   TollgateError,
   serializeError,
   type SerializedError,
-} from '../errors.ts';
-import type { Logger } from '../log.ts';
+} from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
 import { cancelPendingApproval, runApprovalGate } from '../approvals/gate.ts';
 import type { ApprovalOptions, ApprovalResult } from '../approvals/types.ts';
-import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../project-config.ts';
+import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../config/project-config.ts';
 import { prepareToolCall, requireApproval, toolStep } from '../tools/invoke.ts';
 import { builtinToolRegistry } from '../tools/index.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
@@ -55,7 +55,8 @@ import { attemptModelStep, formatUsd, modelStepName, withheldValues, type ModelS
 import type { ModelClient } from '../model/types.ts';
 import * as journal from './journal.ts';
 import { isTerminalStatus as isTerminal } from './journal.ts';
-import type { Queryable, RunRow, StepRow } from './journal.ts';
+import type { RunRow, StepRow } from './journal.ts';
+import type { Queryable } from '../db/queryable.ts';
 import type { WorkflowRegistry } from './registry.ts';
 import { nextDelayMs, resolveRetry, type ResolvedRetry } from './retry.ts';
 import {

@@ -4,9 +4,8 @@
  * single round trip. Nothing here decides anything; the executor and the runtime do.
  */
 import type pg from 'pg';
+import type { Queryable } from '../db/queryable.ts';
 import { newRunTraceContext } from '../telemetry/tracing-spans.ts';
-
-export type Queryable = Pick<pg.ClientBase, 'query'>;
 
 /**
  * The statements of the hot path (once or twice per step) are named, so each connection parses
@@ -157,7 +156,7 @@ export type ClaimResult =
  * Recoveries are counted here, and only here. A run found `running` or `compensating` was left so
  * by an advance that did not end: its worker was killed, or lost its job (the dead-worker reaper,
  * a sweep) or its connection mid-advance. Every path that brings such a run back (a job unlocked
- * by the reaper in src/worker.ts, a job enqueued by the stuck-run sweep, a job retry after a
+ * by the reaper in src/worker/worker.ts, a job enqueued by the stuck-run sweep, a job retry after a
  * journal error) goes through this claim, so counting it here counts each interruption once,
  * whoever noticed it; counting in the sweep or the reaper as well would count the same crash twice.
  * An advance that ends (finished, waiting, or a graceful shutdown, which suspends the run) leaves

@@ -9,7 +9,7 @@
  * Stored origins are parsed, never trusted (rows written by older code, or by hand).
  */
 import { z } from 'zod';
-import { PLATFORM_NAME } from '../principals.ts';
+import { PLATFORM_NAME } from '../common/principals.ts';
 
 export const cliOriginSchema = z.object({
   platform: z.literal('cli'),

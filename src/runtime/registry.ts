@@ -3,7 +3,7 @@
  * always continues on the version it started on, so old versions stay registered until their
  * runs finish.
  */
-import { TollgateError } from '../errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import type { WorkflowDefinition } from './workflow.ts';
 
 export class WorkflowRegistry {

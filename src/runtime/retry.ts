@@ -2,7 +2,7 @@
  * Retry policy: exponential backoff with jitter, per step. A `RetryAfterError` overrides the
  * computed delay (e.g. a 429's Retry-After).
  */
-import { RetryAfterError } from '../errors.ts';
+import { RetryAfterError } from '../common/errors.ts';
 import type { RetryPolicy } from './workflow.ts';
 
 export type ResolvedRetry = Required<RetryPolicy>;

@@ -16,7 +16,7 @@
  * The result has the shape of zod's `safeParse`, so callers report it like any schema error.
  */
 import { z } from 'zod';
-import { closedKeys, didYouMean } from '../known-keys.ts';
+import { closedKeys, didYouMean } from '../config/known-keys.ts';
 
 /** What text a number field takes: decimal digits, an optional sign and fraction. Nothing else. */
 export const DECIMAL_NUMBER = /^-?\d+(\.\d+)?$/;

@@ -13,13 +13,14 @@
  */
 import type pg from 'pg';
 import { withRetriedTransaction } from '../db/transaction.ts';
-import { TollgateError } from '../errors.ts';
+import type { Queryable } from '../db/queryable.ts';
+import { TollgateError } from '../common/errors.ts';
 import { describeIssues } from './zod-issues.ts';
 import { checkRunInput } from './run-input.ts';
-import { newId } from '../ids.ts';
-import type { Logger } from '../log.ts';
-import { formatPrincipal, type Principal } from '../principals.ts';
-import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../project-config.ts';
+import { newId } from '../common/ids.ts';
+import type { Logger } from '../common/log.ts';
+import { formatPrincipal, type Principal } from '../common/principals.ts';
+import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../config/project-config.ts';
 import { decide as decideApproval, decideWithin as decideApprovalWithin, type DecideOptions } from '../approvals/decide.ts';
 import type { DecideOutcome } from '../approvals/types.ts';
 import { runOriginSchema, type RunOrigin } from './origin.ts';
@@ -65,7 +66,7 @@ export interface ActorContext {
 
 export interface OperateOptions extends ActorContext {
   /** Run inside the caller's transaction (as chat intake does). */
-  client?: journal.Queryable;
+  client?: Queryable;
 }
 
 /** A run checked and ready to be recorded (Runtime.prepareRun). */
@@ -152,7 +153,7 @@ export class Runtime {
    * caller that commits more with the decision, such as the explanation of a refused click.
    */
   async decideWithin(
-    q: journal.Queryable,
+    q: Queryable,
     approvalId: string,
     principal: Principal,
     decision: 'approve' | 'reject',
@@ -165,7 +166,7 @@ export class Runtime {
   }
 
   /** Validates the input against the workflow's schema, records the run and enqueues it. */
-  async startRun(req: StartRunRequest, client?: journal.Queryable): Promise<RunRow> {
+  async startRun(req: StartRunRequest, client?: Queryable): Promise<RunRow> {
     const prepared = this.prepareRun(req);
     // One statement (run, event, job), so no transaction of its own is needed.
     const run = await journal.insertQueuedRun(client ?? this.pool, prepared);
@@ -291,7 +292,7 @@ export class Runtime {
    * (the step left started is attempted again, with the same idempotency key); a run that was
    * compensating when set aside replays to the same failure and resumes its undo.
    */
-  async #retryDeadLetter(q: journal.Queryable, run: RunRow, actor: Principal | null, opts: ActorContext): Promise<RunRow> {
+  async #retryDeadLetter(q: Queryable, run: RunRow, actor: Principal | null, opts: ActorContext): Promise<RunRow> {
     const { rows } = await q.query<RunRow>(
       `UPDATE tollgate.runs SET status = 'queued', recovery_attempts = 0, error = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
       [run.id],
@@ -336,7 +337,7 @@ export class Runtime {
    * approvers, operators). A run the viewer may not see is answered exactly like a missing one
    * (TG_RUN_NOT_FOUND), so another tenant does not learn that it exists.
    */
-  async readRun(runId: string, viewer: Principal, client: journal.Queryable = this.pool): Promise<RunRow> {
+  async readRun(runId: string, viewer: Principal, client: Queryable = this.pool): Promise<RunRow> {
     const { rows } = await client.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1', [runId]);
     const run = rows[0];
     if (!run) throw notFound(runId);
@@ -367,7 +368,7 @@ export class Runtime {
    * for, queueing ahead of that executor's own update of the run: a deadlock, seen as a cancel
    * failing with "deadlock detected" while the run was advancing.
    */
-  async #lockRun(q: journal.Queryable, runId: string): Promise<RunRow> {
+  async #lockRun(q: Queryable, runId: string): Promise<RunRow> {
     const { rows } = await q.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1 FOR NO KEY UPDATE', [runId]);
     const run = rows[0];
     if (!run) throw notFound(runId);
@@ -375,7 +376,7 @@ export class Runtime {
   }
 
   /** Runs `fn` in a transaction; when the caller passes its own client, inside the caller's. */
-  async #transaction<T>(client: journal.Queryable | undefined, fn: (q: journal.Queryable) => Promise<T>): Promise<T> {
+  async #transaction<T>(client: Queryable | undefined, fn: (q: Queryable) => Promise<T>): Promise<T> {
     return client ? fn(client) : withRetriedTransaction(this.pool, fn);
   }
 

@@ -9,7 +9,7 @@
  */
 import type { z } from 'zod';
 import type { ApprovalOptions, ApprovalPolicy, ApprovalResult } from '../approvals/types.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../common/log.ts';
 import type { PromptRef } from '../model/types.ts';
 
 export interface RetryPolicy {

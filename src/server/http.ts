@@ -9,7 +9,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../common/log.ts';
 import { metricsHandler, type MetricsOptions } from './metrics.ts';
 
 /** `params`: the `:name` segments of a pattern route (empty for an exact one). */

@@ -10,7 +10,7 @@
  * import … costs every command").
  *
  * Each thread has its own module instances, so its own instruments: the worker thread answers
- * the main thread's scrape with its registry (src/worker-thread-host.ts).
+ * the main thread's scrape with its registry (src/worker/thread-host.ts).
  */
 import type pg from 'pg';
 import type { ModelCallRecord } from '../model/types.ts';

@@ -1,6 +1,6 @@
 /**
  * The tracing settings, read from OpenTelemetry's standard variables (and nothing of our own) by
- * src/config.ts, the one reader of the environment. No OpenTelemetry module is imported here: the
+ * src/config/config.ts, the one reader of the environment. No OpenTelemetry module is imported here: the
  * configuration is parsed by every command, and the SDK is loaded only when tracing is on
  * (src/telemetry/tracing.ts `startTracing`).
  *
@@ -10,7 +10,7 @@
  * (`OTEL_EXPORTER_OTLP_HEADERS`, `_TIMEOUT`, `_COMPRESSION`, certificates), as the specification
  * has every OTLP exporter do.
  */
-import { TollgateError } from '../errors.ts';
+import { TollgateError } from '../common/errors.ts';
 
 export const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
 export type SamplerName = (typeof SAMPLERS)[number];

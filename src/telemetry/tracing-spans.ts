@@ -20,7 +20,8 @@
 import type { Span } from '@opentelemetry/api';
 import type { ApprovalResult } from '../approvals/types.ts';
 import type { ModelCallRecord } from '../model/types.ts';
-import type { Queryable, RunRow } from '../runtime/journal.ts';
+import type { RunRow } from '../runtime/journal.ts';
+import type { Queryable } from '../db/queryable.ts';
 import { endRootSpan, inSpan, newRootContext, recordError, runContext, tracingLive } from './tracing.ts';
 
 const TERMINAL = ['succeeded', 'failed', 'cancelled', 'compensated', 'compensation_failed'];

@@ -13,13 +13,13 @@
  *   first ends (with its start time back-dated to the run's creation). Only then is the span's
  *   duration known, and by then the process that started it may be long gone, so the span is made
  *   again with the ids that were stored: that is what `RootIds` is for.
- * - The SDK is given everything explicitly (sampler, resource), from the settings src/config.ts
+ * - The SDK is given everything explicitly (sampler, resource), from the settings src/config/config.ts
  *   parsed, rather than left to read the environment itself.
  */
 import type * as Api from '@opentelemetry/api';
 import type { Context, Span, SpanOptions, Tracer } from '@opentelemetry/api';
 import type { IdGenerator, Sampler, SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../common/log.ts';
 import type { TracingSettings } from './tracing-config.ts';
 
 /** The tracer's name, as backends show the instrumentation scope. */

@@ -5,7 +5,7 @@
  * bound to exactly this contact (the `crm-from-email` workflow's approval shows it).
  */
 import { z } from 'zod';
-import { newId } from '../ids.ts';
+import { newId } from '../common/ids.ts';
 import { defineTool } from './define.ts';
 
 export const CRM_CONTACT_TOOL = 'crm.upsert-contact';

@@ -24,8 +24,8 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { z } from 'zod';
-import { NonRetriableError, RetryAfterError } from '../errors.ts';
-import { projectSection, type ProjectConfig } from '../project-config.ts';
+import { NonRetriableError, RetryAfterError } from '../common/errors.ts';
+import { projectSection, type ProjectConfig } from '../config/project-config.ts';
 import { defineTool, type ToolContext } from './define.ts';
 import { traceHttpRequest } from '../telemetry/tracing-spans.ts';
 

@@ -6,9 +6,10 @@
  */
 import type pg from 'pg';
 import { paramsHash } from '../approvals/hash.ts';
-import { NonRetriableError, TollgateError } from '../errors.ts';
-import type { ProjectConfig } from '../project-config.ts';
-import { appendEvent, type Queryable } from '../runtime/journal.ts';
+import { NonRetriableError, TollgateError } from '../common/errors.ts';
+import type { ProjectConfig } from '../config/project-config.ts';
+import { appendEvent } from '../runtime/journal.ts';
+import type { Queryable } from '../db/queryable.ts';
 import { describeIssues } from '../runtime/zod-issues.ts';
 import type { CompensationContext, StepContext, WorkflowDefinition } from '../runtime/workflow.ts';
 import { effectOfCall, type ToolContext, type ToolDefinition, type ToolEffect } from './define.ts';

@@ -4,7 +4,7 @@
  * order it already wrote instead of writing a second. Its compensation voids the order.
  */
 import { z } from 'zod';
-import { newId } from '../ids.ts';
+import { newId } from '../common/ids.ts';
 import { defineTool } from './define.ts';
 
 export const PO_TOOL = 'purchase-orders.create';

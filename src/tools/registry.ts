@@ -1,5 +1,5 @@
 /** The tools a process knows, by name. Workflows still list which of them they may call. */
-import { TollgateError } from '../errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import type { ToolDefinition } from './define.ts';
 
 export class ToolRegistry {

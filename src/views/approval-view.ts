@@ -14,8 +14,8 @@
  */
 import { listRunApprovals } from '../approvals/store.ts';
 import type { ApprovalRecord } from '../approvals/types.ts';
-import { parsePrincipal, type Principal } from '../principals.ts';
-import type { Queryable } from '../runtime/journal.ts';
+import { parsePrincipal, type Principal } from '../common/principals.ts';
+import type { Queryable } from '../db/queryable.ts';
 import { loadRunView, type RunView } from './run-view.ts';
 
 export type ApprovalViewStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled' | 'voided';

@@ -4,7 +4,7 @@
  * confirms it. Plain data (JSON-safe): the message is rendered when it is recorded, and drawn
  * again, without buttons, once it is confirmed.
  */
-import type { Principal } from '../principals.ts';
+import type { Principal } from '../common/principals.ts';
 import type { FormField } from './form.ts';
 
 /** Interactive ids (part of the external contract, see the README): Slack action_id, Teams verb. Their value/data is the proposal id only. */

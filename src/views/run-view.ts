@@ -13,11 +13,12 @@
  * - `approvals` comes from the approvals engine (`loadRunView`'s `approvals` argument, built by
  *   src/views/approval-view.ts); callers that show no approvals pass none.
  */
-import type { Principal } from '../principals.ts';
-import { principalSchema } from '../principals.ts';
+import type { Principal } from '../common/principals.ts';
+import { principalSchema } from '../common/principals.ts';
 import type { ApprovalView } from './approval-view.ts';
 import { whyNotRetryable } from '../runtime/retryable.ts';
-import type { Queryable, RunRow, RunStatus, StepRow, StepStatus } from '../runtime/journal.ts';
+import type { RunRow, RunStatus, StepRow, StepStatus } from '../runtime/journal.ts';
+import type { Queryable } from '../db/queryable.ts';
 import { isTerminalStatus } from '../runtime/journal.ts';
 
 /** Interactive ids (part of the external contract, see the README): Slack action_id, Teams verb. */

@@ -5,7 +5,7 @@
  *
  * Pure: the same view and markup always give the same text (the outbox hashes renderings).
  */
-import type { Principal } from '../principals.ts';
+import type { Principal } from '../common/principals.ts';
 import { deciders, describeRule, otherDecisions, type ApprovalDecisionView, type ApprovalView } from './approval-view.ts';
 import type { StepView } from './run-view.ts';
 

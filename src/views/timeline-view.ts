@@ -8,7 +8,8 @@
  */
 import { listRunApprovals } from '../approvals/store.ts';
 import type { ApprovalRecord } from '../approvals/types.ts';
-import type { EventRow, Queryable, RunRow, StepRow } from '../runtime/journal.ts';
+import type { EventRow, RunRow, StepRow } from '../runtime/journal.ts';
+import type { Queryable } from '../db/queryable.ts';
 import { toApprovalView } from './approval-view.ts';
 import { buildRunView, type RunView, type StepView } from './run-view.ts';
 

@@ -11,8 +11,8 @@
  * re-hydrated here, so the approval and the contact hold the real values.
  */
 import { z } from 'zod';
-import { NonRetriableError } from '../errors.ts';
-import { projectSection, type ProjectConfig } from '../project-config.ts';
+import { NonRetriableError } from '../common/errors.ts';
+import { projectSection, type ProjectConfig } from '../config/project-config.ts';
 import { defineWorkflow } from '../runtime/workflow.ts';
 import { CRM_CONTACT_TOOL, type CrmContact } from '../tools/crm-contacts.ts';
 import { rejectionError } from './rejection.ts';

@@ -4,7 +4,7 @@
  * retries, failure and `tollgate runs retry`.
  */
 import { z } from 'zod';
-import { NonRetriableError } from '../errors.ts';
+import { NonRetriableError } from '../common/errors.ts';
 import { defineWorkflow } from '../runtime/workflow.ts';
 
 export const DEMO_STEPS = ['prepare', 'fetch', 'transform', 'publish'] as const;

@@ -13,8 +13,8 @@
  * in the list costs an approval, never a skipped one.
  */
 import { z } from 'zod';
-import { NonRetriableError, TollgateError } from '../errors.ts';
-import { projectSection, type ProjectConfig } from '../project-config.ts';
+import { NonRetriableError, TollgateError } from '../common/errors.ts';
+import { projectSection, type ProjectConfig } from '../config/project-config.ts';
 import { defineWorkflow } from '../runtime/workflow.ts';
 import { HTTP_TOOL } from '../tools/http-request.ts';
 import { rejectionError } from './rejection.ts';

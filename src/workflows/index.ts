@@ -1,5 +1,5 @@
 /** The built-in workflows, registered by every Tollgate process. */
-import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../project-config.ts';
+import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../config/project-config.ts';
 import type { WorkflowDefinition } from '../runtime/workflow.ts';
 import { demo } from './demo.ts';
 import { deployWorkflow } from './deploy.ts';

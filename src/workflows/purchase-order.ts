@@ -9,8 +9,8 @@
  * A rejection or expiry ends the run as failed with TG_APPROVAL_REJECTED, naming who and why.
  */
 import { z } from 'zod';
-import { TollgateError } from '../errors.ts';
-import { projectSection, type ProjectConfig } from '../project-config.ts';
+import { TollgateError } from '../common/errors.ts';
+import { projectSection, type ProjectConfig } from '../config/project-config.ts';
 import { defineWorkflow } from '../runtime/workflow.ts';
 import type { OnTimeout } from '../approvals/types.ts';
 import { PO_TOOL } from '../tools/purchase-orders.ts';

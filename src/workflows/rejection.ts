@@ -1,5 +1,5 @@
 /** The error a built-in workflow ends with when its gate is rejected or expires. */
-import { NonRetriableError } from '../errors.ts';
+import { NonRetriableError } from '../common/errors.ts';
 import type { ApprovalResult } from '../approvals/types.ts';
 
 export function rejectionError(what: string, gate: ApprovalResult, runId: string): NonRetriableError {

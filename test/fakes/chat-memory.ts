@@ -12,7 +12,7 @@
  */
 import type { ChatPlatform, ChatView, DeliveryFailure, Destination, Posted, Rendered } from '../../src/chat/platform.ts';
 import type { HomeView } from '../../src/chat/replies.ts';
-import type { Principal } from '../../src/principals.ts';
+import type { Principal } from '../../src/common/principals.ts';
 
 export interface MemoryMessage {
   conversation: string;

@@ -1,4 +1,4 @@
-import { createLogger, type Logger } from '../../src/log.ts';
+import { createLogger, type Logger } from '../../src/common/log.ts';
 
 /** Quiet by default; TEST_LOG_LEVEL=debug shows what the runtime did. */
 export function testLogger(): Logger {

@@ -11,7 +11,7 @@ import { WorkflowRegistry } from '../../src/runtime/registry.ts';
 import { Runtime } from '../../src/runtime/runtime.ts';
 import type { WorkflowDefinition } from '../../src/runtime/workflow.ts';
 import { createHttpServer, type HttpServer } from '../../src/server/http.ts';
-import { newProcessId, startWorker, type WorkerHandle } from '../../src/worker.ts';
+import { newProcessId, startWorker, type WorkerHandle } from '../../src/worker/worker.ts';
 import { startFakeSlack, type FakeSlack } from '../fakes/slack/server.ts';
 import { sendToSlackEndpoint, type SendOptions, type SlackRequest, type SlackResponse } from '../fakes/slack/requests.ts';
 /** A database to run on: the test helpers' TestDb, or any pool (the bench). */
@@ -19,7 +19,7 @@ type TestDb = Pick<import('./db.ts').TestDb, 'pool'>;
 import { testLogger } from './log.ts';
 import { intentsCarriedOut } from './intents.ts';
 import { startTeamsParts, type TeamsParts } from './teams.ts';
-import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../../src/project-config.ts';
+import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../../src/config/project-config.ts';
 import type { ModelClient } from '../../src/model/types.ts';
 
 export const SIGNING_SECRET = 'test-signing-secret-8f7d6c';

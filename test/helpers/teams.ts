@@ -9,8 +9,8 @@ import { intentsCarriedOut } from './intents.ts';
 import type pg from 'pg';
 import { createTeamsAdapter, type TeamsAdapter } from '../../bots/teams/index.ts';
 import type { ChatCore } from '../../src/chat/intake.ts';
-import { loadConfig } from '../../src/config.ts';
-import type { Logger } from '../../src/log.ts';
+import { loadConfig } from '../../src/config/config.ts';
+import type { Logger } from '../../src/common/log.ts';
 import { sendActivity, startFakeBotConnector, startFakeBotIdentity, teamsActivities, type Activity, type FakeBotConnector, type FakeBotIdentity, type MintOptions } from '../fakes/teams/index.ts';
 
 export interface TeamsParts {

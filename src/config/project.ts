@@ -19,11 +19,11 @@
  * Loaded once at start-up; a module that fails to load, or exports something else, stops
  * start-up with a message naming the file and what is wrong.
  */
-import { TollgateError } from './errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import { importProjectModule } from './project-import.ts';
 import { EMPTY_PROJECT_CONFIG, loadProjectConfig, parseProjectConfig, type ProjectConfig } from './project-config.ts';
-import type { ToolDefinition } from './tools/define.ts';
-import type { WorkflowDefinition } from './runtime/workflow.ts';
+import type { ToolDefinition } from '../tools/define.ts';
+import type { WorkflowDefinition } from '../runtime/workflow.ts';
 
 export interface Project {
   readonly config: ProjectConfig;

@@ -1,12 +1,12 @@
 /**
- * Imports the project module named by TOLLGATE_CONFIG (src/project.ts reads what it exports).
+ * Imports the project module named by TOLLGATE_CONFIG (src/config/project.ts reads what it exports).
  *
  * Run from the sources (tsx, vitest) a plain import does: TypeScript is understood already. The
  * compiled Tollgate (dist/, plain node) first teaches Node, once per process, what such a module
  * needs, and only when one is loaded, so no other command pays for it:
  * - tsx, for a TypeScript module (`tollgate.config.ts`);
  * - a resolve hook (project-import-hooks.ts) sending the module's imports of Tollgate's own
- *   sources (`./src/runtime/workflow.ts`, as the README writes them) to their compiled copies in
+ *   sources (`../src/runtime/workflow.ts`, as the README writes them) to their compiled copies in
  *   dist/. The module and the runtime then share one copy of every class: a NonRetriableError a
  *   step throws is the class the executor checks for, not a second one from the sources.
  */
@@ -31,7 +31,7 @@ export async function importProjectModule(file: string): Promise<{ default?: unk
     if (!hooksRegistered) {
       hooksRegistered = true;
       register(new URL('./project-import-hooks.js', import.meta.url), {
-        data: { root: new URL('../../', import.meta.url).href, dist: new URL('../', import.meta.url).href },
+        data: { root: new URL('../../../', import.meta.url).href, dist: new URL('../../', import.meta.url).href },
       });
     }
   }

@@ -1,5 +1,5 @@
 /**
- * The worker thread of `tollgate start` (started and supervised by src/worker-thread-host.ts):
+ * The worker thread of `tollgate start` (started and supervised by src/worker/thread-host.ts):
  * its own pool, runtime, registry and chat deliverer, and `startWorker` with the options
  * `tollgate worker` uses. The database is already migrated and the configuration held by the
  * main thread. Chat adapters are built for their platforms' Web API clients (the outbox posts
@@ -10,23 +10,23 @@
  * running state or its reason changes.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { composeCore, loadAppProject, startTaskWorker } from './app.ts';
-import { auditKey } from './audit/key.ts';
-import { createPool } from './db/connect.ts';
-import { createLogger } from './log.ts';
-import { startTracing } from './telemetry/tracing.ts';
-import { trackPool } from './telemetry/metrics.ts';
-import { answerMetricsRequest } from './telemetry/metrics-thread.ts';
-import './telemetry/metrics-registry.ts'; // this thread's instruments (steps run here), asked for by the main thread's /metrics
+import { composeCore, loadAppProject, startTaskWorker } from '../app.ts';
+import { auditKey } from '../audit/key.ts';
+import { createPool } from '../db/connect.ts';
+import { createLogger } from '../common/log.ts';
+import { startTracing } from '../telemetry/tracing.ts';
+import { trackPool } from '../telemetry/metrics.ts';
+import { answerMetricsRequest } from '../telemetry/metrics-thread.ts';
+import '../telemetry/metrics-registry.ts'; // this thread's instruments (steps run here), asked for by the main thread's /metrics
 import type { WorkerHandle } from './worker.ts';
-import type { FromThread, ToThread, WorkerThreadData } from './worker-thread-host.ts';
+import type { FromThread, ToThread, WorkerThreadData } from './thread-host.ts';
 
 /** How often the worker's state is compared with what the main thread was last told. */
 const STATUS_EVERY_MS = 200;
 
 const data = workerData as WorkerThreadData;
 const port = parentPort;
-if (!port) throw new Error('src/worker-thread.ts runs as a worker thread of `tollgate start`, not on its own.');
+if (!port) throw new Error('src/worker/thread.ts runs as a worker thread of `tollgate start`, not on its own.');
 const post = (m: FromThread) => port.postMessage(m);
 
 const { config } = data;

@@ -10,7 +10,7 @@
 
 export const ERROR_CODES = {
   TG_CONFIG_INVALID: 'An environment variable or the project configuration file has a bad value.',
-  TG_CONFIG_CONFLICT: "A live process of this deployment runs with a different project configuration (src/config-digest.ts).",
+  TG_CONFIG_CONFLICT: "A live process of this deployment runs with a different project configuration (src/config/digest.ts).",
   TG_DB_UNREACHABLE: 'PostgreSQL could not be reached.',
   TG_DB_AHEAD: 'The database has migrations this code does not know.',
   TG_DB_TOO_OLD: 'The PostgreSQL server is older than version 14.',

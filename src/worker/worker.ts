@@ -21,11 +21,11 @@ import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { Logger as GraphileLogger, makeWorkerUtils, run, type Runner, type TaskList, type WorkerEvents, type WorkerUtils } from 'graphile-worker';
-import { withTransaction } from './db/transaction.ts';
-import type { Logger } from './log.ts';
+import { withTransaction } from '../db/transaction.ts';
+import type { Logger } from '../common/log.ts';
 import { interruptiblePause } from './interruptible-pause.ts';
-import { observeQueueLag } from './telemetry/metrics.ts';
-import type { MetricsJson } from './telemetry/metrics-registry.ts';
+import { observeQueueLag } from '../telemetry/metrics.ts';
+import type { MetricsJson } from '../telemetry/metrics-registry.ts';
 
 export interface WorkerOptions {
   pool: pg.Pool;

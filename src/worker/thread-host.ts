@@ -1,7 +1,7 @@
 /**
  * The worker of `tollgate start`, in a worker thread: the main thread keeps the HTTP server, the
  * chat adapters and intake, so an acknowledgement never waits behind workflow CPU (replays,
- * rendering, JSON) on the same event loop. The thread (src/worker-thread.ts) has its own pool on
+ * rendering, JSON) on the same event loop. The thread (src/worker/thread.ts) has its own pool on
  * the same database and login, with this process's audit key, its own runtime and registry (the
  * same project, loaded the same way) and the chat deliverer, and runs `startWorker` as
  * `tollgate worker` does. It starts no embedded PostgreSQL and runs no migrations: this thread did.
@@ -18,13 +18,13 @@
  * (it restarts its Graphile runner itself through a database outage).
  */
 import { Worker } from 'node:worker_threads';
-import type { Config } from './config.ts';
-import type { Logger } from './log.ts';
-import { auditKeyBytes, type AuditKey } from './audit/key.ts';
+import type { Config } from '../config/config.ts';
+import type { Logger } from '../common/log.ts';
+import { auditKeyBytes, type AuditKey } from '../audit/key.ts';
 import { newProcessId, RESTART_BACKOFF, type WorkerHandle } from './worker.ts';
 import { interruptiblePause } from './interruptible-pause.ts';
-import { ThreadMetricsRequests } from './telemetry/metrics-thread.ts';
-import type { MetricsJson } from './telemetry/metrics-registry.ts';
+import { ThreadMetricsRequests } from '../telemetry/metrics-thread.ts';
+import type { MetricsJson } from '../telemetry/metrics-registry.ts';
 
 /** What the thread is given (structured-cloned: plain data only). */
 export interface WorkerThreadData {
@@ -69,7 +69,7 @@ export interface ThreadedWorkerHandle extends WorkerHandle {
  */
 function threadEntry(config: Config): { file: URL | string; eval: boolean; tsx?: { api: string; entry: string } } {
   const ts = import.meta.url.endsWith('.ts');
-  const entry = new URL(ts ? './worker-thread.ts' : './worker-thread.js', import.meta.url);
+  const entry = new URL(ts ? './thread.ts' : './thread.js', import.meta.url);
   if (!ts && !/\.m?ts$/.test(config.projectConfigPath ?? '')) return { file: entry, eval: false };
   // Resolved here (the ESM build: tsx's CommonJS API cannot register from a thread), as the
   // bootstrap runs as an eval'd script that would resolve from the working directory.

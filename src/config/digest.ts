@@ -28,10 +28,10 @@
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import type pg from 'pg';
-import { canonicalJson } from './approvals/hash.ts';
-import { withTransaction } from './db/transaction.ts';
-import { TollgateError } from './errors.ts';
-import type { Logger } from './log.ts';
+import { canonicalJson } from '../approvals/hash.ts';
+import { withTransaction } from '../db/transaction.ts';
+import { TollgateError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
 import type { ProjectConfig } from './project-config.ts';
 
 /** Names of settings that hold credentials: left out of the comparison (see the module comment). */

@@ -5,9 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { TollgateError } from './errors.ts';
+import { TollgateError } from '../common/errors.ts';
 import { closedKeys, unknownKeyMessage, unknownKeys } from './known-keys.ts';
-import { parsePrincipal } from './principals.ts';
+import { parsePrincipal } from '../common/principals.ts';
 
 const principalString = z.string().superRefine((s, ctx) => {
   try {

@@ -8,9 +8,9 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { TollgateError } from './errors.ts';
-import { decodeAuditKey } from './audit/key.ts';
-import { tracingSettings, type TracingSettings } from './telemetry/tracing-config.ts';
+import { TollgateError } from '../common/errors.ts';
+import { decodeAuditKey } from '../audit/key.ts';
+import { tracingSettings, type TracingSettings } from '../telemetry/tracing-config.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -27,7 +27,7 @@ const envSchema = z.object({
     .string()
     .refine((v) => decodeAuditKey(v) !== undefined)
     .optional(),
-  TOLLGATE_DATA_DIR: z.string().min(1).default('./.tollgate'),
+  TOLLGATE_DATA_DIR: z.string().min(1).default('../.tollgate'),
   /** Port of the embedded PostgreSQL; 0 picks a free one (found again by CLI commands through the data dir). */
   TOLLGATE_PG_PORT: port.default(0),
   HOST: z.string().min(1).default('127.0.0.1'),
