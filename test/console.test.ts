@@ -19,7 +19,7 @@ import { loadConfig } from '../src/config/config.ts';
 import { mountConsole, type ConsoleHandle } from '../src/console/index.ts';
 import { isTollgateError, NonRetriableError } from '../src/common/errors.ts';
 import { parseProjectConfig } from '../src/config/project-config.ts';
-import { appendEvent } from '../src/runtime/journal.ts';
+import { appendEvent } from '../src/db/queries/events.ts';
 import { defineWorkflow } from '../src/runtime/workflow.ts';
 import { createHttpServer, type HttpServer } from '../src/server/http.ts';
 import { builtinWorkflows } from '../src/workflows/index.ts';

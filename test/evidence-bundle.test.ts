@@ -24,7 +24,7 @@ import { exportEvidenceBundle, type EvidenceBundle } from '../src/audit/bundle.t
 import { verifyEvidenceBundle } from '../src/audit/bundle-verify.ts';
 import { evidenceBundleHandler } from '../src/audit/bundle-http.ts';
 import { writeCheckpoint } from '../src/audit/checkpoint.ts';
-import { appendEvent } from '../src/runtime/journal.ts';
+import { appendEvent } from '../src/db/queries/events.ts';
 import type { ModelCallRecord } from '../src/model/types.ts';
 import { createTestDb, TEST_AUDIT_ENV, testAuditKey, type TestDb } from './helpers/db.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';

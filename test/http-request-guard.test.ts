@@ -13,7 +13,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseProjectConfig } from '../src/config/project-config.ts';
-import type { RunRow } from '../src/runtime/journal.ts';
+import type { RunRow } from '../src/db/queries/runs.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { nonPublicAddress } from '../src/tools/http-request.ts';
 import { startHttpTarget, type HttpTarget } from './helpers/http-target.ts';

@@ -15,7 +15,7 @@ import { createModelClient } from '../src/model/client.ts';
 import { modelSettings } from '../src/model/settings.ts';
 import type { ModelClient } from '../src/model/types.ts';
 import { parseProjectConfig } from '../src/config/project-config.ts';
-import type { RunRow } from '../src/runtime/journal.ts';
+import type { RunRow } from '../src/db/queries/runs.ts';
 import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { demo } from '../src/workflows/demo.ts';
 import { purchaseOrderWorkflow } from '../src/workflows/purchase-order.ts';

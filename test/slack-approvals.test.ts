@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { parseProjectConfig } from '../src/config/project-config.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { purchaseOrderWorkflow } from '../src/workflows/purchase-order.ts';
-import type { RunRow } from '../src/runtime/journal.ts';
+import type { RunRow } from '../src/db/queries/runs.ts';
 import { blockAction, eventCallback, ids, slashCommand, viewSubmission } from './fakes/slack/requests.ts';
 import type { FakeMessage } from './fakes/slack/server.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { NonRetriableError } from '../src/common/errors.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { demo } from '../src/workflows/demo.ts';
-import type { RunRow } from '../src/runtime/journal.ts';
+import type { RunRow } from '../src/db/queries/runs.ts';
 import { blockAction, eventCallback, ids, signSlackRequest, slashCommand, viewSubmission } from './fakes/slack/requests.ts';
 import type { FakeMessage } from './fakes/slack/server.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';

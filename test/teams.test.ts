@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { startApp } from '../src/app.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { parseProjectConfig } from '../src/config/project-config.ts';
-import type { RunRow } from '../src/runtime/journal.ts';
+import type { RunRow } from '../src/db/queries/runs.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { executeActions, reasonInputId, type AdaptiveCard } from '../bots/teams/cards.ts';
 import { newConversation, type TeamsConversation, type TeamsUser } from './fakes/teams/index.ts';

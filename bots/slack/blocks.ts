@@ -8,7 +8,7 @@
  * texts (errors, parameters) are truncated with an ellipsis, never rejected.
  */
 import type { KnownBlock } from '@slack/types';
-import type { StepStatus } from '../../src/runtime/journal.ts';
+import type { StepStatus } from '../../src/db/queries/runs.ts';
 import { ACTION_IDS, STATUS_LABELS, type RunView, type StepView } from '../../src/views/run-view.ts';
 import type { ApprovalView } from '../../src/views/approval-view.ts';
 import { approvalLines, foldSteps, stepText, truncate, type Markup } from '../../src/views/text.ts';

@@ -23,7 +23,7 @@
 import type { ChatView, Rendered } from '../../src/chat/platform.ts';
 import type { ChatReply, RunSummary, WorkflowSummary } from '../../src/chat/replies.ts';
 import { formatPrincipal, samePrincipal, type Principal } from '../../src/common/principals.ts';
-import type { RunStatus, StepStatus } from '../../src/runtime/journal.ts';
+import type { RunStatus, StepStatus } from '../../src/db/queries/runs.ts';
 import { copyStillAsks, type ApprovalCopy, type ApprovalView } from '../../src/views/approval-view.ts';
 import type { FormField } from '../../src/views/form.ts';
 import { PROPOSAL_ACTION_IDS, type ProposalView } from '../../src/views/proposal-view.ts';

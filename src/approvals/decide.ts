@@ -11,7 +11,7 @@ import type pg from 'pg';
 import type { Principal } from '../common/principals.ts';
 import type { ProjectConfig } from '../config/project-config.ts';
 import { withRetriedTransaction } from '../db/transaction.ts';
-import { enqueueAdvance, isTerminalStatus } from '../runtime/journal.ts';
+import { enqueueAdvance, isTerminalStatus } from '../db/queries/runs.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { applyTimeout } from './gate.ts';
 import { authorise, describeQuorum, principalKey } from './policy.ts';

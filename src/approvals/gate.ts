@@ -13,7 +13,7 @@
  */
 import { newId } from '../common/ids.ts';
 import type { ProjectConfig } from '../config/project-config.ts';
-import type { RunRow } from '../runtime/journal.ts';
+import type { RunRow } from '../db/queries/runs.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { parseDuration } from '../runtime/workflow.ts';
 import { traceApprovalWait } from '../telemetry/tracing-spans.ts';

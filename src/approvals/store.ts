@@ -3,7 +3,7 @@
  * per list plus one for the decisions; nothing here changes state.
  */
 import type { Queryable } from '../db/queryable.ts';
-import { isTerminalStatus } from '../runtime/journal.ts';
+import { isTerminalStatus } from '../db/queries/runs.ts';
 import { formatPrincipal, type Principal } from '../common/principals.ts';
 import { authorise, describeApprovers, describeQuorum, principalKey } from './policy.ts';
 import type { ApprovalResult, ApprovalStatus, ApprovalRecord, DecisionView, ResolvedPolicy } from './types.ts';

@@ -20,7 +20,8 @@
  * (see README "Retention" for the measurements).
  */
 import type pg from 'pg';
-import { appendEvent, TERMINAL_STATUSES } from '../runtime/journal.ts';
+import { TERMINAL_STATUSES } from '../db/queries/runs.ts';
+import { appendEvent } from '../db/queries/events.ts';
 import { withTransaction } from '../db/transaction.ts';
 
 /** What the purge empties, by table: the README lists these and what is kept. */

@@ -15,7 +15,7 @@
  * they would be in separate transactions.
  */
 import type { Queryable } from '../db/queryable.ts';
-import { ADVANCE_TASK } from '../runtime/journal.ts';
+import { ADVANCE_TASK } from '../db/queries/runs.ts';
 import type { PreparedRun } from '../runtime/runtime.ts';
 import type { Where } from './outbox.ts';
 import { newId } from '../common/ids.ts';

@@ -7,7 +7,7 @@
  * Notice text may use two marks that every platform can show: `*bold*` and `` `code` ``. Values
  * are inserted as they are; a platform escapes what its own markup needs.
  */
-import type { RunStatus } from '../runtime/journal.ts';
+import type { RunStatus } from '../db/queries/runs.ts';
 import type { ApprovalView } from '../views/approval-view.ts';
 import type { FormField } from '../views/form.ts';
 import type { ProposalView } from '../views/proposal-view.ts';

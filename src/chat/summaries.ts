@@ -1,5 +1,5 @@
 /** Small conversions from stored rows to the reply views of src/chat/replies.ts. */
-import type { RunRow } from '../runtime/journal.ts';
+import type { RunRow } from '../db/queries/runs.ts';
 import type { WorkflowDefinition } from '../runtime/workflow.ts';
 import { describeInputs } from '../views/form.ts';
 import type { RunSummary, WorkflowSummary } from './replies.ts';

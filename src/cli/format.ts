@@ -3,7 +3,7 @@
  * status, attempts, duration and error).
  */
 import type { RunDetail } from '../runtime/runtime.ts';
-import type { RunRow, StepRow } from '../runtime/journal.ts';
+import type { RunRow, StepRow } from '../db/queries/runs.ts';
 import type { SerializedError } from '../common/errors.ts';
 import { formatUsd } from '../model/steps.ts';
 import type { ModelCallRecord } from '../model/types.ts';

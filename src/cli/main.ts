@@ -12,7 +12,7 @@ import { isTollgateError, TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { Principal } from '../common/principals.ts';
 import { CommandSyntaxError, parseKeyValues } from '../intents/command.ts';
-import { isTerminalStatus, type RunStatus } from '../runtime/journal.ts';
+import { isTerminalStatus, type RunStatus } from '../db/queries/runs.ts';
 import { formatModelCalls, formatRunList, formatTimeline } from './format.ts';
 import { formatApprovalList, formatRunApprovals } from './approvals-format.ts';
 import { STATUS_LABELS } from '../views/run-view.ts';

@@ -19,7 +19,7 @@ import { isTollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { parsePrincipal, type Principal } from '../common/principals.ts';
 import type { ProjectConfig } from '../config/project-config.ts';
-import type { RunRow, RunStatus } from '../runtime/journal.ts';
+import type { RunRow, RunStatus } from '../db/queries/runs.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Handler, HttpServer } from '../server/http.ts';
 import { readBody } from '../server/http.ts';

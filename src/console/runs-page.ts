@@ -1,6 +1,6 @@
 /** `GET /console`: the runs, newest first, narrowed by a plain GET form (workflow, status, requester). */
 import { formatPrincipal } from '../common/principals.ts';
-import type { RunStatus } from '../runtime/journal.ts';
+import type { RunStatus } from '../db/queries/runs.ts';
 import { STATUS_LABELS, type RunView } from '../views/run-view.ts';
 import type { ConsoleViewer } from './auth.ts';
 import { formatDuration, formatTime, html, statusBadge } from './html.ts';

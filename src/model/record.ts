@@ -7,7 +7,7 @@
  *
  * Retention (src/audit/retention.ts) blanks old payloads; such a record is gone from the list.
  */
-import { appendEvent } from '../runtime/journal.ts';
+import { appendEvent } from '../db/queries/events.ts';
 import type { Queryable } from '../db/queryable.ts';
 import type { ModelCallRecord } from './types.ts';
 

@@ -4,7 +4,7 @@
  * neither offered (src/views/run-view.ts) nor accepted (runtime.retry) for it; the person is told
  * why instead. Everything else that failed may succeed on a retry.
  */
-import type { RunRow } from './journal.ts';
+import type { RunRow } from '../db/queries/runs.ts';
 
 export function whyNotRetryable(run: Pick<RunRow, 'id' | 'error'>): string | undefined {
   const error = run.error as { code?: unknown; details?: { approvalId?: unknown; status?: unknown } } | null;

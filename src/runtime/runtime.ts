@@ -40,8 +40,9 @@ import { whyNotRetryable } from './retryable.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import type { ModelClient } from '../model/types.ts';
 import { Executor, type AdvanceOutcome } from './executor.ts';
-import * as journal from './journal.ts';
-import type { EventRow, RunRow, RunStatus, StepRow } from './journal.ts';
+import { appendEvent } from '../db/queries/events.ts';
+import * as journal from '../db/queries/runs.ts';
+import type { EventRow, RunRow, RunStatus, StepRow } from '../db/queries/runs.ts';
 import type { WorkflowRegistry } from './registry.ts';
 
 export interface StartRunRequest {
@@ -228,7 +229,7 @@ export class Runtime {
            updated_at = now() WHERE id = $1 RETURNING *`,
         [runId, JSON.stringify(actor)],
       );
-      await journal.appendEvent(q, {
+      await appendEvent(q, {
         runId,
         type: 'run.cancel_requested',
         actor,
@@ -275,7 +276,7 @@ export class Runtime {
         `UPDATE tollgate.runs SET status = 'queued', error = NULL, finished_at = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
         [runId],
       );
-      await journal.appendEvent(q, {
+      await appendEvent(q, {
         runId,
         type: 'run.retried',
         actor,
@@ -297,7 +298,7 @@ export class Runtime {
       `UPDATE tollgate.runs SET status = 'queued', recovery_attempts = 0, error = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
       [run.id],
     );
-    await journal.appendEvent(q, {
+    await appendEvent(q, {
       runId: run.id,
       type: 'run.retried',
       actor,

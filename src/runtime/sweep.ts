@@ -12,7 +12,8 @@
  */
 import type pg from 'pg';
 import { withTransaction } from '../db/transaction.ts';
-import { ADVANCE_TASK, enqueueAdvance, appendEvent } from './journal.ts';
+import { ADVANCE_TASK, enqueueAdvance } from '../db/queries/runs.ts';
+import { appendEvent } from '../db/queries/events.ts';
 
 /** A run untouched this long with no job is stuck; a timer this far past is overdue. */
 export const STUCK_AFTER = '2 minutes';

@@ -20,7 +20,7 @@
 import type { Span } from '@opentelemetry/api';
 import type { ApprovalResult } from '../approvals/types.ts';
 import type { ModelCallRecord } from '../model/types.ts';
-import type { RunRow } from '../runtime/journal.ts';
+import type { RunRow } from '../db/queries/runs.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { endRootSpan, inSpan, newRootContext, recordError, runContext, tracingLive } from './tracing.ts';
 

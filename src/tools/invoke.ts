@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { paramsHash } from '../approvals/hash.ts';
 import { NonRetriableError, TollgateError } from '../common/errors.ts';
 import type { ProjectConfig } from '../config/project-config.ts';
-import { appendEvent } from '../runtime/journal.ts';
+import { appendEvent } from '../db/queries/events.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { describeIssues } from '../runtime/zod-issues.ts';
 import type { CompensationContext, StepContext, WorkflowDefinition } from '../runtime/workflow.ts';

@@ -17,9 +17,9 @@ import type { Principal } from '../common/principals.ts';
 import { principalSchema } from '../common/principals.ts';
 import type { ApprovalView } from './approval-view.ts';
 import { whyNotRetryable } from '../runtime/retryable.ts';
-import type { RunRow, RunStatus, StepRow, StepStatus } from '../runtime/journal.ts';
+import type { RunRow, RunStatus, StepRow, StepStatus } from '../db/queries/runs.ts';
 import type { Queryable } from '../db/queryable.ts';
-import { isTerminalStatus } from '../runtime/journal.ts';
+import { isTerminalStatus } from '../db/queries/runs.ts';
 
 /** Interactive ids (part of the external contract, see the README): Slack action_id, Teams verb. */
 export const ACTION_IDS = {

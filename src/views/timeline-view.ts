@@ -8,7 +8,7 @@
  */
 import { listRunApprovals } from '../approvals/store.ts';
 import type { ApprovalRecord } from '../approvals/types.ts';
-import type { EventRow, RunRow, StepRow } from '../runtime/journal.ts';
+import type { EventRow, RunRow, StepRow } from '../db/queries/runs.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { toApprovalView } from './approval-view.ts';
 import { buildRunView, type RunView, type StepView } from './run-view.ts';

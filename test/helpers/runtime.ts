@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll } from 'vitest';
 import { Runtime } from '../../src/runtime/runtime.ts';
 import { WorkflowRegistry } from '../../src/runtime/registry.ts';
 import type { WorkflowDefinition } from '../../src/runtime/workflow.ts';
-import type { RunRow, RunStatus } from '../../src/runtime/journal.ts';
+import type { RunRow, RunStatus } from '../../src/db/queries/runs.ts';
 import { newProcessId, startWorker, type WorkerHandle } from '../../src/worker/worker.ts';
 import { taskList } from '../../jobs/index.ts';
 import { createTestDb, type TestDb } from './db.ts';

@@ -4,8 +4,8 @@
  * single round trip. Nothing here decides anything; the executor and the runtime do.
  */
 import type pg from 'pg';
-import type { Queryable } from '../db/queryable.ts';
-import { newRunTraceContext } from '../telemetry/tracing-spans.ts';
+import type { Queryable } from '../queryable.ts';
+import { newRunTraceContext } from '../../telemetry/tracing-spans.ts';
 
 /**
  * The statements of the hot path (once or twice per step) are named, so each connection parses
@@ -20,6 +20,15 @@ function prepared(name: string, text: string, values: unknown[]): pg.QueryConfig
 export const TERMINAL_STATUSES = ['succeeded', 'failed', 'cancelled', 'compensated', 'compensation_failed'] as const;
 export function isTerminalStatus(status: string): boolean {
   return (TERMINAL_STATUSES as readonly string[]).includes(status);
+}
+
+/**
+ * A run by id: the one read of `tollgate.runs` by its key. `lock` takes the row lock a caller's
+ * transaction needs (`FOR UPDATE` to change its status, `FOR NO KEY UPDATE` to append to it).
+ */
+export async function readRun(q: Queryable, runId: string, lock?: 'FOR UPDATE' | 'FOR NO KEY UPDATE'): Promise<RunRow | undefined> {
+  const { rows } = await q.query<RunRow>(`SELECT * FROM tollgate.runs WHERE id = $1${lock ? ` ${lock}` : ''}`, [runId]);
+  return rows[0];
 }
 
 export type RunStatus =
@@ -406,17 +415,4 @@ export async function suspendRun(q: Queryable, runId: string, reason: string, wa
      SELECT count(*) FROM j`,
     [runId, reason, wakeAt, ADVANCE_TASK, ...stepDoneValues(previous)]),
   );
-}
-
-export async function appendEvent(
-  q: Queryable,
-  e: { runId: string | null; type: string; stepIdx?: number; actor?: unknown; payload?: Record<string, unknown> },
-): Promise<void> {
-  await q.query('INSERT INTO tollgate.events (run_id, type, step_idx, actor, payload) VALUES ($1, $2, $3, $4, $5)', [
-    e.runId,
-    e.type,
-    e.stepIdx ?? null,
-    e.actor === undefined ? null : JSON.stringify(e.actor),
-    JSON.stringify(e.payload ?? {}),
-  ]);
 }
