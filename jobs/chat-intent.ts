@@ -12,7 +12,7 @@
  */
 import type { Task } from 'graphile-worker';
 import type { ChatCore } from '../src/chat/intake.ts';
-import { INTENT_TASK } from '../src/chat/intake-writes.ts';
+import { INTENT_TASK } from '../src/db/queries/chat-intake.ts';
 
 export const identifier = INTENT_TASK;
 
