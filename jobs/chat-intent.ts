@@ -11,7 +11,7 @@
  * transaction means a crash never records the decision without its explanation or the reverse.
  */
 import type { Task } from 'graphile-worker';
-import type { ChatCore } from '../src/chat/intake.ts';
+import type { ChatCore } from '../src/chat/index.ts';
 import { INTENT_TASK } from '../src/db/queries/chat-intake.ts';
 
 export const identifier = INTENT_TASK;
