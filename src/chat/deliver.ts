@@ -10,7 +10,7 @@
  *   approval's deliveries also take a transaction lock on the approval id before reading the
  *   approval, so a delivery that waited behind another can never post older state over newer.
  * - Failures never fail the job. The platform classifies each error (`ChatPlatform.classify`):
- *   retry after `Retry-After`, retry with this module's backoff, or give up on that copy for good.
+ *   retry after `Retry-After`, retry with a backoff (deliver/rows.ts), or give up on that copy for good.
  *   The wait is recorded on the rows (`not_before`, `failures`) and the job re-schedules itself
  *   under its own key, so a message has at most one pending delivery job however long the outage.
  *   A delivery scheduled earlier (a new event) sees `not_before` and moves itself to that time.

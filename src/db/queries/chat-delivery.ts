@@ -45,7 +45,7 @@ export async function lockApprovalCopies(q: Queryable, approvalId: string): Prom
 export async function lockUnremindedDmCopies(q: Queryable, approvalId: string): Promise<ChatMessageRow[]> {
   const { rows } = await q.query<ChatMessageRow>(
     `SELECT * FROM tollgate.chat_messages WHERE approval_id = $1 AND kind = 'approval' AND dm_to IS NOT NULL AND reminded_at IS NULL
-       AND given_up_at IS NULL ORDER BY created_at, id FOR UPDATE`,
+             AND given_up_at IS NULL ORDER BY created_at, id FOR UPDATE`,
     [approvalId],
   );
   return rows;
@@ -83,7 +83,7 @@ export async function markPosted(
 ): Promise<void> {
   await q.query(
     `UPDATE tollgate.chat_messages SET message_id = $2, conversation = coalesce($3, conversation), address = coalesce($4, address), posted_hash = $5,
-       attempts = attempts + 1, failures = 0, not_before = NULL, last_error = NULL, updated_at = now() WHERE id = $1`,
+           attempts = attempts + 1, failures = 0, not_before = NULL, last_error = NULL, updated_at = now() WHERE id = $1`,
     [messageId, posted.messageId, posted.conversation ?? null, posted.address === undefined ? null : JSON.stringify(posted.address), hash],
   );
 }

@@ -119,11 +119,17 @@ export async function redrawReply(q: Queryable, messageId: string, message: Stor
 }
 
 /** Where the run's (first, live) message is, and its platform id once posted: the thread of its approval copies. */
-export async function readRunMessagePlace(
-  q: Queryable,
-  runId: string,
-): Promise<{ platform: string; tenant: string | null; conversation: string; message_id: string | null; thread: string | null; address: unknown } | undefined> {
-  const run = await q.query<{ platform: string; tenant: string | null; conversation: string; message_id: string | null; thread: string | null; address: unknown }>(
+export interface RunMessagePlace {
+  platform: string;
+  tenant: string | null;
+  conversation: string;
+  message_id: string | null;
+  thread: string | null;
+  address: unknown;
+}
+
+export async function readRunMessagePlace(q: Queryable, runId: string): Promise<RunMessagePlace | undefined> {
+  const run = await q.query<RunMessagePlace>(
     `SELECT platform, tenant, conversation, message_id, thread, address FROM tollgate.chat_messages
      WHERE run_id = $1 AND kind = 'run' AND given_up_at IS NULL ORDER BY created_at, id LIMIT 1`,
     [runId],
@@ -138,8 +144,8 @@ export async function insertThreadCopy(
 ): Promise<void> {
   await q.query(
     `INSERT INTO tollgate.chat_messages (id, platform, kind, run_id, approval_id, copy, tenant, conversation, thread, address)
-     VALUES ($1, $2, 'approval', $3, $4, 'thread', $5, $6, $7, $8)
-     ON CONFLICT DO NOTHING`,
+       VALUES ($1, $2, 'approval', $3, $4, 'thread', $5, $6, $7, $8)
+       ON CONFLICT DO NOTHING`,
     [newId('msg'), copy.platform, copy.runId, copy.approvalId, copy.tenant, copy.conversation, copy.thread, copy.address === null ? null : JSON.stringify(copy.address)],
   );
 }
@@ -148,20 +154,25 @@ export async function insertThreadCopy(
 export async function insertDmCopy(q: Queryable, copy: { platform: string; runId: string; approvalId: string; principal: string; tenant: string }): Promise<void> {
   await q.query(
     `INSERT INTO tollgate.chat_messages (id, platform, kind, run_id, approval_id, copy, tenant, dm_to) VALUES ($1, $2, 'approval', $3, $4, $5, $6, $5)
-     ON CONFLICT DO NOTHING`,
+       ON CONFLICT DO NOTHING`,
     [newId('msg'), copy.platform, copy.runId, copy.approvalId, copy.principal, copy.tenant],
   );
+}
+
+/** What a posted message shows: a run's message, or which copy of an approval. */
+export interface PostedMessageRef {
+  kind: string;
+  run_id: string | null;
+  approval_id: string | null;
+  copy: string | null;
 }
 
 /**
  * The row of a message a platform knows by its own id (in `conversation`, preferred when ids
  * repeat across conversations); undefined for a message Tollgate did not post.
  */
-export async function findPostedMessage(
-  q: Queryable,
-  at: { platform: string; conversation: string; messageId: string },
-): Promise<{ kind: string; run_id: string | null; approval_id: string | null; copy: string | null } | undefined> {
-  const { rows } = await q.query<{ kind: string; run_id: string | null; approval_id: string | null; copy: string | null }>(
+export async function findPostedMessage(q: Queryable, at: { platform: string; conversation: string; messageId: string }): Promise<PostedMessageRef | undefined> {
+  const { rows } = await q.query<PostedMessageRef>(
     `SELECT kind, run_id, approval_id, copy FROM tollgate.chat_messages WHERE platform = $1 AND message_id = $2
      ORDER BY (conversation = $3) DESC, created_at LIMIT 1`,
     [at.platform, at.messageId, at.conversation],
