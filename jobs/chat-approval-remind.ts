@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import type { Task } from 'graphile-worker';
 import type { ChatDeliverer } from '../src/chat/deliver.ts';
-import { REMIND_TASK } from '../src/chat/copies.ts';
+import { REMIND_TASK } from '../src/db/queries/chat-outbox.ts';
 
 export const identifier = REMIND_TASK;
 

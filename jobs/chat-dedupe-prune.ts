@@ -5,7 +5,7 @@
  */
 import type { Task } from 'graphile-worker';
 import type pg from 'pg';
-import { pruneDeliveryKeys } from '../src/chat/outbox.ts';
+import { pruneDeliveryKeys } from '../src/db/queries/chat-outbox.ts';
 
 export const identifier = 'chat-dedupe-prune';
 

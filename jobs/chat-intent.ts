@@ -11,8 +11,8 @@
  * transaction means a crash never records the decision without its explanation or the reverse.
  */
 import type { Task } from 'graphile-worker';
-import type { ChatCore } from '../src/chat/intake.ts';
-import { INTENT_TASK } from '../src/chat/intake-writes.ts';
+import type { ChatCore } from '../src/chat/index.ts';
+import { INTENT_TASK } from '../src/db/queries/chat-intake.ts';
 
 export const identifier = INTENT_TASK;
 

@@ -8,9 +8,11 @@
  * principal), created by the approval's delivery the first time it sees the approval pending.
  */
 import type { ApprovalRecord } from '../approvals/types.ts';
-import { newId } from '../common/ids.ts';
 import { parsePrincipal, type Principal } from '../common/principals.ts';
 import type { Queryable } from '../db/queryable.ts';
+import { insertDmCopy, insertThreadCopy, readRunMessagePlace } from '../db/queries/chat-outbox.ts';
+
+export { REMIND_TASK, scheduleReminder } from '../db/queries/chat-outbox.ts'; // merge: re-export for test/chat-outbox.test.ts
 
 /** May this principal still approve? Mirrors listPendingApprovals' filter. */
 export function mayStillDecide(a: ApprovalRecord, principal: string): boolean {
@@ -54,45 +56,21 @@ export function dmApprovers(a: ApprovalRecord, platforms: ReadonlySet<string>): 
  * schedules this approval's delivery again once it posts it (deliver.ts).
  */
 export async function ensureApprovalCopies(q: Queryable, a: ApprovalRecord, platforms: ReadonlySet<string>): Promise<void> {
-  const run = await q.query<{ platform: string; tenant: string | null; conversation: string; message_id: string | null; thread: string | null; address: unknown }>(
-    `SELECT platform, tenant, conversation, message_id, thread, address FROM tollgate.chat_messages
-     WHERE run_id = $1 AND kind = 'run' AND given_up_at IS NULL ORDER BY created_at, id LIMIT 1`,
-    [a.runId],
-  );
-  const msg = run.rows[0];
+  const msg = await readRunMessagePlace(q, a.runId);
   if (msg?.message_id && platforms.has(msg.platform)) {
-    await q.query(
-      `INSERT INTO tollgate.chat_messages (id, platform, kind, run_id, approval_id, copy, tenant, conversation, thread, address)
-       VALUES ($1, $2, 'approval', $3, $4, 'thread', $5, $6, $7, $8)
-       ON CONFLICT DO NOTHING`,
-      [newId('msg'), msg.platform, a.runId, a.id, msg.tenant, msg.conversation, msg.thread ?? msg.message_id, msg.address === null ? null : JSON.stringify(msg.address)],
-    );
+    await insertThreadCopy(q, {
+      platform: msg.platform,
+      runId: a.runId,
+      approvalId: a.id,
+      tenant: msg.tenant,
+      conversation: msg.conversation,
+      thread: msg.thread ?? msg.message_id,
+      address: msg.address,
+    });
   }
   for (const p of dmApprovers(a, platforms)) {
     const principal = `${p.platform}:${p.tenant}:${p.user}`;
-    await q.query(
-      `INSERT INTO tollgate.chat_messages (id, platform, kind, run_id, approval_id, copy, tenant, dm_to) VALUES ($1, $2, 'approval', $3, $4, $5, $6, $5)
-       ON CONFLICT DO NOTHING`,
-      [newId('msg'), p.platform, a.runId, a.id, principal, p.tenant],
-    );
-  }
-}
-
-export const REMIND_TASK = 'chat-approval-remind';
-
-/**
- * Schedules the deadline reminder (one job per approval; a new deadline moves it). Like
- * `chat_enqueue`, a job key race that adds no job adds one without a key, so the reminder is
- * never lost (a spare one finds the approvers reminded already and does nothing).
- */
-export async function scheduleReminder(q: Queryable, approvalId: string, at: Date): Promise<void> {
-  const { rows } = await q.query<{ id: string | null }>(
-    `SELECT (graphile_worker.add_job($1, json_build_object('approvalId', $2::text), run_at => $3, job_key => 'chat:remind:' || $2,
-       job_key_mode => 'replace', max_attempts => 10)).id`,
-    [REMIND_TASK, approvalId, at],
-  );
-  if (rows[0]?.id == null) {
-    await q.query(`SELECT graphile_worker.add_job($1, json_build_object('approvalId', $2::text), run_at => $3, max_attempts => 10)`, [REMIND_TASK, approvalId, at]);
+    await insertDmCopy(q, { platform: p.platform, runId: a.runId, approvalId: a.id, principal, tenant: p.tenant });
   }
 }
 

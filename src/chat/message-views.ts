@@ -6,7 +6,9 @@
  */
 import { getApproval } from '../approvals/index.ts';
 import type { Queryable } from '../db/queryable.ts';
-import { loadRunMessageView, toApprovalView, type ApprovalCopy } from '../views/approval-view.ts';
+import { findPostedMessage } from '../db/queries/chat-outbox.ts';
+import { toApprovalView, type ApprovalCopy } from '../views/approval-view.ts';
+import { loadRunMessageView } from '../views/load-run-view.ts';
 import type { ChatView } from './platform.ts';
 
 /** An approval copy row's `copy` column as the view's `ApprovalCopy`. */
@@ -29,12 +31,7 @@ export async function approvalMessageView(q: Queryable, approvalId: string, copy
  * repeat across conversations); undefined for a message Tollgate did not post or a fixed reply.
  */
 export async function postedMessageView(q: Queryable, at: { platform: string; conversation: string; messageId: string }): Promise<ChatView | undefined> {
-  const { rows } = await q.query<{ kind: string; run_id: string | null; approval_id: string | null; copy: string | null }>(
-    `SELECT kind, run_id, approval_id, copy FROM tollgate.chat_messages WHERE platform = $1 AND message_id = $2
-     ORDER BY (conversation = $3) DESC, created_at LIMIT 1`,
-    [at.platform, at.messageId, at.conversation],
-  );
-  const row = rows[0];
+  const row = await findPostedMessage(q, at);
   if (row?.kind === 'run' && row.run_id) return runMessageView(q, row.run_id);
   if (row?.kind === 'approval' && row.approval_id) return approvalMessageView(q, row.approval_id, copyOf(row.copy));
   return undefined;

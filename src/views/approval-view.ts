@@ -12,11 +12,10 @@
  * - Pure: built from stored rows only, never the clock, so the same state renders the same bytes
  *   (the outbox hashes renderings to skip no-op updates).
  */
-import { listRunApprovals } from '../approvals/store.ts';
 import type { ApprovalRecord } from '../approvals/types.ts';
 import { parsePrincipal, type Principal } from '../common/principals.ts';
-import type { Queryable } from '../db/queryable.ts';
-import { loadRunView, type RunView } from './run-view.ts';
+
+export { loadRunMessageView } from './load-run-view.ts'; // merge: re-export for intake.ts/bots (it alone keeps approval-view -> run-view's circle until removed)
 
 export type ApprovalViewStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled' | 'voided';
 
@@ -104,11 +103,6 @@ export function toApprovalView(a: ApprovalRecord): ApprovalView {
 /** The approvals a run message shows: people's gates (not rule approvals), voided ones left out. */
 export function runMessageApprovals(list: ApprovalRecord[]): ApprovalView[] {
   return list.filter((a) => a.status !== 'voided' && !a.autoReason).map(toApprovalView);
-}
-
-/** A run's view as its chat message shows it, with its approvals; undefined when there is no such run. */
-export async function loadRunMessageView(q: Queryable, runId: string): Promise<RunView | undefined> {
-  return loadRunView(q, runId, runMessageApprovals(await listRunApprovals(q, runId)));
 }
 
 /** The rule, for people: "1 approval needed", "2 approvals needed". Never a tally. */

@@ -10,16 +10,18 @@
  *   of renderings to skip no-op updates).
  * - It says which actions are *offered* in this state; who may use them is decided when a click
  *   arrives (`src/intents/authorize.ts`), from the verified identity.
- * - `approvals` comes from the approvals engine (`loadRunView`'s `approvals` argument, built by
- *   src/views/approval-view.ts); callers that show no approvals pass none.
+ * - `approvals` comes from the approvals engine (`buildRunView`'s `approvals` argument, built by
+ *   src/views/approval-view.ts); callers that show no approvals pass none. Reading a run's view
+ *   from the database is src/views/load-run-view.ts.
  */
 import type { Principal } from '../common/principals.ts';
 import { principalSchema } from '../common/principals.ts';
 import type { ApprovalView } from './approval-view.ts';
 import { whyNotRetryable } from '../runtime/retryable.ts';
 import type { RunRow, RunStatus, StepRow, StepStatus } from '../db/queries/runs.ts';
-import type { Queryable } from '../db/queryable.ts';
 import { isTerminalStatus } from '../db/queries/runs.ts';
+
+export { listRunsFiltered, listRunsRequestedBy } from '../db/queries/run-views.ts'; // merge: re-export for intake.ts/bots (and src/console/index.ts)
 
 /** Interactive ids (part of the external contract, see the README): Slack action_id, Teams verb. */
 export const ACTION_IDS = {
@@ -136,44 +138,6 @@ export function buildRunView(run: RunRow, steps: StepRow[], approvals: ApprovalV
     actions,
     approvals,
   };
-}
-
-/** Reads a run and its steps and builds its view; undefined when there is no such run. */
-export async function loadRunView(q: Queryable, runId: string, approvals: ApprovalView[] = []): Promise<RunView | undefined> {
-  const run = await q.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1', [runId]);
-  const row = run.rows[0];
-  if (!row) return undefined;
-  const steps = await q.query<StepRow>('SELECT * FROM tollgate.steps WHERE run_id = $1 ORDER BY idx', [runId]);
-  return buildRunView(row, steps.rows, approvals);
-}
-
-/** A person's most recent runs (they asked for them), newest first. */
-export async function listRunsRequestedBy(q: Queryable, who: Pick<Principal, 'platform' | 'tenant' | 'user'>, limit = 10): Promise<RunRow[]> {
-  const { rows } = await q.query<RunRow>(
-    `SELECT * FROM tollgate.runs WHERE requester @> $1::jsonb ORDER BY created_at DESC, id DESC LIMIT $2`,
-    [JSON.stringify({ platform: who.platform, tenant: who.tenant, user: who.user }), limit],
-  );
-  return rows;
-}
-
-/**
- * Runs newest first, narrowed by whichever of workflow, status and requester are given (the web
- * console's list). `before` pages: only runs older than that run (by creation, then id), so a
- * page stays put while new runs arrive; through `runs_created_at_idx`.
- */
-export async function listRunsFiltered(
-  q: Queryable,
-  filter: { workflow?: string; status?: RunStatus; requester?: Pick<Principal, 'platform' | 'tenant' | 'user'>; before?: string; limit?: number },
-): Promise<RunRow[]> {
-  const who = filter.requester ? JSON.stringify({ platform: filter.requester.platform, tenant: filter.requester.tenant, user: filter.requester.user }) : null;
-  const { rows } = await q.query<RunRow>(
-    `SELECT * FROM tollgate.runs WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2)
-       AND ($3::jsonb IS NULL OR requester @> $3::jsonb)
-       AND ($5::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM tollgate.runs WHERE id = $5))
-     ORDER BY created_at DESC, id DESC LIMIT $4`,
-    [filter.workflow ?? null, filter.status ?? null, who, filter.limit ?? 100, filter.before ?? null],
-  );
-  return rows;
 }
 
 export const STATUS_LABELS: Record<RunStatus, string> = {

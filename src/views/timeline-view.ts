@@ -10,6 +10,8 @@ import { listRunApprovals } from '../approvals/store.ts';
 import type { ApprovalRecord } from '../approvals/types.ts';
 import type { EventRow, RunRow, StepRow } from '../db/queries/runs.ts';
 import type { Queryable } from '../db/queryable.ts';
+import { loadSteps, readRun } from '../db/queries/runs.ts';
+import { listRunEvents, readRunChangeMarks } from '../db/queries/run-views.ts';
 import { toApprovalView } from './approval-view.ts';
 import { buildRunView, type RunView, type StepView } from './run-view.ts';
 
@@ -96,12 +98,11 @@ export function buildTimelineView(run: RunRow, steps: StepRow[], approvals: Appr
 
 /** Reads a run, its steps, approvals and events; undefined when there is no such run. */
 export async function loadTimelineView(q: Queryable, runId: string): Promise<TimelineView | undefined> {
-  const { rows } = await q.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1', [runId]);
-  const run = rows[0];
+  const run = await readRun(q, runId);
   if (!run) return undefined;
-  const steps = await q.query<StepRow>('SELECT * FROM tollgate.steps WHERE run_id = $1 ORDER BY idx', [runId]);
-  const events = await q.query<EventRow>('SELECT id, run_id, type, step_idx, actor, payload, created_at FROM tollgate.events WHERE run_id = $1 ORDER BY id', [runId]);
-  return buildTimelineView(run, steps.rows, await listRunApprovals(q, runId), events.rows);
+  const steps = await loadSteps(q, runId);
+  const events = await listRunEvents(q, runId);
+  return buildTimelineView(run, steps, await listRunApprovals(q, runId), events);
 }
 
 /**
@@ -110,10 +111,6 @@ export async function loadTimelineView(q: Queryable, runId: string): Promise<Tim
  * tell that a timeline must be drawn again (one index lookup, `events_run_idx`).
  */
 export async function timelineVersion(q: Queryable, runId: string): Promise<string | undefined> {
-  const { rows } = await q.query<{ updated_at: Date; last_event: string | null }>(
-    `SELECT r.updated_at, (SELECT max(e.id) FROM tollgate.events e WHERE e.run_id = r.id) AS last_event FROM tollgate.runs r WHERE r.id = $1`,
-    [runId],
-  );
-  const row = rows[0];
+  const row = await readRunChangeMarks(q, runId);
   return row ? `${row.updated_at.toISOString()}|${row.last_event ?? ''}` : undefined;
 }
