@@ -50,6 +50,17 @@ function openaiClient(settings: ModelSettings): OpenAI {
   });
 }
 
+/** The client and model to call, or TG_MODEL_NOT_CONFIGURED saying what to set. */
+function configuredClient(openai: OpenAI | undefined, settings: ModelSettings): { openai: OpenAI; model: string } {
+  if (!openai || !settings.model) {
+    throw new TollgateError(
+      'TG_MODEL_NOT_CONFIGURED',
+      'No model is configured: set TOLLGATE_MODEL to a model name, and OPENAI_BASE_URL (an OpenAI-compatible server, including /v1) or OPENAI_API_KEY.',
+    );
+  }
+  return { openai, model: settings.model };
+}
+
 /** A call's record before the model answers: what was sent, nothing yet of what came back. */
 function newRecord(model: string, prompt: PromptRef, messages: ChatCompletionMessageParam[]): ModelCallRecord {
   return {
@@ -86,15 +97,7 @@ export function createModelClient(settings: ModelSettings, log: Logger): ModelCl
   const costOf = (inputTokens: number | null, outputTokens: number | null): number | null =>
     price && inputTokens !== null && outputTokens !== null ? (inputTokens * price.inputPerMillion + outputTokens * price.outputPerMillion) / 1_000_000 : null;
 
-  function requireConfigured(): { openai: OpenAI; model: string } {
-    if (!openai || !settings.model) {
-      throw new TollgateError(
-        'TG_MODEL_NOT_CONFIGURED',
-        'No model is configured: set TOLLGATE_MODEL to a model name, and OPENAI_BASE_URL (an OpenAI-compatible server, including /v1) or OPENAI_API_KEY.',
-      );
-    }
-    return { openai, model: settings.model };
-  }
+  const requireConfigured = () => configuredClient(openai, settings);
 
   /**
    * One call as a span (`gen_ai.*`, under the step that makes it) and in the metrics (tokens and
