@@ -19,7 +19,6 @@ import { registerApprovalCommands } from './commands/approvals.ts';
 import { registerAuditCommands } from './commands/audit.ts';
 
 export type { Io } from './context.ts';
-export { describeInput } from './commands/workflows.ts';
 
 /** The command groups, in the order `tollgate --help` lists their commands. */
 const COMMAND_GROUPS: readonly ((program: Command, ctx: CliContext) => void)[] = [
