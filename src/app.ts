@@ -208,18 +208,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       url = `http://${addr.address}:${addr.port}`;
       log.info({ url }, 'HTTP server listening');
     } else if (mode === 'worker' && config.worker.metricsPort !== undefined) {
-      // A worker process alone (WORKER_METRICS_PORT): its steps, runs, queue and outbox are timed
-      // here and nowhere else, so it serves its own /metrics, and /healthz and /readyz for its
-      // supervisor. No chat route, no console: those belong to `tollgate server`.
-      const { createHttpServer } = await import('./server/http.ts');
-      const running = worker;
-      http = createHttpServer({
-        log,
-        checks: { pool: db.pool, workerRunning: () => running?.isRunning() ?? false, workerProblem: () => running?.whyNotRunning() ?? 'worker starting' },
-      });
-      const addr = await http.listen(config.worker.metricsPort, config.host);
-      url = `http://${addr.address}:${addr.port}`;
-      log.info({ url }, 'worker metrics and health listening');
+      ({ http, url } = await serveWorkerMetrics({ config, log, pool: db.pool, worker, port: config.worker.metricsPort }));
     }
   } catch (e) {
     await (worker ?? (await threadStarting?.catch(() => undefined)))?.stop();
@@ -251,4 +240,22 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
         await db.close();
       })()),
   };
+}
+
+/**
+ * A worker process alone (WORKER_METRICS_PORT): its steps, runs, queue and outbox are timed
+ * here and nowhere else, so it serves its own /metrics, and /healthz and /readyz for its
+ * supervisor. No chat route, no console: those belong to `tollgate server`.
+ */
+async function serveWorkerMetrics(opts: { config: Config; log: Logger; pool: pg.Pool; worker: WorkerHandle | undefined; port: number }): Promise<{ http: HttpServer; url: string }> {
+  const { config, log, worker: running } = opts;
+  const { createHttpServer } = await import('./server/http.ts');
+  const http = createHttpServer({
+    log,
+    checks: { pool: opts.pool, workerRunning: () => running?.isRunning() ?? false, workerProblem: () => running?.whyNotRunning() ?? 'worker starting' },
+  });
+  const addr = await http.listen(opts.port, config.host);
+  const url = `http://${addr.address}:${addr.port}`;
+  log.info({ url }, 'worker metrics and health listening');
+  return { http, url };
 }

@@ -2,14 +2,15 @@
  * Keeps the embedded PostgreSQL running for as long as this process uses it: it looks every
  * `checkEveryMs` whether the data dir's postmaster is alive and, when it is gone without this
  * process having stopped it (SIGKILL, OOM killer, a crash), restarts it, up to `maxAttempts`
- * times with doubling delays, logging each attempt, the success and the give-up.
+ * times with doubling delays (src/common/backoff.ts), logging each attempt, the success and the
+ * give-up.
  *
  * Every process using the server supervises it, not only the one that started it: the starter
  * may be a CLI command that has exited since. When several notice the death together, the data
  * dir's start lock lets one restart it and the others find it running (`restart` attaches then).
  * Timers are unref'd: supervision never keeps a finished CLI command alive.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+import { retryWithBackoff } from '../common/backoff.ts';
 import type { Logger } from '../common/log.ts';
 
 export interface SupervisionOptions {
@@ -42,28 +43,26 @@ export function supervise(opts: {
 }): Supervisor {
   const o = { ...SUPERVISION_DEFAULTS, ...opts.options };
   const { log } = opts;
-  let stopped = false;
+  const stopping = new AbortController();
   let recovering = false;
 
   const recover = async () => {
-    let delay = o.firstDelayMs;
-    for (let attempt = 1; attempt <= o.maxAttempts; attempt++) {
-      if (stopped) return;
-      log.warn({ attempt, maxAttempts: o.maxAttempts }, 'embedded PostgreSQL is not running; restarting it');
-      try {
+    const restarted = await retryWithBackoff({
+      backoff: { firstMs: o.firstDelayMs, maxMs: o.maxDelayMs },
+      maxAttempts: o.maxAttempts,
+      signal: stopping.signal,
+      ref: false,
+      attempt: async (attempt) => {
+        log.warn({ attempt, maxAttempts: o.maxAttempts }, 'embedded PostgreSQL is not running; restarting it');
         const how = await opts.restart();
         if (how === 'restarted') log.info({ attempt }, 'embedded PostgreSQL restarted');
         else log.info({ attempt }, 'embedded PostgreSQL is running again (restarted by another Tollgate process)');
-        return;
-      } catch (e) {
+      },
+      onError: (e, attempt) => {
         log.warn({ attempt, maxAttempts: o.maxAttempts, err: (e as Error).message }, 'embedded PostgreSQL restart attempt failed');
-      }
-      if (attempt < o.maxAttempts) {
-        await sleep(delay, undefined, { ref: false });
-        delay = Math.min(delay * 2, o.maxDelayMs);
-      }
-    }
-    if (stopped) return;
+      },
+    });
+    if (restarted || stopping.signal.aborted) return;
     log.error(
       { attempts: o.maxAttempts },
       'embedded PostgreSQL could not be restarted; giving up. Restart Tollgate, or look at the data dir (TOLLGATE_DATA_DIR) for the cause',
@@ -72,7 +71,7 @@ export function supervise(opts: {
   };
 
   const timer = setInterval(() => {
-    if (stopped || recovering || opts.isRunning()) return;
+    if (stopping.signal.aborted || recovering || opts.isRunning()) return;
     recovering = true;
     recover().finally(() => {
       recovering = false;
@@ -82,7 +81,7 @@ export function supervise(opts: {
 
   return {
     stop: () => {
-      stopped = true;
+      stopping.abort();
       clearInterval(timer);
     },
   };

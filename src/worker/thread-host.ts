@@ -22,7 +22,7 @@ import type { Config } from '../config/config.ts';
 import type { Logger } from '../common/log.ts';
 import { auditKeyBytes, type AuditKey } from '../audit/key.ts';
 import { newProcessId, RESTART_BACKOFF, type WorkerHandle } from './worker.ts';
-import { interruptiblePause } from './interruptible-pause.ts';
+import { supervise, type Supervision } from './supervise.ts';
 import { ThreadMetricsRequests } from '../telemetry/metrics-thread.ts';
 import type { MetricsJson } from '../telemetry/metrics-registry.ts';
 
@@ -88,144 +88,149 @@ interface Incarnation {
   readonly exited: Promise<string>;
 }
 
+/** What every incarnation of one supervised thread shares. */
+interface ThreadShared {
+  readonly opts: WorkerThreadOptions;
+  readonly entry: ReturnType<typeof threadEntry>;
+  readonly auditKey: WorkerThreadData['auditKey'];
+  /** Heartbeats asked of the thread, by id, until it answers. */
+  readonly beats: Map<number, { resolve: () => void; reject: (e: Error) => void }>;
+  /** The thread's instruments, for /metrics. */
+  readonly metricsRequests: ThreadMetricsRequests;
+}
+
 export async function startWorkerThread(opts: WorkerThreadOptions): Promise<ThreadedWorkerHandle> {
   const { config, log } = opts;
   const key = opts.db.auditKey;
   const keyBytes = key ? auditKeyBytes(key) : undefined;
   if (key && !keyBytes) throw new Error('the audit key cannot be handed to the worker thread (it was not made by auditKey())');
-  const entry = threadEntry(config);
-  const beats = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
-  const metricsRequests = new ThreadMetricsRequests(); // the thread's instruments, for /metrics
-  let nextBeat = 0;
-
-  /** Starts one thread; resolves once its worker runs, rejects if it could not start. */
-  const launch = (replaces: string | undefined): Promise<Incarnation> =>
-    new Promise((resolve, reject) => {
-      const processId = newProcessId();
-      const data: WorkerThreadData = {
-        config,
-        url: opts.db.url,
-        auditKey: key && keyBytes ? { bytes: new Uint8Array(keyBytes), source: key.source } : undefined,
-        processId,
-        replaces,
-        ...(entry.tsx ? { tsx: entry.tsx } : {}),
-      };
-      const worker = new Worker(entry.file, { eval: entry.eval, workerData: data, name: 'tollgate-worker' });
-      let started = false;
-      let reason = 'its thread ended';
-      let settleExit: (why: string) => void = () => {};
-      const me: Incarnation = {
-        worker,
-        processId,
-        running: false,
-        why: 'worker starting',
-        exited: new Promise<string>((r) => (settleExit = r)),
-      };
-      worker.on('message', (m: FromThread) => {
-        if (m.type === 'started') {
-          started = true;
-          me.running = true;
-          me.why = undefined;
-          resolve(me);
-        } else if (m.type === 'failed') {
-          reason = `could not start: ${m.message}`;
-        } else if (m.type === 'status') {
-          me.running = m.running;
-          me.why = m.why;
-        } else if (m.type === 'beat') {
-          const waiting = beats.get(m.id);
-          beats.delete(m.id);
-          if (m.error === undefined) waiting?.resolve();
-          else waiting?.reject(new Error(m.error));
-        } else if (m.type === 'metrics') metricsRequests.answer(m.id, m.metrics);
-      });
-      worker.on('error', (e) => {
-        reason = `its thread failed: ${e.message}`;
-        log.error({ err: e, processId }, 'the worker thread failed');
-      });
-      worker.on('exit', (code) => {
-        me.running = false;
-        if (reason === 'its thread ended' && code !== 0) reason = `its thread exited with code ${code}`;
-        for (const [id, waiting] of beats) {
-          beats.delete(id);
-          waiting.reject(new Error(`the worker thread ended before the heartbeat (${reason})`));
-        }
-        metricsRequests.dropAll();
-        if (!started) reject(new Error(reason));
-        settleExit(reason);
-      });
-    });
-
-  let current: Incarnation | undefined = await launch(undefined);
-  let whyDown: string | undefined;
-  let stopping = false;
-
-  const { pause, wake } = interruptiblePause();
+  const shared: ThreadShared = {
+    opts,
+    entry: threadEntry(config),
+    auditKey: key && keyBytes ? { bytes: new Uint8Array(keyBytes), source: key.source } : undefined,
+    beats: new Map(),
+    metricsRequests: new ThreadMetricsRequests(),
+  };
+  const first = await launchThread(shared, undefined);
+  const stopping = new AbortController();
 
   // The same policy as startWorker's for its runner: a doubling wait, reset after a good while.
-  const supervise = async () => {
-    let failures = 0;
-    while (current) {
-      const gone = current;
-      const startedAt = Date.now();
-      let reason = await gone.exited;
-      if (stopping) return;
-      current = undefined;
-      if (Date.now() - startedAt > RESTART_BACKOFF.maxMs) failures = 0;
-      let next: Incarnation | undefined;
-      for (let tries = 0; !next; tries++) {
-        const delay = Math.min(RESTART_BACKOFF.maxMs, RESTART_BACKOFF.firstMs * 2 ** failures);
-        failures += 1;
-        whyDown = `worker stopped (${reason}); restarting it (attempt ${failures})`;
-        const fields = { reason, attempt: failures, retryInMs: delay };
-        if (tries === 0) log.error(fields, 'the worker thread stopped unexpectedly; restarting it');
-        else log.warn(fields, 'the worker thread could not be restarted yet; retrying');
-        await pause(delay);
-        if (stopping) return;
-        try {
-          next = await launch(gone.processId);
-        } catch (e) {
-          reason = (e as Error).message;
-        }
-      }
-      current = next;
-      whyDown = undefined;
-      log.info({ attempt: failures, processId: next.processId }, 'worker thread restarted');
-      if (stopping) return; // stop() stops it
-    }
-  };
-  const supervising = supervise().catch((e: unknown) => log.error({ err: e }, 'worker thread supervision failed'));
+  const supervision = supervise<Incarnation>({
+    first,
+    what: 'worker thread',
+    backoff: RESTART_BACKOFF,
+    signal: stopping.signal,
+    log,
+    ended: (gone) => gone.exited,
+    restart: (gone) => launchThread(shared, gone.processId),
+    whyFailed: (e) => (e as Error).message,
+    discard: stopThread,
+    describe: (next) => ({ processId: next.processId }),
+  });
+  return threadHandle(shared, supervision, stopping, first.processId);
+}
 
-  /** Graceful: the thread stops its worker (running steps finish or are released) and closes its pool, then says so. */
-  const stopThread = async (thread: Incarnation) => {
-    const done = new Promise<void>((resolve) => {
-      thread.worker.on('message', (m: FromThread) => m.type === 'stopped' && resolve());
-      void thread.exited.then(() => resolve());
+/** Starts one thread; resolves once its worker runs, rejects if it could not start. */
+function launchThread(shared: ThreadShared, replaces: string | undefined): Promise<Incarnation> {
+  const { opts, entry, beats, metricsRequests } = shared;
+  const { log } = opts;
+  return new Promise((resolve, reject) => {
+    const processId = newProcessId();
+    const data: WorkerThreadData = {
+      config: opts.config,
+      url: opts.db.url,
+      auditKey: shared.auditKey && { bytes: new Uint8Array(shared.auditKey.bytes), source: shared.auditKey.source },
+      processId,
+      replaces,
+      ...(entry.tsx ? { tsx: entry.tsx } : {}),
+    };
+    const worker = new Worker(entry.file, { eval: entry.eval, workerData: data, name: 'tollgate-worker' });
+    let started = false;
+    let reason = 'its thread ended';
+    let settleExit: (why: string) => void = () => {};
+    const me: Incarnation = {
+      worker,
+      processId,
+      running: false,
+      why: 'worker starting',
+      exited: new Promise<string>((r) => (settleExit = r)),
+    };
+    worker.on('message', (m: FromThread) => {
+      if (m.type === 'started') {
+        started = true;
+        me.running = true;
+        me.why = undefined;
+        resolve(me);
+      } else if (m.type === 'failed') {
+        reason = `could not start: ${m.message}`;
+      } else if (m.type === 'status') {
+        me.running = m.running;
+        me.why = m.why;
+      } else if (m.type === 'beat') {
+        const waiting = beats.get(m.id);
+        beats.delete(m.id);
+        if (m.error === undefined) waiting?.resolve();
+        else waiting?.reject(new Error(m.error));
+      } else if (m.type === 'metrics') metricsRequests.answer(m.id, m.metrics);
     });
-    thread.worker.postMessage({ type: 'stop' } satisfies ToThread);
-    await done;
-    // Nothing of it runs any more; a library's idle socket or timer must not keep it alive.
-    await thread.worker.terminate();
-    await thread.exited;
-  };
+    worker.on('error', (e) => {
+      reason = `its thread failed: ${e.message}`;
+      log.error({ err: e, processId }, 'the worker thread failed');
+    });
+    worker.on('exit', (code) => {
+      me.running = false;
+      if (reason === 'its thread ended' && code !== 0) reason = `its thread exited with code ${code}`;
+      for (const [id, waiting] of beats) {
+        beats.delete(id);
+        waiting.reject(new Error(`the worker thread ended before the heartbeat (${reason})`));
+      }
+      metricsRequests.dropAll();
+      if (!started) reject(new Error(reason));
+      settleExit(reason);
+    });
+  });
+}
 
-  let lastProcessId = current.processId;
+/** Graceful: the thread stops its worker (running steps finish or are released) and closes its pool, then says so. */
+async function stopThread(thread: Incarnation): Promise<void> {
+  const done = new Promise<void>((resolve) => {
+    thread.worker.on('message', (m: FromThread) => m.type === 'stopped' && resolve());
+    void thread.exited.then(() => resolve());
+  });
+  thread.worker.postMessage({ type: 'stop' } satisfies ToThread);
+  await done;
+  // Nothing of it runs any more; a library's idle socket or timer must not keep it alive.
+  await thread.worker.terminate();
+  await thread.exited;
+}
+
+/** The handle over a supervised thread: its state for /readyz, heartbeats and metrics through messages, and stop. */
+function threadHandle(shared: ThreadShared, supervision: Supervision<Incarnation>, stopping: AbortController, firstProcessId: string): ThreadedWorkerHandle {
+  const { beats, metricsRequests } = shared;
+  const { log } = shared.opts;
+  let nextBeat = 0;
+  let lastProcessId = firstProcessId;
   let stopped: Promise<void> | undefined;
   return {
     get processId() {
+      const current = supervision.current();
       if (current) lastProcessId = current.processId;
       return lastProcessId;
     },
-    thread: () => current?.worker,
-    isRunning: () => !stopping && current !== undefined && current.running,
+    thread: () => supervision.current()?.worker,
+    isRunning: () => {
+      const current = supervision.current();
+      return !stopping.signal.aborted && current !== undefined && current.running;
+    },
     whyNotRunning: () => {
-      if (stopping) return 'worker stopped';
-      if (!current) return whyDown ?? 'worker stopped';
+      const current = supervision.current();
+      if (stopping.signal.aborted) return 'worker stopped';
+      if (!current) return supervision.whyDown() ?? 'worker stopped';
       return current.running ? undefined : (current.why ?? 'worker stopped');
     },
     beat: () => {
-      const thread = current;
-      if (!thread) return Promise.reject(new Error(whyDown ?? 'the worker thread is not running'));
+      const thread = supervision.current();
+      if (!thread) return Promise.reject(new Error(supervision.whyDown() ?? 'the worker thread is not running'));
       const id = nextBeat++;
       return new Promise<void>((resolve, reject) => {
         beats.set(id, { resolve, reject });
@@ -233,19 +238,17 @@ export async function startWorkerThread(opts: WorkerThreadOptions): Promise<Thre
       });
     },
     metrics: () => {
-      const thread = current?.worker;
+      const thread = supervision.current()?.worker;
       return metricsRequests.request(thread && ((id) => thread.postMessage({ type: 'metrics', id } satisfies ToThread)));
     },
     stop: () =>
       (stopped ??= (async () => {
-        stopping = true;
-        wake();
-        const running = current;
+        stopping.abort();
+        const running = supervision.current();
         if (running) await stopThread(running);
         // Supervision returns now: its thread has exited, its wait was cut short, or a restart
-        // it was making has finished (and that thread is stopped here too).
-        await supervising;
-        if (current && current !== running) await stopThread(current);
+        // it was making has finished (and supervision has stopped that thread too).
+        await supervision.done;
         log.info('worker thread stopped');
       })()),
   };

@@ -31,7 +31,7 @@ const post = (m: FromThread) => port.postMessage(m);
 
 const { config } = data;
 const log = createLogger({ level: config.logLevel, format: config.logFormat }).child({ thread: 'worker' });
-// As `serve` does on the main thread (src/cli/main.ts): libraries start promises nobody awaits
+// As `serve` does on the main thread (src/cli/commands/serve.ts): libraries start promises nobody awaits
 // (Graphile Worker's completeJob/failJob), and a rejection there must not end the worker.
 process.on('unhandledRejection', (reason) => {
   log.error({ err: reason }, 'unhandled promise rejection in the worker thread (a bug: please report it); the worker keeps running');

@@ -23,7 +23,9 @@ import type pg from 'pg';
 import { Logger as GraphileLogger, makeWorkerUtils, run, type Runner, type TaskList, type WorkerEvents, type WorkerUtils } from 'graphile-worker';
 import { withTransaction } from '../db/transaction.ts';
 import type { Logger } from '../common/log.ts';
-import { interruptiblePause } from './interruptible-pause.ts';
+import { deleteHeartbeat, deleteHeartbeats, insertHeartbeat, lockDeadHeartbeats, orphanedLockIds, recordHeartbeat, takeHeartbeat } from '../db/queries/workers.ts';
+import type { Backoff } from '../common/backoff.ts';
+import { supervise, type Supervision } from './supervise.ts';
 import { observeQueueLag } from '../telemetry/metrics.ts';
 import type { MetricsJson } from '../telemetry/metrics-registry.ts';
 
@@ -63,7 +65,7 @@ export interface WorkerHandle {
 }
 
 /** First and longest wait before restarting a runner that died (doubling in between). */
-export const RESTART_BACKOFF = { firstMs: 1000, maxMs: 10_000 } as const;
+export const RESTART_BACKOFF: Backoff = { firstMs: 1000, maxMs: 10_000 };
 
 export function graphileLogger(log: Logger): GraphileLogger {
   return new GraphileLogger((scope) => (level, message, meta) => {
@@ -150,34 +152,56 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
       throw e;
     });
   }
-  await pool.query(
-    `INSERT INTO tollgate.worker_heartbeats (process_id, hostname, pid) VALUES ($1, $2, $3)`,
-    [processId, os.hostname(), process.pid],
-  );
+  await insertHeartbeat(pool, { processId, hostname: os.hostname(), pid: process.pid });
 
-  let current: LaunchedRunner | undefined;
-  let whyNotRunning: string | undefined;
-  let stopping = false;
-
-  const beat = async () => {
-    // An upsert: a process taken for dead while it was only stalled (its row deleted by a reaper)
-    // must be seen alive again, or its long jobs would keep being unlocked under it.
-    await pool.query(
-      `INSERT INTO tollgate.worker_heartbeats (process_id, hostname, pid, worker_ids) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (process_id) DO UPDATE SET beat_at = now(), worker_ids = EXCLUDED.worker_ids`,
-      [processId, os.hostname(), process.pid, [...(current?.lockIds ?? [])]],
-    );
-    await reapDeadWorkers(pool, utils, opts.deadAfterMs, log);
-  };
-
+  let first: LaunchedRunner;
   try {
-    current = await launchRunner(opts, logger);
+    first = await launchRunner(opts, logger);
   } catch (e) {
     await Promise.resolve(utils.release()).catch(() => {});
     throw e;
   }
-  await beat().catch((e: unknown) => log.warn({ err: e }, 'first worker heartbeat failed'));
+  // Read through `runner` (the supervised one, or the first before supervision starts).
+  let supervision: Supervision<LaunchedRunner> | undefined;
+  const runner = () => (supervision ? supervision.current() : first);
+  const heartbeat = startHeartbeat(opts, utils, () => runner()?.lockIds ?? []);
+  await heartbeat.beat().catch((e: unknown) => log.warn({ err: e }, 'first worker heartbeat failed'));
 
+  const stopping = new AbortController();
+  supervision = superviseRunner(opts, logger, utils, first, heartbeat.beat, stopping.signal);
+  log.info({ processId, concurrency: opts.concurrency }, 'worker started');
+
+  let stopped: Promise<void> | undefined;
+  return {
+    processId,
+    isRunning: () => !stopping.signal.aborted && runner() !== undefined,
+    whyNotRunning: () => (stopping.signal.aborted ? 'worker stopped' : runner() ? undefined : (supervision?.whyDown() ?? 'worker stopped')),
+    beat: heartbeat.beat,
+    stop: () =>
+      (stopped ??= (async () => {
+        stopping.abort();
+        heartbeat.stop();
+        // Graceful: stop taking jobs, let running ones finish (steps past the abort timeout see
+        // their signal aborted and the run is suspended, to be resumed by another worker).
+        await runner()?.runner.stop().catch((e: unknown) => log.warn({ err: e }, 'worker stop'));
+        await supervision?.done;
+        await deleteHeartbeat(pool, processId).catch(() => {});
+        await Promise.resolve(utils.release()).catch(() => {});
+        log.info({ processId }, 'worker stopped');
+      })()),
+  };
+}
+
+/**
+ * The heartbeat: a beat now and then (a third of `deadAfterMs`), each also reaping dead workers.
+ * `lockIds` names the ids the current runner locks jobs under.
+ */
+function startHeartbeat(opts: WorkerOptions, utils: WorkerUtils, lockIds: () => readonly string[]): { beat: () => Promise<void>; stop: () => void } {
+  const { pool, log, processId } = opts;
+  const beat = async () => {
+    await recordHeartbeat(pool, { processId, hostname: os.hostname(), pid: process.pid, workerIds: [...lockIds()] });
+    await reapDeadWorkers(pool, utils, opts.deadAfterMs, log);
+  };
   // While the database is away every beat fails: say so once, and once more when it is back.
   let beatFailing = false;
   const timer = setInterval(() => {
@@ -193,86 +217,58 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
     );
   }, Math.max(250, Math.floor(opts.deadAfterMs / 3)));
   timer.unref();
+  return { beat, stop: () => clearInterval(timer) };
+}
 
-  const { pause, wake } = interruptiblePause();
-
-  /**
-   * Graphile Worker's runner ends by itself when its pool shuts down after an error it cannot
-   * recover from, typically a job that could be neither completed nor failed because the
-   * database went away. This process must not stay up without a worker: the runner is started
-   * again, with a doubling wait (bounded by RESTART_BACKOFF), until it starts, i.e. until the
-   * database answers again. Its pool had released its workers before its promise settled, so the
-   * jobs still locked under its ids are unlocked at once, to be picked up again (a step that was
-   * still finishing holds its run's advisory lock: the advance picked up again waits for it or is
-   * retried, never runs beside it).
-   */
-  const supervise = async () => {
-    let failures = 0;
-    while (current) {
-      const { lockIds, stopReason, ended } = current;
-      const startedAt = Date.now();
+/**
+ * Graphile Worker's runner ends by itself when its pool shuts down after an error it cannot
+ * recover from, typically a job that could be neither completed nor failed because the
+ * database went away. This process must not stay up without a worker: the runner is started
+ * again, with a doubling wait (bounded by RESTART_BACKOFF), until it starts, i.e. until the
+ * database answers again. Its pool had released its workers before its promise settled, so the
+ * jobs still locked under its ids are unlocked at once, to be picked up again (a step that was
+ * still finishing holds its run's advisory lock: the advance picked up again waits for it or is
+ * retried, never runs beside it).
+ */
+function superviseRunner(
+  opts: WorkerOptions,
+  logger: GraphileLogger,
+  utils: WorkerUtils,
+  first: LaunchedRunner,
+  beat: () => Promise<void>,
+  signal: AbortSignal,
+): Supervision<LaunchedRunner> {
+  const { log } = opts;
+  let gone: LaunchedRunner = first;
+  return supervise<LaunchedRunner>({
+    first,
+    what: 'worker',
+    backoff: RESTART_BACKOFF,
+    signal,
+    log,
+    ended: async (current) => {
+      gone = current;
       // Graphile has logged why; the reason is in stopReason().
-      if ((await ended) === 'abandoned' && !stopping) {
-        log.warn({ reason: stopReason(), afterMs: ABANDON_AFTER_MS }, "Graphile Worker's pool did not finish shutting down after a fatal error; abandoning it");
+      if ((await current.ended) === 'abandoned' && !signal.aborted) {
+        log.warn({ reason: current.stopReason(), afterMs: ABANDON_AFTER_MS }, "Graphile Worker's pool did not finish shutting down after a fatal error; abandoning it");
       }
-      if (stopping) return;
-      current = undefined;
-      if (Date.now() - startedAt > RESTART_BACKOFF.maxMs) failures = 0; // it ran well for a while
-      let reason = stopReason();
-      let next: LaunchedRunner | undefined;
-      for (let tries = 0; !next; tries++) {
-        const delay = Math.min(RESTART_BACKOFF.maxMs, RESTART_BACKOFF.firstMs * 2 ** failures);
-        failures += 1;
-        whyNotRunning = `worker stopped (${reason}); restarting it (attempt ${failures})`;
-        const fields = { reason, attempt: failures, retryInMs: delay };
-        if (tries === 0) log.error(fields, 'the worker stopped unexpectedly; restarting it');
-        else log.warn(fields, 'the worker could not be restarted yet; retrying');
-        await pause(delay);
-        if (stopping) return;
-        try {
-          next = await launchRunner(opts, logger);
-        } catch (e) {
-          reason = `could not start: ${(e as Error).message}`;
-        }
-      }
-      if (stopping) {
-        await next.runner.stop().catch(() => {});
-        return;
-      }
-      current = next;
-      whyNotRunning = undefined;
-      log.info({ attempt: failures }, 'worker restarted');
+      return current.stopReason();
+    },
+    restart: () => launchRunner(opts, logger),
+    whyFailed: (e) => `could not start: ${(e as Error).message}`,
+    discard: async (next) => {
+      await next.runner.stop().catch(() => {});
+    },
+    restarted: async () => {
+      const { lockIds } = gone;
       await utils.forceUnlockWorkers([...lockIds]).then(
         () => log.info({ workers: lockIds }, 'unlocked the jobs of the stopped runner'),
         // The reaper unlocks them as orphans once no heartbeat names these ids.
         (e: unknown) => log.warn({ err: (e as Error).message }, 'could not unlock the jobs of the stopped runner yet'),
       );
       await beat().catch(() => {});
-    }
-  };
-  const supervising = supervise().catch((e: unknown) => log.error({ err: e }, 'worker supervision failed'));
-  log.info({ processId, concurrency: opts.concurrency }, 'worker started');
-
-  let stopped: Promise<void> | undefined;
-  return {
-    processId,
-    isRunning: () => !stopping && current !== undefined,
-    whyNotRunning: () => (stopping ? 'worker stopped' : current ? undefined : (whyNotRunning ?? 'worker stopped')),
-    beat,
-    stop: () =>
-      (stopped ??= (async () => {
-        stopping = true;
-        clearInterval(timer);
-        wake();
-        // Graceful: stop taking jobs, let running ones finish (steps past the abort timeout see
-        // their signal aborted and the run is suspended, to be resumed by another worker).
-        await current?.runner.stop().catch((e: unknown) => log.warn({ err: e }, 'worker stop'));
-        await supervising;
-        await pool.query('DELETE FROM tollgate.worker_heartbeats WHERE process_id = $1', [processId]).catch(() => {});
-        await Promise.resolve(utils.release()).catch(() => {});
-        log.info({ processId }, 'worker stopped');
-      })()),
-  };
+    },
+  });
 }
 
 /**
@@ -281,8 +277,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
  * reapDeadWorkers, which unlocks them as orphans.
  */
 async function releaseGoneWorker(pool: pg.Pool, utils: WorkerUtils, processId: string, log: Logger): Promise<void> {
-  const { rows } = await pool.query<{ worker_ids: string[] }>('DELETE FROM tollgate.worker_heartbeats WHERE process_id = $1 RETURNING worker_ids', [processId]);
-  const ids = rows[0]?.worker_ids ?? [];
+  const ids = await takeHeartbeat(pool, processId);
   if (ids.length > 0) {
     await utils.forceUnlockWorkers(ids);
     log.info({ workers: ids, replaces: processId }, 'unlocked the jobs of the worker this one replaces');
@@ -292,24 +287,15 @@ async function releaseGoneWorker(pool: pg.Pool, utils: WorkerUtils, processId: s
 /** Unlocks the jobs of workers that stopped beating. Safe to run from every process at once. */
 export function reapDeadWorkers(pool: pg.Pool, utils: WorkerUtils, deadAfterMs: number, log: Logger): Promise<string[]> {
   return withTransaction(pool, async (client) => {
-    const dead = await client.query<{ process_id: string; worker_ids: string[] }>(
-      `SELECT process_id, worker_ids FROM tollgate.worker_heartbeats
-       WHERE beat_at < now() - make_interval(secs => $1::float / 1000) FOR UPDATE SKIP LOCKED`,
-      [deadAfterMs],
-    );
-    const orphans = await client.query<{ locked_by: string }>(
-      `SELECT DISTINCT locked_by FROM graphile_worker.jobs
-       WHERE locked_by IS NOT NULL AND locked_at < now() - make_interval(secs => $1::float / 1000)
-         AND locked_by NOT IN (SELECT unnest(worker_ids) FROM tollgate.worker_heartbeats WHERE beat_at >= now() - make_interval(secs => $1::float / 1000))`,
-      [deadAfterMs],
-    );
-    const ids = [...new Set([...dead.rows.flatMap((r) => r.worker_ids), ...orphans.rows.map((r) => r.locked_by)])];
+    const dead = await lockDeadHeartbeats(client, deadAfterMs);
+    const orphans = await orphanedLockIds(client, deadAfterMs);
+    const ids = [...new Set([...dead.flatMap((r) => r.worker_ids), ...orphans])];
     if (ids.length > 0) {
       await utils.forceUnlockWorkers(ids);
-      log.warn({ workers: ids, processes: dead.rows.map((r) => r.process_id) }, 'unlocked the jobs of dead workers');
+      log.warn({ workers: ids, processes: dead.map((r) => r.process_id) }, 'unlocked the jobs of dead workers');
     }
-    if (dead.rows.length > 0) {
-      await client.query('DELETE FROM tollgate.worker_heartbeats WHERE process_id = ANY($1)', [dead.rows.map((r) => r.process_id)]);
+    if (dead.length > 0) {
+      await deleteHeartbeats(client, dead.map((r) => r.process_id));
     }
     return ids;
   });

@@ -1,0 +1,157 @@
+/**
+ * `tollgate run` (start a run) and `tollgate runs list|show|cancel|retry|export`.
+ */
+import type { Command } from 'commander';
+import { TollgateError } from '../../common/errors.ts';
+import { parseKeyValues } from '../../intents/command.ts';
+import { isTerminalStatus } from '../../db/queries/runs.ts';
+import { formatModelCalls, formatRunList, formatTimeline } from '../format.ts';
+import { formatRunApprovals } from '../approvals-format.ts';
+import { cliActor, cliPrincipal, listLimit, MAX_LIST_LIMIT, RUN_STATUSES, runStatus, withApp, type CliContext } from '../context.ts';
+
+export function registerRunCommands(program: Command, ctx: CliContext): void {
+  registerStartRun(program, ctx);
+  const runs = program.command('runs').description('Inspect and steer runs.');
+  registerInspectRuns(runs, ctx);
+  registerSteerRuns(runs, ctx);
+  registerExportRun(runs, ctx);
+}
+
+/** `tollgate run <workflow> key=value …`, with --wait to follow it to its end. */
+function registerStartRun(program: Command, { io, lazy }: CliContext): void {
+  program
+    .command('run')
+    .description('Start a run: tollgate run <workflow> key=value ...')
+    .argument('<workflow>')
+    .argument('[params...]', 'inputs as key=value')
+    .option('--as <principal>', 'requester, if cliDelegates lets this OS user act for it (default: this OS user)')
+    .option('--wait', 'wait until the run ends and print its timeline')
+    .option('--json', 'print JSON')
+    .action(async (workflow: string, params: string[], opts: { as?: string; wait?: boolean; json?: boolean }) => {
+      const { config, log } = await lazy(true);
+      const input = parseKeyValues(params);
+      await withApp(config, log, async (app) => {
+        const actor = await cliActor(app, opts.as);
+        const run = await app.runtime.startRun({ workflow, input, requester: actor.principal, origin: { platform: 'cli', osUser: actor.osUser } });
+        if (!opts.wait) {
+          if (opts.json) io.out(JSON.stringify({ id: run.id, status: run.status }));
+          else io.out(`${run.id} queued (${run.workflow}@v${run.workflow_version}). Follow it with: tollgate runs show ${run.id}`);
+          return;
+        }
+        for (;;) {
+          const detail = await app.runtime.getRun(run.id);
+          if (isTerminalStatus(detail.run.status)) {
+            io.out(opts.json ? JSON.stringify(detail) : formatTimeline(detail));
+            if (detail.run.status !== 'succeeded') process.exitCode = 1;
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      });
+    });
+}
+
+/** `runs list` and `runs show <id>`. */
+function registerInspectRuns(runs: Command, { io, lazy }: CliContext): void {
+  runs
+    .command('list')
+    .option('--status <status>', `only runs with this status (${RUN_STATUSES.join(', ')})`)
+    .option('--workflow <name>', 'only runs of this workflow')
+    .option('--limit <n>', `how many, 1 to ${MAX_LIST_LIMIT}`, '20')
+    .option('--json', 'print JSON')
+    .action(async (opts: { status?: string; workflow?: string; limit: string; json?: boolean }) => {
+      // Checked before anything opens: a bad option is the caller's mistake, told in one sentence.
+      const limit = listLimit(opts.limit);
+      const status = opts.status === undefined ? undefined : runStatus(opts.status);
+      const { config, log } = await lazy(true);
+      await withApp(config, log, async (app) => {
+        const list = await app.runtime.listRuns({ status, workflow: opts.workflow, limit });
+        io.out(opts.json ? JSON.stringify(list, null, 2) : formatRunList(list));
+      });
+    });
+  runs
+    .command('show')
+    .argument('<id>')
+    .option('--json', 'print JSON (run, steps, events, approvals, modelCalls)')
+    .action(async (id: string, opts: { json?: boolean }) => {
+      const { config, log } = await lazy(true);
+      await withApp(config, log, async (app) => {
+        const detail = await app.runtime.getRun(id);
+        const [{ listRunApprovals }, { listModelCalls }] = await Promise.all([import('../../approvals/index.ts'), import('../../model/record.ts')]);
+        const [approvals, modelCalls] = await Promise.all([listRunApprovals(app.db.pool, id), listModelCalls(app.db.pool, id)]);
+        io.out(
+          opts.json
+            ? JSON.stringify({ ...detail, approvals, modelCalls }, null, 2)
+            : formatTimeline(detail) + formatModelCalls(modelCalls) + formatRunApprovals(approvals),
+        );
+      });
+    });
+}
+
+/** `runs cancel <id>` and `runs retry <id>`, as this OS user or a principal it may act for. */
+function registerSteerRuns(runs: Command, { io, lazy }: CliContext): void {
+  runs
+    .command('cancel')
+    .argument('<id>')
+    .option('--as <principal>', 'who cancels, if cliDelegates lets this OS user act for it (default: this OS user)')
+    .action(async (id: string, opts: { as?: string }) => {
+      const { config, log } = await lazy(true);
+      await withApp(config, log, async (app) => {
+        const actor = await cliActor(app, opts.as);
+        await app.runtime.cancel(id, actor.principal, { via: 'cli', osUser: actor.osUser });
+        io.out(`Cancellation of ${id} requested; it stops at its next step boundary and undoes completed steps that have a compensation.`);
+      });
+    });
+  runs
+    .command('retry')
+    .argument('<id>')
+    .option('--as <principal>', 'who retries, if cliDelegates lets this OS user act for it (default: this OS user)')
+    .action(async (id: string, opts: { as?: string }) => {
+      const { config, log } = await lazy(true);
+      await withApp(config, log, async (app) => {
+        const actor = await cliActor(app, opts.as);
+        const { run } = await app.runtime.getRun(id);
+        await app.runtime.retry(id, actor.principal, { via: 'cli', osUser: actor.osUser });
+        io.out(
+          run.status === 'dead_letter'
+            ? `${id} taken out of dead letter and queued again; it resumes where its workers were interrupted, with its recoveries counted afresh.`
+            : `${id} queued again; it resumes at the step that failed.`,
+        );
+      });
+    });
+}
+
+// Evidence bundles (issue 10, src/audit/bundle*.ts): `runs export` here, `audit verify --bundle` in ./audit.ts.
+function registerExportRun(runs: Command, { io, lazy }: CliContext): void {
+  runs
+    .command('export')
+    .description("Write the run's evidence bundle: one JSON file an auditor can verify offline with `tollgate audit verify --bundle`.")
+    .argument('<id>')
+    .option('--out <file>', 'write it to this file (default: standard output)')
+    .option('--force', 'overwrite the --out file if it exists')
+    .action(async (id: string, opts: { out?: string; force?: boolean }) => {
+      const { config, log } = await lazy(true);
+      await withApp(config, log, async (app) => {
+        const { exportEvidenceBundle } = await import('../../audit/bundle.ts');
+        const { formatPrincipal } = await import('../../common/principals.ts');
+        // Who may export which run: as `runs show`, whoever can reach the database at this shell.
+        const bundle = await exportEvidenceBundle(app.db.pool, id, { registry: app.registry, tools: app.tools, exportedBy: formatPrincipal(cliPrincipal()) });
+        const text = `${JSON.stringify(bundle, null, 2)}\n`;
+        if (!opts.out) return io.out(text.trimEnd());
+        const { writeFile } = await import('node:fs/promises');
+        try {
+          // 'wx' refuses an existing file: an earlier bundle is evidence too, not overwritten by accident.
+          await writeFile(opts.out, text, { flag: opts.force ? 'w' : 'wx' });
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+            throw new TollgateError('TG_USAGE', `${opts.out} already exists; nothing was written. Choose another --out file, or add --force to overwrite it.`);
+          }
+          throw new TollgateError('TG_USAGE', `Cannot write ${opts.out}: ${(e as Error).message}.`);
+        }
+        io.out(
+          `Wrote the evidence bundle of ${id} to ${opts.out}: ${bundle.chain.events.length} events, ${bundle.approvals.length} approval(s), ` +
+            `${bundle.steps.length} steps. Check it with: tollgate audit verify --bundle ${opts.out}`,
+        );
+      });
+    });
+}
