@@ -1,14 +1,19 @@
 /**
- * The journal's SQL: each function is one statement that changes a run's state *and* appends the
- * matching event (data-modifying CTEs), so the two commit together (invariant 1) at the cost of a
- * single round trip. Nothing here decides anything; the executor and the runtime do.
+ * Runs, steps and their events (`tollgate.runs`, `tollgate.steps`, reads of `tollgate.events`):
+ * the journal, the runtime's reads and a person's changes (cancel, retry), the stuck-run sweep's
+ * query and the run's trace context. Each function that changes a run's state is one statement
+ * that also appends the matching event (data-modifying CTEs, `INSERT_EVENTS`), so the two commit
+ * together (invariant 1) at the cost of a single round trip; a caller that appends its event on
+ * its own (`appendEvent`) does so in the same transaction. Nothing here decides anything; the
+ * executor and the runtime do. The undo's statements are in compensation.ts, the advance's
+ * advisory lock in run-lock.ts, its job in jobs.ts.
  */
 import type { Queryable } from '../queryable.ts';
 import { INSERT_EVENTS } from './events.ts';
 import { ADVANCE_TASK } from './jobs.ts';
 import { prepared } from './prepared.ts';
 
-// Still importable from here, for callers written before src/db/queries/jobs.ts held it.
+// Still importable from here (src/chat/intake-writes.ts), though src/db/queries/jobs.ts holds it now.
 export { ADVANCE_TASK } from './jobs.ts';
 
 export const TERMINAL_STATUSES = ['succeeded', 'failed', 'cancelled', 'compensated', 'compensation_failed'] as const;
