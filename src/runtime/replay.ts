@@ -28,12 +28,13 @@ import type { ToolRegistry } from '../tools/registry.ts';
 import { traceStepAttempt } from '../telemetry/tracing-spans.ts';
 import { timeStepAttempt } from '../telemetry/metrics.ts';
 import { listModelCalls, recordModelCall } from '../model/record.ts';
-import { attemptModelStep, formatUsd, modelStepName, withheldValues, type ModelStepCall } from '../model/steps.ts';
+import { attemptModelStep, modelStepName, withheldValues, type ModelStepCall } from '../model/steps.ts';
 import type { ModelClient } from '../model/types.ts';
 import { cancelPendingApproval } from '../db/queries/approvals.ts';
 import * as journal from '../db/queries/runs.ts';
 import type { RunRow, StepRow } from '../db/queries/runs.ts';
 import type { Queryable } from '../db/queryable.ts';
+import { budgetApproval, budgetRefused, checkBudget, type BudgetDecision } from './model-budget.ts';
 import { nextDelayMs, resolveRetry, type ResolvedRetry } from './retry.ts';
 import {
   parseDuration,
@@ -334,47 +335,12 @@ export class Replay {
    * nothing can be estimated, and a budget that cannot be checked asks a person too.
    */
   async #budgetGate(step: string, call: ModelStepCall, budget: ModelBudget): Promise<void> {
-    const decision = (await this.#valueOf('budget', `budget-check:${step}`, async () => {
-      const client = this.#env.model;
-      // No model: the step fails for good on its own, with the reason; there is nothing to spend.
-      if (!client?.configured) return { gate: false, estimateUsd: null, spentUsd: 0, maxCostUsd: budget.maxCostUsd };
-      const estimateUsd = client.estimateCostUsd(call.input, call.options.maxOutputTokens);
-      const calls = await listModelCalls(this.#q, this.#run.id);
-      const spentUsd = calls.reduce((sum, c) => sum + (c.costUsd ?? 0), 0);
-      const gate = estimateUsd === null || spentUsd + estimateUsd > budget.maxCostUsd;
-      return { gate, model: client.model ?? null, estimateUsd, spentUsd, maxCostUsd: budget.maxCostUsd };
-    })) as { gate: boolean; model?: string | null; estimateUsd: number | null; spentUsd: number; maxCostUsd: number };
+    const decision = (await this.#valueOf('budget', `budget-check:${step}`, () =>
+      checkBudget(this.#env.model, call, budget, () => listModelCalls(this.#q, this.#run.id)),
+    )) as BudgetDecision;
     if (!decision.gate) return;
-    const over =
-      decision.estimateUsd === null
-        ? `its cost cannot be estimated (no price for model ${decision.model ?? '?'} in model.prices), so the budget of ${formatUsd(decision.maxCostUsd)} cannot be checked`
-        : `its estimated ${formatUsd(decision.estimateUsd)} would take the run past its budget of ${formatUsd(decision.maxCostUsd)} (${formatUsd(decision.spentUsd)} spent so far)`;
-    const gate = await this.approval(`budget:${step}`, {
-      policy: budget.approval,
-      summary: `Model step "${step}" of ${this.#def.name}: ${over}.`,
-      params: {
-        step,
-        model: decision.model ?? null,
-        estimate: formatUsd(decision.estimateUsd),
-        spent: formatUsd(decision.spentUsd),
-        budget: formatUsd(decision.maxCostUsd),
-      },
-      risk: 'medium',
-      rationale: `Workflow ${this.#def.name} allows ${formatUsd(decision.maxCostUsd)} of model calls per run; approving lets this step's call go ahead.`,
-    });
-    if (gate.approved) return;
-    const why = gate.status === 'expired' ? `approval ${gate.approvalId} expired with no decision` : `${gate.by ?? 'an approver'} rejected approval ${gate.approvalId}${gate.comment ? `: "${gate.comment}"` : ''}`;
-    // TG_APPROVAL_REJECTED: a retry would meet the same decision (src/runtime/retryable.ts).
-    throw new NonRetriableError(`Model step "${step}" not run: ${over}, and ${why}.`, undefined, 'TG_APPROVAL_REJECTED', {
-      runId: this.#run.id,
-      step,
-      approvalId: gate.approvalId,
-      status: gate.status,
-      by: gate.by,
-      estimateUsd: decision.estimateUsd,
-      spentUsd: decision.spentUsd,
-      maxCostUsd: decision.maxCostUsd,
-    });
+    const gate = await this.approval(`budget:${step}`, budgetApproval(this.#def.name, step, budget, decision));
+    if (!gate.approved) throw budgetRefused(this.#run.id, step, decision, gate);
   }
 
   async #runStep<T>(
