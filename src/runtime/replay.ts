@@ -15,7 +15,6 @@ import {
   NondeterminismError,
   NonRetriableError,
   StepFailedError,
-  StepTimeoutError,
   serializeError,
   type SerializedError,
 } from '../common/errors.ts';
@@ -36,6 +35,7 @@ import type { RunRow, StepRow } from '../db/queries/runs.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { budgetApproval, budgetRefused, checkBudget, type BudgetDecision } from './model-budget.ts';
 import { nextDelayMs, resolveRetry, type ResolvedRetry } from './retry.ts';
+import { runAttempt } from './step-attempt.ts';
 import {
   parseDuration,
   type Duration,
@@ -387,7 +387,8 @@ export class Replay {
       const attemptStart = await journal.startStepAttempt(this.#q, { runId: this.#run.id, idx, name: unique, kind, attempt, input, started }, previous);
       if (attemptStart.cancelRequested) this.#stop(new Cancelled());
       try {
-        const output = asJson(await timeStepAttempt(this.#run.workflow, kind, () => traceStepAttempt(this.#run, { name: unique, idx, attempt, kind }, () => this.#attempt(unique, idx, attempt, fn, options.timeoutMs, log))));
+        const body = () => runAttempt({ runId: this.#run.id, name: unique, idx, attempt, fn, timeoutMs: options.timeoutMs, log, shutdown: this.#signal });
+        const output = asJson(await timeStepAttempt(this.#run.workflow, kind, () => traceStepAttempt(this.#run, { name: unique, idx, attempt, kind }, body)));
         this.#deferSuccess({ idx, name: unique, output });
         if (options.compensate) {
           this.compensations.push({ idx, name: unique, output, fn: options.compensate, retry: resolveRetry(options.compensateRetry ?? options.retry), row: undefined });
@@ -407,48 +408,6 @@ export class Replay {
         log().info({ err: error.message, attempt, delayMs: delay }, 'step attempt failed; will retry');
         attempt++;
       }
-    }
-  }
-
-  async #attempt<T>(
-    name: string,
-    idx: number,
-    attempt: number,
-    fn: (ctx: StepContext) => Promise<T> | T,
-    timeoutMs: number | undefined,
-    log: () => Logger,
-  ): Promise<T> {
-    const ac = new AbortController();
-    const onShutdown = () => ac.abort(new Error('worker shutting down'));
-    this.#signal.addEventListener('abort', onShutdown, { once: true });
-    const ctx: StepContext = {
-      runId: this.#run.id,
-      step: name,
-      attempt,
-      idempotencyKey: `${this.#run.id}:${idx}`,
-      signal: ac.signal,
-      get log() {
-        return log();
-      },
-    };
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const body = Promise.resolve().then(() => fn(ctx));
-      if (!timeoutMs) return await body;
-      body.catch(() => {}); // a timed-out body may still reject later
-      return await Promise.race([
-        body,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            const err = new StepTimeoutError(name, timeoutMs);
-            ac.abort(err);
-            reject(err);
-          }, timeoutMs);
-        }),
-      ]);
-    } finally {
-      if (timer) clearTimeout(timer);
-      this.#signal.removeEventListener('abort', onShutdown);
     }
   }
 
