@@ -11,7 +11,10 @@ import type pg from 'pg';
 import type { Principal } from '../common/principals.ts';
 import type { ProjectConfig } from '../config/project-config.ts';
 import { withRetriedTransaction } from '../db/transaction.ts';
-import { enqueueAdvance, isTerminalStatus } from '../db/queries/runs.ts';
+import { isTerminalStatus } from '../db/queries/runs.ts';
+import { enqueueAdvance } from '../db/queries/jobs.ts';
+import { findDecision, insertDecision, isPast, resolveApproval, selectApprovals } from '../db/queries/approvals.ts';
+import { appendEvent } from '../db/queries/events.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { applyTimeout } from './gate.ts';
 import { authorise, describeQuorum, principalKey } from './policy.ts';
@@ -88,11 +91,7 @@ async function decideIn(
   if (!row) {
     return { kind: 'not_found', message: `No approval with id "${approvalId}". List pending approvals with \`tollgate approvals list\`.` };
   }
-  const prior = await q.query<{ decision: string; decided_at: Date }>(
-    'SELECT decision, decided_at FROM tollgate.approval_decisions WHERE approval_id = $1 AND principal = $2',
-    [approvalId, who],
-  );
-  const earlier = prior.rows[0];
+  const earlier = await findDecision(q, approvalId, who);
   if (earlier) {
     return {
       kind: 'already_recorded',
@@ -111,8 +110,7 @@ async function decideIn(
     return { kind: 'already_resolved', message: `Run ${row.run_id} has already ended (${row.run_status}); ${approvalId} no longer needs a decision.` };
   }
   if (row.status === 'pending' && row.expires_at) {
-    const due = await q.query<{ due: boolean }>('SELECT $1::timestamptz <= now() AS due', [row.expires_at]);
-    if (due.rows[0]?.due) {
+    if (await isPast(q, row.expires_at)) {
       row = { ...row, ...(await applyTimeout(q, row, project)) };
       await enqueueAdvance(q, row.run_id);
     }
@@ -133,26 +131,20 @@ async function decideIn(
   const auth = authorise(row.policy, who, requester, decision);
   if (!auth.ok) return { kind: 'not_allowed', message: `Not allowed: ${auth.reason}` };
 
-  const inserted = await q.query(
-    `INSERT INTO tollgate.approval_decisions (approval_id, principal, decision, comment, via, os_user) VALUES ($1, $2, $3, $4, $5, $6)
-     ON CONFLICT (approval_id, principal) DO NOTHING RETURNING principal`,
-    [approvalId, who, decision, opts.comment ?? null, opts.via ?? null, opts.osUser ?? null],
-  );
-  if (inserted.rowCount === 0) {
+  const inserted = await insertDecision(q, { approvalId, principal: who, decision, comment: opts.comment ?? null, via: opts.via ?? null, osUser: opts.osUser ?? null });
+  if (!inserted) {
     return { kind: 'already_recorded', message: `Your decision on ${approvalId} was already recorded; nothing changed.` };
   }
-  await q.query(
-    `INSERT INTO tollgate.events (run_id, type, step_idx, actor, payload) VALUES ($1, 'approval.decided', $2, $3, $4)`,
-    [row.run_id, row.step_idx, JSON.stringify(actor), JSON.stringify(stripNulls({ approvalId, decision, comment: opts.comment ?? null, via: opts.via ?? null, osUser: opts.osUser ?? null, paramsHash: row.params_hash }))],
-  );
+  await appendEvent(q, {
+    runId: row.run_id,
+    type: 'approval.decided',
+    stepIdx: row.step_idx,
+    actor,
+    payload: stripNulls({ approvalId, decision, comment: opts.comment ?? null, via: opts.via ?? null, osUser: opts.osUser ?? null, paramsHash: row.params_hash }),
+  });
   const resolved = decision === 'reject' ? 'rejected' : (await countApprovals(q, row, requester)) >= row.policy.required ? 'approved' : null;
   if (resolved) {
-    await q.query(
-      `WITH a AS (UPDATE tollgate.approvals SET status = $2, resolved_at = now() WHERE id = $1 RETURNING run_id, step_idx, params_hash)
-       INSERT INTO tollgate.events (run_id, type, step_idx, actor, payload)
-       SELECT run_id, 'approval.' || $2, step_idx, $3, jsonb_build_object('approvalId', $1::text, 'paramsHash', params_hash) FROM a`,
-      [approvalId, resolved, JSON.stringify(actor)],
-    );
+    await resolveApproval(q, approvalId, resolved, actor);
     await enqueueAdvance(q, row.run_id);
     return {
       kind: 'recorded',
@@ -169,10 +161,7 @@ async function decideIn(
 }
 
 async function countApprovals(q: Queryable, row: ApprovalRow, requester: string | null): Promise<number> {
-  const { rows } = await q.query<{ principal: string }>(
-    `SELECT principal FROM tollgate.approval_decisions WHERE approval_id = $1 AND decision = 'approve'`,
-    [row.id],
-  );
+  const rows = await selectApprovals(q, row.id);
   // Only principals the current policy allows count (after an escalation, the new approvers).
   return rows.filter((r) => authorise(row.policy, r.principal, requester, 'approve').ok).length;
 }

@@ -4,52 +4,21 @@
  */
 import type { Queryable } from '../db/queryable.ts';
 import { isTerminalStatus } from '../db/queries/runs.ts';
+import {
+  loadApprovalRow,
+  selectDecisions,
+  selectPendingApprovals,
+  selectRunApprovals,
+  type ApprovalRow,
+  type DecisionRow,
+} from '../db/queries/approvals.ts';
 import { formatPrincipal, type Principal } from '../common/principals.ts';
 import { authorise, describeApprovers, describeQuorum, principalKey } from './policy.ts';
-import type { ApprovalResult, ApprovalStatus, ApprovalRecord, DecisionView, ResolvedPolicy } from './types.ts';
+import type { ApprovalResult, ApprovalRecord, DecisionView } from './types.ts';
 
-export interface ApprovalRow {
-  id: string;
-  run_id: string;
-  step_idx: number;
-  name: string;
-  status: ApprovalStatus;
-  policy: ResolvedPolicy;
-  summary: string;
-  params: unknown;
-  params_hash: string;
-  risk: string | null;
-  rationale: string | null;
-  tool: string | null;
-  tool_input: unknown;
-  tool_input_hash: string | null;
-  requester: Principal | null;
-  expires_at: Date | null;
-  on_timeout: StoredOnTimeout | null;
-  escalations: number;
-  auto_reason: string | null;
-  superseded_by: string | null;
-  created_at: Date;
-  resolved_at: Date | null;
-  workflow?: string;
-  run_status?: string;
-}
-
-export type StoredOnTimeout =
-  | { action: 'reject' }
-  | { action: 'escalate'; policy: import('./types.ts').ApprovalPolicy; timeoutMs: number | null };
-
-interface DecisionRow {
-  approval_id: string;
-  principal: string;
-  decision: 'approve' | 'reject';
-  comment: string | null;
-  via: string | null;
-  os_user: string | null;
-  decided_at: Date;
-}
-
-const SELECT = `SELECT a.*, r.workflow, r.status AS run_status FROM tollgate.approvals a JOIN tollgate.runs r ON r.id = a.run_id`;
+// The row types are the data layer's (src/db/queries/approvals.ts); still importable from here.
+export type { ApprovalRow, StoredOnTimeout } from '../db/queries/approvals.ts';
+export { loadApprovalRow };
 
 export function requesterKey(row: Pick<ApprovalRow, 'requester'>): string | null {
   return row.requester ? formatPrincipal(row.requester) : null;
@@ -62,11 +31,7 @@ function toDecision(d: DecisionRow): DecisionView {
 export async function loadDecisions(q: Queryable, ids: string[]): Promise<Map<string, DecisionView[]>> {
   const out = new Map<string, DecisionView[]>(ids.map((id) => [id, []]));
   if (ids.length === 0) return out;
-  const { rows } = await q.query<DecisionRow>(
-    'SELECT * FROM tollgate.approval_decisions WHERE approval_id = ANY($1) ORDER BY decided_at, principal',
-    [ids],
-  );
-  for (const d of rows) out.get(d.approval_id)?.push(toDecision(d));
+  for (const d of await selectDecisions(q, ids)) out.get(d.approval_id)?.push(toDecision(d));
   return out;
 }
 
@@ -115,11 +80,6 @@ export function toView(row: ApprovalRow, decisions: DecisionView[]): ApprovalRec
   };
 }
 
-export async function loadApprovalRow(q: Queryable, id: string, lock = false): Promise<ApprovalRow | undefined> {
-  const { rows } = await q.query<ApprovalRow>(`${SELECT} WHERE a.id = $1${lock ? ' FOR UPDATE OF a' : ''}`, [id]);
-  return rows[0];
-}
-
 /** One approval as a view, with its decisions; undefined when no approval has that id. */
 export async function getApproval(q: Queryable, id: string): Promise<ApprovalRecord | undefined> {
   const row = await loadApprovalRow(q, id);
@@ -133,8 +93,7 @@ export async function getApproval(q: Queryable, id: string): Promise<ApprovalRec
  * decide (an approver, not barred as requester, no decision recorded yet).
  */
 export async function listPendingApprovals(q: Queryable, principal?: Principal | string): Promise<ApprovalRecord[]> {
-  const { rows } = await q.query<ApprovalRow>(`${SELECT} WHERE a.status = 'pending' ORDER BY a.created_at, a.id`);
-  const live = rows.filter((r) => !isTerminalStatus(r.run_status ?? ''));
+  const live = (await selectPendingApprovals(q)).filter((r) => !isTerminalStatus(r.run_status ?? ''));
   const decisions = await loadDecisions(q, live.map((r) => r.id));
   const who = principal === undefined ? undefined : principalKey(principal);
   return live
@@ -144,7 +103,7 @@ export async function listPendingApprovals(q: Queryable, principal?: Principal |
 
 /** Every approval of a run (voided ones included), in step order. */
 export async function listRunApprovals(q: Queryable, runId: string): Promise<ApprovalRecord[]> {
-  const { rows } = await q.query<ApprovalRow>(`${SELECT} WHERE a.run_id = $1 ORDER BY a.step_idx, a.created_at`, [runId]);
+  const rows = await selectRunApprovals(q, runId);
   const decisions = await loadDecisions(q, rows.map((r) => r.id));
   return rows.map((r) => toView(r, decisions.get(r.id) ?? []));
 }

@@ -3,21 +3,12 @@
  * (`ApprovalResult`), the stored record that views and the CLI read (`ApprovalRecord`; chat shows it through src/views/approval-view.ts) and what a decision answers
  * (`DecideOutcome`). Plain JSON-friendly objects: timestamps are ISO strings.
  */
-import type { Duration } from '../runtime/workflow.ts';
+import type { ApprovalPolicy, ApprovalStatus } from '../db/queries/approvals.ts';
+import type { Duration } from '../runtime/duration.ts';
 
-/**
- * Who may decide, and how many must agree. Approvers are principals written
- * `platform:tenant:user` and groups from the project configuration; membership is exact, so a
- * principal of another tenant is allowed only if a group or the list names it.
- */
-export interface ApprovalPolicy {
-  approvers?: readonly string[];
-  groups?: readonly string[];
-  /** 'first' (default): one approval; a number N: N of the approvers; 'all': every approver. */
-  quorum?: number | 'first' | 'all';
-  /** May the run's requester approve their own request? Default false. */
-  allowSelfApproval?: boolean;
-}
+// Stored as they are (src/db/queries/approvals.ts declares the rows): `ApprovalPolicy` (who may
+// decide, how many must agree), `ApprovalStatus` and `ResolvedPolicy`.
+export type { ApprovalPolicy, ApprovalStatus, ResolvedPolicy } from '../db/queries/approvals.ts';
 
 export type OnTimeout = 'reject' | { escalate: ApprovalPolicy; timeout?: Duration };
 
@@ -44,8 +35,6 @@ export interface ApprovalOptions {
   autoApprove?: string | false;
 }
 
-export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'voided' | 'cancelled';
-
 export interface DecisionView {
   principal: string;
   decision: 'approve' | 'reject';
@@ -68,16 +57,6 @@ export interface ApprovalResult {
   by: string | null;
   comment: string | null;
   decisions: DecisionView[];
-}
-
-/** The policy as resolved when the gate opened or escalated: stored with the approval. */
-export interface ResolvedPolicy {
-  approvers: string[];
-  groups: string[];
-  named: string[];
-  quorum: number | 'first' | 'all';
-  required: number;
-  allowSelfApproval: boolean;
 }
 
 export interface ApprovalRecord {

@@ -4,6 +4,7 @@
  * READ ONLY` for one consistent snapshot across several reads.
  */
 import type pg from 'pg';
+import type { Queryable } from './queryable.ts';
 
 export async function withTransaction<T>(pool: pg.Pool, fn: (q: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
   const c = await pool.connect();
@@ -38,5 +39,21 @@ export async function withRetriedTransaction<T>(pool: pg.Pool, fn: (q: pg.PoolCl
     } catch (e) {
       if (attempt >= attempts || !LOST_RACE.has((e as { code?: string }).code ?? '')) throw e;
     }
+  }
+}
+
+/**
+ * Runs `fn` in a transaction on `q`, a connection the caller holds for longer (the executor's
+ * locked one): COMMIT when it resolves, ROLLBACK when it throws. The connection stays the caller's.
+ */
+export async function inTransaction<T>(q: Queryable, fn: () => Promise<T>): Promise<T> {
+  await q.query('BEGIN');
+  try {
+    const out = await fn();
+    await q.query('COMMIT');
+    return out;
+  } catch (e) {
+    await q.query('ROLLBACK').catch(() => {});
+    throw e;
   }
 }

@@ -8,6 +8,7 @@
  * Retention (src/audit/retention.ts) blanks old payloads; such a record is gone from the list.
  */
 import { appendEvent } from '../db/queries/events.ts';
+import { selectEventPayloads } from '../db/queries/runs.ts';
 import type { Queryable } from '../db/queryable.ts';
 import type { ModelCallRecord } from './types.ts';
 
@@ -36,9 +37,5 @@ export async function recordModelCall(q: Queryable, at: ModelCallAt, record: Mod
 
 /** A run's model calls in the order they were made, as recorded (context fields included). */
 export async function listModelCalls(q: Queryable, runId: string): Promise<(ModelCallRecord & Record<string, unknown>)[]> {
-  const { rows } = await q.query<{ payload: ModelCallRecord & Record<string, unknown> }>(
-    'SELECT payload FROM tollgate.events WHERE run_id = $1 AND type = $2 AND payload IS NOT NULL ORDER BY id',
-    [runId, MODEL_CALLED],
-  );
-  return rows.map((r) => r.payload);
+  return selectEventPayloads<ModelCallRecord & Record<string, unknown>>(q, runId, MODEL_CALLED);
 }

@@ -41,7 +41,10 @@ import type { ToolRegistry } from '../tools/registry.ts';
 import type { ModelClient } from '../model/types.ts';
 import { Executor, type AdvanceOutcome } from './executor.ts';
 import { appendEvent } from '../db/queries/events.ts';
+import { enqueueAdvance } from '../db/queries/jobs.ts';
+import { selectRunApprovers } from '../db/queries/approvals.ts';
 import * as journal from '../db/queries/runs.ts';
+import { newRunTraceContext } from '../telemetry/tracing-spans.ts';
 import type { EventRow, RunRow, RunStatus, StepRow } from '../db/queries/runs.ts';
 import type { WorkflowRegistry } from './registry.ts';
 
@@ -170,7 +173,7 @@ export class Runtime {
   async startRun(req: StartRunRequest, client?: Queryable): Promise<RunRow> {
     const prepared = this.prepareRun(req);
     // One statement (run, event, job), so no transaction of its own is needed.
-    const run = await journal.insertQueuedRun(client ?? this.pool, prepared);
+    const run = await journal.insertQueuedRun(client ?? this.pool, prepared, newRunTraceContext(prepared.workflow));
     this.log.info({ runId: prepared.id, workflow: prepared.workflow, version: prepared.version }, 'run queued');
     return run;
   }
@@ -221,22 +224,15 @@ export class Runtime {
       // an unfinished step), which is why cancel is the way out when a retry would crash again.
       const deadLetter = run.status === 'dead_letter';
       if (run.cancel_requested_at && !deadLetter) return run;
-      const { rows } = await q.query<RunRow>(
-        `UPDATE tollgate.runs SET cancel_requested_at = coalesce(cancel_requested_at, now()), cancel_requested_by = coalesce(cancel_requested_by, $2),
-           status = CASE WHEN status = 'dead_letter' THEN 'queued' ELSE status END,
-           recovery_attempts = CASE WHEN status = 'dead_letter' THEN 0 ELSE recovery_attempts END,
-           error = CASE WHEN status = 'dead_letter' THEN error->'cause' ELSE error END,
-           updated_at = now() WHERE id = $1 RETURNING *`,
-        [runId, JSON.stringify(actor)],
-      );
+      const cancelled = await journal.requestCancel(q, runId, actor);
       await appendEvent(q, {
         runId,
         type: 'run.cancel_requested',
         actor,
         payload: { ...(deadLetter ? { fromDeadLetter: true, recoveries: run.recovery_attempts } : {}), ...provenance(opts) },
       });
-      await journal.enqueueAdvance(q, runId);
-      return rows[0] as RunRow;
+      await enqueueAdvance(q, runId);
+      return cancelled;
     });
   }
 
@@ -267,23 +263,16 @@ export class Runtime {
       }
       const hopeless = whyNotRetryable(run);
       if (hopeless) throw new TollgateError('TG_RUN_STATE', hopeless, { runId, reason: 'approval-rejected' });
-      const failed = await q.query<{ idx: number; name: string }>(
-        `UPDATE tollgate.steps SET status = 'retrying', attempts = 0, next_attempt_at = NULL, finished_at = NULL, updated_at = now()
-         WHERE run_id = $1 AND status = 'failed' RETURNING idx, name`,
-        [runId],
-      );
-      const { rows } = await q.query<RunRow>(
-        `UPDATE tollgate.runs SET status = 'queued', error = NULL, finished_at = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
-        [runId],
-      );
+      const failed = await journal.resetFailedSteps(q, runId);
+      const queued = await journal.requeueFailedRun(q, runId);
       await appendEvent(q, {
         runId,
         type: 'run.retried',
         actor,
-        payload: { fromSteps: failed.rows.map((r) => r.name), previousError: run.error, ...provenance(opts) },
+        payload: { fromSteps: failed.map((r) => r.name), previousError: run.error, ...provenance(opts) },
       });
-      await journal.enqueueAdvance(q, runId);
-      return rows[0] as RunRow;
+      await enqueueAdvance(q, runId);
+      return queued;
     });
   }
 
@@ -294,18 +283,15 @@ export class Runtime {
    * compensating when set aside replays to the same failure and resumes its undo.
    */
   async #retryDeadLetter(q: Queryable, run: RunRow, actor: Principal | null, opts: ActorContext): Promise<RunRow> {
-    const { rows } = await q.query<RunRow>(
-      `UPDATE tollgate.runs SET status = 'queued', recovery_attempts = 0, error = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
-      [run.id],
-    );
+    const queued = await journal.requeueDeadLetter(q, run.id);
     await appendEvent(q, {
       runId: run.id,
       type: 'run.retried',
       actor,
       payload: { fromDeadLetter: true, recoveries: run.recovery_attempts, previousError: run.error, ...provenance(opts) },
     });
-    await journal.enqueueAdvance(q, run.id);
-    return rows[0] as RunRow;
+    await enqueueAdvance(q, run.id);
+    return queued;
   }
 
   /** Runs the executor on a run now, in this process (the job does the same). */
@@ -314,23 +300,14 @@ export class Runtime {
   }
 
   async getRun(runId: string): Promise<RunDetail> {
-    const run = await this.pool.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1', [runId]);
-    const row = run.rows[0];
+    const row = await journal.readRun(this.pool, runId);
     if (!row) throw notFound(runId);
-    const [steps, events] = await Promise.all([
-      journal.loadSteps(this.pool, runId),
-      this.pool.query<EventRow>('SELECT * FROM tollgate.events WHERE run_id = $1 ORDER BY id', [runId]),
-    ]);
-    return { run: row, steps, events: events.rows };
+    const [steps, events] = await Promise.all([journal.loadSteps(this.pool, runId), journal.loadEvents(this.pool, runId)]);
+    return { run: row, steps, events };
   }
 
   async listRuns(opts: { limit?: number; status?: RunStatus; workflow?: string } = {}): Promise<RunRow[]> {
-    const { rows } = await this.pool.query<RunRow>(
-      `SELECT * FROM tollgate.runs WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR workflow = $2)
-       ORDER BY created_at DESC, id DESC LIMIT $3`,
-      [opts.status ?? null, opts.workflow ?? null, opts.limit ?? 20],
-    );
-    return rows;
+    return journal.listRuns(this.pool, opts);
   }
 
   /**
@@ -339,14 +316,10 @@ export class Runtime {
    * (TG_RUN_NOT_FOUND), so another tenant does not learn that it exists.
    */
   async readRun(runId: string, viewer: Principal, client: Queryable = this.pool): Promise<RunRow> {
-    const { rows } = await client.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1', [runId]);
-    const run = rows[0];
+    const run = await journal.readRun(client, runId);
     if (!run) throw notFound(runId);
-    const approvers = await client.query<{ principal: string }>(
-      `SELECT DISTINCT jsonb_array_elements_text(policy->'approvers') AS principal FROM tollgate.approvals WHERE run_id = $1`,
-      [runId],
-    );
-    if (!mayReadRun(viewer, run, approvers.rows.map((r) => r.principal), this.project)) {
+    const approvers = await selectRunApprovers(client, runId);
+    if (!mayReadRun(viewer, run, approvers, this.project)) {
       this.log.info({ runId, viewer: formatPrincipal(viewer) }, 'refused: run read from outside its tenant');
       throw notFound(runId);
     }
@@ -370,8 +343,7 @@ export class Runtime {
    * failing with "deadlock detected" while the run was advancing.
    */
   async #lockRun(q: Queryable, runId: string): Promise<RunRow> {
-    const { rows } = await q.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1 FOR NO KEY UPDATE', [runId]);
-    const run = rows[0];
+    const run = await journal.readRun(q, runId, 'FOR NO KEY UPDATE');
     if (!run) throw notFound(runId);
     return run;
   }

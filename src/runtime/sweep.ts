@@ -12,7 +12,8 @@
  */
 import type pg from 'pg';
 import { withTransaction } from '../db/transaction.ts';
-import { ADVANCE_TASK, enqueueAdvance } from '../db/queries/runs.ts';
+import { lockStuckRuns } from '../db/queries/runs.ts';
+import { enqueueAdvance } from '../db/queries/jobs.ts';
 import { appendEvent } from '../db/queries/events.ts';
 
 /** A run untouched this long with no job is stuck; a timer this far past is overdue. */
@@ -20,24 +21,11 @@ export const STUCK_AFTER = '2 minutes';
 
 export async function sweepStuckRuns(pool: pg.Pool): Promise<string[]> {
   return withTransaction(pool, async (q) => {
-    const { rows } = await q.query<{ id: string }>(
-      `SELECT r.id FROM tollgate.runs r
-       WHERE ((r.status IN ('queued', 'running', 'compensating') AND r.updated_at < now() - $1::interval)
-           OR (r.status = 'waiting' AND r.wake_at IS NOT NULL AND r.wake_at < now() - $1::interval))
-         AND NOT EXISTS (
-           -- Graphile Worker 0.17's own tables: its public jobs view does not show payloads.
-           SELECT 1 FROM graphile_worker._private_jobs j
-           JOIN graphile_worker._private_tasks t ON t.id = j.task_id
-           WHERE t.identifier = $2 AND j.payload->>'runId' = r.id AND j.attempts < j.max_attempts)
-       ORDER BY r.updated_at
-       LIMIT 500
-       FOR UPDATE OF r SKIP LOCKED`,
-      [STUCK_AFTER, ADVANCE_TASK],
-    );
-    for (const { id } of rows) {
+    const ids = await lockStuckRuns(q, STUCK_AFTER);
+    for (const id of ids) {
       await appendEvent(q, { runId: id, type: 'run.swept', payload: { reason: 'no advance job could run; enqueued one' } });
       await enqueueAdvance(q, id);
     }
-    return rows.map((r) => r.id);
+    return ids;
   });
 }

@@ -11,6 +11,7 @@ import type { z } from 'zod';
 import type { ApprovalOptions, ApprovalPolicy, ApprovalResult } from '../approvals/types.ts';
 import type { Logger } from '../common/log.ts';
 import type { PromptRef } from '../model/types.ts';
+import type { Duration } from './duration.ts';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. Default 3. */
@@ -65,8 +66,8 @@ export interface ToolCallOptions {
   compensate?: boolean;
 }
 
-/** A duration in ms, or a string such as '500ms', '2s', '5m', '1h', '1d'. */
-export type Duration = number | string;
+// Durations are src/runtime/duration.ts's (src/approvals/types.ts needs them without this module).
+export { parseDuration, type Duration } from './duration.ts';
 
 /** Options of a model step (`ctx.model.extract`, `classify`, `generate`). */
 export interface ModelStepOptions {
@@ -196,16 +197,4 @@ export function defineWorkflow<S extends z.ZodType, O>(spec: WorkflowSpec<S, O>)
     throw new Error(`Workflow "${spec.name}" has budget.maxCostUsd ${String(spec.budget.maxCostUsd)}: give a number of USD >= 0.`);
   }
   return Object.freeze({ ...spec, tools: Object.freeze([...(spec.tools ?? [])]), neverSend: Object.freeze(neverSend) });
-}
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-export function parseDuration(d: Duration): number {
-  if (typeof d === 'number') {
-    if (!Number.isFinite(d) || d < 0) throw new Error(`Duration ${d} is invalid: give milliseconds >= 0.`);
-    return d;
-  }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(d);
-  if (!m) throw new Error(`Duration "${d}" is invalid: write a number of ms, or e.g. '500ms', '30s', '5m', '2h', '1d'.`);
-  return Math.round(Number(m[1]) * (UNITS[m[2] as string] as number));
 }

@@ -20,11 +20,9 @@
 import type { Span } from '@opentelemetry/api';
 import type { ApprovalResult } from '../approvals/types.ts';
 import type { ModelCallRecord } from '../model/types.ts';
-import type { RunRow } from '../db/queries/runs.ts';
+import { markTraceEnded, readTraceContext, setTraceContextIfMissing, type RunRow } from '../db/queries/runs.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { endRootSpan, inSpan, newRootContext, recordError, runContext, tracingLive } from './tracing.ts';
-
-const TERMINAL = ['succeeded', 'failed', 'cancelled', 'compensated', 'compensation_failed'];
 
 type TracedRun = Pick<RunRow, 'id' | 'workflow'> & { trace_context?: unknown };
 
@@ -32,7 +30,7 @@ type TracedRun = Pick<RunRow, 'id' | 'workflow'> & { trace_context?: unknown };
 
 /**
  * The trace context to store with a new run (its root span's ids), as the JSON text of a jsonb
- * parameter; null when tracing is off. For `journal.insertQueuedRun`.
+ * parameter; null when tracing is off. The runtime hands it to `insertQueuedRun` (src/db/queries/runs.ts).
  */
 export function newRunTraceContext(workflow: string): string | null {
   const stored = newRootContext(`run ${workflow}`);
@@ -46,10 +44,7 @@ export function newRunTraceContext(workflow: string): string | null {
 export async function ensureRunTraceContext(q: Queryable, run: TracedRun): Promise<void> {
   if (!tracingLive() || run.trace_context) return;
   const fresh = newRunTraceContext(run.workflow);
-  const { rows } = await q
-    .query<{ trace_context: unknown }>('UPDATE tollgate.runs SET trace_context = coalesce(trace_context, $2::jsonb) WHERE id = $1 RETURNING trace_context', [run.id, fresh])
-    .catch(() => ({ rows: [] as { trace_context: unknown }[] }));
-  run.trace_context = rows[0]?.trace_context ?? null;
+  run.trace_context = await setTraceContextIfMissing(q, run.id, fresh).catch(() => null);
 }
 
 /**
@@ -60,15 +55,7 @@ export async function ensureRunTraceContext(q: Queryable, run: TracedRun): Promi
  */
 export async function traceRunEnd<O extends string>(q: Queryable, runId: string, outcome: O): Promise<O> {
   if (!tracingLive() || outcome !== 'finished') return outcome;
-  const { rows } = await q
-    .query<{ workflow: string; workflow_version: number; status: string; error: { code?: string; name?: string; message?: string } | null; created_at: Date; finished_at: Date | null; recovery_attempts: number; trace_context: unknown }>(
-      `UPDATE tollgate.runs SET trace_context = trace_context || '{"ended": true}'::jsonb
-       WHERE id = $1 AND trace_context IS NOT NULL AND NOT trace_context ? 'ended' AND status = ANY($2::text[])
-       RETURNING workflow, workflow_version, status, error, created_at, finished_at, recovery_attempts, trace_context`,
-      [runId, TERMINAL],
-    )
-    .catch(() => ({ rows: [] }));
-  const run = rows[0];
+  const run = await markTraceEnded(q, runId).catch(() => undefined);
   if (!run) return outcome;
   endRootSpan(run.trace_context, `run ${run.workflow}`, run.created_at, run.finished_at ?? new Date(), (span) => {
     span.setAttributes({
@@ -219,8 +206,7 @@ export async function traceChatDelivery<O extends string>(
   if (!t) return deliver();
   let parent;
   if (row.run_id) {
-    const found = await q.query<{ trace_context: unknown }>('SELECT trace_context FROM tollgate.runs WHERE id = $1', [row.run_id]).catch(() => ({ rows: [] }));
-    parent = runContext(found.rows[0]?.trace_context);
+    parent = runContext(await readTraceContext(q, row.run_id).catch(() => undefined));
   }
   const span = t.tracer.startSpan(
     `chat.deliver ${row.kind}`,

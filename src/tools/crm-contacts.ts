@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { newId } from '../common/ids.ts';
+import { insertContactOnce } from '../db/queries/contacts.ts';
 import { defineTool } from './define.ts';
 
 export const CRM_CONTACT_TOOL = 'crm.upsert-contact';
@@ -37,15 +38,7 @@ export const crmContactTool = defineTool({
   output: crmContactOutput,
   effect: 'write',
   handler: async (input, ctx) => {
-    // `xmax = 0` is true only for the row this statement inserted, not for the one it found.
-    const { rows } = await ctx.pool.query<{ id: string; created: boolean }>(
-      `INSERT INTO tollgate.contacts (id, idempotency_key, run_id, name, email, company, phone, title, notes)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-       ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key
-       RETURNING id, (xmax = 0) AS created`,
-      [newId('ctc'), ctx.idempotencyKey, ctx.runId, input.name, input.email, input.company, input.phone, input.title, input.notes],
-    );
-    const r = rows[0] as { id: string; created: boolean };
+    const r = await insertContactOnce(ctx.pool, { id: newId('ctc'), idempotencyKey: ctx.idempotencyKey, runId: ctx.runId, ...input });
     return { contactId: r.id, created: r.created };
   },
 });

@@ -9,6 +9,7 @@ import { paramsHash } from '../approvals/hash.ts';
 import { NonRetriableError, TollgateError } from '../common/errors.ts';
 import type { ProjectConfig } from '../config/project-config.ts';
 import { appendEvent } from '../db/queries/events.ts';
+import { findCoveringApproval } from '../db/queries/approvals.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { describeIssues } from '../runtime/zod-issues.ts';
 import type { CompensationContext, StepContext, WorkflowDefinition } from '../runtime/workflow.ts';
@@ -41,14 +42,8 @@ export function prepareToolCall(tools: ToolRegistry, def: WorkflowDefinition, ru
 /** Refuses a write no approved gate of this run covers; the refusal is an event too. */
 export async function requireApproval(q: Queryable, runId: string, stepIdx: number, call: PreparedCall): Promise<string> {
   const hash = paramsHash(call.input);
-  const { rows } = await q.query<{ id: string }>(
-    `SELECT id FROM tollgate.approvals
-     WHERE run_id = $1 AND status = 'approved' AND (tool IS NULL OR tool = $2) AND coalesce(tool_input_hash, params_hash) = $3
-     ORDER BY resolved_at DESC LIMIT 1`,
-    [runId, call.tool.name, hash],
-  );
-  const found = rows[0];
-  if (found) return found.id;
+  const found = await findCoveringApproval(q, runId, call.tool.name, hash);
+  if (found) return found;
   await appendEvent(q, { runId, type: 'tool.refused', stepIdx, payload: { tool: call.tool.name, paramsHash: hash, reason: 'no approved gate with these parameters' } });
   throw new TollgateError(
     'TG_TOOL_NOT_APPROVED',

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { newId } from '../common/ids.ts';
+import { insertOrderOnce, voidOrder } from '../db/queries/purchase-orders.ts';
 import { defineTool } from './define.ts';
 
 export const PO_TOOL = 'purchase-orders.create';
@@ -24,14 +25,6 @@ export const purchaseOrderOutput = z.object({
   currency: z.string(),
 });
 
-interface OrderRow {
-  id: string;
-  status: 'open' | 'void';
-  vendor: string;
-  amount: string;
-  currency: string;
-}
-
 export const purchaseOrderTool = defineTool({
   name: PO_TOOL,
   version: 1,
@@ -40,17 +33,10 @@ export const purchaseOrderTool = defineTool({
   output: purchaseOrderOutput,
   effect: 'write',
   handler: async (input, ctx) => {
-    const { rows } = await ctx.pool.query<OrderRow>(
-      `INSERT INTO tollgate.purchase_orders (id, idempotency_key, run_id, vendor, amount, currency, reason)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)
-       ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key
-       RETURNING id, status, vendor, amount, currency`,
-      [newId('po'), ctx.idempotencyKey, ctx.runId, input.vendor, input.amount, input.currency, input.reason],
-    );
-    const r = rows[0] as OrderRow;
+    const r = await insertOrderOnce(ctx.pool, { id: newId('po'), idempotencyKey: ctx.idempotencyKey, runId: ctx.runId, ...input });
     return { orderId: r.id, status: r.status, vendor: r.vendor, amount: Number(r.amount), currency: r.currency };
   },
   compensate: async (output, ctx) => {
-    await ctx.pool.query(`UPDATE tollgate.purchase_orders SET status = 'void', voided_at = now() WHERE id = $1 AND status = 'open'`, [output.orderId]);
+    await voidOrder(ctx.pool, output.orderId);
   },
 });

@@ -1,21 +1,20 @@
 /**
- * The journal's SQL: each function is one statement that changes a run's state *and* appends the
- * matching event (data-modifying CTEs), so the two commit together (invariant 1) at the cost of a
- * single round trip. Nothing here decides anything; the executor and the runtime do.
+ * Runs, steps and their events (`tollgate.runs`, `tollgate.steps`, reads of `tollgate.events`):
+ * the journal, the runtime's reads and a person's changes (cancel, retry), the stuck-run sweep's
+ * query and the run's trace context. Each function that changes a run's state is one statement
+ * that also appends the matching event (data-modifying CTEs, `INSERT_EVENTS`), so the two commit
+ * together (invariant 1) at the cost of a single round trip; a caller that appends its event on
+ * its own (`appendEvent`) does so in the same transaction. Nothing here decides anything; the
+ * executor and the runtime do. The undo's statements are in compensation.ts, the advance's
+ * advisory lock in run-lock.ts, its job in jobs.ts.
  */
-import type pg from 'pg';
 import type { Queryable } from '../queryable.ts';
-import { newRunTraceContext } from '../../telemetry/tracing-spans.ts';
+import { INSERT_EVENTS } from './events.ts';
+import { ADVANCE_TASK } from './jobs.ts';
+import { prepared } from './prepared.ts';
 
-/**
- * The statements of the hot path (once or twice per step) are named, so each connection parses
- * and plans them once instead of on every step. Only statements with fixed result columns: a
- * prepared `SELECT *` fails ("cached plan must not change result type") after a migration adds a
- * column. Change the name's version whenever the text changes.
- */
-function prepared(name: string, text: string, values: unknown[]): pg.QueryConfig {
-  return { name: `tollgate_${name}_v2`, text, values };
-}
+// Still importable from here (src/chat/intake-writes.ts), though src/db/queries/jobs.ts holds it now.
+export { ADVANCE_TASK } from './jobs.ts';
 
 export const TERMINAL_STATUSES = ['succeeded', 'failed', 'cancelled', 'compensated', 'compensation_failed'] as const;
 export function isTerminalStatus(status: string): boolean {
@@ -105,32 +104,6 @@ export interface EventRow {
   created_at: Date;
 }
 
-export const ADVANCE_TASK = 'run-advance';
-
-/**
- * Enqueues the run's advance job in the caller's transaction. Immediate advances share one job
- * key so a burst of wake-ups is one pending job; the timer of a waiting run has its own key, so an
- * immediate wake-up never pushes a timer later or a timer delays an immediate wake-up.
- *
- * Graphile Worker's `add_job` with a key in 'replace' mode returns NULL and adds nothing when a
- * worker locks the pending keyed job between its two statements; that job may already have read
- * the run's state from before this transaction. The wake-up is then added again without a key:
- * a duplicate advance is harmless (the executor serialises and re-reads), a lost one is not.
- */
-export async function enqueueAdvance(q: Queryable, runId: string, runAt?: Date): Promise<void> {
-  const { rows } = await q.query<{ id: string | null }>(
-    prepared('enqueue_advance', `SELECT (graphile_worker.add_job($1, json_build_object('runId', $2::text), run_at => $3, job_key => $4, job_key_mode => 'replace', max_attempts => 25)).id AS id`,
-    [ADVANCE_TASK, runId, runAt ?? null, runAt ? `wake:${runId}` : `advance:${runId}`]),
-  );
-  if (rows[0]?.id == null) {
-    await q.query(`SELECT graphile_worker.add_job($1, json_build_object('runId', $2::text), run_at => $3, max_attempts => 25)`, [
-      ADVANCE_TASK,
-      runId,
-      runAt ?? null,
-    ]);
-  }
-}
-
 /**
  * Inserts a queued run, its `run.created` event and its advance job in one statement: atomic without a transaction of its own, so
  * starting a run is one round trip instead of four (BEGIN, insert, enqueue, COMMIT).
@@ -138,17 +111,19 @@ export async function enqueueAdvance(q: Queryable, runId: string, runAt?: Date):
 export async function insertQueuedRun(
   q: Queryable,
   run: { id: string; workflow: string; version: number; input: unknown; requester: unknown; origin: unknown },
+  /** The run's trace context as jsonb text (src/telemetry/tracing-spans.ts `newRunTraceContext`); null without tracing. */
+  traceContext: string | null,
 ): Promise<RunRow> {
   const { rows } = await q.query<RunRow>(
     `WITH r AS (
        INSERT INTO tollgate.runs (id, workflow, workflow_version, status, input, requester, origin, trace_context)
        VALUES ($1, $2, $3, 'queued', $4, $5, $6, $8) RETURNING *),
-     e AS (INSERT INTO tollgate.events (run_id, type, actor, payload)
-       SELECT id, 'run.created', requester, jsonb_build_object('workflow', workflow, 'version', workflow_version) FROM r),
+     e AS (${INSERT_EVENTS}
+       SELECT id, 'run.created', NULL, requester, jsonb_build_object('workflow', workflow, 'version', workflow_version) FROM r),
      j AS (SELECT graphile_worker.add_job($7, json_build_object('runId', id), job_key => 'advance:' || id,
              job_key_mode => 'replace', max_attempts => 25) FROM r)
      SELECT r.* FROM r, (SELECT count(*) FROM j) AS enqueued`,
-    [run.id, run.workflow, run.version, JSON.stringify(run.input), JSON.stringify(run.requester ?? null), JSON.stringify(run.origin ?? null), ADVANCE_TASK, newRunTraceContext(run.workflow)],
+    [run.id, run.workflow, run.version, JSON.stringify(run.input), JSON.stringify(run.requester ?? null), JSON.stringify(run.origin ?? null), ADVANCE_TASK, traceContext],
   );
   return rows[0] as RunRow;
 }
@@ -211,9 +186,10 @@ export async function claimRun(q: Queryable, runId: string, executor: string, ru
          AND r.workflow || '@' || r.workflow_version = ANY($3::text[])
        RETURNING r.*, prev.status AS previous, prev.exhausted, prev.executor AS last_executor,
          EXISTS (SELECT 1 FROM tollgate.steps s WHERE s.run_id = r.id) AS has_steps),
-     e AS (INSERT INTO tollgate.events (run_id, type, payload)
+     e AS (${INSERT_EVENTS}
        SELECT id,
               CASE WHEN exhausted THEN 'run.dead_lettered' WHEN previous = 'queued' THEN 'run.started' WHEN previous = 'waiting' THEN 'run.resumed' ELSE 'run.recovered' END,
+              NULL, NULL,
               CASE WHEN exhausted
                 THEN jsonb_strip_nulls(jsonb_build_object('recoveries', recovery_attempts, 'limit', $4::int, 'interruptedStatus', previous,
                        'lastExecutor', last_executor, 'foundBy', $2::text, 'steps', (SELECT steps FROM poison)))
@@ -227,8 +203,7 @@ export async function claimRun(q: Queryable, runId: string, executor: string, ru
     const { previous, has_steps: hasSteps, exhausted: _exhausted, last_executor: _lastExecutor, ...run } = row as typeof row & { exhausted: boolean; last_executor: string | null };
     return { run: run as RunRow, previous, hasSteps };
   }
-  const other = await q.query<RunRow>('SELECT * FROM tollgate.runs WHERE id = $1', [runId]);
-  return { run: other.rows[0] };
+  return { run: await readRun(q, runId) };
 }
 
 export async function loadSteps(q: Queryable, runId: string): Promise<StepRow[]> {
@@ -260,7 +235,7 @@ export async function startStepAttempt(
   const values = [s.runId, s.idx, s.name, s.kind, s.attempt, s.input === undefined ? null : JSON.stringify(s.input)];
   const { rows } = await q.query<{ cancel_requested: boolean }>(
     previous
-      ? prepared('succeed_and_start_step', `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
+      ? prepared('succeed_and_start_step_v3', `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
      done AS (
        UPDATE tollgate.steps SET status = 'succeeded', output = $8, error = NULL, finished_at = now(), updated_at = now()
        WHERE run_id = $1 AND idx = $7 RETURNING run_id, idx, attempts),
@@ -270,23 +245,23 @@ export async function startStepAttempt(
        ON CONFLICT (run_id, idx) DO UPDATE SET status = 'running', attempts = EXCLUDED.attempts,
          next_attempt_at = NULL, updated_at = now()
        RETURNING run_id, idx),
-     e AS (INSERT INTO tollgate.events (run_id, type, step_idx, payload)
-       SELECT run_id, type, idx, payload FROM (
+     e AS (${INSERT_EVENTS}
+       SELECT run_id, type, idx, NULL, payload FROM (
          SELECT 1 AS ord, run_id, 'step.succeeded' AS type, idx, jsonb_build_object('step', $9::text, 'attempts', attempts) AS payload FROM done
          UNION ALL
          SELECT 2, run_id, 'step.started', idx, jsonb_build_object('step', $3::text, 'attempt', $5::int) || coalesce($10::jsonb, '{}') FROM s) ordered
        ORDER BY ord)
      SELECT coalesce((SELECT cancel FROM c), false) AS cancel_requested`,
         [...values, previous.idx, previous.output === undefined ? null : JSON.stringify(previous.output), previous.name, started])
-      : prepared('start_step', `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
+      : prepared('start_step_v3', `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
      s AS (
        INSERT INTO tollgate.steps (run_id, idx, name, kind, status, attempts, input)
        SELECT $1, $2::int, $3, $4, 'running', $5::int, $6::jsonb WHERE NOT coalesce((SELECT cancel FROM c), false)
        ON CONFLICT (run_id, idx) DO UPDATE SET status = 'running', attempts = EXCLUDED.attempts,
          next_attempt_at = NULL, updated_at = now()
        RETURNING run_id, idx),
-     e AS (INSERT INTO tollgate.events (run_id, type, step_idx, payload)
-       SELECT run_id, 'step.started', idx, jsonb_build_object('step', $3::text, 'attempt', $5::int) || coalesce($7::jsonb, '{}') FROM s)
+     e AS (${INSERT_EVENTS}
+       SELECT run_id, 'step.started', idx, NULL, jsonb_build_object('step', $3::text, 'attempt', $5::int) || coalesce($7::jsonb, '{}') FROM s)
      SELECT coalesce((SELECT cancel FROM c), false) AS cancel_requested`, [...values, started]),
   );
   return { cancelRequested: rows[0]?.cancel_requested === true };
@@ -294,11 +269,11 @@ export async function startStepAttempt(
 
 export async function succeedStep(q: Queryable, runId: string, idx: number, name: string, output: unknown): Promise<void> {
   await q.query(
-    prepared('succeed_step', `WITH s AS (
+    prepared('succeed_step_v3', `WITH s AS (
        UPDATE tollgate.steps SET status = 'succeeded', output = $3, error = NULL, finished_at = now(), updated_at = now()
        WHERE run_id = $1 AND idx = $2 RETURNING run_id, idx, attempts)
-     INSERT INTO tollgate.events (run_id, type, step_idx, payload)
-       SELECT run_id, 'step.succeeded', idx, jsonb_build_object('step', $4::text, 'attempts', attempts) FROM s`,
+     ${INSERT_EVENTS}
+       SELECT run_id, 'step.succeeded', idx, NULL, jsonb_build_object('step', $4::text, 'attempts', attempts) FROM s`,
     [runId, idx, output === undefined ? null : JSON.stringify(output), name]),
   );
 }
@@ -313,13 +288,13 @@ export async function failStepAttempt(
   nextAttemptAt: Date | null,
 ): Promise<void> {
   await q.query(
-    prepared('fail_step', `WITH s AS (
+    prepared('fail_step_v3', `WITH s AS (
        UPDATE tollgate.steps SET status = CASE WHEN $4::timestamptz IS NULL THEN 'failed' ELSE 'retrying' END,
          error = $3, next_attempt_at = $4, updated_at = now(),
          finished_at = CASE WHEN $4::timestamptz IS NULL THEN now() ELSE NULL END
        WHERE run_id = $1 AND idx = $2 RETURNING run_id, idx, attempts)
-     INSERT INTO tollgate.events (run_id, type, step_idx, payload)
-       SELECT run_id, CASE WHEN $4::timestamptz IS NULL THEN 'step.failed' ELSE 'step.retrying' END, idx,
+     ${INSERT_EVENTS}
+       SELECT run_id, CASE WHEN $4::timestamptz IS NULL THEN 'step.failed' ELSE 'step.retrying' END, idx, NULL,
               jsonb_build_object('step', $5::text, 'attempt', attempts, 'error', $3::jsonb, 'nextAttemptAt', $4::timestamptz) FROM s`,
     [runId, idx, JSON.stringify(error), nextAttemptAt, name]),
   );
@@ -336,8 +311,8 @@ export async function recordValues(
     `WITH v AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(idx int, name text, kind text, output jsonb)),
      s AS (INSERT INTO tollgate.steps (run_id, idx, name, kind, status, output, attempts, finished_at)
        SELECT $1, idx, name, kind, 'succeeded', output, 1, now() FROM v RETURNING run_id, idx, name, kind)
-     INSERT INTO tollgate.events (run_id, type, step_idx, payload)
-       SELECT run_id, 'step.recorded', idx, jsonb_build_object('step', name, 'kind', kind) FROM s`,
+     ${INSERT_EVENTS}
+       SELECT run_id, 'step.recorded', idx, NULL, jsonb_build_object('step', name, 'kind', kind) FROM s`,
     [runId, JSON.stringify(values)],
   );
 }
@@ -346,8 +321,8 @@ export async function startSleep(q: Queryable, runId: string, idx: number, name:
   await q.query(
     `WITH s AS (INSERT INTO tollgate.steps (run_id, idx, name, kind, status, wake_at, attempts)
        VALUES ($1, $2, $3, 'sleep', 'sleeping', $4, 1) RETURNING run_id, idx)
-     INSERT INTO tollgate.events (run_id, type, step_idx, payload)
-       SELECT run_id, 'step.sleeping', idx, jsonb_build_object('step', $3::text, 'wakeAt', $4::timestamptz) FROM s`,
+     ${INSERT_EVENTS}
+       SELECT run_id, 'step.sleeping', idx, NULL, jsonb_build_object('step', $3::text, 'wakeAt', $4::timestamptz) FROM s`,
     [runId, idx, name, wakeAt],
   );
 }
@@ -379,13 +354,13 @@ export async function finishRun(
   previous?: StepSuccess,
 ): Promise<void> {
   await q.query(
-    prepared('finish_run', `WITH ${stepDoneCte(5)},
+    prepared('finish_run_v3', `WITH ${stepDoneCte(5)},
      r AS (
        UPDATE tollgate.runs SET status = $2, output = $3, error = $4, finished_at = now(), updated_at = now(),
          wait_reason = NULL, wake_at = NULL
        WHERE id = $1 RETURNING id)
-     INSERT INTO tollgate.events (run_id, type, step_idx, payload)
-       SELECT run_id, type, idx, payload FROM (
+     ${INSERT_EVENTS}
+       SELECT run_id, type, idx, NULL, payload FROM (
          SELECT 1 AS ord, run_id, 'step.succeeded' AS type, idx, jsonb_build_object('step', $7::text, 'attempts', attempts) AS payload FROM done
          UNION ALL
          SELECT 2, id, 'run.' || $2, NULL, jsonb_strip_nulls(jsonb_build_object('error', $4::jsonb)) FROM r) ordered
@@ -400,12 +375,12 @@ export async function finishRun(
  */
 export async function suspendRun(q: Queryable, runId: string, reason: string, wakeAt: Date | null, previous?: StepSuccess): Promise<void> {
   await q.query(
-    prepared('suspend_run', `WITH ${stepDoneCte(5)},
+    prepared('suspend_run_v3', `WITH ${stepDoneCte(5)},
      r AS (
        UPDATE tollgate.runs SET status = 'waiting', wait_reason = $2, wake_at = $3, updated_at = now()
        WHERE id = $1 RETURNING id),
-     e AS (INSERT INTO tollgate.events (run_id, type, step_idx, payload)
-       SELECT run_id, type, idx, payload FROM (
+     e AS (${INSERT_EVENTS}
+       SELECT run_id, type, idx, NULL, payload FROM (
          SELECT 1 AS ord, run_id, 'step.succeeded' AS type, idx, jsonb_build_object('step', $7::text, 'attempts', attempts) AS payload FROM done
          UNION ALL
          SELECT 2, id, 'run.waiting', NULL, jsonb_strip_nulls(jsonb_build_object('reason', $2::text, 'wakeAt', $3::timestamptz)) FROM r) ordered
@@ -415,4 +390,140 @@ export async function suspendRun(q: Queryable, runId: string, reason: string, wa
      SELECT count(*) FROM j`,
     [runId, reason, wakeAt, ADVANCE_TASK, ...stepDoneValues(previous)]),
   );
+}
+
+/** A run's events in the order they were appended. */
+export async function loadEvents(q: Queryable, runId: string): Promise<EventRow[]> {
+  const { rows } = await q.query<EventRow>('SELECT * FROM tollgate.events WHERE run_id = $1 ORDER BY id', [runId]);
+  return rows;
+}
+
+/** The newest runs first, optionally of one status or workflow. */
+export async function listRuns(q: Queryable, opts: { limit?: number; status?: RunStatus; workflow?: string } = {}): Promise<RunRow[]> {
+  const { rows } = await q.query<RunRow>(
+    `SELECT * FROM tollgate.runs WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR workflow = $2)
+       ORDER BY created_at DESC, id DESC LIMIT $3`,
+    [opts.status ?? null, opts.workflow ?? null, opts.limit ?? 20],
+  );
+  return rows;
+}
+
+/**
+ * Marks cancellation requested (first request and requester kept). A dead-lettered run is queued
+ * again with its recoveries counted afresh and its error back to what it was before the dead
+ * letter (see `Runtime.cancel`). The caller appends the event and enqueues the advance.
+ */
+export async function requestCancel(q: Queryable, runId: string, actor: unknown): Promise<RunRow> {
+  const { rows } = await q.query<RunRow>(
+    `UPDATE tollgate.runs SET cancel_requested_at = coalesce(cancel_requested_at, now()), cancel_requested_by = coalesce(cancel_requested_by, $2),
+           status = CASE WHEN status = 'dead_letter' THEN 'queued' ELSE status END,
+           recovery_attempts = CASE WHEN status = 'dead_letter' THEN 0 ELSE recovery_attempts END,
+           error = CASE WHEN status = 'dead_letter' THEN error->'cause' ELSE error END,
+           updated_at = now() WHERE id = $1 RETURNING *`,
+    [runId, JSON.stringify(actor)],
+  );
+  return rows[0] as RunRow;
+}
+
+/** Sets a failed run's failed steps to be attempted again, from a first attempt; returns those steps. */
+export async function resetFailedSteps(q: Queryable, runId: string): Promise<{ idx: number; name: string }[]> {
+  const { rows } = await q.query<{ idx: number; name: string }>(
+    `UPDATE tollgate.steps SET status = 'retrying', attempts = 0, next_attempt_at = NULL, finished_at = NULL, updated_at = now()
+         WHERE run_id = $1 AND status = 'failed' RETURNING idx, name`,
+    [runId],
+  );
+  return rows;
+}
+
+/** A failed run queued again (its error and end cleared), for a retry. */
+export async function requeueFailedRun(q: Queryable, runId: string): Promise<RunRow> {
+  const { rows } = await q.query<RunRow>(
+    `UPDATE tollgate.runs SET status = 'queued', error = NULL, finished_at = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
+    [runId],
+  );
+  return rows[0] as RunRow;
+}
+
+/** A dead-lettered run queued again, its recoveries counted from 0 (its journal untouched). */
+export async function requeueDeadLetter(q: Queryable, runId: string): Promise<RunRow> {
+  const { rows } = await q.query<RunRow>(
+    `UPDATE tollgate.runs SET status = 'queued', recovery_attempts = 0, error = NULL, updated_at = now() WHERE id = $1 RETURNING *`,
+    [runId],
+  );
+  return rows[0] as RunRow;
+}
+
+/**
+ * Locks (SKIP LOCKED, at most 500, oldest first) the live runs untouched for `stuckAfter` (an
+ * interval), or waiting on a timer that far past, that have no advance job left that can still
+ * run. For the stuck-run sweep (src/runtime/sweep.ts).
+ */
+export async function lockStuckRuns(q: Queryable, stuckAfter: string): Promise<string[]> {
+  const { rows } = await q.query<{ id: string }>(
+    `SELECT r.id FROM tollgate.runs r
+       WHERE ((r.status IN ('queued', 'running', 'compensating') AND r.updated_at < now() - $1::interval)
+           OR (r.status = 'waiting' AND r.wake_at IS NOT NULL AND r.wake_at < now() - $1::interval))
+         AND NOT EXISTS (
+           -- Graphile Worker 0.17's own tables: its public jobs view does not show payloads.
+           SELECT 1 FROM graphile_worker._private_jobs j
+           JOIN graphile_worker._private_tasks t ON t.id = j.task_id
+           WHERE t.identifier = $2 AND j.payload->>'runId' = r.id AND j.attempts < j.max_attempts)
+       ORDER BY r.updated_at
+       LIMIT 500
+       FOR UPDATE OF r SKIP LOCKED`,
+    [stuckAfter, ADVANCE_TASK],
+  );
+  return rows.map((r) => r.id);
+}
+
+// ----- a run's trace context (src/telemetry/tracing-spans.ts) -----------------------------------
+
+/** Stores `context` (jsonb text) as the run's trace context unless it has one; returns the one it has now. */
+export async function setTraceContextIfMissing(q: Queryable, runId: string, context: string | null): Promise<unknown> {
+  const { rows } = await q.query<{ trace_context: unknown }>(
+    'UPDATE tollgate.runs SET trace_context = coalesce(trace_context, $2::jsonb) WHERE id = $1 RETURNING trace_context',
+    [runId, context],
+  );
+  return rows[0]?.trace_context ?? null;
+}
+
+/** What the run's root span shows when it ends. */
+export interface EndedRunTrace {
+  workflow: string;
+  workflow_version: number;
+  status: string;
+  error: { code?: string; name?: string; message?: string } | null;
+  created_at: Date;
+  finished_at: Date | null;
+  recovery_attempts: number;
+  trace_context: unknown;
+}
+
+/**
+ * Marks the ended run's trace context `ended`, once: the run, if it has a trace context not marked
+ * yet and a terminal status; undefined otherwise.
+ */
+export async function markTraceEnded(q: Queryable, runId: string): Promise<EndedRunTrace | undefined> {
+  const { rows } = await q.query<EndedRunTrace>(
+    `UPDATE tollgate.runs SET trace_context = trace_context || '{"ended": true}'::jsonb
+       WHERE id = $1 AND trace_context IS NOT NULL AND NOT trace_context ? 'ended' AND status = ANY($2::text[])
+       RETURNING workflow, workflow_version, status, error, created_at, finished_at, recovery_attempts, trace_context`,
+    [runId, [...TERMINAL_STATUSES]],
+  );
+  return rows[0];
+}
+
+/** The run's stored trace context (undefined for no such run). */
+export async function readTraceContext(q: Queryable, runId: string): Promise<unknown> {
+  const { rows } = await q.query<{ trace_context: unknown }>('SELECT trace_context FROM tollgate.runs WHERE id = $1', [runId]);
+  return rows[0]?.trace_context;
+}
+
+/** The payloads of a run's events of one type, in order; blanked ones (retention) left out. */
+export async function selectEventPayloads<P>(q: Queryable, runId: string, type: string): Promise<P[]> {
+  const { rows } = await q.query<{ payload: P }>(
+    'SELECT payload FROM tollgate.events WHERE run_id = $1 AND type = $2 AND payload IS NOT NULL ORDER BY id',
+    [runId, type],
+  );
+  return rows.map((r) => r.payload);
 }

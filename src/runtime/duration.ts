@@ -1,0 +1,20 @@
+/**
+ * Durations as workflows write them (`ctx.sleep`, approval timeouts): milliseconds, or a string
+ * such as '500ms', '2s', '5m', '1h', '1d'. A module of its own so that src/approvals/types.ts can
+ * name them without importing the workflow API, which imports it back.
+ */
+
+/** A duration in ms, or a string such as '500ms', '2s', '5m', '1h', '1d'. */
+export type Duration = number | string;
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+export function parseDuration(d: Duration): number {
+  if (typeof d === 'number') {
+    if (!Number.isFinite(d) || d < 0) throw new Error(`Duration ${d} is invalid: give milliseconds >= 0.`);
+    return d;
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(d);
+  if (!m) throw new Error(`Duration "${d}" is invalid: write a number of ms, or e.g. '500ms', '30s', '5m', '2h', '1d'.`);
+  return Math.round(Number(m[1]) * (UNITS[m[2] as string] as number));
+}
