@@ -123,7 +123,59 @@ async function exportIn(q: Queryable, runId: string, key: AuditKey, opts: Export
   const chainEvents = events.map(toEvent);
   const seqOfEvent = new Map(chainEvents.map((e) => [e.id, e.seq]));
 
-  const bundleSteps: BundleStep[] = steps.map((s: StepRow) => ({
+  const toolVersion = (name: string): number | null => (opts.tools?.has(name) ? opts.tools.get(name).version : null);
+  const toolCalls = toolCallsOf(steps, chainEvents, toolVersion);
+  const approvals = await loadApprovals(q, approvalRows, seqOfEvent);
+  const toolNames = [...new Set([...listedTools(run, opts.registry), ...toolCalls.map((t) => t.tool)])].sort();
+
+  const withoutSeals: Omit<EvidenceBundle, 'seals'> = {
+    format: EVIDENCE_FORMAT,
+    exportedAt: (opts.now ?? new Date()).toISOString(),
+    exportedBy: opts.exportedBy ?? null,
+    run: bundleRun(run),
+    versions: {
+      workflow: { name: run.workflow, version: run.workflow_version },
+      tools: toolNames.map((name) => ({ name, version: toolVersion(name) })),
+      deploymentConfig: deployment ? { digest: deployment.digest, setAt: deployment.set_at.toISOString() } : null,
+    },
+    steps: steps.map(toBundleStep),
+    toolCalls,
+    approvals,
+    modelCalls: chainEvents.filter((e) => e.type === 'model.called').map(modelCallOf),
+    chain: {
+      runId,
+      keyFingerprint: hex(fingerprint ?? null),
+      events: chainEvents,
+      head: { seq: Number(head?.seq ?? 0), hash: hex(head?.last_hash ?? null) },
+      checkpoint: await newestCheckpoint(q, runId),
+      retention: chainEvents.some((e) => e.payload === null) ? await latestRetention(q) : null,
+      globalHead: globalHead ? { seq: Number(globalHead.seq), hash: hex(globalHead.last_hash) } : null,
+    },
+  };
+  return { ...withoutSeals, seals: sealBundle(withoutSeals, key) };
+}
+
+function bundleRun(run: RunRow & { journal_purged_at: Date | null }): EvidenceBundle['run'] {
+  return {
+    id: run.id,
+    workflow: run.workflow,
+    workflowVersion: run.workflow_version,
+    status: run.status,
+    input: run.input ?? null,
+    output: run.output ?? null,
+    error: run.error ?? null,
+    requester: principalText(run.requester),
+    origin: run.origin ?? null,
+    recoveryAttempts: run.recovery_attempts,
+    createdAt: run.created_at.toISOString(),
+    startedAt: iso(run.started_at),
+    finishedAt: iso(run.finished_at),
+    journalPurgedAt: iso(run.journal_purged_at),
+  };
+}
+
+function toBundleStep(s: StepRow): BundleStep {
+  return {
     idx: s.idx,
     name: s.name,
     kind: s.kind,
@@ -134,11 +186,12 @@ async function exportIn(q: Queryable, runId: string, key: AuditKey, opts: Export
     error: s.error ?? null,
     startedAt: s.started_at.toISOString(),
     finishedAt: iso(s.finished_at),
-  }));
+  };
+}
 
-  const toolVersion = (name: string): number | null => (opts.tools?.has(name) ? opts.tools.get(name).version : null);
-  // Each call's version as its chained step.started event recorded it; older calls' from the registry.
-  const toolCalls: BundleToolCall[] = steps
+/** Each call's version as its chained step.started event recorded it; older calls' from the registry. */
+function toolCallsOf(steps: StepRow[], chainEvents: BundleEvent[], toolVersion: (name: string) => number | null): BundleToolCall[] {
+  return steps
     .filter((s) => s.kind === 'tool')
     .map((s) => {
       const tool = toolOfStep(s.name);
@@ -154,57 +207,15 @@ async function exportIn(q: Queryable, runId: string, key: AuditKey, opts: Export
         output: s.output ?? null,
       };
     });
+}
 
-  const approvals = await loadApprovals(q, approvalRows, seqOfEvent);
-
-  let listed: readonly string[] = [];
+/** The tools the run's workflow version lists, when it is still registered. */
+function listedTools(run: RunRow, registry: WorkflowRegistry | undefined): readonly string[] {
   try {
-    listed = opts.registry?.get(run.workflow, run.workflow_version).tools ?? [];
+    return registry?.get(run.workflow, run.workflow_version).tools ?? [];
   } catch {
-    listed = []; // a workflow version no longer registered: its calls still name their tools
+    return []; // a workflow version no longer registered: its calls still name their tools
   }
-  const toolNames = [...new Set([...listed, ...toolCalls.map((t) => t.tool)])].sort();
-
-  const withoutSeals: Omit<EvidenceBundle, 'seals'> = {
-    format: EVIDENCE_FORMAT,
-    exportedAt: (opts.now ?? new Date()).toISOString(),
-    exportedBy: opts.exportedBy ?? null,
-    run: {
-      id: run.id,
-      workflow: run.workflow,
-      workflowVersion: run.workflow_version,
-      status: run.status,
-      input: run.input ?? null,
-      output: run.output ?? null,
-      error: run.error ?? null,
-      requester: principalText(run.requester),
-      origin: run.origin ?? null,
-      recoveryAttempts: run.recovery_attempts,
-      createdAt: run.created_at.toISOString(),
-      startedAt: iso(run.started_at),
-      finishedAt: iso(run.finished_at),
-      journalPurgedAt: iso(run.journal_purged_at),
-    },
-    versions: {
-      workflow: { name: run.workflow, version: run.workflow_version },
-      tools: toolNames.map((name) => ({ name, version: toolVersion(name) })),
-      deploymentConfig: deployment ? { digest: deployment.digest, setAt: deployment.set_at.toISOString() } : null,
-    },
-    steps: bundleSteps,
-    toolCalls,
-    approvals,
-    modelCalls: chainEvents.filter((e) => e.type === 'model.called').map(modelCallOf),
-    chain: {
-      runId,
-      keyFingerprint: hex(fingerprint ?? null),
-      events: chainEvents,
-      head: { seq: Number(head?.seq ?? 0), hash: hex(head?.last_hash ?? null) },
-      checkpoint: await newestCheckpoint(q, runId),
-      retention: chainEvents.some((e) => e.payload === null) ? await latestRetention(q) : null,
-      globalHead: globalHead ? { seq: Number(globalHead.seq), hash: hex(globalHead.last_hash) } : null,
-    },
-  };
-  return { ...withoutSeals, seals: sealBundle(withoutSeals, key) };
 }
 
 async function loadApprovals(q: Queryable, rows: ApprovalRow[], seqOfEvent: Map<string, number>): Promise<BundleApproval[]> {
