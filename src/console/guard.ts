@@ -2,10 +2,9 @@
  * The checks in front of every console route: the Host check of a loopback bind, the token
  * (auth.ts), and for forms that change something, the same-origin check.
  */
-import type { Handler } from '../server/http.ts';
+import type { Handler } from '../server/handler.ts';
 import { sameOrigin, type ConsoleAuth } from './auth.ts';
-import type { ConsoleHandler } from './routing.ts';
-import { sendHtml, sendText } from './routing.ts';
+import { sendHtml, sendText, type ConsoleHandler } from './routing.ts';
 import { signInPage } from './sign-in-page.ts';
 
 /** The server's handler for a console route: `handler` runs only once the checks pass. */

@@ -7,8 +7,9 @@
  * Server-rendered HTML (the pages in this folder, from the chat's view models in src/views), no
  * front-end build, usable without JavaScript; the one script swaps a run's timeline as it changes.
  *
- * Every console route goes through `guarded` (guard.ts): the Host check of a loopback bind, the token (auth.ts),
- * and for forms that change something, the same-origin check.
+ * Every console route goes through `guarded` (guard.ts): the Host check of a loopback bind, the
+ * token (auth.ts), and for forms that change something, the same-origin check. The run routes are
+ * in run-routes.ts, signing in and out in sign-in-routes.ts.
  */
 import type http from 'node:http';
 import type pg from 'pg';
