@@ -89,6 +89,7 @@ ALTER TABLE tollgate.events
 
 -- What an event's hash covers besides its payload. jsonb's text form is canonical (sorted keys),
 -- and the time is in epoch microseconds, so the session's time zone cannot change the result.
+-- (Replayed on the way up; the current body lives in migrations/functions/audit_chain.sql.)
 CREATE FUNCTION tollgate.event_link_hash(
   prev bytea, id bigint, run_id text, seq bigint, type text, step_idx integer, actor jsonb,
   created_at timestamptz, payload_digest bytea
@@ -104,6 +105,7 @@ CREATE FUNCTION tollgate.payload_digest(payload jsonb) RETURNS bytea LANGUAGE sq
   SELECT sha256(convert_to(payload::text, 'UTF8'))
 $$;
 
+-- (Replayed on the way up; the current body lives in migrations/functions/audit_chain.sql.)
 CREATE FUNCTION tollgate.events_chain_append() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   k text := coalesce(NEW.run_id, '');

@@ -52,6 +52,7 @@ BEGIN
 END
 $$;
 
+-- (Replayed on the way up; the current body lives in migrations/functions/audit_chain.sql.)
 CREATE OR REPLACE FUNCTION tollgate.event_link_hash(
   prev bytea, id bigint, run_id text, seq bigint, type text, step_idx integer, actor jsonb,
   created_at timestamptz, payload_digest bytea
@@ -69,6 +70,7 @@ ALTER TABLE tollgate.event_chains
 
 -- SECURITY DEFINER: the application's role appends events but has no right to write the chain
 -- heads or the queue itself.
+-- (Replayed on the way up; the current body lives in migrations/functions/audit_chain.sql.)
 CREATE OR REPLACE FUNCTION tollgate.events_chain_append() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -10,6 +10,7 @@
 -- both pads on every call) become expressions of this one function, which reads the pads once.
 -- The helpers stay: audit_checkpoint, the re-link of 000011 and tests call them.
 
+-- (Replayed on the way up; the current body lives in migrations/functions/audit_chain.sql.)
 CREATE OR REPLACE FUNCTION tollgate.events_chain_append() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -86,7 +86,7 @@ describe('migration 000008 on wave-1 Slack data', () => {
     expect(await migrate(db.pool, testLogger())).toEqual([]);
     expect(await applyFunctions(db.pool)).toEqual([]);
     await db.pool.query(`UPDATE tollgate.function_files SET sha256 = 'older'`);
-    expect(await applyFunctions(db.pool)).toEqual(['chat_delivery.sql']);
+    expect(await applyFunctions(db.pool)).toEqual(['audit_chain.sql', 'chat_delivery.sql']);
 
     const origins = await db.pool.query<{ id: string; origin: unknown }>(`SELECT id, origin FROM tollgate.runs ORDER BY id`);
     expect(origins.rows).toEqual([

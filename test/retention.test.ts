@@ -11,7 +11,8 @@ import { loadProjectConfig, parseProjectConfig } from '../src/config/project-con
 import { NonRetriableError } from '../src/common/errors.ts';
 import { parsePrincipal } from '../src/common/principals.ts';
 import { listRunApprovals } from '../src/approvals/index.ts';
-import { PURGE_SQL, purgeBefore } from '../src/audit/retention.ts';
+import { purgeBefore } from '../src/audit/retention.ts';
+import { PURGE_SQL } from '../src/db/queries/retention.ts';
 import { verifyAuditChain } from '../src/audit/verify.ts';
 import { crontab } from '../jobs/index.ts';
 import { createPool } from '../src/db/connect.ts';

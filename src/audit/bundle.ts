@@ -18,7 +18,19 @@ import { TollgateError } from '../common/errors.ts';
 import { formatPrincipal, principalSchema } from '../common/principals.ts';
 import type { RunRow, StepRow } from '../db/queries/runs.ts';
 import type { Queryable } from '../db/queryable.ts';
-import { loadSteps } from '../db/queries/runs.ts';
+import { loadSteps, readRun } from '../db/queries/runs.ts';
+import {
+  readAuditKeyFingerprint,
+  readDecisionsOf,
+  readGlobalChainHead,
+  readLatestRetentionRecord,
+  readNewestCheckpointNaming,
+  readRunApprovals,
+  readRunChainEvents,
+  readRunChainHead,
+  type LinkedEventRow,
+} from '../db/queries/audit.ts';
+import { readDeploymentConfig } from '../db/queries/deployment-config.ts';
 import type { WorkflowRegistry } from '../runtime/registry.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import { createHash } from 'node:crypto';
@@ -50,27 +62,10 @@ export interface ExportOptions {
   now?: Date;
 }
 
-interface EventSqlRow {
-  id: string;
-  seq: string | null;
-  type: string;
-  step_idx: number | null;
-  actor: string | null;
-  at_us: string;
-  prev_hash: Buffer | null;
-  hash: Buffer | null;
-  payload_digest: Buffer | null;
-  payload: string | null;
-}
-
-// seq is selected as text: ORDER BY must name the table's column (e.seq), not this text.
-const EVENT_COLUMNS = `id::text, seq::text, type, step_idx, actor::text AS actor,
-  ((extract(epoch FROM created_at) * 1000000)::bigint)::text AS at_us, prev_hash, hash, payload_digest, payload::text AS payload`;
-
 const hex = (b: Buffer | null): string | null => (b === null ? null : b.toString('hex'));
 const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
 
-function toEvent(r: EventSqlRow): BundleEvent {
+function toEvent(r: LinkedEventRow): BundleEvent {
   return {
     id: r.id,
     seq: Number(r.seq ?? 0),
@@ -113,22 +108,74 @@ export async function exportEvidenceBundle(db: pg.Pool | Queryable, runId: strin
 }
 
 async function exportIn(q: Queryable, runId: string, key: AuditKey, opts: ExportOptions): Promise<EvidenceBundle> {
-  const found = await q.query<RunRow & { journal_purged_at: Date | null }>('SELECT * FROM tollgate.runs WHERE id = $1', [runId]);
-  const run = found.rows[0];
+  // readRun selects every column, retention's mark among them.
+  const run = (await readRun(q, runId)) as (RunRow & { journal_purged_at: Date | null }) | undefined;
   if (!run) throw new TollgateError('TG_RUN_NOT_FOUND', `No run with id "${runId}". List runs with \`tollgate runs list\`.`, { runId });
 
   // One after the other: a snapshot is one connection, which runs one query at a time anyway.
   const steps = await loadSteps(q, runId);
-  const approvalRows = await q.query<ApprovalRow>('SELECT * FROM tollgate.approvals WHERE run_id = $1 ORDER BY step_idx, created_at, id', [runId]);
-  const events = await q.query<EventSqlRow>(`SELECT ${EVENT_COLUMNS} FROM tollgate.events e WHERE run_id = $1 ORDER BY e.seq NULLS LAST, e.id`, [runId]);
-  const head = await q.query<{ seq: string; last_hash: Buffer | null }>('SELECT seq::text, last_hash FROM tollgate.event_chains WHERE chain = $1', [runId]);
-  const globalHead = await q.query<{ seq: string; last_hash: Buffer | null }>(`SELECT seq::text, last_hash FROM tollgate.event_chains WHERE chain = ''`);
-  const fingerprint = await q.query<{ fingerprint: Buffer }>('SELECT fingerprint FROM tollgate.audit_key');
-  const deployment = await q.query<{ digest: string; set_at: Date }>('SELECT digest, set_at FROM tollgate.deployment_config');
-  const chainEvents = events.rows.map(toEvent);
+  const approvalRows = await readRunApprovals(q, runId);
+  const events = await readRunChainEvents(q, runId);
+  const head = await readRunChainHead(q, runId);
+  const globalHead = await readGlobalChainHead(q);
+  const fingerprint = await readAuditKeyFingerprint(q);
+  const deployment = await readDeploymentConfig(q);
+  const chainEvents = events.map(toEvent);
   const seqOfEvent = new Map(chainEvents.map((e) => [e.id, e.seq]));
 
-  const bundleSteps: BundleStep[] = steps.map((s: StepRow) => ({
+  const toolVersion = (name: string): number | null => (opts.tools?.has(name) ? opts.tools.get(name).version : null);
+  const toolCalls = toolCallsOf(steps, chainEvents, toolVersion);
+  const approvals = await loadApprovals(q, approvalRows, seqOfEvent);
+  const toolNames = [...new Set([...listedTools(run, opts.registry), ...toolCalls.map((t) => t.tool)])].sort();
+
+  const withoutSeals: Omit<EvidenceBundle, 'seals'> = {
+    format: EVIDENCE_FORMAT,
+    exportedAt: (opts.now ?? new Date()).toISOString(),
+    exportedBy: opts.exportedBy ?? null,
+    run: bundleRun(run),
+    versions: {
+      workflow: { name: run.workflow, version: run.workflow_version },
+      tools: toolNames.map((name) => ({ name, version: toolVersion(name) })),
+      deploymentConfig: deployment ? { digest: deployment.digest, setAt: deployment.set_at.toISOString() } : null,
+    },
+    steps: steps.map(toBundleStep),
+    toolCalls,
+    approvals,
+    modelCalls: chainEvents.filter((e) => e.type === 'model.called').map(modelCallOf),
+    chain: {
+      runId,
+      keyFingerprint: hex(fingerprint ?? null),
+      events: chainEvents,
+      head: { seq: Number(head?.seq ?? 0), hash: hex(head?.last_hash ?? null) },
+      checkpoint: await newestCheckpoint(q, runId),
+      retention: chainEvents.some((e) => e.payload === null) ? await latestRetention(q) : null,
+      globalHead: globalHead ? { seq: Number(globalHead.seq), hash: hex(globalHead.last_hash) } : null,
+    },
+  };
+  return { ...withoutSeals, seals: sealBundle(withoutSeals, key) };
+}
+
+function bundleRun(run: RunRow & { journal_purged_at: Date | null }): EvidenceBundle['run'] {
+  return {
+    id: run.id,
+    workflow: run.workflow,
+    workflowVersion: run.workflow_version,
+    status: run.status,
+    input: run.input ?? null,
+    output: run.output ?? null,
+    error: run.error ?? null,
+    requester: principalText(run.requester),
+    origin: run.origin ?? null,
+    recoveryAttempts: run.recovery_attempts,
+    createdAt: run.created_at.toISOString(),
+    startedAt: iso(run.started_at),
+    finishedAt: iso(run.finished_at),
+    journalPurgedAt: iso(run.journal_purged_at),
+  };
+}
+
+function toBundleStep(s: StepRow): BundleStep {
+  return {
     idx: s.idx,
     name: s.name,
     kind: s.kind,
@@ -139,11 +186,12 @@ async function exportIn(q: Queryable, runId: string, key: AuditKey, opts: Export
     error: s.error ?? null,
     startedAt: s.started_at.toISOString(),
     finishedAt: iso(s.finished_at),
-  }));
+  };
+}
 
-  const toolVersion = (name: string): number | null => (opts.tools?.has(name) ? opts.tools.get(name).version : null);
-  // Each call's version as its chained step.started event recorded it; older calls' from the registry.
-  const toolCalls: BundleToolCall[] = steps
+/** Each call's version as its chained step.started event recorded it; older calls' from the registry. */
+function toolCallsOf(steps: StepRow[], chainEvents: BundleEvent[], toolVersion: (name: string) => number | null): BundleToolCall[] {
+  return steps
     .filter((s) => s.kind === 'tool')
     .map((s) => {
       const tool = toolOfStep(s.name);
@@ -159,75 +207,19 @@ async function exportIn(q: Queryable, runId: string, key: AuditKey, opts: Export
         output: s.output ?? null,
       };
     });
+}
 
-  const approvals = await loadApprovals(q, approvalRows.rows, seqOfEvent);
-
-  let listed: readonly string[] = [];
+/** The tools the run's workflow version lists, when it is still registered. */
+function listedTools(run: RunRow, registry: WorkflowRegistry | undefined): readonly string[] {
   try {
-    listed = opts.registry?.get(run.workflow, run.workflow_version).tools ?? [];
+    return registry?.get(run.workflow, run.workflow_version).tools ?? [];
   } catch {
-    listed = []; // a workflow version no longer registered: its calls still name their tools
+    return []; // a workflow version no longer registered: its calls still name their tools
   }
-  const toolNames = [...new Set([...listed, ...toolCalls.map((t) => t.tool)])].sort();
-
-  const withoutSeals: Omit<EvidenceBundle, 'seals'> = {
-    format: EVIDENCE_FORMAT,
-    exportedAt: (opts.now ?? new Date()).toISOString(),
-    exportedBy: opts.exportedBy ?? null,
-    run: {
-      id: run.id,
-      workflow: run.workflow,
-      workflowVersion: run.workflow_version,
-      status: run.status,
-      input: run.input ?? null,
-      output: run.output ?? null,
-      error: run.error ?? null,
-      requester: principalText(run.requester),
-      origin: run.origin ?? null,
-      recoveryAttempts: run.recovery_attempts,
-      createdAt: run.created_at.toISOString(),
-      startedAt: iso(run.started_at),
-      finishedAt: iso(run.finished_at),
-      journalPurgedAt: iso(run.journal_purged_at),
-    },
-    versions: {
-      workflow: { name: run.workflow, version: run.workflow_version },
-      tools: toolNames.map((name) => ({ name, version: toolVersion(name) })),
-      deploymentConfig: deployment.rows[0] ? { digest: deployment.rows[0].digest, setAt: deployment.rows[0].set_at.toISOString() } : null,
-    },
-    steps: bundleSteps,
-    toolCalls,
-    approvals,
-    modelCalls: chainEvents.filter((e) => e.type === 'model.called').map(modelCallOf),
-    chain: {
-      runId,
-      keyFingerprint: hex(fingerprint.rows[0]?.fingerprint ?? null),
-      events: chainEvents,
-      head: { seq: Number(head.rows[0]?.seq ?? 0), hash: hex(head.rows[0]?.last_hash ?? null) },
-      checkpoint: await newestCheckpoint(q, runId),
-      retention: chainEvents.some((e) => e.payload === null) ? await latestRetention(q) : null,
-      globalHead: globalHead.rows[0] ? { seq: Number(globalHead.rows[0].seq), hash: hex(globalHead.rows[0].last_hash) } : null,
-    },
-  };
-  return { ...withoutSeals, seals: sealBundle(withoutSeals, key) };
 }
 
 async function loadApprovals(q: Queryable, rows: ApprovalRow[], seqOfEvent: Map<string, number>): Promise<BundleApproval[]> {
-  const { rows: decisions } = await q.query<{
-    approval_id: string;
-    principal: string;
-    decision: string;
-    comment: string | null;
-    via: string | null;
-    os_user: string | null;
-    at_us: string;
-    event_id: string | null;
-  }>(
-    `SELECT approval_id, principal, decision, comment, via, os_user, event_id::text,
-            ((extract(epoch FROM decided_at) * 1000000)::bigint)::text AS at_us
-       FROM tollgate.approval_decisions WHERE approval_id = ANY($1) ORDER BY decided_at, principal`,
-    [rows.map((r) => r.id)],
-  );
+  const decisions = await readDecisionsOf(q, rows.map((r) => r.id));
   return rows.map((a) => ({
     id: a.id,
     stepIdx: a.step_idx,
@@ -267,13 +259,7 @@ async function loadApprovals(q: Queryable, rows: ApprovalRow[], seqOfEvent: Map<
 
 /** The newest checkpoint of the global chain that names this run, and the (seq, hash) it recorded. */
 async function newestCheckpoint(q: Queryable, runId: string): Promise<EvidenceBundle['chain']['checkpoint']> {
-  const { rows } = await q.query<EventSqlRow>(
-    `SELECT ${EVENT_COLUMNS} FROM tollgate.events e
-      WHERE run_id IS NULL AND type = 'audit.checkpoint' AND payload->'chains' @> jsonb_build_array(jsonb_build_array($1::text))
-      ORDER BY e.seq DESC LIMIT 1`,
-    [runId],
-  );
-  const row = rows[0];
+  const row = await readNewestCheckpointNaming(q, runId);
   if (!row?.payload) return null;
   const chains = (JSON.parse(row.payload) as { chains?: unknown }).chains;
   const entry = Array.isArray(chains) ? (chains as unknown[][]).find((c) => Array.isArray(c) && c[0] === runId) : undefined;
@@ -283,11 +269,6 @@ async function newestCheckpoint(q: Queryable, runId: string): Promise<EvidenceBu
 
 /** The retention record with the latest cutoff (what `audit verify` takes as the purge's bound). */
 async function latestRetention(q: Queryable): Promise<EvidenceBundle['chain']['retention']> {
-  const { rows } = await q.query<EventSqlRow & { cutoff: Date }>(
-    `SELECT ${EVENT_COLUMNS}, (payload->>'cutoff')::timestamptz AS cutoff FROM tollgate.events
-      WHERE run_id IS NULL AND type IN ('retention.started', 'retention.purged') AND payload ? 'cutoff'
-      ORDER BY (payload->>'cutoff')::timestamptz DESC LIMIT 1`,
-  );
-  const row = rows[0];
+  const row = await readLatestRetentionRecord(q);
   return row ? { event: toEvent(row), cutoff: row.cutoff.toISOString() } : null;
 }

@@ -8,10 +8,10 @@
  * the app's role has no right to the queue or the chain heads). Run starts never wait on a shared
  * row for it: appends only queue their chain once per interval, in their own chain's row.
  */
+import { appendAuditCheckpoint } from '../db/queries/audit.ts';
 import type { Queryable } from '../db/queryable.ts';
 
 /** Writes a checkpoint of the chains changed since the last one; returns how many it named (0: nothing changed, nothing written). */
-export async function writeCheckpoint(q: Queryable): Promise<number> {
-  const { rows } = await q.query<{ named: number }>('SELECT tollgate.audit_checkpoint() AS named');
-  return Number(rows[0]?.named ?? 0);
+export function writeCheckpoint(q: Queryable): Promise<number> {
+  return appendAuditCheckpoint(q);
 }

@@ -17,6 +17,8 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TollgateError } from '../common/errors.ts';
+import { readAuditKeyFingerprint } from '../db/queries/audit.ts';
+import type { Queryable } from '../db/queryable.ts';
 
 export interface AuditKey {
   /** HMAC of `data` under the key (what the trigger computes in SQL). */
@@ -154,9 +156,8 @@ export function auditKeyOf(pool: object): AuditKey | undefined {
  * migration 000011). A process with another key would write links that never verify, so it
  * refuses to start and says what to do.
  */
-export async function checkAuditKeyFingerprint(q: { query: (sql: string, params?: unknown[]) => Promise<{ rows: unknown[] }> }, key: AuditKey): Promise<void> {
-  const { rows } = await q.query('SELECT fingerprint FROM tollgate.audit_key');
-  const stored = (rows[0] as { fingerprint: Buffer } | undefined)?.fingerprint;
+export async function checkAuditKeyFingerprint(q: Queryable, key: AuditKey): Promise<void> {
+  const stored = await readAuditKeyFingerprint(q);
   if (!stored || stored.equals(key.fingerprint)) return;
   throw new TollgateError(
     'TG_AUDIT_KEY_MISMATCH',

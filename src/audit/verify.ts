@@ -23,6 +23,15 @@ import type pg from 'pg';
 import { withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Queryable } from '../db/queryable.ts';
+import {
+  readAuditKeyRow,
+  readChainEventsAfter,
+  readChainHeads,
+  readCheckpointEvents,
+  readLatestRetentionCutoff,
+  readLinkedDecisions,
+  type ChainEventRow,
+} from '../db/queries/audit.ts';
 import { auditKeyOf, type AuditKey } from './key.ts';
 
 export interface BrokenLink {
@@ -47,22 +56,6 @@ export interface VerifyReport {
   newestCheckpoint?: { eventId: string; seq: number; at: string; hash: string };
   /** What the report cannot vouch for (not failures). */
   notes: string[];
-}
-
-interface Row {
-  id: string;
-  run_id: string | null;
-  chain: string;
-  seq: string | null;
-  type: string;
-  step_idx: number | null;
-  actor: string | null;
-  at_us: string;
-  created_at: Date;
-  prev_hash: Buffer | null;
-  hash: Buffer | null;
-  payload_digest: Buffer | null;
-  payload: string | null;
 }
 
 interface Claim {
@@ -95,7 +88,7 @@ function same(a: Buffer | null, b: Buffer | null): boolean {
  * header `jsonb_build_array(id, run_id, seq, type, step_idx, actor, epoch µs)::text`, payload
  * digest. jsonb writes arrays as `[a, b]` and escapes strings as JSON.stringify does.
  */
-export function linkMessage(r: Pick<Row, 'id' | 'run_id' | 'seq' | 'type' | 'step_idx' | 'actor' | 'at_us' | 'prev_hash' | 'payload_digest'>): Buffer {
+export function linkMessage(r: Pick<ChainEventRow, 'id' | 'run_id' | 'seq' | 'type' | 'step_idx' | 'actor' | 'at_us' | 'prev_hash' | 'payload_digest'>): Buffer {
   const header = `[${r.id}, ${r.run_id === null ? 'null' : JSON.stringify(r.run_id)}, ${r.seq}, ${JSON.stringify(r.type)}, ${r.step_idx ?? 'null'}, ${r.actor ?? 'null'}, ${r.at_us}]`;
   return Buffer.concat([r.prev_hash ?? Buffer.alloc(0), Buffer.from(header, 'utf8'), r.payload_digest ?? Buffer.alloc(0)]);
 }
@@ -136,30 +129,58 @@ async function verifyIn(q: Queryable, key: AuditKey): Promise<VerifyReport> {
 
   // What the global chain claims, read first. Its events are authenticated by the walk below (in
   // the same snapshot): a forged claim or cutoff breaks its own link there.
-  const cutoff = await latestRetentionCutoff(q);
+  const cutoff = await readLatestRetentionCutoff(q);
   const claims = await checkpointClaims(q, report);
 
-  const decided = new Map<string, DecidedEvent>();
-  const heads = new Map<string, { seq: number; hash: Buffer | null }>();
-  const brokenChains = new Set<string>();
-  const firstEventAt = new Map<string, Date>();
+  const walk = await walkChains(q, { key, cutoff, claims, report, problem });
+  await checkHeads(q, walk.heads, walk.brokenChains, problem);
+  checkClaimsKept(claims, walk, problem);
+  await checkDecisions(q, walk.decided, report, problem);
+  noteUnanchoredRuns(walk.firstEventAt, claims, report);
+  await keyNotes(q, report);
+  report.broken = report.problems[0];
+  report.ok = report.problems.length === 0;
+  return report;
+}
+
+/** What the walk of the chains hands the later checks. */
+interface Walk {
+  /** The intact `approval.decided` events, by id. */
+  decided: Map<string, DecidedEvent>;
+  /** Where each chain's intact part ends. */
+  heads: Map<string, { seq: number; hash: Buffer | null }>;
+  /** Chains already reported (one problem per chain). */
+  brokenChains: Set<string>;
+  firstEventAt: Map<string, Date>;
+}
+
+interface WalkContext {
+  key: AuditKey;
+  cutoff: Date | undefined;
+  claims: Map<string, Claim>;
+  report: VerifyReport;
+  problem: (p: BrokenLink) => void;
+}
+
+/** The last intact event of the chain being walked. */
+interface ChainPosition {
+  chain: string;
+  seq: number;
+  hash: Buffer | null;
+}
+
+/** Walks every event of every chain, in batches, checking each against the one before it. */
+async function walkChains(q: Queryable, ctx: WalkContext): Promise<Walk> {
+  const walk: Walk = { decided: new Map(), heads: new Map(), brokenChains: new Set(), firstEventAt: new Map() };
+  const { report } = ctx;
   let after: [string, number] = ['', -1];
-  let current: { chain: string; seq: number; hash: Buffer | null } | undefined;
+  let current: ChainPosition | undefined;
   const endChain = () => {
-    if (current) heads.set(current.chain, { seq: current.seq, hash: current.hash });
+    if (current) walk.heads.set(current.chain, { seq: current.seq, hash: current.hash });
   };
 
   for (;;) {
-    const { rows } = await q.query<Row>(
-      `SELECT id::text, run_id, coalesce(run_id, '') AS chain, seq::text, type, step_idx, actor::text AS actor,
-              ((extract(epoch FROM created_at) * 1000000)::bigint)::text AS at_us, created_at,
-              prev_hash, hash, payload_digest, payload::text AS payload
-       FROM tollgate.events
-       WHERE (coalesce(run_id, ''), coalesce(seq, -1)) > ($1, $2)
-       ORDER BY coalesce(run_id, ''), coalesce(seq, -1)
-       LIMIT ${BATCH}`,
-      after,
-    );
+    const rows = await readChainEventsAfter(q, after, BATCH);
     for (const r of rows) {
       report.events++;
       if (r.payload === null) report.purgedPayloads++;
@@ -167,73 +188,68 @@ async function verifyIn(q: Queryable, key: AuditKey): Promise<VerifyReport> {
         endChain();
         report.chains++;
         current = { chain: r.chain, seq: 0, hash: null };
-        firstEventAt.set(r.chain, r.created_at);
+        walk.firstEventAt.set(r.chain, r.created_at);
       }
-      if (brokenChains.has(r.chain)) continue; // one problem per chain: what follows a break is noise
-      const fail = (reason: string) => {
-        brokenChains.add(r.chain);
-        problem({ eventId: r.id, runId: r.run_id, seq: r.seq === null ? null : Number(r.seq), reason });
-      };
-      if (r.seq === null) {
-        fail('the event has no place in a chain (it was inserted with the chain trigger disabled)');
+      if (walk.brokenChains.has(r.chain)) continue; // one problem per chain: what follows a break is noise
+      const reason = whyBroken(r, current, ctx);
+      if (reason !== undefined) {
+        walk.brokenChains.add(r.chain);
+        ctx.problem({ eventId: r.id, runId: r.run_id, seq: r.seq === null ? null : Number(r.seq), reason });
         continue;
       }
-      const seq = Number(r.seq);
-      if (seq !== current.seq + 1) {
-        fail(`event(s) missing before it: the chain goes from #${current.seq} to #${seq}`);
-        continue;
-      }
-      if (!same(r.prev_hash, current.hash)) {
-        fail(`it does not follow the previous event of its chain (#${current.seq}): an event was removed, replaced or reordered`);
-        continue;
-      }
-      if (r.payload !== null && (r.payload_digest === null || !createHash('sha256').update(r.payload, 'utf8').digest().equals(r.payload_digest))) {
-        fail("its payload was edited: the payload's digest no longer matches the chained one");
-        continue;
-      }
-      if (r.hash === null || !key.hmac(linkMessage(r)).equals(r.hash)) {
-        fail('it was edited, or written without the audit key: its hash no longer matches its type, actor, time, place and payload digest under the audit key (HMAC-SHA256)');
-        continue;
-      }
-      if (r.payload === null && r.type === 'audit.checkpoint') {
-        fail("a checkpoint's payload was removed: checkpoints hold no personal data and retention keeps them");
-        continue;
-      }
-      if (r.payload === null && (cutoff === undefined || r.created_at >= cutoff)) {
-        fail(
-          `its payload was removed, but it is newer than any retention purge on record (` +
-            (cutoff ? `the latest purged only what was older than ${cutoff.toISOString()}` : 'retention has never purged') +
-            `): not retention's doing`,
-        );
-        continue;
-      }
-      const claim = claims.get(r.chain);
-      if (claim && claim.seq === seq && claim.hash !== r.hash.toString('hex')) {
-        fail(`it is not the event checkpoint event ${claim.checkpointId} recorded at this place`);
-        continue;
-      }
-      if (r.type === 'approval.decided') {
-        decided.set(r.id, {
-          runId: r.run_id,
-          stepIdx: r.step_idx,
-          principal: principalOf(r.actor),
-          atUs: r.at_us,
-          payload: r.payload === null ? null : (JSON.parse(r.payload) as Record<string, unknown>),
-          taken: false,
-        });
-      }
-      current = { chain: r.chain, seq, hash: r.hash };
+      if (r.type === 'approval.decided') walk.decided.set(r.id, decidedEvent(r));
+      current = { chain: r.chain, seq: Number(r.seq), hash: r.hash };
     }
     if (rows.length < BATCH) break;
-    const last = rows[rows.length - 1] as Row;
+    const last = rows[rows.length - 1] as ChainEventRow;
     after = [last.chain, Number(last.seq ?? -1)];
   }
   endChain();
+  return walk;
+}
 
-  await checkHeads(q, heads, brokenChains, problem);
+/** Why the event breaks its chain, or undefined when it is intact and follows `current`. */
+function whyBroken(r: ChainEventRow, current: ChainPosition, ctx: WalkContext): string | undefined {
+  if (r.seq === null) return 'the event has no place in a chain (it was inserted with the chain trigger disabled)';
+  const seq = Number(r.seq);
+  if (seq !== current.seq + 1) return `event(s) missing before it: the chain goes from #${current.seq} to #${seq}`;
+  if (!same(r.prev_hash, current.hash)) return `it does not follow the previous event of its chain (#${current.seq}): an event was removed, replaced or reordered`;
+  if (r.payload !== null && (r.payload_digest === null || !createHash('sha256').update(r.payload, 'utf8').digest().equals(r.payload_digest))) {
+    return "its payload was edited: the payload's digest no longer matches the chained one";
+  }
+  if (r.hash === null || !ctx.key.hmac(linkMessage(r)).equals(r.hash)) {
+    return 'it was edited, or written without the audit key: its hash no longer matches its type, actor, time, place and payload digest under the audit key (HMAC-SHA256)';
+  }
+  if (r.payload === null && r.type === 'audit.checkpoint') return "a checkpoint's payload was removed: checkpoints hold no personal data and retention keeps them";
+  const { cutoff } = ctx;
+  if (r.payload === null && (cutoff === undefined || r.created_at >= cutoff)) {
+    return (
+      `its payload was removed, but it is newer than any retention purge on record (` +
+      (cutoff ? `the latest purged only what was older than ${cutoff.toISOString()}` : 'retention has never purged') +
+      `): not retention's doing`
+    );
+  }
+  const claim = ctx.claims.get(r.chain);
+  if (claim && claim.seq === seq && claim.hash !== r.hash.toString('hex')) return `it is not the event checkpoint event ${claim.checkpointId} recorded at this place`;
+  return undefined;
+}
+
+function decidedEvent(r: ChainEventRow): DecidedEvent {
+  return {
+    runId: r.run_id,
+    stepIdx: r.step_idx,
+    principal: principalOf(r.actor),
+    atUs: r.at_us,
+    payload: r.payload === null ? null : (JSON.parse(r.payload) as Record<string, unknown>),
+    taken: false,
+  };
+}
+
+/** Every chain a checkpoint named still reaches the event it recorded (not deleted whole, not cut short). */
+function checkClaimsKept(claims: Map<string, Claim>, walk: Walk, problem: (p: BrokenLink) => void): void {
   for (const [chain, claim] of claims) {
-    if (brokenChains.has(chain)) continue;
-    const seen = heads.get(chain);
+    if (walk.brokenChains.has(chain)) continue;
+    const seen = walk.heads.get(chain);
     if (!seen) {
       problem({
         eventId: null,
@@ -250,8 +266,9 @@ async function verifyIn(q: Queryable, key: AuditKey): Promise<VerifyReport> {
       });
     }
   }
-  await checkDecisions(q, decided, report, problem);
+}
 
+function noteUnanchoredRuns(firstEventAt: Map<string, Date>, claims: Map<string, Claim>, report: VerifyReport): void {
   const now = Date.now();
   const unanchored = [...firstEventAt].filter(([chain, at]) => chain !== '' && !claims.has(chain) && now - at.getTime() > UNANCHORED_AFTER_MS).length;
   if (unanchored > 0) {
@@ -260,28 +277,12 @@ async function verifyIn(q: Queryable, key: AuditKey): Promise<VerifyReport> {
         'is a worker (the audit-checkpoint task) running? `tollgate audit checkpoint` writes one now.',
     );
   }
-  await keyNotes(q, report);
-  report.broken = report.problems[0];
-  report.ok = report.problems.length === 0;
-  return report;
-}
-
-async function latestRetentionCutoff(q: Queryable): Promise<Date | undefined> {
-  const { rows } = await q.query<{ cutoff: Date | null }>(
-    `SELECT max((payload->>'cutoff')::timestamptz) AS cutoff FROM tollgate.events
-      WHERE run_id IS NULL AND type IN ('retention.started', 'retention.purged') AND payload ? 'cutoff'`,
-  );
-  return rows[0]?.cutoff ?? undefined;
 }
 
 /** The newest claim each checkpoint makes per chain (later checkpoints name later events). */
 async function checkpointClaims(q: Queryable, report: VerifyReport): Promise<Map<string, Claim>> {
   const claims = new Map<string, Claim>();
-  const { rows } = await q.query<{ id: string; seq: string; created_at: Date; hash: Buffer | null; payload: { chains?: unknown } | null }>(
-    `SELECT id::text, seq::text, created_at, hash, payload FROM tollgate.events
-      WHERE run_id IS NULL AND type = 'audit.checkpoint' ORDER BY seq`,
-  );
-  for (const c of rows) {
+  for (const c of await readCheckpointEvents(q)) {
     report.checkpoints++;
     report.newestCheckpoint = { eventId: c.id, seq: Number(c.seq), at: c.created_at.toISOString(), hash: c.hash?.toString('hex') ?? '' };
     const chains = c.payload?.chains;
@@ -301,10 +302,7 @@ async function checkHeads(
   brokenChains: Set<string>,
   problem: (p: BrokenLink) => void,
 ): Promise<void> {
-  const { rows } = await q.query<{ chain: string; seq: string; last_hash: Buffer | null; last_event_id: string | null }>(
-    'SELECT chain, seq::text, last_hash, last_event_id::text FROM tollgate.event_chains ORDER BY chain',
-  );
-  for (const c of rows) {
+  for (const c of await readChainHeads(q)) {
     const seen = heads.get(c.chain);
     const seq = Number(c.seq);
     if (seq === 0 || brokenChains.has(c.chain)) continue;
@@ -322,23 +320,7 @@ async function checkHeads(
 
 /** Every decision row against the chained event it is linked to, and every such event against its row. */
 async function checkDecisions(q: Queryable, decided: Map<string, DecidedEvent>, report: VerifyReport, problem: (p: BrokenLink) => void): Promise<void> {
-  const { rows } = await q.query<{
-    approval_id: string;
-    principal: string;
-    decision: string;
-    comment: string | null;
-    via: string | null;
-    event_id: string | null;
-    at_us: string;
-    run_id: string | null;
-    step_idx: number | null;
-  }>(
-    `SELECT d.approval_id, d.principal, d.decision, d.comment, d.via, d.event_id::text,
-            ((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text AS at_us, a.run_id, a.step_idx
-       FROM tollgate.approval_decisions d LEFT JOIN tollgate.approvals a ON a.id = d.approval_id
-      ORDER BY d.approval_id, d.principal`,
-  );
-  for (const d of rows) {
+  for (const d of await readLinkedDecisions(q)) {
     report.decisions++;
     const who = `the decision of ${d.principal} on ${d.approval_id}`;
     const say = (reason: string, eventId: string | null = d.event_id) => problem({ eventId, runId: d.run_id, seq: null, reason });
@@ -373,10 +355,7 @@ async function checkDecisions(q: Queryable, decided: Map<string, DecidedEvent>, 
 }
 
 async function keyNotes(q: Queryable, report: VerifyReport): Promise<void> {
-  const { rows } = await q.query<{ introduced_at: Date; relinked: string; legacy_broken_event: string | null }>(
-    'SELECT introduced_at, relinked::text, legacy_broken_event::text FROM tollgate.audit_key',
-  );
-  const k = rows[0];
+  const k = await readAuditKeyRow(q);
   if (!k) {
     report.problems.unshift({ eventId: null, runId: null, seq: null, reason: "the audit key's fingerprint row (tollgate.audit_key) was removed" });
     return;

@@ -29,6 +29,19 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import type pg from 'pg';
 import { canonicalJson } from '../approvals/hash.ts';
+import {
+  forgetSilentHolders,
+  insertStoredConfig,
+  listHolder,
+  lockDeploymentConfig,
+  readDeploymentDigest,
+  readHoldersOfOtherConfigs,
+  readStoredConfig,
+  removeHolder,
+  replaceStoredConfig,
+  touchHolder,
+  type ConfigHolder,
+} from '../db/queries/deployment-config.ts';
 import { withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
@@ -88,9 +101,6 @@ export interface ConfigHold {
   stop(): Promise<void>;
 }
 
-// Serialises start-ups, so two processes with different files starting together cannot both pass.
-const LOCK_KEY = "hashtext('tollgate.deployment_config')";
-
 /**
  * Checks this process's configuration against the deployment's (see the module comment) and, for
  * long-running modes, records this process as live with it. Throws TG_CONFIG_CONFLICT naming the
@@ -103,16 +113,13 @@ export async function holdDeploymentConfig(o: HoldOptions): Promise<ConfigHold> 
   const me = `${o.mode} ${os.hostname()}:${process.pid} (${processId})`;
   const log = o.log.child({ component: 'config-digest' });
 
+  const holder: ConfigHolder = { processId, digest: mine.digest, mode: o.mode, hostname: os.hostname(), pid: process.pid };
+
   await withTransaction(o.pool, async (q) => {
-    await q.query(`SELECT pg_advisory_xact_lock(${LOCK_KEY})`);
-    await q.query(`DELETE FROM tollgate.deployment_config_holders WHERE seen_at < now() - make_interval(secs => $1::float / 1000)`, [liveForMs]);
-    const stored = (await q.query<{ digest: string; summary: { paths?: Record<string, string> }; set_by: string }>('SELECT digest, summary, set_by FROM tollgate.deployment_config')).rows[0];
-    const others = (
-      await q.query<{ process_id: string; mode: string; hostname: string | null; pid: number | null; digest: string }>(
-        'SELECT process_id, mode, hostname, pid, digest FROM tollgate.deployment_config_holders WHERE digest <> $1 AND process_id <> $2 ORDER BY started_at',
-        [mine.digest, processId],
-      )
-    ).rows;
+    await lockDeploymentConfig(q);
+    await forgetSilentHolders(q, liveForMs);
+    const stored = await readStoredConfig(q);
+    const others = await readHoldersOfOtherConfigs(q, mine.digest, processId);
     if (others.length > 0) {
       // The live configuration is the stored one (the live processes adopted or matched it).
       const theirs = stored?.summary.paths ?? {};
@@ -131,18 +138,14 @@ export async function holdDeploymentConfig(o: HoldOptions): Promise<ConfigHold> 
     }
     if (o.mode === 'none') return;
     if (!stored) {
-      await q.query('INSERT INTO tollgate.deployment_config (digest, summary, set_by) VALUES ($1, $2, $3)', [mine.digest, { paths: mine.paths }, me]);
+      await insertStoredConfig(q, mine.digest, { paths: mine.paths }, me);
       log.info({ digest: mine.digest }, 'recorded the deployment configuration (first process)');
     } else if (stored.digest !== mine.digest) {
       const paths = differingPaths(mine.paths, stored.summary.paths ?? {});
-      await q.query('UPDATE tollgate.deployment_config SET digest = $1, summary = $2, set_by = $3, set_at = now()', [mine.digest, { paths: mine.paths }, me]);
+      await replaceStoredConfig(q, mine.digest, { paths: mine.paths }, me);
       log.warn({ digest: mine.digest, previous: stored.digest, previousSetBy: stored.set_by, changed: paths }, `adopted a new deployment configuration; changed: ${paths.join(', ')}`);
     }
-    await q.query(
-      `INSERT INTO tollgate.deployment_config_holders (process_id, digest, mode, hostname, pid) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (process_id) DO UPDATE SET digest = EXCLUDED.digest, seen_at = now()`,
-      [processId, mine.digest, o.mode, os.hostname(), process.pid],
-    );
+    await listHolder(q, holder);
   });
 
   if (o.mode === 'none') return { digest: mine.digest, stop: async () => {} };
@@ -152,14 +155,10 @@ export async function holdDeploymentConfig(o: HoldOptions): Promise<ConfigHold> 
   let stopped = false;
   const refresh = async () => {
     if (stopped) return;
-    await o.pool.query(
-      `INSERT INTO tollgate.deployment_config_holders (process_id, digest, mode, hostname, pid) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (process_id) DO UPDATE SET seen_at = now()`,
-      [processId, mine.digest, o.mode, os.hostname(), process.pid],
-    );
-    const { rows } = await o.pool.query<{ digest: string; set_by: string }>('SELECT digest, set_by FROM tollgate.deployment_config');
-    if (rows[0] && rows[0].digest !== mine.digest) {
-      log.error({ digest: mine.digest, deployment: rows[0].digest, setBy: rows[0].set_by }, 'this process runs with a configuration that is no longer the deployment\'s; restart it with the current TOLLGATE_CONFIG');
+    await touchHolder(o.pool, holder);
+    const deployment = await readDeploymentDigest(o.pool);
+    if (deployment && deployment.digest !== mine.digest) {
+      log.error({ digest: mine.digest, deployment: deployment.digest, setBy: deployment.set_by }, 'this process runs with a configuration that is no longer the deployment\'s; restart it with the current TOLLGATE_CONFIG');
     }
   };
   let inflight: Promise<void> = Promise.resolve();
@@ -174,7 +173,7 @@ export async function holdDeploymentConfig(o: HoldOptions): Promise<ConfigHold> 
       stopped = true;
       clearInterval(timer);
       await inflight; // a refresh under way must not list this process again after it left
-      await o.pool.query('DELETE FROM tollgate.deployment_config_holders WHERE process_id = $1', [processId]).catch(() => {});
+      await removeHolder(o.pool, processId).catch(() => {});
     },
   };
 }

@@ -10,10 +10,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
 import type { Logger } from '../common/log.ts';
+import { pingDatabase } from '../db/queries/health.ts';
+import type { Handler } from './handler.ts';
 import { metricsHandler, type MetricsOptions } from './metrics.ts';
 
-/** `params`: the `:name` segments of a pattern route (empty for an exact one). */
-export type Handler = (req: http.IncomingMessage, res: http.ServerResponse, params?: Readonly<Record<string, string>>) => Promise<void> | void;
+export type { Handler } from './handler.ts';
 
 interface PatternRoute {
   method: string;
@@ -65,7 +66,7 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; m
   routes.set('GET /readyz', async (_req, res) => {
     const problems: string[] = [];
     try {
-      await withTimeout(checks.pool.query('SELECT 1'), 2000, 'database did not answer within 2 s');
+      await withTimeout(pingDatabase(checks.pool), 2000, 'database did not answer within 2 s');
     } catch (e) {
       problems.push(`database unreachable: ${(e as Error).message}`);
     }

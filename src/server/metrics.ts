@@ -13,13 +13,15 @@
  * It must stay cheap however many runs the database holds, so it never reads tollgate.runs: the
  * counts by status are kept as runs change, by a trigger (migration 000019_run_status_counts), and
  * a scrape sums their few hundred rows. Approvals pending are counted through the partial index
- * of pending approvals (`approvals_pending_idx`): only live approvals are in it.
+ * of pending approvals (`approvals_pending_idx`): only live approvals are in it. The reads are in
+ * src/db/queries/metrics.ts.
  */
 import type pg from 'pg';
 import { AggregatorRegistry, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { instrumentsAsJson, type MetricsJson } from '../telemetry/metrics-registry.ts';
+import { countPendingApprovals, readRunCounts } from '../db/queries/metrics.ts';
 import { trackPool } from '../telemetry/metrics.ts';
-import type { Handler } from './http.ts';
+import type { Handler } from './handler.ts';
 
 export interface MetricsOptions {
   /**
@@ -28,10 +30,6 @@ export interface MetricsOptions {
    */
   fromWorker?: () => Promise<MetricsJson | undefined> | undefined;
 }
-
-/** The SQL a scrape runs (exported for the test that checks it never reads tollgate.runs). */
-export const RUN_COUNTS_SQL = `SELECT workflow, status, sum(n)::text AS n FROM tollgate.run_status_counts GROUP BY workflow, status ORDER BY workflow, status`;
-export const PENDING_APPROVALS_SQL = `SELECT count(*)::text AS n FROM tollgate.approvals WHERE status = 'pending'`;
 
 let processMetrics: Registry | undefined;
 /** One per process: prom-client's default metrics (CPU, memory, event loop, GC …) and the uptime. */
@@ -58,12 +56,9 @@ async function databaseMetrics(pool: pg.Pool): Promise<MetricsJson> {
   const pending = new Gauge({ name: 'tollgate_approvals_pending', help: 'Approvals waiting for a decision.', registers: [r] });
   const up = new Gauge({ name: 'tollgate_up', help: 'Whether the database answered this scrape.', registers: [r] });
   try {
-    const [counts, approvals] = await Promise.all([
-      pool.query<{ workflow: string; status: string; n: string }>(RUN_COUNTS_SQL),
-      pool.query<{ n: string }>(PENDING_APPROVALS_SQL),
-    ]);
-    for (const c of counts.rows) runs.set({ workflow: c.workflow, status: c.status }, Number(c.n));
-    pending.set(Number(approvals.rows[0]?.n ?? 0));
+    const [counts, approvals] = await Promise.all([readRunCounts(pool), countPendingApprovals(pool)]);
+    for (const c of counts) runs.set({ workflow: c.workflow, status: c.status }, c.n);
+    pending.set(approvals);
     up.set(1);
   } catch {
     runs.reset();
