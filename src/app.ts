@@ -11,8 +11,7 @@
  * startTaskWorker), the same ones startApp uses.
  */
 import type { Config } from './config/config.ts';
-import { openDatabase, type Database } from './db/connect.ts';
-import { prepareDatabase } from './db/app-role.ts';
+import { openDatabase, prepareDatabase, type Database } from './boot/database.ts';
 import { holdDeploymentConfig, type ConfigHold } from './config/digest.ts';
 import type { Logger } from './common/log.ts';
 import { checkSectionNames, type ProjectConfig } from './config/project-config.ts';

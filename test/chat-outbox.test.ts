@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createChat, type Chat } from '../src/chat/index.ts';
-import { scheduleReminder, REMIND_TASK } from '../src/chat/copies.ts';
+import { scheduleReminder, REMIND_TASK } from '../src/db/queries/chat-outbox.ts';
 import { parseCommand } from '../src/intents/command.ts';
 import type { Principal } from '../src/common/principals.ts';
 import { parseProjectConfig } from '../src/config/project-config.ts';

@@ -18,7 +18,8 @@ import { appendEvent } from '../db/queries/events.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { applyTimeout } from './gate.ts';
 import { authorise, describeQuorum, principalKey } from './policy.ts';
-import { getApproval, loadApprovalRow, requesterKey, type ApprovalRow } from './store.ts';
+import { getApproval, requesterKey } from './store.ts';
+import { loadApprovalRow, type ApprovalRow } from '../db/queries/approvals.ts';
 import type { DecideOutcome } from './types.ts';
 import { observeApprovalDecision } from '../telemetry/metrics.ts';
 

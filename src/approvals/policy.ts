@@ -7,7 +7,7 @@
 import { TollgateError } from '../common/errors.ts';
 import { formatPrincipal, parsePrincipal, type Principal } from '../common/principals.ts';
 import type { ProjectConfig } from '../config/project-config.ts';
-import type { ApprovalPolicy, ResolvedPolicy } from './types.ts';
+import type { ApprovalPolicy, ResolvedPolicy } from '../db/queries/approvals.ts';
 
 export function resolvePolicy(policy: ApprovalPolicy, project: ProjectConfig, requester: string | null, where: string): ResolvedPolicy {
   const groups = [...(policy.groups ?? [])];

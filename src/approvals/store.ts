@@ -16,9 +16,6 @@ import { formatPrincipal, type Principal } from '../common/principals.ts';
 import { authorise, describeApprovers, describeQuorum, principalKey } from './policy.ts';
 import type { ApprovalResult, ApprovalRecord, DecisionView } from './types.ts';
 
-// The row types are the data layer's (src/db/queries/approvals.ts); still importable from here.
-export type { ApprovalRow, StoredOnTimeout } from '../db/queries/approvals.ts';
-export { loadApprovalRow };
 
 export function requesterKey(row: Pick<ApprovalRow, 'requester'>): string | null {
   return row.requester ? formatPrincipal(row.requester) : null;

@@ -14,7 +14,7 @@
  *   that chained event; the rest (a step's output, an approval's summary) no event records, so
  *   the exporter seals every field with the audit key (`seals`, bundle-seal.ts).
  */
-import type { ResolvedPolicy } from '../approvals/types.ts';
+import type { ResolvedPolicy } from '../db/queries/approvals.ts';
 
 export const EVIDENCE_FORMAT = 'tollgate-evidence/1';
 

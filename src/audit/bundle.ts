@@ -12,7 +12,7 @@
  */
 import type pg from 'pg';
 import { canonicalJson } from '../approvals/hash.ts';
-import type { ApprovalRow } from '../approvals/store.ts';
+import type { ApprovalRow } from '../db/queries/approvals.ts';
 import { withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../common/errors.ts';
 import { formatPrincipal, principalSchema } from '../common/principals.ts';

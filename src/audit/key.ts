@@ -19,17 +19,10 @@ import path from 'node:path';
 import { TollgateError } from '../common/errors.ts';
 import { readAuditKeyFingerprint } from '../db/queries/audit.ts';
 import type { Queryable } from '../db/queryable.ts';
+import type { AuditKey } from '../db/pool-key.ts';
 
-export interface AuditKey {
-  /** HMAC of `data` under the key (what the trigger computes in SQL). */
-  hmac(data: Buffer | string): Buffer;
-  /** HMAC(K, 'tollgate-audit-key-id'): names the key without revealing it. */
-  readonly fingerprint: Buffer;
-  /** The pool's start-up `options`: `-c tollgate.audit_ikey=… -c tollgate.audit_okey=…`. */
-  readonly pgOptions: string;
-  /** Where it came from, for messages ('TOLLGATE_AUDIT_KEY' or the key file's path). */
-  readonly source: string;
-}
+export type { AuditKey } from '../db/pool-key.ts';
+export { rememberPoolKey, auditKeyOf } from '../db/pool-key.ts';
 
 export const MIN_KEY_BYTES = 32;
 const BLOCK = 64; // SHA-256's block size
@@ -137,18 +130,6 @@ export function auditKeyFromEnv(value: string | undefined): AuditKey | undefined
   const key = decodeAuditKey(value);
   if (!key) throw new TollgateError('TG_AUDIT_KEY_INVALID', `TOLLGATE_AUDIT_KEY must be at least ${MIN_KEY_BYTES} bytes written in hex or base64.`);
   return auditKey(key, 'TOLLGATE_AUDIT_KEY');
-}
-
-// The key each pool was created with, so code handed a pool (verify, the checkpoint task) finds it
-// without every caller threading it through.
-const poolKeys = new WeakMap<object, AuditKey>();
-
-export function rememberPoolKey(pool: object, key: AuditKey): void {
-  poolKeys.set(pool, key);
-}
-
-export function auditKeyOf(pool: object): AuditKey | undefined {
-  return poolKeys.get(pool);
 }
 
 /**

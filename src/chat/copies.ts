@@ -12,7 +12,6 @@ import { parsePrincipal, type Principal } from '../common/principals.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { insertDmCopy, insertThreadCopy, readRunMessagePlace } from '../db/queries/chat-outbox.ts';
 
-export { REMIND_TASK, scheduleReminder } from '../db/queries/chat-outbox.ts'; // merge: re-export for test/chat-outbox.test.ts
 
 /** May this principal still approve? Mirrors listPendingApprovals' filter. */
 export function mayStillDecide(a: ApprovalRecord, principal: string): boolean {

@@ -2,7 +2,8 @@
  * Bounded exponential backoff, written once: the wait before the n-th retry, a wait that an abort
  * signal cuts short, and the retry loop itself. Restarting a dead worker runner or worker thread
  * (src/worker/supervise.ts), restarting a dead embedded postmaster (src/db/embedded-supervisor.ts)
- * and retrying a model call (src/model/client.ts) all back off with these.
+ * retrying a model call (src/model/client.ts) and the chat outbox's redelivery
+ * (src/chat/deliver/rows.ts) all back off with these.
  *
  * It lives in src/common because every layer that backs off may import it (src/db and src/model
  * sit below src/worker); it knows nothing of what it retries.

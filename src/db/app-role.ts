@@ -18,7 +18,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from '../common/log.ts';
-import { checkAuditKeyFingerprint, type AuditKey } from '../audit/key.ts';
+import type { AuditKey } from './pool-key.ts';
 import { migrate } from './migrate.ts';
 import { withTransaction } from './transaction.ts';
 
@@ -166,11 +166,11 @@ export async function warnIfPrivileged(pool: pg.Pool, log: Logger): Promise<void
 }
 
 /**
- * Brings the database up to date before the app uses it: migrations as the owner, the app
- * login's grants when it is another role, the audit key's fingerprint, and a warning when the
- * app's login is privileged.
+ * Brings the database up to date before the app uses it: migrations as the owner, and the app
+ * login's grants when it is another role. The boot (src/boot/database.ts) then checks the audit
+ * key's fingerprint and warns when the app's login is privileged.
  */
-export async function prepareDatabase(
+export async function migrateAndGrant(
   db: { pool: pg.Pool; ownerUrl?: string; url: string; auditKey?: AuditKey },
   log: Logger,
 ): Promise<void> {
@@ -193,6 +193,4 @@ export async function prepareDatabase(
   } finally {
     if (separateOwner) await owner.end().catch(() => {});
   }
-  if (db.auditKey) await checkAuditKeyFingerprint(db.pool, db.auditKey);
-  await warnIfPrivileged(db.pool, log);
 }

@@ -186,4 +186,3 @@ export function createModelClient(settings: ModelSettings, log: Logger): ModelCl
   };
 }
 
-export { splitExtraFields } from './answers.ts';

@@ -36,16 +36,8 @@ import type { Queryable } from '../db/queryable.ts';
 import { budgetApproval, budgetRefused, checkBudget, type BudgetDecision } from './model-budget.ts';
 import { nextDelayMs, resolveRetry, type ResolvedRetry } from './retry.ts';
 import { runAttempt } from './step-attempt.ts';
-import {
-  parseDuration,
-  type Duration,
-  type ModelBudget,
-  type StepContext,
-  type StepOptions,
-  type ToolCallOptions,
-  type WorkflowContext,
-  type WorkflowDefinition,
-} from './workflow.ts';
+import { type ModelBudget, type StepContext, type StepOptions, type ToolCallOptions, type WorkflowContext, type WorkflowDefinition } from './workflow.ts';
+import { parseDuration, type Duration } from './duration.ts';
 
 /** What a replay needs besides the journal: approvals resolve groups, tools get config and pool. */
 export interface ReplayEnv {

@@ -8,7 +8,8 @@
  * I/O outside a step.
  */
 import type { z } from 'zod';
-import type { ApprovalOptions, ApprovalPolicy, ApprovalResult } from '../approvals/types.ts';
+import type { ApprovalOptions, ApprovalResult } from '../approvals/types.ts';
+import type { ApprovalPolicy } from '../db/queries/approvals.ts';
 import type { Logger } from '../common/log.ts';
 import type { PromptRef } from '../model/types.ts';
 import type { Duration } from './duration.ts';

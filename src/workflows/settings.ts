@@ -1,6 +1,6 @@
 /** Shared zod pieces for built-in workflows' settings in the project configuration. */
 import { z } from 'zod';
-import { parseDuration } from '../runtime/workflow.ts';
+import { parseDuration } from '../runtime/duration.ts';
 
 /** A duration such as '30m' or '24h', or milliseconds; checked when the configuration is read. */
 export const durationSetting = z.union([z.string(), z.number()]).refine(

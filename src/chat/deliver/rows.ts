@@ -6,6 +6,7 @@
  * delivery re-schedules itself (`reschedule`, its job under its own key), so a message has at most
  * one pending delivery job however long the outage.
  */
+import { backoffDelay, type Backoff } from '../../common/backoff.ts';
 import type { Queryable } from '../../db/queryable.ts';
 import type { ChatMessageRow } from '../../db/queries/chat-outbox.ts';
 import { deferMessages, markGaveUp, markRefused, recordFailure } from '../../db/queries/chat-delivery.ts';
@@ -18,9 +19,12 @@ import { PlatformNotConfigured, platformOf, type DeliveryContext, type DeliveryO
 /** Consecutive transient failures of one copy before the outbox gives up on it (about 4 h at the 5-minute cap). */
 export const MAX_FAILURES = 60;
 
-/** Backoff after the n-th consecutive transient failure: 1 s, 2 s, 4 s … capped at 5 minutes. */
+/** The outbox's backoff: 1 s, 2 s, 4 s … capped at 5 minutes. */
+const DELIVERY_BACKOFF: Backoff = { firstMs: 1000, maxMs: 300_000 };
+
+/** Backoff after the n-th consecutive transient failure. */
 export function backoffMs(failures: number): number {
-  return Math.min(300_000, 1000 * 2 ** Math.max(0, failures - 1));
+  return backoffDelay(DELIVERY_BACKOFF, Math.max(0, failures - 1));
 }
 
 /**

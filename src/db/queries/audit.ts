@@ -8,7 +8,7 @@
  * recomputes every link in Node. Each read runs on the caller's connection, so a caller that wants
  * one snapshot (verify, export) opens a REPEATABLE READ transaction and passes its client.
  */
-import type { ApprovalRow } from '../../approvals/store.ts';
+import type { ApprovalRow } from './approvals.ts';
 import type { Queryable } from '../queryable.ts';
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
  */
 import type { Queryable } from '../queryable.ts';
 import { INSERT_EVENTS } from './events.ts';
-import { ADVANCE_TASK } from './runs.ts';
+import { ADVANCE_TASK } from './jobs.ts';
 
 /** The task that carries out deferred intents (jobs/chat-intent.ts). */
 export const INTENT_TASK = 'chat-intent';

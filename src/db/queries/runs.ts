@@ -14,7 +14,6 @@ import { ADVANCE_TASK } from './jobs.ts';
 import { prepared } from './prepared.ts';
 
 // Still importable from here (src/chat/intake-writes.ts), though src/db/queries/jobs.ts holds it now.
-export { ADVANCE_TASK } from './jobs.ts';
 
 export const TERMINAL_STATUSES = ['succeeded', 'failed', 'cancelled', 'compensated', 'compensation_failed'] as const;
 export function isTerminalStatus(status: string): boolean {
