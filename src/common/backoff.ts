@@ -1,7 +1,7 @@
 /**
  * Bounded exponential backoff, written once: the wait before the n-th retry, a wait that an abort
  * signal cuts short, and the retry loop itself. Restarting a dead worker runner or worker thread
- * (src/worker/supervise.ts), restarting a dead embedded postmaster (src/db/embedded-supervisor.ts)
+ * (src/worker/supervise.ts), restarting a dead embedded postmaster (src/db/embedded-supervisor.ts),
  * retrying a model call (src/model/client.ts) and the chat outbox's redelivery
  * (src/chat/deliver/rows.ts) all back off with these.
  *
