@@ -160,12 +160,12 @@ describe('a third, in-memory chat platform', () => {
     let most = 0;
     let dead = 0;
     // Sample for as long as the run makes events (about 40 steps × 40 ms) with the platform down.
-    while ((await runtime.getRun(runId)).run.status !== 'succeeded') {
+    await poll(async () => {
       const j = await jobs();
       most = Math.max(most, j.pending);
       dead = Math.max(dead, j.dead);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+      return (await runtime.getRun(runId)).run.status === 'succeeded';
+    }, { message: 'the run to succeed with the platform down', timeoutMs: 60_000, intervalMs: 20, retryErrors: false });
     expect(mem.calls.filter((c) => c.conversation === 'room-3').length).toBeGreaterThan(0); // it did try
     expect(most).toBeLessThanOrEqual(1);
     expect(dead).toBe(0);

@@ -10,7 +10,7 @@ import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { startWorkerProcess, type WorkerProcess } from './helpers/processes.ts';
 import { createTestRuntime, waitForRun } from './helpers/runtime.ts';
-import { poll } from './helpers/poll.ts';
+import { delay, poll } from './helpers/poll.ts';
 import { EXEC_TABLE_DDL, recoveryWorkflows, type ExecRow } from './fixtures/workflows.ts';
 
 let db: TestDb;
@@ -117,7 +117,7 @@ describe('one executor per run (invariant 2)', () => {
         [ids],
       );
       added += Number(rows[0]?.n);
-      await new Promise((r) => setTimeout(r, 20));
+      await delay(20); // a pace, not a wait: the rounds are spread over the runs' lifetime
     }
     expect(added).toBeGreaterThanOrEqual(400);
 

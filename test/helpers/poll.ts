@@ -26,7 +26,10 @@ export interface PollOptions {
   detail?: () => string;
 }
 
-/** Resolves after `ms`: the interval between two checks. */
+/**
+ * Resolves after `ms`: the interval between two checks, or a pace (load spread over time). Never
+ * to wait until something has happened: poll for it.
+ */
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -80,9 +83,10 @@ export async function holdsFor(
 
 function describe(value: unknown): string {
   if (value === undefined) return 'undefined';
+  if (value instanceof Error) return `the error ${value.message}`;
   try {
     const text = JSON.stringify(value);
-    return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+    return text.length > 1000 ? `${text.slice(0, 1000)}…` : text;
   } catch {
     return String(value);
   }
