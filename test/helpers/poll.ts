@@ -26,6 +26,20 @@ export interface PollOptions {
   detail?: () => string;
 }
 
+/** What `poll` throws when its deadline passes (any other error is the check's own). */
+export class PollTimeout extends Error {
+  override name = 'PollTimeout';
+}
+
+/**
+ * For a wait whose deadline is not a failure ("wait up to 5 s, then go on"):
+ * `await poll(...).catch(undefinedIfTimedOut)` gives `undefined` on timeout and rethrows the rest.
+ */
+export function undefinedIfTimedOut(e: unknown): undefined {
+  if (e instanceof PollTimeout) return undefined;
+  throw e;
+}
+
 /**
  * Resolves after `ms`: the interval between two checks, or a pace (load spread over time). Never
  * to wait until something has happened: poll for it.
@@ -59,7 +73,7 @@ export async function poll<T>(check: () => T | Pending | Promise<T | Pending>, o
   const seen = last ? ` The last check gave ${describe(last.value)}.` : '';
   const failed = lastError ? ` The last error was: ${lastError instanceof Error ? lastError.message : String(lastError)}` : '';
   const detail = opts.detail ? `\n${opts.detail()}` : '';
-  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${message}.${seen}${failed}${detail}`);
+  throw new PollTimeout(`Timed out after ${timeoutMs} ms waiting for ${message}.${seen}${failed}${detail}`);
 }
 
 /**
