@@ -10,6 +10,7 @@ import { verifyAuditChain } from '../src/audit/verify.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 import { startHttpTarget, type HttpTarget } from './helpers/http-target.ts';
+import { poll } from './helpers/poll.ts';
 
 const ALICE = 'slack:T1:UALICE';
 const BOB = 'slack:T1:UBOB';
@@ -61,13 +62,7 @@ const gate = defineWorkflow({
 }) as unknown as WorkflowDefinition;
 
 async function pendingOf(runtime: Runtime, runId: string): Promise<ApprovalRecord> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    const pending = (await listRunApprovals(runtime.pool, runId)).find((a) => a.status === 'pending');
-    if (pending) return pending;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`run ${runId} opened no pending approval`);
+  return poll(async () => (await listRunApprovals(runtime.pool, runId)).find((a) => a.status === 'pending'), { message: `run ${runId} to open a pending approval`, retryErrors: false });
 }
 
 async function eventTypes(runId: string): Promise<string[]> {
@@ -182,12 +177,10 @@ describe('approval gates', () => {
       onTimeout: { escalate: { groups: ['managers'] }, timeout: '1h' },
     });
     expect(approval.onTimeout).toBe('escalated to group managers when it expires');
-    const deadline = Date.now() + 20_000;
-    let view = approval;
-    while (view.escalations === 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-      view = (await getApproval(db.pool, approval.id)) as ApprovalRecord;
-    }
+    const view = await poll(async () => {
+      const now = (await getApproval(db.pool, approval.id)) as ApprovalRecord;
+      return now.escalations !== 0 && now;
+    }, { message: `approval ${approval.id} to escalate`, retryErrors: false });
     expect(view).toMatchObject({ status: 'pending', escalations: 1, approvers: 'group managers (1 person)' });
     expect(await eventTypes(run.id)).toContain('approval.escalated');
     expect((await runtime.decide(approval.id, ALICE, 'approve')).kind).toBe('not_allowed');
@@ -225,12 +218,7 @@ describe('approval gates', () => {
 
     shown.amount = 900; // what the run would now do differs from what Alice is about to approve
     expect(await runtime.decide(first.id, ALICE, 'approve')).toMatchObject({ kind: 'recorded', resolved: 'approved' });
-    let second: ApprovalRecord | undefined;
-    const deadline = Date.now() + 20_000;
-    while (!second && Date.now() < deadline) {
-      second = (await listRunApprovals(db.pool, run.id)).find((a) => a.id !== first.id && a.status === 'pending');
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    const second = await poll(async () => (await listRunApprovals(db.pool, run.id)).find((a) => a.id !== first.id && a.status === 'pending'), { message: 'the second approval, asked again', retryErrors: false });
     expect(second?.params).toEqual({ amount: 900 });
     expect(await getApproval(db.pool, first.id)).toMatchObject({ status: 'voided', supersededBy: second?.id });
     expect((await runtime.getRun(run.id)).run.status).toBe('waiting');

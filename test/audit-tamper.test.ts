@@ -21,6 +21,7 @@ import { loadConfig } from '../src/config/config.ts';
 import { createAppRole, createTestDb, TEST_AUDIT_ENV, type TestDb } from './helpers/db.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 import { testLogger } from './helpers/log.ts';
+import { poll } from './helpers/poll.ts';
 
 const ALICE = 'slack:T1:UALICE';
 const BOB = 'slack:T1:UBOB';
@@ -72,16 +73,9 @@ async function finishedRun(): Promise<string> {
 /** A run whose gate has Alice's decision (quorum 2: still waiting). */
 async function decidedGate(): Promise<{ runId: string; approvalId: string }> {
   const run = await r.runtime.startRun({ workflow: 'gate', input: {}, requester: { platform: 'slack', tenant: 'T1', user: 'UREQ' } });
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const pending = (await listRunApprovals(r.runtime.pool, run.id)).find((a) => a.status === 'pending');
-    if (pending) {
-      expect(await r.runtime.decide(pending.id, ALICE, 'approve', 'looks fine')).toMatchObject({ kind: 'recorded' });
-      return { runId: run.id, approvalId: pending.id };
-    }
-    if (Date.now() > deadline) throw new Error('no pending approval');
-    await new Promise((res) => setTimeout(res, 25));
-  }
+  const pending = await poll(async () => (await listRunApprovals(r.runtime.pool, run.id)).find((a) => a.status === 'pending'), { message: `a pending approval in run ${run.id}`, retryErrors: false });
+  expect(await r.runtime.decide(pending.id, ALICE, 'approve', 'looks fine')).toMatchObject({ kind: 'recorded' });
+  return { runId: run.id, approvalId: pending.id };
 }
 
 async function firstEvent(runId: string, type: string): Promise<{ id: string; payload: unknown }> {

@@ -10,6 +10,7 @@ import { main } from '../src/cli/main.ts';
 import { NonRetriableError } from '../src/common/errors.ts';
 import { createTestDb, TEST_AUDIT_ENV } from './helpers/db.ts';
 import { createTestRuntime, useTestRuntimes, waitForRun } from './helpers/runtime.ts';
+import { poll } from './helpers/poll.ts';
 
 const files = useTestRuntimes();
 
@@ -203,12 +204,10 @@ describe('retention', () => {
       const run2 = await r.runtime.startRun({ workflow: 'steps', input: { n: 2 } });
       await waitForRun(r.runtime, run2.id, 'succeeded');
       await fresh.pool.query(`SELECT graphile_worker.add_job('retention-purge', '{"days": 0}'::json)`);
-      const deadline = Date.now() + 20_000;
-      let left = 1;
-      while (left > 0 && Date.now() < deadline) {
-        await new Promise((res) => setTimeout(res, 50));
-        left = Number((await fresh.pool.query(`SELECT count(*) FROM tollgate.events WHERE run_id = $1 AND payload IS NOT NULL`, [run2.id])).rows[0]?.count);
-      }
+      const left = await poll(async () => {
+        const n = Number((await fresh.pool.query(`SELECT count(*) FROM tollgate.events WHERE run_id = $1 AND payload IS NOT NULL`, [run2.id])).rows[0]?.count);
+        return n === 0 ? n : undefined;
+      }, { message: "the scheduled purge to empty the run's payloads", intervalMs: 50, retryErrors: false });
       expect(left).toBe(0);
       expect(await verifyAuditChain(fresh.pool)).toMatchObject({ ok: true });
     } finally {

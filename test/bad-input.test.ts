@@ -19,7 +19,8 @@ import { purchaseOrderSettings, purchaseOrderWorkflow } from '../src/workflows/p
 import { EMPTY_PROJECT_CONFIG } from '../src/config/project-config.ts';
 import { blockAction, eventCallback, slashCommand, viewSubmission } from './fakes/slack/requests.ts';
 import { createTestDb, TEST_AUDIT_ENV, type TestDb } from './helpers/db.ts';
-import { eventually, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { poll } from './helpers/poll.ts';
 
 const TEAM = 'T0001';
 const ALICE = 'UALICE01';
@@ -124,7 +125,7 @@ describe('Slack requests', () => {
       }),
     );
     expect(res.status).toBe(200);
-    const reply = await eventually(() => h.fake.messagesIn(channel)[0], 'the reply');
+    const reply = await poll(() => h.fake.messagesIn(channel)[0], { message: 'the reply' });
     expect(JSON.stringify(reply.blocks)).toMatch(/title\*: contains a NUL character \(U\+0000\)/);
     expect(await runCount()).toBe(before);
   });

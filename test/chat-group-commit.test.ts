@@ -15,7 +15,8 @@ import { demo } from '../src/workflows/demo.ts';
 import { blockAction, slashCommand, type SlackRequest } from './fakes/slack/requests.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
-import { eventually, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { poll } from './helpers/poll.ts';
 
 const TEAM = 'T0BURST';
 const USER = 'U0BURST';
@@ -69,18 +70,18 @@ describe('200 concurrent chat intents, grouped', () => {
 
     // Acknowledged once recorded; the worker creates the runs right after.
     const valid = cases.filter((c) => c.kind === 'valid').length;
-    const rows = await eventually(async () => {
+    const rows = await poll(async () => {
       const { rows } = await db.pool.query<{ id: string; conversation: string; name: string }>(
         `SELECT id, origin->>'conversation' AS conversation, input->>'name' AS name FROM tollgate.runs WHERE workflow = 'demo' AND origin->>'conversation' LIKE 'CG%'`,
       );
       return rows.length >= valid && rows;
-    }, 'the runs', 60_000);
-    await eventually(async () => {
+    }, { message: 'the runs', timeoutMs: 60_000 });
+    await poll(async () => {
       const { rows: jobs } = await db.pool.query<{ n: string }>(
         `SELECT count(*) AS n FROM graphile_worker.jobs WHERE task_identifier = 'chat-intent'`,
       );
       return Number(jobs[0]?.n) === 0;
-    }, 'every recorded command to be carried out');
+    }, { message: 'every recorded command to be carried out' });
     const byChannel = new Map<string, { id: string; name: string }[]>();
     for (const r of rows) byChannel.set(r.conversation, [...(byChannel.get(r.conversation) ?? []), r]);
 
@@ -126,10 +127,10 @@ describe('200 concurrent chat intents, grouped', () => {
       });
       runIds.push(run.id);
     }
-    const approvals = await eventually(async () => {
+    const approvals = await poll(async () => {
       const { rows } = await db.pool.query<{ id: string; run_id: string }>(`SELECT id, run_id FROM tollgate.approvals WHERE run_id = ANY($1) AND status = 'pending'`, [runIds]);
       return rows.length === runIds.length && rows;
-    }, 'twenty pending approvals');
+    }, { message: 'twenty pending approvals' });
     const ephBefore = h.fake.callsTo('chat.postEphemeral').length;
     const beforeDeferred = h.chat.core.groupStats().deferred;
     // 20 approvals by the approver, each clicked twice; 20 by outsiders; 140 on approvals that do not exist.
@@ -143,10 +144,10 @@ describe('200 concurrent chat intents, grouped', () => {
     for (const r of res) expect(r.status).toBe(200);
 
     // Every run resumes after exactly one decision.
-    await eventually(async () => {
+    await poll(async () => {
       const { rows } = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.runs WHERE id = ANY($1) AND status = 'succeeded'`, [runIds]);
       return Number(rows[0]?.n) === runIds.length;
-    }, 'every gated run to finish', 60_000);
+    }, { message: 'every gated run to finish', timeoutMs: 60_000 });
     const { rows: decided } = await db.pool.query<{ approval_id: string; principal: string }>(
       `SELECT approval_id, principal FROM tollgate.approval_decisions WHERE approval_id = ANY($1)`,
       [approvals.map((a) => a.id)],
@@ -155,10 +156,10 @@ describe('200 concurrent chat intents, grouped', () => {
     expect(new Set(decided.map((d) => d.principal))).toEqual(new Set([`slack:${TEAM}:${APPROVER}`]));
 
     // Each refusal reaches its own clicker, in its own channel, about its own approval.
-    const told = await eventually(() => {
+    const told = await poll(() => {
       const e = h.fake.callsTo('chat.postEphemeral').slice(ephBefore);
       return e.length >= 180 && e;
-    }, '180 explanations', 60_000);
+    }, { message: '180 explanations', timeoutMs: 60_000 });
     const toUser = (u: string) => told.filter((c) => c.args.user === u);
     for (let i = 0; i < 140; i++) {
       const mine = toUser(`U0MISS${i}`);

@@ -16,7 +16,7 @@ import type { ApprovalView } from '../src/views/approval-view.ts';
 import { memoryPlatform, type MemoryPlatform } from './fakes/chat-memory.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
-import { eventually } from './helpers/slack.ts';
+import { poll } from './helpers/poll.ts';
 
 const who = (user: string): Principal => ({ platform: 'memory', tenant: 'W1', user });
 const project = parseProjectConfig({ groups: { approvers: ['memory:W1:A1'] } });
@@ -77,10 +77,10 @@ describe('approval copies', () => {
     await other.query(`SELECT pg_advisory_xact_lock(hashtextextended('chat:apr:' || $1, 0))`, [approvalId]);
     await other.query(`SELECT id FROM tollgate.chat_messages WHERE approval_id = $1 FOR UPDATE`, [approvalId]);
     const waiting = chat.deliverer.deliverApproval(approvalId);
-    await eventually(async () => {
+    await poll(async () => {
       const { rows } = await db.pool.query(`SELECT 1 FROM pg_locks WHERE NOT granted`);
       return rows.length > 0;
-    }, 'the second delivery to wait for the lock');
+    }, { message: 'the second delivery to wait for the lock' });
     // While it waits, the approver decides.
     expect((await runtime.decide(approvalId, who('A1'), 'approve', undefined, { via: 'memory' })).kind).toBe('recorded');
     await other.query('COMMIT');

@@ -22,7 +22,7 @@ import { memoryPlatform, type MemoryMessage, type MemoryPlatform } from './fakes
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { waitForRun } from './helpers/runtime.ts';
-import { eventually } from './helpers/slack.ts';
+import { poll } from './helpers/poll.ts';
 
 const who = (user: string): Principal => ({ platform: 'memory', tenant: 'W1', user });
 const REQ = who('REQ');
@@ -101,33 +101,33 @@ describe('a third, in-memory chat platform', () => {
     const runId = await start('run two-of-three', 'room-1');
     await waitForRun(runtime, runId, 'waiting');
 
-    const runMsg = await eventually(() => mem.messagesIn('room-1').find((m) => runOf(m)?.status === 'waiting' && runOf(m)?.approvals.length === 1), 'the run message with its approval');
-    const thread = await eventually(() => mem.messagesIn('room-1').find((m) => m.thread === runMsg.id && m.view.kind === 'approval'), 'the thread copy');
+    const runMsg = await poll(() => mem.messagesIn('room-1').find((m) => runOf(m)?.status === 'waiting' && runOf(m)?.approvals.length === 1), { message: 'the run message with its approval' });
+    const thread = await poll(() => mem.messagesIn('room-1').find((m) => m.thread === runMsg.id && m.view.kind === 'approval'), { message: 'the thread copy' });
     expect(approvalOf(thread)?.summary).toBe('Sign off the plan');
-    for (const u of ['A1', 'A2', 'A3']) await eventually(() => mem.messagesIn(`dm:${u}`).find((m) => m.view.kind === 'approval'), `the DM to ${u}`);
+    for (const u of ['A1', 'A2', 'A3']) await poll(() => mem.messagesIn(`dm:${u}`).find((m) => m.view.kind === 'approval'), { message: `the DM to ${u}` });
     expect(mem.messagesIn('dm:REQ')).toHaveLength(0); // the requester is not an approver
     // Approvers' home pages list what waits for them.
-    await eventually(() => mem.homes.get('memory:W1:A3')?.approvals.some((a) => a.runId === runId), 'A3 home page with the approval');
+    await poll(() => mem.homes.get('memory:W1:A3')?.approvals.some((a) => a.runId === runId), { message: 'A3 home page with the approval' });
 
     // Before any decision every copy shows the rule (2 needed) and an empty tally.
-    await eventually(() => copies('room-1').length === 5 && copies('room-1').every((m) => approvalOf(m)?.required === 2 && approvalOf(m)?.approvals === 0), 'five copies, none decided');
+    await poll(() => copies('room-1').length === 5 && copies('room-1').every((m) => approvalOf(m)?.required === 2 && approvalOf(m)?.approvals === 0), { message: 'five copies, none decided' });
 
     // A1 approves: every copy shows 1 of 2, naming A1.
     const first = await chat.core.submit({ kind: 'decide', approvalId: approvalOf(thread)!.id, decision: 'approve', actor: A1, explainAt: room('dm:A1') });
     expect(first.decided?.kind).toBe('recorded');
-    await eventually(
+    await poll(
       () => copies('room-1').every((m) => approvalOf(m)?.approvals === 1 && approvalOf(m)?.decisions.map((d) => d.principal).join() === 'memory:W1:A1'),
-      'every copy to show the tally 1 of 2',
+      { message: 'every copy to show the tally 1 of 2' },
     );
 
     // A2 approves: the run resumes; every copy names both deciders, without pending status.
     await chat.core.submit({ kind: 'decide', approvalId: approvalOf(thread)!.id, decision: 'approve', actor: A2, explainAt: room('dm:A2') });
     await waitForRun(runtime, runId, 'succeeded');
-    await eventually(
+    await poll(
       () => copies('room-1').every((m) => approvalOf(m)?.status === 'approved' && approvalOf(m)?.decisions.map((d) => d.principal).join() === 'memory:W1:A1,memory:W1:A2'),
-      'every copy to name both approvers',
+      { message: 'every copy to name both approvers' },
     );
-    await eventually(() => runOf(mem.message('room-1', runMsg.id))?.status === 'succeeded', 'the run message to show success');
+    await poll(() => runOf(mem.message('room-1', runMsg.id))?.status === 'succeeded', { message: 'the run message to show success' });
     // Updated in place: one run message in the room, posted once.
     expect(mem.messagesIn('room-1').filter((m) => m.view.kind === 'run')).toHaveLength(1);
   });
@@ -138,7 +138,7 @@ describe('a third, in-memory chat platform', () => {
     const { rows } = await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1`, [runId]);
     const r = await chat.core.submit({ kind: 'decide', approvalId: rows[0]!.id, decision: 'approve', actor: OUTSIDER, explainAt: room('room-2') });
     expect(r.decided?.kind).toBe('not_allowed');
-    const told = await eventually(() => mem.messagesIn('room-2').find((m) => m.visibleTo === 'memory:W1:OUT'), 'the explanation');
+    const told = await poll(() => mem.messagesIn('room-2').find((m) => m.visibleTo === 'memory:W1:OUT'), { message: 'the explanation' });
     expect(told.view).toMatchObject({ kind: 'notice' });
     expect(JSON.stringify(told.view)).toContain('Not allowed');
     await runtime.cancel(runId, null);
@@ -160,19 +160,19 @@ describe('a third, in-memory chat platform', () => {
     let most = 0;
     let dead = 0;
     // Sample for as long as the run makes events (about 40 steps × 40 ms) with the platform down.
-    while ((await runtime.getRun(runId)).run.status !== 'succeeded') {
+    await poll(async () => {
       const j = await jobs();
       most = Math.max(most, j.pending);
       dead = Math.max(dead, j.dead);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+      return (await runtime.getRun(runId)).run.status === 'succeeded';
+    }, { message: 'the run to succeed with the platform down', timeoutMs: 60_000, intervalMs: 20, retryErrors: false });
     expect(mem.calls.filter((c) => c.conversation === 'room-3').length).toBeGreaterThan(0); // it did try
     expect(most).toBeLessThanOrEqual(1);
     expect(dead).toBe(0);
     mem.down(false);
-    const final = await eventually(() => mem.messagesIn('room-3').find((m) => runOf(m)?.status === 'succeeded'), 'the final state once the platform is back', 30_000);
+    const final = await poll(() => mem.messagesIn('room-3').find((m) => runOf(m)?.status === 'succeeded'), { message: 'the final state once the platform is back', timeoutMs: 30_000 });
     expect(runOf(final)?.steps).toHaveLength(40);
     expect(mem.messagesIn('room-3').filter((m) => m.view.kind === 'run')).toHaveLength(1);
-    await eventually(async () => (await jobs()).pending === 0 && (await jobs()).dead === 0, 'no delivery job left behind');
+    await poll(async () => (await jobs()).pending === 0 && (await jobs()).dead === 0, { message: 'no delivery job left behind' });
   });
 });

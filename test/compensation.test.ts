@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { NonRetriableError } from '../src/common/errors.ts';
 import { defineWorkflow, type WorkflowDefinition, type WorkflowContext } from '../src/runtime/workflow.ts';
 import { useTestRuntimes, waitForRun } from './helpers/runtime.ts';
+import { poll } from './helpers/poll.ts';
 
 const files = useTestRuntimes();
 const rt = (workflows: WorkflowDefinition[]) => files.start(workflows);
@@ -236,13 +237,10 @@ describe('journal writes on the hot path', () => {
     const { runtime } = await rt([w]);
     const run = await runtime.startRun({ workflow: 'slow-between', input: {} });
     await between.promise;
-    const deadline = Date.now() + 2000;
-    let status: string | undefined;
-    while (Date.now() < deadline) {
-      status = (await runtime.getRun(run.id)).steps[0]?.status;
-      if (status === 'succeeded') break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    const status = await poll(async () => {
+      const now = (await runtime.getRun(run.id)).steps[0]?.status;
+      return now === 'succeeded' && now;
+    }, { message: "step 'a' to be recorded before the next step starts", timeoutMs: 2000, intervalMs: 10, retryErrors: false });
     expect(status).toBe('succeeded');
     checked.resolve();
     const done = await waitForRun(runtime, run.id, 'succeeded');

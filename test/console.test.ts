@@ -1,7 +1,8 @@
 /**
  * The web console (issue 10, item 3) in a real browser: Debian's Chromium driven by
  * playwright-core, against the real HTTP server, runtime and worker on the test database.
- * Every page is kept as a screenshot in test/artifacts/console/. No timing assertions: every wait
+ * Every page is kept as a screenshot in test/.artifacts/console/ (ignored by git: rewritten on every
+ * run, so a run leaves the tree clean). No timing assertions: every wait
  * is for a condition on the page or in the database.
  */
 import { createHash } from 'node:crypto';
@@ -28,7 +29,7 @@ import { createTestDb, TEST_AUDIT_ENV, testAuditKey, type TestDb } from './helpe
 import { testLogger } from './helpers/log.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 
-const ARTIFACTS = path.join(import.meta.dirname, 'artifacts', 'console');
+const ARTIFACTS = path.join(import.meta.dirname, '.artifacts', 'console');
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
   '--headless',

@@ -15,7 +15,8 @@ import { blockAction, slashCommand } from './fakes/slack/requests.ts';
 import type { FakeMessage } from './fakes/slack/server.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { waitForRun } from './helpers/runtime.ts';
-import { blocksText, eventually, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { blocksText, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { poll } from './helpers/poll.ts';
 
 const TEAM = 'T1';
 const TENANT = 'tenant-contoso';
@@ -66,12 +67,12 @@ function slackCopies(approvalId: string): FakeMessage[] {
 describe('a quorum of one Slack and one Teams approver', () => {
   it('every copy on both platforms shows the live tally, and ends naming both decisions without buttons', async () => {
     await h.send(slashCommand({ text: 'run purchase-order vendor=Acme amount=5200 currency=EUR reason="40 laptops"', userId: REQUESTER, teamId: TEAM, channelId: CHANNEL }));
-    const run = await eventually(async () => (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = $1`, [CHANNEL])).rows[0], 'the run');
+    const run = await poll(async () => (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = $1`, [CHANNEL])).rows[0], { message: 'the run' });
     await waitForRun(h.runtime, run.id, 'waiting');
-    const approvalId = await eventually(async () => (await db.pool.query<{ id: string }>('SELECT id FROM tollgate.approvals WHERE run_id = $1', [run.id])).rows[0]?.id, 'the approval');
+    const approvalId = await poll(async () => (await db.pool.query<{ id: string }>('SELECT id FROM tollgate.approvals WHERE run_id = $1', [run.id])).rows[0]?.id, { message: 'the approval' });
 
     // Before any decision: the run message, the thread copy, the Slack DM and the Teams card.
-    await eventually(() => slackCopies(approvalId).length === 3 && teamsCopy(approvalId), 'three Slack copies and the Teams card');
+    await poll(() => slackCopies(approvalId).length === 3 && teamsCopy(approvalId), { message: 'three Slack copies and the Teams card' });
     for (const m of slackCopies(approvalId)) expect(blocksText(m.blocks)).toContain('So far: no approvals (0 of 2)');
     expect(JSON.stringify(teamsCopy(approvalId)!.card)).toContain('So far: no approvals (0 of 2)');
     expect(hasTeamsButtons(teamsCopy(approvalId)!.card)).toBe(true);
@@ -79,11 +80,11 @@ describe('a quorum of one Slack and one Teams approver', () => {
     // The Slack approver approves from their DM: every copy on both platforms shows 1 of 2.
     const dm = slackCopies(approvalId).find((m) => m.channel === `D${SLACK_APPROVER}`)!;
     await h.send(blockAction({ userId: SLACK_APPROVER, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: dm.channel, messageTs: dm.ts }));
-    await eventually(
+    await poll(
       () =>
         slackCopies(approvalId).every((m) => blocksText(m.blocks).includes(`So far: 1 of 2 approvals (approved by <@${SLACK_APPROVER}>`)) &&
         JSON.stringify(teamsCopy(approvalId)?.card).includes(`So far: 1 of 2 approvals (approved by slack:${TEAM}:${SLACK_APPROVER}`),
-      'every copy on both platforms to show 1 of 2',
+      { message: 'every copy on both platforms to show 1 of 2' },
     );
 
     // The Teams approver approves on their card: the gate resolves and the run goes on.
@@ -97,35 +98,35 @@ describe('a quorum of one Slack and one Teams approver', () => {
     expect(done.status).toBe('succeeded');
 
     const teamsName = `teams:${TENANT}:${TEAMS_APPROVER.aadObjectId}`;
-    await eventually(
+    await poll(
       () =>
         slackCopies(approvalId).every((m) => new RegExp(`\\*Approved\\* by <@${SLACK_APPROVER}> [^,]*, ${teamsName}`).test(blocksText(m.blocks)) && !hasSlackButtons(m)) &&
         (() => {
           const card = cardOf(teams().connector.activity(copy.conversationId, copy.id)!.activity);
           return new RegExp(`\\*\\*Approved\\*\\* by slack:${TEAM}:${SLACK_APPROVER} \\{\\{DATE[^}]*\\}\\} \\{\\{TIME[^}]*\\}\\}, ${teamsName}`).test(JSON.stringify(card)) && !hasTeamsButtons(card);
         })(),
-      'every copy on both platforms to name both approvers, without buttons',
+      { message: 'every copy on both platforms to name both approvers, without buttons' },
     );
   });
 
   it("Slack's App Home and the Teams personal scope list the same pending approvals", async () => {
     await h.send(slashCommand({ text: 'run purchase-order vendor=Initech amount=9000 currency=EUR reason=servers', userId: REQUESTER, teamId: TEAM, channelId: 'CPURCHASE2' }));
-    const run = await eventually(async () => (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = 'CPURCHASE2'`)).rows[0], 'the run');
+    const run = await poll(async () => (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = 'CPURCHASE2'`)).rows[0], { message: 'the run' });
     await waitForRun(h.runtime, run.id, 'waiting');
-    const approvalId = await eventually(async () => (await db.pool.query<{ id: string }>('SELECT id FROM tollgate.approvals WHERE run_id = $1', [run.id])).rows[0]?.id, 'the approval');
+    const approvalId = await poll(async () => (await db.pool.query<{ id: string }>('SELECT id FROM tollgate.approvals WHERE run_id = $1', [run.id])).rows[0]?.id, { message: 'the approval' });
 
-    const home = await eventually(
+    const home = await poll(
       () => h.fake.callsTo('views.publish').filter((c) => c.args.user_id === SLACK_APPROVER).find((c) => JSON.stringify(c.args.view).includes(approvalId)),
-      'the Slack approver\'s App Home listing the approval',
+      { message: 'the Slack approver\'s App Home listing the approval' },
     );
     expect(JSON.stringify(home.args.view)).toContain('"action_id":"approval.approve"');
 
     const personal = { id: 'a:personal-fin2', conversationType: 'personal' as const };
     const asked = teams().act.message({ text: 'approvals', from: TEAMS_APPROVER, tenant: TENANT, conversation: personal });
     expect((await teams().send(asked)).status).toBe(200);
-    const list = await eventually(
+    const list = await poll(
       () => teams().connector.activitiesIn(personal.id).map((a) => cardOf(a.activity)).find((c) => JSON.stringify(c).includes(approvalId)),
-      'the Teams approver\'s list',
+      { message: 'the Teams approver\'s list' },
     );
     expect(hasTeamsButtons(list)).toBe(true);
     // Both list exactly the pending approvals that wait for that person: this one (the first was resolved).

@@ -24,6 +24,7 @@ import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { outageWorkflow } from './fixtures/outage-project.ts';
 import { testLogger } from './helpers/log.ts';
 import { testAuditKey } from './helpers/db.ts';
+import { poll, holdsFor } from './helpers/poll.ts';
 import { waitForRun } from './helpers/runtime.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -57,17 +58,8 @@ const effects = http.createServer((req, res) => {
   });
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    await sleep(100);
-  }
-  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}.\nApp output:\n${output.slice(-6000)}`);
-}
+/** The app's last output, for a failed wait's message. */
+const appOutput = () => `App output:\n${output.slice(-6000)}`;
 
 let output = '';
 let exitCode: number | null | undefined; // undefined while the app runs
@@ -94,7 +86,7 @@ async function startAppProcess(): Promise<string> {
     exitCode = code ?? (signal ? -1 : null);
     output += `\n[tollgate start exited: code ${code}, signal ${signal}]\n`;
   });
-  return until('tollgate start to listen', async () => /"url":"(http:\/\/[^"]+)"/.exec(output)?.[1], 90_000);
+  return poll(async () => /"url":"(http:\/\/[^"]+)"/.exec(output)?.[1], { message: 'tollgate start to listen', timeoutMs: 90_000, detail: appOutput });
 }
 
 /** SIGKILLs the postmaster and every process under it, as a crashed host or the OOM killer would. */
@@ -141,7 +133,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (app && exitCode === undefined) {
     app.kill('SIGKILL');
-    await until('the app to exit', async () => (exitCode === undefined ? undefined : true), 10_000).catch(() => {});
+    await poll(async () => (exitCode === undefined ? undefined : true), { message: 'the app to exit', timeoutMs: 10_000, detail: appOutput }).catch(() => {});
   }
   releaseHeld?.();
   await pool?.end().catch(() => {});
@@ -161,34 +153,37 @@ describe('PostgreSQL killed while a step is in flight', () => {
     await held; // the middle step's effect call is open: the step is in flight
 
     killPostgres();
-    const down = await until('/readyz to report the outage', async () => {
+    const down = await poll(async () => {
       const r = await readyz(url);
       return r.status === 503 ? r : undefined;
-    });
+    }, { message: '/readyz to report the outage', timeoutMs: 60_000, detail: appOutput });
     expect(down.body.ok).toBe(false);
     expect(down.body.reasons?.join(' ')).toMatch(/database unreachable/);
 
     // The step finishes while the database is away: its result cannot be recorded and the job can
     // be neither completed nor failed. That is where the unhandled ECONNREFUSED ended the process.
     releaseHeld?.();
-    await until('the worker to see the step fail to record', async () =>
-      output.includes('Failed task') || output.includes('the worker stopped') || exitCode !== undefined ? true : undefined,
+    await poll(
+      async () => (output.includes('Failed task') || output.includes('the worker stopped') || exitCode !== undefined ? true : undefined),
+      { message: 'the worker to see the step fail to record', timeoutMs: 60_000, detail: appOutput },
     );
-    await sleep(3000);
+    // Nothing to wait for here: the behaviour under test is that the process does NOT exit, so it
+    // is watched for 3 s in which the unhandled rejection used to end it.
+    await holdsFor(() => exitCode === undefined, { forMs: 3000, message: 'tollgate start to stay up while PostgreSQL is down', detail: appOutput });
     expect(exitCode, `tollgate start exited while PostgreSQL was down:\n${output.slice(-6000)}`).toBeUndefined();
     // Graphile Worker shut its pool down (the job could not be failed): /readyz says so too.
-    const restarting = await until('/readyz to report the worker restarting', async () => {
+    const restarting = await poll(async () => {
       const r = await readyz(url);
       return r.body.reasons?.some((x) => x.startsWith('worker stopped')) ? r : undefined;
-    });
+    }, { message: '/readyz to report the worker restarting', timeoutMs: 60_000, detail: appOutput });
     expect(restarting.status).toBe(503);
     expect(restarting.body.reasons?.join(' ')).toMatch(/database unreachable.*worker stopped \(.*\); restarting it/);
 
     server = await startEmbeddedPostgres({ dataDir, port, log: testLogger(), supervision: false });
-    const up = await until('/readyz to be ready again', async () => {
+    const up = await poll(async () => {
       const r = await readyz(url);
       return r.status === 200 ? r : undefined;
-    }, 90_000);
+    }, { message: '/readyz to be ready again', timeoutMs: 90_000, detail: appOutput });
     expect(up.body).toEqual({ ok: true });
 
     const done = await waitForRun(runtime, run.id, ['succeeded', 'failed', 'dead_letter'], 90_000);
@@ -207,7 +202,7 @@ describe('PostgreSQL killed while a step is in flight', () => {
     expect(output).not.toContain('unhandled promise rejection');
 
     app?.kill('SIGTERM');
-    await until('tollgate start to exit on SIGTERM', async () => (exitCode === undefined ? undefined : exitCode), 30_000);
+    await poll(async () => exitCode !== undefined, { message: 'tollgate start to exit on SIGTERM', timeoutMs: 30_000, detail: appOutput });
     expect(exitCode).toBe(0);
   }, 300_000);
 });

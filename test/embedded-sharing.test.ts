@@ -16,6 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { findRunningServer, startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { isProcessAlive } from '../src/db/embedded-sharing.ts';
 import { testLogger } from './helpers/log.ts';
+import { poll } from './helpers/poll.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -67,7 +68,7 @@ afterEach(async () => {
   const running = findRunningServer(path.join(dataDir, 'pg'));
   if (running) {
     process.kill(running.pid, 'SIGINT');
-    while (isProcessAlive(running.pid)) await new Promise((r) => setTimeout(r, 100));
+    await poll(() => !isProcessAlive(running.pid), { message: `the postmaster (pid ${running.pid}) to exit`, timeoutMs: 120_000, intervalMs: 100 });
   }
   await fs.rm(dataDir, { recursive: true, force: true });
 });

@@ -5,11 +5,11 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findRunningServer, startEmbeddedPostgres, type EmbeddedServer } from '../src/db/embedded.ts';
 import { createLogger } from '../src/common/log.ts';
+import { poll } from './helpers/poll.ts';
 
 let dir: string | undefined;
 let server: EmbeddedServer | undefined;
@@ -46,11 +46,12 @@ describe('embedded PostgreSQL supervision', () => {
     process.kill(before!.pid, 'SIGKILL');
 
     // Wait for it to come back: bounded by the supervisor's retries (6 attempts), not a timing claim.
-    let answer: number | Error = new Error('not tried');
-    for (let i = 0; i < 120 && answer !== 1; i++) {
-      await sleep(500);
-      answer = await tryQuery(server.url);
-    }
+    const url = server.url;
+    const answer = await poll(async () => {
+      const now = await tryQuery(url);
+      if (now instanceof Error) throw now; // not back yet: retried, and reported if it never is
+      return now === 1 && now;
+    }, { message: 'the restarted PostgreSQL to answer', timeoutMs: 90_000, intervalMs: 500 });
     expect(answer).toBe(1);
     const after = findRunningServer(path.join(dir!, 'pg'));
     expect(after?.pid).not.toBe(before!.pid);

@@ -28,6 +28,7 @@ import { appendEvent } from '../src/db/queries/events.ts';
 import type { ModelCallRecord } from '../src/model/types.ts';
 import { createTestDb, TEST_AUDIT_ENV, testAuditKey, type TestDb } from './helpers/db.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
+import { poll } from './helpers/poll.ts';
 
 const ALICE = 'slack:T1:UALICE';
 const REQUESTER = 'slack:T1:UREQ';
@@ -107,13 +108,7 @@ const offline = (env: NodeJS.ProcessEnv, ...args: string[]) => cli({ TOLLGATE_DA
 async function decidedRun(vendor: string): Promise<string> {
   const run = await t.runtime.startRun({ workflow: 'evidence', input: { vendor, amount: 5000 }, requester: parsePrincipal(REQUESTER) });
   await waitForRun(t.runtime, run.id, 'waiting');
-  const deadline = Date.now() + 20_000;
-  let approvalId: string | undefined;
-  while (!approvalId && Date.now() < deadline) {
-    approvalId = (await listRunApprovals(db.pool, run.id)).find((a) => a.status === 'pending')?.id;
-    if (!approvalId) await new Promise((r) => setTimeout(r, 25));
-  }
-  if (!approvalId) throw new Error('no approval opened');
+  const approvalId = await poll(async () => (await listRunApprovals(db.pool, run.id)).find((a) => a.status === 'pending')?.id, { message: `run ${run.id} to open an approval`, retryErrors: false });
   expect(await t.runtime.decide(approvalId, ALICE, 'approve', 'within budget', { via: 'slack' })).toMatchObject({ kind: 'recorded' });
   const approved = await online('approve', approvalId, '--comment', 'checked the quote');
   expect(approved, approved.err).toMatchObject({ code: 0 });

@@ -116,6 +116,34 @@ describe('http.request resolves the host and checks the addresses', () => {
       expect([ip, nonPublicAddress(ip)]).toEqual([ip, null]);
     }
   });
+
+  it('judges an IPv6 address that carries an IPv4 one (mapped, compatible, NAT64) by that IPv4 address, and names why', () => {
+    const why: [string, string | null][] = [
+      ['::ffff:127.0.0.1', 'a loopback address'],
+      ['::FFFF:7F00:1', 'a loopback address'],
+      ['::127.0.0.1', 'a loopback address'],
+      ['64:ff9b::7f00:1', 'a loopback address'],
+      ['64:ff9b::10.0.0.1', 'a private address'],
+      ['::ffff:172.20.0.1', 'a private address'],
+      ['::ffff:100.64.0.1', 'a shared (carrier-grade NAT) address'],
+      ['::ffff:0.0.0.0', 'an unspecified ("this network") address'],
+      ['::ffff:224.0.0.1', 'a multicast or reserved address'],
+      ['::', 'an unspecified address'],
+      ['::1', 'a loopback address'],
+      ['224.0.0.1', 'a multicast or reserved address'],
+      ['255.255.255.255', 'a multicast or reserved address'],
+      ['fec0::1', 'a site-local address'],
+      ['ff02::1', 'a multicast address'],
+      ['febf::1', 'a link-local address'],
+      ['localhost', 'not an IP address'],
+      ['64:ff9b::8.8.8.8', null],
+      ['::8.8.8.8', null],
+      ['::ffff:93.184.216.34', null],
+      ['fe00::1', null],
+      ['64:ff9b:1::7f00:1', null], // the local-use NAT64 prefix is not the well-known one
+    ];
+    for (const [ip, expected] of why) expect([ip, nonPublicAddress(ip)]).toEqual([ip, expected]);
+  });
 });
 
 describe('http.request owns the idempotency header', () => {

@@ -23,6 +23,7 @@ import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai/index.ts';
 import { createTestDb, TEST_AUDIT_ENV, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { waitForRun } from './helpers/runtime.ts';
+import { poll } from './helpers/poll.ts';
 
 const FIXTURE = path.resolve(import.meta.dirname, 'fixtures/metrics-project.ts');
 let db: TestDb;
@@ -86,16 +87,6 @@ function value(samples: Sample[], name: string, labels: Record<string, string> =
   const found = samples.filter((s) => s.name === name && JSON.stringify(Object.entries(s.labels).sort()) === JSON.stringify(Object.entries(labels).sort()));
   expect(found.length, `${name}${JSON.stringify(labels)} appears more than once`).toBeLessThanOrEqual(1);
   return found[0]?.value ?? 0;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`Timed out waiting for ${what}`);
 }
 
 describe('GET /metrics of tollgate start', () => {
@@ -212,7 +203,7 @@ describe('GET /metrics of tollgate start', () => {
     const holding = path.join(dir, 'holding');
     const release = path.join(dir, 'release');
     const hog = await app.runtime.startRun({ workflow: 'metrics-hog', input: { holding, release } });
-    await until('the hog step to hold its loop', async () => (existsSync(holding) ? true : undefined));
+    await poll(async () => (existsSync(holding) ? true : undefined), { message: 'the hog step to hold its loop', timeoutMs: 60_000, retryErrors: false });
     const busy = (await scrape()).samples;
     expect(value(busy, 'tollgate_worker_thread_metrics_up')).toBe(0);
     expect(value(busy, 'tollgate_step_duration_seconds_count', { workflow: 'metrics-ok', kind: 'step', outcome: 'succeeded' })).toBe(0);
@@ -238,7 +229,7 @@ describe('GET /metrics of a tollgate worker process (WORKER_METRICS_PORT)', () =
     // Starts runs only: no worker of its own.
     const starter = await startApp({ config: loadConfig({ DATABASE_URL: own.url, ...TEST_AUDIT_ENV, TOLLGATE_CONFIG: FIXTURE, LOG_LEVEL: 'silent' }), log: testLogger(), mode: 'none' });
     try {
-      const url = await until('the worker to serve its metrics', async () => /"url":"(http:\/\/[^"]+)","msg":"worker metrics and health listening"/.exec(output)?.[1], 90_000);
+      const url = await poll(async () => /"url":"(http:\/\/[^"]+)","msg":"worker metrics and health listening"/.exec(output)?.[1], { message: 'the worker to serve its metrics', timeoutMs: 90_000, retryErrors: false });
       expect((await fetch(`${url}/readyz`)).status).toBe(200);
       const run = await starter.runtime.startRun({ workflow: 'metrics-ok', input: {} });
       expect(await waitForRun(starter.runtime, run.id, ['succeeded', 'failed'], 60_000)).toMatchObject({ status: 'succeeded' });

@@ -14,6 +14,7 @@ import { createHttpServer, type HttpServer } from '../src/server/http.ts';
 import { createPool } from '../src/db/connect.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
+import { poll } from './helpers/poll.ts';
 
 let db: TestDb;
 let server: HttpServer;
@@ -60,14 +61,14 @@ async function settledScans(): Promise<{ seq: number; idx: number }> {
   const clients = await Promise.all(Array.from({ length: 20 }, () => db.pool.connect()));
   for (const c of clients) await c.query('SELECT pg_stat_force_next_flush()');
   for (const c of clients) c.release();
-  let last = await scans();
-  for (let i = 0; i < 100; i++) {
-    await new Promise((res) => setTimeout(res, 250));
+  // Two readings 250 ms apart that agree: the first check only takes the first reading.
+  let last: { seq: number; idx: number } | undefined;
+  return poll(async () => {
     const now = await scans();
-    if (now.seq === last.seq && now.idx === last.idx) return now;
+    const settled = last !== undefined && now.seq === last.seq && now.idx === last.idx;
     last = now;
-  }
-  return last;
+    return settled && now;
+  }, { message: 'the scan counts to stop moving', timeoutMs: 25_000, intervalMs: 250, retryErrors: false });
 }
 
 const metrics = async () => (await fetch(`${url}/metrics`)).text();

@@ -19,7 +19,8 @@ import { newProcessId, startWorker, type WorkerHandle } from '../src/worker/work
 import { startFakeSlack, type FakeSlack } from './fakes/slack/server.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
-import { blocksText, eventually } from './helpers/slack.ts';
+import { blocksText } from './helpers/slack.ts';
+import { poll } from './helpers/poll.ts';
 
 let db: TestDb;
 let fake: FakeSlack | undefined;
@@ -125,12 +126,12 @@ describe('migration 000008 on wave-1 Slack data', () => {
     const processId = newProcessId();
     worker = await startWorker({ pool: db.pool, log, tasks: taskList({ runtime, processId, chat: chat.deliverer, intents: chat.core }), concurrency: 2, pollIntervalMs: 100, deadAfterMs: 3000, processId });
 
-    const runMsg = await eventually(() => fake!.messagesIn('C0WAVE1').find((m) => !m.thread_ts && m.text?.includes('purchase-order')), 'the run message');
+    const runMsg = await poll(() => fake!.messagesIn('C0WAVE1').find((m) => !m.thread_ts && m.text?.includes('purchase-order')), { message: 'the run message' });
     expect(blocksText(runMsg.blocks)).toContain('Approval for finance approval'); // the run message shows its pending approval
-    await eventually(() => fake!.messagesIn('C0WAVE1').find((m) => m.thread_ts === '1700000000.000100' && m.text === 'wave-1 reply'), 'the wave-1 reply');
-    const dm = await eventually(() => fake!.messagesIn('DUFIN0001').find((m) => blocksText(m.blocks).includes('apr_w1')), 'the approver DM');
+    await poll(() => fake!.messagesIn('C0WAVE1').find((m) => m.thread_ts === '1700000000.000100' && m.text === 'wave-1 reply'), { message: 'the wave-1 reply' });
+    const dm = await poll(() => fake!.messagesIn('DUFIN0001').find((m) => blocksText(m.blocks).includes('apr_w1')), { message: 'the approver DM' });
     expect(blocksText(dm.blocks)).toContain('"action_id":"approval.approve"');
-    await eventually(() => fake!.messagesIn('C0WAVE1').find((m) => m.thread_ts === runMsg.ts && blocksText(m.blocks).includes('apr_w1')), 'the thread copy under the run message');
+    await poll(() => fake!.messagesIn('C0WAVE1').find((m) => m.thread_ts === runMsg.ts && blocksText(m.blocks).includes('apr_w1')), { message: 'the thread copy under the run message' });
     const left = await jobs();
     expect(left.filter((j) => j.task.startsWith('slack-'))).toEqual([]);
   });

@@ -26,7 +26,8 @@ import { newConversation, type TeamsUser } from './fakes/teams/index.ts';
 import { parse } from './helpers/adaptive-cards.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
-import { blocksText, eventually, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { blocksText, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { poll } from './helpers/poll.ts';
 
 const TEAM = 'T0001';
 const ALICE = 'UALICE01';
@@ -117,7 +118,7 @@ async function runsIn(channel: string): Promise<RunRow[]> {
 
 /** The first message in `channel` that matches, waiting for the outbox (and for at most `timeoutMs`). */
 function messageIn(channel: string, until: (m: FakeMessage) => boolean = () => true, timeoutMs?: number): Promise<FakeMessage> {
-  return eventually(() => h.fake.messagesIn(channel).find(until), `a message in ${channel} to match`, timeoutMs);
+  return poll(() => h.fake.messagesIn(channel).find(until), { message: `a message in ${channel} to match`, timeoutMs });
 }
 
 const hasAction = (m: FakeMessage, actionId: string) => blocksText(m.blocks).includes(`"action_id":"${actionId}"`);
@@ -155,7 +156,7 @@ describe('a free-text mention', () => {
 
     // Someone else's Confirm is explained to them alone and starts nothing.
     await press(BOB, 'proposal.confirm', proposalId, at);
-    await eventually(() => ephemeralTo(BOB, channel).length > 0, 'the explanation to Bob');
+    await poll(() => ephemeralTo(BOB, channel).length > 0, { message: 'the explanation to Bob' });
     expect(String(ephemeralTo(BOB, channel)[0]!.args.text)).toContain('Only the person who asked can confirm');
     expect(await runsIn(channel)).toHaveLength(0);
 
@@ -171,7 +172,7 @@ describe('a free-text mention', () => {
     // A second Confirm starts nothing more, and says so.
     await press(ALICE, 'proposal.confirm', proposalId, at);
     expect(await runsIn(channel)).toHaveLength(1);
-    await eventually(() => ephemeralTo(ALICE, channel).some((c) => String(c.args.text).includes('Already confirmed')), 'the "already confirmed" answer');
+    await poll(() => ephemeralTo(ALICE, channel).some((c) => String(c.args.text).includes('Already confirmed')), { message: 'the "already confirmed" answer' });
 
     // The proposal is drawn again: confirmed, with its run, and without buttons; the run's message is in the thread.
     const confirmed = await messageIn(channel, (m) => m.ts === proposal.ts && blocksText(m.blocks).includes(run!.id));
@@ -349,9 +350,9 @@ describe('Teams', () => {
     openai.script(poAnswer());
     const res = await t.send(t.act.message({ text: PO_REQUEST, from: REQ, tenant: TENANT, conversation }));
     expect(res.status).toBe(200);
-    const posted = await eventually(
+    const posted = await poll(
       () => t.connector.activitiesIn(conversation.id).find((a) => JSON.stringify(a.activity).includes('proposal.confirm')),
-      'the proposal card',
+      { message: 'the proposal card' },
     );
     const card = (posted.activity.attachments as { content: AdaptiveCard }[])[0]!.content;
     expect(parse(card).issues).toEqual([]);

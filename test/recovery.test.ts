@@ -10,6 +10,7 @@ import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { startWorkerProcess, type WorkerProcess } from './helpers/processes.ts';
 import { createTestRuntime, waitForRun } from './helpers/runtime.ts';
+import { delay, poll } from './helpers/poll.ts';
 import { EXEC_TABLE_DDL, recoveryWorkflows, type ExecRow } from './fixtures/workflows.ts';
 
 let db: TestDb;
@@ -47,23 +48,11 @@ async function execRows(runId?: string): Promise<ExecRow[]> {
   return rows;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}.`);
-}
-
 describe('crash recovery (invariant 3)', () => {
   it('resumes a run whose worker was SIGKILLed mid-step on another worker within 30 s, re-running only the interrupted step with the same idempotency key', async () => {
     const first = await spawnWorker();
     const run = await runtime.startRun({ workflow: 'crash-me', input: {} });
-    await until('the step to be in flight', async () =>
-      (await execRows(run.id)).find((r) => r.step === 'in-flight' && r.attempt === 1),
-    );
+    await poll(async () => (await execRows(run.id)).find((r) => r.step === 'in-flight' && r.attempt === 1), { message: 'the step to be in flight', retryErrors: false });
 
     first.kill('SIGKILL');
     const killedAt = Date.now();
@@ -128,16 +117,16 @@ describe('one executor per run (invariant 2)', () => {
         [ids],
       );
       added += Number(rows[0]?.n);
-      await new Promise((r) => setTimeout(r, 20));
+      await delay(20); // a pace, not a wait: the rounds are spread over the runs' lifetime
     }
     expect(added).toBeGreaterThanOrEqual(400);
 
     for (const id of ids) await waitForRun(runtime, id, 'succeeded', 40_000);
     // Every duplicate has run (and found nothing left to do) before the rows are judged.
-    await until('the duplicate jobs to drain', async () => {
+    await poll(async () => {
       const { rows } = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM graphile_worker.jobs WHERE task_identifier = 'run-advance'`);
       return Number(rows[0]?.n) === 0 ? true : undefined;
-    }, 40_000);
+    }, { message: 'the duplicate jobs to drain', timeoutMs: 40_000, retryErrors: false });
 
     const rows = await execRows();
     for (const id of ids) {
@@ -167,13 +156,13 @@ describe('a run held by a connection that will not let go', () => {
     try {
       await t.startWorker();
       try {
-        const job = await until('the advance job to fail as busy', async () => {
+        const job = await poll(async () => {
           const { rows } = await db.pool.query<{ attempts: number; last_error: string | null }>(
             `SELECT attempts, last_error FROM graphile_worker._private_jobs WHERE payload->>'runId' = $1`,
             [run.id],
           );
           return rows[0]?.last_error ? rows[0] : undefined;
-        });
+        }, { message: 'the advance job to fail as busy', retryErrors: false });
         expect(job.last_error).toContain('is held by another executor');
         expect((await t.runtime.getRun(run.id)).run.status).toBe('queued');
       } finally {

@@ -19,6 +19,7 @@ import { createPool } from '../src/db/connect.ts';
 import { createTestDb, testAuditKey, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
+import { delay, poll } from './helpers/poll.ts';
 import type { Runtime } from '../src/runtime/runtime.ts';
 
 const ALICE = 'slack:T1:UALICE';
@@ -66,14 +67,15 @@ async function start(runtime: Runtime, who: string, fail = false) {
     requester: { ...parsePrincipal('slack:T1:UREQ'), name: `${who} Requester` },
   });
   await waitForRun(runtime, run.id, 'waiting');
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const pending = (await listRunApprovals(runtime.pool, run.id)).find((a) => a.status === 'pending');
-    if (pending) return { run, approvalId: pending.id };
-    if (Date.now() > deadline) throw new Error('no approval');
-    await new Promise((res) => setTimeout(res, 25));
-  }
+  const pending = await poll(async () => (await listRunApprovals(runtime.pool, run.id)).find((a) => a.status === 'pending'), { message: `a pending approval in run ${run.id}`, retryErrors: false });
+  return { run, approvalId: pending.id };
 }
+
+/**
+ * Not a wait for anything: the runs on either side of the cutoff must carry timestamps that differ
+ * from it (the database's clock and ours are read at different moments), so the clock moves on.
+ */
+const clockApart = () => delay(20);
 
 async function finished(runtime: Runtime, who: string, fail = false) {
   const { run, approvalId } = await start(runtime, who, fail);
@@ -136,9 +138,9 @@ describe('retention', () => {
     const oldLive = await start(runtime, 'OLDLIVE');
     await addMessages(oldDone, 'OLDDONE');
     await addMessages(oldLive.run.id, 'OLDLIVE');
-    await new Promise((res) => setTimeout(res, 20));
+    await clockApart();
     const cutoff = new Date();
-    await new Promise((res) => setTimeout(res, 20));
+    await clockApart();
     // After it: a recent finished run.
     const recent = await finished(runtime, 'RECENT');
     await addMessages(recent, 'RECENT');
@@ -271,12 +273,10 @@ describe('retention', () => {
         expect(result).toMatchObject({ runs: 20, approvals: 20, decisions: 20, replies: 50 });
         await one.query('SELECT pg_stat_force_next_flush()');
         // Every one of these tables was read through an index at least once: wait until all have reported.
-        const deadline = Date.now() + 20_000;
-        let after = await stats();
-        while (after.some((t, i) => t.idx_scan === before[i]?.idx_scan) && Date.now() < deadline) {
-          await new Promise((res) => setTimeout(res, 100));
-          after = await stats();
-        }
+        const after = await poll(async () => {
+          const now = await stats();
+          return now.every((t, i) => t.idx_scan !== before[i]?.idx_scan) && now;
+        }, { message: 'every table to report an index scan', intervalMs: 100, retryErrors: false });
         expect(after.filter((t, i) => t.idx_scan === before[i]?.idx_scan)).toEqual([]);
         expect(after.map((t) => `${t.relname} ${t.seq_scan}`)).toEqual(before.map((t) => `${t.relname} ${t.seq_scan}`));
       } finally {

@@ -13,6 +13,7 @@ import { Runtime } from '../src/runtime/runtime.ts';
 import { defineWorkflow } from '../src/runtime/workflow.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
+import { poll } from './helpers/poll.ts';
 
 const idle = defineWorkflow({ name: 'idle', version: 1, description: 'one step', input: z.object({}), run: async (ctx) => ctx.step('one', () => 1) });
 
@@ -38,14 +39,12 @@ it('a cancel that deadlocks with a writer of the same run is run again and succe
     // The cancel locks the run, then waits for the chain.
     const cancelled = runtime.cancel(run.id, null);
     // Wait until the cancel is blocked on the chain (it holds the run row by then).
-    for (let i = 0; ; i++) {
+    await poll(async () => {
       const { rows } = await db.pool.query<{ n: string }>(
         `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO tollgate.events%'`,
       );
-      if (Number(rows[0]?.n) > 0) break;
-      if (i > 500) throw new Error('the cancel never waited for the audit chain');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+      return Number(rows[0]?.n) > 0;
+    }, { message: 'the cancel to wait for the audit chain', intervalMs: 10, retryErrors: false });
     // The "executor" now wants the run row: a cycle. One of the two is rolled back.
     const mine = other.query(`UPDATE tollgate.runs SET updated_at = now() WHERE id = $1`, [run.id]).then(
       () => 'updated',

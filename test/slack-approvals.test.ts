@@ -13,7 +13,8 @@ import { blockAction, eventCallback, ids, slashCommand, viewSubmission } from '.
 import type { FakeMessage } from './fakes/slack/server.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { waitForRun } from './helpers/runtime.ts';
-import { blocksText, eventually, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { blocksText, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { poll } from './helpers/poll.ts';
 
 const TEAM = 'T1';
 const ALICE = 'UALICE01'; // asks
@@ -70,18 +71,18 @@ async function startOrder(amount = 5000, channel = `C${ids.event().slice(2, 12)}
   const run = rows[0];
   if (!run) throw new Error(`no run started: ${res.text}`);
   await waitForRun(h.runtime, run.id, 'waiting');
-  const approvalId = await eventually(async () => {
+  const approvalId = await poll(async () => {
     const a = await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1 AND status = 'pending'`, [run.id]);
     return a.rows[0]?.id;
-  }, 'the pending approval');
+  }, { message: 'the pending approval' });
   return { run, channel, approvalId };
 }
 
 /** The approval's DM to `user`, once it satisfies `until`. */
 function dm(user: string, approvalId: string, until: (m: FakeMessage) => boolean = () => true): Promise<FakeMessage> {
-  return eventually(
+  return poll(
     () => h.fake.messagesIn(dmChannel(user)).find((m) => !m.thread_ts && blocksText(m.blocks).includes(approvalId) && until(m)),
-    `the DM of ${approvalId} to ${user}`,
+    { message: `the DM of ${approvalId} to ${user}` },
   );
 }
 
@@ -137,8 +138,8 @@ describe('approval requests in Slack', () => {
     expect(h.fake.messagesIn(dmChannel(ALICE))).toHaveLength(0);
 
     // The run message, and a copy in its thread.
-    const runMsg = await eventually(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts && hasAction(m, 'approval.approve')), 'the run message with buttons');
-    const threadCopy = await eventually(() => h.fake.messagesIn(channel).find((m) => m.thread_ts === runMsg.ts), 'the thread copy');
+    const runMsg = await poll(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts && hasAction(m, 'approval.approve')), { message: 'the run message with buttons' });
+    const threadCopy = await poll(() => h.fake.messagesIn(channel).find((m) => m.thread_ts === runMsg.ts), { message: 'the thread copy' });
     expect(hasAction(threadCopy, 'approval.approve')).toBe(true);
 
     // FIN1 approves from the DM.
@@ -146,16 +147,16 @@ describe('approval requests in Slack', () => {
     expect(res.status).toBe(200);
     // Acknowledged only after the click was recorded (invariant 8); the worker decides right after.
     expect(await clickRecorded(approvalId, `slack:${TEAM}:${FIN1}`)).toBe(true);
-    await eventually(async () => (await decisions(approvalId)).length > 0, 'the decision');
+    await poll(async () => (await decisions(approvalId)).length > 0, { message: 'the decision' });
     expect(await decisions(approvalId)).toEqual([{ principal: `slack:${TEAM}:${FIN1}`, decision: 'approve', comment: null, via: 'slack' }]);
     const done = await waitForRun(h.runtime, run.id, 'succeeded');
     expect(done.output).toMatchObject({ approvedBy: `slack:${TEAM}:${FIN1}` });
 
     // Every copy (run message, thread copy, both DMs) shows who approved and has no buttons.
-    await eventually(async () => {
+    await poll(async () => {
       const all = await copies(channel, approvalId);
       return all.length === 4 && all.every((m) => !hasAction(m, 'approval.approve') && !hasAction(m, 'approval.reject') && blocksText(m.blocks).includes(`*Approved* by <@${FIN1}>`));
-    }, 'every copy to show the approval without buttons');
+    }, { message: 'every copy to show the approval without buttons' });
     const updated = h.fake.callsTo('chat.update').map((c) => `${String(c.args.channel)}/${String(c.args.ts)}`);
     for (const m of [dm1, dm2, threadCopy, runMsg]) expect(updated).toContain(`${m.channel}/${m.ts}`);
     // No ephemeral went to the approver whose decision was recorded.
@@ -185,26 +186,26 @@ describe('approval requests in Slack', () => {
     expect(ok.status).toBe(200);
     expect(ok.text).toBe('');
     expect(await clickRecorded(approvalId, `slack:${TEAM}:${FIN2}`)).toBe(true);
-    await eventually(async () => (await decisions(approvalId)).length > 0, 'the decision');
+    await poll(async () => (await decisions(approvalId)).length > 0, { message: 'the decision' });
     expect(await decisions(approvalId)).toEqual([{ principal: `slack:${TEAM}:${FIN2}`, decision: 'reject', comment: 'over budget this quarter', via: 'slack' }]);
     const failed = await waitForRun(h.runtime, run.id, 'failed');
     expect(JSON.stringify(failed.error)).toContain('over budget this quarter');
 
-    await eventually(async () => {
+    await poll(async () => {
       const all = await copies(channel, approvalId);
       return (
         all.length === 4 &&
         all.every((m) => !hasAction(m, 'approval.approve') && blocksText(m.blocks).includes(`*Rejected* by <@${FIN2}>`) && blocksText(m.blocks).includes('over budget this quarter'))
       );
-    }, 'every copy to show the rejection and its reason');
+    }, { message: 'every copy to show the rejection and its reason' });
   });
 
   it('the thread copy waits for the run message: with Slack down for its first post, the copy still lands in its thread', async () => {
     const channel = 'C0DOWNFIRST';
     h.fake.failNext('chat.postMessage', { status: 500, channel });
     const { approvalId } = await startOrder(5000, channel);
-    const runMsg = await eventually(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts), 'the run message after the outage');
-    const copy = await eventually(() => h.fake.messagesIn(channel).find((m) => m.thread_ts === runMsg.ts && blocksText(m.blocks).includes(approvalId)), 'the thread copy');
+    const runMsg = await poll(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts), { message: 'the run message after the outage' });
+    const copy = await poll(() => h.fake.messagesIn(channel).find((m) => m.thread_ts === runMsg.ts && blocksText(m.blocks).includes(approvalId)), { message: 'the thread copy' });
     expect(hasAction(copy, 'approval.approve')).toBe(true);
     expect(h.fake.messagesIn(channel).filter((m) => m.thread_ts === runMsg.ts)).toHaveLength(1);
   });
@@ -213,7 +214,7 @@ describe('approval requests in Slack', () => {
 describe('refusals', () => {
   it('an unauthorised approver gets an ephemeral explanation and nothing changes', async () => {
     const { run, channel, approvalId } = await startOrder();
-    const runMsg = await eventually(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts && hasAction(m, 'approval.approve')), 'the run message with buttons');
+    const runMsg = await poll(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts && hasAction(m, 'approval.approve')), { message: 'the run message with buttons' });
     const events = await db.pool.query('SELECT count(*) AS n FROM tollgate.events WHERE run_id = $1', [run.id]);
     const opens = h.fake.callsTo('views.open').length;
 
@@ -227,10 +228,10 @@ describe('refusals', () => {
 
     // Explained after the ack, through the outbox: one job per explanation, so they may arrive in
     // any order; each is matched to its clicker.
-    const eph = await eventually(() => {
+    const eph = await poll(() => {
       const e = h.fake.callsTo('chat.postEphemeral').filter((c) => c.args.channel === channel);
       return e.length >= 3 && e;
-    }, 'three ephemeral explanations');
+    }, { message: 'three ephemeral explanations' });
     const bobs = eph.filter((c) => c.args.user === BOB);
     expect(eph.map((c) => c.args.user).sort()).toEqual([BOB, ALICE, BOB].sort());
     for (const c of bobs) {
@@ -250,10 +251,10 @@ describe('refusals', () => {
     const { approvalId } = await startOrder();
     const res = await h.send(blockAction({ userId: BOB, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: '', messageTs: '', fromHome: true }));
     expect(res.status).toBe(200);
-    const told = await eventually(() => {
+    const told = await poll(() => {
       const t = h.fake.callsTo('chat.postMessage').filter((c) => c.args.channel === BOB);
       return t.length > 0 && t;
-    }, 'the explanation in the app DM');
+    }, { message: 'the explanation in the app DM' });
     expect(String(told.at(-1)?.args.text)).toContain('Not allowed');
     expect(await decisions(approvalId)).toHaveLength(0);
   });
@@ -262,10 +263,10 @@ describe('refusals', () => {
     const { approvalId, channel } = await startOrder();
     await h.send(blockAction({ userId: FIN1, teamId: 'T0OTHER', actionId: 'approval.approve', value: approvalId, channelId: channel, messageTs: '1.1' }));
     expect(await decisions(approvalId)).toHaveLength(0);
-    const eph = await eventually(() => {
+    const eph = await poll(() => {
       const e = h.fake.callsTo('chat.postEphemeral').filter((c) => c.args.channel === channel && c.args.user === FIN1);
       return e.length > 0 && e;
-    }, 'the explanation');
+    }, { message: 'the explanation' });
     expect(String(eph[0]?.args.text)).toContain('slack:T0OTHER:UFIN0001');
   });
 
@@ -276,10 +277,10 @@ describe('refusals', () => {
     const before = h.fake.callsTo('chat.postEphemeral').length;
     const [a, b] = await Promise.all([click(), click()]);
     expect([a.status, b.status]).toEqual([200, 200]);
-    const eph = await eventually(() => {
+    const eph = await poll(() => {
       const e = h.fake.callsTo('chat.postEphemeral').slice(before).filter((c) => c.args.user === FIN1);
       return e.length > 0 && e;
-    }, 'the explanation of the second click');
+    }, { message: 'the explanation of the second click' });
     await waitForRun(h.runtime, run.id, 'succeeded'); // by then every outbox row of the clicks is delivered too
     expect(eph).toHaveLength(1);
     expect(String(eph[0]?.args.text)).toContain('already recorded');
@@ -307,15 +308,15 @@ describe('reachable without any one event: /tollgate approvals, App Home, remind
     const { approvalId, run } = await startOrder();
     const homeOf = (user: string) => h.fake.callsTo('views.publish').filter((c) => c.args.user_id === user);
     // Published without anyone opening the tab: the request itself refreshes it.
-    await eventually(() => homeOf(FIN2).some((c) => JSON.stringify(c.args.view).includes(approvalId) && JSON.stringify(c.args.view).includes('approval.approve')), 'FIN2 home with the approval');
+    await poll(() => homeOf(FIN2).some((c) => JSON.stringify(c.args.view).includes(approvalId) && JSON.stringify(c.args.view).includes('approval.approve')), { message: 'FIN2 home with the approval' });
     // Opening the tab publishes it too.
     const count = homeOf(FIN1).length;
     await h.send(eventCallback({ userId: FIN1, teamId: TEAM, event: { type: 'app_home_opened', user: FIN1, channel: dmChannel(FIN1), tab: 'home', event_ts: '1700000300.000100' } }));
-    await eventually(() => homeOf(FIN1).length > count && JSON.stringify(homeOf(FIN1).at(-1)?.args.view).includes(approvalId), 'FIN1 home after app_home_opened');
+    await poll(() => homeOf(FIN1).length > count && JSON.stringify(homeOf(FIN1).at(-1)?.args.view).includes(approvalId), { message: 'FIN1 home after app_home_opened' });
     // Approve through the Home tab's button: the homes of both approvers drop it.
     await h.send(blockAction({ userId: FIN1, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: dmChannel(FIN1), messageTs: '1.1' }));
     await waitForRun(h.runtime, run.id, 'succeeded');
-    await eventually(() => [FIN1, FIN2].every((u) => !JSON.stringify(homeOf(u).at(-1)?.args.view).includes(approvalId)), 'both homes without the decided approval');
+    await poll(() => [FIN1, FIN2].every((u) => !JSON.stringify(homeOf(u).at(-1)?.args.view).includes(approvalId)), { message: 'both homes without the decided approval' });
   });
 
   it('approvers who have not decided get a reminder DM before the deadline; those who decided do not', async () => {
@@ -323,11 +324,11 @@ describe('reachable without any one event: /tollgate approvals, App Home, remind
     await slash('run quick-gate', ALICE, channel);
     const { rows } = await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = $1`, [channel]);
     const run = rows[0]!;
-    const approvalId = await eventually(async () => (await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1`, [run.id])).rows[0]?.id, 'the approval');
+    const approvalId = await poll(async () => (await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1`, [run.id])).rows[0]?.id, { message: 'the approval' });
     const dm1 = await dm(FIN1, approvalId);
     const dm2 = await dm(FIN2, approvalId);
     await h.send(blockAction({ userId: FIN1, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: dmChannel(FIN1), messageTs: dm1.ts }));
-    const reminder = await eventually(() => h.fake.messagesIn(dmChannel(FIN2)).find((m) => m.thread_ts === dm2.ts), 'the reminder to FIN2');
+    const reminder = await poll(() => h.fake.messagesIn(dmChannel(FIN2)).find((m) => m.thread_ts === dm2.ts), { message: 'the reminder to FIN2' });
     expect(reminder.text).toContain('Reminder');
     expect(blocksText(reminder.blocks)).toContain('Sign off the quarter');
     // The deadline passes: the gate expires and every copy says so, without buttons.
@@ -336,9 +337,9 @@ describe('reachable without any one event: /tollgate approvals, App Home, remind
     expect(h.fake.messagesIn(dmChannel(FIN1)).filter((m) => m.thread_ts === dm1.ts)).toHaveLength(0);
     const reminded = await db.pool.query<{ copy: string }>(`SELECT copy FROM tollgate.chat_messages WHERE approval_id = $1 AND reminded_at IS NOT NULL`, [approvalId]);
     expect(reminded.rows.map((r) => r.copy)).toEqual([`slack:${TEAM}:${FIN2}`]);
-    await eventually(() => {
+    await poll(() => {
       const m = h.fake.message(dmChannel(FIN2), dm2.ts);
       return m && !hasAction(m, 'approval.approve') && blocksText(m.blocks).includes('*Expired*');
-    }, 'the DM to show the expiry');
+    }, { message: 'the DM to show the expiry' });
   });
 });

@@ -14,7 +14,8 @@ import { blockAction, ids, slashCommand, viewSubmission } from './fakes/slack/re
 import type { FakeMessage } from './fakes/slack/server.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { waitForRun } from './helpers/runtime.ts';
-import { blocksText, eventually, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { blocksText, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { poll } from './helpers/poll.ts';
 
 const TEAM = 'T1';
 const ALICE = 'UALICE01';
@@ -58,7 +59,7 @@ async function start(text: string): Promise<{ run: RunRow; channel: string; appr
   const { rows } = await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = $1`, [channel]);
   const run = rows[0]!;
   await waitForRun(h.runtime, run.id, 'waiting');
-  const approvalId = await eventually(async () => (await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1`, [run.id])).rows[0]?.id, 'the approval');
+  const approvalId = await poll(async () => (await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1`, [run.id])).rows[0]?.id, { message: 'the approval' });
   return { run, channel, approvalId };
 }
 
@@ -72,7 +73,7 @@ function copies(channel: string, approvalId: string): FakeMessage[] {
 describe('every copy tells the same story', () => {
   it('with a quorum of 2 of 3, every copy shows the rule, then the live tally, then every approver once resolved', async () => {
     const { run, channel, approvalId } = await start('run two-of-three');
-    await eventually(() => copies(channel, approvalId).length === 5, 'the run message, the thread copy and three DMs');
+    await poll(() => copies(channel, approvalId).length === 5, { message: 'the run message, the thread copy and three DMs' });
     for (const m of copies(channel, approvalId)) {
       const text = blocksText(m.blocks);
       expect(text).toContain('2 approvals needed');
@@ -82,21 +83,21 @@ describe('every copy tells the same story', () => {
 
     const dm1 = copies(channel, approvalId).find((m) => m.channel === dmChannel(FIN[0]))!;
     await h.send(blockAction({ userId: FIN[0], teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: dm1.channel, messageTs: dm1.ts }));
-    await eventually(
+    await poll(
       () => copies(channel, approvalId).every((m) => blocksText(m.blocks).includes(`So far: 1 of 2 approvals (approved by <@${FIN[0]}>`) && hasAction(m, 'approval.approve')),
-      'every copy to show 1 of 2 with the first approver, buttons kept',
+      { message: 'every copy to show 1 of 2 with the first approver, buttons kept' },
     );
 
     const dm2 = copies(channel, approvalId).find((m) => m.channel === dmChannel(FIN[1]))!;
     await h.send(blockAction({ userId: FIN[1], teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: dm2.channel, messageTs: dm2.ts }));
     await waitForRun(h.runtime, run.id, 'succeeded');
-    await eventually(
+    await poll(
       () =>
         copies(channel, approvalId).every((m) => {
           const text = blocksText(m.blocks);
           return new RegExp(`\\*Approved\\* by <@${FIN[0]}> [^,]*, <@${FIN[1]}>`).test(text) && !hasAction(m, 'approval.approve');
         }),
-      'every copy to name both approvers, without buttons',
+      { message: 'every copy to name both approvers, without buttons' },
     );
   });
 });
@@ -109,7 +110,7 @@ describe('buttons that cannot help', () => {
     const view = h.fake.callsTo('views.open')[opens]!.args.view as { callback_id: string; private_metadata: string };
     await h.send(viewSubmission({ userId: FIN[2], teamId: TEAM, callbackId: view.callback_id, privateMetadata: view.private_metadata, values: { reason: { value: { type: 'plain_text_input', value: 'not this quarter' } } } }));
     await waitForRun(h.runtime, run.id, 'failed');
-    const final = await eventually(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts && m.text?.includes('Failed')), 'the failed run message');
+    const final = await poll(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts && m.text?.includes('Failed')), { message: 'the failed run message' });
     expect(hasAction(final, 'run.retry')).toBe(false);
 
     const res = await h.send(slashCommand({ text: `retry ${run.id}`, userId: ALICE, teamId: TEAM, channelId: channel }));
@@ -117,7 +118,7 @@ describe('buttons that cannot help', () => {
     expect(JSON.stringify(res.json())).toContain(approvalId);
     // A Retry click (say from an old copy of the message) is refused the same way, and explained.
     await h.send(blockAction({ userId: ALICE, teamId: TEAM, actionId: 'run.retry', value: run.id, channelId: channel, messageTs: final.ts }));
-    const told = await eventually(() => h.fake.callsTo('chat.postEphemeral').find((c) => c.args.channel === channel && c.args.user === ALICE), 'the explanation');
+    const told = await poll(() => h.fake.callsTo('chat.postEphemeral').find((c) => c.args.channel === channel && c.args.user === ALICE), { message: 'the explanation' });
     expect(String(told.args.text)).toContain('cannot be retried');
     expect((await h.runtime.getRun(run.id)).run.status).toBe('failed');
   });
@@ -137,7 +138,7 @@ describe('acknowledgements', () => {
       held.release();
       clearTimeout(release);
     }
-    const told = await eventually(() => h.fake.callsTo('chat.postEphemeral').find((c) => c.args.channel === channel && c.args.user === BOB), 'the explanation');
+    const told = await poll(() => h.fake.callsTo('chat.postEphemeral').find((c) => c.args.channel === channel && c.args.user === BOB), { message: 'the explanation' });
     expect(String(told.args.text)).toContain('Not allowed');
   });
 });

@@ -9,7 +9,8 @@ import { ids } from './fakes/slack/requests.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { waitForRun } from './helpers/runtime.ts';
 import { intentsCarriedOut } from './helpers/intents.ts';
-import { eventually, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { poll } from './helpers/poll.ts';
 
 let db: TestDb;
 let h: SlackHarness;
@@ -57,7 +58,7 @@ it('in Socket Mode a slash command starts a run, is acknowledged after the reque
   await waitForRun(h.runtime, runId!, 'succeeded');
   const { rows } = await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.runs WHERE origin->>'conversation' = $1`, [channel]);
   expect(rows.map((r) => r.id)).toEqual([runId]);
-  await eventually(() => h.fake.messagesIn(channel).find((m) => m.text?.includes('Succeeded')), 'the run message');
+  await poll(() => h.fake.messagesIn(channel).find((m) => m.text?.includes('Succeeded')), { message: 'the run message' });
   expect(h.fake.callsTo('apps.connections.open').length).toBeGreaterThanOrEqual(1);
 });
 

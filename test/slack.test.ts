@@ -13,7 +13,8 @@ import { blockAction, eventCallback, ids, signSlackRequest, slashCommand, viewSu
 import type { FakeMessage } from './fakes/slack/server.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { waitForRun } from './helpers/runtime.ts';
-import { blocksText, eventually, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { blocksText, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { poll } from './helpers/poll.ts';
 
 const TEAM = 'T0001';
 const ALICE = 'UALICE01';
@@ -131,7 +132,7 @@ async function startBySlash(text: string, user = ALICE, channel = `C${ids.event(
 /** The run's message in the fake, once posted (and, with `until`, once it satisfies it). */
 async function runMessage(channel: string, until: (m: FakeMessage) => boolean = () => true): Promise<FakeMessage> {
   try {
-    return await eventually(() => h.fake.messagesIn(channel).find(until), `the run message in ${channel} to match`);
+    return await poll(() => h.fake.messagesIn(channel).find(until), { message: `the run message in ${channel} to match` });
   } catch (e) {
     const jobs = await db.pool.query('SELECT task_identifier, key, attempts, last_error, run_at, locked_at FROM graphile_worker.jobs');
     const msgs = await db.pool.query('SELECT * FROM tollgate.chat_messages WHERE conversation = $1', [channel]);
@@ -214,7 +215,7 @@ describe('slash commands and the live run message', () => {
   it('App Home shows my recent runs', async () => {
     const { run } = await startBySlash('run demo sleepMs=0', BOB);
     await h.send(eventCallback({ userId: BOB, teamId: TEAM, event: { type: 'app_home_opened', user: BOB, channel: 'D0BOB', tab: 'home', event_ts: '1700000300.000100' } }));
-    const publish = await eventually(() => h.fake.callsTo('views.publish').find((c) => c.args.user_id === BOB), 'views.publish for Bob');
+    const publish = await poll(() => h.fake.callsTo('views.publish').find((c) => c.args.user_id === BOB), { message: 'views.publish for Bob' });
     expect(JSON.stringify(publish.args.view)).toContain(run.id);
   });
 });
@@ -225,7 +226,7 @@ describe('parameters modal', () => {
     const res = await slash('run ticket title=Printer', { channel });
     expect(res.status).toBe(200);
     expect(await runsInChannel(channel)).toHaveLength(0);
-    const open = await eventually(() => h.fake.callsTo('views.open').at(-1), 'views.open');
+    const open = await poll(() => h.fake.callsTo('views.open').at(-1), { message: 'views.open' });
     const view = open.args.view as { callback_id: string; private_metadata: string; blocks: { block_id?: string; type: string; element?: { initial_value?: string; options?: unknown[] } }[] };
     expect(view.callback_id).toBe('run.params');
     const inputs = view.blocks.filter((b) => b.type === 'input');
@@ -329,10 +330,10 @@ describe('Retry and Cancel buttons', () => {
     const res = await h.send(blockAction({ userId: BOB, teamId: TEAM, actionId: 'run.retry', value: run.id, channelId: channel, messageTs: failed.ts }));
     expect(res.status).toBe(200);
     // Explained after the ack, through the outbox.
-    const eph = await eventually(() => {
+    const eph = await poll(() => {
       const e = h.fake.callsTo('chat.postEphemeral').filter((c) => c.args.user === BOB && c.args.channel === channel);
       return e.length > 0 && e;
-    }, 'the ephemeral explanation');
+    }, { message: 'the ephemeral explanation' });
     expect(eph).toHaveLength(1);
     expect(String(eph[0]?.args.text)).toContain('Only the person who started');
     const after = await db.pool.query('SELECT count(*) AS n FROM tollgate.events WHERE run_id = $1', [run.id]);
@@ -463,10 +464,10 @@ describe('delivery through the outbox', () => {
     h.fake.failNext('chat.postMessage', { error: 'not_in_channel', channel, times: 100 });
     const { run } = await startBySlash('run demo sleepMs=0', ALICE, channel);
     await waitForRun(h.runtime, run.id, 'succeeded');
-    const row = await eventually(async () => {
+    const row = await poll(async () => {
       const r = await db.pool.query<{ last_error: string; ts: string | null }>('SELECT last_error, message_id AS ts FROM tollgate.chat_messages WHERE run_id = $1', [run.id]);
       return r.rows[0]?.last_error ? r.rows[0] : undefined;
-    }, 'the refusal to be recorded');
+    }, { message: 'the refusal to be recorded' });
     expect(row.ts).toBeNull();
     expect(row.last_error).toContain('not_in_channel');
     // Given up after the first refusal: later events of the run did not try again.

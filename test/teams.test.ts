@@ -17,7 +17,8 @@ import { parse, size } from './helpers/adaptive-cards.ts';
 import { createTestDb, type TestDb, TEST_AUDIT_ENV } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { waitForRun } from './helpers/runtime.ts';
-import { eventually, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { startSlackHarness, type SlackHarness } from './helpers/slack.ts';
+import { poll } from './helpers/poll.ts';
 import type { TeamsParts } from './helpers/teams.ts';
 
 const TENANT = 'tenant-contoso';
@@ -125,10 +126,10 @@ async function startRun(from: TeamsUser, conversation: TeamsConversation, text: 
   const runsIn = async () => (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = $1 ORDER BY created_at DESC`, [conversation.id])).rows;
   const before = (await runsIn()).length;
   await say(from, conversation, text);
-  return eventually(async () => {
+  return poll(async () => {
     const rows = await runsIn();
     return rows.length > before ? rows[0] : undefined;
-  }, 'the run');
+  }, { message: 'the run' });
 }
 
 /** The card activities the bot posted in a conversation (a thread's replies included). */
@@ -139,7 +140,7 @@ describe('messages', () => {
     const conv = personal(REQ);
     const run = await startRun(REQ, conv, 'run steps n=4');
     await waitForRun(h.runtime, run.id, 'succeeded');
-    const card = await eventually(() => cardsIn(conv.id).find((a) => cardText(cardOfActivity(a.activity)).includes('Succeeded')), 'the card showing success');
+    const card = await poll(() => cardsIn(conv.id).find((a) => cardText(cardOfActivity(a.activity)).includes('Succeeded')), { message: 'the card showing success' });
     expect(cardsIn(conv.id).filter((a) => cardText(cardOfActivity(a.activity)).includes(run.id))).toHaveLength(1); // one card, updated, not one per step
     const text = cardText(cardOfActivity(card.activity));
     for (let i = 1; i <= 4; i++) expect(text).toContain(`step ${i}`);
@@ -153,7 +154,7 @@ describe('messages', () => {
   it('in a channel, a mention is read with the mention stripped and answered in its thread', async () => {
     const conv = newConversation('channel', 'team-1');
     const asked = await say(REQ, conv, 'workflows');
-    const reply = await eventually(() => t.connector.callsTo('replyToActivity').find((c) => c.conversationId === conv.id), 'the reply in the thread');
+    const reply = await poll(() => t.connector.callsTo('replyToActivity').find((c) => c.conversationId === conv.id), { message: 'the reply in the thread' });
     expect(reply.activityId).toBe(asked.id);
     const text = JSON.stringify(reply.body);
     for (const w of ['steps', 'ship', 'flaky']) expect(text).toContain(w);
@@ -162,14 +163,14 @@ describe('messages', () => {
   it('a group chat gets the same commands: `runs` lists the sender\'s runs', async () => {
     const conv = newConversation('groupChat');
     await say(REQ, conv, 'runs');
-    const reply = await eventually(() => cardsIn(conv.id)[0], 'the reply');
+    const reply = await poll(() => cardsIn(conv.id)[0], { message: 'the reply' });
     expect(cardText(cardOfActivity(reply.activity))).toContain('steps');
   });
 
   it('missing parameters get a form generated from the schema; its errors come back on the card, and a valid submission starts the run', async () => {
     const conv = personal(REQ);
     await say(REQ, conv, 'run ship service=api');
-    const form = await eventually(() => cardsIn(conv.id).map((a) => cardOfActivity(a.activity)).find((c) => buttons(c).includes('run.start')), 'the form');
+    const form = await poll(() => cardsIn(conv.id).map((a) => cardOfActivity(a.activity)).find((c) => buttons(c).includes('run.start')), { message: 'the form' });
     const start = executeActions(form).find((a) => a.verb === 'run.start')!;
     expect(cardText(form)).toContain('"id":"param.version"');
 
@@ -180,7 +181,7 @@ describe('messages', () => {
 
     const started = await click(REQ, conv, 'run.start', { ...start.data, 'param.service': 'api-form', 'param.version': '2.4' });
     expect(cardText(started)).toContain('Started');
-    const run = await eventually(async () => (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE workflow = 'ship' AND input->>'service' = 'api-form'`)).rows[0], 'the run');
+    const run = await poll(async () => (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE workflow = 'ship' AND input->>'service' = 'api-form'`)).rows[0], { message: 'the run' });
     expect(run.input).toEqual({ service: 'api-form', version: '2.4' });
     await h.runtime.cancel(run.id, null);
   });
@@ -190,25 +191,25 @@ describe('approval cards', () => {
   async function shipRun(version: string, requester: TeamsUser = REQ) {
     const conv = personal(requester);
     await say(requester, conv, `run ship service=api version=${version}`);
-    const run = await eventually(
+    const run = await poll(
       async () => (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE workflow = 'ship' AND input->>'version' = $1`, [version])).rows[0],
-      'the run',
+      { message: 'the run' },
     );
     await waitForRun(h.runtime, run.id, 'waiting');
-    const approvalId = await eventually(async () => (await db.pool.query<{ id: string }>('SELECT id FROM tollgate.approvals WHERE run_id = $1', [run.id])).rows[0]?.id, 'the approval');
+    const approvalId = await poll(async () => (await db.pool.query<{ id: string }>('SELECT id FROM tollgate.approvals WHERE run_id = $1', [run.id])).rows[0]?.id, { message: 'the approval' });
     return { run, conv, approvalId };
   }
 
   /** The approval card sent to an approver: in their personal chat with the bot (known, or created by the bot). */
   async function dmCard(approver: TeamsUser, approvalId: string) {
-    return eventually(() => {
+    return poll(() => {
       const created = t.connector.conversations.filter((c) => (c.parameters.members as { aadObjectId?: string }[]).some((m) => m.aadObjectId === approver.aadObjectId));
       for (const id of [personal(approver).id, ...created.map((c) => c.id)]) {
         const found = cardsIn(id).find((a) => cardText(cardOfActivity(a.activity)).includes(approvalId));
         if (found) return { conversationId: id, activityId: found.id, card: () => cardOfActivity(t.connector.activity(id, found.id)!.activity) };
       }
       return undefined;
-    }, `the approval card for ${approver.name}`);
+    }, { message: `the approval card for ${approver.name}` });
   }
 
   it('approvers who never wrote to the bot get their card in a 1:1 conversation created first, then posted', async () => {
@@ -228,11 +229,11 @@ describe('approval cards', () => {
     expect(cardText(answered)).toContain('Recorded: you approved');
     expect(buttons(answered)).not.toContain('approval.approve');
     await waitForRun(h.runtime, run.id, 'succeeded');
-    await eventually(() => !buttons(dm.card()).includes('approval.approve') && cardText(dm.card()).includes('Approved'), 'the DM card resolved');
-    await eventually(() => {
+    await poll(() => !buttons(dm.card()).includes('approval.approve') && cardText(dm.card()).includes('Approved'), { message: 'the DM card resolved' });
+    await poll(() => {
       const runCard = cardsIn(conv.id).map((a) => cardOfActivity(a.activity)).find((c) => cardText(c).includes(run.id));
       return runCard && cardText(runCard).includes('Succeeded') && !buttons(runCard).includes('approval.approve');
-    }, 'the run card resolved');
+    }, { message: 'the run card resolved' });
   });
 
   it('Reject takes a reason from the card; without one nothing is recorded', async () => {
@@ -245,7 +246,7 @@ describe('approval cards', () => {
 
     await click(RM2, at, 'approval.reject', { approvalId, [reasonInputId(approvalId)]: 'not during the freeze' }, { replyToId: dm.activityId });
     expect((await waitForRun(h.runtime, run.id, 'succeeded')).output).toBe('rejected'); // the workflow reads the gate's outcome
-    await eventually(() => cardText(dm.card()).includes('not during the freeze') && !buttons(dm.card()).includes('approval.approve'), 'the reason on the card');
+    await poll(() => cardText(dm.card()).includes('not during the freeze') && !buttons(dm.card()).includes('approval.approve'), { message: 'the reason on the card' });
   });
 
   it('a user of another tenant with the same object id, and a requester approving their own request, are refused on the card; nothing changes', async () => {
@@ -271,7 +272,7 @@ describe('approval cards', () => {
     expect((await t.send(t.act.installationUpdate({ tenant: TENANT, conversation: installed, from: AUD }))).status).toBe(200);
     const run = await startRun(REQ, personal(REQ), 'run audited');
     await waitForRun(h.runtime, run.id, 'waiting');
-    const card = await eventually(() => cardsIn(installed.id).find((a) => cardText(cardOfActivity(a.activity)).includes(run.id)), 'the card in the installed conversation');
+    const card = await poll(() => cardsIn(installed.id).find((a) => cardText(cardOfActivity(a.activity)).includes(run.id)), { message: 'the card in the installed conversation' });
     expect(buttons(cardOfActivity(card.activity))).toContain('approval.approve');
     const createdForAud = t.connector.conversations.filter((c) => (c.parameters.members as { aadObjectId?: string }[]).some((m) => m.aadObjectId === AUD.aadObjectId));
     expect(createdForAud).toHaveLength(0);
@@ -307,7 +308,7 @@ describe('approval cards', () => {
     const conv = personal(RM1);
     const before = cardsIn(conv.id).length;
     await say(RM1, conv, 'approvals');
-    const list = await eventually(() => cardsIn(conv.id).slice(before).map((a) => cardOfActivity(a.activity)).find((c) => cardText(c).includes(approvalId)), 'the list');
+    const list = await poll(() => cardsIn(conv.id).slice(before).map((a) => cardOfActivity(a.activity)).find((c) => cardText(c).includes(approvalId)), { message: 'the list' });
     expect(buttons(list)).toContain('approval.approve');
     await h.runtime.cancel(run.id, null);
   });
@@ -319,7 +320,7 @@ describe('run actions', () => {
     const conv = personal(REQ);
     const run = await startRun(REQ, conv, 'run flaky');
     await waitForRun(h.runtime, run.id, 'failed');
-    const posted = await eventually(() => cardsIn(conv.id).find((a) => cardText(cardOfActivity(a.activity)).includes(run.id) && buttons(cardOfActivity(a.activity)).includes('run.retry')), 'the failed card with Retry');
+    const posted = await poll(() => cardsIn(conv.id).find((a) => cardText(cardOfActivity(a.activity)).includes(run.id) && buttons(cardOfActivity(a.activity)).includes('run.retry')), { message: 'the failed card with Retry' });
 
     const refused = await click(RM1, conv, 'run.retry', { runId: run.id }, { replyToId: posted.id });
     expect(cardText(refused)).toContain('or an operator');
@@ -329,7 +330,7 @@ describe('run actions', () => {
     const retried = await click(OPS, conv, 'run.retry', { runId: run.id }, { replyToId: posted.id });
     expect(cardText(retried)).toContain('Retrying');
     await waitForRun(h.runtime, run.id, 'succeeded');
-    await eventually(() => cardText(cardOfActivity(t.connector.activity(conv.id, posted.id)!.activity)).includes('Succeeded'), 'the card updated in place');
+    await poll(() => cardText(cardOfActivity(t.connector.activity(conv.id, posted.id)!.activity)).includes('Succeeded'), { message: 'the card updated in place' });
   });
 });
 
@@ -394,10 +395,9 @@ describe('delivery', () => {
     t.connector.failNext(5, { status: 429, retryAfter: 1, operation: 'updateActivity', conversationId: conv.id });
     const run = await startRun(REQ, conv, 'run steps n=6');
     await waitForRun(h.runtime, run.id, 'succeeded');
-    const card = await eventually(
+    const card = await poll(
       () => cardsIn(conv.id).find((a) => a.activity.summary && cardText(cardOfActivity(a.activity)).includes(run.id) && cardText(cardOfActivity(a.activity)).includes('Succeeded')),
-      'the final card after the 429s',
-      60_000,
+      { message: 'the final card after the 429s', timeoutMs: 60_000 },
     );
     expect(cardText(cardOfActivity(card.activity))).toContain('step 6');
     expect(t.connector.calls.filter((c) => c.operation === 'updateActivity' && c.conversationId === conv.id && c.status === 429)).toHaveLength(5);
@@ -408,7 +408,7 @@ describe('delivery', () => {
     const conv = personal(REQ);
     const run = await startRun(REQ, conv, 'run steps n=40');
     await waitForRun(h.runtime, run.id, 'succeeded');
-    await eventually(() => cardsIn(conv.id).some((a) => cardText(cardOfActivity(a.activity)).includes(run.id) && cardText(cardOfActivity(a.activity)).includes('Succeeded')), 'the 40-step card');
+    await poll(() => cardsIn(conv.id).some((a) => cardText(cardOfActivity(a.activity)).includes(run.id) && cardText(cardOfActivity(a.activity)).includes('Succeeded')), { message: 'the 40-step card' });
     const sent = t.connector.calls.filter((c) => (c.operation === 'sendToConversation' || c.operation === 'replyToActivity' || c.operation === 'updateActivity') && c.status < 300);
     expect(sent.length).toBeGreaterThan(20);
     for (const call of sent) {

@@ -17,6 +17,7 @@ import type { ThreadedWorkerHandle } from '../src/worker/thread-host.ts';
 import { createTestDb, TEST_AUDIT_ENV, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { waitForRun } from './helpers/runtime.ts';
+import { poll } from './helpers/poll.ts';
 
 const FIXTURE = path.resolve(import.meta.dirname, 'fixtures/thread-project.ts');
 let db: TestDb;
@@ -54,16 +55,6 @@ async function readyz(app: App): Promise<{ status: number; body: { ok: boolean; 
   return { status: res.status, body: (await res.json()) as { ok: boolean; reasons?: string[] } };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`Timed out waiting for ${what}`);
-}
-
 const workerConnections = async () =>
   Number(
     (
@@ -88,7 +79,7 @@ describe('tollgate start runs its worker in a thread', () => {
     const holding = path.join(dir, 'holding');
     const release = path.join(dir, 'release');
     const hog = await app.runtime.startRun({ workflow: 'hog', input: { holding, release } });
-    await until('the hog step to hold its loop', () => (existsSync(holding) ? true : undefined));
+    await poll(() => (existsSync(holding) ? true : undefined), { message: 'the hog step to hold its loop', timeoutMs: 60_000, retryErrors: false });
     expect((await readyz(app)).status).toBe(200);
     await writeFile(release, 'go');
     expect(await waitForRun(app.runtime, hog.id, ['succeeded', 'failed'], 90_000)).toMatchObject({ status: 'succeeded', output: 'released' });
@@ -103,10 +94,10 @@ describe('tollgate start runs its worker in a thread', () => {
 
       const run = await app.runtime.startRun({ workflow: 'crash-once', input: { marker: path.join(dir, `crashed-${how}`), how } });
       expect(await crashed).toBe(1);
-      const down = await until('/readyz to report the worker down', async () => {
+      const down = await poll(async () => {
         const r = await readyz(app);
         return r.status === 503 ? r : undefined;
-      });
+      }, { message: '/readyz to report the worker down', timeoutMs: 60_000, retryErrors: false });
       const why = how === 'exit' ? 'its thread exited with code 1' : 'its thread failed: a bug in a callback';
       expect(down.body.reasons).toEqual([`worker stopped (${why}); restarting it (attempt 1)`]);
 
@@ -135,7 +126,7 @@ describe('tollgate start runs its worker in a thread', () => {
     expect(app.worker?.isRunning()).toBe(false);
     // The worker stopped gracefully (its heartbeat is gone) and its pool is closed.
     expect((await db.pool.query('SELECT 1 FROM tollgate.worker_heartbeats WHERE process_id = $1', [processId])).rowCount).toBe(0);
-    await until('the thread’s connections to close', async () => ((await workerConnections()) === 0 ? true : undefined), 10_000);
+    await poll(async () => ((await workerConnections()) === 0 ? true : undefined), { message: 'the thread’s connections to close', timeoutMs: 10_000, retryErrors: false });
   }, 120_000);
 
   it('TOLLGATE_WORKER_THREAD=off keeps the worker on the main thread', async () => {

@@ -16,6 +16,7 @@ import { createTestDb, type TestDb, TEST_AUDIT_ENV } from './helpers/db.ts';
 import { waitForRun } from './helpers/runtime.ts';
 import { testLogger } from './helpers/log.ts';
 import { startHttpTarget, type HttpTarget } from './helpers/http-target.ts';
+import { poll } from './helpers/poll.ts';
 
 const ALICE = 'slack:T1:UALICE';
 const BOB = 'slack:T1:UBOB';
@@ -77,14 +78,13 @@ async function tollgate(...args: string[]) {
 }
 
 async function pendingApproval(runId: string): Promise<ApprovalRecord> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    const listed = await tollgate('approvals', 'list', '--json');
-    const found = (JSON.parse(listed.out) as ApprovalRecord[]).find((a) => a.runId === runId);
-    if (found) return found;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no pending approval for ${runId}`);
+  return poll(
+    async () => {
+      const listed = await tollgate('approvals', 'list', '--json');
+      return (JSON.parse(listed.out) as ApprovalRecord[]).find((a) => a.runId === runId);
+    },
+    { message: `a pending approval for ${runId} in \`approvals list\``, intervalMs: 50, retryErrors: false },
+  );
 }
 
 async function orders(runId: string) {

@@ -1,30 +1,18 @@
 /**
  * Just enough PNG for the Teams icons: an encoder for 8-bit RGB/RGBA images (one IDAT, filter 0)
  * and a reader for the header and, for 8-bit RGB/RGBA non-interlaced files, the pixels.
- * CRC-32 is computed here: Node 20's zlib has no crc32.
+ * Compression and the chunks' CRC-32 are Node's zlib (zlib.crc32: Node >= 20.15).
  */
 import zlib from 'node:zlib';
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-export function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = (CRC_TABLE[(c ^ b) & 0xff] as number) ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 function chunk(type: string, data: Buffer): Buffer {
   const head = Buffer.alloc(8);
   head.writeUInt32BE(data.length, 0);
   head.write(type, 4, 'latin1');
   const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+  crc.writeUInt32BE(zlib.crc32(data, zlib.crc32(head.subarray(4))), 0); // over the type and the data
   return Buffer.concat([head, data, crc]);
 }
 

@@ -162,6 +162,7 @@ function configuredHeaders(url: URL, headers: HttpToolConfig['headers']): Record
 
 // ----- addresses -----------------------------------------------------------------------------
 
+/** IPv4 ranges that are not public, and why. */
 const V4_RANGES: [string, number, string][] = [
   ['0.0.0.0', 8, 'an unspecified ("this network") address'],
   ['10.0.0.0', 8, 'a private address'],
@@ -173,61 +174,46 @@ const V4_RANGES: [string, number, string][] = [
   ['224.0.0.0', 3, 'a multicast or reserved address'],
 ];
 
-function v4ToInt(ip: string): number {
-  return ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+/**
+ * IPv6 prefixes whose last 32 bits carry an IPv4 address, which decides: IPv4-mapped
+ * (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d). Listed explicitly:
+ * BlockList matches IPv4-mapped addresses against IPv4 rules by itself, but not the other two.
+ */
+const V4_CARRIERS = ['::ffff:', '::', '64:ff9b::'];
+
+function blockList(add: (list: net.BlockList) => void): net.BlockList {
+  const list = new net.BlockList();
+  add(list);
+  return list;
 }
 
-function classifyV4(ip: string): string | null {
-  const n = v4ToInt(ip);
-  for (const [base, bits, what] of V4_RANGES) {
-    const size = 2 ** (32 - bits);
-    if (Math.floor(n / size) === Math.floor(v4ToInt(base) / size)) return what;
-  }
-  return null;
-}
-
-/** An IPv6 address as eight 16-bit groups (an embedded dotted IPv4 tail becomes the last two). */
-function v6Groups(ip: string): number[] {
-  let s = ip.replace(/%.*$/, '').toLowerCase();
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (dotted?.[1]) {
-    const n = v4ToInt(dotted[1]);
-    s = `${s.slice(0, -dotted[1].length)}${Math.floor(n / 65536).toString(16)}:${(n % 65536).toString(16)}`;
-  }
-  const [head = '', tail] = s.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const fill = tail === undefined ? [] : Array<string>(8 - h.length - t.length).fill('0');
-  return [...h, ...fill, ...t].map((g) => parseInt(g, 16));
-}
-
-function classifyV6(ip: string): string | null {
-  const g = v6Groups(ip);
-  const zeros = (n: number) => g.slice(0, n).every((x) => x === 0);
-  const embeddedV4 = () => `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
-  if (zeros(8)) return 'an unspecified address';
-  if (zeros(7) && g[7] === 1) return 'a loopback address';
-  // IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) carry an IPv4 address.
-  if ((zeros(5) && g[5] === 0xffff) || zeros(6) || (g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0))) {
-    return classifyV4(embeddedV4());
-  }
-  const first = g[0]!;
-  if ((first & 0xffc0) === 0xfe80) return 'a link-local address';
-  if ((first & 0xffc0) === 0xfec0) return 'a site-local address';
-  if ((first & 0xfe00) === 0xfc00) return 'a private (unique local) address';
-  if ((first & 0xff00) === 0xff00) return 'a multicast address';
-  return null;
-}
+/** Why an address is not public, with the ranges it covers; checked in this order (:: and ::1 before the IPv4-compatible range that holds them). */
+const NON_PUBLIC: [string, net.BlockList][] = [
+  ['an unspecified address', blockList((l) => l.addAddress('::', 'ipv6'))],
+  ['a loopback address', blockList((l) => l.addAddress('::1', 'ipv6'))],
+  ...V4_RANGES.map(([base, bits, why]): [string, net.BlockList] => [
+    why,
+    blockList((l) => {
+      l.addSubnet(base, bits, 'ipv4');
+      for (const prefix of V4_CARRIERS) l.addSubnet(`${prefix}${base}`, 96 + bits, 'ipv6');
+    }),
+  ]),
+  ['a link-local address', blockList((l) => l.addSubnet('fe80::', 10, 'ipv6'))],
+  ['a site-local address', blockList((l) => l.addSubnet('fec0::', 10, 'ipv6'))],
+  ['a private (unique local) address', blockList((l) => l.addSubnet('fc00::', 7, 'ipv6'))],
+  ['a multicast address', blockList((l) => l.addSubnet('ff00::', 8, 'ipv6'))],
+];
 
 /**
  * Why this address must not be called without `allowPrivate` ("a loopback address", …), or null
  * for an ordinary public address.
  */
 export function nonPublicAddress(ip: string): string | null {
-  const family = net.isIP(ip.replace(/%.*$/, ''));
-  if (family === 4) return classifyV4(ip);
-  if (family === 6) return classifyV6(ip);
-  return 'not an IP address';
+  const address = ip.replace(/%.*$/, ''); // a zone index (fe80::1%eth0) names an interface, not a place
+  const family = net.isIP(address);
+  if (family === 0) return 'not an IP address';
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  return NON_PUBLIC.find(([, list]) => list.check(address, type))?.[0] ?? null;
 }
 
 /** Every address the host resolves to (an IP literal is its own). */

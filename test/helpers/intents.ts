@@ -5,14 +5,17 @@
  * does by default; a test about the ack itself passes `settle: false`.
  */
 import type pg from 'pg';
+import { poll } from './poll.ts';
 
 /** Resolves once no `chat-intent` job is waiting or running. */
 export async function intentsCarriedOut(pool: pg.Pool, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM graphile_worker.jobs WHERE task_identifier = 'chat-intent'`);
-    if (Number(rows[0]?.n) === 0) return;
-    if (Date.now() > deadline) throw new Error(`${rows[0]?.n} recorded chat requests were not carried out within ${timeoutMs} ms (is a worker running?)`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  let waiting: string | undefined;
+  await poll(
+    async () => {
+      const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM graphile_worker.jobs WHERE task_identifier = 'chat-intent'`);
+      waiting = rows[0]?.n;
+      return Number(waiting) === 0;
+    },
+    { message: 'the recorded chat requests to be carried out (is a worker running?)', detail: () => `${waiting} were still waiting.`, timeoutMs, intervalMs: 10, retryErrors: false },
+  );
 }

@@ -14,6 +14,7 @@ import type { ProjectConfig } from '../../src/config/project-config.ts';
 import type { ToolRegistry } from '../../src/tools/registry.ts';
 import type { ModelClient } from '../../src/model/types.ts';
 import { testLogger } from './log.ts';
+import { poll } from './poll.ts';
 
 export interface TestRuntime {
   runtime: Runtime;
@@ -74,14 +75,14 @@ export async function waitForRun(
   timeoutMs = 20_000,
 ): Promise<RunRow> {
   const want = Array.isArray(statuses) ? statuses : [statuses];
-  const deadline = Date.now() + timeoutMs;
   let last: RunRow | undefined;
-  while (Date.now() < deadline) {
-    last = (await runtime.getRun(runId)).run;
-    if (want.includes(last.status)) return last;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`Run ${runId} did not reach ${want.join('|')} within ${timeoutMs} ms; it is ${last?.status}.`);
+  return poll(
+    async () => {
+      last = (await runtime.getRun(runId)).run;
+      return want.includes(last.status) && last;
+    },
+    { message: `run ${runId} to reach ${want.join('|')}`, detail: () => `It is ${last?.status}.`, timeoutMs, retryErrors: false },
+  );
 }
 
 /**

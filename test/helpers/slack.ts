@@ -18,6 +18,7 @@ import { sendToSlackEndpoint, type SendOptions, type SlackRequest, type SlackRes
 type TestDb = Pick<import('./db.ts').TestDb, 'pool'>;
 import { testLogger } from './log.ts';
 import { intentsCarriedOut } from './intents.ts';
+import { poll, type Pending } from './poll.ts';
 import { startTeamsParts, type TeamsParts } from './teams.ts';
 import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../../src/config/project-config.ts';
 import type { ModelClient } from '../../src/model/types.ts';
@@ -113,20 +114,12 @@ export async function startSlackHarness(
   };
 }
 
-/** Polls `fn` until it returns a truthy value. */
-export async function eventually<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+/**
+ * @deprecated Use `poll` from ./poll.ts. Kept, as a one-line wrapper, only so that tests written
+ * on other branches before `poll` still merge; delete once nothing imports it.
+ */
+export function eventually<T>(fn: () => Promise<T | Pending> | T | Pending, what: string, timeoutMs = 20_000): Promise<T> {
+  return poll(async () => (await fn()) || undefined, { message: what, timeoutMs });
 }
 
 /** All the text of a message's blocks, for assertions. */
