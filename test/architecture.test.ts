@@ -128,10 +128,10 @@ describe('layering, by dependency-cruiser', () => {
 });
 
 describe('house rules, by ESLint', () => {
-  it('SQL strings, .query( calls and pg imports outside src/db fail with a message that says what to do', async () => {
+  it('SQL strings, .query( calls and pg imports outside src/db, and functions over 100 lines, fail with a message that says what to do', async () => {
     const eslint = new ESLint({ cwd: fixtures, overrideConfigFile: path.join(root, 'eslint.config.js'), ignore: false });
     const results = await eslint.lintFiles(['src', 'bots', 'jobs']);
-    const house = new Set(['no-restricted-syntax', 'no-restricted-imports']);
+    const house = new Set(['no-restricted-syntax', 'no-restricted-imports', 'max-lines-per-function']);
     const found = results.flatMap((r) =>
       r.messages
         .filter((m) => m.ruleId !== null && house.has(m.ruleId))
@@ -148,9 +148,15 @@ describe('house rules, by ESLint', () => {
     expect(at(path.join('bots', 'slack', 'pool.ts'))).toEqual([
       expect.objectContaining({ rule: 'no-restricted-imports', message: expect.stringContaining('bots/ gets no pool') }),
     ]);
+    expect(at(path.join('src', 'worker', 'long.ts'))).toEqual([expect.objectContaining({ rule: 'max-lines-per-function', line: 2 })]);
     // Nothing else: not src/db (the data layer), not a type-only pg import, not sentences that start with an SQL word.
     expect(found.map((f) => f.file).sort()).toEqual(
-      [...Array(9).fill(path.join('src', 'chat', 'sql.ts')), path.join('src', 'tools', 'pg-tool.ts'), path.join('bots', 'slack', 'pool.ts')].sort(),
+      [
+        ...Array(9).fill(path.join('src', 'chat', 'sql.ts')),
+        path.join('src', 'tools', 'pg-tool.ts'),
+        path.join('bots', 'slack', 'pool.ts'),
+        path.join('src', 'worker', 'long.ts'),
+      ].sort(),
     );
   });
 });
