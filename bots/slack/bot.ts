@@ -21,13 +21,11 @@
 import { App, LogLevel, webApi, type AuthorizeResult } from '@slack/bolt';
 import type { Logger as BoltLogger } from '@slack/logger';
 import type pg from 'pg';
-import { getApproval } from '../../src/approvals/index.ts';
-import { whyCannotDecide } from '../../src/chat/copies.ts';
 import { parseChatCommand, type ChatCommand, type ChatCore } from '../../src/chat/intake.ts';
 import type { Where } from '../../src/chat/outbox.ts';
 import { CommandSyntaxError, parseCommand } from '../../src/intents/command.ts';
 import type { Logger } from '../../src/common/log.ts';
-import { formatPrincipal, type Principal } from '../../src/common/principals.ts';
+import type { Principal } from '../../src/common/principals.ts';
 import { PROPOSAL_ACTION_IDS } from '../../src/views/proposal-view.ts';
 import { ACTION_IDS } from '../../src/views/run-view.ts';
 import { plainMessage, type SlackMessage } from './blocks.ts';
@@ -250,10 +248,10 @@ export class SlackBot {
       const b = body as unknown as ClickBody;
       const approvalId = (action as { value?: string }).value ?? '';
       const actor = principalFromInteraction(b);
-      const a = await getApproval(this.#o.pool, approvalId);
-      const refusal = whyCannotDecide(a, approvalId, formatPrincipal(actor));
-      if (refusal || !a) {
-        await core().explain(actor, this.#explainAt(actor, b), refusal ?? '');
+      // A requester among the approvers may reject their own request, so this asks about a reject.
+      const { eligibility, approval: a } = await core().eligibility(actor, approvalId, 'reject');
+      if (!eligibility.may || !a) {
+        await core().explain(actor, this.#explainAt(actor, b), eligibility.may ? '' : eligibility.message);
       } else {
         await client.views.open({ trigger_id: b.trigger_id, view: rejectModal(a, this.#explainAt(actor, b)) }).catch(async (e: unknown) => {
           this.#log.warn({ err: (e as Error).message, approvalId }, 'views.open for the reject reason failed');

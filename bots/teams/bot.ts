@@ -23,9 +23,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type pg from 'pg';
 import type { Activity } from 'botbuilder';
 import { parseChatCommand, type ChatCore } from '../../src/chat/intake.ts';
-import { approvalMessageView, postedMessageView, runMessageView } from '../../src/chat/message-views.ts';
 import type { Where } from '../../src/chat/outbox.ts';
-import type { ChatView } from '../../src/chat/platform.ts';
 import { notice, type ChatReply } from '../../src/chat/replies.ts';
 import type { Logger } from '../../src/common/log.ts';
 import type { Principal } from '../../src/common/principals.ts';
@@ -204,10 +202,8 @@ export class TeamsBot {
    * posted it (its run card or approval copy), else the approval or run the action named.
    */
   async #card(a: TeamsActivity, actor: Principal, note: string | undefined, named: { approvalId?: string; runId?: string }): Promise<unknown> {
-    let view: ChatView | undefined;
-    if (a.replyToId) view = await postedMessageView(this.#pool, { platform: 'teams', conversation: a.conversation.id, messageId: a.replyToId });
-    if (!view && named.approvalId) view = await approvalMessageView(this.#pool, named.approvalId);
-    if (!view && named.runId) view = await runMessageView(this.#pool, named.runId);
-    return cardResponse(renderForViewer(view ?? notice(note ?? 'This card is no longer known to Tollgate.'), actor, view ? note : undefined));
+    const posted = a.replyToId ? { platform: 'teams', conversation: a.conversation.id, messageId: a.replyToId } : undefined;
+    const { view, rights } = await this.#core().viewFor(actor, { ...(posted ? { posted } : {}), ...named });
+    return cardResponse(renderForViewer(view ?? notice(note ?? 'This card is no longer known to Tollgate.'), actor, view ? note : undefined, rights));
   }
 }

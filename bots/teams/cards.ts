@@ -21,8 +21,9 @@
  *   replaced by a short one saying so.
  */
 import type { ChatView, Rendered } from '../../src/chat/platform.ts';
+import { eligibilityOnView, type DecisionRights } from '../../src/chat/viewer.ts';
 import type { ChatReply, RunSummary, WorkflowSummary } from '../../src/chat/replies.ts';
-import { formatPrincipal, samePrincipal, type Principal } from '../../src/common/principals.ts';
+import { formatPrincipal, type Principal } from '../../src/common/principals.ts';
 import type { RunStatus, StepStatus } from '../../src/db/queries/runs.ts';
 import { copyStillAsks, type ApprovalCopy, type ApprovalView } from '../../src/views/approval-view.ts';
 import type { FormField } from '../../src/views/form.ts';
@@ -251,11 +252,13 @@ const THREAD: ApprovalCopy = { kind: 'thread' };
 /** The base card, seen by everyone: buttons while the copy still asks (authorisation happens at the click). */
 const anyoneMayTry: MayDecide = (a, copy) => copyStillAsks(a, copy);
 
-/** One person's card: buttons only while they may still decide. */
-function viewerMayDecide(viewer: Principal): MayDecide {
-  const who = formatPrincipal(viewer);
-  return (a, copy) =>
-    copyStillAsks(a, copy) && a.eligible.includes(who) && !a.decisions.some((d) => d.principal === who || (d.by !== null && samePrincipal(d.by, viewer)));
+/**
+ * One person's card: buttons only while they may still decide, by the one eligibility rule: the
+ * rights the chat layer read from the approvals' records (so a requester the policy bars from
+ * approving their own request sees none), or, without them, what the view alone tells.
+ */
+function viewerMayDecide(viewer: Principal, rights?: DecisionRights): MayDecide {
+  return (a, copy) => copyStillAsks(a, copy) && (rights?.get(a.id) ?? eligibilityOnView(a, viewer)).may;
 }
 
 const TEAMS_PRINCIPAL = /^teams:[^:\s]+:([^:\s]+)$/;
@@ -527,8 +530,8 @@ export function cardOf(r: Rendered): AdaptiveCard {
  * Approve/Reject only where they may still decide; Retry/Cancel as the run offers them; `note`
  * (with the notice marks `*bold*` and `` `code` ``) on top.
  */
-export function renderForViewer(view: ChatView, viewer: Principal, note?: string): AdaptiveCard {
-  return envelope(draw(view, viewerMayDecide(viewer)), note);
+export function renderForViewer(view: ChatView, viewer: Principal, note?: string, rights?: DecisionRights): AdaptiveCard {
+  return envelope(draw(view, viewerMayDecide(viewer, rights)), note);
 }
 
 /** Every `Action.Execute` in a card, including those inside show-cards and action sets, in order. */

@@ -14,6 +14,7 @@ import { withRetriedTransaction } from '../db/transaction.ts';
 import { enqueueAdvance, isTerminalStatus } from '../db/queries/runs.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { applyTimeout } from './gate.ts';
+import { policyEligibility } from './eligibility.ts';
 import { authorise, describeQuorum, principalKey } from './policy.ts';
 import { getApproval, loadApprovalRow, requesterKey, type ApprovalRow } from './store.ts';
 import type { DecideOutcome } from './types.ts';
@@ -130,8 +131,8 @@ async function decideIn(
     };
   }
   const requester = requesterKey(row);
-  const auth = authorise(row.policy, who, requester, decision);
-  if (!auth.ok) return { kind: 'not_allowed', message: `Not allowed: ${auth.reason}` };
+  const auth = policyEligibility(row.policy, who, requester, decision);
+  if (!auth.may) return { kind: 'not_allowed', message: `Not allowed: ${auth.message}` };
 
   const inserted = await q.query(
     `INSERT INTO tollgate.approval_decisions (approval_id, principal, decision, comment, via, os_user) VALUES ($1, $2, $3, $4, $5, $6)

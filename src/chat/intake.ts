@@ -31,7 +31,8 @@
  */
 import type pg from 'pg';
 import { z } from 'zod';
-import { listPendingApprovals, observeDecided } from '../approvals/index.ts';
+import { getApproval, listPendingApprovals, observeDecided } from '../approvals/index.ts';
+import { eligibility, type Eligibility } from '../approvals/eligibility.ts';
 import type { DecideOutcome } from '../approvals/types.ts';
 import { withRetriedTransaction, withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../common/errors.ts';
@@ -41,14 +42,14 @@ import type { Logger } from '../common/log.ts';
 import { isModelCallError } from '../model/errors.ts';
 import { recordModelCall } from '../model/record.ts';
 import type { ModelCallRecord, ModelClient } from '../model/types.ts';
-import { principalSchema, samePrincipal, type Principal } from '../common/principals.ts';
+import { formatPrincipal, principalSchema, samePrincipal, type Principal } from '../common/principals.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { runOriginSchema, type ChatOrigin } from '../runtime/origin.ts';
 import type { WorkflowRegistry } from '../runtime/registry.ts';
 import { printable } from '../runtime/run-input.ts';
 import type { PreparedRun, Runtime } from '../runtime/runtime.ts';
 import type { WorkflowDefinition } from '../runtime/workflow.ts';
-import { loadRunMessageView, toApprovalView } from '../views/approval-view.ts';
+import { loadRunMessageView, toApprovalView, type ApprovalView } from '../views/approval-view.ts';
 import { checkFormValues, describeForm, describeInputs, fieldErrors } from '../views/form.ts';
 import { orderedParams, type ProposalView } from '../views/proposal-view.ts';
 import { listRunsRequestedBy } from '../views/run-view.ts';
@@ -58,6 +59,7 @@ import { getProposal, insertProposal, markProposalConfirmed, setProposalMessage,
 import { writeDeferredIntents, writeRunStarts, type DeferredWrite, type RunStartWrite } from './intake-writes.ts';
 import type { ChatPlatform, ChatView } from './platform.ts';
 import { notice, type ChatReply } from './replies.ts';
+import { viewForViewer, type DecisionRights, type ViewedMessage } from './viewer.ts';
 import { toRunSummary, toWorkflowSummary } from './summaries.ts';
 
 /** A platform's delivery key: what it sends again on a retry (Slack: event_id, trigger_id, view id). */
@@ -200,6 +202,24 @@ export class ChatCore {
       if (!(await claimDeliveryKey(q, actor.platform, key.key, key.kind))) return;
       await enqueueHomeDelivery(q, actor);
     });
+  }
+
+  /**
+   * A message as one person sees it (the card a platform answers a click with), and what they may
+   * decide on it, by the one eligibility rule (viewer.ts).
+   */
+  viewFor(viewer: Principal, message: ViewedMessage): Promise<{ view: ChatView | undefined; rights: DecisionRights }> {
+    return viewForViewer(this.#o.pool, message, viewer);
+  }
+
+  /**
+   * May this person decide this approval now, and if not why (the one eligibility rule): asked
+   * before a form is shown (Slack's reject reason) so nobody fills one in for nothing. `decide`
+   * stays the authority when the decision arrives.
+   */
+  async eligibility(actor: Principal, approvalId: string, decision: 'approve' | 'reject'): Promise<{ eligibility: Eligibility; approval?: ApprovalView }> {
+    const a = await getApproval(this.#o.pool, approvalId);
+    return { eligibility: eligibility(a, approvalId, formatPrincipal(actor), decision), ...(a ? { approval: toApprovalView(a) } : {}) };
   }
 
   /** The workflow, or undefined when no such name (and version) is registered. */
