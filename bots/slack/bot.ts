@@ -23,6 +23,7 @@ import type { Logger as BoltLogger } from '@slack/logger';
 import type pg from 'pg';
 import { parseChatCommand, type ChatCommand, type ChatCore } from '../../src/chat/intake.ts';
 import type { Where } from '../../src/chat/outbox.ts';
+import { FORM_NOT_OPENED, PROPOSAL_UNKNOWN, REASON_FORM_NOT_OPENED } from '../../src/chat/sentences.ts';
 import { CommandSyntaxError, parseCommand } from '../../src/intents/command.ts';
 import type { Logger } from '../../src/common/log.ts';
 import type { Principal } from '../../src/common/principals.ts';
@@ -255,7 +256,7 @@ export class SlackBot {
       } else {
         await client.views.open({ trigger_id: b.trigger_id, view: rejectModal(a, this.#explainAt(actor, b)) }).catch(async (e: unknown) => {
           this.#log.warn({ err: (e as Error).message, approvalId }, 'views.open for the reject reason failed');
-          await core().explain(actor, this.#explainAt(actor, b), 'Could not open the form for a reason; try again, or use `tollgate reject` with --comment.');
+          await core().explain(actor, this.#explainAt(actor, b), REASON_FORM_NOT_OPENED);
         });
       }
       await ack();
@@ -263,23 +264,23 @@ export class SlackBot {
 
     app.view(REJECT_CALLBACK_ID, async ({ ack, body, view }) => {
       const actor = principalFromInteraction(body as never);
-      const reason = readReason(view.state.values as never);
-      if (!reason) {
-        await ack({ response_action: 'errors', errors: { [REASON_BLOCK]: 'Say why you reject it; the requester sees this.' } });
-        return;
-      }
       // Recorded, then carried out after the ack like an Approve click: a refusal (the approval was
-      // resolved meanwhile, …) is explained where the Reject button was clicked.
+      // resolved meanwhile, …) is explained where the Reject button was clicked. Without a reason
+      // the core records nothing and says why, under the reason input.
       const { approvalId, at } = readRejectMetadata(view.private_metadata);
-      await core().submit({
+      const result = await core().submit({
         kind: 'decide',
         approvalId,
         decision: 'reject',
-        comment: reason,
+        comment: readReason(view.state.values as never),
         actor,
         explainAt: at ? { ...this.#where(actor, at.channel, at.threadTs), ...(at.direct ? { direct: true } : {}) } : this.#appDm(actor),
         carryOut: 'after-ack',
       });
+      if (result.fieldErrors?.comment) {
+        await ack({ response_action: 'errors', errors: { [REASON_BLOCK]: result.fieldErrors.comment } });
+        return;
+      }
       await ack();
     });
 
@@ -305,14 +306,14 @@ export class SlackBot {
       const actor = principalFromInteraction(b);
       const form = await core().proposalForm((action as { value?: string }).value ?? '');
       if (!form) {
-        await core().explain(actor, this.#explainAt(actor, b), 'This proposal is no longer known to Tollgate; ask again, or write `run <workflow> key=value …`.');
+        await core().explain(actor, this.#explainAt(actor, b), PROPOSAL_UNKNOWN);
       } else {
         const checked = core().checkInput(form.def, form.given);
         await client.views
           .open({ trigger_id: b.trigger_id, view: paramsModal(form.def, form.given, checked.ok ? undefined : checked.error, { channel: form.where.conversation, threadTs: form.where.thread }) })
           .catch(async (e: unknown) => {
             this.#log.warn({ err: (e as Error).message }, 'views.open for a proposal failed');
-            await core().explain(actor, this.#explainAt(actor, b), 'Could not open the form; try again, or write `run <workflow> key=value …`.');
+            await core().explain(actor, this.#explainAt(actor, b), FORM_NOT_OPENED);
           });
       }
       await ack();

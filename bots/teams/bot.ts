@@ -24,12 +24,13 @@ import type pg from 'pg';
 import type { Activity } from 'botbuilder';
 import { parseChatCommand, type ChatCore } from '../../src/chat/intake.ts';
 import type { Where } from '../../src/chat/outbox.ts';
-import { notice, type ChatReply } from '../../src/chat/replies.ts';
+import { notice } from '../../src/chat/replies.ts';
+import { ALREADY_RECORDED, PROPOSAL_UNKNOWN } from '../../src/chat/sentences.ts';
 import type { Logger } from '../../src/common/log.ts';
 import type { Principal } from '../../src/common/principals.ts';
 import { readBody, sendJson } from '../../src/server/http.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
-import { PARAM_INPUT_PREFIX, renderForViewer, REASON_REQUIRED_MESSAGE, reasonInputId, VERBS, type AdaptiveCard } from './cards.ts';
+import { PARAM_INPUT_PREFIX, renderForViewer, reasonInputId, VERBS, type AdaptiveCard } from './cards.ts';
 import { rememberTenant, rememberUser } from './directory.ts';
 import { commandText, principalOf, tenantOf, type TeamsActivity } from './identity.ts';
 
@@ -136,8 +137,7 @@ export class TeamsBot {
       case VERBS.reject: {
         const approvalId = str('approvalId');
         const comment = (str(reasonInputId(approvalId)) || str('reason')).trim();
-        if (verb === VERBS.reject && !comment) return this.#card(a, actor, REASON_REQUIRED_MESSAGE, { approvalId });
-        const { decided } = await core.submit({
+        const { decided, fieldErrors } = await core.submit({
           kind: 'decide',
           approvalId,
           decision: verb === VERBS.approve ? 'approve' : 'reject',
@@ -145,6 +145,7 @@ export class TeamsBot {
           actor,
           explainAt: null, // explained on the returned card
         });
+        if (fieldErrors?.comment) return this.#card(a, actor, fieldErrors.comment, { approvalId }); // a reject needs a reason
         const note = decided?.kind === 'recorded' ? `Recorded: you ${verb === VERBS.approve ? 'approved' : 'rejected'} this request.` : (decided?.message ?? 'Nothing changed.');
         return this.#card(a, actor, note, { approvalId });
       }
@@ -152,7 +153,7 @@ export class TeamsBot {
       case VERBS.cancel: {
         const runId = str('runId');
         const r = await core.submit({ kind: 'operate', action: verb === VERBS.retry ? 'retry' : 'cancel', runId, actor, key, explainAt: null });
-        return this.#card(a, actor, r.duplicate ? 'Already recorded.' : r.reply?.kind === 'notice' ? r.reply.text : undefined, { runId });
+        return this.#card(a, actor, r.duplicate ? ALREADY_RECORDED : r.reply?.kind === 'notice' ? r.reply.text : undefined, { runId });
       }
       case VERBS.start:
         return this.#start(a, actor, data, key);
@@ -160,14 +161,14 @@ export class TeamsBot {
         // Carried out now: the answer is the proposal card redrawn (confirmed), or why not.
         const proposalId = str('proposalId');
         const r = await core.submit({ kind: 'confirm', proposalId, actor, key, explainAt: null });
-        const note = r.duplicate ? 'Already recorded.' : r.reply?.kind === 'notice' ? r.reply.text : undefined;
+        const note = r.duplicate ? ALREADY_RECORDED : r.reply?.kind === 'notice' ? r.reply.text : undefined;
         const view = await core.proposalView(proposalId);
         return cardResponse(renderForViewer(view ?? notice(note ?? 'This proposal is no longer known to Tollgate.'), actor, view ? note : undefined));
       }
       case VERBS.edit: {
         // The workflow's form, prefilled with what was understood; its Start run is a form start.
         const form = await core.proposalForm(str('proposalId'));
-        if (!form) return cardResponse(renderForViewer(notice('This proposal is no longer known to Tollgate; ask again, or write `run <workflow> key=value …`.'), actor));
+        if (!form) return cardResponse(renderForViewer(notice(PROPOSAL_UNKNOWN), actor));
         return cardResponse(renderForViewer(core.invalidParams(form.def, {}, form.given), actor));
       }
       case VERBS.refresh:
@@ -177,24 +178,17 @@ export class TeamsBot {
     }
   }
 
-  /** The parameters form was submitted: start the run, or show the form again with its errors. */
+  /** The parameters form was submitted: the core starts the run, or answers with the form again and its errors. */
   async #start(a: TeamsActivity, actor: Principal, data: Record<string, unknown>, key: { key: string; kind: string }): Promise<unknown> {
-    const core = this.#core();
-    const name = typeof data.workflow === 'string' ? data.workflow : '';
+    const workflow = typeof data.workflow === 'string' ? data.workflow : '';
     const version = typeof data.version === 'number' ? data.version : Number(data.version) || undefined;
     const values: Record<string, string> = {};
     for (const [k, v] of Object.entries(data)) {
       if (k.startsWith(PARAM_INPUT_PREFIX) && v !== undefined && v !== null) values[k.slice(PARAM_INPUT_PREFIX.length)] = String(v);
     }
-    const def = core.workflow(name, version) ?? core.workflow(name);
-    if (!def) return cardResponse(renderForViewer(core.unknownWorkflow(name), actor));
     // The run is recorded before the answer and created by the worker right after it.
-    const result = await core.submit({ kind: 'start', workflow: def.name, version: def.version, values, actor, where: this.#where(a, actor), key, carryOut: 'after-ack' });
-    if (result.fieldErrors) return cardResponse(renderForViewer(core.invalidParams(def, result.fieldErrors, values), actor));
-    const reply: ChatReply = result.duplicate
-      ? notice('Already recorded.')
-      : notice(`Started *${def.name}* v${def.version} as \`${result.runId ?? ''}\`; its progress is posted ${a.conversation.conversationType === 'channel' ? 'in the thread' : 'here'}.`);
-    return cardResponse(renderForViewer(reply, actor));
+    const result = await this.#core().submit({ kind: 'start', workflow, ...(version !== undefined ? { version } : {}), values, actor, where: this.#where(a, actor), key, carryOut: 'after-ack' });
+    return cardResponse(renderForViewer(result.reply ?? notice(ALREADY_RECORDED), actor));
   }
 
   /**

@@ -21,6 +21,7 @@
  *   replaced by a short one saying so.
  */
 import type { ChatView, Rendered } from '../../src/chat/platform.ts';
+import { REJECT_REASON_REQUIRED } from '../../src/chat/sentences.ts';
 import { eligibilityOnView, type DecisionRights } from '../../src/chat/viewer.ts';
 import type { ChatReply, RunSummary, WorkflowSummary } from '../../src/chat/replies.ts';
 import { formatPrincipal, type Principal } from '../../src/common/principals.ts';
@@ -52,7 +53,8 @@ export const VERBS = {
 } as const;
 
 export const REASON_INPUT_PREFIX = 'reason.';
-export const REASON_REQUIRED_MESSAGE = 'Say why you reject it; the requester sees this.';
+/** Shown by Teams under an empty reason; the core refuses a reject without one with the same sentence. */
+export const REASON_REQUIRED_MESSAGE = REJECT_REASON_REQUIRED;
 export const REASON_MAX_LENGTH = 2000;
 /** Teams refreshes a card automatically for at most 60 listed users. */
 export const MAX_REFRESH_USERS = 60;

@@ -59,6 +59,7 @@ import { getProposal, insertProposal, markProposalConfirmed, setProposalMessage,
 import { writeDeferredIntents, writeRunStarts, type DeferredWrite, type RunStartWrite } from './intake-writes.ts';
 import type { ChatPlatform, ChatView } from './platform.ts';
 import { notice, type ChatReply } from './replies.ts';
+import { ALREADY_RECORDED, PROPOSAL_UNKNOWN, REJECT_REASON_REQUIRED, startedSentence } from './sentences.ts';
 import { viewForViewer, type DecisionRights, type ViewedMessage } from './viewer.ts';
 import { toRunSummary, toWorkflowSummary } from './summaries.ts';
 
@@ -137,13 +138,19 @@ export type DeferredIntent = z.infer<typeof deferredIntentSchema>;
 export interface SubmitResult {
   /** The delivery key was seen before: nothing was done again. */
   duplicate: boolean;
-  /** What to tell the person when the intent asked for `replyVia: 'return'`. */
+  /**
+   * What to tell the person when the intent asked for `replyVia: 'return'`; for `start`: the run
+   * started (or already recorded), the form with its errors, or the workflows when none is named so.
+   */
   reply?: ChatReply;
   /** The run started or touched. */
   runId?: string;
   /** For `decide`: what the approvals engine answered. */
   decided?: DecideOutcome;
-  /** For `start`: field errors, by field name; nothing was recorded. */
+  /**
+   * Field errors, by field name; nothing was recorded. For `start`, the workflow's fields (and
+   * `reply` is the form again, with them); for a `decide` reject without a reason, `comment`.
+   */
   fieldErrors?: Record<string, string>;
 }
 
@@ -262,12 +269,8 @@ export class ChatCore {
     const valid = command.kind === 'run' ? this.#checkRun(command) : undefined;
     if (valid && 'def' in valid) {
       const run = await this.#recordStart(valid.def, valid.input, actor, where, key, intent.carryOut);
-      if (!run) return { duplicate: true, reply: notice('Already recorded.') };
-      return {
-        duplicate: false,
-        runId: run.id,
-        reply: notice(`Started *${run.workflow}* v${run.version} as \`${run.id}\`; its progress is posted ${where?.thread ? 'in the thread' : 'here'}.`),
-      };
+      if (!run) return { duplicate: true, reply: notice(ALREADY_RECORDED) };
+      return { duplicate: false, runId: run.id, reply: notice(startedSentence(run, where)) };
     }
     if (command.kind === 'text' && intent.understand && where && this.#o.model?.configured) {
       // Recorded, acknowledged, and read by the model in the worker: the ack never waits for a model.
@@ -280,7 +283,7 @@ export class ChatCore {
     const changes = command.kind === 'retry' || command.kind === 'cancel' || intent.replyVia === 'outbox';
     return withTransaction(this.#o.pool, async (q) => {
       if (key && changes && !(await claimDeliveryKey(q, actor.platform, key.key, key.kind))) {
-        return { duplicate: true, reply: notice('Already recorded.') };
+        return { duplicate: true, reply: notice(ALREADY_RECORDED) };
       }
       const r = await this.#execute(q, command, actor, where);
       if (intent.replyVia === 'outbox' && where) {
@@ -294,9 +297,14 @@ export class ChatCore {
     const def = this.workflow(intent.workflow, intent.version) ?? this.workflow(intent.workflow);
     if (!def) return { duplicate: false, reply: this.unknownWorkflow(intent.workflow) };
     const checked = this.checkInput(def, intent.values);
-    if (!checked.ok) return { duplicate: false, fieldErrors: fieldErrors(checked.error) };
+    if (!checked.ok) {
+      // The form again, with each error under its field; nothing is recorded.
+      const errors = fieldErrors(checked.error);
+      const given = Object.fromEntries(Object.entries(intent.values).filter((e): e is [string, string] => e[1] !== undefined));
+      return { duplicate: false, fieldErrors: errors, reply: this.invalidParams(def, errors, given) };
+    }
     const run = await this.#recordStart(def, checked.input, intent.actor, intent.where, intent.key, intent.carryOut);
-    return run ? { duplicate: false, runId: run.id } : { duplicate: true };
+    return run ? { duplicate: false, runId: run.id, reply: notice(startedSentence(run, intent.where)) } : { duplicate: true, reply: notice(ALREADY_RECORDED) };
   }
 
   /**
@@ -340,6 +348,8 @@ export class ChatCore {
   }
 
   async #decide(intent: Extract<Intent, { kind: 'decide' }>): Promise<SubmitResult> {
+    // A rejection tells the requester why: without a reason nothing is recorded, on any platform.
+    if (intent.decision === 'reject' && !intent.comment?.trim()) return { duplicate: false, fieldErrors: { comment: REJECT_REASON_REQUIRED } };
     // A repeated decision is a no-op answered "already recorded", so decisions need no delivery key.
     if (intent.carryOut === 'after-ack' && intent.explainAt) {
       const { approvalId, decision, comment, actor, explainAt } = intent;
@@ -504,7 +514,7 @@ export class ChatCore {
       return { duplicate: !recorded };
     }
     return withTransaction(this.#o.pool, async (q) => {
-      if (!(await claimDeliveryKey(q, intent.actor.platform, intent.key.key, intent.key.kind))) return { duplicate: true, reply: notice('Already recorded.') };
+      if (!(await claimDeliveryKey(q, intent.actor.platform, intent.key.key, intent.key.kind))) return { duplicate: true, reply: notice(ALREADY_RECORDED) };
       const outcome = await this.#confirm(q, intent.proposalId, intent.actor);
       if (!outcome.ok) await this.explain(intent.actor, intent.explainAt, outcome.text, q);
       return { duplicate: false, reply: notice(outcome.text), ...(outcome.runId ? { runId: outcome.runId } : {}) };
@@ -519,7 +529,7 @@ export class ChatCore {
    */
   async #confirm(q: Queryable, proposalId: string, actor: Principal): Promise<{ ok: boolean; text: string; runId?: string }> {
     const p = await getProposal(q, proposalId, { lock: true });
-    if (!p) return { ok: false, text: 'This proposal is no longer known to Tollgate; ask again, or write `run <workflow> key=value …`.' };
+    if (!p) return { ok: false, text: PROPOSAL_UNKNOWN };
     if (!samePrincipal(p.asker, actor)) {
       return { ok: false, text: `Only the person who asked can confirm this. To start *${p.workflow}* yourself, press *Edit* and submit the form, or write \`run ${p.workflow} key=value …\`.` };
     }
