@@ -3,7 +3,6 @@
  * `ChatAdapter`; unconfigured ones say what to set. A new platform is a folder beside slack/ and
  * one line here.
  */
-import type pg from 'pg';
 import type { ChatAdapter } from '../src/chat/platform.ts';
 import type { ChatCore } from '../src/chat/intake.ts';
 import type { Config } from '../src/config/config.ts';
@@ -13,15 +12,14 @@ import { createTeamsAdapter, TEAMS_NOT_CONFIGURED } from './teams/index.ts';
 
 export interface AdapterContext {
   config: Config;
-  pool: pg.Pool;
   core: () => ChatCore;
   log: Logger;
 }
 
 export function createChatAdapters(ctx: AdapterContext): ChatAdapter[] {
   return [
-    createSlackAdapter({ config: ctx.config.slack, pool: ctx.pool, core: ctx.core, log: ctx.log }),
-    createTeamsAdapter({ config: ctx.config.teams, pool: ctx.pool, core: ctx.core, log: ctx.log }),
+    createSlackAdapter({ config: ctx.config.slack, core: ctx.core, log: ctx.log }),
+    createTeamsAdapter({ config: ctx.config.teams, core: ctx.core, log: ctx.log }),
   ].filter((a): a is NonNullable<typeof a> => a !== undefined);
 }
 

@@ -20,7 +20,6 @@
  */
 import { App, LogLevel, webApi, type AuthorizeResult } from '@slack/bolt';
 import type { Logger as BoltLogger } from '@slack/logger';
-import type pg from 'pg';
 import { parseChatCommand, type ChatCommand, type ChatCore } from '../../src/chat/intake.ts';
 import type { Where } from '../../src/chat/outbox.ts';
 import { FORM_NOT_OPENED, PROPOSAL_UNKNOWN, REASON_FORM_NOT_OPENED } from '../../src/chat/sentences.ts';
@@ -48,7 +47,6 @@ export interface SlackBotOptions {
   appToken?: string | undefined;
   /** Web API base URL (GovSlack, or a local fake). */
   apiUrl?: string | undefined;
-  pool: pg.Pool;
   /** The chat core, set once every platform is known (see createSlackAdapter). */
   core: () => ChatCore;
   log: Logger;

@@ -2,7 +2,6 @@
  * The Slack adapter's entry point for the boot (src/app.ts, through bots/index.ts): a
  * `ChatAdapter` when Slack is configured; otherwise it says what to set and Tollgate runs on.
  */
-import type pg from 'pg';
 import type { ChatAdapter } from '../../src/chat/platform.ts';
 import type { ChatCore } from '../../src/chat/intake.ts';
 import type { Config } from '../../src/config/config.ts';
@@ -19,7 +18,6 @@ export interface SlackAdapter extends ChatAdapter {
 
 export function createSlackAdapter(opts: {
   config: Config['slack'];
-  pool: pg.Pool;
   /** The chat core; called when a request arrives, so it may be built after the adapters. */
   core: () => ChatCore;
   log: Logger;
@@ -44,7 +42,6 @@ export function createSlackAdapter(opts: {
     botToken: config.botToken,
     appToken: config.appToken,
     apiUrl: config.apiUrl,
-    pool: opts.pool,
     core: opts.core,
     log,
     clientOptions: opts.clientOptions,

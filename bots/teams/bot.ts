@@ -16,22 +16,22 @@
  * - Card actions (`adaptiveCard/action` invokes, Universal Actions) are answered in the HTTP
  *   response with the clicked card redrawn for the clicker: the outcome of their decision, or why
  *   it was refused, on top. Every other copy is brought up to date by the outbox.
- * - Installations and every activity keep the sender's and tenant's addresses (directory.ts), so
- *   approvers get their card later without having written to the bot.
+ * - Installations and every activity keep the sender's and tenant's addresses (`seenIn`, recorded
+ *   by the chat layer with the request: src/chat/directory.ts), so approvers get their card later
+ *   without having written to the bot.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type pg from 'pg';
 import type { Activity } from 'botbuilder';
 import { parseChatCommand, type ChatCore } from '../../src/chat/intake.ts';
 import type { Where } from '../../src/chat/outbox.ts';
 import { notice } from '../../src/chat/replies.ts';
 import { ALREADY_RECORDED, PROPOSAL_UNKNOWN } from '../../src/chat/sentences.ts';
+import type { TeamsSeen } from '../../src/chat/directory.ts';
 import type { Logger } from '../../src/common/log.ts';
 import type { Principal } from '../../src/common/principals.ts';
 import { readBody, sendJson } from '../../src/server/http.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
 import { PARAM_INPUT_PREFIX, renderForViewer, reasonInputId, VERBS, type AdaptiveCard } from './cards.ts';
-import { rememberTenant, rememberUser } from './directory.ts';
 import { commandText, principalOf, tenantOf, type TeamsActivity } from './identity.ts';
 
 const CARD = 'application/vnd.microsoft.card.adaptive';
@@ -45,15 +45,31 @@ function errorResponse(statusCode: number, message: string) {
   return { statusCode, type: 'application/vnd.microsoft.error', value: { code: statusCode === 400 ? 'BadRequest' : 'Error', message } };
 }
 
+/**
+ * What a verified activity says of where its sender and tenant can be reached later (the tenant's
+ * serviceUrl, the sender's id and personal conversation, members added): recorded by the chat
+ * layer with the activity's request, so approvers get their card later without having written.
+ */
+function seenIn(a: TeamsActivity): TeamsSeen | undefined {
+  const tenant = tenantOf(a);
+  if (!tenant) return undefined;
+  const personal = a.conversation.conversationType === 'personal' ? a.conversation.id : null;
+  const users = [
+    ...(a.from?.aadObjectId ? [{ aadObjectId: a.from.aadObjectId, userId: a.from.id, name: a.from.name, personalConversation: personal }] : []),
+    ...(a.type === 'conversationUpdate' ? (a.membersAdded ?? []) : []).flatMap((m) => (m.aadObjectId ? [{ aadObjectId: m.aadObjectId, userId: m.id, name: m.name, personalConversation: null }] : [])),
+  ];
+  return { tenant, serviceUrl: a.serviceUrl, users };
+}
+
+const noted = (remember: TeamsSeen | undefined) => (remember ? { remember } : {});
+
 export class TeamsBot {
   readonly #adapter: TeamsCloudAdapter;
-  readonly #pool: pg.Pool;
   readonly #core: () => ChatCore;
   readonly #log: Logger;
 
-  constructor(o: { adapter: TeamsCloudAdapter; pool: pg.Pool; core: () => ChatCore; log: Logger }) {
+  constructor(o: { adapter: TeamsCloudAdapter; core: () => ChatCore; log: Logger }) {
     this.#adapter = o.adapter;
-    this.#pool = o.pool;
     this.#core = o.core;
     this.#log = o.log.child({ component: 'teams' });
   }
@@ -87,20 +103,17 @@ export class TeamsBot {
   };
 
   async #activity(a: TeamsActivity): Promise<unknown> {
-    const tenant = tenantOf(a);
     const actor = principalOf(a);
-    if (tenant) {
-      await rememberTenant(this.#pool, tenant, a.serviceUrl);
-      const personal = a.conversation.conversationType === 'personal' ? a.conversation.id : null;
-      const seen = [
-        ...(a.from?.aadObjectId ? [{ aadObjectId: a.from.aadObjectId, userId: a.from.id, name: a.from.name, personalConversation: personal }] : []),
-        ...(a.type === 'conversationUpdate' ? (a.membersAdded ?? []) : []).flatMap((m) => (m.aadObjectId ? [{ aadObjectId: m.aadObjectId, userId: m.id, name: m.name, personalConversation: null }] : [])),
-      ];
-      for (const u of seen) await rememberUser(this.#pool, { tenant, serviceUrl: a.serviceUrl, ...u });
-    }
-    if (a.type === 'message' && actor) return this.#message(a, actor);
-    if (a.type === 'invoke' && a.name === 'adaptiveCard/action') return this.#action(a, actor);
+    const remember = seenIn(a);
+    if (a.type === 'message' && actor) return this.#message(a, actor, remember);
+    if (a.type === 'invoke' && a.name === 'adaptiveCard/action') return this.#action(a, actor, remember);
+    await this.#introduce(remember);
     return undefined;
+  }
+
+  /** An activity that asks for nothing: only what it said of where people are is recorded. */
+  async #introduce(remember: TeamsSeen | undefined): Promise<void> {
+    if (remember) await this.#core().submit({ kind: 'introduce', remember });
   }
 
   /** Where the answer to this activity goes: its conversation, in a channel the thread it was said in. */
@@ -116,19 +129,25 @@ export class TeamsBot {
     };
   }
 
-  async #message(a: TeamsActivity, actor: Principal): Promise<undefined> {
+  async #message(a: TeamsActivity, actor: Principal, remember: TeamsSeen | undefined): Promise<undefined> {
     const text = commandText(a);
-    if (!text) return undefined;
-    await this.#core().submit({ kind: 'command', command: parseChatCommand(text), actor, where: this.#where(a, actor), key: { key: `message:${a.id ?? ''}`, kind: 'message' }, replyVia: 'outbox', carryOut: 'after-ack', understand: true });
+    if (!text) {
+      await this.#introduce(remember);
+      return undefined;
+    }
+    await this.#core().submit({ kind: 'command', command: parseChatCommand(text), actor, where: this.#where(a, actor), key: { key: `message:${a.id ?? ''}`, kind: 'message' }, replyVia: 'outbox', carryOut: 'after-ack', understand: true, ...noted(remember) });
     return undefined;
   }
 
   /** A Universal Action: do what the verb asks, then answer with the clicked card as the clicker now sees it. */
-  async #action(a: TeamsActivity, actor: Principal | undefined): Promise<unknown> {
+  async #action(a: TeamsActivity, actor: Principal | undefined, remember: TeamsSeen | undefined): Promise<unknown> {
     const action = (a.value as { action?: { verb?: unknown; data?: unknown } } | undefined)?.action;
     const verb = typeof action?.verb === 'string' ? action.verb : '';
     const data = (action?.data && typeof action.data === 'object' ? action.data : {}) as Record<string, unknown>;
-    if (!actor) return errorResponse(400, 'This action names no Teams user and tenant, so Tollgate cannot tell who acted.');
+    if (!actor) {
+      await this.#introduce(remember);
+      return errorResponse(400, 'This action names no Teams user and tenant, so Tollgate cannot tell who acted.');
+    }
     const str = (k: string) => (typeof data[k] === 'string' ? (data[k] as string) : '');
     const key = { key: `invoke:${a.id ?? ''}`, kind: verb };
     const core = this.#core();
@@ -144,6 +163,7 @@ export class TeamsBot {
           ...(comment && verb === VERBS.reject ? { comment } : {}),
           actor,
           explainAt: null, // explained on the returned card
+          ...noted(remember),
         });
         if (fieldErrors?.comment) return this.#card(a, actor, fieldErrors.comment, { approvalId }); // a reject needs a reason
         const note = decided?.kind === 'recorded' ? `Recorded: you ${verb === VERBS.approve ? 'approved' : 'rejected'} this request.` : (decided?.message ?? 'Nothing changed.');
@@ -152,34 +172,37 @@ export class TeamsBot {
       case VERBS.retry:
       case VERBS.cancel: {
         const runId = str('runId');
-        const r = await core.submit({ kind: 'operate', action: verb === VERBS.retry ? 'retry' : 'cancel', runId, actor, key, explainAt: null });
+        const r = await core.submit({ kind: 'operate', action: verb === VERBS.retry ? 'retry' : 'cancel', runId, actor, key, explainAt: null, ...noted(remember) });
         return this.#card(a, actor, r.duplicate ? ALREADY_RECORDED : r.reply?.kind === 'notice' ? r.reply.text : undefined, { runId });
       }
       case VERBS.start:
-        return this.#start(a, actor, data, key);
+        return this.#start(a, actor, data, key, remember);
       case VERBS.confirm: {
         // Carried out now: the answer is the proposal card redrawn (confirmed), or why not.
         const proposalId = str('proposalId');
-        const r = await core.submit({ kind: 'confirm', proposalId, actor, key, explainAt: null });
+        const r = await core.submit({ kind: 'confirm', proposalId, actor, key, explainAt: null, ...noted(remember) });
         const note = r.duplicate ? ALREADY_RECORDED : r.reply?.kind === 'notice' ? r.reply.text : undefined;
         const view = await core.proposalView(proposalId);
         return cardResponse(renderForViewer(view ?? notice(note ?? 'This proposal is no longer known to Tollgate.'), actor, view ? note : undefined));
       }
       case VERBS.edit: {
         // The workflow's form, prefilled with what was understood; its Start run is a form start.
+        await this.#introduce(remember);
         const form = await core.proposalForm(str('proposalId'));
         if (!form) return cardResponse(renderForViewer(notice(PROPOSAL_UNKNOWN), actor));
         return cardResponse(renderForViewer(core.invalidParams(form.def, {}, form.given), actor));
       }
       case VERBS.refresh:
+        await this.#introduce(remember);
         return this.#card(a, actor, undefined, { approvalId: str('approvalId'), runId: str('runId') });
       default:
+        await this.#introduce(remember);
         return errorResponse(400, `Unknown action "${verb}". This card may come from an older version of Tollgate; ask for it again.`);
     }
   }
 
   /** The parameters form was submitted: the core starts the run, or answers with the form again and its errors. */
-  async #start(a: TeamsActivity, actor: Principal, data: Record<string, unknown>, key: { key: string; kind: string }): Promise<unknown> {
+  async #start(a: TeamsActivity, actor: Principal, data: Record<string, unknown>, key: { key: string; kind: string }, remember: TeamsSeen | undefined): Promise<unknown> {
     const workflow = typeof data.workflow === 'string' ? data.workflow : '';
     const version = typeof data.version === 'number' ? data.version : Number(data.version) || undefined;
     const values: Record<string, string> = {};
@@ -187,7 +210,7 @@ export class TeamsBot {
       if (k.startsWith(PARAM_INPUT_PREFIX) && v !== undefined && v !== null) values[k.slice(PARAM_INPUT_PREFIX.length)] = String(v);
     }
     // The run is recorded before the answer and created by the worker right after it.
-    const result = await this.#core().submit({ kind: 'start', workflow, ...(version !== undefined ? { version } : {}), values, actor, where: this.#where(a, actor), key, carryOut: 'after-ack' });
+    const result = await this.#core().submit({ kind: 'start', workflow, ...(version !== undefined ? { version } : {}), values, actor, where: this.#where(a, actor), key, carryOut: 'after-ack', ...noted(remember) });
     return cardResponse(renderForViewer(result.reply ?? notice(ALREADY_RECORDED), actor));
   }
 

@@ -4,7 +4,6 @@
  * Emulator, when TEAMS_ALLOW_UNAUTHENTICATED=true says to take unauthenticated traffic (logged
  * loudly). Otherwise there is no adapter and `POST /api/messages` answers 401 saying what to set.
  */
-import type pg from 'pg';
 import type { ChatCore } from '../../src/chat/intake.ts';
 import type { ChatAdapter } from '../../src/chat/platform.ts';
 import type { Config } from '../../src/config/config.ts';
@@ -26,7 +25,7 @@ export interface TeamsAdapter extends ChatAdapter {
   readonly adapter: TeamsCloudAdapter;
 }
 
-export function createTeamsAdapter(opts: { config: Config['teams']; pool: pg.Pool; core: () => ChatCore; log: Logger }): TeamsAdapter | undefined {
+export function createTeamsAdapter(opts: { config: Config['teams']; core: () => ChatCore; log: Logger }): TeamsAdapter | undefined {
   const { config, log } = opts;
   if (!config.appId) {
     if (!config.allowUnauthenticated) {
@@ -39,11 +38,11 @@ export function createTeamsAdapter(opts: { config: Config['teams']; pool: pg.Poo
     );
   }
   const adapter = new TeamsCloudAdapter(config.botFrameworkSettings);
-  const bot = new TeamsBot({ adapter, pool: opts.pool, core: opts.core, log });
+  const bot = new TeamsBot({ adapter, core: opts.core, log });
   return {
     bot,
     adapter,
-    platform: teamsPlatform({ adapter, pool: opts.pool, defaultServiceUrl: config.serviceUrl ?? DEFAULT_SERVICE_URL }),
+    platform: teamsPlatform({ adapter, directory: () => opts.core().teamsDirectory, defaultServiceUrl: config.serviceUrl ?? DEFAULT_SERVICE_URL }),
     mount: (http: HttpServer) => http.mount('POST', '/api/messages', bot.handle),
     start: async () => {
       log.info({ appId: config.appId ?? '(none: unauthenticated)', appType: config.appType ?? 'MultiTenant' }, 'Teams connected');

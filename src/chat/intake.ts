@@ -59,6 +59,7 @@ import { getProposal, insertProposal, markProposalConfirmed, setProposalMessage,
 import { writeDeferredIntents, writeRunStarts, type DeferredWrite, type RunStartWrite } from './intake-writes.ts';
 import type { ChatPlatform, ChatView } from './platform.ts';
 import { notice, type ChatReply } from './replies.ts';
+import { remember, teamsDirectory, type TeamsDirectory, type TeamsSeen } from './directory.ts';
 import { ALREADY_RECORDED, PROPOSAL_UNKNOWN, REJECT_REASON_REQUIRED, startedSentence } from './sentences.ts';
 import { viewForViewer, type DecisionRights, type ViewedMessage } from './viewer.ts';
 import { toRunSummary, toWorkflowSummary } from './summaries.ts';
@@ -83,7 +84,7 @@ export function parseChatCommand(text: string): ChatCommand {
   }
 }
 
-export type Intent =
+export type Intent = (
   /**
    * A command from a slash command, a mention or a DM. `where` is where the run's message goes.
    * `understand`: free text (`command.kind === 'text'`) goes to the model, when one is configured
@@ -97,7 +98,16 @@ export type Intent =
   /** An approval decision. Anything but a recorded decision is explained to the actor at `explainAt`. */
   | { kind: 'decide'; approvalId: string; decision: 'approve' | 'reject'; comment?: string; actor: Principal; explainAt: Where | null; carryOut?: CarryOut }
   /** Confirm under a proposal (a free-text request understood): starts its run, once; only the asker may. */
-  | { kind: 'confirm'; proposalId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null; carryOut?: CarryOut };
+  | { kind: 'confirm'; proposalId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null; carryOut?: CarryOut }
+  /** An activity that asks for nothing (an installation, a refresh): only what it said of where people are. */
+  | { kind: 'introduce' }
+) & {
+  /**
+   * What the activity said of where its sender and tenant can be reached later (Teams' directory,
+   * directory.ts), recorded in the same transaction as the request.
+   */
+  remember?: TeamsSeen;
+};
 
 /**
  * When an intent that changes something is carried out: 'now' (default), before `submit`
@@ -166,14 +176,18 @@ export interface ChatCoreOptions {
 
 export class ChatCore {
   readonly #o: ChatCoreOptions;
-  readonly #starts: GroupCommit<RunStartWrite, boolean>;
-  readonly #deferred: GroupCommit<DeferredWrite, boolean>;
+  readonly #starts: GroupCommit<RunStartWrite & Noted, boolean>;
+  readonly #deferred: GroupCommit<DeferredWrite & Noted, boolean>;
+  /** Where Teams people can be reached, for the Teams platform's deliveries. */
+  readonly teamsDirectory: TeamsDirectory;
 
   constructor(o: ChatCoreOptions) {
     this.#o = o;
-    // One statement per write: atomic on its own, so the pool runs it without a transaction.
-    this.#starts = new GroupCommit({ name: 'run starts', log: o.log, write: (items) => writeRunStarts(o.pool, items) });
-    this.#deferred = new GroupCommit({ name: 'deferred clicks', log: o.log, write: (items) => writeDeferredIntents(o.pool, items) });
+    // One statement per write: atomic on its own, so the pool runs it without a transaction
+    // (unless an item carries a directory note: then one transaction holds both).
+    this.#starts = new GroupCommit({ name: 'run starts', log: o.log, write: noting<RunStartWrite & Noted>(o.pool, writeRunStarts) });
+    this.#deferred = new GroupCommit({ name: 'deferred clicks', log: o.log, write: noting<DeferredWrite & Noted>(o.pool, writeDeferredIntents) });
+    this.teamsDirectory = teamsDirectory(o.pool);
   }
 
   /** How many grouped writes carried how many intents so far (tests and the bench). */
@@ -193,6 +207,9 @@ export class ChatCore {
         return this.#decide(intent);
       case 'confirm':
         return this.#confirmIntent(intent);
+      case 'introduce':
+        await remember(this.#o.pool, intent.remember);
+        return { duplicate: false };
     }
   }
 
@@ -268,20 +285,21 @@ export class ChatCore {
     const { command, actor, where, key } = intent;
     const valid = command.kind === 'run' ? this.#checkRun(command) : undefined;
     if (valid && 'def' in valid) {
-      const run = await this.#recordStart(valid.def, valid.input, actor, where, key, intent.carryOut);
+      const run = await this.#recordStart(valid.def, valid.input, actor, where, key, intent.carryOut, intent.remember);
       if (!run) return { duplicate: true, reply: notice(ALREADY_RECORDED) };
       return { duplicate: false, runId: run.id, reply: notice(startedSentence(run, where)) };
     }
     if (command.kind === 'text' && intent.understand && where && this.#o.model?.configured) {
       // Recorded, acknowledged, and read by the model in the worker: the ack never waits for a model.
       const payload: DeferredIntent = { kind: 'understand', text: command.text, actor, where };
-      const recorded = await this.#deferred.submit({ ...(key ? { key: { platform: actor.platform, ...key } } : {}), payload });
+      const recorded = await this.#deferred.submit({ ...(key ? { key: { platform: actor.platform, ...key } } : {}), payload, remember: intent.remember });
       return { duplicate: !recorded };
     }
     // Only commands that change something need to be recognised when re-sent, unless the reply
     // itself goes through the outbox (a mention's reply must not be posted twice).
     const changes = command.kind === 'retry' || command.kind === 'cancel' || intent.replyVia === 'outbox';
     return withTransaction(this.#o.pool, async (q) => {
+      await remember(q, intent.remember);
       if (key && changes && !(await claimDeliveryKey(q, actor.platform, key.key, key.kind))) {
         return { duplicate: true, reply: notice(ALREADY_RECORDED) };
       }
@@ -295,15 +313,19 @@ export class ChatCore {
 
   async #start(intent: Extract<Intent, { kind: 'start' }>): Promise<SubmitResult> {
     const def = this.workflow(intent.workflow, intent.version) ?? this.workflow(intent.workflow);
-    if (!def) return { duplicate: false, reply: this.unknownWorkflow(intent.workflow) };
+    if (!def) {
+      await remember(this.#o.pool, intent.remember);
+      return { duplicate: false, reply: this.unknownWorkflow(intent.workflow) };
+    }
     const checked = this.checkInput(def, intent.values);
     if (!checked.ok) {
+      await remember(this.#o.pool, intent.remember);
       // The form again, with each error under its field; nothing is recorded.
       const errors = fieldErrors(checked.error);
       const given = Object.fromEntries(Object.entries(intent.values).filter((e): e is [string, string] => e[1] !== undefined));
       return { duplicate: false, fieldErrors: errors, reply: this.invalidParams(def, errors, given) };
     }
-    const run = await this.#recordStart(def, checked.input, intent.actor, intent.where, intent.key, intent.carryOut);
+    const run = await this.#recordStart(def, checked.input, intent.actor, intent.where, intent.key, intent.carryOut, intent.remember);
     return run ? { duplicate: false, runId: run.id, reply: notice(startedSentence(run, intent.where)) } : { duplicate: true, reply: notice(ALREADY_RECORDED) };
   }
 
@@ -320,9 +342,10 @@ export class ChatCore {
     where: Where | null,
     key: DeliveryKey | undefined,
     carryOut: CarryOut = 'now',
+    note?: TeamsSeen,
   ): Promise<PreparedRun | undefined> {
     const run = this.#o.runtime.prepareRun({ workflow: def.name, version: def.version, input, requester: actor, origin: originOf(actor, where) });
-    const keyOf = key ? { key: { platform: actor.platform, ...key } } : {};
+    const keyOf = { ...(key ? { key: { platform: actor.platform, ...key } } : {}), remember: note };
     const recorded =
       carryOut === 'after-ack'
         ? await this.#deferred.submit({ ...keyOf, runId: run.id, payload: { kind: 'start', run, where } satisfies DeferredIntent })
@@ -335,10 +358,11 @@ export class ChatCore {
   async #operateIntent(intent: Extract<Intent, { kind: 'operate' }>): Promise<SubmitResult> {
     if (intent.carryOut === 'after-ack' && intent.explainAt) {
       const payload: DeferredIntent = { kind: 'operate', action: intent.action, runId: intent.runId, actor: intent.actor, explainAt: intent.explainAt };
-      const recorded = await this.#deferred.submit({ key: { platform: intent.actor.platform, ...intent.key }, payload });
+      const recorded = await this.#deferred.submit({ key: { platform: intent.actor.platform, ...intent.key }, payload, remember: intent.remember });
       return { duplicate: !recorded, runId: intent.runId };
     }
     return withTransaction(this.#o.pool, async (q) => {
+      await remember(q, intent.remember);
       if (!(await claimDeliveryKey(q, intent.actor.platform, intent.key.key, intent.key.kind))) return { duplicate: true };
       const outcome = await this.#operate(q, intent.action, intent.runId, intent.actor);
       // The refusal is recorded with the click and explained after the ack, through the outbox.
@@ -349,19 +373,30 @@ export class ChatCore {
 
   async #decide(intent: Extract<Intent, { kind: 'decide' }>): Promise<SubmitResult> {
     // A rejection tells the requester why: without a reason nothing is recorded, on any platform.
-    if (intent.decision === 'reject' && !intent.comment?.trim()) return { duplicate: false, fieldErrors: { comment: REJECT_REASON_REQUIRED } };
+    if (intent.decision === 'reject' && !intent.comment?.trim()) {
+      await remember(this.#o.pool, intent.remember);
+      return { duplicate: false, fieldErrors: { comment: REJECT_REASON_REQUIRED } };
+    }
     // A repeated decision is a no-op answered "already recorded", so decisions need no delivery key.
     if (intent.carryOut === 'after-ack' && intent.explainAt) {
       const { approvalId, decision, comment, actor, explainAt } = intent;
       const payload: DeferredIntent = { kind: 'decide', approvalId, decision, ...(comment !== undefined ? { comment } : {}), actor, explainAt };
-      await this.#deferred.submit({ payload });
+      await this.#deferred.submit({ payload, remember: intent.remember });
       return { duplicate: false };
     }
-    // runtime.decide records the decision in its own transaction.
+    // Decided now, in one transaction with what the activity said of where people are and the
+    // explanation of anything but a recorded decision.
     const via = intent.explainAt?.platform ?? intent.actor.platform;
-    const outcome = await this.#o.runtime.decide(intent.approvalId, intent.actor, intent.decision, intent.comment, { via });
-    if (outcome.kind !== 'recorded') await this.explain(intent.actor, intent.explainAt, outcome.message);
-    return { duplicate: false, decided: outcome };
+    const outcome = await withRetriedTransaction(this.#o.pool, async (q) => {
+      await remember(q, intent.remember);
+      const o = await this.#o.runtime.decideWithin(q, intent.approvalId, intent.actor, intent.decision, intent.comment, { via });
+      if (o.kind !== 'recorded') await this.explain(intent.actor, intent.explainAt, o.message, q);
+      return o;
+    });
+    observeDecided(outcome);
+    // The state after commit, so the adapter renders what others will see.
+    const approval = await getApproval(this.#o.pool, intent.approvalId);
+    return { duplicate: false, decided: approval ? { ...outcome, approval } : outcome };
   }
 
   /**
@@ -510,10 +545,11 @@ export class ChatCore {
   async #confirmIntent(intent: Extract<Intent, { kind: 'confirm' }>): Promise<SubmitResult> {
     if (intent.carryOut === 'after-ack' && intent.explainAt) {
       const payload: DeferredIntent = { kind: 'confirm', proposalId: intent.proposalId, actor: intent.actor, explainAt: intent.explainAt };
-      const recorded = await this.#deferred.submit({ key: { platform: intent.actor.platform, ...intent.key }, payload });
+      const recorded = await this.#deferred.submit({ key: { platform: intent.actor.platform, ...intent.key }, payload, remember: intent.remember });
       return { duplicate: !recorded };
     }
     return withTransaction(this.#o.pool, async (q) => {
+      await remember(q, intent.remember);
       if (!(await claimDeliveryKey(q, intent.actor.platform, intent.key.key, intent.key.kind))) return { duplicate: true, reply: notice(ALREADY_RECORDED) };
       const outcome = await this.#confirm(q, intent.proposalId, intent.actor);
       if (!outcome.ok) await this.explain(intent.actor, intent.explainAt, outcome.text, q);
@@ -636,6 +672,27 @@ export class ChatCore {
     if (!p) throw new TollgateError('TG_CONFIG_INVALID', `Chat platform "${name}" is not registered in this process.`);
     return p;
   }
+}
+
+/** A grouped write's item may carry what its activity said of where people are (directory.ts). */
+interface Noted {
+  remember?: TeamsSeen | undefined;
+}
+
+/**
+ * A grouped write that also records its items' directory notes: the write alone when none has
+ * one (one statement, atomic on its own), else both in one transaction.
+ */
+function noting<I extends Noted>(pool: pg.Pool, write: (q: Queryable, items: I[]) => Promise<boolean[]>): (items: I[]) => Promise<boolean[]> {
+  return async (items) => {
+    const notes = items.flatMap((i) => (i.remember ? [i.remember] : []));
+    if (notes.length === 0) return write(pool, items);
+    return withTransaction(pool, async (q) => {
+      const written = await write(q, items);
+      for (const n of notes) await remember(q, n);
+      return written;
+    });
+  };
 }
 
 /** How to start something without the model, said wherever free text cannot be read. */

@@ -55,7 +55,6 @@ export async function startSlackHarness(
   let chat: Chat | undefined;
   const slack = createSlackAdapter({
     config: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN, appToken: opts.appToken, apiUrl: fake.apiUrl },
-    pool: db.pool,
     core: () => chat!.core,
     log,
     // A 500 must fail the call now (the outbox retries it), not stall the suite.
