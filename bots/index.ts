@@ -3,10 +3,7 @@
  * `ChatAdapter`; unconfigured ones say what to set. A new platform is a folder beside slack/ and
  * one line here.
  */
-import type { ChatAdapter } from '../src/chat/platform.ts';
-import type { ChatCore } from '../src/chat/intake.ts';
-import type { Config } from '../src/config/config.ts';
-import type { Logger } from '../src/common/log.ts';
+import type { ChatAdapter, ChatCore, Config, Logger } from '../src/chat/index.ts';
 import { createSlackAdapter } from './slack/index.ts';
 import { createTeamsAdapter, TEAMS_NOT_CONFIGURED } from './teams/index.ts';
 

@@ -20,14 +20,7 @@
  */
 import { App, LogLevel, webApi, type AuthorizeResult } from '@slack/bolt';
 import type { Logger as BoltLogger } from '@slack/logger';
-import { parseChatCommand, type ChatCommand, type ChatCore } from '../../src/chat/intake.ts';
-import type { Where } from '../../src/chat/outbox.ts';
-import { FORM_NOT_OPENED, PROPOSAL_UNKNOWN, REASON_FORM_NOT_OPENED } from '../../src/chat/sentences.ts';
-import { CommandSyntaxError, parseCommand } from '../../src/intents/command.ts';
-import type { Logger } from '../../src/common/log.ts';
-import type { Principal } from '../../src/common/principals.ts';
-import { PROPOSAL_ACTION_IDS } from '../../src/views/proposal-view.ts';
-import { ACTION_IDS } from '../../src/views/run-view.ts';
+import { ACTION_IDS, FORM_NOT_OPENED, parseChatCommand, PROPOSAL_ACTION_IDS, PROPOSAL_UNKNOWN, REASON_FORM_NOT_OPENED, type ChatCore, type Logger, type Principal, type Where } from '../../src/chat/index.ts';
 import { plainMessage, type SlackMessage } from './blocks.ts';
 import { principalFromCommand, principalFromEvent, principalFromInteraction } from './identity.ts';
 import { readReason, readRejectMetadata, REASON_BLOCK, REJECT_CALLBACK_ID, rejectModal } from './approvals.ts';
@@ -151,12 +144,9 @@ export class SlackBot {
       }
       const actor = principalFromCommand(command);
       const where = this.#where(actor, command.channel_id, null);
-      let cmd: ChatCommand;
-      try {
-        cmd = parseCommand(command.text ?? '');
-      } catch (e) {
-        if (!(e instanceof CommandSyntaxError)) throw e;
-        await ack(ephemeral(plainMessage(e.message)));
+      const cmd = parseChatCommand(command.text ?? '');
+      if (cmd.kind === 'invalid') {
+        await ack(ephemeral(plainMessage(cmd.message)));
         return;
       }
       if (cmd.kind === 'run') {

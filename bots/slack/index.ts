@@ -2,11 +2,7 @@
  * The Slack adapter's entry point for the boot (src/app.ts, through bots/index.ts): a
  * `ChatAdapter` when Slack is configured; otherwise it says what to set and Tollgate runs on.
  */
-import type { ChatAdapter } from '../../src/chat/platform.ts';
-import type { ChatCore } from '../../src/chat/intake.ts';
-import type { Config } from '../../src/config/config.ts';
-import type { Logger } from '../../src/common/log.ts';
-import type { HttpServer } from '../../src/server/http.ts';
+import type { ChatAdapter, ChatCore, Config, HttpServer, Logger } from '../../src/chat/index.ts';
 import { SlackBot, type SlackBotOptions } from './bot.ts';
 import { slackPlatform } from './platform.ts';
 

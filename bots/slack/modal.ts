@@ -8,8 +8,8 @@
  */
 import type { KnownBlock, ModalView, PlainTextOption, InputBlock } from '@slack/types';
 import { z } from 'zod';
-import type { WorkflowDefinition } from '../../src/runtime/workflow.ts';
-import { describeForm, fieldErrors, type FormField } from '../../src/views/form.ts';
+import { describeForm, fieldErrors, type WorkflowDefinition } from '../../src/chat/index.ts';
+import type { FormField } from '../../src/views/form.ts';
 import { escapeMrkdwn, truncate } from './blocks.ts';
 
 export const PARAMS_CALLBACK_ID = 'run.params';

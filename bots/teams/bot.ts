@@ -22,14 +22,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Activity } from 'botbuilder';
-import { parseChatCommand, type ChatCore } from '../../src/chat/intake.ts';
-import type { Where } from '../../src/chat/outbox.ts';
-import { notice } from '../../src/chat/replies.ts';
-import { ALREADY_RECORDED, PROPOSAL_UNKNOWN } from '../../src/chat/sentences.ts';
-import type { TeamsSeen } from '../../src/chat/directory.ts';
-import type { Logger } from '../../src/common/log.ts';
-import type { Principal } from '../../src/common/principals.ts';
-import { readBody, sendJson } from '../../src/server/http.ts';
+import { ALREADY_RECORDED, notice, parseChatCommand, PROPOSAL_UNKNOWN, readBody, sendJson, type ChatCore, type Logger, type Principal, type TeamsSeen, type Where } from '../../src/chat/index.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
 import { PARAM_INPUT_PREFIX, renderForViewer, reasonInputId, VERBS, type AdaptiveCard } from './cards.ts';
 import { commandText, principalOf, tenantOf, type TeamsActivity } from './identity.ts';

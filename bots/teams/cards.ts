@@ -20,17 +20,12 @@
  *   lists and approvals added only while they fit, and a card that would still be too large is
  *   replaced by a short one saying so.
  */
-import type { ChatView, Rendered } from '../../src/chat/platform.ts';
-import { REJECT_REASON_REQUIRED } from '../../src/chat/sentences.ts';
-import { eligibilityOnView, type DecisionRights } from '../../src/chat/viewer.ts';
-import type { ChatReply, RunSummary, WorkflowSummary } from '../../src/chat/replies.ts';
-import { formatPrincipal, type Principal } from '../../src/common/principals.ts';
-import type { RunStatus, StepStatus } from '../../src/db/queries/runs.ts';
-import { copyStillAsks, type ApprovalCopy, type ApprovalView } from '../../src/views/approval-view.ts';
+import { ACTION_IDS, approvalFallback, approvalHeadline, approvalLines, copyStillAsks, eligibilityOnView, ESCALATED_AWAY, foldSteps, formatPrincipal, PROPOSAL_ACTION_IDS, REJECT_REASON_REQUIRED, STATUS_LABELS, stepText, truncate, type ChatReply, type ChatView, type DecisionRights, type Principal, type Rendered, type RunStatus, type RunSummary, type StepStatus, type WorkflowSummary } from '../../src/chat/index.ts';
+import type { ApprovalCopy, ApprovalView } from '../../src/views/approval-view.ts';
 import type { FormField } from '../../src/views/form.ts';
-import { PROPOSAL_ACTION_IDS, type ProposalView } from '../../src/views/proposal-view.ts';
-import { ACTION_IDS, STATUS_LABELS, type RunView } from '../../src/views/run-view.ts';
-import { approvalFallback, approvalHeadline, approvalLines, ESCALATED_AWAY, foldSteps, stepText, truncate, type Markup } from '../../src/views/text.ts';
+import type { ProposalView } from '../../src/views/proposal-view.ts';
+import type { RunView } from '../../src/views/run-view.ts';
+import type { Markup } from '../../src/views/text.ts';
 
 /** Every interactive verb a Teams card sends (`Action.Execute`), and what its `data` holds. */
 export const VERBS = {

@@ -4,11 +4,7 @@
  * Emulator, when TEAMS_ALLOW_UNAUTHENTICATED=true says to take unauthenticated traffic (logged
  * loudly). Otherwise there is no adapter and `POST /api/messages` answers 401 saying what to set.
  */
-import type { ChatCore } from '../../src/chat/intake.ts';
-import type { ChatAdapter } from '../../src/chat/platform.ts';
-import type { Config } from '../../src/config/config.ts';
-import type { Logger } from '../../src/common/log.ts';
-import type { HttpServer } from '../../src/server/http.ts';
+import type { ChatAdapter, ChatCore, Config, HttpServer, Logger } from '../../src/chat/index.ts';
 import { TeamsCloudAdapter } from './adapter.ts';
 import { TeamsBot } from './bot.ts';
 import { teamsPlatform } from './platform.ts';

@@ -10,9 +10,7 @@
  * activity id, and that copy could never be updated.
  */
 import type { Activity } from 'botbuilder';
-import type { TeamsDirectory } from '../../src/chat/directory.ts';
-import type { ChatPlatform, DeliveryFailure, Destination, Posted, Rendered } from '../../src/chat/platform.ts';
-import type { Principal } from '../../src/common/principals.ts';
+import type { ChatPlatform, DeliveryFailure, Destination, Posted, Principal, Rendered, TeamsDirectory } from '../../src/chat/index.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
 import { cardOf, renderTeams } from './cards.ts';
 
