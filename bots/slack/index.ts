@@ -2,7 +2,7 @@
  * The Slack adapter's entry point for the boot (src/app.ts, through bots/index.ts): a
  * `ChatAdapter` when Slack is configured; otherwise it says what to set and Tollgate runs on.
  */
-import type { ChatAdapter, ChatCore, Config, HttpServer, Logger } from '../../src/chat/index.ts';
+import type { ChatAdapter, ChatCore, ChatPlatformEntry, Config, HttpServer, Logger } from '../../src/chat/index.ts';
 import { SlackBot, type SlackBotOptions } from './bot.ts';
 import { slackPlatform } from './platform.ts';
 
@@ -11,6 +11,17 @@ export { SlackBot } from './bot.ts';
 export interface SlackAdapter extends ChatAdapter {
   readonly bot: SlackBot;
 }
+
+/** For the boot (bots/index.ts finds it): Slack's adapter, and its route while unconfigured. */
+export const chatPlatform: ChatPlatformEntry = {
+  name: 'slack',
+  create: (ctx) => createSlackAdapter({ config: ctx.config.slack, core: ctx.core, log: ctx.log }),
+  unconfigured: {
+    status: 503,
+    path: '/slack/events',
+    message: 'Slack is not configured here: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_APP_TOKEN for Socket Mode) and restart.',
+  },
+};
 
 export function createSlackAdapter(opts: {
   config: Config['slack'];

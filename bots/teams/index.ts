@@ -4,7 +4,7 @@
  * Emulator, when TEAMS_ALLOW_UNAUTHENTICATED=true says to take unauthenticated traffic (logged
  * loudly). Otherwise there is no adapter and `POST /api/messages` answers 401 saying what to set.
  */
-import type { ChatAdapter, ChatCore, Config, HttpServer, Logger } from '../../src/chat/index.ts';
+import type { ChatAdapter, ChatCore, ChatPlatformEntry, Config, HttpServer, Logger } from '../../src/chat/index.ts';
 import { TeamsCloudAdapter } from './adapter.ts';
 import { TeamsBot } from './bot.ts';
 import { teamsPlatform } from './platform.ts';
@@ -20,6 +20,13 @@ export interface TeamsAdapter extends ChatAdapter {
   readonly bot: TeamsBot;
   readonly adapter: TeamsCloudAdapter;
 }
+
+/** For the boot (bots/index.ts finds it): Teams' adapter, and its route while unconfigured (401: unconfigured, it verifies nobody, so it takes nothing). */
+export const chatPlatform: ChatPlatformEntry = {
+  name: 'teams',
+  create: (ctx) => createTeamsAdapter({ config: ctx.config.teams, core: ctx.core, log: ctx.log }),
+  unconfigured: { status: 401, path: '/api/messages', message: TEAMS_NOT_CONFIGURED },
+};
 
 export function createTeamsAdapter(opts: { config: Config['teams']; core: () => ChatCore; log: Logger }): TeamsAdapter | undefined {
   const { config, log } = opts;

@@ -17,6 +17,7 @@ export { ChatCore, parseChatCommand, type Intent, type SubmitResult, type Delive
 export { createChatDeliverer, type ChatDeliverer, type DeliveryOutcome } from './deliver.ts';
 export type { ChatAdapter, ChatPlatform, ChatView, Destination, DeliveryFailure, Posted, Rendered } from './platform.ts';
 export type { Where } from './outbox.ts';
+export type { AdapterContext, ChatPlatformEntry } from './platform-entry.ts';
 
 // ----- What the adapters (bots/<platform>) use: this file is the only door they go through. ----
 // Besides it they import only view types from src/views (type-only). Nothing here hands them a
@@ -29,6 +30,7 @@ export type { TeamsContact, TeamsDirectory, TeamsSeen, TeamsUserSeen } from './d
 export type { Eligibility, IneligibleReason } from '../approvals/eligibility.ts';
 export { formatPrincipal, parsePrincipal, samePrincipal, type Principal } from '../common/principals.ts';
 export type { Logger } from '../common/log.ts';
+export { TollgateError } from '../common/errors.ts';
 export type { Config } from '../config/config.ts';
 export type { RunStatus, StepStatus } from '../db/queries/runs.ts';
 export type { WorkflowDefinition } from '../runtime/workflow.ts';
