@@ -22,3 +22,6 @@ export const REASON_FORM_NOT_OPENED = 'Could not open the form for a reason; try
 export function startedSentence(run: { workflow: string; version: number; id: string }, where: { thread: string | null } | null): string {
   return `Started *${run.workflow}* v${run.version} as \`${run.id}\`; its progress is posted ${where?.thread ? 'in the thread' : 'here'}.`;
 }
+
+/** How to start something without the model, said wherever free text cannot be read. */
+export const RUN_FORM_HINT = '`run <workflow> key=value …`, e.g. `run demo name=Ada`; `help` lists the workflows.';
