@@ -25,7 +25,7 @@ import { ACTION_IDS, FORM_NOT_OPENED, parseChatCommand, PROPOSAL_ACTION_IDS, PRO
 import { plainMessage, type SlackMessage } from './blocks.ts';
 import { principalFromCommand, principalFromEvent, principalFromInteraction } from './identity.ts';
 import { readReason, readRejectMetadata, REASON_BLOCK, REJECT_CALLBACK_ID, rejectModal } from './approvals.ts';
-import { PARAMS_CALLBACK_ID, paramsMetadataSchema, paramsModal, readSubmission, slackFieldErrors } from './modal.ts';
+import { PARAMS_CALLBACK_ID, paramsMetadataSchema, paramsModal, readSubmission, slackFieldErrorsOf } from './modal.ts';
 import { OPEN_FORM_ACTION, openFormValueSchema, renderReply } from './render.ts';
 import { TollgateHttpReceiver } from './receiver.ts';
 import { AckAfterRecordSocketModeReceiver } from './socket-receiver.ts';
@@ -339,24 +339,20 @@ export class SlackBot {
       await ack({ response_action: 'errors', errors: {} });
       return;
     }
-    const def = this.#core().workflow(meta.data.workflow, meta.data.version) ?? this.#core().workflow(meta.data.workflow);
-    if (!def) {
-      await ack();
-      return;
-    }
-    // Validated by the core with the workflow's schema; its field errors go back into the form.
+    // The core finds the workflow, validates with its schema and records the start (chat's one
+    // form-submit flow); its field errors go back into the form.
     const result = await this.#core().submit({
       kind: 'start',
-      workflow: def.name,
-      version: def.version,
+      workflow: meta.data.workflow,
+      version: meta.data.version,
       values: readSubmission(view.state.values as never),
       actor,
       where: meta.data.channel ? this.#where(actor, meta.data.channel, meta.data.threadTs) : null,
       key: { key: `view:${view.id}`, kind: 'view_submission' },
       carryOut: 'after-ack',
     });
-    if (result.fieldErrors) {
-      await ack({ response_action: 'errors', errors: slackFieldErrors(def, result.fieldErrors) });
+    if (result.fieldErrors && result.reply?.kind === 'invalid-params') {
+      await ack({ response_action: 'errors', errors: slackFieldErrorsOf(result.reply.fields ?? [], result.fieldErrors) });
       return;
     }
     await ack();
