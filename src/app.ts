@@ -98,7 +98,7 @@ export async function composeCore(opts: {
     if (!chat) throw new Error('the chat layer is used before the boot built it');
     return chat.core;
   };
-  const adapters = opts.withChat ? (await loadBots()).createChatAdapters({ config, pool, core, log: opts.adapterLog ?? log }) : [];
+  const adapters = opts.withChat ? (await loadBots()).createChatAdapters({ config, core, log: opts.adapterLog ?? log }) : [];
   chat = createChat({
     pool,
     runtime,

@@ -6,7 +6,7 @@
  * differs from the installing workspace `team.id`). Buttons carry ids only; nothing here reads an
  * action's `value`.
  */
-import type { Principal } from '../../src/common/principals.ts';
+import type { Principal } from '../../src/chat/index.ts';
 
 export interface SlackIdentity {
   userId: string;

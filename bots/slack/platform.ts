@@ -7,9 +7,7 @@
  * Slack's `Retry-After` for the outbox to honour, instead of the client sleeping inside a job.
  */
 import { webApi } from '@slack/bolt';
-import type { ChatPlatform, DeliveryFailure, Destination, Posted, Rendered } from '../../src/chat/platform.ts';
-import type { HomeView } from '../../src/chat/replies.ts';
-import type { Principal } from '../../src/common/principals.ts';
+import type { ChatPlatform, DeliveryFailure, Destination, HomeView, Posted, Principal, Rendered } from '../../src/chat/index.ts';
 import { pendingApprovalBlocks } from './approvals.ts';
 import { LIMITS, renderRunList } from './blocks.ts';
 import { fromRendered, renderSlack, toRendered } from './render.ts';

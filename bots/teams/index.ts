@@ -4,12 +4,7 @@
  * Emulator, when TEAMS_ALLOW_UNAUTHENTICATED=true says to take unauthenticated traffic (logged
  * loudly). Otherwise there is no adapter and `POST /api/messages` answers 401 saying what to set.
  */
-import type pg from 'pg';
-import type { ChatCore } from '../../src/chat/intake.ts';
-import type { ChatAdapter } from '../../src/chat/platform.ts';
-import type { Config } from '../../src/config/config.ts';
-import type { Logger } from '../../src/common/log.ts';
-import type { HttpServer } from '../../src/server/http.ts';
+import type { ChatAdapter, ChatCore, ChatPlatformEntry, Config, HttpServer, Logger } from '../../src/chat/index.ts';
 import { TeamsCloudAdapter } from './adapter.ts';
 import { TeamsBot } from './bot.ts';
 import { teamsPlatform } from './platform.ts';
@@ -26,7 +21,14 @@ export interface TeamsAdapter extends ChatAdapter {
   readonly adapter: TeamsCloudAdapter;
 }
 
-export function createTeamsAdapter(opts: { config: Config['teams']; pool: pg.Pool; core: () => ChatCore; log: Logger }): TeamsAdapter | undefined {
+/** For the boot (bots/index.ts finds it): Teams' adapter, and its route while unconfigured (401: unconfigured, it verifies nobody, so it takes nothing). */
+export const chatPlatform: ChatPlatformEntry = {
+  name: 'teams',
+  create: (ctx) => createTeamsAdapter({ config: ctx.config.teams, core: ctx.core, log: ctx.log }),
+  unconfigured: { status: 401, path: '/api/messages', message: TEAMS_NOT_CONFIGURED },
+};
+
+export function createTeamsAdapter(opts: { config: Config['teams']; core: () => ChatCore; log: Logger }): TeamsAdapter | undefined {
   const { config, log } = opts;
   if (!config.appId) {
     if (!config.allowUnauthenticated) {
@@ -39,11 +41,11 @@ export function createTeamsAdapter(opts: { config: Config['teams']; pool: pg.Poo
     );
   }
   const adapter = new TeamsCloudAdapter(config.botFrameworkSettings);
-  const bot = new TeamsBot({ adapter, pool: opts.pool, core: opts.core, log });
+  const bot = new TeamsBot({ adapter, core: opts.core, log });
   return {
     bot,
     adapter,
-    platform: teamsPlatform({ adapter, pool: opts.pool, defaultServiceUrl: config.serviceUrl ?? DEFAULT_SERVICE_URL }),
+    platform: teamsPlatform({ adapter, directory: () => opts.core().teamsDirectory, defaultServiceUrl: config.serviceUrl ?? DEFAULT_SERVICE_URL }),
     mount: (http: HttpServer) => http.mount('POST', '/api/messages', bot.handle),
     start: async () => {
       log.info({ appId: config.appId ?? '(none: unauthenticated)', appType: config.appType ?? 'MultiTenant' }, 'Teams connected');

@@ -13,10 +13,36 @@ import { createChatDeliverer, type ChatDeliverer } from './deliver.ts';
 import { ChatCore } from './intake.ts';
 import type { ChatPlatform } from './platform.ts';
 
-export { ChatCore, type Intent, type SubmitResult, type DeliveryKey, type ChatCommand } from './intake.ts';
+export { ChatCore, parseChatCommand, type Intent, type SubmitResult, type DeliveryKey, type ChatCommand } from './intake.ts';
 export { createChatDeliverer, type ChatDeliverer, type DeliveryOutcome } from './deliver.ts';
 export type { ChatAdapter, ChatPlatform, ChatView, Destination, DeliveryFailure, Posted, Rendered } from './platform.ts';
 export type { Where } from './outbox.ts';
+export type { AdapterContext, ChatPlatformEntry } from './platform-entry.ts';
+
+// ----- What the adapters (bots/<platform>) use: this file is the only door they go through. ----
+// Besides it they import only view types from src/views (type-only). Nothing here hands them a
+// pool: what they need of the database goes through ChatCore (submit, viewFor, eligibility,
+// teamsDirectory).
+export { notice, type ChatReply, type HomeView, type RunSummary, type WorkflowSummary } from './replies.ts';
+export * from './sentences.ts';
+export { eligibilityOnView, type DecisionRights, type ViewedMessage } from './viewer.ts';
+export type { TeamsContact, TeamsDirectory, TeamsSeen, TeamsUserSeen } from './directory.ts';
+export type { Eligibility, IneligibleReason } from '../approvals/eligibility.ts';
+export { formatPrincipal, parsePrincipal, samePrincipal, type Principal } from '../common/principals.ts';
+export type { Logger } from '../common/log.ts';
+export { TollgateError } from '../common/errors.ts';
+export type { Config } from '../config/config.ts';
+export type { RunStatus, StepStatus } from '../db/queries/runs.ts';
+export type { WorkflowDefinition } from '../runtime/workflow.ts';
+// The views' shared text and ids, so every platform says the same (types: import from src/views).
+export { copyStillAsks } from '../views/approval-view.ts';
+export { describeForm, fieldErrors } from '../views/form.ts';
+export { PROPOSAL_ACTION_IDS } from '../views/proposal-view.ts';
+export { ACTION_IDS, STATUS_LABELS } from '../views/run-view.ts';
+export { approvalFallback, approvalHeadline, approvalLines, ESCALATED_AWAY, foldSteps, formatDuration, stepText, truncate, type Markup } from '../views/text.ts';
+// HTTP: the route an adapter mounts and its body. An arrow up to src/server (named in the report:
+// readBody and sendJson belong in a lower module, which src/server/http.ts would re-export).
+export { readBody, sendJson, type HttpServer } from '../server/http.ts';
 
 export interface Chat {
   readonly core: ChatCore;
