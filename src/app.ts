@@ -178,7 +178,8 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       worker = await startTaskWorker({ config, log, pool: db.pool, project, runtime, chat, processId: newProcessId() });
     }
     if (mode === 'all' || mode === 'server') {
-      const { createHttpServer, sendJson } = await import('./server/http.ts');
+      const { createHttpServer } = await import('./server/http.ts');
+      const { sendJson } = await import('./common/http.ts');
       http = createHttpServer({
         log,
         checks: {

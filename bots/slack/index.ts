@@ -2,7 +2,7 @@
  * The Slack adapter's entry point for the boot (src/app.ts, through bots/index.ts): a
  * `ChatAdapter` when Slack is configured; otherwise it says what to set and Tollgate runs on.
  */
-import type { ChatAdapter, ChatCore, ChatPlatformEntry, Config, HttpServer, Logger } from '../../src/chat/index.ts';
+import type { ChatAdapter, ChatCore, ChatPlatformEntry, Config, HttpRoutes, Logger } from '../../src/chat/index.ts';
 import { SlackBot, type SlackBotOptions } from './bot.ts';
 import { slackPlatform } from './platform.ts';
 
@@ -56,7 +56,7 @@ export function createSlackAdapter(opts: {
   return {
     bot,
     platform: slackPlatform(bot.client),
-    mount: (http: HttpServer) => {
+    mount: (http: HttpRoutes) => {
       if (bot.receiver) http.mount('POST', '/slack/events', bot.receiver.handle);
     },
     start: async () => {

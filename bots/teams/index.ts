@@ -4,7 +4,7 @@
  * Emulator, when TEAMS_ALLOW_UNAUTHENTICATED=true says to take unauthenticated traffic (logged
  * loudly). Otherwise there is no adapter and `POST /api/messages` answers 401 saying what to set.
  */
-import type { ChatAdapter, ChatCore, ChatPlatformEntry, Config, HttpServer, Logger } from '../../src/chat/index.ts';
+import type { ChatAdapter, ChatCore, ChatPlatformEntry, Config, HttpRoutes, Logger } from '../../src/chat/index.ts';
 import { TeamsCloudAdapter } from './adapter.ts';
 import { TeamsBot } from './bot.ts';
 import { teamsPlatform } from './platform.ts';
@@ -46,7 +46,7 @@ export function createTeamsAdapter(opts: { config: Config['teams']; core: () => 
     bot,
     adapter,
     platform: teamsPlatform({ adapter, directory: () => opts.core().teamsDirectory, defaultServiceUrl: config.serviceUrl ?? DEFAULT_SERVICE_URL }),
-    mount: (http: HttpServer) => http.mount('POST', '/api/messages', bot.handle),
+    mount: (http: HttpRoutes) => http.mount('POST', '/api/messages', bot.handle),
     start: async () => {
       log.info({ appId: config.appId ?? '(none: unauthenticated)', appType: config.appType ?? 'MultiTenant' }, 'Teams connected');
     },

@@ -74,6 +74,11 @@ export function eligibility(a: EligibilityFacts | undefined, approvalId: string,
   return own ? { ...own, message: `Not allowed: ${own.message}` } : MAY;
 }
 
+/** Whether the policy bars `who` from approving because it is their own request: who gets an approval's DM. */
+export function barredAsRequester(who: string, a: Pick<ApprovalRecord, 'requester' | 'allowSelfApproval'>): boolean {
+  return ownRequest(who, a.requester, a.allowSelfApproval, 'approve') !== undefined;
+}
+
 /** Yes or no, for a button. */
 export function mayDecide(a: EligibilityFacts | undefined, who: string, decision: Decision = 'approve'): boolean {
   return eligibility(a, '', who, decision).may;

@@ -40,9 +40,8 @@ export { describeForm, fieldErrors } from '../views/form.ts';
 export { PROPOSAL_ACTION_IDS } from '../views/proposal-view.ts';
 export { ACTION_IDS, STATUS_LABELS } from '../views/run-view.ts';
 export { approvalFallback, approvalHeadline, approvalLines, ESCALATED_AWAY, foldSteps, formatDuration, stepText, truncate, type Markup } from '../views/text.ts';
-// HTTP: the route an adapter mounts and its body. An arrow up to src/server (named in the report:
-// readBody and sendJson belong in a lower module, which src/server/http.ts would re-export).
-export { readBody, sendJson, type HttpServer } from '../server/http.ts';
+// HTTP: where an adapter mounts its routes, and the body helpers (src/common/http.ts).
+export { readBody, sendJson, type HttpRoutes } from '../common/http.ts';
 
 export interface Chat {
   readonly core: ChatCore;
@@ -57,7 +56,7 @@ export function createChat(opts: {
   platforms: ChatPlatform[];
   /** How long before an approval's deadline approvers are reminded (default 1 h; at most half-way). */
   reminderLeadMs?: number;
-  /** Reads free text in mentions and DMs (src/intents/understand.ts); without it free text gets the `run` form. */
+  /** Reads free text in mentions and DMs (src/chat/understand.ts); without it free text gets the `run` form. */
   model?: ModelClient | undefined;
 }): Chat {
   const platforms = new Map<string, ChatPlatform>();

@@ -16,7 +16,7 @@
  * in flight, so a lone request waits for no one.
  *
  * Free text in a mention or DM (`understand: true`) is recorded the same way and read by the
- * model in the worker (`#understand`, src/intents/understand.ts); what it understood becomes a
+ * model in the worker (`#understand`, src/chat/understand.ts); what it understood becomes a
  * proposal that only its asker's Confirm turns into a run (ARCHITECTURE.md, "The path of a
  * free-text request").
  *
@@ -52,7 +52,8 @@ import { submitOperate } from './intake/operate.ts';
 import { proposalForm, proposalView, submitConfirm } from './intake/proposals.ts';
 import { submitStart } from './intake/start.ts';
 import type { ChatCoreOptions, DeliveryKey, Intent, SubmitResult } from './intake/types.ts';
-import { claimDeliveryKey, enqueueHomeDelivery, type Where } from './outbox.ts';
+import { type Where } from './outbox.ts';
+import { claimDeliveryKey, enqueueHomeDelivery } from '../db/queries/chat-outbox.ts';
 import type { ChatView } from './platform.ts';
 import type { ChatReply } from './replies.ts';
 import { viewForViewer, type DecisionRights, type ViewedMessage } from './viewer.ts';

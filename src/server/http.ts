@@ -11,10 +11,9 @@ import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
 import type { Logger } from '../common/log.ts';
 import { pingDatabase } from '../db/queries/health.ts';
-import type { Handler } from './handler.ts';
+import { sendJson, type Handler, type HttpRoutes } from '../common/http.ts';
 import { metricsHandler, type MetricsOptions } from './metrics.ts';
 
-export type { Handler } from './handler.ts';
 
 interface PatternRoute {
   method: string;
@@ -42,8 +41,7 @@ function matchSegments(segments: readonly string[], path: string): Record<string
   return params;
 }
 
-export interface HttpServer {
-  mount(method: string, path: string, handler: Handler): void;
+export interface HttpServer extends HttpRoutes {
   listen(port: number, host: string): Promise<AddressInfo>;
   close(): Promise<void>;
   readonly server: http.Server;
@@ -130,22 +128,6 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; m
         server.closeIdleConnections();
       }),
   };
-}
-
-export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
-  res.end(JSON.stringify(body));
-}
-
-export async function readBody(req: http.IncomingMessage, limit = 1_000_000): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw Object.assign(new Error(`request body over ${limit} bytes`), { status: 413 });
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {

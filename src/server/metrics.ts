@@ -21,7 +21,7 @@ import { AggregatorRegistry, collectDefaultMetrics, Gauge, Registry } from 'prom
 import { instrumentsAsJson, type MetricsJson } from '../telemetry/metrics-registry.ts';
 import { countPendingApprovals, readRunCounts } from '../db/queries/metrics.ts';
 import { trackPool } from '../telemetry/metrics.ts';
-import type { Handler } from './handler.ts';
+import type { Handler } from '../common/http.ts';
 
 export interface MetricsOptions {
   /**

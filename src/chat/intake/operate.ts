@@ -8,7 +8,7 @@ import type { Queryable } from '../../db/queryable.ts';
 import { releaseSavepoint, rollbackToSavepoint, savepoint } from '../../db/queries/savepoints.ts';
 import { withTransaction } from '../../db/transaction.ts';
 import { remember } from '../directory.ts';
-import { claimDeliveryKey } from '../outbox.ts';
+import { claimDeliveryKey } from '../../db/queries/chat-outbox.ts';
 import { notice } from '../replies.ts';
 import type { Intake } from './context.ts';
 import type { DeferredIntent, Intent, SubmitResult } from './types.ts';

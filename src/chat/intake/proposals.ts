@@ -6,7 +6,7 @@ import { TollgateError } from '../../common/errors.ts';
 import { samePrincipal, type Principal } from '../../common/principals.ts';
 import type { Queryable } from '../../db/queryable.ts';
 import { withRetriedTransaction, withTransaction } from '../../db/transaction.ts';
-import { understandRequest, type Understanding } from '../../intents/understand.ts';
+import { understandRequest, type Understanding } from '../understand.ts';
 import { isModelCallError } from '../../model/errors.ts';
 import { recordModelCall } from '../../model/record.ts';
 import type { ModelCallRecord } from '../../model/types.ts';
@@ -16,9 +16,11 @@ import { describeForm, fieldErrors } from '../../views/form.ts';
 import { orderedParams, type ProposalView } from '../../views/proposal-view.ts';
 import { remember } from '../directory.ts';
 import { writeRunStarts } from '../intake-writes.ts';
-import { addReply, claimDeliveryKey, replaceReply, type Where } from '../outbox.ts';
+import { addReply, replaceReply, type Where } from '../outbox.ts';
+import { claimDeliveryKey } from '../../db/queries/chat-outbox.ts';
 import type { ChatView } from '../platform.ts';
-import { getProposal, insertProposal, markProposalConfirmed, setProposalMessage, type ProposalRow } from '../proposals.ts';
+import { getProposal, type ProposalRow } from '../proposals.ts';
+import { insertProposal, markProposalConfirmed, setProposalMessage } from '../../db/queries/proposals.ts';
 import { notice, type ChatReply } from '../replies.ts';
 import { ALREADY_RECORDED, PROPOSAL_UNKNOWN, RUN_FORM_HINT } from '../sentences.ts';
 import type { Intake } from './context.ts';
@@ -26,7 +28,7 @@ import { checkInput, invalidParams, originOf } from './forms.ts';
 import type { DeferredIntent, Intent, SubmitResult } from './types.ts';
 
 /**
- * A free-text request, carried out by the worker: the model reads it (src/intents/understand.ts),
+ * A free-text request, carried out by the worker: the model reads it (src/chat/understand.ts),
  * and the person is answered in the thread, in one transaction with the call's record: a
  * question, the form with what is missing, or a proposal with Confirm and Edit. Nothing starts
  * here. A model that fails or times out is answered too, never thrown: retrying the job would
