@@ -42,7 +42,7 @@ const gate = defineWorkflow({
   version: 1,
   description: 'one approval gate',
   input: z.object({}),
-  run: async (ctx) => ctx.approval('sign-off', { summary: 'Sign off', params: { amount: 100 }, policy: { groups: ['finance'], quorum: 2 } } as ApprovalOptions),
+  run: async (ctx) => ctx.approval('sign-off', { summary: 'Sign off', params: { amount: 100 }, policy: { groups: ['finance'], quorum: 2 } }),
 }) as unknown as WorkflowDefinition;
 
 let db: TestDb;

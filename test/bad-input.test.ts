@@ -42,7 +42,7 @@ let env: NodeJS.ProcessEnv;
 
 beforeAll(async () => {
   db = await createTestDb();
-  h = await startSlackHarness(db, [demo, ticket, purchaseOrderWorkflow(EMPTY_PROJECT_CONFIG)] as unknown as WorkflowDefinition[]);
+  h = await startSlackHarness(db, [demo, ticket, purchaseOrderWorkflow(EMPTY_PROJECT_CONFIG)]);
   env = { ...TEST_AUDIT_ENV, DATABASE_URL: db.url, LOG_LEVEL: 'silent' };
 });
 afterAll(async () => {

@@ -42,7 +42,7 @@ describe('the chaos checks', () => {
     db = await createTestDb();
     vendor = await startHttpTarget();
     const project = parseProjectConfig({ workflows: { 'purchase-order': { notifyUrl: `${vendor.url}/orders` } } });
-    t = await createTestRuntime(db, [purchaseOrderWorkflow(project) as unknown as WorkflowDefinition], { project });
+    t = await createTestRuntime(db, [purchaseOrderWorkflow(project)], { project });
   });
   afterAll(async () => {
     await t?.stop();

@@ -38,7 +38,7 @@ let h: SlackHarness;
 
 beforeAll(async () => {
   db = await createTestDb();
-  h = await startSlackHarness(db, [demo, gated] as unknown as WorkflowDefinition[], { concurrency: 8 });
+  h = await startSlackHarness(db, [demo, gated], { concurrency: 8 });
 });
 
 afterAll(async () => {

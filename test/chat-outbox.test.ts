@@ -37,7 +37,7 @@ let mem: MemoryPlatform;
 beforeAll(async () => {
   db = await createTestDb();
   const log = testLogger();
-  const registry = new WorkflowRegistry().register(gated as unknown as WorkflowDefinition);
+  const registry = new WorkflowRegistry().register(gated);
   runtime = new Runtime({ pool: db.pool, registry, log, project });
   mem = memoryPlatform();
   chat = createChat({ pool: db.pool, runtime, registry, log, platforms: [mem] });

@@ -35,7 +35,7 @@ let h: SlackHarness;
 
 beforeAll(async () => {
   db = await createTestDb();
-  h = await startSlackHarness(db, [purchaseOrderWorkflow(project)] as unknown as WorkflowDefinition[], { project, teams: true });
+  h = await startSlackHarness(db, [purchaseOrderWorkflow(project)], { project, teams: true });
 });
 afterAll(async () => {
   await h?.stop();

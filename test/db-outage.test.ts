@@ -148,7 +148,7 @@ describe('PostgreSQL killed while a step is in flight', () => {
     const url = await startAppProcess();
     expect((await readyz(url)).status).toBe(200);
 
-    const runtime = new Runtime({ pool: pool as pg.Pool, registry: new WorkflowRegistry().register(outageWorkflow as unknown as WorkflowDefinition), log: testLogger() });
+    const runtime = new Runtime({ pool: pool as pg.Pool, registry: new WorkflowRegistry().register(outageWorkflow), log: testLogger() });
     const run = await runtime.startRun({ workflow: 'outage', input: {} });
     await held; // the middle step's effect call is open: the step is in flight
 

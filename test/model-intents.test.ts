@@ -69,7 +69,7 @@ beforeAll(async () => {
   openai = await startFakeOpenAI();
   const config = loadConfig({ TOLLGATE_MODEL: 'test-model', OPENAI_BASE_URL: openai.url, TOLLGATE_MODEL_TIMEOUT_MS: String(MODEL_TIMEOUT_MS), TOLLGATE_MODEL_MAX_RETRIES: '2' });
   const model = switchable(createModelClient(modelSettings(config, project), testLogger()));
-  h = await startSlackHarness(db, [demo, purchaseOrderWorkflow(project)] as unknown as WorkflowDefinition[], { project, model, teams: true });
+  h = await startSlackHarness(db, [demo, purchaseOrderWorkflow(project)], { project, model, teams: true });
 });
 afterEach(() => {
   openai.reset();

@@ -16,7 +16,7 @@ let db: TestDb;
 let rt: TestRuntime;
 beforeAll(async () => {
   db = await createTestDb();
-  rt = await createTestRuntime(db, [demo as unknown as WorkflowDefinition], { worker: false });
+  rt = await createTestRuntime(db, [demo], { worker: false });
 });
 afterAll(async () => {
   await rt.stop();

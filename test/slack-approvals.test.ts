@@ -49,7 +49,7 @@ let h: SlackHarness;
 
 beforeAll(async () => {
   db = await createTestDb();
-  h = await startSlackHarness(db, [purchaseOrderWorkflow(project), quickGate] as unknown as WorkflowDefinition[], { project });
+  h = await startSlackHarness(db, [purchaseOrderWorkflow(project), quickGate], { project });
 });
 afterAll(async () => {
   await h?.stop();

@@ -43,7 +43,7 @@ let h: SlackHarness;
 
 beforeAll(async () => {
   db = await createTestDb();
-  h = await startSlackHarness(db, [twoOfThree, purchaseOrderWorkflow(project)] as unknown as WorkflowDefinition[], { project });
+  h = await startSlackHarness(db, [twoOfThree, purchaseOrderWorkflow(project)], { project });
 });
 afterAll(async () => {
   await h?.stop();

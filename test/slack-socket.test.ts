@@ -17,7 +17,7 @@ let h: SlackHarness;
 
 beforeAll(async () => {
   db = await createTestDb();
-  h = await startSlackHarness(db, [demo as unknown as WorkflowDefinition], { appToken: 'xapp-1-A0001-test' });
+  h = await startSlackHarness(db, [demo], { appToken: 'xapp-1-A0001-test' });
   await h.fake.socketMode.connected();
 });
 afterAll(async () => {

@@ -372,7 +372,7 @@ describe('authentication', () => {
       const counts = async () =>
         (await db.pool.query<{ n: string }>(`SELECT (SELECT count(*) FROM tollgate.runs) + (SELECT count(*) FROM tollgate.chat_delivery_keys) + (SELECT count(*) FROM tollgate.chat_messages) AS n`)).rows[0]!.n;
       const before = await counts();
-      const res = await t.send(activity, opts(String(activity.serviceUrl)) as never);
+      const res = await t.send(activity, opts(String(activity.serviceUrl)));
       expect(res.status).toBe(401);
       expect(await counts()).toBe(before);
       expect(t.connector.calls.length).toBe(calls);

@@ -174,7 +174,7 @@ export class SlackBot {
 
   readonly #mention: Middleware<SlackEventMiddlewareArgs<'app_mention'>> = async ({ event, body }) => {
     const e = event as { user?: string; user_team?: string; text: string; ts: string; thread_ts?: string; channel: string };
-    const actor = principalFromEvent(body as never, e);
+    const actor = principalFromEvent(body, e);
     if (!actor) return;
     await this.#onMessage(body.event_id, actor, e.text, this.#where(actor, e.channel, e.thread_ts ?? e.ts));
   };
@@ -182,7 +182,7 @@ export class SlackBot {
   readonly #directMessage: Middleware<SlackEventMiddlewareArgs<'message'>> = async ({ message, body }) => {
     const m = message as { subtype?: string; bot_id?: string; channel_type?: string; user?: string; user_team?: string; text?: string; ts: string; thread_ts?: string; channel: string };
     if (m.subtype || m.bot_id || m.channel_type !== 'im' || !m.text) return;
-    const actor = principalFromEvent(body as never, m);
+    const actor = principalFromEvent(body, m);
     if (!actor) return;
     await this.#onMessage(body.event_id, actor, m.text, this.#where(actor, m.channel, m.thread_ts ?? null));
   };
@@ -190,7 +190,7 @@ export class SlackBot {
   readonly #homeOpened: Middleware<SlackEventMiddlewareArgs<'app_home_opened'>> = async ({ event, body }) => {
     const e = event as { user: string; tab?: string; user_team?: string };
     if (e.tab && e.tab !== 'home') return;
-    const actor = principalFromEvent(body as never, e);
+    const actor = principalFromEvent(body, e);
     if (!actor) return;
     await this.#core().openHome(actor, { key: `event:${body.event_id}`, kind: 'app_home_opened' });
   };
@@ -255,7 +255,7 @@ export class SlackBot {
   };
 
   readonly #rejectSubmitted: ViewListener = async ({ ack, body, view }) => {
-    const actor = principalFromInteraction(body as never);
+    const actor = principalFromInteraction(body);
     // Recorded, then carried out after the ack like an Approve click: a refusal (the approval was
     // resolved meanwhile, …) is explained where the Reject button was clicked. Without a reason
     // the core records nothing and says why, under the reason input.
@@ -264,7 +264,7 @@ export class SlackBot {
       kind: 'decide',
       approvalId,
       decision: 'reject',
-      comment: readReason(view.state.values as never),
+      comment: readReason(view.state.values),
       actor,
       explainAt: at ? { ...this.#where(actor, at.channel, at.threadTs), ...(at.direct ? { direct: true } : {}) } : this.#appDm(actor),
       carryOut: 'after-ack',
@@ -333,7 +333,7 @@ export class SlackBot {
   };
 
   readonly #paramsSubmitted: ViewListener = async ({ ack, body, view }) => {
-    const actor = principalFromInteraction(body as never);
+    const actor = principalFromInteraction(body);
     const meta = paramsMetadataSchema.safeParse(safeJson(view.private_metadata));
     if (!meta.success) {
       await ack({ response_action: 'errors', errors: {} });
@@ -345,7 +345,7 @@ export class SlackBot {
       kind: 'start',
       workflow: meta.data.workflow,
       version: meta.data.version,
-      values: readSubmission(view.state.values as never),
+      values: readSubmission(view.state.values),
       actor,
       where: meta.data.channel ? this.#where(actor, meta.data.channel, meta.data.threadTs) : null,
       key: { key: `view:${view.id}`, kind: 'view_submission' },

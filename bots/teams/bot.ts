@@ -141,7 +141,7 @@ export class TeamsBot {
       await this.#introduce(remember);
       return errorResponse(400, 'This action names no Teams user and tenant, so Tollgate cannot tell who acted.');
     }
-    const str = (k: string) => (typeof data[k] === 'string' ? (data[k] as string) : '');
+    const str = (k: string) => (typeof data[k] === 'string' ? (data[k]) : '');
     const key = { key: `invoke:${a.id ?? ''}`, kind: verb };
     const core = this.#core();
     switch (verb) {

@@ -481,7 +481,7 @@ function checkApprovals(b: EvidenceBundle, ctx: Ctx, problem: Problem, report: B
 }
 
 function describePolicy(a: BundleApproval): { approvers: string; quorum: string } | undefined {
-  const p = a.policy as ResolvedPolicy;
+  const p = a.policy;
   if (!isObject(p) || !Array.isArray(p.approvers) || !Array.isArray(p.groups) || !Array.isArray(p.named)) return undefined;
   if (a.autoReason) return { approvers: 'rule', quorum: 'none' };
   return { approvers: describeApprovers(p), quorum: describeQuorum(p) };

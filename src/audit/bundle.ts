@@ -104,7 +104,7 @@ export async function exportEvidenceBundle(db: pg.Pool | Queryable, runId: strin
     );
   }
   if (!('connect' in db) || typeof db.connect !== 'function' || 'release' in db) return exportIn(db, runId, key, opts);
-  return withTransaction(db as pg.Pool, (q) => exportIn(q, runId, key, opts), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  return withTransaction(db, (q) => exportIn(q, runId, key, opts), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
 }
 
 async function exportIn(q: Queryable, runId: string, key: AuditKey, opts: ExportOptions): Promise<EvidenceBundle> {

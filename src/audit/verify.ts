@@ -118,7 +118,7 @@ export async function verifyAuditChain(db: pg.Pool | Queryable, key: AuditKey | 
     );
   }
   if (!('connect' in db) || typeof db.connect !== 'function' || 'release' in db) return verifyIn(db, key);
-  return withTransaction(db as pg.Pool, (q) => verifyIn(q, key), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  return withTransaction(db, (q) => verifyIn(q, key), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
 }
 
 async function verifyIn(q: Queryable, key: AuditKey): Promise<VerifyReport> {

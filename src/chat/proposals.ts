@@ -49,7 +49,7 @@ function toRow(r: unknown): ProposalRow {
     input: p.input,
     params: p.params,
     asker: p.asker,
-    place: p.place as Where,
+    place: p.place,
     messageId: p.message_id,
     confirmedAt: p.confirmed_at,
     runId: p.run_id,

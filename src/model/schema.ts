@@ -75,7 +75,7 @@ function baseType(s: AnySchema): AnySchema {
 /** The strict-mode-compatible schema for a workflow's input schema (see the module comment). */
 export function modelSchemaFor(schema: z.ZodObject): z.ZodObject {
   const shape: Record<string, AnySchema> = {};
-  for (const [key, field] of Object.entries(schema.shape as Record<string, AnySchema>)) {
+  for (const [key, field] of Object.entries(schema.shape)) {
     const description = descriptionOf(field);
     const base = baseType(field).nullable();
     shape[key] = description ? base.describe(description) : base;

@@ -229,7 +229,7 @@ function pinnedLookup(addresses: dns.LookupAddress[]): net.LookupFunction {
   return ((_host: string, opts: dns.LookupOptions, cb: (err: Error | null, address: string | dns.LookupAddress[], family?: number) => void) => {
     if (opts.all) cb(null, addresses);
     else cb(null, addresses[0]!.address, addresses[0]!.family);
-  }) as net.LookupFunction;
+  });
 }
 
 function refused(message: string, details: Record<string, unknown>): NonRetriableError {
