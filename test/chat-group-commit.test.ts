@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { GroupCommit } from '../src/db/group-commit.ts';
 import { writeDeferredIntents, type DeferredWrite } from '../src/chat/intake-writes.ts';
-import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
+import { defineWorkflow } from '../src/runtime/workflow.ts';
 import { demo } from '../src/workflows/demo.ts';
 import { blockAction, slashCommand, type SlackRequest } from './fakes/slack/requests.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';

@@ -11,7 +11,7 @@ import type { Principal } from '../src/common/principals.ts';
 import { parseProjectConfig } from '../src/config/project-config.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
-import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
+import { defineWorkflow } from '../src/runtime/workflow.ts';
 import type { ApprovalView } from '../src/views/approval-view.ts';
 import { memoryPlatform, type MemoryPlatform } from './fakes/chat-memory.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';

@@ -20,7 +20,6 @@ import { findRunningServer, startEmbeddedPostgres, withDatabase, type EmbeddedSe
 import { migrate } from '../src/db/migrate.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
-import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { outageWorkflow } from './fixtures/outage-project.ts';
 import { testLogger } from './helpers/log.ts';
 import { testAuditKey } from './helpers/db.ts';

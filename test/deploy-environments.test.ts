@@ -6,7 +6,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePrincipal } from '../src/common/principals.ts';
 import { parseProjectConfig, type ProjectConfig } from '../src/config/project-config.ts';
-import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { deployWorkflow } from '../src/workflows/deploy.ts';
 import { builtinWorkflows } from '../src/workflows/index.ts';
 import { startHttpTarget, type HttpTarget } from './helpers/http-target.ts';

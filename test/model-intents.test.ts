@@ -16,7 +16,6 @@ import { modelSettings } from '../src/model/settings.ts';
 import type { ModelClient } from '../src/model/types.ts';
 import { parseProjectConfig } from '../src/config/project-config.ts';
 import type { RunRow } from '../src/db/queries/runs.ts';
-import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { demo } from '../src/workflows/demo.ts';
 import { purchaseOrderWorkflow } from '../src/workflows/purchase-order.ts';
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from './fakes/openai/index.ts';

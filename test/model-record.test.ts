@@ -8,7 +8,6 @@ import { verifyAuditChain } from '../src/audit/verify.ts';
 import { listModelCalls, recordModelCall } from '../src/model/record.ts';
 import type { ModelCallRecord } from '../src/model/types.ts';
 import { demo } from '../src/workflows/demo.ts';
-import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { createTestDb, testAuditKey, type TestDb } from './helpers/db.ts';
 import { createTestRuntime, type TestRuntime } from './helpers/runtime.ts';
 

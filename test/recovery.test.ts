@@ -3,7 +3,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
+import { defineWorkflow } from '../src/runtime/workflow.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';

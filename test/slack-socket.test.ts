@@ -3,7 +3,6 @@
  * WebSocket instead of HTTP, and a slash command is acknowledged only after its run is recorded.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { demo } from '../src/workflows/demo.ts';
 import { ids } from './fakes/slack/requests.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';

@@ -22,7 +22,6 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { canonicalJson, paramsHash } from '../approvals/hash.ts';
 import { describeApprovers, describeQuorum } from '../approvals/policy.ts';
-import type { ResolvedPolicy } from '../db/queries/approvals.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { AuditKey } from './key.ts';
 import { linkMessage, principalOf } from './verify.ts';
