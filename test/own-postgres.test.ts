@@ -148,15 +148,7 @@ describe('your own PostgreSQL, set up as docs/operations.md says', () => {
       await admin.end();
     }
 
-    // 2. `tollgate migrate`, exactly the documented command line.
-    const migrate = shellBlock(fill(await docBlock('migrate'), values, ['OWNER_PASSWORD', 'APP_PASSWORD', 'YOUR_AUDIT_KEY', 'db.example.com:5432']));
-    expect(migrate.argv).toEqual(['tollgate', 'migrate']);
-    expect(migrate.env.DATABASE_MIGRATION_URL).toMatch(/^postgres:\/\/tollgate_owner:/);
-    const migrated = await tollgate(migrate.argv.slice(1), processEnv(migrate.env));
-    expect(migrated.stderr + migrated.stdout).toContain('Database is up to date.');
-    expect(migrated.code).toBe(0);
-
-    // 3. The server, two workers and the CLI: their documented environments, the app's login only.
+    // The server's, the workers' and the CLI's documented environments: the app's login only.
     const envOf = async (name: string, placeholders: string[]) => {
       const block = shellBlock(fill(await docBlock(`env:${name}`), values, placeholders));
       expect(block.argv).toEqual([]);
@@ -168,6 +160,22 @@ describe('your own PostgreSQL, set up as docs/operations.md says', () => {
     const workerEnv = await envOf('worker', ['APP_PASSWORD', 'YOUR_AUDIT_KEY']);
     const cliEnv = processEnv(await envOf('cli', ['APP_PASSWORD', 'YOUR_AUDIT_KEY']));
 
+    // Before step 2, the app's login may not create the schema: a command says what to run instead.
+    const early = await tollgate(['runs', 'list'], cliEnv);
+    expect(early.code).toBe(1);
+    expect(early.stderr).toContain('may not migrate it');
+    expect(early.stderr).toContain('Run `tollgate migrate` with DATABASE_MIGRATION_URL');
+    expect(early.stderr).not.toMatch(/\n\s+at /); // a sentence, not a stack
+
+    // 2. `tollgate migrate`, exactly the documented command line.
+    const migrate = shellBlock(fill(await docBlock('migrate'), values, ['OWNER_PASSWORD', 'APP_PASSWORD', 'YOUR_AUDIT_KEY', 'db.example.com:5432']));
+    expect(migrate.argv).toEqual(['tollgate', 'migrate']);
+    expect(migrate.env.DATABASE_MIGRATION_URL).toMatch(/^postgres:\/\/tollgate_owner:/);
+    const migrated = await tollgate(migrate.argv.slice(1), processEnv(migrate.env));
+    expect(migrated.stderr + migrated.stdout).toContain('Database is up to date.');
+    expect(migrated.code).toBe(0);
+
+    // 3. The server and two workers with only the app login; then the CLI.
     const httpServer = serve('server', processEnv(serverEnv, { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info' }));
     const workers = [1, 2].map(() => serve('worker', processEnv(workerEnv, { WORKER_METRICS_PORT: '0' })));
     const all = [httpServer, ...workers];
