@@ -80,6 +80,7 @@ function shellBlock(block: string): { env: Record<string, string>; argv: string[
 
 let dir: string;
 let server: EmbeddedServer;
+const servers: EmbeddedServer[] = [];
 const children: ChildProcess[] = [];
 const secrets = {
   OWNER_PASSWORD: randomBytes(24).toString('hex'),
@@ -121,32 +122,46 @@ function serve(mode: 'server' | 'worker', env: NodeJS.ProcessEnv): { proc: Child
   return { proc, output: () => out, exited };
 }
 
+/** A fresh PostgreSQL of its own (the tests' shared one already has Tollgate's roles). */
+async function freshServer(name: string): Promise<EmbeddedServer> {
+  const dataDir = path.join(dir, name);
+  await fs.mkdir(dataDir, { mode: 0o755 });
+  const started = await startEmbeddedPostgres({ dataDir, port: 0, log: createLogger({ level: 'warn', format: 'json' }) });
+  servers.push(started);
+  return started;
+}
+
+/** Runs SQL statements one by one as `url`'s login, as psql would. */
+async function runSql(url: string, sql: string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    for (const s of sql) await client.query(s);
+  } finally {
+    await client.end();
+  }
+}
+
 beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tollgate-own-pg-'));
   await fs.chmod(dir, 0o755);
-  server = await startEmbeddedPostgres({ dataDir: dir, port: 0, log: createLogger({ level: 'warn', format: 'json' }) });
 });
 afterAll(async () => {
   for (const p of children) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-  await server?.stop();
+  for (const s of servers) await s.stop();
   await fs.rm(dir, { recursive: true, force: true });
 });
 
 describe('your own PostgreSQL, set up as docs/operations.md says', () => {
   it('the superuser SQL, `tollgate migrate` as the owner, then a server, two workers and the CLI with only the app login finish runs, and audit verify passes', async () => {
+    server = await freshServer('superuser');
     const host = `127.0.0.1:${server.port}`;
     const values = { ...secrets, 'db.example.com:5432': host };
     const url = `postgres://tollgate_app:APP_PASSWORD@db.example.com:5432/tollgate`;
 
     // 1. As the fresh server's superuser, statement by statement as psql would.
     const superuserSql = fill(await docBlock('superuser'), values, ['OWNER_PASSWORD', 'APP_PASSWORD']);
-    const admin = new pg.Client({ connectionString: server.url });
-    await admin.connect();
-    try {
-      for (const sql of statements(superuserSql)) await admin.query(sql);
-    } finally {
-      await admin.end();
-    }
+    await runSql(server.url, statements(superuserSql));
 
     // The server's, the workers' and the CLI's documented environments: the app's login only.
     const envOf = async (name: string, placeholders: string[]) => {
@@ -241,4 +256,37 @@ describe('your own PostgreSQL, set up as docs/operations.md says', () => {
     for (const p of all) p.proc.kill('SIGTERM');
     expect(await Promise.all(all.map((p) => p.exited))).toEqual([0, 0, 0]);
   }, 300_000);
+
+  it('on a managed server, an administrator with CREATEROLE and CREATEDB runs the same block with the GRANT the page adds for it', async () => {
+    const managed = await freshServer('managed');
+    const adminUrl = new URL(managed.url);
+    adminUrl.username = 'cloud_admin';
+    adminUrl.password = randomBytes(12).toString('hex');
+    await runSql(managed.url, [`CREATE ROLE cloud_admin LOGIN CREATEROLE CREATEDB PASSWORD '${adminUrl.password}'`]);
+
+    // The page's sentence, its line breaks aside.
+    const grant = 'GRANT tollgate_owner TO CURRENT_USER;';
+    expect((await fs.readFile(DOC, 'utf8')).replace(/\s+/g, ' ')).toContain(`\`${grant}\` after its first line`);
+    const block = statements(fill(await docBlock('superuser'), secrets, ['OWNER_PASSWORD', 'APP_PASSWORD']));
+
+    // As written, the database cannot be given to the owner: the error the page quotes.
+    await expect(runSql(adminUrl.toString(), block)).rejects.toThrow('must be able to SET ROLE "tollgate_owner"');
+    await runSql(managed.url, ['DROP ROLE tollgate_owner']); // what that first try created
+
+    // With the GRANT after the first line, the whole block goes through.
+    await runSql(adminUrl.toString(), [block[0] as string, grant.replace(/;$/, ''), ...block.slice(1)]);
+    const su = new pg.Client({ connectionString: managed.url });
+    await su.connect();
+    try {
+      const db = await su.query("SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = 'tollgate'");
+      expect(db.rows).toEqual([{ owner: 'tollgate_owner' }]);
+      const roles = await su.query("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname IN ('tollgate_owner', 'tollgate_app') ORDER BY rolname");
+      expect(roles.rows).toEqual([
+        { rolname: 'tollgate_app', rolcanlogin: true },
+        { rolname: 'tollgate_owner', rolcanlogin: true },
+      ]);
+    } finally {
+      await su.end();
+    }
+  }, 120_000);
 });
