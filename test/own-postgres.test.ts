@@ -79,7 +79,6 @@ function shellBlock(block: string): { env: Record<string, string>; argv: string[
 }
 
 let dir: string;
-let server: EmbeddedServer;
 const servers: EmbeddedServer[] = [];
 const children: ChildProcess[] = [];
 const secrets = {
@@ -125,7 +124,8 @@ function serve(mode: 'server' | 'worker', env: NodeJS.ProcessEnv): { proc: Child
 /** A fresh PostgreSQL of its own (the tests' shared one already has Tollgate's roles). */
 async function freshServer(name: string): Promise<EmbeddedServer> {
   const dataDir = path.join(dir, name);
-  await fs.mkdir(dataDir, { mode: 0o755 });
+  await fs.mkdir(dataDir);
+  await fs.chmod(dataDir, 0o755); // PostgreSQL runs as `postgres` when the tests run as root
   const started = await startEmbeddedPostgres({ dataDir, port: 0, log: createLogger({ level: 'warn', format: 'json' }) });
   servers.push(started);
   return started;
@@ -154,7 +154,7 @@ afterAll(async () => {
 
 describe('your own PostgreSQL, set up as docs/operations.md says', () => {
   it('the superuser SQL, `tollgate migrate` as the owner, then a server, two workers and the CLI with only the app login finish runs, and audit verify passes', async () => {
-    server = await freshServer('superuser');
+    const server = await freshServer('superuser');
     const host = `127.0.0.1:${server.port}`;
     const values = { ...secrets, 'db.example.com:5432': host };
     const url = `postgres://tollgate_app:APP_PASSWORD@db.example.com:5432/tollgate`;
@@ -187,7 +187,7 @@ describe('your own PostgreSQL, set up as docs/operations.md says', () => {
     expect(migrate.argv).toEqual(['tollgate', 'migrate']);
     expect(migrate.env.DATABASE_MIGRATION_URL).toMatch(/^postgres:\/\/tollgate_owner:/);
     const migrated = await tollgate(migrate.argv.slice(1), processEnv(migrate.env));
-    expect(migrated.stderr + migrated.stdout).toContain('Database is up to date.');
+    expect(migrated.stdout, migrated.stderr).toContain('Database is up to date.');
     expect(migrated.code).toBe(0);
 
     // 3. The server and two workers with only the app login; then the CLI.
