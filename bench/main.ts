@@ -22,10 +22,11 @@ import { graphileSection } from './graphile.ts';
 import { runtimeSection } from './runtime.ts';
 import { slackSection } from './slack-section.ts';
 import { cliSection } from './cli.ts';
+import { soakSection } from './soak.ts';
 import type { BenchContext, BenchSection, Figure, SectionRunner } from './types.ts';
 
 /** In order. Add a section here (e.g. the Slack adapter's) and its figures join the table. */
-const SECTIONS: BenchSection[] = [graphileSection, runtimeSection, dbosSection, slackSection, cliSection];
+const SECTIONS: BenchSection[] = [graphileSection, runtimeSection, dbosSection, slackSection, cliSection, soakSection];
 
 /** Comparisons printed under the figures, when both sides were measured. */
 const RATIOS: { label: string; num: string; den: string; goal?: string }[] = [
