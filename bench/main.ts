@@ -8,7 +8,7 @@
  * median of its rounds, with the range beside it: the machine may be shared, and interleaving
  * spreads other processes' noise over every system alike. BENCH_MEASURE_MS (default 5000),
  * BENCH_WARMUP_MS (1000) and BENCH_LATENCY_SAMPLES (200) bound each round; the soak section
- * (10,000 runs a round, bench/soak.ts) adds about a minute and a half a round to the rest.
+ * (10,000 runs a round, bench/soak.ts) adds one to two minutes a round to the rest.
  * BENCH_SECTIONS=graphile,tollgate runs only those sections.
  */
 import fs from 'node:fs/promises';
