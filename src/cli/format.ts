@@ -141,8 +141,8 @@ export function formatModelCalls(calls: readonly ModelCallLine[]): string {
 }
 
 /**
- * The CLI's `--json` text. Byte strings (the audit chain's event hashes, an approval's params hash)
- * come out as hex, as the evidence bundle writes them, rather than as Node's
+ * The CLI's `--json` text. Byte strings (the audit chain's event hashes and payload digests) come
+ * out as hex, as the evidence bundle writes them, rather than as Node's
  * `{"type":"Buffer","data":[…]}`: Buffer's own toJSON runs before a replacer sees the value, so
  * the replacer reads the original from its holder.
  */
