@@ -2,16 +2,21 @@
  * A worker that runs for months leaves nothing behind on Graphile Worker's abort signal, which
  * 0.17 shares across every job of the pool for the pool's life (issue 24, item 6): every sleep
  * and retry wait, and every advance, removes the listener it added, and Node never prints a
- * MaxListenersExceededWarning among the worker's logs, even with every job slot busy.
+ * MaxListenersExceededWarning among the worker's logs, even with every job slot busy: neither in
+ * this process nor from a real `tollgate worker`.
  */
+import { spawn } from 'node:child_process';
 import { getEventListeners } from 'node:events';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Task } from 'graphile-worker';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
+import { demo } from '../src/workflows/demo.ts';
 import { newProcessId, startWorker, type WorkerHandle } from '../src/worker/worker.ts';
 import { taskList } from '../jobs/index.ts';
-import { createTestDb, type TestDb } from './helpers/db.ts';
+import { createTestDb, TEST_AUDIT_ENV, type TestDb } from './helpers/db.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 import { poll } from './helpers/poll.ts';
 
@@ -93,4 +98,31 @@ it(`leaves no abort listener on the worker's shared signal after ${RUNS * WAITS_
   });
   expect(signals.size, 'one pool, one signal, for the whole soak').toBe(1);
   expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message)).toEqual([]);
+  await worker.stop(); // it knows only this test's workflow: the next test's jobs are not for it
+  worker = undefined;
+});
+
+it('`tollgate worker` prints no MaxListenersExceededWarning among its logs while it runs workflows that sleep and retry', { timeout: 120_000 }, async () => {
+  const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/main.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'worker'], {
+    env: { ...process.env, DATABASE_URL: db.url, ...TEST_AUDIT_ENV, LOG_LEVEL: 'info', LOG_FORMAT: 'json', WORKER_POLL_INTERVAL_MS: '100', TOLLGATE_DATA_DIR: '/nonexistent-tollgate-listeners-test' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    await poll(() => output.includes('worker started'), { message: '`tollgate worker` to start', detail: () => output.slice(-3000), timeoutMs: 60_000 });
+    // `demo` with a sleep and two retry waits per run: 60 waits in all, at WORKER_CONCURRENCY's default.
+    const runtime = (await createTestRuntime(db, [demo as unknown as WorkflowDefinition], { worker: false })).runtime;
+    const runs = await Promise.all(
+      Array.from({ length: 20 }, () => runtime.startRun({ workflow: 'demo', input: { sleepMs: 20, failAt: 'transform', failTimes: 2 } })),
+    );
+    for (const run of runs) await waitForRun(runtime, run.id, 'succeeded', 60_000);
+    expect(output).not.toContain('MaxListenersExceededWarning');
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
 });
