@@ -19,6 +19,7 @@ import {
   type SerializedError,
 } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
+import { pause } from '../common/backoff.ts';
 import { runApprovalGate } from '../approvals/gate.ts';
 import type { ApprovalOptions, ApprovalResult } from '../approvals/types.ts';
 import type { ProjectConfig } from '../config/project-config.ts';
@@ -66,13 +67,6 @@ export interface Compensation {
   retry: ResolvedRetry;
   row: StepRow | undefined;
 }
-
-/** Resolves after `ms`, or at once when `signal` aborts (a worker shutting down). */
-export const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-  });
 
 /** A child logger made on first call, then kept. */
 function lazyChild(parent: Logger, bindings: Record<string, unknown>): () => Logger {
@@ -370,7 +364,9 @@ export class Replay {
       if (notBefore) {
         const wait = notBefore.getTime() - Date.now();
         if (wait > this.#inlineWaitMaxMs) this.#stop(new Suspend('retry', notBefore));
-        if (wait > 0) await sleep(wait, this.#signal);
+        // pause() removes its abort listener when the timer fires: one left behind per wait would
+        // pile up on the advance's signal (see src/common/abort.ts).
+        if (wait > 0) await pause(wait, this.#signal);
         if (this.#signal.aborted) this.#stop(new Suspend('shutdown', new Date()));
       }
       await this.flush();
@@ -416,7 +412,7 @@ export class Replay {
     }
     const wait = wakeAt.getTime() - Date.now();
     if (wait > this.#inlineWaitMaxMs) this.#stop(new Suspend('sleep', wakeAt));
-    if (wait > 0) await sleep(wait, this.#signal);
+    if (wait > 0) await pause(wait, this.#signal);
     if (this.#signal.aborted) this.#stop(new Suspend('shutdown', new Date()));
     await this.settle();
     await journal.succeedStep(this.#q, this.#run.id, idx, unique, null);

@@ -16,7 +16,7 @@
  * runner that Graphile Worker shut down (a job it could neither complete nor fail) is started
  * again with a bounded backoff once the database answers; /readyz reports both meanwhile.
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, defaultMaxListeners, setMaxListeners } from 'node:events';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
@@ -106,7 +106,13 @@ async function launchRunner(opts: WorkerOptions, logger: GraphileLogger): Promis
   let reason = 'its runner ended';
   const events: WorkerEvents = new EventEmitter() as WorkerEvents;
   // Emitted synchronously while run() builds the pool, so the ids are known when it returns.
-  events.on('pool:create', ({ workerPool }) => void lockIds.push(workerPool.id));
+  events.on('pool:create', ({ workerPool }) => {
+    lockIds.push(workerPool.id);
+    // Every job of the pool shares this signal: each running advance holds one listener on it
+    // until it ends (src/common/abort.ts), on top of Graphile Worker's own. Node's default of ten
+    // would warn of a leak whenever ten runs are mid-step at once; a real leak still passes this.
+    setMaxListeners(defaultMaxListeners + opts.concurrency, workerPool.abortSignal);
+  });
   events.on('worker:create', ({ worker }) => void lockIds.push(worker.workerId));
   events.on('job:start', ({ job }) => observeQueueLag(job.task_identifier, job.run_at));
   let abandon: (() => void) | undefined;
