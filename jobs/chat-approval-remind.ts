@@ -22,7 +22,7 @@ export function makeChatApprovalRemind(chat: ChatDeliverer | undefined): Task {
       helpers.logger.error(`${identifier} job ${helpers.job.id} has a malformed payload ${JSON.stringify(payload)}; expected {"approvalId"}`);
       return;
     }
-    if (!chat) throw new Error('No chat platform is set up in this worker, so approval reminders wait; configure one (see the README).');
+    if (!chat) throw new Error('No chat platform is set up in this worker, so approval reminders wait; configure one (see docs/slack.md or docs/teams.md).');
     await chat.remindApproval(parsed.data.approvalId);
   };
 }

@@ -27,7 +27,7 @@ export function makeChatDeliver(chat: ChatDeliverer | undefined): Task {
     }
     if (!chat) {
       // Fail (and so retry later) rather than drop: the message catches up once chat is set up here.
-      throw new Error('No chat platform is set up in this worker, so chat messages wait; configure one (see the README) and they catch up.');
+      throw new Error('No chat platform is set up in this worker, so chat messages wait; configure one (see docs/slack.md or docs/teams.md) and they catch up.');
     }
     const p = parsed.data;
     if ('runId' in p) await chat.deliverRun(p.runId);

@@ -39,7 +39,7 @@ export function createSlackAdapter(opts: {
     const partly = missing.length < 2 || config.appToken !== undefined;
     (partly ? log.warn.bind(log) : log.info.bind(log))(
       { missing },
-      `Slack is off: set ${missing.join(' and ')} to connect a workspace (see "Connect a Slack workspace" in the README; ` +
+      `Slack is off: set ${missing.join(' and ')} to connect a workspace (see docs/slack.md; ` +
         'SLACK_APP_TOKEN for Socket Mode, SLACK_API_URL for GovSlack). Everything else runs without it.',
     );
     return undefined;

@@ -13,7 +13,7 @@ import { teamsPlatform } from './platform.ts';
 export const DEFAULT_SERVICE_URL = 'https://smba.trafficmanager.net/teams/';
 
 export const TEAMS_NOT_CONFIGURED =
-  'Teams is not configured here: set MicrosoftAppId (and MicrosoftAppPassword, or MicrosoftAppType=UserAssignedMsi), see "Connect a Teams tenant" in the README; ' +
+  'Teams is not configured here: set MicrosoftAppId (and MicrosoftAppPassword, or MicrosoftAppType=UserAssignedMsi), see docs/teams.md; ' +
   'for the Bot Framework Emulator only, TEAMS_ALLOW_UNAUTHENTICATED=true.';
 
 export interface TeamsAdapter extends ChatAdapter {
@@ -32,7 +32,7 @@ export function createTeamsAdapter(opts: { config: Config['teams']; core: () => 
   const { config, log } = opts;
   if (!config.appId) {
     if (!config.allowUnauthenticated) {
-      log.info('Teams is off: set MicrosoftAppId to connect a tenant (see "Connect a Teams tenant" in the README). Everything else runs without it.');
+      log.info('Teams is off: set MicrosoftAppId to connect a tenant (see docs/teams.md). Everything else runs without it.');
       return undefined;
     }
     log.warn(

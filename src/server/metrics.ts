@@ -1,5 +1,5 @@
 /**
- * `GET /metrics` (Prometheus text, prom-client): README "Metrics" lists every series.
+ * `GET /metrics` (Prometheus text, prom-client): docs/observability.md#metrics lists every series.
  *
  * A scrape is made of
  * - this thread's instruments (src/telemetry/metrics-registry.ts: run and step durations,

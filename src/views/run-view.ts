@@ -22,7 +22,7 @@ import type { RunRow, RunStatus, StepRow, StepStatus } from '../db/queries/runs.
 import { isTerminalStatus } from '../db/queries/runs.ts';
 
 
-/** Interactive ids (part of the external contract, see the README): Slack action_id, Teams verb. */
+/** Interactive ids (part of the external contract, see docs/slack.md and docs/teams.md): Slack action_id, Teams verb. */
 export const ACTION_IDS = {
   approve: 'approval.approve',
   reject: 'approval.reject',

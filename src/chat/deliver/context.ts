@@ -11,7 +11,9 @@ export type DeliveryOutcome = 'posted' | 'updated' | 'unchanged' | 'deferred' | 
 /** Thrown (so the job is retried) when a row names a platform this process does not have. */
 export class PlatformNotConfigured extends Error {
   constructor(platform: string) {
-    super(`Chat platform "${platform}" is not configured in this process, so its messages wait; configure it (see the README) and they catch up.`);
+    super(
+      `Chat platform "${platform}" is not configured in this process, so its messages wait; configure it (see docs/slack.md or docs/teams.md) and they catch up.`,
+    );
   }
 }
 
