@@ -13,6 +13,7 @@
 import type { Config } from './config/config.ts';
 import { openDatabase, prepareDatabase, type Database } from './boot/database.ts';
 import { holdDeploymentConfig, type ConfigHold } from './config/digest.ts';
+import { TollgateError } from './common/errors.ts';
 import type { Logger } from './common/log.ts';
 import { checkSectionNames, type ProjectConfig } from './config/project-config.ts';
 import { loadProject, type Project } from './config/project.ts';
@@ -95,7 +96,7 @@ export async function composeCore(opts: {
   const runtime = new Runtime({ pool, registry, log, project, tools, maxRecoveries: config.runtime.maxRecoveries, model });
   let chat: Chat | undefined;
   const core = () => {
-    if (!chat) throw new Error('the chat layer is used before the boot built it');
+    if (!chat) throw new TollgateError('TG_INTERNAL', 'the chat layer is used before the boot built it');
     return chat.core;
   };
   const adapters = opts.withChat ? (await loadBots()).createChatAdapters({ config, core, log: opts.adapterLog ?? log }) : [];

@@ -19,6 +19,7 @@
 import type http from 'node:http';
 import { HTTPModuleFunctions, HTTPResponseAck, type App, type Receiver, type ReceiverEvent } from '@slack/bolt';
 import type { Logger as BoltLogger } from '@slack/logger';
+import { TollgateError } from '../../src/chat/index.ts';
 import { isUnattributedInteraction } from './identity.ts';
 
 /** How far a request's timestamp may be from now, in either direction (Slack's replay window). */
@@ -105,7 +106,7 @@ export class TollgateHttpReceiver implements Receiver {
       customProperties: {},
     };
     try {
-      if (!this.#app) throw new Error('The Slack receiver was used before Bolt initialised it.');
+      if (!this.#app) throw new TollgateError('TG_INTERNAL', 'The Slack receiver was used before Bolt initialised it.');
       await this.#app.processEvent(event);
       if (res.headersSent) return;
       if (ack.storedResponse !== undefined) {

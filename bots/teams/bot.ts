@@ -69,12 +69,14 @@ export class TeamsBot {
 
   /** The HTTP handler of `POST /api/messages`. */
   readonly handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    let activity: TeamsActivity;
+    let activity: TeamsActivity | undefined;
     try {
       const parsed: unknown = JSON.parse((await readBody(req)).toString('utf8'));
-      if (!parsed || typeof parsed !== 'object' || typeof (parsed as { type?: unknown }).type !== 'string') throw new Error('no activity type');
-      activity = parsed as TeamsActivity;
+      if (parsed && typeof parsed === 'object' && typeof (parsed as { type?: unknown }).type === 'string') activity = parsed as TeamsActivity;
     } catch {
+      // not JSON, or the body could not be read: answered 400 below, as JSON without a "type" is
+    }
+    if (!activity) {
       sendJson(res, 400, { error: 'The body is not a Bot Framework activity (a JSON object with a "type").' });
       return;
     }

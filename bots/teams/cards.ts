@@ -21,6 +21,7 @@
  *   replaced by a short one saying so.
  */
 import { ACTION_IDS, approvalFallback, approvalHeadline, approvalLines, copyStillAsks, eligibilityOnView, ESCALATED_AWAY, foldSteps, formatPrincipal, PROPOSAL_ACTION_IDS, REJECT_REASON_REQUIRED, STATUS_LABELS, stepText, truncate, type ChatReply, type ChatView, type DecisionRights, type Principal, type Rendered, type RunStatus, type RunSummary, type StepStatus, type WorkflowSummary } from '../../src/chat/index.ts';
+import { TollgateError } from '../../src/chat/index.ts';
 import type { ApprovalCopy, ApprovalView } from '../../src/views/approval-view.ts';
 import type { FormField } from '../../src/views/form.ts';
 import type { ProposalView } from '../../src/views/proposal-view.ts';
@@ -518,7 +519,7 @@ export function renderTeams(view: ChatView): Rendered {
 /** A stored rendering's card (the outbox keeps `body` opaque). */
 export function cardOf(r: Rendered): AdaptiveCard {
   const card = (r.body as { card?: AdaptiveCard } | null)?.card;
-  if (!card || card.type !== 'AdaptiveCard') throw new TypeError('This rendering holds no Adaptive Card.');
+  if (!card || card.type !== 'AdaptiveCard') throw new TollgateError('TG_INTERNAL', 'This rendering holds no Adaptive Card.');
   return card;
 }
 

@@ -10,7 +10,7 @@
  * activity id, and that copy could never be updated.
  */
 import type { Activity } from 'botbuilder';
-import type { ChatPlatform, DeliveryFailure, Destination, Posted, Principal, Rendered, TeamsDirectory } from '../../src/chat/index.ts';
+import { TollgateError, type ChatPlatform, type DeliveryFailure, type Destination, type Posted, type Principal, type Rendered, type TeamsDirectory } from '../../src/chat/index.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
 import { cardOf, renderTeams } from './cards.ts';
 
@@ -72,7 +72,7 @@ export function teamsPlatform(o: { adapter: TeamsCloudAdapter; directory: () => 
       tenantId: to.tenant,
       channelData: { tenant: { id: to.tenant } },
     });
-    if (!created.id) throw Object.assign(new Error(`createConversation with ${to.user} returned no conversation id`), { statusCode: 502 });
+    if (!created.id) throw Object.assign(new TollgateError('TG_CHAT_PLATFORM_BAD_ANSWER', `createConversation with ${to.user} returned no conversation id`, { user: to.user }), { statusCode: 502 }); // classifyTeamsError reads statusCode: retried
     await o.directory().rememberPersonalConversation(to.tenant, to.user, created.id, serviceUrl);
     return { conversation: created.id, address: { serviceUrl } };
   }

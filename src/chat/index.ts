@@ -5,6 +5,7 @@
  * and no code from bots/.
  */
 import type pg from 'pg';
+import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { ModelClient } from '../model/types.ts';
 import type { WorkflowRegistry } from '../runtime/registry.ts';
@@ -61,7 +62,7 @@ export function createChat(opts: {
 }): Chat {
   const platforms = new Map<string, ChatPlatform>();
   for (const p of opts.platforms) {
-    if (platforms.has(p.name)) throw new Error(`Two chat platforms are named "${p.name}"; each platform is registered once.`);
+    if (platforms.has(p.name)) throw new TollgateError('TG_CHAT_PLATFORM_DUPLICATE', `Two chat platforms are named "${p.name}"; each platform is registered once.`);
     platforms.set(p.name, p);
   }
   const core = new ChatCore({ pool: opts.pool, runtime: opts.runtime, registry: opts.registry, platforms, log: opts.log, model: opts.model });

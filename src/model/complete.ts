@@ -13,6 +13,7 @@ import type OpenAI from 'openai';
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import { backoffDelay, pause, type Backoff } from '../common/backoff.ts';
+import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { ModelCallErrorCode } from './errors.ts';
 import type { ModelSettings } from './types.ts';
@@ -28,10 +29,10 @@ export interface Failure {
   response?: unknown;
 }
 
-/** A call that failed, with what the record and the error will say. */
-export class CallFailed extends Error {
+/** A call that failed, with what the record and the error will say; its code is the failure's own. */
+export class CallFailed extends TollgateError {
   constructor(readonly failure: Failure) {
-    super(failure.message);
+    super(failure.code, failure.message, {}, failure.cause === undefined ? undefined : { cause: failure.cause });
   }
 }
 

@@ -59,7 +59,7 @@ async function runCompensation(q: Queryable, run: RunRow, c: Compensation, paren
     }
     await startStepCompensation(q, run.id, c.idx, c.name, attempt);
     const ac = new AbortController();
-    const onShutdown = () => ac.abort(new Error('worker shutting down'));
+    const onShutdown = () => ac.abort(new TollgateError('TG_WORKER_SHUTDOWN', 'worker shutting down'));
     signal.addEventListener('abort', onShutdown, { once: true });
     const ctx: CompensationContext = {
       runId: run.id,

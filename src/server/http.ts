@@ -9,6 +9,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
+import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { pingDatabase } from '../db/queries/health.ts';
 import { sendJson, type Handler, type HttpRoutes } from '../common/http.ts';
@@ -132,7 +133,7 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; m
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(message)), ms); })]).finally(() =>
+  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new TollgateError('TG_DB_UNREACHABLE', message)), ms); })]).finally(() =>
     clearTimeout(t),
   );
 }

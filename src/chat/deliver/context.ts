@@ -3,17 +3,16 @@
  * the platforms of this process and the error for a row whose platform is not one of them.
  */
 import type pg from 'pg';
+import { TollgateError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import type { ChatPlatform } from '../platform.ts';
 
 export type DeliveryOutcome = 'posted' | 'updated' | 'unchanged' | 'deferred' | 'nothing';
 
 /** Thrown (so the job is retried) when a row names a platform this process does not have. */
-export class PlatformNotConfigured extends Error {
+export class PlatformNotConfigured extends TollgateError {
   constructor(platform: string) {
-    super(
-      `Chat platform "${platform}" is not configured in this process, so its messages wait; configure it (see docs/slack.md or docs/teams.md) and they catch up.`,
-    );
+    super('TG_CHAT_NOT_CONFIGURED', `Chat platform "${platform}" is not configured in this process, so its messages wait; configure it (see docs/slack.md or docs/teams.md) and they catch up.`, { platform });
   }
 }
 

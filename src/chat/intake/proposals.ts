@@ -66,7 +66,7 @@ export async function understand(ix: Intake, intent: Extract<DeferredIntent, { k
       return;
     }
     const def = ix.workflow(u.workflow, u.version);
-    if (!def) throw new Error(`workflow ${u.workflow} v${u.version} was understood but is not registered`); // understandRequest only names registered ones
+    if (!def) throw new TollgateError('TG_WORKFLOW_UNKNOWN', `workflow ${u.workflow} v${u.version} was understood but is not registered`); // understandRequest only names registered ones
     if (u.kind === 'missing') {
       await addReply(q, where, platform.render(missingReply(def, u)));
       await recordModelCall(q, { runId: null, stepIdx: null, actor, context: { intent: 'missing', workflow: def.name, missing: u.missing } }, u.record);
