@@ -94,7 +94,8 @@ export async function composeCore(opts: {
   const settings = modelSettings(config, project);
   const model = opts.withChat && isModelConfigured(settings) ? (await import('./model/client.ts')).createModelClient(settings, log) : undefined;
   const runtime = new Runtime({ pool, registry, log, project, tools, maxRecoveries: config.runtime.maxRecoveries, model });
-  let chat: Chat | undefined;
+  // Undefined until createChat returns: the adapters are built first and hold `core` for later.
+  let chat: Chat | undefined = undefined;
   const core = () => {
     if (!chat) throw new TollgateError('TG_INTERNAL', 'the chat layer is used before the boot built it');
     return chat.core;

@@ -202,7 +202,7 @@ export class TeamsBot {
     const version = typeof data.version === 'number' ? data.version : Number(data.version) || undefined;
     const values: Record<string, string> = {};
     for (const [k, v] of Object.entries(data)) {
-      if (k.startsWith(PARAM_INPUT_PREFIX) && v !== undefined && v !== null) values[k.slice(PARAM_INPUT_PREFIX.length)] = String(v);
+      if (k.startsWith(PARAM_INPUT_PREFIX) && v !== undefined && v !== null) values[k.slice(PARAM_INPUT_PREFIX.length)] = typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
     }
     // The run is recorded before the answer and created by the worker right after it.
     const result = await this.#core().submit({ kind: 'start', workflow, ...(version !== undefined ? { version } : {}), values, actor, where: this.#where(a, actor), key, carryOut: 'after-ack', ...noted(remember) });

@@ -61,5 +61,6 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
 
 // Run when executed directly (tsx src/cli/main.ts …, node dist/src/cli/main.js …); bin/tollgate.js calls main().
 if (process.argv[1] && /cli[\\/]main\.[jt]s$/.test(process.argv[1])) {
-  main(process.argv).then((code) => process.exit(code));
+  // Fire-and-forget at the top level: main() turns every failure into an exit code (it never rejects).
+  void main(process.argv).then((code) => process.exit(code));
 }

@@ -166,9 +166,11 @@ export class Replay {
 
   /** Claims the next index for `name` and checks it against the journal. Synchronous on purpose. */
   #claim(name: string): { idx: number; name: string; row: StepRow | undefined } {
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- Suspend and Cancelled are control-flow signals, deliberately not Errors (a workflow's `instanceof Error` handling must not take them for failures)
     if (this.stopped) throw this.stopped;
     // A journal write failed: nothing more may run on a journal that is missing a record (the
     // workflow could otherwise catch the error and act as if the earlier step had not happened).
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows the database driver's failure exactly as it was caught (typed unknown by the catch)
     if (this.journalError) throw this.journalError;
     const seen = (this.#names.get(name) ?? 0) + 1;
     this.#names.set(name, seen);
@@ -176,14 +178,16 @@ export class Replay {
     const idx = this.counter++;
     const row = this.#journal.get(idx);
     if (row && row.name !== unique) {
-      this.stopped = new NondeterminismError(this.#run.id, idx, row.name, unique);
-      throw this.stopped;
+      const nondeterminism = new NondeterminismError(this.#run.id, idx, row.name, unique);
+      this.stopped = nondeterminism;
+      throw nondeterminism;
     }
     return { idx, name: unique, row };
   }
 
   #stop(signal: Suspend | Cancelled): never {
     this.stopped = signal;
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- Suspend and Cancelled are control-flow signals, deliberately not Errors (see #claim)
     throw signal;
   }
 

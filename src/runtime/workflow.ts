@@ -56,7 +56,7 @@ export interface StepOptions {
    * Undo for this step, run (durably, retried like a step) in reverse order of completion when
    * the run fails for good or is cancelled.
    */
-  compensate?: (ctx: CompensationContext) => Promise<unknown> | unknown;
+  compensate?: (ctx: CompensationContext) => unknown; // may return a promise (awaited)
   /** Retry policy for the compensation; defaults to the step's. */
   compensateRetry?: RetryPolicy;
 }

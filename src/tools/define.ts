@@ -35,7 +35,7 @@ export interface ToolDefinition<I extends z.ZodType = z.ZodType, O extends z.Zod
   readonly effectOf?: (input: z.infer<I>) => ToolEffect;
   readonly handler: (input: z.infer<I>, ctx: ToolContext) => Promise<z.input<O>> | z.input<O>;
   /** Undo of one call, given its recorded output; used when the caller asks for compensation. */
-  readonly compensate?: (output: z.infer<O>, ctx: ToolContext) => Promise<unknown> | unknown;
+  readonly compensate?: (output: z.infer<O>, ctx: ToolContext) => unknown; // may return a promise (awaited)
 }
 
 const NAME = /^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*$/;

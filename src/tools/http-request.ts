@@ -263,7 +263,7 @@ function send(
       signal: opts.signal,
     });
     let settled = false;
-    const fail = (e: unknown) => {
+    const fail = (e: Error) => {
       if (settled) return;
       settled = true;
       reject(e);

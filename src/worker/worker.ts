@@ -68,7 +68,9 @@ export interface WorkerHandle {
 export const RESTART_BACKOFF: Backoff = { firstMs: 1000, maxMs: 10_000 };
 
 export function graphileLogger(log: Logger): GraphileLogger {
-  return new GraphileLogger((scope) => (level, message, meta) => {
+  return new GraphileLogger((scope) => (logLevel, message, meta) => {
+    // LogLevel is a `const enum` in @graphile/logger (no runtime object to import): compare its string values.
+    const level: string = logLevel;
     const fields = { ...scope, ...(meta ?? {}) };
     const l = log.child({ component: 'graphile-worker' });
     if (level === 'error') l.error(fields, message);
@@ -168,7 +170,8 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
     throw e;
   }
   // Read through `runner` (the supervised one, or the first before supervision starts).
-  let supervision: Supervision<LaunchedRunner> | undefined;
+  // Explicitly undefined until superviseRunner returns: the first heartbeat below reads it before then.
+  let supervision: Supervision<LaunchedRunner> | undefined = undefined;
   const runner = () => (supervision ? supervision.current() : first);
   const heartbeat = startHeartbeat(opts, utils, () => runner()?.lockIds ?? []);
   await heartbeat.beat().catch((e: unknown) => log.warn({ err: e }, 'first worker heartbeat failed'));

@@ -52,7 +52,8 @@ export async function startSlackHarness(
   const operators = opts.operators ?? opts.project?.operators ?? [];
   const project = { ...(opts.project ?? EMPTY_PROJECT_CONFIG), operators };
   const runtime = new Runtime({ pool: db.pool, registry, log, inlineWaitMaxMs: 200, project });
-  let chat: Chat | undefined;
+  // Undefined until createChat returns: the adapter is built first and holds `core` for later.
+  let chat: Chat | undefined = undefined;
   const slack = createSlackAdapter({
     config: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN, appToken: opts.appToken, apiUrl: fake.apiUrl },
     core: () => chat!.core,

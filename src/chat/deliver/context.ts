@@ -35,7 +35,7 @@ export function deliveryContext(opts: { pool: pg.Pool; platforms: ReadonlyMap<st
     platforms,
     log: opts.log.child({ component: 'chat-deliver' }),
     names: new Set(platforms.keys()),
-    withHome: new Set([...platforms.values()].filter((p) => p.publishHome).map((p) => p.name)),
+    withHome: new Set([...platforms.values()].filter((p) => p.publishHome !== undefined).map((p) => p.name)),
     reminderLeadMs: opts.reminderLeadMs ?? 3_600_000,
   };
 }
