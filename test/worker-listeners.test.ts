@@ -115,7 +115,7 @@ it('`tollgate worker` prints no MaxListenersExceededWarning among its logs while
   try {
     await poll(() => output.includes('worker started'), { message: '`tollgate worker` to start', detail: () => output.slice(-3000), timeoutMs: 60_000 });
     // `demo` with a sleep and two retry waits per run: 60 waits in all, at WORKER_CONCURRENCY's default.
-    const runtime = (await createTestRuntime(db, [demo as unknown as WorkflowDefinition], { worker: false })).runtime;
+    const runtime = (await createTestRuntime(db, [demo], { worker: false })).runtime;
     const runs = await Promise.all(
       Array.from({ length: 20 }, () => runtime.startRun({ workflow: 'demo', input: { sleepMs: 20, failAt: 'transform', failTimes: 2 } })),
     );
