@@ -8,6 +8,8 @@
  * compiled (dist/bots: index.js), in name order so the boot is the same on every machine.
  */
 import { readdirSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { TollgateError, type AdapterContext, type ChatAdapter, type ChatPlatformEntry } from '../src/chat/index.ts';
 
 export type { AdapterContext } from '../src/chat/index.ts';
@@ -16,9 +18,9 @@ export type { AdapterContext } from '../src/chat/index.ts';
 const INDEX = `index${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`;
 const HERE = new URL('./', import.meta.url);
 
-function platformFolders(): string[] {
-  return readdirSync(HERE, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && isFile(new URL(`${d.name}/${INDEX}`, HERE)))
+function platformFolders(dir: URL): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && isFile(new URL(`${d.name}/${INDEX}`, dir)))
     .map((d) => d.name)
     .sort();
 }
@@ -31,19 +33,25 @@ function isFile(u: URL): boolean {
   }
 }
 
-async function loadPlatforms(): Promise<ChatPlatformEntry[]> {
+/**
+ * The platform of each folder in `dir` (a directory URL ending in `/`) that holds an index, in name
+ * order. The boot reads this file's own directory; a test reads one it wrote, to show that a new
+ * folder is all a new platform takes.
+ */
+export async function loadChatPlatforms(dir: URL): Promise<ChatPlatformEntry[]> {
+  const where = basename(fileURLToPath(dir));
   const entries: ChatPlatformEntry[] = [];
-  for (const folder of platformFolders()) {
-    const mod = (await import(new URL(`${folder}/${INDEX}`, HERE).href)) as { chatPlatform?: ChatPlatformEntry };
+  for (const folder of platformFolders(dir)) {
+    const mod = (await import(new URL(`${folder}/${INDEX}`, dir).href)) as { chatPlatform?: ChatPlatformEntry };
     if (!mod.chatPlatform) {
-      throw new TollgateError('TG_CONFIG_INVALID', `bots/${folder}/${INDEX} exports no chatPlatform; every folder under bots/ is a chat platform and must.`);
+      throw new TollgateError('TG_CONFIG_INVALID', `${where}/${folder}/${INDEX} exports no chatPlatform; every folder under ${where}/ is a chat platform and must.`);
     }
     entries.push(mod.chatPlatform);
   }
   return entries;
 }
 
-const PLATFORMS = await loadPlatforms();
+const PLATFORMS = await loadChatPlatforms(HERE);
 
 export function createChatAdapters(ctx: AdapterContext): ChatAdapter[] {
   return PLATFORMS.map((p) => p.create(ctx)).filter((a): a is ChatAdapter => a !== undefined);

@@ -1,15 +1,23 @@
 /**
- * The chat layer with a third platform: an in-memory `ChatPlatform` (test/fakes/chat-memory.ts)
- * registered beside nothing else, on the real database and a real worker. A run started through it
- * gets its run message, approval copies (thread and DMs), live tallies and updates; nothing in the
- * core knows the platform exists.
+ * The chat layer with a third platform: an in-memory `ChatPlatform` (test/fakes/chat-memory.ts),
+ * added the way a developer adds one (a folder holding an index that exports `chatPlatform`,
+ * written to a temporary directory and found there by bots/index.ts `loadChatPlatforms`), composed
+ * as src/app.ts composeCore does, beside nothing else, on the real database and a real worker. A
+ * run started through it gets its run message, approval copies (thread and DMs), live tallies and
+ * updates; nothing in the core knows the platform exists.
  */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { loadChatPlatforms } from '../bots/index.ts';
 import { taskList } from '../jobs/index.ts';
-import { createChat, type Chat } from '../src/chat/index.ts';
+import { createChat, type Chat, type ChatAdapter, type ChatPlatformEntry } from '../src/chat/index.ts';
 import type { Where } from '../src/chat/outbox.ts';
 import { parseCommand } from '../src/intents/command.ts';
+import { loadConfig } from '../src/config/config.ts';
 import type { Principal } from '../src/common/principals.ts';
 import { parseProjectConfig } from '../src/config/project-config.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
@@ -18,7 +26,7 @@ import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow
 import type { ApprovalView } from '../src/views/approval-view.ts';
 import type { RunView } from '../src/views/run-view.ts';
 import { newProcessId, startWorker, type WorkerHandle } from '../src/worker/worker.ts';
-import { memoryPlatform, type MemoryMessage, type MemoryPlatform } from './fakes/chat-memory.ts';
+import type { MemoryMessage, MemoryPlatform } from './fakes/chat-memory.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { waitForRun } from './helpers/runtime.ts';
@@ -54,9 +62,34 @@ const steps = defineWorkflow({
   },
 });
 
+/** What a developer adding the memory platform writes: one folder, holding an index that exports `chatPlatform`. */
+const MEMORY_INDEX = `import type { ChatPlatformEntry } from '${new URL('../src/chat/index.ts', import.meta.url).href}';
+import { memoryPlatform } from '${new URL('./fakes/chat-memory.ts', import.meta.url).href}';
+
+export const chatPlatform: ChatPlatformEntry = {
+  name: 'memory',
+  create: () => ({ platform: memoryPlatform(), mount: () => {}, start: async () => {}, stop: async () => {} }),
+  unconfigured: { status: 503, path: '/memory/events', message: 'The memory platform needs no settings.' },
+};
+`;
+
+const dirs: string[] = [];
+/** A fresh directory of platform folders, each `{ folder: its index.ts }`, as a directory URL for `loadChatPlatforms`. */
+function platformsDir(folders: Record<string, string>): URL {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-platforms-'));
+  dirs.push(dir);
+  for (const [folder, index] of Object.entries(folders)) {
+    mkdirSync(path.join(dir, folder));
+    writeFileSync(path.join(dir, folder, 'index.ts'), index);
+  }
+  return pathToFileURL(`${dir}/`);
+}
+
 let db: TestDb;
 let runtime: Runtime;
 let chat: Chat;
+let found: ChatPlatformEntry[];
+let adapters: ChatAdapter[];
 let mem: MemoryPlatform;
 let worker: WorkerHandle;
 
@@ -65,14 +98,18 @@ beforeAll(async () => {
   const log = testLogger();
   const registry = new WorkflowRegistry().register(...([twoOfThree, steps] as unknown as WorkflowDefinition[]));
   runtime = new Runtime({ pool: db.pool, registry, log, project, inlineWaitMaxMs: 200 });
-  mem = memoryPlatform();
-  chat = createChat({ pool: db.pool, runtime, registry, log, platforms: [mem] });
+  // As src/app.ts composeCore does: each found platform's adapter, and the chat layer over their platforms.
+  found = await loadChatPlatforms(platformsDir({ memory: MEMORY_INDEX }));
+  adapters = found.map((p) => p.create({ config: loadConfig({}), core: () => chat.core, log })).filter((a): a is ChatAdapter => a !== undefined);
+  chat = createChat({ pool: db.pool, runtime, registry, log, platforms: adapters.map((a) => a.platform) });
+  mem = adapters[0]?.platform as MemoryPlatform; // the folder's index built it with memoryPlatform()
   const processId = newProcessId();
   worker = await startWorker({ pool: db.pool, log, tasks: taskList({ runtime, processId, chat: chat.deliverer, intents: chat.core }), concurrency: 4, pollIntervalMs: 100, deadAfterMs: 3000, processId });
 });
 afterAll(async () => {
   await worker?.stop();
   await db?.close();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 const room = (name: string): Where => ({ platform: 'memory', tenant: 'W1', conversation: name, thread: null });
@@ -97,6 +134,25 @@ function copies(conversation: string): MemoryMessage[] {
 }
 
 describe('a third, in-memory chat platform', () => {
+  it('is a new folder and nothing else: loadChatPlatforms finds it, its adapter is built, and a run started from it gets its message through the outbox', async () => {
+    expect(found.map((p) => p.name)).toEqual(['memory']);
+    expect(adapters.map((a) => a.platform.name)).toEqual(['memory']);
+    const runId = await start('run steps n=1', 'room-0');
+    await waitForRun(runtime, runId, 'succeeded');
+    const runMsg = await poll(() => mem.messagesIn('room-0').find((m) => runOf(m)?.status === 'succeeded'), { message: 'the run message, posted to the platform' });
+    expect(runOf(runMsg)?.runId).toBe(runId);
+    expect(mem.calls.some((c) => c.op === 'post' && c.conversation === 'room-0')).toBe(true);
+  });
+
+  it('refuses a folder whose index exports no chatPlatform, with what to do', async () => {
+    const dir = platformsDir({ memory: MEMORY_INDEX, plain: 'export const platform = {};\n' });
+    const where = path.basename(fileURLToPath(dir));
+    await expect(loadChatPlatforms(dir)).rejects.toMatchObject({
+      code: 'TG_CONFIG_INVALID',
+      message: `${where}/plain/index.ts exports no chatPlatform; every folder under ${where}/ is a chat platform and must.`,
+    });
+  });
+
   it('a run started through it gets its run message, approval copies in the thread and in each DM, and every update, with the live tally on every copy', async () => {
     const runId = await start('run two-of-three', 'room-1');
     await waitForRun(runtime, runId, 'waiting');
