@@ -50,7 +50,17 @@ export interface App {
   readonly adapters: readonly ChatAdapter[];
   /** The chat layer over them: intents in, the outbox out. */
   readonly chat: Chat;
+  /**
+   * Graceful: the HTTP door shuts at once (/readyz 503, new connections refused, idle ones closed)
+   * while requests in flight finish, and the worker stops taking jobs while running steps finish
+   * (or are suspended once their signal aborts); then the pool and the embedded database close.
+   */
   stop(): Promise<void>;
+  /**
+   * The shutdown deadline (src/cli/commands/serve.ts): every HTTP connection closed now, and the
+   * worker's jobs given back for the next worker. The process exits right after.
+   */
+  abandon(): Promise<void>;
 }
 
 /** The built-in workflows (configured by the project) and the project's own. */
@@ -134,6 +144,7 @@ export async function startTaskWorker(opts: {
     concurrency: config.worker.concurrency,
     pollIntervalMs: config.worker.pollIntervalMs,
     deadAfterMs: config.worker.deadAfterMs,
+    abortStepsAfterMs: Math.floor(config.shutdownTimeoutMs / 2),
     processId,
     crontab: crontab({ retentionDays: opts.project.retention.days }),
     ...(opts.replaces ? { replaces: opts.replaces } : {}),
@@ -167,7 +178,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
   // migrated and the configuration held here already, so the thread does neither.
   const threadStarting =
     mode === 'all' && config.worker.thread
-      ? import('./worker/thread-host.ts').then(({ startWorkerThread }) => startWorkerThread({ config, log, db: { url: db.url, auditKey: db.auditKey } }))
+      ? import('./worker/thread-host.ts').then(({ startWorkerThread }) => startWorkerThread({ config, log, db: { url: db.url, auditKey: db.auditKey }, pool: db.pool }))
       : undefined;
   threadStarting?.catch(() => {}); // awaited below, or stopped on the way out if something else fails first
   try {
@@ -181,6 +192,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       const { createHttpServer, sendJson } = await import('./server/http.ts');
       http = createHttpServer({
         log,
+        limits: config.http,
         checks: {
           pool: db.pool,
           workerRunning: runsWorker ? () => worker?.isRunning() ?? false : undefined,
@@ -231,13 +243,21 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     chat,
     stop: () =>
       (stopping ??= (async () => {
-        for (const a of adapters) await a.stop().catch((e: unknown) => log.warn({ err: e, platform: a.platform.name }, 'chat platform stop'));
+        const door = http?.close(); // first, synchronously: /readyz answers 503 from now on
         webConsole?.close(); // its live streams would keep the server from closing
-        await http?.close();
-        await worker?.stop();
+        // The door drains and the worker stops side by side: the shutdown timeout is for both.
+        await Promise.all([
+          door,
+          worker?.stop(),
+          ...adapters.map((a) => a.stop().catch((e: unknown) => log.warn({ err: e, platform: a.platform.name }, 'chat platform stop'))),
+        ]);
         await configHold.stop();
         await db.close();
       })()),
+    abandon: async () => {
+      http?.closeAllConnections();
+      await worker?.abandon();
+    },
   };
 }
 
@@ -251,6 +271,7 @@ async function serveWorkerMetrics(opts: { config: Config; log: Logger; pool: pg.
   const { createHttpServer } = await import('./server/http.ts');
   const http = createHttpServer({
     log,
+    limits: config.http,
     checks: { pool: opts.pool, workerRunning: () => running?.isRunning() ?? false, workerProblem: () => running?.whyNotRunning() ?? 'worker starting' },
   });
   const addr = await http.listen(opts.port, config.host);

@@ -29,7 +29,7 @@ import type { ChatView } from '../../src/chat/platform.ts';
 import { notice, type ChatReply } from '../../src/chat/replies.ts';
 import type { Logger } from '../../src/common/log.ts';
 import type { Principal } from '../../src/common/principals.ts';
-import { readBody, sendJson } from '../../src/server/http.ts';
+import { readBody, requestIdOf, sendJson } from '../../src/server/http.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
 import { PARAM_INPUT_PREFIX, renderForViewer, REASON_REQUIRED_MESSAGE, reasonInputId, VERBS, type AdaptiveCard } from './cards.ts';
 import { rememberTenant, rememberUser } from './directory.ts';
@@ -62,8 +62,9 @@ export class TeamsBot {
   /** The HTTP handler of `POST /api/messages`. */
   readonly handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     let activity: TeamsActivity;
+    const body = await readBody(req); // over the limit: 413, answered by the server
     try {
-      const parsed: unknown = JSON.parse((await readBody(req)).toString('utf8'));
+      const parsed: unknown = JSON.parse(body.toString('utf8'));
       if (!parsed || typeof parsed !== 'object' || typeof (parsed as { type?: unknown }).type !== 'string') throw new Error('no activity type');
       activity = parsed as TeamsActivity;
     } catch {
@@ -75,8 +76,9 @@ export class TeamsBot {
     } catch (e) {
       // botbuilder throws AuthenticationError for some failures and plain JWT errors for others
       // (forged signature, alg none, nbf in the future): all of them are 401.
-      this.#log.warn({ err: (e as Error).message, serviceUrl: activity.serviceUrl }, 'refused a Teams request whose token did not verify');
-      sendJson(res, 401, { error: `Unauthorized: ${(e as Error).message}` });
+      // The reason (an unreachable key endpoint, a bad signature) is for the log only, under the request id.
+      this.#log.warn({ err: (e as Error).message, serviceUrl: activity.serviceUrl, requestId: requestIdOf(res) }, 'refused a Teams request whose token did not verify');
+      sendJson(res, 401, { error: 'Unauthorized: the request could not be authenticated.' });
       return;
     }
     const answer = await this.#activity(activity);

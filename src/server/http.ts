@@ -5,14 +5,21 @@
  *
  * A route is an exact `METHOD path`, or a path with `:name` segments (`/console/runs/:id`), each
  * matching one non-empty segment, handed to the handler decoded as `params.name`. Exact routes win.
+ *
+ * Every response carries an `X-Request-Id` (`req_…`), and every JSON error body its `requestId`:
+ * a refusal says a fixed sentence, and the detail goes to the log under that id. Timeouts, the
+ * connection budget and shutting down are the door's (src/server/door.ts).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
+import { TollgateError } from '../common/errors.ts';
+import { newId } from '../common/ids.ts';
 import type { Logger } from '../common/log.ts';
 import { pingDatabase } from '../db/queries/health.ts';
 import type { Handler } from './handler.ts';
 import { metricsHandler, type MetricsOptions } from './metrics.ts';
+import { DEFAULT_HTTP_LIMITS, guardDoor, serverOptions, type HttpLimits } from './door.ts';
 
 export type { Handler } from './handler.ts';
 
@@ -45,7 +52,14 @@ function matchSegments(segments: readonly string[], path: string): Record<string
 export interface HttpServer {
   mount(method: string, path: string, handler: Handler): void;
   listen(port: number, host: string): Promise<AddressInfo>;
+  /**
+   * Shuts the door: /readyz answers 503 from now on, new connections are refused, idle ones
+   * closed, requests in flight finish (their answers close their connections). Resolves once
+   * every connection has ended.
+   */
   close(): Promise<void>;
+  /** Ends every connection now, mid-request or not (the shutdown deadline). */
+  closeAllConnections(): void;
   readonly server: http.Server;
 }
 
@@ -57,13 +71,17 @@ export interface ReadinessChecks {
   workerProblem?: () => string | undefined;
 }
 
-export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; metrics?: MetricsOptions }): HttpServer {
+export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; metrics?: MetricsOptions; limits?: HttpLimits }): HttpServer {
   const routes = new Map<string, Handler>();
   const patterns: PatternRoute[] = [];
   const { log, checks } = opts;
+  const limits = opts.limits ?? DEFAULT_HTTP_LIMITS;
+  let shutting = false;
 
   routes.set('GET /healthz', (_req, res) => sendJson(res, 200, { ok: true }));
   routes.set('GET /readyz', async (_req, res) => {
+    // A process shutting down says so at once, so a load balancer stops sending it requests.
+    if (shutting) return sendJson(res, 503, { ok: false, reasons: ['shutting down'] });
     const problems: string[] = [];
     try {
       await withTimeout(pingDatabase(checks.pool), 2000, 'database did not answer within 2 s');
@@ -76,8 +94,15 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; m
   });
   routes.set('GET /metrics', metricsHandler(checks.pool, opts.metrics));
 
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(serverOptions(limits), (req, res) => {
+    const requestId = newId('req');
+    res.setHeader('x-request-id', requestId);
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (door.overBudget(req.socket) && !(req.method === 'GET' && door.healthPaths.has(path))) {
+      res.setHeader('retry-after', '1');
+      sendJson(res, 503, { error: 'Tollgate is serving as many connections as it may; try again shortly.' });
+      return;
+    }
     let handler = routes.get(`${req.method} ${path}`);
     let params: Record<string, string> = {};
     for (const p of handler ? [] : patterns) {
@@ -103,12 +128,18 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; m
     Promise.resolve()
       .then(() => handler(req, res, params))
       .catch((e: unknown) => {
-        log.error({ err: e, path }, 'request handler failed');
-        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+        if (isBodyTooLarge(e)) {
+          log.warn({ path, requestId, err: (e as Error).message }, 'refused a request body over the size limit');
+          if (!res.headersSent) sendJson(res, 413, { error: 'The request body is too large.' });
+          else res.end();
+          return;
+        }
+        log.error({ err: e, path, requestId }, 'request handler failed');
+        if (!res.headersSent) sendJson(res, 500, { error: 'Internal error.' });
         else res.end();
       });
   });
-  server.keepAliveTimeout = 65_000;
+  const door = guardDoor(server, limits);
 
   return {
     server,
@@ -124,28 +155,65 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; m
           resolve(server.address() as AddressInfo);
         });
       }),
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      }),
+    close: () => {
+      shutting = true;
+      return door.drain();
+    },
+    closeAllConnections: () => door.closeAll(),
   };
 }
 
-export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
-  res.end(JSON.stringify(body));
+/** The request id of a response of this server (its `X-Request-Id`), for log lines and refusal bodies. */
+export function requestIdOf(res: http.ServerResponse): string | undefined {
+  const id = res.getHeader('x-request-id');
+  return typeof id === 'string' ? id : undefined;
 }
 
-export async function readBody(req: http.IncomingMessage, limit = 1_000_000): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw Object.assign(new Error(`request body over ${limit} bytes`), { status: 413 });
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+/** Sends JSON; an error body (status 400 and above, an object) also carries the request id. */
+export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  const requestId = requestIdOf(res);
+  const sent = status >= 400 && requestId && body && typeof body === 'object' && !Array.isArray(body) ? { ...body, requestId } : body;
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+  res.end(JSON.stringify(sent));
+}
+
+function isBodyTooLarge(e: unknown): boolean {
+  return e instanceof TollgateError && e.code === 'TG_HTTP_BODY_TOO_LARGE';
+}
+
+/**
+ * The request's body, up to `limit` bytes. Over it (declared or counted), reading stops where it
+ * is and TG_HTTP_BODY_TOO_LARGE is thrown: the server answers 413 and, the body being unread, closes
+ * the connection (src/server/door.ts). The rest is never read, nor the socket destroyed before the
+ * answer is out.
+ */
+export function readBody(req: http.IncomingMessage, limit = 1_000_000): Promise<Buffer> {
+  const tooLarge = () => new TollgateError('TG_HTTP_BODY_TOO_LARGE', `The request body is over ${limit} bytes.`, { limit });
+  return new Promise((resolve, reject) => {
+    if (Number(req.headers['content-length']) > limit) return reject(tooLarge());
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = () => {
+      req.off('data', onData).off('end', onEnd).off('error', onError).off('aborted', onAborted);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) return void chunks.push(chunk);
+      done();
+      req.pause();
+      reject(tooLarge());
+    };
+    const onEnd = () => {
+      done();
+      resolve(Buffer.concat(chunks));
+    };
+    const onError = (e: Error) => {
+      done();
+      reject(e);
+    };
+    const onAborted = () => onError(new Error('the client closed the connection before its request body was complete'));
+    req.on('data', onData).on('end', onEnd).on('error', onError).on('aborted', onAborted);
+  });
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
