@@ -103,9 +103,9 @@ describe('the HTTP door of tollgate start', () => {
         return request(path, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
       }),
     );
+    await poll(async () => (await app.openConnections()) === 0, { message: 'the refused connections to be closed', timeoutMs: 1000, intervalMs: 50 });
     expect(answers.map((a) => a.status)).toEqual(answers.map((_, i) => (i % 3 === 2 ? 403 : 413)));
     expect(answers.every((a) => a.headers.connection === 'close')).toBe(true);
-    await poll(async () => (await app.openConnections()) === 0, { message: 'the refused connections to be closed', timeoutMs: 1000, intervalMs: 50 });
   });
 
   it('200 slow-header clients are cut off by the headers timeout while /healthz answers within a second', async () => {
