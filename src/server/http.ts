@@ -6,7 +6,7 @@
  * A route is an exact `METHOD path`, or a path with `:name` segments (`/console/runs/:id`), each
  * matching one non-empty segment, handed to the handler decoded as `params.name`. Exact routes win.
  *
- * Every response carries an `X-Request-Id` (`req_…`), and every JSON error body its `requestId`:
+ * Every response carries an `X-Request-Id` (`req_…`), and every JSON error body (`{ error }`) its `requestId`:
  * a refusal says a fixed sentence, and the detail goes to the log under that id. Timeouts, the
  * connection budget and shutting down are the door's (src/server/door.ts).
  */
@@ -169,10 +169,11 @@ export function requestIdOf(res: http.ServerResponse): string | undefined {
   return typeof id === 'string' ? id : undefined;
 }
 
-/** Sends JSON; an error body (status 400 and above, an object) also carries the request id. */
+/** Sends JSON; an error body (status 400 and above, an object with an `error`) also carries the request id. */
 export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   const requestId = requestIdOf(res);
-  const sent = status >= 400 && requestId && body && typeof body === 'object' && !Array.isArray(body) ? { ...body, requestId } : body;
+  const refusal = status >= 400 && requestId !== undefined && typeof body === 'object' && body !== null && 'error' in body;
+  const sent = refusal ? { ...body, requestId } : body;
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
   res.end(JSON.stringify(sent));
 }
