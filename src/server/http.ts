@@ -134,6 +134,11 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; m
           else res.end();
           return;
         }
+        if (res.destroyed) {
+          // The client went away (or the door cut it off) mid-request: there is no one to answer.
+          log.warn({ err: (e as Error).message, path, requestId }, 'a request ended before its answer');
+          return;
+        }
         log.error({ err: e, path, requestId }, 'request handler failed');
         if (!res.headersSent) sendJson(res, 500, { error: 'Internal error.' });
         else res.end();
