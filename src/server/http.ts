@@ -127,22 +127,7 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; m
     }
     Promise.resolve()
       .then(() => handler(req, res, params))
-      .catch((e: unknown) => {
-        if (isBodyTooLarge(e)) {
-          log.warn({ path, requestId, err: (e as Error).message }, 'refused a request body over the size limit');
-          if (!res.headersSent) sendJson(res, 413, { error: 'The request body is too large.' });
-          else res.end();
-          return;
-        }
-        if (res.destroyed) {
-          // The client went away (or the door cut it off) mid-request: there is no one to answer.
-          log.warn({ err: (e as Error).message, path, requestId }, 'a request ended before its answer');
-          return;
-        }
-        log.error({ err: e, path, requestId }, 'request handler failed');
-        if (!res.headersSent) sendJson(res, 500, { error: 'Internal error.' });
-        else res.end();
-      });
+      .catch((e: unknown) => answerFailure(log, res, e, { path, requestId }));
   });
   const door = guardDoor(server, limits);
 
@@ -166,6 +151,24 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; m
     },
     closeAllConnections: () => door.closeAll(),
   };
+}
+
+/** A route threw: 413 for a body over its limit, 500 otherwise, the detail logged under the request id. */
+function answerFailure(log: Logger, res: http.ServerResponse, e: unknown, where: { path: string; requestId: string }): void {
+  if (isBodyTooLarge(e)) {
+    log.warn({ ...where, err: (e as Error).message }, 'refused a request body over the size limit');
+    if (!res.headersSent) sendJson(res, 413, { error: 'The request body is too large.' });
+    else res.end();
+    return;
+  }
+  if (res.destroyed) {
+    // The client went away (or the door cut it off) mid-request: there is no one to answer.
+    log.warn({ ...where, err: (e as Error).message }, 'a request ended before its answer');
+    return;
+  }
+  log.error({ ...where, err: e }, 'request handler failed');
+  if (!res.headersSent) sendJson(res, 500, { error: 'Internal error.' });
+  else res.end();
 }
 
 /** The request id of a response of this server (its `X-Request-Id`), for log lines and refusal bodies. */
