@@ -48,8 +48,9 @@ afterAll(async () => {
   await db?.close();
 });
 
-async function start(): Promise<AppProcess> {
+async function start(env: Record<string, string> = {}): Promise<AppProcess> {
   const app = await startAppProcess({
+    ...env,
     DATABASE_URL: db.url,
     TOLLGATE_CONFIG: PROJECT,
     SLACK_SIGNING_SECRET: SIGNING_SECRET,
@@ -143,10 +144,11 @@ describe('SIGTERM to tollgate start', () => {
     expect(await lockedJobs()).toBe(0);
   }, 180_000);
 
-  it('with 50 idle keep-alive connections and a run mid-step: exits within the timeout, and the run resumes on the next start at once', async () => {
+  // The worker in its thread (the default), and on the main thread.
+  it.each(['on', 'off'])('with 50 idle keep-alive connections and a run mid-step (worker thread %s): exits within the timeout, and the run resumes on the next start at once', async (thread) => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tollgate-shutdown-'));
     try {
-      const first = await start();
+      const first = await start({ TOLLGATE_WORKER_THREAD: thread });
       const run = await runtime.startRun({ workflow: 'held', input: { dir } });
       await poll(() => fs.access(path.join(dir, 'holding-1')).then(() => true), { message: 'the step to be running', detail: () => first.output().slice(-4000) });
 
