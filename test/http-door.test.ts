@@ -17,6 +17,7 @@ import { createTestDb, type TestDb } from './helpers/db.ts';
 import { poll, holdsFor } from './helpers/poll.ts';
 
 const HEADERS_TIMEOUT_MS = 2000;
+const REQUEST_TIMEOUT_MS = 4000;
 const MAX_CONNECTIONS = 250;
 const SIGNING_SECRET = 'door-signing-secret-1234';
 
@@ -39,7 +40,7 @@ beforeAll(async () => {
     ...Object.fromEntries(Object.entries(teams).map(([k, v]) => [k, String(v)])),
     ...identity.env(),
     TOLLGATE_HTTP_HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS),
-    TOLLGATE_HTTP_REQUEST_TIMEOUT_MS: '4000',
+    TOLLGATE_HTTP_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
     TOLLGATE_HTTP_MAX_CONNECTIONS: String(MAX_CONNECTIONS),
   });
 }, 120_000);
@@ -138,6 +139,20 @@ describe('the HTTP door of tollgate start', () => {
       for (const s of slow) s.destroy();
     }
   }, 60_000);
+
+  it('a client that trickles its body is cut off by the request timeout', async () => {
+    const s = await rawSocket(`POST /api/messages HTTP/1.1\r\nHost: tollgate\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{`);
+    const drip = setInterval(() => s.write(' '), 300);
+    try {
+      const openedAt = Date.now();
+      const answer = await s.ended;
+      expect(answer).toMatch(/^HTTP\/1\.1 408/);
+      expect(Date.now() - openedAt).toBeLessThan(REQUEST_TIMEOUT_MS + 5000);
+    } finally {
+      clearInterval(drip);
+      s.destroy();
+    }
+  }, 30_000);
 
   it('beyond the connection budget new connections are refused at once, while /healthz and /readyz still answer', async () => {
     await poll(async () => (await app.openConnections()) === 0, { message: 'no connection open before the flood' });

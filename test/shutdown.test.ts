@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -79,6 +80,18 @@ async function clickDurable(approvalId: string, user: string, decisionOnly = fal
   );
   const r = rows[0];
   return Boolean(r?.decided || (!decisionOnly && r?.queued));
+}
+
+/** Does a new connection to `port` get refused? */
+function refusesConnections(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
+  });
 }
 
 /** Sends one signed click; resolves with its status, or 0 when the connection was refused or cut. */
@@ -167,10 +180,29 @@ describe('SIGTERM to tollgate start', () => {
       );
       expect(await first.openConnections()).toBe(50);
 
+
+      // A probe half-way through its request when the signal comes.
+      const probe = net.connect(first.port, '127.0.0.1');
+      let probeAnswer = '';
+      probe.on('data', (d: Buffer) => (probeAnswer += d.toString()));
+      const probeEnded = new Promise<void>((r) => probe.once('close', () => r()));
+      await new Promise<void>((r) => probe.once('connect', () => r()));
+      probe.write('GET /readyz HTTP/1.1\r\nHost: tollgate\r\n');
+      await poll(async () => (await first.openConnections()) === 51, { message: 'the probe to be inside' });
+
       const signalledAt = Date.now();
       first.kill('SIGTERM');
       // The idle connections are closed at once, long before the exit.
       await poll(() => closedSockets === 50, { message: 'the idle keep-alive connections to be closed', timeoutMs: SHUTDOWN_TIMEOUT_MS / 2 });
+      // New connections are refused while the process is still finishing.
+      await poll(() => refusesConnections(first.port), { message: 'new connections to be refused', timeoutMs: 1000 });
+      expect(first.child.exitCode).toBeNull();
+      // The probe in flight learns that this process is going away, and its connection closes.
+      probe.write('\r\n');
+      await probeEnded;
+      expect(probeAnswer).toMatch(/^HTTP\/1\.1 503/);
+      expect(probeAnswer).toMatch(/connection: close/i);
+      expect(probeAnswer).toContain('shutting down');
       const exit = await first.exited;
       agent.destroy();
       expect(exit.at - signalledAt).toBeLessThan(SHUTDOWN_TIMEOUT_MS + EXIT_MARGIN_MS);
