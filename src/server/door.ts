@@ -39,26 +39,23 @@ export const HEALTH_RESERVE = 16;
 export const RESERVE_WAIT_MS = 1000;
 const HEALTH_PATHS = new Set(['/healthz', '/readyz']);
 
+/** Servers whose door is shutting (their responses close their connections). */
+const shutting = new WeakSet<http.Server>();
+/** Connections let in over the budget: one answer each, then closed. */
+const overBudget = new WeakSet<net.Socket>();
+
 /**
  * Every response of the server: `Connection: close` when its request's body has not all been read,
- * or the door is shutting. Set in writeHead, which every way of answering goes through
- * (res.end() without it calls it too).
+ * the door is shutting, or the connection was let in over the budget. Set in writeHead, which
+ * every way of answering goes through (res.end() without it calls it too).
  */
 export class DoorResponse extends http.ServerResponse<http.IncomingMessage> {
   override writeHead(statusCode: number, ...rest: unknown[]): this {
-    const server = this.req.socket?.server as http.Server | undefined;
-    if (!this.headersSent && (!this.req.complete || (server && shutting.has(server)))) this.setHeader('connection', 'close');
+    const socket = this.req.socket as (net.Socket & { server?: net.Server }) | null;
+    const server = socket?.server as http.Server | undefined;
+    const close = !this.req.complete || (server !== undefined && shutting.has(server)) || (socket !== null && overBudget.has(socket));
+    if (close && !this.headersSent) this.setHeader('connection', 'close');
     return (super.writeHead as (code: number, ...more: unknown[]) => this)(statusCode, ...rest);
-  }
-}
-
-/** Servers whose door is shutting (their responses close their connections). */
-const shutting = new WeakSet<http.Server>();
-
-declare module 'node:net' {
-  interface Socket {
-    /** The server that accepted this socket (Node sets it; typed here for DoorResponse). */
-    server?: net.Server;
   }
 }
 
@@ -88,13 +85,12 @@ export function serverOptions(limits: HttpLimits): http.ServerOptions {
 /** Puts the budget on `server` (created with serverOptions(limits)). */
 export function guardDoor(server: http.Server, limits: HttpLimits): Door {
   let open = 0;
-  const over = new WeakSet<net.Socket>();
   server.maxConnections = limits.maxConnections + HEALTH_RESERVE;
   server.on('connection', (socket: net.Socket) => {
     open++;
     socket.once('close', () => open--);
     if (open <= limits.maxConnections) return;
-    over.add(socket);
+    overBudget.add(socket);
     // A probe sends its request at once; a flood's idle socket must not keep the reserve.
     const timer = setTimeout(() => socket.destroy(), RESERVE_WAIT_MS);
     timer.unref();
@@ -103,7 +99,7 @@ export function guardDoor(server: http.Server, limits: HttpLimits): Door {
   });
   let drained: Promise<void> | undefined;
   return {
-    overBudget: (socket) => over.has(socket),
+    overBudget: (socket) => overBudget.has(socket),
     healthPaths: HEALTH_PATHS,
     open: () => open,
     drain: () =>
