@@ -223,4 +223,25 @@ describe('SIGTERM to tollgate start', () => {
       await fs.rm(dir, { recursive: true, force: true });
     }
   }, 180_000);
+
+  it('a second SIGTERM exits at once', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tollgate-shutdown-'));
+    try {
+      const app = await start();
+      await runtime.startRun({ workflow: 'held', input: { dir } });
+      await poll(() => fs.access(path.join(dir, 'holding-1')).then(() => true), { message: 'the step to be running', detail: () => app.output().slice(-4000) });
+      app.kill('SIGTERM');
+      await poll(() => app.output().includes('"shutting down"'), { message: 'the shutdown to begin' });
+      const again = Date.now();
+      app.kill('SIGTERM');
+      const exit = await app.exited;
+      expect(exit.code).toBe(1);
+      // Not the shutdown timeout, which the held step would otherwise run into.
+      expect(exit.at - again).toBeLessThan(SHUTDOWN_TIMEOUT_MS / 2);
+      expect(app.output()).toContain('second signal: exiting now');
+    } finally {
+      await fs.writeFile(path.join(dir, 'release'), 'go').catch(() => {});
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

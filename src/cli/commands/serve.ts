@@ -43,8 +43,8 @@ async function serve(config: Config, log: Logger, mode: AppMode): Promise<void> 
   process.exitCode = code;
 }
 
-/** How long before the deadline the shutdown gives up waiting and gives back what still runs. */
-const ABANDON_BEFORE_DEADLINE_MS = 1000;
+/** How long before the deadline the shutdown gives up waiting and gives back what still runs (a quarter of a short timeout). */
+const abandonBeforeDeadlineMs = (timeoutMs: number) => Math.min(1000, Math.floor(timeoutMs / 4));
 
 /**
  * Runs until SIGTERM or SIGINT, then shuts down within `timeoutMs`: gracefully (App.stop) while
@@ -66,7 +66,7 @@ function untilStopped(app: App, timeoutMs: number, log: Logger, flush: () => Pro
             resolve(1);
           },
         );
-      }, Math.max(0, timeoutMs - ABANDON_BEFORE_DEADLINE_MS));
+      }, timeoutMs - abandonBeforeDeadlineMs(timeoutMs));
       const deadline = setTimeout(() => {
         log.error({ timeoutMs }, 'shutdown timeout reached; exiting');
         process.exit(1);
