@@ -29,7 +29,7 @@ import type { ChatView } from '../../src/chat/platform.ts';
 import { notice, type ChatReply } from '../../src/chat/replies.ts';
 import type { Logger } from '../../src/common/log.ts';
 import type { Principal } from '../../src/common/principals.ts';
-import { readBody, requestIdOf, sendJson } from '../../src/server/http.ts';
+import { readBody, sendJson } from '../../src/server/http.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
 import { PARAM_INPUT_PREFIX, renderForViewer, REASON_REQUIRED_MESSAGE, reasonInputId, VERBS, type AdaptiveCard } from './cards.ts';
 import { rememberTenant, rememberUser } from './directory.ts';
@@ -77,7 +77,7 @@ export class TeamsBot {
       // botbuilder throws AuthenticationError for some failures and plain JWT errors for others
       // (forged signature, alg none, nbf in the future): all of them are 401.
       // The reason (an unreachable key endpoint, a bad signature) is for the log only, under the request id.
-      this.#log.warn({ err: (e as Error).message, serviceUrl: activity.serviceUrl, requestId: requestIdOf(res) }, 'refused a Teams request whose token did not verify');
+      this.#log.warn({ err: (e as Error).message, serviceUrl: activity.serviceUrl, requestId: res.getHeader('x-request-id') }, 'refused a Teams request whose token did not verify');
       sendJson(res, 401, { error: 'Unauthorized: the request could not be authenticated.' });
       return;
     }
