@@ -241,24 +241,34 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     url,
     adapters,
     chat,
-    stop: () =>
-      (stopping ??= (async () => {
-        const door = http?.close(); // first, synchronously: /readyz answers 503 from now on
-        webConsole?.close(); // its live streams would keep the server from closing
-        // The door drains and the worker stops side by side: the shutdown timeout is for both.
-        await Promise.all([
-          door,
-          worker?.stop(),
-          ...adapters.map((a) => a.stop().catch((e: unknown) => log.warn({ err: e, platform: a.platform.name }, 'chat platform stop'))),
-        ]);
-        await configHold.stop();
-        await db.close();
-      })()),
+    stop: () => (stopping ??= stopParts({ http, webConsole, worker, adapters, configHold, db, log })),
     abandon: async () => {
       http?.closeAllConnections();
       await worker?.abandon();
     },
   };
+}
+
+/** App.stop: the door first (synchronously, so /readyz answers 503 from now on), then everything else. */
+async function stopParts(p: {
+  http: HttpServer | undefined;
+  webConsole: { close(): void } | undefined;
+  worker: WorkerHandle | undefined;
+  adapters: readonly ChatAdapter[];
+  configHold: ConfigHold;
+  db: Database;
+  log: Logger;
+}): Promise<void> {
+  const door = p.http?.close();
+  p.webConsole?.close(); // its live streams would keep the server from closing
+  // The door drains and the worker stops side by side: the shutdown timeout is for both.
+  await Promise.all([
+    door,
+    p.worker?.stop(),
+    ...p.adapters.map((a) => a.stop().catch((e: unknown) => p.log.warn({ err: e, platform: a.platform.name }, 'chat platform stop'))),
+  ]);
+  await p.configHold.stop();
+  await p.db.close();
 }
 
 /**
