@@ -7,8 +7,9 @@
  * Sections run in BENCH_ROUNDS rounds (default 3), interleaved, and each figure printed is the
  * median of its rounds, with the range beside it: the machine may be shared, and interleaving
  * spreads other processes' noise over every system alike. BENCH_MEASURE_MS (default 5000),
- * BENCH_WARMUP_MS (1000) and BENCH_LATENCY_SAMPLES (200) bound each round; the whole bench takes
- * about a minute and a half. BENCH_SECTIONS=graphile,tollgate runs only those sections.
+ * BENCH_WARMUP_MS (1000) and BENCH_LATENCY_SAMPLES (200) bound each round; the soak section
+ * (10,000 runs a round, bench/soak.ts) adds one to two minutes a round to the rest.
+ * BENCH_SECTIONS=graphile,tollgate runs only those sections.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -22,10 +23,11 @@ import { graphileSection } from './graphile.ts';
 import { runtimeSection } from './runtime.ts';
 import { slackSection } from './slack-section.ts';
 import { cliSection } from './cli.ts';
+import { soakSection } from './soak.ts';
 import type { BenchContext, BenchSection, Figure, SectionRunner } from './types.ts';
 
 /** In order. Add a section here (e.g. the Slack adapter's) and its figures join the table. */
-const SECTIONS: BenchSection[] = [graphileSection, runtimeSection, dbosSection, slackSection, cliSection];
+const SECTIONS: BenchSection[] = [graphileSection, runtimeSection, dbosSection, slackSection, cliSection, soakSection];
 
 /** Comparisons printed under the figures, when both sides were measured. */
 const RATIOS: { label: string; num: string; den: string; goal?: string }[] = [

@@ -1,40 +1,56 @@
 /**
- * Every chat platform Tollgate ships, for the boot (src/app.ts): each configured one becomes a
- * `ChatAdapter`; unconfigured ones say what to set. A new platform is a folder beside slack/ and
- * one line here.
+ * Every chat platform Tollgate ships, for the boot (src/app.ts): each folder beside this file
+ * whose index exports `chatPlatform` (a `ChatPlatformEntry`) is one. Each configured one becomes a
+ * `ChatAdapter`; unconfigured ones say what to set. A new platform is a new folder, and nothing
+ * else.
+ *
+ * The folders are found at load time, the same way from the sources (tsx, vitest: index.ts) and
+ * compiled (dist/bots: index.js), in name order so the boot is the same on every machine.
  */
-import type pg from 'pg';
-import type { ChatAdapter } from '../src/chat/platform.ts';
-import type { ChatCore } from '../src/chat/intake.ts';
-import type { Config } from '../src/config/config.ts';
-import type { Logger } from '../src/common/log.ts';
-import { createSlackAdapter } from './slack/index.ts';
-import { createTeamsAdapter, TEAMS_NOT_CONFIGURED } from './teams/index.ts';
+import { readdirSync, statSync } from 'node:fs';
+import { TollgateError, type AdapterContext, type ChatAdapter, type ChatPlatformEntry } from '../src/chat/index.ts';
 
-export interface AdapterContext {
-  config: Config;
-  pool: pg.Pool;
-  core: () => ChatCore;
-  log: Logger;
+export type { AdapterContext } from '../src/chat/index.ts';
+
+/** index.ts when running the sources, index.js when running dist/. */
+const INDEX = `index${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`;
+const HERE = new URL('./', import.meta.url);
+
+function platformFolders(): string[] {
+  return readdirSync(HERE, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && isFile(new URL(`${d.name}/${INDEX}`, HERE)))
+    .map((d) => d.name)
+    .sort();
 }
 
+function isFile(u: URL): boolean {
+  try {
+    return statSync(u).isFile();
+  } catch {
+    return false;
+  }
+}
+
+async function loadPlatforms(): Promise<ChatPlatformEntry[]> {
+  const entries: ChatPlatformEntry[] = [];
+  for (const folder of platformFolders()) {
+    const mod = (await import(new URL(`${folder}/${INDEX}`, HERE).href)) as { chatPlatform?: ChatPlatformEntry };
+    if (!mod.chatPlatform) {
+      throw new TollgateError('TG_CONFIG_INVALID', `bots/${folder}/${INDEX} exports no chatPlatform; every folder under bots/ is a chat platform and must.`);
+    }
+    entries.push(mod.chatPlatform);
+  }
+  return entries;
+}
+
+const PLATFORMS = await loadPlatforms();
+
 export function createChatAdapters(ctx: AdapterContext): ChatAdapter[] {
-  return [
-    createSlackAdapter({ config: ctx.config.slack, pool: ctx.pool, core: ctx.core, log: ctx.log }),
-    createTeamsAdapter({ config: ctx.config.teams, pool: ctx.pool, core: ctx.core, log: ctx.log }),
-  ].filter((a): a is NonNullable<typeof a> => a !== undefined);
+  return PLATFORMS.map((p) => p.create(ctx)).filter((a): a is ChatAdapter => a !== undefined);
 }
 
 /**
  * Routes of platforms that are not configured, with the status and the sentence saying how to
- * turn them on. Teams answers 401: unconfigured, it verifies nobody, so it takes nothing.
+ * turn them on.
  */
-export const UNCONFIGURED_ROUTES: { path: string; message: string; platform: string; status: number }[] = [
-  {
-    platform: 'slack',
-    status: 503,
-    path: '/slack/events',
-    message: 'Slack is not configured here: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_APP_TOKEN for Socket Mode) and restart.',
-  },
-  { platform: 'teams', status: 401, path: '/api/messages', message: TEAMS_NOT_CONFIGURED },
-];
+export const UNCONFIGURED_ROUTES: { path: string; message: string; platform: string; status: number }[] = PLATFORMS.map((p) => ({ platform: p.name, ...p.unconfigured }));

@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import type { Task } from 'graphile-worker';
 import type { ChatDeliverer } from '../src/chat/deliver.ts';
+import { TollgateError } from '../src/common/errors.ts';
 import { REMIND_TASK } from '../src/db/queries/chat-outbox.ts';
 
 export const identifier = REMIND_TASK;
@@ -22,7 +23,7 @@ export function makeChatApprovalRemind(chat: ChatDeliverer | undefined): Task {
       helpers.logger.error(`${identifier} job ${helpers.job.id} has a malformed payload ${JSON.stringify(payload)}; expected {"approvalId"}`);
       return;
     }
-    if (!chat) throw new Error('No chat platform is set up in this worker, so approval reminders wait; configure one (see the README).');
+    if (!chat) throw new TollgateError('TG_CHAT_NOT_CONFIGURED', 'No chat platform is set up in this worker, so approval reminders wait; configure one (see docs/slack.md or docs/teams.md).');
     await chat.remindApproval(parsed.data.approvalId);
   };
 }

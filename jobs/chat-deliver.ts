@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import type { Task } from 'graphile-worker';
 import type { ChatDeliverer } from '../src/chat/deliver.ts';
+import { TollgateError } from '../src/common/errors.ts';
 
 export const identifier = 'chat-deliver';
 
@@ -27,7 +28,7 @@ export function makeChatDeliver(chat: ChatDeliverer | undefined): Task {
     }
     if (!chat) {
       // Fail (and so retry later) rather than drop: the message catches up once chat is set up here.
-      throw new Error('No chat platform is set up in this worker, so chat messages wait; configure one (see the README) and they catch up.');
+      throw new TollgateError('TG_CHAT_NOT_CONFIGURED', 'No chat platform is set up in this worker, so chat messages wait; configure one (see docs/slack.md or docs/teams.md) and they catch up.');
     }
     const p = parsed.data;
     if ('runId' in p) await chat.deliverRun(p.runId);

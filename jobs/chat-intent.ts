@@ -12,6 +12,7 @@
  */
 import type { Task } from 'graphile-worker';
 import type { ChatCore } from '../src/chat/index.ts';
+import { TollgateError } from '../src/common/errors.ts';
 import { INTENT_TASK } from '../src/db/queries/chat-intake.ts';
 
 export const identifier = INTENT_TASK;
@@ -20,7 +21,7 @@ export function makeChatIntent(core: ChatCore | undefined): Task {
   return async (payload) => {
     if (!core) {
       // Fail (and so retry later) rather than drop: the click is carried out once chat is set up here.
-      throw new Error('No chat layer is set up in this worker, so recorded clicks wait; start the worker with the same chat configuration as the server.');
+      throw new TollgateError('TG_CHAT_NOT_CONFIGURED', 'No chat layer is set up in this worker, so recorded clicks wait; start the worker with the same chat configuration as the server.');
     }
     await core.carryOut(payload);
   };

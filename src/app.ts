@@ -13,6 +13,7 @@
 import type { Config } from './config/config.ts';
 import { openDatabase, prepareDatabase, type Database } from './boot/database.ts';
 import { holdDeploymentConfig, type ConfigHold } from './config/digest.ts';
+import { TollgateError } from './common/errors.ts';
 import type { Logger } from './common/log.ts';
 import { checkSectionNames, type ProjectConfig } from './config/project-config.ts';
 import { loadProject, type Project } from './config/project.ts';
@@ -103,12 +104,13 @@ export async function composeCore(opts: {
   const settings = modelSettings(config, project);
   const model = opts.withChat && isModelConfigured(settings) ? (await import('./model/client.ts')).createModelClient(settings, log) : undefined;
   const runtime = new Runtime({ pool, registry, log, project, tools, maxRecoveries: config.runtime.maxRecoveries, model });
-  let chat: Chat | undefined;
+  // Undefined until createChat returns: the adapters are built first and hold `core` for later.
+  let chat: Chat | undefined = undefined;
   const core = () => {
-    if (!chat) throw new Error('the chat layer is used before the boot built it');
+    if (!chat) throw new TollgateError('TG_INTERNAL', 'the chat layer is used before the boot built it');
     return chat.core;
   };
-  const adapters = opts.withChat ? (await loadBots()).createChatAdapters({ config, pool, core, log: opts.adapterLog ?? log }) : [];
+  const adapters = opts.withChat ? (await loadBots()).createChatAdapters({ config, core, log: opts.adapterLog ?? log }) : [];
   chat = createChat({
     pool,
     runtime,
@@ -189,7 +191,8 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       worker = await startTaskWorker({ config, log, pool: db.pool, project, runtime, chat, processId: newProcessId() });
     }
     if (mode === 'all' || mode === 'server') {
-      const { createHttpServer, sendJson } = await import('./server/http.ts');
+      const { createHttpServer } = await import('./server/http.ts');
+      const { sendJson } = await import('./common/http.ts');
       http = createHttpServer({
         log,
         limits: config.http,

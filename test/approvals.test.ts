@@ -224,10 +224,10 @@ describe('approval gates', () => {
     expect((await runtime.getRun(run.id)).run.status).toBe('waiting');
     const late = await runtime.decide(first.id, BOB, 'approve');
     expect(late.kind).toBe('parameters_changed');
-    expect(late.message).toContain(second?.id as string);
+    expect(late.message).toContain(second?.id);
     expect(await eventTypes(run.id)).toContain('approval.voided');
 
-    await runtime.decide(second?.id as string, BOB, 'approve');
+    await runtime.decide(second?.id, BOB, 'approve');
     const done = await waitForRun(runtime, run.id, 'succeeded');
     expect(done.output).toMatchObject({ approved: true, approvalId: second?.id, paramsHash: paramsHash({ amount: 900 }) });
   });

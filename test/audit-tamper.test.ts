@@ -11,7 +11,6 @@ import type pg from 'pg';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { parseProjectConfig } from '../src/config/project-config.ts';
 import { listRunApprovals } from '../src/approvals/index.ts';
-import type { ApprovalOptions } from '../src/approvals/types.ts';
 import { verifyAuditChain, type VerifyReport } from '../src/audit/verify.ts';
 import { writeCheckpoint } from '../src/audit/checkpoint.ts';
 import { createPool } from '../src/db/connect.ts';
@@ -42,7 +41,7 @@ const gate = defineWorkflow({
   version: 1,
   description: 'one approval gate',
   input: z.object({}),
-  run: async (ctx) => ctx.approval('sign-off', { summary: 'Sign off', params: { amount: 100 }, policy: { groups: ['finance'], quorum: 2 } } as ApprovalOptions),
+  run: async (ctx) => ctx.approval('sign-off', { summary: 'Sign off', params: { amount: 100 }, policy: { groups: ['finance'], quorum: 2 } }),
 }) as unknown as WorkflowDefinition;
 
 let db: TestDb;

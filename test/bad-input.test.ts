@@ -13,7 +13,7 @@ import { main } from '../src/cli/main.ts';
 import { isTollgateError } from '../src/common/errors.ts';
 import { loadProject } from '../src/config/project.ts';
 import { parseProjectConfig, projectSection } from '../src/config/project-config.ts';
-import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
+import { defineWorkflow } from '../src/runtime/workflow.ts';
 import { demo } from '../src/workflows/demo.ts';
 import { purchaseOrderSettings, purchaseOrderWorkflow } from '../src/workflows/purchase-order.ts';
 import { EMPTY_PROJECT_CONFIG } from '../src/config/project-config.ts';
@@ -42,7 +42,7 @@ let env: NodeJS.ProcessEnv;
 
 beforeAll(async () => {
   db = await createTestDb();
-  h = await startSlackHarness(db, [demo, ticket, purchaseOrderWorkflow(EMPTY_PROJECT_CONFIG)] as unknown as WorkflowDefinition[]);
+  h = await startSlackHarness(db, [demo, ticket, purchaseOrderWorkflow(EMPTY_PROJECT_CONFIG)]);
   env = { ...TEST_AUDIT_ENV, DATABASE_URL: db.url, LOG_LEVEL: 'silent' };
 });
 afterAll(async () => {

@@ -10,7 +10,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseProjectConfig } from '../src/config/project-config.ts';
-import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { purchaseOrderWorkflow } from '../src/workflows/purchase-order.ts';
 import { checkAcked, checkAudit, checkEffects, checkLedger, checkSettled, runStates } from './fixtures/chaos/invariants.ts';
 import type { SentCommand } from './fixtures/chaos/load.ts';
@@ -42,7 +41,7 @@ describe('the chaos checks', () => {
     db = await createTestDb();
     vendor = await startHttpTarget();
     const project = parseProjectConfig({ workflows: { 'purchase-order': { notifyUrl: `${vendor.url}/orders` } } });
-    t = await createTestRuntime(db, [purchaseOrderWorkflow(project) as unknown as WorkflowDefinition], { project });
+    t = await createTestRuntime(db, [purchaseOrderWorkflow(project)], { project });
   });
   afterAll(async () => {
     await t?.stop();

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { GroupCommit } from '../src/db/group-commit.ts';
 import { writeDeferredIntents, type DeferredWrite } from '../src/chat/intake-writes.ts';
-import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
+import { defineWorkflow } from '../src/runtime/workflow.ts';
 import { demo } from '../src/workflows/demo.ts';
 import { blockAction, slashCommand, type SlackRequest } from './fakes/slack/requests.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
@@ -38,7 +38,7 @@ let h: SlackHarness;
 
 beforeAll(async () => {
   db = await createTestDb();
-  h = await startSlackHarness(db, [demo, gated] as unknown as WorkflowDefinition[], { concurrency: 8 });
+  h = await startSlackHarness(db, [demo, gated], { concurrency: 8 });
 });
 
 afterAll(async () => {

@@ -11,7 +11,7 @@ import type { Principal } from '../src/common/principals.ts';
 import { parseProjectConfig } from '../src/config/project-config.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
-import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
+import { defineWorkflow } from '../src/runtime/workflow.ts';
 import type { ApprovalView } from '../src/views/approval-view.ts';
 import { memoryPlatform, type MemoryPlatform } from './fakes/chat-memory.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
@@ -37,7 +37,7 @@ let mem: MemoryPlatform;
 beforeAll(async () => {
   db = await createTestDb();
   const log = testLogger();
-  const registry = new WorkflowRegistry().register(gated as unknown as WorkflowDefinition);
+  const registry = new WorkflowRegistry().register(gated);
   runtime = new Runtime({ pool: db.pool, registry, log, project });
   mem = memoryPlatform();
   chat = createChat({ pool: db.pool, runtime, registry, log, platforms: [mem] });

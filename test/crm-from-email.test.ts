@@ -17,6 +17,7 @@ import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 import { inProcessCli } from './helpers/cli.ts';
+import type { ChatCompletionCreateParams } from 'openai/resources/chat/completions';
 
 const SALES = 'slack:T1:USALES';
 const ME = { platform: 'cli', tenant: os.hostname(), user: os.userInfo().username };
@@ -70,7 +71,10 @@ async function start(): Promise<TestRuntime> {
 }
 
 /** The user message the model was sent (the data; the system message is ours). */
-const dataSent = (body: { messages: { role: string; content: string }[] }) => body.messages.find((m) => m.role === 'user')?.content ?? '';
+const dataSent = (body: ChatCompletionCreateParams | undefined) => {
+  const content = body?.messages.find((m) => m.role === 'user')?.content;
+  return typeof content === 'string' ? content : '';
+};
 
 /** The placeholders of one kind the model was sent, in order: `[[EMAIL_1]]` … */
 const placeholders = (text: string, kind: string) => [...text.matchAll(new RegExp(`\\[\\[${kind}_\\d+\\]\\]`, 'g'))].map((m) => m[0]);

@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executeActions, type AdaptiveCard } from '../bots/teams/cards.ts';
 import { parseProjectConfig } from '../src/config/project-config.ts';
 import type { RunRow } from '../src/db/queries/runs.ts';
-import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { purchaseOrderWorkflow } from '../src/workflows/purchase-order.ts';
 import { blockAction, slashCommand } from './fakes/slack/requests.ts';
 import type { FakeMessage } from './fakes/slack/server.ts';
@@ -35,7 +34,7 @@ let h: SlackHarness;
 
 beforeAll(async () => {
   db = await createTestDb();
-  h = await startSlackHarness(db, [purchaseOrderWorkflow(project)] as unknown as WorkflowDefinition[], { project, teams: true });
+  h = await startSlackHarness(db, [purchaseOrderWorkflow(project)], { project, teams: true });
 });
 afterAll(async () => {
   await h?.stop();

@@ -20,7 +20,6 @@ import { findRunningServer, startEmbeddedPostgres, withDatabase, type EmbeddedSe
 import { migrate } from '../src/db/migrate.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
-import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { outageWorkflow } from './fixtures/outage-project.ts';
 import { testLogger } from './helpers/log.ts';
 import { testAuditKey } from './helpers/db.ts';
@@ -148,7 +147,7 @@ describe('PostgreSQL killed while a step is in flight', () => {
     const url = await startAppProcess();
     expect((await readyz(url)).status).toBe(200);
 
-    const runtime = new Runtime({ pool: pool as pg.Pool, registry: new WorkflowRegistry().register(outageWorkflow as unknown as WorkflowDefinition), log: testLogger() });
+    const runtime = new Runtime({ pool: pool as pg.Pool, registry: new WorkflowRegistry().register(outageWorkflow), log: testLogger() });
     const run = await runtime.startRun({ workflow: 'outage', input: {} });
     await held; // the middle step's effect call is open: the step is in flight
 

@@ -6,7 +6,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePrincipal } from '../src/common/principals.ts';
 import { parseProjectConfig, type ProjectConfig } from '../src/config/project-config.ts';
-import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { deployWorkflow } from '../src/workflows/deploy.ts';
 import { builtinWorkflows } from '../src/workflows/index.ts';
 import { startHttpTarget, type HttpTarget } from './helpers/http-target.ts';
@@ -47,7 +46,7 @@ afterAll(async () => {
 
 describe('deploy environments', () => {
   it('waits for a release manager for Production, " PROD " and unlisted names, and never calls the webhook for them', async () => {
-    const { runtime } = await files.start([deployWorkflow(project) as unknown as WorkflowDefinition], { project });
+    const { runtime } = await files.start([deployWorkflow(project)], { project });
     for (const environment of ['Production', ' PROD ', 'prod', 'live-eu']) {
       const run = await runtime.startRun({ workflow: 'deploy', input: { service: 'api', version: '2.0.0', environment }, requester: parsePrincipal('slack:T1:UDEV') });
       await waitForRun(runtime, run.id, 'waiting');
@@ -58,7 +57,7 @@ describe('deploy environments', () => {
   });
 
   it('deploys to a listed non-production environment, however it is spelled, through a gate approved by rule', async () => {
-    const { runtime } = await files.start([deployWorkflow(project) as unknown as WorkflowDefinition], { project });
+    const { runtime } = await files.start([deployWorkflow(project)], { project });
     const run = await runtime.startRun({ workflow: 'deploy', input: { service: 'api', version: '3.0.0', environment: ' STAGING' } });
     const done = await waitForRun(runtime, run.id, 'succeeded');
     expect(done.output).toMatchObject({ environment: 'staging', version: '3.0.0' });

@@ -40,7 +40,7 @@ describe('embedded PostgreSQL supervision', () => {
     const log = createLogger({ level: 'info', format: 'json', destination: { write: (s: string) => void lines.push(s) } });
     server = await startEmbeddedPostgres({ dataDir: dir, port: 0, log, supervision: { checkEveryMs: 200, firstDelayMs: 200 } });
     expect(await tryQuery(server.url)).toBe(1);
-    const before = findRunningServer(path.join(dir!, 'pg'));
+    const before = findRunningServer(path.join(dir, 'pg'));
     expect(before).toBeDefined();
 
     process.kill(before!.pid, 'SIGKILL');
@@ -53,7 +53,7 @@ describe('embedded PostgreSQL supervision', () => {
       return now === 1 && now;
     }, { message: 'the restarted PostgreSQL to answer', timeoutMs: 90_000, intervalMs: 500 });
     expect(answer).toBe(1);
-    const after = findRunningServer(path.join(dir!, 'pg'));
+    const after = findRunningServer(path.join(dir, 'pg'));
     expect(after?.pid).not.toBe(before!.pid);
     expect(after?.port).toBe(before!.port);
     const messages = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);

@@ -117,7 +117,6 @@ describe('migration 000008 on wave-1 Slack data', () => {
     const runtime = new Runtime({ pool: db.pool, registry, log });
     const slack = createSlackAdapter({
       config: { signingSecret: 'secret', botToken: 'xoxb-test-token', appToken: undefined, apiUrl: fake.apiUrl },
-      pool: db.pool,
       core: () => chat.core,
       log,
       clientOptions: { retryConfig: { retries: 0 } },

@@ -24,7 +24,7 @@ describe('migrations started together', () => {
     const pools = Array.from({ length: 30 }, () => createPool(db.url, 2, testLogger(), testAuditKey));
     try {
       const results = await Promise.allSettled(pools.map((pool) => migrate(pool, testLogger())));
-      const failures = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
+      const failures = results.filter((r) => r.status === 'rejected').map((r) => String((r).reason));
       expect(failures).toEqual([]);
       // Exactly one of them applied the migrations; the others waited and found nothing to do.
       const applied = results.map((r) => (r as PromiseFulfilledResult<string[]>).value);

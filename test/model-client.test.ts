@@ -69,7 +69,7 @@ describe('model client', () => {
 
     // What was sent: the model, a strict JSON schema, the system prompt and the input as JSON.
     expect(fake.requests).toHaveLength(1);
-    const body = fake.requests[0]!.body;
+    const body = fake.requests[0]!.body!;
     expect(body.model).toBe('test-model');
     expect(body.response_format).toMatchObject({ type: 'json_schema', json_schema: { name: 'intent', strict: true } });
     expect(body.messages).toEqual([
@@ -191,8 +191,8 @@ describe('model client', () => {
     const { output, record } = await client.text({ prompt: { name: 'reply', version: 1 }, system: 'Write a reply.', input: { to: 'Acme' }, maxOutputTokens: 200 });
     expect(output).toBe('Dear Acme, …');
     expect(record).toMatchObject({ response: 'Dear Acme, …', inputTokens: 10, outputTokens: 4 });
-    expect(fake.requests[0]!.body.max_completion_tokens).toBe(200);
-    expect(fake.requests[0]!.body.response_format).toBeUndefined();
+    expect(fake.requests[0]!.body!.max_completion_tokens).toBe(200);
+    expect(fake.requests[0]!.body!.response_format).toBeUndefined();
   });
 
   it('is not configured without TOLLGATE_MODEL, or without a base URL or key, and then says what to set', async () => {

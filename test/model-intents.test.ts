@@ -16,7 +16,6 @@ import { modelSettings } from '../src/model/settings.ts';
 import type { ModelClient } from '../src/model/types.ts';
 import { parseProjectConfig } from '../src/config/project-config.ts';
 import type { RunRow } from '../src/db/queries/runs.ts';
-import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { demo } from '../src/workflows/demo.ts';
 import { purchaseOrderWorkflow } from '../src/workflows/purchase-order.ts';
 import { startFakeOpenAI, type FakeOpenAI, type FakeReply } from './fakes/openai/index.ts';
@@ -69,7 +68,7 @@ beforeAll(async () => {
   openai = await startFakeOpenAI();
   const config = loadConfig({ TOLLGATE_MODEL: 'test-model', OPENAI_BASE_URL: openai.url, TOLLGATE_MODEL_TIMEOUT_MS: String(MODEL_TIMEOUT_MS), TOLLGATE_MODEL_MAX_RETRIES: '2' });
   const model = switchable(createModelClient(modelSettings(config, project), testLogger()));
-  h = await startSlackHarness(db, [demo, purchaseOrderWorkflow(project)] as unknown as WorkflowDefinition[], { project, model, teams: true });
+  h = await startSlackHarness(db, [demo, purchaseOrderWorkflow(project)], { project, model, teams: true });
 });
 afterEach(() => {
   openai.reset();

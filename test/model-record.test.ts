@@ -8,7 +8,6 @@ import { verifyAuditChain } from '../src/audit/verify.ts';
 import { listModelCalls, recordModelCall } from '../src/model/record.ts';
 import type { ModelCallRecord } from '../src/model/types.ts';
 import { demo } from '../src/workflows/demo.ts';
-import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { createTestDb, testAuditKey, type TestDb } from './helpers/db.ts';
 import { createTestRuntime, type TestRuntime } from './helpers/runtime.ts';
 
@@ -16,7 +15,7 @@ let db: TestDb;
 let rt: TestRuntime;
 beforeAll(async () => {
   db = await createTestDb();
-  rt = await createTestRuntime(db, [demo as unknown as WorkflowDefinition], { worker: false });
+  rt = await createTestRuntime(db, [demo], { worker: false });
 });
 afterAll(async () => {
   await rt.stop();

@@ -137,7 +137,7 @@ describe('redaction through the model client (canary)', () => {
       `Our key is ${API_KEY} and the webhook sends Authorization: Bearer ${BEARER_TOKEN}.`;
     // The model answers with the placeholders it was given, as a real one would.
     fake.respond((body) => {
-      const sent = JSON.parse(body.messages[1].content as string) as { email: string };
+      const sent = JSON.parse(body.messages[1]!.content as string) as { email: string };
       const placeholders = sent.email.match(/\[\[[A-Z]+_\d+\]\]/g) ?? [];
       return { json: { contact: placeholders.join('|'), summary: `Contact ${placeholders[0]} about the card.` } };
     });

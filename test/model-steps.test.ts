@@ -140,8 +140,8 @@ describe('model steps', () => {
     const run = await t.runtime.startRun({ workflow: 'label-and-reply', input: { message: 'Does it work offline?' } });
     const done = await waitForRun(t.runtime, run.id, 'succeeded');
     expect(done.output).toEqual({ label: 'question', reply: 'Yes, it does.' });
-    expect(fake.requests[1]!.body.max_completion_tokens).toBe(50);
-    expect(fake.requests[1]!.body.messages[0].content).toBe('Write a one-line answer to the message.');
+    expect(fake.requests[1]!.body!.max_completion_tokens).toBe(50);
+    expect(fake.requests[1]!.body!.messages[0]!.content).toBe('Write a one-line answer to the message.');
   });
 
   it('without a configured model, a model step fails for good at once, saying what to set', async () => {

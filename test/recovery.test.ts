@@ -3,7 +3,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
+import { defineWorkflow } from '../src/runtime/workflow.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
@@ -147,7 +147,7 @@ describe('one executor per run (invariant 2)', () => {
 describe('a run held by a connection that will not let go', () => {
   it('keeps its advance job and retries it until the lock is free, instead of dropping the run', async () => {
     const w = defineWorkflow({ name: 'held', version: 1, description: 'held', input: z.object({}), run: async (ctx) => ctx.step('only', () => 'ran') });
-    const t = await createTestRuntime(db, [w as unknown as WorkflowDefinition], { worker: false, lockWaitMs: 200 });
+    const t = await createTestRuntime(db, [w], { worker: false, lockWaitMs: 200 });
     const run = await t.runtime.startRun({ workflow: 'held', input: {} });
     // A "zombie" executor: a session that holds the run's lock, as the connection of a vanished
     // host does until PostgreSQL notices it is gone.
@@ -179,7 +179,7 @@ describe('a run held by a connection that will not let go', () => {
 describe('worker heartbeats', () => {
   it('brings back the heartbeat of a worker that was taken for dead while it was only stalled', async () => {
     const w = defineWorkflow({ name: 'noop', version: 1, description: 'noop', input: z.object({}), run: async () => null });
-    const t = await createTestRuntime(db, [w as unknown as WorkflowDefinition]);
+    const t = await createTestRuntime(db, [w]);
     try {
       const handle = t.worker as NonNullable<typeof t.worker>;
       // What a reaper does to a process whose heartbeat went stale.

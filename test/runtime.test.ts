@@ -7,8 +7,8 @@ import { useTestRuntimes, waitForRun } from './helpers/runtime.ts';
 const files = useTestRuntimes();
 const rt = (workflows: WorkflowDefinition[], opts: Parameters<typeof files.start>[1] = {}) => files.start(workflows, opts);
 
-const wf = <O>(name: string, run: WorkflowDefinition['run'], version = 1, input: z.ZodType = z.object({}).passthrough()) =>
-  defineWorkflow({ name, version, description: name, input, run }) as unknown as WorkflowDefinition;
+const wf = (name: string, run: WorkflowDefinition['run'], version = 1, input: z.ZodType = z.object({}).passthrough()) =>
+  defineWorkflow({ name, version, description: name, input, run });
 
 async function events(runId: string) {
   const { rows } = await files.db.pool.query<{ type: string; step_idx: number | null; payload: Record<string, unknown> }>(

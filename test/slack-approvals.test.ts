@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { parseProjectConfig } from '../src/config/project-config.ts';
-import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
+import { defineWorkflow } from '../src/runtime/workflow.ts';
 import { purchaseOrderWorkflow } from '../src/workflows/purchase-order.ts';
 import type { RunRow } from '../src/db/queries/runs.ts';
 import { blockAction, eventCallback, ids, slashCommand, viewSubmission } from './fakes/slack/requests.ts';
@@ -49,7 +49,7 @@ let h: SlackHarness;
 
 beforeAll(async () => {
   db = await createTestDb();
-  h = await startSlackHarness(db, [purchaseOrderWorkflow(project), quickGate] as unknown as WorkflowDefinition[], { project });
+  h = await startSlackHarness(db, [purchaseOrderWorkflow(project), quickGate], { project });
 });
 afterAll(async () => {
   await h?.stop();

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { parseProjectConfig } from '../src/config/project-config.ts';
 import type { RunRow } from '../src/db/queries/runs.ts';
-import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
+import { defineWorkflow } from '../src/runtime/workflow.ts';
 import { purchaseOrderWorkflow } from '../src/workflows/purchase-order.ts';
 import { blockAction, ids, slashCommand, viewSubmission } from './fakes/slack/requests.ts';
 import type { FakeMessage } from './fakes/slack/server.ts';
@@ -43,7 +43,7 @@ let h: SlackHarness;
 
 beforeAll(async () => {
   db = await createTestDb();
-  h = await startSlackHarness(db, [twoOfThree, purchaseOrderWorkflow(project)] as unknown as WorkflowDefinition[], { project });
+  h = await startSlackHarness(db, [twoOfThree, purchaseOrderWorkflow(project)], { project });
 });
 afterAll(async () => {
   await h?.stop();

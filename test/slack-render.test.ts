@@ -193,7 +193,6 @@ describe('start-up without Slack', () => {
     });
     const adapter = createSlackAdapter({
       config: { signingSecret: undefined, botToken: undefined, appToken: undefined, apiUrl: undefined },
-      pool: undefined as never,
       core: () => undefined as never,
       log,
     });

@@ -3,7 +3,6 @@
  * WebSocket instead of HTTP, and a slash command is acknowledged only after its run is recorded.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { demo } from '../src/workflows/demo.ts';
 import { ids } from './fakes/slack/requests.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
@@ -17,7 +16,7 @@ let h: SlackHarness;
 
 beforeAll(async () => {
   db = await createTestDb();
-  h = await startSlackHarness(db, [demo as unknown as WorkflowDefinition], { appToken: 'xapp-1-A0001-test' });
+  h = await startSlackHarness(db, [demo], { appToken: 'xapp-1-A0001-test' });
   await h.fake.socketMode.connected();
 });
 afterAll(async () => {

@@ -136,7 +136,7 @@ async function runMessage(channel: string, until: (m: FakeMessage) => boolean = 
   } catch (e) {
     const jobs = await db.pool.query('SELECT task_identifier, key, attempts, last_error, run_at, locked_at FROM graphile_worker.jobs');
     const msgs = await db.pool.query('SELECT * FROM tollgate.chat_messages WHERE conversation = $1', [channel]);
-    throw new Error(`${(e as Error).message}\nin the fake: ${JSON.stringify(h.fake.messagesIn(channel).map((m) => m.text))}\noutbox: ${JSON.stringify(msgs.rows)}\njobs: ${JSON.stringify(jobs.rows)}`);
+    throw new Error(`${(e as Error).message}\nin the fake: ${JSON.stringify(h.fake.messagesIn(channel).map((m) => m.text))}\noutbox: ${JSON.stringify(msgs.rows)}\njobs: ${JSON.stringify(jobs.rows)}`, { cause: e });
   }
 }
 

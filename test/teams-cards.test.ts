@@ -394,6 +394,13 @@ describe('renderForViewer: the card one person sees', () => {
     expect(executeActions(runCard).filter((a) => a.verb === VERBS.approve).map((a) => a.data)).toEqual([{ approvalId: 'apr_2' }]);
   });
 
+  it("with the rights the chat layer read (the one eligibility rule), a requester the policy bars from approving their own request sees no buttons; an eligible approver does", () => {
+    const own: ChatView = { kind: 'approval', approval: approval(), copy: { kind: 'thread' } }; // requested by Ada, who is among the approvers
+    const barred = new Map([['apr_1', { may: false as const, reason: 'own_request' as const, message: 'Not allowed: Ada requested this run.' }]]);
+    expect(verbs(renderForViewer(own, ada, undefined, barred))).toEqual([]);
+    expect(verbs(renderForViewer(own, bob, undefined, new Map([['apr_1', { may: true as const }]])))).toEqual([VERBS.approve, VERBS.reject]);
+  });
+
   it('offers Retry and Cancel as the run does, to any viewer', () => {
     expect(verbs(renderForViewer({ kind: 'run', run: run({ status: 'failed', actions: ['run.retry'] }) }, outsider))).toEqual([VERBS.retry]);
     expect(verbs(renderForViewer({ kind: 'run', run: run({ status: 'dead_letter', actions: ['run.retry', 'run.cancel'] }) }, outsider))).toEqual([VERBS.retry, VERBS.cancel]);

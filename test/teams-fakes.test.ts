@@ -287,7 +287,7 @@ describe('activities + sendActivity: through the real CloudAdapter', () => {
           send: (body: unknown) => void res.write(typeof body === 'string' ? body : JSON.stringify(body)),
           end: () => void res.end(),
         };
-        void adapter.process(request as never, response as never, async (context: TurnContext) => {
+        void adapter.process(request, response as never, async (context: TurnContext) => {
           seen.push(context.activity as unknown as Activity);
           if (context.activity.type === 'message') {
             await context.sendActivity(`echo: ${TurnContext.removeRecipientMention(context.activity).trim()}`);

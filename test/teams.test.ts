@@ -291,6 +291,23 @@ describe('approval cards', () => {
     await h.runtime.cancel(run.id, null);
   });
 
+  it('a requester whom the policy bars from approving their own request is not offered Approve on the card; an eligible approver still is', async () => {
+    // ship's policy (group release, no allowSelfApproval): RM1 is an approver, but not of their own request.
+    const own = await shipRun('7.1', RM1);
+    const runCard = await poll(() => cardsIn(own.conv.id).find((a) => buttons(cardOfActivity(t.connector.activity(own.conv.id, a.id)!.activity)).includes('approval.approve')), { message: 'the run card with its approval' });
+    const onRunCard = await click(RM1, own.conv, 'card.refresh', { runId: own.run.id }, { replyToId: runCard.id });
+    expect(cardText(onRunCard)).toContain('Approval for ship it');
+    expect(buttons(onRunCard)).not.toContain('approval.approve');
+    const byApproval = await click(RM1, own.conv, 'card.refresh', { approvalId: own.approvalId });
+    expect(cardText(byApproval)).toContain('Ship api 7.1');
+    expect(buttons(byApproval)).not.toContain('approval.approve');
+
+    const dm = await dmCard(RM2, own.approvalId);
+    const forApprover = await click(RM2, { id: dm.conversationId, conversationType: 'personal' }, 'card.refresh', { approvalId: own.approvalId }, { replyToId: dm.activityId });
+    expect(buttons(forApprover)).toEqual(expect.arrayContaining(['approval.approve', 'approval.reject']));
+    await h.runtime.cancel(own.run.id, null);
+  });
+
   it('a duplicate invoke (the same activity re-sent) records one decision', async () => {
     const { run, approvalId } = await shipRun('5.0');
     const dm = await dmCard(RM2, approvalId);
@@ -355,7 +372,7 @@ describe('authentication', () => {
       const counts = async () =>
         (await db.pool.query<{ n: string }>(`SELECT (SELECT count(*) FROM tollgate.runs) + (SELECT count(*) FROM tollgate.chat_delivery_keys) + (SELECT count(*) FROM tollgate.chat_messages) AS n`)).rows[0]!.n;
       const before = await counts();
-      const res = await t.send(activity, opts(String(activity.serviceUrl)) as never);
+      const res = await t.send(activity, opts(String(activity.serviceUrl)));
       expect(res.status).toBe(401);
       expect(await counts()).toBe(before);
       expect(t.connector.calls.length).toBe(calls);

@@ -200,3 +200,26 @@ describe('deploy from the CLI', () => {
     expect(json.approvals[0]).toMatchObject({ status: 'approved', autoReason: 'staging is not a production environment' });
   });
 });
+
+describe('runs show --json', () => {
+  it("prints the audit chain's hashes as hex, the same bytes the database holds, and no Buffer objects", async () => {
+    const res = await tollgate('run', 'deploy', 'service=api', 'version=2.1.0', 'environment=staging', '--as', REQUESTER, '--wait', '--json');
+    expect(res.code).toBe(0);
+    expect(res.out).not.toContain('Buffer');
+    const runId = (JSON.parse(res.out) as { run: { id: string } }).run.id;
+
+    const shown = await tollgate('runs', 'show', runId, '--json');
+    expect(shown.code).toBe(0);
+    expect(shown.out).not.toContain('Buffer');
+    const events = (JSON.parse(shown.out) as { events: { id: string; hash: unknown; prev_hash: unknown; payload_digest: unknown }[] }).events;
+    const stored = (
+      await db.pool.query<{ id: string; hash: string; prev_hash: string | null; payload_digest: string }>(
+        "SELECT id::text, encode(hash, 'hex') AS hash, encode(prev_hash, 'hex') AS prev_hash, encode(payload_digest, 'hex') AS payload_digest FROM tollgate.events WHERE run_id = $1 ORDER BY id",
+        [runId],
+      )
+    ).rows;
+    expect(stored.length).toBeGreaterThan(3);
+    expect(events.map((e) => ({ id: String(e.id), hash: e.hash, prev_hash: e.prev_hash, payload_digest: e.payload_digest }))).toEqual(stored);
+    for (const e of events) expect(e.hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+});

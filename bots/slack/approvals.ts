@@ -9,8 +9,8 @@
  * comes from the verified payload (bot.ts).
  */
 import type { KnownBlock } from '@slack/types';
-import { copyStillAsks, type ApprovalCopy, type ApprovalView } from '../../src/views/approval-view.ts';
-import { approvalFallback, approvalHeadline, ESCALATED_AWAY } from '../../src/views/text.ts';
+import type { ApprovalCopy, ApprovalView } from '../../src/views/approval-view.ts';
+import { approvalFallback, approvalHeadline, copyStillAsks, ESCALATED_AWAY } from '../../src/chat/index.ts';
 import { approvalBlocks, escapeMrkdwn, LIMITS, SLACK_MARKUP, slackDate, truncate, type SlackMessage } from './blocks.ts';
 
 export const REJECT_CALLBACK_ID = 'approval.reject';

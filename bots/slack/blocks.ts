@@ -8,11 +8,10 @@
  * texts (errors, parameters) are truncated with an ellipsis, never rejected.
  */
 import type { KnownBlock } from '@slack/types';
-import type { StepStatus } from '../../src/db/queries/runs.ts';
-import { ACTION_IDS, STATUS_LABELS, type RunView, type StepView } from '../../src/views/run-view.ts';
+import { ACTION_IDS, approvalLines, foldSteps, STATUS_LABELS, stepText, truncate, type RunSummary, type StepStatus, type WorkflowSummary } from '../../src/chat/index.ts';
+import type { RunView, StepView } from '../../src/views/run-view.ts';
 import type { ApprovalView } from '../../src/views/approval-view.ts';
-import { approvalLines, foldSteps, stepText, truncate, type Markup } from '../../src/views/text.ts';
-import type { RunSummary, WorkflowSummary } from '../../src/chat/replies.ts';
+import type { Markup } from '../../src/views/text.ts';
 import { mention } from './identity.ts';
 
 export const LIMITS = {
@@ -31,7 +30,7 @@ export interface SlackMessage {
   blocks: KnownBlock[];
 }
 
-export { formatDuration, truncate } from '../../src/views/text.ts';
+export { formatDuration, truncate } from '../../src/chat/index.ts';
 
 /** Escapes the three characters Slack's mrkdwn treats as control characters. */
 export function escapeMrkdwn(s: string): string {

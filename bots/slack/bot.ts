@@ -20,20 +20,12 @@
  */
 import { App, LogLevel, webApi, type AuthorizeResult } from '@slack/bolt';
 import type { Logger as BoltLogger } from '@slack/logger';
-import type pg from 'pg';
-import { getApproval } from '../../src/approvals/index.ts';
-import { whyCannotDecide } from '../../src/chat/copies.ts';
-import { parseChatCommand, type ChatCommand, type ChatCore } from '../../src/chat/intake.ts';
-import type { Where } from '../../src/chat/outbox.ts';
-import { CommandSyntaxError, parseCommand } from '../../src/intents/command.ts';
-import type { Logger } from '../../src/common/log.ts';
-import { formatPrincipal, type Principal } from '../../src/common/principals.ts';
-import { PROPOSAL_ACTION_IDS } from '../../src/views/proposal-view.ts';
-import { ACTION_IDS } from '../../src/views/run-view.ts';
+import type { Middleware, SlackActionMiddlewareArgs, SlackCommandMiddlewareArgs, SlackEventMiddlewareArgs, SlackViewMiddlewareArgs } from '@slack/bolt';
+import { ACTION_IDS, FORM_NOT_OPENED, parseChatCommand, PROPOSAL_ACTION_IDS, PROPOSAL_UNKNOWN, REASON_FORM_NOT_OPENED, type ChatCore, type Logger, type Principal, type Where } from '../../src/chat/index.ts';
 import { plainMessage, type SlackMessage } from './blocks.ts';
 import { principalFromCommand, principalFromEvent, principalFromInteraction } from './identity.ts';
 import { readReason, readRejectMetadata, REASON_BLOCK, REJECT_CALLBACK_ID, rejectModal } from './approvals.ts';
-import { PARAMS_CALLBACK_ID, paramsMetadataSchema, paramsModal, readSubmission, slackFieldErrors } from './modal.ts';
+import { PARAMS_CALLBACK_ID, paramsMetadataSchema, paramsModal, readSubmission, slackFieldErrorsOf } from './modal.ts';
 import { OPEN_FORM_ACTION, openFormValueSchema, renderReply } from './render.ts';
 import { TollgateHttpReceiver } from './receiver.ts';
 import { AckAfterRecordSocketModeReceiver } from './socket-receiver.ts';
@@ -41,6 +33,8 @@ import { AckAfterRecordSocketModeReceiver } from './socket-receiver.ts';
 export { OPEN_FORM_ACTION } from './render.ts';
 
 type WebClient = InstanceType<typeof webApi.WebClient>;
+type ActionListener = Middleware<SlackActionMiddlewareArgs>;
+type ViewListener = Middleware<SlackViewMiddlewareArgs>;
 
 export interface SlackBotOptions {
   signingSecret: string;
@@ -49,7 +43,6 @@ export interface SlackBotOptions {
   appToken?: string | undefined;
   /** Web API base URL (GovSlack, or a local fake). */
   apiUrl?: string | undefined;
-  pool: pg.Pool;
   /** The chat core, set once every platform is known (see createSlackAdapter). */
   core: () => ChatCore;
   log: Logger;
@@ -140,230 +133,257 @@ export class SlackBot {
 
   // ----- listeners -------------------------------------------------------------------------
 
-  #register(): void {
-    const { app } = this;
-    const core = () => this.#o.core();
-
-    app.command('/tollgate', async ({ command, ack, client }) => {
-      // Slack always sends both; a signed request without them cannot say who asked, so it is
-      // answered (not failed with a 500) and nothing is recorded.
-      if (!command.user_id || (!command.team_id && !command.enterprise_id)) {
-        this.#log.warn({ user_id: command.user_id ?? null, team_id: command.team_id ?? null }, 'refused a slash command that names no user or workspace');
-        await ack(ephemeral(plainMessage('This request names no user (user_id) or workspace (team_id), so Tollgate cannot tell who asked; nothing was done.')));
+  readonly #slashCommand: Middleware<SlackCommandMiddlewareArgs> = async ({ command, ack, client }) => {
+    // Slack always sends both; a signed request without them cannot say who asked, so it is
+    // answered (not failed with a 500) and nothing is recorded.
+    if (!command.user_id || (!command.team_id && !command.enterprise_id)) {
+      this.#log.warn({ user_id: command.user_id ?? null, team_id: command.team_id ?? null }, 'refused a slash command that names no user or workspace');
+      await ack(ephemeral(plainMessage('This request names no user (user_id) or workspace (team_id), so Tollgate cannot tell who asked; nothing was done.')));
+      return;
+    }
+    const actor = principalFromCommand(command);
+    const where = this.#where(actor, command.channel_id, null);
+    const cmd = parseChatCommand(command.text ?? '');
+    if (cmd.kind === 'invalid') {
+      await ack(ephemeral(plainMessage(cmd.message)));
+      return;
+    }
+    if (cmd.kind === 'run') {
+      const def = this.#core().workflow(cmd.workflow);
+      if (!def) {
+        await ack(ephemeral(renderReply(this.#core().unknownWorkflow(cmd.workflow))));
         return;
       }
-      const actor = principalFromCommand(command);
-      const where = this.#where(actor, command.channel_id, null);
-      let cmd: ChatCommand;
-      try {
-        cmd = parseCommand(command.text ?? '');
-      } catch (e) {
-        if (!(e instanceof CommandSyntaxError)) throw e;
-        await ack(ephemeral(plainMessage(e.message)));
+      const checked = this.#core().checkInput(def, cmd.params);
+      if (!checked.ok) {
+        // Missing or invalid parameters: ask for them in a modal generated from the schema.
+        try {
+          await client.views.open({ trigger_id: command.trigger_id, view: paramsModal(def, cmd.params, checked.error, { channel: command.channel_id, threadTs: null }) });
+          await ack();
+        } catch (e) {
+          this.#log.warn({ err: (e as Error).message }, 'views.open failed; answering with the errors instead');
+          await ack(ephemeral(renderReply(this.#core().invalidParams(def, checked.error, cmd.params))));
+        }
         return;
       }
-      if (cmd.kind === 'run') {
-        const def = core().workflow(cmd.workflow);
-        if (!def) {
-          await ack(ephemeral(renderReply(core().unknownWorkflow(cmd.workflow))));
-          return;
-        }
-        const checked = core().checkInput(def, cmd.params);
-        if (!checked.ok) {
-          // Missing or invalid parameters: ask for them in a modal generated from the schema.
-          try {
-            await client.views.open({ trigger_id: command.trigger_id, view: paramsModal(def, cmd.params, checked.error, { channel: command.channel_id, threadTs: null }) });
-            await ack();
-          } catch (e) {
-            this.#log.warn({ err: (e as Error).message }, 'views.open failed; answering with the errors instead');
-            await ack(ephemeral(renderReply(core().invalidParams(def, checked.error, cmd.params))));
-          }
-          return;
-        }
-      }
-      // A run start is recorded before the ack and created by the worker right after it.
-      const result = await core().submit({ kind: 'command', command: cmd, actor, where, key: { key: `command:${command.trigger_id}`, kind: 'command' }, replyVia: 'return', carryOut: 'after-ack' });
-      await ack(ephemeral(renderReply(result.reply ?? { kind: 'notice', text: 'Done.' })));
-    });
+    }
+    // A run start is recorded before the ack and created by the worker right after it.
+    const result = await this.#core().submit({ kind: 'command', command: cmd, actor, where, key: { key: `command:${command.trigger_id}`, kind: 'command' }, replyVia: 'return', carryOut: 'after-ack' });
+    await ack(ephemeral(renderReply(result.reply ?? { kind: 'notice', text: 'Done.' })));
+  };
 
-    app.event('app_mention', async ({ event, body }) => {
-      const e = event as { user?: string; user_team?: string; text: string; ts: string; thread_ts?: string; channel: string };
-      const actor = principalFromEvent(body as never, e);
-      if (!actor) return;
-      await this.#onMessage(body.event_id, actor, e.text, this.#where(actor, e.channel, e.thread_ts ?? e.ts));
-    });
+  readonly #mention: Middleware<SlackEventMiddlewareArgs<'app_mention'>> = async ({ event, body }) => {
+    const e = event as { user?: string; user_team?: string; text: string; ts: string; thread_ts?: string; channel: string };
+    const actor = principalFromEvent(body, e);
+    if (!actor) return;
+    await this.#onMessage(body.event_id, actor, e.text, this.#where(actor, e.channel, e.thread_ts ?? e.ts));
+  };
 
-    app.message(async ({ message, body }) => {
-      const m = message as { subtype?: string; bot_id?: string; channel_type?: string; user?: string; user_team?: string; text?: string; ts: string; thread_ts?: string; channel: string };
-      if (m.subtype || m.bot_id || m.channel_type !== 'im' || !m.text) return;
-      const actor = principalFromEvent(body as never, m);
-      if (!actor) return;
-      await this.#onMessage(body.event_id, actor, m.text, this.#where(actor, m.channel, m.thread_ts ?? null));
-    });
+  readonly #directMessage: Middleware<SlackEventMiddlewareArgs<'message'>> = async ({ message, body }) => {
+    const m = message as { subtype?: string; bot_id?: string; channel_type?: string; user?: string; user_team?: string; text?: string; ts: string; thread_ts?: string; channel: string };
+    if (m.subtype || m.bot_id || m.channel_type !== 'im' || !m.text) return;
+    const actor = principalFromEvent(body, m);
+    if (!actor) return;
+    await this.#onMessage(body.event_id, actor, m.text, this.#where(actor, m.channel, m.thread_ts ?? null));
+  };
 
-    app.event('app_home_opened', async ({ event, body }) => {
-      const e = event as { user: string; tab?: string; user_team?: string };
-      if (e.tab && e.tab !== 'home') return;
-      const actor = principalFromEvent(body as never, e);
-      if (!actor) return;
-      await core().openHome(actor, { key: `event:${body.event_id}`, kind: 'app_home_opened' });
-    });
+  readonly #homeOpened: Middleware<SlackEventMiddlewareArgs<'app_home_opened'>> = async ({ event, body }) => {
+    const e = event as { user: string; tab?: string; user_team?: string };
+    if (e.tab && e.tab !== 'home') return;
+    const actor = principalFromEvent(body, e);
+    if (!actor) return;
+    await this.#core().openHome(actor, { key: `event:${body.event_id}`, kind: 'app_home_opened' });
+  };
 
-    for (const actionId of [ACTION_IDS.retry, ACTION_IDS.cancel] as const) {
-      app.action(actionId, async ({ ack, body, action }) => {
-        const b = body as unknown as ClickBody;
-        const actor = principalFromInteraction(b);
-        await core().submit({
-          kind: 'operate',
-          action: actionId === ACTION_IDS.retry ? 'retry' : 'cancel',
-          runId: (action as { value?: string }).value ?? '',
-          actor,
-          key: { key: `action:${b.trigger_id}`, kind: actionId },
-          explainAt: this.#explainAt(actor, b),
-          carryOut: 'after-ack',
-        });
-        await ack();
+  /** Retry or Cancel: recorded before the ack, carried out by the worker right after; a refusal is explained to the clicker alone. */
+  #operate(actionId: typeof ACTION_IDS.retry | typeof ACTION_IDS.cancel): ActionListener {
+    return async ({ ack, body, action }) => {
+      const b = body as unknown as ClickBody;
+      const actor = principalFromInteraction(b);
+      await this.#core().submit({
+        kind: 'operate',
+        action: actionId === ACTION_IDS.retry ? 'retry' : 'cancel',
+        runId: (action as { value?: string }).value ?? '',
+        actor,
+        key: { key: `action:${b.trigger_id}`, kind: actionId },
+        explainAt: this.#explainAt(actor, b),
+        carryOut: 'after-ack',
+      });
+      await ack();
+    };
+  }
+
+  /**
+   * Approve: the click is recorded before the ack and carried out by the worker right after
+   * (`carryOut: 'after-ack'`, so a burst of clicks is one insert). Anything but a recorded
+   * decision (not an approver, already decided, resolved, expired, parameters changed) changes
+   * nothing and is explained to the clicker alone.
+   */
+  readonly #approve: ActionListener = async ({ ack, body, action }) => {
+    const b = body as unknown as ClickBody;
+    const actor = principalFromInteraction(b);
+    await this.#core().submit({
+      kind: 'decide',
+      approvalId: (action as { value?: string }).value ?? '',
+      decision: 'approve',
+      actor,
+      explainAt: this.#explainAt(actor, b),
+      carryOut: 'after-ack',
+    });
+    await ack();
+  };
+
+  /**
+   * Reject: a modal asks for the reason; the decision is recorded on its submission. People who
+   * cannot decide are told so instead of being shown a form that would be refused.
+   */
+  readonly #reject: ActionListener = async ({ ack, body, action, client }) => {
+    const b = body as unknown as ClickBody;
+    const approvalId = (action as { value?: string }).value ?? '';
+    const actor = principalFromInteraction(b);
+    // A requester among the approvers may reject their own request, so this asks about a reject.
+    const { eligibility, approval: a } = await this.#core().eligibility(actor, approvalId, 'reject');
+    if (!eligibility.may || !a) {
+      await this.#core().explain(actor, this.#explainAt(actor, b), eligibility.may ? '' : eligibility.message);
+    } else {
+      await client.views.open({ trigger_id: b.trigger_id, view: rejectModal(a, this.#explainAt(actor, b)) }).catch(async (e: unknown) => {
+        this.#log.warn({ err: (e as Error).message, approvalId }, 'views.open for the reject reason failed');
+        await this.#core().explain(actor, this.#explainAt(actor, b), REASON_FORM_NOT_OPENED);
       });
     }
+    await ack();
+  };
 
-    // Approve: the click is recorded before the ack and carried out by the worker right after
-    // (`carryOut: 'after-ack'`, so a burst of clicks is one insert). Anything but a recorded
-    // decision (not an approver, already decided, resolved, expired, parameters changed) changes
-    // nothing and is explained to the clicker alone.
-    app.action(ACTION_IDS.approve, async ({ ack, body, action }) => {
-      const b = body as unknown as ClickBody;
-      const actor = principalFromInteraction(b);
-      await core().submit({
-        kind: 'decide',
-        approvalId: (action as { value?: string }).value ?? '',
-        decision: 'approve',
-        actor,
-        explainAt: this.#explainAt(actor, b),
-        carryOut: 'after-ack',
-      });
-      await ack();
+  readonly #rejectSubmitted: ViewListener = async ({ ack, body, view }) => {
+    const actor = principalFromInteraction(body);
+    // Recorded, then carried out after the ack like an Approve click: a refusal (the approval was
+    // resolved meanwhile, …) is explained where the Reject button was clicked. Without a reason
+    // the core records nothing and says why, under the reason input.
+    const { approvalId, at } = readRejectMetadata(view.private_metadata);
+    const result = await this.#core().submit({
+      kind: 'decide',
+      approvalId,
+      decision: 'reject',
+      comment: readReason(view.state.values),
+      actor,
+      explainAt: at ? { ...this.#where(actor, at.channel, at.threadTs), ...(at.direct ? { direct: true } : {}) } : this.#appDm(actor),
+      carryOut: 'after-ack',
     });
+    if (result.fieldErrors?.comment) {
+      await ack({ response_action: 'errors', errors: { [REASON_BLOCK]: result.fieldErrors.comment } });
+      return;
+    }
+    await ack();
+  };
 
-    // Reject: a modal asks for the reason; the decision is recorded on its submission. People who
-    // cannot decide are told so instead of being shown a form that would be refused.
-    app.action(ACTION_IDS.reject, async ({ ack, body, action, client }) => {
-      const b = body as unknown as ClickBody;
-      const approvalId = (action as { value?: string }).value ?? '';
-      const actor = principalFromInteraction(b);
-      const a = await getApproval(this.#o.pool, approvalId);
-      const refusal = whyCannotDecide(a, approvalId, formatPrincipal(actor));
-      if (refusal || !a) {
-        await core().explain(actor, this.#explainAt(actor, b), refusal ?? '');
-      } else {
-        await client.views.open({ trigger_id: b.trigger_id, view: rejectModal(a, this.#explainAt(actor, b)) }).catch(async (e: unknown) => {
-          this.#log.warn({ err: (e as Error).message, approvalId }, 'views.open for the reject reason failed');
-          await core().explain(actor, this.#explainAt(actor, b), 'Could not open the form for a reason; try again, or use `tollgate reject` with --comment.');
+  /**
+   * Confirm under a proposal (a free-text request understood): recorded before the ack, carried
+   * out by the worker. Only the asker may confirm; anyone else is told why, alone.
+   */
+  readonly #confirm: ActionListener = async ({ ack, body, action }) => {
+    const b = body as unknown as ClickBody;
+    const actor = principalFromInteraction(b);
+    await this.#core().submit({
+      kind: 'confirm',
+      proposalId: (action as { value?: string }).value ?? '',
+      actor,
+      key: { key: `action:${b.trigger_id}`, kind: PROPOSAL_ACTION_IDS.confirm },
+      explainAt: this.#explainAt(actor, b),
+      carryOut: 'after-ack',
+    });
+    await ack();
+  };
+
+  /**
+   * Edit under a proposal: the workflow's form, prefilled with what was understood, in its thread.
+   */
+  readonly #edit: ActionListener = async ({ ack, body, action, client }) => {
+    const b = body as unknown as ClickBody;
+    const actor = principalFromInteraction(b);
+    const form = await this.#core().proposalForm((action as { value?: string }).value ?? '');
+    if (!form) {
+      await this.#core().explain(actor, this.#explainAt(actor, b), PROPOSAL_UNKNOWN);
+    } else {
+      const checked = this.#core().checkInput(form.def, form.given);
+      await client.views
+        .open({ trigger_id: b.trigger_id, view: paramsModal(form.def, form.given, checked.ok ? undefined : checked.error, { channel: form.where.conversation, threadTs: form.where.thread }) })
+        .catch(async (e: unknown) => {
+          this.#log.warn({ err: (e as Error).message }, 'views.open for a proposal failed');
+          await this.#core().explain(actor, this.#explainAt(actor, b), FORM_NOT_OPENED);
         });
-      }
-      await ack();
-    });
+    }
+    await ack();
+  };
 
-    app.view(REJECT_CALLBACK_ID, async ({ ack, body, view }) => {
-      const actor = principalFromInteraction(body as never);
-      const reason = readReason(view.state.values as never);
-      if (!reason) {
-        await ack({ response_action: 'errors', errors: { [REASON_BLOCK]: 'Say why you reject it; the requester sees this.' } });
-        return;
-      }
-      // Recorded, then carried out after the ack like an Approve click: a refusal (the approval was
-      // resolved meanwhile, …) is explained where the Reject button was clicked.
-      const { approvalId, at } = readRejectMetadata(view.private_metadata);
-      await core().submit({
-        kind: 'decide',
-        approvalId,
-        decision: 'reject',
-        comment: reason,
-        actor,
-        explainAt: at ? { ...this.#where(actor, at.channel, at.threadTs), ...(at.direct ? { direct: true } : {}) } : this.#appDm(actor),
-        carryOut: 'after-ack',
-      });
-      await ack();
-    });
+  /**
+   * "Fill in the form" under a reply to a mention or DM with missing parameters.
+   */
+  readonly #openForm: ActionListener = async ({ ack, body, action, client }) => {
+    const b = body as unknown as { trigger_id: string; channel?: { id: string }; container?: { channel_id?: string; thread_ts?: string; message_ts?: string } };
+    const given = openFormValueSchema.safeParse(safeJson((action as { value?: string }).value));
+    const def = given.success ? this.#core().workflow(given.data.workflow) : undefined;
+    if (given.success && def) {
+      const checked = this.#core().checkInput(def, given.data.params);
+      const channel = b.channel?.id ?? b.container?.channel_id ?? null;
+      await client.views
+        .open({ trigger_id: b.trigger_id, view: paramsModal(def, given.data.params, checked.ok ? undefined : checked.error, { channel, threadTs: b.container?.thread_ts ?? null }) })
+        .catch((e: unknown) => this.#log.warn({ err: (e as Error).message }, 'views.open failed'));
+    }
+    await ack();
+  };
 
-    // Confirm under a proposal (a free-text request understood): recorded before the ack, carried
-    // out by the worker. Only the asker may confirm; anyone else is told why, alone.
-    app.action(PROPOSAL_ACTION_IDS.confirm, async ({ ack, body, action }) => {
-      const b = body as unknown as ClickBody;
-      const actor = principalFromInteraction(b);
-      await core().submit({
-        kind: 'confirm',
-        proposalId: (action as { value?: string }).value ?? '',
-        actor,
-        key: { key: `action:${b.trigger_id}`, kind: PROPOSAL_ACTION_IDS.confirm },
-        explainAt: this.#explainAt(actor, b),
-        carryOut: 'after-ack',
-      });
-      await ack();
+  readonly #paramsSubmitted: ViewListener = async ({ ack, body, view }) => {
+    const actor = principalFromInteraction(body);
+    const meta = paramsMetadataSchema.safeParse(safeJson(view.private_metadata));
+    if (!meta.success) {
+      await ack({ response_action: 'errors', errors: {} });
+      return;
+    }
+    // The core finds the workflow, validates with its schema and records the start (chat's one
+    // form-submit flow); its field errors go back into the form.
+    const result = await this.#core().submit({
+      kind: 'start',
+      workflow: meta.data.workflow,
+      version: meta.data.version,
+      values: readSubmission(view.state.values),
+      actor,
+      where: meta.data.channel ? this.#where(actor, meta.data.channel, meta.data.threadTs) : null,
+      key: { key: `view:${view.id}`, kind: 'view_submission' },
+      carryOut: 'after-ack',
     });
+    if (result.fieldErrors && result.reply?.kind === 'invalid-params') {
+      await ack({ response_action: 'errors', errors: slackFieldErrorsOf(result.reply.fields ?? [], result.fieldErrors) });
+      return;
+    }
+    await ack();
+  };
 
-    // Edit under a proposal: the workflow's form, prefilled with what was understood, in its thread.
-    app.action(PROPOSAL_ACTION_IDS.edit, async ({ ack, body, action, client }) => {
-      const b = body as unknown as ClickBody;
-      const actor = principalFromInteraction(b);
-      const form = await core().proposalForm((action as { value?: string }).value ?? '');
-      if (!form) {
-        await core().explain(actor, this.#explainAt(actor, b), 'This proposal is no longer known to Tollgate; ask again, or write `run <workflow> key=value …`.');
-      } else {
-        const checked = core().checkInput(form.def, form.given);
-        await client.views
-          .open({ trigger_id: b.trigger_id, view: paramsModal(form.def, form.given, checked.ok ? undefined : checked.error, { channel: form.where.conversation, threadTs: form.where.thread }) })
-          .catch(async (e: unknown) => {
-            this.#log.warn({ err: (e as Error).message }, 'views.open for a proposal failed');
-            await core().explain(actor, this.#explainAt(actor, b), 'Could not open the form; try again, or write `run <workflow> key=value …`.');
-          });
-      }
-      await ack();
-    });
+  /** Every listener, by what Slack sends: one table, each listener a method below. */
+  #register(): void {
+    const { app } = this;
+    app.command('/tollgate', this.#slashCommand);
+    app.event('app_mention', this.#mention);
+    app.message(this.#directMessage);
+    app.event('app_home_opened', this.#homeOpened);
+    const actions: [string, ActionListener][] = [
+      [ACTION_IDS.retry, this.#operate(ACTION_IDS.retry)],
+      [ACTION_IDS.cancel, this.#operate(ACTION_IDS.cancel)],
+      [ACTION_IDS.approve, this.#approve],
+      [ACTION_IDS.reject, this.#reject],
+      [PROPOSAL_ACTION_IDS.confirm, this.#confirm],
+      [PROPOSAL_ACTION_IDS.edit, this.#edit],
+      [OPEN_FORM_ACTION, this.#openForm],
+    ];
+    for (const [actionId, listener] of actions) app.action(actionId, listener);
+    const views: [string, ViewListener][] = [
+      [REJECT_CALLBACK_ID, this.#rejectSubmitted],
+      [PARAMS_CALLBACK_ID, this.#paramsSubmitted],
+    ];
+    for (const [callbackId, listener] of views) app.view(callbackId, listener);
+  }
 
-    // "Fill in the form" under a reply to a mention or DM with missing parameters.
-    app.action(OPEN_FORM_ACTION, async ({ ack, body, action, client }) => {
-      const b = body as unknown as { trigger_id: string; channel?: { id: string }; container?: { channel_id?: string; thread_ts?: string; message_ts?: string } };
-      const given = openFormValueSchema.safeParse(safeJson((action as { value?: string }).value));
-      const def = given.success ? core().workflow(given.data.workflow) : undefined;
-      if (given.success && def) {
-        const checked = core().checkInput(def, given.data.params);
-        const channel = b.channel?.id ?? b.container?.channel_id ?? null;
-        await client.views
-          .open({ trigger_id: b.trigger_id, view: paramsModal(def, given.data.params, checked.ok ? undefined : checked.error, { channel, threadTs: b.container?.thread_ts ?? null }) })
-          .catch((e: unknown) => this.#log.warn({ err: (e as Error).message }, 'views.open failed'));
-      }
-      await ack();
-    });
-
-    app.view(PARAMS_CALLBACK_ID, async ({ ack, body, view }) => {
-      const actor = principalFromInteraction(body as never);
-      const meta = paramsMetadataSchema.safeParse(safeJson(view.private_metadata));
-      if (!meta.success) {
-        await ack({ response_action: 'errors', errors: {} });
-        return;
-      }
-      const def = core().workflow(meta.data.workflow, meta.data.version) ?? core().workflow(meta.data.workflow);
-      if (!def) {
-        await ack();
-        return;
-      }
-      // Validated by the core with the workflow's schema; its field errors go back into the form.
-      const result = await core().submit({
-        kind: 'start',
-        workflow: def.name,
-        version: def.version,
-        values: readSubmission(view.state.values as never),
-        actor,
-        where: meta.data.channel ? this.#where(actor, meta.data.channel, meta.data.threadTs) : null,
-        key: { key: `view:${view.id}`, kind: 'view_submission' },
-        carryOut: 'after-ack',
-      });
-      if (result.fieldErrors) {
-        await ack({ response_action: 'errors', errors: slackFieldErrors(def, result.fieldErrors) });
-        return;
-      }
-      await ack();
-    });
+  #core(): ChatCore {
+    return this.#o.core();
   }
 
   // ----- helpers ---------------------------------------------------------------------------

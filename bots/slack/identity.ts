@@ -6,7 +6,7 @@
  * differs from the installing workspace `team.id`). Buttons carry ids only; nothing here reads an
  * action's `value`.
  */
-import type { Principal } from '../../src/common/principals.ts';
+import { TollgateError, type Principal } from '../../src/chat/index.ts';
 
 export interface SlackIdentity {
   userId: string;
@@ -20,7 +20,7 @@ export interface SlackIdentity {
 export function slackPrincipal(id: SlackIdentity): Principal {
   const tenant = (id.isEnterpriseInstall && id.enterpriseId) || id.teamId || id.enterpriseId;
   if (!tenant) {
-    throw new Error(`The Slack payload for user ${id.userId} names no team or enterprise; cannot tell who acted.`);
+    throw new TollgateError('TG_CHAT_REQUEST_INVALID', `The Slack payload for user ${id.userId} names no team or enterprise; cannot tell who acted.`, { user: id.userId });
   }
   return { platform: 'slack', tenant, user: id.userId, ...(id.name ? { name: id.name } : {}) };
 }

@@ -2,12 +2,7 @@
  * The Slack adapter's entry point for the boot (src/app.ts, through bots/index.ts): a
  * `ChatAdapter` when Slack is configured; otherwise it says what to set and Tollgate runs on.
  */
-import type pg from 'pg';
-import type { ChatAdapter } from '../../src/chat/platform.ts';
-import type { ChatCore } from '../../src/chat/intake.ts';
-import type { Config } from '../../src/config/config.ts';
-import type { Logger } from '../../src/common/log.ts';
-import type { HttpServer } from '../../src/server/http.ts';
+import type { ChatAdapter, ChatCore, ChatPlatformEntry, Config, HttpRoutes, Logger } from '../../src/chat/index.ts';
 import { SlackBot, type SlackBotOptions } from './bot.ts';
 import { slackPlatform } from './platform.ts';
 
@@ -17,9 +12,19 @@ export interface SlackAdapter extends ChatAdapter {
   readonly bot: SlackBot;
 }
 
+/** For the boot (bots/index.ts finds it): Slack's adapter, and its route while unconfigured. */
+export const chatPlatform: ChatPlatformEntry = {
+  name: 'slack',
+  create: (ctx) => createSlackAdapter({ config: ctx.config.slack, core: ctx.core, log: ctx.log }),
+  unconfigured: {
+    status: 503,
+    path: '/slack/events',
+    message: 'Slack is not configured here: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_APP_TOKEN for Socket Mode) and restart.',
+  },
+};
+
 export function createSlackAdapter(opts: {
   config: Config['slack'];
-  pool: pg.Pool;
   /** The chat core; called when a request arrives, so it may be built after the adapters. */
   core: () => ChatCore;
   log: Logger;
@@ -34,7 +39,7 @@ export function createSlackAdapter(opts: {
     const partly = missing.length < 2 || config.appToken !== undefined;
     (partly ? log.warn.bind(log) : log.info.bind(log))(
       { missing },
-      `Slack is off: set ${missing.join(' and ')} to connect a workspace (see "Connect a Slack workspace" in the README; ` +
+      `Slack is off: set ${missing.join(' and ')} to connect a workspace (see docs/slack.md; ` +
         'SLACK_APP_TOKEN for Socket Mode, SLACK_API_URL for GovSlack). Everything else runs without it.',
     );
     return undefined;
@@ -44,7 +49,6 @@ export function createSlackAdapter(opts: {
     botToken: config.botToken,
     appToken: config.appToken,
     apiUrl: config.apiUrl,
-    pool: opts.pool,
     core: opts.core,
     log,
     clientOptions: opts.clientOptions,
@@ -52,7 +56,7 @@ export function createSlackAdapter(opts: {
   return {
     bot,
     platform: slackPlatform(bot.client),
-    mount: (http: HttpServer) => {
+    mount: (http: HttpRoutes) => {
       if (bot.receiver) http.mount('POST', '/slack/events', bot.receiver.handle);
     },
     start: async () => {

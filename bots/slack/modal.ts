@@ -8,8 +8,8 @@
  */
 import type { KnownBlock, ModalView, PlainTextOption, InputBlock } from '@slack/types';
 import { z } from 'zod';
-import type { WorkflowDefinition } from '../../src/runtime/workflow.ts';
-import { describeForm, fieldErrors, type FormField } from '../../src/views/form.ts';
+import { describeForm, fieldErrors, type WorkflowDefinition } from '../../src/chat/index.ts';
+import type { FormField } from '../../src/views/form.ts';
 import { escapeMrkdwn, truncate } from './blocks.ts';
 
 export const PARAMS_CALLBACK_ID = 'run.params';
@@ -96,7 +96,12 @@ export function readSubmission(values: StateValues): Record<string, string | und
 
 /** Issues as Slack field errors; an issue with no field goes under the first input. */
 export function slackFieldErrors(def: WorkflowDefinition, errors: Record<string, string>): Record<string, string> {
-  const names = describeForm(def.input).map((f) => f.name);
+  return slackFieldErrorsOf(describeForm(def.input), errors);
+}
+
+/** The same, for the form's fields as the core's reply lists them. */
+export function slackFieldErrorsOf(fields: readonly Pick<FormField, 'name'>[], errors: Record<string, string>): Record<string, string> {
+  const names = fields.map((f) => f.name);
   const out: Record<string, string> = {};
   for (const [k, m] of Object.entries(errors)) {
     const key = names.includes(k) ? k : names[0];

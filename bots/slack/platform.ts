@@ -7,9 +7,7 @@
  * Slack's `Retry-After` for the outbox to honour, instead of the client sleeping inside a job.
  */
 import { webApi } from '@slack/bolt';
-import type { ChatPlatform, DeliveryFailure, Destination, Posted, Rendered } from '../../src/chat/platform.ts';
-import type { HomeView } from '../../src/chat/replies.ts';
-import type { Principal } from '../../src/common/principals.ts';
+import { TollgateError, type ChatPlatform, type DeliveryFailure, type Destination, type HomeView, type Posted, type Principal, type Rendered } from '../../src/chat/index.ts';
 import { pendingApprovalBlocks } from './approvals.ts';
 import { LIMITS, renderRunList } from './blocks.ts';
 import { fromRendered, renderSlack, toRendered } from './render.ts';
@@ -58,7 +56,7 @@ export function slackPlatform(client: WebClient): ChatPlatform {
     async openDm(to: Principal) {
       const open = await client.conversations.open({ users: to.user });
       const channel = open.channel?.id;
-      if (!channel) throw new Error(`conversations.open with ${to.user} returned no channel`);
+      if (!channel) throw new TollgateError('TG_CHAT_PLATFORM_BAD_ANSWER', `conversations.open with ${to.user} returned no channel`, { user: to.user });
       return { conversation: channel };
     },
 

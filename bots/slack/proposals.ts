@@ -5,7 +5,8 @@
  * the signed payload (bot.ts).
  */
 import type { KnownBlock } from '@slack/types';
-import { PROPOSAL_ACTION_IDS, type ProposalView } from '../../src/views/proposal-view.ts';
+import type { ProposalView } from '../../src/views/proposal-view.ts';
+import { PROPOSAL_ACTION_IDS } from '../../src/chat/index.ts';
 import { escapeMrkdwn, LIMITS, truncate, type SlackMessage } from './blocks.ts';
 import { mention } from './identity.ts';
 

@@ -3,8 +3,7 @@
  * where `text` is the notification and fallback text. Pure: the outbox hashes the result.
  */
 import { z } from 'zod';
-import type { ChatView, Rendered } from '../../src/chat/platform.ts';
-import type { ChatReply } from '../../src/chat/replies.ts';
+import type { ChatReply, ChatView, Rendered } from '../../src/chat/index.ts';
 import { renderApprovalMessage, renderPendingApprovals, renderReminder } from './approvals.ts';
 import { escapeMrkdwn, plainMessage, renderRunList, renderRunMessage, renderWorkflows, type SlackMessage } from './blocks.ts';
 import { renderProposal } from './proposals.ts';

@@ -9,6 +9,7 @@
  * of believing it was handled.
  */
 import { SocketModeReceiver, type App, type ReceiverEvent, type SocketModeReceiverOptions } from '@slack/bolt';
+import { TollgateError } from '../../src/chat/index.ts';
 import { isUnattributedInteraction } from './identity.ts';
 
 interface SlackEventArgs {
@@ -57,7 +58,7 @@ export class AckAfterRecordSocketModeReceiver extends SocketModeReceiver {
       },
     };
     try {
-      if (!this.#bolt) throw new Error('The Socket Mode receiver was used before Bolt initialised it.');
+      if (!this.#bolt) throw new TollgateError('TG_INTERNAL', 'The Socket Mode receiver was used before Bolt initialised it.');
       await this.#bolt.processEvent(event);
     } catch (e) {
       // Not acknowledged: Slack will deliver it again (Events API) or show the person an error.

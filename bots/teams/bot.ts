@@ -16,23 +16,15 @@
  * - Card actions (`adaptiveCard/action` invokes, Universal Actions) are answered in the HTTP
  *   response with the clicked card redrawn for the clicker: the outcome of their decision, or why
  *   it was refused, on top. Every other copy is brought up to date by the outbox.
- * - Installations and every activity keep the sender's and tenant's addresses (directory.ts), so
- *   approvers get their card later without having written to the bot.
+ * - Installations and every activity keep the sender's and tenant's addresses (`seenIn`, recorded
+ *   by the chat layer with the request: src/chat/directory.ts), so approvers get their card later
+ *   without having written to the bot.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type pg from 'pg';
 import type { Activity } from 'botbuilder';
-import { parseChatCommand, type ChatCore } from '../../src/chat/intake.ts';
-import { approvalMessageView, postedMessageView, runMessageView } from '../../src/chat/message-views.ts';
-import type { Where } from '../../src/chat/outbox.ts';
-import type { ChatView } from '../../src/chat/platform.ts';
-import { notice, type ChatReply } from '../../src/chat/replies.ts';
-import type { Logger } from '../../src/common/log.ts';
-import type { Principal } from '../../src/common/principals.ts';
-import { readBody, sendJson } from '../../src/server/http.ts';
+import { ALREADY_RECORDED, notice, parseChatCommand, PROPOSAL_UNKNOWN, readBody, sendJson, type ChatCore, type Logger, type Principal, type TeamsSeen, type Where } from '../../src/chat/index.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
-import { PARAM_INPUT_PREFIX, renderForViewer, REASON_REQUIRED_MESSAGE, reasonInputId, VERBS, type AdaptiveCard } from './cards.ts';
-import { rememberTenant, rememberUser } from './directory.ts';
+import { PARAM_INPUT_PREFIX, renderForViewer, reasonInputId, VERBS, type AdaptiveCard } from './cards.ts';
 import { commandText, principalOf, tenantOf, type TeamsActivity } from './identity.ts';
 
 const CARD = 'application/vnd.microsoft.card.adaptive';
@@ -46,28 +38,46 @@ function errorResponse(statusCode: number, message: string) {
   return { statusCode, type: 'application/vnd.microsoft.error', value: { code: statusCode === 400 ? 'BadRequest' : 'Error', message } };
 }
 
+/**
+ * What a verified activity says of where its sender and tenant can be reached later (the tenant's
+ * serviceUrl, the sender's id and personal conversation, members added): recorded by the chat
+ * layer with the activity's request, so approvers get their card later without having written.
+ */
+function seenIn(a: TeamsActivity): TeamsSeen | undefined {
+  const tenant = tenantOf(a);
+  if (!tenant) return undefined;
+  const personal = a.conversation.conversationType === 'personal' ? a.conversation.id : null;
+  const users = [
+    ...(a.from?.aadObjectId ? [{ aadObjectId: a.from.aadObjectId, userId: a.from.id, name: a.from.name, personalConversation: personal }] : []),
+    ...(a.type === 'conversationUpdate' ? (a.membersAdded ?? []) : []).flatMap((m) => (m.aadObjectId ? [{ aadObjectId: m.aadObjectId, userId: m.id, name: m.name, personalConversation: null }] : [])),
+  ];
+  return { tenant, serviceUrl: a.serviceUrl, users };
+}
+
+const noted = (remember: TeamsSeen | undefined) => (remember ? { remember } : {});
+
 export class TeamsBot {
   readonly #adapter: TeamsCloudAdapter;
-  readonly #pool: pg.Pool;
   readonly #core: () => ChatCore;
   readonly #log: Logger;
 
-  constructor(o: { adapter: TeamsCloudAdapter; pool: pg.Pool; core: () => ChatCore; log: Logger }) {
+  constructor(o: { adapter: TeamsCloudAdapter; core: () => ChatCore; log: Logger }) {
     this.#adapter = o.adapter;
-    this.#pool = o.pool;
     this.#core = o.core;
     this.#log = o.log.child({ component: 'teams' });
   }
 
   /** The HTTP handler of `POST /api/messages`. */
   readonly handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    let activity: TeamsActivity;
+    let activity: TeamsActivity | undefined;
     const body = await readBody(req); // over the limit: 413, answered by the server
     try {
       const parsed: unknown = JSON.parse(body.toString('utf8'));
-      if (!parsed || typeof parsed !== 'object' || typeof (parsed as { type?: unknown }).type !== 'string') throw new Error('no activity type');
-      activity = parsed as TeamsActivity;
+      if (parsed && typeof parsed === 'object' && typeof (parsed as { type?: unknown }).type === 'string') activity = parsed as TeamsActivity;
     } catch {
+      // not JSON, or the body could not be read: answered 400 below, as JSON without a "type" is
+    }
+    if (!activity) {
       sendJson(res, 400, { error: 'The body is not a Bot Framework activity (a JSON object with a "type").' });
       return;
     }
@@ -90,20 +100,17 @@ export class TeamsBot {
   };
 
   async #activity(a: TeamsActivity): Promise<unknown> {
-    const tenant = tenantOf(a);
     const actor = principalOf(a);
-    if (tenant) {
-      await rememberTenant(this.#pool, tenant, a.serviceUrl);
-      const personal = a.conversation.conversationType === 'personal' ? a.conversation.id : null;
-      const seen = [
-        ...(a.from?.aadObjectId ? [{ aadObjectId: a.from.aadObjectId, userId: a.from.id, name: a.from.name, personalConversation: personal }] : []),
-        ...(a.type === 'conversationUpdate' ? (a.membersAdded ?? []) : []).flatMap((m) => (m.aadObjectId ? [{ aadObjectId: m.aadObjectId, userId: m.id, name: m.name, personalConversation: null }] : [])),
-      ];
-      for (const u of seen) await rememberUser(this.#pool, { tenant, serviceUrl: a.serviceUrl, ...u });
-    }
-    if (a.type === 'message' && actor) return this.#message(a, actor);
-    if (a.type === 'invoke' && a.name === 'adaptiveCard/action') return this.#action(a, actor);
+    const remember = seenIn(a);
+    if (a.type === 'message' && actor) return this.#message(a, actor, remember);
+    if (a.type === 'invoke' && a.name === 'adaptiveCard/action') return this.#action(a, actor, remember);
+    await this.#introduce(remember);
     return undefined;
+  }
+
+  /** An activity that asks for nothing: only what it said of where people are is recorded. */
+  async #introduce(remember: TeamsSeen | undefined): Promise<void> {
+    if (remember) await this.#core().submit({ kind: 'introduce', remember });
   }
 
   /** Where the answer to this activity goes: its conversation, in a channel the thread it was said in. */
@@ -119,20 +126,26 @@ export class TeamsBot {
     };
   }
 
-  async #message(a: TeamsActivity, actor: Principal): Promise<undefined> {
+  async #message(a: TeamsActivity, actor: Principal, remember: TeamsSeen | undefined): Promise<undefined> {
     const text = commandText(a);
-    if (!text) return undefined;
-    await this.#core().submit({ kind: 'command', command: parseChatCommand(text), actor, where: this.#where(a, actor), key: { key: `message:${a.id ?? ''}`, kind: 'message' }, replyVia: 'outbox', carryOut: 'after-ack', understand: true });
+    if (!text) {
+      await this.#introduce(remember);
+      return undefined;
+    }
+    await this.#core().submit({ kind: 'command', command: parseChatCommand(text), actor, where: this.#where(a, actor), key: { key: `message:${a.id ?? ''}`, kind: 'message' }, replyVia: 'outbox', carryOut: 'after-ack', understand: true, ...noted(remember) });
     return undefined;
   }
 
   /** A Universal Action: do what the verb asks, then answer with the clicked card as the clicker now sees it. */
-  async #action(a: TeamsActivity, actor: Principal | undefined): Promise<unknown> {
+  async #action(a: TeamsActivity, actor: Principal | undefined, remember: TeamsSeen | undefined): Promise<unknown> {
     const action = (a.value as { action?: { verb?: unknown; data?: unknown } } | undefined)?.action;
     const verb = typeof action?.verb === 'string' ? action.verb : '';
     const data = (action?.data && typeof action.data === 'object' ? action.data : {}) as Record<string, unknown>;
-    if (!actor) return errorResponse(400, 'This action names no Teams user and tenant, so Tollgate cannot tell who acted.');
-    const str = (k: string) => (typeof data[k] === 'string' ? (data[k] as string) : '');
+    if (!actor) {
+      await this.#introduce(remember);
+      return errorResponse(400, 'This action names no Teams user and tenant, so Tollgate cannot tell who acted.');
+    }
+    const str = (k: string) => (typeof data[k] === 'string' ? (data[k]) : '');
     const key = { key: `invoke:${a.id ?? ''}`, kind: verb };
     const core = this.#core();
     switch (verb) {
@@ -140,65 +153,62 @@ export class TeamsBot {
       case VERBS.reject: {
         const approvalId = str('approvalId');
         const comment = (str(reasonInputId(approvalId)) || str('reason')).trim();
-        if (verb === VERBS.reject && !comment) return this.#card(a, actor, REASON_REQUIRED_MESSAGE, { approvalId });
-        const { decided } = await core.submit({
+        const { decided, fieldErrors } = await core.submit({
           kind: 'decide',
           approvalId,
           decision: verb === VERBS.approve ? 'approve' : 'reject',
           ...(comment && verb === VERBS.reject ? { comment } : {}),
           actor,
           explainAt: null, // explained on the returned card
+          ...noted(remember),
         });
+        if (fieldErrors?.comment) return this.#card(a, actor, fieldErrors.comment, { approvalId }); // a reject needs a reason
         const note = decided?.kind === 'recorded' ? `Recorded: you ${verb === VERBS.approve ? 'approved' : 'rejected'} this request.` : (decided?.message ?? 'Nothing changed.');
         return this.#card(a, actor, note, { approvalId });
       }
       case VERBS.retry:
       case VERBS.cancel: {
         const runId = str('runId');
-        const r = await core.submit({ kind: 'operate', action: verb === VERBS.retry ? 'retry' : 'cancel', runId, actor, key, explainAt: null });
-        return this.#card(a, actor, r.duplicate ? 'Already recorded.' : r.reply?.kind === 'notice' ? r.reply.text : undefined, { runId });
+        const r = await core.submit({ kind: 'operate', action: verb === VERBS.retry ? 'retry' : 'cancel', runId, actor, key, explainAt: null, ...noted(remember) });
+        return this.#card(a, actor, r.duplicate ? ALREADY_RECORDED : r.reply?.kind === 'notice' ? r.reply.text : undefined, { runId });
       }
       case VERBS.start:
-        return this.#start(a, actor, data, key);
+        return this.#start(a, actor, data, key, remember);
       case VERBS.confirm: {
         // Carried out now: the answer is the proposal card redrawn (confirmed), or why not.
         const proposalId = str('proposalId');
-        const r = await core.submit({ kind: 'confirm', proposalId, actor, key, explainAt: null });
-        const note = r.duplicate ? 'Already recorded.' : r.reply?.kind === 'notice' ? r.reply.text : undefined;
+        const r = await core.submit({ kind: 'confirm', proposalId, actor, key, explainAt: null, ...noted(remember) });
+        const note = r.duplicate ? ALREADY_RECORDED : r.reply?.kind === 'notice' ? r.reply.text : undefined;
         const view = await core.proposalView(proposalId);
         return cardResponse(renderForViewer(view ?? notice(note ?? 'This proposal is no longer known to Tollgate.'), actor, view ? note : undefined));
       }
       case VERBS.edit: {
         // The workflow's form, prefilled with what was understood; its Start run is a form start.
+        await this.#introduce(remember);
         const form = await core.proposalForm(str('proposalId'));
-        if (!form) return cardResponse(renderForViewer(notice('This proposal is no longer known to Tollgate; ask again, or write `run <workflow> key=value …`.'), actor));
+        if (!form) return cardResponse(renderForViewer(notice(PROPOSAL_UNKNOWN), actor));
         return cardResponse(renderForViewer(core.invalidParams(form.def, {}, form.given), actor));
       }
       case VERBS.refresh:
+        await this.#introduce(remember);
         return this.#card(a, actor, undefined, { approvalId: str('approvalId'), runId: str('runId') });
       default:
+        await this.#introduce(remember);
         return errorResponse(400, `Unknown action "${verb}". This card may come from an older version of Tollgate; ask for it again.`);
     }
   }
 
-  /** The parameters form was submitted: start the run, or show the form again with its errors. */
-  async #start(a: TeamsActivity, actor: Principal, data: Record<string, unknown>, key: { key: string; kind: string }): Promise<unknown> {
-    const core = this.#core();
-    const name = typeof data.workflow === 'string' ? data.workflow : '';
+  /** The parameters form was submitted: the core starts the run, or answers with the form again and its errors. */
+  async #start(a: TeamsActivity, actor: Principal, data: Record<string, unknown>, key: { key: string; kind: string }, remember: TeamsSeen | undefined): Promise<unknown> {
+    const workflow = typeof data.workflow === 'string' ? data.workflow : '';
     const version = typeof data.version === 'number' ? data.version : Number(data.version) || undefined;
     const values: Record<string, string> = {};
     for (const [k, v] of Object.entries(data)) {
-      if (k.startsWith(PARAM_INPUT_PREFIX) && v !== undefined && v !== null) values[k.slice(PARAM_INPUT_PREFIX.length)] = String(v);
+      if (k.startsWith(PARAM_INPUT_PREFIX) && v !== undefined && v !== null) values[k.slice(PARAM_INPUT_PREFIX.length)] = typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
     }
-    const def = core.workflow(name, version) ?? core.workflow(name);
-    if (!def) return cardResponse(renderForViewer(core.unknownWorkflow(name), actor));
     // The run is recorded before the answer and created by the worker right after it.
-    const result = await core.submit({ kind: 'start', workflow: def.name, version: def.version, values, actor, where: this.#where(a, actor), key, carryOut: 'after-ack' });
-    if (result.fieldErrors) return cardResponse(renderForViewer(core.invalidParams(def, result.fieldErrors, values), actor));
-    const reply: ChatReply = result.duplicate
-      ? notice('Already recorded.')
-      : notice(`Started *${def.name}* v${def.version} as \`${result.runId ?? ''}\`; its progress is posted ${a.conversation.conversationType === 'channel' ? 'in the thread' : 'here'}.`);
-    return cardResponse(renderForViewer(reply, actor));
+    const result = await this.#core().submit({ kind: 'start', workflow, ...(version !== undefined ? { version } : {}), values, actor, where: this.#where(a, actor), key, carryOut: 'after-ack', ...noted(remember) });
+    return cardResponse(renderForViewer(result.reply ?? notice(ALREADY_RECORDED), actor));
   }
 
   /**
@@ -206,10 +216,8 @@ export class TeamsBot {
    * posted it (its run card or approval copy), else the approval or run the action named.
    */
   async #card(a: TeamsActivity, actor: Principal, note: string | undefined, named: { approvalId?: string; runId?: string }): Promise<unknown> {
-    let view: ChatView | undefined;
-    if (a.replyToId) view = await postedMessageView(this.#pool, { platform: 'teams', conversation: a.conversation.id, messageId: a.replyToId });
-    if (!view && named.approvalId) view = await approvalMessageView(this.#pool, named.approvalId);
-    if (!view && named.runId) view = await runMessageView(this.#pool, named.runId);
-    return cardResponse(renderForViewer(view ?? notice(note ?? 'This card is no longer known to Tollgate.'), actor, view ? note : undefined));
+    const posted = a.replyToId ? { platform: 'teams', conversation: a.conversation.id, messageId: a.replyToId } : undefined;
+    const { view, rights } = await this.#core().viewFor(actor, { ...(posted ? { posted } : {}), ...named });
+    return cardResponse(renderForViewer(view ?? notice(note ?? 'This card is no longer known to Tollgate.'), actor, view ? note : undefined, rights));
   }
 }

@@ -20,15 +20,13 @@
  *   lists and approvals added only while they fit, and a card that would still be too large is
  *   replaced by a short one saying so.
  */
-import type { ChatView, Rendered } from '../../src/chat/platform.ts';
-import type { ChatReply, RunSummary, WorkflowSummary } from '../../src/chat/replies.ts';
-import { formatPrincipal, samePrincipal, type Principal } from '../../src/common/principals.ts';
-import type { RunStatus, StepStatus } from '../../src/db/queries/runs.ts';
-import { copyStillAsks, type ApprovalCopy, type ApprovalView } from '../../src/views/approval-view.ts';
+import { ACTION_IDS, approvalFallback, approvalHeadline, approvalLines, copyStillAsks, eligibilityOnView, ESCALATED_AWAY, foldSteps, formatPrincipal, PROPOSAL_ACTION_IDS, REJECT_REASON_REQUIRED, STATUS_LABELS, stepText, truncate, type ChatReply, type ChatView, type DecisionRights, type Principal, type Rendered, type RunStatus, type RunSummary, type StepStatus, type WorkflowSummary } from '../../src/chat/index.ts';
+import { TollgateError } from '../../src/chat/index.ts';
+import type { ApprovalCopy, ApprovalView } from '../../src/views/approval-view.ts';
 import type { FormField } from '../../src/views/form.ts';
-import { PROPOSAL_ACTION_IDS, type ProposalView } from '../../src/views/proposal-view.ts';
-import { ACTION_IDS, STATUS_LABELS, type RunView } from '../../src/views/run-view.ts';
-import { approvalFallback, approvalHeadline, approvalLines, ESCALATED_AWAY, foldSteps, stepText, truncate, type Markup } from '../../src/views/text.ts';
+import type { ProposalView } from '../../src/views/proposal-view.ts';
+import type { RunView } from '../../src/views/run-view.ts';
+import type { Markup } from '../../src/views/text.ts';
 
 /** Every interactive verb a Teams card sends (`Action.Execute`), and what its `data` holds. */
 export const VERBS = {
@@ -51,7 +49,8 @@ export const VERBS = {
 } as const;
 
 export const REASON_INPUT_PREFIX = 'reason.';
-export const REASON_REQUIRED_MESSAGE = 'Say why you reject it; the requester sees this.';
+/** Shown by Teams under an empty reason; the core refuses a reject without one with the same sentence. */
+export const REASON_REQUIRED_MESSAGE = REJECT_REASON_REQUIRED;
 export const REASON_MAX_LENGTH = 2000;
 /** Teams refreshes a card automatically for at most 60 listed users. */
 export const MAX_REFRESH_USERS = 60;
@@ -251,11 +250,13 @@ const THREAD: ApprovalCopy = { kind: 'thread' };
 /** The base card, seen by everyone: buttons while the copy still asks (authorisation happens at the click). */
 const anyoneMayTry: MayDecide = (a, copy) => copyStillAsks(a, copy);
 
-/** One person's card: buttons only while they may still decide. */
-function viewerMayDecide(viewer: Principal): MayDecide {
-  const who = formatPrincipal(viewer);
-  return (a, copy) =>
-    copyStillAsks(a, copy) && a.eligible.includes(who) && !a.decisions.some((d) => d.principal === who || (d.by !== null && samePrincipal(d.by, viewer)));
+/**
+ * One person's card: buttons only while they may still decide, by the one eligibility rule: the
+ * rights the chat layer read from the approvals' records (so a requester the policy bars from
+ * approving their own request sees none), or, without them, what the view alone tells.
+ */
+function viewerMayDecide(viewer: Principal, rights?: DecisionRights): MayDecide {
+  return (a, copy) => copyStillAsks(a, copy) && (rights?.get(a.id) ?? eligibilityOnView(a, viewer)).may;
 }
 
 const TEAMS_PRINCIPAL = /^teams:[^:\s]+:([^:\s]+)$/;
@@ -518,7 +519,7 @@ export function renderTeams(view: ChatView): Rendered {
 /** A stored rendering's card (the outbox keeps `body` opaque). */
 export function cardOf(r: Rendered): AdaptiveCard {
   const card = (r.body as { card?: AdaptiveCard } | null)?.card;
-  if (!card || card.type !== 'AdaptiveCard') throw new TypeError('This rendering holds no Adaptive Card.');
+  if (!card || card.type !== 'AdaptiveCard') throw new TollgateError('TG_INTERNAL', 'This rendering holds no Adaptive Card.');
   return card;
 }
 
@@ -527,8 +528,8 @@ export function cardOf(r: Rendered): AdaptiveCard {
  * Approve/Reject only where they may still decide; Retry/Cancel as the run offers them; `note`
  * (with the notice marks `*bold*` and `` `code` ``) on top.
  */
-export function renderForViewer(view: ChatView, viewer: Principal, note?: string): AdaptiveCard {
-  return envelope(draw(view, viewerMayDecide(viewer)), note);
+export function renderForViewer(view: ChatView, viewer: Principal, note?: string, rights?: DecisionRights): AdaptiveCard {
+  return envelope(draw(view, viewerMayDecide(viewer, rights)), note);
 }
 
 /** Every `Action.Execute` in a card, including those inside show-cards and action sets, in order. */

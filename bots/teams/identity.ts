@@ -4,7 +4,7 @@
  * tenant, so the tenant is part of the principal: a user of another tenant with the same object
  * id is someone else. Card actions carry ids only; nothing here reads an action's data.
  */
-import type { Principal } from '../../src/common/principals.ts';
+import type { Principal } from '../../src/chat/index.ts';
 
 /** The fields of an incoming activity that name its sender, its tenant and where it was said. */
 export interface TeamsActivity {

@@ -4,12 +4,7 @@
  * Emulator, when TEAMS_ALLOW_UNAUTHENTICATED=true says to take unauthenticated traffic (logged
  * loudly). Otherwise there is no adapter and `POST /api/messages` answers 401 saying what to set.
  */
-import type pg from 'pg';
-import type { ChatCore } from '../../src/chat/intake.ts';
-import type { ChatAdapter } from '../../src/chat/platform.ts';
-import type { Config } from '../../src/config/config.ts';
-import type { Logger } from '../../src/common/log.ts';
-import type { HttpServer } from '../../src/server/http.ts';
+import type { ChatAdapter, ChatCore, ChatPlatformEntry, Config, HttpRoutes, Logger } from '../../src/chat/index.ts';
 import { TeamsCloudAdapter } from './adapter.ts';
 import { TeamsBot } from './bot.ts';
 import { teamsPlatform } from './platform.ts';
@@ -18,7 +13,7 @@ import { teamsPlatform } from './platform.ts';
 export const DEFAULT_SERVICE_URL = 'https://smba.trafficmanager.net/teams/';
 
 export const TEAMS_NOT_CONFIGURED =
-  'Teams is not configured here: set MicrosoftAppId (and MicrosoftAppPassword, or MicrosoftAppType=UserAssignedMsi), see "Connect a Teams tenant" in the README; ' +
+  'Teams is not configured here: set MicrosoftAppId (and MicrosoftAppPassword, or MicrosoftAppType=UserAssignedMsi), see docs/teams.md; ' +
   'for the Bot Framework Emulator only, TEAMS_ALLOW_UNAUTHENTICATED=true.';
 
 export interface TeamsAdapter extends ChatAdapter {
@@ -26,11 +21,18 @@ export interface TeamsAdapter extends ChatAdapter {
   readonly adapter: TeamsCloudAdapter;
 }
 
-export function createTeamsAdapter(opts: { config: Config['teams']; pool: pg.Pool; core: () => ChatCore; log: Logger }): TeamsAdapter | undefined {
+/** For the boot (bots/index.ts finds it): Teams' adapter, and its route while unconfigured (401: unconfigured, it verifies nobody, so it takes nothing). */
+export const chatPlatform: ChatPlatformEntry = {
+  name: 'teams',
+  create: (ctx) => createTeamsAdapter({ config: ctx.config.teams, core: ctx.core, log: ctx.log }),
+  unconfigured: { status: 401, path: '/api/messages', message: TEAMS_NOT_CONFIGURED },
+};
+
+export function createTeamsAdapter(opts: { config: Config['teams']; core: () => ChatCore; log: Logger }): TeamsAdapter | undefined {
   const { config, log } = opts;
   if (!config.appId) {
     if (!config.allowUnauthenticated) {
-      log.info('Teams is off: set MicrosoftAppId to connect a tenant (see "Connect a Teams tenant" in the README). Everything else runs without it.');
+      log.info('Teams is off: set MicrosoftAppId to connect a tenant (see docs/teams.md). Everything else runs without it.');
       return undefined;
     }
     log.warn(
@@ -39,12 +41,12 @@ export function createTeamsAdapter(opts: { config: Config['teams']; pool: pg.Poo
     );
   }
   const adapter = new TeamsCloudAdapter(config.botFrameworkSettings);
-  const bot = new TeamsBot({ adapter, pool: opts.pool, core: opts.core, log });
+  const bot = new TeamsBot({ adapter, core: opts.core, log });
   return {
     bot,
     adapter,
-    platform: teamsPlatform({ adapter, pool: opts.pool, defaultServiceUrl: config.serviceUrl ?? DEFAULT_SERVICE_URL }),
-    mount: (http: HttpServer) => http.mount('POST', '/api/messages', bot.handle),
+    platform: teamsPlatform({ adapter, directory: () => opts.core().teamsDirectory, defaultServiceUrl: config.serviceUrl ?? DEFAULT_SERVICE_URL }),
+    mount: (http: HttpRoutes) => http.mount('POST', '/api/messages', bot.handle),
     start: async () => {
       log.info({ appId: config.appId ?? '(none: unauthenticated)', appType: config.appType ?? 'MultiTenant' }, 'Teams connected');
     },

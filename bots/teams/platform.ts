@@ -9,13 +9,10 @@
  * first without a message: Teams answers a `createConversation` that carries one without its
  * activity id, and that copy could never be updated.
  */
-import type pg from 'pg';
 import type { Activity } from 'botbuilder';
-import type { ChatPlatform, DeliveryFailure, Destination, Posted, Rendered } from '../../src/chat/platform.ts';
-import type { Principal } from '../../src/common/principals.ts';
+import { TollgateError, type ChatPlatform, type DeliveryFailure, type Destination, type Posted, type Principal, type Rendered, type TeamsDirectory } from '../../src/chat/index.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
 import { cardOf, renderTeams } from './cards.ts';
-import { findContact, rememberPersonalConversation, tenantServiceUrl } from './directory.ts';
 
 /** What a Teams message row keeps in `address`. */
 export interface TeamsAddress {
@@ -53,18 +50,18 @@ function retryAfterToMs(v: string | undefined): number | undefined {
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
-export function teamsPlatform(o: { adapter: TeamsCloudAdapter; pool: pg.Pool; defaultServiceUrl: string }): ChatPlatform {
-  const { adapter, pool } = o;
+export function teamsPlatform(o: { adapter: TeamsCloudAdapter; directory: () => TeamsDirectory; defaultServiceUrl: string }): ChatPlatform {
+  const { adapter } = o;
 
   /** The Bot Connector for a destination: its own, else its tenant's, else the configured default. */
   async function serviceUrlOf(to: Pick<Destination, 'address' | 'tenant'>): Promise<string> {
     const own = (to.address as Partial<TeamsAddress> | null)?.serviceUrl;
     if (own) return own;
-    return (to.tenant ? await tenantServiceUrl(pool, to.tenant) : undefined) ?? o.defaultServiceUrl;
+    return (to.tenant ? await o.directory().tenantServiceUrl(to.tenant) : undefined) ?? o.defaultServiceUrl;
   }
 
   async function openDm(to: Principal): Promise<{ conversation: string; address: TeamsAddress }> {
-    const contact = await findContact(pool, to.tenant, to.user);
+    const contact = await o.directory().contact(to.tenant, to.user);
     const serviceUrl = await serviceUrlOf({ address: contact?.serviceUrl ? { serviceUrl: contact.serviceUrl } : null, tenant: to.tenant });
     if (contact?.conversationId) return { conversation: contact.conversationId, address: { serviceUrl } };
     const connector = await adapter.connector(serviceUrl);
@@ -75,8 +72,8 @@ export function teamsPlatform(o: { adapter: TeamsCloudAdapter; pool: pg.Pool; de
       tenantId: to.tenant,
       channelData: { tenant: { id: to.tenant } },
     });
-    if (!created.id) throw Object.assign(new Error(`createConversation with ${to.user} returned no conversation id`), { statusCode: 502 });
-    await rememberPersonalConversation(pool, to.tenant, to.user, created.id, serviceUrl);
+    if (!created.id) throw Object.assign(new TollgateError('TG_CHAT_PLATFORM_BAD_ANSWER', `createConversation with ${to.user} returned no conversation id`, { user: to.user }), { statusCode: 502 }); // classifyTeamsError reads statusCode: retried
+    await o.directory().rememberPersonalConversation(to.tenant, to.user, created.id, serviceUrl);
     return { conversation: created.id, address: { serviceUrl } };
   }
 

@@ -17,6 +17,7 @@ import { findDecision, insertDecision, isPast, resolveApproval, selectApprovals 
 import { appendEvent } from '../db/queries/events.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { applyTimeout } from './gate.ts';
+import { policyEligibility } from './eligibility.ts';
 import { authorise, describeQuorum, principalKey } from './policy.ts';
 import { getApproval, requesterKey } from './store.ts';
 import { loadApprovalRow, type ApprovalRow } from '../db/queries/approvals.ts';
@@ -129,8 +130,8 @@ async function decideIn(
     };
   }
   const requester = requesterKey(row);
-  const auth = authorise(row.policy, who, requester, decision);
-  if (!auth.ok) return { kind: 'not_allowed', message: `Not allowed: ${auth.reason}` };
+  const auth = policyEligibility(row.policy, who, requester, decision);
+  if (!auth.may) return { kind: 'not_allowed', message: `Not allowed: ${auth.message}` };
 
   const inserted = await insertDecision(q, { approvalId, principal: who, decision, comment: opts.comment ?? null, via: opts.via ?? null, osUser: opts.osUser ?? null });
   if (!inserted) {

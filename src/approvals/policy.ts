@@ -8,6 +8,7 @@ import { TollgateError } from '../common/errors.ts';
 import { formatPrincipal, parsePrincipal, type Principal } from '../common/principals.ts';
 import type { ProjectConfig } from '../config/project-config.ts';
 import type { ApprovalPolicy, ResolvedPolicy } from '../db/queries/approvals.ts';
+import { policyEligibility } from './eligibility.ts';
 
 export function resolvePolicy(policy: ApprovalPolicy, project: ProjectConfig, requester: string | null, where: string): ResolvedPolicy {
   const groups = [...(policy.groups ?? [])];
@@ -47,38 +48,17 @@ export function resolvePolicy(policy: ApprovalPolicy, project: ProjectConfig, re
   return { approvers, groups, named, quorum, required, allowSelfApproval };
 }
 
-export function describeApprovers(p: ResolvedPolicy): string {
-  const parts = [
-    ...p.groups.map((g) => `group ${g}`),
-    ...p.named.map((n) => n),
-  ];
-  return `${parts.join(', ') || 'nobody'} (${p.approvers.length} ${p.approvers.length === 1 ? 'person' : 'people'})`;
-}
-
-export function describeQuorum(p: ResolvedPolicy): string {
-  if (p.quorum === 'first') return `any one of ${p.approvers.length}`;
-  if (p.quorum === 'all') return `all ${p.required}`;
-  return `${p.required} of ${p.approvers.length}`;
-}
+export { describeApprovers, describeQuorum } from './describe.ts';
 
 export type Authorisation = { ok: true } | { ok: false; reason: string };
 
-/** May `who` record `decision` on a gate with this policy, requested by `requester`? */
+/**
+ * May `who` record `decision` on a gate with this policy, requested by `requester`? The policy
+ * half of the one eligibility rule (eligibility.ts), in the shape the counting callers read.
+ */
 export function authorise(p: ResolvedPolicy, who: string, requester: string | null, decision: 'approve' | 'reject'): Authorisation {
-  if (!p.approvers.includes(who)) {
-    const tenant = who.split(':').slice(0, 2).join(':');
-    const sameTenant = p.approvers.some((a) => a.startsWith(`${tenant}:`));
-    return {
-      ok: false,
-      reason:
-        `${who} is not one of the approvers (${describeApprovers(p)})` +
-        (sameTenant ? '.' : `; no approver belongs to ${tenant}, and groups only authorise the principals they name.`),
-    };
-  }
-  if (decision === 'approve' && who === requester && !p.allowSelfApproval) {
-    return { ok: false, reason: `${who} requested this run, and this policy does not let requesters approve their own requests.` };
-  }
-  return { ok: true };
+  const e = policyEligibility(p, who, requester, decision);
+  return e.may ? { ok: true } : { ok: false, reason: e.message };
 }
 
 export function principalKey(p: Principal | string): string {

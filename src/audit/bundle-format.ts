@@ -204,7 +204,7 @@ export function modelCallOf(e: BundleEvent): BundleModelCall {
     p = parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
   }
   const usage = (p?.usage && typeof p.usage === 'object' ? p.usage : {}) as Record<string, unknown>;
-  const num = (...vs: unknown[]) => (vs.find((v) => typeof v === 'number') as number | undefined) ?? null;
+  const num = (...vs: unknown[]) => vs.find((v): v is number => typeof v === 'number') ?? null;
   return {
     seq: e.seq,
     stepIdx: e.stepIdx,

@@ -22,7 +22,6 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { canonicalJson, paramsHash } from '../approvals/hash.ts';
 import { describeApprovers, describeQuorum } from '../approvals/policy.ts';
-import type { ResolvedPolicy } from '../db/queries/approvals.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { AuditKey } from './key.ts';
 import { linkMessage, principalOf } from './verify.ts';
@@ -464,6 +463,7 @@ function checkApprovals(b: EvidenceBundle, ctx: Ctx, problem: Problem, report: B
         problem(`${label}.policy`, `(${described.approvers}, ${described.quorum}) is not the policy ${where(lastPolicy ?? opened)} records (${show(policyText)}${quorumText === undefined ? '' : `, ${show(quorumText)}`})`);
       }
       const expires = [opened, ...escalated].map((e) => ctx.payload(e)?.expiresAt).pop();
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a bundle is untrusted input: the verifier keeps its exact String() coercion of whatever expiresAt holds, so a bundle verifies as it did before
       if ((expires ? Date.parse(String(expires)) : null) !== (a.expiresAt ? Date.parse(a.expiresAt) : null)) {
         problem(`${label}.expiresAt`, `is ${show(a.expiresAt)}, but the chain says ${show(expires)}`);
       }
@@ -481,7 +481,7 @@ function checkApprovals(b: EvidenceBundle, ctx: Ctx, problem: Problem, report: B
 }
 
 function describePolicy(a: BundleApproval): { approvers: string; quorum: string } | undefined {
-  const p = a.policy as ResolvedPolicy;
+  const p = a.policy;
   if (!isObject(p) || !Array.isArray(p.approvers) || !Array.isArray(p.groups) || !Array.isArray(p.named)) return undefined;
   if (a.autoReason) return { approvers: 'rule', quorum: 'none' };
   return { approvers: describeApprovers(p), quorum: describeQuorum(p) };

@@ -1,7 +1,7 @@
 /**
  * `tollgate runs export <id>`: the evidence bundle of one run, one self-contained JSON document an
  * auditor can keep and check offline (`tollgate audit verify --bundle`, bundle-verify.ts). Its
- * format is documented in bundle-format.ts and the README ("Evidence bundles").
+ * format is documented in bundle-format.ts and docs/audit.md#evidence-bundles.
  *
  * Everything is read in one REPEATABLE READ snapshot, so the chain segment, its head and the rows
  * derived from the same events agree even while the run goes on. The exporter seals every field
@@ -104,7 +104,7 @@ export async function exportEvidenceBundle(db: pg.Pool | Queryable, runId: strin
     );
   }
   if (!('connect' in db) || typeof db.connect !== 'function' || 'release' in db) return exportIn(db, runId, key, opts);
-  return withTransaction(db as pg.Pool, (q) => exportIn(q, runId, key, opts), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  return withTransaction(db, (q) => exportIn(q, runId, key, opts), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
 }
 
 async function exportIn(q: Queryable, runId: string, key: AuditKey, opts: ExportOptions): Promise<EvidenceBundle> {

@@ -1,7 +1,7 @@
 /**
  * Retention: removes the personal data of runs that finished before the cutoff, and of what
- * belongs to no run and is older than it. Every copy is listed in PURGED_COLUMNS (the README's
- * "Retention" section says why each column is purged or kept). The statements are in
+ * belongs to no run and is older than it. Every copy is listed in PURGED_COLUMNS (docs/operations.md#retention
+ * says why each column is purged or kept). The statements are in
  * src/db/queries/retention.ts; this module decides their order and batches.
  *
  * Live runs are never touched, whatever their age: their replay needs the recorded outputs and
@@ -18,7 +18,7 @@
  * Work is done in batches of runs, each its own short transaction, so the purge never holds locks
  * for long, and the tables are vacuumed (plain VACUUM, never FULL) after each stretch of purging so the space of
  * the old row versions is reused by the next batches instead of growing the table
- * (see README "Retention" for the measurements).
+ * (see docs/operations.md#retention for the measurements).
  */
 import type pg from 'pg';
 import { appendEvent } from '../db/queries/events.ts';
@@ -39,7 +39,7 @@ import {
 import type { Queryable } from '../db/queryable.ts';
 import { withTransaction } from '../db/transaction.ts';
 
-/** What the purge empties, by table: the README lists these and what is kept. */
+/** What the purge empties, by table: docs/operations.md#retention lists these and what is kept. */
 export const PURGED_COLUMNS = {
   runs: ['input', 'output', 'error (reduced to name and code)', 'requester.name', 'cancel_requested_by.name'],
   steps: ['input', 'output', 'error (reduced to name and code)'],

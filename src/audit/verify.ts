@@ -78,6 +78,11 @@ const MAX_PROBLEMS = 50;
 /** A run older than this that no checkpoint names is worth a note (the task runs every minute). */
 const UNANCHORED_AFTER_MS = 10 * 60_000;
 
+/** A recorded value in a problem's text: a scalar as it is, anything else as JSON. */
+function shown(v: unknown): string {
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
+}
+
 function same(a: Buffer | null, b: Buffer | null): boolean {
   if (a === null || b === null) return a === b;
   return a.equals(b);
@@ -118,7 +123,7 @@ export async function verifyAuditChain(db: pg.Pool | Queryable, key: AuditKey | 
     );
   }
   if (!('connect' in db) || typeof db.connect !== 'function' || 'release' in db) return verifyIn(db, key);
-  return withTransaction(db as pg.Pool, (q) => verifyIn(q, key), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  return withTransaction(db, (q) => verifyIn(q, key), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
 }
 
 async function verifyIn(q: Queryable, key: AuditKey): Promise<VerifyReport> {
@@ -343,7 +348,7 @@ async function checkDecisions(q: Queryable, decided: Map<string, DecidedEvent>, 
       if (p.approvalId !== d.approval_id) diffs.push(`approval (the event says ${String(p.approvalId)})`);
       if (p.decision !== d.decision) diffs.push(`decision (the event says ${String(p.decision)})`);
       if ((p.comment ?? null) !== d.comment) diffs.push('comment');
-      if ((p.via ?? null) !== d.via) diffs.push(`via (the event says ${String(p.via ?? 'nothing')})`);
+      if ((p.via ?? null) !== d.via) diffs.push(`via (the event says ${shown(p.via ?? 'nothing')})`);
     }
     if (diffs.length > 0) say(`${who} was edited: its ${diffs.join(', ')} no longer match${diffs.length === 1 ? 'es' : ''} the chained event ${d.event_id}`);
   }

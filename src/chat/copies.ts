@@ -1,37 +1,18 @@
 /**
  * An approval's copies, written once for every platform: a copy in the thread of the run's
  * message, and a direct message to each approver on whatever platform their principal names (a
- * Teams approver of a run started in Slack gets a Teams DM). Also who may still decide, and when
- * the undecided are reminded.
+ * Teams approver of a run started in Slack gets a Teams DM). Also when the undecided are
+ * reminded (who may still decide is src/approvals/eligibility.ts's).
  *
  * Copies are rows of `chat_messages` (kind 'approval', one per `copy`: 'thread' or the approver's
  * principal), created by the approval's delivery the first time it sees the approval pending.
  */
+import { barredAsRequester } from '../approvals/eligibility.ts';
 import type { ApprovalRecord } from '../approvals/types.ts';
 import { parsePrincipal, type Principal } from '../common/principals.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { insertDmCopy, insertThreadCopy, readRunMessagePlace } from '../db/queries/chat-outbox.ts';
 
-
-/** May this principal still approve? Mirrors listPendingApprovals' filter. */
-export function mayStillDecide(a: ApprovalRecord, principal: string): boolean {
-  if (a.status !== 'pending' || !a.eligible.includes(principal)) return false;
-  if (a.decisions.some((d) => d.principal === principal)) return false;
-  return a.allowSelfApproval || a.requester !== principal;
-}
-
-/**
- * Why this principal's rejection would change nothing, in a sentence; undefined when they may
- * reject (a requester among the approvers may reject their own request). Used before showing a form (Slack's reject reason) so nobody fills one in for nothing;
- * `runtime.decide` stays the authority when the decision arrives.
- */
-export function whyCannotDecide(a: ApprovalRecord | undefined, approvalId: string, principal: string): string | undefined {
-  if (!a) return `No approval with id ${approvalId}.`;
-  if (a.decisions.some((d) => d.principal === principal)) return `Your decision on ${approvalId} was already recorded; nothing changed.`;
-  if (a.status !== 'pending') return `${approvalId} was already ${a.status}; your decision is not needed.`;
-  if (!a.eligible.includes(principal)) return `Not allowed: ${principal} is not one of the approvers (${a.approvers}); nothing changed.`;
-  return undefined;
-}
 
 function principalOrNull(s: string): Principal | null {
   try {
@@ -44,7 +25,7 @@ function principalOrNull(s: string): Principal | null {
 /** The approvers a DM goes to: eligible principals on the given platforms, not the requester (unless self-approval is allowed). */
 export function dmApprovers(a: ApprovalRecord, platforms: ReadonlySet<string>): Principal[] {
   return a.eligible
-    .filter((p) => a.allowSelfApproval || p !== a.requester)
+    .filter((p) => !barredAsRequester(p, a))
     .map(principalOrNull)
     .filter((p): p is Principal => p !== null && platforms.has(p.platform));
 }

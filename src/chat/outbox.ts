@@ -11,7 +11,6 @@ import type { Queryable } from '../db/queryable.ts';
 import { enqueueMessageDelivery, enqueueRunDelivery, insertReply, insertRunMessage, redrawReply } from '../db/queries/chat-outbox.ts';
 import type { Rendered } from './platform.ts';
 
-export { claimDeliveryKey, enqueueHomeDelivery } from '../db/queries/chat-outbox.ts'; // merge: re-export for intake.ts/bots
 
 /** A place in a chat: a platform's conversation (and thread) in a tenant. */
 export interface Where {

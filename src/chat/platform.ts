@@ -14,7 +14,7 @@
  * neutral columns (conversation, thread, message id) plus an `address` only that platform reads.
  */
 import type { Principal } from '../common/principals.ts';
-import type { HttpServer } from '../server/http.ts';
+import type { HttpRoutes } from '../common/http.ts';
 import type { ApprovalCopy, ApprovalView } from '../views/approval-view.ts';
 import type { RunView } from '../views/run-view.ts';
 import type { ChatReply, HomeView } from './replies.ts';
@@ -77,7 +77,7 @@ export interface ChatPlatform {
 export interface ChatAdapter {
   readonly platform: ChatPlatform;
   /** Mounts the platform's HTTP route(s), if it takes requests over HTTP. */
-  mount(http: HttpServer): void;
+  mount(http: HttpRoutes): void;
   start(): Promise<void>;
   stop(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 /**
  * Proposals (`tollgate.chat_proposals`, migration 000016): what a free-text request was
- * understood to mean (src/intents/understand.ts), kept until the person who asked confirms it.
+ * understood to mean (src/chat/understand.ts), kept until the person who asked confirms it.
  * Their SQL is in src/db/queries/proposals.ts; here a stored row is checked and read back as a
  * `ProposalRow`. Every function takes the caller's transaction: a proposal is recorded with the
  * message that shows it and the record of the model call, and confirmed with the run it starts.
@@ -11,7 +11,6 @@ import type { Queryable } from '../db/queryable.ts';
 import { readProposal } from '../db/queries/proposals.ts';
 import { whereSchema, type Where } from './outbox.ts';
 
-export { insertProposal, markProposalConfirmed, setProposalMessage } from '../db/queries/proposals.ts'; // merge: re-export for intake.ts/bots
 
 export interface ProposalRow {
   id: string;
@@ -50,7 +49,7 @@ function toRow(r: unknown): ProposalRow {
     input: p.input,
     params: p.params,
     asker: p.asker,
-    place: p.place as Where,
+    place: p.place,
     messageId: p.message_id,
     confirmedAt: p.confirmed_at,
     runId: p.run_id,

@@ -25,8 +25,11 @@ export interface Io {
 export interface CliContext {
   readonly io: Io;
   readonly env: NodeJS.ProcessEnv;
-  /** The configuration and a logger (`quiet`: warnings only, on stderr, unless LOG_LEVEL says otherwise). */
-  lazy(quiet: boolean): Promise<{ config: Config; log: Logger }>;
+  /**
+   * The configuration and a logger (`quiet`: warnings only, on stderr, unless LOG_LEVEL says otherwise).
+   * A function property, not a method: the commands destructure it, and it uses no `this`.
+   */
+  readonly lazy: (quiet: boolean) => Promise<{ config: Config; log: Logger }>;
 }
 
 export function cliContext(io: Io, env: NodeJS.ProcessEnv): CliContext {

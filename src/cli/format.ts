@@ -139,3 +139,20 @@ export function formatModelCalls(calls: readonly ModelCallLine[]): string {
   }
   return out.join('\n');
 }
+
+/**
+ * The CLI's `--json` text. Byte strings (the audit chain's event hashes and payload digests) come
+ * out as hex, as the evidence bundle writes them, rather than as Node's
+ * `{"type":"Buffer","data":[…]}`: Buffer's own toJSON runs before a replacer sees the value, so
+ * the replacer reads the original from its holder.
+ */
+export function toJson(value: unknown, indent?: number): string {
+  return JSON.stringify(
+    value,
+    function (this: Record<string, unknown>, key: string, v: unknown) {
+      const raw = this[key];
+      return Buffer.isBuffer(raw) ? raw.toString('hex') : v;
+    },
+    indent,
+  );
+}

@@ -10,7 +10,6 @@
  */
 import { Command } from 'commander';
 import { isTollgateError } from '../common/errors.ts';
-import { CommandSyntaxError } from '../intents/command.ts';
 import { cliContext, type CliContext, type Io } from './context.ts';
 import { registerServeCommands } from './commands/serve.ts';
 import { registerWorkflowCommands } from './commands/workflows.ts';
@@ -51,7 +50,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
     const code = (e as { code?: string }).code;
     if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') return 0;
     if (typeof code === 'string' && code.startsWith('commander.')) return 2;
-    if (isTollgateError(e) || e instanceof CommandSyntaxError) {
+    if (isTollgateError(e)) {
       io.err(`${e.message}\n`);
       return 1;
     }
@@ -62,5 +61,6 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
 
 // Run when executed directly (tsx src/cli/main.ts …, node dist/src/cli/main.js …); bin/tollgate.js calls main().
 if (process.argv[1] && /cli[\\/]main\.[jt]s$/.test(process.argv[1])) {
-  main(process.argv).then((code) => process.exit(code));
+  // Fire-and-forget at the top level: main() turns every failure into an exit code (it never rejects).
+  void main(process.argv).then((code) => process.exit(code));
 }

@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   TG_CONFIG_CONFLICT: "A live process of this deployment runs with a different project configuration (src/config/digest.ts).",
   TG_DB_UNREACHABLE: 'PostgreSQL could not be reached.',
   TG_DB_AHEAD: 'The database has migrations this code does not know.',
+  TG_DB_MIGRATION_DENIED: 'The schema needs migrating and this login may not change it.',
   TG_DB_TOO_OLD: 'The PostgreSQL server is older than version 14.',
   TG_DB_EMBEDDED: 'The embedded PostgreSQL could not be created or started in the data directory.',
   TG_WORKFLOW_UNKNOWN: 'No workflow with that name (or version) is registered.',

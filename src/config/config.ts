@@ -201,9 +201,9 @@ const BOT_FRAMEWORK_KEYS = [
 const SECRET_NAMES = /SECRET|TOKEN|PASSWORD|KEY|DATABASE_URL|DATABASE_MIGRATION_URL/i;
 
 /** Shows a value in an error message without leaking a secret or a connection string's password. */
-export function maskValue(name: string, value: unknown): string {
+export function maskValue(name: string, value: string | undefined): string {
   if (value === undefined) return '(unset)';
-  const s = String(value);
+  const s = value;
   if (name === 'DATABASE_URL' || name === 'DATABASE_MIGRATION_URL') {
     // Only a well-formed URL's password can be cut out; anything else is hidden whole.
     return /^postgres(ql)?:\/\/[^\s]*$/.test(s) ? JSON.stringify(s.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@')) : `(hidden, ${s.length} chars)`;

@@ -129,7 +129,7 @@ export function projectSection<S extends z.ZodType>(
     const lines = [...unknown, ...(parsed.success ? [] : parsed.error.issues.map((i) => `${[kind, name, ...i.path.map(String)].join('.')}: ${i.message}`))];
     throw new TollgateError('TG_CONFIG_INVALID', `The project configuration is invalid:\n  ${lines.join('\n  ')}`);
   }
-  return parsed.data as z.infer<S>;
+  return parsed.data;
 }
 
 /**

@@ -6,7 +6,7 @@
  * needs, and only when one is loaded, so no other command pays for it:
  * - tsx, for a TypeScript module (`tollgate.config.ts`);
  * - a resolve hook (project-import-hooks.ts) sending the module's imports of Tollgate's own
- *   sources (`../src/runtime/workflow.ts`, as the README writes them) to their compiled copies in
+ *   sources (`../src/runtime/workflow.ts`, as docs/workflows.md writes them) to their compiled copies in
  *   dist/. The module and the runtime then share one copy of every class: a NonRetriableError a
  *   step throws is the class the executor checks for, not a second one from the sources.
  */

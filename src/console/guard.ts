@@ -2,7 +2,7 @@
  * The checks in front of every console route: the Host check of a loopback bind, the token
  * (auth.ts), and for forms that change something, the same-origin check.
  */
-import type { Handler } from '../server/handler.ts';
+import type { Handler } from '../common/http.ts';
 import { sameOrigin, type ConsoleAuth } from './auth.ts';
 import { sendHtml, sendText, type ConsoleHandler } from './routing.ts';
 import { signInPage } from './sign-in-page.ts';

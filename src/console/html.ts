@@ -57,6 +57,7 @@ const MAX_JSON_CHARS = 20_000;
 /** A recorded value as indented JSON in a `<pre>`, cut (and saying so) past 20 000 characters. */
 export function jsonBlock(value: unknown): Html {
   if (value === null || value === undefined) return html`<span class="muted">none</span>`;
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- the fallback is only for what JSON cannot show (a function, a symbol, a toJSON() giving undefined): String() is the intent there
   let text = JSON.stringify(value, null, 2) ?? String(value);
   const cut = text.length > MAX_JSON_CHARS;
   if (cut) text = text.slice(0, MAX_JSON_CHARS);

@@ -4,7 +4,7 @@
  * redirect after a form, plain text for the few answers that are not pages.
  */
 import type http from 'node:http';
-import { readBody } from '../server/http.ts';
+import { readBody } from '../common/http.ts';
 import type { ConsoleViewer } from './auth.ts';
 
 export interface ConsoleRequest {

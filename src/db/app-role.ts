@@ -5,7 +5,7 @@
  * - Embedded PostgreSQL: the superuser of `<dataDir>/credentials.json` runs migrations and
  *   creates the login `tollgate_app` (its password kept in the same file); the app's pool uses it.
  * - DATABASE_URL: the app's login; DATABASE_MIGRATION_URL, when set, is the owner's, used for
- *   migrations only, after which the app's login gets the grants below (README "Database roles").
+ *   migrations only, after which the app's login gets the grants below (docs/operations.md "Database roles").
  *
  * Grants are re-applied after every migration run (new tables appear), idempotently. On
  * tollgate.events the app may only SELECT, INSERT and UPDATE (payload) (retention's purge); the
@@ -35,7 +35,7 @@ function literal(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
 }
 
-/** The statements that give `role` what the application needs, and nothing more (README shows them). */
+/** The statements that give `role` what the application needs, and nothing more (docs/operations.md lists them). */
 export function appGrantStatements(role: string): string[] {
   const r = ident(role);
   return [
@@ -161,7 +161,8 @@ export async function warnIfPrivileged(pool: pg.Pool, log: Logger): Promise<void
     { login: r.login, superuser: r.superuser, ownsEvents: r.owns_events },
     `Tollgate's database login "${r.login}" ${r.superuser ? 'is a superuser' : 'owns tollgate.events'}: whoever holds it can disable the ` +
       'audit triggers and rewrite the event log. `tollgate audit verify` still detects changes made without the audit key, ' +
-      'but run the app as a role with only the grants in README "Database roles" (DATABASE_URL) and migrate as the owner (DATABASE_MIGRATION_URL).',
+      'but run the app as a role with only the grants Tollgate applies (DATABASE_URL) and migrate as the owner (DATABASE_MIGRATION_URL): ' +
+        'docs/operations.md, "Your own PostgreSQL, step by step".',
   );
 }
 

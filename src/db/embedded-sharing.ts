@@ -113,7 +113,7 @@ export async function withStartLock<T>(dataDir: string, fn: () => Promise<T>, wa
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    let holder = NaN;
+    let holder: number;
     try {
       holder = Number(readFileSync(file, 'utf8'));
     } catch {

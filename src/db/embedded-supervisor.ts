@@ -73,7 +73,9 @@ export function supervise(opts: {
   const timer = setInterval(() => {
     if (stopping.signal.aborted || recovering || opts.isRunning()) return;
     recovering = true;
-    recover().finally(() => {
+    // Fire-and-forget from a timer: recover() reports each failed attempt itself (retryWithBackoff's
+    // onError), and `recovering` keeps a second one from starting meanwhile.
+    void recover().finally(() => {
       recovering = false;
     });
   }, o.checkEveryMs);

@@ -17,6 +17,7 @@
  * loaded machine a statement's round trip costs more than its work, so 200 clicks become a
  * handful of statements rather than 200 transactions queueing for pool connections.
  */
+import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 
 export interface GroupCommitOptions<I, O> {
@@ -73,7 +74,7 @@ export class GroupCommit<I, O> {
     this.#items += batch.length;
     try {
       const out = await this.#o.write(batch.map((w) => w.item));
-      if (out.length !== batch.length) throw new Error(`${this.#o.name}: the write returned ${out.length} outcomes for ${batch.length} items`);
+      if (out.length !== batch.length) throw new TollgateError('TG_INTERNAL', `${this.#o.name}: the write returned ${out.length} outcomes for ${batch.length} items`);
       batch.forEach((w, i) => w.resolve(out[i] as O));
       return;
     } catch (e) {

@@ -66,6 +66,7 @@ export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
     const applied = await appliedMigrations(client);
     refuseUnknown(applied, known);
     if (await schemaIsCurrent(client, applied, known)) return [];
+    const login = (await client.query<{ u: string }>('SELECT current_user AS u')).rows[0]?.u ?? '?';
 
     // Something is to be done: one process at a time. Waiting (not failing) is the point: the
     // others find the work done when they get the lock.
@@ -95,6 +96,9 @@ export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
       await runWorkerMigrations({ pgPool: pool, logger: undefined });
       await applyFunctions(pool);
       return ran.map((m) => m.name);
+    } catch (e) {
+      if ((e as { code?: string }).code === '42501') throw migrationDenied(login, e);
+      throw e;
     } finally {
       await client.query('ROLLBACK').catch(() => {}); // "no transaction in progress" is only a warning
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {
@@ -104,6 +108,22 @@ export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
   } finally {
     client.release(destroy);
   }
+}
+
+/**
+ * The schema is behind and this login may not change it: typically a server or worker given only
+ * the app's login (as docs/operations.md advises) started by a newer Tollgate before `tollgate
+ * migrate` ran with the owner's.
+ */
+function migrationDenied(login: string, cause: unknown): TollgateError {
+  return new TollgateError(
+    'TG_DB_MIGRATION_DENIED',
+    `The database schema is behind this Tollgate, and the login "${login}" may not migrate it (${(cause as Error).message}). ` +
+      'Run `tollgate migrate` with DATABASE_MIGRATION_URL set to the database owner\'s login, then start this again ' +
+      '(docs/operations.md, "Database roles").',
+    { login },
+    { cause },
+  );
 }
 
 async function appliedMigrations(q: pg.ClientBase): Promise<string[]> {

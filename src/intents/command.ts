@@ -3,6 +3,8 @@
  * `run <workflow> [key=value ...]`, `status <run-id>`, `runs`, `approvals`, `retry <run-id>`,
  * `cancel <run-id>`, `workflows`, `help`. Values may be quoted: `reason="new laptops"`.
  */
+import { TollgateError } from '../common/errors.ts';
+
 export type Command =
   | { kind: 'run'; workflow: string; params: Record<string, string> }
   | { kind: 'status'; runId: string }
@@ -14,7 +16,12 @@ export type Command =
   | { kind: 'help' }
   | { kind: 'text'; text: string };
 
-export class CommandSyntaxError extends Error {}
+/** A command (or one of its key=value parameters) that could not be read; its message says how to write it. */
+export class CommandSyntaxError extends TollgateError {
+  constructor(message: string) {
+    super('TG_COMMAND_SYNTAX', message);
+  }
+}
 
 /** Splits on whitespace, keeping quoted runs ("…", '…', “…”) together. */
 export function tokenize(text: string): string[] {

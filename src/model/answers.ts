@@ -29,7 +29,7 @@ export function structuredAnswer<S extends z.ZodObject>(schema: S): Interpret<z.
       const at = issue.path.length > 0 ? `${issue.path.map(String).join('.')}: ` : '';
       throw new CallFailed({ code: 'TG_MODEL_BAD_ANSWER', message: `The model’s answer did not match what was asked for (${at}${issue.message}).`, cause: parsed.error, response: raw });
     }
-    return { response: raw, output: parsed.data as z.infer<S>, dropped };
+    return { response: raw, output: parsed.data, dropped };
   };
 }
 

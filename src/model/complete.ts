@@ -13,6 +13,7 @@ import type OpenAI from 'openai';
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import { backoffDelay, pause, type Backoff } from '../common/backoff.ts';
+import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { ModelCallErrorCode } from './errors.ts';
 import type { ModelSettings } from './types.ts';
@@ -28,10 +29,10 @@ export interface Failure {
   response?: unknown;
 }
 
-/** A call that failed, with what the record and the error will say. */
-export class CallFailed extends Error {
+/** A call that failed, with what the record and the error will say; its code is the failure's own. */
+export class CallFailed extends TollgateError {
   constructor(readonly failure: Failure) {
-    super(failure.message);
+    super(failure.code, failure.message, {}, failure.cause === undefined ? undefined : { cause: failure.cause });
   }
 }
 
@@ -89,10 +90,12 @@ function isRetriable(e: unknown): boolean {
 
 /** What the server asked to wait (`retry-after-ms`, or `Retry-After` in seconds or as a date). */
 function retryAfterMs(e: unknown): number | undefined {
-  if (!(e instanceof APIError) || !e.headers) return undefined;
-  const ms = Number.parseFloat(e.headers.get('retry-after-ms') ?? '');
+  // `instanceof` gives APIError<any, any, any>; its declared defaults type the headers.
+  const headers = e instanceof APIError ? (e as APIError).headers : undefined;
+  if (!headers) return undefined;
+  const ms = Number.parseFloat(headers.get('retry-after-ms') ?? '');
   if (Number.isFinite(ms) && ms >= 0) return ms;
-  const header = e.headers.get('retry-after');
+  const header = headers.get('retry-after');
   if (!header) return undefined;
   const s = Number.parseFloat(header);
   if (Number.isFinite(s) && s >= 0) return s * 1000;
@@ -110,11 +113,19 @@ function describeFailure(e: unknown): Failure {
   return { code: 'TG_MODEL_UNAVAILABLE', message: `The model call failed: ${(e as Error)?.message ?? String(e)}.`, cause: e };
 }
 
+/**
+ * A rejection reason as an Error. An abort's reason (a DOMException unless the caller gave one) and
+ * the client's failures are Errors already and pass through as they are; anything else is wrapped.
+ */
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new TollgateError('TG_INTERNAL', 'The model call was stopped with a reason that is not an Error.', {}, { cause: e });
+}
+
 /** Rejects as soon as the signal aborts, whatever the promise does (it is left to settle unobserved). */
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   promise.catch(() => undefined);
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
+    const onAbort = () => reject(asError(signal.reason));
     if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(
@@ -122,9 +133,9 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
         signal.removeEventListener('abort', onAbort);
         resolve(v);
       },
-      (e) => {
+      (e: unknown) => {
         signal.removeEventListener('abort', onAbort);
-        reject(e);
+        reject(asError(e));
       },
     );
   });

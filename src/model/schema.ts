@@ -22,9 +22,27 @@ import { z } from 'zod';
 
 type AnySchema = z.ZodType;
 
-/** `def` of any zod 4 schema, read loosely: we only branch on `type` and a few known members. */
-function defOf(s: AnySchema): { type: string; [k: string]: any } {
-  return (s as unknown as { _zod: { def: { type: string } } })._zod.def;
+/**
+ * `def` of any zod 4 schema, read loosely: we only branch on `type` and read the member that type
+ * has (each member below is there only for the types named beside it).
+ */
+interface LooseDef {
+  readonly type: string;
+  /** optional, nullable, default and the other WRAPPERS */
+  readonly innerType: AnySchema;
+  /** pipe */
+  readonly in: AnySchema;
+  readonly out: AnySchema;
+  /** enum */
+  readonly entries: Record<string, unknown>;
+  /** literal */
+  readonly values: unknown[];
+  /** array */
+  readonly element: AnySchema;
+}
+
+function defOf(s: AnySchema): LooseDef {
+  return (s as unknown as { _zod: { def: LooseDef } })._zod.def;
 }
 
 const WRAPPERS = new Set(['optional', 'nullable', 'default', 'prefault', 'catch', 'readonly', 'nonoptional', 'success']);
@@ -55,11 +73,11 @@ function baseType(s: AnySchema): AnySchema {
     case 'boolean':
       return z.boolean();
     case 'enum': {
-      const values = Object.values(def.entries as Record<string, unknown>);
+      const values = Object.values(def.entries);
       return values.length > 0 && values.every((v) => typeof v === 'string') ? z.enum(values as [string, ...string[]]) : z.string();
     }
     case 'literal': {
-      const values = def.values as unknown[];
+      const values = def.values;
       return values.length > 0 && values.every((v) => typeof v === 'string') ? z.enum(values as [string, ...string[]]) : z.string();
     }
     case 'array':
@@ -75,7 +93,7 @@ function baseType(s: AnySchema): AnySchema {
 /** The strict-mode-compatible schema for a workflow's input schema (see the module comment). */
 export function modelSchemaFor(schema: z.ZodObject): z.ZodObject {
   const shape: Record<string, AnySchema> = {};
-  for (const [key, field] of Object.entries(schema.shape as Record<string, AnySchema>)) {
+  for (const [key, field] of Object.entries<AnySchema>(schema.shape)) {
     const description = descriptionOf(field);
     const base = baseType(field).nullable();
     shape[key] = description ? base.describe(description) : base;

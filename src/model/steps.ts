@@ -75,7 +75,7 @@ export function withheldValues(input: unknown, fields: readonly string[]): strin
 function nullsToAbsent(schema: z.ZodObject, value: unknown): unknown {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
   const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
-  for (const [key, field] of Object.entries(schema.shape as Record<string, z.ZodType>)) {
+  for (const [key, field] of Object.entries<z.ZodType>(schema.shape)) {
     if (out[key] === null && !field.safeParse(null).success && field.safeParse(undefined).success) delete out[key];
   }
   return out;

@@ -1,6 +1,6 @@
 /**
  * The model layer's shapes (issue 8), shared by the client (src/model/client.ts), the chat's
- * free-text intents (src/intents/understand.ts) and model steps (`ctx.model`, src/model/steps.ts).
+ * free-text intents (src/chat/understand.ts) and model steps (`ctx.model`, src/model/steps.ts).
  *
  * The model never executes anything (DESIGN.md, invariants 7 and 9): it picks among registered
  * workflows and fills their schemas, or judges and extracts inside a step. Everything it is sent

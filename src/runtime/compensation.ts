@@ -7,11 +7,11 @@
  */
 import { NonRetriableError, TollgateError, serializeError, type SerializedError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
+import { pause } from '../common/backoff.ts';
 import { failStepCompensation, startCompensating, startStepCompensation, succeedStepCompensation } from '../db/queries/compensation.ts';
 import type { RunRow } from '../db/queries/runs.ts';
 import type { Queryable } from '../db/queryable.ts';
 import type { Replay, Compensation } from './replay.ts';
-import { sleep } from './replay.ts';
 import { nextDelayMs } from './retry.ts';
 import { finishRun } from './run-end.ts';
 import type { CompensationContext } from './workflow.ts';
@@ -59,7 +59,7 @@ async function runCompensation(q: Queryable, run: RunRow, c: Compensation, paren
     }
     await startStepCompensation(q, run.id, c.idx, c.name, attempt);
     const ac = new AbortController();
-    const onShutdown = () => ac.abort(new Error('worker shutting down'));
+    const onShutdown = () => ac.abort(new TollgateError('TG_WORKER_SHUTDOWN', 'worker shutting down'));
     signal.addEventListener('abort', onShutdown, { once: true });
     const ctx: CompensationContext = {
       runId: run.id,
@@ -79,7 +79,7 @@ async function runCompensation(q: Queryable, run: RunRow, c: Compensation, paren
       await failStepCompensation(q, run.id, { idx: c.idx, name: c.name, attempt, last, error: serializeError(e) });
       log.warn({ err: e, attempt }, 'compensation attempt failed');
       if (last) return false;
-      await sleep(nextDelayMs(c.retry, attempt, e), signal);
+      await pause(nextDelayMs(c.retry, attempt, e), signal);
     } finally {
       signal.removeEventListener('abort', onShutdown);
     }

@@ -3,6 +3,7 @@
  * such as '500ms', '2s', '5m', '1h', '1d'. A module of its own so that src/approvals/types.ts can
  * name them without importing the workflow API, which imports it back.
  */
+import { TollgateError } from '../common/errors.ts';
 
 /** A duration in ms, or a string such as '500ms', '2s', '5m', '1h', '1d'. */
 export type Duration = number | string;
@@ -11,10 +12,10 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000,
 
 export function parseDuration(d: Duration): number {
   if (typeof d === 'number') {
-    if (!Number.isFinite(d) || d < 0) throw new Error(`Duration ${d} is invalid: give milliseconds >= 0.`);
+    if (!Number.isFinite(d) || d < 0) throw new TollgateError('TG_DURATION_INVALID', `Duration ${d} is invalid: give milliseconds >= 0.`);
     return d;
   }
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(d);
-  if (!m) throw new Error(`Duration "${d}" is invalid: write a number of ms, or e.g. '500ms', '30s', '5m', '2h', '1d'.`);
+  if (!m) throw new TollgateError('TG_DURATION_INVALID', `Duration "${d}" is invalid: write a number of ms, or e.g. '500ms', '30s', '5m', '2h', '1d'.`);
   return Math.round(Number(m[1]) * (UNITS[m[2] as string] as number));
 }

@@ -34,6 +34,7 @@
 import type pg from 'pg';
 import { NondeterminismError, TollgateError, serializeError, type SerializedError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
+import { followAbort } from '../common/abort.ts';
 import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../config/project-config.ts';
 import { builtinToolRegistry } from '../tools/index.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
@@ -106,9 +107,13 @@ export class Executor {
     let failed = false;
     try {
       if (!(await this.#lock(client, runId))) return 'busy';
+      // The worker's signal is shared by every job of its pool for the pool's life: the advance
+      // listens to it once, and its steps, waits and undos listen to the advance's own signal.
+      const own = followAbort(signal);
       try {
-        return await traceRunEnd(client, runId, await this.#execute(client, runId, executorId, signal ?? new AbortController().signal));
+        return await traceRunEnd(client, runId, await this.#execute(client, runId, executorId, own.signal));
       } finally {
+        own.release();
         await unlockRun(client, runId).catch(() => {
           failed = true;
         });

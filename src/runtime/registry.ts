@@ -14,7 +14,7 @@ export class WorkflowRegistry {
   register(...defs: WorkflowDefinition[]): this {
     for (const def of defs) {
       let versions = this.#byName.get(def.name);
-      if (!versions) this.#byName.set(def.name, (versions = new Map()));
+      if (!versions) this.#byName.set(def.name, (versions = new Map<number, WorkflowDefinition>()));
       const existing = versions.get(def.version);
       if (existing && existing !== def) {
         throw new TollgateError(

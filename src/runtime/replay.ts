@@ -19,6 +19,7 @@ import {
   type SerializedError,
 } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
+import { pause } from '../common/backoff.ts';
 import { runApprovalGate } from '../approvals/gate.ts';
 import type { ApprovalOptions, ApprovalResult } from '../approvals/types.ts';
 import type { ProjectConfig } from '../config/project-config.ts';
@@ -66,13 +67,6 @@ export interface Compensation {
   retry: ResolvedRetry;
   row: StepRow | undefined;
 }
-
-/** Resolves after `ms`, or at once when `signal` aborts (a worker shutting down). */
-export const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-  });
 
 /** A child logger made on first call, then kept. */
 function lazyChild(parent: Logger, bindings: Record<string, unknown>): () => Logger {
@@ -172,9 +166,11 @@ export class Replay {
 
   /** Claims the next index for `name` and checks it against the journal. Synchronous on purpose. */
   #claim(name: string): { idx: number; name: string; row: StepRow | undefined } {
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- Suspend and Cancelled are control-flow signals, deliberately not Errors (a workflow's `instanceof Error` handling must not take them for failures)
     if (this.stopped) throw this.stopped;
     // A journal write failed: nothing more may run on a journal that is missing a record (the
     // workflow could otherwise catch the error and act as if the earlier step had not happened).
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows the database driver's failure exactly as it was caught (typed unknown by the catch)
     if (this.journalError) throw this.journalError;
     const seen = (this.#names.get(name) ?? 0) + 1;
     this.#names.set(name, seen);
@@ -182,14 +178,16 @@ export class Replay {
     const idx = this.counter++;
     const row = this.#journal.get(idx);
     if (row && row.name !== unique) {
-      this.stopped = new NondeterminismError(this.#run.id, idx, row.name, unique);
-      throw this.stopped;
+      const nondeterminism = new NondeterminismError(this.#run.id, idx, row.name, unique);
+      this.stopped = nondeterminism;
+      throw nondeterminism;
     }
     return { idx, name: unique, row };
   }
 
   #stop(signal: Suspend | Cancelled): never {
     this.stopped = signal;
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- Suspend and Cancelled are control-flow signals, deliberately not Errors (see #claim)
     throw signal;
   }
 
@@ -370,7 +368,9 @@ export class Replay {
       if (notBefore) {
         const wait = notBefore.getTime() - Date.now();
         if (wait > this.#inlineWaitMaxMs) this.#stop(new Suspend('retry', notBefore));
-        if (wait > 0) await sleep(wait, this.#signal);
+        // pause() removes its abort listener when the timer fires: one left behind per wait would
+        // pile up on the advance's signal (see src/common/abort.ts).
+        if (wait > 0) await pause(wait, this.#signal);
         if (this.#signal.aborted) this.#stop(new Suspend('shutdown', new Date()));
       }
       await this.flush();
@@ -416,7 +416,7 @@ export class Replay {
     }
     const wait = wakeAt.getTime() - Date.now();
     if (wait > this.#inlineWaitMaxMs) this.#stop(new Suspend('sleep', wakeAt));
-    if (wait > 0) await sleep(wait, this.#signal);
+    if (wait > 0) await pause(wait, this.#signal);
     if (this.#signal.aborted) this.#stop(new Suspend('shutdown', new Date()));
     await this.settle();
     await journal.succeedStep(this.#q, this.#run.id, idx, unique, null);

@@ -2,7 +2,7 @@
  * Retry policy: exponential backoff with jitter, per step. A `RetryAfterError` overrides the
  * computed delay (e.g. a 429's Retry-After).
  */
-import { RetryAfterError } from '../common/errors.ts';
+import { RetryAfterError, TollgateError } from '../common/errors.ts';
 import type { RetryPolicy } from './workflow.ts';
 
 export type ResolvedRetry = Required<RetryPolicy>;
@@ -18,7 +18,7 @@ export const DEFAULT_RETRY: ResolvedRetry = Object.freeze({
 export function resolveRetry(policy: RetryPolicy | undefined): ResolvedRetry {
   const r = { ...DEFAULT_RETRY, ...(policy ?? {}) };
   if (!Number.isInteger(r.maxAttempts) || r.maxAttempts < 1) {
-    throw new Error(`retry.maxAttempts is ${r.maxAttempts}: give an integer >= 1 (1 means no retry).`);
+    throw new TollgateError('TG_WORKFLOW_INVALID', `retry.maxAttempts is ${r.maxAttempts}: give an integer >= 1 (1 means no retry).`);
   }
   return r;
 }

@@ -122,5 +122,5 @@ export function checkRunInput<S extends z.ZodType>(schema: S, input: unknown): z
     value = converted;
   }
   if (issues.length > 0) return { success: false, error: new z.ZodError(issues) } as z.ZodSafeParseResult<z.output<S>>;
-  return schema.safeParse(value) as z.ZodSafeParseResult<z.output<S>>;
+  return schema.safeParse(value);
 }

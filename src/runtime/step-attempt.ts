@@ -4,7 +4,7 @@
  * the attempt times out or the worker shuts down. Recording the attempt is the replay's; this
  * only runs it.
  */
-import { StepTimeoutError } from '../common/errors.ts';
+import { StepTimeoutError, TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { StepContext } from './workflow.ts';
 
@@ -26,7 +26,7 @@ export interface Attempt<T> {
 export async function runAttempt<T>(a: Attempt<T>): Promise<T> {
   const { name, timeoutMs, log } = a;
   const ac = new AbortController();
-  const onShutdown = () => ac.abort(new Error('worker shutting down'));
+  const onShutdown = () => ac.abort(new TollgateError('TG_WORKER_SHUTDOWN', 'worker shutting down'));
   a.shutdown.addEventListener('abort', onShutdown, { once: true });
   const ctx: StepContext = {
     runId: a.runId,

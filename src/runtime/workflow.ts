@@ -8,6 +8,7 @@
  * I/O outside a step.
  */
 import type { z } from 'zod';
+import { TollgateError } from '../common/errors.ts';
 import type { ApprovalOptions, ApprovalResult } from '../approvals/types.ts';
 import type { ApprovalPolicy } from '../db/queries/approvals.ts';
 import type { Logger } from '../common/log.ts';
@@ -55,7 +56,7 @@ export interface StepOptions {
    * Undo for this step, run (durably, retried like a step) in reverse order of completion when
    * the run fails for good or is cancelled.
    */
-  compensate?: (ctx: CompensationContext) => Promise<unknown> | unknown;
+  compensate?: (ctx: CompensationContext) => unknown; // may return a promise (awaited)
   /** Retry policy for the compensation; defaults to the step's. */
   compensateRetry?: RetryPolicy;
 }
@@ -182,20 +183,20 @@ const NAME = /^[a-z][a-z0-9-]{0,62}$/;
 
 export function defineWorkflow<S extends z.ZodType, O>(spec: WorkflowSpec<S, O>): WorkflowDefinition<S, O> {
   if (!NAME.test(spec.name)) {
-    throw new Error(`Workflow name "${spec.name}" is invalid: use lowercase letters, digits and dashes, starting with a letter.`);
+    throw new TollgateError('TG_WORKFLOW_INVALID', `Workflow name "${spec.name}" is invalid: use lowercase letters, digits and dashes, starting with a letter.`);
   }
   if (!Number.isInteger(spec.version) || spec.version < 1) {
-    throw new Error(`Workflow "${spec.name}" has version ${String(spec.version)}: versions are integers from 1.`);
+    throw new TollgateError('TG_WORKFLOW_INVALID', `Workflow "${spec.name}" has version ${String(spec.version)}: versions are integers from 1.`);
   }
   const neverSend = [...(spec.neverSend ?? [])];
   // A misspelt field would silently send what was meant to be withheld: refuse it at definition.
   const shape = (spec.input as { shape?: Record<string, unknown> }).shape;
   const unknown = shape ? neverSend.filter((f) => !(f in shape)) : [];
   if (unknown.length > 0) {
-    throw new Error(`Workflow "${spec.name}" lists ${unknown.map((f) => `"${f}"`).join(', ')} in neverSend, which its input does not have (its fields: ${Object.keys(shape ?? {}).join(', ')}).`);
+    throw new TollgateError('TG_WORKFLOW_INVALID', `Workflow "${spec.name}" lists ${unknown.map((f) => `"${f}"`).join(', ')} in neverSend, which its input does not have (its fields: ${Object.keys(shape ?? {}).join(', ')}).`);
   }
   if (spec.budget && !(Number.isFinite(spec.budget.maxCostUsd) && spec.budget.maxCostUsd >= 0)) {
-    throw new Error(`Workflow "${spec.name}" has budget.maxCostUsd ${String(spec.budget.maxCostUsd)}: give a number of USD >= 0.`);
+    throw new TollgateError('TG_WORKFLOW_INVALID', `Workflow "${spec.name}" has budget.maxCostUsd ${String(spec.budget.maxCostUsd)}: give a number of USD >= 0.`);
   }
   return Object.freeze({ ...spec, tools: Object.freeze([...(spec.tools ?? [])]), neverSend: Object.freeze(neverSend) });
 }

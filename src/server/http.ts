@@ -17,11 +17,10 @@ import { TollgateError } from '../common/errors.ts';
 import { newId } from '../common/ids.ts';
 import type { Logger } from '../common/log.ts';
 import { pingDatabase } from '../db/queries/health.ts';
-import type { Handler } from './handler.ts';
+import { sendJson, type Handler, type HttpRoutes } from '../common/http.ts';
 import { metricsHandler, type MetricsOptions } from './metrics.ts';
 import { DEFAULT_HTTP_LIMITS, guardDoor, serverOptions, type HttpLimits } from './door.ts';
 
-export type { Handler } from './handler.ts';
 
 interface PatternRoute {
   method: string;
@@ -49,8 +48,7 @@ function matchSegments(segments: readonly string[], path: string): Record<string
   return params;
 }
 
-export interface HttpServer {
-  mount(method: string, path: string, handler: Handler): void;
+export interface HttpServer extends HttpRoutes {
   listen(port: number, host: string): Promise<AddressInfo>;
   /**
    * Shuts the door: /readyz answers 503 from now on, new connections are refused, idle ones
@@ -171,63 +169,13 @@ function answerFailure(log: Logger, res: http.ServerResponse, e: unknown, where:
   else res.end();
 }
 
-/** The request id of a response of this server (its `X-Request-Id`), for log lines and refusal bodies. */
-export function requestIdOf(res: http.ServerResponse): string | undefined {
-  const id = res.getHeader('x-request-id');
-  return typeof id === 'string' ? id : undefined;
-}
-
-/** Sends JSON; an error body (status 400 and above, an object with an `error`) also carries the request id. */
-export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  const requestId = requestIdOf(res);
-  const refusal = status >= 400 && requestId !== undefined && typeof body === 'object' && body !== null && 'error' in body;
-  const sent = refusal ? { ...body, requestId } : body;
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
-  res.end(JSON.stringify(sent));
-}
-
 function isBodyTooLarge(e: unknown): boolean {
   return e instanceof TollgateError && e.code === 'TG_HTTP_BODY_TOO_LARGE';
 }
 
-/**
- * The request's body, up to `limit` bytes. Over it (declared or counted), reading stops where it
- * is and TG_HTTP_BODY_TOO_LARGE is thrown: the server answers 413 and, the body being unread, closes
- * the connection (src/server/door.ts). The rest is never read, nor the socket destroyed before the
- * answer is out.
- */
-export function readBody(req: http.IncomingMessage, limit = 1_000_000): Promise<Buffer> {
-  const tooLarge = () => new TollgateError('TG_HTTP_BODY_TOO_LARGE', `The request body is over ${limit} bytes.`, { limit });
-  return new Promise((resolve, reject) => {
-    if (Number(req.headers['content-length']) > limit) return reject(tooLarge());
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = () => {
-      req.off('data', onData).off('end', onEnd).off('error', onError).off('aborted', onAborted);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= limit) return void chunks.push(chunk);
-      done();
-      req.pause();
-      reject(tooLarge());
-    };
-    const onEnd = () => {
-      done();
-      resolve(Buffer.concat(chunks));
-    };
-    const onError = (e: Error) => {
-      done();
-      reject(e);
-    };
-    const onAborted = () => onError(new Error('the client closed the connection before its request body was complete'));
-    req.on('data', onData).on('end', onEnd).on('error', onError).on('aborted', onAborted);
-  });
-}
-
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(message)), ms); })]).finally(() =>
+  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new TollgateError('TG_DB_UNREACHABLE', message)), ms); })]).finally(() =>
     clearTimeout(t),
   );
 }

@@ -1,5 +1,5 @@
 /**
- * `GET /metrics` (Prometheus text, prom-client): README "Metrics" lists every series.
+ * `GET /metrics` (Prometheus text, prom-client): docs/observability.md#metrics lists every series.
  *
  * A scrape is made of
  * - this thread's instruments (src/telemetry/metrics-registry.ts: run and step durations,
@@ -21,7 +21,7 @@ import { AggregatorRegistry, collectDefaultMetrics, Gauge, Registry } from 'prom
 import { instrumentsAsJson, type MetricsJson } from '../telemetry/metrics-registry.ts';
 import { countPendingApprovals, readRunCounts } from '../db/queries/metrics.ts';
 import { trackPool } from '../telemetry/metrics.ts';
-import type { Handler } from './handler.ts';
+import type { Handler } from '../common/http.ts';
 
 export interface MetricsOptions {
   /**
@@ -65,7 +65,7 @@ async function databaseMetrics(pool: pg.Pool): Promise<MetricsJson> {
     pending.reset();
     up.set(0);
   }
-  return (await r.getMetricsAsJSON()) as MetricsJson;
+  return (await r.getMetricsAsJSON());
 }
 
 /** Whether the worker thread answered (so a missing series is told from a zero one). */
@@ -76,7 +76,7 @@ async function workerAnswered(answered: boolean): Promise<MetricsJson> {
     help: 'Whether the worker thread answered this scrape with its metrics (its series are missing when not).',
     registers: [r],
   }).set(answered ? 1 : 0);
-  return (await r.getMetricsAsJSON()) as MetricsJson;
+  return (await r.getMetricsAsJSON());
 }
 
 export function metricsHandler(pool: pg.Pool, opts: MetricsOptions = {}): Handler {

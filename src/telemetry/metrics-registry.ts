@@ -114,5 +114,5 @@ installMetrics({
 
 /** This thread's instruments, as plain data (what the worker thread sends the main thread). */
 export function instrumentsAsJson(): Promise<MetricsJson> {
-  return instruments.getMetricsAsJSON() as Promise<MetricsJson>;
+  return instruments.getMetricsAsJSON();
 }

@@ -52,10 +52,16 @@ function parseResourceAttributes(text: string | undefined, problems: string[]): 
   for (const pair of text.split(',')) {
     if (!pair.trim()) continue;
     const at = pair.indexOf('=');
+    let ok = false;
     try {
-      if (at <= 0) throw new Error('no key');
-      out[decodeURIComponent(pair.slice(0, at).trim())] = decodeURIComponent(pair.slice(at + 1).trim());
+      if (at > 0) {
+        out[decodeURIComponent(pair.slice(0, at).trim())] = decodeURIComponent(pair.slice(at + 1).trim());
+        ok = true;
+      }
     } catch {
+      // a malformed percent-escape (URIError): reported below, as a pair without a key is
+    }
+    if (!ok) {
       problems.push(`OTEL_RESOURCE_ATTRIBUTES: got ${JSON.stringify(pair)}; expected key=value pairs separated by commas (percent-encode "," and "=" inside values)`);
     }
   }

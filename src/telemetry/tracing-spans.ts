@@ -66,6 +66,7 @@ export async function traceRunEnd<O extends string>(q: Queryable, runId: string,
       'tollgate.run.recoveries': run.recovery_attempts,
     });
     if (run.status === 'failed' || run.status === 'compensation_failed' || run.status === 'compensated') {
+      // Not a Tollgate error: the run's recorded error rebuilt for the span, with its own recorded name and code.
       recordError(span, Object.assign(new Error(run.error?.message ?? `run ${run.status}`), { name: run.error?.name ?? 'Error', code: run.error?.code }));
     }
   });

@@ -19,6 +19,7 @@
 import type * as Api from '@opentelemetry/api';
 import type { Context, Span, SpanOptions, Tracer } from '@opentelemetry/api';
 import type { IdGenerator, Sampler, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { TracingSettings } from './tracing-config.ts';
 
@@ -81,7 +82,7 @@ export interface InstallOptions {
  * with the OTLP exporter; tests use it with an `InMemorySpanExporter` and a `SimpleSpanProcessor`.
  */
 export async function installTracing(opts: InstallOptions): Promise<TracingHandle> {
-  if (live) throw new Error('Tracing is already installed in this thread; shut the earlier handle down first.');
+  if (live) throw new TollgateError('TG_TRACING_STATE', 'Tracing is already installed in this thread; shut the earlier handle down first.');
   const [api, node, base, resources] = await Promise.all([
     import('@opentelemetry/api'),
     import('@opentelemetry/sdk-trace-node'),
@@ -233,7 +234,7 @@ export function endRootSpan(stored: unknown, name: string, start: Date, end: Dat
 export function recordError(span: Span, e: unknown): void {
   const t = live;
   if (!t) return;
-  const err = e instanceof Error ? e : new Error(String(e));
+  const err = e instanceof Error ? e : new Error(String(e)); // not a Tollgate error: a non-Error thrown by someone else, wrapped only to record it
   const code = (e as { code?: unknown } | null)?.code;
   span.recordException(err);
   span.setStatus({ code: t.api.SpanStatusCode.ERROR, message: err.message });

@@ -11,6 +11,7 @@
  */
 import type pg from 'pg';
 import type { z } from 'zod';
+import { TollgateError } from '../common/errors.ts';
 import type { StepContext } from '../runtime/workflow.ts';
 
 export type ToolEffect = 'read' | 'write';
@@ -34,17 +35,17 @@ export interface ToolDefinition<I extends z.ZodType = z.ZodType, O extends z.Zod
   readonly effectOf?: (input: z.infer<I>) => ToolEffect;
   readonly handler: (input: z.infer<I>, ctx: ToolContext) => Promise<z.input<O>> | z.input<O>;
   /** Undo of one call, given its recorded output; used when the caller asks for compensation. */
-  readonly compensate?: (output: z.infer<O>, ctx: ToolContext) => Promise<unknown> | unknown;
+  readonly compensate?: (output: z.infer<O>, ctx: ToolContext) => unknown; // may return a promise (awaited)
 }
 
 const NAME = /^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*$/;
 
 export function defineTool<I extends z.ZodType, O extends z.ZodType>(spec: ToolDefinition<I, O>): ToolDefinition<I, O> {
   if (!NAME.test(spec.name)) {
-    throw new Error(`Tool name "${spec.name}" is invalid: use lowercase words of letters, digits and dashes joined by dots, e.g. http.request.`);
+    throw new TollgateError('TG_TOOL_INVALID', `Tool name "${spec.name}" is invalid: use lowercase words of letters, digits and dashes joined by dots, e.g. http.request.`);
   }
   if (!Number.isInteger(spec.version) || spec.version < 1) {
-    throw new Error(`Tool "${spec.name}" has version ${String(spec.version)}: versions are integers from 1.`);
+    throw new TollgateError('TG_TOOL_INVALID', `Tool "${spec.name}" has version ${String(spec.version)}: versions are integers from 1.`);
   }
   return Object.freeze({ ...spec });
 }

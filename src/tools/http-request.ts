@@ -24,7 +24,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { z } from 'zod';
-import { NonRetriableError, RetryAfterError } from '../common/errors.ts';
+import { NonRetriableError, RetryAfterError, TollgateError } from '../common/errors.ts';
 import { projectSection, type ProjectConfig } from '../config/project-config.ts';
 import { defineTool, type ToolContext } from './define.ts';
 import { traceHttpRequest } from '../telemetry/tracing-spans.ts';
@@ -229,7 +229,7 @@ function pinnedLookup(addresses: dns.LookupAddress[]): net.LookupFunction {
   return ((_host: string, opts: dns.LookupOptions, cb: (err: Error | null, address: string | dns.LookupAddress[], family?: number) => void) => {
     if (opts.all) cb(null, addresses);
     else cb(null, addresses[0]!.address, addresses[0]!.family);
-  }) as net.LookupFunction;
+  });
 }
 
 function refused(message: string, details: Record<string, unknown>): NonRetriableError {
@@ -263,7 +263,7 @@ function send(
       signal: opts.signal,
     });
     let settled = false;
-    const fail = (e: unknown) => {
+    const fail = (e: Error) => {
       if (settled) return;
       settled = true;
       reject(e);
@@ -295,7 +295,7 @@ function send(
         resolvePromise({ status: res.statusCode ?? 0, headers: res.headers, bytes: Buffer.concat(chunks) });
       });
       res.on('close', () => {
-        if (!res.complete) fail(new Error('the response was cut off'));
+        if (!res.complete) fail(new TollgateError('TG_TOOL_HTTP_UNREACHABLE', 'the response was cut off'));
       });
     });
     req.end(opts.body);
@@ -326,7 +326,7 @@ export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z
   try {
     addresses = await resolve(url.hostname);
   } catch (e) {
-    throw new Error(`http.request could not resolve ${url.hostname}: ${(e as Error).message}`, { cause: e });
+    throw new TollgateError('TG_TOOL_HTTP_UNREACHABLE', `http.request could not resolve ${url.hostname}: ${(e as Error).message}`, { host: url.hostname }, { cause: e });
   }
   if (!rule.allowPrivate) {
     for (const a of addresses) {
@@ -364,10 +364,10 @@ export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z
     res = await traceHttpRequest(input.method, url, headers, () => send(url, { method: input.method, headers, body, addresses, signal: ac.signal, maxBytes: cfg.maxResponseBytes }));
   } catch (e) {
     if (ac.signal.aborted && (ac.signal.reason as Error | undefined)?.name === 'TimeoutError') {
-      throw new Error(`http.request to ${url.host} timed out after ${timeoutMs} ms.`, { cause: e });
+      throw new TollgateError('TG_TOOL_HTTP_TIMEOUT', `http.request to ${url.host} timed out after ${timeoutMs} ms.`, { host: url.host, timeoutMs }, { cause: e });
     }
     if (e instanceof NonRetriableError) throw e;
-    throw new Error(`http.request to ${url.host} failed: ${(e as Error).message}`, { cause: e });
+    throw new TollgateError('TG_TOOL_HTTP_UNREACHABLE', `http.request to ${url.host} failed: ${(e as Error).message}`, { host: url.host }, { cause: e });
   } finally {
     clearTimeout(timer);
     ctx.signal.removeEventListener('abort', onStepAbort);
@@ -386,7 +386,7 @@ export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z
     const after = Number(res.headers['retry-after']);
     const msg = `${input.method} ${url.origin}${url.pathname} answered ${res.status}; will retry.`;
     if (res.status === 429 && Number.isFinite(after) && after > 0) throw new RetryAfterError(msg, after * 1000);
-    throw new Error(msg);
+    throw new TollgateError('TG_TOOL_HTTP_STATUS', msg, { status: res.status });
   }
   if (res.status >= 400) {
     throw new NonRetriableError(`${input.method} ${url.origin}${url.pathname} answered ${res.status}: ${text.slice(0, 200)}`, undefined, 'TG_TOOL_HTTP_STATUS', {

@@ -6,7 +6,7 @@ import { crmContactTool } from './crm-contacts.ts';
 import type { ToolDefinition } from './define.ts';
 
 export function builtinTools(): ToolDefinition[] {
-  return [httpRequestTool as unknown as ToolDefinition, purchaseOrderTool as unknown as ToolDefinition, crmContactTool as unknown as ToolDefinition];
+  return [httpRequestTool, purchaseOrderTool, crmContactTool];
 }
 
 export function builtinToolRegistry(): ToolRegistry {

@@ -8,7 +8,7 @@ export class ToolRegistry {
   register(...tools: ToolDefinition[]): this {
     for (const t of tools) {
       const existing = this.#byName.get(t.name);
-      if (existing && existing !== t) throw new Error(`Tool "${t.name}" is registered twice; give each tool a unique name.`);
+      if (existing && existing !== t) throw new TollgateError('TG_TOOL_DUPLICATE', `Tool "${t.name}" is registered twice; give each tool a unique name.`);
       this.#byName.set(t.name, t);
     }
     return this;

@@ -15,7 +15,6 @@
 import type { ApprovalRecord } from '../approvals/types.ts';
 import { parsePrincipal, type Principal } from '../common/principals.ts';
 
-export { loadRunMessageView } from './load-run-view.ts'; // merge: re-export for intake.ts/bots (it alone keeps approval-view -> run-view's circle until removed)
 
 export type ApprovalViewStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled' | 'voided';
 

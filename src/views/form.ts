@@ -24,6 +24,16 @@ export interface FormField {
 
 type ZodLike = { _zod: { def: { type: string; entries?: Record<string, unknown>; shape?: Record<string, unknown> } } };
 
+/**
+ * A default as the form shows it, as String() shows it: a scalar's text, an array's items joined
+ * with commas (`.default([])` shows nothing); an object default shows as JSON.
+ */
+function defaultText(value: unknown): string {
+  if (Array.isArray(value)) return value.map((v) => (v === null || v === undefined ? '' : defaultText(v))).join(',');
+  if (typeof value === 'object' && value !== null) return JSON.stringify(value);
+  return String(value);
+}
+
 /** The fields of an object schema; empty when the schema is not a `z.object`. */
 export function describeForm(schema: z.ZodType): FormField[] {
   const def = (schema as unknown as ZodLike)._zod.def;
@@ -32,7 +42,7 @@ export function describeForm(schema: z.ZodType): FormField[] {
   for (const [name, fieldSchema] of Object.entries(def.shape)) {
     const { base, optional, defaultValue, description } = unwrap(fieldSchema);
     const baseDef = base._zod.def;
-    const text = defaultValue === undefined ? undefined : String(defaultValue);
+    const text = defaultValue === undefined ? undefined : defaultText(defaultValue);
     if (baseDef.type === 'enum' && baseDef.entries) {
       fields.push({ name, type: 'enum', description, optional, defaultValue: text, options: Object.values(baseDef.entries).map(String) });
     } else if (baseDef.type === 'boolean') {

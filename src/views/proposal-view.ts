@@ -1,5 +1,5 @@
 /**
- * The view of a proposal: what Tollgate understood from a free-text request (src/intents/
+ * The view of a proposal: what Tollgate understood from a free-text request (src/chat/
  * understand.ts), shown in the thread with **Confirm** and **Edit** until the person who asked
  * confirms it. Plain data (JSON-safe): the message is rendered when it is recorded, and drawn
  * again, without buttons, once it is confirmed.
@@ -7,7 +7,7 @@
 import type { Principal } from '../common/principals.ts';
 import type { FormField } from './form.ts';
 
-/** Interactive ids (part of the external contract, see the README): Slack action_id, Teams verb. Their value/data is the proposal id only. */
+/** Interactive ids (part of the external contract, see docs/free-text.md): Slack action_id, Teams verb. Their value/data is the proposal id only. */
 export const PROPOSAL_ACTION_IDS = {
   confirm: 'proposal.confirm',
   edit: 'proposal.edit',

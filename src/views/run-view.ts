@@ -21,9 +21,8 @@ import { whyNotRetryable } from '../runtime/retryable.ts';
 import type { RunRow, RunStatus, StepRow, StepStatus } from '../db/queries/runs.ts';
 import { isTerminalStatus } from '../db/queries/runs.ts';
 
-export { listRunsFiltered, listRunsRequestedBy } from '../db/queries/run-views.ts'; // merge: re-export for intake.ts/bots (and src/console/index.ts)
 
-/** Interactive ids (part of the external contract, see the README): Slack action_id, Teams verb. */
+/** Interactive ids (part of the external contract, see docs/slack.md and docs/teams.md): Slack action_id, Teams verb. */
 export const ACTION_IDS = {
   approve: 'approval.approve',
   reject: 'approval.reject',

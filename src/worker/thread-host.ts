@@ -19,6 +19,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/config.ts';
+import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { auditKeyBytes, type AuditKey } from '../audit/key.ts';
 import type pg from 'pg';
@@ -106,7 +107,7 @@ export async function startWorkerThread(opts: WorkerThreadOptions): Promise<Thre
   const { config, log } = opts;
   const key = opts.db.auditKey;
   const keyBytes = key ? auditKeyBytes(key) : undefined;
-  if (key && !keyBytes) throw new Error('the audit key cannot be handed to the worker thread (it was not made by auditKey())');
+  if (key && !keyBytes) throw new TollgateError('TG_INTERNAL', 'the audit key cannot be handed to the worker thread (it was not made by auditKey())');
   const shared: ThreadShared = {
     opts,
     entry: threadEntry(config),
@@ -173,7 +174,7 @@ function launchThread(shared: ThreadShared, replaces: string | undefined): Promi
         const waiting = beats.get(m.id);
         beats.delete(m.id);
         if (m.error === undefined) waiting?.resolve();
-        else waiting?.reject(new Error(m.error));
+        else waiting?.reject(new TollgateError('TG_WORKER_THREAD', m.error));
       } else if (m.type === 'metrics') metricsRequests.answer(m.id, m.metrics);
     });
     worker.on('error', (e) => {
@@ -185,10 +186,10 @@ function launchThread(shared: ThreadShared, replaces: string | undefined): Promi
       if (reason === 'its thread ended' && code !== 0) reason = `its thread exited with code ${code}`;
       for (const [id, waiting] of beats) {
         beats.delete(id);
-        waiting.reject(new Error(`the worker thread ended before the heartbeat (${reason})`));
+        waiting.reject(new TollgateError('TG_WORKER_THREAD', `the worker thread ended before the heartbeat (${reason})`));
       }
       metricsRequests.dropAll();
-      if (!started) reject(new Error(reason));
+      if (!started) reject(new TollgateError('TG_WORKER_THREAD', reason));
       settleExit(reason);
     });
   });
@@ -233,7 +234,7 @@ function threadHandle(shared: ThreadShared, supervision: Supervision<Incarnation
     },
     beat: () => {
       const thread = supervision.current();
-      if (!thread) return Promise.reject(new Error(supervision.whyDown() ?? 'the worker thread is not running'));
+      if (!thread) return Promise.reject(new TollgateError('TG_WORKER_THREAD', supervision.whyDown() ?? 'the worker thread is not running'));
       const id = nextBeat++;
       return new Promise<void>((resolve, reject) => {
         beats.set(id, { resolve, reject });

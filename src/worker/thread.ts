@@ -13,6 +13,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { composeCore, loadAppProject, startTaskWorker } from '../app.ts';
 import { auditKey } from '../audit/key.ts';
 import { createPool } from '../db/connect.ts';
+import { TollgateError } from '../common/errors.ts';
 import { createLogger } from '../common/log.ts';
 import { startTracing } from '../telemetry/tracing.ts';
 import { trackPool } from '../telemetry/metrics.ts';
@@ -26,7 +27,7 @@ const STATUS_EVERY_MS = 200;
 
 const data = workerData as WorkerThreadData;
 const port = parentPort;
-if (!port) throw new Error('src/worker/thread.ts runs as a worker thread of `tollgate start`, not on its own.');
+if (!port) throw new TollgateError('TG_WORKER_THREAD', 'src/worker/thread.ts runs as a worker thread of `tollgate start`, not on its own.');
 const post = (m: FromThread) => port.postMessage(m);
 
 const { config } = data;

@@ -16,7 +16,7 @@
  * runner that Graphile Worker shut down (a job it could neither complete nor fail) is started
  * again with a bounded backoff once the database answers; /readyz reports both meanwhile.
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, defaultMaxListeners, setMaxListeners } from 'node:events';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
@@ -80,7 +80,9 @@ export interface WorkerHandle {
 export const RESTART_BACKOFF: Backoff = { firstMs: 1000, maxMs: 10_000 };
 
 export function graphileLogger(log: Logger): GraphileLogger {
-  return new GraphileLogger((scope) => (level, message, meta) => {
+  return new GraphileLogger((scope) => (logLevel, message, meta) => {
+    // LogLevel is a `const enum` in @graphile/logger (no runtime object to import): compare its string values.
+    const level: string = logLevel;
     const fields = { ...scope, ...(meta ?? {}) };
     const l = log.child({ component: 'graphile-worker' });
     if (level === 'error') l.error(fields, message);
@@ -118,7 +120,13 @@ async function launchRunner(opts: WorkerOptions, logger: GraphileLogger): Promis
   let reason = 'its runner ended';
   const events: WorkerEvents = new EventEmitter() as WorkerEvents;
   // Emitted synchronously while run() builds the pool, so the ids are known when it returns.
-  events.on('pool:create', ({ workerPool }) => void lockIds.push(workerPool.id));
+  events.on('pool:create', ({ workerPool }) => {
+    lockIds.push(workerPool.id);
+    // Every job of the pool shares this signal: each running advance holds one listener on it
+    // until it ends (src/common/abort.ts), on top of Graphile Worker's own. Node's default of ten
+    // would warn of a leak whenever ten runs are mid-step at once; a real leak still passes this.
+    setMaxListeners(defaultMaxListeners + opts.concurrency, workerPool.abortSignal);
+  });
   events.on('worker:create', ({ worker }) => void lockIds.push(worker.workerId));
   events.on('job:start', ({ job }) => observeQueueLag(job.task_identifier, job.run_at));
   let abandon: (() => void) | undefined;
@@ -175,7 +183,8 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
     throw e;
   }
   // Read through `runner` (the supervised one, or the first before supervision starts).
-  let supervision: Supervision<LaunchedRunner> | undefined;
+  // Explicitly undefined until superviseRunner returns: the first heartbeat below reads it before then.
+  let supervision: Supervision<LaunchedRunner> | undefined = undefined;
   const runner = () => (supervision ? supervision.current() : first);
   const heartbeat = startHeartbeat(opts, utils, () => runner()?.lockIds ?? []);
   await heartbeat.beat().catch((e: unknown) => log.warn({ err: e }, 'first worker heartbeat failed'));

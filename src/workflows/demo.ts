@@ -26,6 +26,7 @@ export const demo = defineWorkflow({
     const maybeFail = (step: string, attempt: number) => {
       if (input.failAt !== step) return;
       if (input.failTimes === undefined) throw new NonRetriableError(`${step} failed because the run asked it to (failAt=${step}).`);
+      // Not a Tollgate error: the workflow's own retriable failure, a plain Error as any workflow's code would throw.
       if (attempt <= input.failTimes) throw new Error(`${step} failed on attempt ${attempt} (failTimes=${input.failTimes}).`);
     };
     const retry = { maxAttempts: (input.failTimes ?? 0) + 2, initialDelayMs: 50 };

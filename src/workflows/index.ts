@@ -8,9 +8,9 @@ import { crmFromEmailWorkflow } from './crm-from-email.ts';
 
 export function builtinWorkflows(project: ProjectConfig = EMPTY_PROJECT_CONFIG): WorkflowDefinition[] {
   return [
-    demo as unknown as WorkflowDefinition,
-    purchaseOrderWorkflow(project) as unknown as WorkflowDefinition,
-    deployWorkflow(project) as unknown as WorkflowDefinition,
-    crmFromEmailWorkflow(project) as unknown as WorkflowDefinition,
+    demo,
+    purchaseOrderWorkflow(project),
+    deployWorkflow(project),
+    crmFromEmailWorkflow(project),
   ];
 }

@@ -10,9 +10,8 @@
  * - Failures on demand: `failNext('post' | 'update', {transient | permanent, times})`, or
  *   `down(true)` to refuse every call as transient until `down(false)`.
  */
-import type { ChatPlatform, ChatView, DeliveryFailure, Destination, Posted, Rendered } from '../../src/chat/platform.ts';
-import type { HomeView } from '../../src/chat/replies.ts';
-import type { Principal } from '../../src/common/principals.ts';
+// Only the chat layer's entry point, like a platform under bots/: the seam suffices.
+import type { ChatPlatform, ChatView, DeliveryFailure, Destination, HomeView, Posted, Principal, Rendered } from '../../src/chat/index.ts';
 
 export interface MemoryMessage {
   conversation: string;

@@ -6,6 +6,8 @@
  * through the window and fails as soon as it breaks.)
  */
 
+import { inspect } from 'node:util';
+
 /** A check's answer: `undefined`, `null` or `false` mean "not yet"; anything else is the value. */
 export type Pending = undefined | null | false;
 
@@ -71,7 +73,7 @@ export async function poll<T>(check: () => T | Pending | Promise<T | Pending>, o
     await delay(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
   }
   const seen = last ? ` The last check gave ${describe(last.value)}.` : '';
-  const failed = lastError ? ` The last error was: ${lastError instanceof Error ? lastError.message : String(lastError)}` : '';
+  const failed = lastError ? ` The last error was: ${lastError instanceof Error ? lastError.message : inspect(lastError)}` : '';
   const detail = opts.detail ? `\n${opts.detail()}` : '';
   throw new PollTimeout(`Timed out after ${timeoutMs} ms waiting for ${message}.${seen}${failed}${detail}`);
 }
@@ -102,6 +104,6 @@ function describe(value: unknown): string {
     const text = JSON.stringify(value);
     return text.length > 1000 ? `${text.slice(0, 1000)}…` : text;
   } catch {
-    return String(value);
+    return inspect(value); // what JSON cannot show: a cycle, a bigint
   }
 }

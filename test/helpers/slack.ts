@@ -18,7 +18,6 @@ import { sendToSlackEndpoint, type SendOptions, type SlackRequest, type SlackRes
 type TestDb = Pick<import('./db.ts').TestDb, 'pool'>;
 import { testLogger } from './log.ts';
 import { intentsCarriedOut } from './intents.ts';
-import { poll, type Pending } from './poll.ts';
 import { startTeamsParts, type TeamsParts } from './teams.ts';
 import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../../src/config/project-config.ts';
 import type { ModelClient } from '../../src/model/types.ts';
@@ -53,10 +52,10 @@ export async function startSlackHarness(
   const operators = opts.operators ?? opts.project?.operators ?? [];
   const project = { ...(opts.project ?? EMPTY_PROJECT_CONFIG), operators };
   const runtime = new Runtime({ pool: db.pool, registry, log, inlineWaitMaxMs: 200, project });
-  let chat: Chat | undefined;
+  // Undefined until createChat returns: the adapter is built first and holds `core` for later.
+  let chat: Chat | undefined = undefined;
   const slack = createSlackAdapter({
     config: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN, appToken: opts.appToken, apiUrl: fake.apiUrl },
-    pool: db.pool,
     core: () => chat!.core,
     log,
     // A 500 must fail the call now (the outbox retries it), not stall the suite.
@@ -112,14 +111,6 @@ export async function startSlackHarness(
       await teams?.stop();
     },
   };
-}
-
-/**
- * @deprecated Use `poll` from ./poll.ts. Kept, as a one-line wrapper, only so that tests written
- * on other branches before `poll` still merge; delete once nothing imports it.
- */
-export function eventually<T>(fn: () => Promise<T | Pending> | T | Pending, what: string, timeoutMs = 20_000): Promise<T> {
-  return poll(async () => (await fn()) || undefined, { message: what, timeoutMs });
 }
 
 /** All the text of a message's blocks, for assertions. */

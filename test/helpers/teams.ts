@@ -39,7 +39,6 @@ export async function startTeamsParts(o: { pool: pg.Pool; core: () => ChatCore; 
   const env = { ...Object.fromEntries(Object.entries(identity.settings()).map(([k, v]) => [k, String(v)])), TEAMS_SERVICE_URL: connector.url };
   const adapter = createTeamsAdapter({
     config: loadConfig(env).teams,
-    pool: o.pool,
     core: o.core,
     log: o.log,
   });

@@ -9,7 +9,8 @@ import { withTransaction } from '../../db/transaction.ts';
 import { enqueueApprovalDelivery, enqueueHomeDelivery, scheduleReminder } from '../../db/queries/chat-outbox.ts';
 import { isChatRun, lockApprovalCopies, lockApprovalDelivery, lockUnremindedDmCopies, markReminded } from '../../db/queries/chat-delivery.ts';
 import { toApprovalView } from '../../views/approval-view.ts';
-import { dmApprovers, ensureApprovalCopies, mayStillDecide, reminderTime } from '../copies.ts';
+import { mayDecide } from '../../approvals/eligibility.ts';
+import { dmApprovers, ensureApprovalCopies, reminderTime } from '../copies.ts';
 import { copyOf } from '../message-views.ts';
 import { addReply } from '../outbox.ts';
 import { platformOf, type DeliveryContext, type DeliveryOutcome } from './context.ts';
@@ -59,7 +60,7 @@ export function remindApproval(ctx: DeliveryContext, approvalId: string): Promis
     let waiting = 0;
     const view = toApprovalView(a);
     for (const row of rows) {
-      if (!row.copy || !mayStillDecide(a, row.copy)) continue;
+      if (!row.copy || !mayDecide(a, row.copy)) continue;
       if (!row.conversation || !row.message_id) {
         waiting++; // the DM itself is not delivered yet (the platform is down): remind once it is
         continue;

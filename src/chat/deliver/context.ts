@@ -3,15 +3,16 @@
  * the platforms of this process and the error for a row whose platform is not one of them.
  */
 import type pg from 'pg';
+import { TollgateError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import type { ChatPlatform } from '../platform.ts';
 
 export type DeliveryOutcome = 'posted' | 'updated' | 'unchanged' | 'deferred' | 'nothing';
 
 /** Thrown (so the job is retried) when a row names a platform this process does not have. */
-export class PlatformNotConfigured extends Error {
+export class PlatformNotConfigured extends TollgateError {
   constructor(platform: string) {
-    super(`Chat platform "${platform}" is not configured in this process, so its messages wait; configure it (see the README) and they catch up.`);
+    super('TG_CHAT_NOT_CONFIGURED', `Chat platform "${platform}" is not configured in this process, so its messages wait; configure it (see docs/slack.md or docs/teams.md) and they catch up.`, { platform });
   }
 }
 
@@ -34,7 +35,7 @@ export function deliveryContext(opts: { pool: pg.Pool; platforms: ReadonlyMap<st
     platforms,
     log: opts.log.child({ component: 'chat-deliver' }),
     names: new Set(platforms.keys()),
-    withHome: new Set([...platforms.values()].filter((p) => p.publishHome).map((p) => p.name)),
+    withHome: new Set([...platforms.values()].filter((p) => p.publishHome !== undefined).map((p) => p.name)),
     reminderLeadMs: opts.reminderLeadMs ?? 3_600_000,
   };
 }

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { TollgateError } from '../../common/errors.ts';
 import { formatApprovalList, formatRunApprovals } from '../approvals-format.ts';
 import { cliActor, withApp, type CliContext } from '../context.ts';
+import { toJson } from '../format.ts';
 
 export function registerApprovalCommands(program: Command, { io, lazy }: CliContext): void {
   const approvals = program.command('approvals').description('Approval gates waiting for a decision.');
@@ -17,7 +18,7 @@ export function registerApprovalCommands(program: Command, { io, lazy }: CliCont
       await withApp(config, log, async (app) => {
         const [{ listPendingApprovals }, { parsePrincipal }] = await Promise.all([import('../../approvals/index.ts'), import('../../common/principals.ts')]);
         const list = await listPendingApprovals(app.db.pool, opts.as ? parsePrincipal(opts.as) : undefined);
-        io.out(opts.json ? JSON.stringify(list, null, 2) : formatApprovalList(list));
+        io.out(opts.json ? toJson(list, 2) : formatApprovalList(list));
       });
     });
   approvals
@@ -30,7 +31,7 @@ export function registerApprovalCommands(program: Command, { io, lazy }: CliCont
         const { getApproval } = await import('../../approvals/index.ts');
         const view = await getApproval(app.db.pool, id);
         if (!view) throw new TollgateError('TG_APPROVAL_NOT_FOUND', `No approval with id "${id}". List pending approvals with \`tollgate approvals list\`.`);
-        io.out(opts.json ? JSON.stringify(view, null, 2) : formatRunApprovals([view]).trimStart());
+        io.out(opts.json ? toJson(view, 2) : formatRunApprovals([view]).trimStart());
       });
     });
 
@@ -52,7 +53,7 @@ export function registerApprovalCommands(program: Command, { io, lazy }: CliCont
           if (outcome.kind !== 'recorded' && outcome.kind !== 'already_recorded') {
             throw new TollgateError('TG_APPROVAL_REFUSED', `Refused (${outcome.kind}): ${outcome.message}`, { approvalId: id, outcome: outcome.kind });
           }
-          io.out(opts.json ? JSON.stringify(outcome, null, 2) : outcome.message);
+          io.out(opts.json ? toJson(outcome, 2) : outcome.message);
         });
       });
   }

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { TollgateError } from '../../common/errors.ts';
 import { parseKeyValues } from '../../intents/command.ts';
 import { isTerminalStatus } from '../../db/queries/runs.ts';
-import { formatModelCalls, formatRunList, formatTimeline } from '../format.ts';
+import { formatModelCalls, formatRunList, formatTimeline, toJson } from '../format.ts';
 import { formatRunApprovals } from '../approvals-format.ts';
 import { cliActor, cliPrincipal, listLimit, MAX_LIST_LIMIT, RUN_STATUSES, runStatus, withApp, type CliContext } from '../context.ts';
 
@@ -41,7 +41,7 @@ function registerStartRun(program: Command, { io, lazy }: CliContext): void {
         for (;;) {
           const detail = await app.runtime.getRun(run.id);
           if (isTerminalStatus(detail.run.status)) {
-            io.out(opts.json ? JSON.stringify(detail) : formatTimeline(detail));
+            io.out(opts.json ? toJson(detail) : formatTimeline(detail));
             if (detail.run.status !== 'succeeded') process.exitCode = 1;
             return;
           }
@@ -66,7 +66,7 @@ function registerInspectRuns(runs: Command, { io, lazy }: CliContext): void {
       const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
         const list = await app.runtime.listRuns({ status, workflow: opts.workflow, limit });
-        io.out(opts.json ? JSON.stringify(list, null, 2) : formatRunList(list));
+        io.out(opts.json ? toJson(list, 2) : formatRunList(list));
       });
     });
   runs
@@ -81,7 +81,7 @@ function registerInspectRuns(runs: Command, { io, lazy }: CliContext): void {
         const [approvals, modelCalls] = await Promise.all([listRunApprovals(app.db.pool, id), listModelCalls(app.db.pool, id)]);
         io.out(
           opts.json
-            ? JSON.stringify({ ...detail, approvals, modelCalls }, null, 2)
+            ? toJson({ ...detail, approvals, modelCalls }, 2)
             : formatTimeline(detail) + formatModelCalls(modelCalls) + formatRunApprovals(approvals),
         );
       });

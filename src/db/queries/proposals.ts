@@ -1,6 +1,6 @@
 /**
  * The SQL of proposals (`tollgate.chat_proposals`, migration 000016): what a free-text request was
- * understood to mean (src/intents/understand.ts), kept until the person who asked confirms it.
+ * understood to mean (src/chat/understand.ts), kept until the person who asked confirms it.
  * Every function takes the caller's transaction: a proposal is recorded with the message that
  * shows it and the record of the model call, and confirmed with the run it starts.
  */

@@ -200,7 +200,7 @@ export async function claimRun(q: Queryable, runId: string, executor: string, ru
   const row = rows[0];
   if (row) {
     const { previous, has_steps: hasSteps, exhausted: _exhausted, last_executor: _lastExecutor, ...run } = row as typeof row & { exhausted: boolean; last_executor: string | null };
-    return { run: run as RunRow, previous, hasSteps };
+    return { run: run, previous, hasSteps };
   }
   return { run: await readRun(q, runId) };
 }

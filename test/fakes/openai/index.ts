@@ -20,6 +20,7 @@
  *   usage and empty `choices`, then `data: [DONE]`.
  */
 import http from 'node:http';
+import type { ChatCompletionCreateParams } from 'openai/resources/chat/completions';
 import type { AddressInfo } from 'node:net';
 
 export interface FakeUsage {
@@ -37,7 +38,8 @@ export type FakeReply =
 export interface RecordedRequest {
   path: string;
   headers: Record<string, string | string[] | undefined>;
-  body: any;
+  /** The parsed JSON body (undefined when it is not JSON), typed as the client's request. */
+  body: ChatCompletionCreateParams | undefined;
   /** Raw text of the body. */
   raw: string;
 }
@@ -49,7 +51,7 @@ export interface FakeOpenAI {
   /** Answers the next requests, in order. */
   script(...replies: FakeReply[]): void;
   /** Answers when the script is empty. */
-  respond(fn: (body: any, req: RecordedRequest) => FakeReply): void;
+  respond(fn: (body: ChatCompletionCreateParams, req: RecordedRequest) => FakeReply): void;
   /** Clears the script, the handler and the recorded requests. */
   reset(): void;
   close(): Promise<void>;
@@ -66,7 +68,7 @@ const nextId = (prefix: string) => `${prefix}-fake${Date.now().toString(36)}${(+
 export async function startFakeOpenAI(): Promise<FakeOpenAI> {
   const requests: RecordedRequest[] = [];
   let queue: FakeReply[] = [];
-  let handler: ((body: any, req: RecordedRequest) => FakeReply) | undefined;
+  let handler: ((body: ChatCompletionCreateParams, req: RecordedRequest) => FakeReply) | undefined;
   const hanging = new Set<http.ServerResponse>();
 
   const server = http.createServer((req, res) => {
@@ -74,9 +76,9 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const raw = Buffer.concat(chunks).toString('utf8');
-      let body: any;
+      let body: ChatCompletionCreateParams | undefined;
       try {
-        body = raw ? JSON.parse(raw) : undefined;
+        body = raw ? (JSON.parse(raw) as ChatCompletionCreateParams) : undefined;
       } catch {
         body = undefined;
       }
@@ -92,7 +94,7 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     });
   });
 
-  function answer(res: http.ServerResponse, body: any, reply: FakeReply): void {
+  function answer(res: http.ServerResponse, body: ChatCompletionCreateParams, reply: FakeReply): void {
     if ('hang' in reply) {
       hanging.add(res);
       res.on('close', () => hanging.delete(res));

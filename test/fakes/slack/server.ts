@@ -104,11 +104,11 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
   const handlers: Record<string, (a: Record<string, unknown>) => Record<string, unknown>> = {
     'auth.test': () => ({ ok: true, url: 'https://fake.slack.test/', team: 'Fake', user: 'tollgate', team_id: teamId, user_id: botUserId, bot_id: botId }),
     'chat.postMessage': (a) => {
-      const channel = String(a.channel ?? '');
+      const channel = typeof a.channel === 'string' ? a.channel : '';
       if (!channel) return { ok: false, error: 'channel_not_found' };
       const ts = nextTs();
       const m: FakeMessage = { channel, ts, text: a.text as string | undefined, blocks: a.blocks as unknown[] | undefined, updates: 0 };
-      if (a.thread_ts) m.thread_ts = String(a.thread_ts);
+      if (typeof a.thread_ts === 'string' && a.thread_ts) m.thread_ts = a.thread_ts;
       messages.set(`${channel}/${ts}`, m);
       return { ok: true, channel, ts, message: { ts, text: m.text, blocks: m.blocks } };
     },
@@ -124,7 +124,7 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
     'views.open': (a) => ({ ok: true, view: { ...(a.view as object), id: `V${String(++viewSeq).padStart(8, '0')}` } }),
     'views.update': (a) => ({ ok: true, view: { ...(a.view as object), id: a.view_id ?? `V${String(++viewSeq).padStart(8, '0')}` } }),
     'views.publish': (a) => ({ ok: true, view: { ...(a.view as object), id: `V${String(++viewSeq).padStart(8, '0')}` } }),
-    'conversations.open': (a) => ({ ok: true, channel: { id: `D${String(a.users ?? '').split(',')[0]}` } }),
+    'conversations.open': (a) => ({ ok: true, channel: { id: `D${(typeof a.users === 'string' ? a.users : '').split(',')[0]}` } }),
     'users.info': (a) => ({ ok: true, user: { id: a.user, team_id: teamId, name: String(a.user).toLowerCase() } }),
     'apps.connections.open': () => ({ ok: true, url: `ws://127.0.0.1:${port}/socket` }),
   };

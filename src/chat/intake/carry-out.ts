@@ -1,0 +1,52 @@
+/**
+ * Carrying out what was recorded before the ack (the worker's `chat-intent` job).
+ */
+import { observeDecided } from '../../approvals/index.ts';
+import type { DecideOutcome } from '../../approvals/types.ts';
+import { withRetriedTransaction } from '../../db/transaction.ts';
+import { writeRunStarts } from '../intake-writes.ts';
+import type { Intake } from './context.ts';
+import { operate } from './operate.ts';
+import { confirm, understand } from './proposals.ts';
+import { deferredIntentSchema } from './types.ts';
+
+/**
+ * Carries out a click recorded with `carryOut: 'after-ack'` (the worker's `chat-intent` job),
+ * in one transaction with its explanation: a refusal, or a decision that changed nothing, is
+ * told to the clicker at `explainAt`. A payload this version cannot read is logged and dropped
+ * (retrying would not make it readable).
+ */
+export async function carryOut(ix: Intake, payload: unknown): Promise<void> {
+  const parsed = deferredIntentSchema.safeParse(payload);
+  if (!parsed.success) {
+    ix.o.log.error({ payload, issues: parsed.error.issues }, 'a deferred chat intent could not be read; dropped');
+    return;
+  }
+  const intent = parsed.data;
+  // The model is asked outside any transaction: nothing is locked while it thinks.
+  if (intent.kind === 'understand') return understand(ix, intent);
+  let decided: DecideOutcome | undefined;
+  await withRetriedTransaction(ix.o.pool, async (q) => {
+    decided = undefined; // a retried transaction decides again
+    if (intent.kind === 'start') {
+      // Written again after a crash, the run already exists and nothing is written twice.
+      const [created] = await writeRunStarts(q, [{ run: intent.run, message: intent.where }]);
+      if (created) ix.o.log.info({ runId: intent.run.id, workflow: intent.run.workflow, version: intent.run.version }, 'run queued');
+      return;
+    }
+    if (intent.kind === 'decide') {
+      const outcome = await ix.o.runtime.decideWithin(q, intent.approvalId, intent.actor, intent.decision, intent.comment, { via: intent.explainAt.platform });
+      if (outcome.kind !== 'recorded') await ix.explain(intent.actor, intent.explainAt, outcome.message, q);
+      decided = outcome;
+      return;
+    }
+    if (intent.kind === 'confirm') {
+      const outcome = await confirm(ix, q, intent.proposalId, intent.actor);
+      if (!outcome.ok) await ix.explain(intent.actor, intent.explainAt, outcome.text, q);
+      return;
+    }
+    const outcome = await operate(ix, q, intent.action, intent.runId, intent.actor);
+    if (!outcome.ok) await ix.explain(intent.actor, intent.explainAt, outcome.text, q);
+  });
+  if (decided) observeDecided(decided);
+}

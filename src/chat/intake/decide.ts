@@ -1,0 +1,38 @@
+/**
+ * An approval decision from chat: a reject needs a reason; the rest is `decide`'s to answer,
+ * now (its outcome shown in the answer) or after the ack (a refusal explained through the outbox).
+ */
+import { getApproval, observeDecided } from '../../approvals/index.ts';
+import { withRetriedTransaction } from '../../db/transaction.ts';
+import { remember } from '../directory.ts';
+import { REJECT_REASON_REQUIRED } from '../sentences.ts';
+import type { Intake } from './context.ts';
+import type { DeferredIntent, Intent, SubmitResult } from './types.ts';
+
+export async function submitDecide(ix: Intake, intent: Extract<Intent, { kind: 'decide' }>): Promise<SubmitResult> {
+  // A rejection tells the requester why: without a reason nothing is recorded, on any platform.
+  if (intent.decision === 'reject' && !intent.comment?.trim()) {
+    await remember(ix.o.pool, intent.remember);
+    return { duplicate: false, fieldErrors: { comment: REJECT_REASON_REQUIRED } };
+  }
+  // A repeated decision is a no-op answered "already recorded", so decisions need no delivery key.
+  if (intent.carryOut === 'after-ack' && intent.explainAt) {
+    const { approvalId, decision, comment, actor, explainAt } = intent;
+    const payload: DeferredIntent = { kind: 'decide', approvalId, decision, ...(comment !== undefined ? { comment } : {}), actor, explainAt };
+    await ix.deferred.submit({ payload, remember: intent.remember });
+    return { duplicate: false };
+  }
+  // Decided now, in one transaction with what the activity said of where people are and the
+  // explanation of anything but a recorded decision.
+  const via = intent.explainAt?.platform ?? intent.actor.platform;
+  const outcome = await withRetriedTransaction(ix.o.pool, async (q) => {
+    await remember(q, intent.remember);
+    const o = await ix.o.runtime.decideWithin(q, intent.approvalId, intent.actor, intent.decision, intent.comment, { via });
+    if (o.kind !== 'recorded') await ix.explain(intent.actor, intent.explainAt, o.message, q);
+    return o;
+  });
+  observeDecided(outcome);
+  // The state after commit, so the adapter renders what others will see.
+  const approval = await getApproval(ix.o.pool, intent.approvalId);
+  return { duplicate: false, decided: approval ? { ...outcome, approval } : outcome };
+}
