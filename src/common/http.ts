@@ -60,7 +60,7 @@ export function readBody(req: http.IncomingMessage, limit = 1_000_000): Promise<
       done();
       reject(e);
     };
-    const onAborted = () => onError(new Error('the client closed the connection before its request body was complete'));
+    const onAborted = () => onError(new TollgateError('TG_HTTP_CLIENT_GONE', 'The client closed the connection before its request body was complete.'));
     req.on('data', onData).on('end', onEnd).on('error', onError).on('aborted', onAborted);
   });
 }
