@@ -64,12 +64,16 @@ interface Answer {
 /** One request on a connection of its own; a reset after the answer has arrived is the server closing, not a failure. */
 function request(path: string, o: { method?: string; body?: Buffer | string; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request(`${app.url}${path}`, { method: o.method ?? 'GET', agent: false, headers: o.headers, signal: AbortSignal.timeout(o.timeoutMs ?? 10_000) }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      `${app.url}${path}`,
+      { method: o.method ?? 'GET', agent: false, headers: o.headers, signal: AbortSignal.timeout(o.timeoutMs ?? 10_000) },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', (e: NodeJS.ErrnoException) => {
       if (e.code !== 'EPIPE' && e.code !== 'ECONNRESET') reject(e);
     });
@@ -184,7 +188,11 @@ describe('the HTTP door of tollgate start', () => {
     const act = teamsActivities({ serviceUrl: 'https://smba.trafficmanager.net/teams/', appId: identity.appId });
     const activity = act.message({ text: 'help', from: newUser(), tenant: 'tenant-1', conversation: newConversation('personal') });
     const token = identity.mint({ serviceUrl: String(activity.serviceUrl) });
-    const res = await request('/api/messages', { method: 'POST', body: JSON.stringify(activity), headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } });
+    const res = await request('/api/messages', {
+      method: 'POST',
+      body: JSON.stringify(activity),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    });
     expect(res.status).toBe(401);
     const requestId = res.headers['x-request-id'];
     expect(requestId).toMatch(/^req_/);
@@ -201,10 +209,12 @@ describe('the HTTP door of tollgate start', () => {
     try {
       for (let i = 0; i < 3; i++) {
         await new Promise<void>((resolve, reject) => {
-          http.get(`${app.url}/healthz`, { agent }, (res) => {
-            expect(res.headers.connection).toBe('keep-alive');
-            res.resume().on('end', resolve);
-          }).on('error', reject);
+          http
+            .get(`${app.url}/healthz`, { agent }, (res) => {
+              expect(res.headers.connection).toBe('keep-alive');
+              res.resume().on('end', resolve);
+            })
+            .on('error', reject);
         });
       }
       await holdsFor(async () => (await app.openConnections()) === 1, { message: 'the kept-alive connection stays open', forMs: 300 });

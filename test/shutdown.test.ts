@@ -96,9 +96,20 @@ function refusesConnections(port: number): Promise<boolean> {
 
 /** Sends one signed click; resolves with its status, or 0 when the connection was refused or cut. */
 async function click(url: string, approvalId: string, user: string): Promise<number> {
-  const req = blockAction({ userId: user, teamId: SHUTDOWN_TEAM, actionId: 'approval.approve', value: approvalId, channelId: `D${user}`, messageTs: '1700000000.000100' });
+  const req = blockAction({
+    userId: user,
+    teamId: SHUTDOWN_TEAM,
+    actionId: 'approval.approve',
+    value: approvalId,
+    channelId: `D${user}`,
+    messageTs: '1700000000.000100',
+  });
   try {
-    const res = await fetch(`${url}/slack/events`, { method: 'POST', headers: { 'content-type': req.contentType, ...signSlackRequest(SIGNING_SECRET, req.body) }, body: req.body });
+    const res = await fetch(`${url}/slack/events`, {
+      method: 'POST',
+      headers: { 'content-type': req.contentType, ...signSlackRequest(SIGNING_SECRET, req.body) },
+      body: req.body,
+    });
     await res.text();
     return res.status;
   } catch {
@@ -158,71 +169,79 @@ describe('SIGTERM to tollgate start', () => {
   }, 180_000);
 
   // The worker in its thread (the default), and on the main thread.
-  it.each(['on', 'off'])('with 50 idle keep-alive connections and a run mid-step (worker thread %s): exits within the timeout, and the run resumes on the next start at once', async (thread) => {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tollgate-shutdown-'));
-    try {
-      const first = await start({ TOLLGATE_WORKER_THREAD: thread });
-      const run = await runtime.startRun({ workflow: 'held', input: { dir } });
-      await poll(() => fs.access(path.join(dir, 'holding-1')).then(() => true), { message: 'the step to be running', detail: () => first.output().slice(-4000) });
+  it.each(['on', 'off'])(
+    'with 50 idle keep-alive connections and a run mid-step (worker thread %s): exits within the timeout, and the run resumes on the next start at once',
+    async (thread) => {
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tollgate-shutdown-'));
+      try {
+        const first = await start({ TOLLGATE_WORKER_THREAD: thread });
+        const run = await runtime.startRun({ workflow: 'held', input: { dir } });
+        await poll(() => fs.access(path.join(dir, 'holding-1')).then(() => true), {
+          message: 'the step to be running',
+          detail: () => first.output().slice(-4000),
+        });
 
-      // 50 clients that asked once and keep their connections open, as a load balancer's pool does.
-      const agent = new http.Agent({ keepAlive: true, maxSockets: 50 });
-      let closedSockets = 0;
-      await Promise.all(
-        Array.from({ length: 50 }, () =>
-          new Promise<void>((resolve, reject) => {
-            http
-              .get(`${first.url}/healthz`, { agent }, (res) => res.resume().on('end', resolve))
-              .on('socket', (s) => s.once('close', () => closedSockets++))
-              .on('error', reject);
-          }),
-        ),
-      );
-      expect(await first.openConnections()).toBe(50);
+        // 50 clients that asked once and keep their connections open, as a load balancer's pool does.
+        const agent = new http.Agent({ keepAlive: true, maxSockets: 50 });
+        let closedSockets = 0;
+        await Promise.all(
+          Array.from(
+            { length: 50 },
+            () =>
+              new Promise<void>((resolve, reject) => {
+                http
+                  .get(`${first.url}/healthz`, { agent }, (res) => res.resume().on('end', resolve))
+                  .on('socket', (s) => s.once('close', () => closedSockets++))
+                  .on('error', reject);
+              }),
+          ),
+        );
+        expect(await first.openConnections()).toBe(50);
 
+        // A probe half-way through its request when the signal comes.
+        const probe = net.connect(first.port, '127.0.0.1');
+        let probeAnswer = '';
+        probe.on('data', (d: Buffer) => (probeAnswer += d.toString()));
+        const probeEnded = new Promise<void>((r) => probe.once('close', () => r()));
+        await new Promise<void>((r) => probe.once('connect', () => r()));
+        probe.write('GET /readyz HTTP/1.1\r\nHost: tollgate\r\n');
+        await poll(async () => (await first.openConnections()) === 51, { message: 'the probe to be inside' });
 
-      // A probe half-way through its request when the signal comes.
-      const probe = net.connect(first.port, '127.0.0.1');
-      let probeAnswer = '';
-      probe.on('data', (d: Buffer) => (probeAnswer += d.toString()));
-      const probeEnded = new Promise<void>((r) => probe.once('close', () => r()));
-      await new Promise<void>((r) => probe.once('connect', () => r()));
-      probe.write('GET /readyz HTTP/1.1\r\nHost: tollgate\r\n');
-      await poll(async () => (await first.openConnections()) === 51, { message: 'the probe to be inside' });
+        const signalledAt = Date.now();
+        first.kill('SIGTERM');
+        // The idle connections are closed at once, long before the exit.
+        await poll(() => closedSockets === 50, { message: 'the idle keep-alive connections to be closed', timeoutMs: SHUTDOWN_TIMEOUT_MS / 2 });
+        // New connections are refused while the process is still finishing.
+        await poll(() => refusesConnections(first.port), { message: 'new connections to be refused', timeoutMs: 1000 });
+        expect(first.child.exitCode).toBeNull();
+        // The probe in flight learns that this process is going away, and its connection closes.
+        probe.write('\r\n');
+        await probeEnded;
+        expect(probeAnswer).toMatch(/^HTTP\/1\.1 503/);
+        expect(probeAnswer).toMatch(/connection: close/i);
+        expect(probeAnswer).toContain('shutting down');
+        const exit = await first.exited;
+        agent.destroy();
+        expect(exit.at - signalledAt).toBeLessThan(SHUTDOWN_TIMEOUT_MS + EXIT_MARGIN_MS);
+        expect(first.output()).toContain('jobs are unlocked for the next worker');
+        // The step could not finish; its job was given back at the exit, not left to a heartbeat.
+        expect(await lockedJobs()).toBe(0);
 
-      const signalledAt = Date.now();
-      first.kill('SIGTERM');
-      // The idle connections are closed at once, long before the exit.
-      await poll(() => closedSockets === 50, { message: 'the idle keep-alive connections to be closed', timeoutMs: SHUTDOWN_TIMEOUT_MS / 2 });
-      // New connections are refused while the process is still finishing.
-      await poll(() => refusesConnections(first.port), { message: 'new connections to be refused', timeoutMs: 1000 });
-      expect(first.child.exitCode).toBeNull();
-      // The probe in flight learns that this process is going away, and its connection closes.
-      probe.write('\r\n');
-      await probeEnded;
-      expect(probeAnswer).toMatch(/^HTTP\/1\.1 503/);
-      expect(probeAnswer).toMatch(/connection: close/i);
-      expect(probeAnswer).toContain('shutting down');
-      const exit = await first.exited;
-      agent.destroy();
-      expect(exit.at - signalledAt).toBeLessThan(SHUTDOWN_TIMEOUT_MS + EXIT_MARGIN_MS);
-      expect(first.output()).toContain('jobs are unlocked for the next worker');
-      // The step could not finish; its job was given back at the exit, not left to a heartbeat.
-      expect(await lockedJobs()).toBe(0);
-
-      const second = await start();
-      const listening = Date.now();
-      await fs.writeFile(path.join(dir, 'release'), 'go');
-      await waitForRun(runtime, run.id, 'succeeded');
-      // Well under WORKER_DEAD_AFTER_MS (60 s): nobody waited for the first process's heartbeat to go stale.
-      expect(Date.now() - listening).toBeLessThan(20_000);
-      await expect(fs.access(path.join(dir, 'holding-2'))).resolves.toBeUndefined();
-      second.kill('SIGTERM');
-      expect((await second.exited).code).toBe(0);
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
-  }, 180_000);
+        const second = await start();
+        const listening = Date.now();
+        await fs.writeFile(path.join(dir, 'release'), 'go');
+        await waitForRun(runtime, run.id, 'succeeded');
+        // Well under WORKER_DEAD_AFTER_MS (60 s): nobody waited for the first process's heartbeat to go stale.
+        expect(Date.now() - listening).toBeLessThan(20_000);
+        await expect(fs.access(path.join(dir, 'holding-2'))).resolves.toBeUndefined();
+        second.kill('SIGTERM');
+        expect((await second.exited).code).toBe(0);
+      } finally {
+        await fs.rm(dir, { recursive: true, force: true });
+      }
+    },
+    180_000,
+  );
 
   it('a second SIGTERM exits at once', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tollgate-shutdown-'));
