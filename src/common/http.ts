@@ -1,6 +1,7 @@
 /**
  * The HTTP seam, below every layer that serves a route: what a route is (`Handler`), what a
- * module that brings routes is handed (`HttpRoutes`), and the two body helpers every route uses.
+ * module that brings routes is handed (`HttpRoutes`), and the helpers every route uses: the body
+ * (`readBody`, which stops at its limit), JSON answers (`sendJson`, refusals carrying the request id).
  * Tollgate's server (src/server/http.ts) implements `HttpRoutes`; the chat adapters, the console
  * and the metrics route mount through it, so none of them imports the server.
  */
