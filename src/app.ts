@@ -51,7 +51,17 @@ export interface App {
   readonly adapters: readonly ChatAdapter[];
   /** The chat layer over them: intents in, the outbox out. */
   readonly chat: Chat;
+  /**
+   * Graceful: the HTTP door shuts at once (/readyz 503, new connections refused, idle ones closed)
+   * while requests in flight finish, and the worker stops taking jobs while running steps finish
+   * (or are suspended once their signal aborts); then the pool and the embedded database close.
+   */
   stop(): Promise<void>;
+  /**
+   * The shutdown deadline (src/cli/commands/serve.ts): every HTTP connection closed now, and the
+   * worker's jobs given back for the next worker. The process exits right after.
+   */
+  abandon(): Promise<void>;
 }
 
 /** The built-in workflows (configured by the project) and the project's own. */
@@ -136,6 +146,7 @@ export async function startTaskWorker(opts: {
     concurrency: config.worker.concurrency,
     pollIntervalMs: config.worker.pollIntervalMs,
     deadAfterMs: config.worker.deadAfterMs,
+    abortStepsAfterMs: Math.floor(config.shutdownTimeoutMs / 2),
     processId,
     crontab: crontab({ retentionDays: opts.project.retention.days }),
     ...(opts.replaces ? { replaces: opts.replaces } : {}),
@@ -169,7 +180,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
   // migrated and the configuration held here already, so the thread does neither.
   const threadStarting =
     mode === 'all' && config.worker.thread
-      ? import('./worker/thread-host.ts').then(({ startWorkerThread }) => startWorkerThread({ config, log, db: { url: db.url, auditKey: db.auditKey } }))
+      ? import('./worker/thread-host.ts').then(({ startWorkerThread }) => startWorkerThread({ config, log, db: { url: db.url, auditKey: db.auditKey }, pool: db.pool }))
       : undefined;
   threadStarting?.catch(() => {}); // awaited below, or stopped on the way out if something else fails first
   try {
@@ -184,6 +195,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       const { sendJson } = await import('./common/http.ts');
       http = createHttpServer({
         log,
+        limits: config.http,
         checks: {
           pool: db.pool,
           workerRunning: runsWorker ? () => worker?.isRunning() ?? false : undefined,
@@ -232,16 +244,34 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
     url,
     adapters,
     chat,
-    stop: () =>
-      (stopping ??= (async () => {
-        for (const a of adapters) await a.stop().catch((e: unknown) => log.warn({ err: e, platform: a.platform.name }, 'chat platform stop'));
-        webConsole?.close(); // its live streams would keep the server from closing
-        await http?.close();
-        await worker?.stop();
-        await configHold.stop();
-        await db.close();
-      })()),
+    stop: () => (stopping ??= stopParts({ http, webConsole, worker, adapters, configHold, db, log })),
+    abandon: async () => {
+      http?.closeAllConnections();
+      await worker?.abandon();
+    },
   };
+}
+
+/** App.stop: the door first (synchronously, so /readyz answers 503 from now on), then everything else. */
+async function stopParts(p: {
+  http: HttpServer | undefined;
+  webConsole: { close(): void } | undefined;
+  worker: WorkerHandle | undefined;
+  adapters: readonly ChatAdapter[];
+  configHold: ConfigHold;
+  db: Database;
+  log: Logger;
+}): Promise<void> {
+  const door = p.http?.close();
+  p.webConsole?.close(); // its live streams would keep the server from closing
+  // The door drains and the worker stops side by side: the shutdown timeout is for both.
+  await Promise.all([
+    door,
+    p.worker?.stop(),
+    ...p.adapters.map((a) => a.stop().catch((e: unknown) => p.log.warn({ err: e, platform: a.platform.name }, 'chat platform stop'))),
+  ]);
+  await p.configHold.stop();
+  await p.db.close();
 }
 
 /**
@@ -254,6 +284,7 @@ async function serveWorkerMetrics(opts: { config: Config; log: Logger; pool: pg.
   const { createHttpServer } = await import('./server/http.ts');
   const http = createHttpServer({
     log,
+    limits: config.http,
     checks: { pool: opts.pool, workerRunning: () => running?.isRunning() ?? false, workerProblem: () => running?.whyNotRunning() ?? 'worker starting' },
   });
   const addr = await http.listen(opts.port, config.host);

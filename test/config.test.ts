@@ -39,6 +39,14 @@ describe('configuration', () => {
     expect(() => loadConfig({ WORKER_CONCURRENCY: '40', PG_POOL_SIZE: '20' })).toThrow(/PG_POOL_SIZE: got "20"; expected at least WORKER_CONCURRENCY \+ 5 = 45/);
   });
 
+  it('reads the HTTP timeouts, the connection budget and the shutdown timeout, and refuses headers slower than the request', () => {
+    expect(loadConfig({})).toMatchObject({ http: { headersTimeoutMs: 5000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 65_000, maxConnections: 1000 }, shutdownTimeoutMs: 10_000 });
+    const c = loadConfig({ TOLLGATE_HTTP_HEADERS_TIMEOUT_MS: '2000', TOLLGATE_HTTP_REQUEST_TIMEOUT_MS: '3000', TOLLGATE_HTTP_KEEP_ALIVE_TIMEOUT_MS: '75000', TOLLGATE_HTTP_MAX_CONNECTIONS: '50', TOLLGATE_SHUTDOWN_TIMEOUT_MS: '25000' });
+    expect(c).toMatchObject({ http: { headersTimeoutMs: 2000, requestTimeoutMs: 3000, keepAliveTimeoutMs: 75_000, maxConnections: 50 }, shutdownTimeoutMs: 25_000 });
+    expect(() => loadConfig({ TOLLGATE_HTTP_HEADERS_TIMEOUT_MS: '20000' })).toThrow(/TOLLGATE_HTTP_HEADERS_TIMEOUT_MS: got "20000"; expected at most TOLLGATE_HTTP_REQUEST_TIMEOUT_MS \(10000\)/);
+    expect(() => loadConfig({ TOLLGATE_SHUTDOWN_TIMEOUT_MS: '10' })).toThrow(/TOLLGATE_SHUTDOWN_TIMEOUT_MS: got "10"; expected a value >= 1000/);
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ DATABASE_URL: '' }).databaseUrl).toBeUndefined();
   });

@@ -59,7 +59,7 @@ export class TollgateHttpReceiver implements Receiver {
         HTTPModuleFunctions.buildNoBodyResponse(res, 413);
         return;
       }
-      this.#logger.warn(`Refused a request to /slack/events: ${(e as Error).message}`);
+      this.#logger.warn(`Refused a request to /slack/events (request ${String(res.getHeader('x-request-id'))}): ${(e as Error).message}`);
       HTTPModuleFunctions.buildNoBodyResponse(res, 401);
       return;
     }

@@ -70,8 +70,9 @@ export class TeamsBot {
   /** The HTTP handler of `POST /api/messages`. */
   readonly handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     let activity: TeamsActivity | undefined;
+    const body = await readBody(req); // over the limit: 413, answered by the server
     try {
-      const parsed: unknown = JSON.parse((await readBody(req)).toString('utf8'));
+      const parsed: unknown = JSON.parse(body.toString('utf8'));
       if (parsed && typeof parsed === 'object' && typeof (parsed as { type?: unknown }).type === 'string') activity = parsed as TeamsActivity;
     } catch {
       // not JSON, or the body could not be read: answered 400 below, as JSON without a "type" is
@@ -85,8 +86,9 @@ export class TeamsBot {
     } catch (e) {
       // botbuilder throws AuthenticationError for some failures and plain JWT errors for others
       // (forged signature, alg none, nbf in the future): all of them are 401.
-      this.#log.warn({ err: (e as Error).message, serviceUrl: activity.serviceUrl }, 'refused a Teams request whose token did not verify');
-      sendJson(res, 401, { error: `Unauthorized: ${(e as Error).message}` });
+      // The reason (an unreachable key endpoint, a bad signature) is for the log only, under the request id.
+      this.#log.warn({ err: (e as Error).message, serviceUrl: activity.serviceUrl, requestId: res.getHeader('x-request-id') }, 'refused a Teams request whose token did not verify');
+      sendJson(res, 401, { error: 'Unauthorized: the request could not be authenticated.' });
       return;
     }
     const answer = await this.#activity(activity);

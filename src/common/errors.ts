@@ -54,6 +54,7 @@ export const ERROR_CODES = {
   TG_TOOL_HTTP_STATUS: 'An HTTP request answered with an error status.',
   TG_TOOL_HTTP_UNREACHABLE: 'http.request could not resolve the host, or the connection failed or was cut off; the step is retried.',
   TG_TOOL_HTTP_TIMEOUT: 'http.request got no complete answer within its timeout; the step is retried.',
+  TG_HTTP_CLIENT_GONE: "A client closed its connection to Tollgate's HTTP server before its request body was complete (nobody to answer).",
   TG_HTTP_BODY_TOO_LARGE: "A request to Tollgate's HTTP server had a body over the size limit (answered 413).",
   TG_AUDIT_BROKEN: 'The audit chain does not verify: an event was edited, removed or reordered.',
   TG_AUDIT_KEY_INVALID: 'The audit key (TOLLGATE_AUDIT_KEY or the audit.key file) is not a key of at least 32 bytes.',

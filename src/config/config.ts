@@ -32,6 +32,13 @@ const envSchema = z.object({
   TOLLGATE_PG_PORT: port.default(0),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: port.default(3000),
+  /** The HTTP door (src/server/door.ts): headers, whole request, idle keep-alive, connections served at once. */
+  TOLLGATE_HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(5000),
+  TOLLGATE_HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  TOLLGATE_HTTP_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(1000).default(65_000),
+  TOLLGATE_HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+  /** SIGTERM to exit, whatever clients and steps do (a second signal exits at once). */
+  TOLLGATE_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1000).default(10_000),
   /** The web console's access token; required when HOST is not a loopback address (src/console/bind.ts). */
   TOLLGATE_CONSOLE_TOKEN: z.string().min(16).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -92,6 +99,18 @@ const envSchema = z.object({
 
 export type EnvConfig = z.infer<typeof envSchema>;
 
+/** The HTTP server's timeouts and connection budget, applied by src/server/door.ts. */
+export interface HttpLimits {
+  /** The request line and headers must arrive within this (TOLLGATE_HTTP_HEADERS_TIMEOUT_MS). */
+  readonly headersTimeoutMs: number;
+  /** The whole request, body included, must arrive within this (TOLLGATE_HTTP_REQUEST_TIMEOUT_MS). */
+  readonly requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this (TOLLGATE_HTTP_KEEP_ALIVE_TIMEOUT_MS). */
+  readonly keepAliveTimeoutMs: number;
+  /** Connections served at once (TOLLGATE_HTTP_MAX_CONNECTIONS); a few more are kept for health checks. */
+  readonly maxConnections: number;
+}
+
 export interface Config {
   readonly databaseUrl: string | undefined;
   /** DATABASE_MIGRATION_URL: the owner's login for migrations; unset, DATABASE_URL migrates too. */
@@ -104,6 +123,10 @@ export interface Config {
   readonly embeddedPgPort: number;
   readonly host: string;
   readonly port: number;
+  /** The HTTP server's timeouts and connection budget (src/server/door.ts). */
+  readonly http: HttpLimits;
+  /** TOLLGATE_SHUTDOWN_TIMEOUT_MS: from SIGTERM to exit at the latest. */
+  readonly shutdownTimeoutMs: number;
   readonly console: {
     /** TOLLGATE_CONSOLE_TOKEN: needed to open `/console`; required on a non-local bind. */
     readonly token: string | undefined;
@@ -225,6 +248,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         `(each running job holds a connection), or leave it unset for ${2 * e.WORKER_CONCURRENCY + 5}.`,
     );
   }
+  // Node refuses a headers timeout longer than the request's; say which variables instead.
+  if (e.TOLLGATE_HTTP_HEADERS_TIMEOUT_MS > e.TOLLGATE_HTTP_REQUEST_TIMEOUT_MS) {
+    throw new TollgateError(
+      'TG_CONFIG_INVALID',
+      `Invalid configuration. Fix these environment variables and start again:\n  TOLLGATE_HTTP_HEADERS_TIMEOUT_MS: got "${e.TOLLGATE_HTTP_HEADERS_TIMEOUT_MS}"; expected at most TOLLGATE_HTTP_REQUEST_TIMEOUT_MS (${e.TOLLGATE_HTTP_REQUEST_TIMEOUT_MS}): the headers are part of the request.`,
+    );
+  }
   const botFrameworkSettings: Record<string, string> = {};
   for (const key of BOT_FRAMEWORK_KEYS) {
     const v = cleaned[key];
@@ -238,6 +268,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embeddedPgPort: e.TOLLGATE_PG_PORT,
     host: e.HOST,
     port: e.PORT,
+    http: {
+      headersTimeoutMs: e.TOLLGATE_HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.TOLLGATE_HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.TOLLGATE_HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      maxConnections: e.TOLLGATE_HTTP_MAX_CONNECTIONS,
+    },
+    shutdownTimeoutMs: e.TOLLGATE_SHUTDOWN_TIMEOUT_MS,
     console: { token: e.TOLLGATE_CONSOLE_TOKEN },
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,

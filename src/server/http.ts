@@ -5,15 +5,21 @@
  *
  * A route is an exact `METHOD path`, or a path with `:name` segments (`/console/runs/:id`), each
  * matching one non-empty segment, handed to the handler decoded as `params.name`. Exact routes win.
+ *
+ * Every response carries an `X-Request-Id` (`req_…`), and every JSON error body (`{ error }`) its `requestId`:
+ * a refusal says a fixed sentence, and the detail goes to the log under that id. Timeouts, the
+ * connection budget and shutting down are the door's (src/server/door.ts).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
 import { TollgateError } from '../common/errors.ts';
+import { newId } from '../common/ids.ts';
 import type { Logger } from '../common/log.ts';
 import { pingDatabase } from '../db/queries/health.ts';
 import { sendJson, type Handler, type HttpRoutes } from '../common/http.ts';
 import { metricsHandler, type MetricsOptions } from './metrics.ts';
+import { DEFAULT_HTTP_LIMITS, guardDoor, serverOptions, type HttpLimits } from './door.ts';
 
 
 interface PatternRoute {
@@ -44,7 +50,14 @@ function matchSegments(segments: readonly string[], path: string): Record<string
 
 export interface HttpServer extends HttpRoutes {
   listen(port: number, host: string): Promise<AddressInfo>;
+  /**
+   * Shuts the door: /readyz answers 503 from now on, new connections are refused, idle ones
+   * closed, requests in flight finish (their answers close their connections). Resolves once
+   * every connection has ended.
+   */
   close(): Promise<void>;
+  /** Ends every connection now, mid-request or not (the shutdown deadline). */
+  closeAllConnections(): void;
   readonly server: http.Server;
 }
 
@@ -56,13 +69,17 @@ export interface ReadinessChecks {
   workerProblem?: () => string | undefined;
 }
 
-export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; metrics?: MetricsOptions }): HttpServer {
+export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; metrics?: MetricsOptions; limits?: HttpLimits }): HttpServer {
   const routes = new Map<string, Handler>();
   const patterns: PatternRoute[] = [];
   const { log, checks } = opts;
+  const limits = opts.limits ?? DEFAULT_HTTP_LIMITS;
+  let shutting = false;
 
   routes.set('GET /healthz', (_req, res) => sendJson(res, 200, { ok: true }));
   routes.set('GET /readyz', async (_req, res) => {
+    // A process shutting down says so at once, so a load balancer stops sending it requests.
+    if (shutting) return sendJson(res, 503, { ok: false, reasons: ['shutting down'] });
     const problems: string[] = [];
     try {
       await withTimeout(pingDatabase(checks.pool), 2000, 'database did not answer within 2 s');
@@ -75,8 +92,15 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; m
   });
   routes.set('GET /metrics', metricsHandler(checks.pool, opts.metrics));
 
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(serverOptions(limits), (req, res) => {
+    const requestId = newId('req');
+    res.setHeader('x-request-id', requestId);
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (door.overBudget(req.socket) && !(req.method === 'GET' && door.healthPaths.has(path))) {
+      res.setHeader('retry-after', '1');
+      sendJson(res, 503, { error: 'Tollgate is serving as many connections as it may; try again shortly.' });
+      return;
+    }
     let handler = routes.get(`${req.method} ${path}`);
     let params: Record<string, string> = {};
     for (const p of handler ? [] : patterns) {
@@ -101,13 +125,9 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; m
     }
     Promise.resolve()
       .then(() => handler(req, res, params))
-      .catch((e: unknown) => {
-        log.error({ err: e, path }, 'request handler failed');
-        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-        else res.end();
-      });
+      .catch((e: unknown) => answerFailure(log, res, e, { path, requestId }));
   });
-  server.keepAliveTimeout = 65_000;
+  const door = guardDoor(server, limits);
 
   return {
     server,
@@ -123,12 +143,34 @@ export function createHttpServer(opts: { log: Logger; checks: ReadinessChecks; m
           resolve(server.address() as AddressInfo);
         });
       }),
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      }),
+    close: () => {
+      shutting = true;
+      return door.drain();
+    },
+    closeAllConnections: () => door.closeAll(),
   };
+}
+
+/** A route threw: 413 for a body over its limit, 500 otherwise, the detail logged under the request id. */
+function answerFailure(log: Logger, res: http.ServerResponse, e: unknown, where: { path: string; requestId: string }): void {
+  if (isBodyTooLarge(e)) {
+    log.warn({ ...where, err: (e as Error).message }, 'refused a request body over the size limit');
+    if (!res.headersSent) sendJson(res, 413, { error: 'The request body is too large.' });
+    else res.end();
+    return;
+  }
+  if (res.destroyed) {
+    // The client went away (or the door cut it off) mid-request: there is no one to answer.
+    log.warn({ ...where, err: (e as Error).message }, 'a request ended before its answer');
+    return;
+  }
+  log.error({ ...where, err: e }, 'request handler failed');
+  if (!res.headersSent) sendJson(res, 500, { error: 'Internal error.' });
+  else res.end();
+}
+
+function isBodyTooLarge(e: unknown): boolean {
+  return e instanceof TollgateError && e.code === 'TG_HTTP_BODY_TOO_LARGE';
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {

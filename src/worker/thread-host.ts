@@ -22,7 +22,8 @@ import type { Config } from '../config/config.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { auditKeyBytes, type AuditKey } from '../audit/key.ts';
-import { newProcessId, RESTART_BACKOFF, type WorkerHandle } from './worker.ts';
+import type pg from 'pg';
+import { newProcessId, releaseWorkerJobs, RESTART_BACKOFF, type WorkerHandle } from './worker.ts';
 import { supervise, type Supervision } from './supervise.ts';
 import { ThreadMetricsRequests } from '../telemetry/metrics-thread.ts';
 import type { MetricsJson } from '../telemetry/metrics-registry.ts';
@@ -55,6 +56,8 @@ export interface WorkerThreadOptions {
   config: Config;
   log: Logger;
   db: { url: string; auditKey: AuditKey | undefined };
+  /** The main thread's pool: the thread's jobs are given back on it when the thread is cut off (abandon). */
+  pool: pg.Pool;
 }
 
 /** A worker handle that also exposes its thread, for tests that crash it. */
@@ -252,5 +255,15 @@ function threadHandle(shared: ThreadShared, supervision: Supervision<Incarnation
         await supervision.done;
         log.info('worker thread stopped');
       })()),
+    // The deadline: whatever the thread still runs ends with it, and its jobs are unlocked from
+    // here (a thread whose loop is held could not do it itself).
+    abandon: async () => {
+      stopping.abort();
+      const running = supervision.current();
+      if (!running) return;
+      await running.worker.terminate();
+      await releaseWorkerJobs(shared.opts.pool, running.processId, log);
+      log.warn({ processId: running.processId }, 'worker thread cut off at the shutdown deadline; its jobs are unlocked for the next worker');
+    },
   };
 }

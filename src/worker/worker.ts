@@ -41,6 +41,12 @@ export interface WorkerOptions {
   /** Graphile Worker crontab lines (scheduled tasks such as retention); none when unset. */
   crontab?: string;
   /**
+   * On stop, steps still running after this long see their signal aborted (Graphile Worker's
+   * gracefulShutdownAbortTimeout; its default, 5 s, when unset). Half the shutdown timeout, so a
+   * step that honours its signal is suspended before the deadline abandons it.
+   */
+  abortStepsAfterMs?: number;
+  /**
    * The process id of an earlier worker known to be gone (a worker thread that exited): its jobs
    * are unlocked and its heartbeat deleted at start, without waiting WORKER_DEAD_AFTER_MS.
    */
@@ -58,6 +64,12 @@ export interface WorkerHandle {
   /** Why the worker is not running (for /readyz), or undefined while it runs. */
   whyNotRunning(): string | undefined;
   stop(): Promise<void>;
+  /**
+   * The shutdown deadline passed with a job still running: give its jobs back now (unlocked for
+   * the next worker, not after WORKER_DEAD_AFTER_MS) and forget this worker's heartbeat. What still
+   * runs here is cut off when the process exits, which follows at once.
+   */
+  abandon(): Promise<void>;
   /** Runs one heartbeat-and-reap cycle now (tests and start-up). */
   beat(): Promise<void>;
   /** A worker in a thread of its own: its instruments for this thread's /metrics (src/telemetry/metrics-thread.ts). */
@@ -143,6 +155,7 @@ async function launchRunner(opts: WorkerOptions, logger: GraphileLogger): Promis
         // gracefully; startWorker then restarts the runner. 0 batches only calls of the same tick.
         completeJobBatchDelay: 0,
         failJobBatchDelay: 0,
+        ...(opts.abortStepsAfterMs !== undefined ? { gracefulShutdownAbortTimeout: opts.abortStepsAfterMs } : {}),
       },
     },
   });
@@ -198,7 +211,28 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
         await Promise.resolve(utils.release()).catch(() => {});
         log.info({ processId }, 'worker stopped');
       })()),
+    abandon: async () => {
+      stopping.abort();
+      heartbeat.stop();
+      const lockIds = [...(runner()?.lockIds ?? [])];
+      await utils.forceUnlockWorkers(lockIds);
+      await deleteHeartbeat(pool, processId);
+      log.warn({ processId, workers: lockIds }, 'worker abandoned at the shutdown deadline; its jobs are unlocked for the next worker');
+    },
   };
+}
+
+/**
+ * Gives back the jobs of a worker of this process that is gone or being cut off (a worker thread
+ * terminated at the shutdown deadline), on `pool`: its jobs unlocked now, its heartbeat deleted.
+ */
+export async function releaseWorkerJobs(pool: pg.Pool, processId: string, log: Logger): Promise<void> {
+  const utils = await makeWorkerUtils({ pgPool: pool, logger: graphileLogger(log) });
+  try {
+    await releaseGoneWorker(pool, utils, processId, log);
+  } finally {
+    await Promise.resolve(utils.release()).catch(() => {});
+  }
 }
 
 /**

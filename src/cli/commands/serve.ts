@@ -2,7 +2,7 @@
  * `tollgate start`, `server` and `worker` (run Tollgate until a signal) and `migrate`.
  */
 import type { Command } from 'commander';
-import type { AppMode } from '../../app.ts';
+import type { App, AppMode } from '../../app.ts';
 import type { Config } from '../../config/config.ts';
 import type { Logger } from '../../common/log.ts';
 import { withApp, type CliContext } from '../context.ts';
@@ -39,15 +39,64 @@ async function serve(config: Config, log: Logger, mode: AppMode): Promise<void> 
   const { startApp } = await import('../../app.ts');
   const app = await startApp({ config, log, mode });
   if (app.url) log.info(`Tollgate is up: ${app.url}/readyz`);
-  await new Promise<void>((resolve) => {
+  const code = await untilStopped(app, config.shutdownTimeoutMs, log, () => tracing.shutdown());
+  process.exitCode = code;
+}
+
+/** How long before the deadline the shutdown gives up waiting and gives back what still runs (a quarter of a short timeout). */
+const abandonBeforeDeadlineMs = (timeoutMs: number) => Math.min(1000, Math.floor(timeoutMs / 4));
+
+/**
+ * Runs until SIGTERM or SIGINT, then shuts down within `timeoutMs`: gracefully (App.stop) while
+ * there is time; a second before the deadline, every connection is closed and the worker's jobs are
+ * given back (App.abandon), and the process exits at the deadline whatever is left. A second signal
+ * exits at once (jobs still locked are then unlocked once WORKER_DEAD_AFTER_MS has passed).
+ * Resolves with the exit code: 0 after a graceful stop, 1 otherwise.
+ */
+function untilStopped(app: App, timeoutMs: number, log: Logger, flush: () => Promise<void>): Promise<number> {
+  return new Promise<number>((resolve) => {
     const onSignal = (sig: string) => {
-      log.info({ signal: sig }, 'shutting down');
-      app.stop().finally(() => tracing.shutdown()).then(resolve, (e: unknown) => {
-        log.error({ err: e }, 'shutdown failed');
-        resolve();
-      });
+      log.info({ signal: sig, timeoutMs }, 'shutting down');
+      const abandonAt = setTimeout(() => {
+        log.warn({ timeoutMs }, 'shutdown is not finished; closing every connection and giving back the jobs still running');
+        app.abandon().then(
+          () => resolve(1),
+          (e: unknown) => {
+            log.error({ err: e }, 'could not give back the jobs still running; they are unlocked once WORKER_DEAD_AFTER_MS has passed');
+            resolve(1);
+          },
+        );
+      }, timeoutMs - abandonBeforeDeadlineMs(timeoutMs));
+      const deadline = setTimeout(() => {
+        log.error({ timeoutMs }, 'shutdown timeout reached; exiting');
+        process.exit(1);
+      }, timeoutMs);
+      app
+        .stop()
+        .then(flush)
+        .then(
+          () => resolve(0),
+          (e: unknown) => {
+            log.error({ err: e }, 'shutdown failed');
+            resolve(1);
+          },
+        )
+        .finally(() => {
+          clearTimeout(abandonAt);
+          deadline.unref(); // whatever is left (a stuck library socket) must not hold the exit
+        });
     };
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
-    process.once('SIGINT', () => onSignal('SIGINT'));
+    const exitNow = (sig: string) => {
+      log.warn({ signal: sig }, 'second signal: exiting now');
+      process.exit(1);
+    };
+    let signalled = false;
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      process.on(sig, () => {
+        if (signalled) return exitNow(sig);
+        signalled = true;
+        onSignal(sig);
+      });
+    }
   });
 }
