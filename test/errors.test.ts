@@ -93,7 +93,7 @@ describe('the error classes that were outside the table', () => {
     const e = new PlatformNotConfigured('teams');
     expect(e).toBeInstanceOf(TollgateError);
     expect(e).toMatchObject({ code: 'TG_CHAT_NOT_CONFIGURED', name: 'PlatformNotConfigured', details: { platform: 'teams' } });
-    expect(e.message).toBe('Chat platform "teams" is not configured in this process, so its messages wait; configure it (see the README) and they catch up.');
+    expect(e.message).toBe('Chat platform "teams" is not configured in this process, so its messages wait; configure it (see docs/slack.md or docs/teams.md) and they catch up.');
   });
 
   it("CallFailed is a TollgateError with its failure's own code, message and cause", () => {
