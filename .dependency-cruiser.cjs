@@ -162,7 +162,7 @@ module.exports = {
       name: 'edges-not-to-app',
       severity: 'error',
       comment:
-        'console, server, cli, worker and jobs/ never import the composition root. Named in ARCHITECTURE.md: the CLI boots through startApp (src/cli, only by `await import`: cli-loads-app-lazily) and the worker thread\'s entry (src/worker/thread.ts) builds its core with the functions startApp uses.',
+        "console, server, cli, worker and jobs/ never import the composition root. Named in ARCHITECTURE.md: the CLI boots through startApp (src/cli, only by `await import`: cli-loads-app-lazily) and the worker thread's entry (src/worker/thread.ts) builds its core with the functions startApp uses.",
       from: { path: EDGES, pathNot: '^src/(cli/|worker/thread\\.ts$)' },
       to: { path: APP },
     },

@@ -56,7 +56,9 @@ function table(rows: [string, string, string][]): string {
   const all = [head, ...rows];
   const w = [0, 1, 2].map((i) => Math.max(...all.map((r) => r[i]?.length ?? 0)));
   const line = (r: [string, string, string]) => `| ${r[0].padEnd(w[0] as number)} | ${r[1].padStart(w[1] as number)} | ${r[2].padEnd(w[2] as number)} |`;
-  return [line(head), `|${'-'.repeat((w[0] as number) + 2)}|${'-'.repeat((w[1] as number) + 1)}:|${'-'.repeat((w[2] as number) + 2)}|`, ...rows.map(line)].join('\n');
+  return [line(head), `|${'-'.repeat((w[0] as number) + 2)}|${'-'.repeat((w[1] as number) + 1)}:|${'-'.repeat((w[2] as number) + 2)}|`, ...rows.map(line)].join(
+    '\n',
+  );
 }
 
 async function main(): Promise<void> {

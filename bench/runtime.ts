@@ -78,7 +78,8 @@ export const runtimeSection: BenchSection = {
     };
 
     return {
-      measure: () => measureWorkflowSystem(ctx, pool, { key: 'tollgate', name: 'Tollgate', latencyLabel: 'enqueue → finished', concurrent: CONCURRENT, oneRun }),
+      measure: () =>
+        measureWorkflowSystem(ctx, pool, { key: 'tollgate', name: 'Tollgate', latencyLabel: 'enqueue → finished', concurrent: CONCURRENT, oneRun }),
       async teardown() {
         await worker.stop();
         await pool.end();

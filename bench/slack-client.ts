@@ -21,12 +21,22 @@ export function slackClient(baseUrl: string, signingSecret: string): SlackClient
   const request = (method: string, path: string, body: string | undefined, headers: Record<string, string>) =>
     new Promise<{ status: number; ms: number; body: string }>((resolve, reject) => {
       const t0 = performance.now();
-      const req = http.request({ host: url.hostname, port: url.port, path, method, agent, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - t0, body: text }));
-      });
+      const req = http.request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path,
+          method,
+          agent,
+          headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - t0, body: text }));
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });

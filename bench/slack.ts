@@ -81,7 +81,9 @@ async function eventuallyRows(pool: import('pg').Pool, sql: string, n: number, t
 async function outboxSettled(pool: import('pg').Pool, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM graphile_worker.jobs WHERE task_identifier IN ('chat-deliver', 'chat-intent') AND run_at <= now() + interval '2 seconds'`);
+    const { rows } = await pool.query<{ n: string }>(
+      `SELECT count(*) AS n FROM graphile_worker.jobs WHERE task_identifier IN ('chat-deliver', 'chat-intent') AND run_at <= now() + interval '2 seconds'`,
+    );
     if (Number(rows[0]?.n) === 0) return;
     if (Date.now() > deadline) throw new Error(`${rows[0]?.n} chat jobs still pending after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
@@ -147,7 +149,10 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     return ids;
   };
   const pendingApprovals = async (runIds: string[]) => {
-    const { rows } = await pool.query<{ id: string; run_id: string }>(`SELECT id, run_id FROM tollgate.approvals WHERE run_id = ANY($1) AND status = 'pending'`, [runIds]);
+    const { rows } = await pool.query<{ id: string; run_id: string }>(
+      `SELECT id, run_id FROM tollgate.approvals WHERE run_id = ANY($1) AND status = 'pending'`,
+      [runIds],
+    );
     if (rows.length !== runIds.length) throw new Error(`expected ${runIds.length} pending approvals, found ${rows.length}`);
     return rows;
   };
@@ -163,11 +168,17 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     // 1. N concurrent slash commands that start runs.
     await warm();
     const slashAcks = await Promise.all(
-      Array.from({ length: N }, (_, i) => timed(slashCommand({ text: 'run demo sleepMs=0', userId: USER, teamId: TEAM, channelId: `CB${i}` }), 'slash command')),
+      Array.from({ length: N }, (_, i) =>
+        timed(slashCommand({ text: 'run demo sleepMs=0', userId: USER, teamId: TEAM, channelId: `CB${i}` }), 'slash command'),
+      ),
     );
     // Acknowledged once recorded; the worker creates the runs right after.
     const started = await eventuallyRows(pool, `SELECT id FROM tollgate.runs WHERE workflow = 'demo'`, N);
-    await waitAll(pool, started.map((r) => r.id), 'succeeded');
+    await waitAll(
+      pool,
+      started.map((r) => r.id),
+      'succeeded',
+    );
     await outboxSettled(pool);
 
     // 2. N failed runs, then N concurrent Retry clicks.
@@ -196,7 +207,9 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     const quietRetriedAt = new Map<string, number>();
     for (const [i, runId] of quiet.entries()) {
       quietRetriedAt.set(runId, Date.now());
-      quietRetryAcks.push(await timed(blockAction({ userId: USER, teamId: TEAM, actionId: 'run.retry', value: runId, channelId: `CQ${i}`, messageTs: '1.1' }), 'Retry click'));
+      quietRetryAcks.push(
+        await timed(blockAction({ userId: USER, teamId: TEAM, actionId: 'run.retry', value: runId, channelId: `CQ${i}`, messageTs: '1.1' }), 'Retry click'),
+      );
       await waitAll(pool, [runId], 'succeeded');
     }
     const quietRetryResume = await toStepTwo(quietRetriedAt);
@@ -211,12 +224,17 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     const approveAcks = await Promise.all(
       approvals.map((a) => {
         approvedAt.set(a.run_id, Date.now());
-        return timed(blockAction({ userId: APPROVER, teamId: TEAM, actionId: 'approval.approve', value: a.id, channelId: `D${APPROVER}`, messageTs: '1.1' }), 'Approve click');
+        return timed(
+          blockAction({ userId: APPROVER, teamId: TEAM, actionId: 'approval.approve', value: a.id, channelId: `D${APPROVER}`, messageTs: '1.1' }),
+          'Approve click',
+        );
       }),
     );
     await waitAll(pool, gatedIds, 'succeeded');
     const approveResume = await toStepTwo(approvedAt);
-    const { rows: decided } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.approval_decisions WHERE approval_id = ANY($1)`, [approvals.map((a) => a.id)]);
+    const { rows: decided } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.approval_decisions WHERE approval_id = ANY($1)`, [
+      approvals.map((a) => a.id),
+    ]);
     if (Number(decided[0]?.n) !== N) throw new Error(`expected ${N} decisions, found ${decided[0]?.n}`);
 
     // 5. Approve clicks one at a time on an otherwise idle system.
@@ -228,7 +246,12 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     const quietApprovedAt = new Map<string, number>();
     for (const a of quietApprovals) {
       quietApprovedAt.set(a.run_id, Date.now());
-      quietApproveAcks.push(await timed(blockAction({ userId: APPROVER, teamId: TEAM, actionId: 'approval.approve', value: a.id, channelId: `D${APPROVER}`, messageTs: '1.1' }), 'Approve click'));
+      quietApproveAcks.push(
+        await timed(
+          blockAction({ userId: APPROVER, teamId: TEAM, actionId: 'approval.approve', value: a.id, channelId: `D${APPROVER}`, messageTs: '1.1' }),
+          'Approve click',
+        ),
+      );
       await waitAll(pool, [a.run_id], 'succeeded');
     }
     const quietApproveResume = await toStepTwo(quietApprovedAt);
@@ -255,7 +278,10 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     );
     // bench-approve reads the gate's answer, so a rejected run still ends `succeeded`.
     await waitAll(pool, rejectIds, 'succeeded');
-    const { rows: rejected } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.approval_decisions WHERE approval_id = ANY($1) AND decision = 'reject'`, [toReject.map((a) => a.id)]);
+    const { rows: rejected } = await pool.query<{ n: string }>(
+      `SELECT count(*) AS n FROM tollgate.approval_decisions WHERE approval_id = ANY($1) AND decision = 'reject'`,
+      [toReject.map((a) => a.id)],
+    );
     if (Number(rejected[0]?.n) !== N) throw new Error(`expected ${N} rejections, found ${rejected[0]?.n}`);
 
     const rows: BenchRow[] = [

@@ -38,10 +38,14 @@ const napAndRetry = defineWorkflow({
   input: z.object({}),
   run: async (ctx) => {
     await ctx.sleep('nap', 5);
-    const out = await ctx.step('flaky', (s) => {
-      if (s.attempt === 1) throw new Error('first attempt fails');
-      return s.attempt;
-    }, { retry: { maxAttempts: 2, initialDelayMs: 5, factor: 1, jitter: 0 } });
+    const out = await ctx.step(
+      'flaky',
+      (s) => {
+        if (s.attempt === 1) throw new Error('first attempt fails');
+        return s.attempt;
+      },
+      { retry: { maxAttempts: 2, initialDelayMs: 5, factor: 1, jitter: 0 } },
+    );
     await ctx.sleep('nap again', 5);
     return out;
   },
@@ -117,9 +121,21 @@ export const soakSection: BenchSection = {
       const listeners = signal ? getEventListeners(signal, 'abort').length : Number.NaN;
       const k = `${runs / 1000}k`;
       return [
-        { key: `soak.heap_${k}`, label: `Soak: heap used after ${k} runs`, value: mem.heapUsed / MB, unit: 'MB', note: 'after a full GC; 2 sleeps + 1 retry per run' },
+        {
+          key: `soak.heap_${k}`,
+          label: `Soak: heap used after ${k} runs`,
+          value: mem.heapUsed / MB,
+          unit: 'MB',
+          note: 'after a full GC; 2 sleeps + 1 retry per run',
+        },
         { key: `soak.rss_${k}`, label: `Soak: RSS after ${k} runs`, value: mem.rss / MB, unit: 'MB' },
-        { key: `soak.listeners_${k}`, label: `Soak: abort listeners on the worker's signal after ${k} runs`, value: listeners, unit: '', note: "Graphile Worker's own: 2" },
+        {
+          key: `soak.listeners_${k}`,
+          label: `Soak: abort listeners on the worker's signal after ${k} runs`,
+          value: listeners,
+          unit: '',
+          note: "Graphile Worker's own: 2",
+        },
       ];
     };
 

@@ -46,7 +46,10 @@ export async function startTollgate(env: Record<string, string>): Promise<Tollga
   const deadline = Date.now() + 90_000;
   for (;;) {
     if (exited) throw new Error(`tollgate start exited before it was ready:\n${tail()}`);
-    const ok = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`${url}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');

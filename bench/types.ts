@@ -207,7 +207,13 @@ export async function measureWorkflowSystem(
     { key: `${key}.p99_ms`, label: `${name} one 5-step run, ${sys.latencyLabel}, p99`, value: percentile(latency, 99), unit: 'ms' },
     { key: `${key}.cpu_node_ms`, label: `${name} CPU per run in Node (throughput loop)`, value: used.nodeMs / throughput.total, unit: 'ms' },
     { key: `${key}.cpu_pg_ms`, label: `${name} CPU per run in PostgreSQL (throughput loop)`, value: used.pgMs / throughput.total, unit: 'ms' },
-    { key: `${key}.statements`, label: `${name} statements sent per run`, value: sent / throughput.total, unit: '', note: 'round trips from Node, BEGIN/COMMIT included' },
+    {
+      key: `${key}.statements`,
+      label: `${name} statements sent per run`,
+      value: sent / throughput.total,
+      unit: '',
+      note: 'round trips from Node, BEGIN/COMMIT included',
+    },
     { key: `${key}.xacts`, label: `${name} transactions committed per run`, value: db.xactsPerRun, unit: '' },
     { key: `${key}.wal_fsyncs`, label: `${name} WAL fsyncs per run (whole server)`, value: db.walFsyncsPerRun, unit: '' },
   ];

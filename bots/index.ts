@@ -44,7 +44,10 @@ export async function loadChatPlatforms(dir: URL): Promise<ChatPlatformEntry[]> 
   for (const folder of platformFolders(dir)) {
     const mod = (await import(new URL(`${folder}/${INDEX}`, dir).href)) as { chatPlatform?: ChatPlatformEntry };
     if (!mod.chatPlatform) {
-      throw new TollgateError('TG_CONFIG_INVALID', `${where}/${folder}/${INDEX} exports no chatPlatform; every folder under ${where}/ is a chat platform and must.`);
+      throw new TollgateError(
+        'TG_CONFIG_INVALID',
+        `${where}/${folder}/${INDEX} exports no chatPlatform; every folder under ${where}/ is a chat platform and must.`,
+      );
     }
     entries.push(mod.chatPlatform);
   }
@@ -61,4 +64,7 @@ export function createChatAdapters(ctx: AdapterContext): ChatAdapter[] {
  * Routes of platforms that are not configured, with the status and the sentence saying how to
  * turn them on.
  */
-export const UNCONFIGURED_ROUTES: { path: string; message: string; platform: string; status: number }[] = PLATFORMS.map((p) => ({ platform: p.name, ...p.unconfigured }));
+export const UNCONFIGURED_ROUTES: { path: string; message: string; platform: string; status: number }[] = PLATFORMS.map((p) => ({
+  platform: p.name,
+  ...p.unconfigured,
+}));

@@ -23,7 +23,11 @@ export function makeChatApprovalRemind(chat: ChatDeliverer | undefined): Task {
       helpers.logger.error(`${identifier} job ${helpers.job.id} has a malformed payload ${JSON.stringify(payload)}; expected {"approvalId"}`);
       return;
     }
-    if (!chat) throw new TollgateError('TG_CHAT_NOT_CONFIGURED', 'No chat platform is set up in this worker, so approval reminders wait; configure one (see docs/slack.md or docs/teams.md).');
+    if (!chat)
+      throw new TollgateError(
+        'TG_CHAT_NOT_CONFIGURED',
+        'No chat platform is set up in this worker, so approval reminders wait; configure one (see docs/slack.md or docs/teams.md).',
+      );
     await chat.remindApproval(parsed.data.approvalId);
   };
 }

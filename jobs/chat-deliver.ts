@@ -23,12 +23,17 @@ export function makeChatDeliver(chat: ChatDeliverer | undefined): Task {
   return async (payload, helpers) => {
     const parsed = payloadSchema.safeParse(payload);
     if (!parsed.success) {
-      helpers.logger.error(`chat-deliver job ${helpers.job.id} has a malformed payload ${JSON.stringify(payload)}; expected {"runId"}, {"messageId"}, {"approvalId"} or {"home"}`);
+      helpers.logger.error(
+        `chat-deliver job ${helpers.job.id} has a malformed payload ${JSON.stringify(payload)}; expected {"runId"}, {"messageId"}, {"approvalId"} or {"home"}`,
+      );
       return;
     }
     if (!chat) {
       // Fail (and so retry later) rather than drop: the message catches up once chat is set up here.
-      throw new TollgateError('TG_CHAT_NOT_CONFIGURED', 'No chat platform is set up in this worker, so chat messages wait; configure one (see docs/slack.md or docs/teams.md) and they catch up.');
+      throw new TollgateError(
+        'TG_CHAT_NOT_CONFIGURED',
+        'No chat platform is set up in this worker, so chat messages wait; configure one (see docs/slack.md or docs/teams.md) and they catch up.',
+      );
     }
     const p = parsed.data;
     if ('runId' in p) await chat.deliverRun(p.runId);

@@ -21,7 +21,10 @@ export function makeChatIntent(core: ChatCore | undefined): Task {
   return async (payload) => {
     if (!core) {
       // Fail (and so retry later) rather than drop: the click is carried out once chat is set up here.
-      throw new TollgateError('TG_CHAT_NOT_CONFIGURED', 'No chat layer is set up in this worker, so recorded clicks wait; start the worker with the same chat configuration as the server.');
+      throw new TollgateError(
+        'TG_CHAT_NOT_CONFIGURED',
+        'No chat layer is set up in this worker, so recorded clicks wait; start the worker with the same chat configuration as the server.',
+      );
     }
     await core.carryOut(payload);
   };

@@ -138,7 +138,11 @@ export async function startTaskWorker(opts: {
 }): Promise<WorkerHandle> {
   const { config, processId } = opts;
   // The instruments too (src/telemetry/metrics-registry.ts): the steps this worker runs are timed from its first job.
-  const [{ startWorker }, { crontab, taskList }] = await Promise.all([import('./worker/worker.ts'), import('../jobs/index.ts'), import('./telemetry/metrics-registry.ts')]);
+  const [{ startWorker }, { crontab, taskList }] = await Promise.all([
+    import('./worker/worker.ts'),
+    import('../jobs/index.ts'),
+    import('./telemetry/metrics-registry.ts'),
+  ]);
   return startWorker({
     pool: opts.pool,
     log: opts.log,
@@ -180,7 +184,9 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
   // migrated and the configuration held here already, so the thread does neither.
   const threadStarting =
     mode === 'all' && config.worker.thread
-      ? import('./worker/thread-host.ts').then(({ startWorkerThread }) => startWorkerThread({ config, log, db: { url: db.url, auditKey: db.auditKey }, pool: db.pool }))
+      ? import('./worker/thread-host.ts').then(({ startWorkerThread }) =>
+          startWorkerThread({ config, log, db: { url: db.url, auditKey: db.auditKey }, pool: db.pool }),
+        )
       : undefined;
   threadStarting?.catch(() => {}); // awaited below, or stopped on the way out if something else fails first
   try {
@@ -215,7 +221,9 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       webConsole = (await import('./console/index.ts')).mountConsole(http, { config, project, runtime, log, evidence });
       // A platform outage at start-up must not stop Tollgate: requests are taken, messages catch up.
       for (const a of adapters) {
-        await a.start().catch((e: unknown) => log.error({ err: e, platform: a.platform.name }, 'a chat platform could not be started; Tollgate runs on without it'));
+        await a
+          .start()
+          .catch((e: unknown) => log.error({ err: e, platform: a.platform.name }, 'a chat platform could not be started; Tollgate runs on without it'));
       }
       if (threadStarting) worker = await threadStarting;
       const addr = await http.listen(config.port, config.host);
@@ -279,7 +287,13 @@ async function stopParts(p: {
  * here and nowhere else, so it serves its own /metrics, and /healthz and /readyz for its
  * supervisor. No chat route, no console: those belong to `tollgate server`.
  */
-async function serveWorkerMetrics(opts: { config: Config; log: Logger; pool: pg.Pool; worker: WorkerHandle | undefined; port: number }): Promise<{ http: HttpServer; url: string }> {
+async function serveWorkerMetrics(opts: {
+  config: Config;
+  log: Logger;
+  pool: pg.Pool;
+  worker: WorkerHandle | undefined;
+  port: number;
+}): Promise<{ http: HttpServer; url: string }> {
   const { config, log, worker: running } = opts;
   const { createHttpServer } = await import('./server/http.ts');
   const http = createHttpServer({

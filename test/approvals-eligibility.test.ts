@@ -28,8 +28,14 @@ describe('eligibility', () => {
 
   it('says why not: unknown, decided already, resolved, not an approver', () => {
     expect(eligibility(undefined, 'apr_9', AP)).toEqual({ may: false, reason: 'not_found', message: 'No approval with id apr_9.' });
-    expect(eligibility(facts({ decisions: [{ principal: AP }] }), 'apr_1', AP)).toMatchObject({ reason: 'already_recorded', message: 'Your decision on apr_1 was already recorded; nothing changed.' });
-    expect(eligibility(facts({ status: 'approved' }), 'apr_1', AP)).toMatchObject({ reason: 'not_pending', message: 'apr_1 was already approved; your decision is not needed.' });
+    expect(eligibility(facts({ decisions: [{ principal: AP }] }), 'apr_1', AP)).toMatchObject({
+      reason: 'already_recorded',
+      message: 'Your decision on apr_1 was already recorded; nothing changed.',
+    });
+    expect(eligibility(facts({ status: 'approved' }), 'apr_1', AP)).toMatchObject({
+      reason: 'not_pending',
+      message: 'apr_1 was already approved; your decision is not needed.',
+    });
     expect(eligibility(facts(), 'apr_1', 'teams:t1:eve')).toMatchObject({
       reason: 'not_an_approver',
       message: 'Not allowed: teams:t1:eve is not one of the approvers (group release (2 people)); nothing changed.',
@@ -38,8 +44,14 @@ describe('eligibility', () => {
 
   it("the policy half names another tenant's principal as such", () => {
     const p = { approvers: [REQ, AP], groups: ['release'], named: [], allowSelfApproval: false };
-    expect(policyEligibility(p, 'teams:t2:ap', REQ, 'approve')).toMatchObject({ reason: 'not_an_approver', message: expect.stringContaining('no approver belongs to teams:t2') });
-    expect(policyEligibility(p, REQ, REQ, 'approve')).toMatchObject({ reason: 'own_request', message: expect.stringContaining('does not let requesters approve their own requests') });
+    expect(policyEligibility(p, 'teams:t2:ap', REQ, 'approve')).toMatchObject({
+      reason: 'not_an_approver',
+      message: expect.stringContaining('no approver belongs to teams:t2'),
+    });
+    expect(policyEligibility(p, REQ, REQ, 'approve')).toMatchObject({
+      reason: 'own_request',
+      message: expect.stringContaining('does not let requesters approve their own requests'),
+    });
     expect(policyEligibility(p, AP, REQ, 'approve')).toEqual({ may: true });
   });
 });

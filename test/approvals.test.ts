@@ -33,7 +33,12 @@ beforeAll(async () => {
   project = parseProjectConfig({
     groups: { finance: [ALICE, BOB, CAROL], managers: [MANAGER] },
     tools: {
-      'http.request': { allowedHosts: [target.allowEntry], timeoutMs: 500, maxResponseBytes: 4096, headers: { [target.host]: { Authorization: 'Bearer from-config' } } },
+      'http.request': {
+        allowedHosts: [target.allowEntry],
+        timeoutMs: 500,
+        maxResponseBytes: 4096,
+        headers: { [target.host]: { Authorization: 'Bearer from-config' } },
+      },
     },
   });
 });
@@ -62,7 +67,10 @@ const gate = defineWorkflow({
 }) as unknown as WorkflowDefinition;
 
 async function pendingOf(runtime: Runtime, runId: string): Promise<ApprovalRecord> {
-  return poll(async () => (await listRunApprovals(runtime.pool, runId)).find((a) => a.status === 'pending'), { message: `run ${runId} to open a pending approval`, retryErrors: false });
+  return poll(async () => (await listRunApprovals(runtime.pool, runId)).find((a) => a.status === 'pending'), {
+    message: `run ${runId} to open a pending approval`,
+    retryErrors: false,
+  });
 }
 
 async function eventTypes(runId: string): Promise<string[]> {
@@ -97,7 +105,13 @@ describe('approval gates', () => {
     expect(second).toMatchObject({ kind: 'recorded', resolved: 'approved', approval: { status: 'approved', approvals: 2 } });
 
     const done = await waitForRun(runtime, run.id, 'succeeded');
-    expect(done.output).toMatchObject({ approved: true, status: 'approved', approvalId: approval.id, by: BOB, paramsHash: paramsHash({ vendor: 'Acme', amount: 5000 }) });
+    expect(done.output).toMatchObject({
+      approved: true,
+      status: 'approved',
+      approvalId: approval.id,
+      by: BOB,
+      paramsHash: paramsHash({ vendor: 'Acme', amount: 5000 }),
+    });
     expect((done.output as { decisions: unknown[] }).decisions).toEqual([
       expect.objectContaining({ principal: ALICE, decision: 'approve', comment: 'fine by me' }),
       expect.objectContaining({ principal: BOB, decision: 'approve', comment: null }),
@@ -177,10 +191,13 @@ describe('approval gates', () => {
       onTimeout: { escalate: { groups: ['managers'] }, timeout: '1h' },
     });
     expect(approval.onTimeout).toBe('escalated to group managers when it expires');
-    const view = await poll(async () => {
-      const now = (await getApproval(db.pool, approval.id)) as ApprovalRecord;
-      return now.escalations !== 0 && now;
-    }, { message: `approval ${approval.id} to escalate`, retryErrors: false });
+    const view = await poll(
+      async () => {
+        const now = (await getApproval(db.pool, approval.id)) as ApprovalRecord;
+        return now.escalations !== 0 && now;
+      },
+      { message: `approval ${approval.id} to escalate`, retryErrors: false },
+    );
     expect(view).toMatchObject({ status: 'pending', escalations: 1, approvers: 'group managers (1 person)' });
     expect(await eventTypes(run.id)).toContain('approval.escalated');
     expect((await runtime.decide(approval.id, ALICE, 'approve')).kind).toBe('not_allowed');
@@ -218,7 +235,10 @@ describe('approval gates', () => {
 
     shown.amount = 900; // what the run would now do differs from what Alice is about to approve
     expect(await runtime.decide(first.id, ALICE, 'approve')).toMatchObject({ kind: 'recorded', resolved: 'approved' });
-    const second = await poll(async () => (await listRunApprovals(db.pool, run.id)).find((a) => a.id !== first.id && a.status === 'pending'), { message: 'the second approval, asked again', retryErrors: false });
+    const second = await poll(async () => (await listRunApprovals(db.pool, run.id)).find((a) => a.id !== first.id && a.status === 'pending'), {
+      message: 'the second approval, asked again',
+      retryErrors: false,
+    });
     expect(second?.params).toEqual({ amount: 900 });
     expect(await getApproval(db.pool, first.id)).toMatchObject({ status: 'voided', supersededBy: second?.id });
     expect((await runtime.getRun(run.id)).run.status).toBe('waiting');
@@ -247,12 +267,8 @@ describe('approval gates', () => {
 
   it('keeps every audit chain intact while many approvers decide concurrently with running workflows', async () => {
     const { runtime } = await rt([gate]);
-    const started = await Promise.all(
-      Array.from({ length: 8 }, () => startGate(runtime, { policy: { groups: ['finance'], quorum: 2 } })),
-    );
-    const outcomes = await Promise.all(
-      started.flatMap(({ approval }) => [ALICE, BOB, CAROL].map((who) => runtime.decide(approval.id, who, 'approve'))),
-    );
+    const started = await Promise.all(Array.from({ length: 8 }, () => startGate(runtime, { policy: { groups: ['finance'], quorum: 2 } })));
+    const outcomes = await Promise.all(started.flatMap(({ approval }) => [ALICE, BOB, CAROL].map((who) => runtime.decide(approval.id, who, 'approve'))));
     expect(outcomes.filter((o) => o.resolved === 'approved')).toHaveLength(8);
     for (const { run } of started) await waitForRun(runtime, run.id, 'succeeded');
     const report = await verifyAuditChain(db.pool);
@@ -312,7 +328,11 @@ describe('controlled tools', () => {
     expect(await eventTypes(bare.id)).toContain('tool.refused');
 
     // Approved for 100, asked to write 5000: refused.
-    const swapped = await runtime.startRun({ workflow: 'writer', input: { approve: order, write: { ...order, amount: 5000 } }, requester: parsePrincipal(REQUESTER) });
+    const swapped = await runtime.startRun({
+      workflow: 'writer',
+      input: { approve: order, write: { ...order, amount: 5000 } },
+      requester: parsePrincipal(REQUESTER),
+    });
     await runtime.decide((await pendingOf(runtime, swapped.id)).id, ALICE, 'approve');
     expect((await waitForRun(runtime, swapped.id, 'failed')).error).toMatchObject({ code: 'TG_TOOL_NOT_APPROVED' });
     expect(await orders(swapped.id)).toHaveLength(0);
@@ -341,7 +361,9 @@ describe('controlled tools', () => {
     const { runtime } = await rt([fetcher]);
     const run = await runtime.startRun({ workflow: 'fetcher', input: { url: `${elsewhere.url}/secret` } });
     const failed = await waitForRun(runtime, run.id, 'failed');
-    expect((failed.error as { message: string }).message).toContain(`http.request refused ${elsewhere.host}: it is not on the allowlist (${target.host} (allowInsecure, allowPrivate))`);
+    expect((failed.error as { message: string }).message).toContain(
+      `http.request refused ${elsewhere.host}: it is not on the allowlist (${target.host} (allowInsecure, allowPrivate))`,
+    );
     expect(elsewhere.requests).toHaveLength(0);
     const step = (await runtime.getRun(run.id)).steps[0];
     expect(step).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'TG_TOOL_HOST_NOT_ALLOWED' } });

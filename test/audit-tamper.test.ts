@@ -72,7 +72,10 @@ async function finishedRun(): Promise<string> {
 /** A run whose gate has Alice's decision (quorum 2: still waiting). */
 async function decidedGate(): Promise<{ runId: string; approvalId: string }> {
   const run = await r.runtime.startRun({ workflow: 'gate', input: {}, requester: { platform: 'slack', tenant: 'T1', user: 'UREQ' } });
-  const pending = await poll(async () => (await listRunApprovals(r.runtime.pool, run.id)).find((a) => a.status === 'pending'), { message: `a pending approval in run ${run.id}`, retryErrors: false });
+  const pending = await poll(async () => (await listRunApprovals(r.runtime.pool, run.id)).find((a) => a.status === 'pending'), {
+    message: `a pending approval in run ${run.id}`,
+    retryErrors: false,
+  });
   expect(await r.runtime.decide(pending.id, ALICE, 'approve', 'looks fine')).toMatchObject({ kind: 'recorded' });
   return { runId: run.id, approvalId: pending.id };
 }
@@ -113,7 +116,9 @@ describe('(a) rewriting an event and recomputing the chain without the key', () 
   it('as the app role: editing a payload or a hash is refused, and appending without the key is refused', async () => {
     const runId = await finishedRun();
     const ev = await firstEvent(runId, 'step.succeeded');
-    await expect(app.keyless.query(`UPDATE tollgate.events SET payload = '{"amount": 1}' WHERE id = $1`, [ev.id])).rejects.toThrow(/append-only: UPDATE refused/);
+    await expect(app.keyless.query(`UPDATE tollgate.events SET payload = '{"amount": 1}' WHERE id = $1`, [ev.id])).rejects.toThrow(
+      /append-only: UPDATE refused/,
+    );
     await expect(app.keyless.query(`UPDATE tollgate.events SET hash = '\\x00' WHERE id = $1`, [ev.id])).rejects.toThrow(/permission denied/);
     await expect(app.keyless.query(`UPDATE tollgate.event_chains SET last_hash = NULL WHERE chain = $1`, [runId])).rejects.toThrow(/permission denied/);
     await expect(app.keyless.query('ALTER TABLE tollgate.events DISABLE TRIGGER events_append_only')).rejects.toThrow(/must be owner/);
@@ -153,10 +158,9 @@ describe('(a) rewriting an event and recomputing the chain without the key', () 
         [row.id, runId],
       );
     }
-    await asSuperuser(
-      `UPDATE tollgate.event_chains c SET last_hash = e.hash FROM tollgate.events e WHERE c.chain = $1 AND e.run_id = $1 AND e.seq = c.seq`,
-      [runId],
-    );
+    await asSuperuser(`UPDATE tollgate.event_chains c SET last_hash = e.hash FROM tollgate.events e WHERE c.chain = $1 AND e.run_id = $1 AND e.seq = c.seq`, [
+      runId,
+    ]);
     const report = await verify();
     expect(report.ok).toBe(false);
     expect(report.problems).toContainEqual(
@@ -230,7 +234,9 @@ describe('(d) editing approval_decisions', () => {
       expect(problemsOf(await verify(), runId)).toEqual([]);
       await exec(`UPDATE tollgate.approval_decisions SET decision = 'reject', comment = 'no' WHERE approval_id = $1 AND principal = $2`, [approvalId, ALICE]);
       expect(problemsOf(await verify(), runId)).toEqual([
-        expect.stringMatching(new RegExp(`the decision of ${ALICE} on ${approvalId} was edited: its decision \\(the event says approve\\), comment no longer match`)),
+        expect.stringMatching(
+          new RegExp(`the decision of ${ALICE} on ${approvalId} was edited: its decision \\(the event says approve\\), comment no longer match`),
+        ),
       ]);
     });
 
@@ -283,11 +289,13 @@ describe('least privilege', () => {
     }
   });
 
-  it('a process whose audit key differs from the database\'s refuses to start, naming both fingerprints', async () => {
+  it("a process whose audit key differs from the database's refuses to start, naming both fingerprints", async () => {
     const env = { DATABASE_URL: db.url, TOLLGATE_AUDIT_KEY: 'ab'.repeat(32), LOG_LEVEL: 'silent' };
     await expect(startApp({ config: loadConfig(env), log: testLogger(), mode: 'none' })).rejects.toThrow(
       /audit key \(from TOLLGATE_AUDIT_KEY, fingerprint [0-9a-f]{16}\) is not the key this database's audit chain is keyed with \(fingerprint [0-9a-f]{16}\)\. Every process must use the same key/,
     );
-    expect(() => loadConfig({ TOLLGATE_AUDIT_KEY: 'too-short' })).toThrow(/TOLLGATE_AUDIT_KEY: got .*; expected at least 32 random bytes written in hex or base64/);
+    expect(() => loadConfig({ TOLLGATE_AUDIT_KEY: 'too-short' })).toThrow(
+      /TOLLGATE_AUDIT_KEY: got .*; expected at least 32 random bytes written in hex or base64/,
+    );
   });
 });

@@ -45,12 +45,16 @@ async function cli(args: string[]) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-audit-'));
   const cfg = path.join(dir, 'tollgate.json');
   writeFileSync(cfg, JSON.stringify({ groups: {} }));
-  const code = await main(['node', 'tollgate', ...args], { out: (s) => out.push(s), err: (s) => err.push(s) }, {
-    DATABASE_URL: files.db.url,
-    ...TEST_AUDIT_ENV,
-    TOLLGATE_CONFIG: cfg,
-    LOG_LEVEL: 'silent',
-  });
+  const code = await main(
+    ['node', 'tollgate', ...args],
+    { out: (s) => out.push(s), err: (s) => err.push(s) },
+    {
+      DATABASE_URL: files.db.url,
+      ...TEST_AUDIT_ENV,
+      TOLLGATE_CONFIG: cfg,
+      LOG_LEVEL: 'silent',
+    },
+  );
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -86,7 +90,9 @@ describe('audit trail', () => {
       [target],
     );
     const ev = rows[0] as { id: string; payload: unknown; type: string };
-    await expect(files.db.pool.query(`UPDATE tollgate.events SET payload = '{"forged":true}' WHERE id = $1`, [ev.id])).rejects.toThrow(/append-only: UPDATE refused on event/);
+    await expect(files.db.pool.query(`UPDATE tollgate.events SET payload = '{"forged":true}' WHERE id = $1`, [ev.id])).rejects.toThrow(
+      /append-only: UPDATE refused on event/,
+    );
     await expect(files.db.pool.query('DELETE FROM tollgate.events WHERE id = $1', [ev.id])).rejects.toThrow(/append-only: DELETE refused/);
     await expect(files.db.pool.query('TRUNCATE tollgate.events CASCADE')).rejects.toThrow(/append-only: TRUNCATE refused/);
 
@@ -130,7 +136,7 @@ describe('audit trail', () => {
       c.release();
       const report = await verifyAuditChain(fresh.pool);
       expect(report.ok).toBe(false);
-      expect(report.broken).toMatchObject({ runId: run.id, reason: expect.stringContaining("newest event(s) are missing") });
+      expect(report.broken).toMatchObject({ runId: run.id, reason: expect.stringContaining('newest event(s) are missing') });
     } finally {
       await fresh.close();
     }
@@ -204,10 +210,15 @@ describe('retention', () => {
       const run2 = await r.runtime.startRun({ workflow: 'steps', input: { n: 2 } });
       await waitForRun(r.runtime, run2.id, 'succeeded');
       await fresh.pool.query(`SELECT graphile_worker.add_job('retention-purge', '{"days": 0}'::json)`);
-      const left = await poll(async () => {
-        const n = Number((await fresh.pool.query(`SELECT count(*) FROM tollgate.events WHERE run_id = $1 AND payload IS NOT NULL`, [run2.id])).rows[0]?.count);
-        return n === 0 ? n : undefined;
-      }, { message: "the scheduled purge to empty the run's payloads", intervalMs: 50, retryErrors: false });
+      const left = await poll(
+        async () => {
+          const n = Number(
+            (await fresh.pool.query(`SELECT count(*) FROM tollgate.events WHERE run_id = $1 AND payload IS NOT NULL`, [run2.id])).rows[0]?.count,
+          );
+          return n === 0 ? n : undefined;
+        },
+        { message: "the scheduled purge to empty the run's payloads", intervalMs: 50, retryErrors: false },
+      );
       expect(left).toBe(0);
       expect(await verifyAuditChain(fresh.pool)).toMatchObject({ ok: true });
     } finally {

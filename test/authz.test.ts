@@ -53,7 +53,13 @@ async function tollgate(config: object, ...args: string[]): Promise<{ code: numb
   writeFileSync(file, JSON.stringify(config));
   let out = '';
   let err = '';
-  const env = { ...TEST_AUDIT_ENV, DATABASE_URL: files.db.url, TOLLGATE_CONFIG: file, LOG_LEVEL: 'silent', TOLLGATE_DATA_DIR: '/nonexistent-tollgate-cli-test' };
+  const env = {
+    ...TEST_AUDIT_ENV,
+    DATABASE_URL: files.db.url,
+    TOLLGATE_CONFIG: file,
+    LOG_LEVEL: 'silent',
+    TOLLGATE_DATA_DIR: '/nonexistent-tollgate-cli-test',
+  };
   const code = await main(['node', 'tollgate', ...args], { out: (s) => (out += `${s}\n`), err: (s) => (err += s) }, env);
   return { code, out, err };
 }
@@ -88,7 +94,7 @@ describe('the CLI acts as the OS user', () => {
     expect(shown.out).toContain(`"from my shell" (via cli by ${ME})`);
   });
 
-  it('refuses to cancel or retry someone else\'s run, with or without --as, and lets an operator do it on record', async () => {
+  it("refuses to cancel or retry someone else's run, with or without --as, and lets an operator do it on record", async () => {
     const { runtime } = await files.start([sleeper]);
     const run = await runtime.startRun({ workflow: 'sleeper', input: {}, requester: parsePrincipal(REQUESTER) });
     await waitForRun(runtime, run.id, 'waiting');
@@ -114,14 +120,15 @@ describe('the CLI acts as the OS user', () => {
   });
 });
 
-describe('chat: a run\'s status is scoped like its approvals', () => {
-  it('answers another tenant as if the run did not exist, and shows it to the requester\'s tenant and operators', async () => {
+describe("chat: a run's status is scoped like its approvals", () => {
+  it("answers another tenant as if the run did not exist, and shows it to the requester's tenant and operators", async () => {
     const project = parseProjectConfig({ operators: ['memory:W9:OPS'] });
     const { runtime, registry } = await files.start([sleeper], { project, worker: false });
     const chat = createChat({ pool: files.db.pool, runtime, registry, log: testLogger(), platforms: [memoryPlatform()] });
     const run = await runtime.startRun({ workflow: 'sleeper', input: {}, requester: parsePrincipal('memory:W1:REQ') });
     const status = async (actor: string) =>
-      (await chat.core.submit({ kind: 'command', command: parseCommand(`status ${run.id}`), actor: parsePrincipal(actor), where: null, replyVia: 'return' })).reply;
+      (await chat.core.submit({ kind: 'command', command: parseCommand(`status ${run.id}`), actor: parsePrincipal(actor), where: null, replyVia: 'return' }))
+        .reply;
 
     expect(await status('memory:W9:STRANGER')).toEqual({ kind: 'notice', text: `No run with id \`${run.id}\`. \`runs\` lists yours.` });
     expect(await status('slack:W1:REQ')).toMatchObject({ kind: 'notice' });

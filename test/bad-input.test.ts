@@ -121,7 +121,14 @@ describe('Slack requests', () => {
       eventCallback({
         userId: ALICE,
         teamId: TEAM,
-        event: { type: 'app_mention', user: ALICE, text: `<@${h.fake.botUserId}> run ticket title=Pr\u0000inter count=2`, ts: '1700000900.000100', channel, event_ts: '1700000900.000100' },
+        event: {
+          type: 'app_mention',
+          user: ALICE,
+          text: `<@${h.fake.botUserId}> run ticket title=Pr\u0000inter count=2`,
+          ts: '1700000900.000100',
+          channel,
+          event_ts: '1700000900.000100',
+        },
       }),
     );
     expect(res.status).toBe(200);

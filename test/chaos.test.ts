@@ -52,7 +52,8 @@ describe('the chaos checks', () => {
   it('fail on a stuck run, a lost or doubled command, a second order, a second key and an edited event', async () => {
     const order = (reason: string) => ({ vendor: 'Acme', amount: 100, currency: 'EUR', reason });
     const done = [];
-    for (const reason of ['a', 'b']) done.push(await waitForRun(t.runtime, (await t.runtime.startRun({ workflow: 'purchase-order', input: order(reason) })).id, 'succeeded'));
+    for (const reason of ['a', 'b'])
+      done.push(await waitForRun(t.runtime, (await t.runtime.startRun({ workflow: 'purchase-order', input: order(reason) })).id, 'succeeded'));
     const cmd = (tag: string): SentCommand => ({ tag, triggerId: tag, text: '', acked: true, attempts: 1, sending: false });
 
     // What a sound history looks like to them.
@@ -69,7 +70,10 @@ describe('the chaos checks', () => {
     expect(checkSettled(runs, 1000)).toMatchObject({ ok: false, detail: expect.stringContaining('1 runs neither terminal nor at an approval gate') });
 
     // An acknowledged command without its run; a command with two.
-    expect(checkAcked(runs, [cmd('a'), cmd('lost')])).toMatchObject({ ok: false, detail: expect.stringContaining('command lost was acknowledged but has no run') });
+    expect(checkAcked(runs, [cmd('a'), cmd('lost')])).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining('command lost was acknowledged but has no run'),
+    });
     await t.runtime.startRun({ workflow: 'purchase-order', input: order('a') });
     expect(checkAcked(await runStates(db.pool), [cmd('a')])).toMatchObject({ ok: false, detail: expect.stringContaining('command a has 2 runs') });
 

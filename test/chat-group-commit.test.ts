@@ -28,7 +28,13 @@ const gated = defineWorkflow({
   description: 'an approval by the approver, then one step',
   input: z.object({ i: z.number() }),
   run: async (ctx) => {
-    const gate = await ctx.approval('approval', { policy: { approvers: [`slack:${TEAM}:${APPROVER}`] }, summary: `Burst order ${ctx.input.i}`, params: { i: ctx.input.i }, tool: 'burst.noop', risk: 'low' });
+    const gate = await ctx.approval('approval', {
+      policy: { approvers: [`slack:${TEAM}:${APPROVER}`] },
+      summary: `Burst order ${ctx.input.i}`,
+      params: { i: ctx.input.i },
+      tool: 'burst.noop',
+      risk: 'low',
+    });
     return ctx.step('after', () => gate.approved);
   },
 });
@@ -70,18 +76,22 @@ describe('200 concurrent chat intents, grouped', () => {
 
     // Acknowledged once recorded; the worker creates the runs right after.
     const valid = cases.filter((c) => c.kind === 'valid').length;
-    const rows = await poll(async () => {
-      const { rows } = await db.pool.query<{ id: string; conversation: string; name: string }>(
-        `SELECT id, origin->>'conversation' AS conversation, input->>'name' AS name FROM tollgate.runs WHERE workflow = 'demo' AND origin->>'conversation' LIKE 'CG%'`,
-      );
-      return rows.length >= valid && rows;
-    }, { message: 'the runs', timeoutMs: 60_000 });
-    await poll(async () => {
-      const { rows: jobs } = await db.pool.query<{ n: string }>(
-        `SELECT count(*) AS n FROM graphile_worker.jobs WHERE task_identifier = 'chat-intent'`,
-      );
-      return Number(jobs[0]?.n) === 0;
-    }, { message: 'every recorded command to be carried out' });
+    const rows = await poll(
+      async () => {
+        const { rows } = await db.pool.query<{ id: string; conversation: string; name: string }>(
+          `SELECT id, origin->>'conversation' AS conversation, input->>'name' AS name FROM tollgate.runs WHERE workflow = 'demo' AND origin->>'conversation' LIKE 'CG%'`,
+        );
+        return rows.length >= valid && rows;
+      },
+      { message: 'the runs', timeoutMs: 60_000 },
+    );
+    await poll(
+      async () => {
+        const { rows: jobs } = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM graphile_worker.jobs WHERE task_identifier = 'chat-intent'`);
+        return Number(jobs[0]?.n) === 0;
+      },
+      { message: 'every recorded command to be carried out' },
+    );
     const byChannel = new Map<string, { id: string; name: string }[]>();
     for (const r of rows) byChannel.set(r.conversation, [...(byChannel.get(r.conversation) ?? []), r]);
 
@@ -108,7 +118,9 @@ describe('200 concurrent chat intents, grouped', () => {
       `SELECT count(*) AS n FROM tollgate.chat_messages m JOIN tollgate.runs r ON r.id = m.run_id WHERE m.kind = 'run' AND r.origin->>'conversation' LIKE 'CG%'`,
     );
     expect(Number(msgs[0]?.n)).toBe(rows.length);
-    const { rows: keys } = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.chat_delivery_keys WHERE run_id = ANY($1)`, [rows.map((r) => r.id)]);
+    const { rows: keys } = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.chat_delivery_keys WHERE run_id = ANY($1)`, [
+      rows.map((r) => r.id),
+    ]);
     expect(Number(keys[0]?.n)).toBe(rows.length);
     // They went together: fewer statements than runs.
     const after = h.chat.core.groupStats().deferred;
@@ -127,10 +139,16 @@ describe('200 concurrent chat intents, grouped', () => {
       });
       runIds.push(run.id);
     }
-    const approvals = await poll(async () => {
-      const { rows } = await db.pool.query<{ id: string; run_id: string }>(`SELECT id, run_id FROM tollgate.approvals WHERE run_id = ANY($1) AND status = 'pending'`, [runIds]);
-      return rows.length === runIds.length && rows;
-    }, { message: 'twenty pending approvals' });
+    const approvals = await poll(
+      async () => {
+        const { rows } = await db.pool.query<{ id: string; run_id: string }>(
+          `SELECT id, run_id FROM tollgate.approvals WHERE run_id = ANY($1) AND status = 'pending'`,
+          [runIds],
+        );
+        return rows.length === runIds.length && rows;
+      },
+      { message: 'twenty pending approvals' },
+    );
     const ephBefore = h.fake.callsTo('chat.postEphemeral').length;
     const beforeDeferred = h.chat.core.groupStats().deferred;
     // 20 approvals by the approver, each clicked twice; 20 by outsiders; 140 on approvals that do not exist.
@@ -139,15 +157,22 @@ describe('200 concurrent chat intents, grouped', () => {
       ...approvals.map((a, i) => ({ user: `U0OUT${i}`, approvalId: a.id, channel: `COUT${i}` })),
       ...Array.from({ length: 140 }, (_, i) => ({ user: `U0MISS${i}`, approvalId: `apr_missing${i}`, channel: `CMISS${i}` })),
     ];
-    const res = await Promise.all(clicks.map((c) => h.send(blockAction({ userId: c.user, teamId: TEAM, actionId: 'approval.approve', value: c.approvalId, channelId: c.channel, messageTs: '1.1' }))));
+    const res = await Promise.all(
+      clicks.map((c) =>
+        h.send(blockAction({ userId: c.user, teamId: TEAM, actionId: 'approval.approve', value: c.approvalId, channelId: c.channel, messageTs: '1.1' })),
+      ),
+    );
     expect(res).toHaveLength(200);
     for (const r of res) expect(r.status).toBe(200);
 
     // Every run resumes after exactly one decision.
-    await poll(async () => {
-      const { rows } = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.runs WHERE id = ANY($1) AND status = 'succeeded'`, [runIds]);
-      return Number(rows[0]?.n) === runIds.length;
-    }, { message: 'every gated run to finish', timeoutMs: 60_000 });
+    await poll(
+      async () => {
+        const { rows } = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.runs WHERE id = ANY($1) AND status = 'succeeded'`, [runIds]);
+        return Number(rows[0]?.n) === runIds.length;
+      },
+      { message: 'every gated run to finish', timeoutMs: 60_000 },
+    );
     const { rows: decided } = await db.pool.query<{ approval_id: string; principal: string }>(
       `SELECT approval_id, principal FROM tollgate.approval_decisions WHERE approval_id = ANY($1)`,
       [approvals.map((a) => a.id)],
@@ -156,10 +181,13 @@ describe('200 concurrent chat intents, grouped', () => {
     expect(new Set(decided.map((d) => d.principal))).toEqual(new Set([`slack:${TEAM}:${APPROVER}`]));
 
     // Each refusal reaches its own clicker, in its own channel, about its own approval.
-    const told = await poll(() => {
-      const e = h.fake.callsTo('chat.postEphemeral').slice(ephBefore);
-      return e.length >= 180 && e;
-    }, { message: '180 explanations', timeoutMs: 60_000 });
+    const told = await poll(
+      () => {
+        const e = h.fake.callsTo('chat.postEphemeral').slice(ephBefore);
+        return e.length >= 180 && e;
+      },
+      { message: '180 explanations', timeoutMs: 60_000 },
+    );
     const toUser = (u: string) => told.filter((c) => c.args.user === u);
     for (let i = 0; i < 140; i++) {
       const mine = toUser(`U0MISS${i}`);
@@ -187,7 +215,10 @@ describe('a grouped write the database refuses for one item', () => {
   it('records the other items and fails only that one', async () => {
     const log = testLogger();
     const batcher = new GroupCommit({ name: 'test intents', log, write: (items: DeferredWrite[]) => writeDeferredIntents(db.pool, items) });
-    const intent = (i: number, note: string): DeferredWrite => ({ key: { platform: 'slack', key: `gc:${i}`, kind: 'test' }, payload: { kind: 'test', i, note } });
+    const intent = (i: number, note: string): DeferredWrite => ({
+      key: { platform: 'slack', key: `gc:${i}`, kind: 'test' },
+      payload: { kind: 'test', i, note },
+    });
     // jsonb cannot hold a NUL character: the database refuses item 3, and only item 3.
     const items = [intent(1, 'a'), intent(2, 'b'), intent(3, 'bad\u0000note'), intent(4, 'd'), intent(5, 'e')];
     const outcomes = await Promise.allSettled(items.map((it) => batcher.submit(it)));
@@ -204,7 +235,9 @@ describe('a grouped write the database refuses for one item', () => {
     const batcher = new GroupCommit({ name: 'test intents', log: testLogger(), write: (items: DeferredWrite[]) => writeDeferredIntents(db.pool, items) });
     const intent = (key: string, note: string): DeferredWrite => ({ key: { platform: 'slack', key, kind: 'test' }, payload: { kind: 'test', note } });
     // The first goes alone (nothing in flight); the next three queue behind it and go together.
-    const outcomes = await Promise.all([intent('dup:0', 'first'), intent('dup:1', 'a'), intent('dup:1', 'a re-sent'), intent('dup:2', 'b')].map((it) => batcher.submit(it)));
+    const outcomes = await Promise.all(
+      [intent('dup:0', 'first'), intent('dup:1', 'a'), intent('dup:1', 'a re-sent'), intent('dup:2', 'b')].map((it) => batcher.submit(it)),
+    );
     expect(outcomes).toEqual([true, true, false, true]);
     expect(batcher.stats()).toEqual({ batches: 2, items: 4 });
     const { rows } = await db.pool.query<{ n: string }>(

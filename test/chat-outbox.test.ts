@@ -77,10 +77,13 @@ describe('approval copies', () => {
     await other.query(`SELECT pg_advisory_xact_lock(hashtextextended('chat:apr:' || $1, 0))`, [approvalId]);
     await other.query(`SELECT id FROM tollgate.chat_messages WHERE approval_id = $1 FOR UPDATE`, [approvalId]);
     const waiting = chat.deliverer.deliverApproval(approvalId);
-    await poll(async () => {
-      const { rows } = await db.pool.query(`SELECT 1 FROM pg_locks WHERE NOT granted`);
-      return rows.length > 0;
-    }, { message: 'the second delivery to wait for the lock' });
+    await poll(
+      async () => {
+        const { rows } = await db.pool.query(`SELECT 1 FROM pg_locks WHERE NOT granted`);
+        return rows.length > 0;
+      },
+      { message: 'the second delivery to wait for the lock' },
+    );
     // While it waits, the approver decides.
     expect((await runtime.decide(approvalId, who('A1'), 'approve', undefined, { via: 'memory' })).kind).toBe('recorded');
     await other.query('COMMIT');
@@ -131,7 +134,11 @@ describe('run origins', () => {
     const listed = await db.pool.query<{ run_id: string }>(`SELECT run_id FROM tollgate.chat_runs WHERE run_id = ANY($1)`, [[cli.id, fromChat.id]]);
     expect(listed.rows.map((r) => r.run_id)).toEqual([fromChat.id]);
     expect(cli.origin).toEqual({ platform: 'cli' });
-    await expect(runtime.startRun({ workflow: 'gated', input: {}, origin: { kind: 'cli' } as never })).rejects.toThrow(/origin \{"kind":"cli"\} is not one Tollgate knows/);
-    await expect(runtime.startRun({ workflow: 'gated', input: {}, origin: { platform: 'slack', team: 'T1', channel: 'C1' } as never })).rejects.toMatchObject({ code: 'TG_ORIGIN_INVALID' });
+    await expect(runtime.startRun({ workflow: 'gated', input: {}, origin: { kind: 'cli' } as never })).rejects.toThrow(
+      /origin \{"kind":"cli"\} is not one Tollgate knows/,
+    );
+    await expect(runtime.startRun({ workflow: 'gated', input: {}, origin: { platform: 'slack', team: 'T1', channel: 'C1' } as never })).rejects.toMatchObject({
+      code: 'TG_ORIGIN_INVALID',
+    });
   });
 });

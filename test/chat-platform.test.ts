@@ -104,7 +104,15 @@ beforeAll(async () => {
   chat = createChat({ pool: db.pool, runtime, registry, log, platforms: adapters.map((a) => a.platform) });
   mem = adapters[0]?.platform as MemoryPlatform; // the folder's index built it with memoryPlatform()
   const processId = newProcessId();
-  worker = await startWorker({ pool: db.pool, log, tasks: taskList({ runtime, processId, chat: chat.deliverer, intents: chat.core }), concurrency: 4, pollIntervalMs: 100, deadAfterMs: 3000, processId });
+  worker = await startWorker({
+    pool: db.pool,
+    log,
+    tasks: taskList({ runtime, processId, chat: chat.deliverer, intents: chat.core }),
+    concurrency: 4,
+    pollIntervalMs: 100,
+    deadAfterMs: 3000,
+    processId,
+  });
 });
 afterAll(async () => {
   await worker?.stop();
@@ -115,7 +123,14 @@ afterAll(async () => {
 const room = (name: string): Where => ({ platform: 'memory', tenant: 'W1', conversation: name, thread: null });
 
 async function start(text: string, conversation: string): Promise<string> {
-  const r = await chat.core.submit({ kind: 'command', command: parseCommand(text), actor: REQ, where: room(conversation), key: { key: `cmd:${conversation}`, kind: 'command' }, replyVia: 'return' });
+  const r = await chat.core.submit({
+    kind: 'command',
+    command: parseCommand(text),
+    actor: REQ,
+    where: room(conversation),
+    key: { key: `cmd:${conversation}`, kind: 'command' },
+    replyVia: 'return',
+  });
   if (!r.runId) throw new Error(`no run started: ${JSON.stringify(r.reply)}`);
   return r.runId;
 }
@@ -139,7 +154,9 @@ describe('a third, in-memory chat platform', () => {
     expect(adapters.map((a) => a.platform.name)).toEqual(['memory']);
     const runId = await start('run steps n=1', 'room-0');
     await waitForRun(runtime, runId, 'succeeded');
-    const runMsg = await poll(() => mem.messagesIn('room-0').find((m) => runOf(m)?.status === 'succeeded'), { message: 'the run message, posted to the platform' });
+    const runMsg = await poll(() => mem.messagesIn('room-0').find((m) => runOf(m)?.status === 'succeeded'), {
+      message: 'the run message, posted to the platform',
+    });
     expect(runOf(runMsg)?.runId).toBe(runId);
     expect(mem.calls.some((c) => c.op === 'post' && c.conversation === 'room-0')).toBe(true);
   });
@@ -157,7 +174,9 @@ describe('a third, in-memory chat platform', () => {
     const runId = await start('run two-of-three', 'room-1');
     await waitForRun(runtime, runId, 'waiting');
 
-    const runMsg = await poll(() => mem.messagesIn('room-1').find((m) => runOf(m)?.status === 'waiting' && runOf(m)?.approvals.length === 1), { message: 'the run message with its approval' });
+    const runMsg = await poll(() => mem.messagesIn('room-1').find((m) => runOf(m)?.status === 'waiting' && runOf(m)?.approvals.length === 1), {
+      message: 'the run message with its approval',
+    });
     const thread = await poll(() => mem.messagesIn('room-1').find((m) => m.thread === runMsg.id && m.view.kind === 'approval'), { message: 'the thread copy' });
     expect(approvalOf(thread)?.summary).toBe('Sign off the plan');
     for (const u of ['A1', 'A2', 'A3']) await poll(() => mem.messagesIn(`dm:${u}`).find((m) => m.view.kind === 'approval'), { message: `the DM to ${u}` });
@@ -166,13 +185,22 @@ describe('a third, in-memory chat platform', () => {
     await poll(() => mem.homes.get('memory:W1:A3')?.approvals.some((a) => a.runId === runId), { message: 'A3 home page with the approval' });
 
     // Before any decision every copy shows the rule (2 needed) and an empty tally.
-    await poll(() => copies('room-1').length === 5 && copies('room-1').every((m) => approvalOf(m)?.required === 2 && approvalOf(m)?.approvals === 0), { message: 'five copies, none decided' });
+    await poll(() => copies('room-1').length === 5 && copies('room-1').every((m) => approvalOf(m)?.required === 2 && approvalOf(m)?.approvals === 0), {
+      message: 'five copies, none decided',
+    });
 
     // A1 approves: every copy shows 1 of 2, naming A1.
     const first = await chat.core.submit({ kind: 'decide', approvalId: approvalOf(thread)!.id, decision: 'approve', actor: A1, explainAt: room('dm:A1') });
     expect(first.decided?.kind).toBe('recorded');
     await poll(
-      () => copies('room-1').every((m) => approvalOf(m)?.approvals === 1 && approvalOf(m)?.decisions.map((d) => d.principal).join() === 'memory:W1:A1'),
+      () =>
+        copies('room-1').every(
+          (m) =>
+            approvalOf(m)?.approvals === 1 &&
+            approvalOf(m)
+              ?.decisions.map((d) => d.principal)
+              .join() === 'memory:W1:A1',
+        ),
       { message: 'every copy to show the tally 1 of 2' },
     );
 
@@ -180,7 +208,14 @@ describe('a third, in-memory chat platform', () => {
     await chat.core.submit({ kind: 'decide', approvalId: approvalOf(thread)!.id, decision: 'approve', actor: A2, explainAt: room('dm:A2') });
     await waitForRun(runtime, runId, 'succeeded');
     await poll(
-      () => copies('room-1').every((m) => approvalOf(m)?.status === 'approved' && approvalOf(m)?.decisions.map((d) => d.principal).join() === 'memory:W1:A1,memory:W1:A2'),
+      () =>
+        copies('room-1').every(
+          (m) =>
+            approvalOf(m)?.status === 'approved' &&
+            approvalOf(m)
+              ?.decisions.map((d) => d.principal)
+              .join() === 'memory:W1:A1,memory:W1:A2',
+        ),
       { message: 'every copy to name both approvers' },
     );
     await poll(() => runOf(mem.message('room-1', runMsg.id))?.status === 'succeeded', { message: 'the run message to show success' });
@@ -216,17 +251,23 @@ describe('a third, in-memory chat platform', () => {
     let most = 0;
     let dead = 0;
     // Sample for as long as the run makes events (about 40 steps × 40 ms) with the platform down.
-    await poll(async () => {
-      const j = await jobs();
-      most = Math.max(most, j.pending);
-      dead = Math.max(dead, j.dead);
-      return (await runtime.getRun(runId)).run.status === 'succeeded';
-    }, { message: 'the run to succeed with the platform down', timeoutMs: 60_000, intervalMs: 20, retryErrors: false });
+    await poll(
+      async () => {
+        const j = await jobs();
+        most = Math.max(most, j.pending);
+        dead = Math.max(dead, j.dead);
+        return (await runtime.getRun(runId)).run.status === 'succeeded';
+      },
+      { message: 'the run to succeed with the platform down', timeoutMs: 60_000, intervalMs: 20, retryErrors: false },
+    );
     expect(mem.calls.filter((c) => c.conversation === 'room-3').length).toBeGreaterThan(0); // it did try
     expect(most).toBeLessThanOrEqual(1);
     expect(dead).toBe(0);
     mem.down(false);
-    const final = await poll(() => mem.messagesIn('room-3').find((m) => runOf(m)?.status === 'succeeded'), { message: 'the final state once the platform is back', timeoutMs: 30_000 });
+    const final = await poll(() => mem.messagesIn('room-3').find((m) => runOf(m)?.status === 'succeeded'), {
+      message: 'the final state once the platform is back',
+      timeoutMs: 30_000,
+    });
     expect(runOf(final)?.steps).toHaveLength(40);
     expect(mem.messagesIn('room-3').filter((m) => m.view.kind === 'run')).toHaveLength(1);
     await poll(async () => (await jobs()).pending === 0 && (await jobs()).dead === 0, { message: 'no delivery job left behind' });

@@ -37,9 +37,13 @@ describe('compensation', () => {
       await ctx.step('charge', () => ({ charge: 'ch_1' }), {
         compensate: ({ output, idempotencyKey }) => log.push(`undo charge ${(output as { charge: string }).charge} ${idempotencyKey}`),
       });
-      await ctx.step('ship', () => {
-        throw new NonRetriableError('warehouse closed');
-      }, { compensate: () => log.push('undo ship (must not run: ship never completed)') });
+      await ctx.step(
+        'ship',
+        () => {
+          throw new NonRetriableError('warehouse closed');
+        },
+        { compensate: () => log.push('undo ship (must not run: ship never completed)') },
+      );
     });
     const { runtime } = await rt([w]);
     const run = await runtime.startRun({ workflow: 'undo-order', input: {} });
@@ -120,12 +124,16 @@ describe('compensation', () => {
     const release = deferred();
     const w = wf('cancel-mid-step', async (ctx) => {
       await ctx.step('a', () => log.push('do a'), { compensate: () => log.push('undo a') });
-      await ctx.step('b', async () => {
-        log.push('start b');
-        inFlight.resolve();
-        await release.promise;
-        log.push('end b');
-      }, { compensate: () => log.push('undo b') });
+      await ctx.step(
+        'b',
+        async () => {
+          log.push('start b');
+          inFlight.resolve();
+          await release.promise;
+          log.push('end b');
+        },
+        { compensate: () => log.push('undo b') },
+      );
       await ctx.step('c', () => log.push('do c (must not run)'), { compensate: () => log.push('undo c') });
     });
     const { runtime } = await rt([w]);
@@ -144,7 +152,14 @@ describe('compensation', () => {
     ]);
     const types = await eventTypes(run.id);
     expect(types).toContain('run.cancel_requested');
-    expect(types.slice(-6)).toEqual(['run.compensating', 'step.compensating#1', 'step.compensated#1', 'step.compensating#0', 'step.compensated#0', 'run.cancelled']);
+    expect(types.slice(-6)).toEqual([
+      'run.compensating',
+      'step.compensating#1',
+      'step.compensated#1',
+      'step.compensating#0',
+      'step.compensated#0',
+      'run.cancelled',
+    ]);
   });
 });
 
@@ -156,12 +171,16 @@ describe('retry from the failed step', () => {
     const w = wf('resume', async (ctx) => {
       await ctx.step('first', () => ++count.first);
       await ctx.step('second', () => ++count.second);
-      await ctx.step('flaky', ({ idempotencyKey }) => {
-        count.flaky++;
-        keys.push(idempotencyKey);
-        if (broken) throw new Error('upstream 503');
-        return 'ok';
-      }, { retry: { maxAttempts: 2, initialDelayMs: 10 } });
+      await ctx.step(
+        'flaky',
+        ({ idempotencyKey }) => {
+          count.flaky++;
+          keys.push(idempotencyKey);
+          if (broken) throw new Error('upstream 503');
+          return 'ok';
+        },
+        { retry: { maxAttempts: 2, initialDelayMs: 10 } },
+      );
       return ctx.step('last', () => ++count.last);
     });
     const { runtime } = await rt([w]);
@@ -201,10 +220,14 @@ describe('idempotency keys', () => {
   it('gives each step of each run its own key, the same on every attempt of that step', async () => {
     const seen: { run: string; step: string; attempt: number; key: string }[] = [];
     const w = wf('keys', async (ctx) => {
-      await ctx.step('charge', ({ runId, step, attempt, idempotencyKey }) => {
-        seen.push({ run: runId, step, attempt, key: idempotencyKey });
-        if (attempt < 3) throw new Error('timeout talking to the bank');
-      }, { retry: { maxAttempts: 3, initialDelayMs: 5 } });
+      await ctx.step(
+        'charge',
+        ({ runId, step, attempt, idempotencyKey }) => {
+          seen.push({ run: runId, step, attempt, key: idempotencyKey });
+          if (attempt < 3) throw new Error('timeout talking to the bank');
+        },
+        { retry: { maxAttempts: 3, initialDelayMs: 5 } },
+      );
       await ctx.step('email', ({ runId, step, attempt, idempotencyKey }) => {
         seen.push({ run: runId, step, attempt, key: idempotencyKey });
       });
@@ -237,10 +260,13 @@ describe('journal writes on the hot path', () => {
     const { runtime } = await rt([w]);
     const run = await runtime.startRun({ workflow: 'slow-between', input: {} });
     await between.promise;
-    const status = await poll(async () => {
-      const now = (await runtime.getRun(run.id)).steps[0]?.status;
-      return now === 'succeeded' && now;
-    }, { message: "step 'a' to be recorded before the next step starts", timeoutMs: 2000, intervalMs: 10, retryErrors: false });
+    const status = await poll(
+      async () => {
+        const now = (await runtime.getRun(run.id)).steps[0]?.status;
+        return now === 'succeeded' && now;
+      },
+      { message: "step 'a' to be recorded before the next step starts", timeoutMs: 2000, intervalMs: 10, retryErrors: false },
+    );
     expect(status).toBe('succeeded');
     checked.resolve();
     const done = await waitForRun(runtime, run.id, 'succeeded');

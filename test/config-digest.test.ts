@@ -32,7 +32,11 @@ const base = {
 };
 const A = configFile('a', base);
 const sameAsA = configFile('a-copy', JSON.parse(JSON.stringify(base)));
-const B = configFile('b', { ...base, groups: { finance: ['slack:T1:UFIN1'] }, workflows: { ...base.workflows, 'purchase-order': { approvalThreshold: 100000 } } });
+const B = configFile('b', {
+  ...base,
+  groups: { finance: ['slack:T1:UFIN1'] },
+  workflows: { ...base.workflows, 'purchase-order': { approvalThreshold: 100000 } },
+});
 
 let db: TestDb;
 const apps: App[] = [];
@@ -122,7 +126,10 @@ describe('one configuration per deployment', () => {
 
   it('stores hashes only, and credentials are not policy: a different token starts beside the old one', async () => {
     const withToken = (token: string) =>
-      configFile(`token-${token}`, { ...base, tools: { 'http.request': { allowedHosts: ['api.example.com'], headers: { 'api.example.com': { Authorization: `Bearer ${token}` } } } } });
+      configFile(`token-${token}`, {
+        ...base,
+        tools: { 'http.request': { allowedHosts: ['api.example.com'], headers: { 'api.example.com': { Authorization: `Bearer ${token}` } } } },
+      });
     await start(withToken('old'));
     await start(withToken('new'));
     const text = JSON.stringify(await stored());

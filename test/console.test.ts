@@ -90,10 +90,18 @@ beforeAll(async () => {
   const log = testLogger();
   server = createHttpServer({ log, checks: { pool: db.pool } });
   const evidence = evidenceBundleHandler({ pool: db.pool, registry: t.registry, auditKey: testAuditKey });
-  webConsole = mountConsole(server, { config: { host: '127.0.0.1', console: { token: undefined } }, project, runtime: t.runtime, log, liveIntervalMs: 200, evidence });
+  webConsole = mountConsole(server, {
+    config: { host: '127.0.0.1', console: { token: undefined } },
+    project,
+    runtime: t.runtime,
+    log,
+    liveIntervalMs: 200,
+    evidence,
+  });
   const addr = await server.listen(0, '127.0.0.1');
   base = `http://127.0.0.1:${addr.port}`;
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: install Debian's package with \`apt-get install -y chromium\` (.ci/run does).`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`Chromium is missing at ${CHROMIUM}: install Debian's package with \`apt-get install -y chromium\` (.ci/run does).`);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 });
 
@@ -253,7 +261,14 @@ describe('web console in Chromium', () => {
       runId: run.id,
       type: 'model.called',
       stepIdx: 0,
-      payload: { model: 'gpt-4o-mini', prompt: { name: 'po-risk-summary', version: '3' }, inputTokens: 812, outputTokens: 64, costUsd: 0.000160, latencyMs: 740 },
+      payload: {
+        model: 'gpt-4o-mini',
+        prompt: { name: 'po-risk-summary', version: '3' },
+        inputTokens: 812,
+        outputTokens: 64,
+        costUsd: 0.00016,
+        latencyMs: 740,
+      },
     });
     await page.locator('[data-testid=model-calls] td:has-text("po-risk-summary@3")').waitFor();
     const [approval] = await listRunApprovals(db.pool, run.id);
@@ -312,7 +327,13 @@ describe('web console without JavaScript', () => {
   it('pages the runs list: Older runs goes on from the last run shown, keeps the filters, and a page stays put while new runs arrive', async () => {
     // A console of its own with pages of 2, on the same runtime and database.
     const paged = createHttpServer({ log: testLogger(), checks: { pool: db.pool } });
-    const pagedConsole = mountConsole(paged, { config: { host: '127.0.0.1', console: { token: undefined } }, project, runtime: t.runtime, log: testLogger(), pageSize: 2 });
+    const pagedConsole = mountConsole(paged, {
+      config: { host: '127.0.0.1', console: { token: undefined } },
+      project,
+      runtime: t.runtime,
+      log: testLogger(),
+      pageSize: 2,
+    });
     const pagedBase = `http://127.0.0.1:${(await paged.listen(0, '127.0.0.1')).port}`;
     try {
       const PAGER = 'slack:T1:UPAGER';
@@ -393,10 +414,12 @@ describe('web console without JavaScript', () => {
   it('answers only requests addressed to a loopback name on a loopback bind', async () => {
     const status = await new Promise<number>((resolve, reject) => {
       const u = new URL(`${base}/console`);
-      http.get({ host: u.hostname, port: u.port, path: '/console', headers: { host: `rebound.example:${u.port}` } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      }).on('error', reject);
+      http
+        .get({ host: u.hostname, port: u.port, path: '/console', headers: { host: `rebound.example:${u.port}` } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+        .on('error', reject);
     });
     expect(status).toBe(403);
   });

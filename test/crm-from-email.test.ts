@@ -63,7 +63,15 @@ afterAll(async () => {
 
 async function start(): Promise<TestRuntime> {
   const model = createModelClient(
-    { model: 'gpt-test', baseUrl: fake.url, apiKey: undefined, timeoutMs: 5000, maxRetries: 0, prices: { 'gpt-test': { inputPerMillion: 1, outputPerMillion: 2 } }, redact: [] },
+    {
+      model: 'gpt-test',
+      baseUrl: fake.url,
+      apiKey: undefined,
+      timeoutMs: 5000,
+      maxRetries: 0,
+      prices: { 'gpt-test': { inputPerMillion: 1, outputPerMillion: 2 } },
+      redact: [],
+    },
     testLogger(),
   );
   t = await createTestRuntime(db, builtinWorkflows(project), { project, model });
@@ -167,7 +175,16 @@ describe('crm-from-email', () => {
 
   it('crm.upsert-contact writes once per idempotency key: a re-run of the step returns the contact it wrote', async () => {
     const input = { name: 'Ada', email: 'ada@example.com', company: null, phone: null, title: null, notes: null };
-    const ctx = { runId: 'run_tool', step: 'crm.upsert-contact', attempt: 1, idempotencyKey: 'run_tool:2', signal: new AbortController().signal, log: testLogger(), config: {}, pool: db.pool };
+    const ctx = {
+      runId: 'run_tool',
+      step: 'crm.upsert-contact',
+      attempt: 1,
+      idempotencyKey: 'run_tool:2',
+      signal: new AbortController().signal,
+      log: testLogger(),
+      config: {},
+      pool: db.pool,
+    };
     const first = await crmContactTool.handler(input, ctx);
     const again = await crmContactTool.handler(input, { ...ctx, attempt: 2 });
     expect(first).toMatchObject({ created: true });
@@ -189,4 +206,3 @@ describe('crm-from-email', () => {
 
 /** The CLI in-process against this file's database. */
 const cli = inProcessCli(() => db);
-

@@ -42,7 +42,7 @@ afterAll(async () => {
 });
 
 const teams = () => h.teams!;
-const cardOf = (a: Record<string, unknown>): AdaptiveCard => ((a.attachments as { content: AdaptiveCard }[])[0]!).content;
+const cardOf = (a: Record<string, unknown>): AdaptiveCard => (a.attachments as { content: AdaptiveCard }[])[0]!.content;
 const hasSlackButtons = (m: FakeMessage) => blocksText(m.blocks).includes('"action_id":"approval.approve"');
 const hasTeamsButtons = (c: AdaptiveCard) => executeActions(c).some((a) => a.verb === 'approval.approve');
 
@@ -50,7 +50,8 @@ const hasTeamsButtons = (c: AdaptiveCard) => executeActions(c).some((a) => a.ver
 function teamsCopy(approvalId: string): { conversationId: string; id: string; card: AdaptiveCard } | undefined {
   for (const c of teams().connector.conversations) {
     for (const a of teams().connector.activitiesIn(c.id)) {
-      if (Array.isArray(a.activity.attachments) && JSON.stringify(a.activity).includes(approvalId)) return { conversationId: c.id, id: a.id, card: cardOf(a.activity) };
+      if (Array.isArray(a.activity.attachments) && JSON.stringify(a.activity).includes(approvalId))
+        return { conversationId: c.id, id: a.id, card: cardOf(a.activity) };
     }
   }
   return undefined;
@@ -65,10 +66,22 @@ function slackCopies(approvalId: string): FakeMessage[] {
 
 describe('a quorum of one Slack and one Teams approver', () => {
   it('every copy on both platforms shows the live tally, and ends naming both decisions without buttons', async () => {
-    await h.send(slashCommand({ text: 'run purchase-order vendor=Acme amount=5200 currency=EUR reason="40 laptops"', userId: REQUESTER, teamId: TEAM, channelId: CHANNEL }));
-    const run = await poll(async () => (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = $1`, [CHANNEL])).rows[0], { message: 'the run' });
+    await h.send(
+      slashCommand({
+        text: 'run purchase-order vendor=Acme amount=5200 currency=EUR reason="40 laptops"',
+        userId: REQUESTER,
+        teamId: TEAM,
+        channelId: CHANNEL,
+      }),
+    );
+    const run = await poll(async () => (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = $1`, [CHANNEL])).rows[0], {
+      message: 'the run',
+    });
     await waitForRun(h.runtime, run.id, 'waiting');
-    const approvalId = await poll(async () => (await db.pool.query<{ id: string }>('SELECT id FROM tollgate.approvals WHERE run_id = $1', [run.id])).rows[0]?.id, { message: 'the approval' });
+    const approvalId = await poll(
+      async () => (await db.pool.query<{ id: string }>('SELECT id FROM tollgate.approvals WHERE run_id = $1', [run.id])).rows[0]?.id,
+      { message: 'the approval' },
+    );
 
     // Before any decision: the run message, the thread copy, the Slack DM and the Teams card.
     await poll(() => slackCopies(approvalId).length === 3 && teamsCopy(approvalId), { message: 'three Slack copies and the Teams card' });
@@ -78,7 +91,9 @@ describe('a quorum of one Slack and one Teams approver', () => {
 
     // The Slack approver approves from their DM: every copy on both platforms shows 1 of 2.
     const dm = slackCopies(approvalId).find((m) => m.channel === `D${SLACK_APPROVER}`)!;
-    await h.send(blockAction({ userId: SLACK_APPROVER, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: dm.channel, messageTs: dm.ts }));
+    await h.send(
+      blockAction({ userId: SLACK_APPROVER, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: dm.channel, messageTs: dm.ts }),
+    );
     await poll(
       () =>
         slackCopies(approvalId).every((m) => blocksText(m.blocks).includes(`So far: 1 of 2 approvals (approved by <@${SLACK_APPROVER}>`)) &&
@@ -89,7 +104,14 @@ describe('a quorum of one Slack and one Teams approver', () => {
     // The Teams approver approves on their card: the gate resolves and the run goes on.
     const copy = teamsCopy(approvalId)!;
     const res = await teams().send(
-      teams().act.invoke({ verb: 'approval.approve', data: { approvalId }, from: TEAMS_APPROVER, tenant: TENANT, conversation: { id: copy.conversationId, conversationType: 'personal' }, replyToId: copy.id }),
+      teams().act.invoke({
+        verb: 'approval.approve',
+        data: { approvalId },
+        from: TEAMS_APPROVER,
+        tenant: TENANT,
+        conversation: { id: copy.conversationId, conversationType: 'personal' },
+        replyToId: copy.id,
+      }),
     );
     expect(res.status).toBe(200);
     expect(JSON.stringify(res.body)).toContain('Recorded: you approved');
@@ -99,24 +121,46 @@ describe('a quorum of one Slack and one Teams approver', () => {
     const teamsName = `teams:${TENANT}:${TEAMS_APPROVER.aadObjectId}`;
     await poll(
       () =>
-        slackCopies(approvalId).every((m) => new RegExp(`\\*Approved\\* by <@${SLACK_APPROVER}> [^,]*, ${teamsName}`).test(blocksText(m.blocks)) && !hasSlackButtons(m)) &&
+        slackCopies(approvalId).every(
+          (m) => new RegExp(`\\*Approved\\* by <@${SLACK_APPROVER}> [^,]*, ${teamsName}`).test(blocksText(m.blocks)) && !hasSlackButtons(m),
+        ) &&
         (() => {
           const card = cardOf(teams().connector.activity(copy.conversationId, copy.id)!.activity);
-          return new RegExp(`\\*\\*Approved\\*\\* by slack:${TEAM}:${SLACK_APPROVER} \\{\\{DATE[^}]*\\}\\} \\{\\{TIME[^}]*\\}\\}, ${teamsName}`).test(JSON.stringify(card)) && !hasTeamsButtons(card);
+          return (
+            new RegExp(`\\*\\*Approved\\*\\* by slack:${TEAM}:${SLACK_APPROVER} \\{\\{DATE[^}]*\\}\\} \\{\\{TIME[^}]*\\}\\}, ${teamsName}`).test(
+              JSON.stringify(card),
+            ) && !hasTeamsButtons(card)
+          );
         })(),
       { message: 'every copy on both platforms to name both approvers, without buttons' },
     );
   });
 
   it("Slack's App Home and the Teams personal scope list the same pending approvals", async () => {
-    await h.send(slashCommand({ text: 'run purchase-order vendor=Initech amount=9000 currency=EUR reason=servers', userId: REQUESTER, teamId: TEAM, channelId: 'CPURCHASE2' }));
-    const run = await poll(async () => (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = 'CPURCHASE2'`)).rows[0], { message: 'the run' });
+    await h.send(
+      slashCommand({
+        text: 'run purchase-order vendor=Initech amount=9000 currency=EUR reason=servers',
+        userId: REQUESTER,
+        teamId: TEAM,
+        channelId: 'CPURCHASE2',
+      }),
+    );
+    const run = await poll(async () => (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = 'CPURCHASE2'`)).rows[0], {
+      message: 'the run',
+    });
     await waitForRun(h.runtime, run.id, 'waiting');
-    const approvalId = await poll(async () => (await db.pool.query<{ id: string }>('SELECT id FROM tollgate.approvals WHERE run_id = $1', [run.id])).rows[0]?.id, { message: 'the approval' });
+    const approvalId = await poll(
+      async () => (await db.pool.query<{ id: string }>('SELECT id FROM tollgate.approvals WHERE run_id = $1', [run.id])).rows[0]?.id,
+      { message: 'the approval' },
+    );
 
     const home = await poll(
-      () => h.fake.callsTo('views.publish').filter((c) => c.args.user_id === SLACK_APPROVER).find((c) => JSON.stringify(c.args.view).includes(approvalId)),
-      { message: 'the Slack approver\'s App Home listing the approval' },
+      () =>
+        h.fake
+          .callsTo('views.publish')
+          .filter((c) => c.args.user_id === SLACK_APPROVER)
+          .find((c) => JSON.stringify(c.args.view).includes(approvalId)),
+      { message: "the Slack approver's App Home listing the approval" },
     );
     expect(JSON.stringify(home.args.view)).toContain('"action_id":"approval.approve"');
 
@@ -124,8 +168,12 @@ describe('a quorum of one Slack and one Teams approver', () => {
     const asked = teams().act.message({ text: 'approvals', from: TEAMS_APPROVER, tenant: TENANT, conversation: personal });
     expect((await teams().send(asked)).status).toBe(200);
     const list = await poll(
-      () => teams().connector.activitiesIn(personal.id).map((a) => cardOf(a.activity)).find((c) => JSON.stringify(c).includes(approvalId)),
-      { message: 'the Teams approver\'s list' },
+      () =>
+        teams()
+          .connector.activitiesIn(personal.id)
+          .map((a) => cardOf(a.activity))
+          .find((c) => JSON.stringify(c).includes(approvalId)),
+      { message: "the Teams approver's list" },
     );
     expect(hasTeamsButtons(list)).toBe(true);
     // Both list exactly the pending approvals that wait for that person: this one (the first was resolved).

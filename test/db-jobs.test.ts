@@ -62,6 +62,10 @@ describe('jobs (src/db/queries/jobs.ts)', () => {
     expect(await addJobs(db.pool, 'test-many', [{ i: 1 }, { i: 2 }, { i: 3 }], { maxAttempts: 10 })).toBe(3);
     expect(await addJobs(db.pool, 'test-many', [])).toBe(0);
     const jobs = await jobsOf('test-many');
-    expect(jobs.map((j) => [j.payload, j.max_attempts])).toEqual([[{ i: 1 }, 10], [{ i: 2 }, 10], [{ i: 3 }, 10]]);
+    expect(jobs.map((j) => [j.payload, j.max_attempts])).toEqual([
+      [{ i: 1 }, 10],
+      [{ i: 2 }, 10],
+      [{ i: 3 }, 10],
+    ]);
   });
 });

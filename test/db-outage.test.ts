@@ -152,37 +152,47 @@ describe('PostgreSQL killed while a step is in flight', () => {
     await held; // the middle step's effect call is open: the step is in flight
 
     killPostgres();
-    const down = await poll(async () => {
-      const r = await readyz(url);
-      return r.status === 503 ? r : undefined;
-    }, { message: '/readyz to report the outage', timeoutMs: 60_000, detail: appOutput });
+    const down = await poll(
+      async () => {
+        const r = await readyz(url);
+        return r.status === 503 ? r : undefined;
+      },
+      { message: '/readyz to report the outage', timeoutMs: 60_000, detail: appOutput },
+    );
     expect(down.body.ok).toBe(false);
     expect(down.body.reasons?.join(' ')).toMatch(/database unreachable/);
 
     // The step finishes while the database is away: its result cannot be recorded and the job can
     // be neither completed nor failed. That is where the unhandled ECONNREFUSED ended the process.
     releaseHeld?.();
-    await poll(
-      async () => (output.includes('Failed task') || output.includes('the worker stopped') || exitCode !== undefined ? true : undefined),
-      { message: 'the worker to see the step fail to record', timeoutMs: 60_000, detail: appOutput },
-    );
+    await poll(async () => (output.includes('Failed task') || output.includes('the worker stopped') || exitCode !== undefined ? true : undefined), {
+      message: 'the worker to see the step fail to record',
+      timeoutMs: 60_000,
+      detail: appOutput,
+    });
     // Nothing to wait for here: the behaviour under test is that the process does NOT exit, so it
     // is watched for 3 s in which the unhandled rejection used to end it.
     await holdsFor(() => exitCode === undefined, { forMs: 3000, message: 'tollgate start to stay up while PostgreSQL is down', detail: appOutput });
     expect(exitCode, `tollgate start exited while PostgreSQL was down:\n${output.slice(-6000)}`).toBeUndefined();
     // Graphile Worker shut its pool down (the job could not be failed): /readyz says so too.
-    const restarting = await poll(async () => {
-      const r = await readyz(url);
-      return r.body.reasons?.some((x) => x.startsWith('worker stopped')) ? r : undefined;
-    }, { message: '/readyz to report the worker restarting', timeoutMs: 60_000, detail: appOutput });
+    const restarting = await poll(
+      async () => {
+        const r = await readyz(url);
+        return r.body.reasons?.some((x) => x.startsWith('worker stopped')) ? r : undefined;
+      },
+      { message: '/readyz to report the worker restarting', timeoutMs: 60_000, detail: appOutput },
+    );
     expect(restarting.status).toBe(503);
     expect(restarting.body.reasons?.join(' ')).toMatch(/database unreachable.*worker stopped \(.*\); restarting it/);
 
     server = await startEmbeddedPostgres({ dataDir, port, log: testLogger(), supervision: false });
-    const up = await poll(async () => {
-      const r = await readyz(url);
-      return r.status === 200 ? r : undefined;
-    }, { message: '/readyz to be ready again', timeoutMs: 90_000, detail: appOutput });
+    const up = await poll(
+      async () => {
+        const r = await readyz(url);
+        return r.status === 200 ? r : undefined;
+      },
+      { message: '/readyz to be ready again', timeoutMs: 90_000, detail: appOutput },
+    );
     expect(up.body).toEqual({ ok: true });
 
     const done = await waitForRun(runtime, run.id, ['succeeded', 'failed', 'dead_letter'], 90_000);

@@ -70,12 +70,16 @@ function makeRuntime(): Runtime {
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await main(['node', 'tollgate', ...args], { out: (s) => (out += `${s}\n`), err: (s) => (err += s) }, {
-    DATABASE_URL: env.db.url,
-    ...TEST_AUDIT_ENV,
-    LOG_LEVEL: 'silent',
-    TOLLGATE_DATA_DIR: '/nonexistent-tollgate-cli-test',
-  });
+  const code = await main(
+    ['node', 'tollgate', ...args],
+    { out: (s) => (out += `${s}\n`), err: (s) => (err += s) },
+    {
+      DATABASE_URL: env.db.url,
+      ...TEST_AUDIT_ENV,
+      LOG_LEVEL: 'silent',
+      TOLLGATE_DATA_DIR: '/nonexistent-tollgate-cli-test',
+    },
+  );
   return { code, out, err };
 }
 
@@ -142,7 +146,9 @@ describe('poison runs', () => {
     const shown = await cli('runs', 'show', id);
     expect(shown).toMatchObject({ code: 0, err: '' });
     expect(shown.out).toContain(`${id}  poison@v1  DEAD_LETTER`);
-    expect(shown.out).toContain(`dead-lettered after ${MAX_RECOVERIES} recoveries (limit ${MAX_RECOVERIES}, set by TOLLGATE_MAX_RECOVERIES): its advance was interrupted again in step "boom"`);
+    expect(shown.out).toContain(
+      `dead-lettered after ${MAX_RECOVERIES} recoveries (limit ${MAX_RECOVERIES}, set by TOLLGATE_MAX_RECOVERIES): its advance was interrupted again in step "boom"`,
+    );
     expect(shown.out).toContain(`take it out with \`tollgate runs retry ${id}\``);
 
     // The chat views offer Retry (and Cancel) for it: stuck, not ended.

@@ -48,7 +48,11 @@ describe('deploy environments', () => {
   it('waits for a release manager for Production, " PROD " and unlisted names, and never calls the webhook for them', async () => {
     const { runtime } = await files.start([deployWorkflow(project)], { project });
     for (const environment of ['Production', ' PROD ', 'prod', 'live-eu']) {
-      const run = await runtime.startRun({ workflow: 'deploy', input: { service: 'api', version: '2.0.0', environment }, requester: parsePrincipal('slack:T1:UDEV') });
+      const run = await runtime.startRun({
+        workflow: 'deploy',
+        input: { service: 'api', version: '2.0.0', environment },
+        requester: parsePrincipal('slack:T1:UDEV'),
+      });
       await waitForRun(runtime, run.id, 'waiting');
       const { rows } = await files.db.pool.query('SELECT status, risk, auto_reason FROM tollgate.approvals WHERE run_id = $1', [run.id]);
       expect([environment, rows]).toEqual([environment, [{ status: 'pending', risk: 'high', auto_reason: null }]]);

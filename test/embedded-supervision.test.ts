@@ -47,11 +47,14 @@ describe('embedded PostgreSQL supervision', () => {
 
     // Wait for it to come back: bounded by the supervisor's retries (6 attempts), not a timing claim.
     const url = server.url;
-    const answer = await poll(async () => {
-      const now = await tryQuery(url);
-      if (now instanceof Error) throw now; // not back yet: retried, and reported if it never is
-      return now === 1 && now;
-    }, { message: 'the restarted PostgreSQL to answer', timeoutMs: 90_000, intervalMs: 500 });
+    const answer = await poll(
+      async () => {
+        const now = await tryQuery(url);
+        if (now instanceof Error) throw now; // not back yet: retried, and reported if it never is
+        return now === 1 && now;
+      },
+      { message: 'the restarted PostgreSQL to answer', timeoutMs: 90_000, intervalMs: 500 },
+    );
     expect(answer).toBe(1);
     const after = findRunningServer(path.join(dir, 'pg'));
     expect(after?.pid).not.toBe(before!.pid);

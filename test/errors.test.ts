@@ -23,7 +23,9 @@ function sources(dir: string): string[] {
   );
 }
 
-const files = ['src', 'bots', 'jobs'].flatMap(sources).map((file) => ({ file: file.split(path.sep).join('/'), text: readFileSync(path.join(root, file), 'utf8') }));
+const files = ['src', 'bots', 'jobs']
+  .flatMap(sources)
+  .map((file) => ({ file: file.split(path.sep).join('/'), text: readFileSync(path.join(root, file), 'utf8') }));
 
 /** An error made without a TG_* code: a plain Error, one of JavaScript's own error classes, or a class of its own. */
 const UNCODED = /\bnew (?:Error|TypeError|RangeError|SyntaxError|ReferenceError|URIError|AggregateError)\(|\bextends (?:Error|TypeError|RangeError)\b/;
@@ -32,13 +34,22 @@ const UNCODED = /\bnew (?:Error|TypeError|RangeError|SyntaxError|ReferenceError|
 const ALLOWED: { file: string; line: string; why: string }[] = [
   { file: 'src/common/errors.ts', line: 'export class TollgateError extends Error', why: 'the table itself' },
   { file: 'src/telemetry/tracing.ts', line: 'new Error(String(e))', why: 'not thrown: a non-Error someone else threw, wrapped only to record it on a span' },
-  { file: 'src/telemetry/tracing-spans.ts', line: 'new Error(run.error?.message', why: "not thrown: a run's recorded error rebuilt for its span, keeping its own recorded name and code" },
-  { file: 'src/workflows/demo.ts', line: 'failed on attempt', why: "workflow code: the demo workflow's own retriable step failure, as any workflow would throw it" },
+  {
+    file: 'src/telemetry/tracing-spans.ts',
+    line: 'new Error(run.error?.message',
+    why: "not thrown: a run's recorded error rebuilt for its span, keeping its own recorded name and code",
+  },
+  {
+    file: 'src/workflows/demo.ts',
+    line: 'failed on attempt',
+    why: "workflow code: the demo workflow's own retriable step failure, as any workflow would throw it",
+  },
 ];
 
 /** Codes of the table that no source names, kept on purpose. */
 const UNUSED_ON_PURPOSE: Record<string, string> = {
-  TG_RUN_CANCELLED: "a cancelled run records no error: the runtime stops it with its Cancelled signal (src/runtime/replay.ts), which is not an Error; the code names the outcome for people reading the table",
+  TG_RUN_CANCELLED:
+    'a cancelled run records no error: the runtime stops it with its Cancelled signal (src/runtime/replay.ts), which is not an Error; the code names the outcome for people reading the table',
 };
 
 describe('the error table', () => {
@@ -86,14 +97,20 @@ describe('the error classes that were outside the table', () => {
     }
     expect(thrown).toBeInstanceOf(CommandSyntaxError);
     expect(isTollgateError(thrown)).toBe(true);
-    expect(thrown).toMatchObject({ code: 'TG_COMMAND_SYNTAX', name: 'CommandSyntaxError', message: 'A quote (") is not closed. Close it, e.g. reason="new laptops".' });
+    expect(thrown).toMatchObject({
+      code: 'TG_COMMAND_SYNTAX',
+      name: 'CommandSyntaxError',
+      message: 'A quote (") is not closed. Close it, e.g. reason="new laptops".',
+    });
   });
 
   it('PlatformNotConfigured is a TollgateError with TG_CHAT_NOT_CONFIGURED and the platform', () => {
     const e = new PlatformNotConfigured('teams');
     expect(e).toBeInstanceOf(TollgateError);
     expect(e).toMatchObject({ code: 'TG_CHAT_NOT_CONFIGURED', name: 'PlatformNotConfigured', details: { platform: 'teams' } });
-    expect(e.message).toBe('Chat platform "teams" is not configured in this process, so its messages wait; configure it (see docs/slack.md or docs/teams.md) and they catch up.');
+    expect(e.message).toBe(
+      'Chat platform "teams" is not configured in this process, so its messages wait; configure it (see docs/slack.md or docs/teams.md) and they catch up.',
+    );
   });
 
   it("CallFailed is a TollgateError with its failure's own code, message and cause", () => {
@@ -111,7 +128,9 @@ describe("a platform's DM that could not be opened", () => {
 
   it('Slack: TG_CHAT_PLATFORM_BAD_ANSWER, and the outbox still retries it', async () => {
     const client = { conversations: { open: () => Promise.resolve({ ok: true }) } } as unknown as Parameters<typeof slackPlatform>[0];
-    const e: unknown = await slackPlatform(client).openDm({ ...to, platform: 'slack' }).catch((err: unknown) => err);
+    const e: unknown = await slackPlatform(client)
+      .openDm({ ...to, platform: 'slack' })
+      .catch((err: unknown) => err);
     expect(e).toMatchObject({ code: 'TG_CHAT_PLATFORM_BAD_ANSWER', message: 'conversations.open with U1 returned no channel' });
     expect(classifySlackError(e)).toEqual({ kind: 'retry', reason: 'conversations.open with U1 returned no channel' });
   });

@@ -108,7 +108,10 @@ const offline = (env: NodeJS.ProcessEnv, ...args: string[]) => cli({ TOLLGATE_DA
 async function decidedRun(vendor: string): Promise<string> {
   const run = await t.runtime.startRun({ workflow: 'evidence', input: { vendor, amount: 5000 }, requester: parsePrincipal(REQUESTER) });
   await waitForRun(t.runtime, run.id, 'waiting');
-  const approvalId = await poll(async () => (await listRunApprovals(db.pool, run.id)).find((a) => a.status === 'pending')?.id, { message: `run ${run.id} to open an approval`, retryErrors: false });
+  const approvalId = await poll(async () => (await listRunApprovals(db.pool, run.id)).find((a) => a.status === 'pending')?.id, {
+    message: `run ${run.id} to open an approval`,
+    retryErrors: false,
+  });
   expect(await t.runtime.decide(approvalId, ALICE, 'approve', 'within budget', { via: 'slack' })).toMatchObject({ kind: 'recorded' });
   const approved = await online('approve', approvalId, '--comment', 'checked the quote');
   expect(approved, approved.err).toMatchObject({ code: 0 });
@@ -142,19 +145,40 @@ describe('tollgate runs export and audit verify --bundle', () => {
     exported = JSON.parse(await fs.readFile(file, 'utf8')) as EvidenceBundle;
 
     // What the bundle holds.
-    expect(exported).toMatchObject({ format: 'tollgate-evidence/1', exportedBy: ME, run: { id: runId, workflow: 'evidence', workflowVersion: 3, status: 'succeeded', input: { vendor: 'Acme', amount: 5000 }, requester: REQUESTER } });
+    expect(exported).toMatchObject({
+      format: 'tollgate-evidence/1',
+      exportedBy: ME,
+      run: { id: runId, workflow: 'evidence', workflowVersion: 3, status: 'succeeded', input: { vendor: 'Acme', amount: 5000 }, requester: REQUESTER },
+    });
     const quote = exported.steps.find((s) => s.name === 'fetch quote');
     expect(quote).toMatchObject({ kind: 'step', status: 'succeeded', attempts: 2, output: { quoteId: 'Q-Acme', attempt: 2 } });
     const params = { vendor: 'Acme', amount: 5000, currency: 'EUR', reason: 'quote Q-Acme' };
-    expect(exported.toolCalls).toEqual([expect.objectContaining({ tool: PO_TOOL, version: 1, status: 'succeeded', input: params, output: expect.objectContaining({ orderId: expect.any(String) }) })]);
+    expect(exported.toolCalls).toEqual([
+      expect.objectContaining({
+        tool: PO_TOOL,
+        version: 1,
+        status: 'succeeded',
+        input: params,
+        output: expect.objectContaining({ orderId: expect.any(String) }),
+      }),
+    ]);
     expect(exported.versions).toMatchObject({ workflow: { name: 'evidence', version: 3 }, tools: [{ name: PO_TOOL, version: 1 }] });
     const [approval] = exported.approvals;
-    expect(approval).toMatchObject({ status: 'approved', params, paramsHash: paramsHash(params), summary: 'Pay Acme 5000 EUR', tool: PO_TOOL, policy: { approvers: [ALICE, ME].sort(), quorum: 'all', required: 2 } });
+    expect(approval).toMatchObject({
+      status: 'approved',
+      params,
+      paramsHash: paramsHash(params),
+      summary: 'Pay Acme 5000 EUR',
+      tool: PO_TOOL,
+      policy: { approvers: [ALICE, ME].sort(), quorum: 'all', required: 2 },
+    });
     expect(approval?.decisions).toEqual([
       expect.objectContaining({ principal: ALICE, decision: 'approve', comment: 'within budget', via: 'slack', osUser: null, eventSeq: expect.any(Number) }),
       expect.objectContaining({ principal: ME, decision: 'approve', comment: 'checked the quote', via: 'cli', osUser: ME, eventSeq: expect.any(Number) }),
     ]);
-    expect(exported.chain.events.map((e) => e.type)).toEqual(expect.arrayContaining(['run.created', 'step.retrying', 'approval.requested', 'approval.decided', 'approval.approved', 'run.succeeded']));
+    expect(exported.chain.events.map((e) => e.type)).toEqual(
+      expect.arrayContaining(['run.created', 'step.retrying', 'approval.requested', 'approval.decided', 'approval.approved', 'run.succeeded']),
+    );
     expect(exported.chain.head).toEqual({ seq: exported.chain.events.length, hash: exported.chain.events.at(-1)?.hash });
     expect(exported.chain.checkpoint?.claim).toEqual({ seq: exported.chain.events.length, hash: exported.chain.events.at(-1)?.hash });
 
@@ -167,7 +191,7 @@ describe('tollgate runs export and audit verify --bundle', () => {
     await expect(fs.stat(OFFLINE_DATA_DIR())).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  it('names the changed field when any byte of an approval changed: a parameter, its hash, a decision\'s principal, comment, via or time', async () => {
+  it("names the changed field when any byte of an approval changed: a parameter, its hash, a decision's principal, comment, via or time", async () => {
     const decided = (b: EvidenceBundle, j: number) => {
       const d = b.approvals[0]?.decisions[j];
       if (!d) throw new Error('no decision');
@@ -191,7 +215,9 @@ describe('tollgate runs export and audit verify --bundle', () => {
 
     const principal = await verifyChanged((b) => (decided(b, 0).principal = 'slack:T1:UMALLORY'));
     expect(principal.code).toBe(1);
-    expect(principal.err).toContain(`approvals[0].decisions[0].principal differs from its chained approval.decided event (seq ${seq}): the event says "${ALICE}"`);
+    expect(principal.err).toContain(
+      `approvals[0].decisions[0].principal differs from its chained approval.decided event (seq ${seq}): the event says "${ALICE}"`,
+    );
 
     const comment = await verifyChanged((b) => (decided(b, 0).comment = 'within budget!'));
     expect(comment.err).toContain(`approvals[0].decisions[0].comment differs from its chained approval.decided event (seq ${seq})`);
@@ -242,11 +268,19 @@ describe('tollgate runs export and audit verify --bundle', () => {
     walk(exported.approvals[0], 'approvals[0]', (b) => b.approvals[0] as unknown as Record<string, unknown>);
     expect(leaves.length).toBeGreaterThan(30);
     const changed = (v: unknown): unknown =>
-      typeof v === 'string' ? (v.length ? v.slice(0, -1) + (v.at(-1) === 'x' ? 'y' : 'x') : 'x')
-      : typeof v === 'number' ? v + 1
-      : typeof v === 'boolean' ? !v
-      : v === null ? 'x'
-      : Array.isArray(v) ? ['x'] : { x: 1 };
+      typeof v === 'string'
+        ? v.length
+          ? v.slice(0, -1) + (v.at(-1) === 'x' ? 'y' : 'x')
+          : 'x'
+        : typeof v === 'number'
+          ? v + 1
+          : typeof v === 'boolean'
+            ? !v
+            : v === null
+              ? 'x'
+              : Array.isArray(v)
+                ? ['x']
+                : { x: 1 };
     const missed: string[] = [];
     for (const leaf of leaves) {
       const copy = structuredClone(exported);
@@ -255,7 +289,9 @@ describe('tollgate runs export and audit verify --bundle', () => {
       const report = verifyEvidenceBundle(copy, { auditKey: testAuditKey });
       // The problem names this value, or the value that holds it (a parameter's change is named at
       // `params`, which no longer hash to the bound hash), never only the bundle or the approval.
-      const named = report.problems.some((p) => p.field === leaf.path || (p.field !== 'approvals[0]' && (leaf.path.startsWith(`${p.field}.`) || leaf.path.startsWith(`${p.field}[`))));
+      const named = report.problems.some(
+        (p) => p.field === leaf.path || (p.field !== 'approvals[0]' && (leaf.path.startsWith(`${p.field}.`) || leaf.path.startsWith(`${p.field}[`))),
+      );
       if (report.ok || !named) missed.push(`${leaf.path}: ${report.ok ? 'verified' : report.problems.map((p) => p.field).join(', ')}`);
     }
     expect(missed).toEqual([]);
@@ -289,7 +325,7 @@ describe('tollgate runs export and audit verify --bundle', () => {
     expect(truncated.err).toContain('chain.head is #');
   });
 
-  it("names the version each tool call ran with, from its chained event, also after the tool was upgraded; a changed version is named", async () => {
+  it('names the version each tool call ran with, from its chained event, also after the tool was upgraded; a changed version is named', async () => {
     // The run's purchase-order call ran with version 1, as its step.started event records.
     const call = exported.toolCalls[0];
     expect(call).toMatchObject({ tool: PO_TOOL, version: 1, versionFrom: 'call' });
@@ -306,7 +342,9 @@ describe('tollgate runs export and audit verify --bundle', () => {
     // Claiming another version, or passing the recorded one off as the registry's, is named, with or without the key.
     const bumped = structuredClone(later);
     if (bumped.toolCalls[0]) bumped.toolCalls[0].version = 2;
-    expect(verifyEvidenceBundle(bumped, {}).problems.map((p) => p.message)).toContain("toolCalls[0].version is 2, but the call's chained step.started event says 1");
+    expect(verifyEvidenceBundle(bumped, {}).problems.map((p) => p.message)).toContain(
+      "toolCalls[0].version is 2, but the call's chained step.started event says 1",
+    );
     const disowned = structuredClone(later);
     if (disowned.toolCalls[0]) Object.assign(disowned.toolCalls[0], { version: 2, versionFrom: 'registry' });
     expect(verifyEvidenceBundle(disowned, {}).problems.map((p) => p.field)).toContain('toolCalls[0].versionFrom');
@@ -414,7 +452,15 @@ describe('tollgate runs export and audit verify --bundle', () => {
     await appendEvent(db.pool, { runId, type: 'model.called', stepIdx: 0, payload: { ...record } });
     const bundle = await exportEvidenceBundle(db.pool, runId);
     expect(bundle.modelCalls).toEqual([
-      expect.objectContaining({ model: 'gpt-test', prompt: { name: 'classify-order', version: 2 }, request: record.request, inputTokens: 120, outputTokens: 8, costUsd: 0.00042, purged: false }),
+      expect.objectContaining({
+        model: 'gpt-test',
+        prompt: { name: 'classify-order', version: 2 },
+        request: record.request,
+        inputTokens: 120,
+        outputTokens: 8,
+        costUsd: 0.00042,
+        purged: false,
+      }),
     ]);
     expect(verifyEvidenceBundle(bundle, { auditKey: testAuditKey })).toMatchObject({ ok: true, modelCalls: 1 });
 
@@ -428,8 +474,16 @@ describe('tollgate runs export and audit verify --bundle', () => {
   });
 
   it('bundles of other shapes verify too: a failed run with a sleep and recorded values, an order approved by rule, a cancelled run', async () => {
-    const failed = await t.runtime.startRun({ workflow: 'demo', input: { name: 'Ada', sleepMs: 0, failAt: 'transform' }, requester: parsePrincipal(REQUESTER) });
-    const byRule = await t.runtime.startRun({ workflow: 'purchase-order', input: { vendor: 'Initech', amount: 10, currency: 'EUR', reason: 'pens' }, requester: parsePrincipal(REQUESTER) });
+    const failed = await t.runtime.startRun({
+      workflow: 'demo',
+      input: { name: 'Ada', sleepMs: 0, failAt: 'transform' },
+      requester: parsePrincipal(REQUESTER),
+    });
+    const byRule = await t.runtime.startRun({
+      workflow: 'purchase-order',
+      input: { vendor: 'Initech', amount: 10, currency: 'EUR', reason: 'pens' },
+      requester: parsePrincipal(REQUESTER),
+    });
     const cancelled = await t.runtime.startRun({ workflow: 'demo', input: { name: 'Bob', sleepMs: 600_000 }, requester: parsePrincipal(REQUESTER) });
     await waitForRun(t.runtime, failed.id, 'failed');
     await waitForRun(t.runtime, byRule.id, 'succeeded');

@@ -107,8 +107,25 @@ describe('http.request resolves the host and checks the addresses', () => {
 
   it('classifies loopback, link-local, private, unspecified and IPv4-mapped addresses as not public', () => {
     for (const ip of [
-      '127.0.0.1', '127.8.9.10', '10.1.2.3', '172.16.0.1', '172.31.255.254', '192.168.1.1', '169.254.169.254', '0.0.0.0', '100.64.0.1',
-      '::1', '::', 'fe80::1', 'fe80::1%eth0', 'fc00::1', 'fd12:3456::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:a9fe:a9fe', '::ffff:10.0.0.1',
+      '127.0.0.1',
+      '127.8.9.10',
+      '10.1.2.3',
+      '172.16.0.1',
+      '172.31.255.254',
+      '192.168.1.1',
+      '169.254.169.254',
+      '0.0.0.0',
+      '100.64.0.1',
+      '::1',
+      '::',
+      'fe80::1',
+      'fe80::1%eth0',
+      'fc00::1',
+      'fd12:3456::1',
+      '::ffff:127.0.0.1',
+      '::ffff:7f00:1',
+      '::ffff:a9fe:a9fe',
+      '::ffff:10.0.0.1',
     ]) {
       expect([ip, nonPublicAddress(ip)]).toEqual([ip, expect.any(String)]);
     }
@@ -147,7 +164,7 @@ describe('http.request resolves the host and checks the addresses', () => {
 });
 
 describe('http.request owns the idempotency header', () => {
-  it('drops any spelling of Idempotency-Key from the input and sends the call\'s own key', async () => {
+  it("drops any spelling of Idempotency-Key from the input and sends the call's own key", async () => {
     const { run, seen } = await get({ allowedHosts: [target.allowEntry] }, `${target.url}/x`, { 'idempotency-key': 'chosen-by-the-caller', 'X-Trace': 't1' });
     expect(run.status).toBe('succeeded');
     expect(seen).toHaveLength(1);

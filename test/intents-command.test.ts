@@ -12,7 +12,10 @@ describe('parseCommand', () => {
   it('free text with an apostrophe is free text, not an unclosed quote', () => {
     expect(parseCommand("what's the weather")).toEqual({ kind: 'text', text: "what's the weather" });
     expect(parseChatCommand("  what's up? ")).toEqual({ kind: 'text', text: "what's up?" });
-    expect(parseCommand('raise a PO for 40 laptops from Acme\u2019s shop, "urgent')).toEqual({ kind: 'text', text: 'raise a PO for 40 laptops from Acme\u2019s shop, "urgent' });
+    expect(parseCommand('raise a PO for 40 laptops from Acme\u2019s shop, "urgent')).toEqual({
+      kind: 'text',
+      text: 'raise a PO for 40 laptops from Acme\u2019s shop, "urgent',
+    });
   });
 
   it('verbs that take nothing ignore what follows, quotes included', () => {

@@ -117,7 +117,13 @@ describe('GET /metrics of tollgate start', () => {
     expect(value(waiting, 'tollgate_runs', { workflow: 'metrics-approve', status: 'waiting' })).toBe(1);
     expect(value(waiting, 'tollgate_runs', { workflow: 'metrics-ok', status: 'succeeded' })).toBe(1);
     expect(value(waiting, 'tollgate_runs', { workflow: 'metrics-fail', status: 'failed' })).toBe(1);
-    expect(counts(waiting)).toEqual({ ...start, okSteps: start.okSteps + 2, failSteps: start.failSteps + 1, okRuns: start.okRuns + 1, failRuns: start.failRuns + 1 });
+    expect(counts(waiting)).toEqual({
+      ...start,
+      okSteps: start.okSteps + 2,
+      failSteps: start.failSteps + 1,
+      okRuns: start.okRuns + 1,
+      failRuns: start.failRuns + 1,
+    });
 
     const approval = (await db.pool.query<{ id: string }>('SELECT id FROM tollgate.approvals WHERE run_id = $1', [gated.id])).rows[0]?.id as string;
     expect(await app.runtime.decide(approval, APPROVER, 'approve')).toMatchObject({ kind: 'recorded', resolved: 'approved' });
@@ -173,7 +179,9 @@ describe('GET /metrics of tollgate start', () => {
       expect(await waitForRun(app.runtime, gated.id, ['succeeded', 'failed'], 60_000)).toMatchObject({ status: 'succeeded' });
       expect(decisions((await scrape()).samples) - before).toBe(1);
     } finally {
-      await db.pool.query(`DROP TRIGGER fail_first_commit ON tollgate.approval_decisions; DROP FUNCTION public.fail_first_commit(); DROP SEQUENCE public.decision_commits;`);
+      await db.pool.query(
+        `DROP TRIGGER fail_first_commit ON tollgate.approval_decisions; DROP FUNCTION public.fail_first_commit(); DROP SEQUENCE public.decision_commits;`,
+      );
     }
   }, 120_000);
 
@@ -217,19 +225,37 @@ describe('GET /metrics of tollgate start', () => {
 });
 
 describe('GET /metrics of a tollgate worker process (WORKER_METRICS_PORT)', () => {
-  it("serves the runs and steps it ran, its queue lag and its readiness, on its own port", async () => {
+  it('serves the runs and steps it ran, its queue lag and its readiness, on its own port', async () => {
     // A database of its own, so only the worker process below runs these runs (the app above has a worker too).
     const own = await createTestDb();
-    const env = { ...process.env, DATABASE_URL: own.url, ...TEST_AUDIT_ENV, TOLLGATE_CONFIG: FIXTURE, WORKER_METRICS_PORT: '0', PORT: '1', LOG_FORMAT: 'json', LOG_LEVEL: 'info', WORKER_POLL_INTERVAL_MS: '100' };
+    const env = {
+      ...process.env,
+      DATABASE_URL: own.url,
+      ...TEST_AUDIT_ENV,
+      TOLLGATE_CONFIG: FIXTURE,
+      WORKER_METRICS_PORT: '0',
+      PORT: '1',
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'info',
+      WORKER_POLL_INTERVAL_MS: '100',
+    };
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker'], { cwd: path.resolve(import.meta.dirname, '..'), env });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise((resolve) => child.once('exit', resolve));
     // Starts runs only: no worker of its own.
-    const starter = await startApp({ config: loadConfig({ DATABASE_URL: own.url, ...TEST_AUDIT_ENV, TOLLGATE_CONFIG: FIXTURE, LOG_LEVEL: 'silent' }), log: testLogger(), mode: 'none' });
+    const starter = await startApp({
+      config: loadConfig({ DATABASE_URL: own.url, ...TEST_AUDIT_ENV, TOLLGATE_CONFIG: FIXTURE, LOG_LEVEL: 'silent' }),
+      log: testLogger(),
+      mode: 'none',
+    });
     try {
-      const url = await poll(async () => /"url":"(http:\/\/[^"]+)","msg":"worker metrics and health listening"/.exec(output)?.[1], { message: 'the worker to serve its metrics', timeoutMs: 90_000, retryErrors: false });
+      const url = await poll(async () => /"url":"(http:\/\/[^"]+)","msg":"worker metrics and health listening"/.exec(output)?.[1], {
+        message: 'the worker to serve its metrics',
+        timeoutMs: 90_000,
+        retryErrors: false,
+      });
       expect((await fetch(`${url}/readyz`)).status).toBe(200);
       const run = await starter.runtime.startRun({ workflow: 'metrics-ok', input: {} });
       expect(await waitForRun(starter.runtime, run.id, ['succeeded', 'failed'], 60_000)).toMatchObject({ status: 'succeeded' });

@@ -63,12 +63,15 @@ async function settledScans(): Promise<{ seq: number; idx: number }> {
   for (const c of clients) c.release();
   // Two readings 250 ms apart that agree: the first check only takes the first reading.
   let last: { seq: number; idx: number } | undefined;
-  return poll(async () => {
-    const now = await scans();
-    const settled = last !== undefined && now.seq === last.seq && now.idx === last.idx;
-    last = now;
-    return settled && now;
-  }, { message: 'the scan counts to stop moving', timeoutMs: 25_000, intervalMs: 250, retryErrors: false });
+  return poll(
+    async () => {
+      const now = await scans();
+      const settled = last !== undefined && now.seq === last.seq && now.idx === last.idx;
+      last = now;
+      return settled && now;
+    },
+    { message: 'the scan counts to stop moving', timeoutMs: 25_000, intervalMs: 250, retryErrors: false },
+  );
 }
 
 const metrics = async () => (await fetch(`${url}/metrics`)).text();
@@ -121,7 +124,9 @@ describe('GET /metrics: runs by status', () => {
     );
     await db.pool.query(`UPDATE tollgate.runs SET status = 'failed' WHERE id IN ('c_1', 'c_2', 'c_3')`);
     const counted = await db.pool.query(`SELECT workflow, status, count(*)::int AS n FROM tollgate.runs GROUP BY 1, 2 ORDER BY 1, 2`);
-    const kept = await db.pool.query(`SELECT workflow, status, sum(n)::int AS n FROM tollgate.run_status_counts GROUP BY 1, 2 HAVING sum(n) <> 0 ORDER BY 1, 2`);
+    const kept = await db.pool.query(
+      `SELECT workflow, status, sum(n)::int AS n FROM tollgate.run_status_counts GROUP BY 1, 2 HAVING sum(n) <> 0 ORDER BY 1, 2`,
+    );
     expect(kept.rows).toEqual(counted.rows);
     const text = await metrics();
     expect(text).toContain('tollgate_runs{workflow="c-even",status="succeeded"} 99');

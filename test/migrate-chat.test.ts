@@ -30,7 +30,17 @@ beforeAll(async () => {
   db = await createTestDb({ migrate: false });
   const client = await db.pool.connect();
   try {
-    await runner({ dbClient: client, dir: MIGRATIONS_DIR, direction: 'up', count: 6, migrationsTable: 'migrations', migrationsSchema: 'tollgate', createMigrationsSchema: true, checkOrder: true, log: () => {} });
+    await runner({
+      dbClient: client,
+      dir: MIGRATIONS_DIR,
+      direction: 'up',
+      count: 6,
+      migrationsTable: 'migrations',
+      migrationsSchema: 'tollgate',
+      createMigrationsSchema: true,
+      checkOrder: true,
+      log: () => {},
+    });
   } finally {
     client.release();
   }
@@ -62,7 +72,9 @@ async function seedWave1(): Promise<void> {
     INSERT INTO tollgate.slack_deliveries (key, kind, run_id) VALUES ('command:trig-w1', 'command', 'run_w1slack');
   `);
   // Events fire wave-1's Slack trigger, which queues slack-deliver jobs for the run and the approval.
-  await db.pool.query(`INSERT INTO tollgate.events (run_id, type, payload) VALUES ('run_w1slack', 'run.waiting', '{}'), ('run_w1slack', 'approval.requested', '{"approvalId":"apr_w1"}')`);
+  await db.pool.query(
+    `INSERT INTO tollgate.events (run_id, type, payload) VALUES ('run_w1slack', 'run.waiting', '{}'), ('run_w1slack', 'approval.requested', '{"approvalId":"apr_w1"}')`,
+  );
   await db.pool.query(`SELECT tollgate.slack_enqueue(json_build_object('messageId', 'msg_w1reply'), 'slack:msg:msg_w1reply')`);
   await db.pool.query(
     `SELECT graphile_worker.add_job('slack-approval-remind', json_build_object('approvalId', 'apr_w1'), run_at => now() + interval '1 day', job_key => 'slack:remind:apr_w1', job_key_mode => 'replace')`,
@@ -123,14 +135,28 @@ describe('migration 000008 on wave-1 Slack data', () => {
     });
     const chat = createChat({ pool: db.pool, runtime, registry, log, platforms: [slack!.platform] });
     const processId = newProcessId();
-    worker = await startWorker({ pool: db.pool, log, tasks: taskList({ runtime, processId, chat: chat.deliverer, intents: chat.core }), concurrency: 2, pollIntervalMs: 100, deadAfterMs: 3000, processId });
+    worker = await startWorker({
+      pool: db.pool,
+      log,
+      tasks: taskList({ runtime, processId, chat: chat.deliverer, intents: chat.core }),
+      concurrency: 2,
+      pollIntervalMs: 100,
+      deadAfterMs: 3000,
+      processId,
+    });
 
-    const runMsg = await poll(() => fake!.messagesIn('C0WAVE1').find((m) => !m.thread_ts && m.text?.includes('purchase-order')), { message: 'the run message' });
+    const runMsg = await poll(() => fake!.messagesIn('C0WAVE1').find((m) => !m.thread_ts && m.text?.includes('purchase-order')), {
+      message: 'the run message',
+    });
     expect(blocksText(runMsg.blocks)).toContain('Approval for finance approval'); // the run message shows its pending approval
-    await poll(() => fake!.messagesIn('C0WAVE1').find((m) => m.thread_ts === '1700000000.000100' && m.text === 'wave-1 reply'), { message: 'the wave-1 reply' });
+    await poll(() => fake!.messagesIn('C0WAVE1').find((m) => m.thread_ts === '1700000000.000100' && m.text === 'wave-1 reply'), {
+      message: 'the wave-1 reply',
+    });
     const dm = await poll(() => fake!.messagesIn('DUFIN0001').find((m) => blocksText(m.blocks).includes('apr_w1')), { message: 'the approver DM' });
     expect(blocksText(dm.blocks)).toContain('"action_id":"approval.approve"');
-    await poll(() => fake!.messagesIn('C0WAVE1').find((m) => m.thread_ts === runMsg.ts && blocksText(m.blocks).includes('apr_w1')), { message: 'the thread copy under the run message' });
+    await poll(() => fake!.messagesIn('C0WAVE1').find((m) => m.thread_ts === runMsg.ts && blocksText(m.blocks).includes('apr_w1')), {
+      message: 'the thread copy under the run message',
+    });
     const left = await jobs();
     expect(left.filter((j) => j.task.startsWith('slack-'))).toEqual([]);
   });

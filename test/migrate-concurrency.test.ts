@@ -24,7 +24,7 @@ describe('migrations started together', () => {
     const pools = Array.from({ length: 30 }, () => createPool(db.url, 2, testLogger(), testAuditKey));
     try {
       const results = await Promise.allSettled(pools.map((pool) => migrate(pool, testLogger())));
-      const failures = results.filter((r) => r.status === 'rejected').map((r) => String((r).reason));
+      const failures = results.filter((r) => r.status === 'rejected').map((r) => String(r.reason));
       expect(failures).toEqual([]);
       // Exactly one of them applied the migrations; the others waited and found nothing to do.
       const applied = results.map((r) => (r as PromiseFulfilledResult<string[]>).value);
@@ -42,7 +42,7 @@ describe('migrations started together', () => {
     await holder.connect();
     try {
       // The locks a migrating process holds: ours, node-pg-migrate's and the functions lock.
-      await holder.query('SELECT pg_advisory_lock($1), pg_advisory_lock($2), pg_advisory_lock(x\'7467666e\'::int)', [MIGRATION_LOCK, PG_MIGRATE_LOCK_ID]);
+      await holder.query("SELECT pg_advisory_lock($1), pg_advisory_lock($2), pg_advisory_lock(x'7467666e'::int)", [MIGRATION_LOCK, PG_MIGRATE_LOCK_ID]);
       const results = await Promise.allSettled(Array.from({ length: 10 }, () => migrate(db.pool, testLogger())));
       expect(results.map((r) => (r.status === 'fulfilled' ? r.value : String(r.reason)))).toEqual(Array.from({ length: 10 }, () => []));
     } finally {

@@ -20,7 +20,17 @@ let migrationsOnly: TestDb;
 async function runOurMigrations(db: TestDb, count?: number): Promise<void> {
   const client = await db.pool.connect();
   try {
-    await runner({ dbClient: client, dir: MIGRATIONS_DIR, direction: 'up', count, migrationsTable: 'migrations', migrationsSchema: 'tollgate', createMigrationsSchema: true, checkOrder: true, log: () => {} });
+    await runner({
+      dbClient: client,
+      dir: MIGRATIONS_DIR,
+      direction: 'up',
+      count,
+      migrationsTable: 'migrations',
+      migrationsSchema: 'tollgate',
+      createMigrationsSchema: true,
+      checkOrder: true,
+      log: () => {},
+    });
   } finally {
     client.release();
   }

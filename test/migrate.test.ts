@@ -12,7 +12,7 @@ afterAll(async () => {
 });
 
 describe('migrations', () => {
-  it('create our schema and Graphile Worker\'s, and running them again changes nothing', async () => {
+  it("create our schema and Graphile Worker's, and running them again changes nothing", async () => {
     const first = await migrate(db.pool, testLogger());
     expect(first[0]).toBe('000001_runtime');
     const tables = await db.pool.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'tollgate' ORDER BY 1`);

@@ -188,7 +188,12 @@ describe('model client', () => {
   it('answers text calls, with the output bound sent', async () => {
     fake.script({ text: 'Dear Acme, …', usage: { prompt_tokens: 10, completion_tokens: 4 } });
     const client = createModelClient(settings(), testLogger());
-    const { output, record } = await client.text({ prompt: { name: 'reply', version: 1 }, system: 'Write a reply.', input: { to: 'Acme' }, maxOutputTokens: 200 });
+    const { output, record } = await client.text({
+      prompt: { name: 'reply', version: 1 },
+      system: 'Write a reply.',
+      input: { to: 'Acme' },
+      maxOutputTokens: 200,
+    });
     expect(output).toBe('Dear Acme, …');
     expect(record).toMatchObject({ response: 'Dear Acme, …', inputTokens: 10, outputTokens: 4 });
     expect(fake.requests[0]!.body!.max_completion_tokens).toBe(200);
@@ -235,14 +240,24 @@ describe('fake OpenAI server', () => {
   it('answers tool calls as OpenAI does', async () => {
     fake.script({ toolCalls: [{ name: 'pick', arguments: { workflow: 'deploy' } }], usage: { prompt_tokens: 7, completion_tokens: 3 } });
     const c = await sdk().chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
-    expect(c).toMatchObject({ object: 'chat.completion', model: 'm', choices: [{ finish_reason: 'tool_calls' }], usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 } });
+    expect(c).toMatchObject({
+      object: 'chat.completion',
+      model: 'm',
+      choices: [{ finish_reason: 'tool_calls' }],
+      usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 },
+    });
     const call = c.choices[0]!.message.tool_calls![0]!;
     expect(call.type === 'function' && call.function).toEqual({ name: 'pick', arguments: '{"workflow":"deploy"}' });
   });
 
   it('streams content deltas, then the usage, then [DONE]', async () => {
     fake.script({ text: 'Hello there, streaming world', usage: { prompt_tokens: 5, completion_tokens: 6 } });
-    const stream = await sdk().chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }], stream: true, stream_options: { include_usage: true } });
+    const stream = await sdk().chat.completions.create({
+      model: 'm',
+      messages: [{ role: 'user', content: 'hi' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = '';
     let usage: unknown;
     for await (const chunk of stream) {
@@ -262,6 +277,9 @@ describe('fake OpenAI server', () => {
   });
 
   it('fails loudly when a test forgot to script a reply', async () => {
-    await expect(sdk().chat.completions.create({ model: 'm', messages: [] })).rejects.toMatchObject({ status: 500, message: expect.stringMatching(/no scripted reply/) });
+    await expect(sdk().chat.completions.create({ model: 'm', messages: [] })).rejects.toMatchObject({
+      status: 500,
+      message: expect.stringMatching(/no scripted reply/),
+    });
   });
 });

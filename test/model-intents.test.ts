@@ -66,7 +66,12 @@ function switchable(client: ModelClient): ModelClient {
 beforeAll(async () => {
   db = await createTestDb();
   openai = await startFakeOpenAI();
-  const config = loadConfig({ TOLLGATE_MODEL: 'test-model', OPENAI_BASE_URL: openai.url, TOLLGATE_MODEL_TIMEOUT_MS: String(MODEL_TIMEOUT_MS), TOLLGATE_MODEL_MAX_RETRIES: '2' });
+  const config = loadConfig({
+    TOLLGATE_MODEL: 'test-model',
+    OPENAI_BASE_URL: openai.url,
+    TOLLGATE_MODEL_TIMEOUT_MS: String(MODEL_TIMEOUT_MS),
+    TOLLGATE_MODEL_MAX_RETRIES: '2',
+  });
   const model = switchable(createModelClient(modelSettings(config, project), testLogger()));
   h = await startSlackHarness(db, [demo, purchaseOrderWorkflow(project)], { project, model, teams: true });
 });
@@ -106,7 +111,9 @@ async function mention(text: string, o: { user?: string; channel?: string } = {}
   const channel = o.channel ?? `C${ids.event().slice(2, 12)}`;
   const ts = `${Math.floor(Date.now() / 1000)}.${String(Math.floor(Math.random() * 1e6)).padStart(6, '0')}`;
   const user = o.user ?? ALICE;
-  const res = await h.send(eventCallback({ userId: user, teamId: TEAM, event: { type: 'app_mention', user, text: `<@${h.fake.botUserId}> ${text}`, ts, channel, event_ts: ts } }));
+  const res = await h.send(
+    eventCallback({ userId: user, teamId: TEAM, event: { type: 'app_mention', user, text: `<@${h.fake.botUserId}> ${text}`, ts, channel, event_ts: ts } }),
+  );
   expect(res.status).toBe(200);
   return { channel, ts };
 }
@@ -163,7 +170,11 @@ describe('a free-text mention', () => {
     await press(ALICE, 'proposal.confirm', proposalId, at);
     const [run, ...more] = await runsIn(channel);
     expect(more).toHaveLength(0);
-    expect(run).toMatchObject({ workflow: 'purchase-order', workflow_version: 1, input: { vendor: 'Acme', amount: 52000, currency: 'EUR', reason: '40 laptops for the Berlin office' } });
+    expect(run).toMatchObject({
+      workflow: 'purchase-order',
+      workflow_version: 1,
+      input: { vendor: 'Acme', amount: 52000, currency: 'EUR', reason: '40 laptops for the Berlin office' },
+    });
     expect(run!.requester).toMatchObject({ platform: 'slack', tenant: TEAM, user: ALICE });
     const { rows } = await db.pool.query(`SELECT run_id, confirmed_at FROM tollgate.chat_proposals WHERE id = $1`, [proposalId]);
     expect(rows[0]).toMatchObject({ run_id: run!.id });
@@ -185,7 +196,10 @@ describe('a free-text mention', () => {
     const proposal = await messageIn(channel, (m) => hasAction(m, 'proposal.edit'));
     const opens = h.fake.callsTo('views.open').length;
     await press(BOB, 'proposal.edit', buttonValue(proposal, 'proposal.edit')!, { channel, ts: proposal.ts, threadTs: ts });
-    const view = h.fake.callsTo('views.open')[opens]?.args.view as { private_metadata: string; blocks: { block_id?: string; element?: { initial_value?: string } }[] };
+    const view = h.fake.callsTo('views.open')[opens]?.args.view as {
+      private_metadata: string;
+      blocks: { block_id?: string; element?: { initial_value?: string } }[];
+    };
     expect(view.blocks.find((b) => b.block_id === 'vendor')?.element?.initial_value).toBe('Acme');
     expect(view.blocks.find((b) => b.block_id === 'amount')?.element?.initial_value).toBe('52000');
     expect(JSON.parse(view.private_metadata)).toMatchObject({ workflow: 'purchase-order', channel, threadTs: ts });
@@ -193,7 +207,15 @@ describe('a free-text mention', () => {
   });
 
   it('with a parameter missing asks for it by name, with the form prefilled and that field empty; nothing starts', async () => {
-    openai.script(poAnswer({ params: [{ name: 'vendor', value: 'Acme' }, { name: 'amount', value: '52000' }, { name: 'currency', value: 'EUR' }] }));
+    openai.script(
+      poAnswer({
+        params: [
+          { name: 'vendor', value: 'Acme' },
+          { name: 'amount', value: '52000' },
+          { name: 'currency', value: 'EUR' },
+        ],
+      }),
+    );
     const { channel, ts } = await mention('PO for Acme, 52000 EUR');
     const reply = await messageIn(channel);
     expect(reply.thread_ts).toBe(ts);
@@ -246,7 +268,10 @@ describe('a free-text mention', () => {
     const proposal = await messageIn(channel, (m) => hasAction(m, 'proposal.confirm'));
     expect(blocksText(proposal.blocks)).not.toContain('approvedBy');
     expect(await runsIn(channel)).toHaveLength(0);
-    const { rows } = await db.pool.query<{ input: unknown; params: unknown }>(`SELECT input, params FROM tollgate.chat_proposals WHERE place->>'conversation' = $1`, [channel]);
+    const { rows } = await db.pool.query<{ input: unknown; params: unknown }>(
+      `SELECT input, params FROM tollgate.chat_proposals WHERE place->>'conversation' = $1`,
+      [channel],
+    );
     expect(rows).toHaveLength(1);
     expect(rows[0]!.input).toEqual({ vendor: 'Acme', amount: 52000, currency: 'EUR', reason: 'laptops' });
     // What was dropped is in the call's record.
@@ -261,12 +286,21 @@ describe('redaction', () => {
     openai.respond((body) => {
       const sent = JSON.stringify(body);
       const placeholder = /\[\[EMAIL_\d+\]\]/.exec(sent)?.[0] ?? 'no placeholder';
-      return poAnswer({ params: [{ name: 'vendor', value: 'Acme' }, { name: 'amount', value: '1200' }, { name: 'currency', value: 'EUR' }, { name: 'reason', value: `laptops, invoice to ${placeholder}` }] });
+      return poAnswer({
+        params: [
+          { name: 'vendor', value: 'Acme' },
+          { name: 'amount', value: '1200' },
+          { name: 'currency', value: 'EUR' },
+          { name: 'reason', value: `laptops, invoice to ${placeholder}` },
+        ],
+      });
     });
     const { channel } = await mention('PO for Acme, 1200 EUR, laptops, invoice to ada.lovelace@acme.example');
     await messageIn(channel, (m) => hasAction(m, 'proposal.confirm'));
     expect(openai.requests[0]!.raw).not.toContain('ada.lovelace@acme.example');
-    const { rows } = await db.pool.query<{ input: { reason: string } }>(`SELECT input FROM tollgate.chat_proposals WHERE place->>'conversation' = $1`, [channel]);
+    const { rows } = await db.pool.query<{ input: { reason: string } }>(`SELECT input FROM tollgate.chat_proposals WHERE place->>'conversation' = $1`, [
+      channel,
+    ]);
     expect(rows[0]!.input.reason).toBe('laptops, invoice to ada.lovelace@acme.example');
   });
 });
@@ -290,7 +324,14 @@ describe('failure is explained', () => {
     const channel = `C${ids.event().slice(2, 12)}`;
     const ts = '1700009000.000100';
     // Not settled by the harness: the answer itself is awaited, for at most the deadline and a margin.
-    await h.send(eventCallback({ userId: ALICE, teamId: TEAM, event: { type: 'app_mention', user: ALICE, text: `<@${h.fake.botUserId}> ${PO_REQUEST}`, ts, channel, event_ts: ts } }), { settle: false });
+    await h.send(
+      eventCallback({
+        userId: ALICE,
+        teamId: TEAM,
+        event: { type: 'app_mention', user: ALICE, text: `<@${h.fake.botUserId}> ${PO_REQUEST}`, ts, channel, event_ts: ts },
+      }),
+      { settle: false },
+    );
     const reply = await messageIn(channel, undefined, MODEL_TIMEOUT_MS + ANSWER_MARGIN_MS);
     expect(reply.thread_ts).toBe(ts);
     expect(reply.text).toContain('did not answer');
@@ -308,7 +349,7 @@ describe('failure is explained', () => {
     expect(openai.requests).toHaveLength(0);
   });
 
-  it('a slash command never calls the model: `/tollgate what\'s up` is answered with the run form', async () => {
+  it("a slash command never calls the model: `/tollgate what's up` is answered with the run form", async () => {
     const res = await h.send(slashCommand({ text: "what's up", userId: ALICE, teamId: TEAM, channelId: 'C0SLASHFREE' }));
     const text = JSON.stringify(res.json());
     expect(text).toContain('run <workflow> key=value');
@@ -334,7 +375,9 @@ describe('the journal', () => {
     });
     expect(call!.costUsd).toBeCloseTo((420 * 2 + 60 * 8) / 1e6, 12);
     expect(typeof call!.latencyMs).toBe('number');
-    const { rows: events } = await db.pool.query(`SELECT run_id, actor FROM tollgate.events WHERE type = 'model.called' AND payload->>'proposalId' = $1`, [rows[0]!.id]);
+    const { rows: events } = await db.pool.query(`SELECT run_id, actor FROM tollgate.events WHERE type = 'model.called' AND payload->>'proposalId' = $1`, [
+      rows[0]!.id,
+    ]);
     expect(events).toEqual([{ run_id: null, actor: expect.objectContaining({ platform: 'slack', user: ALICE }) }]);
   });
 });
@@ -349,10 +392,9 @@ describe('Teams', () => {
     openai.script(poAnswer());
     const res = await t.send(t.act.message({ text: PO_REQUEST, from: REQ, tenant: TENANT, conversation }));
     expect(res.status).toBe(200);
-    const posted = await poll(
-      () => t.connector.activitiesIn(conversation.id).find((a) => JSON.stringify(a.activity).includes('proposal.confirm')),
-      { message: 'the proposal card' },
-    );
+    const posted = await poll(() => t.connector.activitiesIn(conversation.id).find((a) => JSON.stringify(a.activity).includes('proposal.confirm')), {
+      message: 'the proposal card',
+    });
     const card = (posted.activity.attachments as { content: AdaptiveCard }[])[0]!.content;
     expect(parse(card).issues).toEqual([]);
     expect(executeActions(card).map((a) => a.verb)).toEqual(['proposal.confirm', 'proposal.edit']);
@@ -361,14 +403,19 @@ describe('Teams', () => {
 
     // Edit answers with the workflow's form on the card, prefilled; its button is a form start.
     const edit = executeActions(card)[1]!;
-    const form = ((await t.send(t.act.invoke({ verb: edit.verb, data: edit.data, from: REQ, tenant: TENANT, conversation, replyToId: String(posted.activity.id) }))).body as { value: AdaptiveCard }).value;
+    const form = (
+      (await t.send(t.act.invoke({ verb: edit.verb, data: edit.data, from: REQ, tenant: TENANT, conversation, replyToId: String(posted.activity.id) })))
+        .body as { value: AdaptiveCard }
+    ).value;
     expect(parse(form).issues).toEqual([]);
     expect(executeActions(form).map((a) => a.verb)).toEqual(['run.start']);
     expect(JSON.stringify(form)).toMatch(/"id":"param\.vendor"[^}]*"value":"Acme"/);
     expect(await runsIn(conversation.id)).toHaveLength(0);
 
     const confirm = executeActions(card)[0]!;
-    const answer = await t.send(t.act.invoke({ verb: confirm.verb, data: confirm.data, from: REQ, tenant: TENANT, conversation, replyToId: String(posted.activity.id) }));
+    const answer = await t.send(
+      t.act.invoke({ verb: confirm.verb, data: confirm.data, from: REQ, tenant: TENANT, conversation, replyToId: String(posted.activity.id) }),
+    );
     const redrawn = (answer.body as { value: AdaptiveCard }).value;
     const [run] = await runsIn(conversation.id);
     expect(run).toMatchObject({ workflow: 'purchase-order', input: { vendor: 'Acme', amount: 52000, currency: 'EUR' } });

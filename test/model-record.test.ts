@@ -41,11 +41,25 @@ describe('model call records', () => {
     const run = await rt.runtime.startRun({ workflow: 'demo', input: {} });
     const other = await rt.runtime.startRun({ workflow: 'demo', input: {} });
     const first = record({ dropped: ['approved'] });
-    const failed = record({ response: null, inputTokens: null, outputTokens: null, costUsd: null, error: { code: 'TG_MODEL_TIMEOUT', message: 'The model did not answer within 30 s.' } });
-    await recordModelCall(db.pool, { runId: run.id, stepIdx: 1, actor: { platform: 'slack', tenant: 'T1', user: 'U1' }, context: { step: 'extract', model: 'ignored' } }, first);
+    const failed = record({
+      response: null,
+      inputTokens: null,
+      outputTokens: null,
+      costUsd: null,
+      error: { code: 'TG_MODEL_TIMEOUT', message: 'The model did not answer within 30 s.' },
+    });
+    await recordModelCall(
+      db.pool,
+      { runId: run.id, stepIdx: 1, actor: { platform: 'slack', tenant: 'T1', user: 'U1' }, context: { step: 'extract', model: 'ignored' } },
+      first,
+    );
     await recordModelCall(db.pool, { runId: other.id, stepIdx: null, actor: null }, record({ model: 'other' }));
     await recordModelCall(db.pool, { runId: run.id, stepIdx: 1, actor: null }, failed);
-    await recordModelCall(db.pool, { runId: null, stepIdx: null, actor: null, context: { conversation: 'C1' } }, record({ prompt: { name: 'intent', version: 1 } }));
+    await recordModelCall(
+      db.pool,
+      { runId: null, stepIdx: null, actor: null, context: { conversation: 'C1' } },
+      record({ prompt: { name: 'intent', version: 1 } }),
+    );
 
     const calls = await listModelCalls(db.pool, run.id);
     expect(calls).toHaveLength(2);

@@ -167,7 +167,12 @@ describe('redaction through the model client (canary)', () => {
   it('withholds never-send values from the request and the answer', async () => {
     fake.script({ text: 'The salary is [[WITHHELD]].' });
     const client = createModelClient(settings(), testLogger());
-    const { output } = await client.text({ prompt: { name: 'summary', version: 1 }, system: 'Summarise.', input: { note: 'salary 98000' }, withhold: ['98000'] });
+    const { output } = await client.text({
+      prompt: { name: 'summary', version: 1 },
+      system: 'Summarise.',
+      input: { note: 'salary 98000' },
+      withhold: ['98000'],
+    });
     expect(fake.requests.at(-1)!.raw).not.toContain('98000');
     expect(output).toBe('The salary is [[WITHHELD]].');
   });

@@ -14,7 +14,12 @@ import { deployInput } from '../src/workflows/deploy.ts';
 import { purchaseOrderInput } from '../src/workflows/purchase-order.ts';
 import { builtinWorkflows } from '../src/workflows/index.ts';
 
-type JsonSchema = { type?: unknown; properties: Record<string, { type?: unknown; enum?: unknown; description?: string; anyOf?: unknown }>; required: string[]; additionalProperties: boolean };
+type JsonSchema = {
+  type?: unknown;
+  properties: Record<string, { type?: unknown; enum?: unknown; description?: string; anyOf?: unknown }>;
+  required: string[];
+  additionalProperties: boolean;
+};
 
 const jsonSchemaOf = (schema: z.ZodObject, name = 'answer') => zodResponseFormat(schema, name).json_schema.schema as unknown as JsonSchema;
 
@@ -77,9 +82,12 @@ describe('modelSchemaFor', () => {
     for (const k of ['tags', 'when', 'either', 'normalised']) expect(JSON.stringify(json.properties[k])).toMatch(/string/);
     expect(json.properties.tags!.description).toBe('Labels');
     expect(
-      model.safeParse({ tags: '{"a":"b"}', when: '2024-01-01', either: '1', lines: [{ sku: 'X', qty: null }], urgent: true, kind: 'a', normalised: ' x ' }).success,
+      model.safeParse({ tags: '{"a":"b"}', when: '2024-01-01', either: '1', lines: [{ sku: 'X', qty: null }], urgent: true, kind: 'a', normalised: ' x ' })
+        .success,
     ).toBe(true);
-    expect(model.safeParse({ tags: null, when: null, either: null, lines: [{ sku: 'X', qty: 1.5 }], urgent: null, kind: null, normalised: null }).success).toBe(false);
+    expect(model.safeParse({ tags: null, when: null, either: null, lines: [{ sku: 'X', qty: 1.5 }], urgent: null, kind: null, normalised: null }).success).toBe(
+      false,
+    );
   });
 
   it('a model answer goes through the workflow schema once its nulls are dropped (defaults apply)', () => {

@@ -131,7 +131,11 @@ describe('model steps', () => {
       input: z.object({ message: z.string() }),
       run: async (ctx) => {
         const label = await ctx.model.classify(['bug', 'question', 'praise'], { message: ctx.input.message }, { prompt: { name: 'label', version: 1 } });
-        const reply = await ctx.model.generate('Write a one-line answer to the message.', { message: ctx.input.message, label }, { prompt: { name: 'reply', version: 2 }, maxOutputTokens: 50 });
+        const reply = await ctx.model.generate(
+          'Write a one-line answer to the message.',
+          { message: ctx.input.message, label },
+          { prompt: { name: 'reply', version: 2 }, maxOutputTokens: 50 },
+        );
         return { label, reply };
       },
     });
@@ -168,7 +172,9 @@ describe('a model step without a prompt', () => {
     const t = await rt([wf]);
     const run = await t.runtime.startRun({ workflow: 'no-prompt', input: {} });
     const failed = await waitForRun(t.runtime, run.id, 'failed');
-    expect((failed.error as { message: string }).message).toContain('ctx.model.generate was called without a prompt name and version (got null): pass options.prompt = { name:');
+    expect((failed.error as { message: string }).message).toContain(
+      'ctx.model.generate was called without a prompt name and version (got null): pass options.prompt = { name:',
+    );
     expect(fake.requests).toHaveLength(0);
   });
 });
@@ -215,7 +221,9 @@ describe('a run’s cost budget', () => {
     await t.runtime.decide(approval!.id, ALICE, 'reject', 'too dear');
     const failed = await waitForRun(t.runtime, run.id, 'failed');
     expect(failed.error).toMatchObject({ code: 'TG_APPROVAL_REJECTED' });
-    expect((failed.error as { message: string }).message).toMatch(/Model step "model:haiku" not run: its estimated \$\S+ would take the run past its budget of \$0\.000200 .*rejected .*"too dear"/);
+    expect((failed.error as { message: string }).message).toMatch(
+      /Model step "model:haiku" not run: its estimated \$\S+ would take the run past its budget of \$0\.000200 .*rejected .*"too dear"/,
+    );
     expect(fake.requests).toHaveLength(0);
   });
 
@@ -240,7 +248,11 @@ describe('neverSend', () => {
       input: z.object({ note: z.string(), codename: z.string() }),
       neverSend: ['codename'],
       run: async (ctx) =>
-        ctx.model.generate('Summarise the note in one line.', { note: ctx.input.note, codename: ctx.input.codename }, { prompt: { name: 'brief', version: 1 } }),
+        ctx.model.generate(
+          'Summarise the note in one line.',
+          { note: ctx.input.note, codename: ctx.input.codename },
+          { prompt: { name: 'brief', version: 1 } },
+        ),
     });
     const t = await rt([wf]);
     fake.script({ text: 'A launch is planned.' });

@@ -23,11 +23,13 @@ describe('poll', () => {
       { message: 'the row', timeoutMs: 60, intervalMs: 5, detail: () => 'more context' },
     );
     await expect(wait).rejects.toBeInstanceOf(PollTimeout);
-    await expect(wait).rejects.toThrow(/^Timed out after 60 ms waiting for the row\. The last check gave false\. The last error was: the row is not there yet\nmore context$/);
+    await expect(wait).rejects.toThrow(
+      /^Timed out after 60 ms waiting for the row\. The last check gave false\. The last error was: the row is not there yet\nmore context$/,
+    );
     expect(n).toBeGreaterThan(2);
   });
 
-  it('with retryErrors: false, fails at once with the check\'s own error', async () => {
+  it("with retryErrors: false, fails at once with the check's own error", async () => {
     let n = 0;
     const wait = poll(
       () => {
@@ -42,7 +44,14 @@ describe('poll', () => {
 
   it('undefinedIfTimedOut turns only a timeout into undefined', async () => {
     expect(await poll(() => false, { message: 'never', timeoutMs: 10 }).catch(undefinedIfTimedOut)).toBeUndefined();
-    await expect(poll(() => { throw new Error('boom'); }, { message: 'x', retryErrors: false }).catch(undefinedIfTimedOut)).rejects.toThrow('boom');
+    await expect(
+      poll(
+        () => {
+          throw new Error('boom');
+        },
+        { message: 'x', retryErrors: false },
+      ).catch(undefinedIfTimedOut),
+    ).rejects.toThrow('boom');
   });
 });
 
@@ -51,7 +60,9 @@ describe('holdsFor', () => {
     await holdsFor(() => true, { forMs: 30, message: 'true to stay true' });
     const started = Date.now();
     let n = 0;
-    await expect(holdsFor(() => ++n < 3, { forMs: 10_000, intervalMs: 5, message: 'the app to stay up' })).rejects.toThrow(/^Expected the app to stay up for 10000 ms; it stopped after \d+ ms\.$/);
+    await expect(holdsFor(() => ++n < 3, { forMs: 10_000, intervalMs: 5, message: 'the app to stay up' })).rejects.toThrow(
+      /^Expected the app to stay up for 10000 ms; it stopped after \d+ ms\.$/,
+    );
     expect(Date.now() - started).toBeLessThan(5000);
   });
 });

@@ -52,7 +52,10 @@ describe('crash recovery (invariant 3)', () => {
   it('resumes a run whose worker was SIGKILLed mid-step on another worker within 30 s, re-running only the interrupted step with the same idempotency key', async () => {
     const first = await spawnWorker();
     const run = await runtime.startRun({ workflow: 'crash-me', input: {} });
-    await poll(async () => (await execRows(run.id)).find((r) => r.step === 'in-flight' && r.attempt === 1), { message: 'the step to be in flight', retryErrors: false });
+    await poll(async () => (await execRows(run.id)).find((r) => r.step === 'in-flight' && r.attempt === 1), {
+      message: 'the step to be in flight',
+      retryErrors: false,
+    });
 
     first.kill('SIGKILL');
     const killedAt = Date.now();
@@ -123,15 +126,21 @@ describe('one executor per run (invariant 2)', () => {
 
     for (const id of ids) await waitForRun(runtime, id, 'succeeded', 40_000);
     // Every duplicate has run (and found nothing left to do) before the rows are judged.
-    await poll(async () => {
-      const { rows } = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM graphile_worker.jobs WHERE task_identifier = 'run-advance'`);
-      return Number(rows[0]?.n) === 0 ? true : undefined;
-    }, { message: 'the duplicate jobs to drain', timeoutMs: 40_000, retryErrors: false });
+    await poll(
+      async () => {
+        const { rows } = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM graphile_worker.jobs WHERE task_identifier = 'run-advance'`);
+        return Number(rows[0]?.n) === 0 ? true : undefined;
+      },
+      { message: 'the duplicate jobs to drain', timeoutMs: 40_000, retryErrors: false },
+    );
 
     const rows = await execRows();
     for (const id of ids) {
       const mine = rows.filter((r) => r.run_id === id);
-      expect(mine.map((r) => r.step), `run ${id}: each step once, in order`).toEqual(['s1', 's2', 's3', 's4', 's5']);
+      expect(
+        mine.map((r) => r.step),
+        `run ${id}: each step once, in order`,
+      ).toEqual(['s1', 's2', 's3', 's4', 's5']);
       for (let i = 1; i < mine.length; i++) {
         const prev = mine[i - 1] as ExecRow;
         const cur = mine[i] as ExecRow;
@@ -156,13 +165,16 @@ describe('a run held by a connection that will not let go', () => {
     try {
       await t.startWorker();
       try {
-        const job = await poll(async () => {
-          const { rows } = await db.pool.query<{ attempts: number; last_error: string | null }>(
-            `SELECT attempts, last_error FROM graphile_worker._private_jobs WHERE payload->>'runId' = $1`,
-            [run.id],
-          );
-          return rows[0]?.last_error ? rows[0] : undefined;
-        }, { message: 'the advance job to fail as busy', retryErrors: false });
+        const job = await poll(
+          async () => {
+            const { rows } = await db.pool.query<{ attempts: number; last_error: string | null }>(
+              `SELECT attempts, last_error FROM graphile_worker._private_jobs WHERE payload->>'runId' = $1`,
+              [run.id],
+            );
+            return rows[0]?.last_error ? rows[0] : undefined;
+          },
+          { message: 'the advance job to fail as busy', retryErrors: false },
+        );
         expect(job.last_error).toContain('is held by another executor');
         expect((await t.runtime.getRun(run.id)).run.status).toBe('queued');
       } finally {
@@ -185,7 +197,9 @@ describe('worker heartbeats', () => {
       // What a reaper does to a process whose heartbeat went stale.
       await db.pool.query('DELETE FROM tollgate.worker_heartbeats WHERE process_id = $1', [handle.processId]);
       await handle.beat();
-      const { rows } = await db.pool.query<{ worker_ids: string[] }>('SELECT worker_ids FROM tollgate.worker_heartbeats WHERE process_id = $1', [handle.processId]);
+      const { rows } = await db.pool.query<{ worker_ids: string[] }>('SELECT worker_ids FROM tollgate.worker_heartbeats WHERE process_id = $1', [
+        handle.processId,
+      ]);
       expect(rows).toHaveLength(1);
       expect(rows[0]?.worker_ids.length).toBeGreaterThan(0); // its Graphile worker ids, so its jobs are not orphans
     } finally {

@@ -67,7 +67,10 @@ async function start(runtime: Runtime, who: string, fail = false) {
     requester: { ...parsePrincipal('slack:T1:UREQ'), name: `${who} Requester` },
   });
   await waitForRun(runtime, run.id, 'waiting');
-  const pending = await poll(async () => (await listRunApprovals(runtime.pool, run.id)).find((a) => a.status === 'pending'), { message: `a pending approval in run ${run.id}`, retryErrors: false });
+  const pending = await poll(async () => (await listRunApprovals(runtime.pool, run.id)).find((a) => a.status === 'pending'), {
+    message: `a pending approval in run ${run.id}`,
+    retryErrors: false,
+  });
   return { run, approvalId: pending.id };
 }
 
@@ -99,20 +102,21 @@ async function everythingOf(runId: string): Promise<string> {
 
 let seq = 0;
 async function addMessages(runId: string, who: string) {
-  await db.pool.query(
-    `INSERT INTO tollgate.chat_messages (id, platform, kind, run_id, conversation, body) VALUES ($1, 'slack', 'run', $2, 'C1', $3)`,
-    [`msg_run_${++seq}`, runId, JSON.stringify({ text: `Paying ${who}` })],
-  );
-  await db.pool.query(
-    `INSERT INTO tollgate.chat_messages (id, platform, kind, conversation, body, posted_hash) VALUES ($1, 'slack', 'reply', 'C1', $2, 'h')`,
-    [`msg_reply_${++seq}`, JSON.stringify({ text: `Your runs: ${who}` })],
-  );
+  await db.pool.query(`INSERT INTO tollgate.chat_messages (id, platform, kind, run_id, conversation, body) VALUES ($1, 'slack', 'run', $2, 'C1', $3)`, [
+    `msg_run_${++seq}`,
+    runId,
+    JSON.stringify({ text: `Paying ${who}` }),
+  ]);
+  await db.pool.query(`INSERT INTO tollgate.chat_messages (id, platform, kind, conversation, body, posted_hash) VALUES ($1, 'slack', 'reply', 'C1', $2, 'h')`, [
+    `msg_reply_${++seq}`,
+    JSON.stringify({ text: `Your runs: ${who}` }),
+  ]);
   await db.pool.query(`INSERT INTO tollgate.teams_users (tenant, aad_object_id, name) VALUES ('tn', $1, $2)`, [`aad-${who}`, `${who} Person`]);
   // What a free-text request by this person was understood to mean (never confirmed).
-  await db.pool.query(
-    `INSERT INTO tollgate.chat_proposals (id, workflow, version, input, params, asker, place) VALUES ($1, 'demo', 1, $2, $2, '{}', '{}')`,
-    [`prop_${++seq}`, JSON.stringify({ name: who })],
-  );
+  await db.pool.query(`INSERT INTO tollgate.chat_proposals (id, workflow, version, input, params, asker, place) VALUES ($1, 'demo', 1, $2, $2, '{}', '{}')`, [
+    `prop_${++seq}`,
+    JSON.stringify({ name: who }),
+  ]);
 }
 
 describe('retention', () => {
@@ -151,7 +155,10 @@ describe('retention', () => {
     const proposals = await db.pool.query<{ input: { name: string } }>('SELECT input FROM tollgate.chat_proposals');
     expect(proposals.rows.map((p) => p.input.name)).toEqual(['RECENT']);
 
-    for (const [id, who] of [[oldDone, 'OLDDONE'], [oldFailed, 'OLDFAILED']] as const) {
+    for (const [id, who] of [
+      [oldDone, 'OLDDONE'],
+      [oldFailed, 'OLDFAILED'],
+    ] as const) {
       const all = await everythingOf(id);
       expect(all).not.toContain(who); // input, outputs, summary, params, rationale, tool input, comment, error, bodies, payloads, requester name
       const run = (await db.pool.query('SELECT * FROM tollgate.runs WHERE id = $1', [id])).rows[0];
@@ -170,7 +177,10 @@ describe('retention', () => {
     expect(failedRun.error).toEqual({ name: 'StepFailedError', code: 'TG_STEP_FAILED', message: 'purged by retention' });
 
     // The live run of the same age and the recent run keep everything.
-    for (const [id, who] of [[oldLive.run.id, 'OLDLIVE'], [recent, 'RECENT']] as const) {
+    for (const [id, who] of [
+      [oldLive.run.id, 'OLDLIVE'],
+      [recent, 'RECENT'],
+    ] as const) {
       const all = await everythingOf(id);
       for (const needle of [`"who":"${who}"`, `Pay ${who}`, `${who} asked for it`, `${who}@example.com`, `Paying ${who}`, `${who} Requester`]) {
         expect(all).toContain(needle);
@@ -264,19 +274,24 @@ describe('retention', () => {
       const one = createPool(big.url, 1, testLogger(), testAuditKey);
       try {
         const stats = async () =>
-          (await big.pool.query<{ relname: string; seq_scan: string; idx_scan: string }>(
-            `SELECT relname, seq_scan::text, coalesce(idx_scan, 0)::text AS idx_scan FROM pg_stat_user_tables WHERE schemaname = 'tollgate'
+          (
+            await big.pool.query<{ relname: string; seq_scan: string; idx_scan: string }>(
+              `SELECT relname, seq_scan::text, coalesce(idx_scan, 0)::text AS idx_scan FROM pg_stat_user_tables WHERE schemaname = 'tollgate'
                AND relname IN ('runs', 'steps', 'events', 'approvals', 'approval_decisions', 'chat_messages') ORDER BY relname`,
-          )).rows;
+            )
+          ).rows;
         const before = await stats();
         const result = await purgeBefore(one, cutoff, { vacuumAfterEvents: 0 });
         expect(result).toMatchObject({ runs: 20, approvals: 20, decisions: 20, replies: 50 });
         await one.query('SELECT pg_stat_force_next_flush()');
         // Every one of these tables was read through an index at least once: wait until all have reported.
-        const after = await poll(async () => {
-          const now = await stats();
-          return now.every((t, i) => t.idx_scan !== before[i]?.idx_scan) && now;
-        }, { message: 'every table to report an index scan', intervalMs: 100, retryErrors: false });
+        const after = await poll(
+          async () => {
+            const now = await stats();
+            return now.every((t, i) => t.idx_scan !== before[i]?.idx_scan) && now;
+          },
+          { message: 'every table to report an index scan', intervalMs: 100, retryErrors: false },
+        );
         expect(after.filter((t, i) => t.idx_scan === before[i]?.idx_scan)).toEqual([]);
         expect(after.map((t) => `${t.relname} ${t.seq_scan}`)).toEqual(before.map((t) => `${t.relname} ${t.seq_scan}`));
       } finally {

@@ -39,12 +39,15 @@ it('a cancel that deadlocks with a writer of the same run is run again and succe
     // The cancel locks the run, then waits for the chain.
     const cancelled = runtime.cancel(run.id, null);
     // Wait until the cancel is blocked on the chain (it holds the run row by then).
-    await poll(async () => {
-      const { rows } = await db.pool.query<{ n: string }>(
-        `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO tollgate.events%'`,
-      );
-      return Number(rows[0]?.n) > 0;
-    }, { message: 'the cancel to wait for the audit chain', intervalMs: 10, retryErrors: false });
+    await poll(
+      async () => {
+        const { rows } = await db.pool.query<{ n: string }>(
+          `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO tollgate.events%'`,
+        );
+        return Number(rows[0]?.n) > 0;
+      },
+      { message: 'the cancel to wait for the audit chain', intervalMs: 10, retryErrors: false },
+    );
     // The "executor" now wants the run row: a cycle. One of the two is rolled back.
     const mine = other.query(`UPDATE tollgate.runs SET updated_at = now() WHERE id = $1`, [run.id]).then(
       () => 'updated',
@@ -57,7 +60,9 @@ it('a cancel that deadlocks with a writer of the same run is run again and succe
     const row = await cancelled;
     expect(row.cancel_requested_at).not.toBeNull();
     // The person's cancel is recorded exactly once.
-    const { rows } = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.events WHERE run_id = $1 AND type = 'run.cancel_requested'`, [run.id]);
+    const { rows } = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.events WHERE run_id = $1 AND type = 'run.cancel_requested'`, [
+      run.id,
+    ]);
     expect(Number(rows[0]?.n)).toBe(1);
   } finally {
     await other.query('RESET deadlock_timeout').catch(() => {});

@@ -152,10 +152,14 @@ describe('durable execution', () => {
   });
 
   it('keeps a run on the version it started on after a newer version is registered', async () => {
-    const v1 = wf('pinned', async (ctx) => {
-      await ctx.sleep('wait', 200);
-      return ctx.step('which', () => 'v1');
-    }, 1);
+    const v1 = wf(
+      'pinned',
+      async (ctx) => {
+        await ctx.sleep('wait', 200);
+        return ctx.step('which', () => 'v1');
+      },
+      1,
+    );
     const v2 = wf('pinned', async (ctx) => ctx.step('which', () => 'v2'), 2);
     const t = await rt([v1], { inlineWaitMaxMs: 0 });
     const run = await t.runtime.startRun({ workflow: 'pinned', input: {} });

@@ -71,19 +71,21 @@ async function startOrder(amount = 5000, channel = `C${ids.event().slice(2, 12)}
   const run = rows[0];
   if (!run) throw new Error(`no run started: ${res.text}`);
   await waitForRun(h.runtime, run.id, 'waiting');
-  const approvalId = await poll(async () => {
-    const a = await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1 AND status = 'pending'`, [run.id]);
-    return a.rows[0]?.id;
-  }, { message: 'the pending approval' });
+  const approvalId = await poll(
+    async () => {
+      const a = await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1 AND status = 'pending'`, [run.id]);
+      return a.rows[0]?.id;
+    },
+    { message: 'the pending approval' },
+  );
   return { run, channel, approvalId };
 }
 
 /** The approval's DM to `user`, once it satisfies `until`. */
 function dm(user: string, approvalId: string, until: (m: FakeMessage) => boolean = () => true): Promise<FakeMessage> {
-  return poll(
-    () => h.fake.messagesIn(dmChannel(user)).find((m) => !m.thread_ts && blocksText(m.blocks).includes(approvalId) && until(m)),
-    { message: `the DM of ${approvalId} to ${user}` },
-  );
+  return poll(() => h.fake.messagesIn(dmChannel(user)).find((m) => !m.thread_ts && blocksText(m.blocks).includes(approvalId) && until(m)), {
+    message: `the DM of ${approvalId} to ${user}`,
+  });
 }
 
 /** Every copy of the approval: the run message, the thread copy, the DMs. */
@@ -131,19 +133,25 @@ describe('approval requests in Slack', () => {
       expect(text).toContain('above the approval threshold'); // the rationale
       expect(text).toContain(`Asked by <@${ALICE}>`);
       // Buttons carry the approval id only.
-      const values = (m.blocks as { elements?: { action_id?: string; value?: string }[] }[]).flatMap((b) => b.elements ?? []).filter((e) => e.action_id?.startsWith('approval.'));
+      const values = (m.blocks as { elements?: { action_id?: string; value?: string }[] }[])
+        .flatMap((b) => b.elements ?? [])
+        .filter((e) => e.action_id?.startsWith('approval.'));
       expect(values.map((e) => e.value)).toEqual([approvalId, approvalId]);
     }
     // The requester is not an approver and gets no DM.
     expect(h.fake.messagesIn(dmChannel(ALICE))).toHaveLength(0);
 
     // The run message, and a copy in its thread.
-    const runMsg = await poll(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts && hasAction(m, 'approval.approve')), { message: 'the run message with buttons' });
+    const runMsg = await poll(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts && hasAction(m, 'approval.approve')), {
+      message: 'the run message with buttons',
+    });
     const threadCopy = await poll(() => h.fake.messagesIn(channel).find((m) => m.thread_ts === runMsg.ts), { message: 'the thread copy' });
     expect(hasAction(threadCopy, 'approval.approve')).toBe(true);
 
     // FIN1 approves from the DM.
-    const res = await h.send(blockAction({ userId: FIN1, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: dmChannel(FIN1), messageTs: dm1.ts }));
+    const res = await h.send(
+      blockAction({ userId: FIN1, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: dmChannel(FIN1), messageTs: dm1.ts }),
+    );
     expect(res.status).toBe(200);
     // Acknowledged only after the click was recorded (invariant 8); the worker decides right after.
     expect(await clickRecorded(approvalId, `slack:${TEAM}:${FIN1}`)).toBe(true);
@@ -153,10 +161,16 @@ describe('approval requests in Slack', () => {
     expect(done.output).toMatchObject({ approvedBy: `slack:${TEAM}:${FIN1}` });
 
     // Every copy (run message, thread copy, both DMs) shows who approved and has no buttons.
-    await poll(async () => {
-      const all = await copies(channel, approvalId);
-      return all.length === 4 && all.every((m) => !hasAction(m, 'approval.approve') && !hasAction(m, 'approval.reject') && blocksText(m.blocks).includes(`*Approved* by <@${FIN1}>`));
-    }, { message: 'every copy to show the approval without buttons' });
+    await poll(
+      async () => {
+        const all = await copies(channel, approvalId);
+        return (
+          all.length === 4 &&
+          all.every((m) => !hasAction(m, 'approval.approve') && !hasAction(m, 'approval.reject') && blocksText(m.blocks).includes(`*Approved* by <@${FIN1}>`))
+        );
+      },
+      { message: 'every copy to show the approval without buttons' },
+    );
     const updated = h.fake.callsTo('chat.update').map((c) => `${String(c.args.channel)}/${String(c.args.ts)}`);
     for (const m of [dm1, dm2, threadCopy, runMsg]) expect(updated).toContain(`${m.channel}/${m.ts}`);
     // No ephemeral went to the approver whose decision was recorded.
@@ -167,7 +181,9 @@ describe('approval requests in Slack', () => {
     const { run, channel, approvalId } = await startOrder();
     const dm2 = await dm(FIN2, approvalId);
     const opens = h.fake.callsTo('views.open').length;
-    const click = await h.send(blockAction({ userId: FIN2, teamId: TEAM, actionId: 'approval.reject', value: approvalId, channelId: dmChannel(FIN2), messageTs: dm2.ts }));
+    const click = await h.send(
+      blockAction({ userId: FIN2, teamId: TEAM, actionId: 'approval.reject', value: approvalId, channelId: dmChannel(FIN2), messageTs: dm2.ts }),
+    );
     expect(click.status).toBe(200);
     const open = h.fake.callsTo('views.open')[opens];
     const view = open?.args.view as { callback_id: string; private_metadata: string; blocks: { type: string; block_id?: string }[] };
@@ -177,7 +193,15 @@ describe('approval requests in Slack', () => {
     expect(await decisions(approvalId)).toHaveLength(0); // opening the form decides nothing
 
     const submit = (reason: string) =>
-      h.send(viewSubmission({ userId: FIN2, teamId: TEAM, callbackId: view.callback_id, privateMetadata: view.private_metadata, values: { reason: { value: { type: 'plain_text_input', value: reason } } } }));
+      h.send(
+        viewSubmission({
+          userId: FIN2,
+          teamId: TEAM,
+          callbackId: view.callback_id,
+          privateMetadata: view.private_metadata,
+          values: { reason: { value: { type: 'plain_text_input', value: reason } } },
+        }),
+      );
     const blank = await submit('   ');
     expect((blank.json() as { response_action: string; errors: Record<string, string> }).errors).toHaveProperty('reason');
     expect(await decisions(approvalId)).toHaveLength(0);
@@ -187,17 +211,27 @@ describe('approval requests in Slack', () => {
     expect(ok.text).toBe('');
     expect(await clickRecorded(approvalId, `slack:${TEAM}:${FIN2}`)).toBe(true);
     await poll(async () => (await decisions(approvalId)).length > 0, { message: 'the decision' });
-    expect(await decisions(approvalId)).toEqual([{ principal: `slack:${TEAM}:${FIN2}`, decision: 'reject', comment: 'over budget this quarter', via: 'slack' }]);
+    expect(await decisions(approvalId)).toEqual([
+      { principal: `slack:${TEAM}:${FIN2}`, decision: 'reject', comment: 'over budget this quarter', via: 'slack' },
+    ]);
     const failed = await waitForRun(h.runtime, run.id, 'failed');
     expect(JSON.stringify(failed.error)).toContain('over budget this quarter');
 
-    await poll(async () => {
-      const all = await copies(channel, approvalId);
-      return (
-        all.length === 4 &&
-        all.every((m) => !hasAction(m, 'approval.approve') && blocksText(m.blocks).includes(`*Rejected* by <@${FIN2}>`) && blocksText(m.blocks).includes('over budget this quarter'))
-      );
-    }, { message: 'every copy to show the rejection and its reason' });
+    await poll(
+      async () => {
+        const all = await copies(channel, approvalId);
+        return (
+          all.length === 4 &&
+          all.every(
+            (m) =>
+              !hasAction(m, 'approval.approve') &&
+              blocksText(m.blocks).includes(`*Rejected* by <@${FIN2}>`) &&
+              blocksText(m.blocks).includes('over budget this quarter'),
+          )
+        );
+      },
+      { message: 'every copy to show the rejection and its reason' },
+    );
   });
 
   it('the thread copy waits for the run message: with Slack down for its first post, the copy still lands in its thread', async () => {
@@ -205,7 +239,9 @@ describe('approval requests in Slack', () => {
     h.fake.failNext('chat.postMessage', { status: 500, channel });
     const { approvalId } = await startOrder(5000, channel);
     const runMsg = await poll(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts), { message: 'the run message after the outage' });
-    const copy = await poll(() => h.fake.messagesIn(channel).find((m) => m.thread_ts === runMsg.ts && blocksText(m.blocks).includes(approvalId)), { message: 'the thread copy' });
+    const copy = await poll(() => h.fake.messagesIn(channel).find((m) => m.thread_ts === runMsg.ts && blocksText(m.blocks).includes(approvalId)), {
+      message: 'the thread copy',
+    });
     expect(hasAction(copy, 'approval.approve')).toBe(true);
     expect(h.fake.messagesIn(channel).filter((m) => m.thread_ts === runMsg.ts)).toHaveLength(1);
   });
@@ -214,24 +250,33 @@ describe('approval requests in Slack', () => {
 describe('refusals', () => {
   it('an unauthorised approver gets an ephemeral explanation and nothing changes', async () => {
     const { run, channel, approvalId } = await startOrder();
-    const runMsg = await poll(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts && hasAction(m, 'approval.approve')), { message: 'the run message with buttons' });
+    const runMsg = await poll(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts && hasAction(m, 'approval.approve')), {
+      message: 'the run message with buttons',
+    });
     const events = await db.pool.query('SELECT count(*) AS n FROM tollgate.events WHERE run_id = $1', [run.id]);
     const opens = h.fake.callsTo('views.open').length;
 
     // Bob is in the workspace but not in finance; Alice asked, and is not in finance either.
     for (const user of [BOB, ALICE]) {
-      const res = await h.send(blockAction({ userId: user, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: channel, messageTs: runMsg.ts }));
+      const res = await h.send(
+        blockAction({ userId: user, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: channel, messageTs: runMsg.ts }),
+      );
       expect(res.status).toBe(200);
     }
-    const rej = await h.send(blockAction({ userId: BOB, teamId: TEAM, actionId: 'approval.reject', value: approvalId, channelId: channel, messageTs: runMsg.ts }));
+    const rej = await h.send(
+      blockAction({ userId: BOB, teamId: TEAM, actionId: 'approval.reject', value: approvalId, channelId: channel, messageTs: runMsg.ts }),
+    );
     expect(rej.status).toBe(200);
 
     // Explained after the ack, through the outbox: one job per explanation, so they may arrive in
     // any order; each is matched to its clicker.
-    const eph = await poll(() => {
-      const e = h.fake.callsTo('chat.postEphemeral').filter((c) => c.args.channel === channel);
-      return e.length >= 3 && e;
-    }, { message: 'three ephemeral explanations' });
+    const eph = await poll(
+      () => {
+        const e = h.fake.callsTo('chat.postEphemeral').filter((c) => c.args.channel === channel);
+        return e.length >= 3 && e;
+      },
+      { message: 'three ephemeral explanations' },
+    );
     const bobs = eph.filter((c) => c.args.user === BOB);
     expect(eph.map((c) => c.args.user).sort()).toEqual([BOB, ALICE, BOB].sort());
     for (const c of bobs) {
@@ -249,12 +294,17 @@ describe('refusals', () => {
 
   it('a refused click on App Home (no channel) is explained in the app DM and changes nothing', async () => {
     const { approvalId } = await startOrder();
-    const res = await h.send(blockAction({ userId: BOB, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: '', messageTs: '', fromHome: true }));
+    const res = await h.send(
+      blockAction({ userId: BOB, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: '', messageTs: '', fromHome: true }),
+    );
     expect(res.status).toBe(200);
-    const told = await poll(() => {
-      const t = h.fake.callsTo('chat.postMessage').filter((c) => c.args.channel === BOB);
-      return t.length > 0 && t;
-    }, { message: 'the explanation in the app DM' });
+    const told = await poll(
+      () => {
+        const t = h.fake.callsTo('chat.postMessage').filter((c) => c.args.channel === BOB);
+        return t.length > 0 && t;
+      },
+      { message: 'the explanation in the app DM' },
+    );
     expect(String(told.at(-1)?.args.text)).toContain('Not allowed');
     expect(await decisions(approvalId)).toHaveLength(0);
   });
@@ -263,24 +313,34 @@ describe('refusals', () => {
     const { approvalId, channel } = await startOrder();
     await h.send(blockAction({ userId: FIN1, teamId: 'T0OTHER', actionId: 'approval.approve', value: approvalId, channelId: channel, messageTs: '1.1' }));
     expect(await decisions(approvalId)).toHaveLength(0);
-    const eph = await poll(() => {
-      const e = h.fake.callsTo('chat.postEphemeral').filter((c) => c.args.channel === channel && c.args.user === FIN1);
-      return e.length > 0 && e;
-    }, { message: 'the explanation' });
+    const eph = await poll(
+      () => {
+        const e = h.fake.callsTo('chat.postEphemeral').filter((c) => c.args.channel === channel && c.args.user === FIN1);
+        return e.length > 0 && e;
+      },
+      { message: 'the explanation' },
+    );
     expect(String(eph[0]?.args.text)).toContain('slack:T0OTHER:UFIN0001');
   });
 
   it('a double click records one decision; the second click is answered "already recorded"', async () => {
     const { run, approvalId } = await startOrder();
     const dm1 = await dm(FIN1, approvalId);
-    const click = () => h.send(blockAction({ userId: FIN1, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: dmChannel(FIN1), messageTs: dm1.ts }));
+    const click = () =>
+      h.send(blockAction({ userId: FIN1, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: dmChannel(FIN1), messageTs: dm1.ts }));
     const before = h.fake.callsTo('chat.postEphemeral').length;
     const [a, b] = await Promise.all([click(), click()]);
     expect([a.status, b.status]).toEqual([200, 200]);
-    const eph = await poll(() => {
-      const e = h.fake.callsTo('chat.postEphemeral').slice(before).filter((c) => c.args.user === FIN1);
-      return e.length > 0 && e;
-    }, { message: 'the explanation of the second click' });
+    const eph = await poll(
+      () => {
+        const e = h.fake
+          .callsTo('chat.postEphemeral')
+          .slice(before)
+          .filter((c) => c.args.user === FIN1);
+        return e.length > 0 && e;
+      },
+      { message: 'the explanation of the second click' },
+    );
     await waitForRun(h.runtime, run.id, 'succeeded'); // by then every outbox row of the clicks is delivered too
     expect(eph).toHaveLength(1);
     expect(String(eph[0]?.args.text)).toContain('already recorded');
@@ -308,15 +368,27 @@ describe('reachable without any one event: /tollgate approvals, App Home, remind
     const { approvalId, run } = await startOrder();
     const homeOf = (user: string) => h.fake.callsTo('views.publish').filter((c) => c.args.user_id === user);
     // Published without anyone opening the tab: the request itself refreshes it.
-    await poll(() => homeOf(FIN2).some((c) => JSON.stringify(c.args.view).includes(approvalId) && JSON.stringify(c.args.view).includes('approval.approve')), { message: 'FIN2 home with the approval' });
+    await poll(() => homeOf(FIN2).some((c) => JSON.stringify(c.args.view).includes(approvalId) && JSON.stringify(c.args.view).includes('approval.approve')), {
+      message: 'FIN2 home with the approval',
+    });
     // Opening the tab publishes it too.
     const count = homeOf(FIN1).length;
-    await h.send(eventCallback({ userId: FIN1, teamId: TEAM, event: { type: 'app_home_opened', user: FIN1, channel: dmChannel(FIN1), tab: 'home', event_ts: '1700000300.000100' } }));
-    await poll(() => homeOf(FIN1).length > count && JSON.stringify(homeOf(FIN1).at(-1)?.args.view).includes(approvalId), { message: 'FIN1 home after app_home_opened' });
+    await h.send(
+      eventCallback({
+        userId: FIN1,
+        teamId: TEAM,
+        event: { type: 'app_home_opened', user: FIN1, channel: dmChannel(FIN1), tab: 'home', event_ts: '1700000300.000100' },
+      }),
+    );
+    await poll(() => homeOf(FIN1).length > count && JSON.stringify(homeOf(FIN1).at(-1)?.args.view).includes(approvalId), {
+      message: 'FIN1 home after app_home_opened',
+    });
     // Approve through the Home tab's button: the homes of both approvers drop it.
     await h.send(blockAction({ userId: FIN1, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: dmChannel(FIN1), messageTs: '1.1' }));
     await waitForRun(h.runtime, run.id, 'succeeded');
-    await poll(() => [FIN1, FIN2].every((u) => !JSON.stringify(homeOf(u).at(-1)?.args.view).includes(approvalId)), { message: 'both homes without the decided approval' });
+    await poll(() => [FIN1, FIN2].every((u) => !JSON.stringify(homeOf(u).at(-1)?.args.view).includes(approvalId)), {
+      message: 'both homes without the decided approval',
+    });
   });
 
   it('approvers who have not decided get a reminder DM before the deadline; those who decided do not', async () => {
@@ -324,7 +396,10 @@ describe('reachable without any one event: /tollgate approvals, App Home, remind
     await slash('run quick-gate', ALICE, channel);
     const { rows } = await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = $1`, [channel]);
     const run = rows[0]!;
-    const approvalId = await poll(async () => (await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1`, [run.id])).rows[0]?.id, { message: 'the approval' });
+    const approvalId = await poll(
+      async () => (await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1`, [run.id])).rows[0]?.id,
+      { message: 'the approval' },
+    );
     const dm1 = await dm(FIN1, approvalId);
     const dm2 = await dm(FIN2, approvalId);
     await h.send(blockAction({ userId: FIN1, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: dmChannel(FIN1), messageTs: dm1.ts }));
@@ -335,11 +410,16 @@ describe('reachable without any one event: /tollgate approvals, App Home, remind
     await waitForRun(h.runtime, run.id, 'succeeded'); // the workflow returns the gate's status
     expect((await h.runtime.getRun(run.id)).run.output).toBe('expired');
     expect(h.fake.messagesIn(dmChannel(FIN1)).filter((m) => m.thread_ts === dm1.ts)).toHaveLength(0);
-    const reminded = await db.pool.query<{ copy: string }>(`SELECT copy FROM tollgate.chat_messages WHERE approval_id = $1 AND reminded_at IS NOT NULL`, [approvalId]);
+    const reminded = await db.pool.query<{ copy: string }>(`SELECT copy FROM tollgate.chat_messages WHERE approval_id = $1 AND reminded_at IS NOT NULL`, [
+      approvalId,
+    ]);
     expect(reminded.rows.map((r) => r.copy)).toEqual([`slack:${TEAM}:${FIN2}`]);
-    await poll(() => {
-      const m = h.fake.message(dmChannel(FIN2), dm2.ts);
-      return m && !hasAction(m, 'approval.approve') && blocksText(m.blocks).includes('*Expired*');
-    }, { message: 'the DM to show the expiry' });
+    await poll(
+      () => {
+        const m = h.fake.message(dmChannel(FIN2), dm2.ts);
+        return m && !hasAction(m, 'approval.approve') && blocksText(m.blocks).includes('*Expired*');
+      },
+      { message: 'the DM to show the expiry' },
+    );
   });
 });

@@ -59,7 +59,10 @@ async function start(text: string): Promise<{ run: RunRow; channel: string; appr
   const { rows } = await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = $1`, [channel]);
   const run = rows[0]!;
   await waitForRun(h.runtime, run.id, 'waiting');
-  const approvalId = await poll(async () => (await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1`, [run.id])).rows[0]?.id, { message: 'the approval' });
+  const approvalId = await poll(
+    async () => (await db.pool.query<{ id: string }>(`SELECT id FROM tollgate.approvals WHERE run_id = $1`, [run.id])).rows[0]?.id,
+    { message: 'the approval' },
+  );
   return { run, channel, approvalId };
 }
 
@@ -84,7 +87,10 @@ describe('every copy tells the same story', () => {
     const dm1 = copies(channel, approvalId).find((m) => m.channel === dmChannel(FIN[0]))!;
     await h.send(blockAction({ userId: FIN[0], teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: dm1.channel, messageTs: dm1.ts }));
     await poll(
-      () => copies(channel, approvalId).every((m) => blocksText(m.blocks).includes(`So far: 1 of 2 approvals (approved by <@${FIN[0]}>`) && hasAction(m, 'approval.approve')),
+      () =>
+        copies(channel, approvalId).every(
+          (m) => blocksText(m.blocks).includes(`So far: 1 of 2 approvals (approved by <@${FIN[0]}>`) && hasAction(m, 'approval.approve'),
+        ),
       { message: 'every copy to show 1 of 2 with the first approver, buttons kept' },
     );
 
@@ -108,7 +114,15 @@ describe('buttons that cannot help', () => {
     const opens = h.fake.callsTo('views.open').length;
     await h.send(blockAction({ userId: FIN[2], teamId: TEAM, actionId: 'approval.reject', value: approvalId, channelId: dmChannel(FIN[2]), messageTs: '1.1' }));
     const view = h.fake.callsTo('views.open')[opens]!.args.view as { callback_id: string; private_metadata: string };
-    await h.send(viewSubmission({ userId: FIN[2], teamId: TEAM, callbackId: view.callback_id, privateMetadata: view.private_metadata, values: { reason: { value: { type: 'plain_text_input', value: 'not this quarter' } } } }));
+    await h.send(
+      viewSubmission({
+        userId: FIN[2],
+        teamId: TEAM,
+        callbackId: view.callback_id,
+        privateMetadata: view.private_metadata,
+        values: { reason: { value: { type: 'plain_text_input', value: 'not this quarter' } } },
+      }),
+    );
     await waitForRun(h.runtime, run.id, 'failed');
     const final = await poll(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts && m.text?.includes('Failed')), { message: 'the failed run message' });
     expect(hasAction(final, 'run.retry')).toBe(false);
@@ -118,7 +132,9 @@ describe('buttons that cannot help', () => {
     expect(JSON.stringify(res.json())).toContain(approvalId);
     // A Retry click (say from an old copy of the message) is refused the same way, and explained.
     await h.send(blockAction({ userId: ALICE, teamId: TEAM, actionId: 'run.retry', value: run.id, channelId: channel, messageTs: final.ts }));
-    const told = await poll(() => h.fake.callsTo('chat.postEphemeral').find((c) => c.args.channel === channel && c.args.user === ALICE), { message: 'the explanation' });
+    const told = await poll(() => h.fake.callsTo('chat.postEphemeral').find((c) => c.args.channel === channel && c.args.user === ALICE), {
+      message: 'the explanation',
+    });
     expect(String(told.args.text)).toContain('cannot be retried');
     expect((await h.runtime.getRun(run.id)).run.status).toBe('failed');
   });
@@ -131,14 +147,18 @@ describe('acknowledgements', () => {
     // Slack stays silent on the explanation until released; the ack must not wait for it.
     const release = setTimeout(() => held.release(), 10_000);
     try {
-      const res = await h.send(blockAction({ userId: BOB, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: channel, messageTs: '1.1' }));
+      const res = await h.send(
+        blockAction({ userId: BOB, teamId: TEAM, actionId: 'approval.approve', value: approvalId, channelId: channel, messageTs: '1.1' }),
+      );
       expect(res.status).toBe(200);
       expect(held.answeredAt).toBeUndefined(); // acknowledged while the explanation was still unanswered
     } finally {
       held.release();
       clearTimeout(release);
     }
-    const told = await poll(() => h.fake.callsTo('chat.postEphemeral').find((c) => c.args.channel === channel && c.args.user === BOB), { message: 'the explanation' });
+    const told = await poll(() => h.fake.callsTo('chat.postEphemeral').find((c) => c.args.channel === channel && c.args.user === BOB), {
+      message: 'the explanation',
+    });
     expect(String(told.args.text)).toContain('Not allowed');
   });
 });

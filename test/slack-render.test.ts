@@ -96,7 +96,9 @@ describe('Block Kit rendering', () => {
   });
 
   it('renders a pending approval with Approve and Reject carrying only the approval id, and a decided one without buttons', () => {
-    const pending = approvalBlocks(approvalView({ id: 'apr_1', step: 'pay', status: 'pending', approvers: 'finance', tool: 'http.post', params: { amount: 1200 } }));
+    const pending = approvalBlocks(
+      approvalView({ id: 'apr_1', step: 'pay', status: 'pending', approvers: 'finance', tool: 'http.post', params: { amount: 1200 } }),
+    );
     const json = JSON.stringify(pending);
     expect(json).toContain('"action_id":"approval.approve"');
     expect(json).toContain('"action_id":"approval.reject"');
@@ -108,7 +110,15 @@ describe('Block Kit rendering', () => {
         status: 'approved',
         approvers: 'finance',
         approvals: 1,
-        decisions: [{ principal: 'slack:T1:U9', by: { platform: 'slack', tenant: 'T1', user: 'U9' }, decision: 'approve', comment: null, at: new Date('2026-01-01T10:00:00Z') }],
+        decisions: [
+          {
+            principal: 'slack:T1:U9',
+            by: { platform: 'slack', tenant: 'T1', user: 'U9' },
+            decision: 'approve',
+            comment: null,
+            at: new Date('2026-01-01T10:00:00Z'),
+          },
+        ],
       }),
     );
     expect(JSON.stringify(decided)).not.toContain('approval.approve');
@@ -189,7 +199,12 @@ describe('start-up without Slack', () => {
     const log = createLogger({
       level: 'info',
       format: 'json',
-      destination: new Writable({ write: (c, _e, cb) => { lines.push(String(c)); cb(); } }),
+      destination: new Writable({
+        write: (c, _e, cb) => {
+          lines.push(String(c));
+          cb();
+        },
+      }),
     });
     const adapter = createSlackAdapter({
       config: { signingSecret: undefined, botToken: undefined, appToken: undefined, apiUrl: undefined },
@@ -203,11 +218,35 @@ describe('start-up without Slack', () => {
 
 describe('approval copies after an escalation', () => {
   const escalated = {
-    id: 'apr_1', runId: 'run_1', workflow: 'purchase-order', runStatus: 'waiting', stepIdx: 1, name: 'finance approval',
-    status: 'pending', summary: 'Buy laptops from Acme for 5000 EUR', params: { vendor: 'Acme', amount: 5000 }, paramsHash: 'abc',
-    risk: 'high', rationale: null, tool: null, toolInput: null, requester: 'slack:T1:U_REQ', approvers: 'group cfo', eligible: ['slack:T1:U_CFO'],
-    quorum: 'first responder', required: 1, approvals: 0, allowSelfApproval: false, expiresAt: null, onTimeout: null, escalations: 1,
-    autoReason: null, supersededBy: null, createdAt: new Date().toISOString(), resolvedAt: null, decisions: [],
+    id: 'apr_1',
+    runId: 'run_1',
+    workflow: 'purchase-order',
+    runStatus: 'waiting',
+    stepIdx: 1,
+    name: 'finance approval',
+    status: 'pending',
+    summary: 'Buy laptops from Acme for 5000 EUR',
+    params: { vendor: 'Acme', amount: 5000 },
+    paramsHash: 'abc',
+    risk: 'high',
+    rationale: null,
+    tool: null,
+    toolInput: null,
+    requester: 'slack:T1:U_REQ',
+    approvers: 'group cfo',
+    eligible: ['slack:T1:U_CFO'],
+    quorum: 'first responder',
+    required: 1,
+    approvals: 0,
+    allowSelfApproval: false,
+    expiresAt: null,
+    onTimeout: null,
+    escalations: 1,
+    autoReason: null,
+    supersededBy: null,
+    createdAt: new Date().toISOString(),
+    resolvedAt: null,
+    decisions: [],
   } as unknown as ApprovalRecord;
 
   it('keep the buttons for the new approvers and the thread, and drop them, saying why, for approvers no longer asked', () => {

@@ -136,7 +136,10 @@ async function runMessage(channel: string, until: (m: FakeMessage) => boolean = 
   } catch (e) {
     const jobs = await db.pool.query('SELECT task_identifier, key, attempts, last_error, run_at, locked_at FROM graphile_worker.jobs');
     const msgs = await db.pool.query('SELECT * FROM tollgate.chat_messages WHERE conversation = $1', [channel]);
-    throw new Error(`${(e as Error).message}\nin the fake: ${JSON.stringify(h.fake.messagesIn(channel).map((m) => m.text))}\noutbox: ${JSON.stringify(msgs.rows)}\njobs: ${JSON.stringify(jobs.rows)}`, { cause: e });
+    throw new Error(
+      `${(e as Error).message}\nin the fake: ${JSON.stringify(h.fake.messagesIn(channel).map((m) => m.text))}\noutbox: ${JSON.stringify(msgs.rows)}\njobs: ${JSON.stringify(jobs.rows)}`,
+      { cause: e },
+    );
   }
 }
 
@@ -184,7 +187,15 @@ describe('slash commands and the live run message', () => {
       eventCallback({
         userId: ALICE,
         teamId: TEAM,
-        event: { type: 'app_mention', user: ALICE, text: `<@${h.fake.botUserId}> run demo name=Thread sleepMs=0`, ts: '1700000100.000200', thread_ts: '1700000000.000100', channel, event_ts: '1700000100.000200' },
+        event: {
+          type: 'app_mention',
+          user: ALICE,
+          text: `<@${h.fake.botUserId}> run demo name=Thread sleepMs=0`,
+          ts: '1700000100.000200',
+          thread_ts: '1700000000.000100',
+          channel,
+          event_ts: '1700000100.000200',
+        },
       }),
     );
     expect(res.status).toBe(200);
@@ -207,14 +218,30 @@ describe('slash commands and the live run message', () => {
 
   it('free text in a direct message gets a reply naming the run form, through the outbox', async () => {
     const channel = 'D0ALICE';
-    await h.send(eventCallback({ userId: ALICE, teamId: TEAM, event: { type: 'message', channel_type: 'im', user: ALICE, text: 'please order laptops', ts: '1700000200.000100', channel, event_ts: '1700000200.000100' } }));
+    await h.send(
+      eventCallback({
+        userId: ALICE,
+        teamId: TEAM,
+        event: {
+          type: 'message',
+          channel_type: 'im',
+          user: ALICE,
+          text: 'please order laptops',
+          ts: '1700000200.000100',
+          channel,
+          event_ts: '1700000200.000100',
+        },
+      }),
+    );
     const reply = await runMessage(channel);
     expect(reply.text).toContain('run <workflow> key=value');
   });
 
   it('App Home shows my recent runs', async () => {
     const { run } = await startBySlash('run demo sleepMs=0', BOB);
-    await h.send(eventCallback({ userId: BOB, teamId: TEAM, event: { type: 'app_home_opened', user: BOB, channel: 'D0BOB', tab: 'home', event_ts: '1700000300.000100' } }));
+    await h.send(
+      eventCallback({ userId: BOB, teamId: TEAM, event: { type: 'app_home_opened', user: BOB, channel: 'D0BOB', tab: 'home', event_ts: '1700000300.000100' } }),
+    );
     const publish = await poll(() => h.fake.callsTo('views.publish').find((c) => c.args.user_id === BOB), { message: 'views.publish for Bob' });
     expect(JSON.stringify(publish.args.view)).toContain(run.id);
   });
@@ -227,7 +254,11 @@ describe('parameters modal', () => {
     expect(res.status).toBe(200);
     expect(await runsInChannel(channel)).toHaveLength(0);
     const open = await poll(() => h.fake.callsTo('views.open').at(-1), { message: 'views.open' });
-    const view = open.args.view as { callback_id: string; private_metadata: string; blocks: { block_id?: string; type: string; element?: { initial_value?: string; options?: unknown[] } }[] };
+    const view = open.args.view as {
+      callback_id: string;
+      private_metadata: string;
+      blocks: { block_id?: string; type: string; element?: { initial_value?: string; options?: unknown[] } }[];
+    };
     expect(view.callback_id).toBe('run.params');
     const inputs = view.blocks.filter((b) => b.type === 'input');
     expect(inputs.map((b) => b.block_id)).toEqual(['title', 'priority', 'count']);
@@ -272,7 +303,14 @@ describe('parameters from a mention', () => {
       eventCallback({
         userId: ALICE,
         teamId: TEAM,
-        event: { type: 'app_mention', user: ALICE, text: `<@${h.fake.botUserId}> run ticket title=Scanner`, ts: '1700000600.000100', channel, event_ts: '1700000600.000100' },
+        event: {
+          type: 'app_mention',
+          user: ALICE,
+          text: `<@${h.fake.botUserId}> run ticket title=Scanner`,
+          ts: '1700000600.000100',
+          channel,
+          event_ts: '1700000600.000100',
+        },
       }),
     );
     const reply = await runMessage(channel);
@@ -283,7 +321,17 @@ describe('parameters from a mention', () => {
       .find((e) => e.action_id === 'run.params.open');
     expect(button).toBeDefined();
     const opens = h.fake.callsTo('views.open').length;
-    await h.send(blockAction({ userId: ALICE, teamId: TEAM, actionId: 'run.params.open', value: button!.value, channelId: channel, messageTs: reply.ts, threadTs: '1700000600.000100' }));
+    await h.send(
+      blockAction({
+        userId: ALICE,
+        teamId: TEAM,
+        actionId: 'run.params.open',
+        value: button!.value,
+        channelId: channel,
+        messageTs: reply.ts,
+        threadTs: '1700000600.000100',
+      }),
+    );
     const open = h.fake.callsTo('views.open')[opens];
     const view = open?.args.view as { private_metadata: string; blocks: { block_id?: string; element?: { initial_value?: string } }[] };
     expect(view.blocks.find((b) => b.block_id === 'title')?.element?.initial_value).toBe('Scanner');
@@ -330,10 +378,13 @@ describe('Retry and Cancel buttons', () => {
     const res = await h.send(blockAction({ userId: BOB, teamId: TEAM, actionId: 'run.retry', value: run.id, channelId: channel, messageTs: failed.ts }));
     expect(res.status).toBe(200);
     // Explained after the ack, through the outbox.
-    const eph = await poll(() => {
-      const e = h.fake.callsTo('chat.postEphemeral').filter((c) => c.args.user === BOB && c.args.channel === channel);
-      return e.length > 0 && e;
-    }, { message: 'the ephemeral explanation' });
+    const eph = await poll(
+      () => {
+        const e = h.fake.callsTo('chat.postEphemeral').filter((c) => c.args.user === BOB && c.args.channel === channel);
+        return e.length > 0 && e;
+      },
+      { message: 'the ephemeral explanation' },
+    );
     expect(eph).toHaveLength(1);
     expect(String(eph[0]?.args.text)).toContain('Only the person who started');
     const after = await db.pool.query('SELECT count(*) AS n FROM tollgate.events WHERE run_id = $1', [run.id]);
@@ -361,7 +412,10 @@ describe('Retry and Cancel buttons', () => {
     const done = await runMessage(channel, (m) => m.text?.includes('Cancelled') === true);
     expect(done.ts).toBe(waiting.ts);
     expect(hasAction(done, 'run.cancel')).toBe(false);
-    const events = await db.pool.query<{ type: string; actor: unknown }>(`SELECT type, actor FROM tollgate.events WHERE run_id = $1 AND type = 'run.cancel_requested'`, [run.id]);
+    const events = await db.pool.query<{ type: string; actor: unknown }>(
+      `SELECT type, actor FROM tollgate.events WHERE run_id = $1 AND type = 'run.cancel_requested'`,
+      [run.id],
+    );
     expect(events.rows[0]?.actor).toMatchObject({ platform: 'slack', tenant: TEAM, user: ALICE });
   });
 });
@@ -391,7 +445,14 @@ describe('refusals and retries', () => {
       userId: ALICE,
       teamId: TEAM,
       eventId: 'Ev0RETRY0001',
-      event: { type: 'app_mention', user: ALICE, text: `<@${h.fake.botUserId}> run demo sleepMs=0`, ts: '1700000400.000100', channel, event_ts: '1700000400.000100' },
+      event: {
+        type: 'app_mention',
+        user: ALICE,
+        text: `<@${h.fake.botUserId}> run demo sleepMs=0`,
+        ts: '1700000400.000100',
+        channel,
+        event_ts: '1700000400.000100',
+      },
     });
     // The original and Slack's retry racing each other, then a late duplicate without the header.
     const [first, retry] = await Promise.all([h.send(req), h.send(req, { headers: { 'x-slack-retry-num': '1', 'x-slack-retry-reason': 'http_timeout' } })]);
@@ -464,10 +525,16 @@ describe('delivery through the outbox', () => {
     h.fake.failNext('chat.postMessage', { error: 'not_in_channel', channel, times: 100 });
     const { run } = await startBySlash('run demo sleepMs=0', ALICE, channel);
     await waitForRun(h.runtime, run.id, 'succeeded');
-    const row = await poll(async () => {
-      const r = await db.pool.query<{ last_error: string; ts: string | null }>('SELECT last_error, message_id AS ts FROM tollgate.chat_messages WHERE run_id = $1', [run.id]);
-      return r.rows[0]?.last_error ? r.rows[0] : undefined;
-    }, { message: 'the refusal to be recorded' });
+    const row = await poll(
+      async () => {
+        const r = await db.pool.query<{ last_error: string; ts: string | null }>(
+          'SELECT last_error, message_id AS ts FROM tollgate.chat_messages WHERE run_id = $1',
+          [run.id],
+        );
+        return r.rows[0]?.last_error ? r.rows[0] : undefined;
+      },
+      { message: 'the refusal to be recorded' },
+    );
     expect(row.ts).toBeNull();
     expect(row.last_error).toContain('not_in_channel');
     // Given up after the first refusal: later events of the run did not try again.

@@ -7,7 +7,13 @@ import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runti
 
 let db: TestDb;
 let t: TestRuntime;
-const once = defineWorkflow({ name: 'once', version: 1, description: 'one step', input: z.object({}), run: async (ctx) => ctx.step('only', () => 'done') }) as unknown as WorkflowDefinition;
+const once = defineWorkflow({
+  name: 'once',
+  version: 1,
+  description: 'one step',
+  input: z.object({}),
+  run: async (ctx) => ctx.step('only', () => 'done'),
+}) as unknown as WorkflowDefinition;
 
 beforeAll(async () => {
   db = await createTestDb();

@@ -116,8 +116,18 @@ const step = (i: number, over: Partial<StepView> = {}): StepView => ({
 
 // The same shape as test/slack-render.test.ts's factory; a shared one would belong in test/helpers.
 const run = (over: Partial<RunView> = {}): RunView => ({
-  runId: 'run_01', workflow: 'pay-invoice', version: 3, status: 'running', requester: ada,
-  input: {}, output: null, createdAt: at, finishedAt: null, waiting: null, error: null, cancelRequested: false,
+  runId: 'run_01',
+  workflow: 'pay-invoice',
+  version: 3,
+  status: 'running',
+  requester: ada,
+  input: {},
+  output: null,
+  createdAt: at,
+  finishedAt: null,
+  waiting: null,
+  error: null,
+  cancelRequested: false,
   steps: [step(0), step(1, { status: 'running', durationMs: null })],
   actions: ['run.cancel'],
   approvals: [],
@@ -217,22 +227,49 @@ const gallery: [string, ChatView][] = [
   ['reminder without deadline', { kind: 'reminder', approval: approval({ deadline: null }) }],
   ['notice', { kind: 'notice', text: 'Started *pay-invoice* as `run_01`.\nSee [here](http://x) or _that_.' }],
   ['notice, very long', { kind: 'notice', text: longText(50_000, '*long*') }],
-  ['workflows', { kind: 'workflows', intro: 'Hi! I run workflows.', workflows: [{ name: 'pay-invoice', version: 3, description: 'Pays an invoice', inputs: formReply.inputs }] }],
+  [
+    'workflows',
+    {
+      kind: 'workflows',
+      intro: 'Hi! I run workflows.',
+      workflows: [{ name: 'pay-invoice', version: 3, description: 'Pays an invoice', inputs: formReply.inputs }],
+    },
+  ],
   ['workflows: none', { kind: 'workflows', intro: null, workflows: [] }],
-  ['workflows: 200 long', { kind: 'workflows', intro: null, workflows: Array.from({ length: 200 }, (_, i) => ({ name: `wf-${i}`, version: i, description: longText(800, 'd'), inputs: longText(800, 'i') })) }],
+  [
+    'workflows: 200 long',
+    {
+      kind: 'workflows',
+      intro: null,
+      workflows: Array.from({ length: 200 }, (_, i) => ({ name: `wf-${i}`, version: i, description: longText(800, 'd'), inputs: longText(800, 'i') })),
+    },
+  ],
   ['runs', { kind: 'runs', title: 'Your recent runs', runs: runSummaries(5) }],
   ['runs: none', { kind: 'runs', title: 'Your recent runs', runs: [] }],
   ['runs: 300', { kind: 'runs', title: 'All runs', runs: runSummaries(300) }],
   ['approvals: none', { kind: 'approvals', approvals: [] }],
-  ['approvals: 30', { kind: 'approvals', approvals: Array.from({ length: 30 }, (_, i) => ({ ...(bigFailedRun.approvals[0] as ApprovalView), id: `apr_l_${i}` })) }],
+  [
+    'approvals: 30',
+    { kind: 'approvals', approvals: Array.from({ length: 30 }, (_, i) => ({ ...(bigFailedRun.approvals[0] as ApprovalView), id: `apr_l_${i}` })) },
+  ],
   ['run-status', { kind: 'run-status', run: waitingRun }],
   ['invalid-params: form with every field type and errors', formReply],
-  ['invalid-params: no fields', { kind: 'invalid-params', workflow: 'pay-invoice', errors: [{ field: 'amount', message: 'Required' }], inputs: 'amount (number)', given: {} }],
+  [
+    'invalid-params: no fields',
+    { kind: 'invalid-params', workflow: 'pay-invoice', errors: [{ field: 'amount', message: 'Required' }], inputs: 'amount (number)', given: {} },
+  ],
   [
     'invalid-params: 80 long fields',
     {
       ...formReply,
-      fields: Array.from({ length: 80 }, (_, i): FormField => ({ name: `f${i}`, type: 'string', description: longText(500, 'desc'), optional: false, defaultValue: longText(3000, 'v'), options: undefined })),
+      fields: Array.from({ length: 80 }, (_, i): FormField => ({
+        name: `f${i}`,
+        type: 'string',
+        description: longText(500, 'desc'),
+        optional: false,
+        defaultValue: longText(3000, 'v'),
+        options: undefined,
+      })),
     },
   ],
 ];
@@ -269,7 +306,9 @@ describe('every Teams card is a valid Adaptive Card 1.5 under 28 KB', () => {
   it('renders the same view to the same JSON twice (the outbox hashes it)', () => {
     for (const [, view] of gallery) {
       expect(JSON.stringify(renderTeams(view))).toBe(JSON.stringify(renderTeams(structuredClone(view))));
-      expect(JSON.stringify(renderForViewer(view, ada, 'Recorded: you approved.'))).toBe(JSON.stringify(renderForViewer(structuredClone(view), ada, 'Recorded: you approved.')));
+      expect(JSON.stringify(renderForViewer(view, ada, 'Recorded: you approved.'))).toBe(
+        JSON.stringify(renderForViewer(structuredClone(view), ada, 'Recorded: you approved.')),
+      );
     }
   });
 
@@ -391,10 +430,14 @@ describe('renderForViewer: the card one person sees', () => {
     }
     // In a run card too: each approval by itself.
     const runCard = renderForViewer({ kind: 'run', run: run({ approvals: [approvedOnce, approval({ id: 'apr_2', eligible: [formatPrincipal(ada)] })] }) }, ada);
-    expect(executeActions(runCard).filter((a) => a.verb === VERBS.approve).map((a) => a.data)).toEqual([{ approvalId: 'apr_2' }]);
+    expect(
+      executeActions(runCard)
+        .filter((a) => a.verb === VERBS.approve)
+        .map((a) => a.data),
+    ).toEqual([{ approvalId: 'apr_2' }]);
   });
 
-  it("with the rights the chat layer read (the one eligibility rule), a requester the policy bars from approving their own request sees no buttons; an eligible approver does", () => {
+  it('with the rights the chat layer read (the one eligibility rule), a requester the policy bars from approving their own request sees no buttons; an eligible approver does', () => {
     const own: ChatView = { kind: 'approval', approval: approval(), copy: { kind: 'thread' } }; // requested by Ada, who is among the approvers
     const barred = new Map([['apr_1', { may: false as const, reason: 'own_request' as const, message: 'Not allowed: Ada requested this run.' }]]);
     expect(verbs(renderForViewer(own, ada, undefined, barred))).toEqual([]);
@@ -403,7 +446,10 @@ describe('renderForViewer: the card one person sees', () => {
 
   it('offers Retry and Cancel as the run does, to any viewer', () => {
     expect(verbs(renderForViewer({ kind: 'run', run: run({ status: 'failed', actions: ['run.retry'] }) }, outsider))).toEqual([VERBS.retry]);
-    expect(verbs(renderForViewer({ kind: 'run', run: run({ status: 'dead_letter', actions: ['run.retry', 'run.cancel'] }) }, outsider))).toEqual([VERBS.retry, VERBS.cancel]);
+    expect(verbs(renderForViewer({ kind: 'run', run: run({ status: 'dead_letter', actions: ['run.retry', 'run.cancel'] }) }, outsider))).toEqual([
+      VERBS.retry,
+      VERBS.cancel,
+    ]);
     expect(verbs(renderForViewer({ kind: 'run', run: run({ status: 'succeeded', actions: [] }) }, ada))).toEqual([]);
   });
 
@@ -467,7 +513,7 @@ describe('lists and forms', () => {
     expect(t.some((x) => x.includes('run <workflow> key=value …'))).toBe(true);
   });
 
-  it('the parameters form has one input per field (ids param.<name>, so a field cannot overwrite the action\'s own data), prefilled, with each error under its field and form errors on top', () => {
+  it("the parameters form has one input per field (ids param.<name>, so a field cannot overwrite the action's own data), prefilled, with each error under its field and form errors on top", () => {
     const card = cardOf(renderTeams(formReply));
     const inputs = card.body.filter((e) => e.type.startsWith('Input.'));
     expect(inputs.map((i) => [i.type, i.id, i.isRequired])).toEqual([
@@ -479,7 +525,13 @@ describe('lists and forms', () => {
     ]);
     expect(inputs[0]).toMatchObject({ label: 'vendor: Who is paid' });
     expect(inputs[1]).not.toHaveProperty('value'); // "twelve" is no number: the error says so
-    expect(inputs[2]).toMatchObject({ value: 'USD', choices: [{ title: 'EUR', value: 'EUR' }, { title: 'USD', value: 'USD' }] });
+    expect(inputs[2]).toMatchObject({
+      value: 'USD',
+      choices: [
+        { title: 'EUR', value: 'EUR' },
+        { title: 'USD', value: 'USD' },
+      ],
+    });
     expect(inputs[3]).toMatchObject({ value: 'false' });
     expect(inputs[4]).toMatchObject({ value: 'Q1' });
 
@@ -491,12 +543,25 @@ describe('lists and forms', () => {
     expect(formError).toBeLessThan(at('param.vendor'));
 
     expect(card.actions).toEqual([
-      { type: 'Action.Execute', title: 'Start run', verb: 'run.start', data: { workflow: 'pay-invoice', version: 3 }, associatedInputs: 'auto', style: 'positive' },
+      {
+        type: 'Action.Execute',
+        title: 'Start run',
+        verb: 'run.start',
+        data: { workflow: 'pay-invoice', version: 3 },
+        associatedInputs: 'auto',
+        style: 'positive',
+      },
     ]);
   });
 
   it('without fields, the reply lists the errors and the key=value hint', () => {
-    const r = renderTeams({ kind: 'invalid-params', workflow: 'pay-invoice', errors: [{ field: 'amount', message: 'Required' }], inputs: 'amount (number)', given: {} });
+    const r = renderTeams({
+      kind: 'invalid-params',
+      workflow: 'pay-invoice',
+      errors: [{ field: 'amount', message: 'Required' }],
+      inputs: 'amount (number)',
+      given: {},
+    });
     const t = texts(cardOf(r));
     expect(t).toContain('**amount**: Required');
     expect(t.some((x) => x.includes('run pay-invoice key=value …'))).toBe(true);

@@ -194,7 +194,14 @@ describe('connector fake: botbuilder ConnectorClient', () => {
     expect(await client.conversations.getConversationMember(created.id, user.id)).toEqual(member);
 
     expect(connector.calls.map((c) => c.operation)).toEqual(
-      expect.arrayContaining(['createConversation', 'sendToConversation', 'updateActivity', 'replyToActivity', 'getConversationMembers', 'getConversationMember']),
+      expect.arrayContaining([
+        'createConversation',
+        'sendToConversation',
+        'updateActivity',
+        'replyToActivity',
+        'getConversationMembers',
+        'getConversationMember',
+      ]),
     );
     expect(connector.calls.every((c) => c.token === identity.accessToken)).toBe(true);
     const tokenRequest = identity.tokenRequests()[0]!;
@@ -219,16 +226,31 @@ describe('connector fake: botbuilder ConnectorClient', () => {
     const before = connector.callsTo('sendToConversation').length;
     connector.failNext(2, { status: 429, retryAfter: 0, operation: 'sendToConversation' });
     await expect(client.conversations.sendToConversation(personal.id, message('after two 429'))).resolves.toHaveProperty('id');
-    expect(connector.callsTo('sendToConversation').slice(before).map((c) => c.status)).toEqual([429, 429, 201]);
+    expect(
+      connector
+        .callsTo('sendToConversation')
+        .slice(before)
+        .map((c) => c.status),
+    ).toEqual([429, 429, 201]);
 
     connector.failNext(4, { status: 429, retryAfter: 0, operation: 'sendToConversation' });
     const err = (await client.conversations.sendToConversation(personal.id, message('x')).catch((e: unknown) => e)) as RestErrorLike;
     expect(err.statusCode).toBe(429);
-    expect(connector.callsTo('sendToConversation').slice(before + 3).map((c) => c.status)).toEqual([429, 429, 429, 429]);
+    expect(
+      connector
+        .callsTo('sendToConversation')
+        .slice(before + 3)
+        .map((c) => c.status),
+    ).toEqual([429, 429, 429, 429]);
 
     connector.failNext(1, { status: 500, operation: 'sendToConversation' });
     await expect(client.conversations.sendToConversation(personal.id, message('after a 500'))).resolves.toHaveProperty('id');
-    expect(connector.callsTo('sendToConversation').slice(-2).map((c) => c.status)).toEqual([500, 201]);
+    expect(
+      connector
+        .callsTo('sendToConversation')
+        .slice(-2)
+        .map((c) => c.status),
+    ).toEqual([500, 201]);
 
     // Without Retry-After neither of its strategies takes a 429.
     connector.failNext(1, { status: 429, operation: 'sendToConversation' });
@@ -319,7 +341,14 @@ describe('activities + sendActivity: through the real CloudAdapter', () => {
   });
 
   it('an Action.Execute invoke gets its invoke response in the HTTP answer', async () => {
-    const activity = acts.invoke({ verb: 'approve', data: { runId: 'r1' }, from: user, tenant: identity.tenantId, conversation: personal, replyToId: '1700000000000' });
+    const activity = acts.invoke({
+      verb: 'approve',
+      data: { runId: 'r1' },
+      from: user,
+      tenant: identity.tenantId,
+      conversation: personal,
+      replyToId: '1700000000000',
+    });
     const res = await sendActivity(botUrl, activity, token());
     expect(res).toEqual({ status: 200, body: { statusCode: 200, type: 'application/vnd.microsoft.card.adaptive', value: card } });
     expect(seen.at(-1)).toMatchObject({ name: 'adaptiveCard/action', value: { action: { type: 'Action.Execute', verb: 'approve', data: { runId: 'r1' } } } });

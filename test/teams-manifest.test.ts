@@ -10,15 +10,7 @@ import path from 'node:path';
 import { unzipSync } from 'fflate';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Command, parseCommand } from '../src/intents/command.ts';
-import {
-  buildTeamsPackage,
-  checkIcons,
-  main,
-  type Manifest,
-  TEAMS_DIR,
-  TeamsPackageError,
-  validateManifest,
-} from '../manifests/teams/package.ts';
+import { buildTeamsPackage, checkIcons, main, type Manifest, TEAMS_DIR, TeamsPackageError, validateManifest } from '../manifests/teams/package.ts';
 import { decodePng, encodePng, readPngHeader } from '../manifests/teams/png.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -195,10 +187,24 @@ describe('Teams app package', () => {
     const out = path.join(tempDir(), 'cli.zip');
     const printed: string[] = [];
     const failed: string[] = [];
-    expect(main(['--out', out], ENV, (s) => printed.push(s), (s) => failed.push(s))).toBe(0);
+    expect(
+      main(
+        ['--out', out],
+        ENV,
+        (s) => printed.push(s),
+        (s) => failed.push(s),
+      ),
+    ).toBe(0);
     expect(printed).toEqual([expect.stringContaining(`Wrote ${out} (manifest.json, color.png, outline.png)`)]);
     expect(failed).toEqual([]);
-    expect(main([`--out=${out}`], { TEAMS_APP_ID: ENV.TEAMS_APP_ID }, (s) => printed.push(s), (s) => failed.push(s))).toBe(1);
+    expect(
+      main(
+        [`--out=${out}`],
+        { TEAMS_APP_ID: ENV.TEAMS_APP_ID },
+        (s) => printed.push(s),
+        (s) => failed.push(s),
+      ),
+    ).toBe(1);
     expect(failed).toEqual([expect.stringMatching(/^MicrosoftAppId is not set: /)]);
   });
 
@@ -211,7 +217,11 @@ describe('Teams app package', () => {
     expect(ok.status, ok.stderr).toBe(0);
     expect(ok.stdout).toContain(`Wrote ${out}`);
     expect(Object.keys(unzipSync(readFileSync(out))).sort()).toEqual(['color.png', 'manifest.json', 'outline.png']);
-    const missing = spawnSync(tsx, ['manifests/teams/package.ts', '--out', out], { cwd: root, env: { PATH: process.env.PATH, TEAMS_APP_ID: ENV.TEAMS_APP_ID }, encoding: 'utf8' });
+    const missing = spawnSync(tsx, ['manifests/teams/package.ts', '--out', out], {
+      cwd: root,
+      env: { PATH: process.env.PATH, TEAMS_APP_ID: ENV.TEAMS_APP_ID },
+      encoding: 'utf8',
+    });
     expect(missing.status).toBe(1);
     expect(missing.stderr.trim()).toMatch(/^MicrosoftAppId is not set: [^\n]*\.$/);
   });

@@ -52,7 +52,11 @@ const workflows = [
     input: z.object({ service: z.string().min(1), version: z.string().min(1) }),
     run: async (ctx) => {
       const { input } = ctx;
-      const gate = await ctx.approval('ship it', { policy: { groups: ['release'], quorum: 1 }, summary: `Ship ${input.service} ${input.version}`, params: input });
+      const gate = await ctx.approval('ship it', {
+        policy: { groups: ['release'], quorum: 1 },
+        summary: `Ship ${input.service} ${input.version}`,
+        params: input,
+      });
       return gate.status;
     },
   }),
@@ -100,18 +104,30 @@ afterAll(async () => {
 });
 
 const personal = (u: TeamsUser): TeamsConversation => ({ id: `a:personal-${u.aadObjectId}`, conversationType: 'personal' });
-const cardOfActivity = (a: Record<string, unknown>): AdaptiveCard => ((a.attachments as { content: AdaptiveCard }[])[0]!).content;
+const cardOfActivity = (a: Record<string, unknown>): AdaptiveCard => (a.attachments as { content: AdaptiveCard }[])[0]!.content;
 const cardText = (c: AdaptiveCard) => JSON.stringify(c);
 const buttons = (c: AdaptiveCard) => executeActions(c).map((a) => a.verb);
 
 async function say(from: TeamsUser, conversation: TeamsConversation, text: string, o: { mentionBot?: boolean; tenant?: string } = {}) {
-  const activity = t.act.message({ text, from, tenant: o.tenant ?? TENANT, conversation, mentionBot: o.mentionBot ?? conversation.conversationType !== 'personal' });
+  const activity = t.act.message({
+    text,
+    from,
+    tenant: o.tenant ?? TENANT,
+    conversation,
+    mentionBot: o.mentionBot ?? conversation.conversationType !== 'personal',
+  });
   const res = await t.send(activity);
   expect(res.status).toBe(200);
   return activity;
 }
 
-async function click(from: TeamsUser, conversation: TeamsConversation, verb: string, data: Record<string, unknown>, o: { replyToId?: string; tenant?: string; id?: string } = {}) {
+async function click(
+  from: TeamsUser,
+  conversation: TeamsConversation,
+  verb: string,
+  data: Record<string, unknown>,
+  o: { replyToId?: string; tenant?: string; id?: string } = {},
+) {
   const activity = t.act.invoke({ verb, data, from, tenant: o.tenant ?? TENANT, conversation, ...(o.replyToId ? { replyToId: o.replyToId } : {}) });
   if (o.id) activity.id = o.id;
   const res = await t.send(activity);
@@ -123,13 +139,17 @@ async function click(from: TeamsUser, conversation: TeamsConversation, verb: str
 
 /** Asks for a run in a conversation and returns it (the newest run started there). */
 async function startRun(from: TeamsUser, conversation: TeamsConversation, text: string): Promise<RunRow> {
-  const runsIn = async () => (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = $1 ORDER BY created_at DESC`, [conversation.id])).rows;
+  const runsIn = async () =>
+    (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE origin->>'conversation' = $1 ORDER BY created_at DESC`, [conversation.id])).rows;
   const before = (await runsIn()).length;
   await say(from, conversation, text);
-  return poll(async () => {
-    const rows = await runsIn();
-    return rows.length > before ? rows[0] : undefined;
-  }, { message: 'the run' });
+  return poll(
+    async () => {
+      const rows = await runsIn();
+      return rows.length > before ? rows[0] : undefined;
+    },
+    { message: 'the run' },
+  );
 }
 
 /** The card activities the bot posted in a conversation (a thread's replies included). */
@@ -140,7 +160,9 @@ describe('messages', () => {
     const conv = personal(REQ);
     const run = await startRun(REQ, conv, 'run steps n=4');
     await waitForRun(h.runtime, run.id, 'succeeded');
-    const card = await poll(() => cardsIn(conv.id).find((a) => cardText(cardOfActivity(a.activity)).includes('Succeeded')), { message: 'the card showing success' });
+    const card = await poll(() => cardsIn(conv.id).find((a) => cardText(cardOfActivity(a.activity)).includes('Succeeded')), {
+      message: 'the card showing success',
+    });
     expect(cardsIn(conv.id).filter((a) => cardText(cardOfActivity(a.activity)).includes(run.id))).toHaveLength(1); // one card, updated, not one per step
     const text = cardText(cardOfActivity(card.activity));
     for (let i = 1; i <= 4; i++) expect(text).toContain(`step ${i}`);
@@ -160,7 +182,7 @@ describe('messages', () => {
     for (const w of ['steps', 'ship', 'flaky']) expect(text).toContain(w);
   });
 
-  it('a group chat gets the same commands: `runs` lists the sender\'s runs', async () => {
+  it("a group chat gets the same commands: `runs` lists the sender's runs", async () => {
     const conv = newConversation('groupChat');
     await say(REQ, conv, 'runs');
     const reply = await poll(() => cardsIn(conv.id)[0], { message: 'the reply' });
@@ -170,7 +192,13 @@ describe('messages', () => {
   it('missing parameters get a form generated from the schema; its errors come back on the card, and a valid submission starts the run', async () => {
     const conv = personal(REQ);
     await say(REQ, conv, 'run ship service=api');
-    const form = await poll(() => cardsIn(conv.id).map((a) => cardOfActivity(a.activity)).find((c) => buttons(c).includes('run.start')), { message: 'the form' });
+    const form = await poll(
+      () =>
+        cardsIn(conv.id)
+          .map((a) => cardOfActivity(a.activity))
+          .find((c) => buttons(c).includes('run.start')),
+      { message: 'the form' },
+    );
     const start = executeActions(form).find((a) => a.verb === 'run.start')!;
     expect(cardText(form)).toContain('"id":"param.version"');
 
@@ -181,7 +209,10 @@ describe('messages', () => {
 
     const started = await click(REQ, conv, 'run.start', { ...start.data, 'param.service': 'api-form', 'param.version': '2.4' });
     expect(cardText(started)).toContain('Started');
-    const run = await poll(async () => (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE workflow = 'ship' AND input->>'service' = 'api-form'`)).rows[0], { message: 'the run' });
+    const run = await poll(
+      async () => (await db.pool.query<RunRow>(`SELECT * FROM tollgate.runs WHERE workflow = 'ship' AND input->>'service' = 'api-form'`)).rows[0],
+      { message: 'the run' },
+    );
     expect(run.input).toEqual({ service: 'api-form', version: '2.4' });
     await h.runtime.cancel(run.id, null);
   });
@@ -196,20 +227,28 @@ describe('approval cards', () => {
       { message: 'the run' },
     );
     await waitForRun(h.runtime, run.id, 'waiting');
-    const approvalId = await poll(async () => (await db.pool.query<{ id: string }>('SELECT id FROM tollgate.approvals WHERE run_id = $1', [run.id])).rows[0]?.id, { message: 'the approval' });
+    const approvalId = await poll(
+      async () => (await db.pool.query<{ id: string }>('SELECT id FROM tollgate.approvals WHERE run_id = $1', [run.id])).rows[0]?.id,
+      { message: 'the approval' },
+    );
     return { run, conv, approvalId };
   }
 
   /** The approval card sent to an approver: in their personal chat with the bot (known, or created by the bot). */
   async function dmCard(approver: TeamsUser, approvalId: string) {
-    return poll(() => {
-      const created = t.connector.conversations.filter((c) => (c.parameters.members as { aadObjectId?: string }[]).some((m) => m.aadObjectId === approver.aadObjectId));
-      for (const id of [personal(approver).id, ...created.map((c) => c.id)]) {
-        const found = cardsIn(id).find((a) => cardText(cardOfActivity(a.activity)).includes(approvalId));
-        if (found) return { conversationId: id, activityId: found.id, card: () => cardOfActivity(t.connector.activity(id, found.id)!.activity) };
-      }
-      return undefined;
-    }, { message: `the approval card for ${approver.name}` });
+    return poll(
+      () => {
+        const created = t.connector.conversations.filter((c) =>
+          (c.parameters.members as { aadObjectId?: string }[]).some((m) => m.aadObjectId === approver.aadObjectId),
+        );
+        for (const id of [personal(approver).id, ...created.map((c) => c.id)]) {
+          const found = cardsIn(id).find((a) => cardText(cardOfActivity(a.activity)).includes(approvalId));
+          if (found) return { conversationId: id, activityId: found.id, card: () => cardOfActivity(t.connector.activity(id, found.id)!.activity) };
+        }
+        return undefined;
+      },
+      { message: `the approval card for ${approver.name}` },
+    );
   }
 
   it('approvers who never wrote to the bot get their card in a 1:1 conversation created first, then posted', async () => {
@@ -222,18 +261,29 @@ describe('approval cards', () => {
     await h.runtime.cancel(run.id, null);
   });
 
-  it("the Approve invoke resumes the run and returns the updated card; every copy updates and loses its buttons", async () => {
+  it('the Approve invoke resumes the run and returns the updated card; every copy updates and loses its buttons', async () => {
     const { run, conv, approvalId } = await shipRun('2.0');
     const dm = await dmCard(RM1, approvalId);
-    const answered = await click(RM1, { id: dm.conversationId, conversationType: 'personal' }, 'approval.approve', { approvalId }, { replyToId: dm.activityId });
+    const answered = await click(
+      RM1,
+      { id: dm.conversationId, conversationType: 'personal' },
+      'approval.approve',
+      { approvalId },
+      { replyToId: dm.activityId },
+    );
     expect(cardText(answered)).toContain('Recorded: you approved');
     expect(buttons(answered)).not.toContain('approval.approve');
     await waitForRun(h.runtime, run.id, 'succeeded');
     await poll(() => !buttons(dm.card()).includes('approval.approve') && cardText(dm.card()).includes('Approved'), { message: 'the DM card resolved' });
-    await poll(() => {
-      const runCard = cardsIn(conv.id).map((a) => cardOfActivity(a.activity)).find((c) => cardText(c).includes(run.id));
-      return runCard && cardText(runCard).includes('Succeeded') && !buttons(runCard).includes('approval.approve');
-    }, { message: 'the run card resolved' });
+    await poll(
+      () => {
+        const runCard = cardsIn(conv.id)
+          .map((a) => cardOfActivity(a.activity))
+          .find((c) => cardText(c).includes(run.id));
+        return runCard && cardText(runCard).includes('Succeeded') && !buttons(runCard).includes('approval.approve');
+      },
+      { message: 'the run card resolved' },
+    );
   });
 
   it('Reject takes a reason from the card; without one nothing is recorded', async () => {
@@ -246,7 +296,9 @@ describe('approval cards', () => {
 
     await click(RM2, at, 'approval.reject', { approvalId, [reasonInputId(approvalId)]: 'not during the freeze' }, { replyToId: dm.activityId });
     expect((await waitForRun(h.runtime, run.id, 'succeeded')).output).toBe('rejected'); // the workflow reads the gate's outcome
-    await poll(() => cardText(dm.card()).includes('not during the freeze') && !buttons(dm.card()).includes('approval.approve'), { message: 'the reason on the card' });
+    await poll(() => cardText(dm.card()).includes('not during the freeze') && !buttons(dm.card()).includes('approval.approve'), {
+      message: 'the reason on the card',
+    });
   });
 
   it('a user of another tenant with the same object id, and a requester approving their own request, are refused on the card; nothing changes', async () => {
@@ -272,9 +324,13 @@ describe('approval cards', () => {
     expect((await t.send(t.act.installationUpdate({ tenant: TENANT, conversation: installed, from: AUD }))).status).toBe(200);
     const run = await startRun(REQ, personal(REQ), 'run audited');
     await waitForRun(h.runtime, run.id, 'waiting');
-    const card = await poll(() => cardsIn(installed.id).find((a) => cardText(cardOfActivity(a.activity)).includes(run.id)), { message: 'the card in the installed conversation' });
+    const card = await poll(() => cardsIn(installed.id).find((a) => cardText(cardOfActivity(a.activity)).includes(run.id)), {
+      message: 'the card in the installed conversation',
+    });
     expect(buttons(cardOfActivity(card.activity))).toContain('approval.approve');
-    const createdForAud = t.connector.conversations.filter((c) => (c.parameters.members as { aadObjectId?: string }[]).some((m) => m.aadObjectId === AUD.aadObjectId));
+    const createdForAud = t.connector.conversations.filter((c) =>
+      (c.parameters.members as { aadObjectId?: string }[]).some((m) => m.aadObjectId === AUD.aadObjectId),
+    );
     expect(createdForAud).toHaveLength(0);
     await h.runtime.cancel(run.id, null);
   });
@@ -294,7 +350,10 @@ describe('approval cards', () => {
   it('a requester whom the policy bars from approving their own request is not offered Approve on the card; an eligible approver still is', async () => {
     // ship's policy (group release, no allowSelfApproval): RM1 is an approver, but not of their own request.
     const own = await shipRun('7.1', RM1);
-    const runCard = await poll(() => cardsIn(own.conv.id).find((a) => buttons(cardOfActivity(t.connector.activity(own.conv.id, a.id)!.activity)).includes('approval.approve')), { message: 'the run card with its approval' });
+    const runCard = await poll(
+      () => cardsIn(own.conv.id).find((a) => buttons(cardOfActivity(t.connector.activity(own.conv.id, a.id)!.activity)).includes('approval.approve')),
+      { message: 'the run card with its approval' },
+    );
     const onRunCard = await click(RM1, own.conv, 'card.refresh', { runId: own.run.id }, { replyToId: runCard.id });
     expect(cardText(onRunCard)).toContain('Approval for ship it');
     expect(buttons(onRunCard)).not.toContain('approval.approve');
@@ -303,7 +362,13 @@ describe('approval cards', () => {
     expect(buttons(byApproval)).not.toContain('approval.approve');
 
     const dm = await dmCard(RM2, own.approvalId);
-    const forApprover = await click(RM2, { id: dm.conversationId, conversationType: 'personal' }, 'card.refresh', { approvalId: own.approvalId }, { replyToId: dm.activityId });
+    const forApprover = await click(
+      RM2,
+      { id: dm.conversationId, conversationType: 'personal' },
+      'card.refresh',
+      { approvalId: own.approvalId },
+      { replyToId: dm.activityId },
+    );
     expect(buttons(forApprover)).toEqual(expect.arrayContaining(['approval.approve', 'approval.reject']));
     await h.runtime.cancel(own.run.id, null);
   });
@@ -325,7 +390,14 @@ describe('approval cards', () => {
     const conv = personal(RM1);
     const before = cardsIn(conv.id).length;
     await say(RM1, conv, 'approvals');
-    const list = await poll(() => cardsIn(conv.id).slice(before).map((a) => cardOfActivity(a.activity)).find((c) => cardText(c).includes(approvalId)), { message: 'the list' });
+    const list = await poll(
+      () =>
+        cardsIn(conv.id)
+          .slice(before)
+          .map((a) => cardOfActivity(a.activity))
+          .find((c) => cardText(c).includes(approvalId)),
+      { message: 'the list' },
+    );
     expect(buttons(list)).toContain('approval.approve');
     await h.runtime.cancel(run.id, null);
   });
@@ -337,7 +409,10 @@ describe('run actions', () => {
     const conv = personal(REQ);
     const run = await startRun(REQ, conv, 'run flaky');
     await waitForRun(h.runtime, run.id, 'failed');
-    const posted = await poll(() => cardsIn(conv.id).find((a) => cardText(cardOfActivity(a.activity)).includes(run.id) && buttons(cardOfActivity(a.activity)).includes('run.retry')), { message: 'the failed card with Retry' });
+    const posted = await poll(
+      () => cardsIn(conv.id).find((a) => cardText(cardOfActivity(a.activity)).includes(run.id) && buttons(cardOfActivity(a.activity)).includes('run.retry')),
+      { message: 'the failed card with Retry' },
+    );
 
     const refused = await click(RM1, conv, 'run.retry', { runId: run.id }, { replyToId: posted.id });
     expect(cardText(refused)).toContain('or an operator');
@@ -347,7 +422,9 @@ describe('run actions', () => {
     const retried = await click(OPS, conv, 'run.retry', { runId: run.id }, { replyToId: posted.id });
     expect(cardText(retried)).toContain('Retrying');
     await waitForRun(h.runtime, run.id, 'succeeded');
-    await poll(() => cardText(cardOfActivity(t.connector.activity(conv.id, posted.id)!.activity)).includes('Succeeded'), { message: 'the card updated in place' });
+    await poll(() => cardText(cardOfActivity(t.connector.activity(conv.id, posted.id)!.activity)).includes('Succeeded'), {
+      message: 'the card updated in place',
+    });
   });
 });
 
@@ -370,7 +447,11 @@ describe('authentication', () => {
       const activity = t.act.message({ text: `run steps n=1`, from: REQ, tenant: TENANT, conversation: conv });
       const calls = t.connector.calls.length;
       const counts = async () =>
-        (await db.pool.query<{ n: string }>(`SELECT (SELECT count(*) FROM tollgate.runs) + (SELECT count(*) FROM tollgate.chat_delivery_keys) + (SELECT count(*) FROM tollgate.chat_messages) AS n`)).rows[0]!.n;
+        (
+          await db.pool.query<{ n: string }>(
+            `SELECT (SELECT count(*) FROM tollgate.runs) + (SELECT count(*) FROM tollgate.chat_delivery_keys) + (SELECT count(*) FROM tollgate.chat_messages) AS n`,
+          )
+        ).rows[0]!.n;
       const before = await counts();
       const res = await t.send(activity, opts(String(activity.serviceUrl)));
       expect(res.status).toBe(401);
@@ -380,7 +461,11 @@ describe('authentication', () => {
   }
 
   it('with Teams unconfigured, /api/messages answers 401 saying what to set', async () => {
-    const app = await startApp({ config: loadConfig({ DATABASE_URL: db.url, ...TEST_AUDIT_ENV, PORT: '0', LOG_LEVEL: 'silent' }), log: testLogger(), mode: 'server' });
+    const app = await startApp({
+      config: loadConfig({ DATABASE_URL: db.url, ...TEST_AUDIT_ENV, PORT: '0', LOG_LEVEL: 'silent' }),
+      log: testLogger(),
+      mode: 'server',
+    });
     try {
       const res = await fetch(`${app.url}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"message"}' });
       expect(res.status).toBe(401);
@@ -413,7 +498,10 @@ describe('delivery', () => {
     const run = await startRun(REQ, conv, 'run steps n=6');
     await waitForRun(h.runtime, run.id, 'succeeded');
     const card = await poll(
-      () => cardsIn(conv.id).find((a) => a.activity.summary && cardText(cardOfActivity(a.activity)).includes(run.id) && cardText(cardOfActivity(a.activity)).includes('Succeeded')),
+      () =>
+        cardsIn(conv.id).find(
+          (a) => a.activity.summary && cardText(cardOfActivity(a.activity)).includes(run.id) && cardText(cardOfActivity(a.activity)).includes('Succeeded'),
+        ),
       { message: 'the final card after the 429s', timeoutMs: 60_000 },
     );
     expect(cardText(cardOfActivity(card.activity))).toContain('step 6');
@@ -425,8 +513,13 @@ describe('delivery', () => {
     const conv = personal(REQ);
     const run = await startRun(REQ, conv, 'run steps n=40');
     await waitForRun(h.runtime, run.id, 'succeeded');
-    await poll(() => cardsIn(conv.id).some((a) => cardText(cardOfActivity(a.activity)).includes(run.id) && cardText(cardOfActivity(a.activity)).includes('Succeeded')), { message: 'the 40-step card' });
-    const sent = t.connector.calls.filter((c) => (c.operation === 'sendToConversation' || c.operation === 'replyToActivity' || c.operation === 'updateActivity') && c.status < 300);
+    await poll(
+      () => cardsIn(conv.id).some((a) => cardText(cardOfActivity(a.activity)).includes(run.id) && cardText(cardOfActivity(a.activity)).includes('Succeeded')),
+      { message: 'the 40-step card' },
+    );
+    const sent = t.connector.calls.filter(
+      (c) => (c.operation === 'sendToConversation' || c.operation === 'replyToActivity' || c.operation === 'updateActivity') && c.status < 300,
+    );
     expect(sent.length).toBeGreaterThan(20);
     for (const call of sent) {
       const card = cardOfActivity(call.body as Record<string, unknown>);

@@ -118,7 +118,10 @@ describe('a run is one trace', () => {
     expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(['step build', 'step build']);
 
     // A person decides, through the runtime; the next advance (worker b) goes on and ends the run.
-    const { rows } = await db.pool.query<{ id: string; created_at: Date; resolved_at: Date | null }>('SELECT id, created_at, resolved_at FROM tollgate.approvals WHERE run_id = $1', [run.id]);
+    const { rows } = await db.pool.query<{ id: string; created_at: Date; resolved_at: Date | null }>(
+      'SELECT id, created_at, resolved_at FROM tollgate.approvals WHERE run_id = $1',
+      [run.id],
+    );
     const approval = rows[0]!;
     expect((await runtime.decide(approval.id, ALICE, 'approve', undefined, { via: 'slack' })).resolved).toBe('approved');
     expect(await runtime.advance(run.id, 'worker-b')).toBe('finished');
@@ -160,7 +163,8 @@ describe('a run is one trace', () => {
 
     // The approval's wait: from when it was opened to when it was decided, with the decision.
     const [wait] = named('approval ship');
-    const resolved = (await db.pool.query<{ resolved_at: Date }>('SELECT resolved_at FROM tollgate.approvals WHERE id = $1', [approval.id])).rows[0]!.resolved_at;
+    const resolved = (await db.pool.query<{ resolved_at: Date }>('SELECT resolved_at FROM tollgate.approvals WHERE id = $1', [approval.id])).rows[0]!
+      .resolved_at;
     expect(ms(wait!.startTime)).toBe(approval.created_at.getTime());
     expect(ms(wait!.endTime)).toBe(resolved.getTime());
     expect(wait!.attributes).toMatchObject({
@@ -171,7 +175,9 @@ describe('a run is one trace', () => {
       'tollgate.approval.rejections': 0,
       'tollgate.step.kind': 'approval',
     });
-    expect(wait!.events.map((e) => [e.name, e.attributes])).toEqual([['approval.decided', { 'tollgate.approval.decision': 'approve', 'tollgate.approval.via': 'slack' }]]);
+    expect(wait!.events.map((e) => [e.name, e.attributes])).toEqual([
+      ['approval.decided', { 'tollgate.approval.decision': 'approve', 'tollgate.approval.via': 'slack' }],
+    ]);
     // Who decided stays in the database (retention reaches it there), not in the trace.
     expect(JSON.stringify([wait!.attributes, wait!.events])).not.toContain('UALICE');
 
@@ -216,9 +222,10 @@ describe('a run is one trace', () => {
       version: 1,
       description: 'fails at once',
       input: z.object({}),
-      run: async (ctx) => ctx.step('check', () => {
-        throw new NonRetriableError('the artifact is not signed', undefined, 'TG_TOOL_HTTP_STATUS');
-      }),
+      run: async (ctx) =>
+        ctx.step('check', () => {
+          throw new NonRetriableError('the artifact is not signed', undefined, 'TG_TOOL_HTTP_STATUS');
+        }),
     }) as unknown as WorkflowDefinition;
     const runtime = runtimeFor(doomed);
     const run = await runtime.startRun({ workflow: 'doomed', input: {} });
@@ -292,7 +299,13 @@ describe('a run is one trace', () => {
   });
 
   it('a run created while tracing was off gets its trace context at its first advance with tracing on', async () => {
-    const plain = defineWorkflow({ name: 'plain', version: 1, description: 'one step', input: z.object({}), run: async (ctx) => ctx.step('only', () => 1) }) as unknown as WorkflowDefinition;
+    const plain = defineWorkflow({
+      name: 'plain',
+      version: 1,
+      description: 'one step',
+      input: z.object({}),
+      run: async (ctx) => ctx.step('only', () => 1),
+    }) as unknown as WorkflowDefinition;
     const runtime = runtimeFor(plain);
     const run = await runtime.startRun({ workflow: 'plain', input: {} });
     expect(await storedTraceparent(run.id)).toBeNull();
@@ -319,7 +332,13 @@ describe('a run is one trace', () => {
 describe('chat deliveries and model calls', () => {
   it("each chat delivery is a span in its run's trace, with its platform and outcome, and a refusal with the platform's code", async () => {
     await traced();
-    const plain = defineWorkflow({ name: 'plain', version: 1, description: 'one step', input: z.object({}), run: async (ctx) => ctx.step('only', () => 1) }) as unknown as WorkflowDefinition;
+    const plain = defineWorkflow({
+      name: 'plain',
+      version: 1,
+      description: 'one step',
+      input: z.object({}),
+      run: async (ctx) => ctx.step('only', () => 1),
+    }) as unknown as WorkflowDefinition;
     const registry = new WorkflowRegistry().register(plain);
     const runtime = new Runtime({ pool: db.pool, registry, log: testLogger(), project });
     const mem = memoryPlatform();
@@ -373,7 +392,10 @@ describe('chat deliveries and model calls', () => {
     });
     const req = { model: 'gpt-4o-mini', baseUrl: 'https://api.openai.com/v1', maxOutputTokens: 200, prompt: { name: 'triage', version: 3 } };
     await withModelCallSpan(req, async () => ({ output: 'ok', record: record({}) }));
-    const failed = Object.assign(new Error('the model did not answer in time'), { code: 'TG_MODEL_TIMEOUT', record: record({ inputTokens: 120, outputTokens: null, costUsd: null, error: { code: 'TG_MODEL_TIMEOUT', message: 'timeout' } }) });
+    const failed = Object.assign(new Error('the model did not answer in time'), {
+      code: 'TG_MODEL_TIMEOUT',
+      record: record({ inputTokens: 120, outputTokens: null, costUsd: null, error: { code: 'TG_MODEL_TIMEOUT', message: 'timeout' } }),
+    });
     await expect(withModelCallSpan(req, async () => Promise.reject(failed))).rejects.toBe(failed);
 
     const [good, bad] = exporter.getFinishedSpans();
@@ -443,10 +465,20 @@ describe('export over OTLP', () => {
   it("startTracing with OTEL_EXPORTER_OTLP_ENDPOINT sends the run's spans to <endpoint>/v1/traces as OTLP JSON, under OTEL_SERVICE_NAME, by shutdown", async () => {
     const collector = await startHttpTarget(() => ({ status: 200, json: {} }));
     try {
-      const config = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_SERVICE_NAME: 'tollgate-otlp', OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=test' });
+      const config = loadConfig({
+        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+        OTEL_SERVICE_NAME: 'tollgate-otlp',
+        OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=test',
+      });
       handle = await startTracing(config.tracing, testLogger());
       expect(handle.installed).toBe(true);
-      const plain = defineWorkflow({ name: 'plain', version: 1, description: 'one step', input: z.object({}), run: async (ctx) => ctx.step('only', () => 1) }) as unknown as WorkflowDefinition;
+      const plain = defineWorkflow({
+        name: 'plain',
+        version: 1,
+        description: 'one step',
+        input: z.object({}),
+        run: async (ctx) => ctx.step('only', () => 1),
+      }) as unknown as WorkflowDefinition;
       const runtime = runtimeFor(plain);
       const run = await runtime.startRun({ workflow: 'plain', input: {} });
       expect(await runtime.advance(run.id, 'worker-a')).toBe('finished');
@@ -455,7 +487,10 @@ describe('export over OTLP', () => {
 
       expect(collector.requests.map((r) => [r.method, r.url, r.headers['content-type']])).toEqual([['POST', '/v1/traces', 'application/json']]);
       const body = JSON.parse(collector.requests[0]!.body) as {
-        resourceSpans: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeSpans: { scope: { name: string }; spans: { name: string; traceId: string }[] }[] }[];
+        resourceSpans: {
+          resource: { attributes: { key: string; value: { stringValue?: string } }[] };
+          scopeSpans: { scope: { name: string }; spans: { name: string; traceId: string }[] }[];
+        }[];
       };
       const [resourceSpans] = body.resourceSpans;
       const attr = (k: string) => resourceSpans!.resource.attributes.find((a) => a.key === k)?.value.stringValue;
@@ -507,7 +542,9 @@ describe('tracing is off unless configured', () => {
       serviceName: 'tollgate',
       sampler: { name: 'parentbased_always_on', ratio: 1 },
     });
-    expect(tracingSettings({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://otel.example.com/custom/path', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://ignored:4318' })).toMatchObject({
+    expect(
+      tracingSettings({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://otel.example.com/custom/path', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://ignored:4318' }),
+    ).toMatchObject({
       enabled: true,
       endpoint: 'https://otel.example.com/custom/path',
     });
@@ -532,13 +569,17 @@ describe('tracing is off unless configured', () => {
   });
 
   it('refuses bad values with tracing on, naming each variable, the value and what is expected', () => {
-    expect(() =>
-      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318', OTEL_TRACES_SAMPLER: 'sometimes', OTEL_TRACES_SAMPLER_ARG: '2' }),
-    ).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT: got "collector:4318"; expected an http or https URL[\s\S]*OTEL_TRACES_SAMPLER: got "sometimes"; expected one of "always_on"/);
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318', OTEL_TRACES_SAMPLER: 'sometimes', OTEL_TRACES_SAMPLER_ARG: '2' })).toThrow(
+      /OTEL_EXPORTER_OTLP_ENDPOINT: got "collector:4318"; expected an http or https URL[\s\S]*OTEL_TRACES_SAMPLER: got "sometimes"; expected one of "always_on"/,
+    );
     expect(() => tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '2' })).toThrow(
       /OTEL_TRACES_SAMPLER_ARG: got "2"; expected a sampling ratio between 0 and 1/,
     );
-    expect(() => tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(/OTEL_EXPORTER_OTLP_PROTOCOL: got "grpc"; expected "http\/json"/);
-    expect(() => tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'zipkin' })).toThrow(/OTEL_TRACES_EXPORTER: got "zipkin"/);
+    expect(() => tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(
+      /OTEL_EXPORTER_OTLP_PROTOCOL: got "grpc"; expected "http\/json"/,
+    );
+    expect(() => tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'zipkin' })).toThrow(
+      /OTEL_TRACES_EXPORTER: got "zipkin"/,
+    );
   });
 });

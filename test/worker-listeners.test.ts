@@ -34,10 +34,14 @@ const napper = defineWorkflow({
   run: async (ctx) => {
     // 10 ms: long enough to outlast the journal write before it, so each one is a real wait.
     for (let i = 0; i < SLEEPS; i++) await ctx.sleep(`nap ${i}`, 10);
-    return ctx.step('flaky', (s) => {
-      if (s.attempt < ATTEMPTS) throw new Error(`attempt ${s.attempt} fails`);
-      return 'done';
-    }, { retry: { maxAttempts: ATTEMPTS, initialDelayMs: 10, factor: 1, jitter: 0 } });
+    return ctx.step(
+      'flaky',
+      (s) => {
+        if (s.attempt < ATTEMPTS) throw new Error(`attempt ${s.attempt} fails`);
+        return 'done';
+      },
+      { retry: { maxAttempts: ATTEMPTS, initialDelayMs: 10, factor: 1, jitter: 0 } },
+    );
   },
 }) as unknown as WorkflowDefinition;
 
@@ -58,54 +62,65 @@ afterAll(async () => {
   await db?.close();
 });
 
-it(`leaves no abort listener on the worker's shared signal after ${RUNS * WAITS_PER_RUN} sleeps and retry waits, and prints no MaxListenersExceededWarning`, { timeout: 180_000 }, async () => {
-  // The real worker, as `tollgate worker` starts it (WORKER_CONCURRENCY's default of 10), with
-  // the run-advance task wrapped only to see the signal Graphile Worker hands it.
-  const signals = new Map<AbortSignal, number>();
-  const processId = newProcessId();
-  const tasks = taskList({ runtime: t.runtime, processId });
-  const advance = tasks['run-advance'] as Task;
-  tasks['run-advance'] = (payload, helpers) => {
-    if (!signals.has(helpers.abortSignal)) signals.set(helpers.abortSignal, getEventListeners(helpers.abortSignal, 'abort').length);
-    return advance(payload, helpers);
-  };
-  worker = await startWorker({ pool: db.pool, log: t.runtime.log, tasks, concurrency: 10, pollIntervalMs: 100, deadAfterMs: 15_000, processId });
+it(
+  `leaves no abort listener on the worker's shared signal after ${RUNS * WAITS_PER_RUN} sleeps and retry waits, and prints no MaxListenersExceededWarning`,
+  { timeout: 180_000 },
+  async () => {
+    // The real worker, as `tollgate worker` starts it (WORKER_CONCURRENCY's default of 10), with
+    // the run-advance task wrapped only to see the signal Graphile Worker hands it.
+    const signals = new Map<AbortSignal, number>();
+    const processId = newProcessId();
+    const tasks = taskList({ runtime: t.runtime, processId });
+    const advance = tasks['run-advance'] as Task;
+    tasks['run-advance'] = (payload, helpers) => {
+      if (!signals.has(helpers.abortSignal)) signals.set(helpers.abortSignal, getEventListeners(helpers.abortSignal, 'abort').length);
+      return advance(payload, helpers);
+    };
+    worker = await startWorker({ pool: db.pool, log: t.runtime.log, tasks, concurrency: 10, pollIntervalMs: 100, deadAfterMs: 15_000, processId });
 
-  // One run alone first: what the signal holds before any advance of ours (Graphile Worker's own).
-  const first = await t.runtime.startRun({ workflow: 'napper', input: {} });
-  await waitForRun(t.runtime, first.id, 'succeeded');
-  const [[signal, before]] = [...signals] as [[AbortSignal, number]];
+    // One run alone first: what the signal holds before any advance of ours (Graphile Worker's own).
+    const first = await t.runtime.startRun({ workflow: 'napper', input: {} });
+    await waitForRun(t.runtime, first.id, 'succeeded');
+    const [[signal, before]] = [...signals] as [[AbortSignal, number]];
 
-  const runs = await Promise.all(Array.from({ length: RUNS - 1 }, () => t.runtime.startRun({ workflow: 'napper', input: {} })));
-  let done = 0;
-  await poll(
-    async () => {
-      const { rows } = await db.pool.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM tollgate.runs WHERE id = ANY($1) AND status = 'succeeded'",
-        [runs.map((r) => r.id)],
-      );
-      done = rows[0]?.n ?? 0;
-      return done === runs.length;
-    },
-    { message: `${runs.length} runs to succeed`, detail: () => `${done} have.`, timeoutMs: 150_000, intervalMs: 200, retryErrors: false },
-  );
+    const runs = await Promise.all(Array.from({ length: RUNS - 1 }, () => t.runtime.startRun({ workflow: 'napper', input: {} })));
+    let done = 0;
+    await poll(
+      async () => {
+        const { rows } = await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM tollgate.runs WHERE id = ANY($1) AND status = 'succeeded'", [
+          runs.map((r) => r.id),
+        ]);
+        done = rows[0]?.n ?? 0;
+        return done === runs.length;
+      },
+      { message: `${runs.length} runs to succeed`, detail: () => `${done} have.`, timeoutMs: 150_000, intervalMs: 200, retryErrors: false },
+    );
 
-  // A job counts as done a moment after its run does: wait for the last advances to let go.
-  await poll(() => getEventListeners(signal, 'abort').length === before, {
-    message: `the worker's abort signal to hold its ${before} listeners again`,
-    detail: () => `It holds ${getEventListeners(signal, 'abort').length}.`,
-    timeoutMs: 10_000,
-  });
-  expect(signals.size, 'one pool, one signal, for the whole soak').toBe(1);
-  expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message)).toEqual([]);
-  await worker.stop(); // it knows only this test's workflow: the next test's jobs are not for it
-  worker = undefined;
-});
+    // A job counts as done a moment after its run does: wait for the last advances to let go.
+    await poll(() => getEventListeners(signal, 'abort').length === before, {
+      message: `the worker's abort signal to hold its ${before} listeners again`,
+      detail: () => `It holds ${getEventListeners(signal, 'abort').length}.`,
+      timeoutMs: 10_000,
+    });
+    expect(signals.size, 'one pool, one signal, for the whole soak').toBe(1);
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message)).toEqual([]);
+    await worker.stop(); // it knows only this test's workflow: the next test's jobs are not for it
+    worker = undefined;
+  },
+);
 
 it('`tollgate worker` prints no MaxListenersExceededWarning among its logs while it runs workflows that sleep and retry', { timeout: 120_000 }, async () => {
   const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/main.ts');
   const child = spawn(process.execPath, ['--import', 'tsx', cli, 'worker'], {
-    env: { ...process.env, DATABASE_URL: db.url, ...TEST_AUDIT_ENV, LOG_LEVEL: 'info', LOG_FORMAT: 'json', WORKER_POLL_INTERVAL_MS: '100', TOLLGATE_DATA_DIR: '/nonexistent-tollgate-listeners-test' },
+    env: {
+      ...process.env,
+      DATABASE_URL: db.url,
+      ...TEST_AUDIT_ENV,
+      LOG_LEVEL: 'info',
+      LOG_FORMAT: 'json',
+      WORKER_POLL_INTERVAL_MS: '100',
+      TOLLGATE_DATA_DIR: '/nonexistent-tollgate-listeners-test',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

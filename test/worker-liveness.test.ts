@@ -39,11 +39,13 @@ function capturingLogger(lines: Record<string, unknown>[]) {
 
 describe('a live worker running a long step', () => {
   it(`keeps its job for a ${STEP_MS} ms step with WORKER_DEAD_AFTER_MS=${DEAD_AFTER_MS}: the step runs once, nothing is unlocked or recovered, no advance fails busy`, async () => {
-    const effect = (step: string) => async ({ idempotencyKey }: { idempotencyKey: string }) => {
-      if (step === 'slow') await new Promise((r) => setTimeout(r, STEP_MS));
-      await db.pool.query('INSERT INTO long_step_effects (idem_key, step) VALUES ($1, $2)', [idempotencyKey, step]);
-      return step;
-    };
+    const effect =
+      (step: string) =>
+      async ({ idempotencyKey }: { idempotencyKey: string }) => {
+        if (step === 'slow') await new Promise((r) => setTimeout(r, STEP_MS));
+        await db.pool.query('INSERT INTO long_step_effects (idem_key, step) VALUES ($1, $2)', [idempotencyKey, step]);
+        return step;
+      };
     const wf = defineWorkflow({
       name: 'long-step',
       version: 1,
@@ -57,13 +59,23 @@ describe('a live worker running a long step', () => {
     const runtime = new Runtime({ pool: db.pool, registry: new WorkflowRegistry().register(wf), log, lockWaitMs: 200 });
     const processId = newProcessId();
     // Two slots, so a job unlocked under the worker is picked up again at once by its other slot.
-    const worker: WorkerHandle = await startWorker({ pool: db.pool, log, tasks: taskList({ runtime, processId }), concurrency: 2, pollIntervalMs: 100, deadAfterMs: DEAD_AFTER_MS, processId });
+    const worker: WorkerHandle = await startWorker({
+      pool: db.pool,
+      log,
+      tasks: taskList({ runtime, processId }),
+      concurrency: 2,
+      pollIntervalMs: 100,
+      deadAfterMs: DEAD_AFTER_MS,
+      processId,
+    });
     try {
       const run = await runtime.startRun({ workflow: 'long-step', input: {} });
       const done = await waitForRun(runtime, run.id, ['succeeded', 'failed', 'dead_letter'], 30_000);
       expect(done.status).toBe('succeeded');
 
-      const { rows: effects } = await db.pool.query<{ step: string; n: string }>('SELECT step, count(*) AS n FROM long_step_effects GROUP BY step ORDER BY step');
+      const { rows: effects } = await db.pool.query<{ step: string; n: string }>(
+        'SELECT step, count(*) AS n FROM long_step_effects GROUP BY step ORDER BY step',
+      );
       expect(effects.map((r) => [r.step, Number(r.n)])).toEqual([
         ['after', 1],
         ['before', 1],
@@ -103,11 +115,16 @@ describe('the reaper with pool ids', () => {
       );
       const unlocked = await reapDeadWorkers(db.pool, utils, DEAD_AFTER_MS, log);
       expect(unlocked.sort()).toEqual(['pool-orphan', 'pool-stale']);
-      const { rows } = await db.pool.query<{ locked_by: string | null }>('SELECT locked_by FROM graphile_worker._private_jobs WHERE id IN ($1::bigint, $2::bigint)', [stale.id, orphan.id]);
+      const { rows } = await db.pool.query<{ locked_by: string | null }>(
+        'SELECT locked_by FROM graphile_worker._private_jobs WHERE id IN ($1::bigint, $2::bigint)',
+        [stale.id, orphan.id],
+      );
       expect(rows.map((r) => r.locked_by)).toEqual([null, null]);
       expect((await db.pool.query("SELECT 1 FROM tollgate.worker_heartbeats WHERE process_id = 'gone-1'")).rowCount).toBe(0);
     } finally {
-      await db.pool.query("DELETE FROM graphile_worker._private_jobs WHERE task_id = (SELECT id FROM graphile_worker._private_tasks WHERE identifier = 'nobody-runs-this')");
+      await db.pool.query(
+        "DELETE FROM graphile_worker._private_jobs WHERE task_id = (SELECT id FROM graphile_worker._private_tasks WHERE identifier = 'nobody-runs-this')",
+      );
       await utils.release();
     }
   });

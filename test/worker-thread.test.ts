@@ -94,10 +94,13 @@ describe('tollgate start runs its worker in a thread', () => {
 
       const run = await app.runtime.startRun({ workflow: 'crash-once', input: { marker: path.join(dir, `crashed-${how}`), how } });
       expect(await crashed).toBe(1);
-      const down = await poll(async () => {
-        const r = await readyz(app);
-        return r.status === 503 ? r : undefined;
-      }, { message: '/readyz to report the worker down', timeoutMs: 60_000, retryErrors: false });
+      const down = await poll(
+        async () => {
+          const r = await readyz(app);
+          return r.status === 503 ? r : undefined;
+        },
+        { message: '/readyz to report the worker down', timeoutMs: 60_000, retryErrors: false },
+      );
       const why = how === 'exit' ? 'its thread exited with code 1' : 'its thread failed: a bug in a callback';
       expect(down.body.reasons).toEqual([`worker stopped (${why}); restarting it (attempt 1)`]);
 
@@ -126,7 +129,11 @@ describe('tollgate start runs its worker in a thread', () => {
     expect(app.worker?.isRunning()).toBe(false);
     // The worker stopped gracefully (its heartbeat is gone) and its pool is closed.
     expect((await db.pool.query('SELECT 1 FROM tollgate.worker_heartbeats WHERE process_id = $1', [processId])).rowCount).toBe(0);
-    await poll(async () => ((await workerConnections()) === 0 ? true : undefined), { message: 'the thread’s connections to close', timeoutMs: 10_000, retryErrors: false });
+    await poll(async () => ((await workerConnections()) === 0 ? true : undefined), {
+      message: 'the thread’s connections to close',
+      timeoutMs: 10_000,
+      retryErrors: false,
+    });
   }, 120_000);
 
   it('TOLLGATE_WORKER_THREAD=off keeps the worker on the main thread', async () => {

@@ -31,7 +31,10 @@ let env: NodeJS.ProcessEnv;
 let versions: HttpTarget;
 let webhook: HttpTarget;
 let vendor: HttpTarget;
-const deployed = new Map<string, string>([['api/production', '1.0.0'], ['api/staging', '1.0.0']]);
+const deployed = new Map<string, string>([
+  ['api/production', '1.0.0'],
+  ['api/staging', '1.0.0'],
+]);
 
 beforeAll(async () => {
   db = await createTestDb();
@@ -56,7 +59,12 @@ beforeAll(async () => {
       cliDelegates: { [ME]: [ALICE, BOB, REQUESTER, MANAGER, 'slack:T2:UALICE'] },
       workflows: {
         'purchase-order': { approvalThreshold: 1000, notifyUrl: `${vendor.url}/orders` },
-        deploy: { webhookUrl: `${webhook.url}/deploy`, currentVersionUrl: `${versions.url}/services/{service}/{environment}/version`, verifyAttempts: 3, nonProductionEnvironments: ['staging'] },
+        deploy: {
+          webhookUrl: `${webhook.url}/deploy`,
+          currentVersionUrl: `${versions.url}/services/{service}/{environment}/version`,
+          verifyAttempts: 3,
+          nonProductionEnvironments: ['staging'],
+        },
       },
       tools: { 'http.request': { allowedHosts: [versions.allowEntry, webhook.allowEntry] } },
     }),
@@ -98,7 +106,13 @@ describe('purchase-order from the CLI', () => {
     const runId = (JSON.parse(started.out) as { id: string }).id;
     const approval = await pendingApproval(runId);
     const params = { vendor: 'Acme', amount: 5000, currency: 'EUR', reason: 'new laptops' };
-    expect(approval).toMatchObject({ workflow: 'purchase-order', params, paramsHash: paramsHash(params), approvers: 'group finance (3 people)', tool: 'purchase-orders.create' });
+    expect(approval).toMatchObject({
+      workflow: 'purchase-order',
+      params,
+      paramsHash: paramsHash(params),
+      approvers: 'group finance (3 people)',
+      tool: 'purchase-orders.create',
+    });
     expect(approval.rationale).toContain('above the approval threshold of 1000');
     const text = await tollgate('approvals', 'list');
     expect(text.out).toContain(approval.id);
@@ -137,7 +151,9 @@ describe('purchase-order from the CLI', () => {
     expect((await orders(smallRun))[0]).toMatchObject({ status: 'open', amount: 200 });
     expect((await tollgate('runs', 'show', smallRun)).out).toContain('approved by rule');
 
-    const big = JSON.parse((await tollgate('run', 'purchase-order', 'vendor=Acme', 'amount=3000', 'currency=EUR', 'reason=desks', '--as', REQUESTER, '--json')).out) as { id: string };
+    const big = JSON.parse(
+      (await tollgate('run', 'purchase-order', 'vendor=Acme', 'amount=3000', 'currency=EUR', 'reason=desks', '--as', REQUESTER, '--json')).out,
+    ) as { id: string };
     const approval = await pendingApproval(big.id);
     expect((await tollgate('reject', approval.id, '--as', BOB, '--comment', 'no budget this quarter')).code).toBe(0);
     const rejected = await waitForRun(app.runtime, big.id, 'failed');
@@ -150,7 +166,9 @@ describe('purchase-order from the CLI', () => {
 
     vendor.handler = () => ({ status: 500, text: 'vendor down' });
     try {
-      const failing = JSON.parse((await tollgate('run', 'purchase-order', 'vendor=Acme', 'amount=50', 'currency=EUR', 'reason=cables', '--as', REQUESTER, '--json')).out) as { id: string };
+      const failing = JSON.parse(
+        (await tollgate('run', 'purchase-order', 'vendor=Acme', 'amount=50', 'currency=EUR', 'reason=cables', '--as', REQUESTER, '--json')).out,
+      ) as { id: string };
       const ended = await waitForRun(app.runtime, failing.id, ['compensated', 'compensation_failed', 'failed']);
       expect(ended.status).toBe('compensated');
       expect(await orders(failing.id)).toEqual([expect.objectContaining({ status: 'void', amount: 50 })]);

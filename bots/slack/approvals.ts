@@ -37,10 +37,7 @@ export function renderApprovalMessage(a: ApprovalView, copy: ApprovalCopy = { ki
   if (a.status !== 'pending' || copyStillAsks(a, copy)) return { text, blocks: approvalWithSummary(a) };
   return {
     text,
-    blocks: [
-      ...approvalWithSummary(a, { buttons: false }),
-      { type: 'context', elements: [{ type: 'mrkdwn', text: ESCALATED_AWAY }] },
-    ],
+    blocks: [...approvalWithSummary(a, { buttons: false }), { type: 'context', elements: [{ type: 'mrkdwn', text: ESCALATED_AWAY }] }],
   };
 }
 
@@ -71,7 +68,10 @@ export function renderPendingApprovals(list: ApprovalView[]): SlackMessage {
 export function renderReminder(a: ApprovalView): SlackMessage {
   const when = a.deadline ? slackDate(a.deadline) : 'soon';
   const text = `:alarm_clock: Reminder: ${escapeMrkdwn(truncate(a.summary, 1000))} needs your decision by ${when}; Approve or Reject it in the message above (or \`/tollgate approvals\`).`;
-  return { text: truncate(`Reminder: ${a.summary} needs your decision`, LIMITS.fallbackText), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: truncate(text, LIMITS.sectionText) } }] };
+  return {
+    text: truncate(`Reminder: ${a.summary} needs your decision`, LIMITS.fallbackText),
+    blocks: [{ type: 'section', text: { type: 'mrkdwn', text: truncate(text, LIMITS.sectionText) } }],
+  };
 }
 
 /**
@@ -109,7 +109,10 @@ export function readRejectMetadata(s: string): RejectMetadata {
   try {
     const m = JSON.parse(s) as Partial<RejectMetadata>;
     if (m && typeof m.approvalId === 'string') {
-      const at = m.at && typeof m.at.channel === 'string' ? { channel: m.at.channel, threadTs: typeof m.at.threadTs === 'string' ? m.at.threadTs : null, ...(m.at.direct === true ? { direct: true } : {}) } : null;
+      const at =
+        m.at && typeof m.at.channel === 'string'
+          ? { channel: m.at.channel, threadTs: typeof m.at.threadTs === 'string' ? m.at.threadTs : null, ...(m.at.direct === true ? { direct: true } : {}) }
+          : null;
       return { approvalId: m.approvalId, at };
     }
   } catch {

@@ -8,7 +8,17 @@
  * texts (errors, parameters) are truncated with an ellipsis, never rejected.
  */
 import type { KnownBlock } from '@slack/types';
-import { ACTION_IDS, approvalLines, foldSteps, STATUS_LABELS, stepText, truncate, type RunSummary, type StepStatus, type WorkflowSummary } from '../../src/chat/index.ts';
+import {
+  ACTION_IDS,
+  approvalLines,
+  foldSteps,
+  STATUS_LABELS,
+  stepText,
+  truncate,
+  type RunSummary,
+  type StepStatus,
+  type WorkflowSummary,
+} from '../../src/chat/index.ts';
 import type { RunView, StepView } from '../../src/views/run-view.ts';
 import type { ApprovalView } from '../../src/views/approval-view.ts';
 import type { Markup } from '../../src/views/text.ts';
@@ -185,5 +195,8 @@ export function renderRunList(runs: RunSummary[], title: string): SlackMessage {
 
 /** A notice (src/chat/replies.ts): its `*bold*` and `` `code` `` marks are Slack's own; only &, < and > need escaping. */
 export function plainMessage(text: string): SlackMessage {
-  return { text: truncate(text, LIMITS.fallbackText), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: truncate(escapeMrkdwn(text), LIMITS.sectionText) } }] };
+  return {
+    text: truncate(text, LIMITS.fallbackText),
+    blocks: [{ type: 'section', text: { type: 'mrkdwn', text: truncate(escapeMrkdwn(text), LIMITS.sectionText) } }],
+  };
 }

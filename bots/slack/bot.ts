@@ -21,7 +21,18 @@
 import { App, LogLevel, webApi, type AuthorizeResult } from '@slack/bolt';
 import type { Logger as BoltLogger } from '@slack/logger';
 import type { Middleware, SlackActionMiddlewareArgs, SlackCommandMiddlewareArgs, SlackEventMiddlewareArgs, SlackViewMiddlewareArgs } from '@slack/bolt';
-import { ACTION_IDS, FORM_NOT_OPENED, parseChatCommand, PROPOSAL_ACTION_IDS, PROPOSAL_UNKNOWN, REASON_FORM_NOT_OPENED, type ChatCore, type Logger, type Principal, type Where } from '../../src/chat/index.ts';
+import {
+  ACTION_IDS,
+  FORM_NOT_OPENED,
+  parseChatCommand,
+  PROPOSAL_ACTION_IDS,
+  PROPOSAL_UNKNOWN,
+  REASON_FORM_NOT_OPENED,
+  type ChatCore,
+  type Logger,
+  type Principal,
+  type Where,
+} from '../../src/chat/index.ts';
 import { plainMessage, type SlackMessage } from './blocks.ts';
 import { principalFromCommand, principalFromEvent, principalFromInteraction } from './identity.ts';
 import { readReason, readRejectMetadata, REASON_BLOCK, REJECT_CALLBACK_ID, rejectModal } from './approvals.ts';
@@ -54,9 +65,11 @@ export function boltLogger(log: Logger): BoltLogger {
   const l = log.child({ component: 'slack' });
   const text = (msg: unknown[]) => msg.map((m) => (typeof m === 'string' ? m : m instanceof Error ? m.message : JSON.stringify(m))).join(' ');
   // Bolt logs whole request bodies at debug level: format them only when debug is on.
-  const at = (level: 'debug' | 'warn' | 'error') => (...m: unknown[]) => {
-    if (l.isLevelEnabled(level)) l[level](text(m));
-  };
+  const at =
+    (level: 'debug' | 'warn' | 'error') =>
+    (...m: unknown[]) => {
+      if (l.isLevelEnabled(level)) l[level](text(m));
+    };
   return {
     debug: at('debug'),
     info: at('debug'), // Bolt's info lines are per-request chatter
@@ -158,7 +171,10 @@ export class SlackBot {
       if (!checked.ok) {
         // Missing or invalid parameters: ask for them in a modal generated from the schema.
         try {
-          await client.views.open({ trigger_id: command.trigger_id, view: paramsModal(def, cmd.params, checked.error, { channel: command.channel_id, threadTs: null }) });
+          await client.views.open({
+            trigger_id: command.trigger_id,
+            view: paramsModal(def, cmd.params, checked.error, { channel: command.channel_id, threadTs: null }),
+          });
           await ack();
         } catch (e) {
           this.#log.warn({ err: (e as Error).message }, 'views.open failed; answering with the errors instead');
@@ -168,7 +184,15 @@ export class SlackBot {
       }
     }
     // A run start is recorded before the ack and created by the worker right after it.
-    const result = await this.#core().submit({ kind: 'command', command: cmd, actor, where, key: { key: `command:${command.trigger_id}`, kind: 'command' }, replyVia: 'return', carryOut: 'after-ack' });
+    const result = await this.#core().submit({
+      kind: 'command',
+      command: cmd,
+      actor,
+      where,
+      key: { key: `command:${command.trigger_id}`, kind: 'command' },
+      replyVia: 'return',
+      carryOut: 'after-ack',
+    });
     await ack(ephemeral(renderReply(result.reply ?? { kind: 'notice', text: 'Done.' })));
   };
 
@@ -180,7 +204,17 @@ export class SlackBot {
   };
 
   readonly #directMessage: Middleware<SlackEventMiddlewareArgs<'message'>> = async ({ message, body }) => {
-    const m = message as { subtype?: string; bot_id?: string; channel_type?: string; user?: string; user_team?: string; text?: string; ts: string; thread_ts?: string; channel: string };
+    const m = message as {
+      subtype?: string;
+      bot_id?: string;
+      channel_type?: string;
+      user?: string;
+      user_team?: string;
+      text?: string;
+      ts: string;
+      thread_ts?: string;
+      channel: string;
+    };
     if (m.subtype || m.bot_id || m.channel_type !== 'im' || !m.text) return;
     const actor = principalFromEvent(body, m);
     if (!actor) return;
@@ -306,7 +340,10 @@ export class SlackBot {
     } else {
       const checked = this.#core().checkInput(form.def, form.given);
       await client.views
-        .open({ trigger_id: b.trigger_id, view: paramsModal(form.def, form.given, checked.ok ? undefined : checked.error, { channel: form.where.conversation, threadTs: form.where.thread }) })
+        .open({
+          trigger_id: b.trigger_id,
+          view: paramsModal(form.def, form.given, checked.ok ? undefined : checked.error, { channel: form.where.conversation, threadTs: form.where.thread }),
+        })
         .catch(async (e: unknown) => {
           this.#log.warn({ err: (e as Error).message }, 'views.open for a proposal failed');
           await this.#core().explain(actor, this.#explainAt(actor, b), FORM_NOT_OPENED);
@@ -326,7 +363,10 @@ export class SlackBot {
       const checked = this.#core().checkInput(def, given.data.params);
       const channel = b.channel?.id ?? b.container?.channel_id ?? null;
       await client.views
-        .open({ trigger_id: b.trigger_id, view: paramsModal(def, given.data.params, checked.ok ? undefined : checked.error, { channel, threadTs: b.container?.thread_ts ?? null }) })
+        .open({
+          trigger_id: b.trigger_id,
+          view: paramsModal(def, given.data.params, checked.ok ? undefined : checked.error, { channel, threadTs: b.container?.thread_ts ?? null }),
+        })
         .catch((e: unknown) => this.#log.warn({ err: (e as Error).message }, 'views.open failed'));
     }
     await ack();
@@ -391,7 +431,16 @@ export class SlackBot {
   /** A mention or a direct message: the reply (or the run's message) goes through the outbox. */
   async #onMessage(eventId: string, actor: Principal, rawText: string, where: Where): Promise<void> {
     const text = rawText.replace(/<@[A-Z0-9]+(\|[^>]*)?>/g, ' ').trim();
-    await this.#o.core().submit({ kind: 'command', command: parseChatCommand(text), actor, where, key: { key: `event:${eventId}`, kind: 'message' }, replyVia: 'outbox', carryOut: 'after-ack', understand: true });
+    await this.#o.core().submit({
+      kind: 'command',
+      command: parseChatCommand(text),
+      actor,
+      where,
+      key: { key: `event:${eventId}`, kind: 'message' },
+      replyVia: 'outbox',
+      carryOut: 'after-ack',
+      understand: true,
+    });
   }
 
   #where(actor: Principal, channel: string, threadTs: string | null): Where {

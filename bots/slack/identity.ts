@@ -20,7 +20,9 @@ export interface SlackIdentity {
 export function slackPrincipal(id: SlackIdentity): Principal {
   const tenant = (id.isEnterpriseInstall && id.enterpriseId) || id.teamId || id.enterpriseId;
   if (!tenant) {
-    throw new TollgateError('TG_CHAT_REQUEST_INVALID', `The Slack payload for user ${id.userId} names no team or enterprise; cannot tell who acted.`, { user: id.userId });
+    throw new TollgateError('TG_CHAT_REQUEST_INVALID', `The Slack payload for user ${id.userId} names no team or enterprise; cannot tell who acted.`, {
+      user: id.userId,
+    });
   }
   return { platform: 'slack', tenant, user: id.userId, ...(id.name ? { name: id.name } : {}) };
 }
@@ -85,7 +87,12 @@ export function mention(p: Principal | null | undefined): string {
  * Slack retries). Both receivers acknowledge such a request and drop it.
  */
 export function isUnattributedInteraction(body: unknown): boolean {
-  const b = body as { type?: string; user?: { id?: string; team_id?: string } | null; team?: { id?: string } | null; enterprise?: { id?: string } | null } | null;
+  const b = body as {
+    type?: string;
+    user?: { id?: string; team_id?: string } | null;
+    team?: { id?: string } | null;
+    enterprise?: { id?: string } | null;
+  } | null;
   if (b?.type !== 'block_actions' && b?.type !== 'view_submission') return false;
   return !b.user?.id || !(b.user.team_id ?? b.team?.id ?? b.enterprise?.id);
 }

@@ -31,10 +31,9 @@ export function createSlackAdapter(opts: {
   clientOptions?: SlackBotOptions['clientOptions'];
 }): SlackAdapter | undefined {
   const { config, log } = opts;
-  const missing = [
-    config.signingSecret ? undefined : 'SLACK_SIGNING_SECRET',
-    config.botToken ? undefined : 'SLACK_BOT_TOKEN',
-  ].filter((x): x is string => x !== undefined);
+  const missing = [config.signingSecret ? undefined : 'SLACK_SIGNING_SECRET', config.botToken ? undefined : 'SLACK_BOT_TOKEN'].filter(
+    (x): x is string => x !== undefined,
+  );
   if (!config.botToken || (!config.signingSecret && !config.appToken)) {
     const partly = missing.length < 2 || config.appToken !== undefined;
     (partly ? log.warn.bind(log) : log.info.bind(log))(

@@ -57,7 +57,12 @@ function inputBlock(f: FormField, given: string | undefined): InputBlock {
   };
 }
 
-export function paramsModal(def: WorkflowDefinition, given: Record<string, string>, error: z.ZodError | undefined, meta: Omit<ParamsMetadata, 'workflow' | 'version'>): ModalView {
+export function paramsModal(
+  def: WorkflowDefinition,
+  given: Record<string, string>,
+  error: z.ZodError | undefined,
+  meta: Omit<ParamsMetadata, 'workflow' | 'version'>,
+): ModalView {
   const fields = describeForm(def.input);
   const blocks: KnownBlock[] = [];
   let intro = `*${escapeMrkdwn(def.name)}* v${def.version}: ${escapeMrkdwn(def.description)}`;

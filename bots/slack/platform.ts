@@ -7,7 +7,16 @@
  * Slack's `Retry-After` for the outbox to honour, instead of the client sleeping inside a job.
  */
 import { webApi } from '@slack/bolt';
-import { TollgateError, type ChatPlatform, type DeliveryFailure, type Destination, type HomeView, type Posted, type Principal, type Rendered } from '../../src/chat/index.ts';
+import {
+  TollgateError,
+  type ChatPlatform,
+  type DeliveryFailure,
+  type Destination,
+  type HomeView,
+  type Posted,
+  type Principal,
+  type Rendered,
+} from '../../src/chat/index.ts';
 import { pendingApprovalBlocks } from './approvals.ts';
 import { LIMITS, renderRunList } from './blocks.ts';
 import { fromRendered, renderSlack, toRendered } from './render.ts';
@@ -72,7 +81,10 @@ export function slackPlatform(client: WebClient): ChatPlatform {
           blocks: [
             ...approvals,
             ...list.blocks,
-            { type: 'context', elements: [{ type: 'mrkdwn', text: 'Start one with `/tollgate run <workflow> key=value …`; `/tollgate help` lists workflows.' }] },
+            {
+              type: 'context',
+              elements: [{ type: 'mrkdwn', text: 'Start one with `/tollgate run <workflow> key=value …`; `/tollgate help` lists workflows.' }],
+            },
           ],
         },
       });

@@ -18,9 +18,15 @@ export function renderProposal(p: ProposalView): SlackMessage {
     { type: 'section', text: { type: 'mrkdwn', text: truncate(lines.join('\n') || '_No parameters._', LIMITS.sectionText) } },
   ];
   if (p.runId) {
-    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `:white_check_mark: ${mention(p.asker)} confirmed; it started as \`${escapeMrkdwn(p.runId)}\`.` }] });
+    blocks.push({
+      type: 'context',
+      elements: [{ type: 'mrkdwn', text: `:white_check_mark: ${mention(p.asker)} confirmed; it started as \`${escapeMrkdwn(p.runId)}\`.` }],
+    });
   } else {
-    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `Nothing starts until ${mention(p.asker)} presses *Confirm*. *Edit* opens the form with these values.` }] });
+    blocks.push({
+      type: 'context',
+      elements: [{ type: 'mrkdwn', text: `Nothing starts until ${mention(p.asker)} presses *Confirm*. *Edit* opens the form with these values.` }],
+    });
     blocks.push({
       type: 'actions',
       block_id: `proposal-actions:${p.id}`,

@@ -55,7 +55,7 @@ export class TollgateHttpReceiver implements Receiver {
         res,
       );
     } catch (e) {
-      if (HTTPModuleFunctions.isRawBodyError(e) && ((e as { statusCode?: number }).statusCode === 413)) {
+      if (HTTPModuleFunctions.isRawBodyError(e) && (e as { statusCode?: number }).statusCode === 413) {
         HTTPModuleFunctions.buildNoBodyResponse(res, 413);
         return;
       }

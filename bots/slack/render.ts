@@ -36,11 +36,16 @@ export function renderReply(reply: ChatReply): SlackMessage {
       return renderRunMessage(reply.run);
     case 'invalid-params': {
       const errs = reply.errors.map((e) => `• ${e.field ? `*${escapeMrkdwn(e.field)}*: ` : ''}${escapeMrkdwn(e.message)}`).join('\n');
-      const m = plainMessage(`${reply.intro ?? `Cannot start *${reply.workflow}*:`}\n${errs}\nInputs: ${reply.inputs}\nWrite \`run ${reply.workflow} key=value …\`.`);
+      const m = plainMessage(
+        `${reply.intro ?? `Cannot start *${reply.workflow}*:`}\n${errs}\nInputs: ${reply.inputs}\nWrite \`run ${reply.workflow} key=value …\`.`,
+      );
       // Slack has forms: offer one, prefilled, when the button's value fits.
       const value = JSON.stringify({ workflow: reply.workflow, params: reply.given });
       if (value.length <= 2000) {
-        m.blocks.push({ type: 'actions', elements: [{ type: 'button', action_id: OPEN_FORM_ACTION, text: { type: 'plain_text', text: 'Fill in the form' }, value }] });
+        m.blocks.push({
+          type: 'actions',
+          elements: [{ type: 'button', action_id: OPEN_FORM_ACTION, text: { type: 'plain_text', text: 'Fill in the form' }, value }],
+        });
       }
       return m;
     }

@@ -22,7 +22,19 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Activity } from 'botbuilder';
-import { ALREADY_RECORDED, notice, parseChatCommand, PROPOSAL_UNKNOWN, readBody, sendJson, type ChatCore, type Logger, type Principal, type TeamsSeen, type Where } from '../../src/chat/index.ts';
+import {
+  ALREADY_RECORDED,
+  notice,
+  parseChatCommand,
+  PROPOSAL_UNKNOWN,
+  readBody,
+  sendJson,
+  type ChatCore,
+  type Logger,
+  type Principal,
+  type TeamsSeen,
+  type Where,
+} from '../../src/chat/index.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
 import { PARAM_INPUT_PREFIX, renderForViewer, reasonInputId, VERBS, type AdaptiveCard } from './cards.ts';
 import { commandText, principalOf, tenantOf, type TeamsActivity } from './identity.ts';
@@ -49,7 +61,9 @@ function seenIn(a: TeamsActivity): TeamsSeen | undefined {
   const personal = a.conversation.conversationType === 'personal' ? a.conversation.id : null;
   const users = [
     ...(a.from?.aadObjectId ? [{ aadObjectId: a.from.aadObjectId, userId: a.from.id, name: a.from.name, personalConversation: personal }] : []),
-    ...(a.type === 'conversationUpdate' ? (a.membersAdded ?? []) : []).flatMap((m) => (m.aadObjectId ? [{ aadObjectId: m.aadObjectId, userId: m.id, name: m.name, personalConversation: null }] : [])),
+    ...(a.type === 'conversationUpdate' ? (a.membersAdded ?? []) : []).flatMap((m) =>
+      m.aadObjectId ? [{ aadObjectId: m.aadObjectId, userId: m.id, name: m.name, personalConversation: null }] : [],
+    ),
   ];
   return { tenant, serviceUrl: a.serviceUrl, users };
 }
@@ -87,7 +101,10 @@ export class TeamsBot {
       // botbuilder throws AuthenticationError for some failures and plain JWT errors for others
       // (forged signature, alg none, nbf in the future): all of them are 401.
       // The reason (an unreachable key endpoint, a bad signature) is for the log only, under the request id.
-      this.#log.warn({ err: (e as Error).message, serviceUrl: activity.serviceUrl, requestId: res.getHeader('x-request-id') }, 'refused a Teams request whose token did not verify');
+      this.#log.warn(
+        { err: (e as Error).message, serviceUrl: activity.serviceUrl, requestId: res.getHeader('x-request-id') },
+        'refused a Teams request whose token did not verify',
+      );
       sendJson(res, 401, { error: 'Unauthorized: the request could not be authenticated.' });
       return;
     }
@@ -132,7 +149,17 @@ export class TeamsBot {
       await this.#introduce(remember);
       return undefined;
     }
-    await this.#core().submit({ kind: 'command', command: parseChatCommand(text), actor, where: this.#where(a, actor), key: { key: `message:${a.id ?? ''}`, kind: 'message' }, replyVia: 'outbox', carryOut: 'after-ack', understand: true, ...noted(remember) });
+    await this.#core().submit({
+      kind: 'command',
+      command: parseChatCommand(text),
+      actor,
+      where: this.#where(a, actor),
+      key: { key: `message:${a.id ?? ''}`, kind: 'message' },
+      replyVia: 'outbox',
+      carryOut: 'after-ack',
+      understand: true,
+      ...noted(remember),
+    });
     return undefined;
   }
 
@@ -145,7 +172,7 @@ export class TeamsBot {
       await this.#introduce(remember);
       return errorResponse(400, 'This action names no Teams user and tenant, so Tollgate cannot tell who acted.');
     }
-    const str = (k: string) => (typeof data[k] === 'string' ? (data[k]) : '');
+    const str = (k: string) => (typeof data[k] === 'string' ? data[k] : '');
     const key = { key: `invoke:${a.id ?? ''}`, kind: verb };
     const core = this.#core();
     switch (verb) {
@@ -163,13 +190,24 @@ export class TeamsBot {
           ...noted(remember),
         });
         if (fieldErrors?.comment) return this.#card(a, actor, fieldErrors.comment, { approvalId }); // a reject needs a reason
-        const note = decided?.kind === 'recorded' ? `Recorded: you ${verb === VERBS.approve ? 'approved' : 'rejected'} this request.` : (decided?.message ?? 'Nothing changed.');
+        const note =
+          decided?.kind === 'recorded'
+            ? `Recorded: you ${verb === VERBS.approve ? 'approved' : 'rejected'} this request.`
+            : (decided?.message ?? 'Nothing changed.');
         return this.#card(a, actor, note, { approvalId });
       }
       case VERBS.retry:
       case VERBS.cancel: {
         const runId = str('runId');
-        const r = await core.submit({ kind: 'operate', action: verb === VERBS.retry ? 'retry' : 'cancel', runId, actor, key, explainAt: null, ...noted(remember) });
+        const r = await core.submit({
+          kind: 'operate',
+          action: verb === VERBS.retry ? 'retry' : 'cancel',
+          runId,
+          actor,
+          key,
+          explainAt: null,
+          ...noted(remember),
+        });
         return this.#card(a, actor, r.duplicate ? ALREADY_RECORDED : r.reply?.kind === 'notice' ? r.reply.text : undefined, { runId });
       }
       case VERBS.start:
@@ -199,15 +237,32 @@ export class TeamsBot {
   }
 
   /** The parameters form was submitted: the core starts the run, or answers with the form again and its errors. */
-  async #start(a: TeamsActivity, actor: Principal, data: Record<string, unknown>, key: { key: string; kind: string }, remember: TeamsSeen | undefined): Promise<unknown> {
+  async #start(
+    a: TeamsActivity,
+    actor: Principal,
+    data: Record<string, unknown>,
+    key: { key: string; kind: string },
+    remember: TeamsSeen | undefined,
+  ): Promise<unknown> {
     const workflow = typeof data.workflow === 'string' ? data.workflow : '';
     const version = typeof data.version === 'number' ? data.version : Number(data.version) || undefined;
     const values: Record<string, string> = {};
     for (const [k, v] of Object.entries(data)) {
-      if (k.startsWith(PARAM_INPUT_PREFIX) && v !== undefined && v !== null) values[k.slice(PARAM_INPUT_PREFIX.length)] = typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
+      if (k.startsWith(PARAM_INPUT_PREFIX) && v !== undefined && v !== null)
+        values[k.slice(PARAM_INPUT_PREFIX.length)] = typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
     }
     // The run is recorded before the answer and created by the worker right after it.
-    const result = await this.#core().submit({ kind: 'start', workflow, ...(version !== undefined ? { version } : {}), values, actor, where: this.#where(a, actor), key, carryOut: 'after-ack', ...noted(remember) });
+    const result = await this.#core().submit({
+      kind: 'start',
+      workflow,
+      ...(version !== undefined ? { version } : {}),
+      values,
+      actor,
+      where: this.#where(a, actor),
+      key,
+      carryOut: 'after-ack',
+      ...noted(remember),
+    });
     return cardResponse(renderForViewer(result.reply ?? notice(ALREADY_RECORDED), actor));
   }
 

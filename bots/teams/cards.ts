@@ -20,7 +20,31 @@
  *   lists and approvals added only while they fit, and a card that would still be too large is
  *   replaced by a short one saying so.
  */
-import { ACTION_IDS, approvalFallback, approvalHeadline, approvalLines, copyStillAsks, eligibilityOnView, ESCALATED_AWAY, foldSteps, formatPrincipal, PROPOSAL_ACTION_IDS, REJECT_REASON_REQUIRED, STATUS_LABELS, stepText, truncate, type ChatReply, type ChatView, type DecisionRights, type Principal, type Rendered, type RunStatus, type RunSummary, type StepStatus, type WorkflowSummary } from '../../src/chat/index.ts';
+import {
+  ACTION_IDS,
+  approvalFallback,
+  approvalHeadline,
+  approvalLines,
+  copyStillAsks,
+  eligibilityOnView,
+  ESCALATED_AWAY,
+  foldSteps,
+  formatPrincipal,
+  PROPOSAL_ACTION_IDS,
+  REJECT_REASON_REQUIRED,
+  STATUS_LABELS,
+  stepText,
+  truncate,
+  type ChatReply,
+  type ChatView,
+  type DecisionRights,
+  type Principal,
+  type Rendered,
+  type RunStatus,
+  type RunSummary,
+  type StepStatus,
+  type WorkflowSummary,
+} from '../../src/chat/index.ts';
 import { TollgateError } from '../../src/chat/index.ts';
 import type { ApprovalCopy, ApprovalView } from '../../src/views/approval-view.ts';
 import type { FormField } from '../../src/views/form.ts';
@@ -142,7 +166,9 @@ export const TEAMS_MARKUP: Markup = {
 export function noticeMarkdown(s: string): string {
   return s
     .split(/(`[^`\n]*`|\*[^*\n]+\*)/)
-    .map((part, i) => (i % 2 === 0 ? escapeMarkdown(part) : part.startsWith('`') ? escapeMarkdown(part.slice(1, -1)) : `**${escapeMarkdown(part.slice(1, -1))}**`))
+    .map((part, i) =>
+      i % 2 === 0 ? escapeMarkdown(part) : part.startsWith('`') ? escapeMarkdown(part.slice(1, -1)) : `**${escapeMarkdown(part.slice(1, -1))}**`,
+    )
     .join('');
 }
 
@@ -154,7 +180,14 @@ export function noticePlain(s: string): string {
 // ---------------------------------------------------------------------------------------------
 // Elements
 
-type TextOptions = { spacing?: 'None' | 'Small' | 'Medium'; weight?: 'Bolder'; size?: 'Medium' | 'Small'; color?: 'Attention' | 'Good'; isSubtle?: boolean; fontType?: 'Monospace' };
+type TextOptions = {
+  spacing?: 'None' | 'Small' | 'Medium';
+  weight?: 'Bolder';
+  size?: 'Medium' | 'Small';
+  color?: 'Attention' | 'Good';
+  isSubtle?: boolean;
+  fontType?: 'Monospace';
+};
 
 /** `s` cut to `maxChars` characters, then further until its JSON takes at most `maxBytes` bytes. */
 function fitText(s: string, maxChars: number, maxBytes: number): string {
@@ -281,8 +314,28 @@ function refreshFor(data: { approvalId: string } | { runId: string }, pending: A
 // ---------------------------------------------------------------------------------------------
 // Views
 
-const STEP_ICON: Record<StepStatus, string> = { running: '▶️', retrying: '🔁', sleeping: '💤', succeeded: '✅', failed: '❌', compensating: '↩️', compensated: '↩️', compensation_failed: '‼️' };
-const RUN_ICON: Record<RunStatus, string> = { queued: '⏳', running: '▶️', waiting: '⏸️', succeeded: '✅', failed: '❌', cancelled: '🚫', compensating: '↩️', compensated: '↩️', compensation_failed: '‼️', dead_letter: '☠️' };
+const STEP_ICON: Record<StepStatus, string> = {
+  running: '▶️',
+  retrying: '🔁',
+  sleeping: '💤',
+  succeeded: '✅',
+  failed: '❌',
+  compensating: '↩️',
+  compensated: '↩️',
+  compensation_failed: '‼️',
+};
+const RUN_ICON: Record<RunStatus, string> = {
+  queued: '⏳',
+  running: '▶️',
+  waiting: '⏸️',
+  succeeded: '✅',
+  failed: '❌',
+  cancelled: '🚫',
+  compensating: '↩️',
+  compensated: '↩️',
+  compensation_failed: '‼️',
+  dead_letter: '☠️',
+};
 
 /** A card's body, actions and refresh, before the common envelope. */
 interface Drawn {
@@ -303,7 +356,11 @@ function approvalSection(a: ApprovalView, copy: ApprovalCopy, mayDecide: MayDeci
 function approvalWithHeadline(a: ApprovalView, copy: ApprovalCopy, mayDecide: MayDecide): CardElement[] {
   const icon = a.status === 'pending' ? '✋' : a.status === 'approved' ? '✅' : '🚫';
   const run = `Run ${escapeMarkdown(a.runId)} (${escapeMarkdown(a.workflow)})`;
-  return [textBlock(`${icon} ${approvalHeadline(a, TEAMS_MARKUP)}`, { size: 'Medium' }), textBlock(run, { isSubtle: true, spacing: 'None' }), ...approvalSection(a, copy, mayDecide)];
+  return [
+    textBlock(`${icon} ${approvalHeadline(a, TEAMS_MARKUP)}`, { size: 'Medium' }),
+    textBlock(run, { isSubtle: true, spacing: 'None' }),
+    ...approvalSection(a, copy, mayDecide),
+  ];
 }
 
 function approvalCopyCard(a: ApprovalView, copy: ApprovalCopy, mayDecide: MayDecide): Drawn {
@@ -366,10 +423,14 @@ function runCard(run: RunView, mayDecide: MayDecide): Drawn {
   const top = [...runHead(run), ...runSteps(run), ...runWaiting(run)];
   const error = runError(run);
   const actions = runActions(run);
-  const refresh = refreshFor({ runId: run.runId }, run.approvals.filter((a) => a.status === 'pending'));
+  const refresh = refreshFor(
+    { runId: run.runId },
+    run.approvals.filter((a) => a.status === 'pending'),
+  );
   const room = LIMITS.cardBytes - bytes({ top, error, actions, refresh }) - 2000;
   const { drawn, left } = fitting(run.approvals, room, LIMITS.runApprovals, (a) => approvalSection(a, THREAD, mayDecide));
-  if (left > 0) drawn.push(textBlock(`… and ${left} more approval${left === 1 ? '' : 's'}; send **approvals** to see those waiting for you.`, { isSubtle: true }));
+  if (left > 0)
+    drawn.push(textBlock(`… and ${left} more approval${left === 1 ? '' : 's'}; send **approvals** to see those waiting for you.`, { isSubtle: true }));
   // As Slack: the steps, the waiting line, the approvals, then the error above the buttons.
   const body = [...top, ...drawn, ...error];
   const text = `${run.workflow} v${run.version}: ${STATUS_LABELS[run.status]} (${run.runId})`;
@@ -403,7 +464,10 @@ function workflowsCard(workflows: WorkflowSummary[], intro: string | null): Draw
 
 function runsCard(runs: RunSummary[], title: string): Drawn {
   const draw = (r: RunSummary) => [
-    textBlock(`${RUN_ICON[r.status]} **${escapeMarkdown(r.workflow)}** v${r.version} · ${STATUS_LABELS[r.status]} · ${escapeMarkdown(r.id)} · ${teamsDate(r.createdAt)}`, { spacing: 'None' }),
+    textBlock(
+      `${RUN_ICON[r.status]} **${escapeMarkdown(r.workflow)}** v${r.version} · ${STATUS_LABELS[r.status]} · ${escapeMarkdown(r.id)} · ${teamsDate(r.createdAt)}`,
+      { spacing: 'None' },
+    ),
   ];
   const { drawn, left } = fitting(runs, LIMITS.cardBytes - 3000, LIMITS.listedRuns, draw);
   if (runs.length === 0) drawn.push(textBlock('_No runs yet._'));
@@ -458,7 +522,10 @@ function formCard(reply: InvalidParams): Drawn {
   }
   const names = new Set(fields.map((f) => f.name));
   const general = reply.errors.filter((e) => !names.has(e.field));
-  const body: CardElement[] = [...intro, textBlock(`Start **${escapeMarkdown(reply.workflow)}**${reply.version !== undefined ? ` v${reply.version}` : ''}`, { weight: 'Bolder', size: 'Medium' })];
+  const body: CardElement[] = [
+    ...intro,
+    textBlock(`Start **${escapeMarkdown(reply.workflow)}**${reply.version !== undefined ? ` v${reply.version}` : ''}`, { weight: 'Bolder', size: 'Medium' }),
+  ];
   body.push(...textLines(errorLines(general).slice(0, 20), { color: 'Attention' }));
   const draw = (f: FormField): CardElement[] => {
     const err = reply.errors.find((e) => e.field === f.name);
@@ -502,12 +569,32 @@ function draw(view: ChatView, mayDecide: MayDecide): Drawn {
 
 function envelope(d: Drawn, note?: string): AdaptiveCard {
   const fallbackText = truncate(d.text, LIMITS.fallbackText);
-  const top = note ? [{ type: 'Container', style: 'emphasis', items: textLines(truncate(note, 1000).split('\n').map(noticeMarkdown), { weight: 'Bolder' }) }] : [];
-  const card: AdaptiveCard = { type: 'AdaptiveCard', $schema: CARD_SCHEMA, version: '1.5', fallbackText, ...(d.refresh ? { refresh: d.refresh } : {}), body: [...top, ...d.body], ...(d.actions?.length ? { actions: d.actions } : {}), msteams: { width: 'Full' } };
+  const top = note
+    ? [{ type: 'Container', style: 'emphasis', items: textLines(truncate(note, 1000).split('\n').map(noticeMarkdown), { weight: 'Bolder' }) }]
+    : [];
+  const card: AdaptiveCard = {
+    type: 'AdaptiveCard',
+    $schema: CARD_SCHEMA,
+    version: '1.5',
+    fallbackText,
+    ...(d.refresh ? { refresh: d.refresh } : {}),
+    body: [...top, ...d.body],
+    ...(d.actions?.length ? { actions: d.actions } : {}),
+    msteams: { width: 'Full' },
+  };
   if (bytes(card) <= LIMITS.cardBytes) return card;
   // Not reached by the views' own limits; kept so that no view can ever produce a card Teams refuses.
   const body = [...top, textBlock(escapeMarkdown(truncate(d.text, 1000))), textBlock('This message is too large to show here in full.', { isSubtle: true })];
-  return { type: 'AdaptiveCard', $schema: CARD_SCHEMA, version: '1.5', fallbackText, ...(d.refresh ? { refresh: d.refresh } : {}), body, ...(d.actions?.length ? { actions: d.actions } : {}), msteams: { width: 'Full' } };
+  return {
+    type: 'AdaptiveCard',
+    $schema: CARD_SCHEMA,
+    version: '1.5',
+    fallbackText,
+    ...(d.refresh ? { refresh: d.refresh } : {}),
+    body,
+    ...(d.actions?.length ? { actions: d.actions } : {}),
+    msteams: { width: 'Full' },
+  };
 }
 
 /** The card everyone sees (posted and updated by the outbox). */

@@ -47,5 +47,8 @@ export function commandText(a: TeamsActivity): string {
   for (const e of a.entities ?? []) {
     if (e.type === 'mention' && e.text && (!a.recipient || e.mentioned?.id === a.recipient.id)) text = text.split(e.text).join(' ');
   }
-  return text.replace(/<at>([^<]*)<\/at>/g, '$1').replace(/&nbsp;/g, ' ').trim();
+  return text
+    .replace(/<at>([^<]*)<\/at>/g, '$1')
+    .replace(/&nbsp;/g, ' ')
+    .trim();
 }

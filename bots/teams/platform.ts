@@ -10,7 +10,16 @@
  * activity id, and that copy could never be updated.
  */
 import type { Activity } from 'botbuilder';
-import { TollgateError, type ChatPlatform, type DeliveryFailure, type Destination, type Posted, type Principal, type Rendered, type TeamsDirectory } from '../../src/chat/index.ts';
+import {
+  TollgateError,
+  type ChatPlatform,
+  type DeliveryFailure,
+  type Destination,
+  type Posted,
+  type Principal,
+  type Rendered,
+  type TeamsDirectory,
+} from '../../src/chat/index.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
 import { cardOf, renderTeams } from './cards.ts';
 
@@ -33,7 +42,11 @@ export function classifyTeamsError(e: unknown): DeliveryFailure {
   if (status === 429 || status === 503) {
     const after = err.response?.headers?.get?.('retry-after');
     const retryAfterMs = retryAfterToMs(after);
-    return { kind: 'retry', ...(retryAfterMs !== undefined ? { retryAfterMs } : {}), reason: `HTTP ${status}${after ? `; Retry-After ${after}` : ''}: ${reason}` };
+    return {
+      kind: 'retry',
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      reason: `HTTP ${status}${after ? `; Retry-After ${after}` : ''}: ${reason}`,
+    };
   }
   // Gone or refused for good: the conversation or message is gone (404), the bot was removed or
   // may not post there (403), the card is invalid or too big (400, 413).
@@ -72,7 +85,11 @@ export function teamsPlatform(o: { adapter: TeamsCloudAdapter; directory: () => 
       tenantId: to.tenant,
       channelData: { tenant: { id: to.tenant } },
     });
-    if (!created.id) throw Object.assign(new TollgateError('TG_CHAT_PLATFORM_BAD_ANSWER', `createConversation with ${to.user} returned no conversation id`, { user: to.user }), { statusCode: 502 }); // classifyTeamsError reads statusCode: retried
+    if (!created.id)
+      throw Object.assign(
+        new TollgateError('TG_CHAT_PLATFORM_BAD_ANSWER', `createConversation with ${to.user} returned no conversation id`, { user: to.user }),
+        { statusCode: 502 },
+      ); // classifyTeamsError reads statusCode: retried
     await o.directory().rememberPersonalConversation(to.tenant, to.user, created.id, serviceUrl);
     return { conversation: created.id, address: { serviceUrl } };
   }

@@ -45,7 +45,10 @@ function render(size: number, outline: boolean): Buffer {
       if (outline) {
         pixels.set([255, 255, 255, Math.round((255 * covered) / SAMPLES ** 2)], at);
       } else {
-        pixels.set(sum.map((s) => Math.round(s / SAMPLES ** 2)), at);
+        pixels.set(
+          sum.map((s) => Math.round(s / SAMPLES ** 2)),
+          at,
+        );
       }
     }
   }

@@ -71,7 +71,10 @@ export function fillPlaceholders(template: Manifest, env: Env): Manifest {
 
 /** Adds TEAMS_VALID_DOMAINS (comma-separated host names, no scheme or path) to validDomains. */
 export function addValidDomains(manifest: Manifest, env: Env): Manifest {
-  const extra = (env.TEAMS_VALID_DOMAINS ?? '').split(',').map((d) => d.trim()).filter(Boolean);
+  const extra = (env.TEAMS_VALID_DOMAINS ?? '')
+    .split(',')
+    .map((d) => d.trim())
+    .filter(Boolean);
   const bad = extra.filter((d) => d.includes('/') || d.includes(':'));
   if (bad.length > 0) {
     throw new TeamsPackageError(
@@ -211,7 +214,9 @@ export function main(argv: string[], env: Env, print = console.log, fail = conso
   }
   try {
     const built = buildTeamsPackage({ env, ...(out ? { out } : {}) });
-    print(`Wrote ${built.out} (${built.entries.join(', ')}); upload it in the Teams admin center (Teams apps > Manage apps > Upload new app) or the Teams Developer Portal.`);
+    print(
+      `Wrote ${built.out} (${built.entries.join(', ')}); upload it in the Teams admin center (Teams apps > Manage apps > Upload new app) or the Teams Developer Portal.`,
+    );
     return 0;
   } catch (e) {
     if (!(e instanceof TeamsPackageError)) throw e;

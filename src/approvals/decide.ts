@@ -121,7 +121,10 @@ async function decideIn(
     return { kind: 'expired', message: `${approvalId} expired at ${row.expires_at?.toISOString() ?? '?'} and was rejected; decisions are no longer accepted.` };
   }
   if (row.status !== 'pending') {
-    return { kind: 'already_resolved', message: `${approvalId} was already ${row.status}${row.auto_reason ? ` by rule (${row.auto_reason})` : ''}; your decision was not needed.` };
+    return {
+      kind: 'already_resolved',
+      message: `${approvalId} was already ${row.status}${row.auto_reason ? ` by rule (${row.auto_reason})` : ''}; your decision was not needed.`,
+    };
   }
   if (opts.paramsHash !== undefined && opts.paramsHash !== row.params_hash) {
     return {
@@ -133,7 +136,14 @@ async function decideIn(
   const auth = policyEligibility(row.policy, who, requester, decision);
   if (!auth.may) return { kind: 'not_allowed', message: `Not allowed: ${auth.message}` };
 
-  const inserted = await insertDecision(q, { approvalId, principal: who, decision, comment: opts.comment ?? null, via: opts.via ?? null, osUser: opts.osUser ?? null });
+  const inserted = await insertDecision(q, {
+    approvalId,
+    principal: who,
+    decision,
+    comment: opts.comment ?? null,
+    via: opts.via ?? null,
+    osUser: opts.osUser ?? null,
+  });
   if (!inserted) {
     return { kind: 'already_recorded', message: `Your decision on ${approvalId} was already recorded; nothing changed.` };
   }
@@ -142,7 +152,14 @@ async function decideIn(
     type: 'approval.decided',
     stepIdx: row.step_idx,
     actor,
-    payload: stripNulls({ approvalId, decision, comment: opts.comment ?? null, via: opts.via ?? null, osUser: opts.osUser ?? null, paramsHash: row.params_hash }),
+    payload: stripNulls({
+      approvalId,
+      decision,
+      comment: opts.comment ?? null,
+      via: opts.via ?? null,
+      osUser: opts.osUser ?? null,
+      paramsHash: row.params_hash,
+    }),
   });
   const resolved = decision === 'reject' ? 'rejected' : (await countApprovals(q, row, requester)) >= row.policy.required ? 'approved' : null;
   if (resolved) {
@@ -152,7 +169,10 @@ async function decideIn(
       kind: 'recorded',
       resolved,
       opened: { workflow: row.workflow, at: row.created_at },
-      message: resolved === 'approved' ? `Approved: ${approvalId} has the approvals it needs (${describeQuorum(row.policy)}); the run continues.` : `Rejected: ${approvalId} is rejected; the run is told.`,
+      message:
+        resolved === 'approved'
+          ? `Approved: ${approvalId} has the approvals it needs (${describeQuorum(row.policy)}); the run continues.`
+          : `Rejected: ${approvalId} is rejected; the run is told.`,
     };
   }
   const have = await countApprovals(q, row, requester);

@@ -2,10 +2,7 @@
 import type { ResolvedPolicy } from './types.ts';
 
 export function describeApprovers(p: Pick<ResolvedPolicy, 'approvers' | 'groups' | 'named'>): string {
-  const parts = [
-    ...p.groups.map((g) => `group ${g}`),
-    ...p.named.map((n) => n),
-  ];
+  const parts = [...p.groups.map((g) => `group ${g}`), ...p.named.map((n) => n)];
   return `${parts.join(', ') || 'nobody'} (${p.approvers.length} ${p.approvers.length === 1 ? 'person' : 'people'})`;
 }
 

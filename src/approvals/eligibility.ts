@@ -29,7 +29,12 @@ const MAY: Eligibility = { may: true };
  * May `who` record `decision` under this policy, on a request made by `requester`? The message is
  * the reason alone ("slack:T1:U9 is not one of the approvers (…)"); callers add their framing.
  */
-export function policyEligibility(p: Pick<ResolvedPolicy, 'approvers' | 'groups' | 'named' | 'allowSelfApproval'>, who: string, requester: string | null, decision: Decision): Eligibility {
+export function policyEligibility(
+  p: Pick<ResolvedPolicy, 'approvers' | 'groups' | 'named' | 'allowSelfApproval'>,
+  who: string,
+  requester: string | null,
+  decision: Decision,
+): Eligibility {
   if (!p.approvers.includes(who)) {
     const tenant = who.split(':').slice(0, 2).join(':');
     const sameTenant = p.approvers.some((a) => a.startsWith(`${tenant}:`));

@@ -4,18 +4,10 @@
  */
 import type { Queryable } from '../db/queryable.ts';
 import { isTerminalStatus } from '../db/queries/runs.ts';
-import {
-  loadApprovalRow,
-  selectDecisions,
-  selectPendingApprovals,
-  selectRunApprovals,
-  type ApprovalRow,
-  type DecisionRow,
-} from '../db/queries/approvals.ts';
+import { loadApprovalRow, selectDecisions, selectPendingApprovals, selectRunApprovals, type ApprovalRow, type DecisionRow } from '../db/queries/approvals.ts';
 import { formatPrincipal, type Principal } from '../common/principals.ts';
 import { authorise, describeApprovers, describeQuorum, principalKey } from './policy.ts';
 import type { ApprovalResult, ApprovalRecord, DecisionView } from './types.ts';
-
 
 export function requesterKey(row: Pick<ApprovalRow, 'requester'>): string | null {
   return row.requester ? formatPrincipal(row.requester) : null;
@@ -91,7 +83,10 @@ export async function getApproval(q: Queryable, id: string): Promise<ApprovalRec
  */
 export async function listPendingApprovals(q: Queryable, principal?: Principal | string): Promise<ApprovalRecord[]> {
   const live = (await selectPendingApprovals(q)).filter((r) => !isTerminalStatus(r.run_status ?? ''));
-  const decisions = await loadDecisions(q, live.map((r) => r.id));
+  const decisions = await loadDecisions(
+    q,
+    live.map((r) => r.id),
+  );
   const who = principal === undefined ? undefined : principalKey(principal);
   return live
     .filter((r) => who === undefined || (authorise(r.policy, who, requesterKey(r), 'approve').ok && !decisions.get(r.id)?.some((d) => d.principal === who)))
@@ -101,7 +96,10 @@ export async function listPendingApprovals(q: Queryable, principal?: Principal |
 /** Every approval of a run (voided ones included), in step order. */
 export async function listRunApprovals(q: Queryable, runId: string): Promise<ApprovalRecord[]> {
   const rows = await selectRunApprovals(q, runId);
-  const decisions = await loadDecisions(q, rows.map((r) => r.id));
+  const decisions = await loadDecisions(
+    q,
+    rows.map((r) => r.id),
+  );
   return rows.map((r) => toView(r, decisions.get(r.id) ?? []));
 }
 

@@ -94,14 +94,7 @@ export interface ApprovalRecord {
   decisions: DecisionView[];
 }
 
-export type DecideKind =
-  | 'recorded'
-  | 'already_recorded'
-  | 'not_allowed'
-  | 'expired'
-  | 'already_resolved'
-  | 'parameters_changed'
-  | 'not_found';
+export type DecideKind = 'recorded' | 'already_recorded' | 'not_allowed' | 'expired' | 'already_resolved' | 'parameters_changed' | 'not_found';
 
 export interface DecideOutcome {
   kind: DecideKind;

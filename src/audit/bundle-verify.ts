@@ -166,10 +166,14 @@ export function verifyEvidenceBundle(input: unknown, opts: { auditKey?: AuditKey
     );
   }
   if (!isObject(chain.checkpoint)) {
-    report.notes.push('No checkpoint named this run when it was exported, so deleting the run whole from the database would not have been caught by one (the worker writes one every minute).');
+    report.notes.push(
+      'No checkpoint named this run when it was exported, so deleting the run whole from the database would not have been caught by one (the worker writes one every minute).',
+    );
   }
   if (report.purgedPayloads > 0) {
-    report.notes.push(`${report.purgedPayloads} event payload${report.purgedPayloads === 1 ? ' was' : 's were'} purged by retention: their digests still link, but what they recorded can no longer be compared.`);
+    report.notes.push(
+      `${report.purgedPayloads} event payload${report.purgedPayloads === 1 ? ' was' : 's were'} purged by retention: their digests still link, but what they recorded can no longer be compared.`,
+    );
   }
   report.ok = problems.length === 0;
   return report;
@@ -208,7 +212,15 @@ class Ctx {
 type Problem = (field: string, message: string) => void;
 const where = (e: BundleEvent) => `its chained ${e.type} event (seq ${e.seq})`;
 
-function checkChain(b: EvidenceBundle, runId: string, events: BundleEvent[], key: AuditKey | undefined, problem: Problem, report: BundleReport, payloads: Map<number, Json | null>): void {
+function checkChain(
+  b: EvidenceBundle,
+  runId: string,
+  events: BundleEvent[],
+  key: AuditKey | undefined,
+  problem: Problem,
+  report: BundleReport,
+  payloads: Map<number, Json | null>,
+): void {
   const chain = b.chain;
   if (chain.runId !== runId) problem('run.id', `is ${show(runId)}, but the chain segment is run ${show(chain.runId)}'s`);
   const retention = isObject(chain.retention) ? chain.retention : null;
@@ -247,7 +259,10 @@ function checkChain(b: EvidenceBundle, runId: string, events: BundleEvent[], key
     }
     if (e.payload === null) {
       if (cutoff === undefined || Date.parse(e.at) >= cutoff) {
-        problem(`${label}.payload`, `(seq ${e.seq}, ${e.type}) was removed, but no retention record in the bundle covers an event this recent: not retention's doing`);
+        problem(
+          `${label}.payload`,
+          `(seq ${e.seq}, ${e.type}) was removed, but no retention record in the bundle covers an event this recent: not retention's doing`,
+        );
       }
       payloads.set(e.seq, null);
     } else {
@@ -259,7 +274,10 @@ function checkChain(b: EvidenceBundle, runId: string, events: BundleEvent[], key
   const last = events[events.length - 1];
   const head = chain.head;
   if (!broken && (!isObject(head) || head.seq !== (last?.seq ?? 0) || (head.hash ?? null) !== (last?.hash ?? null))) {
-    problem('chain.head', `is #${show(isObject(head) ? head.seq : undefined)}, but the segment ends at #${last?.seq ?? 0}: events are missing from the bundle, or the head was changed`);
+    problem(
+      'chain.head',
+      `is #${show(isObject(head) ? head.seq : undefined)}, but the segment ends at #${last?.seq ?? 0}: events are missing from the bundle, or the head was changed`,
+    );
   }
 
   const cp = isObject(chain.checkpoint) ? chain.checkpoint : null;
@@ -270,8 +288,13 @@ function checkChain(b: EvidenceBundle, runId: string, events: BundleEvent[], key
       problem('chain.checkpoint.claim', `is not what its chained checkpoint event (global seq ${cp.event.seq}) recorded of run ${runId}`);
     } else {
       const at = events[cp.claim.seq - 1];
-      if (!at) problem('chain.events', `end at #${events.length}, but checkpoint event ${cp.event.id} recorded event #${cp.claim.seq} of this run: events are missing`);
-      else if (at.hash !== cp.claim.hash) problem(`chain.events[${cp.claim.seq - 1}]`, `is not the event checkpoint event ${cp.event.id} recorded at #${cp.claim.seq}`);
+      if (!at)
+        problem(
+          'chain.events',
+          `end at #${events.length}, but checkpoint event ${cp.event.id} recorded event #${cp.claim.seq} of this run: events are missing`,
+        );
+      else if (at.hash !== cp.claim.hash)
+        problem(`chain.events[${cp.claim.seq - 1}]`, `is not the event checkpoint event ${cp.event.id} recorded at #${cp.claim.seq}`);
       else report.checkpoint = { seq: cp.event.seq, at: cp.event.at, hash: cp.event.hash };
     }
   }
@@ -305,7 +328,10 @@ function checkEvent(e: BundleEvent, runId: string | null, label: string, key: Au
       payload_digest: Buffer.from(String(e.payloadDigest), 'hex'),
     });
     if (key.hmac(message).toString('hex') !== e.hash) {
-      problem(label, `${what} does not verify under the audit key: its type, actor, time, place or payload digest was edited, or it was written without the key`);
+      problem(
+        label,
+        `${what} does not verify under the audit key: its type, actor, time, place or payload digest was edited, or it was written without the key`,
+      );
       return false;
     }
   }
@@ -320,7 +346,8 @@ function checkRun(b: EvidenceBundle, ctx: Ctx, problem: Problem): void {
   } else {
     const p = ctx.payload(created);
     if (p && p.workflow !== run.workflow) problem('run.workflow', `is ${show(run.workflow)}, but ${where(created)} says ${show(p.workflow)}`);
-    if (p && p.version !== run.workflowVersion) problem('run.workflowVersion', `is ${show(run.workflowVersion)}, but ${where(created)} says ${show(p.version)}`);
+    if (p && p.version !== run.workflowVersion)
+      problem('run.workflowVersion', `is ${show(run.workflowVersion)}, but ${where(created)} says ${show(p.version)}`);
     if (principalOf(created.actor) !== (run.requester ?? null)) {
       problem('run.requester', `is ${show(run.requester)}, but ${where(created)} names ${show(principalOf(created.actor))}`);
     }
@@ -333,7 +360,8 @@ function checkRun(b: EvidenceBundle, ctx: Ctx, problem: Problem): void {
     const outcomes = ctx.ofType(...TERMINAL.map((s) => `run.${s}`));
     const last = outcomes[outcomes.length - 1];
     if (!last) problem('run.status', `is ${show(run.status)}, but no chained event ends the run`);
-    else if (last.type !== `run.${run.status}`) problem('run.status', `is ${show(run.status)}, but the run's last chained outcome is ${last.type} (seq ${last.seq})`);
+    else if (last.type !== `run.${run.status}`)
+      problem('run.status', `is ${show(run.status)}, but the run's last chained outcome is ${last.type} (seq ${last.seq})`);
   }
 }
 
@@ -355,7 +383,8 @@ function checkSteps(b: EvidenceBundle, ctx: Ctx, problem: Problem): void {
       if (!done) problem(`${label}.status`, 'is "succeeded", but no chained event records its success');
       else {
         const p = ctx.payload(done);
-        if (p && done.type === 'step.succeeded' && p.attempts !== s.attempts) problem(`${label}.attempts`, `is ${show(s.attempts)}, but ${where(done)} says ${show(p.attempts)}`);
+        if (p && done.type === 'step.succeeded' && p.attempts !== s.attempts)
+          problem(`${label}.attempts`, `is ${show(s.attempts)}, but ${where(done)} says ${show(p.attempts)}`);
       }
     } else if (s.status === 'failed') {
       const failed = lastOf('step.failed');
@@ -384,10 +413,12 @@ function checkApprovalStep(b: EvidenceBundle, ctx: Ctx, s: BundleStep, label: st
     problem(`${label}.input.approvalId`, `names approval ${show(id)}, which the bundle's approvals do not hold`);
     return;
   }
-  if (input && input.paramsHash !== a.paramsHash) problem(`${label}.input.paramsHash`, `is ${show(input.paramsHash)}, not the hash of approval ${a.id} (${a.paramsHash})`);
+  if (input && input.paramsHash !== a.paramsHash)
+    problem(`${label}.input.paramsHash`, `is ${show(input.paramsHash)}, not the hash of approval ${a.id} (${a.paramsHash})`);
   if (!output) return;
   if (output.approvalId !== a.id) problem(`${label}.output.approvalId`, `is ${show(output.approvalId)}, not ${show(a.id)}`);
-  if (output.paramsHash !== a.paramsHash) problem(`${label}.output.paramsHash`, `is ${show(output.paramsHash)}, not the hash of approval ${a.id} (${a.paramsHash})`);
+  if (output.paramsHash !== a.paramsHash)
+    problem(`${label}.output.paramsHash`, `is ${show(output.paramsHash)}, not the hash of approval ${a.id} (${a.paramsHash})`);
   const decided = ctx.ofApproval(a.id, 'approval.decided');
   list<Json>(output.decisions).forEach((d, j) => {
     const field = `${label}.output.decisions[${j}]`;
@@ -424,7 +455,8 @@ function checkToolCalls(b: EvidenceBundle, ctx: Ctx, problem: Problem): void {
       return;
     }
     // From the registry: only where the call's event does not say (a bundle may not pass a recorded version off as unknown).
-    if (called !== undefined) problem(`${label}.versionFrom`, `is ${show(t.versionFrom ?? null)}, but the call's chained step.started event records version ${called}`);
+    if (called !== undefined)
+      problem(`${label}.versionFrom`, `is ${show(t.versionFrom ?? null)}, but the call's chained step.started event records version ${called}`);
     const v = versions.find((x) => x.name === t.tool);
     if (!v || v.version !== (t.version ?? null)) problem(`${label}.version`, `is ${show(t.version)}, but versions.tools says ${show(v?.version)}`);
   });
@@ -439,28 +471,35 @@ function checkApprovals(b: EvidenceBundle, ctx: Ctx, problem: Problem, report: B
     if (!opened) {
       const unreadable = ctx.events.some((e) => e.stepIdx === a.stepIdx && e.type.startsWith('approval.') && ctx.payload(e) === null);
       if (unreadable) {
-        if (!purgedNoted) report.notes.push('Approval events were purged by retention: approvals are checked against their decisions\' principals and times only.');
+        if (!purgedNoted)
+          report.notes.push("Approval events were purged by retention: approvals are checked against their decisions' principals and times only.");
         purgedNoted = true;
       } else problem(`${label}.id`, `is ${show(a.id)}, which no chained approval.requested event names`);
     } else {
       const p = ctx.payload(opened) ?? {};
       if (opened.stepIdx !== a.stepIdx) problem(`${label}.stepIdx`, `is ${show(a.stepIdx)}, but ${where(opened)} is at step ${show(opened.stepIdx)}`);
       if (p.name !== a.name) problem(`${label}.name`, `is ${show(a.name)}, but ${where(opened)} says ${show(p.name)}`);
-      if (p.paramsHash !== a.paramsHash) problem(`${label}.paramsHash`, `is ${show(a.paramsHash)}, but ${where(opened)} bound the approval to ${show(p.paramsHash)}`);
+      if (p.paramsHash !== a.paramsHash)
+        problem(`${label}.paramsHash`, `is ${show(a.paramsHash)}, but ${where(opened)} bound the approval to ${show(p.paramsHash)}`);
       if ((p.tool ?? null) !== (a.tool ?? null)) problem(`${label}.tool`, `is ${show(a.tool)}, but ${where(opened)} says ${show(p.tool)}`);
-      if (principalOf(opened.actor) !== (a.requester ?? null)) problem(`${label}.requester`, `is ${show(a.requester)}, but ${where(opened)} names ${show(principalOf(opened.actor))}`);
+      if (principalOf(opened.actor) !== (a.requester ?? null))
+        problem(`${label}.requester`, `is ${show(a.requester)}, but ${where(opened)} names ${show(principalOf(opened.actor))}`);
       if (opened.type === 'approval.auto_approved' && (p.reason ?? null) !== (a.autoReason ?? null)) {
         problem(`${label}.autoReason`, `is ${show(a.autoReason)}, but ${where(opened)} says ${show(p.reason)}`);
       }
       const escalated = ctx.ofApproval(a.id, 'approval.escalated');
-      if (escalated.length !== a.escalations) problem(`${label}.escalations`, `is ${show(a.escalations)}, but the chain records ${escalated.length} escalation(s)`);
+      if (escalated.length !== a.escalations)
+        problem(`${label}.escalations`, `is ${show(a.escalations)}, but the chain records ${escalated.length} escalation(s)`);
       const lastPolicy = escalated[escalated.length - 1];
       const policyText = lastPolicy ? ctx.payload(lastPolicy)?.to : p.approvers;
       const quorumText = lastPolicy ? undefined : p.quorum;
       const described = describePolicy(a);
       if (described === undefined) problem(`${label}.policy`, 'is not a resolved policy (approvers, groups, named, quorum, required)');
       else if (policyText !== described.approvers || (quorumText !== undefined && quorumText !== described.quorum)) {
-        problem(`${label}.policy`, `(${described.approvers}, ${described.quorum}) is not the policy ${where(lastPolicy ?? opened)} records (${show(policyText)}${quorumText === undefined ? '' : `, ${show(quorumText)}`})`);
+        problem(
+          `${label}.policy`,
+          `(${described.approvers}, ${described.quorum}) is not the policy ${where(lastPolicy ?? opened)} records (${show(policyText)}${quorumText === undefined ? '' : `, ${show(quorumText)}`})`,
+        );
       }
       const expires = [opened, ...escalated].map((e) => ctx.payload(e)?.expiresAt).pop();
       // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a bundle is untrusted input: the verifier keeps its exact String() coercion of whatever expiresAt holds, so a bundle verifies as it did before
@@ -470,7 +509,10 @@ function checkApprovals(b: EvidenceBundle, ctx: Ctx, problem: Problem, report: B
     }
     if (sha256(canonicalJson(a.policy)) !== a.policyDigest) problem(`${label}.policyDigest`, `is not the digest of ${label}.policy`);
     if (!purged && paramsHash(a.params) !== a.paramsHash) {
-      problem(`${label}.params`, `do not hash to ${label}.paramsHash (${String(a.paramsHash).slice(0, 12)}…): they are not the parameters the approvers were shown`);
+      problem(
+        `${label}.params`,
+        `do not hash to ${label}.paramsHash (${String(a.paramsHash).slice(0, 12)}…): they are not the parameters the approvers were shown`,
+      );
     }
     if (!purged && a.toolInput !== null && a.toolInput !== undefined && paramsHash(a.toolInput) !== a.toolInputHash) {
       problem(`${label}.toolInput`, `does not hash to ${label}.toolInputHash: it is not the input the approval covers`);
@@ -517,7 +559,8 @@ function checkDecisions(a: BundleApproval, label: string, ctx: Ctx, problem: Pro
     }
     if (taken.has(e.seq)) problem(`${field}.eventSeq`, `names event seq ${e.seq}, which another decision already names`);
     taken.add(e.seq);
-    if (principalOf(e.actor) !== d.principal) problem(`${field}.principal`, `differs from ${where(e)}: the event says ${show(principalOf(e.actor))}, the bundle ${show(d.principal)}`);
+    if (principalOf(e.actor) !== d.principal)
+      problem(`${field}.principal`, `differs from ${where(e)}: the event says ${show(principalOf(e.actor))}, the bundle ${show(d.principal)}`);
     if (isoMicros(e.atUs) !== d.decidedAt) problem(`${field}.decidedAt`, `differs from ${where(e)}: the event says ${e.at}, the bundle ${show(d.decidedAt)}`);
     const p = ctx.payload(e);
     if (!p) return; // purged by retention: its principal and time are what is left
@@ -559,13 +602,19 @@ export async function readBundleFile(file: string): Promise<EvidenceBundle> {
   try {
     text = await fs.readFile(file, 'utf8');
   } catch (e) {
-    throw new TollgateError('TG_USAGE', `--bundle ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): give the path of a file written by \`tollgate runs export\`.`);
+    throw new TollgateError(
+      'TG_USAGE',
+      `--bundle ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): give the path of a file written by \`tollgate runs export\`.`,
+    );
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text) as unknown;
   } catch (e) {
-    throw new TollgateError('TG_USAGE', `--bundle ${file} is not JSON (${(e as Error).message}), so it is not an evidence bundle: give a file written by \`tollgate runs export\`.`);
+    throw new TollgateError(
+      'TG_USAGE',
+      `--bundle ${file} is not JSON (${(e as Error).message}), so it is not an evidence bundle: give a file written by \`tollgate runs export\`.`,
+    );
   }
   return asBundle(parsed, file);
 }

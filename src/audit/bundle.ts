@@ -219,7 +219,10 @@ function listedTools(run: RunRow, registry: WorkflowRegistry | undefined): reado
 }
 
 async function loadApprovals(q: Queryable, rows: ApprovalRow[], seqOfEvent: Map<string, number>): Promise<BundleApproval[]> {
-  const decisions = await readDecisionsOf(q, rows.map((r) => r.id));
+  const decisions = await readDecisionsOf(
+    q,
+    rows.map((r) => r.id),
+  );
   return rows.map((a) => ({
     id: a.id,
     stepIdx: a.step_idx,

@@ -46,7 +46,9 @@ export const PURGED_COLUMNS = {
   approvals: ['summary', 'params', 'rationale', 'tool_input', 'requester.name'],
   approval_decisions: ['comment'],
   chat_messages: ['body (run and approval copies)', 'reply rows (deleted)'],
-  events: ['payload (except the purge records retention.purged and retention.completed, and audit.checkpoint, which hold no personal data and which audit verify needs)'],
+  events: [
+    'payload (except the purge records retention.purged and retention.completed, and audit.checkpoint, which hold no personal data and which audit verify needs)',
+  ],
   teams_users: ['name (users not seen since the cutoff)'],
   chat_proposals: ['rows older than the cutoff (deleted)'],
 } as const;

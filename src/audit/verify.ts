@@ -93,7 +93,9 @@ function same(a: Buffer | null, b: Buffer | null): boolean {
  * header `jsonb_build_array(id, run_id, seq, type, step_idx, actor, epoch µs)::text`, payload
  * digest. jsonb writes arrays as `[a, b]` and escapes strings as JSON.stringify does.
  */
-export function linkMessage(r: Pick<ChainEventRow, 'id' | 'run_id' | 'seq' | 'type' | 'step_idx' | 'actor' | 'at_us' | 'prev_hash' | 'payload_digest'>): Buffer {
+export function linkMessage(
+  r: Pick<ChainEventRow, 'id' | 'run_id' | 'seq' | 'type' | 'step_idx' | 'actor' | 'at_us' | 'prev_hash' | 'payload_digest'>,
+): Buffer {
   const header = `[${r.id}, ${r.run_id === null ? 'null' : JSON.stringify(r.run_id)}, ${r.seq}, ${JSON.stringify(r.type)}, ${r.step_idx ?? 'null'}, ${r.actor ?? 'null'}, ${r.at_us}]`;
   return Buffer.concat([r.prev_hash ?? Buffer.alloc(0), Buffer.from(header, 'utf8'), r.payload_digest ?? Buffer.alloc(0)]);
 }
@@ -218,14 +220,16 @@ function whyBroken(r: ChainEventRow, current: ChainPosition, ctx: WalkContext): 
   if (r.seq === null) return 'the event has no place in a chain (it was inserted with the chain trigger disabled)';
   const seq = Number(r.seq);
   if (seq !== current.seq + 1) return `event(s) missing before it: the chain goes from #${current.seq} to #${seq}`;
-  if (!same(r.prev_hash, current.hash)) return `it does not follow the previous event of its chain (#${current.seq}): an event was removed, replaced or reordered`;
+  if (!same(r.prev_hash, current.hash))
+    return `it does not follow the previous event of its chain (#${current.seq}): an event was removed, replaced or reordered`;
   if (r.payload !== null && (r.payload_digest === null || !createHash('sha256').update(r.payload, 'utf8').digest().equals(r.payload_digest))) {
     return "its payload was edited: the payload's digest no longer matches the chained one";
   }
   if (r.hash === null || !ctx.key.hmac(linkMessage(r)).equals(r.hash)) {
     return 'it was edited, or written without the audit key: its hash no longer matches its type, actor, time, place and payload digest under the audit key (HMAC-SHA256)';
   }
-  if (r.payload === null && r.type === 'audit.checkpoint') return "a checkpoint's payload was removed: checkpoints hold no personal data and retention keeps them";
+  if (r.payload === null && r.type === 'audit.checkpoint')
+    return "a checkpoint's payload was removed: checkpoints hold no personal data and retention keeps them";
   const { cutoff } = ctx;
   if (r.payload === null && (cutoff === undefined || r.created_at >= cutoff)) {
     return (
@@ -235,7 +239,8 @@ function whyBroken(r: ChainEventRow, current: ChainPosition, ctx: WalkContext): 
     );
   }
   const claim = ctx.claims.get(r.chain);
-  if (claim && claim.seq === seq && claim.hash !== r.hash.toString('hex')) return `it is not the event checkpoint event ${claim.checkpointId} recorded at this place`;
+  if (claim && claim.seq === seq && claim.hash !== r.hash.toString('hex'))
+    return `it is not the event checkpoint event ${claim.checkpointId} recorded at this place`;
   return undefined;
 }
 
@@ -366,7 +371,9 @@ async function keyNotes(q: Queryable, report: VerifyReport): Promise<void> {
     return;
   }
   if (Number(k.relinked) > 0) {
-    report.notes.push(`The audit key was introduced at ${k.introduced_at.toISOString()}; the ${k.relinked} events before it were re-linked under it, so they are proven unchanged since then, not before.`);
+    report.notes.push(
+      `The audit key was introduced at ${k.introduced_at.toISOString()}; the ${k.relinked} events before it were re-linked under it, so they are proven unchanged since then, not before.`,
+    );
   }
   if (k.legacy_broken_event) {
     report.notes.push(`Before the key was introduced, event ${k.legacy_broken_event} already did not verify under the old unkeyed chain.`);

@@ -51,8 +51,7 @@ export async function openDatabase(config: Config, log: Logger, opts: { keepIdle
     await embedded?.stop();
     throw new TollgateError(
       'TG_DB_UNREACHABLE',
-      `Cannot connect to PostgreSQL at ${maskUrl(url)}: ${(e as Error).message}. ` +
-        'Check DATABASE_URL (or unset it to use the embedded database).',
+      `Cannot connect to PostgreSQL at ${maskUrl(url)}: ${(e as Error).message}. ` + 'Check DATABASE_URL (or unset it to use the embedded database).',
       {},
       { cause: e },
     );

@@ -13,7 +13,6 @@ import { parsePrincipal, type Principal } from '../common/principals.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { insertDmCopy, insertThreadCopy, readRunMessagePlace } from '../db/queries/chat-outbox.ts';
 
-
 function principalOrNull(s: string): Principal | null {
   try {
     return parsePrincipal(s);

@@ -23,7 +23,8 @@ export function teamsDirectory(q: Queryable): TeamsDirectory {
   return {
     contact: (tenant, aadObjectId) => findContact(q, tenant, aadObjectId),
     tenantServiceUrl: (tenant) => tenantServiceUrl(q, tenant),
-    rememberPersonalConversation: (tenant, aadObjectId, conversationId, serviceUrl) => rememberPersonalConversation(q, tenant, aadObjectId, conversationId, serviceUrl),
+    rememberPersonalConversation: (tenant, aadObjectId, conversationId, serviceUrl) =>
+      rememberPersonalConversation(q, tenant, aadObjectId, conversationId, serviceUrl),
   };
 }
 

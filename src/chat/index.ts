@@ -40,7 +40,17 @@ export { copyStillAsks } from '../views/approval-view.ts';
 export { describeForm, fieldErrors } from '../views/form.ts';
 export { PROPOSAL_ACTION_IDS } from '../views/proposal-view.ts';
 export { ACTION_IDS, STATUS_LABELS } from '../views/run-view.ts';
-export { approvalFallback, approvalHeadline, approvalLines, ESCALATED_AWAY, foldSteps, formatDuration, stepText, truncate, type Markup } from '../views/text.ts';
+export {
+  approvalFallback,
+  approvalHeadline,
+  approvalLines,
+  ESCALATED_AWAY,
+  foldSteps,
+  formatDuration,
+  stepText,
+  truncate,
+  type Markup,
+} from '../views/text.ts';
 // HTTP: where an adapter mounts its routes, and the body helpers (src/common/http.ts).
 export { readBody, sendJson, type HttpRoutes } from '../common/http.ts';
 
@@ -62,10 +72,16 @@ export function createChat(opts: {
 }): Chat {
   const platforms = new Map<string, ChatPlatform>();
   for (const p of opts.platforms) {
-    if (platforms.has(p.name)) throw new TollgateError('TG_CHAT_PLATFORM_DUPLICATE', `Two chat platforms are named "${p.name}"; each platform is registered once.`);
+    if (platforms.has(p.name))
+      throw new TollgateError('TG_CHAT_PLATFORM_DUPLICATE', `Two chat platforms are named "${p.name}"; each platform is registered once.`);
     platforms.set(p.name, p);
   }
   const core = new ChatCore({ pool: opts.pool, runtime: opts.runtime, registry: opts.registry, platforms, log: opts.log, model: opts.model });
-  const deliverer = createChatDeliverer({ pool: opts.pool, platforms, log: opts.log, ...(opts.reminderLeadMs !== undefined ? { reminderLeadMs: opts.reminderLeadMs } : {}) });
+  const deliverer = createChatDeliverer({
+    pool: opts.pool,
+    platforms,
+    log: opts.log,
+    ...(opts.reminderLeadMs !== undefined ? { reminderLeadMs: opts.reminderLeadMs } : {}),
+  });
   return { core, deliverer };
 }

@@ -94,7 +94,9 @@ export async function writeRunStarts(q: Queryable, items: readonly RunStartWrite
 export async function writeDeferredIntents(q: Queryable, items: readonly DeferredWrite[]): Promise<boolean[]> {
   const first = firstOfEachKey(items);
   const rows = items.flatMap((it, i): DeferredIntentRow[] =>
-    first[i] ? [{ i, key_platform: it.key?.platform ?? null, key: it.key?.key ?? null, key_kind: it.key?.kind ?? null, run_id: it.runId ?? null, payload: it.payload }] : [],
+    first[i]
+      ? [{ i, key_platform: it.key?.platform ?? null, key: it.key?.key ?? null, key_kind: it.key?.kind ?? null, run_id: it.runId ?? null, payload: it.payload }]
+      : [],
   );
   if (rows.length === 0) return items.map(() => false);
   const recorded = new Set(await insertDeferredIntents(q, rows));

@@ -58,7 +58,16 @@ import type { ChatView } from './platform.ts';
 import type { ChatReply } from './replies.ts';
 import { viewForViewer, type DecisionRights, type ViewedMessage } from './viewer.ts';
 
-export { parseChatCommand, type CarryOut, type ChatCommand, type ChatCoreOptions, type DeferredIntent, type DeliveryKey, type Intent, type SubmitResult } from './intake/types.ts';
+export {
+  parseChatCommand,
+  type CarryOut,
+  type ChatCommand,
+  type ChatCoreOptions,
+  type DeferredIntent,
+  type DeliveryKey,
+  type Intent,
+  type SubmitResult,
+} from './intake/types.ts';
 export { originOf } from './intake/forms.ts';
 
 export class ChatCore {
@@ -145,7 +154,11 @@ export class ChatCore {
   }
 
   /** The reply for a workflow that cannot start with these values (schema issues, or field errors by name). */
-  invalidParams(def: WorkflowDefinition, error: z.ZodError | Record<string, string>, given: Record<string, string>): Extract<ChatReply, { kind: 'invalid-params' }> {
+  invalidParams(
+    def: WorkflowDefinition,
+    error: z.ZodError | Record<string, string>,
+    given: Record<string, string>,
+  ): Extract<ChatReply, { kind: 'invalid-params' }> {
     return invalidParams(def, error, given);
   }
 

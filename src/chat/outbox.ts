@@ -11,7 +11,6 @@ import type { Queryable } from '../db/queryable.ts';
 import { enqueueMessageDelivery, enqueueRunDelivery, insertReply, insertRunMessage, redrawReply } from '../db/queries/chat-outbox.ts';
 import type { Rendered } from './platform.ts';
 
-
 /** A place in a chat: a platform's conversation (and thread) in a tenant. */
 export interface Where {
   platform: string;

@@ -21,10 +21,7 @@ import type { ChatReply, HomeView } from './replies.ts';
 
 /** Everything the core asks a platform to draw. */
 export type ChatView =
-  | { kind: 'run'; run: RunView }
-  | { kind: 'approval'; approval: ApprovalView; copy: ApprovalCopy }
-  | { kind: 'reminder'; approval: ApprovalView }
-  | ChatReply;
+  { kind: 'run'; run: RunView } | { kind: 'approval'; approval: ApprovalView; copy: ApprovalCopy } | { kind: 'reminder'; approval: ApprovalView } | ChatReply;
 
 /** A rendering: the platform's JSON (opaque to the core, hashed to skip no-op updates) and plain fallback text. */
 export interface Rendered {

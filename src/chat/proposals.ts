@@ -11,7 +11,6 @@ import type { Queryable } from '../db/queryable.ts';
 import { readProposal } from '../db/queries/proposals.ts';
 import { whereSchema, type Where } from './outbox.ts';
 
-
 export interface ProposalRow {
   id: string;
   workflow: string;

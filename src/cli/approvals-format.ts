@@ -10,7 +10,14 @@ export function formatApprovalList(list: ApprovalRecord[]): string {
   const rows = list.map((a) => [a.id, a.workflow, a.summary, `${a.approvals}/${a.required}`, a.expiresAt ?? '-', a.approvers]);
   const head = ['APPROVAL', 'WORKFLOW', 'SUMMARY', 'HAVE', 'EXPIRES', 'APPROVERS'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  return [head, ...rows].map((r) => r.map((c, i) => pad(c, widths[i] as number)).join('  ').trimEnd()).join('\n');
+  return [head, ...rows]
+    .map((r) =>
+      r
+        .map((c, i) => pad(c, widths[i] as number))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** The approvals section of `runs show`: who, when, decision, comment, parameters hash. */
@@ -25,7 +32,9 @@ export function formatRunApprovals(list: ApprovalRecord[]): string {
     if (a.supersededBy) out.push(`    voided: parameters changed; superseded by ${a.supersededBy}`);
     if (a.autoReason) out.push(`    approved by rule at ${a.resolvedAt ?? '?'}: ${a.autoReason}`);
     for (const d of a.decisions) {
-      out.push(`    ${d.decidedAt}  ${pad(d.principal, 24)} ${pad(d.decision, 7)}${d.comment ? ` "${d.comment}"` : ''}${d.via ? ` (via ${d.via}${d.osUser && d.osUser !== d.principal ? ` by ${d.osUser}` : ''})` : ''}`);
+      out.push(
+        `    ${d.decidedAt}  ${pad(d.principal, 24)} ${pad(d.decision, 7)}${d.comment ? ` "${d.comment}"` : ''}${d.via ? ` (via ${d.via}${d.osUser && d.osUser !== d.principal ? ` by ${d.osUser}` : ''})` : ''}`,
+      );
     }
     if (a.status === 'expired') out.push(`    expired at ${a.expiresAt ?? '?'} with no decision: rejected`);
   }

@@ -35,7 +35,14 @@ export function formatRunList(runs: RunRow[]): string {
   const rows = runs.map((r) => [r.id, `${r.workflow}@v${r.workflow_version}`, r.status, r.created_at.toISOString(), requesterOf(r)]);
   const head = ['RUN', 'WORKFLOW', 'STATUS', 'CREATED', 'REQUESTER'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  return [head, ...rows].map((r) => r.map((c, i) => pad(c, widths[i] as number)).join('  ').trimEnd()).join('\n');
+  return [head, ...rows]
+    .map((r) =>
+      r
+        .map((c, i) => pad(c, widths[i] as number))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function errorLine(e: unknown): string {
@@ -74,7 +81,8 @@ export function formatTimeline(detail: RunDetail): string {
   for (const s of visible) out.push(formatStep(s, nameWidth));
   // A dead-lettered run's error is the dead-letter notice said above; what it may have carried
   // before (a compensating run's failure) is its cause.
-  const error = run.status === 'dead_letter' && (run.error as SerializedError | null)?.code === 'TG_RUN_DEAD_LETTER' ? (run.error as SerializedError).cause : run.error;
+  const error =
+    run.status === 'dead_letter' && (run.error as SerializedError | null)?.code === 'TG_RUN_DEAD_LETTER' ? (run.error as SerializedError).cause : run.error;
   if (error) {
     out.push('');
     out.push(`  error: ${errorLine(error)}`);
@@ -130,7 +138,10 @@ export function formatModelCalls(calls: readonly ModelCallLine[]): string {
   if (calls.length === 0) return '';
   const out = ['', '', 'Model calls'];
   for (const c of calls) {
-    const where = typeof c.stepIdx === 'number' ? `  #${c.stepIdx}${typeof c.step === 'string' ? ` ${c.step}` : ''}${typeof c.attempt === 'number' ? ` attempt ${c.attempt}` : ''}` : '';
+    const where =
+      typeof c.stepIdx === 'number'
+        ? `  #${c.stepIdx}${typeof c.step === 'string' ? ` ${c.step}` : ''}${typeof c.attempt === 'number' ? ` attempt ${c.attempt}` : ''}`
+        : '';
     out.push(
       `  model ${c.model} ${c.prompt.name} v${c.prompt.version}${where}  ${tokens(c.inputTokens)} in / ${tokens(c.outputTokens)} out tokens  ${formatCost(c.costUsd)}  ${formatDuration(c.latencyMs)}`,
     );

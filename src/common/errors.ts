@@ -10,7 +10,7 @@
 
 export const ERROR_CODES = {
   TG_CONFIG_INVALID: 'An environment variable or the project configuration file has a bad value.',
-  TG_CONFIG_CONFLICT: "A live process of this deployment runs with a different project configuration (src/config/digest.ts).",
+  TG_CONFIG_CONFLICT: 'A live process of this deployment runs with a different project configuration (src/config/digest.ts).',
   TG_DB_UNREACHABLE: 'PostgreSQL could not be reached.',
   TG_DB_AHEAD: 'The database has migrations this code does not know.',
   TG_DB_MIGRATION_DENIED: 'The schema needs migrating and this login may not change it.',
@@ -22,7 +22,8 @@ export const ERROR_CODES = {
   TG_DURATION_INVALID: "A duration is neither milliseconds >= 0 nor written like '500ms', '30s', '5m', '2h' or '1d'.",
   TG_INPUT_INVALID: "A run's input does not match its workflow's input schema.",
   TG_USAGE: 'A command-line option or argument has a bad value.',
-  TG_COMMAND_SYNTAX: 'A chat command (or a key=value parameter) could not be read: an unclosed quote, a parameter not written key=value or given twice, a missing workflow or run id.',
+  TG_COMMAND_SYNTAX:
+    'A chat command (or a key=value parameter) could not be read: an unclosed quote, a parameter not written key=value or given twice, a missing workflow or run id.',
   TG_ORIGIN_INVALID: "A run's origin is not the CLI's or a chat's (src/runtime/origin.ts).",
   TG_RUN_NOT_FOUND: 'No run with that id.',
   TG_PRINCIPAL_INVALID: 'A principal is not written platform:tenant:user.',
@@ -36,7 +37,7 @@ export const ERROR_CODES = {
   TG_NON_RETRIABLE: 'A step asked not to be retried.',
   TG_RETRY_AFTER: 'A step asked to be retried after a given delay.',
   TG_RUN_CANCELLED: 'The run was cancelled.',
-  TG_WORKER_SHUTDOWN: "The worker is shutting down: a step attempt was abandoned, and the run resumes on a worker that stays up.",
+  TG_WORKER_SHUTDOWN: 'The worker is shutting down: a step attempt was abandoned, and the run resumes on a worker that stays up.',
   TG_WORKER_THREAD: 'The worker thread is not running or ended before it answered, or src/worker/thread.ts was run on its own instead of by tollgate start.',
   TG_APPROVAL_NOT_FOUND: 'No approval with that id.',
   TG_APPROVAL_POLICY: 'An approval policy names no one who could satisfy it, or an unknown group.',

@@ -12,9 +12,7 @@ import { TollgateError } from '../common/errors.ts';
 import { decodeAuditKey } from '../audit/key.ts';
 import { tracingSettings, type TracingSettings } from '../telemetry/tracing-config.ts';
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 const port = z.coerce.number().int().min(0).max(65535);
 
@@ -232,10 +230,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       const name = String(issue.path[0] ?? '?');
       return `${name}: got ${maskValue(name, cleaned[name])}; expected ${describeExpectation(issue, name)}`;
     });
-    throw new TollgateError(
-      'TG_CONFIG_INVALID',
-      `Invalid configuration. Fix these environment variables and start again:\n  ${lines.join('\n  ')}`,
-    );
+    throw new TollgateError('TG_CONFIG_INVALID', `Invalid configuration. Fix these environment variables and start again:\n  ${lines.join('\n  ')}`);
   }
   const e = parsed.data;
   // Each running advance holds one connection for its whole length, and Graphile Worker and the

@@ -143,7 +143,10 @@ export async function holdDeploymentConfig(o: HoldOptions): Promise<ConfigHold> 
     } else if (stored.digest !== mine.digest) {
       const paths = differingPaths(mine.paths, stored.summary.paths ?? {});
       await replaceStoredConfig(q, mine.digest, { paths: mine.paths }, me);
-      log.warn({ digest: mine.digest, previous: stored.digest, previousSetBy: stored.set_by, changed: paths }, `adopted a new deployment configuration; changed: ${paths.join(', ')}`);
+      log.warn(
+        { digest: mine.digest, previous: stored.digest, previousSetBy: stored.set_by, changed: paths },
+        `adopted a new deployment configuration; changed: ${paths.join(', ')}`,
+      );
     }
     await listHolder(q, holder);
   });
@@ -158,13 +161,19 @@ export async function holdDeploymentConfig(o: HoldOptions): Promise<ConfigHold> 
     await touchHolder(o.pool, holder);
     const deployment = await readDeploymentDigest(o.pool);
     if (deployment && deployment.digest !== mine.digest) {
-      log.error({ digest: mine.digest, deployment: deployment.digest, setBy: deployment.set_by }, 'this process runs with a configuration that is no longer the deployment\'s; restart it with the current TOLLGATE_CONFIG');
+      log.error(
+        { digest: mine.digest, deployment: deployment.digest, setBy: deployment.set_by },
+        "this process runs with a configuration that is no longer the deployment's; restart it with the current TOLLGATE_CONFIG",
+      );
     }
   };
   let inflight: Promise<void> = Promise.resolve();
-  const timer = setInterval(() => {
-    inflight = refresh().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'deployment configuration refresh failed; retrying on the next one'));
-  }, Math.max(100, Math.floor(liveForMs / 3)));
+  const timer = setInterval(
+    () => {
+      inflight = refresh().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'deployment configuration refresh failed; retrying on the next one'));
+    },
+    Math.max(100, Math.floor(liveForMs / 3)),
+  );
   timer.unref();
   return {
     digest: mine.digest,

@@ -96,7 +96,10 @@ export const projectConfigSchema = strictObject({
    */
   console: strictObject({
     users: z
-      .record(principalString, z.string().regex(/^[0-9a-f]{64}$/, { error: 'must be the sha256 of the token, 64 lower-case hex digits (`printf %s "$TOKEN" | sha256sum`)' }))
+      .record(
+        principalString,
+        z.string().regex(/^[0-9a-f]{64}$/, { error: 'must be the sha256 of the token, 64 lower-case hex digits (`printf %s "$TOKEN" | sha256sum`)' }),
+      )
       .default({})
       .superRefine((users, ctx) => {
         const seen = new Map<string, string>();
@@ -111,15 +114,18 @@ export const projectConfigSchema = strictObject({
 
 export type ProjectConfig = z.infer<typeof projectConfigSchema>;
 
-export const EMPTY_PROJECT_CONFIG: ProjectConfig = Object.freeze({ groups: {}, operators: [], cliDelegates: {}, workflows: {}, tools: {}, retention: { days: DEFAULT_RETENTION_DAYS }, model: { prices: {}, redact: [] } });
+export const EMPTY_PROJECT_CONFIG: ProjectConfig = Object.freeze({
+  groups: {},
+  operators: [],
+  cliDelegates: {},
+  workflows: {},
+  tools: {},
+  retention: { days: DEFAULT_RETENTION_DAYS },
+  model: { prices: {}, redact: [] },
+});
 
 /** A workflow's or tool's own section, checked with its schema; errors name the file's path to it. */
-export function projectSection<S extends z.ZodType>(
-  project: ProjectConfig,
-  kind: 'workflows' | 'tools',
-  name: string,
-  schema: S,
-): z.infer<S> {
+export function projectSection<S extends z.ZodType>(project: ProjectConfig, kind: 'workflows' | 'tools', name: string, schema: S): z.infer<S> {
   const section = project[kind][name] ?? {};
   // A section's keys are the workflow's or tool's own: a typo (`approvalThresold`) is refused too.
   const known = closedKeys(schema);
@@ -139,7 +145,9 @@ export function projectSection<S extends z.ZodType>(
  */
 export function checkSectionNames(project: ProjectConfig, known: { workflows: readonly string[]; tools: readonly string[] }): void {
   const lines = (['workflows', 'tools'] as const).flatMap((kind) =>
-    unknownKeys(project[kind], known[kind]).map((name) => `${kind}.${name}: ${unknownKeyMessage(name, known[kind], kind === 'workflows' ? 'workflow' : 'tool')}`),
+    unknownKeys(project[kind], known[kind]).map(
+      (name) => `${kind}.${name}: ${unknownKeyMessage(name, known[kind], kind === 'workflows' ? 'workflow' : 'tool')}`,
+    ),
   );
   if (lines.length > 0) throw new TollgateError('TG_CONFIG_INVALID', `The project configuration is invalid:\n  ${lines.join('\n  ')}`);
 }

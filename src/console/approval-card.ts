@@ -10,7 +10,8 @@ import { formatTime, html, jsonBlock, statusBadge, type Html } from './html.ts';
 function paramsTable(params: Record<string, unknown> | null): Html {
   if (!params || Object.keys(params).length === 0) return html`<p class="muted">No parameters.</p>`;
   return html`<table class="params" data-testid="params"><tbody>${Object.entries(params).map(
-    ([k, v]) => html`<tr><th>${k}</th><td>${v !== null && typeof v === 'object' ? jsonBlock(v) : typeof v === 'string' ? v : html`<code>${String(v)}</code>`}</td></tr>`,
+    ([k, v]) =>
+      html`<tr><th>${k}</th><td>${v !== null && typeof v === 'object' ? jsonBlock(v) : typeof v === 'string' ? v : html`<code>${String(v)}</code>`}</td></tr>`,
   )}</tbody></table>`;
 }
 
@@ -37,7 +38,8 @@ export function approvalCard(a: ApprovalView, opts: { showRun?: boolean } = {}):
     a.decisions.length === 0
       ? html`<p class="muted">No decision yet.</p>`
       : html`<table data-testid="decisions"><thead><tr><th>Who</th><th>Decided</th><th>Comment</th><th>Via</th><th>When</th></tr></thead><tbody>${a.decisions.map(
-          (d) => html`<tr><td>${d.principal}</td><td>${statusBadge(d.decision === 'approve' ? 'approved' : 'rejected', d.decision)}</td><td>${d.comment ?? ''}</td><td>${d.via ?? '—'}</td><td>${formatTime(d.at)}</td></tr>`,
+          (d) =>
+            html`<tr><td>${d.principal}</td><td>${statusBadge(d.decision === 'approve' ? 'approved' : 'rejected', d.decision)}</td><td>${d.comment ?? ''}</td><td>${d.via ?? '—'}</td><td>${formatTime(d.at)}</td></tr>`,
         )}</tbody></table>`
   }
 </section>`;

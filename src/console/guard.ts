@@ -15,7 +15,15 @@ export function guarded(auth: ConsoleAuth, method: 'GET' | 'POST', handler: Cons
     }
     const viewer = auth.identify(req);
     if (method === 'POST' && !sameOrigin(req)) {
-      return sendHtml(res, 403, signInPage({ viewer, problem: 'This form was not sent from a page of this console (another site, or a browser that sends no Origin), so it was refused and nothing was changed. Open the console and use its buttons.' }));
+      return sendHtml(
+        res,
+        403,
+        signInPage({
+          viewer,
+          problem:
+            'This form was not sent from a page of this console (another site, or a browser that sends no Origin), so it was refused and nothing was changed. Open the console and use its buttons.',
+        }),
+      );
     }
     if (!viewer.allowed && !opts.open) return sendHtml(res, 401, signInPage({ viewer, needed: true }));
     const url = new URL(req.url ?? '/', 'http://console.invalid');

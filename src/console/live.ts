@@ -21,9 +21,7 @@ const KEEPALIVE_MS = 15_000;
 export class LiveTimelines {
   readonly #streams = new Set<() => void>();
 
-  constructor(
-    private readonly opts: { pool: pg.Pool; log: Logger; intervalMs?: number },
-  ) {}
+  constructor(private readonly opts: { pool: pg.Pool; log: Logger; intervalMs?: number }) {}
 
   /**
    * Streams `render()` (the fragment's HTML) each time the run's version differs from the last one
@@ -62,7 +60,12 @@ export class LiveTimelines {
           const fragment = await render();
           if (closed) return;
           if (fragment !== undefined) {
-            res.write(`id: ${version}\nevent: timeline\n${fragment.split('\n').map((l) => `data: ${l}`).join('\n')}\n\n`);
+            res.write(
+              `id: ${version}\nevent: timeline\n${fragment
+                .split('\n')
+                .map((l) => `data: ${l}`)
+                .join('\n')}\n\n`,
+            );
             last = version;
             quietSince = Date.now();
           }

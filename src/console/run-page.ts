@@ -79,7 +79,8 @@ ${
   t.toolCalls.length === 0
     ? html`<p class="muted">No tool calls.</p>`
     : html`<table data-testid="tool-calls"><thead><tr><th>Tool</th><th>Status</th><th>Attempts</th><th>Duration</th><th>Input</th><th>Output</th></tr></thead><tbody>${t.toolCalls.map(
-        (s) => html`<tr><td><code>${s.name}</code></td><td>${statusBadge(s.status)}</td><td>${s.attempts}</td><td>${formatDuration(s.durationMs)}</td><td>${jsonBlock(s.input)}</td><td>${s.error ? html`<span class="error">${s.error}</span>` : jsonBlock(s.output)}</td></tr>`,
+        (s) =>
+          html`<tr><td><code>${s.name}</code></td><td>${statusBadge(s.status)}</td><td>${s.attempts}</td><td>${formatDuration(s.durationMs)}</td><td>${jsonBlock(s.input)}</td><td>${s.error ? html`<span class="error">${s.error}</span>` : jsonBlock(s.output)}</td></tr>`,
       )}</tbody></table>`
 }
 
@@ -88,7 +89,8 @@ ${
   t.modelCalls.length === 0
     ? html`<p class="muted">No model calls.</p>`
     : html`<table data-testid="model-calls"><thead><tr><th>When</th><th>Step</th><th>Model</th><th>Prompt</th><th>Input tokens</th><th>Output tokens</th><th>Cost</th><th>Latency</th></tr></thead><tbody>${t.modelCalls.map(
-        (c) => html`<tr><td>${formatTime(c.at)}</td><td>${c.stepIdx ?? '—'}</td><td>${c.recorded ? c.model ?? '—' : html`<span class="muted">purged by retention</span>`}</td><td>${c.prompt ? `${c.prompt.name}@${c.prompt.version}` : '—'}</td><td>${c.inputTokens ?? '—'}</td><td>${c.outputTokens ?? '—'}</td><td>${usd(c.costUsd)}</td><td>${formatDuration(c.latencyMs)}</td></tr>`,
+        (c) =>
+          html`<tr><td>${formatTime(c.at)}</td><td>${c.stepIdx ?? '—'}</td><td>${c.recorded ? (c.model ?? '—') : html`<span class="muted">purged by retention</span>`}</td><td>${c.prompt ? `${c.prompt.name}@${c.prompt.version}` : '—'}</td><td>${c.inputTokens ?? '—'}</td><td>${c.outputTokens ?? '—'}</td><td>${usd(c.costUsd)}</td><td>${formatDuration(c.latencyMs)}</td></tr>`,
       )}
   <tr><th colspan="4">Total (${t.modelTotals.calls} call${t.modelTotals.calls === 1 ? '' : 's'})</th><th>${t.modelTotals.inputTokens}</th><th>${t.modelTotals.outputTokens}</th><th data-testid="model-cost">${usd(t.modelTotals.costUsd)}</th><th></th></tr></tbody></table>`
 }
@@ -96,7 +98,8 @@ ${
 <h2>Events</h2>
 ${t.events.length > EVENTS_SHOWN ? html`<p class="muted">The newest ${EVENTS_SHOWN} of ${t.events.length} events.</p>` : ''}
 <table data-testid="events"><thead><tr><th>#</th><th>When</th><th>Event</th><th>Step</th><th>By</th><th>Via</th></tr></thead><tbody>${events.map(
-    (e) => html`<tr><td>${e.id}</td><td>${formatTime(e.at)}</td><td><code>${e.type}</code></td><td>${e.stepIdx ?? ''}</td><td>${e.actor ?? ''}</td><td>${e.via ?? ''}</td></tr>`,
+    (e) =>
+      html`<tr><td>${e.id}</td><td>${formatTime(e.at)}</td><td><code>${e.type}</code></td><td>${e.stepIdx ?? ''}</td><td>${e.actor ?? ''}</td><td>${e.via ?? ''}</td></tr>`,
   )}</tbody></table>`;
 }
 

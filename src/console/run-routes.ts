@@ -61,7 +61,13 @@ export function mountRunRoutes(r: RunRoutes): void {
 
   mount('GET', '/console', async (c) => {
     const { form, status, requester, problems } = runsFilter(c.url);
-    const rows = await listRunsFiltered(pool, { workflow: form.workflow || undefined, status, requester, before: form.before || undefined, limit: pageSize + 1 });
+    const rows = await listRunsFiltered(pool, {
+      workflow: form.workflow || undefined,
+      status,
+      requester,
+      before: form.before || undefined,
+      limit: pageSize + 1,
+    });
     sendHtml(c.res, problems.length ? 400 : 200, runsPage({ viewer: c.viewer, form, workflows: runtime.registry.names(), ...onePage(rows), problems }));
   });
 
@@ -102,7 +108,12 @@ export function mountRunRoutes(r: RunRoutes): void {
 }
 
 /** The runs list's filter form as sent, what of it applies, and why the rest does not. */
-function runsFilter(url: URL): { form: { workflow: string; status: string; requester: string; before: string }; status?: RunStatus; requester?: Principal; problems: string[] } {
+function runsFilter(url: URL): {
+  form: { workflow: string; status: string; requester: string; before: string };
+  status?: RunStatus;
+  requester?: Principal;
+  problems: string[];
+} {
   const param = (name: string) => (url.searchParams.get(name) ?? '').trim();
   const form = { workflow: param('workflow'), status: param('status'), requester: param('requester'), before: param('before') };
   const problems: string[] = [];

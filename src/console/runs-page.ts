@@ -25,10 +25,18 @@ function listHref(form: RunsFilterForm, before: string): string {
 
 export const RUN_STATUSES = Object.keys(STATUS_LABELS) as RunStatus[];
 
-export function runsPage(opts: { viewer: ConsoleViewer; form: RunsFilterForm; workflows: readonly string[]; runs: RunView[]; problems: string[]; more: boolean }): string {
+export function runsPage(opts: {
+  viewer: ConsoleViewer;
+  form: RunsFilterForm;
+  workflows: readonly string[];
+  runs: RunView[];
+  problems: string[];
+  more: boolean;
+}): string {
   const { form } = opts;
   const workflows = [...new Set([...opts.workflows, ...(form.workflow ? [form.workflow] : [])])].sort();
-  const option = (value: string, label: string, selected: string) => html`<option value="${value}"${selected === value ? html` selected` : ''}>${label}</option>`;
+  const option = (value: string, label: string, selected: string) =>
+    html`<option value="${value}"${selected === value ? html` selected` : ''}>${label}</option>`;
   const filtered = form.workflow || form.status || form.requester;
   const body = html`
 <h1>Runs</h1>

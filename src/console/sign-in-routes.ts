@@ -11,7 +11,14 @@ export function mountSignInRoutes(mount: ConsoleMount, auth: ConsoleAuth): void 
     async (c) => {
       const token = (await formBody(c.req)).get('token')?.trim() ?? '';
       if (!token || !auth.recognise(token)) {
-        return sendHtml(c.res, 401, signInPage({ viewer: c.viewer, problem: 'That token is neither TOLLGATE_CONSOLE_TOKEN nor a personal token listed under console.users; check it and try again.' }));
+        return sendHtml(
+          c.res,
+          401,
+          signInPage({
+            viewer: c.viewer,
+            problem: 'That token is neither TOLLGATE_CONSOLE_TOKEN nor a personal token listed under console.users; check it and try again.',
+          }),
+        );
       }
       redirect(c.res, '/console', { 'set-cookie': sessionCookie(token) });
     },

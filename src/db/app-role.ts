@@ -162,7 +162,7 @@ export async function warnIfPrivileged(pool: pg.Pool, log: Logger): Promise<void
     `Tollgate's database login "${r.login}" ${r.superuser ? 'is a superuser' : 'owns tollgate.events'}: whoever holds it can disable the ` +
       'audit triggers and rewrite the event log. `tollgate audit verify` still detects changes made without the audit key, ' +
       'but run the app as a role with only the grants Tollgate applies (DATABASE_URL) and migrate as the owner (DATABASE_MIGRATION_URL): ' +
-        'docs/operations.md, "Your own PostgreSQL, step by step".',
+      'docs/operations.md, "Your own PostgreSQL, step by step".',
   );
 }
 
@@ -171,14 +171,9 @@ export async function warnIfPrivileged(pool: pg.Pool, log: Logger): Promise<void
  * login's grants when it is another role. The boot (src/boot/database.ts) then checks the audit
  * key's fingerprint and warns when the app's login is privileged.
  */
-export async function migrateAndGrant(
-  db: { pool: pg.Pool; ownerUrl?: string; url: string; auditKey?: AuditKey },
-  log: Logger,
-): Promise<void> {
+export async function migrateAndGrant(db: { pool: pg.Pool; ownerUrl?: string; url: string; auditKey?: AuditKey }, log: Logger): Promise<void> {
   const separateOwner = db.ownerUrl !== undefined && db.ownerUrl !== db.url;
-  const owner = separateOwner
-    ? new pg.Pool({ connectionString: db.ownerUrl, max: 2, ...(db.auditKey ? { options: db.auditKey.pgOptions } : {}) })
-    : db.pool;
+  const owner = separateOwner ? new pg.Pool({ connectionString: db.ownerUrl, max: 2, ...(db.auditKey ? { options: db.auditKey.pgOptions } : {}) }) : db.pool;
   if (separateOwner) {
     // As createPool does (Graphile Worker, migrating through this pool, checks for both).
     owner.on('error', (err) => log.warn({ err: err.message }, 'idle PostgreSQL connection lost (migrations)'));

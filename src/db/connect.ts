@@ -7,7 +7,6 @@ import pg from 'pg';
 import type { Logger } from '../common/log.ts';
 import { rememberPoolKey, type AuditKey } from './pool-key.ts';
 
-
 /** Creates `name` on the server of `maintenanceUrl` unless it exists. */
 export async function ensureDatabase(maintenanceUrl: string, name: string): Promise<void> {
   const client = new pg.Client({ connectionString: maintenanceUrl });
@@ -47,7 +46,6 @@ export function createPool(url: string, max: number, log: Logger, auditKey?: Aud
   });
   return pool;
 }
-
 
 export function maskUrl(url: string): string {
   return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');

@@ -156,7 +156,10 @@ function loadLibrary(): Promise<EmbeddedPostgresClass> {
 
 /** The first line of `text` that says what went wrong, for a one-sentence error. */
 function reasonIn(text: string): string {
-  const lines = text.split('\n').map((l) => l.replace(/^\[STDERR\]\s*/, '').trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.replace(/^\[STDERR\]\s*/, '').trim())
+    .filter(Boolean);
   const bad = lines.find((l) => /\b(error|FATAL|PANIC):/.test(l));
   return (bad ?? lines.at(-1) ?? 'no output').replace(/^.*?\b(error|FATAL|PANIC):\s*/, '').replace(/\.$/, '');
 }
@@ -274,13 +277,7 @@ async function stopPostmaster(pid: number, log: Logger): Promise<void> {
  * reuses the port the last postmaster of this cluster had when it is free (so processes that
  * knew a server that died find its successor on the same port), otherwise picks a free one.
  */
-async function attachOrStart(
-  dataDir: string,
-  clusterDir: string,
-  port: number,
-  creds: Credentials,
-  log: Logger,
-): Promise<{ port: number; started: boolean }> {
+async function attachOrStart(dataDir: string, clusterDir: string, port: number, creds: Credentials, log: Logger): Promise<{ port: number; started: boolean }> {
   for (let attempt = 1; ; attempt++) {
     const running = findRunningServer(clusterDir);
     if (running) {
@@ -288,7 +285,12 @@ async function attachOrStart(
         log.debug({ port: running.port, pid: running.pid }, 'using the embedded PostgreSQL already running for this data dir');
         return { port: running.port, started: false };
       }
-      if (attempt >= 5) throw new TollgateError('TG_DB_EMBEDDED', `The embedded PostgreSQL in ${clusterDir} keeps exiting while starting; look at its log, or set DATABASE_URL.`, { clusterDir });
+      if (attempt >= 5)
+        throw new TollgateError(
+          'TG_DB_EMBEDDED',
+          `The embedded PostgreSQL in ${clusterDir} keeps exiting while starting; look at its log, or set DATABASE_URL.`,
+          { clusterDir },
+        );
       continue; // it died while we waited: start it (or find who did)
     }
     const started = await withStartLock(dataDir, async () => {
@@ -380,10 +382,7 @@ export async function startEmbeddedPostgres(opts: {
       await withStartLock(dataDir, async () => {
         const others = otherLiveUsers(dataDir, lease);
         if (others.length > 0) {
-          log.info(
-            { users: others },
-            'leaving the embedded PostgreSQL running: other Tollgate processes use it (the last one to exit stops it)',
-          );
+          log.info({ users: others }, 'leaving the embedded PostgreSQL running: other Tollgate processes use it (the last one to exit stops it)');
           return;
         }
         const running = findRunningServer(clusterDir);

@@ -74,7 +74,8 @@ export class GroupCommit<I, O> {
     this.#items += batch.length;
     try {
       const out = await this.#o.write(batch.map((w) => w.item));
-      if (out.length !== batch.length) throw new TollgateError('TG_INTERNAL', `${this.#o.name}: the write returned ${out.length} outcomes for ${batch.length} items`);
+      if (out.length !== batch.length)
+        throw new TollgateError('TG_INTERNAL', `${this.#o.name}: the write returned ${out.length} outcomes for ${batch.length} items`);
       batch.forEach((w, i) => w.resolve(out[i] as O));
       return;
     } catch (e) {

@@ -119,7 +119,7 @@ function migrationDenied(login: string, cause: unknown): TollgateError {
   return new TollgateError(
     'TG_DB_MIGRATION_DENIED',
     `The database schema is behind this Tollgate, and the login "${login}" may not migrate it (${(cause as Error).message}). ` +
-      'Run `tollgate migrate` with DATABASE_MIGRATION_URL set to the database owner\'s login, then start this again ' +
+      "Run `tollgate migrate` with DATABASE_MIGRATION_URL set to the database owner's login, then start this again " +
       '(docs/operations.md, "Database roles").',
     { login },
     { cause },

@@ -54,7 +54,11 @@ function sameTenant(a: Pick<Principal, 'platform' | 'tenant'>, b: Pick<Principal
  * `cliDelegates`: the OS user who ran the command is still recorded with everything it does
  * (`osUser`), so a decision made "as" a Slack user is never mistaken for one made in Slack.
  */
-export function resolveCliActor(osUser: Principal, as: string | undefined, project: Pick<ProjectConfig, 'cliDelegates'>): { principal: Principal; osUser: string } {
+export function resolveCliActor(
+  osUser: Principal,
+  as: string | undefined,
+  project: Pick<ProjectConfig, 'cliDelegates'>,
+): { principal: Principal; osUser: string } {
   const me = formatPrincipal(osUser);
   if (as === undefined) return { principal: osUser, osUser: me };
   const claimed = parsePrincipal(as);

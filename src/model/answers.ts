@@ -27,7 +27,12 @@ export function structuredAnswer<S extends z.ZodObject>(schema: S): Interpret<z.
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       const at = issue.path.length > 0 ? `${issue.path.map(String).join('.')}: ` : '';
-      throw new CallFailed({ code: 'TG_MODEL_BAD_ANSWER', message: `The model’s answer did not match what was asked for (${at}${issue.message}).`, cause: parsed.error, response: raw });
+      throw new CallFailed({
+        code: 'TG_MODEL_BAD_ANSWER',
+        message: `The model’s answer did not match what was asked for (${at}${issue.message}).`,
+        cause: parsed.error,
+        response: raw,
+      });
     }
     return { response: raw, output: parsed.data, dropped };
   };

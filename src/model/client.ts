@@ -150,7 +150,8 @@ export function createModelClient(settings: ModelSettings, log: Logger): ModelCl
     record.response = content;
     try {
       if (choice?.message.refusal) throw new CallFailed({ code: 'TG_MODEL_BAD_ANSWER', message: `The model refused to answer: ${choice.message.refusal}` });
-      if (choice?.finish_reason === 'length') throw new CallFailed({ code: 'TG_MODEL_BAD_ANSWER', message: 'The model’s answer was cut off at its length limit.' });
+      if (choice?.finish_reason === 'length')
+        throw new CallFailed({ code: 'TG_MODEL_BAD_ANSWER', message: 'The model’s answer was cut off at its length limit.' });
       const answer = interpret(content, completion);
       record.response = answer.response;
       record.dropped = answer.dropped ?? [];
@@ -185,4 +186,3 @@ export function createModelClient(settings: ModelSettings, log: Logger): ModelCl
     },
   };
 }
-

@@ -170,7 +170,10 @@ export class Executor {
     if (claim.run.status === 'dead_letter') {
       if (claim.previous) {
         const error = claim.run.error as SerializedError | null;
-        this.#log.error({ runId, workflow: claim.run.workflow, recoveries: claim.run.recovery_attempts, details: error?.details }, 'run dead-lettered: interrupted again after too many recoveries');
+        this.#log.error(
+          { runId, workflow: claim.run.workflow, recoveries: claim.run.recovery_attempts, details: error?.details },
+          'run dead-lettered: interrupted again after too many recoveries',
+        );
       }
       return 'dead-lettered';
     }

@@ -66,7 +66,10 @@ export function budgetApproval(workflow: string, step: string, budget: ModelBudg
 
 /** The step's failure for good when its budget approval was rejected or expired. */
 export function budgetRefused(runId: string, step: string, decision: BudgetDecision, gate: ApprovalResult): NonRetriableError {
-  const why = gate.status === 'expired' ? `approval ${gate.approvalId} expired with no decision` : `${gate.by ?? 'an approver'} rejected approval ${gate.approvalId}${gate.comment ? `: "${gate.comment}"` : ''}`;
+  const why =
+    gate.status === 'expired'
+      ? `approval ${gate.approvalId} expired with no decision`
+      : `${gate.by ?? 'an approver'} rejected approval ${gate.approvalId}${gate.comment ? `: "${gate.comment}"` : ''}`;
   // TG_APPROVAL_REJECTED: a retry would meet the same decision (src/runtime/retryable.ts).
   return new NonRetriableError(`Model step "${step}" not run: ${whyOver(decision)}, and ${why}.`, undefined, 'TG_APPROVAL_REJECTED', {
     runId,

@@ -18,7 +18,10 @@ export const cliOriginSchema = z.object({
 });
 
 export const chatOriginSchema = z.object({
-  platform: z.string().regex(PLATFORM_NAME).refine((p) => p !== 'cli', 'a chat origin names a chat platform, not cli'),
+  platform: z
+    .string()
+    .regex(PLATFORM_NAME)
+    .refine((p) => p !== 'cli', 'a chat origin names a chat platform, not cli'),
   tenant: z.string().min(1),
   /** Null when the run was asked for somewhere it cannot post (a form opened from App Home). */
   conversation: z.string().min(1).nullable(),

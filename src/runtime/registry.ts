@@ -34,11 +34,9 @@ export class WorkflowRegistry {
     const versions = this.#byName.get(name);
     if (!versions || versions.size === 0) {
       const known = this.names();
-      throw new TollgateError(
-        'TG_WORKFLOW_UNKNOWN',
-        `No workflow named "${name}". Known workflows: ${known.length ? known.join(', ') : '(none)'}.`,
-        { workflow: name },
-      );
+      throw new TollgateError('TG_WORKFLOW_UNKNOWN', `No workflow named "${name}". Known workflows: ${known.length ? known.join(', ') : '(none)'}.`, {
+        workflow: name,
+      });
     }
     const v = version ?? Math.max(...versions.keys());
     const def = versions.get(v);

@@ -11,13 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import {
-  NondeterminismError,
-  NonRetriableError,
-  StepFailedError,
-  serializeError,
-  type SerializedError,
-} from '../common/errors.ts';
+import { NondeterminismError, NonRetriableError, StepFailedError, serializeError, type SerializedError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { pause } from '../common/backoff.ts';
 import { runApprovalGate } from '../approvals/gate.ts';
@@ -80,7 +74,9 @@ export function asJson<T>(value: T, what = 'A step output'): T {
   const text = JSON.stringify(value);
   // PostgreSQL's jsonb cannot hold U+0000; storing it would fail the journal write on every retry.
   if (text.includes('\\u0000')) {
-    throw new NonRetriableError(`${what} contains a NUL character (\\u0000), which PostgreSQL cannot store. Encode binary data (e.g. base64) before returning it.`);
+    throw new NonRetriableError(
+      `${what} contains a NUL character (\\u0000), which PostgreSQL cannot store. Encode binary data (e.g. base64) before returning it.`,
+    );
   }
   return JSON.parse(text) as T;
 }
@@ -264,10 +260,23 @@ export class Replay {
     const claimed = this.#claim(name);
     const call = prepareToolCall(this.#env.tools, this.#def, this.#run.id, name, input);
     const { run, compensate } = toolStep(call, this.#env.project, this.#env.pool);
-    const before = call.effect === 'write' ? async () => { await requireApproval(this.#q, this.#run.id, claimed.idx, call); } : undefined;
+    const before =
+      call.effect === 'write'
+        ? async () => {
+            await requireApproval(this.#q, this.#run.id, claimed.idx, call);
+          }
+        : undefined;
     // The tool's version goes into each attempt's chained step.started event: the evidence of which version ran.
     const started = { tool: call.tool.name, toolVersion: call.tool.version };
-    return this.#runStep(claimed, run, { retry: options.retry, timeoutMs: options.timeoutMs, compensate: options.compensate ? compensate : undefined }, 'tool', call.input, before, started);
+    return this.#runStep(
+      claimed,
+      run,
+      { retry: options.retry, timeoutMs: options.timeoutMs, compensate: options.compensate ? compensate : undefined },
+      'tool',
+      call.input,
+      before,
+      started,
+    );
   }
 
   /** An approval gate (see src/approvals/gate.ts): suspends until decided, then records the decision. */
@@ -307,7 +316,11 @@ export class Replay {
         // Through the run's locked connection while the attempt is live; an attempt abandoned by
         // its timeout may answer after the advance let the connection go, so it goes by the pool.
         const q = ctx.signal.aborted ? this.#env.pool : this.#q;
-        await recordModelCall(q, { runId: this.#run.id, stepIdx: claimed.idx, actor: null, context: { stepIdx: claimed.idx, step: claimed.name, attempt: ctx.attempt } }, attempt.record);
+        await recordModelCall(
+          q,
+          { runId: this.#run.id, stepIdx: claimed.idx, actor: null, context: { stepIdx: claimed.idx, step: claimed.name, attempt: ctx.attempt } },
+          attempt.record,
+        );
       }
       if (!attempt.ok) throw attempt.error;
       return attempt.output;
@@ -346,7 +359,14 @@ export class Replay {
     const retry = resolveRetry(options.retry);
     if (row?.status === 'succeeded' || row?.status === 'compensated' || row?.status === 'compensating' || row?.status === 'compensation_failed') {
       if (options.compensate) {
-        this.compensations.push({ idx, name: unique, output: row.output, fn: options.compensate, retry: resolveRetry(options.compensateRetry ?? options.retry), row });
+        this.compensations.push({
+          idx,
+          name: unique,
+          output: row.output,
+          fn: options.compensate,
+          retry: resolveRetry(options.compensateRetry ?? options.retry),
+          row,
+        });
       }
       return row.output as T;
     }
@@ -383,7 +403,14 @@ export class Replay {
         const output = asJson(await timeStepAttempt(this.#run.workflow, kind, () => traceStepAttempt(this.#run, { name: unique, idx, attempt, kind }, body)));
         this.#deferSuccess({ idx, name: unique, output });
         if (options.compensate) {
-          this.compensations.push({ idx, name: unique, output, fn: options.compensate, retry: resolveRetry(options.compensateRetry ?? options.retry), row: undefined });
+          this.compensations.push({
+            idx,
+            name: unique,
+            output,
+            fn: options.compensate,
+            retry: resolveRetry(options.compensateRetry ?? options.retry),
+            row: undefined,
+          });
         }
         return output;
       } catch (e) {

@@ -23,7 +23,15 @@ export const DECIMAL_NUMBER = /^-?\d+(\.\d+)?$/;
 
 interface ZodInternals {
   _zod: {
-    def: { type: string; innerType?: ZodInternals; defaultValue?: unknown; entries?: Record<string, unknown>; shape?: Record<string, ZodInternals>; in?: ZodInternals; out?: ZodInternals };
+    def: {
+      type: string;
+      innerType?: ZodInternals;
+      defaultValue?: unknown;
+      entries?: Record<string, unknown>;
+      shape?: Record<string, ZodInternals>;
+      in?: ZodInternals;
+      out?: ZodInternals;
+    };
   };
   description?: string;
 }

@@ -255,11 +255,9 @@ export class Runtime {
         );
       }
       if ((run as RunRow & { journal_purged_at?: Date | null }).journal_purged_at) {
-        throw new TollgateError(
-          'TG_RUN_STATE',
-          `Run ${runId} cannot be retried: retention purged its recorded step outputs. Start a new run instead.`,
-          { runId },
-        );
+        throw new TollgateError('TG_RUN_STATE', `Run ${runId} cannot be retried: retention purged its recorded step outputs. Start a new run instead.`, {
+          runId,
+        });
       }
       const hopeless = whyNotRetryable(run);
       if (hopeless) throw new TollgateError('TG_RUN_STATE', hopeless, { runId, reason: 'approval-rejected' });
@@ -352,7 +350,6 @@ export class Runtime {
   async #transaction<T>(client: Queryable | undefined, fn: (q: Queryable) => Promise<T>): Promise<T> {
     return client ? fn(client) : withRetriedTransaction(this.pool, fn);
   }
-
 }
 
 export function isTerminal(status: RunStatus): boolean {

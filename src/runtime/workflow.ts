@@ -183,7 +183,10 @@ const NAME = /^[a-z][a-z0-9-]{0,62}$/;
 
 export function defineWorkflow<S extends z.ZodType, O>(spec: WorkflowSpec<S, O>): WorkflowDefinition<S, O> {
   if (!NAME.test(spec.name)) {
-    throw new TollgateError('TG_WORKFLOW_INVALID', `Workflow name "${spec.name}" is invalid: use lowercase letters, digits and dashes, starting with a letter.`);
+    throw new TollgateError(
+      'TG_WORKFLOW_INVALID',
+      `Workflow name "${spec.name}" is invalid: use lowercase letters, digits and dashes, starting with a letter.`,
+    );
   }
   if (!Number.isInteger(spec.version) || spec.version < 1) {
     throw new TollgateError('TG_WORKFLOW_INVALID', `Workflow "${spec.name}" has version ${String(spec.version)}: versions are integers from 1.`);
@@ -193,10 +196,16 @@ export function defineWorkflow<S extends z.ZodType, O>(spec: WorkflowSpec<S, O>)
   const shape = (spec.input as { shape?: Record<string, unknown> }).shape;
   const unknown = shape ? neverSend.filter((f) => !(f in shape)) : [];
   if (unknown.length > 0) {
-    throw new TollgateError('TG_WORKFLOW_INVALID', `Workflow "${spec.name}" lists ${unknown.map((f) => `"${f}"`).join(', ')} in neverSend, which its input does not have (its fields: ${Object.keys(shape ?? {}).join(', ')}).`);
+    throw new TollgateError(
+      'TG_WORKFLOW_INVALID',
+      `Workflow "${spec.name}" lists ${unknown.map((f) => `"${f}"`).join(', ')} in neverSend, which its input does not have (its fields: ${Object.keys(shape ?? {}).join(', ')}).`,
+    );
   }
   if (spec.budget && !(Number.isFinite(spec.budget.maxCostUsd) && spec.budget.maxCostUsd >= 0)) {
-    throw new TollgateError('TG_WORKFLOW_INVALID', `Workflow "${spec.name}" has budget.maxCostUsd ${String(spec.budget.maxCostUsd)}: give a number of USD >= 0.`);
+    throw new TollgateError(
+      'TG_WORKFLOW_INVALID',
+      `Workflow "${spec.name}" has budget.maxCostUsd ${String(spec.budget.maxCostUsd)}: give a number of USD >= 0.`,
+    );
   }
   return Object.freeze({ ...spec, tools: Object.freeze([...(spec.tools ?? [])]), neverSend: Object.freeze(neverSend) });
 }

@@ -21,7 +21,6 @@ import { sendJson, type Handler, type HttpRoutes } from '../common/http.ts';
 import { metricsHandler, type MetricsOptions } from './metrics.ts';
 import { DEFAULT_HTTP_LIMITS, guardDoor, serverOptions, type HttpLimits } from './door.ts';
 
-
 interface PatternRoute {
   method: string;
   segments: string[];
@@ -175,7 +174,10 @@ function isBodyTooLarge(e: unknown): boolean {
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new TollgateError('TG_DB_UNREACHABLE', message)), ms); })]).finally(() =>
-    clearTimeout(t),
-  );
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      t = setTimeout(() => reject(new TollgateError('TG_DB_UNREACHABLE', message)), ms);
+    }),
+  ]).finally(() => clearTimeout(t));
 }

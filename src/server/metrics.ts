@@ -65,7 +65,7 @@ async function databaseMetrics(pool: pg.Pool): Promise<MetricsJson> {
     pending.reset();
     up.set(0);
   }
-  return (await r.getMetricsAsJSON());
+  return await r.getMetricsAsJSON();
 }
 
 /** Whether the worker thread answered (so a missing series is told from a zero one). */
@@ -76,7 +76,7 @@ async function workerAnswered(answered: boolean): Promise<MetricsJson> {
     help: 'Whether the worker thread answered this scrape with its metrics (its series are missing when not).',
     registers: [r],
   }).set(answered ? 1 : 0);
-  return (await r.getMetricsAsJSON());
+  return await r.getMetricsAsJSON();
 }
 
 export function metricsHandler(pool: pg.Pool, opts: MetricsOptions = {}): Handler {

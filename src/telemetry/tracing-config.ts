@@ -62,7 +62,9 @@ function parseResourceAttributes(text: string | undefined, problems: string[]): 
       // a malformed percent-escape (URIError): reported below, as a pair without a key is
     }
     if (!ok) {
-      problems.push(`OTEL_RESOURCE_ATTRIBUTES: got ${JSON.stringify(pair)}; expected key=value pairs separated by commas (percent-encode "," and "=" inside values)`);
+      problems.push(
+        `OTEL_RESOURCE_ATTRIBUTES: got ${JSON.stringify(pair)}; expected key=value pairs separated by commas (percent-encode "," and "=" inside values)`,
+      );
     }
   }
   return out;
@@ -84,11 +86,17 @@ const OFF: TracingSettings = {
  */
 export function tracingSettings(env: Readonly<Record<string, string | undefined>>): TracingSettings {
   const problems: string[] = [];
-  const exporters = (trimmed(env, 'OTEL_TRACES_EXPORTER') ?? 'otlp').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const exporters = (trimmed(env, 'OTEL_TRACES_EXPORTER') ?? 'otlp')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
   if (isTrue(env.OTEL_SDK_DISABLED) || exporters.includes('none')) return OFF;
   const tracesEndpoint = trimmed(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
   const baseEndpoint = trimmed(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
-  for (const [name, value] of [['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', tracesEndpoint], ['OTEL_EXPORTER_OTLP_ENDPOINT', baseEndpoint]] as const) {
+  for (const [name, value] of [
+    ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', tracesEndpoint],
+    ['OTEL_EXPORTER_OTLP_ENDPOINT', baseEndpoint],
+  ] as const) {
     if (value && !validUrl(value)) problems.push(`${name}: got ${JSON.stringify(value)}; expected an http or https URL such as http://localhost:4318`);
   }
   // The specification: the signal's own variable is used as it is; the base one gets /v1/traces.
@@ -97,14 +105,18 @@ export function tracingSettings(env: Readonly<Record<string, string | undefined>
 
   const unknownExporter = exporters.find((e) => e !== 'otlp' && e !== 'none');
   if (unknownExporter) {
-    problems.push(`OTEL_TRACES_EXPORTER: got ${JSON.stringify(unknownExporter)}; expected "otlp" (the default) or "none" (Tollgate exports traces over OTLP only)`);
+    problems.push(
+      `OTEL_TRACES_EXPORTER: got ${JSON.stringify(unknownExporter)}; expected "otlp" (the default) or "none" (Tollgate exports traces over OTLP only)`,
+    );
   }
 
   let notice: string | undefined;
   const protocolName = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL?.trim() ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
   const protocol = trimmed(env, protocolName);
   if (protocol === 'grpc') {
-    problems.push(`${protocolName}: got "grpc"; expected "http/json" (Tollgate exports OTLP over HTTP; point the endpoint at the collector's HTTP port, usually 4318)`);
+    problems.push(
+      `${protocolName}: got "grpc"; expected "http/json" (Tollgate exports OTLP over HTTP; point the endpoint at the collector's HTTP port, usually 4318)`,
+    );
   } else if (protocol === 'http/protobuf') {
     notice = `${protocolName} is http/protobuf; Tollgate sends OTLP over HTTP as JSON (http/json), which OTLP/HTTP receivers such as the OpenTelemetry Collector accept on the same port.`;
   } else if (protocol !== undefined && protocol !== 'http/json') {

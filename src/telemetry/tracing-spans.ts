@@ -186,7 +186,11 @@ export function traceApprovalWait(
     runContext(run.trace_context) ?? t.api.ROOT_CONTEXT,
   );
   for (const d of result.decisions) {
-    span.addEvent('approval.decided', { 'tollgate.approval.decision': d.decision, ...(d.via ? { 'tollgate.approval.via': d.via } : {}) }, new Date(d.decidedAt));
+    span.addEvent(
+      'approval.decided',
+      { 'tollgate.approval.decision': d.decision, ...(d.via ? { 'tollgate.approval.via': d.via } : {}) },
+      new Date(d.decidedAt),
+    );
   }
   span.end(approval.resolved_at ?? new Date());
 }

@@ -91,9 +91,9 @@ export async function installTracing(opts: InstallOptions): Promise<TracingHandl
   ]);
   const ids = new RootIds(new base.RandomIdGenerator());
   const provider = new node.NodeTracerProvider({
-    resource: resources.defaultResource().merge(
-      resources.resourceFromAttributes({ ...opts.resourceAttributes, 'service.name': opts.serviceName ?? 'tollgate' }),
-    ),
+    resource: resources
+      .defaultResource()
+      .merge(resources.resourceFromAttributes({ ...opts.resourceAttributes, 'service.name': opts.serviceName ?? 'tollgate' })),
     sampler: buildSampler(base, opts.sampler ?? { name: 'parentbased_always_on', ratio: 1 }),
     idGenerator: ids,
     spanProcessors: opts.spanProcessors,

@@ -42,7 +42,10 @@ const NAME = /^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*$/;
 
 export function defineTool<I extends z.ZodType, O extends z.ZodType>(spec: ToolDefinition<I, O>): ToolDefinition<I, O> {
   if (!NAME.test(spec.name)) {
-    throw new TollgateError('TG_TOOL_INVALID', `Tool name "${spec.name}" is invalid: use lowercase words of letters, digits and dashes joined by dots, e.g. http.request.`);
+    throw new TollgateError(
+      'TG_TOOL_INVALID',
+      `Tool name "${spec.name}" is invalid: use lowercase words of letters, digits and dashes joined by dots, e.g. http.request.`,
+    );
   }
   if (!Number.isInteger(spec.version) || spec.version < 1) {
     throw new TollgateError('TG_TOOL_INVALID', `Tool "${spec.name}" has version ${String(spec.version)}: versions are integers from 1.`);

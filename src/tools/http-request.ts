@@ -122,7 +122,14 @@ function toRule(entry: z.infer<typeof allowedHost>): HostRule {
   const wildcard = host.startsWith('*.');
   const { name, port } = splitHostPort(wildcard ? host.slice(1) : host);
   const flags = [raw.allowInsecure && 'allowInsecure', raw.allowPrivate && 'allowPrivate'].filter(Boolean);
-  return { entry: flags.length ? `${host} (${flags.join(', ')})` : host, name, wildcard, port, allowInsecure: raw.allowInsecure, allowPrivate: raw.allowPrivate };
+  return {
+    entry: flags.length ? `${host} (${flags.join(', ')})` : host,
+    name,
+    wildcard,
+    port,
+    allowInsecure: raw.allowInsecure,
+    allowPrivate: raw.allowPrivate,
+  };
 }
 
 function defaultPort(url: URL): number {
@@ -226,10 +233,10 @@ async function resolve(hostname: string): Promise<dns.LookupAddress[]> {
 
 /** A socket `lookup` that answers with the addresses already checked, never asking DNS again. */
 function pinnedLookup(addresses: dns.LookupAddress[]): net.LookupFunction {
-  return ((_host: string, opts: dns.LookupOptions, cb: (err: Error | null, address: string | dns.LookupAddress[], family?: number) => void) => {
+  return (_host: string, opts: dns.LookupOptions, cb: (err: Error | null, address: string | dns.LookupAddress[], family?: number) => void) => {
     if (opts.all) cb(null, addresses);
     else cb(null, addresses[0]!.address, addresses[0]!.family);
-  });
+  };
 }
 
 function refused(message: string, details: Record<string, unknown>): NonRetriableError {
@@ -302,12 +309,8 @@ function send(
   });
 }
 
-export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z.input<typeof httpOutput>> {
-  const cfg = httpToolConfigSchema.parse(ctx.config);
-  const url = new URL(input.url);
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw refused(`http.request only calls http and https URLs, not ${url.protocol}.`, { url: input.url });
-  }
+/** The allowlist entry admitting `url`, and its addresses, checked: refused with the reason otherwise. */
+async function admit(url: URL, cfg: HttpToolConfig): Promise<{ rule: HostRule; addresses: dns.LookupAddress[] }> {
   const rule = findRule(url, cfg.allowedHosts);
   if (!rule) {
     throw refused(
@@ -326,7 +329,12 @@ export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z
   try {
     addresses = await resolve(url.hostname);
   } catch (e) {
-    throw new TollgateError('TG_TOOL_HTTP_UNREACHABLE', `http.request could not resolve ${url.hostname}: ${(e as Error).message}`, { host: url.hostname }, { cause: e });
+    throw new TollgateError(
+      'TG_TOOL_HTTP_UNREACHABLE',
+      `http.request could not resolve ${url.hostname}: ${(e as Error).message}`,
+      { host: url.hostname },
+      { cause: e },
+    );
   }
   if (!rule.allowPrivate) {
     for (const a of addresses) {
@@ -339,6 +347,17 @@ export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z
       }
     }
   }
+
+  return { rule, addresses };
+}
+
+export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z.input<typeof httpOutput>> {
+  const cfg = httpToolConfigSchema.parse(ctx.config);
+  const url = new URL(input.url);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw refused(`http.request only calls http and https URLs, not ${url.protocol}.`, { url: input.url });
+  }
+  const { rule, addresses } = await admit(url, cfg);
 
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(input.headers ?? {})) if (!OWNED_HEADERS.has(k.toLowerCase())) headers[k] = v;
@@ -361,10 +380,17 @@ export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z
   ctx.signal.addEventListener('abort', onStepAbort, { once: true });
   let res: Response;
   try {
-    res = await traceHttpRequest(input.method, url, headers, () => send(url, { method: input.method, headers, body, addresses, signal: ac.signal, maxBytes: cfg.maxResponseBytes }));
+    res = await traceHttpRequest(input.method, url, headers, () =>
+      send(url, { method: input.method, headers, body, addresses, signal: ac.signal, maxBytes: cfg.maxResponseBytes }),
+    );
   } catch (e) {
     if (ac.signal.aborted && (ac.signal.reason as Error | undefined)?.name === 'TimeoutError') {
-      throw new TollgateError('TG_TOOL_HTTP_TIMEOUT', `http.request to ${url.host} timed out after ${timeoutMs} ms.`, { host: url.host, timeoutMs }, { cause: e });
+      throw new TollgateError(
+        'TG_TOOL_HTTP_TIMEOUT',
+        `http.request to ${url.host} timed out after ${timeoutMs} ms.`,
+        { host: url.host, timeoutMs },
+        { cause: e },
+      );
     }
     if (e instanceof NonRetriableError) throw e;
     throw new TollgateError('TG_TOOL_HTTP_UNREACHABLE', `http.request to ${url.host} failed: ${(e as Error).message}`, { host: url.host }, { cause: e });
@@ -372,6 +398,11 @@ export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z
     clearTimeout(timer);
     ctx.signal.removeEventListener('abort', onStepAbort);
   }
+  return readAnswer(input, url, res);
+}
+
+/** The tool's output from the service's answer; 429 and 5xx are retried, other 4xx fail for good. */
+function readAnswer(input: HttpInput, url: URL, res: Response): z.input<typeof httpOutput> {
   const contentType = res.headers['content-type'] ?? null;
   const text = res.bytes.toString('utf8');
   let parsed: unknown = text;
@@ -389,9 +420,14 @@ export async function httpRequest(input: HttpInput, ctx: ToolContext): Promise<z
     throw new TollgateError('TG_TOOL_HTTP_STATUS', msg, { status: res.status });
   }
   if (res.status >= 400) {
-    throw new NonRetriableError(`${input.method} ${url.origin}${url.pathname} answered ${res.status}: ${text.slice(0, 200)}`, undefined, 'TG_TOOL_HTTP_STATUS', {
-      status: res.status,
-    });
+    throw new NonRetriableError(
+      `${input.method} ${url.origin}${url.pathname} answered ${res.status}: ${text.slice(0, 200)}`,
+      undefined,
+      'TG_TOOL_HTTP_STATUS',
+      {
+        status: res.status,
+      },
+    );
   }
   return { status: res.status, ok: res.status >= 200 && res.status < 300, contentType, body: parsed, bytes: res.bytes.byteLength };
 }

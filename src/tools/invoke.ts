@@ -44,7 +44,12 @@ export async function requireApproval(q: Queryable, runId: string, stepIdx: numb
   const hash = paramsHash(call.input);
   const found = await findCoveringApproval(q, runId, call.tool.name, hash);
   if (found) return found;
-  await appendEvent(q, { runId, type: 'tool.refused', stepIdx, payload: { tool: call.tool.name, paramsHash: hash, reason: 'no approved gate with these parameters' } });
+  await appendEvent(q, {
+    runId,
+    type: 'tool.refused',
+    stepIdx,
+    payload: { tool: call.tool.name, paramsHash: hash, reason: 'no approved gate with these parameters' },
+  });
   throw new TollgateError(
     'TG_TOOL_NOT_APPROVED',
     `Tool ${call.tool.name} writes, and no approved gate of run ${runId} covers these parameters (hash ${hash.slice(0, 12)}…). ` +
@@ -64,14 +69,17 @@ export function toolStep(call: PreparedCall, project: ProjectConfig, pool: pg.Po
       const out = await traceToolCall(tool, call.effect, ctx.runId, async () => tool.handler(call.input, toolContext(ctx, project, pool, tool.name)));
       const parsed = tool.output.safeParse(out);
       if (!parsed.success) {
-        throw new NonRetriableError(`Tool ${tool.name} returned output that does not match its schema: ${describeIssues(parsed.error)}`, undefined, 'TG_TOOL_OUTPUT_INVALID', {
-          tool: tool.name,
-        });
+        throw new NonRetriableError(
+          `Tool ${tool.name} returned output that does not match its schema: ${describeIssues(parsed.error)}`,
+          undefined,
+          'TG_TOOL_OUTPUT_INVALID',
+          {
+            tool: tool.name,
+          },
+        );
       }
       return parsed.data;
     },
-    compensate: tool.compensate
-      ? async (ctx: CompensationContext) => tool.compensate?.(ctx.output, toolContext(ctx, project, pool, tool.name))
-      : undefined,
+    compensate: tool.compensate ? async (ctx: CompensationContext) => tool.compensate?.(ctx.output, toolContext(ctx, project, pool, tool.name)) : undefined,
   };
 }

@@ -15,7 +15,6 @@
 import type { ApprovalRecord } from '../approvals/types.ts';
 import { parsePrincipal, type Principal } from '../common/principals.ts';
 
-
 export type ApprovalViewStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled' | 'voided';
 
 export interface ApprovalDecisionView {
@@ -91,7 +90,14 @@ export function toApprovalView(a: ApprovalRecord): ApprovalView {
     approvers: a.approvers,
     required: a.required,
     approvals: a.approvals,
-    decisions: a.decisions.map((d) => ({ principal: d.principal, by: principalOrNull(d.principal), decision: d.decision, comment: d.comment, at: new Date(d.decidedAt), via: d.via })),
+    decisions: a.decisions.map((d) => ({
+      principal: d.principal,
+      by: principalOrNull(d.principal),
+      decision: d.decision,
+      comment: d.comment,
+      at: new Date(d.decidedAt),
+      via: d.via,
+    })),
     deadline: a.expiresAt ? new Date(a.expiresAt) : null,
     endReason: a.status === 'expired' ? 'the deadline passed' : a.status === 'voided' ? 'the parameters changed; see the new request' : null,
     eligible: [...a.eligible],

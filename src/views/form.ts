@@ -106,7 +106,10 @@ export function fromFormValues(fields: FormField[], values: Record<string, strin
  * would check them: typed by the form's fields, then the schema's own parse. The one path from
  * text to a run's input, so a form, a `run` command and a confirmed proposal accept the same.
  */
-export function checkFormValues(schema: z.ZodType, values: Record<string, string | undefined>): { ok: true; input: unknown } | { ok: false; error: z.ZodError } {
+export function checkFormValues(
+  schema: z.ZodType,
+  values: Record<string, string | undefined>,
+): { ok: true; input: unknown } | { ok: false; error: z.ZodError } {
   const parsed = checkRunInput(schema, fromFormValues(describeForm(schema), values));
   return parsed.success ? { ok: true, input: parsed.data } : { ok: false, error: parsed.error };
 }

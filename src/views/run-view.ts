@@ -21,7 +21,6 @@ import { whyNotRetryable } from '../runtime/retryable.ts';
 import type { RunRow, RunStatus, StepRow, StepStatus } from '../db/queries/runs.ts';
 import { isTerminalStatus } from '../db/queries/runs.ts';
 
-
 /** Interactive ids (part of the external contract, see docs/slack.md and docs/teams.md): Slack action_id, Teams verb. */
 export const ACTION_IDS = {
   approve: 'approval.approve',
@@ -108,11 +107,7 @@ export function buildRunView(run: RunRow, steps: StepRow[], approvals: ApprovalV
     }));
   const failedStep = stepViews.find((s) => s.status === 'failed' || s.status === 'compensation_failed');
   const runError = messageOf(run.error);
-  const error = failedStep?.error
-    ? { step: failedStep.name, message: failedStep.error }
-    : runError
-      ? { step: null, message: runError }
-      : null;
+  const error = failedStep?.error ? { step: failedStep.name, message: failedStep.error } : runError ? { step: null, message: runError } : null;
   const actions: RunAction[] = [];
   // Retry only where a retry can succeed: not after a rejected or expired approval, which a replay
   // would meet again (runtime.retry refuses those with the reason).

@@ -54,7 +54,8 @@ function modelCall(e: EventRow): ModelCallView {
   const p = (e.payload ?? null) as Record<string, unknown> | null;
   const prompt = p?.prompt as { name?: unknown; version?: unknown } | undefined;
   // A prompt's version is recorded as a number or a string; anything else is shown as JSON.
-  const versionText = (v: unknown): string => (v === undefined || v === null ? '' : typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v));
+  const versionText = (v: unknown): string =>
+    v === undefined || v === null ? '' : typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
   return {
     at: e.created_at,
     stepIdx: e.step_idx,

@@ -23,7 +23,15 @@ import type pg from 'pg';
 import { Logger as GraphileLogger, makeWorkerUtils, run, type Runner, type TaskList, type WorkerEvents, type WorkerUtils } from 'graphile-worker';
 import { withTransaction } from '../db/transaction.ts';
 import type { Logger } from '../common/log.ts';
-import { deleteHeartbeat, deleteHeartbeats, insertHeartbeat, lockDeadHeartbeats, orphanedLockIds, recordHeartbeat, takeHeartbeat } from '../db/queries/workers.ts';
+import {
+  deleteHeartbeat,
+  deleteHeartbeats,
+  insertHeartbeat,
+  lockDeadHeartbeats,
+  orphanedLockIds,
+  recordHeartbeat,
+  takeHeartbeat,
+} from '../db/queries/workers.ts';
 import type { Backoff } from '../common/backoff.ts';
 import { supervise, type Supervision } from './supervise.ts';
 import { observeQueueLag } from '../telemetry/metrics.ts';
@@ -87,7 +95,8 @@ export function graphileLogger(log: Logger): GraphileLogger {
     const l = log.child({ component: 'graphile-worker' });
     if (level === 'error') l.error(fields, message);
     else if (level === 'warning') l.warn(fields, message);
-    else if (level === 'info') l.debug(fields, message); // Graphile's info lines are per-job chatter
+    else if (level === 'info')
+      l.debug(fields, message); // Graphile's info lines are per-job chatter
     else l.trace(fields, message);
   });
 }
@@ -159,7 +168,13 @@ async function launchRunner(opts: WorkerOptions, logger: GraphileLogger): Promis
       },
     },
   });
-  const ended = Promise.race([runner.promise.then(() => 'ended' as const, () => 'ended' as const), abandoned]);
+  const ended = Promise.race([
+    runner.promise.then(
+      () => 'ended' as const,
+      () => 'ended' as const,
+    ),
+    abandoned,
+  ]);
   return { runner, lockIds, stopReason: () => reason, ended };
 }
 
@@ -205,7 +220,9 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
         heartbeat.stop();
         // Graceful: stop taking jobs, let running ones finish (steps past the abort timeout see
         // their signal aborted and the run is suspended, to be resumed by another worker).
-        await runner()?.runner.stop().catch((e: unknown) => log.warn({ err: e }, 'worker stop'));
+        await runner()
+          ?.runner.stop()
+          .catch((e: unknown) => log.warn({ err: e }, 'worker stop'));
         await supervision?.done;
         await deleteHeartbeat(pool, processId).catch(() => {});
         await Promise.resolve(utils.release()).catch(() => {});
@@ -247,18 +264,21 @@ function startHeartbeat(opts: WorkerOptions, utils: WorkerUtils, lockIds: () => 
   };
   // While the database is away every beat fails: say so once, and once more when it is back.
   let beatFailing = false;
-  const timer = setInterval(() => {
-    beat().then(
-      () => {
-        if (beatFailing) log.info('worker heartbeat recorded again');
-        beatFailing = false;
-      },
-      (e: unknown) => {
-        if (!beatFailing) log.warn({ err: (e as Error).message }, 'worker heartbeat failed; retrying on every beat');
-        beatFailing = true;
-      },
-    );
-  }, Math.max(250, Math.floor(opts.deadAfterMs / 3)));
+  const timer = setInterval(
+    () => {
+      beat().then(
+        () => {
+          if (beatFailing) log.info('worker heartbeat recorded again');
+          beatFailing = false;
+        },
+        (e: unknown) => {
+          if (!beatFailing) log.warn({ err: (e as Error).message }, 'worker heartbeat failed; retrying on every beat');
+          beatFailing = true;
+        },
+      );
+    },
+    Math.max(250, Math.floor(opts.deadAfterMs / 3)),
+  );
   timer.unref();
   return { beat, stop: () => clearInterval(timer) };
 }
@@ -293,7 +313,10 @@ function superviseRunner(
       gone = current;
       // Graphile has logged why; the reason is in stopReason().
       if ((await current.ended) === 'abandoned' && !signal.aborted) {
-        log.warn({ reason: current.stopReason(), afterMs: ABANDON_AFTER_MS }, "Graphile Worker's pool did not finish shutting down after a fatal error; abandoning it");
+        log.warn(
+          { reason: current.stopReason(), afterMs: ABANDON_AFTER_MS },
+          "Graphile Worker's pool did not finish shutting down after a fatal error; abandoning it",
+        );
       }
       return current.stopReason();
     },
@@ -338,7 +361,10 @@ export function reapDeadWorkers(pool: pg.Pool, utils: WorkerUtils, deadAfterMs: 
       log.warn({ workers: ids, processes: dead.map((r) => r.process_id) }, 'unlocked the jobs of dead workers');
     }
     if (dead.length > 0) {
-      await deleteHeartbeats(client, dead.map((r) => r.process_id));
+      await deleteHeartbeats(
+        client,
+        dead.map((r) => r.process_id),
+      );
     }
     return ids;
   });

@@ -27,12 +27,7 @@ export const crmFromEmailSettings = z.object({
 });
 
 export const crmFromEmailInput = z.object({
-  email: z
-    .string()
-    .trim()
-    .min(1)
-    .max(50_000)
-    .describe('An e-mail pasted whole (sender, body, signature): the contact to add to the CRM is read from it'),
+  email: z.string().trim().min(1).max(50_000).describe('An e-mail pasted whole (sender, body, signature): the contact to add to the CRM is read from it'),
 });
 
 const text = (what: string) => z.string().nullable().describe(what);
@@ -44,7 +39,7 @@ export const contactSchema = z.object({
   company: text('The company they work for'),
   phone: text('Their phone number, as written'),
   title: text('Their job title'),
-  notes: text('One or two sentences on what they want, in the e-mail\'s language; null if nothing'),
+  notes: text("One or two sentences on what they want, in the e-mail's language; null if nothing"),
 });
 
 export const CRM_CONTACT_PROMPT = { name: 'crm-contact', version: 1 } as const;
@@ -57,7 +52,14 @@ const INSTRUCTIONS =
 /** Cut to the tool's limits: a long answer must not fail the write after a person approved it. */
 function fitted(c: z.infer<typeof contactSchema>): CrmContact {
   const cut = (s: string | null, max: number) => (s === null ? null : s.trim().slice(0, max) || null);
-  return { name: cut(c.name, 200), email: cut(c.email, 320), company: cut(c.company, 200), phone: cut(c.phone, 50), title: cut(c.title, 200), notes: cut(c.notes, 2000) };
+  return {
+    name: cut(c.name, 200),
+    email: cut(c.email, 320),
+    company: cut(c.company, 200),
+    phone: cut(c.phone, 50),
+    title: cut(c.title, 200),
+    notes: cut(c.notes, 2000),
+  };
 }
 
 export function crmFromEmailWorkflow(project: ProjectConfig) {
@@ -72,7 +74,9 @@ export function crmFromEmailWorkflow(project: ProjectConfig) {
       const extracted = await ctx.model.extract(contactSchema, { email: ctx.input.email }, { prompt: CRM_CONTACT_PROMPT, instructions: INSTRUCTIONS });
       const contact = fitted(extracted);
       if (!contact.name && !contact.email) {
-        throw new NonRetriableError('No contact was found in the e-mail (neither a name nor an e-mail address); nothing was written. Paste the whole e-mail, signature included.');
+        throw new NonRetriableError(
+          'No contact was found in the e-mail (neither a name nor an e-mail address); nothing was written. Paste the whole e-mail, signature included.',
+        );
       }
       const who = [contact.name, contact.email && `<${contact.email}>`].filter(Boolean).join(' ');
       const gate = await ctx.approval('approval', {

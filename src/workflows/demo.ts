@@ -31,22 +31,38 @@ export const demo = defineWorkflow({
     };
     const retry = { maxAttempts: (input.failTimes ?? 0) + 2, initialDelayMs: 50 };
     const startedAt = ctx.now();
-    const prepared = await ctx.step('prepare', ({ attempt }) => {
-      maybeFail('prepare', attempt);
-      return { greeting: `Hello, ${input.name}`, startedAt: startedAt.toISOString() };
-    }, { retry });
-    const fetched = await ctx.step('fetch', ({ attempt }) => {
-      maybeFail('fetch', attempt);
-      return { items: [1, 2, 3] };
-    }, { retry });
+    const prepared = await ctx.step(
+      'prepare',
+      ({ attempt }) => {
+        maybeFail('prepare', attempt);
+        return { greeting: `Hello, ${input.name}`, startedAt: startedAt.toISOString() };
+      },
+      { retry },
+    );
+    const fetched = await ctx.step(
+      'fetch',
+      ({ attempt }) => {
+        maybeFail('fetch', attempt);
+        return { items: [1, 2, 3] };
+      },
+      { retry },
+    );
     await ctx.sleep('pause', input.sleepMs);
-    const total = await ctx.step('transform', ({ attempt }) => {
-      maybeFail('transform', attempt);
-      return fetched.items.reduce((a, b) => a + b, 0);
-    }, { retry });
-    return ctx.step('publish', ({ attempt, idempotencyKey }) => {
-      maybeFail('publish', attempt);
-      return { message: `${prepared.greeting}: total ${total}`, idempotencyKey };
-    }, { retry });
+    const total = await ctx.step(
+      'transform',
+      ({ attempt }) => {
+        maybeFail('transform', attempt);
+        return fetched.items.reduce((a, b) => a + b, 0);
+      },
+      { retry },
+    );
+    return ctx.step(
+      'publish',
+      ({ attempt, idempotencyKey }) => {
+        maybeFail('publish', attempt);
+        return { message: `${prepared.greeting}: total ${total}`, idempotencyKey };
+      },
+      { retry },
+    );
   },
 });

@@ -40,7 +40,11 @@ export const deploySettings = z.object({
 });
 
 export const deployInput = z.object({
-  service: z.string().trim().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"').describe('Service to deploy'),
+  service: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"')
+    .describe('Service to deploy'),
   version: z.string().trim().min(1).max(100).describe('Version to deploy'),
   environment: z
     .string()

@@ -7,10 +7,5 @@ import { purchaseOrderWorkflow } from './purchase-order.ts';
 import { crmFromEmailWorkflow } from './crm-from-email.ts';
 
 export function builtinWorkflows(project: ProjectConfig = EMPTY_PROJECT_CONFIG): WorkflowDefinition[] {
-  return [
-    demo,
-    purchaseOrderWorkflow(project),
-    deployWorkflow(project),
-    crmFromEmailWorkflow(project),
-  ];
+  return [demo, purchaseOrderWorkflow(project), deployWorkflow(project), crmFromEmailWorkflow(project)];
 }

@@ -53,7 +53,9 @@ export function purchaseOrderWorkflow(project: ProjectConfig) {
       const { vendor, amount, currency, reason } = ctx.input;
       const params = { vendor, amount, currency, reason };
       const above = amount > settings.approvalThreshold;
-      const onTimeout: OnTimeout = settings.escalateToGroup ? { escalate: { groups: [settings.escalateToGroup], quorum: settings.quorum }, timeout: settings.approvalTimeout } : 'reject';
+      const onTimeout: OnTimeout = settings.escalateToGroup
+        ? { escalate: { groups: [settings.escalateToGroup], quorum: settings.quorum }, timeout: settings.approvalTimeout }
+        : 'reject';
       const gate = await ctx.approval('approval', {
         policy: { groups: [settings.approverGroup], quorum: settings.quorum },
         summary: `Purchase order: ${amount} ${currency} to ${vendor} for ${reason}`,
@@ -78,7 +80,8 @@ export function purchaseOrderWorkflow(project: ProjectConfig) {
               body: JSON.stringify({ orderId: order.orderId, ...params }),
               signal, // aborted by the step's own timeout below
             });
-            if (!res.ok) throw new TollgateError('TG_TOOL_HTTP_STATUS', `The vendor notification at ${new URL(url).host} answered ${res.status}.`, { status: res.status });
+            if (!res.ok)
+              throw new TollgateError('TG_TOOL_HTTP_STATUS', `The vendor notification at ${new URL(url).host} answered ${res.status}.`, { status: res.status });
             return { status: res.status };
           },
           { retry: { maxAttempts: 3, initialDelayMs: 100 }, timeoutMs: 10_000 },

@@ -16,13 +16,17 @@ export function inProcessCli(db: () => { url: string }, env: Record<string, stri
   return async (...args) => {
     let out = '';
     let err = '';
-    const code = await main(['node', 'tollgate', ...args], { out: (s) => (out += `${s}\n`), err: (s) => (err += s) }, {
-      DATABASE_URL: db().url,
-      ...TEST_AUDIT_ENV,
-      LOG_LEVEL: 'silent',
-      TOLLGATE_DATA_DIR: '/nonexistent-tollgate-cli-test',
-      ...env,
-    });
+    const code = await main(
+      ['node', 'tollgate', ...args],
+      { out: (s) => (out += `${s}\n`), err: (s) => (err += s) },
+      {
+        DATABASE_URL: db().url,
+        ...TEST_AUDIT_ENV,
+        LOG_LEVEL: 'silent',
+        TOLLGATE_DATA_DIR: '/nonexistent-tollgate-cli-test',
+        ...env,
+      },
+    );
     return { code, out, err };
   };
 }

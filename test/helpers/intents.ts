@@ -16,6 +16,12 @@ export async function intentsCarriedOut(pool: pg.Pool, timeoutMs = 20_000): Prom
       waiting = rows[0]?.n;
       return Number(waiting) === 0;
     },
-    { message: 'the recorded chat requests to be carried out (is a worker running?)', detail: () => `${waiting} were still waiting.`, timeoutMs, intervalMs: 10, retryErrors: false },
+    {
+      message: 'the recorded chat requests to be carried out (is a worker running?)',
+      detail: () => `${waiting} were still waiting.`,
+      timeoutMs,
+      intervalMs: 10,
+      retryErrors: false,
+    },
   );
 }

@@ -90,7 +90,8 @@ export async function holdsFor(
   const { forMs, intervalMs = 25, message } = opts;
   const start = Date.now();
   for (;;) {
-    if (!(await check())) throw new Error(`Expected ${message} for ${forMs} ms; it stopped after ${Date.now() - start} ms.${opts.detail ? `\n${opts.detail()}` : ''}`);
+    if (!(await check()))
+      throw new Error(`Expected ${message} for ${forMs} ms; it stopped after ${Date.now() - start} ms.${opts.detail ? `\n${opts.detail()}` : ''}`);
     const left = start + forMs - Date.now();
     if (left <= 0) return;
     await delay(Math.min(intervalMs, left));

@@ -27,7 +27,15 @@ export interface TestRuntime {
 export async function createTestRuntime(
   db: TestDb,
   workflows: WorkflowDefinition[],
-  opts: { worker?: boolean; inlineWaitMaxMs?: number; concurrency?: number; project?: ProjectConfig; tools?: ToolRegistry; lockWaitMs?: number; model?: ModelClient } = {},
+  opts: {
+    worker?: boolean;
+    inlineWaitMaxMs?: number;
+    concurrency?: number;
+    project?: ProjectConfig;
+    tools?: ToolRegistry;
+    lockWaitMs?: number;
+    model?: ModelClient;
+  } = {},
 ): Promise<TestRuntime> {
   const registry = new WorkflowRegistry().register(...workflows);
   const log = testLogger();
@@ -68,12 +76,7 @@ export async function createTestRuntime(
   };
 }
 
-export async function waitForRun(
-  runtime: Runtime,
-  runId: string,
-  statuses: RunStatus | RunStatus[],
-  timeoutMs = 20_000,
-): Promise<RunRow> {
+export async function waitForRun(runtime: Runtime, runId: string, statuses: RunStatus | RunStatus[], timeoutMs = 20_000): Promise<RunRow> {
   const want = Array.isArray(statuses) ? statuses : [statuses];
   let last: RunRow | undefined;
   return poll(

@@ -43,7 +43,15 @@ export interface SlackHarness {
 export async function startSlackHarness(
   db: TestDb,
   workflows: WorkflowDefinition[],
-  opts: { operators?: string[]; concurrency?: number; appToken?: string; project?: ProjectConfig; reminderLeadMs?: number; teams?: boolean; model?: ModelClient } = {},
+  opts: {
+    operators?: string[];
+    concurrency?: number;
+    appToken?: string;
+    project?: ProjectConfig;
+    reminderLeadMs?: number;
+    teams?: boolean;
+    model?: ModelClient;
+  } = {},
 ): Promise<SlackHarness> {
   const log = testLogger();
   const fake = await startFakeSlack({ token: BOT_TOKEN });

@@ -11,7 +11,16 @@ import { createTeamsAdapter, type TeamsAdapter } from '../../bots/teams/index.ts
 import type { ChatCore } from '../../src/chat/intake.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import type { Logger } from '../../src/common/log.ts';
-import { sendActivity, startFakeBotConnector, startFakeBotIdentity, teamsActivities, type Activity, type FakeBotConnector, type FakeBotIdentity, type MintOptions } from '../fakes/teams/index.ts';
+import {
+  sendActivity,
+  startFakeBotConnector,
+  startFakeBotIdentity,
+  teamsActivities,
+  type Activity,
+  type FakeBotConnector,
+  type FakeBotIdentity,
+  type MintOptions,
+} from '../fakes/teams/index.ts';
 
 export interface TeamsParts {
   adapter: TeamsAdapter;
@@ -23,7 +32,10 @@ export interface TeamsParts {
   appId: string;
   /** POSTs an activity to /api/messages with a valid token (or `token`, or none when null). */
   /** Sends an activity; with `settle` (the default), resolves once the worker has carried out what it recorded (test/helpers/intents.ts). */
-  send(activity: Activity, o?: { token?: string | null; mint?: Omit<MintOptions, 'serviceUrl'> & { serviceUrl?: string }; settle?: boolean }): Promise<{ status: number; body: unknown }>;
+  send(
+    activity: Activity,
+    o?: { token?: string | null; mint?: Omit<MintOptions, 'serviceUrl'> & { serviceUrl?: string }; settle?: boolean },
+  ): Promise<{ status: number; body: unknown }>;
   stop(): Promise<void>;
 }
 

@@ -12,7 +12,11 @@ export type DeliveryOutcome = 'posted' | 'updated' | 'unchanged' | 'deferred' | 
 /** Thrown (so the job is retried) when a row names a platform this process does not have. */
 export class PlatformNotConfigured extends TollgateError {
   constructor(platform: string) {
-    super('TG_CHAT_NOT_CONFIGURED', `Chat platform "${platform}" is not configured in this process, so its messages wait; configure it (see docs/slack.md or docs/teams.md) and they catch up.`, { platform });
+    super(
+      'TG_CHAT_NOT_CONFIGURED',
+      `Chat platform "${platform}" is not configured in this process, so its messages wait; configure it (see docs/slack.md or docs/teams.md) and they catch up.`,
+      { platform },
+    );
   }
 }
 

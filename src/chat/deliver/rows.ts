@@ -50,7 +50,12 @@ export async function deliverRows(
     const message = render(row);
     if (!message) continue;
     try {
-      const done = await traceChatDelivery(q, row, () => bring(q, platformOf(ctx, row), row, message), (e) => platformOf(ctx, row).classify(e));
+      const done = await traceChatDelivery(
+        q,
+        row,
+        () => bring(q, platformOf(ctx, row), row, message),
+        (e) => platformOf(ctx, row).classify(e),
+      );
       if (done !== 'unchanged') outcome = done;
     } catch (e) {
       if (e instanceof PlatformNotConfigured) throw e;
@@ -80,7 +85,10 @@ async function recordDeliveryFailure(
     // Retrying cannot help (not in the channel, message deleted …): record it on the row and
     // deliver the other copies.
     await markRefused(q, row.id, error);
-    ctx.log.warn({ messageId: row.id, runId: row.run_id, platform: row.platform, conversation: row.conversation, code: failure.code }, 'the platform refused a message for good; it will not be retried');
+    ctx.log.warn(
+      { messageId: row.id, runId: row.run_id, platform: row.platform, conversation: row.conversation, code: failure.code },
+      'the platform refused a message for good; it will not be retried',
+    );
     return 'next';
   }
   const failures = row.failures + 1;
@@ -92,7 +100,11 @@ async function recordDeliveryFailure(
   const waitMs = failure.retryAfterMs !== undefined ? Math.max(1000, failure.retryAfterMs) : backoffMs(failures);
   const at = new Date(Date.now() + waitMs);
   // Every copy in this delivery waits: they go to the same platform, usually the same place.
-  await deferMessages(q, rows.map((r) => r.id), at);
+  await deferMessages(
+    q,
+    rows.map((r) => r.id),
+    at,
+  );
   await recordFailure(q, row.id, failures, error);
   await reschedule(at);
   ctx.log.warn({ messageId: row.id, runId: row.run_id, platform: row.platform, waitMs, error }, 'a chat delivery failed; it will be retried');

@@ -15,7 +15,13 @@ export function deliverRun(ctx: DeliveryContext, runId: string): Promise<Deliver
     if (rows.length === 0) return 'nothing';
     const view = await loadRunMessageView(q, runId);
     if (!view) return 'nothing';
-    const out = await deliverRows(ctx, q, rows, (row) => platformOf(ctx, row).render({ kind: 'run', run: view }), (at) => enqueueRunDelivery(q, runId, at));
+    const out = await deliverRows(
+      ctx,
+      q,
+      rows,
+      (row) => platformOf(ctx, row).render({ kind: 'run', run: view }),
+      (at) => enqueueRunDelivery(q, runId, at),
+    );
     if (out === 'posted') {
       // The run message now has an id: pending approvals can get their copy in its thread.
       for (const id of await pendingApprovalIdsOfRun(q, runId)) await enqueueApprovalDelivery(q, id);
@@ -28,6 +34,12 @@ export function deliverMessage(ctx: DeliveryContext, messageId: string): Promise
   return withTransaction(ctx.pool, async (q) => {
     const row = await lockMessage(q, messageId);
     if (!row?.body || row.posted_hash || row.given_up_at) return 'nothing';
-    return deliverRows(ctx, q, [row], (r) => r.body ?? undefined, (at) => enqueueMessageDelivery(q, messageId, at));
+    return deliverRows(
+      ctx,
+      q,
+      [row],
+      (r) => r.body ?? undefined,
+      (at) => enqueueMessageDelivery(q, messageId, at),
+    );
   });
 }

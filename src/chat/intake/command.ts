@@ -53,7 +53,13 @@ export async function submitCommand(ix: Intake, intent: Extract<Intent, { kind: 
 }
 
 /** Carries out a parsed command inside the caller's transaction; returns what to tell the person. */
-export async function execute(ix: Intake, q: Queryable, cmd: ChatCommand, actor: Principal, _where: Where | null): Promise<{ reply: ChatReply; runId?: string }> {
+export async function execute(
+  ix: Intake,
+  q: Queryable,
+  cmd: ChatCommand,
+  actor: Principal,
+  _where: Where | null,
+): Promise<{ reply: ChatReply; runId?: string }> {
   const { registry } = ix.o;
   const workflows = () => registry.latest().map(toWorkflowSummary);
   switch (cmd.kind) {

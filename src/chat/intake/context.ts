@@ -74,4 +74,3 @@ function noting<I extends Noted>(pool: pg.Pool, write: (q: Queryable, items: I[]
     });
   };
 }
-

@@ -15,12 +15,19 @@ import { toWorkflowSummary } from '../summaries.ts';
 import type { Intake } from './context.ts';
 
 /** Validates text values for a workflow with its own schema (what `startRun` would check). */
-export function checkInput(def: WorkflowDefinition, values: Record<string, string | undefined>): { ok: true; input: unknown } | { ok: false; error: z.ZodError } {
+export function checkInput(
+  def: WorkflowDefinition,
+  values: Record<string, string | undefined>,
+): { ok: true; input: unknown } | { ok: false; error: z.ZodError } {
   return checkFormValues(def.input, values);
 }
 
 /** The reply for a workflow that cannot start with these values (schema issues, or field errors by name). */
-export function invalidParams(def: WorkflowDefinition, error: z.ZodError | Record<string, string>, given: Record<string, string>): Extract<ChatReply, { kind: 'invalid-params' }> {
+export function invalidParams(
+  def: WorkflowDefinition,
+  error: z.ZodError | Record<string, string>,
+  given: Record<string, string>,
+): Extract<ChatReply, { kind: 'invalid-params' }> {
   const errors = 'issues' in error && Array.isArray(error.issues) ? fieldErrors(error as z.ZodError) : (error as Record<string, string>);
   return {
     kind: 'invalid-params',

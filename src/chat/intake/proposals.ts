@@ -46,7 +46,8 @@ export async function understand(ix: Intake, intent: Extract<DeferredIntent, { k
       understood = await understandRequest(model, ix.o.registry.latest(), text, { log: ix.o.log });
     } catch (e) {
       const record = modelCallRecordOf(e);
-      if (record) ix.o.log.warn({ code: (e as TollgateError).code, err: (e as Error).message }, 'the model could not read a free-text request; the person is told');
+      if (record)
+        ix.o.log.warn({ code: (e as TollgateError).code, err: (e as Error).message }, 'the model could not read a free-text request; the person is told');
       else ix.o.log.error({ err: e }, 'reading a free-text request failed unexpectedly; the person is told');
       failed = { message: record ? (e as Error).message : 'Something went wrong while reading your request.', record };
     }
@@ -121,7 +122,10 @@ export async function proposalView(ix: Intake, proposalId: string, q: Queryable 
  * Edit: the workflow and the text values to prefill its form with, or undefined for an unknown
  * proposal. Anyone may open it: a submitted form starts a run as whoever submits it, like any form.
  */
-export async function proposalForm(ix: Intake, proposalId: string): Promise<{ def: WorkflowDefinition; given: Record<string, string>; where: Where } | undefined> {
+export async function proposalForm(
+  ix: Intake,
+  proposalId: string,
+): Promise<{ def: WorkflowDefinition; given: Record<string, string>; where: Where } | undefined> {
   const p = await getProposal(ix.o.pool, proposalId);
   const def = p ? (ix.workflow(p.workflow, p.version) ?? ix.workflow(p.workflow)) : undefined;
   return p && def ? { def, given: p.params, where: p.place } : undefined;
@@ -152,7 +156,10 @@ export async function confirm(ix: Intake, q: Queryable, proposalId: string, acto
   const p = await getProposal(q, proposalId, { lock: true });
   if (!p) return { ok: false, text: PROPOSAL_UNKNOWN };
   if (!samePrincipal(p.asker, actor)) {
-    return { ok: false, text: `Only the person who asked can confirm this. To start *${p.workflow}* yourself, press *Edit* and submit the form, or write \`run ${p.workflow} key=value …\`.` };
+    return {
+      ok: false,
+      text: `Only the person who asked can confirm this. To start *${p.workflow}* yourself, press *Edit* and submit the form, or write \`run ${p.workflow} key=value …\`.`,
+    };
   }
   if (p.runId) return { ok: false, text: `Already confirmed: it started as \`${p.runId}\`.`, runId: p.runId };
   const def = ix.workflow(p.workflow, p.version);

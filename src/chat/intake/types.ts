@@ -37,30 +37,49 @@ export function parseChatCommand(text: string): ChatCommand {
   }
 }
 
-export type Intent = (
+export type Intent =
   /**
    * A command from a slash command, a mention or a DM. `where` is where the run's message goes.
    * `understand`: free text (`command.kind === 'text'`) goes to the model, when one is configured
    * (mentions and DMs set it; a slash command never does: its grammar never calls the model).
    */
-  | { kind: 'command'; command: ChatCommand; actor: Principal; where: Where | null; key?: DeliveryKey; replyVia: 'return' | 'outbox'; carryOut?: CarryOut; understand?: boolean }
-  /** A form submission that starts a workflow with these (text) values. */
-  | { kind: 'start'; workflow: string; version?: number; values: Record<string, string | undefined>; actor: Principal; where: Where | null; key: DeliveryKey; carryOut?: CarryOut }
-  /** A Retry or Cancel button. Refusals are explained to the actor at `explainAt`. */
-  | { kind: 'operate'; action: 'retry' | 'cancel'; runId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null; carryOut?: CarryOut }
-  /** An approval decision. Anything but a recorded decision is explained to the actor at `explainAt`. */
-  | { kind: 'decide'; approvalId: string; decision: 'approve' | 'reject'; comment?: string; actor: Principal; explainAt: Where | null; carryOut?: CarryOut }
-  /** Confirm under a proposal (a free-text request understood): starts its run, once; only the asker may. */
-  | { kind: 'confirm'; proposalId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null; carryOut?: CarryOut }
-  /** An activity that asks for nothing (an installation, a refresh): only what it said of where people are. */
-  | { kind: 'introduce' }
-) & {
-  /**
-   * What the activity said of where its sender and tenant can be reached later (Teams' directory,
-   * directory.ts), recorded in the same transaction as the request.
-   */
-  remember?: TeamsSeen;
-};
+  (
+    | {
+        kind: 'command';
+        command: ChatCommand;
+        actor: Principal;
+        where: Where | null;
+        key?: DeliveryKey;
+        replyVia: 'return' | 'outbox';
+        carryOut?: CarryOut;
+        understand?: boolean;
+      }
+    /** A form submission that starts a workflow with these (text) values. */
+    | {
+        kind: 'start';
+        workflow: string;
+        version?: number;
+        values: Record<string, string | undefined>;
+        actor: Principal;
+        where: Where | null;
+        key: DeliveryKey;
+        carryOut?: CarryOut;
+      }
+    /** A Retry or Cancel button. Refusals are explained to the actor at `explainAt`. */
+    | { kind: 'operate'; action: 'retry' | 'cancel'; runId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null; carryOut?: CarryOut }
+    /** An approval decision. Anything but a recorded decision is explained to the actor at `explainAt`. */
+    | { kind: 'decide'; approvalId: string; decision: 'approve' | 'reject'; comment?: string; actor: Principal; explainAt: Where | null; carryOut?: CarryOut }
+    /** Confirm under a proposal (a free-text request understood): starts its run, once; only the asker may. */
+    | { kind: 'confirm'; proposalId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null; carryOut?: CarryOut }
+    /** An activity that asks for nothing (an installation, a refresh): only what it said of where people are. */
+    | { kind: 'introduce' }
+  ) & {
+    /**
+     * What the activity said of where its sender and tenant can be reached later (Teams' directory,
+     * directory.ts), recorded in the same transaction as the request.
+     */
+    remember?: TeamsSeen;
+  };
 
 /**
  * When an intent that changes something is carried out: 'now' (default), before `submit`
@@ -126,4 +145,3 @@ export interface ChatCoreOptions {
   /** The model that reads free text (src/model/client.ts); without one, or not configured, free text is answered with the `run` form. */
   model?: ModelClient | undefined;
 }
-

@@ -80,9 +80,7 @@ function registerInspectRuns(runs: Command, { io, lazy }: CliContext): void {
         const [{ listRunApprovals }, { listModelCalls }] = await Promise.all([import('../../approvals/index.ts'), import('../../model/record.ts')]);
         const [approvals, modelCalls] = await Promise.all([listRunApprovals(app.db.pool, id), listModelCalls(app.db.pool, id)]);
         io.out(
-          opts.json
-            ? toJson({ ...detail, approvals, modelCalls }, 2)
-            : formatTimeline(detail) + formatModelCalls(modelCalls) + formatRunApprovals(approvals),
+          opts.json ? toJson({ ...detail, approvals, modelCalls }, 2) : formatTimeline(detail) + formatModelCalls(modelCalls) + formatRunApprovals(approvals),
         );
       });
     });

@@ -8,22 +8,34 @@ import type { Logger } from '../../common/log.ts';
 import { withApp, type CliContext } from '../context.ts';
 
 export function registerServeCommands(program: Command, { io, lazy }: CliContext): void {
-  program.command('start').description('Run the HTTP server and the worker in one process (npm start).').action(async () => {
-    const { config, log } = await lazy(false);
-    await serve(config, log, 'all');
-  });
-  program.command('server').description('Run the HTTP server only (scale it apart from workers).').action(async () => {
-    const { config, log } = await lazy(false);
-    await serve(config, log, 'server');
-  });
-  program.command('worker').description('Run a worker only (as many as you like, on any machine).').action(async () => {
-    const { config, log } = await lazy(false);
-    await serve(config, log, 'worker');
-  });
-  program.command('migrate').description('Apply database migrations, then exit.').action(async () => {
-    const { config, log } = await lazy(false);
-    await withApp(config, log, async () => io.out('Database is up to date.'));
-  });
+  program
+    .command('start')
+    .description('Run the HTTP server and the worker in one process (npm start).')
+    .action(async () => {
+      const { config, log } = await lazy(false);
+      await serve(config, log, 'all');
+    });
+  program
+    .command('server')
+    .description('Run the HTTP server only (scale it apart from workers).')
+    .action(async () => {
+      const { config, log } = await lazy(false);
+      await serve(config, log, 'server');
+    });
+  program
+    .command('worker')
+    .description('Run a worker only (as many as you like, on any machine).')
+    .action(async () => {
+      const { config, log } = await lazy(false);
+      await serve(config, log, 'worker');
+    });
+  program
+    .command('migrate')
+    .description('Apply database migrations, then exit.')
+    .action(async () => {
+      const { config, log } = await lazy(false);
+      await withApp(config, log, async () => io.out('Database is up to date.'));
+    });
 }
 
 async function serve(config: Config, log: Logger, mode: AppMode): Promise<void> {
@@ -57,16 +69,19 @@ function untilStopped(app: App, timeoutMs: number, log: Logger, flush: () => Pro
   return new Promise<number>((resolve) => {
     const onSignal = (sig: string) => {
       log.info({ signal: sig, timeoutMs }, 'shutting down');
-      const abandonAt = setTimeout(() => {
-        log.warn({ timeoutMs }, 'shutdown is not finished; closing every connection and giving back the jobs still running');
-        app.abandon().then(
-          () => resolve(1),
-          (e: unknown) => {
-            log.error({ err: e }, 'could not give back the jobs still running; they are unlocked once WORKER_DEAD_AFTER_MS has passed');
-            resolve(1);
-          },
-        );
-      }, timeoutMs - abandonBeforeDeadlineMs(timeoutMs));
+      const abandonAt = setTimeout(
+        () => {
+          log.warn({ timeoutMs }, 'shutdown is not finished; closing every connection and giving back the jobs still running');
+          app.abandon().then(
+            () => resolve(1),
+            (e: unknown) => {
+              log.error({ err: e }, 'could not give back the jobs still running; they are unlocked once WORKER_DEAD_AFTER_MS has passed');
+              resolve(1);
+            },
+          );
+        },
+        timeoutMs - abandonBeforeDeadlineMs(timeoutMs),
+      );
       const deadline = setTimeout(() => {
         log.error({ timeoutMs }, 'shutdown timeout reached; exiting');
         process.exit(1);

@@ -11,7 +11,11 @@ export function registerWorkflowCommands(program: Command, { io, env }: CliConte
     .description('List workflows and their inputs.')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
-      const [{ loadConfig }, { loadProject }, { buildRegistry }] = await Promise.all([import('../../config/config.ts'), import('../../config/project.ts'), import('../../app.ts')]);
+      const [{ loadConfig }, { loadProject }, { buildRegistry }] = await Promise.all([
+        import('../../config/config.ts'),
+        import('../../config/project.ts'),
+        import('../../app.ts'),
+      ]);
       const config = loadConfig(env);
       const registry = buildRegistry(await loadProject(config.projectConfigPath));
       const list = registry.latest().map((w) => ({

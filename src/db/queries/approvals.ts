@@ -37,9 +37,7 @@ export interface ResolvedPolicy {
   allowSelfApproval: boolean;
 }
 
-export type StoredOnTimeout =
-  | { action: 'reject' }
-  | { action: 'escalate'; policy: ApprovalPolicy; timeoutMs: number | null };
+export type StoredOnTimeout = { action: 'reject' } | { action: 'escalate'; policy: ApprovalPolicy; timeoutMs: number | null };
 
 export interface ApprovalRow {
   id: string;
@@ -102,10 +100,7 @@ export async function selectRunApprovals(q: Queryable, runId: string): Promise<A
 
 /** The decisions on these approvals, in the order they were made. */
 export async function selectDecisions(q: Queryable, ids: string[]): Promise<DecisionRow[]> {
-  const { rows } = await q.query<DecisionRow>(
-    'SELECT * FROM tollgate.approval_decisions WHERE approval_id = ANY($1) ORDER BY decided_at, principal',
-    [ids],
-  );
+  const { rows } = await q.query<DecisionRow>('SELECT * FROM tollgate.approval_decisions WHERE approval_id = ANY($1) ORDER BY decided_at, principal', [ids]);
   return rows;
 }
 
@@ -120,10 +115,9 @@ export async function findDecision(q: Queryable, approvalId: string, principal: 
 
 /** The approve decisions' principals (whether the current policy still counts them or not). */
 export async function selectApprovals(q: Queryable, approvalId: string): Promise<{ principal: string }[]> {
-  const { rows } = await q.query<{ principal: string }>(
-    `SELECT principal FROM tollgate.approval_decisions WHERE approval_id = $1 AND decision = 'approve'`,
-    [approvalId],
-  );
+  const { rows } = await q.query<{ principal: string }>(`SELECT principal FROM tollgate.approval_decisions WHERE approval_id = $1 AND decision = 'approve'`, [
+    approvalId,
+  ]);
   return rows;
 }
 
@@ -157,10 +151,10 @@ export async function findCoveringApproval(q: Queryable, runId: string, tool: st
 
 /** The step's approval that still applies (not voided), locked. */
 export async function lockStepApproval(q: Queryable, runId: string, idx: number): Promise<ApprovalRow | undefined> {
-  const { rows } = await q.query<ApprovalRow>(
-    `SELECT * FROM tollgate.approvals WHERE run_id = $1 AND step_idx = $2 AND status <> 'voided' FOR UPDATE`,
-    [runId, idx],
-  );
+  const { rows } = await q.query<ApprovalRow>(`SELECT * FROM tollgate.approvals WHERE run_id = $1 AND step_idx = $2 AND status <> 'voided' FOR UPDATE`, [
+    runId,
+    idx,
+  ]);
   return rows[0];
 }
 

@@ -98,16 +98,18 @@ export async function markUpdated(q: Queryable, messageId: string, hash: string)
 
 /** The platform refused the message for good: given up, with its reason. */
 export async function markRefused(q: Queryable, messageId: string, error: string): Promise<void> {
-  await q.query(`UPDATE tollgate.chat_messages SET attempts = attempts + 1, last_error = $2, given_up_at = now(), updated_at = now() WHERE id = $1`, [messageId, error]);
+  await q.query(`UPDATE tollgate.chat_messages SET attempts = attempts + 1, last_error = $2, given_up_at = now(), updated_at = now() WHERE id = $1`, [
+    messageId,
+    error,
+  ]);
 }
 
 /** Given up after `failures` transient failures in a row. */
 export async function markGaveUp(q: Queryable, messageId: string, failures: number, error: string): Promise<void> {
-  await q.query(`UPDATE tollgate.chat_messages SET attempts = attempts + 1, failures = $2, last_error = $3, given_up_at = now(), updated_at = now() WHERE id = $1`, [
-    messageId,
-    failures,
-    error,
-  ]);
+  await q.query(
+    `UPDATE tollgate.chat_messages SET attempts = attempts + 1, failures = $2, last_error = $3, given_up_at = now(), updated_at = now() WHERE id = $1`,
+    [messageId, failures, error],
+  );
 }
 
 /** Holds these rows back until `at` (a delivery scheduled earlier moves itself there). */

@@ -146,12 +146,24 @@ export async function insertThreadCopy(
     `INSERT INTO tollgate.chat_messages (id, platform, kind, run_id, approval_id, copy, tenant, conversation, thread, address)
        VALUES ($1, $2, 'approval', $3, $4, 'thread', $5, $6, $7, $8)
        ON CONFLICT DO NOTHING`,
-    [newId('msg'), copy.platform, copy.runId, copy.approvalId, copy.tenant, copy.conversation, copy.thread, copy.address === null ? null : JSON.stringify(copy.address)],
+    [
+      newId('msg'),
+      copy.platform,
+      copy.runId,
+      copy.approvalId,
+      copy.tenant,
+      copy.conversation,
+      copy.thread,
+      copy.address === null ? null : JSON.stringify(copy.address),
+    ],
   );
 }
 
 /** An approval's DM copy to one approver (`principal`, its platform's conversation opened at delivery); none added when it has one. */
-export async function insertDmCopy(q: Queryable, copy: { platform: string; runId: string; approvalId: string; principal: string; tenant: string }): Promise<void> {
+export async function insertDmCopy(
+  q: Queryable,
+  copy: { platform: string; runId: string; approvalId: string; principal: string; tenant: string },
+): Promise<void> {
   await q.query(
     `INSERT INTO tollgate.chat_messages (id, platform, kind, run_id, approval_id, copy, tenant, dm_to) VALUES ($1, $2, 'approval', $3, $4, $5, $6, $5)
        ON CONFLICT DO NOTHING`,
@@ -171,7 +183,10 @@ export interface PostedMessageRef {
  * The row of a message a platform knows by its own id (in `conversation`, preferred when ids
  * repeat across conversations); undefined for a message Tollgate did not post.
  */
-export async function findPostedMessage(q: Queryable, at: { platform: string; conversation: string; messageId: string }): Promise<PostedMessageRef | undefined> {
+export async function findPostedMessage(
+  q: Queryable,
+  at: { platform: string; conversation: string; messageId: string },
+): Promise<PostedMessageRef | undefined> {
   const { rows } = await q.query<PostedMessageRef>(
     `SELECT kind, run_id, approval_id, copy FROM tollgate.chat_messages WHERE platform = $1 AND message_id = $2
      ORDER BY (conversation = $3) DESC, created_at LIMIT 1`,
@@ -217,6 +232,10 @@ export async function scheduleReminder(q: Queryable, approvalId: string, at: Dat
     [REMIND_TASK, approvalId, at],
   );
   if (rows[0]?.id == null) {
-    await q.query(`SELECT graphile_worker.add_job($1, json_build_object('approvalId', $2::text), run_at => $3, max_attempts => 10)`, [REMIND_TASK, approvalId, at]);
+    await q.query(`SELECT graphile_worker.add_job($1, json_build_object('approvalId', $2::text), run_at => $3, max_attempts => 10)`, [
+      REMIND_TASK,
+      approvalId,
+      at,
+    ]);
   }
 }

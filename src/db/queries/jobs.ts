@@ -21,8 +21,11 @@ export const ADVANCE_TASK = 'run-advance';
  */
 export async function enqueueAdvance(q: Queryable, runId: string, runAt?: Date): Promise<void> {
   const { rows } = await q.query<{ id: string | null }>(
-    prepared('enqueue_advance_v2', `SELECT (graphile_worker.add_job($1, json_build_object('runId', $2::text), run_at => $3, job_key => $4, job_key_mode => 'replace', max_attempts => 25)).id AS id`,
-    [ADVANCE_TASK, runId, runAt ?? null, runAt ? `wake:${runId}` : `advance:${runId}`]),
+    prepared(
+      'enqueue_advance_v2',
+      `SELECT (graphile_worker.add_job($1, json_build_object('runId', $2::text), run_at => $3, job_key => $4, job_key_mode => 'replace', max_attempts => 25)).id AS id`,
+      [ADVANCE_TASK, runId, runAt ?? null, runAt ? `wake:${runId}` : `advance:${runId}`],
+    ),
   );
   if (rows[0]?.id == null) {
     await q.query(`SELECT graphile_worker.add_job($1, json_build_object('runId', $2::text), run_at => $3, max_attempts => 25)`, [

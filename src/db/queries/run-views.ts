@@ -9,10 +9,10 @@ import type { EventRow, RunRow, RunStatus } from './runs.ts';
 
 /** A person's most recent runs (they asked for them), newest first. */
 export async function listRunsRequestedBy(q: Queryable, who: Pick<Principal, 'platform' | 'tenant' | 'user'>, limit = 10): Promise<RunRow[]> {
-  const { rows } = await q.query<RunRow>(
-    `SELECT * FROM tollgate.runs WHERE requester @> $1::jsonb ORDER BY created_at DESC, id DESC LIMIT $2`,
-    [JSON.stringify({ platform: who.platform, tenant: who.tenant, user: who.user }), limit],
-  );
+  const { rows } = await q.query<RunRow>(`SELECT * FROM tollgate.runs WHERE requester @> $1::jsonb ORDER BY created_at DESC, id DESC LIMIT $2`, [
+    JSON.stringify({ platform: who.platform, tenant: who.tenant, user: who.user }),
+    limit,
+  ]);
   return rows;
 }
 
@@ -38,7 +38,9 @@ export async function listRunsFiltered(
 
 /** A run's events, oldest first. */
 export async function listRunEvents(q: Queryable, runId: string): Promise<EventRow[]> {
-  const events = await q.query<EventRow>('SELECT id, run_id, type, step_idx, actor, payload, created_at FROM tollgate.events WHERE run_id = $1 ORDER BY id', [runId]);
+  const events = await q.query<EventRow>('SELECT id, run_id, type, step_idx, actor, payload, created_at FROM tollgate.events WHERE run_id = $1 ORDER BY id', [
+    runId,
+  ]);
   return events.rows;
 }
 

@@ -42,15 +42,7 @@ export type RunStatus =
   /** Set aside after too many recoveries (see `claimRun`): not terminal, but never advanced or swept until retried or cancelled. */
   | 'dead_letter';
 
-export type StepStatus =
-  | 'running'
-  | 'retrying'
-  | 'sleeping'
-  | 'succeeded'
-  | 'failed'
-  | 'compensating'
-  | 'compensated'
-  | 'compensation_failed';
+export type StepStatus = 'running' | 'retrying' | 'sleeping' | 'succeeded' | 'failed' | 'compensating' | 'compensated' | 'compensation_failed';
 
 export interface RunRow {
   id: string;
@@ -122,14 +114,21 @@ export async function insertQueuedRun(
      j AS (SELECT graphile_worker.add_job($7, json_build_object('runId', id), job_key => 'advance:' || id,
              job_key_mode => 'replace', max_attempts => 25) FROM r)
      SELECT r.* FROM r, (SELECT count(*) FROM j) AS enqueued`,
-    [run.id, run.workflow, run.version, JSON.stringify(run.input), JSON.stringify(run.requester ?? null), JSON.stringify(run.origin ?? null), ADVANCE_TASK, traceContext],
+    [
+      run.id,
+      run.workflow,
+      run.version,
+      JSON.stringify(run.input),
+      JSON.stringify(run.requester ?? null),
+      JSON.stringify(run.origin ?? null),
+      ADVANCE_TASK,
+      traceContext,
+    ],
   );
   return rows[0] as RunRow;
 }
 
-export type ClaimResult =
-  | { run: RunRow; previous: RunStatus; hasSteps: boolean }
-  | { run: RunRow | undefined; previous?: undefined; hasSteps?: undefined };
+export type ClaimResult = { run: RunRow; previous: RunStatus; hasSteps: boolean } | { run: RunRow | undefined; previous?: undefined; hasSteps?: undefined };
 
 /**
  * Marks the run running under this executor, if its workflow version is one of `runnable`
@@ -199,7 +198,13 @@ export async function claimRun(q: Queryable, runId: string, executor: string, ru
   );
   const row = rows[0];
   if (row) {
-    const { previous, has_steps: hasSteps, exhausted: _exhausted, last_executor: _lastExecutor, ...run } = row as typeof row & { exhausted: boolean; last_executor: string | null };
+    const {
+      previous,
+      has_steps: hasSteps,
+      exhausted: _exhausted,
+      last_executor: _lastExecutor,
+      ...run
+    } = row as typeof row & { exhausted: boolean; last_executor: string | null };
     return { run: run, previous, hasSteps };
   }
   return { run: await readRun(q, runId) };
@@ -234,7 +239,9 @@ export async function startStepAttempt(
   const values = [s.runId, s.idx, s.name, s.kind, s.attempt, s.input === undefined ? null : JSON.stringify(s.input)];
   const { rows } = await q.query<{ cancel_requested: boolean }>(
     previous
-      ? prepared('succeed_and_start_step_v3', `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
+      ? prepared(
+          'succeed_and_start_step_v3',
+          `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
      done AS (
        UPDATE tollgate.steps SET status = 'succeeded', output = $8, error = NULL, finished_at = now(), updated_at = now()
        WHERE run_id = $1 AND idx = $7 RETURNING run_id, idx, attempts),
@@ -251,8 +258,11 @@ export async function startStepAttempt(
          SELECT 2, run_id, 'step.started', idx, jsonb_build_object('step', $3::text, 'attempt', $5::int) || coalesce($10::jsonb, '{}') FROM s) ordered
        ORDER BY ord)
      SELECT coalesce((SELECT cancel FROM c), false) AS cancel_requested`,
-        [...values, previous.idx, previous.output === undefined ? null : JSON.stringify(previous.output), previous.name, started])
-      : prepared('start_step_v3', `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
+          [...values, previous.idx, previous.output === undefined ? null : JSON.stringify(previous.output), previous.name, started],
+        )
+      : prepared(
+          'start_step_v3',
+          `WITH c AS (SELECT cancel_requested_at IS NOT NULL AS cancel FROM tollgate.runs WHERE id = $1),
      s AS (
        INSERT INTO tollgate.steps (run_id, idx, name, kind, status, attempts, input)
        SELECT $1, $2::int, $3, $4, 'running', $5::int, $6::jsonb WHERE NOT coalesce((SELECT cancel FROM c), false)
@@ -261,33 +271,33 @@ export async function startStepAttempt(
        RETURNING run_id, idx),
      e AS (${INSERT_EVENTS}
        SELECT run_id, 'step.started', idx, NULL, jsonb_build_object('step', $3::text, 'attempt', $5::int) || coalesce($7::jsonb, '{}') FROM s)
-     SELECT coalesce((SELECT cancel FROM c), false) AS cancel_requested`, [...values, started]),
+     SELECT coalesce((SELECT cancel FROM c), false) AS cancel_requested`,
+          [...values, started],
+        ),
   );
   return { cancelRequested: rows[0]?.cancel_requested === true };
 }
 
 export async function succeedStep(q: Queryable, runId: string, idx: number, name: string, output: unknown): Promise<void> {
   await q.query(
-    prepared('succeed_step_v3', `WITH s AS (
+    prepared(
+      'succeed_step_v3',
+      `WITH s AS (
        UPDATE tollgate.steps SET status = 'succeeded', output = $3, error = NULL, finished_at = now(), updated_at = now()
        WHERE run_id = $1 AND idx = $2 RETURNING run_id, idx, attempts)
      ${INSERT_EVENTS}
        SELECT run_id, 'step.succeeded', idx, NULL, jsonb_build_object('step', $4::text, 'attempts', attempts) FROM s`,
-    [runId, idx, output === undefined ? null : JSON.stringify(output), name]),
+      [runId, idx, output === undefined ? null : JSON.stringify(output), name],
+    ),
   );
 }
 
 /** Records a failed attempt: for good (`nextAttemptAt` null) or to be retried at `nextAttemptAt`. */
-export async function failStepAttempt(
-  q: Queryable,
-  runId: string,
-  idx: number,
-  name: string,
-  error: unknown,
-  nextAttemptAt: Date | null,
-): Promise<void> {
+export async function failStepAttempt(q: Queryable, runId: string, idx: number, name: string, error: unknown, nextAttemptAt: Date | null): Promise<void> {
   await q.query(
-    prepared('fail_step_v3', `WITH s AS (
+    prepared(
+      'fail_step_v3',
+      `WITH s AS (
        UPDATE tollgate.steps SET status = CASE WHEN $4::timestamptz IS NULL THEN 'failed' ELSE 'retrying' END,
          error = $3, next_attempt_at = $4, updated_at = now(),
          finished_at = CASE WHEN $4::timestamptz IS NULL THEN now() ELSE NULL END
@@ -295,16 +305,13 @@ export async function failStepAttempt(
      ${INSERT_EVENTS}
        SELECT run_id, CASE WHEN $4::timestamptz IS NULL THEN 'step.failed' ELSE 'step.retrying' END, idx, NULL,
               jsonb_build_object('step', $5::text, 'attempt', attempts, 'error', $3::jsonb, 'nextAttemptAt', $4::timestamptz) FROM s`,
-    [runId, idx, JSON.stringify(error), nextAttemptAt, name]),
+      [runId, idx, JSON.stringify(error), nextAttemptAt, name],
+    ),
   );
 }
 
 /** Steps that complete as they are recorded (`now`, `uuid` values): one statement for a batch. */
-export async function recordValues(
-  q: Queryable,
-  runId: string,
-  values: { idx: number; name: string; kind: string; output: unknown }[],
-): Promise<void> {
+export async function recordValues(q: Queryable, runId: string, values: { idx: number; name: string; kind: string; output: unknown }[]): Promise<void> {
   if (values.length === 0) return;
   await q.query(
     `WITH v AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(idx int, name text, kind text, output jsonb)),
@@ -353,7 +360,9 @@ export async function finishRun(
   previous?: StepSuccess,
 ): Promise<void> {
   await q.query(
-    prepared('finish_run_v3', `WITH ${stepDoneCte(5)},
+    prepared(
+      'finish_run_v3',
+      `WITH ${stepDoneCte(5)},
      r AS (
        UPDATE tollgate.runs SET status = $2, output = $3, error = $4, finished_at = now(), updated_at = now(),
          wait_reason = NULL, wake_at = NULL
@@ -364,7 +373,14 @@ export async function finishRun(
          UNION ALL
          SELECT 2, id, 'run.' || $2, NULL, jsonb_strip_nulls(jsonb_build_object('error', $4::jsonb)) FROM r) ordered
        ORDER BY ord`,
-    [runId, status, result.output === undefined ? null : JSON.stringify(result.output), result.error === undefined ? null : JSON.stringify(result.error), ...stepDoneValues(previous)]),
+      [
+        runId,
+        status,
+        result.output === undefined ? null : JSON.stringify(result.output),
+        result.error === undefined ? null : JSON.stringify(result.error),
+        ...stepDoneValues(previous),
+      ],
+    ),
   );
 }
 
@@ -374,7 +390,9 @@ export async function finishRun(
  */
 export async function suspendRun(q: Queryable, runId: string, reason: string, wakeAt: Date | null, previous?: StepSuccess): Promise<void> {
   await q.query(
-    prepared('suspend_run_v3', `WITH ${stepDoneCte(5)},
+    prepared(
+      'suspend_run_v3',
+      `WITH ${stepDoneCte(5)},
      r AS (
        UPDATE tollgate.runs SET status = 'waiting', wait_reason = $2, wake_at = $3, updated_at = now()
        WHERE id = $1 RETURNING id),
@@ -387,7 +405,8 @@ export async function suspendRun(q: Queryable, runId: string, reason: string, wa
      j AS (SELECT graphile_worker.add_job($4, json_build_object('runId', $1::text), run_at => $3, job_key => 'wake:' || $1,
              job_key_mode => 'replace', max_attempts => 25) FROM r WHERE $3::timestamptz IS NOT NULL)
      SELECT count(*) FROM j`,
-    [runId, reason, wakeAt, ADVANCE_TASK, ...stepDoneValues(previous)]),
+      [runId, reason, wakeAt, ADVANCE_TASK, ...stepDoneValues(previous)],
+    ),
   );
 }
 
@@ -520,9 +539,9 @@ export async function readTraceContext(q: Queryable, runId: string): Promise<unk
 
 /** The payloads of a run's events of one type, in order; blanked ones (retention) left out. */
 export async function selectEventPayloads<P>(q: Queryable, runId: string, type: string): Promise<P[]> {
-  const { rows } = await q.query<{ payload: P }>(
-    'SELECT payload FROM tollgate.events WHERE run_id = $1 AND type = $2 AND payload IS NOT NULL ORDER BY id',
-    [runId, type],
-  );
+  const { rows } = await q.query<{ payload: P }>('SELECT payload FROM tollgate.events WHERE run_id = $1 AND type = $2 AND payload IS NOT NULL ORDER BY id', [
+    runId,
+    type,
+  ]);
   return rows.map((r) => r.payload);
 }

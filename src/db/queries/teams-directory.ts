@@ -46,7 +46,12 @@ function mergeUsers(users: readonly TeamsUserSeen[]): TeamsUserSeen[] {
  * one statement; each row is written only when something changed.
  */
 export async function rememberSeen(q: Queryable, seen: TeamsSeen): Promise<void> {
-  const users = mergeUsers(seen.users).map((u) => ({ aad_object_id: u.aadObjectId, user_id: u.userId, name: u.name ?? null, conversation_id: u.personalConversation }));
+  const users = mergeUsers(seen.users).map((u) => ({
+    aad_object_id: u.aadObjectId,
+    user_id: u.userId,
+    name: u.name ?? null,
+    conversation_id: u.personalConversation,
+  }));
   await q.query(
     `WITH tenant AS (
        INSERT INTO tollgate.teams_tenants (tenant, service_url) VALUES ($1, $2)
@@ -79,7 +84,13 @@ export async function tenantServiceUrl(q: Queryable, tenant: string): Promise<st
 }
 
 /** Keeps the personal conversation created for a user, so the next card to them needs no new one. */
-export async function rememberPersonalConversation(q: Queryable, tenant: string, aadObjectId: string, conversationId: string, serviceUrl: string): Promise<void> {
+export async function rememberPersonalConversation(
+  q: Queryable,
+  tenant: string,
+  aadObjectId: string,
+  conversationId: string,
+  serviceUrl: string,
+): Promise<void> {
   await q.query(
     `INSERT INTO tollgate.teams_users (tenant, aad_object_id, conversation_id, service_url) VALUES ($1, $2, $3, $4)
      ON CONFLICT (tenant, aad_object_id) DO UPDATE SET conversation_id = EXCLUDED.conversation_id, service_url = EXCLUDED.service_url, updated_at = now()`,

@@ -14,10 +14,7 @@ export interface DeadWorkerRow {
 
 /** A process's first heartbeat, before its runner has named any lock id. */
 export async function insertHeartbeat(q: Queryable, w: { processId: string; hostname: string; pid: number }): Promise<void> {
-  await q.query(
-    `INSERT INTO tollgate.worker_heartbeats (process_id, hostname, pid) VALUES ($1, $2, $3)`,
-    [w.processId, w.hostname, w.pid],
-  );
+  await q.query(`INSERT INTO tollgate.worker_heartbeats (process_id, hostname, pid) VALUES ($1, $2, $3)`, [w.processId, w.hostname, w.pid]);
 }
 
 /**

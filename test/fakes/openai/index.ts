@@ -102,7 +102,12 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     }
     if ('status' in reply) {
       const headers: Record<string, string> = reply.retryAfter !== undefined ? { 'retry-after': String(reply.retryAfter) } : {};
-      return sendJson(res, reply.status, reply.body ?? errorBody(`Fake error ${reply.status}.`, reply.status === 429 ? 'rate_limit_exceeded' : 'server_error'), headers);
+      return sendJson(
+        res,
+        reply.status,
+        reply.body ?? errorBody(`Fake error ${reply.status}.`, reply.status === 429 ? 'rate_limit_exceeded' : 'server_error'),
+        headers,
+      );
     }
     const model = typeof body.model === 'string' ? body.model : 'fake-model';
     const content = 'json' in reply ? JSON.stringify(reply.json) : 'text' in reply ? reply.text : null;
@@ -121,7 +126,8 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     const id = nextId('chatcmpl');
     const created = Math.floor(Date.now() / 1000);
 
-    if (body.stream === true) return stream(res, { id, created, model, content, toolCalls, finishReason, usage: body.stream_options?.include_usage ? usage : undefined });
+    if (body.stream === true)
+      return stream(res, { id, created, model, content, toolCalls, finishReason, usage: body.stream_options?.include_usage ? usage : undefined });
     sendJson(res, 200, {
       id,
       object: 'chat.completion',

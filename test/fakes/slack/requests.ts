@@ -75,7 +75,16 @@ function interaction(payload: Record<string, unknown>): SlackRequest {
 }
 
 export function blockAction(
-  o: Who & { actionId: string; value: string; channelId: string; messageTs: string; blockId?: string; triggerId?: string; threadTs?: string; fromHome?: boolean },
+  o: Who & {
+    actionId: string;
+    value: string;
+    channelId: string;
+    messageTs: string;
+    blockId?: string;
+    triggerId?: string;
+    threadTs?: string;
+    fromHome?: boolean;
+  },
 ): SlackRequest {
   if (o.fromHome) {
     // A click on the App Home tab: the container is the view; there is no channel or message.
@@ -91,7 +100,16 @@ export function blockAction(
       is_enterprise_install: false,
       view: { id: 'V0HOME0001', type: 'home', blocks: [], state: { values: {} } },
       state: { values: {} },
-      actions: [{ action_id: o.actionId, block_id: o.blockId ?? 'b', text: { type: 'plain_text', text: o.actionId, emoji: true }, value: o.value, type: 'button', action_ts: `${Date.now() / 1000}` }],
+      actions: [
+        {
+          action_id: o.actionId,
+          block_id: o.blockId ?? 'b',
+          text: { type: 'plain_text', text: o.actionId, emoji: true },
+          value: o.value,
+          type: 'button',
+          action_ts: `${Date.now() / 1000}`,
+        },
+      ],
     });
   }
   return interaction({

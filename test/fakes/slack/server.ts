@@ -171,7 +171,8 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
         return send(200, { ok: false, error: failure.error ?? 'fatal_error' });
       }
       const appLevel = method === 'apps.connections.open';
-      if (appLevel ? !given?.startsWith('xapp-') : given !== token) return send(200, { ok: false, error: appLevel ? 'not_allowed_token_type' : 'invalid_auth' });
+      if (appLevel ? !given?.startsWith('xapp-') : given !== token)
+        return send(200, { ok: false, error: appLevel ? 'not_allowed_token_type' : 'invalid_auth' });
       const handler = handlers[method];
       if (!handler) return send(200, { ok: false, error: 'unknown_method' });
       send(200, handler(args));

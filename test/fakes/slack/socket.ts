@@ -89,7 +89,9 @@ export function attachSocketMode(server: http.Server, path = '/socket'): FakeSoc
       }
     });
     sock.on('error', () => {});
-    sock.write(frame(0x1, Buffer.from(JSON.stringify({ type: 'hello', num_connections: 1, debug_info: { host: 'fake' }, connection_info: { app_id: 'A0001' } }))));
+    sock.write(
+      frame(0x1, Buffer.from(JSON.stringify({ type: 'hello', num_connections: 1, debug_info: { host: 'fake' }, connection_info: { app_id: 'A0001' } }))),
+    );
     const ready = onConnected;
     onConnected = [];
     ready.forEach((f) => f());

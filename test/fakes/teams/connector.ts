@@ -104,7 +104,8 @@ function route(method: string, path: string): { operation: ConnectorOperation; c
     const op = ({ POST: 'replyToActivity', PUT: 'updateActivity', DELETE: 'deleteActivity' } as const)[method as 'POST'];
     return { operation: op ?? 'unknown', conversationId, activityId: sub };
   }
-  if (kind === 'members' && method === 'GET') return parts.length === 4 ? { operation: 'getConversationMembers', conversationId } : { operation: 'getConversationMember', conversationId, memberId: sub };
+  if (kind === 'members' && method === 'GET')
+    return parts.length === 4 ? { operation: 'getConversationMembers', conversationId } : { operation: 'getConversationMember', conversationId, memberId: sub };
   return { operation: 'unknown', conversationId };
 }
 
@@ -186,7 +187,12 @@ export async function startFakeBotConnector(opts: { accessToken: string }): Prom
           if (!stored || stored.deleted) return fail(404, 'NotFound', 'Activity not found');
           // An edit replaces the content; where the message sits (its thread) does not move.
           const { replyToId } = stored.activity;
-          stored.activity = { ...activityBody, id: stored.id, conversation: { ...(activityBody.conversation as object | undefined), id: conversationId }, ...(replyToId ? { replyToId } : {}) };
+          stored.activity = {
+            ...activityBody,
+            id: stored.id,
+            conversation: { ...(activityBody.conversation as object | undefined), id: conversationId },
+            ...(replyToId ? { replyToId } : {}),
+          };
           stored.updates++;
           return send(200, { id: stored.id });
         }

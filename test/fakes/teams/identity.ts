@@ -133,7 +133,8 @@ export async function startFakeBotIdentity(opts: { appId?: string; tenantId?: st
     }
     if (url.pathname === '/msi/token') {
       // Refusals shaped after App Service's; msal-node only needs a non-2xx to fail.
-      if (req.headers['x-identity-header'] !== identityHeader) return send(401, { error: 'unauthorized', error_description: 'X-IDENTITY-HEADER missing or wrong' });
+      if (req.headers['x-identity-header'] !== identityHeader)
+        return send(401, { error: 'unauthorized', error_description: 'X-IDENTITY-HEADER missing or wrong' });
       if (url.searchParams.get('api-version') !== '2019-08-01') return send(400, { error: 'invalid_request', error_description: 'unsupported api-version' });
       const resource = url.searchParams.get('resource');
       if (!resource) return send(400, { error: 'invalid_request', error_description: 'resource is required' });
