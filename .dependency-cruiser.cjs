@@ -13,6 +13,7 @@
  *   src/{views,chat}                         (views never import chat)
  *   src/{console,server,cli,worker}, jobs/
  *   bots/                                    (only src/chat/index.ts, and types from src/views)
+ *   src/boot                                 (the composition root's helpers: open and prepare the database)
  *   src/app.ts                               (the composition root: the one file of src/ that sees bots/)
  *
  * Paths are matched relative to the folder depcruise runs in. Packages are matched by
@@ -180,6 +181,14 @@ module.exports = {
       comment: 'src/app.ts is the composition root: nothing of ours imports it (the CLI loads it with `await import` from src/cli only).',
       from: { path: '^(bots|jobs)/' },
       to: { path: APP },
+    },
+    {
+      name: 'boot-only-from-app',
+      severity: 'error',
+      comment:
+        'src/boot joins the data layer with the configuration and the audit key for the composition root; only src/app.ts imports it (src/boot itself imports the layers below the edges).',
+      from: { path: '^(src|bots|jobs)/', pathNot: ['^src/app\\.ts$', '^src/boot/'] },
+      to: { path: '^src/boot/' },
     },
     {
       name: 'intents-pure',

@@ -120,6 +120,7 @@ describe('layering, by dependency-cruiser', () => {
         'cli-loads-app-lazily: src/cli/main.ts -> src/app.ts',
         'nothing-imports-app: bots/teams/reuse.ts -> src/app.ts',
         'intents-pure: src/intents/command.ts -> src/runtime/retry.ts',
+        'boot-only-from-app: src/worker/open.ts -> src/boot/database.ts',
       ]),
     );
     // The rules' limits: a type-only pg import outside src/db, bots/ reaching src/chat/index.ts and view types.

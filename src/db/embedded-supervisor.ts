@@ -34,7 +34,7 @@ export interface Supervisor {
   stop(): void;
 }
 
-export function supervise(opts: {
+export function superviseEmbedded(opts: {
   isRunning: () => boolean;
   /** Starts the server again, or attaches to one another process restarted; 'restarted' or 'found'. */
   restart: () => Promise<'restarted' | 'found'>;

@@ -32,7 +32,7 @@ import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { ensurePostgresUserCanEnter } from './embedded-access.ts';
 import { isProcessAlive, otherLiveUsers, registerUser, withStartLock, type Lease } from './embedded-sharing.ts';
-import { supervise, type SupervisionOptions } from './embedded-supervisor.ts';
+import { superviseEmbedded, type SupervisionOptions } from './embedded-supervisor.ts';
 
 interface Credentials {
   user: string;
@@ -337,7 +337,7 @@ export async function startEmbeddedPostgres(opts: {
   const supervisor =
     opts.supervision === false
       ? undefined
-      : supervise({
+      : superviseEmbedded({
           log,
           options: opts.supervision,
           isRunning: () => stopped || findRunningServer(clusterDir) !== undefined,
