@@ -53,7 +53,15 @@ const TESTS = ['test/**/*.ts', 'bench/**/*.ts'];
 
 export default tseslint.config(
   {
-    ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'manifests/teams/build/**', 'test/.artifacts/**', 'test/fixtures/lint-violations/**', '.tollgate/**'],
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'coverage/**',
+      'manifests/teams/build/**',
+      'test/.artifacts/**',
+      'test/fixtures/lint-violations/**',
+      '.tollgate/**',
+    ],
   },
   {
     linterOptions: { reportUnusedDisableDirectives: 'error' },
