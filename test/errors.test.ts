@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { classifySlackError, slackPlatform } from '../bots/slack/platform.ts';
 import { classifyTeamsError, teamsPlatform } from '../bots/teams/platform.ts';
-import { PlatformNotConfigured } from '../src/chat/deliver.ts';
+import { PlatformNotConfigured } from '../src/chat/deliver/context.ts';
 import { ERROR_CODES, isTollgateError, TollgateError } from '../src/common/errors.ts';
 import { CommandSyntaxError, parseCommand } from '../src/intents/command.ts';
 import { CallFailed } from '../src/model/complete.ts';

@@ -11,7 +11,8 @@
 import type { KnownBlock } from '@slack/types';
 import type { ApprovalCopy, ApprovalView } from '../../src/views/approval-view.ts';
 import { approvalFallback, approvalHeadline, copyStillAsks, ESCALATED_AWAY } from '../../src/chat/index.ts';
-import { approvalBlocks, escapeMrkdwn, LIMITS, SLACK_MARKUP, slackDate, truncate, type SlackMessage } from './blocks.ts';
+import { approvalBlocks, escapeMrkdwn, LIMITS, SLACK_MARKUP, slackDate, type SlackMessage } from './blocks.ts';
+import { truncate } from '../../src/chat/index.ts';
 
 export const REJECT_CALLBACK_ID = 'approval.reject';
 export const REASON_BLOCK = 'reason';

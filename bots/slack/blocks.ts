@@ -40,7 +40,6 @@ export interface SlackMessage {
   blocks: KnownBlock[];
 }
 
-export { formatDuration, truncate } from '../../src/chat/index.ts';
 
 /** Escapes the three characters Slack's mrkdwn treats as control characters. */
 export function escapeMrkdwn(s: string): string {

@@ -41,7 +41,6 @@ import { OPEN_FORM_ACTION, openFormValueSchema, renderReply } from './render.ts'
 import { TollgateHttpReceiver } from './receiver.ts';
 import { AckAfterRecordSocketModeReceiver } from './socket-receiver.ts';
 
-export { OPEN_FORM_ACTION } from './render.ts';
 
 type WebClient = InstanceType<typeof webApi.WebClient>;
 type ActionListener = Middleware<SlackActionMiddlewareArgs>;

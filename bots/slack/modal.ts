@@ -10,7 +10,8 @@ import type { KnownBlock, ModalView, PlainTextOption, InputBlock } from '@slack/
 import { z } from 'zod';
 import { describeForm, fieldErrors, type WorkflowDefinition } from '../../src/chat/index.ts';
 import type { FormField } from '../../src/views/form.ts';
-import { escapeMrkdwn, truncate } from './blocks.ts';
+import { escapeMrkdwn } from './blocks.ts';
+import { truncate } from '../../src/chat/index.ts';
 
 export const PARAMS_CALLBACK_ID = 'run.params';
 const ACTION = 'value';

@@ -7,7 +7,8 @@
 import type { KnownBlock } from '@slack/types';
 import type { ProposalView } from '../../src/views/proposal-view.ts';
 import { PROPOSAL_ACTION_IDS } from '../../src/chat/index.ts';
-import { escapeMrkdwn, LIMITS, truncate, type SlackMessage } from './blocks.ts';
+import { escapeMrkdwn, LIMITS, type SlackMessage } from './blocks.ts';
+import { truncate } from '../../src/chat/index.ts';
 import { mention } from './identity.ts';
 
 export function renderProposal(p: ProposalView): SlackMessage {

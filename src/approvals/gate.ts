@@ -29,7 +29,8 @@ import { inTransaction } from '../db/transaction.ts';
 import { parseDuration } from '../runtime/duration.ts';
 import { traceApprovalWait } from '../telemetry/tracing-spans.ts';
 import { paramsHash } from './hash.ts';
-import { describeApprovers, describeQuorum, resolvePolicy } from './policy.ts';
+import { resolvePolicy } from './policy.ts';
+import { describeApprovers, describeQuorum } from './describe.ts';
 import { loadDecisions, requesterKey, toResult } from './store.ts';
 import type { ApprovalOptions, ApprovalResult } from './types.ts';
 

@@ -6,7 +6,8 @@ import type { Queryable } from '../db/queryable.ts';
 import { isTerminalStatus } from '../db/queries/runs.ts';
 import { loadApprovalRow, selectDecisions, selectPendingApprovals, selectRunApprovals, type ApprovalRow, type DecisionRow } from '../db/queries/approvals.ts';
 import { formatPrincipal, type Principal } from '../common/principals.ts';
-import { authorise, describeApprovers, describeQuorum, principalKey } from './policy.ts';
+import { authorise, principalKey } from './policy.ts';
+import { describeApprovers, describeQuorum } from './describe.ts';
 import type { ApprovalResult, ApprovalRecord, DecisionView } from './types.ts';
 
 export function requesterKey(row: Pick<ApprovalRow, 'requester'>): string | null {

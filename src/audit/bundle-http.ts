@@ -13,7 +13,7 @@ import { isTollgateError } from '../common/errors.ts';
 import type { WorkflowRegistry } from '../runtime/registry.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import { exportEvidenceBundle } from './bundle.ts';
-import type { AuditKey } from './key.ts';
+import type { AuditKey } from '../db/pool-key.ts';
 
 export interface EvidenceHandlerOptions {
   pool: pg.Pool;

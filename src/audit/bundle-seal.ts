@@ -14,7 +14,7 @@
  * Chained events are sealed whole: their links already cover them field by field.
  */
 import { canonicalJson } from '../approvals/hash.ts';
-import type { AuditKey } from './key.ts';
+import type { AuditKey } from '../db/pool-key.ts';
 import { EVIDENCE_FORMAT, type EvidenceBundle } from './bundle-format.ts';
 
 /** Paths (indices written `[*]`) whose values are data: sealed whole, and each of their entries. */

@@ -21,9 +21,9 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { canonicalJson, paramsHash } from '../approvals/hash.ts';
-import { describeApprovers, describeQuorum } from '../approvals/policy.ts';
+import { describeApprovers, describeQuorum } from '../approvals/describe.ts';
 import { TollgateError } from '../common/errors.ts';
-import type { AuditKey } from './key.ts';
+import type { AuditKey } from '../db/pool-key.ts';
 import { linkMessage, principalOf } from './verify.ts';
 import { checkSeals } from './bundle-seal.ts';
 import {

@@ -34,7 +34,7 @@ import { readDeploymentConfig } from '../db/queries/deployment-config.ts';
 import type { WorkflowRegistry } from '../runtime/registry.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import { createHash } from 'node:crypto';
-import { auditKeyOf, type AuditKey } from './key.ts';
+import { auditKeyOf, type AuditKey } from '../db/pool-key.ts';
 import { sealBundle } from './bundle-seal.ts';
 import {
   calledToolVersion,
@@ -48,7 +48,6 @@ import {
   type EvidenceBundle,
 } from './bundle-format.ts';
 
-export { EVIDENCE_FORMAT, type EvidenceBundle } from './bundle-format.ts';
 
 export interface ExportOptions {
   /** Seals the fields; defaults to the key the pool was created with (src/db/connect.ts). */
@@ -109,7 +108,7 @@ export async function exportEvidenceBundle(db: pg.Pool | Queryable, runId: strin
 
 async function exportIn(q: Queryable, runId: string, key: AuditKey, opts: ExportOptions): Promise<EvidenceBundle> {
   // readRun selects every column, retention's mark among them.
-  const run = (await readRun(q, runId)) as (RunRow & { journal_purged_at: Date | null }) | undefined;
+  const run = await readRun(q, runId);
   if (!run) throw new TollgateError('TG_RUN_NOT_FOUND', `No run with id "${runId}". List runs with \`tollgate runs list\`.`, { runId });
 
   // One after the other: a snapshot is one connection, which runs one query at a time anyway.
@@ -155,7 +154,7 @@ async function exportIn(q: Queryable, runId: string, key: AuditKey, opts: Export
   return { ...withoutSeals, seals: sealBundle(withoutSeals, key) };
 }
 
-function bundleRun(run: RunRow & { journal_purged_at: Date | null }): EvidenceBundle['run'] {
+function bundleRun(run: RunRow): EvidenceBundle['run'] {
   return {
     id: run.id,
     workflow: run.workflow,

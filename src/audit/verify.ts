@@ -32,7 +32,7 @@ import {
   readLinkedDecisions,
   type ChainEventRow,
 } from '../db/queries/audit.ts';
-import { auditKeyOf, type AuditKey } from './key.ts';
+import { auditKeyOf, type AuditKey } from '../db/pool-key.ts';
 
 export interface BrokenLink {
   eventId: string | null;

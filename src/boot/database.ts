@@ -7,7 +7,8 @@
  * data layer with the configuration and the audit key.
  */
 import type pg from 'pg';
-import { checkAuditKeyFingerprint, loadAuditKey, type AuditKey } from '../audit/key.ts';
+import { checkAuditKeyFingerprint, loadAuditKey } from '../audit/key.ts';
+import { type AuditKey } from '../db/pool-key.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { Config } from '../config/config.ts';

@@ -32,9 +32,6 @@ import { deliveryContext, type DeliveryOutcome } from './deliver/context.ts';
 import { deliverHome } from './deliver/home.ts';
 import { deliverMessage, deliverRun } from './deliver/run.ts';
 
-export { PlatformNotConfigured, type DeliveryOutcome } from './deliver/context.ts';
-export { hashRendering } from './deliver/bring.ts';
-export { backoffMs, MAX_FAILURES } from './deliver/rows.ts';
 
 export interface ChatDeliverer {
   deliverRun(runId: string): Promise<DeliveryOutcome>;

@@ -15,7 +15,8 @@ import { ChatCore } from './intake.ts';
 import type { ChatPlatform } from './platform.ts';
 
 export { ChatCore, parseChatCommand, type Intent, type SubmitResult, type DeliveryKey, type ChatCommand } from './intake.ts';
-export { createChatDeliverer, type ChatDeliverer, type DeliveryOutcome } from './deliver.ts';
+export { createChatDeliverer, type ChatDeliverer } from './deliver.ts';
+export type { DeliveryOutcome } from './deliver/context.ts';
 export type { ChatAdapter, ChatPlatform, ChatView, Destination, DeliveryFailure, Posted, Rendered } from './platform.ts';
 export type { Where } from './outbox.ts';
 export type { AdapterContext, ChatPlatformEntry } from './platform-entry.ts';

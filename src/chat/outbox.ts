@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import type { Principal } from '../common/principals.ts';
 import type { Queryable } from '../db/queryable.ts';
-import { enqueueMessageDelivery, enqueueRunDelivery, insertReply, insertRunMessage, redrawReply } from '../db/queries/chat-outbox.ts';
+import { enqueueMessageDelivery, insertReply, redrawReply } from '../db/queries/chat-outbox.ts';
 import type { Rendered } from './platform.ts';
 
 /** A place in a chat: a platform's conversation (and thread) in a tenant. */
@@ -32,16 +32,6 @@ export const whereSchema = z.object({
   address: z.unknown().optional(),
   direct: z.boolean().optional(),
 });
-
-/**
- * The run's live message, to be posted where the request was made. For a run created in this
- * same transaction, the `run.created` event's trigger has already scheduled its delivery
- * (`newRun: true` saves the round trip); a copy added to an existing run schedules one.
- */
-export async function addRunMessage(q: Queryable, runId: string, where: Where, opts: { newRun?: boolean } = {}): Promise<void> {
-  await insertRunMessage(q, runId, where);
-  if (!opts.newRun) await enqueueRunDelivery(q, runId);
-}
 
 /**
  * A fixed reply (help, status, an explanation), already rendered by its platform, posted once

@@ -1,23 +1,12 @@
 /** Human-readable views of approvals for the CLI: a pending list and a run's approvals with their decisions. */
 import type { ApprovalRecord } from '../approvals/types.ts';
-
-function pad(s: string, n: number): string {
-  return s.length >= n ? s : s + ' '.repeat(n - s.length);
-}
+import { pad, table } from './table.ts';
 
 export function formatApprovalList(list: ApprovalRecord[]): string {
   if (list.length === 0) return 'No approvals are waiting.';
   const rows = list.map((a) => [a.id, a.workflow, a.summary, `${a.approvals}/${a.required}`, a.expiresAt ?? '-', a.approvers]);
   const head = ['APPROVAL', 'WORKFLOW', 'SUMMARY', 'HAVE', 'EXPIRES', 'APPROVERS'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  return [head, ...rows]
-    .map((r) =>
-      r
-        .map((c, i) => pad(c, widths[i] as number))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return table(head, rows);
 }
 
 /** The approvals section of `runs show`: who, when, decision, comment, parameters hash. */

@@ -7,6 +7,7 @@ import type { RunRow, StepRow } from '../db/queries/runs.ts';
 import type { SerializedError } from '../common/errors.ts';
 import { formatUsd } from '../model/steps.ts';
 import type { ModelCallRecord } from '../model/types.ts';
+import { pad, table } from './table.ts';
 
 export function formatDuration(ms: number | null): string {
   if (ms === null || !Number.isFinite(ms)) return '-';
@@ -20,10 +21,6 @@ function span(from: Date | null, to: Date | null): number | null {
   return from && to ? to.getTime() - from.getTime() : null;
 }
 
-function pad(s: string, n: number): string {
-  return s.length >= n ? s : s + ' '.repeat(n - s.length);
-}
-
 function requesterOf(run: RunRow): string {
   const r = run.requester as { platform?: string; tenant?: string; user?: string; name?: string } | null;
   if (!r) return '-';
@@ -34,15 +31,7 @@ export function formatRunList(runs: RunRow[]): string {
   if (runs.length === 0) return 'No runs yet. Start one with `tollgate run demo`.';
   const rows = runs.map((r) => [r.id, `${r.workflow}@v${r.workflow_version}`, r.status, r.created_at.toISOString(), requesterOf(r)]);
   const head = ['RUN', 'WORKFLOW', 'STATUS', 'CREATED', 'REQUESTER'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  return [head, ...rows]
-    .map((r) =>
-      r
-        .map((c, i) => pad(c, widths[i] as number))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return table(head, rows);
 }
 
 function errorLine(e: unknown): string {

@@ -254,7 +254,7 @@ export class Runtime {
           { runId, status: run.status },
         );
       }
-      if ((run as RunRow & { journal_purged_at?: Date | null }).journal_purged_at) {
+      if (run.journal_purged_at) {
         throw new TollgateError('TG_RUN_STATE', `Run ${runId} cannot be retried: retention purged its recorded step outputs. Start a new run instead.`, {
           runId,
         });

@@ -9,7 +9,8 @@ import { ensureDatabase, createPool } from '../../src/db/connect.ts';
 import { withDatabase } from '../../src/db/embedded.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { testLogger } from './log.ts';
-import { auditKeyFromEnv, type AuditKey } from '../../src/audit/key.ts';
+import { auditKeyFromEnv } from '../../src/audit/key.ts';
+import { type AuditKey } from '../../src/db/pool-key.ts';
 import { grantAppRole } from '../../src/db/app-role.ts';
 
 /**

@@ -80,15 +80,6 @@ export async function pruneDeliveryKeys(q: Queryable, olderThan: string): Promis
 
 // ----- message rows ------------------------------------------------------------------------------
 
-/** The run's live message row (none added when the run has one there already). */
-export async function insertRunMessage(q: Queryable, runId: string, where: MessagePlace): Promise<void> {
-  await q.query(
-    `INSERT INTO tollgate.chat_messages (id, platform, kind, run_id, tenant, conversation, thread, address) VALUES ($1, $2, 'run', $3, $4, $5, $6, $7)
-     ON CONFLICT DO NOTHING`,
-    [newId('msg'), where.platform, runId, where.tenant, where.conversation, where.thread, where.address === undefined ? null : JSON.stringify(where.address)],
-  );
-}
-
 /** A fixed reply's row, with its rendering; returns the row's id. */
 export async function insertReply(q: Queryable, where: MessagePlace, message: StoredRendering, visibleTo: Principal | null): Promise<string> {
   const id = newId('msg');

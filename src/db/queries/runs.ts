@@ -66,6 +66,8 @@ export interface RunRow {
   finished_at: Date | null;
   /** The run's W3C trace context (src/telemetry/tracing-spans.ts); null when tracing was off. */
   trace_context?: unknown;
+  /** When retention purged the run's journal (docs/operations.md#retention); null while it is kept. */
+  journal_purged_at: Date | null;
 }
 
 export interface StepRow {
