@@ -37,6 +37,7 @@ const approvalView = (over: Partial<ApprovalView>): ApprovalView => ({
   deadline: null,
   endReason: null,
   eligible: [],
+  allowSelfApproval: false,
   ...over,
 });
 

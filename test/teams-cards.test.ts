@@ -95,6 +95,7 @@ const approval = (over: Partial<ApprovalView> = {}): ApprovalView => ({
   deadline: new Date('2026-03-02T12:00:00Z'),
   endReason: null,
   eligible: [formatPrincipal(ada), formatPrincipal(bob), formatPrincipal(cy), formatPrincipal(slackUser)],
+  allowSelfApproval: true,
   ...over,
 });
 
@@ -437,11 +438,12 @@ describe('renderForViewer: the card one person sees', () => {
     ).toEqual([{ approvalId: 'apr_2' }]);
   });
 
-  it('with the rights the chat layer read (the one eligibility rule), a requester the policy bars from approving their own request sees no buttons; an eligible approver does', () => {
-    const own: ChatView = { kind: 'approval', approval: approval(), copy: { kind: 'thread' } }; // requested by Ada, who is among the approvers
-    const barred = new Map([['apr_1', { may: false as const, reason: 'own_request' as const, message: 'Not allowed: Ada requested this run.' }]]);
-    expect(verbs(renderForViewer(own, ada, undefined, barred))).toEqual([]);
-    expect(verbs(renderForViewer(own, bob, undefined, new Map([['apr_1', { may: true as const }]])))).toEqual([VERBS.approve, VERBS.reject]);
+  it('by the one eligibility rule, a requester the policy bars from approving their own request sees no buttons; an eligible approver does', () => {
+    const own: ChatView = { kind: 'approval', approval: approval({ allowSelfApproval: false }), copy: { kind: 'thread' } }; // requested by Ada, who is among the approvers
+    expect(verbs(renderForViewer(own, ada))).toEqual([]);
+    expect(verbs(renderForViewer(own, bob))).toEqual([VERBS.approve, VERBS.reject]);
+    const allowed: ChatView = { kind: 'approval', approval: approval({ allowSelfApproval: true }), copy: { kind: 'thread' } };
+    expect(verbs(renderForViewer(allowed, ada))).toEqual([VERBS.approve, VERBS.reject]);
   });
 
   it('offers Retry and Cancel as the run does, to any viewer', () => {

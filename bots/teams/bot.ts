@@ -272,7 +272,7 @@ export class TeamsBot {
    */
   async #card(a: TeamsActivity, actor: Principal, note: string | undefined, named: { approvalId?: string; runId?: string }): Promise<unknown> {
     const posted = a.replyToId ? { platform: 'teams', conversation: a.conversation.id, messageId: a.replyToId } : undefined;
-    const { view, rights } = await this.#core().viewFor(actor, { ...(posted ? { posted } : {}), ...named });
-    return cardResponse(renderForViewer(view ?? notice(note ?? 'This card is no longer known to Tollgate.'), actor, view ? note : undefined, rights));
+    const view = await this.#core().viewOf({ ...(posted ? { posted } : {}), ...named });
+    return cardResponse(renderForViewer(view ?? notice(note ?? 'This card is no longer known to Tollgate.'), actor, view ? note : undefined));
   }
 }

@@ -37,7 +37,6 @@ import {
   truncate,
   type ChatReply,
   type ChatView,
-  type DecisionRights,
   type Principal,
   type Rendered,
   type RunStatus,
@@ -284,12 +283,11 @@ const THREAD: ApprovalCopy = { kind: 'thread' };
 const anyoneMayTry: MayDecide = (a, copy) => copyStillAsks(a, copy);
 
 /**
- * One person's card: buttons only while they may still decide, by the one eligibility rule: the
- * rights the chat layer read from the approvals' records (so a requester the policy bars from
- * approving their own request sees none), or, without them, what the view alone tells.
+ * One person's card: buttons only while they may still decide, by the one eligibility rule (so a
+ * requester the policy bars from approving their own request sees none).
  */
-function viewerMayDecide(viewer: Principal, rights?: DecisionRights): MayDecide {
-  return (a, copy) => copyStillAsks(a, copy) && (rights?.get(a.id) ?? eligibilityOnView(a, viewer)).may;
+function viewerMayDecide(viewer: Principal): MayDecide {
+  return (a, copy) => copyStillAsks(a, copy) && eligibilityOnView(a, viewer).may;
 }
 
 const TEAMS_PRINCIPAL = /^teams:[^:\s]+:([^:\s]+)$/;
@@ -615,8 +613,8 @@ export function cardOf(r: Rendered): AdaptiveCard {
  * Approve/Reject only where they may still decide; Retry/Cancel as the run offers them; `note`
  * (with the notice marks `*bold*` and `` `code` ``) on top.
  */
-export function renderForViewer(view: ChatView, viewer: Principal, note?: string, rights?: DecisionRights): AdaptiveCard {
-  return envelope(draw(view, viewerMayDecide(viewer, rights)), note);
+export function renderForViewer(view: ChatView, viewer: Principal, note?: string): AdaptiveCard {
+  return envelope(draw(view, viewerMayDecide(viewer)), note);
 }
 
 /** Every `Action.Execute` in a card, including those inside show-cards and action sets, in order. */

@@ -23,11 +23,11 @@ export type { AdapterContext, ChatPlatformEntry } from './platform-entry.ts';
 
 // ----- What the adapters (bots/<platform>) use: this file is the only door they go through. ----
 // Besides it they import only view types from src/views (type-only). Nothing here hands them a
-// pool: what they need of the database goes through ChatCore (submit, viewFor, eligibility,
+// pool: what they need of the database goes through ChatCore (submit, viewOf, eligibility,
 // teamsDirectory).
 export { notice, type ChatReply, type HomeView, type RunSummary, type WorkflowSummary } from './replies.ts';
 export * from './sentences.ts';
-export { eligibilityOnView, type DecisionRights, type ViewedMessage } from './viewer.ts';
+export { eligibilityOnView, type ViewedMessage } from './viewer.ts';
 export type { TeamsContact, TeamsDirectory, TeamsSeen, TeamsUserSeen } from './directory.ts';
 export type { Eligibility, IneligibleReason } from '../approvals/eligibility.ts';
 export { formatPrincipal, parsePrincipal, samePrincipal, type Principal } from '../common/principals.ts';

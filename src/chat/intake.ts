@@ -56,7 +56,7 @@ import { type Where } from './outbox.ts';
 import { claimDeliveryKey, enqueueHomeDelivery } from '../db/queries/chat-outbox.ts';
 import type { ChatView } from './platform.ts';
 import type { ChatReply } from './replies.ts';
-import { viewForViewer, type DecisionRights, type ViewedMessage } from './viewer.ts';
+import { viewForViewer, type ViewedMessage } from './viewer.ts';
 
 export {
   parseChatCommand,
@@ -126,11 +126,11 @@ export class ChatCore {
   }
 
   /**
-   * A message as one person sees it (the card a platform answers a click with), and what they may
-   * decide on it, by the one eligibility rule (viewer.ts).
+   * The message a click was made on, as it is now (the card a platform answers a click with and
+   * draws for the clicker with `eligibilityOnView`, viewer.ts).
    */
-  viewFor(viewer: Principal, message: ViewedMessage): Promise<{ view: ChatView | undefined; rights: DecisionRights }> {
-    return viewForViewer(this.#ix.o.pool, message, viewer);
+  viewOf(message: ViewedMessage): Promise<ChatView | undefined> {
+    return viewForViewer(this.#ix.o.pool, message);
   }
 
   /**

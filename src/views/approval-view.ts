@@ -60,6 +60,8 @@ export interface ApprovalView {
   endReason: string | null;
   /** The principals who may decide: a DM copy to someone not in it has no buttons. */
   eligible: string[];
+  /** Whether the requester, when among `eligible`, may approve their own request (the policy's rule). */
+  allowSelfApproval: boolean;
   /** The rule's reason when the gate was approved by rule, not by a person (toApprovalView always sets it). */
   autoReason?: string | null;
 }
@@ -101,6 +103,7 @@ export function toApprovalView(a: ApprovalRecord): ApprovalView {
     deadline: a.expiresAt ? new Date(a.expiresAt) : null,
     endReason: a.status === 'expired' ? 'the deadline passed' : a.status === 'voided' ? 'the parameters changed; see the new request' : null,
     eligible: [...a.eligible],
+    allowSelfApproval: a.allowSelfApproval,
     autoReason: a.autoReason,
   };
 }
