@@ -40,7 +40,6 @@ export interface SlackMessage {
   blocks: KnownBlock[];
 }
 
-
 /** Escapes the three characters Slack's mrkdwn treats as control characters. */
 export function escapeMrkdwn(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

@@ -41,7 +41,6 @@ import { OPEN_FORM_ACTION, openFormValueSchema, renderReply } from './render.ts'
 import { TollgateHttpReceiver } from './receiver.ts';
 import { AckAfterRecordSocketModeReceiver } from './socket-receiver.ts';
 
-
 type WebClient = InstanceType<typeof webApi.WebClient>;
 type ActionListener = Middleware<SlackActionMiddlewareArgs>;
 type ViewListener = Middleware<SlackViewMiddlewareArgs>;

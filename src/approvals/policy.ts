@@ -48,7 +48,6 @@ export function resolvePolicy(policy: ApprovalPolicy, project: ProjectConfig, re
   return { approvers, groups, named, quorum, required, allowSelfApproval };
 }
 
-
 export type Authorisation = { ok: true } | { ok: false; reason: string };
 
 /**

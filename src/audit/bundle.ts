@@ -48,7 +48,6 @@ import {
   type EvidenceBundle,
 } from './bundle-format.ts';
 
-
 export interface ExportOptions {
   /** Seals the fields; defaults to the key the pool was created with (src/db/connect.ts). */
   auditKey?: AuditKey;

@@ -21,7 +21,6 @@ import { readAuditKeyFingerprint } from '../db/queries/audit.ts';
 import type { Queryable } from '../db/queryable.ts';
 import type { AuditKey } from '../db/pool-key.ts';
 
-
 export const MIN_KEY_BYTES = 32;
 const BLOCK = 64; // SHA-256's block size
 export const FINGERPRINT_LABEL = 'tollgate-audit-key-id';

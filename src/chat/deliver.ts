@@ -32,7 +32,6 @@ import { deliveryContext, type DeliveryOutcome } from './deliver/context.ts';
 import { deliverHome } from './deliver/home.ts';
 import { deliverMessage, deliverRun } from './deliver/run.ts';
 
-
 export interface ChatDeliverer {
   deliverRun(runId: string): Promise<DeliveryOutcome>;
   deliverMessage(messageId: string): Promise<DeliveryOutcome>;
