@@ -18,7 +18,7 @@ import { appendEvent } from '../db/queries/events.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { applyTimeout } from './gate.ts';
 import { policyEligibility } from './eligibility.ts';
-import { authorise, principalKey } from './policy.ts';
+import { countTowardQuorum, principalKey } from './policy.ts';
 import { describeQuorum } from './describe.ts';
 import { getApproval, requesterKey } from './store.ts';
 import { loadApprovalRow, type ApprovalRow } from '../db/queries/approvals.ts';
@@ -185,8 +185,12 @@ async function decideIn(
 
 async function countApprovals(q: Queryable, row: ApprovalRow, requester: string | null): Promise<number> {
   const rows = await selectApprovals(q, row.id);
-  // Only principals the current policy allows count (after an escalation, the new approvers).
-  return rows.filter((r) => authorise(row.policy, r.principal, requester, 'approve').ok).length;
+  // Only principals the current policy allows count (after an escalation, the new approvers); a quorum by group one seat each.
+  return countTowardQuorum(
+    row.policy,
+    rows.map((r) => r.principal),
+    requester,
+  );
 }
 
 function stripNulls(o: Record<string, unknown>): Record<string, unknown> {

@@ -7,6 +7,7 @@ export function describeApprovers(p: Pick<ResolvedPolicy, 'approvers' | 'groups'
 }
 
 export function describeQuorum(p: ResolvedPolicy): string {
+  if (p.requirements) return p.requirements.map((r) => `${r.count} of ${r.label}`).join(' and ');
   if (p.quorum === 'first') return `any one of ${p.approvers.length}`;
   if (p.quorum === 'all') return `all ${p.required}`;
   return `${p.required} of ${p.approvers.length}`;

@@ -105,6 +105,8 @@ async function createApproval(
     autoReason: auto,
     approversText: auto ? 'rule' : describeApprovers(policy),
     quorumText: auto ? 'none' : describeQuorum(policy),
+    policyRef: o.policyRef ?? null,
+    reusable: o.reusable === true,
   });
 }
 

@@ -6,7 +6,7 @@ import type { Queryable } from '../db/queryable.ts';
 import { isTerminalStatus } from '../db/queries/runs.ts';
 import { loadApprovalRow, selectDecisions, selectPendingApprovals, selectRunApprovals, type ApprovalRow, type DecisionRow } from '../db/queries/approvals.ts';
 import { formatPrincipal, type Principal } from '../common/principals.ts';
-import { authorise, principalKey } from './policy.ts';
+import { authorise, countTowardQuorum, principalKey } from './policy.ts';
 import { describeApprovers, describeQuorum } from './describe.ts';
 import type { ApprovalResult, ApprovalRecord, DecisionView } from './types.ts';
 
@@ -36,7 +36,11 @@ export function describeOnTimeout(row: ApprovalRow): string {
 export function toView(row: ApprovalRow, decisions: DecisionView[]): ApprovalRecord {
   const p = row.policy;
   const requester = requesterKey(row);
-  const counted = decisions.filter((d) => d.decision === 'approve' && authorise(p, d.principal, requester, 'approve').ok).length;
+  const counted = countTowardQuorum(
+    p,
+    decisions.filter((d) => d.decision === 'approve').map((d) => d.principal),
+    requester,
+  );
   return {
     id: row.id,
     runId: row.run_id,
@@ -64,6 +68,7 @@ export function toView(row: ApprovalRow, decisions: DecisionView[]): ApprovalRec
     escalations: row.escalations,
     autoReason: row.auto_reason,
     supersededBy: row.superseded_by,
+    policy: row.policy_rule && row.policy_digest ? { rule: row.policy_rule, version: row.policy_version ?? null, digest: row.policy_digest } : null,
     createdAt: row.created_at.toISOString(),
     resolvedAt: row.resolved_at?.toISOString() ?? null,
     decisions,

@@ -33,6 +33,21 @@ export interface ApprovalOptions {
    * recorded, so write tools it covers pass the same check as approved ones.
    */
   autoApprove?: string | false;
+  /**
+   * An approval covers exactly one execution of the write tool call it is bound to; a second call
+   * with the same parameters in the same run needs its own. `true` lets it cover every such call.
+   */
+  reusable?: boolean;
+  /** The configured policy's rule that gave these options (src/approvals/policies.ts `policyGate`), recorded with the approval. */
+  policyRef?: PolicyRef;
+}
+
+/** Which rule of which version of a workflow's policy applied; `digest` is the sha256 of the policy's canonical JSON. */
+export interface PolicyRef {
+  rule: string;
+  /** The configured `version`; null for a built-in default policy (from the workflow's settings). */
+  version: number | null;
+  digest: string;
 }
 
 export interface DecisionView {
@@ -89,6 +104,8 @@ export interface ApprovalRecord {
   escalations: number;
   autoReason: string | null;
   supersededBy: string | null;
+  /** The configured policy's rule, version and digest that opened the gate; null without a policy. */
+  policy?: PolicyRef | null;
   createdAt: string;
   resolvedAt: string | null;
   decisions: DecisionView[];

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { TollgateError } from '../common/errors.ts';
 import { closedKeys, unknownKeyMessage, unknownKeys } from './known-keys.ts';
 import { parsePrincipal } from '../common/principals.ts';
+import { policiesSchema, policyIssues } from '../approvals/policies-schema.ts';
 
 const principalString = z.string().superRefine((s, ctx) => {
   try {
@@ -110,6 +111,12 @@ export const projectConfigSchema = strictObject({
         }
       }),
   }).optional(),
+  /**
+   * Approval policies as code, by workflow name (src/approvals/policies-schema.ts, docs/policies.md):
+   * ordered rules over the workflow's parameters, the first that matches deciding who approves.
+   * A workflow's entry replaces the default policy its own settings define.
+   */
+  policies: policiesSchema.optional(),
 });
 
 export type ProjectConfig = z.infer<typeof projectConfigSchema>;
@@ -149,6 +156,7 @@ export function checkSectionNames(project: ProjectConfig, known: { workflows: re
       (name) => `${kind}.${name}: ${unknownKeyMessage(name, known[kind], kind === 'workflows' ? 'workflow' : 'tool')}`,
     ),
   );
+  lines.push(...unknownKeys(project.policies ?? {}, known.workflows).map((name) => `policies.${name}: ${unknownKeyMessage(name, known.workflows, 'workflow')}`));
   if (lines.length > 0) throw new TollgateError('TG_CONFIG_INVALID', `The project configuration is invalid:\n  ${lines.join('\n  ')}`);
 }
 
@@ -158,6 +166,9 @@ export function parseProjectConfig(value: unknown, source = 'project configurati
     const lines = parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(top level)'}: ${i.message}`);
     throw new TollgateError('TG_CONFIG_INVALID', `${source} is invalid:\n  ${lines.join('\n  ')}`);
   }
+  // A policy rule or escalation the groups of this file can never satisfy is refused now, not at the run that reaches it.
+  const unmet = Object.entries(parsed.data.policies ?? {}).flatMap(([wf, p]) => policyIssues((i) => `policies.${wf}.rules.${i}`, p, parsed.data.groups));
+  if (unmet.length > 0) throw new TollgateError('TG_CONFIG_INVALID', `${source} is invalid:\n  ${unmet.join('\n  ')}`);
   return Object.freeze(parsed.data);
 }
 

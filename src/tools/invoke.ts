@@ -9,7 +9,7 @@ import { paramsHash } from '../approvals/hash.ts';
 import { NonRetriableError, TollgateError } from '../common/errors.ts';
 import type { ProjectConfig } from '../config/project-config.ts';
 import { appendEvent } from '../db/queries/events.ts';
-import { findCoveringApproval } from '../db/queries/approvals.ts';
+import { consumeCoveringApproval, findUsedApproval } from '../db/queries/approvals.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { describeIssues } from '../runtime/zod-issues.ts';
 import type { CompensationContext, StepContext, WorkflowDefinition } from '../runtime/workflow.ts';
@@ -39,21 +39,27 @@ export function prepareToolCall(tools: ToolRegistry, def: WorkflowDefinition, ru
   return { tool, input: parsed.data, effect: effectOfCall(tool, parsed.data) };
 }
 
-/** Refuses a write no approved gate of this run covers; the refusal is an event too. */
+/**
+ * Refuses a write no approved gate of this run covers; the refusal is an event too. An approval
+ * covers one execution of its tool call (issue 21): the first write it covers consumes it (recorded
+ * on the approval, durably, with the step that used it), so a second call with the same parameters
+ * needs its own approval unless the gate said `reusable`. A replay of the step that consumed it is
+ * the same execution and passes.
+ */
 export async function requireApproval(q: Queryable, runId: string, stepIdx: number, call: PreparedCall): Promise<string> {
   const hash = paramsHash(call.input);
-  const found = await findCoveringApproval(q, runId, call.tool.name, hash);
+  const found = await consumeCoveringApproval(q, runId, call.tool.name, hash, stepIdx);
   if (found) return found;
-  await appendEvent(q, {
-    runId,
-    type: 'tool.refused',
-    stepIdx,
-    payload: { tool: call.tool.name, paramsHash: hash, reason: 'no approved gate with these parameters' },
-  });
+  const used = await findUsedApproval(q, runId, call.tool.name, hash);
+  const reason = used ? `approval ${used.id} was already used by step ${used.consumed_step_idx}` : 'no approved gate with these parameters';
+  await appendEvent(q, { runId, type: 'tool.refused', stepIdx, payload: { tool: call.tool.name, paramsHash: hash, reason, approvalId: used?.id } });
   throw new TollgateError(
     'TG_TOOL_NOT_APPROVED',
-    `Tool ${call.tool.name} writes, and no approved gate of run ${runId} covers these parameters (hash ${hash.slice(0, 12)}…). ` +
-      'Ask for approval with ctx.approval({ params, tool }) bound to exactly this input before calling it.',
+    used
+      ? `Tool ${call.tool.name} writes, and approval ${used.id} of run ${runId} for these parameters (hash ${hash.slice(0, 12)}…) was already used by step ${used.consumed_step_idx}: ` +
+          'an approval covers one execution of its tool call. Ask for another approval before calling it again, or open the gate with `reusable: true`.'
+      : `Tool ${call.tool.name} writes, and no approved gate of run ${runId} covers these parameters (hash ${hash.slice(0, 12)}…). ` +
+          'Ask for approval with ctx.approval({ params, tool }) bound to exactly this input before calling it.',
     { runId, tool: call.tool.name, paramsHash: hash },
   );
 }

@@ -1,8 +1,8 @@
 /**
  * `deploy`: inputs service, version, environment. Reads the current version over HTTP
  * (`workflows.deploy.currentVersionUrl`, GET, `{service}` and `{environment}` filled in), asks
- * group `release-managers` to approve production deploys (other environments pass a gate
- * approved by rule), POSTs {service, version, environment} to `workflows.deploy.webhookUrl` with
+ * whom the workflow's policy names (`policies.deploy`, else by default group `release-managers`
+ * for production deploys; other environments pass a gate approved by rule), POSTs {service, version, environment} to `workflows.deploy.webhookUrl` with
  * the call's idempotency key, then reads the current version again until it is the new one.
  *
  * Both HTTP calls go through `http.request`, so their hosts must be on its allowlist; the POST is
@@ -17,6 +17,8 @@ import { NonRetriableError, TollgateError } from '../common/errors.ts';
 import { projectSection, type ProjectConfig } from '../config/project-config.ts';
 import { defineWorkflow } from '../runtime/workflow.ts';
 import { HTTP_TOOL } from '../tools/http-request.ts';
+import type { WorkflowPolicyConfig } from '../approvals/policies-schema.ts';
+import { policyGate, workflowPolicy, type EffectivePolicy } from '../approvals/policies.ts';
 import { rejectionError } from './rejection.ts';
 import { durationSetting } from './settings.ts';
 
@@ -60,12 +62,40 @@ function versionOf(body: unknown): string | null {
   return null;
 }
 
+/**
+ * The default policy, from the settings: the listed non-production environments approved by rule,
+ * every other one (production, however spelled) by the approver group.
+ */
+export function deployPolicy(project: ProjectConfig): WorkflowPolicyConfig {
+  const s = projectSection(project, 'workflows', 'deploy', deploySettings);
+  const nonProduction = s.nonProductionEnvironments;
+  return {
+    rules: [
+      ...(nonProduction.length
+        ? [{ id: 'non-production', when: { environment: { in: nonProduction } }, approve: '{environment} is not a production environment', risk: 'low' as const }]
+        : []),
+      {
+        id: 'production',
+        groups: [s.approverGroup],
+        ...(s.approvalTimeout === undefined ? {} : { timeout: s.approvalTimeout }),
+        risk: 'high',
+        rationale: '{environment} is a production environment.',
+      },
+    ],
+    examples: [{ environment: 'production' }, ...nonProduction.map((environment) => ({ environment }))],
+  };
+}
+
 export function deployWorkflow(project: ProjectConfig) {
   const s = projectSection(project, 'workflows', 'deploy', deploySettings);
+  const policy = workflowPolicy(project, 'deploy', deployPolicy(project)) as EffectivePolicy;
   return defineWorkflow({
     name: 'deploy',
     version: 1,
-    description: `Deploy a service version; every environment but ${s.nonProductionEnvironments.join(', ') || '(none configured)'} needs approval by group ${s.approverGroup}.`,
+    description:
+      policy.source === 'default'
+        ? `Deploy a service version; every environment but ${s.nonProductionEnvironments.join(', ') || '(none configured)'} needs approval by group ${s.approverGroup}.`
+        : `Deploy a service version; approval follows policy${policy.version === null ? '' : ` version ${policy.version}`} (rules ${policy.rules.map((r) => r.id).join(', ')}).`,
     input: deployInput,
     tools: [HTTP_TOOL],
     run: async (ctx) => {
@@ -80,18 +110,13 @@ export function deployWorkflow(project: ProjectConfig) {
       const versionUrl = s.currentVersionUrl.replaceAll('{service}', encodeURIComponent(service)).replaceAll('{environment}', encodeURIComponent(environment));
       const read = async () => versionOf((await ctx.tool<{ body: unknown }>(HTTP_TOOL, { method: 'GET', url: versionUrl })).body);
       const current = await read();
-      const production = !s.nonProductionEnvironments.includes(environment);
       const post = { method: 'POST', url: s.webhookUrl, body: { service, version, environment } };
       const gate = await ctx.approval('approval', {
-        policy: { groups: [s.approverGroup] },
+        ...policyGate(policy, { service, version, environment }),
         summary: `Deploy ${service} ${version} to ${environment} (now ${current ?? 'unknown'})`,
         params: { service, version, environment, currentVersion: current },
         tool: HTTP_TOOL,
         toolInput: post,
-        risk: production ? 'high' : 'low',
-        rationale: production ? `${environment} is a production environment.` : undefined,
-        autoApprove: production ? false : `${environment} is not a production environment`,
-        timeout: s.approvalTimeout,
       });
       if (!gate.approved) throw rejectionError('Deploy', gate, ctx.runId);
       await ctx.tool(HTTP_TOOL, post);

@@ -1,8 +1,10 @@
 /**
- * `purchase-order`: inputs vendor, amount, currency, reason. Orders above
- * `workflows.purchase-order.approvalThreshold` (default 1000, in the order's currency) need an
- * approval by group `finance`; smaller ones pass a gate approved by rule, so the ledger write is
- * always covered by a recorded approval bound to the order's exact parameters. The order is
+ * `purchase-order`: inputs vendor, amount, currency, reason. Who approves is the workflow's
+ * policy (src/approvals/policies.ts): `policies.purchase-order` when configured, else the default
+ * built from the settings below: orders above `workflows.purchase-order.approvalThreshold`
+ * (default 1000, in the order's currency) need an approval by group `finance`; smaller ones pass a
+ * gate approved by rule, so the ledger write is always covered by a recorded approval bound to the
+ * order's exact parameters. The order is
  * written to the Postgres ledger (`purchase-orders.create`, idempotent per call); if a later step
  * fails for good (the vendor notification), the compensation voids it.
  *
@@ -12,7 +14,8 @@ import { z } from 'zod';
 import { TollgateError } from '../common/errors.ts';
 import { projectSection, type ProjectConfig } from '../config/project-config.ts';
 import { defineWorkflow } from '../runtime/workflow.ts';
-import type { OnTimeout } from '../approvals/types.ts';
+import type { WorkflowPolicyConfig } from '../approvals/policies-schema.ts';
+import { policyGate, workflowPolicy, type EffectivePolicy } from '../approvals/policies.ts';
 import { PO_TOOL } from '../tools/purchase-orders.ts';
 import { rejectionError } from './rejection.ts';
 import { durationSetting } from './settings.ts';
@@ -41,31 +44,52 @@ export const purchaseOrderInput = z.object({
   reason: z.string().trim().min(1).max(2000).describe('What it is for'),
 });
 
+/**
+ * The default policy, from the settings: at or below the threshold approved by rule; above it the
+ * approver group with its quorum, deadline and escalation (risk high above ten times the threshold).
+ */
+export function purchaseOrderPolicy(project: ProjectConfig): WorkflowPolicyConfig {
+  const s = projectSection(project, 'workflows', 'purchase-order', purchaseOrderSettings);
+  const t = s.approvalThreshold;
+  const people = {
+    groups: [s.approverGroup],
+    quorum: s.quorum,
+    ...(s.approvalTimeout === undefined ? {} : { timeout: s.approvalTimeout }),
+    // Without a deadline an escalation never happens: only a timeout makes it part of the policy.
+    ...(s.escalateToGroup && s.approvalTimeout !== undefined ? { escalate: { groups: [s.escalateToGroup], quorum: s.quorum, timeout: s.approvalTimeout } } : {}),
+    rationale: `{amount} {currency} is above the approval threshold of ${t}.`,
+  };
+  return {
+    rules: [
+      { id: 'at-or-below-threshold', when: { amount: { atMost: t } }, approve: `{amount} {currency} is at or below the approval threshold of ${t}`, risk: 'low' },
+      { id: 'far-above-threshold', when: { amount: { above: t * 10 } }, ...people, risk: 'high' },
+      { id: 'above-threshold', ...people, risk: 'medium' },
+    ],
+    examples: [{ amount: t }, { amount: t + 1 }],
+  };
+}
+
 export function purchaseOrderWorkflow(project: ProjectConfig) {
   const settings = projectSection(project, 'workflows', 'purchase-order', purchaseOrderSettings);
+  // Checked now (start-up): a rule or escalation its groups can never satisfy is refused, naming it.
+  const policy = workflowPolicy(project, 'purchase-order', purchaseOrderPolicy(project)) as EffectivePolicy;
   return defineWorkflow({
     name: 'purchase-order',
     version: 1,
-    description: `Raise a purchase order; above ${settings.approvalThreshold} it needs approval by group ${settings.approverGroup}.`,
+    description:
+      policy.source === 'default'
+        ? `Raise a purchase order; above ${settings.approvalThreshold} it needs approval by group ${settings.approverGroup}.`
+        : `Raise a purchase order; approval follows policy${policy.version === null ? '' : ` version ${policy.version}`} (rules ${policy.rules.map((r) => r.id).join(', ')}).`,
     input: purchaseOrderInput,
     tools: [PO_TOOL],
     run: async (ctx) => {
       const { vendor, amount, currency, reason } = ctx.input;
       const params = { vendor, amount, currency, reason };
-      const above = amount > settings.approvalThreshold;
-      const onTimeout: OnTimeout = settings.escalateToGroup
-        ? { escalate: { groups: [settings.escalateToGroup], quorum: settings.quorum }, timeout: settings.approvalTimeout }
-        : 'reject';
       const gate = await ctx.approval('approval', {
-        policy: { groups: [settings.approverGroup], quorum: settings.quorum },
+        ...policyGate(policy, params),
         summary: `Purchase order: ${amount} ${currency} to ${vendor} for ${reason}`,
         params,
         tool: PO_TOOL,
-        risk: amount > settings.approvalThreshold * 10 ? 'high' : above ? 'medium' : 'low',
-        rationale: above ? `${amount} ${currency} is above the approval threshold of ${settings.approvalThreshold}.` : undefined,
-        autoApprove: above ? false : `${amount} ${currency} is at or below the approval threshold of ${settings.approvalThreshold}`,
-        timeout: settings.approvalTimeout,
-        onTimeout,
       });
       if (!gate.approved) throw rejectionError('Purchase order', gate, ctx.runId);
       const order = await ctx.tool<{ orderId: string; status: string }>(PO_TOOL, params, { compensate: true });

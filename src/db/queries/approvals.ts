@@ -23,6 +23,19 @@ export interface ApprovalPolicy {
   quorum?: number | 'first' | 'all';
   /** May the run's requester approve their own request? Default false. */
   allowSelfApproval?: boolean;
+  /**
+   * Quorum by group ("two of finance and one of cfo"): each requirement needs `count` approvals
+   * from its group's members or its named approvers, one person counting toward one requirement.
+   * When given, it replaces `quorum`, and the approvers are everyone the requirements name.
+   */
+  requirements?: readonly ApprovalRequirement[];
+}
+
+/** One requirement of a quorum by group: `count` approvals of `group` (or of the `approvers` named). */
+export interface ApprovalRequirement {
+  group?: string;
+  approvers?: readonly string[];
+  count: number;
 }
 
 export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'voided' | 'cancelled';
@@ -35,6 +48,8 @@ export interface ResolvedPolicy {
   quorum: number | 'first' | 'all';
   required: number;
   allowSelfApproval: boolean;
+  /** A quorum by group, resolved: who counts toward each requirement (`label`: "group cfo"). */
+  requirements?: { label: string; approvers: string[]; count: number }[];
 }
 
 export type StoredOnTimeout = { action: 'reject' } | { action: 'escalate'; policy: ApprovalPolicy; timeoutMs: number | null };
@@ -62,6 +77,13 @@ export interface ApprovalRow {
   superseded_by: string | null;
   created_at: Date;
   resolved_at: Date | null;
+  /** The configured policy that opened the gate (migration 000020); null when the workflow named its approvers in code. */
+  policy_rule?: string | null;
+  policy_version?: number | null;
+  policy_digest?: string | null;
+  /** Whether the approval covers more than one execution of its tool call, and the step that used it. */
+  reusable?: boolean;
+  consumed_step_idx?: number | null;
   workflow?: string;
   run_status?: string;
 }
@@ -136,15 +158,40 @@ export async function isPast(q: Queryable, at: Date | null): Promise<boolean> {
   return rows[0]?.due === true;
 }
 
-/** The run's approved gate, newest first, that covers a call of `tool` whose input hashes to `hash`. */
-export async function findCoveringApproval(q: Queryable, runId: string, tool: string, hash: string): Promise<string | undefined> {
+/**
+ * The run's approved gate that covers the call of `tool` at journal step `stepIdx` whose input
+ * hashes to `hash`, consuming it: one the same step already used (a replay of the same execution)
+ * first, then a reusable one, then the newest unused one, which is marked used by this step with
+ * an `approval.consumed` event. Undefined when none is left.
+ */
+export async function consumeCoveringApproval(q: Queryable, runId: string, tool: string, hash: string, stepIdx: number): Promise<string | undefined> {
   const { rows } = await q.query<{ id: string }>(
-    `SELECT id FROM tollgate.approvals
-     WHERE run_id = $1 AND status = 'approved' AND (tool IS NULL OR tool = $2) AND coalesce(tool_input_hash, params_hash) = $3
-     ORDER BY resolved_at DESC LIMIT 1`,
-    [runId, tool, hash],
+    `WITH c AS (
+       SELECT id, reusable, consumed_step_idx FROM tollgate.approvals
+       WHERE run_id = $1 AND status = 'approved' AND (tool IS NULL OR tool = $2) AND coalesce(tool_input_hash, params_hash) = $3
+         AND (reusable OR consumed_step_idx IS NULL OR consumed_step_idx = $4)
+       ORDER BY consumed_step_idx = $4 DESC NULLS LAST, reusable DESC, resolved_at DESC LIMIT 1 FOR UPDATE),
+     u AS (
+       UPDATE tollgate.approvals a SET consumed_step_idx = $4 FROM c
+       WHERE a.id = c.id AND NOT c.reusable AND c.consumed_step_idx IS NULL RETURNING a.id, a.run_id),
+     e AS (
+       ${INSERT_EVENTS}
+       SELECT run_id, 'approval.consumed', $4, NULL, jsonb_build_object('approvalId', id, 'tool', $2::text, 'paramsHash', $3::text) FROM u)
+     SELECT id FROM c`,
+    [runId, tool, hash, stepIdx],
   );
   return rows[0]?.id;
+}
+
+/** Whether an approved gate of the run covers these parameters but was used by another step (for the refusal's message). */
+export async function findUsedApproval(q: Queryable, runId: string, tool: string, hash: string): Promise<{ id: string; consumed_step_idx: number } | undefined> {
+  const { rows } = await q.query<{ id: string; consumed_step_idx: number }>(
+    `SELECT id, consumed_step_idx FROM tollgate.approvals
+     WHERE run_id = $1 AND status = 'approved' AND (tool IS NULL OR tool = $2) AND coalesce(tool_input_hash, params_hash) = $3
+       AND consumed_step_idx IS NOT NULL ORDER BY resolved_at DESC LIMIT 1`,
+    [runId, tool, hash],
+  );
+  return rows[0];
 }
 
 // ----- the gate ----------------------------------------------------------------------------------
@@ -192,6 +239,10 @@ export interface NewApproval {
   /** People-readable approvers and quorum, for the event. */
   approversText: string;
   quorumText: string;
+  /** The configured policy's rule, version and digest that opened the gate (recorded on the row and in the event). */
+  policyRef?: { rule: string; version: number | null; digest: string } | null;
+  /** Covers every call of its tool with these parameters in the run, not one. */
+  reusable?: boolean;
 }
 
 /**
@@ -202,10 +253,11 @@ export async function insertApproval(q: Queryable, a: NewApproval): Promise<Appr
   const { rows } = await q.query<ApprovalRow>(
     `WITH a AS (
        INSERT INTO tollgate.approvals (id, run_id, step_idx, name, status, policy, summary, params, params_hash, risk, rationale,
-         tool, tool_input, tool_input_hash, requester, expires_at, on_timeout, auto_reason, resolved_at)
+         tool, tool_input, tool_input_hash, requester, expires_at, on_timeout, auto_reason, resolved_at,
+         policy_rule, policy_version, policy_digest, reusable)
        VALUES ($1, $2, $3, $4, CASE WHEN $17::text IS NULL THEN 'pending' ELSE 'approved' END, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
          CASE WHEN $15::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => $15::float8 / 1000) END, $16, $17,
-         CASE WHEN $17::text IS NULL THEN NULL ELSE now() END)
+         CASE WHEN $17::text IS NULL THEN NULL ELSE now() END, $20, $21, $22, $23)
        RETURNING *),
      s AS (
        INSERT INTO tollgate.steps (run_id, idx, name, kind, status, input, attempts)
@@ -215,7 +267,8 @@ export async function insertApproval(q: Queryable, a: NewApproval): Promise<Appr
        ${INSERT_EVENTS}
        SELECT run_id, CASE WHEN auto_reason IS NULL THEN 'approval.requested' ELSE 'approval.auto_approved' END, step_idx, requester,
          jsonb_strip_nulls(jsonb_build_object('approvalId', id, 'name', name, 'paramsHash', params_hash, 'tool', tool,
-           'approvers', $18::text, 'quorum', $19::text, 'expiresAt', expires_at, 'reason', auto_reason)) FROM a)
+           'approvers', $18::text, 'quorum', $19::text, 'expiresAt', expires_at, 'reason', auto_reason,
+           'policyRule', policy_rule, 'policyVersion', policy_version, 'policyDigest', policy_digest)) FROM a)
      SELECT * FROM a`,
     [
       a.id,
@@ -237,6 +290,10 @@ export async function insertApproval(q: Queryable, a: NewApproval): Promise<Appr
       a.autoReason,
       a.approversText,
       a.quorumText,
+      a.policyRef?.rule ?? null,
+      a.policyRef?.version ?? null,
+      a.policyRef?.digest ?? null,
+      a.reusable === true,
     ],
   );
   return rows[0] as ApprovalRow;
