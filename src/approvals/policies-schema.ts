@@ -58,7 +58,10 @@ export const conditionSchema = strict({
   above: z.number().optional(),
   atLeast: z.number().optional(),
   equals: scalar.optional(),
-  in: z.array(z.union([z.string(), z.number()])).min(1).optional(),
+  in: z
+    .array(z.union([z.string(), z.number()]))
+    .min(1)
+    .optional(),
   /** A regular expression the value (as text) must match. */
   matches: z.string().min(1).optional(),
   flags: z
@@ -137,13 +140,18 @@ export const workflowPolicySchema = strict({
 }).superRefine((p, ctx) => {
   const seen = new Set<string>();
   p.rules.forEach((r, i) => {
-    if (seen.has(r.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `"${r.id}" is the id of an earlier rule too; give each rule its own` });
+    if (seen.has(r.id))
+      ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `"${r.id}" is the id of an earlier rule too; give each rule its own` });
     seen.add(r.id);
     if (r.escalate && r.timeout === undefined) {
       ctx.addIssue({ code: 'custom', path: ['rules', i, 'escalate'], message: `(rule "${r.id}") escalates at the deadline, so the rule needs a \`timeout\`` });
     }
     if (!r.when && i < p.rules.length - 1) {
-      ctx.addIssue({ code: 'custom', path: ['rules', i + 1], message: `(rule "${p.rules[i + 1]?.id}") can never apply: rule "${r.id}" before it has no \`when\`` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rules', i + 1],
+        message: `(rule "${p.rules[i + 1]?.id}") can never apply: rule "${r.id}" before it has no \`when\``,
+      });
     }
   });
   const last = p.rules[p.rules.length - 1];
@@ -176,7 +184,11 @@ export function unmeetable(w: PolicyWho, groups: Readonly<Record<string, readonl
   const key = (p: string) => formatPrincipal(parsePrincipal(p));
   const members = (g: string) => (groups[g] ?? []).map(key);
   if (reqs) {
-    const seats = reqs.map((r) => ({ label: r.group !== undefined ? `group ${r.group}` : 'the approvers named', approvers: r.group !== undefined ? members(r.group) : (r.approvers ?? []).map(key), count: r.count }));
+    const seats = reqs.map((r) => ({
+      label: r.group !== undefined ? `group ${r.group}` : 'the approvers named',
+      approvers: r.group !== undefined ? members(r.group) : (r.approvers ?? []).map(key),
+      count: r.count,
+    }));
     const short = seats.find((s) => s.approvers.length < s.count);
     if (short) return `can never be met: it needs ${short.count} of ${short.label}, which has ${describeMembers(short.approvers)}`;
     const everyone = [...new Set(seats.flatMap((s) => s.approvers))];

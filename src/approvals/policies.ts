@@ -51,7 +51,14 @@ export function policyDigest(p: Pick<WorkflowPolicyConfig, 'version' | 'rules'>)
 }
 
 function effective(workflow: string, source: EffectivePolicy['source'], p: WorkflowPolicyConfig): EffectivePolicy {
-  return { workflow, source, version: source === 'configured' ? (p.version ?? null) : null, rules: p.rules, examples: p.examples ?? [], digest: policyDigest(p) };
+  return {
+    workflow,
+    source,
+    version: source === 'configured' ? (p.version ?? null) : null,
+    rules: p.rules,
+    examples: p.examples ?? [],
+    digest: policyDigest(p),
+  };
 }
 
 /**
@@ -74,6 +81,12 @@ function numberOf(v: unknown): number {
   return Number.NaN;
 }
 
+function asText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return JSON.stringify(v) ?? '';
+}
+
 /** Whether a parameter's value passes every test of the condition; a missing value passes none. */
 export function conditionHolds(c: PolicyCondition, v: unknown): boolean {
   if (v === undefined || v === null) return false;
@@ -83,7 +96,7 @@ export function conditionHolds(c: PolicyCondition, v: unknown): boolean {
   if (!num(c.atMost, (x) => x <= (c.atMost as number))) return false;
   if (!num(c.above, (x) => x > (c.above as number))) return false;
   if (!num(c.atLeast, (x) => x >= (c.atLeast as number))) return false;
-  const text = typeof v === 'object' ? JSON.stringify(v) : String(v as Scalar);
+  const text = asText(v);
   if (c.equals !== undefined && text !== String(c.equals)) return false;
   if (c.in !== undefined && !c.in.some((x) => String(x) === text)) return false;
   if (c.matches !== undefined && !new RegExp(c.matches, c.flags).test(text)) return false;
@@ -96,13 +109,19 @@ export function ruleMatches(rule: PolicyRule, params: Readonly<Record<string, un
 
 /** "{amount} {currency} is …" with the parameters' values. */
 function fill(text: string, params: Readonly<Record<string, unknown>>): string {
-  return text.replace(/\{([A-Za-z0-9_.-]+)\}/g, (m, k: string) => (params[k] === undefined ? m : String(params[k] as Scalar)));
+  return text.replace(/\{([A-Za-z0-9_.-]+)\}/g, (m, k: string) => (params[k] === undefined ? m : asText(params[k])));
 }
 
 export function toApprovalPolicy(w: PolicyWho): ApprovalPolicy {
   const base = w.allowSelfApproval === undefined ? {} : { allowSelfApproval: w.allowSelfApproval };
-  if (Array.isArray(w.quorum)) return { ...base, requirements: w.quorum.map((r) => ({ ...(r.group !== undefined ? { group: r.group } : { approvers: r.approvers }), count: r.count })) };
-  return { ...base, ...(w.groups ? { groups: w.groups } : {}), ...(w.approvers ? { approvers: w.approvers } : {}), ...(w.quorum !== undefined ? { quorum: w.quorum } : {}) };
+  if (Array.isArray(w.quorum))
+    return { ...base, requirements: w.quorum.map((r) => ({ ...(r.group !== undefined ? { group: r.group } : { approvers: r.approvers }), count: r.count })) };
+  return {
+    ...base,
+    ...(w.groups ? { groups: w.groups } : {}),
+    ...(w.approvers ? { approvers: w.approvers } : {}),
+    ...(w.quorum !== undefined ? { quorum: w.quorum } : {}),
+  };
 }
 
 /** The first rule that matches `params` (the last rule has no `when`, so there always is one). */
@@ -133,7 +152,9 @@ export function policyGate(policy: EffectivePolicy, params: Readonly<Record<stri
     timeout: a.auto ? undefined : a.timeout,
     onTimeout,
     risk: a.risk,
-    rationale: a.rationale ?? (a.auto ? undefined : `Rule "${a.ref.rule}" of the ${policy.workflow} policy${policy.version === null ? '' : ` (version ${policy.version})`} applies.`),
+    rationale:
+      a.rationale ??
+      (a.auto ? undefined : `Rule "${a.ref.rule}" of the ${policy.workflow} policy${policy.version === null ? '' : ` (version ${policy.version})`} applies.`),
     policyRef: a.ref,
   };
 }

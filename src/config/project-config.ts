@@ -156,7 +156,9 @@ export function checkSectionNames(project: ProjectConfig, known: { workflows: re
       (name) => `${kind}.${name}: ${unknownKeyMessage(name, known[kind], kind === 'workflows' ? 'workflow' : 'tool')}`,
     ),
   );
-  lines.push(...unknownKeys(project.policies ?? {}, known.workflows).map((name) => `policies.${name}: ${unknownKeyMessage(name, known.workflows, 'workflow')}`));
+  lines.push(
+    ...unknownKeys(project.policies ?? {}, known.workflows).map((name) => `policies.${name}: ${unknownKeyMessage(name, known.workflows, 'workflow')}`),
+  );
   if (lines.length > 0) throw new TollgateError('TG_CONFIG_INVALID', `The project configuration is invalid:\n  ${lines.join('\n  ')}`);
 }
 

@@ -72,7 +72,14 @@ export function deployPolicy(project: ProjectConfig): WorkflowPolicyConfig {
   return {
     rules: [
       ...(nonProduction.length
-        ? [{ id: 'non-production', when: { environment: { in: nonProduction } }, approve: '{environment} is not a production environment', risk: 'low' as const }]
+        ? [
+            {
+              id: 'non-production',
+              when: { environment: { in: nonProduction } },
+              approve: '{environment} is not a production environment',
+              risk: 'low' as const,
+            },
+          ]
         : []),
       {
         id: 'production',

@@ -56,12 +56,19 @@ export function purchaseOrderPolicy(project: ProjectConfig): WorkflowPolicyConfi
     quorum: s.quorum,
     ...(s.approvalTimeout === undefined ? {} : { timeout: s.approvalTimeout }),
     // Without a deadline an escalation never happens: only a timeout makes it part of the policy.
-    ...(s.escalateToGroup && s.approvalTimeout !== undefined ? { escalate: { groups: [s.escalateToGroup], quorum: s.quorum, timeout: s.approvalTimeout } } : {}),
+    ...(s.escalateToGroup && s.approvalTimeout !== undefined
+      ? { escalate: { groups: [s.escalateToGroup], quorum: s.quorum, timeout: s.approvalTimeout } }
+      : {}),
     rationale: `{amount} {currency} is above the approval threshold of ${t}.`,
   };
   return {
     rules: [
-      { id: 'at-or-below-threshold', when: { amount: { atMost: t } }, approve: `{amount} {currency} is at or below the approval threshold of ${t}`, risk: 'low' },
+      {
+        id: 'at-or-below-threshold',
+        when: { amount: { atMost: t } },
+        approve: `{amount} {currency} is at or below the approval threshold of ${t}`,
+        risk: 'low',
+      },
       { id: 'far-above-threshold', when: { amount: { above: t * 10 } }, ...people, risk: 'high' },
       { id: 'above-threshold', ...people, risk: 'medium' },
     ],

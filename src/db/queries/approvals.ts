@@ -184,7 +184,12 @@ export async function consumeCoveringApproval(q: Queryable, runId: string, tool:
 }
 
 /** Whether an approved gate of the run covers these parameters but was used by another step (for the refusal's message). */
-export async function findUsedApproval(q: Queryable, runId: string, tool: string, hash: string): Promise<{ id: string; consumed_step_idx: number } | undefined> {
+export async function findUsedApproval(
+  q: Queryable,
+  runId: string,
+  tool: string,
+  hash: string,
+): Promise<{ id: string; consumed_step_idx: number } | undefined> {
   const { rows } = await q.query<{ id: string; consumed_step_idx: number }>(
     `SELECT id, consumed_step_idx FROM tollgate.approvals
      WHERE run_id = $1 AND status = 'approved' AND (tool IS NULL OR tool = $2) AND coalesce(tool_input_hash, params_hash) = $3
