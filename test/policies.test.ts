@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePrincipal } from '../src/common/principals.ts';
-import { parseProjectConfig, type ProjectConfig } from '../src/config/project-config.ts';
+import { checkSectionNames, parseProjectConfig, type ProjectConfig } from '../src/config/project-config.ts';
 import { policyDigest } from '../src/approvals/policies.ts';
 import { listRunApprovals } from '../src/approvals/index.ts';
 import { builtinWorkflows } from '../src/workflows/index.ts';
@@ -195,6 +195,27 @@ describe('a policy that can never be met', () => {
         policies: { deploy: { rules: [{ id: 'p', when: { environment: { equals: 'prod' } }, groups: ['finance'] }] } },
       }),
     ).toThrow(/the last rule must have no `when`/);
+  });
+
+  it('refuses at start-up a condition on a parameter the workflow does not have, and a policy for a workflow nobody has', () => {
+    const typo = parseProjectConfig({
+      groups: { finance: [F1] },
+      policies: {
+        'purchase-order': {
+          rules: [
+            { id: 'small', when: { amout: { below: 10 } }, approve: 'small' },
+            { id: 'rest', groups: ['finance'] },
+          ],
+        },
+      },
+    });
+    expect(() => builtinWorkflows(typo)).toThrow(
+      /policies\.purchase-order\.rules\.0\.when \(rule "small"\): "amout" is not a known parameter of purchase-order \(did you mean "amount"\?\)/,
+    );
+    const elsewhere = parseProjectConfig({ groups: { finance: [F1] }, policies: { 'purchase-ordr': { rules: [{ id: 'all', groups: ['finance'] }] } } });
+    expect(() => checkSectionNames(elsewhere, { workflows: ['purchase-order', 'deploy'], tools: [] })).toThrow(
+      /policies\.purchase-ordr: "purchase-ordr" is not a known workflow \(did you mean "purchase-order"\?\)/,
+    );
   });
 
   it('is refused at start-up when the workflow settings define it (escalation to a one-person cfo group with quorum 2)', () => {

@@ -9,10 +9,12 @@
  * The policy is the project configuration's `policies.<workflow>` when given; otherwise the
  * workflow's default, built from its own settings (src/workflows/policies.ts), checked at start-up
  * like a configured one, except that a group nobody defined is left to run time so that Tollgate
- * starts without any configuration. Pure: nothing here reads the database.
+ * starts without any configuration. A configured rule's condition on a parameter the workflow does
+ * not have is refused when the workflow is built. Pure: nothing here reads the database.
  */
 import { TollgateError } from '../common/errors.ts';
 import type { ProjectConfig } from '../config/project-config.ts';
+import { unknownKeyMessage, unknownKeys } from '../config/known-keys.ts';
 import type { Duration } from '../runtime/duration.ts';
 import { paramsHash } from './hash.ts';
 import { policyIssues, type PolicyCondition, type PolicyRule, type PolicyWho, type Scalar, type WorkflowPolicyConfig } from './policies-schema.ts';
@@ -66,13 +68,31 @@ function effective(workflow: string, source: EffectivePolicy['source'], p: Workf
  * loaded), else `fallback` (the workflow's default, checked here: TG_CONFIG_INVALID naming the rule
  * when a group it names is too small for its quorum). Undefined when there is neither.
  */
-export function workflowPolicy(project: ProjectConfig, workflow: string, fallback?: WorkflowPolicyConfig): EffectivePolicy | undefined {
+export function workflowPolicy(
+  project: ProjectConfig,
+  workflow: string,
+  fallback?: WorkflowPolicyConfig,
+  parameters?: readonly string[],
+): EffectivePolicy | undefined {
   const configured = project.policies?.[workflow];
-  if (configured) return effective(workflow, 'configured', configured);
+  if (configured) {
+    if (parameters) checkParameters(workflow, configured, parameters);
+    return effective(workflow, 'configured', configured);
+  }
   if (!fallback) return undefined;
   const issues = policyIssues(() => `workflows.${workflow} (its default policy)`, fallback, project.groups, true);
   if (issues.length > 0) throw new TollgateError('TG_CONFIG_INVALID', `The project configuration is invalid:\n  ${issues.join('\n  ')}`);
   return effective(workflow, 'default', fallback);
+}
+
+/** A condition on a parameter the workflow does not have would never hold: a typo (`amout`) is refused, not ignored. */
+function checkParameters(workflow: string, p: WorkflowPolicyConfig, parameters: readonly string[]): void {
+  const lines = p.rules.flatMap((r, i) =>
+    unknownKeys(r.when ?? {}, parameters).map(
+      (k) => `policies.${workflow}.rules.${i}.when (rule "${r.id}"): ${unknownKeyMessage(k, parameters, `parameter of ${workflow}`)}`,
+    ),
+  );
+  if (lines.length > 0) throw new TollgateError('TG_CONFIG_INVALID', `The project configuration is invalid:\n  ${lines.join('\n  ')}`);
 }
 
 function numberOf(v: unknown): number {

@@ -29,7 +29,12 @@ export function describeOnTimeout(row: ApprovalRow): string {
   if (!row.expires_at) return 'no timeout';
   const t = row.on_timeout;
   if (!t || t.action === 'reject') return 'rejected when it expires';
-  const groups = t.policy.groups?.length ? `group ${t.policy.groups.join(', ')}` : (t.policy.approvers ?? []).join(', ');
+  const byGroup = (t.policy.requirements ?? []).map((r) => `${r.count} of ${r.group !== undefined ? `group ${r.group}` : (r.approvers ?? []).join(', ')}`);
+  const groups = byGroup.length
+    ? byGroup.join(' and ')
+    : t.policy.groups?.length
+      ? `group ${t.policy.groups.join(', ')}`
+      : (t.policy.approvers ?? []).join(', ');
   return `escalated to ${groups} when it expires`;
 }
 

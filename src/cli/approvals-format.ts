@@ -17,6 +17,10 @@ export function formatRunApprovals(list: ApprovalRecord[]): string {
     out.push(`  ${a.id}  ${a.name}  ${a.status.toUpperCase()}  params sha256 ${a.paramsHash}`);
     out.push(`    ${a.summary}`);
     out.push(`    approvers: ${a.approvers}; quorum: ${a.quorum}; requested ${a.createdAt}${a.expiresAt ? `; expires ${a.expiresAt} (${a.onTimeout})` : ''}`);
+    if (a.policy)
+      out.push(
+        `    policy: rule ${a.policy.rule}${a.policy.version === null ? ' (default policy)' : ` of version ${a.policy.version}`}, sha256 ${a.policy.digest}`,
+      );
     if (a.escalations > 0) out.push(`    escalated ${a.escalations} time(s)`);
     if (a.supersededBy) out.push(`    voided: parameters changed; superseded by ${a.supersededBy}`);
     if (a.autoReason) out.push(`    approved by rule at ${a.resolvedAt ?? '?'}: ${a.autoReason}`);

@@ -95,7 +95,7 @@ export function deployPolicy(project: ProjectConfig): WorkflowPolicyConfig {
 
 export function deployWorkflow(project: ProjectConfig) {
   const s = projectSection(project, 'workflows', 'deploy', deploySettings);
-  const policy = workflowPolicy(project, 'deploy', deployPolicy(project)) as EffectivePolicy;
+  const policy = workflowPolicy(project, 'deploy', deployPolicy(project), Object.keys(deployInput.shape)) as EffectivePolicy;
   return defineWorkflow({
     name: 'deploy',
     version: 1,

@@ -79,7 +79,7 @@ export function purchaseOrderPolicy(project: ProjectConfig): WorkflowPolicyConfi
 export function purchaseOrderWorkflow(project: ProjectConfig) {
   const settings = projectSection(project, 'workflows', 'purchase-order', purchaseOrderSettings);
   // Checked now (start-up): a rule or escalation its groups can never satisfy is refused, naming it.
-  const policy = workflowPolicy(project, 'purchase-order', purchaseOrderPolicy(project)) as EffectivePolicy;
+  const policy = workflowPolicy(project, 'purchase-order', purchaseOrderPolicy(project), Object.keys(purchaseOrderInput.shape)) as EffectivePolicy;
   return defineWorkflow({
     name: 'purchase-order',
     version: 1,
