@@ -34,6 +34,9 @@ export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command 
   const program = new Command('tollgate')
     .description('Durable workflows behind Slack and Teams: runs, approvals, audit.')
     .exitOverride()
+    // A group's own options are read before its subcommand only (`delegate <p> --json` and
+    // `delegate list --json` are both meant); the program itself has no options of its own.
+    .enablePositionalOptions()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
   const ctx = cliContext(io, env);
   for (const register of COMMAND_GROUPS) register(program, ctx);

@@ -14,6 +14,9 @@ import { table } from '../table.ts';
 export function registerDelegateCommands(program: Command, { io, lazy }: CliContext): void {
   const delegate = program
     .command('delegate')
+    // Its own options (--until, --as, --json) only before a subcommand, so `delegate list --json`
+    // and `delegate revoke <id> --as …` reach the subcommand.
+    .enablePositionalOptions()
     .description('Let another principal decide approvals in your place until a date (at most 90 days); `delegate list`, `delegate revoke <id>`.')
     .argument('[principal]', 'who decides in your place: slack:<team>:<user>, teams:<tenant>:<aad-object-id>, cli:<host>:<user>')
     .option('--until <date>', 'the last day, YYYY-MM-DD (the delegation lasts to the end of that day, UTC)')
