@@ -111,7 +111,8 @@ export function toApprovalView(a: ApprovalRecord): ApprovalView {
     endReason: a.status === 'expired' ? 'the deadline passed' : a.status === 'voided' ? 'the parameters changed; see the new request' : null,
     eligible: [...a.eligible],
     allowSelfApproval: a.allowSelfApproval,
-    delegations: a.delegations.map((s) => ({ ...s, chain: [...s.chain] })),
+    // Records built before delegation (stored views, older callers) carry none.
+    delegations: (a.delegations ?? []).map((s) => ({ ...s, chain: [...s.chain] })),
     autoReason: a.autoReason,
   };
 }
