@@ -101,6 +101,13 @@ describe('delegation', () => {
     );
     expect(created.rows[0]?.payload).toMatchObject({ delegator: ALICE, delegate: DAN });
     expect((await verifyAuditChain(db.pool)).ok).toBe(true);
+    // Whose place the decision took is checked against its chained event, like who made it.
+    await db.pool.query('UPDATE tollgate.approval_decisions SET on_behalf_of = $2 WHERE approval_id = $1', [a.id, BOB]);
+    const tampered = await verifyAuditChain(db.pool);
+    expect(tampered.ok).toBe(false);
+    expect(JSON.stringify(tampered.problems)).toContain(`on_behalf_of (the event says ${ALICE})`);
+    await db.pool.query('UPDATE tollgate.approval_decisions SET on_behalf_of = $2 WHERE approval_id = $1', [a.id, ALICE]);
+    expect((await verifyAuditChain(db.pool)).ok).toBe(true);
   });
 
   it("one decision fills one approver's place: the delegator after their delegate is told it was recorded, and a quorum of 2 needs a second person", async () => {
