@@ -16,6 +16,7 @@ import { waitForRun } from './helpers/runtime.ts';
 import { blocksText, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
 import type { TeamsParts } from './helpers/teams.ts';
 import { poll } from './helpers/poll.ts';
+import { commandTextFor, messageCommandText } from '../bots/slack/identity.ts';
 
 const TEAM = 'T1';
 const ALICE = 'UALICE01'; // asks for purchase orders
@@ -167,6 +168,17 @@ describe('delegation over Slack', () => {
     const reply = await poll(() => h.fake.messagesIn(channel).find((m) => m.thread_ts === '1700000900.000100'), { message: 'the reply in the thread' });
     expect(blocksText(reply.blocks) + (reply.text ?? '')).toContain(`Ended: ${p(DORA)} decides for ${p(FIN1)}`);
     expect((await delegationsOf(p(FIN1))).every((d) => d.revoked_at !== null)).toBe(true);
+  });
+});
+
+describe("Slack's escaped text", () => {
+  it('a delegate command reads mentions as principals of the workspace; other commands get what was typed', () => {
+    expect(commandTextFor('delegate <@U0DORA01|dora> until 2026-12-24', 'T1')).toBe('delegate slack:T1:U0DORA01 until 2026-12-24');
+    expect(messageCommandText('<@UBOT0001> delegate <@U0DORA01> until 2026-12-24', 'E1')).toBe('delegate slack:E1:U0DORA01 until 2026-12-24');
+    expect(commandTextFor('run deploy service=api url=<https://example.com/x|example.com/x> note=<@U1|ann> in <#C1|ops>', 'T1')).toBe(
+      'run deploy service=api url=https://example.com/x note=@ann in #ops',
+    );
+    expect(messageCommandText('<@UBOT0001> run demo name=<@U1>', 'T1')).toBe('run demo name=');
   });
 });
 
