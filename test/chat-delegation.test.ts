@@ -56,7 +56,7 @@ const hasAction = (m: FakeMessage, actionId: string) => blocksText(m.blocks).inc
 async function slash(text: string, user: string, channel = `C${ids.event().slice(2, 12)}`) {
   const res = await h.send(slashCommand({ text, userId: user, teamId: TEAM, channelId: channel }));
   expect(res.status).toBe(200);
-  return { channel, text: (res.json() as { text: string }).text };
+  return { channel, text: (res.json() as { text: string }).text, raw: JSON.stringify(res.json()) };
 }
 
 async function delegationsOf(delegator: string) {
@@ -118,6 +118,9 @@ describe('delegation over Slack', () => {
     expect(hasAction(doraDm, 'approval.approve')).toBe(true);
     expect(blocksText(doraDm.blocks)).toContain(`delegates: ${p(DORA)} for ${p(FIN1)}`);
     expect(h.fake.messagesIn(dmChannel(ALICE))).toHaveLength(0);
+    // `/tollgate approvals` lists it for Dora (who may decide it), not for Alice (who may not approve it).
+    expect((await slash('approvals', DORA)).raw).toContain(approvalId);
+    expect((await slash('approvals', ALICE)).raw).not.toContain(approvalId);
 
     // Alice approves from the run message: refused, explained to her alone, nothing recorded.
     const runMsg = await poll(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts && hasAction(m, 'approval.approve')), { message: 'the run message' });
