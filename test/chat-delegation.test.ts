@@ -11,6 +11,7 @@ import type { RunRow } from '../src/db/queries/runs.ts';
 import { blockAction, eventCallback, ids, slashCommand } from './fakes/slack/requests.ts';
 import type { FakeMessage } from './fakes/slack/server.ts';
 import type { TeamsConversation, TeamsUser } from './fakes/teams/index.ts';
+import type { AdaptiveCard } from '../bots/teams/cards.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 import { waitForRun } from './helpers/runtime.ts';
 import { blocksText, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
@@ -30,7 +31,7 @@ const RANA = { id: '29:rana', aadObjectId: '7f3c2a10-0000-4000-8000-00000000aaaa
 const TOM = { id: '29:tom', aadObjectId: '7f3c2a10-0000-4000-8000-00000000bbbb', name: 'Tom Stand-in' };
 
 const project = parseProjectConfig({
-  groups: { finance: [p(FIN1), p(FIN2)] },
+  groups: { finance: [p(FIN1), p(FIN2), `teams:tenant-contoso:7f3c2a10-0000-4000-8000-00000000aaaa`] },
   workflows: { 'purchase-order': { approvalThreshold: 1000 } },
 });
 
@@ -220,5 +221,41 @@ describe('delegation over Teams', () => {
     // Written out, the principal is accepted.
     const written = await say({ ...who, id: '29:nobody2' }, `delegate ${tom} until ${day}`);
     expect(written).toContain(`Delegated: ${tom}`);
+  });
+
+  it("the delegate's card offers Approve; their Action.Execute resolves the gate on behalf of the Teams approver", async () => {
+    // Rana (finance, Teams) delegated to Tom above; Alice asks in Slack.
+    const { run, approvalId } = await startOrder(ALICE);
+    const tomCard = await poll(
+      () => {
+        for (const c of t.connector.conversations.filter((x) =>
+          (x.parameters.members as { aadObjectId?: string }[]).some((m) => m.aadObjectId === TOM.aadObjectId),
+        )) {
+          const found = t.connector.activitiesIn(c.id).find((a) => JSON.stringify(a.activity).includes(approvalId));
+          if (found) return { conversationId: c.id, activityId: found.id, text: JSON.stringify(found.activity) };
+        }
+        return undefined;
+      },
+      { message: "Tom's approval card" },
+    );
+    expect(tomCard.text).toContain('approval.approve');
+    const res = await t.send(
+      t.act.invoke({
+        verb: 'approval.approve',
+        data: { approvalId },
+        from: TOM,
+        tenant: TENANT,
+        conversation: { id: tomCard.conversationId, conversationType: 'personal' },
+        replyToId: tomCard.activityId,
+      }),
+    );
+    expect(res.status).toBe(200);
+    const card = JSON.stringify((res.body as { value: AdaptiveCard }).value);
+    expect(card).toContain('Recorded: you approved');
+    expect(card).toContain(`on behalf of`);
+    await waitForRun(h.runtime, run.id, 'succeeded');
+    const rana = `teams:${TENANT}:${RANA.aadObjectId}`;
+    const { rows } = await db.pool.query('SELECT principal, on_behalf_of, via FROM tollgate.approval_decisions WHERE approval_id = $1', [approvalId]);
+    expect(rows).toEqual([{ principal: `teams:${TENANT}:${TOM.aadObjectId}`, on_behalf_of: rana, via: 'teams' }]);
   });
 });
