@@ -66,6 +66,7 @@ const GRAMMAR: Record<Exclude<Command['kind'], 'text'>, string> = {
   cancel: 'cancel run_01jabc',
   workflows: 'workflows',
   help: 'help',
+  delegate: 'delegate teams:tenant-1:oid-2 until 2026-12-24',
 };
 
 describe('Teams app package', () => {

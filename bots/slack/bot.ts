@@ -34,7 +34,7 @@ import {
   type Where,
 } from '../../src/chat/index.ts';
 import { plainMessage, type SlackMessage } from './blocks.ts';
-import { principalFromCommand, principalFromEvent, principalFromInteraction } from './identity.ts';
+import { commandTextFor, messageCommandText, principalFromCommand, principalFromEvent, principalFromInteraction } from './identity.ts';
 import { readReason, readRejectMetadata, REASON_BLOCK, REJECT_CALLBACK_ID, rejectModal } from './approvals.ts';
 import { PARAMS_CALLBACK_ID, paramsMetadataSchema, paramsModal, readSubmission, slackFieldErrorsOf } from './modal.ts';
 import { OPEN_FORM_ACTION, openFormValueSchema, renderReply } from './render.ts';
@@ -154,7 +154,7 @@ export class SlackBot {
     }
     const actor = principalFromCommand(command);
     const where = this.#where(actor, command.channel_id, null);
-    const cmd = parseChatCommand(command.text ?? '');
+    const cmd = parseChatCommand(commandTextFor(command.text ?? '', actor.tenant));
     if (cmd.kind === 'invalid') {
       await ack(ephemeral(plainMessage(cmd.message)));
       return;
@@ -428,7 +428,7 @@ export class SlackBot {
 
   /** A mention or a direct message: the reply (or the run's message) goes through the outbox. */
   async #onMessage(eventId: string, actor: Principal, rawText: string, where: Where): Promise<void> {
-    const text = rawText.replace(/<@[A-Z0-9]+(\|[^>]*)?>/g, ' ').trim();
+    const text = messageCommandText(rawText, actor.tenant);
     await this.#o.core().submit({
       kind: 'command',
       command: parseChatCommand(text),

@@ -96,3 +96,29 @@ export function isUnattributedInteraction(body: unknown): boolean {
   if (b?.type !== 'block_actions' && b?.type !== 'view_submission') return false;
   return !b.user?.id || !(b.user.team_id ?? b.team?.id ?? b.enterprise?.id);
 }
+
+/** A user as Slack escapes it in text: `<@U123>` or `<@U123|name>`. */
+const USER_MENTION = /<@([A-Z0-9]+)(?:\|[^>]*)?>/g;
+
+/**
+ * Text for the command grammar. In a `delegate` command, each mention of a person becomes their
+ * principal, `slack:<tenant>:<user id>`, in the actor's workspace (or enterprise): who is meant
+ * comes from the id Slack wrote, never from a name. Elsewhere, what Slack escapes in a slash
+ * command (the manifest's `should_escape`) is written back as typed: `@name`, `#channel`, a link's
+ * URL, so `run` parameters read as before.
+ */
+export function commandTextFor(text: string, tenant: string): string {
+  if (/^\s*delegate\b/i.test(text)) return text.replace(USER_MENTION, (_m, id: string) => `slack:${tenant}:${id}`);
+  return text
+    .replace(/<@([A-Z0-9]+)\|([^>]*)>/g, '@$2')
+    .replace(/<#([A-Z0-9]+)\|([^>]*)>/g, '#$2')
+    .replace(/<!([a-z]+)(?:\|[^>]*)?>/g, '@$1')
+    .replace(/<((?:https?|mailto):[^>|]+)(?:\|[^>]*)?>/g, '$1');
+}
+
+/** A mention or DM's text for the grammar: the bot's own mention (first) taken out; a `delegate` command keeps the others as principals. */
+export function messageCommandText(raw: string, tenant: string): string {
+  const rest = raw.replace(/^\s*<@[A-Z0-9]+(?:\|[^>]*)?>/, ' ').trim();
+  if (/^delegate\b/i.test(rest)) return commandTextFor(rest, tenant);
+  return raw.replace(USER_MENTION, ' ').trim();
+}

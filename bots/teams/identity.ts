@@ -21,7 +21,7 @@ export interface TeamsActivity {
   recipient?: { id: string; name?: string };
   conversation: { id: string; conversationType?: string; tenantId?: string; isGroup?: boolean };
   channelData?: { tenant?: { id?: string }; team?: { id?: string }; channel?: { id?: string } };
-  entities?: { type: string; text?: string; mentioned?: { id?: string } }[];
+  entities?: { type: string; text?: string; mentioned?: { id?: string; name?: string; aadObjectId?: string } }[];
   membersAdded?: { id: string; name?: string; aadObjectId?: string }[];
 }
 
@@ -40,15 +40,38 @@ export function principalOf(a: TeamsActivity): Principal | undefined {
 
 /**
  * The message text with the bot's own mentions (`<at>Tollgate</at>`) taken out, as the command
- * parser reads it. Other people's mentions stay as their names.
+ * parser reads it. Other people's mentions stay as their names, except in a `delegate` command,
+ * where a mention whose entity carries the person's AAD object id becomes their principal
+ * `teams:<tenant>:<aadObjectId>` (in the activity's tenant). A mention that carries only a Bot
+ * Framework id (`29:…`) stays a name, and the grammar asks for the principal written out.
  */
 export function commandText(a: TeamsActivity): string {
   let text = a.text ?? '';
+  const others: { text: string; oid: string | undefined }[] = [];
   for (const e of a.entities ?? []) {
-    if (e.type === 'mention' && e.text && (!a.recipient || e.mentioned?.id === a.recipient.id)) text = text.split(e.text).join(' ');
+    if (e.type !== 'mention' || !e.text) continue;
+    if (!a.recipient || e.mentioned?.id === a.recipient.id) text = text.split(e.text).join(' ');
+    else others.push({ text: e.text, oid: aadObjectIdOf(e.mentioned) });
   }
+  const tenant = tenantOf(a);
+  if (tenant && /^delegate\b/i.test(plain(text))) {
+    for (const o of others) if (o.oid) text = text.split(o.text).join(`teams:${tenant}:${o.oid}`);
+  }
+  return plain(text);
+}
+
+function plain(text: string): string {
   return text
     .replace(/<at>([^<]*)<\/at>/g, '$1')
     .replace(/&nbsp;/g, ' ')
     .trim();
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The AAD object id a mention entity carries: `aadObjectId`, or an id that is one (`<guid>`, `8:orgid:<guid>`). */
+function aadObjectIdOf(m: { id?: string; aadObjectId?: string } | undefined): string | undefined {
+  if (m?.aadObjectId && GUID.test(m.aadObjectId)) return m.aadObjectId;
+  const id = m?.id?.replace(/^8:orgid:/, '');
+  return id && GUID.test(id) ? id : undefined;
 }

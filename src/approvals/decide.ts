@@ -13,12 +13,12 @@ import type { ProjectConfig } from '../config/project-config.ts';
 import { withRetriedTransaction } from '../db/transaction.ts';
 import { isTerminalStatus } from '../db/queries/runs.ts';
 import { enqueueAdvance } from '../db/queries/jobs.ts';
-import { findDecision, insertDecision, isPast, resolveApproval, selectApprovals } from '../db/queries/approvals.ts';
+import { findDecision, insertDecision, isPast, resolveApproval, selectDecisions } from '../db/queries/approvals.ts';
 import { appendEvent } from '../db/queries/events.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { applyTimeout } from './gate.ts';
-import { policyEligibility } from './eligibility.ts';
-import { countTowardQuorum, principalKey } from './policy.ts';
+import { countApprovals, policyEligibility, type DecisionFacts } from './eligibility.ts';
+import { principalKey } from './policy.ts';
 import { describeQuorum } from './describe.ts';
 import { getApproval, requesterKey } from './store.ts';
 import { loadApprovalRow, type ApprovalRow } from '../db/queries/approvals.ts';
@@ -134,8 +134,31 @@ async function decideIn(
     };
   }
   const requester = requesterKey(row);
-  const auth = policyEligibility(row.policy, who, requester, decision);
-  if (!auth.may) return { kind: 'not_allowed', message: `Not allowed: ${auth.message}` };
+  // The decisions so far tell whose place a delegate takes (one decision per approver's place).
+  const auth = policyEligibility(row.policy, who, requester, decision, await decisionsOn(q, approvalId));
+  if (!auth.may) {
+    if (auth.reason === 'already_recorded') return { kind: 'already_recorded', message: auth.message };
+    return { kind: 'not_allowed', message: `Not allowed: ${auth.message}` };
+  }
+  return record(q, { row, approvalId, who, actor, decision, opts, requester, onBehalfOf: auth.onBehalfOf ?? null });
+}
+
+/** Records an allowed decision and its event; resolves the gate when the policy is met or someone rejected. */
+async function record(
+  q: Queryable,
+  d: {
+    row: ApprovalRow;
+    approvalId: string;
+    who: string;
+    actor: Principal;
+    decision: 'approve' | 'reject';
+    opts: DecideOptions;
+    requester: string | null;
+    onBehalfOf: string | null;
+  },
+): Promise<DecideOutcome> {
+  const { row, approvalId, who, actor, decision, opts, requester, onBehalfOf } = d;
+  const behalf = onBehalfOf ? ` on behalf of ${onBehalfOf}` : '';
 
   const inserted = await insertDecision(q, {
     approvalId,
@@ -144,6 +167,7 @@ async function decideIn(
     comment: opts.comment ?? null,
     via: opts.via ?? null,
     osUser: opts.osUser ?? null,
+    onBehalfOf,
   });
   if (!inserted) {
     return { kind: 'already_recorded', message: `Your decision on ${approvalId} was already recorded; nothing changed.` };
@@ -159,10 +183,12 @@ async function decideIn(
       comment: opts.comment ?? null,
       via: opts.via ?? null,
       osUser: opts.osUser ?? null,
+      onBehalfOf,
       paramsHash: row.params_hash,
     }),
   });
-  const resolved = decision === 'reject' ? 'rejected' : (await countApprovals(q, row, requester)) >= row.policy.required ? 'approved' : null;
+  const have = countApprovals(row.policy, requester, await decisionsOn(q, approvalId));
+  const resolved = decision === 'reject' ? 'rejected' : have >= row.policy.required ? 'approved' : null;
   if (resolved) {
     await resolveApproval(q, approvalId, resolved, actor);
     await enqueueAdvance(q, row.run_id);
@@ -172,25 +198,23 @@ async function decideIn(
       opened: { workflow: row.workflow, at: row.created_at },
       message:
         resolved === 'approved'
-          ? `Approved: ${approvalId} has the approvals it needs (${describeQuorum(row.policy)}); the run continues.`
-          : `Rejected: ${approvalId} is rejected; the run is told.`,
+          ? `Approved${behalf}: ${approvalId} has the approvals it needs (${describeQuorum(row.policy)}); the run continues.`
+          : `Rejected${behalf}: ${approvalId} is rejected; the run is told.`,
     };
   }
-  const have = await countApprovals(q, row, requester);
   return {
     kind: 'recorded',
-    message: `Recorded your approval of ${approvalId}: ${have} of the ${row.policy.required} needed so far.`,
+    message: `Recorded your approval of ${approvalId}${behalf}: ${have} of the ${row.policy.required} needed so far.`,
   };
 }
 
-async function countApprovals(q: Queryable, row: ApprovalRow, requester: string | null): Promise<number> {
-  const rows = await selectApprovals(q, row.id);
-  // Only principals the current policy allows count (after an escalation, the new approvers); a quorum by group one seat each.
-  return countTowardQuorum(
-    row.policy,
-    rows.map((r) => r.principal),
-    requester,
-  );
+/**
+ * The decisions on an approval as the eligibility rule reads them. Counting goes through the rule:
+ * only principals the current policy allows count (after an escalation, the new approvers and
+ * their delegates), one per approver's place.
+ */
+async function decisionsOn(q: Queryable, approvalId: string): Promise<DecisionFacts[]> {
+  return (await selectDecisions(q, [approvalId])).map((d) => ({ principal: d.principal, decision: d.decision, onBehalfOf: d.on_behalf_of }));
 }
 
 function stripNulls(o: Record<string, unknown>): Record<string, unknown> {

@@ -30,6 +30,7 @@ import { parseDuration } from '../runtime/duration.ts';
 import { traceApprovalWait } from '../telemetry/tracing-spans.ts';
 import { paramsHash } from './hash.ts';
 import { resolvePolicy } from './policy.ts';
+import { withDelegates } from './delegation.ts';
 import { describeApprovers, describeQuorum } from './describe.ts';
 import { loadDecisions, requesterKey, toResult } from './store.ts';
 import type { ApprovalOptions, ApprovalResult } from './types.ts';
@@ -80,7 +81,7 @@ async function createApproval(
   const where = `Approval "${a.step}" of workflow ${a.run.workflow}`;
   const policy = auto
     ? { approvers: [], groups: [], named: [], quorum: 'first' as const, required: 0, allowSelfApproval: false }
-    : resolvePolicy(o.policy, a.project, requester, where);
+    : await withDelegates(q, resolvePolicy(o.policy, a.project, requester, where));
   const onTimeout = storedOnTimeout(o.onTimeout);
   // Check the escalation policy now, so a typo fails the run at once rather than at the deadline.
   if (!auto && onTimeout.action === 'escalate') resolvePolicy(onTimeout.policy, a.project, requester, `The escalation policy of ${where}`);
@@ -117,7 +118,7 @@ async function createApproval(
 export async function applyTimeout(q: Queryable, row: ApprovalRow, project: ProjectConfig): Promise<ApprovalRow> {
   const t = row.on_timeout ?? { action: 'reject' };
   if (t.action === 'escalate') {
-    const policy = resolvePolicy(t.policy, project, requesterKey(row), `Escalation of approval ${row.id}`);
+    const policy = await withDelegates(q, resolvePolicy(t.policy, project, requesterKey(row), `Escalation of approval ${row.id}`));
     const escalated = await escalateApproval(q, row.id, { policy, timeoutMs: t.timeoutMs, from: describeApprovers(row.policy), to: describeApprovers(policy) });
     return { ...row, ...escalated };
   }

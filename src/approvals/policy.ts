@@ -57,16 +57,6 @@ function groupMembers(g: string, project: ProjectConfig, where: string): string[
   return list.map(principalKey);
 }
 
-/**
- * How many of the approvals the policy needs these approving principals give: everyone the policy
- * counts (an approver, not barred as requester), and under a quorum by group one seat each
- * (src/approvals/quorum.ts). The gate is approved when this reaches `required`.
- */
-export function countTowardQuorum(p: ResolvedPolicy, approving: readonly string[], requester: string | null): number {
-  const counted = [...new Set(approving)].filter((who) => authorise(p, who, requester, 'approve').ok);
-  return p.requirements ? seatsFilled(p.requirements, counted) : counted.length;
-}
-
 export type Authorisation = { ok: true } | { ok: false; reason: string };
 
 /**

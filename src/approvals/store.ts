@@ -6,7 +6,9 @@ import type { Queryable } from '../db/queryable.ts';
 import { isTerminalStatus } from '../db/queries/runs.ts';
 import { loadApprovalRow, selectDecisions, selectPendingApprovals, selectRunApprovals, type ApprovalRow, type DecisionRow } from '../db/queries/approvals.ts';
 import { formatPrincipal, type Principal } from '../common/principals.ts';
-import { authorise, countTowardQuorum, principalKey } from './policy.ts';
+import { principalKey } from './policy.ts';
+import { countApprovals, policyEligibility } from './eligibility.ts';
+import { delegatesOf, describeDelegates } from './delegation.ts';
 import { describeApprovers, describeQuorum } from './describe.ts';
 import type { ApprovalResult, ApprovalRecord, DecisionView } from './types.ts';
 
@@ -15,7 +17,15 @@ export function requesterKey(row: Pick<ApprovalRow, 'requester'>): string | null
 }
 
 function toDecision(d: DecisionRow): DecisionView {
-  return { principal: d.principal, decision: d.decision, comment: d.comment, decidedAt: d.decided_at.toISOString(), via: d.via, osUser: d.os_user ?? null };
+  return {
+    principal: d.principal,
+    decision: d.decision,
+    comment: d.comment,
+    decidedAt: d.decided_at.toISOString(),
+    via: d.via,
+    osUser: d.os_user ?? null,
+    onBehalfOf: d.on_behalf_of ?? null,
+  };
 }
 
 export async function loadDecisions(q: Queryable, ids: string[]): Promise<Map<string, DecisionView[]>> {
@@ -41,11 +51,7 @@ export function describeOnTimeout(row: ApprovalRow): string {
 export function toView(row: ApprovalRow, decisions: DecisionView[]): ApprovalRecord {
   const p = row.policy;
   const requester = requesterKey(row);
-  const counted = countTowardQuorum(
-    p,
-    decisions.filter((d) => d.decision === 'approve').map((d) => d.principal),
-    requester,
-  );
+  const counted = countApprovals(p, requester, decisions);
   return {
     id: row.id,
     runId: row.run_id,
@@ -62,8 +68,9 @@ export function toView(row: ApprovalRow, decisions: DecisionView[]): ApprovalRec
     tool: row.tool,
     toolInput: row.tool_input,
     requester,
-    approvers: row.auto_reason ? `approved by rule: ${row.auto_reason}` : describeApprovers(p),
-    eligible: [...p.approvers],
+    approvers: row.auto_reason ? `approved by rule: ${row.auto_reason}` : `${describeApprovers(p)}${describeDelegates(p)}`,
+    eligible: [...p.approvers, ...delegatesOf(p)],
+    delegations: [...(p.delegations ?? [])],
     quorum: row.auto_reason ? 'none (rule)' : describeQuorum(p),
     required: p.required,
     approvals: counted,
@@ -100,7 +107,11 @@ export async function listPendingApprovals(q: Queryable, principal?: Principal |
   );
   const who = principal === undefined ? undefined : principalKey(principal);
   return live
-    .filter((r) => who === undefined || (authorise(r.policy, who, requesterKey(r), 'approve').ok && !decisions.get(r.id)?.some((d) => d.principal === who)))
+    .filter(
+      (r) =>
+        who === undefined ||
+        (policyEligibility(r.policy, who, requesterKey(r), 'approve', decisions.get(r.id)).may && !decisions.get(r.id)?.some((d) => d.principal === who)),
+    )
     .map((r) => toView(r, decisions.get(r.id) ?? []));
 }
 

@@ -8,7 +8,8 @@ import type { Duration } from '../runtime/duration.ts';
 
 // Stored as they are (src/db/queries/approvals.ts declares the rows): `ApprovalPolicy` (who may
 // decide, how many must agree), `ApprovalStatus` and `ResolvedPolicy`.
-export type { ApprovalPolicy, ApprovalStatus, ResolvedPolicy } from '../db/queries/approvals.ts';
+export type { ApprovalPolicy, ApprovalStatus, DelegatedSeat, ResolvedPolicy } from '../db/queries/approvals.ts';
+import type { DelegatedSeat } from '../db/queries/approvals.ts';
 
 export type OnTimeout = 'reject' | { escalate: ApprovalPolicy; timeout?: Duration };
 
@@ -58,6 +59,8 @@ export interface DecisionView {
   via: string | null;
   /** The OS user who recorded it at the shell (`cli:<host>:<user>`); null for chat decisions. */
   osUser: string | null;
+  /** A delegate's decision: the approver whose place it took (src/approvals/delegation.ts); null in one's own right. */
+  onBehalfOf: string | null;
 }
 
 /** What `ctx.approval` returns once the gate is resolved (recorded in the journal). */
@@ -92,8 +95,10 @@ export interface ApprovalRecord {
   requester: string | null;
   /** People-readable: "group finance (3 people)", "slack:T1:U1". */
   approvers: string;
-  /** The principals who may decide. */
+  /** The principals who may decide: the approvers, then the delegates standing in for them. */
   eligible: string[];
+  /** Who stands in for whom, by delegation (empty when nobody delegated). */
+  delegations: DelegatedSeat[];
   /** People-readable: "2 of 3", "any one of 3", "all 3". */
   quorum: string;
   required: number;

@@ -14,7 +14,7 @@
  *   (`retention.started`, written before it purges, and `retention.purged`); a fresh payload set
  *   to NULL is reported, not taken for retention;
  * - every approval_decisions row matches the chained `approval.decided` event it is linked to
- *   (principal, decision, comment, via, time), and every such event still has its row.
+ *   (principal, decision, comment, via, on behalf of, time), and every such event still has its row.
  *
  * This module only reads, in one REPEATABLE READ snapshot.
  */
@@ -354,6 +354,7 @@ async function checkDecisions(q: Queryable, decided: Map<string, DecidedEvent>, 
       if (p.decision !== d.decision) diffs.push(`decision (the event says ${String(p.decision)})`);
       if ((p.comment ?? null) !== d.comment) diffs.push('comment');
       if ((p.via ?? null) !== d.via) diffs.push(`via (the event says ${shown(p.via ?? 'nothing')})`);
+      if ((p.onBehalfOf ?? null) !== d.on_behalf_of) diffs.push(`on_behalf_of (the event says ${shown(p.onBehalfOf ?? 'nothing')})`);
     }
     if (diffs.length > 0) say(`${who} was edited: its ${diffs.join(', ')} no longer match${diffs.length === 1 ? 'es' : ''} the chained event ${d.event_id}`);
   }

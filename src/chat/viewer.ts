@@ -42,6 +42,7 @@ export function eligibilityOnView(a: ApprovalView, viewer: Principal): Eligibili
     requester: a.requestedBy ? formatPrincipal(a.requestedBy) : null,
     allowSelfApproval: a.allowSelfApproval,
     decisions: a.decisions,
+    delegations: a.delegations ?? [],
   };
   return eligibility(facts, a.id, formatPrincipal(viewer), 'approve');
 }

@@ -26,7 +26,7 @@ export function formatRunApprovals(list: ApprovalRecord[]): string {
     if (a.autoReason) out.push(`    approved by rule at ${a.resolvedAt ?? '?'}: ${a.autoReason}`);
     for (const d of a.decisions) {
       out.push(
-        `    ${d.decidedAt}  ${pad(d.principal, 24)} ${pad(d.decision, 7)}${d.comment ? ` "${d.comment}"` : ''}${d.via ? ` (via ${d.via}${d.osUser && d.osUser !== d.principal ? ` by ${d.osUser}` : ''})` : ''}`,
+        `    ${d.decidedAt}  ${pad(d.principal, 24)} ${pad(d.decision, 7)}${d.onBehalfOf ? ` on behalf of ${d.onBehalfOf}` : ''}${d.comment ? ` "${d.comment}"` : ''}${d.via ? ` (via ${d.via}${d.osUser && d.osUser !== d.principal ? ` by ${d.osUser}` : ''})` : ''}`,
       );
     }
     if (a.status === 'expired') out.push(`    expired at ${a.expiresAt ?? '?'} with no decision: rejected`);

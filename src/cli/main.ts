@@ -17,6 +17,7 @@ import { registerRunCommands } from './commands/runs.ts';
 import { registerApprovalCommands } from './commands/approvals.ts';
 import { registerAuditCommands } from './commands/audit.ts';
 import { registerPolicyCommands } from './commands/policy.ts';
+import { registerDelegateCommands } from './commands/delegate.ts';
 
 export type { Io } from './context.ts';
 
@@ -28,12 +29,16 @@ const COMMAND_GROUPS: readonly ((program: Command, ctx: CliContext) => void)[] =
   registerApprovalCommands, // approvals …, approve, reject
   registerAuditCommands, // audit …
   registerPolicyCommands, // policy test, policy diff
+  registerDelegateCommands, // delegate, delegate list, delegate revoke
 ];
 
 export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command {
   const program = new Command('tollgate')
     .description('Durable workflows behind Slack and Teams: runs, approvals, audit.')
     .exitOverride()
+    // A group's own options are read before its subcommand only (`delegate <p> --json` and
+    // `delegate list --json` are both meant); the program itself has no options of its own.
+    .enablePositionalOptions()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
   const ctx = cliContext(io, env);
   for (const register of COMMAND_GROUPS) register(program, ctx);

@@ -42,6 +42,11 @@ export const ERROR_CODES = {
   TG_APPROVAL_NOT_FOUND: 'No approval with that id.',
   TG_APPROVAL_POLICY: 'An approval policy names no one who could satisfy it, or an unknown group.',
   TG_APPROVAL_REFUSED: 'A decision on an approval was not recorded (not allowed, expired, resolved or changed).',
+  TG_DELEGATION_INVALID:
+    'A delegation was refused: to oneself, to something that is not a principal, or an end date that is not YYYY-MM-DD, has passed or is more than 90 days away.',
+  TG_DELEGATION_NOT_FOUND: 'No delegation with that id, or it has already ended or been revoked.',
+  TG_DELEGATION_OWN_REQUEST:
+    'A delegate may not approve this request: the requester is the delegate or anywhere in the chain of delegations that made them one, and the policy does not allow self-approval.',
   TG_APPROVAL_REJECTED: 'An approval gate was rejected or expired, so the run stopped.',
   TG_TOOL_UNKNOWN: 'No tool with that name is registered.',
   TG_TOOL_INVALID: 'A tool definition has a bad name or version.',

@@ -39,7 +39,7 @@ export function approvalCard(a: ApprovalView, opts: { showRun?: boolean } = {}):
       ? html`<p class="muted">No decision yet.</p>`
       : html`<table data-testid="decisions"><thead><tr><th>Who</th><th>Decided</th><th>Comment</th><th>Via</th><th>When</th></tr></thead><tbody>${a.decisions.map(
           (d) =>
-            html`<tr><td>${d.principal}</td><td>${statusBadge(d.decision === 'approve' ? 'approved' : 'rejected', d.decision)}</td><td>${d.comment ?? ''}</td><td>${d.via ?? '—'}</td><td>${formatTime(d.at)}</td></tr>`,
+            html`<tr><td>${d.principal}${d.onBehalfOf ? ` on behalf of ${d.onBehalfOf}` : ''}</td><td>${statusBadge(d.decision === 'approve' ? 'approved' : 'rejected', d.decision)}</td><td>${d.comment ?? ''}</td><td>${d.via ?? '—'}</td><td>${formatTime(d.at)}</td></tr>`,
         )}</tbody></table>`
   }
 </section>`;

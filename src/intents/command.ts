@@ -2,8 +2,12 @@
  * The command grammar shared by the CLI, Slack's `/tollgate` and Teams messages:
  * `run <workflow> [key=value ...]`, `status <run-id>`, `runs`, `approvals`, `retry <run-id>`,
  * `cancel <run-id>`, `workflows`, `help`. Values may be quoted: `reason="new laptops"`.
+ * Delegation (src/approvals/delegation.ts): `delegate <principal> until <YYYY-MM-DD>`,
+ * `delegate off`, and `delegate` alone (the delegations one gave or received). A chat adapter
+ * writes a mention of a person as their principal before the text comes here.
  */
-import { TollgateError } from '../common/errors.ts';
+import { TollgateError, type ErrorCode } from '../common/errors.ts';
+import { formatPrincipal, parsePrincipal } from '../common/principals.ts';
 
 export type Command =
   | { kind: 'run'; workflow: string; params: Record<string, string> }
@@ -14,12 +18,19 @@ export type Command =
   | { kind: 'cancel'; runId: string }
   | { kind: 'workflows' }
   | { kind: 'help' }
+  /**
+   * Delegation: to `to` (a principal) until `endsAt` (ISO, exclusive: the end of the day given,
+   * UTC); `off`: end one's delegations; `list`: those one gave or received.
+   */
+  | { kind: 'delegate'; action: 'to'; to: string; until: string; endsAt: string }
+  | { kind: 'delegate'; action: 'off' }
+  | { kind: 'delegate'; action: 'list' }
   | { kind: 'text'; text: string };
 
 /** A command (or one of its key=value parameters) that could not be read; its message says how to write it. */
 export class CommandSyntaxError extends TollgateError {
-  constructor(message: string) {
-    super('TG_COMMAND_SYNTAX', message);
+  constructor(message: string, code: ErrorCode = 'TG_COMMAND_SYNTAX') {
+    super(code, message);
   }
 }
 
@@ -84,7 +95,48 @@ function word(token: string, what: string): string {
 const RUN_ID_COMMANDS = new Set(['status', 'retry', 'cancel']);
 
 /** The grammar's verbs. Text that starts with anything else is free text, never a syntax error. */
-export const COMMAND_VERBS: ReadonlySet<string> = new Set(['run', 'status', 'retry', 'cancel', 'runs', 'approvals', 'workflows', 'help']);
+export const COMMAND_VERBS: ReadonlySet<string> = new Set(['run', 'status', 'retry', 'cancel', 'runs', 'approvals', 'workflows', 'help', 'delegate']);
+
+const DELEGATE_FORM = '`delegate @someone until YYYY-MM-DD` (e.g. until 2026-12-24), `delegate off`, or `delegate` alone to list';
+
+const delegationError = (message: string) => new CommandSyntaxError(`${message} (TG_DELEGATION_INVALID)`, 'TG_DELEGATION_INVALID');
+
+/**
+ * The end of a delegation as written: a date `YYYY-MM-DD` (the delegation lasts to the end of
+ * that day, UTC) or an ISO time with its zone (`2026-12-24T17:00Z`). Returns the end, exclusive.
+ * Whether it has passed is for src/approvals/delegation.ts (this grammar reads no clock).
+ */
+export function parseUntil(text: string): Date {
+  const t = text.trim();
+  const day = /^(\d{4})-(\d{2})-(\d{2})$/.exec(t);
+  if (day) {
+    const [y, m, d] = [Number(day[1]), Number(day[2]), Number(day[3])];
+    const at = new Date(Date.UTC(y, m - 1, d));
+    if (at.getUTCFullYear() === y && at.getUTCMonth() === m - 1 && at.getUTCDate() === d) return new Date(at.getTime() + 86_400_000);
+  } else if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(t) && !Number.isNaN(Date.parse(t))) {
+    return new Date(t);
+  }
+  throw delegationError(
+    `"${shown(t)}" is not a date: write the last day of the delegation as YYYY-MM-DD, e.g. until 2026-12-24 (it lasts to the end of that day, UTC).`,
+  );
+}
+
+function parseDelegate(rest: string[]): Command {
+  const [first, ...more] = rest;
+  if (first === undefined || first.toLowerCase() === 'list') return { kind: 'delegate', action: 'list' };
+  if (first.toLowerCase() === 'off') return { kind: 'delegate', action: 'off' };
+  let to: string;
+  try {
+    to = formatPrincipal(parsePrincipal(first));
+  } catch {
+    throw delegationError(
+      `"${shown(first)}" is not someone Tollgate can delegate to: mention them (@name), or write their principal (slack:<team>:<user-id>, teams:<tenant-id>:<aad-object-id>).`,
+    );
+  }
+  const [word2, date, ...extra] = more;
+  if (word2?.toLowerCase() !== 'until' || date === undefined || extra.length > 0) throw delegationError(`Write ${DELEGATE_FORM}.`);
+  return { kind: 'delegate', action: 'to', to, until: date, endsAt: parseUntil(date).toISOString() };
+}
 
 /**
  * Reads a command. Only text whose first word is a verb of the grammar is read with its quotes:
@@ -106,6 +158,7 @@ export function parseCommand(text: string): Command {
     if (!workflow) throw new CommandSyntaxError('Say which workflow to run: `run <workflow> key=value ...` (see `workflows`).');
     return { kind: 'run', workflow: word(workflow, 'workflow name'), params: parseKeyValues(params) };
   }
+  if (verb === 'delegate') return parseDelegate(rest);
   if (RUN_ID_COMMANDS.has(verb)) {
     const runId = rest[0];
     if (!runId) throw new CommandSyntaxError(`Say which run: \`${verb} <run-id>\` (run ids look like run_01j…).`);

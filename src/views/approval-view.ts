@@ -12,7 +12,7 @@
  * - Pure: built from stored rows only, never the clock, so the same state renders the same bytes
  *   (the outbox hashes renderings to skip no-op updates).
  */
-import type { ApprovalRecord } from '../approvals/types.ts';
+import type { ApprovalRecord, DelegatedSeat } from '../approvals/types.ts';
 import { parsePrincipal, type Principal } from '../common/principals.ts';
 
 export type ApprovalViewStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled' | 'voided';
@@ -27,6 +27,9 @@ export interface ApprovalDecisionView {
   at: Date;
   /** How it came in ('slack', 'teams', 'cli', 'console'), when recorded (toApprovalView always sets it). */
   via?: string | null;
+  /** A delegate's decision: the approver whose place it took, parsed when it is a principal (toApprovalView always sets it). */
+  onBehalfOf?: string | null;
+  onBehalfOfWho?: Principal | null;
 }
 
 export interface ApprovalView {
@@ -62,6 +65,8 @@ export interface ApprovalView {
   eligible: string[];
   /** Whether the requester, when among `eligible`, may approve their own request (the policy's rule). */
   allowSelfApproval: boolean;
+  /** Who stands in for whom by delegation (toApprovalView always sets it): the eligibility rule reads it. */
+  delegations?: DelegatedSeat[];
   /** The rule's reason when the gate was approved by rule, not by a person (toApprovalView always sets it). */
   autoReason?: string | null;
 }
@@ -99,11 +104,15 @@ export function toApprovalView(a: ApprovalRecord): ApprovalView {
       comment: d.comment,
       at: new Date(d.decidedAt),
       via: d.via,
+      onBehalfOf: d.onBehalfOf,
+      onBehalfOfWho: principalOrNull(d.onBehalfOf),
     })),
     deadline: a.expiresAt ? new Date(a.expiresAt) : null,
     endReason: a.status === 'expired' ? 'the deadline passed' : a.status === 'voided' ? 'the parameters changed; see the new request' : null,
     eligible: [...a.eligible],
     allowSelfApproval: a.allowSelfApproval,
+    // Records built before delegation (stored views, older callers) carry none.
+    delegations: (a.delegations ?? []).map((s) => ({ ...s, chain: [...s.chain] })),
     autoReason: a.autoReason,
   };
 }

@@ -51,7 +51,8 @@ export function stepText(s: StepView, m: Pick<Markup, 'text'>): string {
 }
 
 function decisionList(list: ApprovalDecisionView[], m: Markup): string {
-  return list.map((d) => `${d.by ? m.person(d.by) : m.text(d.principal)} ${m.date(d.at)}`).join(', ');
+  const who = (p: Principal | null | undefined, s: string) => (p ? m.person(p) : m.text(s));
+  return list.map((d) => `${who(d.by, d.principal)}${d.onBehalfOf ? ` on behalf of ${who(d.onBehalfOfWho, d.onBehalfOf)}` : ''} ${m.date(d.at)}`).join(', ');
 }
 
 /**

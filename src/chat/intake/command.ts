@@ -3,6 +3,7 @@
  * write, free text goes to the model (when one is configured), the rest is answered here.
  */
 import { listPendingApprovals } from '../../approvals/index.ts';
+import { createDelegation, describeDelegation, describeEnd, listDelegations, revokeMyDelegations } from '../../approvals/delegation.ts';
 import { TollgateError } from '../../common/errors.ts';
 import type { Principal } from '../../common/principals.ts';
 import type { Queryable } from '../../db/queryable.ts';
@@ -38,7 +39,8 @@ export async function submitCommand(ix: Intake, intent: Extract<Intent, { kind: 
   }
   // Only commands that change something need to be recognised when re-sent, unless the reply
   // itself goes through the outbox (a mention's reply must not be posted twice).
-  const changes = command.kind === 'retry' || command.kind === 'cancel' || intent.replyVia === 'outbox';
+  const changes =
+    command.kind === 'retry' || command.kind === 'cancel' || (command.kind === 'delegate' && command.action !== 'list') || intent.replyVia === 'outbox';
   return withTransaction(ix.o.pool, async (q) => {
     await remember(q, intent.remember);
     if (key && changes && !(await claimDeliveryKey(q, actor.platform, key.key, key.kind))) {
@@ -98,10 +100,39 @@ export async function execute(
     case 'retry':
     case 'cancel':
       return { reply: notice((await operate(ix, q, cmd.kind, cmd.runId, actor)).text) };
+    case 'delegate':
+      return { reply: notice(await delegate(q, cmd, actor)) };
     case 'run': {
       // A valid run command is recorded by #command's grouped write and never comes here.
       const checked = checkRun(ix, cmd);
       return { reply: 'reply' in checked ? checked.reply : notice('This run was not started; send the command again.') };
     }
+  }
+}
+
+/**
+ * `delegate …` from a chat: the verified actor delegates their own approvals (src/approvals/delegation.ts);
+ * a refusal (to oneself, a date passed or too far) is the answer, and nothing is recorded.
+ */
+async function delegate(q: Queryable, cmd: Extract<ChatCommand, { kind: 'delegate' }>, actor: Principal): Promise<string> {
+  if (cmd.action === 'list') {
+    const list = await listDelegations(q, actor);
+    if (list.length === 0) return 'You have no delegations. Write `delegate @someone until YYYY-MM-DD` to let someone approve in your place.';
+    return `Delegations you gave or received:\n${list.map((d) => `• ${describeDelegation(d)}`).join('\n')}`;
+  }
+  if (cmd.action === 'off') {
+    const ended = await revokeMyDelegations(q, actor);
+    if (ended.length === 0) return 'You had no delegation to end; nothing changed.';
+    return `Ended: ${ended.map(describeDelegation).join('; ')}. Approvals that open from now on go to you alone; those already open keep their delegate.`;
+  }
+  try {
+    const d = await createDelegation(q, { delegator: actor, delegate: cmd.to, endsAt: new Date(cmd.endsAt), via: actor.platform });
+    return (
+      `Delegated: ${d.delegate} may decide in your place until ${describeEnd(d.endsAt)} (${d.id}). ` +
+      'Approvals that open in that time go to them too, and you keep the right; each decision they make records it was on your behalf. `delegate off` ends it.'
+    );
+  } catch (e) {
+    if (e instanceof TollgateError && e.code === 'TG_DELEGATION_INVALID') return e.message;
+    throw e;
   }
 }

@@ -50,6 +50,19 @@ export interface ResolvedPolicy {
   allowSelfApproval: boolean;
   /** A quorum by group, resolved: who counts toward each requirement (`label`: "group cfo"). */
   requirements?: { label: string; approvers: string[]; count: number }[];
+  /**
+   * Who may stand in for an approver, found when the gate opened or escalated
+   * (src/approvals/delegation.ts): each delegate that is not an approver in its own right, whose
+   * place it may take, and the chain of delegations that leads there. Absent: no delegation.
+   */
+  delegations?: DelegatedSeat[];
+}
+
+/** A delegate of an approval and the approver whose place it may take, through `chain` (delegator first, delegate last). */
+export interface DelegatedSeat {
+  delegate: string;
+  onBehalfOf: string;
+  chain: string[];
 }
 
 export type StoredOnTimeout = { action: 'reject' } | { action: 'escalate'; policy: ApprovalPolicy; timeoutMs: number | null };
@@ -95,6 +108,8 @@ export interface DecisionRow {
   comment: string | null;
   via: string | null;
   os_user: string | null;
+  /** The approver whose place a delegate's decision took (migration 000021); null in one's own right. */
+  on_behalf_of: string | null;
   decided_at: Date;
 }
 
@@ -133,14 +148,6 @@ export async function findDecision(q: Queryable, approvalId: string, principal: 
     [approvalId, principal],
   );
   return rows[0];
-}
-
-/** The approve decisions' principals (whether the current policy still counts them or not). */
-export async function selectApprovals(q: Queryable, approvalId: string): Promise<{ principal: string }[]> {
-  const { rows } = await q.query<{ principal: string }>(`SELECT principal FROM tollgate.approval_decisions WHERE approval_id = $1 AND decision = 'approve'`, [
-    approvalId,
-  ]);
-  return rows;
 }
 
 /** Every principal any approval of the run names as an approver. */
@@ -356,12 +363,20 @@ export async function cancelPendingApproval(q: Queryable, runId: string, idx: nu
 /** Records a decision; false when this principal's decision was already there (nothing written). */
 export async function insertDecision(
   q: Queryable,
-  d: { approvalId: string; principal: string; decision: 'approve' | 'reject'; comment: string | null; via: string | null; osUser: string | null },
+  d: {
+    approvalId: string;
+    principal: string;
+    decision: 'approve' | 'reject';
+    comment: string | null;
+    via: string | null;
+    osUser: string | null;
+    onBehalfOf?: string | null;
+  },
 ): Promise<boolean> {
   const inserted = await q.query(
-    `INSERT INTO tollgate.approval_decisions (approval_id, principal, decision, comment, via, os_user) VALUES ($1, $2, $3, $4, $5, $6)
+    `INSERT INTO tollgate.approval_decisions (approval_id, principal, decision, comment, via, os_user, on_behalf_of) VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (approval_id, principal) DO NOTHING RETURNING principal`,
-    [d.approvalId, d.principal, d.decision, d.comment, d.via, d.osUser],
+    [d.approvalId, d.principal, d.decision, d.comment, d.via, d.osUser, d.onBehalfOf ?? null],
   );
   return inserted.rowCount !== 0;
 }

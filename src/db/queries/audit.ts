@@ -92,6 +92,7 @@ export interface LinkedDecisionRow {
   decision: string;
   comment: string | null;
   via: string | null;
+  on_behalf_of: string | null;
   event_id: string | null;
   at_us: string;
   run_id: string | null;
@@ -101,7 +102,7 @@ export interface LinkedDecisionRow {
 /** Every decision, with the run and step of its approval, to compare with the events that recorded them. */
 export async function readLinkedDecisions(q: Queryable): Promise<LinkedDecisionRow[]> {
   const { rows } = await q.query<LinkedDecisionRow>(
-    `SELECT d.approval_id, d.principal, d.decision, d.comment, d.via, d.event_id::text,
+    `SELECT d.approval_id, d.principal, d.decision, d.comment, d.via, d.on_behalf_of, d.event_id::text,
             ((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text AS at_us, a.run_id, a.step_idx
        FROM tollgate.approval_decisions d LEFT JOIN tollgate.approvals a ON a.id = d.approval_id
       ORDER BY d.approval_id, d.principal`,
