@@ -96,3 +96,26 @@ export function isUnattributedInteraction(body: unknown): boolean {
   if (b?.type !== 'block_actions' && b?.type !== 'view_submission') return false;
   return !b.user?.id || !(b.user.team_id ?? b.team?.id ?? b.enterprise?.id);
 }
+
+/**
+ * The tenant of whoever acts in a request, as `slackPrincipal` would name it (the person's own
+ * workspace, or the enterprise for org-wide installs): what the `tenants` list is checked against.
+ * Undefined for a body that names no one (url_verification is answered before this is asked).
+ */
+export function requestTenant(body: unknown): string | undefined {
+  const b = (body ?? {}) as {
+    user?: { team_id?: string } | string;
+    team?: { id?: string } | null;
+    enterprise?: { id?: string } | null;
+    is_enterprise_install?: boolean | string;
+    team_id?: string;
+    enterprise_id?: string;
+    event?: { user_team?: string };
+    authorizations?: { is_enterprise_install?: boolean }[];
+  };
+  const orgWide = b.is_enterprise_install === true || b.is_enterprise_install === 'true' || b.authorizations?.[0]?.is_enterprise_install === true;
+  const enterprise = b.enterprise?.id ?? b.enterprise_id;
+  if (orgWide && enterprise) return enterprise;
+  const own = typeof b.user === 'object' ? b.user.team_id : undefined;
+  return own ?? b.event?.user_team ?? b.team?.id ?? b.team_id ?? enterprise;
+}

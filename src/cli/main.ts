@@ -16,6 +16,7 @@ import { registerWorkflowCommands } from './commands/workflows.ts';
 import { registerRunCommands } from './commands/runs.ts';
 import { registerApprovalCommands } from './commands/approvals.ts';
 import { registerAuditCommands } from './commands/audit.ts';
+import { registerConsoleCommands } from './commands/console.ts';
 
 export type { Io } from './context.ts';
 
@@ -26,6 +27,7 @@ const COMMAND_GROUPS: readonly ((program: Command, ctx: CliContext) => void)[] =
   registerRunCommands, // run, runs …
   registerApprovalCommands, // approvals …, approve, reject
   registerAuditCommands, // audit …
+  registerConsoleCommands, // console sessions …
 ];
 
 export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command {

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { TollgateError } from '../common/errors.ts';
 import { closedKeys, unknownKeyMessage, unknownKeys } from './known-keys.ts';
 import { parsePrincipal } from '../common/principals.ts';
+import { oidcProjectSchema } from './oidc.ts';
 
 const principalString = z.string().superRefine((s, ctx) => {
   try {
@@ -109,7 +110,20 @@ export const projectConfigSchema = strictObject({
           seen.set(hash, who);
         }
       }),
+    /**
+     * Sign-in through OpenID Connect (src/config/oidc.ts, src/console/oidc.ts): the issuer, the client
+     * id and how an ID token names a person (`"slack"`, `"microsoft"` or a claim template such as
+     * `"okta:{tid}:{sub}"`). The client secret comes from TOLLGATE_OIDC_CLIENT_SECRET.
+     */
+    oidc: oidcProjectSchema.optional(),
   }).optional(),
+  /**
+   * The Slack workspaces (team or enterprise ids) and Microsoft tenants served, in chat and at the
+   * console's sign-in (src/chat/tenants.ts). Empty or absent: every workspace and tenant, as before.
+   */
+  tenants: z
+    .array(z.string().regex(/^[^:\s]+$/, { error: 'must be a Slack team or enterprise id (T0123ABCD) or a Microsoft tenant id, without colons or spaces' }))
+    .optional(),
 });
 
 export type ProjectConfig = z.infer<typeof projectConfigSchema>;

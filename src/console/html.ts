@@ -37,6 +37,14 @@ export function html(strings: TemplateStringsArray, ...values: Value[]): Html {
   return new Html(out);
 }
 
+/**
+ * The hidden field every console form that changes something carries: the viewer's CSRF token
+ * (`viewer.csrf`, src/console/auth.ts), checked by the guard for every POST.
+ */
+export function csrfField(viewer: { csrf: string }): Html {
+  return html`<input type="hidden" name="csrf" value="${viewer.csrf}">`;
+}
+
 /** `2026-11-29 19:02:52 UTC`: absolute, so the same state always reads the same. */
 export function formatTime(d: Date | null | undefined): string {
   if (!d) return '—';
