@@ -7,7 +7,8 @@
  * listed, a replayed state, a tampered ID token, an ended session, a form without its CSRF token.
  * The console token is set, so a signed-out or ended session reads nothing.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -24,6 +25,7 @@ import { createTestDb, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 
+const ARTIFACTS = path.join(import.meta.dirname, '.artifacts', 'console');
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
   '--headless',
@@ -70,6 +72,7 @@ let t: TestRuntime;
 let browser: Browser;
 
 beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
   db = await createTestDb();
   t = await createTestRuntime(db, [checkout]);
   if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: install Debian's package with \`apt-get install -y chromium\`.`);
@@ -145,9 +148,11 @@ describe.each(['slack', 'microsoft'] as const)('console sign-in with %s-shaped O
     try {
       const page = await context.newPage();
       await page.goto(`${base}/console`); // signed out: the console token is set, so nothing is read
+      await page.screenshot({ path: path.join(ARTIFACTS, `oidc-sign-in-${shape}.png`), fullPage: true });
       await page.click('[data-testid=oidc-sign-in]');
       await page.waitForURL(`${base}/console`);
       expect(await page.locator('[data-testid=who]').textContent()).toContain(ADA);
+      await page.screenshot({ path: path.join(ARTIFACTS, `oidc-signed-in-${shape}.png`), fullPage: true });
       const cookie = (await context.cookies(`${base}/console`)).find((c) => c.name === 'tollgate_console_session');
       expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/console' });
       expect(await page.evaluate(() => (globalThis as unknown as { document: { cookie: string } }).document.cookie)).not.toContain('tollgate_console_session');

@@ -112,6 +112,6 @@ form.filters { display:flex; gap:.8rem; align-items:end; flex-wrap:wrap; margin-
 form.filters label { display:flex; flex-direction:column; font-size:.85em; color:var(--muted); }
 .actions { display:flex; gap:.6rem; align-items:center; margin:.6rem 0; } .actions form { display:inline; }
 button, .button { font:inherit; padding:.3rem .8rem; border-radius:4px; border:1px solid #98a2b3; background:#fff; cursor:pointer; color:var(--fg); text-decoration:none; }
-button.primary { background:#175cd3; color:#fff; border-color:#175cd3; } button:disabled { opacity:.45; cursor:not-allowed; } button.danger { color:var(--bad); border-color:var(--bad); }
+button.primary, a.button.primary { background:#175cd3; color:#fff; border-color:#175cd3; } button:disabled { opacity:.45; cursor:not-allowed; } button.danger { color:var(--bad); border-color:var(--bad); }
 details > summary { cursor:pointer; color:var(--live); }
 `;
