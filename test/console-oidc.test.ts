@@ -222,6 +222,19 @@ describe.each(['slack', 'microsoft'] as const)('console sign-in with %s-shaped O
     expect(replayer.cookies.has('tollgate_console_session')).toBe(false);
   });
 
+  it('refuses a callback brought to another browser than the one that started the sign-in (a forced sign-in)', async () => {
+    fake.signInAs(
+      outsider.shape === 'slack' ? { ...ada, user: 'U0MALLORY', name: 'Mallory' } : { ...ada, user: '00000000-0000-0000-0000-00000000ba11', name: 'Mallory' },
+    );
+    const mallory = new HttpBrowser();
+    const { stoppedAt } = await mallory.follow(`${base}/console/sign-in/oidc`, (u) => u.pathname === CALLBACK);
+    const victim = new HttpBrowser();
+    const res = await victim.request(stoppedAt as string);
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('This sign-in was started in another browser');
+    expect(victim.cookies.has('tollgate_console_session')).toBe(false);
+  });
+
   it("refuses an ID token whose signature was tampered with on the way from the provider's token endpoint", async () => {
     fake.signInAs(ada);
     const sessions = await sessionRows(ADA);
