@@ -224,7 +224,7 @@ describe.each(['slack', 'microsoft'] as const)('console sign-in with %s-shaped O
 
   it('refuses a callback brought to another browser than the one that started the sign-in (a forced sign-in)', async () => {
     fake.signInAs(
-      outsider.shape === 'slack' ? { ...ada, user: 'U0MALLORY', name: 'Mallory' } : { ...ada, user: '00000000-0000-0000-0000-00000000ba11', name: 'Mallory' },
+      shape === 'slack' ? { ...ada, user: 'U0MALLORY', name: 'Mallory' } : { ...ada, user: '00000000-0000-0000-0000-00000000ba11', name: 'Mallory' },
     );
     const mallory = new HttpBrowser();
     const { stoppedAt } = await mallory.follow(`${base}/console/sign-in/oidc`, (u) => u.pathname === CALLBACK);
