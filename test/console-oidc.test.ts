@@ -7,12 +7,15 @@
  * listed, a replayed state, a tampered ID token, an ended session, a form without its CSRF token.
  * The console token is set, so a signed-out or ended session reads nothing.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { startApp } from '../src/app.ts';
 import { NonRetriableError } from '../src/common/errors.ts';
+import { loadConfig } from '../src/config/config.ts';
 import { parsePrincipal } from '../src/common/principals.ts';
 import { parseProjectConfig } from '../src/config/project-config.ts';
 import { mountConsole, type ConsoleHandle } from '../src/console/index.ts';
@@ -21,7 +24,7 @@ import { createHttpServer, type HttpServer } from '../src/server/http.ts';
 import { HttpBrowser } from './fakes/oidc/http-browser.ts';
 import { principalOf, startFakeOidc, type ClaimShape, type FakeOidc, type FakePerson } from './fakes/oidc/provider.ts';
 import { inProcessCli } from './helpers/cli.ts';
-import { createTestDb, type TestDb } from './helpers/db.ts';
+import { createTestDb, TEST_AUDIT_ENV, type TestDb } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 
@@ -331,5 +334,38 @@ describe.each(['slack', 'microsoft'] as const)('console sign-in with %s-shaped O
     const again = await cli('console', 'sessions', 'revoke', mine[0]?.id as string);
     expect(again.code).toBe(1);
     expect(again.err).toContain('No console session');
+  });
+});
+
+describe('the sign-in as tollgate start wires it', () => {
+  it('reads the issuer and client from TOLLGATE_OIDC_*, the principal from the project file, and builds the redirect URI on TOLLGATE_PUBLIC_URL', async () => {
+    const publicUrl = 'https://tollgate.example.com';
+    const fake = await startFakeOidc({ redirectUris: [`${publicUrl}${CALLBACK}`] });
+    const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-oidc-'));
+    const projectFile = path.join(dir, 'tollgate.json');
+    writeFileSync(projectFile, JSON.stringify({ console: { oidc: { principal: 'slack' } }, tenants: [SLACK_TEAM] }));
+    const config = loadConfig({
+      ...TEST_AUDIT_ENV,
+      DATABASE_URL: db.url,
+      LOG_LEVEL: 'silent',
+      PORT: '0',
+      TOLLGATE_DATA_DIR: '/nonexistent-tollgate-oidc-test',
+      TOLLGATE_CONFIG: projectFile,
+      TOLLGATE_PUBLIC_URL: publicUrl,
+      TOLLGATE_OIDC_ISSUER: fake.issuer,
+      TOLLGATE_OIDC_CLIENT_ID: fake.clientId,
+      TOLLGATE_OIDC_CLIENT_SECRET: fake.clientSecret,
+    });
+    const app = await startApp({ config, log: testLogger(), mode: 'server' });
+    try {
+      const res = await fetch(`http://127.0.0.1:${new URL(app.url as string).port}/console/sign-in/oidc`, { redirect: 'manual' });
+      expect(res.status).toBe(302);
+      expect(new URL(res.headers.get('location') ?? '').searchParams.get('redirect_uri')).toBe(`${publicUrl}${CALLBACK}`);
+      expect(res.headers.get('set-cookie')).toContain('; Secure'); // the public URL is https
+    } finally {
+      await app.stop();
+      await fake.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
