@@ -120,6 +120,7 @@ export async function composeCore(opts: {
     reminderLeadMs: config.chat.approvalReminderLeadMs,
     // Free text in mentions and DMs; answered with the `run` form when no model is configured.
     model,
+    tenants: project.tenants,
   });
   return { runtime, adapters, chat };
 }

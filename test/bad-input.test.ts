@@ -214,7 +214,7 @@ describe('the CLI', () => {
 describe('project configuration', () => {
   it('an unknown key is refused with its path and the known keys, at every level that is ours', () => {
     expect(() => parseProjectConfig({ groupz: { finance: [] } })).toThrow(
-      '"groupz" is not a known key (did you mean "groups"?); known: groups, operators, cliDelegates, workflows, tools, retention, model, console, policies.',
+      '"groupz" is not a known key (did you mean "groups"?); known: groups, operators, cliDelegates, workflows, tools, retention, model, console, policies, tenants.',
     );
     expect(() => parseProjectConfig({ retention: { dayz: 30 } })).toThrow(/retention: "dayz" is not a known key \(did you mean "days"\?\); known: days\./);
     const project = parseProjectConfig({ workflows: { 'purchase-order': { approvalThresold: 5000 } } });

@@ -397,9 +397,22 @@ describe('web console without JavaScript', () => {
   it('refuses Retry without a signed-in person, and forms from another origin', async () => {
     const run = await startCheckout('declined');
     await waitForRun(t.runtime, run.id, 'failed');
-    const anonymous = await fetch(`${base}/console/runs/${run.id}/retry`, { method: 'POST', headers: { origin: base }, redirect: 'manual' });
+    // A form of the console's own page, with that browser's CSRF token (its anonymous cookie's).
+    const shown = await fetch(`${base}/console/runs/${run.id}`);
+    const anonCookie = /^[^;]+/.exec(shown.headers.get('set-cookie') ?? '')?.[0] ?? '';
+    const csrf = /name="csrf" value="([^"]+)"/.exec(await shown.text())?.[1] ?? '';
+    const anonymous = await fetch(`${base}/console/runs/${run.id}/retry`, {
+      method: 'POST',
+      headers: { origin: base, cookie: anonCookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf }).toString(),
+      redirect: 'manual',
+    });
     expect(anonymous.status).toBe(403);
     expect(await anonymous.text()).toContain('without a signed-in person the console is read-only. Nothing was changed.');
+    // The same form without the token is refused before anything else.
+    const noToken = await fetch(`${base}/console/runs/${run.id}/retry`, { method: 'POST', headers: { origin: base, cookie: anonCookie }, redirect: 'manual' });
+    expect(noToken.status).toBe(403);
+    expect(await noToken.text()).toContain('This form did not carry the token of your session');
 
     const forged = await fetch(`${base}/console/runs/${run.id}/retry`, {
       method: 'POST',

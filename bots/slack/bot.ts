@@ -34,7 +34,7 @@ import {
   type Where,
 } from '../../src/chat/index.ts';
 import { plainMessage, type SlackMessage } from './blocks.ts';
-import { commandTextFor, messageCommandText, principalFromCommand, principalFromEvent, principalFromInteraction } from './identity.ts';
+import { commandTextFor, messageCommandText, principalFromCommand, principalFromEvent, principalFromInteraction, requestTenant } from './identity.ts';
 import { readReason, readRejectMetadata, REASON_BLOCK, REJECT_CALLBACK_ID, rejectModal } from './approvals.ts';
 import { PARAMS_CALLBACK_ID, paramsMetadataSchema, paramsModal, readSubmission, slackFieldErrorsOf } from './modal.ts';
 import { OPEN_FORM_ACTION, openFormValueSchema, renderReply } from './render.ts';
@@ -399,6 +399,11 @@ export class SlackBot {
   /** Every listener, by what Slack sends: one table, each listener a method below. */
   #register(): void {
     const { app } = this;
+    // A workspace not on the project's `tenants` list is refused before any listener: answered
+    // 200 with nothing done (Slack re-sends anything else), nothing recorded, logged by the core.
+    app.use(async ({ body, next }) => {
+      if (this.#core().tenantAllowed('slack', requestTenant(body))) await next();
+    });
     app.command('/tollgate', this.#slashCommand);
     app.event('app_mention', this.#mention);
     app.message(this.#directMessage);

@@ -122,3 +122,26 @@ export function messageCommandText(raw: string, tenant: string): string {
   if (/^delegate\b/i.test(rest)) return commandTextFor(rest, tenant);
   return raw.replace(USER_MENTION, ' ').trim();
 }
+
+/**
+ * The tenant of whoever acts in a request, as `slackPrincipal` would name it (the person's own
+ * workspace, or the enterprise for org-wide installs): what the `tenants` list is checked against.
+ * Undefined for a body that names no one (url_verification is answered before this is asked).
+ */
+export function requestTenant(body: unknown): string | undefined {
+  const b = (body ?? {}) as {
+    user?: { team_id?: string } | string;
+    team?: { id?: string } | null;
+    enterprise?: { id?: string } | null;
+    is_enterprise_install?: boolean | string;
+    team_id?: string;
+    enterprise_id?: string;
+    event?: { user_team?: string };
+    authorizations?: { is_enterprise_install?: boolean }[];
+  };
+  const orgWide = b.is_enterprise_install === true || b.is_enterprise_install === 'true' || b.authorizations?.[0]?.is_enterprise_install === true;
+  const enterprise = b.enterprise?.id ?? b.enterprise_id;
+  if (orgWide && enterprise) return enterprise;
+  const own = typeof b.user === 'object' ? b.user.team_id : undefined;
+  return own ?? b.event?.user_team ?? b.team?.id ?? b.team_id ?? enterprise;
+}

@@ -108,6 +108,11 @@ export class TeamsBot {
       sendJson(res, 401, { error: 'Unauthorized: the request could not be authenticated.' });
       return;
     }
+    // A tenant not on the project's `tenants` list: 403, nothing recorded (the core logs it).
+    if (!this.#core().tenantAllowed('teams', tenantOf(activity))) {
+      sendJson(res, 403, { error: 'This Tollgate does not serve this tenant.' });
+      return;
+    }
     const answer = await this.#activity(activity);
     if (answer === undefined) {
       res.writeHead(200).end();

@@ -70,6 +70,8 @@ export function createChat(opts: {
   reminderLeadMs?: number;
   /** Reads free text in mentions and DMs (src/chat/understand.ts); without it free text gets the `run` form. */
   model?: ModelClient | undefined;
+  /** The project's `tenants`: the Slack workspaces and Microsoft tenants served (src/chat/tenants.ts); empty or absent: all. */
+  tenants?: readonly string[] | undefined;
 }): Chat {
   const platforms = new Map<string, ChatPlatform>();
   for (const p of opts.platforms) {
@@ -77,7 +79,15 @@ export function createChat(opts: {
       throw new TollgateError('TG_CHAT_PLATFORM_DUPLICATE', `Two chat platforms are named "${p.name}"; each platform is registered once.`);
     platforms.set(p.name, p);
   }
-  const core = new ChatCore({ pool: opts.pool, runtime: opts.runtime, registry: opts.registry, platforms, log: opts.log, model: opts.model });
+  const core = new ChatCore({
+    pool: opts.pool,
+    runtime: opts.runtime,
+    registry: opts.registry,
+    platforms,
+    log: opts.log,
+    model: opts.model,
+    tenants: opts.tenants,
+  });
   const deliverer = createChatDeliverer({
     pool: opts.pool,
     platforms,

@@ -57,6 +57,7 @@ import { claimDeliveryKey, enqueueHomeDelivery } from '../db/queries/chat-outbox
 import type { ChatView } from './platform.ts';
 import type { ChatReply } from './replies.ts';
 import { viewForViewer, type ViewedMessage } from './viewer.ts';
+import { tenantGate } from './tenants.ts';
 
 export {
   parseChatCommand,
@@ -78,7 +79,15 @@ export class ChatCore {
   constructor(o: ChatCoreOptions) {
     this.#ix = createIntake(o);
     this.teamsDirectory = teamsDirectory(o.pool);
+    this.tenantAllowed = tenantGate(o.tenants ?? [], o.log.child({ component: 'tenants' }));
   }
+
+  /**
+   * Whether a request from this platform's tenant (Slack workspace or enterprise, Microsoft tenant)
+   * may come in: the project's `tenants` list, empty for all. A refusal is logged here, naming the
+   * tenant; the adapter answers at its door and records nothing (src/chat/tenants.ts).
+   */
+  readonly tenantAllowed: (platform: string, tenant: string | null | undefined) => boolean;
 
   /** How many grouped writes carried how many intents so far (tests and the bench). */
   groupStats(): { starts: { batches: number; items: number }; deferred: { batches: number; items: number } } {

@@ -18,6 +18,7 @@ import { registerApprovalCommands } from './commands/approvals.ts';
 import { registerAuditCommands } from './commands/audit.ts';
 import { registerPolicyCommands } from './commands/policy.ts';
 import { registerDelegateCommands } from './commands/delegate.ts';
+import { registerConsoleCommands } from './commands/console.ts';
 
 export type { Io } from './context.ts';
 
@@ -30,6 +31,7 @@ const COMMAND_GROUPS: readonly ((program: Command, ctx: CliContext) => void)[] =
   registerAuditCommands, // audit …
   registerPolicyCommands, // policy test, policy diff
   registerDelegateCommands, // delegate, delegate list, delegate revoke
+  registerConsoleCommands, // console sessions …
 ];
 
 export function buildCli(io: Io, env: NodeJS.ProcessEnv = process.env): Command {

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 
-export type IdKind = 'run' | 'apr' | 'evt' | 'po' | 'msg' | 'ctc' | 'prop' | 'req' | 'dlg';
+export type IdKind = 'run' | 'apr' | 'evt' | 'po' | 'msg' | 'ctc' | 'prop' | 'req' | 'dlg' | 'ses';
 
 export function newId(kind: IdKind, now: number = Date.now()): string {
   let time = '';

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { TollgateError } from '../common/errors.ts';
 import { decodeAuditKey } from '../audit/key.ts';
 import { tracingSettings, type TracingSettings } from '../telemetry/tracing-config.ts';
+import { issuerProblem, type OidcEnv } from './oidc.ts';
 
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
@@ -39,6 +40,28 @@ const envSchema = z.object({
   TOLLGATE_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1000).default(10_000),
   /** The web console's access token; required when HOST is not a loopback address (src/console/bind.ts). */
   TOLLGATE_CONSOLE_TOKEN: z.string().min(16).optional(),
+  /** The console's address as people's browsers reach it (OpenID redirect URI, Secure cookies); default http://<HOST>:<PORT>. */
+  TOLLGATE_PUBLIC_URL: z.string().url().optional(),
+  /** The console's OpenID Connect sign-in (src/config/oidc.ts); issuer and client id may instead be in console.oidc. */
+  TOLLGATE_OIDC_ISSUER: z
+    .string()
+    .refine((v) => issuerProblem(v) === undefined, { message: 'an https URL (plain http only on a loopback address such as 127.0.0.1)' })
+    .optional(),
+  TOLLGATE_OIDC_CLIENT_ID: z.string().min(1).optional(),
+  TOLLGATE_OIDC_CLIENT_SECRET: z.string().min(1).optional(),
+  /** A console session ends when unused this long (minutes), and in any case this long after sign-in (hours). */
+  TOLLGATE_CONSOLE_SESSION_IDLE_MINUTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(60 * 24 * 30)
+    .default(8 * 60),
+  TOLLGATE_CONSOLE_SESSION_MAX_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 365)
+    .default(7 * 24),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** 'json' | 'pretty'; unset: pretty in a terminal, JSON otherwise. */
   LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
@@ -128,6 +151,13 @@ export interface Config {
   readonly console: {
     /** TOLLGATE_CONSOLE_TOKEN: needed to open `/console`; required on a non-local bind. */
     readonly token: string | undefined;
+    /** TOLLGATE_PUBLIC_URL without a trailing slash; default http://<HOST>:<PORT>. */
+    readonly publicUrl: string;
+    /** TOLLGATE_OIDC_*: merged with the project's console.oidc by src/config/oidc.ts. */
+    readonly oidc: OidcEnv;
+    /** Session lifetimes (TOLLGATE_CONSOLE_SESSION_IDLE_MINUTES, TOLLGATE_CONSOLE_SESSION_MAX_HOURS), in ms. */
+    readonly sessionIdleMs: number;
+    readonly sessionMaxMs: number;
   };
   readonly logLevel: EnvConfig['LOG_LEVEL'];
   readonly logFormat: 'json' | 'pretty' | undefined;
@@ -270,7 +300,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxConnections: e.TOLLGATE_HTTP_MAX_CONNECTIONS,
     },
     shutdownTimeoutMs: e.TOLLGATE_SHUTDOWN_TIMEOUT_MS,
-    console: { token: e.TOLLGATE_CONSOLE_TOKEN },
+    console: {
+      token: e.TOLLGATE_CONSOLE_TOKEN,
+      publicUrl: (e.TOLLGATE_PUBLIC_URL ?? `http://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}`).replace(/\/+$/, ''),
+      oidc: { issuer: e.TOLLGATE_OIDC_ISSUER, clientId: e.TOLLGATE_OIDC_CLIENT_ID, clientSecret: e.TOLLGATE_OIDC_CLIENT_SECRET },
+      sessionIdleMs: e.TOLLGATE_CONSOLE_SESSION_IDLE_MINUTES * 60_000,
+      sessionMaxMs: e.TOLLGATE_CONSOLE_SESSION_MAX_HOURS * 3_600_000,
+    },
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
     projectConfigPath: e.TOLLGATE_CONFIG ? path.resolve(e.TOLLGATE_CONFIG) : undefined,

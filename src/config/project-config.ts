@@ -9,6 +9,7 @@ import { TollgateError } from '../common/errors.ts';
 import { closedKeys, unknownKeyMessage, unknownKeys } from './known-keys.ts';
 import { parsePrincipal } from '../common/principals.ts';
 import { policiesSchema, policyIssues } from '../approvals/policies-schema.ts';
+import { oidcProjectSchema } from './oidc.ts';
 
 const principalString = z.string().superRefine((s, ctx) => {
   try {
@@ -110,6 +111,12 @@ export const projectConfigSchema = strictObject({
           seen.set(hash, who);
         }
       }),
+    /**
+     * Sign-in through OpenID Connect (src/config/oidc.ts, src/console/oidc.ts): the issuer, the client
+     * id and how an ID token names a person (`"slack"`, `"microsoft"` or a claim template such as
+     * `"okta:{tid}:{sub}"`). The client secret comes from TOLLGATE_OIDC_CLIENT_SECRET.
+     */
+    oidc: oidcProjectSchema.optional(),
   }).optional(),
   /**
    * Approval policies as code, by workflow name (src/approvals/policies-schema.ts, docs/policies.md):
@@ -117,6 +124,13 @@ export const projectConfigSchema = strictObject({
    * A workflow's entry replaces the default policy its own settings define.
    */
   policies: policiesSchema.optional(),
+  /**
+   * The Slack workspaces (team or enterprise ids) and Microsoft tenants served, in chat and at the
+   * console's sign-in (src/chat/tenants.ts). Empty or absent: every workspace and tenant, as before.
+   */
+  tenants: z
+    .array(z.string().regex(/^[^:\s]+$/, { error: 'must be a Slack team or enterprise id (T0123ABCD) or a Microsoft tenant id, without colons or spaces' }))
+    .optional(),
 });
 
 export type ProjectConfig = z.infer<typeof projectConfigSchema>;

@@ -2,7 +2,7 @@
 import { formatVerifyReport } from '../audit/verify.ts';
 import type { AuditState } from './audit-status.ts';
 import type { ConsoleViewer } from './auth.ts';
-import { formatTime, html, statusBadge } from './html.ts';
+import { csrfField, formatTime, html, statusBadge } from './html.ts';
 import { page } from './layout.ts';
 
 export function auditPage(opts: { viewer: ConsoleViewer; state: AuditState }): string {
@@ -18,7 +18,7 @@ export function auditPage(opts: { viewer: ConsoleViewer; state: AuditState }): s
   const body = html`
 <h1>Audit chain</h1>
 ${result}
-<form method="post" action="/console/audit/verify" class="actions"><button type="submit" class="primary">Verify now</button></form>
+<form method="post" action="/console/audit/verify" class="actions">${csrfField(opts.viewer)}<button type="submit" class="primary">Verify now</button></form>
 ${
   r
     ? html`<dl class="facts">

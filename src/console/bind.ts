@@ -4,20 +4,8 @@
  * the network, so a process that would serve it there without `TOLLGATE_CONSOLE_TOKEN` refuses to
  * start.
  */
-import { isIP } from 'node:net';
 import { TollgateError } from '../common/errors.ts';
-
-/** Whether `host` (a HOST value, or a request's Host header without the port) is loopback only. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host
-    .trim()
-    .toLowerCase()
-    .replace(/^\[(.*)\]$/, '$1');
-  if (h === 'localhost' || h.endsWith('.localhost')) return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) return h === '::1' || h === '0:0:0:0:0:0:0:1' || /^::ffff:127\./.test(h);
-  return false;
-}
+import { isLoopbackHost } from '../common/loopback.ts';
 
 /** Throws when the HTTP server would serve the console beyond this machine without a token. */
 export function checkConsoleBind(config: { host: string; console: { token: string | undefined } }): void {

@@ -37,6 +37,14 @@ export function html(strings: TemplateStringsArray, ...values: Value[]): Html {
   return new Html(out);
 }
 
+/**
+ * The hidden field every console form that changes something carries: the viewer's CSRF token
+ * (`viewer.csrf`, src/console/auth.ts), checked by the guard for every POST.
+ */
+export function csrfField(viewer: { csrf: string }): Html {
+  return html`<input type="hidden" name="csrf" value="${viewer.csrf}">`;
+}
+
 /** `2026-11-29 19:02:52 UTC`: absolute, so the same state always reads the same. */
 export function formatTime(d: Date | null | undefined): string {
   if (!d) return '—';
@@ -104,6 +112,6 @@ form.filters { display:flex; gap:.8rem; align-items:end; flex-wrap:wrap; margin-
 form.filters label { display:flex; flex-direction:column; font-size:.85em; color:var(--muted); }
 .actions { display:flex; gap:.6rem; align-items:center; margin:.6rem 0; } .actions form { display:inline; }
 button, .button { font:inherit; padding:.3rem .8rem; border-radius:4px; border:1px solid #98a2b3; background:#fff; cursor:pointer; color:var(--fg); text-decoration:none; }
-button.primary { background:#175cd3; color:#fff; border-color:#175cd3; } button:disabled { opacity:.45; cursor:not-allowed; } button.danger { color:var(--bad); border-color:var(--bad); }
+button.primary, a.button.primary { background:#175cd3; color:#fff; border-color:#175cd3; } button:disabled { opacity:.45; cursor:not-allowed; } button.danger { color:var(--bad); border-color:var(--bad); }
 details > summary { cursor:pointer; color:var(--live); }
 `;

@@ -24,17 +24,22 @@ import { approvalsPage } from './approvals-page.ts';
 import { auditPage } from './audit-page.ts';
 import { AuditStatus } from './audit-status.ts';
 import { ConsoleAuth } from './auth.ts';
-import { checkConsoleBind, isLoopbackHost } from './bind.ts';
+import { isLoopbackHost } from '../common/loopback.ts';
+import { checkConsoleBind } from './bind.ts';
 import { guarded } from './guard.ts';
 import { LiveTimelines } from './live.ts';
 import { redirect, sendHtml, type ConsoleHandler, type ConsoleMount } from './routing.ts';
 import { mountRunRoutes } from './run-routes.ts';
+import { OidcSignIn } from './oidc.ts';
+import { ConsoleSessions } from './sessions.ts';
 import { mountSignInRoutes } from './sign-in-routes.ts';
+import { resolveOidcSettings } from '../config/oidc.ts';
 
 export type { ConsoleHandler, ConsoleRequest } from './routing.ts';
 
 export interface ConsoleOptions {
-  config: Pick<Config, 'host' | 'console'>;
+  /** `console.token` is required; the rest (public URL, OpenID Connect, session lifetimes) has defaults for tests. */
+  config: Pick<Config, 'host'> & { console: Pick<Config['console'], 'token'> & Partial<Config['console']> };
   project: ProjectConfig;
   runtime: Runtime;
   log: Logger;
@@ -61,15 +66,37 @@ export interface ConsoleHandle {
 
 const PAGE_SIZE = 100;
 
+/**
+ * The OpenID Connect sign-in and its sessions, when `console.oidc` or TOLLGATE_OIDC_* name an
+ * issuer (src/config/oidc.ts; a half-configured one stops start-up, naming what is missing).
+ */
+function signInThroughOidc(opts: ConsoleOptions, pool: pg.Pool): { signIn: OidcSignIn; sessions: ConsoleSessions } | undefined {
+  const c = opts.config.console;
+  const settings = resolveOidcSettings(c.oidc ?? { issuer: undefined, clientId: undefined, clientSecret: undefined }, opts.project.console?.oidc);
+  if (!settings) return undefined;
+  const publicUrl = c.publicUrl ?? `http://${opts.config.host}`;
+  const sessions = new ConsoleSessions({
+    pool,
+    limits: { idleMs: c.sessionIdleMs ?? 8 * 3_600_000, maxMs: c.sessionMaxMs ?? 7 * 24 * 3_600_000 },
+    secure: publicUrl.startsWith('https:'),
+  });
+  const signIn = new OidcSignIn({ settings, pool, log: opts.log, tenants: opts.project.tenants ?? [], publicUrl });
+  opts.log.info({ issuer: settings.issuer, redirectUri: signIn.redirectUri }, 'console sign-in through OpenID Connect');
+  return { signIn, sessions };
+}
+
 export function mountConsole(http: HttpServer, opts: ConsoleOptions): ConsoleHandle {
   checkConsoleBind(opts.config);
   const { runtime, log } = opts;
   const pool: pg.Pool = runtime.pool;
+  const oidc = signInThroughOidc(opts, pool);
   const auth = new ConsoleAuth({
     token: opts.config.console.token,
     users: opts.project.console?.users ?? {},
     operators: opts.project.operators,
     loopbackBind: isLoopbackHost(opts.config.host),
+    sessions: oidc?.sessions,
+    provider: oidc?.signIn.provider,
   });
   const live = new LiveTimelines({ pool, log, intervalMs: opts.liveIntervalMs });
   const audit = new AuditStatus(pool, log);
@@ -92,7 +119,7 @@ export function mountConsole(http: HttpServer, opts: ConsoleOptions): ConsoleHan
     redirect(c.res, '/console/audit');
   });
 
-  mountSignInRoutes(mount, auth);
+  mountSignInRoutes(mount, auth, oidc);
 
   return { mount, close: () => live.close() };
 }

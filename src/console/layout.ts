@@ -1,14 +1,14 @@
 /** The frame of every console page: navigation, who is signed in, the inline style sheet. */
 import { formatPrincipal } from '../common/principals.ts';
 import type { ConsoleViewer } from './auth.ts';
-import { CSS, html, raw, type Html } from './html.ts';
+import { CSS, csrfField, html, raw, type Html } from './html.ts';
 
 export type Section = 'runs' | 'approvals' | 'audit' | 'sign-in';
 
 export function who(viewer: ConsoleViewer): Html {
   if (viewer.principal) {
     return html`<span data-testid="who">Signed in as <strong>${formatPrincipal(viewer.principal)}</strong>${viewer.operator ? ' (operator)' : ''}</span>
-      <form method="post" action="/console/sign-out"><button type="submit">Sign out</button></form>`;
+      <form method="post" action="/console/sign-out">${csrfField(viewer)}<button type="submit">Sign out</button></form>`;
   }
   const reading = viewer.via === 'console-token' ? 'Console token, read-only' : 'Not signed in, read-only';
   return html`<span data-testid="who">${reading}</span> · <a href="/console/sign-in">Sign in</a>`;

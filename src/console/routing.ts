@@ -27,7 +27,7 @@ const SECURITY_HEADERS = {
   'referrer-policy': 'same-origin',
 };
 
-export function sendHtml(res: http.ServerResponse, status: number, body: string, nonce?: string, headers: Record<string, string> = {}): void {
+export function sendHtml(res: http.ServerResponse, status: number, body: string, nonce?: string, headers: Record<string, string | string[]> = {}): void {
   res.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',
     'content-security-policy': `default-src 'none'; style-src 'unsafe-inline'; script-src ${nonce ? `'nonce-${nonce}'` : "'none'"}; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
@@ -37,7 +37,7 @@ export function sendHtml(res: http.ServerResponse, status: number, body: string,
   res.end(body);
 }
 
-export function redirect(res: http.ServerResponse, to: string, headers: Record<string, string> = {}): void {
+export function redirect(res: http.ServerResponse, to: string, headers: Record<string, string | string[]> = {}): void {
   res.writeHead(303, { location: to, ...SECURITY_HEADERS, ...headers }).end();
 }
 
@@ -45,6 +45,15 @@ export function sendText(res: http.ServerResponse, status: number, text: string)
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...SECURITY_HEADERS }).end(`${text}\n`);
 }
 
-export async function formBody(req: http.IncomingMessage): Promise<URLSearchParams> {
-  return new URLSearchParams((await readBody(req, 64_000)).toString('utf8'));
+/** Bodies already read (the guard reads a form's to check its CSRF token): a body can be read from the socket once. */
+const forms = new WeakMap<http.IncomingMessage, Promise<URLSearchParams>>();
+
+/** A form's fields; read once per request, so the guard and the route may both ask. */
+export function formBody(req: http.IncomingMessage): Promise<URLSearchParams> {
+  let form = forms.get(req);
+  if (!form) {
+    form = readBody(req, 64_000).then((b) => new URLSearchParams(b.toString('utf8')));
+    forms.set(req, form);
+  }
+  return form;
 }

@@ -8,7 +8,7 @@ import { ACTION_IDS, STATUS_LABELS, type StepView } from '../views/run-view.ts';
 import type { TimelineView } from '../views/timeline-view.ts';
 import { approvalCard } from './approval-card.ts';
 import type { ConsoleViewer } from './auth.ts';
-import { formatDuration, formatTime, html, jsonBlock, statusBadge, type Html } from './html.ts';
+import { csrfField, formatDuration, formatTime, html, jsonBlock, statusBadge, type Html } from './html.ts';
 import { page } from './layout.ts';
 
 /** How many of the newest events the timeline lists (the CLI's `runs show --json` has them all). */
@@ -22,8 +22,8 @@ function actions(t: TimelineView, viewer: ConsoleViewer): Html {
   if (offered.length === 0) return html``;
   const disabled = viewer.principal ? '' : html` disabled title="Sign in to retry or cancel"`;
   return html`<div class="actions" data-testid="actions">
-  ${offered.includes(ACTION_IDS.retry) ? html`<form method="post" action="${runPath(run.runId)}/retry"><button type="submit" class="primary"${disabled}>Retry</button></form>` : ''}
-  ${offered.includes(ACTION_IDS.cancel) ? html`<form method="post" action="${runPath(run.runId)}/cancel"><button type="submit" class="danger"${disabled}>Cancel run</button></form>` : ''}
+  ${offered.includes(ACTION_IDS.retry) ? html`<form method="post" action="${runPath(run.runId)}/retry">${csrfField(viewer)}<button type="submit" class="primary"${disabled}>Retry</button></form>` : ''}
+  ${offered.includes(ACTION_IDS.cancel) ? html`<form method="post" action="${runPath(run.runId)}/cancel">${csrfField(viewer)}<button type="submit" class="danger"${disabled}>Cancel run</button></form>` : ''}
   ${viewer.principal ? '' : html`<span class="muted"><a href="/console/sign-in">Sign in</a> to retry or cancel; only the run's requester or an operator may.</span>`}
 </div>`;
 }

@@ -1,10 +1,16 @@
-/** Signing in to the console with a token (a session cookie) and out again. */
-import { clearedSessionCookie, sessionCookie, type ConsoleAuth } from './auth.ts';
+/**
+ * Signing in to the console and out again: through OpenID Connect (oidc.ts; a server-side session,
+ * sessions.ts) when an identity provider is configured, or with a personal token (a cookie).
+ */
+import { clearedSessionCookie, cookie, sessionCookie, type ConsoleAuth } from './auth.ts';
+import type { OidcSignIn } from './oidc.ts';
 import { formBody, redirect, sendHtml, type ConsoleMount } from './routing.ts';
+import { SESSION_COOKIE_NAME, type ConsoleSessions } from './sessions.ts';
 import { signInPage } from './sign-in-page.ts';
 
-export function mountSignInRoutes(mount: ConsoleMount, auth: ConsoleAuth): void {
-  mount('GET', '/console/sign-in', (c) => sendHtml(c.res, 200, signInPage({ viewer: c.viewer })), { open: true });
+export function mountSignInRoutes(mount: ConsoleMount, auth: ConsoleAuth, oidc?: { signIn: OidcSignIn; sessions: ConsoleSessions }): void {
+  const provider = oidc?.signIn.provider;
+  mount('GET', '/console/sign-in', (c) => sendHtml(c.res, 200, signInPage({ viewer: c.viewer, provider })), { open: true });
   mount(
     'POST',
     '/console/sign-in',
@@ -16,6 +22,7 @@ export function mountSignInRoutes(mount: ConsoleMount, auth: ConsoleAuth): void 
           401,
           signInPage({
             viewer: c.viewer,
+            provider,
             problem: 'That token is neither TOLLGATE_CONSOLE_TOKEN nor a personal token listed under console.users; check it and try again.',
           }),
         );
@@ -24,5 +31,44 @@ export function mountSignInRoutes(mount: ConsoleMount, auth: ConsoleAuth): void 
     },
     { open: true },
   );
-  mount('POST', '/console/sign-out', (c) => redirect(c.res, '/console', { 'set-cookie': clearedSessionCookie() }), { open: true });
+  // Sign-out ends both kinds: the session's row is deleted, and both cookies are cleared.
+  mount(
+    'POST',
+    '/console/sign-out',
+    async (c) => {
+      const secret = cookie(c.req, SESSION_COOKIE_NAME);
+      if (secret && oidc) await oidc.sessions.signOut(secret);
+      redirect(c.res, '/console', { 'set-cookie': [clearedSessionCookie(), ...(oidc ? [oidc.sessions.clearedCookie()] : [])] });
+    },
+    { open: true },
+  );
+  if (oidc) mountOidcRoutes(mount, oidc.signIn, oidc.sessions);
+}
+
+function mountOidcRoutes(mount: ConsoleMount, signIn: OidcSignIn, sessions: ConsoleSessions): void {
+  const provider = signIn.provider;
+  mount(
+    'GET',
+    '/console/sign-in/oidc',
+    async (c) => {
+      const started = await signIn.start();
+      if ('problem' in started) return sendHtml(c.res, 502, signInPage({ viewer: c.viewer, provider, problem: started.problem }));
+      c.res.writeHead(302, { location: started.location, 'set-cookie': started.cookie, 'cache-control': 'no-store' }).end();
+    },
+    { open: true },
+  );
+  mount(
+    'GET',
+    '/console/sign-in/oidc/callback',
+    async (c) => {
+      const outcome = await signIn.finish(c.url.searchParams, cookie(c.req, 'tollgate_oidc'));
+      if (!outcome.ok) {
+        const problem = outcome.detail ? `${outcome.problem} (${outcome.detail})` : outcome.problem;
+        return sendHtml(c.res, outcome.status, signInPage({ viewer: c.viewer, provider, problem }), undefined, { 'set-cookie': signIn.clearedBrowserCookie() });
+      }
+      const { secret } = await sessions.create({ principal: outcome.principal, name: outcome.name, issuer: signIn.settings.issuer });
+      redirect(c.res, '/console', { 'set-cookie': [sessions.cookie(secret), signIn.clearedBrowserCookie()] });
+    },
+    { open: true },
+  );
 }

@@ -21,6 +21,7 @@ import { intentsCarriedOut } from './intents.ts';
 import { startTeamsParts, type TeamsParts } from './teams.ts';
 import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../../src/config/project-config.ts';
 import type { ModelClient } from '../../src/model/types.ts';
+import type { Logger } from '../../src/common/log.ts';
 
 export const SIGNING_SECRET = 'test-signing-secret-8f7d6c';
 export const BOT_TOKEN = 'xoxb-test-token';
@@ -51,9 +52,11 @@ export async function startSlackHarness(
     reminderLeadMs?: number;
     teams?: boolean;
     model?: ModelClient;
+    /** The chat layer's logger (default: quiet), e.g. to read what it logged. */
+    log?: Logger;
   } = {},
 ): Promise<SlackHarness> {
-  const log = testLogger();
+  const log = opts.log ?? testLogger();
   const fake = await startFakeSlack({ token: BOT_TOKEN });
   const registry = new WorkflowRegistry().register(...workflows);
   // The runtime authorises retry and cancel, so it is the one that must know the operators.
@@ -80,6 +83,7 @@ export async function startSlackHarness(
     platforms: teams ? [slack.platform, teams.adapter.platform] : [slack.platform],
     ...(opts.reminderLeadMs !== undefined ? { reminderLeadMs: opts.reminderLeadMs } : {}),
     model: opts.model,
+    tenants: project.tenants,
   });
   const processId = newProcessId();
   const worker = await startWorker({

@@ -144,4 +144,6 @@ export interface ChatCoreOptions {
   log: Logger;
   /** The model that reads free text (src/model/client.ts); without one, or not configured, free text is answered with the `run` form. */
   model?: ModelClient | undefined;
+  /** The project's `tenants` (src/chat/tenants.ts): the workspaces and tenants served; empty or absent: all. */
+  tenants?: readonly string[] | undefined;
 }
