@@ -4,7 +4,15 @@
  */
 import type { Queryable } from '../db/queryable.ts';
 import { isTerminalStatus } from '../db/queries/runs.ts';
-import { loadApprovalRow, selectDecisions, selectPendingApprovals, selectRunApprovals, type ApprovalRow, type DecisionRow } from '../db/queries/approvals.ts';
+import {
+  loadApprovalRow,
+  selectDecidedBy,
+  selectDecisions,
+  selectPendingApprovals,
+  selectRunApprovals,
+  type ApprovalRow,
+  type DecisionRow,
+} from '../db/queries/approvals.ts';
 import { formatPrincipal, type Principal } from '../common/principals.ts';
 import { authorise, principalKey } from './policy.ts';
 import { describeApprovers, describeQuorum } from './describe.ts';
@@ -15,7 +23,15 @@ export function requesterKey(row: Pick<ApprovalRow, 'requester'>): string | null
 }
 
 function toDecision(d: DecisionRow): DecisionView {
-  return { principal: d.principal, decision: d.decision, comment: d.comment, decidedAt: d.decided_at.toISOString(), via: d.via, osUser: d.os_user ?? null };
+  return {
+    principal: d.principal,
+    decision: d.decision,
+    comment: d.comment,
+    decidedAt: d.decided_at.toISOString(),
+    via: d.via,
+    osUser: d.os_user ?? null,
+    name: d.display_name ?? null,
+  };
 }
 
 export async function loadDecisions(q: Queryable, ids: string[]): Promise<Map<string, DecisionView[]>> {
@@ -118,4 +134,14 @@ export function toResult(row: ApprovalRow, decisions: DecisionView[]): ApprovalR
     comment: status === 'expired' || row.auto_reason ? null : (last?.comment ?? null),
     decisions,
   };
+}
+
+/** The approvals `principal` decided, newest decision first, at most `limit` (the console's "My approvals"). */
+export async function listDecidedBy(q: Queryable, principal: Principal | string, limit: number): Promise<ApprovalRecord[]> {
+  const rows = await selectDecidedBy(q, principalKey(principal), limit);
+  const decisions = await loadDecisions(
+    q,
+    rows.map((r) => r.id),
+  );
+  return rows.map((r) => toView(r, decisions.get(r.id) ?? []));
 }

@@ -43,6 +43,8 @@ export interface DecisionView {
   via: string | null;
   /** The OS user who recorded it at the shell (`cli:<host>:<user>`); null for chat decisions. */
   osUser: string | null;
+  /** The decider's display name when they decided (never used to authorise); null when none was known. */
+  name: string | null;
 }
 
 /** What `ctx.approval` returns once the gate is resolved (recorded in the journal). */

@@ -75,6 +75,11 @@ function principalOrNull(s: string | null | undefined): Principal | null {
   }
 }
 
+/** The principal with the name it was recorded under (a decision's), for people only: never used to authorise. */
+function named(p: Principal | null, name: string | null | undefined): Principal | null {
+  return p && name ? { ...p, name } : p;
+}
+
 export function toApprovalView(a: ApprovalRecord): ApprovalView {
   return {
     id: a.id,
@@ -94,7 +99,7 @@ export function toApprovalView(a: ApprovalRecord): ApprovalView {
     approvals: a.approvals,
     decisions: a.decisions.map((d) => ({
       principal: d.principal,
-      by: principalOrNull(d.principal),
+      by: named(principalOrNull(d.principal), d.name),
       decision: d.decision,
       comment: d.comment,
       at: new Date(d.decidedAt),
