@@ -268,6 +268,7 @@ describe('people by name', () => {
     expect(res.status).toBe(200);
     // The card answered to the click: its tally names Tess as Teams sent her name.
     expect(JSON.stringify(res.body)).toContain('So far: 1 of 2 approvals (approved by Tess Teams (Teams)');
+    expect(JSON.stringify(res.body)).toContain('Asked by Alice Liddell (Slack)'); // the directory's name, from Slack's users.info
     expect(await decisions(approvalId)).toEqual([{ principal: TESS_PRINCIPAL, decision: 'approve', via: 'teams', display_name: 'Tess Teams' }]);
 
     // She is renamed in Teams: the directory follows; her decision keeps the name it was made under.

@@ -69,6 +69,7 @@ export function toView(row: ApprovalRow, decisions: DecisionView[]): ApprovalRec
     tool: row.tool,
     toolInput: row.tool_input,
     requester,
+    requesterName: row.requester_name ?? null,
     approvers: row.auto_reason ? `approved by rule: ${row.auto_reason}` : describeApprovers(p),
     eligible: [...p.approvers],
     quorum: row.auto_reason ? 'none (rule)' : describeQuorum(p),

@@ -77,6 +77,8 @@ export interface ApprovalRecord {
   tool: string | null;
   toolInput: unknown;
   requester: string | null;
+  /** What the directory calls the requester (people by name); null when unknown. Never used to authorise. */
+  requesterName: string | null;
   /** People-readable: "group finance (3 people)", "slack:T1:U1". */
   approvers: string;
   /** The principals who may decide. */

@@ -93,7 +93,7 @@ export function toApprovalView(a: ApprovalRecord): ApprovalView {
     paramsHash: a.paramsHash,
     risk: a.risk,
     rationale: a.rationale,
-    requestedBy: principalOrNull(a.requester),
+    requestedBy: named(principalOrNull(a.requester), a.requesterName),
     approvers: a.approvers,
     required: a.required,
     approvals: a.approvals,

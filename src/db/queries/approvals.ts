@@ -64,6 +64,8 @@ export interface ApprovalRow {
   resolved_at: Date | null;
   workflow?: string;
   run_status?: string;
+  /** The requester's display name in the directory, when read with the run (never used to authorise). */
+  requester_name?: string | null;
 }
 
 export interface DecisionRow {
@@ -80,7 +82,12 @@ export interface DecisionRow {
 
 // ----- reads -------------------------------------------------------------------------------------
 
-const SELECT = `SELECT a.*, r.workflow, r.status AS run_status FROM tollgate.approvals a JOIN tollgate.runs r ON r.id = a.run_id`;
+// The requester's display name (tollgate.people, migration 000025) comes along, one key lookup, so
+// every copy can name them without a read of its own.
+const SELECT = `SELECT a.*, r.workflow, r.status AS run_status,
+    (SELECT display_name FROM tollgate.people
+      WHERE principal = (a.requester->>'platform') || ':' || (a.requester->>'tenant') || ':' || (a.requester->>'user')) AS requester_name
+  FROM tollgate.approvals a JOIN tollgate.runs r ON r.id = a.run_id`;
 
 /** An approval with its run's workflow and status; `lock` locks the approval's row. */
 export async function loadApprovalRow(q: Queryable, id: string, lock = false): Promise<ApprovalRow | undefined> {
