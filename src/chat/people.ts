@@ -47,12 +47,30 @@ export async function refreshName(q: Queryable, platforms: ReadonlyMap<string, C
   const platform = platforms.get(actor.platform);
   if (!platform?.displayName) return;
   const principal = formatPrincipal(actor);
+  // Asked or confirmed by this process within the TTL: not even the directory is read again, so a
+  // busy approver's clicks cost nothing here (and a lookup that failed is not retried at each click).
+  const seen = checkedBy(platforms);
+  if (now - (seen.get(principal) ?? -Infinity) < NAME_TTL_MS) return;
   try {
     const known = await selectPerson(q, principal);
-    if (known && known.source === platform.name && now - known.updated_at.getTime() < NAME_TTL_MS) return;
+    if (known && known.source === platform.name && now - known.updated_at.getTime() < NAME_TTL_MS) {
+      seen.set(principal, known.updated_at.getTime());
+      return;
+    }
+    seen.set(principal, now);
     const name = (await platform.displayName(actor))?.trim();
     if (name) await upsertPersonName(q, { principal, name: name.slice(0, 200), source: platform.name, touch: true });
   } catch (e) {
     log.debug({ err: e, principal }, 'the display name of a person could not be looked up; kept as it was');
   }
+}
+
+/** When this process last asked for or confirmed each principal's name, per set of platforms (one per chat layer). */
+const checked = new WeakMap<ReadonlyMap<string, ChatPlatform>, Map<string, number>>();
+const CHECKED_MAX = 10_000;
+
+function checkedBy(platforms: ReadonlyMap<string, ChatPlatform>): Map<string, number> {
+  let m = checked.get(platforms);
+  if (!m || m.size >= CHECKED_MAX) checked.set(platforms, (m = new Map()));
+  return m;
 }
