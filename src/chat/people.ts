@@ -71,6 +71,6 @@ const CHECKED_MAX = 10_000;
 
 function checkedBy(platforms: ReadonlyMap<string, ChatPlatform>): Map<string, number> {
   let m = checked.get(platforms);
-  if (!m || m.size >= CHECKED_MAX) checked.set(platforms, (m = new Map()));
+  if (!m || m.size >= CHECKED_MAX) checked.set(platforms, (m = new Map<string, number>()));
   return m;
 }

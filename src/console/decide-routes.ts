@@ -117,7 +117,7 @@ export function mountDecideRoutes(r: DecideRoutes): void {
       let text: string | undefined;
       let version: string | undefined;
       live.stream(c.req, c.res, {
-        since: c.url.searchParams.get('since') ?? (c.req.headers['last-event-id'] as string | undefined),
+        since: (c.req.headers['last-event-id'] as string | undefined) ?? c.url.searchParams.get('since') ?? undefined,
         event: 'approvals',
         version: async () => {
           const now = await newestEventId(pool); // read first: a change after it is drawn again, never missed
