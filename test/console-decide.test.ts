@@ -254,6 +254,36 @@ describe('deciding in the console', () => {
   });
 });
 
+describe('the one eligibility rule decides the buttons', () => {
+  it('a requester among the approvers may reject their own request but not approve it, as in chat', async () => {
+    const run = await h.runtime.startRun({ workflow: 'mixed-sign-off', input: {}, requester: parsePrincipal(slack(FIN1)) });
+    await waitForRun(h.runtime, run.id, 'waiting');
+    const approvalId = await poll(
+      async () => (await db.pool.query<{ id: string }>('SELECT id FROM tollgate.approvals WHERE run_id = $1', [run.id])).rows[0]?.id,
+      { message: 'the approval' },
+    );
+    const auth = { authorization: `Bearer ${TOKENS[FIN1]}` };
+    const page = await (await fetch(`${h.url}/console/my/approvals`, { headers: auth })).text();
+    const card = page.slice(page.indexOf(`data-approval-id="${approvalId}"`));
+    expect(card).toContain(`action="/console/approvals/${approvalId}/reject"`);
+    expect(card.slice(0, card.indexOf('</section>'))).not.toContain(`action="/console/approvals/${approvalId}/approve"`);
+    const own = await fetch(`${h.url}/console/approvals/${approvalId}/approve`, { method: 'POST', headers: { ...auth, origin: h.url }, redirect: 'manual' });
+    expect(own.status).toBe(403);
+    expect(await own.text()).toContain('this policy does not let requesters approve their own requests');
+    expect(await decisions(approvalId)).toEqual([]);
+    const rejected = await fetch(`${h.url}/console/approvals/${approvalId}/reject`, {
+      method: 'POST',
+      headers: { ...auth, origin: h.url, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ back: '/console/my/approvals', comment: 'Asked by mistake' }),
+      redirect: 'manual',
+    });
+    expect(rejected.status).toBe(303);
+    expect(rejected.headers.get('location')).toBe(`/console/my/approvals?decided=${approvalId}&as=reject`);
+    expect(await decisions(approvalId)).toMatchObject([{ principal: slack(FIN1), decision: 'reject', via: 'console' }]);
+    expect((await waitForRun(h.runtime, run.id, 'succeeded')).output).toBe('rejected'); // the workflow returns its gate's status
+  });
+});
+
 describe('people by name', () => {
   it('a Teams tally names its approver from from.name; the console and the CLI show names with their platform', async () => {
     const run = await h.runtime.startRun({ workflow: 'mixed-sign-off', input: {}, requester: parsePrincipal(slack(ALICE)) });
