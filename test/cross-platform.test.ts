@@ -118,7 +118,8 @@ describe('a quorum of one Slack and one Teams approver', () => {
     const done = await waitForRun(h.runtime, run.id, ['succeeded', 'failed', 'compensated']);
     expect(done.status).toBe('succeeded');
 
-    const teamsName = `teams:${TENANT}:${TEAMS_APPROVER.aadObjectId}`;
+    // The Teams approver by the name Teams sent (from.name), with their platform; the Slack one by mention.
+    const teamsName = `${TEAMS_APPROVER.name} \\(Teams\\)`;
     await poll(
       () =>
         slackCopies(approvalId).every(

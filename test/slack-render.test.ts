@@ -181,7 +181,15 @@ describe('manifests', () => {
       expect(m.features.slash_commands.map((c: { command: string }) => c.command)).toEqual(['/tollgate']);
       expect(m.settings.interactivity.is_enabled).toBe(true);
       expect(m.settings.event_subscriptions.bot_events.sort()).toEqual(['app_home_opened', 'app_mention', 'message.im']);
-      expect(m.oauth_config.scopes.bot.sort()).toEqual(['app_mentions:read', 'chat:write', 'chat:write.public', 'commands', 'im:history', 'im:write']);
+      expect(m.oauth_config.scopes.bot.sort()).toEqual([
+        'app_mentions:read',
+        'chat:write',
+        'chat:write.public',
+        'commands',
+        'im:history',
+        'im:write',
+        'users:read',
+      ]);
       expect(m.features.app_home.home_tab_enabled).toBe(true);
       const socket = file.includes('socket');
       expect(m.settings.socket_mode_enabled).toBe(socket);

@@ -469,7 +469,7 @@ describe('the same sentences as Slack, in Teams markup', () => {
     const slackText = JSON.stringify(approvalBlocks(a));
     const slackLine = /So far: [^\\"]*\)/.exec(slackText)?.[0] ?? '';
     const teamsLine = texts(cardOf(renderTeams({ kind: 'approval', approval: a, copy: { kind: 'thread' } }))).find((t) => t.startsWith('So far:')) ?? '';
-    expect(teamsLine).toBe(`So far: 1 of 2 approvals (approved by Ada ${teamsDate(at)})`);
+    expect(teamsLine).toBe(`So far: 1 of 2 approvals (approved by Ada (Teams) ${teamsDate(at)})`);
     const neutral = (line: string, person: string, date: string) => line.replace(person, 'PERSON').replace(date, 'DATE');
     expect(neutral(teamsLine, TEAMS_MARKUP.person(ada), teamsDate(at))).toBe('So far: 1 of 2 approvals (approved by PERSON DATE)');
     expect(neutral(slackLine, SLACK_MARKUP.person(ada), slackDate(at))).toBe('So far: 1 of 2 approvals (approved by PERSON DATE)');
@@ -481,16 +481,16 @@ describe('the same sentences as Slack, in Teams markup', () => {
     expect(texts(card)).toContain('Deadline: {{DATE(2026-03-02T12:00:00Z, SHORT)}} {{TIME(2026-03-02T12:00:00Z)}}');
   });
 
-  it('a person shows as their name, else as their principal', () => {
+  it('a person shows as their name with their platform, else as their principal', () => {
     const card = cardOf(renderTeams({ kind: 'run', run: run({ requester: cy }) }));
     expect(texts(card)).toContain('Requested by teams:tid:aad-cy');
-    expect(texts(cardOf(renderTeams({ kind: 'run', run: run() })))).toContain('Requested by Ada');
+    expect(texts(cardOf(renderTeams({ kind: 'run', run: run() })))).toContain('Requested by Ada (Teams)');
   });
 
   it('a rejection names who rejected and why, with inserted markdown escaped', () => {
     const t = texts(cardOf(renderTeams({ kind: 'approval', approval: rejected, copy: { kind: 'thread' } })));
-    expect(t).toContain(`**Rejected** by Bob ${teamsDate(at)}: Not this \\*month\\*`);
-    expect(t).toContain(`Approved before that by Ada ${teamsDate(at)}`);
+    expect(t).toContain(`**Rejected** by Bob (Teams) ${teamsDate(at)}: Not this \\*month\\*`);
+    expect(t).toContain(`Approved before that by Ada (Teams) ${teamsDate(at)}`);
   });
 
   it('a notice turns *bold* into **bold**, shows `code` as plain text, and escapes the rest', () => {

@@ -6,7 +6,7 @@
  * differs from the installing workspace `team.id`). Buttons carry ids only; nothing here reads an
  * action's `value`.
  */
-import { TollgateError, type Principal } from '../../src/chat/index.ts';
+import { personLabel, TollgateError, type Principal } from '../../src/chat/index.ts';
 
 export interface SlackIdentity {
   userId: string;
@@ -78,7 +78,8 @@ export function principalFromEvent(
 export function mention(p: Principal | null | undefined): string {
   if (!p) return 'someone';
   if (p.platform === 'slack') return `<@${p.user}>`;
-  return `${p.platform}:${p.tenant}:${p.user}`;
+  // Someone of another platform (a Teams approver): by name with their platform once known (src/views/people.ts).
+  return personLabel(p).replace(/[&<>]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;'));
 }
 
 /**

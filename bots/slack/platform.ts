@@ -1,7 +1,7 @@
 /**
  * Slack as a `ChatPlatform` (src/chat/platform.ts): Block Kit rendering and the Web API calls the
  * outbox makes (chat.postMessage, chat.update, chat.postEphemeral, conversations.open,
- * views.publish), and which Slack errors are worth retrying.
+ * views.publish), users.info for people's names, and which Slack errors are worth retrying.
  *
  * The Web API client is built with `rejectRateLimitedCalls`, so a 429 comes back at once with
  * Slack's `Retry-After` for the outbox to honour, instead of the client sleeping inside a job.
@@ -70,6 +70,14 @@ export function slackPlatform(client: WebClient): ChatPlatform {
     },
 
     classify: classifySlackError,
+
+    /** users.info: the name Slack shows for the person (their display name, else their full name). */
+    async displayName(who: Principal) {
+      const res = await client.users.info({ user: who.user });
+      const u = res.user;
+      const name = [u?.profile?.display_name, u?.real_name, u?.profile?.real_name].find((n) => typeof n === 'string' && n.trim() !== '');
+      return name?.trim();
+    },
 
     async publishHome(to: Principal, home: HomeView) {
       const list = renderRunList(home.runs, 'Your recent runs');

@@ -29,7 +29,7 @@ import {
   eligibilityOnView,
   ESCALATED_AWAY,
   foldSteps,
-  formatPrincipal,
+  personLabel,
   PROPOSAL_ACTION_IDS,
   REJECT_REASON_REQUIRED,
   STATUS_LABELS,
@@ -157,7 +157,8 @@ export const TEAMS_MARKUP: Markup = {
   bold: (s) => `**${s}**`,
   // No inline code in Teams cards: shown as plain text.
   code: escapeMarkdown,
-  person: (p) => (p ? escapeMarkdown(p.name ?? formatPrincipal(p)) : 'someone'),
+  // People by name, with their platform ("Ada Lovelace (Teams)"), else their principal (src/views/people.ts).
+  person: (p) => (p ? escapeMarkdown(personLabel(p)) : 'someone'),
   date: teamsDate,
 };
 

@@ -4,7 +4,15 @@
  */
 import type { Queryable } from '../db/queryable.ts';
 import { isTerminalStatus } from '../db/queries/runs.ts';
-import { loadApprovalRow, selectDecisions, selectPendingApprovals, selectRunApprovals, type ApprovalRow, type DecisionRow } from '../db/queries/approvals.ts';
+import {
+  loadApprovalRow,
+  selectDecidedBy,
+  selectDecisions,
+  selectPendingApprovals,
+  selectRunApprovals,
+  type ApprovalRow,
+  type DecisionRow,
+} from '../db/queries/approvals.ts';
 import { formatPrincipal, type Principal } from '../common/principals.ts';
 import { principalKey } from './policy.ts';
 import { countApprovals, policyEligibility } from './eligibility.ts';
@@ -25,6 +33,7 @@ function toDecision(d: DecisionRow): DecisionView {
     via: d.via,
     osUser: d.os_user ?? null,
     onBehalfOf: d.on_behalf_of ?? null,
+    name: d.display_name ?? null,
   };
 }
 
@@ -68,6 +77,7 @@ export function toView(row: ApprovalRow, decisions: DecisionView[]): ApprovalRec
     tool: row.tool,
     toolInput: row.tool_input,
     requester,
+    requesterName: row.requester_name ?? null,
     approvers: row.auto_reason ? `approved by rule: ${row.auto_reason}` : `${describeApprovers(p)}${describeDelegates(p)}`,
     eligible: [...p.approvers, ...delegatesOf(p)],
     delegations: [...(p.delegations ?? [])],
@@ -139,4 +149,14 @@ export function toResult(row: ApprovalRow, decisions: DecisionView[]): ApprovalR
     comment: status === 'expired' || row.auto_reason ? null : (last?.comment ?? null),
     decisions,
   };
+}
+
+/** The approvals `principal` decided, newest decision first, at most `limit` (the console's "My approvals"). */
+export async function listDecidedBy(q: Queryable, principal: Principal | string, limit: number): Promise<ApprovalRecord[]> {
+  const rows = await selectDecidedBy(q, principalKey(principal), limit);
+  const decisions = await loadDecisions(
+    q,
+    rows.map((r) => r.id),
+  );
+  return rows.map((r) => toView(r, decisions.get(r.id) ?? []));
 }

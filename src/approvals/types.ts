@@ -61,6 +61,8 @@ export interface DecisionView {
   osUser: string | null;
   /** A delegate's decision: the approver whose place it took (src/approvals/delegation.ts); null in one's own right. */
   onBehalfOf: string | null;
+  /** The decider's display name when they decided (never used to authorise); null when none was known. */
+  name: string | null;
 }
 
 /** What `ctx.approval` returns once the gate is resolved (recorded in the journal). */
@@ -93,6 +95,8 @@ export interface ApprovalRecord {
   tool: string | null;
   toolInput: unknown;
   requester: string | null;
+  /** What the directory calls the requester (people by name); null when unknown. Never used to authorise. */
+  requesterName: string | null;
   /** People-readable: "group finance (3 people)", "slack:T1:U1". */
   approvers: string;
   /** The principals who may decide: the approvers, then the delegates standing in for them. */

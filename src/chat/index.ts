@@ -28,6 +28,8 @@ export type { AdapterContext, ChatPlatformEntry } from './platform-entry.ts';
 export { notice, type ChatReply, type HomeView, type RunSummary, type WorkflowSummary } from './replies.ts';
 export * from './sentences.ts';
 export { eligibilityOnView, type ViewedMessage } from './viewer.ts';
+export { namesOf, rememberName, type NameSource } from './people.ts';
+export { personLabel, platformLabel } from '../views/people.ts';
 export type { TeamsContact, TeamsDirectory, TeamsSeen, TeamsUserSeen } from './directory.ts';
 export type { Eligibility, IneligibleReason } from '../approvals/eligibility.ts';
 export { formatPrincipal, parsePrincipal, samePrincipal, type Principal } from '../common/principals.ts';

@@ -58,6 +58,7 @@ import type { ChatView } from './platform.ts';
 import type { ChatReply } from './replies.ts';
 import { viewForViewer, type ViewedMessage } from './viewer.ts';
 import { tenantGate } from './tenants.ts';
+import { rememberName, type NameSource } from './people.ts';
 
 export {
   parseChatCommand,
@@ -150,6 +151,15 @@ export class ChatCore {
   async eligibility(actor: Principal, approvalId: string, decision: 'approve' | 'reject'): Promise<{ eligibility: Eligibility; approval?: ApprovalView }> {
     const a = await getApproval(this.#ix.o.pool, approvalId);
     return { eligibility: eligibility(a, approvalId, formatPrincipal(actor), decision), ...(a ? { approval: toApprovalView(a) } : {}) };
+  }
+
+  /**
+   * Keeps what a person is called (people by name, src/chat/people.ts): from a platform, or from
+   * the OpenID Connect profile at sign-in (`source: 'oidc'`). Written only when it changed; never
+   * used to authorise.
+   */
+  rememberName(principal: Principal | string, name: string | null | undefined, source: NameSource): Promise<void> {
+    return rememberName(this.#ix.o.pool, principal, name, source);
   }
 
   /** The workflow, or undefined when no such name (and version) is registered. */

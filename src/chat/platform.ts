@@ -69,6 +69,12 @@ export interface ChatPlatform {
    * (Slack's App Home). Platforms without one leave it out; the core then refreshes nothing.
    */
   publishHome?(to: Principal, home: HomeView): Promise<void>;
+  /**
+   * Optional: the person's display name as the platform knows it now (Slack's `users.info`), or
+   * undefined when it has none. Asked by the worker (src/chat/people.ts), never before an ack;
+   * platforms that send names with every request (Teams' `from.name`) leave it out.
+   */
+  displayName?(who: Principal): Promise<string | undefined>;
 }
 
 export interface ChatAdapter {

@@ -6,7 +6,7 @@
  * Approve to someone `decide` would refuse (a requester the policy bars from approving their own
  * request).
  */
-import { eligibility, type Eligibility, type EligibilityFacts } from '../approvals/eligibility.ts';
+import { eligibility, type Decision, type Eligibility, type EligibilityFacts } from '../approvals/eligibility.ts';
 import { formatPrincipal, type Principal } from '../common/principals.ts';
 import type { Queryable } from '../db/queryable.ts';
 import type { ApprovalView } from '../views/approval-view.ts';
@@ -34,7 +34,7 @@ export async function viewForViewer(q: Queryable, m: ViewedMessage): Promise<Cha
  * (status, eligible principals, decisions, requester and the policy's `allowSelfApproval`): no
  * read of its own. `decide` stays the authority at the click.
  */
-export function eligibilityOnView(a: ApprovalView, viewer: Principal): Eligibility {
+export function eligibilityOnView(a: ApprovalView, viewer: Principal, decision: Decision = 'approve'): Eligibility {
   const facts: EligibilityFacts = {
     status: a.status,
     eligible: a.eligible,
@@ -44,5 +44,5 @@ export function eligibilityOnView(a: ApprovalView, viewer: Principal): Eligibili
     decisions: a.decisions,
     delegations: a.delegations ?? [],
   };
-  return eligibility(facts, a.id, formatPrincipal(viewer), 'approve');
+  return eligibility(facts, a.id, formatPrincipal(viewer), decision);
 }

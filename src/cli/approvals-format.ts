@@ -1,6 +1,30 @@
-/** Human-readable views of approvals for the CLI: a pending list and a run's approvals with their decisions. */
+/**
+ * Human-readable views of approvals for the CLI: a pending list and a run's approvals with their
+ * decisions. People by name (src/views/people.ts): a decider as the name they decided under (else
+ * as the directory calls them now) with their platform, then the principal, which stays the identity.
+ */
 import type { ApprovalRecord } from '../approvals/types.ts';
+import { parsePrincipal } from '../common/principals.ts';
+import { platformLabel } from '../views/people.ts';
 import { pad, table } from './table.ts';
+
+/** Display names by principal (tollgate.people), as the command read them. */
+export type Names = ReadonlyMap<string, string>;
+
+/** "Ada Lovelace (Slack) slack:T1:UADA", or the principal alone while no name is known. */
+export function cliPerson(principal: string, name?: string | null): string {
+  if (!name) return principal;
+  try {
+    return `${name} (${platformLabel(parsePrincipal(principal).platform)}) ${principal}`;
+  } catch {
+    return `${name} ${principal}`;
+  }
+}
+
+/** Every principal `formatRunApprovals` may name: requesters and deciders. */
+export function peopleOf(list: ApprovalRecord[]): string[] {
+  return list.flatMap((a) => [...(a.requester ? [a.requester] : []), ...a.decisions.map((d) => d.principal)]);
+}
 
 export function formatApprovalList(list: ApprovalRecord[]): string {
   if (list.length === 0) return 'No approvals are waiting.';
@@ -10,7 +34,7 @@ export function formatApprovalList(list: ApprovalRecord[]): string {
 }
 
 /** The approvals section of `runs show`: who, when, decision, comment, parameters hash. */
-export function formatRunApprovals(list: ApprovalRecord[]): string {
+export function formatRunApprovals(list: ApprovalRecord[], names: Names = new Map()): string {
   if (list.length === 0) return '';
   const out = ['', '', 'Approvals'];
   for (const a of list) {
@@ -21,12 +45,13 @@ export function formatRunApprovals(list: ApprovalRecord[]): string {
       out.push(
         `    policy: rule ${a.policy.rule}${a.policy.version === null ? ' (default policy)' : ` of version ${a.policy.version}`}, sha256 ${a.policy.digest}`,
       );
+    if (a.requester) out.push(`    requested by ${cliPerson(a.requester, names.get(a.requester))}`);
     if (a.escalations > 0) out.push(`    escalated ${a.escalations} time(s)`);
     if (a.supersededBy) out.push(`    voided: parameters changed; superseded by ${a.supersededBy}`);
     if (a.autoReason) out.push(`    approved by rule at ${a.resolvedAt ?? '?'}: ${a.autoReason}`);
     for (const d of a.decisions) {
       out.push(
-        `    ${d.decidedAt}  ${pad(d.principal, 24)} ${pad(d.decision, 7)}${d.onBehalfOf ? ` on behalf of ${d.onBehalfOf}` : ''}${d.comment ? ` "${d.comment}"` : ''}${d.via ? ` (via ${d.via}${d.osUser && d.osUser !== d.principal ? ` by ${d.osUser}` : ''})` : ''}`,
+        `    ${d.decidedAt}  ${pad(cliPerson(d.principal, d.name ?? names.get(d.principal)), 24)} ${pad(d.decision, 7)}${d.onBehalfOf ? ` on behalf of ${cliPerson(d.onBehalfOf, names.get(d.onBehalfOf))}` : ''}${d.comment ? ` "${d.comment}"` : ''}${d.via ? ` (via ${d.via}${d.osUser && d.osUser !== d.principal ? ` by ${d.osUser}` : ''})` : ''}`,
       );
     }
     if (a.status === 'expired') out.push(`    expired at ${a.expiresAt ?? '?'} with no decision: rejected`);

@@ -7,6 +7,7 @@ import type { RunRow, StepRow } from '../db/queries/runs.ts';
 import type { SerializedError } from '../common/errors.ts';
 import { formatUsd } from '../model/steps.ts';
 import type { ModelCallRecord } from '../model/types.ts';
+import { cliPerson, type Names } from './approvals-format.ts';
 import { pad, table } from './table.ts';
 
 export function formatDuration(ms: number | null): string {
@@ -21,15 +22,21 @@ function span(from: Date | null, to: Date | null): number | null {
   return from && to ? to.getTime() - from.getTime() : null;
 }
 
-function requesterOf(run: RunRow): string {
-  const r = run.requester as { platform?: string; tenant?: string; user?: string; name?: string } | null;
-  if (!r) return '-';
-  return r.name ?? `${r.platform}:${r.tenant}:${r.user}`;
+/** The requester's principal, written `platform:tenant:user` (none for a run nobody requested). */
+export function requesterKeys(requester: unknown): string[] {
+  const r = requester as { platform?: string; tenant?: string; user?: string } | null;
+  return r?.platform && r.tenant && r.user ? [`${r.platform}:${r.tenant}:${r.user}`] : [];
 }
 
-export function formatRunList(runs: RunRow[]): string {
+/** The requester by name with their platform when the directory knows them (`names`), else their principal. */
+function requesterOf(run: RunRow, names: Names = new Map()): string {
+  const [key] = requesterKeys(run.requester);
+  return key ? cliPerson(key, names.get(key)) : '-';
+}
+
+export function formatRunList(runs: RunRow[], names: Names = new Map()): string {
   if (runs.length === 0) return 'No runs yet. Start one with `tollgate run demo`.';
-  const rows = runs.map((r) => [r.id, `${r.workflow}@v${r.workflow_version}`, r.status, r.created_at.toISOString(), requesterOf(r)]);
+  const rows = runs.map((r) => [r.id, `${r.workflow}@v${r.workflow_version}`, r.status, r.created_at.toISOString(), requesterOf(r, names)]);
   const head = ['RUN', 'WORKFLOW', 'STATUS', 'CREATED', 'REQUESTER'];
   return table(head, rows);
 }
@@ -51,11 +58,11 @@ const MARK: Record<string, string> = {
   compensation_failed: 'UNDO FAILED',
 };
 
-export function formatTimeline(detail: RunDetail): string {
+export function formatTimeline(detail: RunDetail, names: Names = new Map()): string {
   const { run, steps } = detail;
   const out: string[] = [];
   out.push(`Run ${run.id}  ${run.workflow}@v${run.workflow_version}  ${run.status.toUpperCase()}`);
-  out.push(`  requested by ${requesterOf(run)} at ${run.created_at.toISOString()}`);
+  out.push(`  requested by ${requesterOf(run, names)} at ${run.created_at.toISOString()}`);
   const total = span(run.started_at ?? run.created_at, run.finished_at);
   if (run.finished_at) out.push(`  finished ${run.finished_at.toISOString()} (${formatDuration(total)})`);
   if (run.status === 'waiting') out.push(`  waiting for ${run.wait_reason ?? 'an event'}${run.wake_at ? ` until ${run.wake_at.toISOString()}` : ''}`);

@@ -1,8 +1,10 @@
 /**
  * The web console at `/console`, on Tollgate's own HTTP server: runs (filterable), a run's
- * timeline with live updates, pending approvals, the audit chain's status. Read-only, except
- * Retry and Cancel, which go to the runtime with the signed-in principal: the runtime decides, as
- * it does for chat and the CLI (the requester or an operator).
+ * timeline with live updates, pending approvals, the audit chain's status, and a signed-in
+ * person's "My approvals" and "My runs". Read-only, except Retry and Cancel, which go to the
+ * runtime with the signed-in principal (the runtime decides, as it does for chat and the CLI: the
+ * requester or an operator), and Approve and Reject, which go through the chat layer's
+ * `submit(intent)` like a click (decide-routes.ts).
  *
  * Server-rendered HTML (the pages in this folder, from the chat's view models in src/views), no
  * front-end build, usable without JavaScript; the one script swaps a run's timeline as it changes.
@@ -13,19 +15,17 @@
  */
 import type http from 'node:http';
 import type pg from 'pg';
-import { listPendingApprovals } from '../approvals/store.ts';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../common/log.ts';
 import type { ProjectConfig } from '../config/project-config.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { HttpServer } from '../server/http.ts';
-import { toApprovalView } from '../views/approval-view.ts';
-import { approvalsPage } from './approvals-page.ts';
 import { auditPage } from './audit-page.ts';
 import { AuditStatus } from './audit-status.ts';
 import { ConsoleAuth } from './auth.ts';
 import { isLoopbackHost } from '../common/loopback.ts';
 import { checkConsoleBind } from './bind.ts';
+import { mountDecideRoutes, type ConsoleChat } from './decide-routes.ts';
 import { guarded } from './guard.ts';
 import { LiveTimelines } from './live.ts';
 import { redirect, sendHtml, type ConsoleHandler, type ConsoleMount } from './routing.ts';
@@ -43,6 +43,11 @@ export interface ConsoleOptions {
   project: ProjectConfig;
   runtime: Runtime;
   log: Logger;
+  /**
+   * The chat layer's door (`ChatCore`, or anything with its `submit`): decisions made in the console
+   * go through it like a click. Without it the console shows Approve and Reject but cannot decide.
+   */
+  chat?: ConsoleChat;
   /** How often an open run page's stream looks for changes (default 500 ms). */
   liveIntervalMs?: number;
   /** Runs per page of the runs list (default 100); "Older runs" shows the next. */
@@ -108,10 +113,8 @@ export function mountConsole(http: HttpServer, opts: ConsoleOptions): ConsoleHan
   http.mount('GET', '/console/', (_req, res) => redirect(res, '/console'));
   mountRunRoutes({ runtime, pool, live, pageSize: opts.pageSize ?? PAGE_SIZE, mount });
 
-  mount('GET', '/console/approvals', async (c) => {
-    const pending = await listPendingApprovals(pool);
-    sendHtml(c.res, 200, approvalsPage({ viewer: c.viewer, approvals: pending.map(toApprovalView) }));
-  });
+  // Pending approvals, My approvals and My runs, and deciding through the chat layer (decide-routes.ts).
+  mountDecideRoutes({ pool, live, chat: opts.chat, pageSize: opts.pageSize ?? PAGE_SIZE, mount });
 
   mount('GET', '/console/audit', (c) => sendHtml(c.res, 200, auditPage({ viewer: c.viewer, state: audit.state })));
   mount('POST', '/console/audit/verify', async (c) => {
@@ -119,7 +122,7 @@ export function mountConsole(http: HttpServer, opts: ConsoleOptions): ConsoleHan
     redirect(c.res, '/console/audit');
   });
 
-  mountSignInRoutes(mount, auth, oidc);
+  mountSignInRoutes(mount, auth, oidc, opts.chat?.rememberName ? (p, n, src) => opts.chat?.rememberName?.(p, n, src) ?? Promise.resolve() : undefined);
 
   return { mount, close: () => live.close() };
 }

@@ -1,13 +1,13 @@
 /** The frame of every console page: navigation, who is signed in, the inline style sheet. */
-import { formatPrincipal } from '../common/principals.ts';
+import { personLabel } from '../views/people.ts';
 import type { ConsoleViewer } from './auth.ts';
 import { CSS, csrfField, html, raw, type Html } from './html.ts';
 
-export type Section = 'runs' | 'approvals' | 'audit' | 'sign-in';
+export type Section = 'runs' | 'approvals' | 'my-approvals' | 'my-runs' | 'audit' | 'sign-in';
 
 export function who(viewer: ConsoleViewer): Html {
   if (viewer.principal) {
-    return html`<span data-testid="who">Signed in as <strong>${formatPrincipal(viewer.principal)}</strong>${viewer.operator ? ' (operator)' : ''}</span>
+    return html`<span data-testid="who">Signed in as <strong>${personLabel(viewer.principal)}</strong>${viewer.operator ? ' (operator)' : ''}</span>
       <form method="post" action="/console/sign-out">${csrfField(viewer)}<button type="submit">Sign out</button></form>`;
   }
   const reading = viewer.via === 'console-token' ? 'Console token, read-only' : 'Not signed in, read-only';
@@ -27,7 +27,9 @@ export function page(opts: { title: string; viewer: ConsoleViewer; section: Sect
 <body>
 <header>
   <a class="brand" href="/console">Tollgate</a>
-  <nav>${link('runs', '/console', 'Runs')}${link('approvals', '/console/approvals', 'Pending approvals')}${link('audit', '/console/audit', 'Audit')}</nav>
+  <nav>${link('runs', '/console', 'Runs')}${link('approvals', '/console/approvals', 'Pending approvals')}${
+    opts.viewer.principal ? html`${link('my-approvals', '/console/my/approvals', 'My approvals')}${link('my-runs', '/console/my/runs', 'My runs')}` : ''
+  }${link('audit', '/console/audit', 'Audit')}</nav>
   <div class="who">${opts.viewer.allowed ? who(opts.viewer) : ''}</div>
 </header>
 <main>

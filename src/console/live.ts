@@ -1,10 +1,11 @@
 /**
- * `GET /console/runs/<id>/events`: server-sent events carrying a run's timeline fragment whenever
- * the run changes.
+ * Server-sent events that carry a fragment of a console page whenever what it shows changes:
+ * `GET /console/runs/<id>/events` (a run's timeline, event `timeline`) and the approvals pages'
+ * `…/events` (the list of approvals, event `approvals`: src/console/decide-routes.ts).
  *
- * Nothing notifies the HTTP server of a run's changes (the worker may be another process), so each
- * open stream asks the database every `intervalMs` (500 ms) for the run's version
- * (`timelineVersion`: its `updated_at` and newest event id, one index lookup) and renders the
+ * Nothing notifies the HTTP server of changes (the worker may be another process), so each open
+ * stream asks the database every `intervalMs` (500 ms) for a version of what it shows (a run's:
+ * `timelineVersion`, its `updated_at` and newest event id, one index lookup) and renders the
  * fragment only when that moved. The stream holds no database connection between polls.
  *
  * `close()` ends every stream: the HTTP server's close waits for open connections, and an
@@ -28,6 +29,20 @@ export class LiveTimelines {
    * sent, starting after `since` (the version the page was drawn from, or EventSource's Last-Event-ID).
    */
   serve(req: http.IncomingMessage, res: http.ServerResponse, runId: string, since: string | undefined, render: () => Promise<string | undefined>): void {
+    this.stream(req, res, { since, event: 'timeline', version: () => timelineVersion(this.opts.pool, runId), render, logKey: { runId } });
+  }
+
+  /**
+   * Streams `render()` as event `event` each time `version()` differs from the last one sent,
+   * starting after `since` (the version the page was drawn from, or EventSource's Last-Event-ID).
+   * An undefined version or fragment sends nothing.
+   */
+  stream(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    o: { since: string | undefined; event: string; version: () => Promise<string | undefined>; render: () => Promise<string | undefined>; logKey?: object },
+  ): void {
+    const { since, render } = o;
     const interval = this.opts.intervalMs ?? 500;
     let last = since;
     let timer: NodeJS.Timeout | undefined;
@@ -54,14 +69,14 @@ export class LiveTimelines {
 
     const tick = async () => {
       try {
-        const version = await timelineVersion(this.opts.pool, runId);
+        const version = await o.version();
         if (closed) return;
         if (version !== undefined && version !== last) {
           const fragment = await render();
           if (closed) return;
           if (fragment !== undefined) {
             res.write(
-              `id: ${version}\nevent: timeline\n${fragment
+              `id: ${version}\nevent: ${o.event}\n${fragment
                 .split('\n')
                 .map((l) => `data: ${l}`)
                 .join('\n')}\n\n`,
@@ -75,7 +90,7 @@ export class LiveTimelines {
         }
       } catch (e) {
         // The database may be away for a moment; the next poll tries again.
-        this.opts.log.debug({ err: e, runId }, 'console: live timeline poll failed');
+        this.opts.log.debug({ err: e, ...o.logKey, event: o.event }, 'console: live update poll failed');
       }
       if (!closed) timer = setTimeout(() => void tick(), interval);
     };

@@ -3,13 +3,13 @@
  * small inline script listens to `/console/runs/<id>/events` (server-sent events, live.ts) and
  * swaps in the timeline fragment (`timelineFragment`) whenever the run changes.
  */
-import { formatPrincipal } from '../common/principals.ts';
 import { ACTION_IDS, STATUS_LABELS, type StepView } from '../views/run-view.ts';
 import type { TimelineView } from '../views/timeline-view.ts';
 import { approvalCard } from './approval-card.ts';
 import type { ConsoleViewer } from './auth.ts';
 import { csrfField, formatDuration, formatTime, html, jsonBlock, statusBadge, type Html } from './html.ts';
 import { page } from './layout.ts';
+import { namedString, person } from './people.ts';
 
 /** How many of the newest events the timeline lists (the CLI's `runs show --json` has them all). */
 const EVENTS_SHOWN = 200;
@@ -46,7 +46,7 @@ function usd(n: number | null): string {
 }
 
 /** Everything of the run that changes while it runs: the part live updates swap. */
-export function timelineFragment(t: TimelineView, viewer: ConsoleViewer): Html {
+export function timelineFragment(t: TimelineView & { names?: ReadonlyMap<string, string> }, viewer: ConsoleViewer): Html {
   const { run } = t;
   const events = t.events.slice(-EVENTS_SHOWN);
   return html`
@@ -56,7 +56,7 @@ export function timelineFragment(t: TimelineView, viewer: ConsoleViewer): Html {
 ${run.error ? html`<div class="alert"><span class="error" data-testid="run-error">${run.error.step ? `Step "${run.error.step}" failed: ` : ''}${run.error.message}</span></div>` : ''}
 ${actions(t, viewer)}
 <dl class="facts">
-  <dt>Requester</dt><dd>${run.requester ? formatPrincipal(run.requester) : '—'}</dd>
+  <dt>Requester</dt><dd>${person(run.requester)}</dd>
   <dt>Created</dt><dd>${formatTime(run.createdAt)}</dd>
   <dt>Finished</dt><dd>${formatTime(run.finishedAt)}${run.finishedAt ? html` (${formatDuration(run.finishedAt.getTime() - run.createdAt.getTime())})` : ''}</dd>
 </dl>
@@ -99,7 +99,7 @@ ${
 ${t.events.length > EVENTS_SHOWN ? html`<p class="muted">The newest ${EVENTS_SHOWN} of ${t.events.length} events.</p>` : ''}
 <table data-testid="events"><thead><tr><th>#</th><th>When</th><th>Event</th><th>Step</th><th>By</th><th>Via</th></tr></thead><tbody>${events.map(
     (e) =>
-      html`<tr><td>${e.id}</td><td>${formatTime(e.at)}</td><td><code>${e.type}</code></td><td>${e.stepIdx ?? ''}</td><td>${e.actor ?? ''}</td><td>${e.via ?? ''}</td></tr>`,
+      html`<tr><td>${e.id}</td><td>${formatTime(e.at)}</td><td><code>${e.type}</code></td><td>${e.stepIdx ?? ''}</td><td>${e.actor ? person(namedString(e.actor, t.names)) : ''}</td><td>${e.via ?? ''}</td></tr>`,
   )}</tbody></table>`;
 }
 

@@ -14,6 +14,7 @@ import { listRunsFiltered } from '../db/queries/run-views.ts';
 import { loadTimelineView, timelineVersion } from '../views/timeline-view.ts';
 import type { ConsoleViewer } from './auth.ts';
 import type { LiveTimelines } from './live.ts';
+import { nameRuns, nameTimeline } from './people.ts';
 import { runPage, runPath, timelineFragment } from './run-page.ts';
 import { redirect, sendHtml, sendText, type ConsoleMount, type ConsoleRequest } from './routing.ts';
 import { RUN_STATUSES, runsPage } from './runs-page.ts';
@@ -40,12 +41,23 @@ function refusalStatus(code: string): number {
 export function mountRunRoutes(r: RunRoutes): void {
   const { runtime, pool, live, pageSize, mount } = r;
   /** A page of the runs list from `pageSize + 1` rows: the extra one only says that older runs exist. */
-  const onePage = (rows: RunRow[]) => ({ runs: rows.slice(0, pageSize).map((row) => buildRunView(row, [])), more: rows.length > pageSize });
+  const onePage = async (rows: RunRow[]) => ({
+    runs: await nameRuns(
+      pool,
+      rows.slice(0, pageSize).map((row) => buildRunView(row, [])),
+    ),
+    more: rows.length > pageSize,
+  });
+  /** The run's timeline with people named (people.ts). */
+  const loadTimeline = async (runId: string) => {
+    const t = await loadTimelineView(pool, runId);
+    return t && nameTimeline(pool, t);
+  };
 
   /** The run page, with a notice or a refusal on top; 404 when there is no such run. */
   const showRun = async (c: ConsoleRequest, runId: string, extra: { status?: number; notice?: string; alert?: string } = {}) => {
     const version = await timelineVersion(pool, runId); // read first: a change after it is sent again, never missed
-    const timeline = await loadTimelineView(pool, runId);
+    const timeline = await loadTimeline(runId);
     if (!timeline || version === undefined) {
       return sendHtml(c.res, 404, await notFoundPage(c.viewer, `No run with id "${runId}". The newest runs are listed below.`));
     }
@@ -56,7 +68,7 @@ export function mountRunRoutes(r: RunRoutes): void {
   const notFoundPage = async (viewer: ConsoleViewer, problem: string) => {
     const rows = await listRunsFiltered(pool, { limit: pageSize + 1 });
     const form = { workflow: '', status: '', requester: '', before: '' };
-    return runsPage({ viewer, form, workflows: runtime.registry.names(), ...onePage(rows), problems: [problem] });
+    return runsPage({ viewer, form, workflows: runtime.registry.names(), ...(await onePage(rows)), problems: [problem] });
   };
 
   mount('GET', '/console', async (c) => {
@@ -68,7 +80,7 @@ export function mountRunRoutes(r: RunRoutes): void {
       before: form.before || undefined,
       limit: pageSize + 1,
     });
-    sendHtml(c.res, problems.length ? 400 : 200, runsPage({ viewer: c.viewer, form, workflows: runtime.registry.names(), ...onePage(rows), problems }));
+    sendHtml(c.res, problems.length ? 400 : 200, runsPage({ viewer: c.viewer, form, workflows: runtime.registry.names(), ...(await onePage(rows)), problems }));
   });
 
   mount('GET', '/console/runs/:id', async (c) => {
@@ -81,7 +93,7 @@ export function mountRunRoutes(r: RunRoutes): void {
     if ((await timelineVersion(pool, runId)) === undefined) return sendText(c.res, 404, `No run with id "${runId}".`);
     const since = (c.req.headers['last-event-id'] as string | undefined) ?? c.url.searchParams.get('since') ?? undefined;
     live.serve(c.req, c.res, runId, since, async () => {
-      const t = await loadTimelineView(pool, runId);
+      const t = await loadTimeline(runId);
       return t ? timelineFragment(t, c.viewer).text : undefined;
     });
   });

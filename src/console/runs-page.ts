@@ -1,10 +1,10 @@
 /** `GET /console`: the runs, newest first, narrowed by a plain GET form (workflow, status, requester). */
-import { formatPrincipal } from '../common/principals.ts';
 import type { RunStatus } from '../db/queries/runs.ts';
 import { STATUS_LABELS, type RunView } from '../views/run-view.ts';
 import type { ConsoleViewer } from './auth.ts';
 import { formatDuration, formatTime, html, statusBadge } from './html.ts';
 import { page } from './layout.ts';
+import { person } from './people.ts';
 
 export interface RunsFilterForm {
   workflow: string;
@@ -58,7 +58,7 @@ ${
     <td><a href="/console/runs/${encodeURIComponent(r.runId)}"><code>${r.runId}</code></a></td>
     <td>${r.workflow} <span class="muted">v${r.version}</span></td>
     <td>${statusBadge(r.status, STATUS_LABELS[r.status])}</td>
-    <td>${r.requester ? formatPrincipal(r.requester) : html`<span class="muted">—</span>`}</td>
+    <td>${person(r.requester)}</td>
     <td>${formatTime(r.createdAt)}</td>
     <td>${r.finishedAt ? formatDuration(r.finishedAt.getTime() - r.createdAt.getTime()) : html`<span class="muted">not finished</span>`}</td>
   </tr>`,

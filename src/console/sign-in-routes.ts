@@ -8,7 +8,15 @@ import { formBody, redirect, sendHtml, type ConsoleMount } from './routing.ts';
 import { SESSION_COOKIE_NAME, type ConsoleSessions } from './sessions.ts';
 import { signInPage } from './sign-in-page.ts';
 
-export function mountSignInRoutes(mount: ConsoleMount, auth: ConsoleAuth, oidc?: { signIn: OidcSignIn; sessions: ConsoleSessions }): void {
+/** What the console tells the directory of a person who signed in: the name their identity provider gave (people by name). */
+export type RememberName = (principal: string, name: string | null, source: string) => Promise<void>;
+
+export function mountSignInRoutes(
+  mount: ConsoleMount,
+  auth: ConsoleAuth,
+  oidc?: { signIn: OidcSignIn; sessions: ConsoleSessions },
+  rememberName?: RememberName,
+): void {
   const provider = oidc?.signIn.provider;
   mount('GET', '/console/sign-in', (c) => sendHtml(c.res, 200, signInPage({ viewer: c.viewer, provider })), { open: true });
   mount(
@@ -42,10 +50,10 @@ export function mountSignInRoutes(mount: ConsoleMount, auth: ConsoleAuth, oidc?:
     },
     { open: true },
   );
-  if (oidc) mountOidcRoutes(mount, oidc.signIn, oidc.sessions);
+  if (oidc) mountOidcRoutes(mount, oidc.signIn, oidc.sessions, rememberName);
 }
 
-function mountOidcRoutes(mount: ConsoleMount, signIn: OidcSignIn, sessions: ConsoleSessions): void {
+function mountOidcRoutes(mount: ConsoleMount, signIn: OidcSignIn, sessions: ConsoleSessions, rememberName?: RememberName): void {
   const provider = signIn.provider;
   mount(
     'GET',
@@ -67,6 +75,8 @@ function mountOidcRoutes(mount: ConsoleMount, signIn: OidcSignIn, sessions: Cons
         return sendHtml(c.res, outcome.status, signInPage({ viewer: c.viewer, provider, problem }), undefined, { 'set-cookie': signIn.clearedBrowserCookie() });
       }
       const { secret } = await sessions.create({ principal: outcome.principal, name: outcome.name, issuer: signIn.settings.issuer });
+      // The OIDC profile's name goes into the directory, as Teams' `from.name` does; never used to authorise.
+      await rememberName?.(outcome.principal, outcome.name, 'oidc');
       redirect(c.res, '/console', { 'set-cookie': [sessions.cookie(secret), signIn.clearedBrowserCookie()] });
     },
     { open: true },

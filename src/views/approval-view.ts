@@ -80,6 +80,11 @@ function principalOrNull(s: string | null | undefined): Principal | null {
   }
 }
 
+/** The principal with the name it was recorded under (a decision's), for people only: never used to authorise. */
+function named(p: Principal | null, name: string | null | undefined): Principal | null {
+  return p && name ? { ...p, name } : p;
+}
+
 export function toApprovalView(a: ApprovalRecord): ApprovalView {
   return {
     id: a.id,
@@ -93,13 +98,13 @@ export function toApprovalView(a: ApprovalRecord): ApprovalView {
     paramsHash: a.paramsHash,
     risk: a.risk,
     rationale: a.rationale,
-    requestedBy: principalOrNull(a.requester),
+    requestedBy: named(principalOrNull(a.requester), a.requesterName),
     approvers: a.approvers,
     required: a.required,
     approvals: a.approvals,
     decisions: a.decisions.map((d) => ({
       principal: d.principal,
-      by: principalOrNull(d.principal),
+      by: named(principalOrNull(d.principal), d.name),
       decision: d.decision,
       comment: d.comment,
       at: new Date(d.decidedAt),

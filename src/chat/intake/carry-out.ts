@@ -5,6 +5,7 @@ import { observeDecided } from '../../approvals/index.ts';
 import type { DecideOutcome } from '../../approvals/types.ts';
 import { withRetriedTransaction } from '../../db/transaction.ts';
 import { writeRunStarts } from '../intake-writes.ts';
+import { refreshName } from '../people.ts';
 import type { Intake } from './context.ts';
 import { operate } from './operate.ts';
 import { confirm, understand } from './proposals.ts';
@@ -23,6 +24,10 @@ export async function carryOut(ix: Intake, payload: unknown): Promise<void> {
     return;
   }
   const intent = parsed.data;
+  // Who acts, by name (Slack's users.info when the directory has none or it is a day old), before
+  // the decision that keeps the name it was made under. Outside any transaction; never fails.
+  const actor = intent.kind === 'start' ? intent.run.requester : intent.actor;
+  if (actor) await refreshName(ix.o.pool, ix.o.platforms, actor, ix.o.log);
   // The model is asked outside any transaction: nothing is locked while it thinks.
   if (intent.kind === 'understand') return understand(ix, intent);
   let decided: DecideOutcome | undefined;
@@ -35,7 +40,8 @@ export async function carryOut(ix: Intake, payload: unknown): Promise<void> {
       return;
     }
     if (intent.kind === 'decide') {
-      const outcome = await ix.o.runtime.decideWithin(q, intent.approvalId, intent.actor, intent.decision, intent.comment, { via: intent.explainAt.platform });
+      const via = intent.via ?? intent.explainAt.platform;
+      const outcome = await ix.o.runtime.decideWithin(q, intent.approvalId, intent.actor, intent.decision, intent.comment, { via });
       if (outcome.kind !== 'recorded') await ix.explain(intent.actor, intent.explainAt, outcome.message, q);
       decided = outcome;
       return;

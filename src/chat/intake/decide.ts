@@ -17,14 +17,22 @@ export async function submitDecide(ix: Intake, intent: Extract<Intent, { kind: '
   }
   // A repeated decision is a no-op answered "already recorded", so decisions need no delivery key.
   if (intent.carryOut === 'after-ack' && intent.explainAt) {
-    const { approvalId, decision, comment, actor, explainAt } = intent;
-    const payload: DeferredIntent = { kind: 'decide', approvalId, decision, ...(comment !== undefined ? { comment } : {}), actor, explainAt };
+    const { approvalId, decision, comment, actor, explainAt, via } = intent;
+    const payload: DeferredIntent = {
+      kind: 'decide',
+      approvalId,
+      decision,
+      ...(comment !== undefined ? { comment } : {}),
+      actor,
+      explainAt,
+      ...(via !== undefined ? { via } : {}),
+    };
     await ix.deferred.submit({ payload, remember: intent.remember });
     return { duplicate: false };
   }
   // Decided now, in one transaction with what the activity said of where people are and the
   // explanation of anything but a recorded decision.
-  const via = intent.explainAt?.platform ?? intent.actor.platform;
+  const via = intent.via ?? intent.explainAt?.platform ?? intent.actor.platform;
   const outcome = await withRetriedTransaction(ix.o.pool, async (q) => {
     await remember(q, intent.remember);
     const o = await ix.o.runtime.decideWithin(q, intent.approvalId, intent.actor, intent.decision, intent.comment, { via });

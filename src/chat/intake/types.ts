@@ -67,8 +67,21 @@ export type Intent =
       }
     /** A Retry or Cancel button. Refusals are explained to the actor at `explainAt`. */
     | { kind: 'operate'; action: 'retry' | 'cancel'; runId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null; carryOut?: CarryOut }
-    /** An approval decision. Anything but a recorded decision is explained to the actor at `explainAt`. */
-    | { kind: 'decide'; approvalId: string; decision: 'approve' | 'reject'; comment?: string; actor: Principal; explainAt: Where | null; carryOut?: CarryOut }
+    /**
+     * An approval decision. Anything but a recorded decision is explained to the actor at `explainAt`.
+     * `via`: where it was made, kept with the decision ('console'); by default the platform of
+     * `explainAt`, else the actor's.
+     */
+    | {
+        kind: 'decide';
+        approvalId: string;
+        decision: 'approve' | 'reject';
+        comment?: string;
+        actor: Principal;
+        explainAt: Where | null;
+        carryOut?: CarryOut;
+        via?: string;
+      }
     /** Confirm under a proposal (a free-text request understood): starts its run, once; only the asker may. */
     | { kind: 'confirm'; proposalId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null; carryOut?: CarryOut }
     /** An activity that asks for nothing (an installation, a refresh): only what it said of where people are. */
@@ -110,6 +123,7 @@ export const deferredIntentSchema = z.discriminatedUnion('kind', [
     comment: z.string().optional(),
     actor: principalSchema,
     explainAt: whereSchema,
+    via: z.string().optional(),
   }),
   // Free text for the model: understood by the worker, answered in the thread (never before the ack).
   z.object({ kind: z.literal('understand'), text: z.string(), actor: principalSchema, where: whereSchema }),

@@ -3,7 +3,7 @@
  */
 import type { Command } from 'commander';
 import { TollgateError } from '../../common/errors.ts';
-import { formatApprovalList, formatRunApprovals } from '../approvals-format.ts';
+import { formatApprovalList, formatRunApprovals, peopleOf } from '../approvals-format.ts';
 import { cliActor, withApp, type CliContext } from '../context.ts';
 import { toJson } from '../format.ts';
 
@@ -28,10 +28,11 @@ export function registerApprovalCommands(program: Command, { io, lazy }: CliCont
     .action(async (id: string, opts: { json?: boolean }) => {
       const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
-        const { getApproval } = await import('../../approvals/index.ts');
+        const [{ getApproval }, { selectNames }] = await Promise.all([import('../../approvals/index.ts'), import('../../db/queries/people.ts')]);
         const view = await getApproval(app.db.pool, id);
         if (!view) throw new TollgateError('TG_APPROVAL_NOT_FOUND', `No approval with id "${id}". List pending approvals with \`tollgate approvals list\`.`);
-        io.out(opts.json ? toJson(view, 2) : formatRunApprovals([view]).trimStart());
+        const names = await selectNames(app.db.pool, peopleOf([view]));
+        io.out(opts.json ? toJson(view, 2) : formatRunApprovals([view], names).trimStart());
       });
     });
 

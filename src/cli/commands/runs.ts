@@ -5,8 +5,8 @@ import type { Command } from 'commander';
 import { TollgateError } from '../../common/errors.ts';
 import { parseKeyValues } from '../../intents/command.ts';
 import { isTerminalStatus } from '../../db/queries/runs.ts';
-import { formatModelCalls, formatRunList, formatTimeline, toJson } from '../format.ts';
-import { formatRunApprovals } from '../approvals-format.ts';
+import { formatModelCalls, formatRunList, formatTimeline, requesterKeys, toJson } from '../format.ts';
+import { formatRunApprovals, peopleOf } from '../approvals-format.ts';
 import { cliActor, cliPrincipal, listLimit, MAX_LIST_LIMIT, RUN_STATUSES, runStatus, withApp, type CliContext } from '../context.ts';
 
 export function registerRunCommands(program: Command, ctx: CliContext): void {
@@ -66,7 +66,17 @@ function registerInspectRuns(runs: Command, { io, lazy }: CliContext): void {
       const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
         const list = await app.runtime.listRuns({ status, workflow: opts.workflow, limit });
-        io.out(opts.json ? toJson(list, 2) : formatRunList(list));
+        if (opts.json) return io.out(toJson(list, 2));
+        const { selectNames } = await import('../../db/queries/people.ts');
+        io.out(
+          formatRunList(
+            list,
+            await selectNames(
+              app.db.pool,
+              list.flatMap((r) => requesterKeys(r.requester)),
+            ),
+          ),
+        );
       });
     });
   runs
@@ -77,10 +87,18 @@ function registerInspectRuns(runs: Command, { io, lazy }: CliContext): void {
       const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
         const detail = await app.runtime.getRun(id);
-        const [{ listRunApprovals }, { listModelCalls }] = await Promise.all([import('../../approvals/index.ts'), import('../../model/record.ts')]);
+        const [{ listRunApprovals }, { listModelCalls }, { selectNames }] = await Promise.all([
+          import('../../approvals/index.ts'),
+          import('../../model/record.ts'),
+          import('../../db/queries/people.ts'),
+        ]);
         const [approvals, modelCalls] = await Promise.all([listRunApprovals(app.db.pool, id), listModelCalls(app.db.pool, id)]);
+        // People by name: the requester and the deciders, as the directory calls them.
+        const names = await selectNames(app.db.pool, [...requesterKeys(detail.run.requester), ...peopleOf(approvals)]);
         io.out(
-          opts.json ? toJson({ ...detail, approvals, modelCalls }, 2) : formatTimeline(detail) + formatModelCalls(modelCalls) + formatRunApprovals(approvals),
+          opts.json
+            ? toJson({ ...detail, approvals, modelCalls }, 2)
+            : formatTimeline(detail, names) + formatModelCalls(modelCalls) + formatRunApprovals(approvals, names),
         );
       });
     });

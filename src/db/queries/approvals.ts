@@ -99,6 +99,8 @@ export interface ApprovalRow {
   consumed_step_idx?: number | null;
   workflow?: string;
   run_status?: string;
+  /** The requester's display name in the directory, when read with the run (never used to authorise). */
+  requester_name?: string | null;
 }
 
 export interface DecisionRow {
@@ -110,12 +112,19 @@ export interface DecisionRow {
   os_user: string | null;
   /** The approver whose place a delegate's decision took (migration 000021); null in one's own right. */
   on_behalf_of: string | null;
+  /** The decider's display name when they decided (migration 000025); null when none was known. */
+  display_name: string | null;
   decided_at: Date;
 }
 
 // ----- reads -------------------------------------------------------------------------------------
 
-const SELECT = `SELECT a.*, r.workflow, r.status AS run_status FROM tollgate.approvals a JOIN tollgate.runs r ON r.id = a.run_id`;
+// The requester's display name (tollgate.people, migration 000025) comes along, one key lookup, so
+// every copy can name them without a read of its own.
+const SELECT = `SELECT a.*, r.workflow, r.status AS run_status,
+    (SELECT display_name FROM tollgate.people
+      WHERE principal = (a.requester->>'platform') || ':' || (a.requester->>'tenant') || ':' || (a.requester->>'user')) AS requester_name
+  FROM tollgate.approvals a JOIN tollgate.runs r ON r.id = a.run_id`;
 
 /** An approval with its run's workflow and status; `lock` locks the approval's row. */
 export async function loadApprovalRow(q: Queryable, id: string, lock = false): Promise<ApprovalRow | undefined> {
@@ -360,7 +369,11 @@ export async function cancelPendingApproval(q: Queryable, runId: string, idx: nu
 
 // ----- decisions ---------------------------------------------------------------------------------
 
-/** Records a decision; false when this principal's decision was already there (nothing written). */
+/**
+ * Records a decision; false when this principal's decision was already there (nothing written).
+ * The name kept beside it is the one the directory (tollgate.people) has for the principal at
+ * this moment: the name the decision was made under.
+ */
 export async function insertDecision(
   q: Queryable,
   d: {
@@ -374,7 +387,8 @@ export async function insertDecision(
   },
 ): Promise<boolean> {
   const inserted = await q.query(
-    `INSERT INTO tollgate.approval_decisions (approval_id, principal, decision, comment, via, os_user, on_behalf_of) VALUES ($1, $2, $3, $4, $5, $6, $7)
+    `INSERT INTO tollgate.approval_decisions (approval_id, principal, decision, comment, via, os_user, on_behalf_of, display_name)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT display_name FROM tollgate.people WHERE principal = $2))
      ON CONFLICT (approval_id, principal) DO NOTHING RETURNING principal`,
     [d.approvalId, d.principal, d.decision, d.comment, d.via, d.osUser, d.onBehalfOf ?? null],
   );
@@ -389,4 +403,25 @@ export async function resolveApproval(q: Queryable, approvalId: string, resolved
        SELECT run_id, 'approval.' || $2, step_idx, $3, jsonb_build_object('approvalId', $1::text, 'paramsHash', params_hash) FROM a`,
     [approvalId, resolved, JSON.stringify(actor)],
   );
+}
+
+/** The approvals `principal` decided, newest decision first (the console's "My approvals"). */
+export async function selectDecidedBy(q: Queryable, principal: string, limit: number): Promise<ApprovalRow[]> {
+  const { rows } = await q.query<ApprovalRow>(
+    `SELECT a.*, r.workflow, r.status AS run_status
+       FROM tollgate.approval_decisions d JOIN tollgate.approvals a ON a.id = d.approval_id JOIN tollgate.runs r ON r.id = a.run_id
+      WHERE d.principal = $1 ORDER BY d.decided_at DESC, a.id LIMIT $2`,
+    [principal, limit],
+  );
+  return rows;
+}
+
+/**
+ * The newest event's id: every change of an approval (requested, decided, resolved, expired,
+ * escalated, voided, cancelled) and of the run that holds it appends one, so a console list of
+ * approvals needs redrawing only when this moved (src/console/decide-routes.ts). One index lookup.
+ */
+export async function newestEventId(q: Queryable): Promise<string> {
+  const { rows } = await q.query<{ id: string | null }>('SELECT max(id)::text AS id FROM tollgate.events');
+  return rows[0]?.id ?? '0';
 }

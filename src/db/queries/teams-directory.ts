@@ -42,8 +42,9 @@ function mergeUsers(users: readonly TeamsUserSeen[]): TeamsUserSeen[] {
 }
 
 /**
- * Remembers the Bot Connector that serves a tenant and what the activity says of its users, in
- * one statement; each row is written only when something changed.
+ * Remembers the Bot Connector that serves a tenant and what the activity says of its users (and
+ * their display names, in `tollgate.people`), in one statement; each row is written only when
+ * something changed.
  */
 export async function rememberSeen(q: Queryable, seen: TeamsSeen): Promise<void> {
   const users = mergeUsers(seen.users).map((u) => ({
@@ -57,6 +58,15 @@ export async function rememberSeen(q: Queryable, seen: TeamsSeen): Promise<void>
        INSERT INTO tollgate.teams_tenants (tenant, service_url) VALUES ($1, $2)
        ON CONFLICT (tenant) DO UPDATE SET service_url = EXCLUDED.service_url, updated_at = now()
        WHERE teams_tenants.service_url IS DISTINCT FROM EXCLUDED.service_url
+     ),
+     -- People by name (migration 000025, src/db/queries/people.ts): Teams sends from.name on every activity.
+     names AS (
+       INSERT INTO tollgate.people (principal, display_name, source)
+       SELECT 'teams:' || $1 || ':' || u.aad_object_id, btrim(u.name), 'teams'
+       FROM jsonb_to_recordset($3::jsonb) AS u(aad_object_id text, name text)
+       WHERE coalesce(btrim(u.name), '') <> ''
+       ON CONFLICT (principal) DO UPDATE SET display_name = EXCLUDED.display_name, source = EXCLUDED.source, updated_at = now()
+       WHERE (people.display_name, people.source) IS DISTINCT FROM (EXCLUDED.display_name, EXCLUDED.source)
      )
      INSERT INTO tollgate.teams_users (tenant, aad_object_id, user_id, name, conversation_id, service_url)
      SELECT $1, u.aad_object_id, u.user_id, u.name, u.conversation_id, $2

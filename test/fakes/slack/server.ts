@@ -5,6 +5,10 @@
  * - Methods: auth.test, chat.postMessage, chat.update, chat.postEphemeral, views.open,
  *   views.update, views.publish, conversations.open, users.info. Anything else answers
  *   `{ok: false, error: 'unknown_method'}`.
+ * - People: `users.info` answers `{ok, user: {id, team_id, name}}` with the handle only (the user
+ *   id in lower case), as for a person with no profile name; `setUser(id, {realName,
+ *   displayName})` gives a person the names Slack would answer (`user.real_name`,
+ *   `user.profile.real_name`, `user.profile.display_name`), and calling it again renames them.
  * - Requests are POSTs to `/api/<method>` with `Authorization: Bearer <token>`; bodies are
  *   form-encoded (nested values as JSON strings, as the client sends them) or JSON. A wrong token
  *   answers `invalid_auth`.
@@ -69,6 +73,8 @@ export interface FakeSlack {
   failAll(failure: Failure): { end(): void };
   /** The next call of `method` waits, unanswered, until `release()`; `answered` says when it was answered. */
   hold(method: string): { release(): void; readonly answeredAt: number | undefined };
+  /** What `users.info` answers for this user from now on: their full and display names. */
+  setUser(id: string, names: { realName?: string; displayName?: string }): void;
   /** Socket Mode: `apps.connections.open` (with an `xapp-` token) leads here. */
   readonly socketMode: FakeSocketMode;
   close(): Promise<void>;
@@ -96,6 +102,7 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
   const messages = new Map<string, FakeMessage>();
   const failures = new Map<string, Failure[]>();
   const holds = new Map<string, { gate: Promise<void>; answered: (at: number) => void }[]>();
+  const people = new Map<string, { realName?: string; displayName?: string }>();
   let outage: Failure | undefined;
   let seq = 0;
   let viewSeq = 0;
@@ -125,7 +132,12 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
     'views.update': (a) => ({ ok: true, view: { ...(a.view as object), id: a.view_id ?? `V${String(++viewSeq).padStart(8, '0')}` } }),
     'views.publish': (a) => ({ ok: true, view: { ...(a.view as object), id: `V${String(++viewSeq).padStart(8, '0')}` } }),
     'conversations.open': (a) => ({ ok: true, channel: { id: `D${(typeof a.users === 'string' ? a.users : '').split(',')[0]}` } }),
-    'users.info': (a) => ({ ok: true, user: { id: a.user, team_id: teamId, name: String(a.user).toLowerCase() } }),
+    'users.info': (a) => {
+      const id = String(a.user);
+      const p = people.get(id);
+      const profile = p ? { real_name: p.realName ?? '', display_name: p.displayName ?? '' } : undefined;
+      return { ok: true, user: { id, team_id: teamId, name: id.toLowerCase(), ...(p ? { real_name: p.realName ?? '', profile } : {}) } };
+    },
     'apps.connections.open': () => ({ ok: true, url: `ws://127.0.0.1:${port}/socket` }),
   };
   let port = 0;
@@ -219,6 +231,7 @@ export async function startFakeSlack(opts: { token?: string; teamId?: string } =
         },
       };
     },
+    setUser: (id, names) => void people.set(id, { ...names }),
     socketMode,
     close: () =>
       new Promise((resolve) => {
