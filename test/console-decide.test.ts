@@ -127,7 +127,10 @@ async function decisions(approvalId: string): Promise<{ principal: string; decis
 async function postFrom(page: Page, action: string, fields: Record<string, string>): Promise<{ status: number; text: string }> {
   return page.evaluate(
     async ([url, body]) => {
-      const res = await fetch(url, { method: 'POST', body: new URLSearchParams(body), redirect: 'manual' });
+      // The page's own CSRF token (every console form carries it), as a form of the page would send it.
+      const doc = (globalThis as unknown as { document: { querySelector(s: string): { value: string } | null } }).document;
+      const csrf = doc.querySelector('input[name="csrf"]')?.value ?? '';
+      const res = await fetch(url, { method: 'POST', body: new URLSearchParams({ ...body, csrf }), redirect: 'manual' });
       return { status: res.status, text: await res.text() };
     },
     [action, fields] as const,
@@ -247,9 +250,10 @@ describe('deciding in the console', () => {
     expect((await h.runtime.getRun(run.id)).run.status).toBe('waiting');
 
     // Not signed in: read-only, no buttons, and a POST decides nothing.
+    // A POST with no session is refused before it reaches the route (no CSRF token can be bound to nobody's session).
     const anonymous = await fetch(`${h.url}/console/approvals/${approvalId}/approve`, { method: 'POST', headers: { origin: h.url }, redirect: 'manual' });
     expect(anonymous.status).toBe(403);
-    expect(await anonymous.text()).toContain('Sign in to decide');
+    expect(await anonymous.text()).toContain('nothing was changed');
     expect(await decisions(approvalId)).toEqual([]);
   });
 });

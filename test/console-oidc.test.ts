@@ -154,7 +154,9 @@ describe.each(['slack', 'microsoft'] as const)('console sign-in with %s-shaped O
       await page.screenshot({ path: path.join(ARTIFACTS, `oidc-sign-in-${shape}.png`), fullPage: true });
       await page.click('[data-testid=oidc-sign-in]');
       await page.waitForURL(`${base}/console`);
-      expect(await page.locator('[data-testid=who]').textContent()).toContain(ADA);
+      // Shown by the name the provider gave, with the principal chat knows as the identity.
+      expect(await page.locator('[data-testid=who] [data-principal]').getAttribute('data-principal')).toBe(ADA);
+      expect(await page.locator('[data-testid=who]').textContent()).toContain('Ada Lovelace');
       await page.screenshot({ path: path.join(ARTIFACTS, `oidc-signed-in-${shape}.png`), fullPage: true });
       const cookie = (await context.cookies(`${base}/console`)).find((c) => c.name === 'tollgate_console_session');
       expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/console' });

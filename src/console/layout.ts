@@ -1,4 +1,5 @@
 /** The frame of every console page: navigation, who is signed in, the inline style sheet. */
+import { formatPrincipal } from '../common/principals.ts';
 import { personLabel } from '../views/people.ts';
 import type { ConsoleViewer } from './auth.ts';
 import { CSS, csrfField, html, raw, type Html } from './html.ts';
@@ -7,7 +8,7 @@ export type Section = 'runs' | 'approvals' | 'my-approvals' | 'my-runs' | 'audit
 
 export function who(viewer: ConsoleViewer): Html {
   if (viewer.principal) {
-    return html`<span data-testid="who">Signed in as <strong>${personLabel(viewer.principal)}</strong>${viewer.operator ? ' (operator)' : ''}</span>
+    return html`<span data-testid="who">Signed in as <strong data-principal="${formatPrincipal(viewer.principal)}" title="${formatPrincipal(viewer.principal)}">${personLabel(viewer.principal)}</strong>${viewer.operator ? ' (operator)' : ''}</span>
       <form method="post" action="/console/sign-out">${csrfField(viewer)}<button type="submit">Sign out</button></form>`;
   }
   const reading = viewer.via === 'console-token' ? 'Console token, read-only' : 'Not signed in, read-only';
