@@ -6,7 +6,9 @@ import type { DecideOutcome } from '../../approvals/types.ts';
 import { withRetriedTransaction } from '../../db/transaction.ts';
 import { writeRunStarts } from '../intake-writes.ts';
 import type { Intake } from './context.ts';
+import { outdatedDecision } from './decide.ts';
 import { operate } from './operate.ts';
+import { answerIfOutdated } from './stale.ts';
 import { confirm, understand } from './proposals.ts';
 import { deferredIntentSchema } from './types.ts';
 
@@ -35,6 +37,7 @@ export async function carryOut(ix: Intake, payload: unknown): Promise<void> {
       return;
     }
     if (intent.kind === 'decide') {
+      if (await answerIfOutdated(ix, q, outdatedDecision(intent))) return; // a stale button: answered, nothing recorded
       const outcome = await ix.o.runtime.decideWithin(q, intent.approvalId, intent.actor, intent.decision, intent.comment, { via: intent.explainAt.platform });
       if (outcome.kind !== 'recorded') await ix.explain(intent.actor, intent.explainAt, outcome.message, q);
       decided = outcome;
@@ -45,8 +48,8 @@ export async function carryOut(ix: Intake, payload: unknown): Promise<void> {
       if (!outcome.ok) await ix.explain(intent.actor, intent.explainAt, outcome.text, q);
       return;
     }
-    const outcome = await operate(ix, q, intent.action, intent.runId, intent.actor);
-    if (!outcome.ok) await ix.explain(intent.actor, intent.explainAt, outcome.text, q);
+    const outcome = await operate(ix, q, intent.action, intent.runId, intent.actor, intent.shown);
+    if (!outcome.ok) await ix.explain(intent.actor, intent.explainAt, outcome.reply ?? outcome.text, q);
   });
   if (decided) observeDecided(decided);
 }
