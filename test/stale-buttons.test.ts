@@ -312,6 +312,19 @@ describe('Approve on a gate already escalated', () => {
     expect(await decisions()).toBe(0);
     expect((await h.runtime.getRun(run.id)).run.status).toBe('waiting');
 
+    // Reject on the pre-escalation Slack copy: answered at once, no reason form opened for nothing.
+    const opens = h.fake.callsTo('views.open').length;
+    const answers = () =>
+      h.fake
+        .callsTo('chat.postEphemeral')
+        .concat(h.fake.callsTo('chat.postMessage'))
+        .filter((c) => c.args.channel === dm && blocksText(c.args.blocks).includes('out of date')).length;
+    const before = answers();
+    await h.send(blockAction({ userId: CFO, teamId: TEAM, actionId: 'approval.reject', value: old, channelId: dm, messageTs: copy.ts }));
+    await poll(() => answers() > before, { message: 'the answer to the Reject click' });
+    expect(h.fake.callsTo('views.open')).toHaveLength(opens);
+    expect(await decisions()).toBe(0);
+
     // Approve on the current copy is recorded and the run goes on.
     await h.send(blockAction({ userId: CFO, teamId: TEAM, actionId: 'approval.approve', value: current, channelId: dm, messageTs: copy.ts }));
     expect(await decisions()).toBe(1);

@@ -279,12 +279,18 @@ export class SlackBot {
     const b = body as unknown as ClickBody;
     const { id: approvalId, revision } = readButtonValue((action as { value?: string }).value);
     const actor = principalFromInteraction(b);
+    const { shown } = shownBy(revision, b);
+    // An outdated copy (stale button): answered and redrawn, no form.
+    const target = { on: 'approval' as const, action: 'reject' as const, approvalId };
+    if (await this.#core().answeredAsOutdated({ target, actor, shown, explainAt: this.#explainAt(actor, b) })) {
+      await ack();
+      return;
+    }
     // A requester among the approvers may reject their own request, so this asks about a reject.
     const { eligibility, approval: a } = await this.#core().eligibility(actor, approvalId, 'reject');
     if (!eligibility.may || !a) {
       await this.#core().explain(actor, this.#explainAt(actor, b), eligibility.may ? '' : eligibility.message);
     } else {
-      const { shown } = shownBy(revision, b);
       await client.views.open({ trigger_id: b.trigger_id, view: rejectModal(a, this.#explainAt(actor, b), shown) }).catch(async (e: unknown) => {
         this.#log.warn({ err: (e as Error).message, approvalId }, 'views.open for the reject reason failed');
         await this.#core().explain(actor, this.#explainAt(actor, b), REASON_FORM_NOT_OPENED);
