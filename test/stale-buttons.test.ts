@@ -260,7 +260,7 @@ describe('Approve on a gate already escalated', () => {
       { message: "the Teams CFO's card" },
     );
     const oldData = executeActions(teamsCard.card).find((a) => a.verb === 'approval.approve')!.data;
-    expect(oldData).toMatchObject({ approvalId, v: revisionOf(old) });
+    expect(oldData).toMatchObject({ approvalId, v: expect.any(Number) });
 
     // The deadline passes: the gate escalates to the CFOs (who may still decide).
     await db.pool.query(`UPDATE tollgate.approvals SET expires_at = now() - interval '1 second' WHERE id = $1`, [approvalId]);
@@ -271,10 +271,11 @@ describe('Approve on a gate already escalated', () => {
     const decisions = () => count('SELECT count(*) AS n FROM tollgate.approval_decisions WHERE approval_id = $1', [approvalId]);
 
     // Approve on the pre-escalation Slack copy: answered, not recorded, the copy redrawn.
+    const escalatedAt = await count(`SELECT max(seq) AS n FROM tollgate.events WHERE run_id = $1 AND type = 'approval.escalated'`, [run.id]);
     const current = await poll(
       () => {
         const v = buttonValue(h.fake.message(dm, copy.ts), 'approval.approve');
-        return v && v !== old && v;
+        return v && revisionOf(v) >= escalatedAt && v;
       },
       { message: 'the DM copy redrawn after the escalation' },
     );
@@ -294,6 +295,7 @@ describe('Approve on a gate already escalated', () => {
     await poll(() => updatesOf(dm, copy.ts).length > updates, { message: 'a chat.update of the clicked copy' });
 
     // The Teams CFO's pre-escalation card: the answer is the card redrawn, with what happened since; not recorded.
+    expect(Number(oldData.v)).toBeLessThan(escalatedAt);
     const res = await teams().send(
       teams().act.invoke({
         verb: 'approval.approve',
