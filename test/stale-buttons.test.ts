@@ -76,14 +76,30 @@ const gated = defineWorkflow({
   },
 });
 
+/** `guarded`'s step after its gate waits here until the test releases it. */
+const hold = { release: () => {}, opened: Promise.resolve() };
+
+const guarded = defineWorkflow({
+  name: 'guarded',
+  version: 1,
+  description: 'An approval by finance, then a step that waits until the test releases it',
+  input: z.object({}),
+  run: async (ctx) => {
+    const gate = await ctx.approval('sign-off', { policy: { groups: ['finance'] }, summary: 'Ship it', params: { what: 'it' } });
+    await ctx.step('ship', () => hold.opened);
+    return gate.approved;
+  },
+});
+
 let db: TestDb;
 let h: SlackHarness;
 
 beforeAll(async () => {
   db = await createTestDb();
-  h = await startSlackHarness(db, [brittle, gated], { project, teams: true });
+  h = await startSlackHarness(db, [brittle, gated, guarded], { project, teams: true });
 });
 afterAll(async () => {
+  hold.release();
   await h?.stop();
   await db?.close();
 });
@@ -331,5 +347,55 @@ describe('Approve on a gate already escalated', () => {
     await h.send(blockAction({ userId: CFO, teamId: TEAM, actionId: 'approval.approve', value: current, channelId: dm, messageTs: copy.ts }));
     expect(await decisions()).toBe(1);
     await waitForRun(h.runtime, run.id, 'succeeded');
+  });
+});
+
+describe('Cancel on an outdated copy', () => {
+  it('after the gate it showed was approved, Cancel is answered and nothing is cancelled; Cancel on the current copy cancels', async () => {
+    hold.opened = new Promise<void>((r) => (hold.release = r));
+    const { run, channel } = await startBySlash('run guarded');
+    await waitForRun(h.runtime, run.id, 'waiting');
+    const message = await poll(() => h.fake.messagesIn(channel).find((m) => !m.thread_ts && buttonValue(m, 'approval.approve')), {
+      message: 'the run message waiting for approval',
+    });
+    const oldCancel = buttonValue(message, 'run.cancel')!;
+    expect(oldCancel).toMatch(new RegExp(`^${run.id}@\\d+$`));
+
+    // Finance approves on the run message; the run goes on into the step that waits.
+    await h.send(
+      blockAction({
+        userId: FIN,
+        teamId: TEAM,
+        actionId: 'approval.approve',
+        value: buttonValue(message, 'approval.approve')!,
+        channelId: channel,
+        messageTs: message.ts,
+      }),
+    );
+    await waitForRun(h.runtime, run.id, 'running');
+    const approvedAt = await count(`SELECT max(seq) AS n FROM tollgate.events WHERE run_id = $1 AND type = 'approval.approved'`, [run.id]);
+    expect(approvedAt).toBeGreaterThan(revisionOf(oldCancel));
+
+    // Cancel on the copy drawn while it waited for approval: answered, not cancelled.
+    await h.send(blockAction({ userId: ALICE, teamId: TEAM, actionId: 'run.cancel', value: oldCancel, channelId: channel, messageTs: message.ts }));
+    const answer = await poll(() => ephemeralsTo(ALICE, channel).find((c) => blocksText(c.args.blocks).includes('out of date')), {
+      message: 'the answer to the Cancel click',
+    });
+    expect(blocksText(answer.args.blocks)).toContain(`Approved by <@${FIN}>`);
+    expect((await h.runtime.getRun(run.id)).run.cancel_requested_at).toBeNull();
+
+    // Cancel on the current copy is carried out.
+    const current = await poll(
+      () => {
+        const v = buttonValue(h.fake.message(channel, message.ts), 'run.cancel');
+        return v && revisionOf(v) >= approvedAt && v;
+      },
+      { message: 'the run message redrawn after the approval' },
+    );
+    await h.send(blockAction({ userId: ALICE, teamId: TEAM, actionId: 'run.cancel', value: current, channelId: channel, messageTs: message.ts }));
+    expect((await h.runtime.getRun(run.id)).run.cancel_requested_at).not.toBeNull();
+    hold.release();
+    // (Cancelled at the next step boundary; the held step was the last, so it may also end as it was.)
+    await waitForRun(h.runtime, run.id, ['cancelled', 'compensated', 'succeeded']);
   });
 });
