@@ -132,11 +132,12 @@ describe('approval requests in Slack', () => {
       expect(text).toContain('Risk: medium');
       expect(text).toContain('above the approval threshold'); // the rationale
       expect(text).toContain(`Asked by <@${ALICE}>`);
-      // Buttons carry the approval id only.
+      // Buttons carry the approval id and the revision of the view they were drawn from (stale buttons), never who may act.
       const values = (m.blocks as { elements?: { action_id?: string; value?: string }[] }[])
         .flatMap((b) => b.elements ?? [])
         .filter((e) => e.action_id?.startsWith('approval.'));
-      expect(values.map((e) => e.value)).toEqual([approvalId, approvalId]);
+      expect(values.map((e) => e.value?.replace(/@\d+$/, ''))).toEqual([approvalId, approvalId]);
+      for (const e of values) expect(e.value).toMatch(/^apr_[0-9a-z]+@\d+$/);
     }
     // The requester is not an approver and gets no DM.
     expect(h.fake.messagesIn(dmChannel(ALICE))).toHaveLength(0);

@@ -10,7 +10,7 @@
  */
 import type { KnownBlock } from '@slack/types';
 import type { ApprovalCopy, ApprovalView } from '../../src/views/approval-view.ts';
-import { approvalFallback, approvalHeadline, copyStillAsks, ESCALATED_AWAY } from '../../src/chat/index.ts';
+import { approvalFallback, approvalHeadline, copyStillAsks, ESCALATED_AWAY, readRevision, type Shown } from '../../src/chat/index.ts';
 import { approvalBlocks, escapeMrkdwn, LIMITS, SLACK_MARKUP, slackDate, type SlackMessage } from './blocks.ts';
 import { truncate } from '../../src/chat/index.ts';
 
@@ -79,8 +79,12 @@ export function renderReminder(a: ApprovalView): SlackMessage {
  * The Reject modal: a required reason. private_metadata (≤ 3000 characters) keeps the approval id
  * and where the Reject button was clicked, where a refusal is explained after the submission.
  */
-export function rejectModal(a: { id: string; summary: string }, at: { conversation: string; thread: string | null; direct?: boolean }) {
-  const meta: RejectMetadata = { approvalId: a.id, at: { channel: at.conversation, threadTs: at.thread, ...(at.direct ? { direct: true } : {}) } };
+export function rejectModal(a: { id: string; summary: string }, at: { conversation: string; thread: string | null; direct?: boolean }, shown?: Shown) {
+  const meta: RejectMetadata = {
+    approvalId: a.id,
+    at: { channel: at.conversation, threadTs: at.thread, ...(at.direct ? { direct: true } : {}) },
+    ...(shown ? { shown } : {}),
+  };
   return {
     type: 'modal' as const,
     callback_id: REJECT_CALLBACK_ID,
@@ -103,6 +107,8 @@ export function rejectModal(a: { id: string; summary: string }, at: { conversati
 export interface RejectMetadata {
   approvalId: string;
   at: { channel: string; threadTs: string | null; direct?: boolean } | null;
+  /** What the copy the Reject button was clicked on showed (stale buttons); absent in modals opened by earlier versions. */
+  shown?: Shown;
 }
 
 /** The Reject modal's metadata; a modal opened by an earlier version held the approval id alone. */
@@ -114,7 +120,13 @@ export function readRejectMetadata(s: string): RejectMetadata {
         m.at && typeof m.at.channel === 'string'
           ? { channel: m.at.channel, threadTs: typeof m.at.threadTs === 'string' ? m.at.threadTs : null, ...(m.at.direct === true ? { direct: true } : {}) }
           : null;
-      return { approvalId: m.approvalId, at };
+      const revision = readRevision(m.shown?.revision);
+      const msg = m.shown?.message;
+      const message =
+        msg && typeof msg.conversation === 'string' && typeof msg.messageId === 'string'
+          ? { message: { platform: 'slack', conversation: msg.conversation, messageId: msg.messageId } }
+          : {};
+      return { approvalId: m.approvalId, at, ...(revision !== undefined ? { shown: { revision, ...message } } : {}) };
     }
   } catch {
     // not JSON: the earlier form

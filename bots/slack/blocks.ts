@@ -11,6 +11,7 @@ import type { KnownBlock } from '@slack/types';
 import {
   ACTION_IDS,
   approvalLines,
+  buttonValue,
   foldSteps,
   STATUS_LABELS,
   stepText,
@@ -104,12 +105,14 @@ export function approvalBlocks(a: ApprovalView, opts: { buttons?: boolean } = {}
     { type: 'section', block_id: `approval:${a.id}`, text: { type: 'mrkdwn', text: truncate(lines.join('\n'), LIMITS.sectionText) } },
   ];
   if (a.status === 'pending' && opts.buttons !== false) {
+    // The approval id, and the revision of the view (stale buttons: src/chat/button-value.ts).
+    const value = buttonValue(a.id, a.revision);
     blocks.push({
       type: 'actions',
       block_id: `approval-actions:${a.id}`,
       elements: [
-        { type: 'button', action_id: ACTION_IDS.approve, text: { type: 'plain_text', text: 'Approve' }, style: 'primary', value: a.id },
-        { type: 'button', action_id: ACTION_IDS.reject, text: { type: 'plain_text', text: 'Reject' }, style: 'danger', value: a.id },
+        { type: 'button', action_id: ACTION_IDS.approve, text: { type: 'plain_text', text: 'Approve' }, style: 'primary', value },
+        { type: 'button', action_id: ACTION_IDS.reject, text: { type: 'plain_text', text: 'Reject' }, style: 'danger', value },
       ],
     });
   }
@@ -136,18 +139,20 @@ export function renderRunMessage(view: RunView): SlackMessage {
     blocks.push({ type: 'section', text: { type: 'mrkdwn', text: truncate(text, LIMITS.sectionText) } });
   }
   if (view.actions.length > 0) {
+    // The run id, and the revision of the view (stale buttons: src/chat/button-value.ts).
+    const value = buttonValue(view.runId, view.revision);
     blocks.push({
       type: 'actions',
       block_id: `run-actions:${view.runId}`,
       elements: view.actions.map((a) =>
         a === ACTION_IDS.retry
-          ? { type: 'button' as const, action_id: a, text: { type: 'plain_text' as const, text: 'Retry' }, style: 'primary' as const, value: view.runId }
+          ? { type: 'button' as const, action_id: a, text: { type: 'plain_text' as const, text: 'Retry' }, style: 'primary' as const, value }
           : {
               type: 'button' as const,
               action_id: a,
               text: { type: 'plain_text' as const, text: 'Cancel' },
               style: 'danger' as const,
-              value: view.runId,
+              value,
               confirm: {
                 title: { type: 'plain_text' as const, text: 'Cancel this run?' },
                 text: { type: 'plain_text' as const, text: 'It stops at the next step boundary and undoes completed steps that can be undone.' },

@@ -27,10 +27,12 @@ import {
   parseChatCommand,
   PROPOSAL_ACTION_IDS,
   PROPOSAL_UNKNOWN,
+  readButtonValue,
   REASON_FORM_NOT_OPENED,
   type ChatCore,
   type Logger,
   type Principal,
+  type Shown,
   type Where,
 } from '../../src/chat/index.ts';
 import { plainMessage, type SlackMessage } from './blocks.ts';
@@ -232,14 +234,16 @@ export class SlackBot {
     return async ({ ack, body, action }) => {
       const b = body as unknown as ClickBody;
       const actor = principalFromInteraction(b);
+      const { id: runId, revision } = readButtonValue((action as { value?: string }).value);
       await this.#core().submit({
         kind: 'operate',
         action: actionId === ACTION_IDS.retry ? 'retry' : 'cancel',
-        runId: (action as { value?: string }).value ?? '',
+        runId,
         actor,
         key: { key: `action:${b.trigger_id}`, kind: actionId },
         explainAt: this.#explainAt(actor, b),
         carryOut: 'after-ack',
+        ...shownBy(revision, b),
       });
       await ack();
     };
@@ -254,13 +258,15 @@ export class SlackBot {
   readonly #approve: ActionListener = async ({ ack, body, action }) => {
     const b = body as unknown as ClickBody;
     const actor = principalFromInteraction(b);
+    const { id: approvalId, revision } = readButtonValue((action as { value?: string }).value);
     await this.#core().submit({
       kind: 'decide',
-      approvalId: (action as { value?: string }).value ?? '',
+      approvalId,
       decision: 'approve',
       actor,
       explainAt: this.#explainAt(actor, b),
       carryOut: 'after-ack',
+      ...shownBy(revision, b),
     });
     await ack();
   };
@@ -271,14 +277,21 @@ export class SlackBot {
    */
   readonly #reject: ActionListener = async ({ ack, body, action, client }) => {
     const b = body as unknown as ClickBody;
-    const approvalId = (action as { value?: string }).value ?? '';
+    const { id: approvalId, revision } = readButtonValue((action as { value?: string }).value);
     const actor = principalFromInteraction(b);
+    const { shown } = shownBy(revision, b);
+    // An outdated copy (stale button): answered and redrawn, no form.
+    const target = { on: 'approval' as const, action: 'reject' as const, approvalId };
+    if (await this.#core().answeredAsOutdated({ target, actor, shown, explainAt: this.#explainAt(actor, b) })) {
+      await ack();
+      return;
+    }
     // A requester among the approvers may reject their own request, so this asks about a reject.
     const { eligibility, approval: a } = await this.#core().eligibility(actor, approvalId, 'reject');
     if (!eligibility.may || !a) {
       await this.#core().explain(actor, this.#explainAt(actor, b), eligibility.may ? '' : eligibility.message);
     } else {
-      await client.views.open({ trigger_id: b.trigger_id, view: rejectModal(a, this.#explainAt(actor, b)) }).catch(async (e: unknown) => {
+      await client.views.open({ trigger_id: b.trigger_id, view: rejectModal(a, this.#explainAt(actor, b), shown) }).catch(async (e: unknown) => {
         this.#log.warn({ err: (e as Error).message, approvalId }, 'views.open for the reject reason failed');
         await this.#core().explain(actor, this.#explainAt(actor, b), REASON_FORM_NOT_OPENED);
       });
@@ -291,7 +304,7 @@ export class SlackBot {
     // Recorded, then carried out after the ack like an Approve click: a refusal (the approval was
     // resolved meanwhile, …) is explained where the Reject button was clicked. Without a reason
     // the core records nothing and says why, under the reason input.
-    const { approvalId, at } = readRejectMetadata(view.private_metadata);
+    const { approvalId, at, shown } = readRejectMetadata(view.private_metadata);
     const result = await this.#core().submit({
       kind: 'decide',
       approvalId,
@@ -300,6 +313,7 @@ export class SlackBot {
       actor,
       explainAt: at ? { ...this.#where(actor, at.channel, at.threadTs), ...(at.direct ? { direct: true } : {}) } : this.#appDm(actor),
       carryOut: 'after-ack',
+      ...(shown ? { shown } : {}),
     });
     if (result.fieldErrors?.comment) {
       await ack({ response_action: 'errors', errors: { [REASON_BLOCK]: result.fieldErrors.comment } });
@@ -471,7 +485,19 @@ interface ClickBody {
   is_enterprise_install?: boolean;
   trigger_id: string;
   channel?: { id: string };
-  container?: { channel_id?: string; thread_ts?: string };
+  container?: { channel_id?: string; thread_ts?: string; message_ts?: string };
+}
+
+/**
+ * What the clicked copy showed (stale buttons): the revision its button carried, and the message
+ * it was (to redraw it). Nothing for a button without a revision (posted before versions existed):
+ * the click is carried out as before.
+ */
+function shownBy(revision: number | undefined, b: ClickBody): { shown?: Shown } {
+  if (revision === undefined) return {};
+  const channel = b.channel?.id ?? b.container?.channel_id;
+  const messageTs = b.container?.message_ts;
+  return { shown: { revision, ...(channel && messageTs ? { message: { platform: 'slack', conversation: channel, messageId: messageTs } } : {}) } };
 }
 
 function safeJson(s: string | undefined): unknown {

@@ -3,9 +3,10 @@
  * where `text` is the notification and fallback text. Pure: the outbox hashes the result.
  */
 import { z } from 'zod';
-import type { ChatReply, ChatView, Rendered } from '../../src/chat/index.ts';
+import { outdatedLines, outdatedPlain, truncate, type ChatReply, type ChatView, type Rendered } from '../../src/chat/index.ts';
+import type { OutdatedView } from '../../src/views/outdated-view.ts';
 import { renderApprovalMessage, renderPendingApprovals, renderReminder } from './approvals.ts';
-import { escapeMrkdwn, plainMessage, renderRunList, renderRunMessage, renderWorkflows, type SlackMessage } from './blocks.ts';
+import { escapeMrkdwn, LIMITS, plainMessage, renderRunList, renderRunMessage, renderWorkflows, SLACK_MARKUP, type SlackMessage } from './blocks.ts';
 import { renderProposal } from './proposals.ts';
 
 /** The button under a reply about missing parameters; its value names the workflow and what was given. */
@@ -51,6 +52,8 @@ export function renderReply(reply: ChatReply): SlackMessage {
     }
     case 'proposal':
       return renderProposal(reply.proposal);
+    case 'outdated':
+      return renderOutdated(reply.outdated);
   }
 }
 
@@ -65,4 +68,12 @@ export function renderSlack(view: ChatView): SlackMessage {
     default:
       return renderReply(view);
   }
+}
+
+/** The answer to a click on an outdated copy (stale buttons): nothing was done, what happened since (with mentions), the state now. */
+export function renderOutdated(v: OutdatedView): SlackMessage {
+  return {
+    text: truncate(outdatedPlain(v), LIMITS.fallbackText),
+    blocks: [{ type: 'section', text: { type: 'mrkdwn', text: truncate(outdatedLines(v, SLACK_MARKUP).join('\n'), LIMITS.sectionText) } }],
+  };
 }

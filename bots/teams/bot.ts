@@ -28,15 +28,17 @@ import {
   parseChatCommand,
   PROPOSAL_UNKNOWN,
   readBody,
+  readRevision,
   sendJson,
   type ChatCore,
   type Logger,
   type Principal,
+  type Shown,
   type TeamsSeen,
   type Where,
 } from '../../src/chat/index.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
-import { PARAM_INPUT_PREFIX, renderForViewer, reasonInputId, VERBS, type AdaptiveCard } from './cards.ts';
+import { PARAM_INPUT_PREFIX, renderForViewer, reasonInputId, VERBS, type AdaptiveCard, type CardNote } from './cards.ts';
 import { commandText, principalOf, tenantOf, type TeamsActivity } from './identity.ts';
 
 const CARD = 'application/vnd.microsoft.card.adaptive';
@@ -69,6 +71,13 @@ function seenIn(a: TeamsActivity): TeamsSeen | undefined {
 }
 
 const noted = (remember: TeamsSeen | undefined) => (remember ? { remember } : {});
+
+/** What the clicked card showed (stale buttons): its revision, and the posted card it was (to redraw it for everyone). */
+function shownBy(a: TeamsActivity, revision: number | undefined): { shown?: Shown } {
+  if (revision === undefined) return {};
+  const message = a.replyToId ? { message: { platform: 'teams', conversation: a.conversation.id, messageId: a.replyToId } } : {};
+  return { shown: { revision, ...message } };
+}
 
 export class TeamsBot {
   readonly #adapter: TeamsCloudAdapter;
@@ -180,21 +189,25 @@ export class TeamsBot {
     const str = (k: string) => (typeof data[k] === 'string' ? data[k] : '');
     const key = { key: `invoke:${a.id ?? ''}`, kind: verb };
     const core = this.#core();
+    // The revision the clicked card was drawn at (stale buttons); a card from before versions has none.
+    const shown = shownBy(a, readRevision(data.v));
     switch (verb) {
       case VERBS.approve:
       case VERBS.reject: {
         const approvalId = str('approvalId');
         const comment = (str(reasonInputId(approvalId)) || str('reason')).trim();
-        const { decided, fieldErrors } = await core.submit({
+        const { decided, fieldErrors, reply } = await core.submit({
           kind: 'decide',
           approvalId,
           decision: verb === VERBS.approve ? 'approve' : 'reject',
           ...(comment && verb === VERBS.reject ? { comment } : {}),
           actor,
           explainAt: null, // explained on the returned card
+          ...shown,
           ...noted(remember),
         });
         if (fieldErrors?.comment) return this.#card(a, actor, fieldErrors.comment, { approvalId }); // a reject needs a reason
+        if (reply?.kind === 'outdated') return this.#card(a, actor, reply.outdated, { approvalId }); // an outdated card: redrawn, with what happened since
         const note =
           decided?.kind === 'recorded'
             ? `Recorded: you ${verb === VERBS.approve ? 'approved' : 'rejected'} this request.`
@@ -211,9 +224,11 @@ export class TeamsBot {
           actor,
           key,
           explainAt: null,
+          ...shown,
           ...noted(remember),
         });
-        return this.#card(a, actor, r.duplicate ? ALREADY_RECORDED : r.reply?.kind === 'notice' ? r.reply.text : undefined, { runId });
+        const note = r.duplicate ? ALREADY_RECORDED : r.reply?.kind === 'notice' ? r.reply.text : r.reply?.kind === 'outdated' ? r.reply.outdated : undefined;
+        return this.#card(a, actor, note, { runId });
       }
       case VERBS.start:
         return this.#start(a, actor, data, key, remember);
@@ -275,9 +290,12 @@ export class TeamsBot {
    * The clicked card redrawn for the clicker: the message the click was made on when Tollgate
    * posted it (its run card or approval copy), else the approval or run the action named.
    */
-  async #card(a: TeamsActivity, actor: Principal, note: string | undefined, named: { approvalId?: string; runId?: string }): Promise<unknown> {
+  async #card(a: TeamsActivity, actor: Principal, note: CardNote | undefined, named: { approvalId?: string; runId?: string }): Promise<unknown> {
     const posted = a.replyToId ? { platform: 'teams', conversation: a.conversation.id, messageId: a.replyToId } : undefined;
     const view = await this.#core().viewOf({ ...(posted ? { posted } : {}), ...named });
-    return cardResponse(renderForViewer(view ?? notice(note ?? 'This card is no longer known to Tollgate.'), actor, view ? note : undefined));
+    if (view) return cardResponse(renderForViewer(view, actor, note));
+    return cardResponse(
+      renderForViewer(typeof note === 'object' ? { kind: 'outdated', outdated: note } : notice(note ?? 'This card is no longer known to Tollgate.'), actor),
+    );
   }
 }

@@ -30,6 +30,8 @@ import {
   ESCALATED_AWAY,
   foldSteps,
   personLabel,
+  outdatedLines,
+  outdatedPlain,
   PROPOSAL_ACTION_IDS,
   REJECT_REASON_REQUIRED,
   STATUS_LABELS,
@@ -47,6 +49,7 @@ import {
 import { TollgateError } from '../../src/chat/index.ts';
 import type { ApprovalCopy, ApprovalView } from '../../src/views/approval-view.ts';
 import type { FormField } from '../../src/views/form.ts';
+import type { OutdatedView } from '../../src/views/outdated-view.ts';
 import type { ProposalView } from '../../src/views/proposal-view.ts';
 import type { RunView } from '../../src/views/run-view.ts';
 import type { Markup } from '../../src/views/text.ts';
@@ -256,9 +259,17 @@ function reasonInput(approvalId: string): CardElement {
   };
 }
 
+/**
+ * The data of a button acting on `id` (`approvalId` or `runId`), with the revision of the view it
+ * was drawn from as `v` (stale buttons, src/chat/intake/stale.ts) when the view has one.
+ */
+function actionData(key: 'approvalId' | 'runId', id: string, revision: number | undefined): ExecuteAction['data'] {
+  return revision === undefined ? { [key]: id } : { [key]: id, v: revision };
+}
+
 /** Approve at once; "Reject…" opens the reason and the Reject button, which sends only that reason. */
-function decisionButtons(approvalId: string): CardElement {
-  const data = { approvalId };
+function decisionButtons(approvalId: string, revision?: number): CardElement {
+  const data = actionData('approvalId', approvalId, revision);
   return {
     type: 'ActionSet',
     actions: [
@@ -347,7 +358,7 @@ interface Drawn {
 /** One approval: the shared lines, and the buttons when `mayDecide`. */
 function approvalSection(a: ApprovalView, copy: ApprovalCopy, mayDecide: MayDecide): CardElement[] {
   const items = textLines(approvalLines(a, TEAMS_MARKUP));
-  if (mayDecide(a, copy)) items.push(decisionButtons(a.id));
+  if (mayDecide(a, copy)) items.push(decisionButtons(a.id, a.revision));
   return [section(items)];
 }
 
@@ -402,7 +413,7 @@ function runError(run: RunView): CardElement[] {
 }
 
 function runActions(run: RunView): CardAction[] {
-  const data = { runId: run.runId };
+  const data = actionData('runId', run.runId, run.revision);
   return run.actions.map((verb): CardAction =>
     verb === VERBS.retry
       ? execute('Retry', VERBS.retry, data, 'none', 'positive')
@@ -563,14 +574,21 @@ function draw(view: ChatView, mayDecide: MayDecide): Drawn {
   if (view.kind === 'runs') return runsCard(view.runs, view.title);
   if (view.kind === 'invalid-params') return formCard(view);
   if (view.kind === 'proposal') return proposalCard(view.proposal);
+  if (view.kind === 'outdated') return { text: outdatedPlain(view.outdated), body: textLines(outdatedLines(view.outdated, TEAMS_MARKUP)) };
   return noticeCard(view.text);
 }
 
-function envelope(d: Drawn, note?: string): AdaptiveCard {
+/** What a card says on top for the clicker: a notice's text, or the answer to a click on an outdated copy. */
+export type CardNote = string | OutdatedView;
+
+function noteLines(note: CardNote): string[] {
+  if (typeof note !== 'string') return outdatedLines(note, TEAMS_MARKUP).map((l) => truncate(l, LIMITS.textBlock));
+  return truncate(note, 1000).split('\n').map(noticeMarkdown);
+}
+
+function envelope(d: Drawn, note?: CardNote): AdaptiveCard {
   const fallbackText = truncate(d.text, LIMITS.fallbackText);
-  const top = note
-    ? [{ type: 'Container', style: 'emphasis', items: textLines(truncate(note, 1000).split('\n').map(noticeMarkdown), { weight: 'Bolder' }) }]
-    : [];
+  const top = note ? [{ type: 'Container', style: 'emphasis', items: textLines(noteLines(note), { weight: 'Bolder' }) }] : [];
   const card: AdaptiveCard = {
     type: 'AdaptiveCard',
     $schema: CARD_SCHEMA,
@@ -614,7 +632,7 @@ export function cardOf(r: Rendered): AdaptiveCard {
  * Approve/Reject only where they may still decide; Retry/Cancel as the run offers them; `note`
  * (with the notice marks `*bold*` and `` `code` ``) on top.
  */
-export function renderForViewer(view: ChatView, viewer: Principal, note?: string): AdaptiveCard {
+export function renderForViewer(view: ChatView, viewer: Principal, note?: CardNote): AdaptiveCard {
   return envelope(draw(view, viewerMayDecide(viewer)), note);
 }
 

@@ -49,11 +49,17 @@ export {
   approvalLines,
   ESCALATED_AWAY,
   foldSteps,
+  OUTDATED_HEADLINE,
+  outdatedLines,
+  outdatedPlain,
   formatDuration,
   stepText,
   truncate,
   type Markup,
 } from '../views/text.ts';
+// Stale buttons: the revision a button carries (src/chat/intake/stale.ts checks it at the click).
+export { buttonValue, readButtonValue, readRevision } from './button-value.ts';
+export type { Shown } from './intake/types.ts';
 // HTTP: where an adapter mounts its routes, and the body helpers (src/common/http.ts).
 export { readBody, sendJson, type HttpRoutes } from '../common/http.ts';
 

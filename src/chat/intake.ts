@@ -50,8 +50,9 @@ import { submitDecide } from './intake/decide.ts';
 import { checkInput, invalidParams, unknownWorkflow } from './intake/forms.ts';
 import { submitOperate } from './intake/operate.ts';
 import { proposalForm, proposalView, submitConfirm } from './intake/proposals.ts';
+import { answerIfOutdated, type ClickTarget } from './intake/stale.ts';
 import { submitStart } from './intake/start.ts';
-import type { ChatCoreOptions, DeliveryKey, Intent, SubmitResult } from './intake/types.ts';
+import type { ChatCoreOptions, DeliveryKey, Intent, Shown, SubmitResult } from './intake/types.ts';
 import { type Where } from './outbox.ts';
 import { claimDeliveryKey, enqueueHomeDelivery } from '../db/queries/chat-outbox.ts';
 import type { ChatView } from './platform.ts';
@@ -160,6 +161,17 @@ export class ChatCore {
    */
   rememberName(principal: Principal | string, name: string | null | undefined, source: NameSource): Promise<void> {
     return rememberName(this.#ix.o.pool, principal, name, source);
+  }
+
+  /**
+   * Before a form is shown for a click (Slack's reject reason): if the click was made on an
+   * outdated copy whose action no longer holds (intake/stale.ts), answers the clicker at
+   * `explainAt`, redraws the copies and returns true, so nobody fills in a form for nothing. The
+   * submitted form is checked again when it is carried out.
+   */
+  async answeredAsOutdated(click: { target: ClickTarget; actor: Principal; shown: Shown | undefined; explainAt: Where | null }): Promise<boolean> {
+    if (!click.shown) return false;
+    return withTransaction(this.#ix.o.pool, async (q) => (await answerIfOutdated(this.#ix, q, click)) !== undefined);
   }
 
   /** The workflow, or undefined when no such name (and version) is registered. */

@@ -4,11 +4,10 @@
  * for the clicker (Teams' `Action.Execute` returns a card), so the answer is the same view the
  * outbox renders, never a twin of it.
  */
-import { getApproval } from '../approvals/index.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { findPostedMessage } from '../db/queries/chat-outbox.ts';
-import { toApprovalView, type ApprovalCopy } from '../views/approval-view.ts';
-import { loadRunMessageView } from '../views/load-run-view.ts';
+import { type ApprovalCopy } from '../views/approval-view.ts';
+import { loadApprovalCopyView, loadRunMessageView } from '../views/load-run-view.ts';
 import type { ChatView } from './platform.ts';
 
 /** An approval copy row's `copy` column as the view's `ApprovalCopy`. */
@@ -22,8 +21,8 @@ export async function runMessageView(q: Queryable, runId: string): Promise<ChatV
 }
 
 export async function approvalMessageView(q: Queryable, approvalId: string, copy: ApprovalCopy = { kind: 'thread' }): Promise<ChatView | undefined> {
-  const a = await getApproval(q, approvalId);
-  return a ? { kind: 'approval', approval: toApprovalView(a), copy } : undefined;
+  const approval = await loadApprovalCopyView(q, approvalId);
+  return approval ? { kind: 'approval', approval, copy } : undefined;
 }
 
 /**

@@ -10,6 +10,7 @@
 import type { RunStatus } from '../db/queries/runs.ts';
 import type { ApprovalView } from '../views/approval-view.ts';
 import type { FormField } from '../views/form.ts';
+import type { OutdatedView } from '../views/outdated-view.ts';
 import type { ProposalView } from '../views/proposal-view.ts';
 import type { RunView } from '../views/run-view.ts';
 
@@ -52,7 +53,9 @@ export type ChatReply =
       intro?: string;
     }
   /** A free-text request as understood, waiting for the asker's Confirm (or confirmed: `runId`). */
-  | { kind: 'proposal'; proposal: ProposalView };
+  | { kind: 'proposal'; proposal: ProposalView }
+  /** A click on an outdated copy (a stale button): nothing was done; what happened since, and the state now. */
+  | { kind: 'outdated'; outdated: OutdatedView };
 
 /** A person's page (Slack's App Home): what waits for them and what they ran. */
 export interface HomeView {

@@ -69,6 +69,8 @@ export interface ApprovalView {
   delegations?: DelegatedSeat[];
   /** The rule's reason when the gate was approved by rule, not by a person (toApprovalView always sets it). */
   autoReason?: string | null;
+  /** The revision of its run when the view was read (see `RunView.revision`): its buttons carry it. Unset in lists (no version on their buttons). */
+  revision?: number;
 }
 
 function principalOrNull(s: string | null | undefined): Principal | null {

@@ -70,6 +70,13 @@ export interface RunView {
   /** The actions offered in this state, in display order. */
   actions: RunAction[];
   approvals: ApprovalView[];
+  /**
+   * The run's revision when the view was read (its newest event's place in the run's chain,
+   * src/db/queries/run-views.ts `readRunRevision`): every button of a copy carries it, so a click
+   * on an outdated copy is recognised (src/chat/intake/stale.ts). Unset in views built by hand
+   * (their buttons carry no version and are handled as before versions existed).
+   */
+  revision?: number;
 }
 
 // Recorded values, not work: `now`, `uuid`, and a model step's budget decision (its approval, when

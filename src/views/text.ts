@@ -7,6 +7,7 @@
  */
 import type { Principal } from '../common/principals.ts';
 import { deciders, describeRule, otherDecisions, type ApprovalDecisionView, type ApprovalView } from './approval-view.ts';
+import type { OutdatedView } from './outdated-view.ts';
 import type { StepView } from './run-view.ts';
 
 /** How one platform marks up text. `bold` takes text already escaped; `code` takes raw text. */
@@ -100,3 +101,31 @@ export function approvalFallback(a: ApprovalView): string {
 
 /** Said on a copy whose addressee may no longer decide (the request was escalated). */
 export const ESCALATED_AWAY = 'This request went to other approvers (escalated); nothing is needed from you.';
+
+/** The first line of the answer to a click on an outdated copy. */
+export const OUTDATED_HEADLINE = 'This message was out of date, so nothing was done.';
+
+/**
+ * The answer to a click on an outdated copy (src/views/outdated-view.ts): that nothing was done,
+ * what happened since (who, when) and the state now; the copy itself is redrawn.
+ */
+export function outdatedLines(v: OutdatedView, m: Markup): string[] {
+  const lines = [m.bold(m.text(OUTDATED_HEADLINE))];
+  const changes = v.changes.map((c) => `${m.text(c.what)}${c.by ? ` by ${m.person(c.by)}` : ''} ${m.date(c.at)}`);
+  if (v.earlier > 0) changes.unshift(`${v.earlier} earlier change${v.earlier === 1 ? '' : 's'}`);
+  lines.push(changes.length > 0 ? `Since it was drawn: ${changes.join('; ')}.` : 'Since it was drawn, the run moved on.');
+  lines.push(`Now: ${m.text(truncate(v.now, 500))}. The message shows the current state; act on it there if you still want to.`);
+  return lines;
+}
+
+/** The same answer as plain text (notifications, fallbacks): people by principal, dates in UTC. */
+export function outdatedPlain(v: OutdatedView): string {
+  const plain: Markup = {
+    text: (s) => s,
+    bold: (s) => s,
+    code: (s) => s,
+    person: (p) => (p ? (p.name ?? `${p.platform}:${p.tenant}:${p.user}`) : 'someone'),
+    date: (d) => `at ${d.toISOString().slice(11, 16)} UTC`,
+  };
+  return outdatedLines(v, plain).join(' ');
+}

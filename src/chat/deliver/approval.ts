@@ -7,6 +7,8 @@ import type { ApprovalRecord } from '../../approvals/types.ts';
 import type { Queryable } from '../../db/queryable.ts';
 import { withTransaction } from '../../db/transaction.ts';
 import { enqueueApprovalDelivery, enqueueHomeDelivery, scheduleReminder } from '../../db/queries/chat-outbox.ts';
+import { readApprovalRunRevision } from '../../db/queries/run-views.ts';
+import { atRevision } from '../../views/load-run-view.ts';
 import { isChatRun, lockApprovalCopies, lockApprovalDelivery, lockUnremindedDmCopies, markReminded } from '../../db/queries/chat-delivery.ts';
 import { toApprovalView } from '../../views/approval-view.ts';
 import { mayDecide } from '../../approvals/eligibility.ts';
@@ -27,7 +29,11 @@ export function deliverApproval(ctx: DeliveryContext, approvalId: string): Promi
     // Lock, then read: a delivery that waited here behind another must not post the state it
     // would have read before waiting.
     await lockApprovalDelivery(q, approvalId);
-    const a = await getApproval(q, approvalId);
+    // The approval with the run's revision it is at (the copies' buttons carry it).
+    const { state: a, revision } = await atRevision(
+      () => readApprovalRunRevision(q, approvalId),
+      () => getApproval(q, approvalId),
+    );
     if (!a) return 'nothing';
     if (!(await isChatRun(q, a.runId))) return 'nothing';
     if (a.status === 'pending') await ensureApprovalCopies(q, a, ctx.names);
@@ -39,7 +45,7 @@ export function deliverApproval(ctx: DeliveryContext, approvalId: string): Promi
       if (at) await scheduleReminder(q, approvalId, at);
     }
     if (rows.length === 0) return 'nothing';
-    const view = toApprovalView(a);
+    const view = { ...toApprovalView(a), revision };
     return deliverRows(
       ctx,
       q,

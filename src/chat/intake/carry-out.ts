@@ -7,7 +7,9 @@ import { withRetriedTransaction } from '../../db/transaction.ts';
 import { writeRunStarts } from '../intake-writes.ts';
 import { refreshName } from '../people.ts';
 import type { Intake } from './context.ts';
+import { outdatedDecision } from './decide.ts';
 import { operate } from './operate.ts';
+import { answerIfOutdated } from './stale.ts';
 import { confirm, understand } from './proposals.ts';
 import { deferredIntentSchema } from './types.ts';
 
@@ -40,6 +42,7 @@ export async function carryOut(ix: Intake, payload: unknown): Promise<void> {
       return;
     }
     if (intent.kind === 'decide') {
+      if (await answerIfOutdated(ix, q, outdatedDecision(intent))) return; // a stale button: answered, nothing recorded
       const via = intent.via ?? intent.explainAt.platform;
       const outcome = await ix.o.runtime.decideWithin(q, intent.approvalId, intent.actor, intent.decision, intent.comment, { via });
       if (outcome.kind !== 'recorded') await ix.explain(intent.actor, intent.explainAt, outcome.message, q);
@@ -51,8 +54,8 @@ export async function carryOut(ix: Intake, payload: unknown): Promise<void> {
       if (!outcome.ok) await ix.explain(intent.actor, intent.explainAt, outcome.text, q);
       return;
     }
-    const outcome = await operate(ix, q, intent.action, intent.runId, intent.actor);
-    if (!outcome.ok) await ix.explain(intent.actor, intent.explainAt, outcome.text, q);
+    const outcome = await operate(ix, q, intent.action, intent.runId, intent.actor, intent.shown);
+    if (!outcome.ok) await ix.explain(intent.actor, intent.explainAt, outcome.reply ?? outcome.text, q);
   });
   if (decided) observeDecided(decided);
 }

@@ -13,7 +13,7 @@ import { remember, type TeamsSeen } from '../directory.ts';
 import { writeDeferredIntents, writeRunStarts, type DeferredWrite, type RunStartWrite } from '../intake-writes.ts';
 import { addReply, type Where } from '../outbox.ts';
 import type { ChatPlatform } from '../platform.ts';
-import { notice } from '../replies.ts';
+import { notice, type ChatReply } from '../replies.ts';
 import type { ChatCoreOptions } from './types.ts';
 
 export interface Intake {
@@ -21,8 +21,8 @@ export interface Intake {
   readonly starts: GroupCommit<RunStartWrite & Noted, boolean>;
   readonly deferred: GroupCommit<DeferredWrite & Noted, boolean>;
   platform(name: string): ChatPlatform;
-  /** Records a one-off explanation for one person, through the outbox (no-op without a place to say it). */
-  explain(actor: Principal, at: Where | null, text: string, q?: Queryable): Promise<void>;
+  /** Records a one-off explanation (a notice's text, or a reply) for one person, through the outbox (no-op without a place to say it). */
+  explain(actor: Principal, at: Where | null, text: string | ChatReply, q?: Queryable): Promise<void>;
   /** The workflow, or undefined when no such name (and version) is registered. */
   workflow(name: string, version?: number): WorkflowDefinition | undefined;
 }
@@ -42,7 +42,7 @@ export function createIntake(o: ChatCoreOptions): Intake {
     platform,
     explain: async (actor, at, text, q = o.pool) => {
       if (!at) return;
-      await addReply(q, at, platform(at.platform).render(notice(text)), { visibleTo: at.direct ? null : actor });
+      await addReply(q, at, platform(at.platform).render(typeof text === 'string' ? notice(text) : text), { visibleTo: at.direct ? null : actor });
     },
     workflow: (name, version) => {
       try {

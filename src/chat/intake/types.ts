@@ -24,6 +24,21 @@ export interface DeliveryKey {
   kind: string;
 }
 
+/**
+ * What the clicked copy showed (stale buttons, stale.ts): the revision its button carried and,
+ * when the platform says, which posted message it was (so that message is redrawn). A click
+ * without it (a message posted before versions existed, a typed command) is carried out as before.
+ */
+export interface Shown {
+  revision: number;
+  message?: { platform: string; conversation: string; messageId: string };
+}
+
+export const shownSchema = z.object({
+  revision: z.number().int().nonnegative(),
+  message: z.object({ platform: z.string(), conversation: z.string(), messageId: z.string() }).optional(),
+});
+
 /** A parsed command, or the sentence saying why the text was not one. */
 export type ChatCommand = Command | { kind: 'invalid'; message: string };
 
@@ -65,12 +80,21 @@ export type Intent =
         key: DeliveryKey;
         carryOut?: CarryOut;
       }
-    /** A Retry or Cancel button. Refusals are explained to the actor at `explainAt`. */
-    | { kind: 'operate'; action: 'retry' | 'cancel'; runId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null; carryOut?: CarryOut }
+    /** A Retry or Cancel button. Refusals are explained to the actor at `explainAt`; `shown`: see `Shown`. */
+    | {
+        kind: 'operate';
+        action: 'retry' | 'cancel';
+        runId: string;
+        actor: Principal;
+        key: DeliveryKey;
+        explainAt: Where | null;
+        carryOut?: CarryOut;
+        shown?: Shown;
+      }
     /**
-     * An approval decision. Anything but a recorded decision is explained to the actor at `explainAt`.
-     * `via`: where it was made, kept with the decision ('console'); by default the platform of
-     * `explainAt`, else the actor's.
+     * An approval decision. Anything but a recorded decision is explained to the actor at `explainAt`;
+     * `shown`: see `Shown`. `via`: where it was made, kept with the decision ('console'); by default the
+     * platform of `explainAt`, else the actor's.
      */
     | {
         kind: 'decide';
@@ -81,6 +105,7 @@ export type Intent =
         explainAt: Where | null;
         carryOut?: CarryOut;
         via?: string;
+        shown?: Shown;
       }
     /** Confirm under a proposal (a free-text request understood): starts its run, once; only the asker may. */
     | { kind: 'confirm'; proposalId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null; carryOut?: CarryOut }
@@ -115,7 +140,14 @@ const preparedRunSchema = z.object({
 
 export const deferredIntentSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('start'), run: preparedRunSchema, where: whereSchema.nullable() }),
-  z.object({ kind: z.literal('operate'), action: z.enum(['retry', 'cancel']), runId: z.string(), actor: principalSchema, explainAt: whereSchema }),
+  z.object({
+    kind: z.literal('operate'),
+    action: z.enum(['retry', 'cancel']),
+    runId: z.string(),
+    actor: principalSchema,
+    explainAt: whereSchema,
+    shown: shownSchema.optional(),
+  }),
   z.object({
     kind: z.literal('decide'),
     approvalId: z.string(),
@@ -124,6 +156,7 @@ export const deferredIntentSchema = z.discriminatedUnion('kind', [
     actor: principalSchema,
     explainAt: whereSchema,
     via: z.string().optional(),
+    shown: shownSchema.optional(),
   }),
   // Free text for the model: understood by the worker, answered in the thread (never before the ack).
   z.object({ kind: z.literal('understand'), text: z.string(), actor: principalSchema, where: whereSchema }),

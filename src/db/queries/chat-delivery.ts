@@ -126,3 +126,16 @@ export async function recordFailure(q: Queryable, messageId: string, failures: n
 export async function markReminded(q: Queryable, messageId: string): Promise<void> {
   await q.query('UPDATE tollgate.chat_messages SET reminded_at = now() WHERE id = $1', [messageId]);
 }
+
+/**
+ * Forgets what a posted run message or approval copy shows (its rendering's hash), so that its
+ * next delivery updates it even if the current rendering hashes the same: a click proved that
+ * the person saw an older copy (a stale button). The caller enqueues the delivery.
+ */
+export async function forgetPostedRendering(q: Queryable, at: { platform: string; conversation: string; messageId: string }): Promise<void> {
+  await q.query(
+    `UPDATE tollgate.chat_messages SET posted_hash = NULL
+      WHERE platform = $1 AND message_id = $2 AND conversation = $3 AND kind IN ('run', 'approval')`,
+    [at.platform, at.messageId, at.conversation],
+  );
+}

@@ -55,3 +55,45 @@ export async function readRunChangeMarks(q: Queryable, runId: string): Promise<{
   );
   return rows[0];
 }
+
+// ----- revisions (stale buttons) -----------------------------------------------------------------
+
+/**
+ * A run's revision: the sequence number of its newest event in its audit chain (0 before any).
+ * Every change of a run appends an event in its own transaction (invariant 1), and the chain
+ * numbers a run's events in commit order (the chain's row is locked until the appending
+ * transaction ends), so a copy drawn at revision r shows every change up to r, and the events
+ * numbered after r are exactly what happened since. One primary-key read.
+ */
+export async function readRunRevision(q: Queryable, runId: string): Promise<number> {
+  const { rows } = await q.query<{ seq: string }>('SELECT seq FROM tollgate.event_chains WHERE chain = $1', [runId]);
+  return rows[0] ? Number(rows[0].seq) : 0;
+}
+
+/** The revision of the run an approval belongs to (0 for an unknown approval). */
+export async function readApprovalRunRevision(q: Queryable, approvalId: string): Promise<number> {
+  const { rows } = await q.query<{ seq: string }>('SELECT c.seq FROM tollgate.approvals a JOIN tollgate.event_chains c ON c.chain = a.run_id WHERE a.id = $1', [
+    approvalId,
+  ]);
+  return rows[0] ? Number(rows[0].seq) : 0;
+}
+
+/** An event as the stale-button check reads it: its place in the run's chain and what it says. */
+export interface RevisionEventRow {
+  seq: number;
+  type: string;
+  step_idx: number | null;
+  actor: unknown;
+  payload: Record<string, unknown>;
+  created_at: Date;
+}
+
+/** A run's events after revision `after`, oldest first, at most `limit` (through `events_chain_seq_idx`). */
+export async function listEventsSince(q: Queryable, runId: string, after: number, limit = 500): Promise<RevisionEventRow[]> {
+  const { rows } = await q.query<Omit<RevisionEventRow, 'seq'> & { seq: string }>(
+    `SELECT seq, type, step_idx, actor, payload, created_at FROM tollgate.events
+      WHERE coalesce(run_id, '') = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+    [runId, after, limit],
+  );
+  return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
+}
