@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     const wall = performance.now() - t0;
     const used = await cpu.stop();
     const { rows } = await stats.query<{ toplevel: boolean; calls: string; ms: number; rows: string; query: string }>(
-      `SELECT toplevel, sum(calls)::bigint AS calls, sum(total_exec_time) AS ms, sum(rows)::bigint AS rows, min(query) AS query
+      `SELECT toplevel, sum(calls)::bigint AS calls, sum(total_exec_time + total_plan_time) AS ms, sum(rows)::bigint AS rows, min(query) AS query
          FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
           AND query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%pg_stat_activity%'
         GROUP BY toplevel, queryid ORDER BY ms DESC`,
@@ -56,8 +56,8 @@ async function main(): Promise<void> {
     const out = [
       `${system}: ${runs} runs in ${(wall / 1000).toFixed(1)} s (${((runs / wall) * 1000).toFixed(0)} runs/s on this machine now); ` +
         `PostgreSQL CPU ${per(used.pgMs)} ms/run, Node CPU ${per(used.nodeMs)} ms/run; ` +
-        `top-level statements ${per(top.reduce((a, r) => a + Number(r.calls), 0))}/run, their execution ${per(top.reduce((a, r) => a + r.ms, 0))} ms/run`,
-      '| level | calls/run | exec ms/run | rows/run | statement |',
+        `top-level statements ${per(top.reduce((a, r) => a + Number(r.calls), 0))}/run, their planning and execution ${per(top.reduce((a, r) => a + r.ms, 0))} ms/run`,
+      '| level | calls/run | plan+exec ms/run | rows/run | statement |',
       '|---|---:|---:|---:|---|',
       ...rows
         .filter((r) => Number(r.calls) / runs >= 0.05)
