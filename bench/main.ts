@@ -22,12 +22,13 @@ import { dbosSection } from './dbos.ts';
 import { graphileSection } from './graphile.ts';
 import { runtimeSection } from './runtime.ts';
 import { slackSection } from './slack-section.ts';
+import { teamsSection } from './teams.ts';
 import { cliSection } from './cli.ts';
 import { soakSection } from './soak.ts';
 import type { BenchContext, BenchSection, Figure, SectionRunner } from './types.ts';
 
 /** In order. Add a section here (e.g. the Slack adapter's) and its figures join the table. */
-const SECTIONS: BenchSection[] = [graphileSection, runtimeSection, dbosSection, slackSection, cliSection, soakSection];
+const SECTIONS: BenchSection[] = [graphileSection, runtimeSection, dbosSection, slackSection, teamsSection, cliSection, soakSection];
 
 /** Comparisons printed under the figures, when both sides were measured. */
 const RATIOS: { label: string; num: string; den: string; goal?: string }[] = [
@@ -39,6 +40,11 @@ const RATIOS: { label: string; num: string; den: string; goal?: string }[] = [
   { label: 'Tollgate / DBOS statements per run', num: 'tollgate.statements', den: 'dbos.statements' },
   { label: 'Tollgate / DBOS WAL fsyncs per run', num: 'tollgate.wal_fsyncs', den: 'dbos.wal_fsyncs' },
   { label: 'Tollgate runs/s / graphile-worker jobs/s', num: 'tollgate.runs_per_s', den: 'graphile.jobs_per_s' },
+  // bench/slack.ts rows 1 (/tollgate run), 2 (Approve), 4 (Retry) over row 0 (the floor); bench/teams.ts row 1 over its row 0.
+  { label: 'ack p99, 200 concurrent /tollgate run / floor', num: 'slack.1.p99', den: 'slack.0.p99', goal: 'goal ≤ 1.5×' },
+  { label: 'ack p99, 200 concurrent Approve clicks / floor', num: 'slack.2.p99', den: 'slack.0.p99', goal: 'goal ≤ 1.5×' },
+  { label: 'ack p99, 200 concurrent Retry clicks / floor', num: 'slack.4.p99', den: 'slack.0.p99', goal: 'goal ≤ 1.5×' },
+  { label: 'ack p99, 200 concurrent Teams invokes / floor', num: 'teams.1.p99', den: 'teams.0.p99', goal: 'goal ≤ 1.5×' },
 ];
 
 function int(env: string | undefined, fallback: number): number {

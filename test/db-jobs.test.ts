@@ -4,7 +4,8 @@
  * lost; add_jobs adds one job per payload in one statement.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addJob, addJobs } from '../src/db/queries/jobs.ts';
+import { addJob, addJobs, ADVANCE_TASK } from '../src/db/queries/jobs.ts';
+import { insertQueuedRun } from '../src/db/queries/runs.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 
 let db: TestDb;
@@ -67,5 +68,43 @@ describe('jobs (src/db/queries/jobs.ts)', () => {
       [{ i: 2 }, 10],
       [{ i: 3 }, 10],
     ]);
+  });
+
+  it("adds a new run's advance job, keyed, and wakes the workers, both before and after its task has a row", async () => {
+    const fresh = await createTestDb();
+    const listener = await fresh.pool.connect();
+    const notified: string[] = [];
+    listener.on('notification', (m) => void notified.push(m.payload ?? ''));
+    await listener.query('LISTEN "jobs:insert"');
+    try {
+      const start = (id: string) =>
+        insertQueuedRun(fresh.pool, { id, workflow: 'w', version: 1, input: {}, requester: null, origin: { platform: 'cli' } }, null);
+      // The first run of a fresh database: no job of the task was ever added, so it has no row yet.
+      const before = await fresh.pool.query(`SELECT count(*)::int AS n FROM graphile_worker._private_tasks WHERE identifier = $1`, [ADVANCE_TASK]);
+      expect(before.rows[0].n).toBe(0);
+      await start('run_first');
+      await start('run_second');
+      const { rows } = await fresh.pool.query(
+        `SELECT j.payload, j.key, j.max_attempts, j.priority, j.job_queue_id, j.flags, j.run_at <= now() AS due FROM graphile_worker._private_jobs j
+         JOIN graphile_worker._private_tasks t ON t.id = j.task_id WHERE t.identifier = $1 ORDER BY j.id`,
+        [ADVANCE_TASK],
+      );
+      const job = (runId: string) => ({
+        payload: { runId },
+        key: `advance:${runId}`,
+        max_attempts: 25,
+        priority: 0,
+        job_queue_id: null,
+        flags: null,
+        due: true,
+      });
+      expect(rows).toEqual([job('run_first'), job('run_second')]);
+      await fresh.pool.query('SELECT 1'); // the notifications arrive before the next round trip's answer
+      await listener.query('SELECT 1');
+      expect(notified.map((p) => (JSON.parse(p) as { count: number }).count)).toEqual([1, 1]);
+    } finally {
+      listener.release();
+      await fresh.close();
+    }
   });
 });

@@ -460,6 +460,33 @@ describe('authentication', () => {
     });
   }
 
+  it('a token that passed is taken again only for the same service URL, and only as it was signed', async () => {
+    const conv = personal(REQ);
+    const since = (await db.pool.query<{ now: Date }>('SELECT now()')).rows[0]!.now;
+    const runs = async () => (await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.runs`)).rows[0]!.n;
+    const first = t.act.message({ text: `run steps n=1`, from: REQ, tenant: TENANT, conversation: conv });
+    const token = t.identity.mint({ serviceUrl: String(first.serviceUrl) });
+    expect((await t.send(first, { token })).status).toBe(200);
+    expect((await t.send(t.act.message({ text: `run steps n=1`, from: REQ, tenant: TENANT, conversation: conv }), { token })).status).toBe(200);
+    const before = await runs();
+    // The same token, now naming another Bot Connector: botbuilder's serviceurl check still applies.
+    const elsewhere = { ...t.act.message({ text: `run steps n=1`, from: REQ, tenant: TENANT, conversation: conv }), serviceUrl: 'https://smba.evil.example/' };
+    expect((await t.send(elsewhere, { token })).status).toBe(401);
+    // The same token with its signature altered is another token, checked afresh.
+    const [head, body, sig] = token.split('.');
+    const altered = `${head}.${body}.${sig!.startsWith('A') ? 'B' : 'A'}${sig!.slice(1)}`;
+    expect((await t.send(t.act.message({ text: `run steps n=1`, from: REQ, tenant: TENANT, conversation: conv }), { token: altered })).status).toBe(401);
+    expect(await runs()).toBe(before);
+    await poll(
+      async () =>
+        (await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.runs WHERE status <> 'succeeded' AND created_at >= $1`, [since])).rows[0]!.n ===
+        '0',
+      {
+        message: 'the runs it started finished',
+      },
+    );
+  });
+
   it('with Teams unconfigured, /api/messages answers 401 saying what to set', async () => {
     const app = await startApp({
       config: loadConfig({ DATABASE_URL: db.url, ...TEST_AUDIT_ENV, PORT: '0', LOG_LEVEL: 'silent' }),

@@ -40,7 +40,7 @@ import { commandTextFor, messageCommandText, principalFromCommand, principalFrom
 import { readReason, readRejectMetadata, REASON_BLOCK, REJECT_CALLBACK_ID, rejectModal } from './approvals.ts';
 import { PARAMS_CALLBACK_ID, paramsMetadataSchema, paramsModal, readSubmission, slackFieldErrorsOf } from './modal.ts';
 import { OPEN_FORM_ACTION, openFormValueSchema, renderReply } from './render.ts';
-import { TollgateHttpReceiver } from './receiver.ts';
+import { TollgateHttpReceiver, type LeanAck } from './receiver.ts';
 import { AckAfterRecordSocketModeReceiver } from './socket-receiver.ts';
 
 type WebClient = InstanceType<typeof webApi.WebClient>;
@@ -110,7 +110,7 @@ export class SlackBot {
       const receiver = new AckAfterRecordSocketModeReceiver({ appToken: o.appToken, logger, installerOptions: { clientOptions } });
       this.app = new App({ receiver, authorize, clientOptions, logger, convoStore: false });
     } else {
-      this.receiver = new TollgateHttpReceiver({ signingSecret: o.signingSecret, logger });
+      this.receiver = new TollgateHttpReceiver({ signingSecret: o.signingSecret, logger, lean: (body) => this.leanListener(body) });
       this.app = new App({ receiver: this.receiver, authorize, clientOptions, logger, convoStore: false });
     }
     this.#register();
@@ -442,6 +442,43 @@ export class SlackBot {
   #core(): ChatCore {
     return this.#o.core();
   }
+
+  /**
+   * The receiver's lean path (bots/slack/receiver.ts `LeanPath`): the listener of a `/tollgate`
+   * command, an Approve, Retry, Cancel or Confirm click, or a Reject reason's submission, matched
+   * as Bolt matches it (the command's name; a block action's first action's id; a submitted view's
+   * callback id), and called with the arguments it reads, the same listener Bolt would call. Every
+   * other request (events, the buttons that open a form) goes through Bolt.
+   */
+  leanListener(body: Record<string, unknown>): ((ack: LeanAck) => Promise<void>) | undefined {
+    const client = this.client;
+    if (typeof body.command === 'string') {
+      if (body.command !== '/tollgate') return undefined;
+      const command = body as unknown as SlackCommandMiddlewareArgs['command'];
+      return (ack) =>
+        this.#slashCommand({ command, body: command, payload: command, ack, client } as unknown as Parameters<Middleware<SlackCommandMiddlewareArgs>>[0]);
+    }
+    if (body.type === 'block_actions' && Array.isArray(body.actions)) {
+      const action = body.actions[0] as { action_id?: unknown } | undefined;
+      const listener = typeof action?.action_id === 'string' ? this.#leanActions.get(action.action_id) : undefined;
+      if (!listener) return undefined;
+      return (ack) => listener({ body, action, payload: action, ack, client } as unknown as Parameters<ActionListener>[0]);
+    }
+    if (body.type === 'view_submission') {
+      const view = body.view as { callback_id?: unknown } | undefined;
+      if (view?.callback_id !== REJECT_CALLBACK_ID) return undefined;
+      return (ack) => this.#rejectSubmitted({ body, view, payload: view, ack, client } as unknown as Parameters<ViewListener>[0]);
+    }
+    return undefined;
+  }
+
+  /** The clicks of the lean path, by action id: those recorded before the ack with no Web API call. */
+  readonly #leanActions = new Map<string, ActionListener>([
+    [ACTION_IDS.retry, this.#operate(ACTION_IDS.retry)],
+    [ACTION_IDS.cancel, this.#operate(ACTION_IDS.cancel)],
+    [ACTION_IDS.approve, this.#approve],
+    [PROPOSAL_ACTION_IDS.confirm, this.#confirm],
+  ]);
 
   // ----- helpers ---------------------------------------------------------------------------
 

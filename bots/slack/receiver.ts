@@ -25,16 +25,30 @@ import { isUnattributedInteraction } from './identity.ts';
 /** How far a request's timestamp may be from now, in either direction (Slack's replay window). */
 export const MAX_SKEW_SEC = 5 * 60;
 
+/** What a listener's `ack()` stores: the answer sent once the listener returns. */
+export type LeanAck = (response?: unknown) => Promise<void>;
+
+/**
+ * The lean path: for a verified, parsed body, the listener that handles it (called with the
+ * request's `ack`), or undefined to leave the request to Bolt. Bolt matches a request to its
+ * listener through a chain of middleware (authorize, ignore-self, type and id matchers, each an
+ * async step) that costs more than the listener itself in a burst of clicks or commands; the few
+ * requests a burst is made of (bots/slack/bot.ts `leanListener`) are matched by their id instead.
+ */
+export type LeanPath = (body: NonNullable<ReceiverEvent['body']>) => ((ack: LeanAck) => Promise<void>) | undefined;
+
 export class TollgateHttpReceiver implements Receiver {
   #app: App | undefined;
   readonly #signingSecret: string;
   readonly #logger: BoltLogger;
   readonly #bodyLimit: number;
+  readonly #lean: LeanPath | undefined;
 
-  constructor(opts: { signingSecret: string; logger: BoltLogger; bodyLimit?: number }) {
+  constructor(opts: { signingSecret: string; logger: BoltLogger; bodyLimit?: number; lean?: LeanPath }) {
     this.#signingSecret = opts.signingSecret;
     this.#logger = opts.logger;
     this.#bodyLimit = opts.bodyLimit ?? HTTPModuleFunctions.defaultBodyLimit;
+    this.#lean = opts.lean;
   }
 
   init(app: App): void {
@@ -92,6 +106,45 @@ export class TollgateHttpReceiver implements Receiver {
       HTTPModuleFunctions.buildNoBodyResponse(res, 200);
       return;
     }
+    // Verified, parsed and attributed: from here on the request is handled, on the lean path or by Bolt.
+    const lean = body ? this.#lean?.(body) : undefined;
+    if (lean) {
+      await this.#handleLean(req, res, lean);
+      return;
+    }
+    await this.#handleWithBolt(req, res, buffered, body);
+  };
+
+  /** The lean path: the listener, then its stored answer (Bolt's `processBeforeResponse`, without its ack object and timer). */
+  async #handleLean(req: http.IncomingMessage, res: http.ServerResponse, listener: (ack: LeanAck) => Promise<void>): Promise<void> {
+    let acked = false;
+    let stored: unknown;
+    try {
+      await listener((response) => {
+        if (acked) throw new TollgateError('TG_INTERNAL', 'A Slack request was acknowledged twice.');
+        acked = true;
+        stored = response || '';
+        return Promise.resolve();
+      });
+      if (res.headersSent) return;
+      HTTPModuleFunctions.buildContentResponse(res, stored); // nothing stored (nothing acked): 200, no body, as on Bolt's path
+    } catch (error) {
+      await HTTPModuleFunctions.defaultProcessEventErrorHandler({
+        error: error as Error,
+        logger: this.#logger,
+        request: req,
+        response: res,
+        storedResponse: stored,
+      });
+    }
+  }
+
+  async #handleWithBolt(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    buffered: Awaited<ReturnType<typeof HTTPModuleFunctions.parseAndVerifyHTTPRequest>>,
+    body: ReceiverEvent['body'],
+  ): Promise<void> {
     const ack = new HTTPResponseAck({
       logger: this.#logger,
       processBeforeResponse: true,
@@ -130,5 +183,5 @@ export class TollgateHttpReceiver implements Receiver {
       });
       ack.ack(); // stop the no-ack timer: the request has its answer
     }
-  };
+  }
 }

@@ -31,6 +31,21 @@ interface ConnectorClientLike {
   client?: { pipeline?: { removePolicy(p: { phase: string }): unknown } };
 }
 
+/** How many verified tokens are remembered at most (the oldest goes first); a channel uses a few per hour. */
+const VERIFIED_TOKENS_KEPT = 1000;
+
+/** The `exp` of a JWT that botbuilder has just verified, in ms; undefined if it has none (then it is not remembered). */
+function expiryMs(authorization: string): number | undefined {
+  const payload = authorization.replace(/^Bearer\s+/i, '').split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const exp = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class TeamsCloudAdapter extends CloudAdapter {
   readonly appId: string;
   readonly #clients = new Map<string, Promise<Conversations>>();
@@ -40,9 +55,35 @@ export class TeamsCloudAdapter extends CloudAdapter {
     this.appId = settings.MicrosoftAppId ?? '';
   }
 
-  /** botbuilder's validation of an incoming activity's token; throws on any failure. */
+  /**
+   * botbuilder's validation of an incoming activity's token; throws on any failure. A token that
+   * passed is remembered, with what botbuilder checked it against besides itself (the activity's
+   * channel and service URL), until the `exp` it carries: the channel sends the same token with
+   * every activity for up to an hour, and verifying its RS256 signature, issuer, audience and
+   * endorsements again each time is the largest part of answering an invoke. Anything else (another
+   * token, the same token for another service URL or channel, after its `exp`) is validated by
+   * botbuilder afresh.
+   */
   async authenticate(activity: Activity, authorization: string): Promise<void> {
+    const key = `${activity.channelId ?? ''}\n${activity.serviceUrl ?? ''}\n${authorization}`;
+    const until = this.#verified.get(key);
+    if (until !== undefined && Date.now() < until) return;
+    if (until !== undefined) this.#verified.delete(key);
     await this.botFrameworkAuthentication.authenticateRequest(activity, authorization);
+    this.#remember(key, authorization);
+  }
+
+  /** Tokens that passed, by channel, service URL and token, with when each stops being taken as verified (ms). */
+  readonly #verified = new Map<string, number>();
+
+  #remember(key: string, authorization: string): void {
+    const exp = expiryMs(authorization);
+    if (exp === undefined || exp <= Date.now()) return;
+    if (this.#verified.size >= VERIFIED_TOKENS_KEPT) {
+      for (const [k, until] of this.#verified) if (until <= Date.now()) this.#verified.delete(k);
+      if (this.#verified.size >= VERIFIED_TOKENS_KEPT) this.#verified.delete(this.#verified.keys().next().value as string);
+    }
+    this.#verified.set(key, exp);
   }
 
   /** The connector for one service URL, made once per process (its credentials refresh their own token). */

@@ -56,6 +56,21 @@ export function describeForm(schema: z.ZodType): FormField[] {
   return fields;
 }
 
+/**
+ * `describeForm`, kept per schema for `checkFormValues`, which every `run` command and form
+ * submission calls (a schema never changes once a workflow is defined). Read only here; callers
+ * of `describeForm` get an array of their own.
+ */
+const formFields = new WeakMap<z.ZodType, FormField[]>();
+function fieldsOf(schema: z.ZodType): FormField[] {
+  let fields = formFields.get(schema);
+  if (!fields) {
+    fields = describeForm(schema);
+    formFields.set(schema, fields);
+  }
+  return fields;
+}
+
 /** A one-line description of a workflow's inputs, e.g. `vendor, amount (number), currency=EUR|USD`. */
 export function describeInputs(schema: z.ZodType): string {
   const fields = describeForm(schema);
@@ -110,6 +125,6 @@ export function checkFormValues(
   schema: z.ZodType,
   values: Record<string, string | undefined>,
 ): { ok: true; input: unknown } | { ok: false; error: z.ZodError } {
-  const parsed = checkRunInput(schema, fromFormValues(describeForm(schema), values));
+  const parsed = checkRunInput(schema, fromFormValues(fieldsOf(schema), values));
   return parsed.success ? { ok: true, input: parsed.data } : { ok: false, error: parsed.error };
 }

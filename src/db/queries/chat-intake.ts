@@ -6,7 +6,7 @@
  */
 import type { Queryable } from '../queryable.ts';
 import { INSERT_EVENTS } from './events.ts';
-import { ADVANCE_TASK } from './jobs.ts';
+import { ADVANCE_TASK, newKeyedJobs } from './jobs.ts';
 
 /** The task that carries out deferred intents (jobs/chat-intent.ts). */
 export const INTENT_TASK = 'chat-intent';
@@ -66,9 +66,8 @@ export async function insertRunStarts(q: Queryable, rows: readonly RunStartRow[]
      e AS (
        ${INSERT_EVENTS}
        SELECT id, 'run.created', NULL, requester, jsonb_build_object('workflow', workflow, 'version', workflow_version) FROM r),
-     j AS (
-       SELECT count(*) AS n FROM graphile_worker.add_jobs(
-         (SELECT array_agg(ROW($2::text, json_build_object('runId', id), NULL, NULL, 25, 'advance:' || id, NULL, NULL)::graphile_worker.job_spec) FROM r))),
+     advance AS (SELECT json_build_object('runId', id) AS payload, 'advance:' || id AS job_key, 25 AS max_attempts FROM r),
+     ${newKeyedJobs('j', '$2', 'advance')},
      m AS (
        INSERT INTO tollgate.chat_messages (id, platform, kind, run_id, tenant, conversation, thread, address)
        SELECT msg_id, msg_platform, 'run', run_id, tenant, conversation, thread, address FROM todo

@@ -36,6 +36,39 @@ export async function enqueueAdvance(q: Queryable, runId: string, runAt?: Date):
   }
 }
 
+/**
+ * Data-modifying CTEs that add one job of the task named by the parameter `task` (e.g. `$7`) per
+ * row of the CTE `source` (columns `payload json`, `job_key text`, `max_attempts int`), for keys
+ * that are new (a run's first advance): the CTE `name` yields one row, `n`, the jobs added.
+ *
+ * Graphile Worker's `add_job` does this in a PL/pgSQL function of five statements (ensure the task
+ * and queue rows, clear the keys of locked jobs, notify, insert with `ON CONFLICT (key)`), the
+ * largest share of a run's PostgreSQL time (bench/statements.ts). For a key no job can hold yet
+ * only the insert and the notification are needed, written here as `add_jobs` writes them (its
+ * column defaults: no queue, priority 0, run now, no flags); graphile-worker is pinned to 0.17,
+ * whose `_private_jobs` this is (test/db-jobs.test.ts runs a job added this way). Should the task
+ * have no row yet (a database no job of it was ever added to), `add_jobs` adds them instead: the
+ * two branches read the same snapshot, so exactly one of them writes. Workers in other processes
+ * and threads wait on the notification, so it is kept: one per statement, not one per job.
+ * `name` is MATERIALIZED so that the statement must read it: inlined, a join that uses none of its
+ * columns would drop the expression, and with it the first jobs and the notification.
+ */
+export function newKeyedJobs(name: string, task: string, source: string): string {
+  return `${name}_direct AS (
+       INSERT INTO graphile_worker._private_jobs (task_id, payload, max_attempts, key)
+       SELECT t.id, s.payload, s.max_attempts, s.job_key FROM ${source} s
+       JOIN graphile_worker._private_tasks t ON t.identifier = ${task}::text
+       RETURNING id),
+     ${name}_first AS (
+       SELECT count(*) AS n FROM graphile_worker.add_jobs(
+         (SELECT array_agg(ROW(${task}::text, s.payload, NULL, NULL, s.max_attempts, s.job_key, NULL, NULL)::graphile_worker.job_spec) FROM ${source} s))
+       WHERE NOT EXISTS (SELECT 1 FROM graphile_worker._private_tasks t WHERE t.identifier = ${task}::text)),
+     ${name}_notify AS (
+       SELECT pg_notify('jobs:insert', json_build_object('count', count(*))::text) FROM ${name}_direct HAVING count(*) > 0),
+     ${name} AS MATERIALIZED (
+       SELECT (SELECT count(*) FROM ${name}_direct) + (SELECT coalesce(sum(n), 0) FROM ${name}_first) + 0 * (SELECT count(*) FROM ${name}_notify) AS n)`;
+}
+
 export interface JobOptions {
   runAt?: Date | null;
   /** With a key, a pending job of the same key is replaced (Graphile Worker's 'replace' mode). */

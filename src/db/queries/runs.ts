@@ -10,7 +10,7 @@
  */
 import type { Queryable } from '../queryable.ts';
 import { INSERT_EVENTS } from './events.ts';
-import { ADVANCE_TASK } from './jobs.ts';
+import { ADVANCE_TASK, newKeyedJobs } from './jobs.ts';
 import { prepared } from './prepared.ts';
 
 // Still importable from here (src/chat/intake-writes.ts), though src/db/queries/jobs.ts holds it now.
@@ -43,6 +43,36 @@ export type RunStatus =
   | 'dead_letter';
 
 export type StepStatus = 'running' | 'retrying' | 'sleeping' | 'succeeded' | 'failed' | 'compensating' | 'compensated' | 'compensation_failed';
+
+/**
+ * The columns of `RunRow`, named, for the prepared statements that return a run (`claimRun`,
+ * `insertQueuedRun`): a prepared `RETURNING *` fails once a migration adds a column (see
+ * prepared.ts). A column added to `RunRow` that these callers need goes here too.
+ */
+const RUN_COLUMNS = [
+  'id',
+  'workflow',
+  'workflow_version',
+  'status',
+  'wait_reason',
+  'wake_at',
+  'input',
+  'output',
+  'error',
+  'requester',
+  'origin',
+  'cancel_requested_at',
+  'cancel_requested_by',
+  'executor',
+  'recovery_attempts',
+  'created_at',
+  'updated_at',
+  'started_at',
+  'finished_at',
+  'trace_context',
+  'journal_purged_at',
+] as const satisfies readonly (keyof RunRow)[];
+const runColumns = (alias: string) => RUN_COLUMNS.map((c) => `${alias}.${c}`).join(', ');
 
 export interface RunRow {
   id: string;
@@ -108,24 +138,27 @@ export async function insertQueuedRun(
   traceContext: string | null,
 ): Promise<RunRow> {
   const { rows } = await q.query<RunRow>(
-    `WITH r AS (
-       INSERT INTO tollgate.runs (id, workflow, workflow_version, status, input, requester, origin, trace_context)
-       VALUES ($1, $2, $3, 'queued', $4, $5, $6, $8) RETURNING *),
+    prepared(
+      'insert_queued_run_v4',
+      `WITH r AS (
+       INSERT INTO tollgate.runs AS runs (id, workflow, workflow_version, status, input, requester, origin, trace_context)
+       VALUES ($1, $2, $3, 'queued', $4, $5, $6, $8) RETURNING ${runColumns('runs')}),
      e AS (${INSERT_EVENTS}
        SELECT id, 'run.created', NULL, requester, jsonb_build_object('workflow', workflow, 'version', workflow_version) FROM r),
-     j AS (SELECT graphile_worker.add_job($7, json_build_object('runId', id), job_key => 'advance:' || id,
-             job_key_mode => 'replace', max_attempts => 25) FROM r)
-     SELECT r.* FROM r, (SELECT count(*) FROM j) AS enqueued`,
-    [
-      run.id,
-      run.workflow,
-      run.version,
-      JSON.stringify(run.input),
-      JSON.stringify(run.requester ?? null),
-      JSON.stringify(run.origin ?? null),
-      ADVANCE_TASK,
-      traceContext,
-    ],
+     advance AS (SELECT json_build_object('runId', id) AS payload, 'advance:' || id AS job_key, 25 AS max_attempts FROM r),
+     ${newKeyedJobs('j', '$7', 'advance')}
+     SELECT r.* FROM r, j`,
+      [
+        run.id,
+        run.workflow,
+        run.version,
+        JSON.stringify(run.input),
+        JSON.stringify(run.requester ?? null),
+        JSON.stringify(run.origin ?? null),
+        ADVANCE_TASK,
+        traceContext,
+      ],
+    ),
   );
   return rows[0] as RunRow;
 }
@@ -154,7 +187,9 @@ export type ClaimResult = { run: RunRow; previous: RunStatus; hasSteps: boolean 
  */
 export async function claimRun(q: Queryable, runId: string, executor: string, runnable: string[], maxRecoveries: number): Promise<ClaimResult> {
   const { rows } = await q.query<RunRow & { previous: RunStatus; has_steps: boolean }>(
-    `WITH prev AS (
+    prepared(
+      'claim_run_v4',
+      `WITH prev AS (
        SELECT id, status, executor, error, recovery_attempts,
               status IN ('running', 'compensating') AS interrupted,
               status IN ('running', 'compensating') AND recovery_attempts >= $4::int AS exhausted
@@ -184,7 +219,7 @@ export async function claimRun(q: Queryable, runId: string, executor: string, ru
          wait_reason = NULL, wake_at = NULL
        FROM prev WHERE r.id = prev.id AND prev.status IN ('queued', 'waiting', 'running', 'compensating')
          AND r.workflow || '@' || r.workflow_version = ANY($3::text[])
-       RETURNING r.*, prev.status AS previous, prev.exhausted, prev.executor AS last_executor,
+       RETURNING ${runColumns('r')}, prev.status AS previous, prev.exhausted, prev.executor AS last_executor,
          EXISTS (SELECT 1 FROM tollgate.steps s WHERE s.run_id = r.id) AS has_steps),
      e AS (${INSERT_EVENTS}
        SELECT id,
@@ -196,7 +231,8 @@ export async function claimRun(q: Queryable, runId: string, executor: string, ru
                 ELSE jsonb_build_object('executor', $2::text) END
        FROM r)
      SELECT * FROM r`,
-    [runId, executor, runnable, maxRecoveries],
+      [runId, executor, runnable, maxRecoveries],
+    ),
   );
   const row = rows[0];
   if (row) {

@@ -45,6 +45,12 @@ function mergeUsers(users: readonly TeamsUserSeen[]): TeamsUserSeen[] {
  * Remembers the Bot Connector that serves a tenant and what the activity says of its users (and
  * their display names, in `tollgate.people`), in one statement; each row is written only when
  * something changed.
+ *
+ * A row that would not change is left out before the insert, not only by the `ON CONFLICT … WHERE`:
+ * PostgreSQL locks the conflicting row before it evaluates that WHERE, so every activity of one
+ * person would otherwise hold their row until its transaction commits, and a burst of one
+ * approver's clicks (each deciding inline, in a transaction that starts with this) would commit
+ * one at a time.
  */
 export async function rememberSeen(q: Queryable, seen: TeamsSeen): Promise<void> {
   const users = mergeUsers(seen.users).map((u) => ({
@@ -55,7 +61,8 @@ export async function rememberSeen(q: Queryable, seen: TeamsSeen): Promise<void>
   }));
   await q.query(
     `WITH tenant AS (
-       INSERT INTO tollgate.teams_tenants (tenant, service_url) VALUES ($1, $2)
+       INSERT INTO tollgate.teams_tenants (tenant, service_url)
+       SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM tollgate.teams_tenants t WHERE t.tenant = $1 AND t.service_url = $2)
        ON CONFLICT (tenant) DO UPDATE SET service_url = EXCLUDED.service_url, updated_at = now()
        WHERE teams_tenants.service_url IS DISTINCT FROM EXCLUDED.service_url
      ),
@@ -65,12 +72,18 @@ export async function rememberSeen(q: Queryable, seen: TeamsSeen): Promise<void>
        SELECT 'teams:' || $1 || ':' || u.aad_object_id, btrim(u.name), 'teams'
        FROM jsonb_to_recordset($3::jsonb) AS u(aad_object_id text, name text)
        WHERE coalesce(btrim(u.name), '') <> ''
+         AND NOT EXISTS (SELECT 1 FROM tollgate.people p WHERE p.principal = 'teams:' || $1 || ':' || u.aad_object_id
+                         AND p.display_name = btrim(u.name) AND p.source = 'teams')
        ON CONFLICT (principal) DO UPDATE SET display_name = EXCLUDED.display_name, source = EXCLUDED.source, updated_at = now()
        WHERE (people.display_name, people.source) IS DISTINCT FROM (EXCLUDED.display_name, EXCLUDED.source)
      )
      INSERT INTO tollgate.teams_users (tenant, aad_object_id, user_id, name, conversation_id, service_url)
      SELECT $1, u.aad_object_id, u.user_id, u.name, u.conversation_id, $2
      FROM jsonb_to_recordset($3::jsonb) AS u(aad_object_id text, user_id text, name text, conversation_id text)
+     WHERE NOT EXISTS (
+       SELECT 1 FROM tollgate.teams_users t WHERE t.tenant = $1 AND t.aad_object_id = u.aad_object_id
+          AND (t.user_id, t.name, t.conversation_id, t.service_url)
+              IS NOT DISTINCT FROM (u.user_id, coalesce(u.name, t.name), coalesce(u.conversation_id, t.conversation_id), $2))
      ON CONFLICT (tenant, aad_object_id) DO UPDATE SET user_id = EXCLUDED.user_id, name = coalesce(EXCLUDED.name, teams_users.name),
        conversation_id = coalesce(EXCLUDED.conversation_id, teams_users.conversation_id), service_url = EXCLUDED.service_url, updated_at = now()
      WHERE (teams_users.user_id, teams_users.name, teams_users.conversation_id, teams_users.service_url)
