@@ -451,6 +451,8 @@ export class SlackBot {
    * other request (events, the buttons that open a form) goes through Bolt.
    */
   leanListener(body: Record<string, unknown>): ((ack: LeanAck) => Promise<void>) | undefined {
+    // The lean path skips Bolt's middleware, so the tenants check (#register's first middleware) is made here too.
+    if (!this.#core().tenantAllowed('slack', requestTenant(body))) return (ack) => ack();
     const client = this.client;
     if (typeof body.command === 'string') {
       if (body.command !== '/tollgate') return undefined;
