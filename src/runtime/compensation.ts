@@ -49,8 +49,8 @@ export async function compensateAndEnd(
   return 'finished';
 }
 
-/** Runs one step's undo, retried by its policy; false when it failed for good. */
-async function runCompensation(q: Queryable, run: RunRow, c: Compensation, parentLog: Logger, signal: AbortSignal): Promise<boolean> {
+/** Runs one step's undo, retried by its policy; false when it failed for good. Also used by an edit's rewind (rewind.ts). */
+export async function runCompensation(q: Queryable, run: RunRow, c: Compensation, parentLog: Logger, signal: AbortSignal): Promise<boolean> {
   const log = parentLog.child({ step: c.name, compensation: true });
   for (let attempt = 1; attempt <= c.retry.maxAttempts; attempt++) {
     if (signal.aborted) {

@@ -13,6 +13,8 @@ export interface Attempt<T> {
   /** The step's unique name (`name:n` for a repeat). */
   name: string;
   idx: number;
+  /** The run's generation (how many times an edit rewound it): 0 keeps the key `<run>:<idx>`. */
+  generation?: number;
   attempt: number;
   fn: (ctx: StepContext) => Promise<T> | T;
   /** The attempt is abandoned (and fails with StepTimeoutError) after this long; none when absent. */
@@ -32,7 +34,7 @@ export async function runAttempt<T>(a: Attempt<T>): Promise<T> {
     runId: a.runId,
     step: name,
     attempt: a.attempt,
-    idempotencyKey: `${a.runId}:${a.idx}`,
+    idempotencyKey: a.generation ? `${a.runId}:${a.idx}:g${a.generation}` : `${a.runId}:${a.idx}`,
     signal: ac.signal,
     get log() {
       return log();
