@@ -140,21 +140,23 @@ export function renderRunMessage(view: RunView): SlackMessage {
       type: 'actions',
       block_id: `run-actions:${view.runId}`,
       elements: view.actions.map((a) =>
-        a === ACTION_IDS.retry
-          ? { type: 'button' as const, action_id: a, text: { type: 'plain_text' as const, text: 'Retry' }, style: 'primary' as const, value: view.runId }
-          : {
-              type: 'button' as const,
-              action_id: a,
-              text: { type: 'plain_text' as const, text: 'Cancel' },
-              style: 'danger' as const,
-              value: view.runId,
-              confirm: {
-                title: { type: 'plain_text' as const, text: 'Cancel this run?' },
-                text: { type: 'plain_text' as const, text: 'It stops at the next step boundary and undoes completed steps that can be undone.' },
-                confirm: { type: 'plain_text' as const, text: 'Cancel run' },
-                deny: { type: 'plain_text' as const, text: 'Keep running' },
+        a === ACTION_IDS.edit || a === ACTION_IDS.resolve
+          ? amendButton(a, view.runId)
+          : a === ACTION_IDS.retry
+            ? { type: 'button' as const, action_id: a, text: { type: 'plain_text' as const, text: 'Retry' }, style: 'primary' as const, value: view.runId }
+            : {
+                type: 'button' as const,
+                action_id: a,
+                text: { type: 'plain_text' as const, text: 'Cancel' },
+                style: 'danger' as const,
+                value: view.runId,
+                confirm: {
+                  title: { type: 'plain_text' as const, text: 'Cancel this run?' },
+                  text: { type: 'plain_text' as const, text: 'It stops at the next step boundary and undoes completed steps that can be undone.' },
+                  confirm: { type: 'plain_text' as const, text: 'Cancel run' },
+                  deny: { type: 'plain_text' as const, text: 'Keep running' },
+                },
               },
-            },
       ),
     });
   }
@@ -165,6 +167,16 @@ export function renderRunMessage(view: RunView): SlackMessage {
 }
 
 /** `help` and `workflows`: every workflow with its inputs and how to run it. */
+/** Edit and retry, and Resolve… (docs/operator-control.md): each opens a modal (bots/slack/amend.ts). */
+function amendButton(a: typeof ACTION_IDS.edit | typeof ACTION_IDS.resolve, runId: string) {
+  return {
+    type: 'button' as const,
+    action_id: a,
+    text: { type: 'plain_text' as const, text: a === ACTION_IDS.edit ? 'Edit and retry' : 'Resolve…' },
+    value: runId,
+  };
+}
+
 export function renderWorkflows(defs: WorkflowSummary[], intro?: string | null): SlackMessage {
   const lines = defs.map((d) => `• *${escapeMrkdwn(d.name)}* v${d.version}: ${escapeMrkdwn(d.description)}\n    inputs: ${escapeMrkdwn(d.inputs)}`);
   const usage =

@@ -44,7 +44,8 @@ export interface ProbeResult {
   stoppedAt: { idx: number; name: string; kind: string; tool?: string; options: StepOptions | ToolCallOptions } | undefined;
 }
 
-class Stop {}
+/** Ends the dry replay (an Error, so the workflow's own `catch` sees an ordinary failure and nothing else). */
+class Stop extends Error {}
 
 /**
  * Runs `def` against `journal` with `input`. `inputChanged`: whether the run's input differs from

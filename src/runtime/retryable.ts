@@ -11,7 +11,7 @@ export function whyNotRetryable(run: Pick<RunRow, 'id' | 'error'>): string | und
   // Given up by an operator (Resolve by hand's "Give up"): left failed for a person to finish.
   if (error?.givenUp) {
     const by = typeof error.givenUp.by === 'string' ? error.givenUp.by : 'an operator';
-    return `Run ${run.id} was given up by ${by} (${String(error.givenUp.reason ?? 'no reason given')}); it stays failed for a person to finish, so it cannot be retried.`;
+    return `Run ${run.id} was given up by ${by} (${typeof error.givenUp.reason === 'string' ? error.givenUp.reason : 'no reason given'}); it stays failed for a person to finish, so it cannot be retried.`;
   }
   if (error?.code !== 'TG_APPROVAL_REJECTED') return undefined;
   const approvalId = typeof error.details?.approvalId === 'string' ? error.details.approvalId : 'its approval';

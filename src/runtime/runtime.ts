@@ -26,7 +26,7 @@ import type { DecideOutcome } from '../approvals/types.ts';
 import { runOriginSchema, type RunOrigin } from './origin.ts';
 import { isOperator, mayOperateRun, mayReadRun } from '../intents/authorize.ts';
 import { checkByHandOutput, checkReason, editedInput, heldFor, invalidEdit, planEdit, rewindOf, type EditPlan, type Resolution } from './amend.ts';
-import { clearHeld, giveUpRun, requeueEdited, requeueToCompensate, resolveStepByHand } from '../db/queries/rerun.ts';
+import { clearHeld, giveUpRun, type HeldStep, requeueEdited, requeueToCompensate, resolveStepByHand } from '../db/queries/rerun.ts';
 import { builtinToolRegistry } from '../tools/index.ts';
 
 /** The origin as given, if it is one of the shapes of src/runtime/origin.ts; a clear error otherwise. */
@@ -326,6 +326,30 @@ export class Runtime {
   }
 
   /**
+   * The failed step `actor` may resolve by hand in run `runId`, and which resolutions its workflow
+   * allows: for the form shown before `resolve`. The same refusals as `resolve` (an operator, a
+   * run failed at a step that allows one), with nothing changed.
+   */
+  async resolvableStep(runId: string, actor: Principal | null): Promise<{ run: RunRow; held: HeldStep }> {
+    const run = await journal.readRun(this.pool, runId);
+    if (!run) throw notFound(runId);
+    this.#authoriseResolve(run, actor, 'resolve');
+    const held = run.held as HeldStep | null;
+    const action = held?.byHand ? 'by-hand' : held?.skip ? 'skip' : 'give-up';
+    return { run, held: heldFor(run, action) };
+  }
+
+  #authoriseResolve(run: RunRow, actor: Principal | null, action: string): void {
+    if (actor === null || isOperator(actor, this.project)) return;
+    this.log.info({ runId: run.id, actor: formatPrincipal(actor), action }, 'refused: not an operator');
+    throw new TollgateError(
+      'TG_NOT_ALLOWED',
+      `Only an operator can resolve a failed step of run ${run.id} by hand, skip it or give it up; ${formatPrincipal(actor)} is not one, so nothing was changed.`,
+      { runId: run.id, actor: formatPrincipal(actor), action },
+    );
+  }
+
+  /**
    * Resolve by hand, Skip and compensate, or Give up, on a run that failed at a step whose
    * workflow allows it (`resolvable`, amend.ts). Operators only: this stands in for the step or
    * ends the run, beyond what its requester may do. The event (`step.resolved_by_hand`,
@@ -334,14 +358,7 @@ export class Runtime {
   async resolve(runId: string, actor: Principal | null, resolution: Resolution, opts: OperateOptions = {}): Promise<RunRow> {
     return this.#transaction(opts.client, async (q) => {
       const run = await this.#lockRun(q, runId);
-      if (actor !== null && !isOperator(actor, this.project)) {
-        this.log.info({ runId, actor: formatPrincipal(actor), action: resolution.action }, 'refused: not an operator');
-        throw new TollgateError(
-          'TG_NOT_ALLOWED',
-          `Only an operator can resolve a failed step of run ${runId} by hand, skip it or give it up; ${formatPrincipal(actor)} is not one, so nothing was changed.`,
-          { runId, actor: formatPrincipal(actor), action: resolution.action },
-        );
-      }
+      this.#authoriseResolve(run, actor, resolution.action);
       const held = heldFor(run, resolution.action);
       const reason = checkReason(resolution.reason, resolution.action);
       const event = { runId, stepIdx: held.idx, actor };
