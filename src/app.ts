@@ -218,7 +218,7 @@ export async function startApp(opts: { config: Config; log: Logger; mode: AppMod
       // The run page's "Export evidence" button downloads the run's evidence bundle.
       const { evidenceBundleHandler } = await import('./audit/bundle-http.ts');
       const evidence = evidenceBundleHandler({ pool: db.pool, registry, tools, auditKey: db.auditKey });
-      webConsole = (await import('./console/index.ts')).mountConsole(http, { config, project, runtime, log, evidence });
+      webConsole = (await import('./console/index.ts')).mountConsole(http, { config, project, runtime, log, evidence, chat: chat.core });
       // A platform outage at start-up must not stop Tollgate: requests are taken, messages catch up.
       for (const a of adapters) {
         await a

@@ -8,7 +8,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseProjectConfig } from '../src/config/project-config.ts';
 import type { RunRow } from '../src/db/queries/runs.ts';
-import type { WorkflowDefinition } from '../src/runtime/workflow.ts';
 import { purchaseOrderWorkflow } from '../src/workflows/purchase-order.ts';
 import { executeActions, type AdaptiveCard } from '../bots/teams/cards.ts';
 import { blockAction, ids, slashCommand, viewSubmission } from './fakes/slack/requests.ts';
@@ -47,7 +46,7 @@ beforeAll(async () => {
     operators: [`slack:${TEAM}:${OPS}`, tp(TOPS)],
     workflows: { 'purchase-order': { approvalThreshold: 1000, notifyUrl: `${vendor.url}/orders` } },
   });
-  h = await startSlackHarness(db, [purchaseOrderWorkflow(project)] as unknown as WorkflowDefinition[], { project, teams: true });
+  h = await startSlackHarness(db, [purchaseOrderWorkflow(project)], { project, teams: true });
 });
 afterAll(async () => {
   await h?.stop();

@@ -30,6 +30,7 @@ import { LiveTimelines } from './live.ts';
 import { redirect, sendHtml, type ConsoleHandler, type ConsoleMount } from './routing.ts';
 import { mountRunRoutes } from './run-routes.ts';
 import { mountSignInRoutes } from './sign-in-routes.ts';
+import { createChat, type ChatCore } from '../chat/index.ts';
 
 export type { ConsoleHandler, ConsoleRequest } from './routing.ts';
 
@@ -47,6 +48,11 @@ export interface ConsoleOptions {
    * `GET /console/runs/:id/evidence` behind this console's guard. Without it the link answers 404.
    */
   evidence?: (req: http.IncomingMessage, res: http.ServerResponse, runId: string) => Promise<void>;
+  /**
+   * The chat layer that Edit and retry and Resolve by hand go through (amend-routes.ts), as a
+   * click would; without one the console makes its own over no platform.
+   */
+  chat?: ChatCore;
 }
 
 export interface ConsoleHandle {
@@ -79,7 +85,8 @@ export function mountConsole(http: HttpServer, opts: ConsoleOptions): ConsoleHan
   if (evidence) mount('GET', '/console/runs/:id/evidence', (c) => evidence(c.req, c.res, c.params.id as string));
 
   http.mount('GET', '/console/', (_req, res) => redirect(res, '/console'));
-  mountRunRoutes({ runtime, pool, live, pageSize: opts.pageSize ?? PAGE_SIZE, mount });
+  const chat = opts.chat ?? createChat({ pool, runtime, registry: runtime.registry, log, platforms: [] }).core;
+  mountRunRoutes({ runtime, pool, live, pageSize: opts.pageSize ?? PAGE_SIZE, mount, chat });
 
   mount('GET', '/console/approvals', async (c) => {
     const pending = await listPendingApprovals(pool);
