@@ -17,6 +17,7 @@
  * the workflow down another branch) counts as changed there.
  */
 import { paramsHash } from '../approvals/hash.ts';
+import { TollgateError } from '../common/errors.ts';
 import type { ApprovalOptions, ApprovalResult } from '../approvals/types.ts';
 import type { Logger } from '../common/log.ts';
 import type { StepRow } from '../db/queries/runs.ts';
@@ -44,8 +45,12 @@ export interface ProbeResult {
   stoppedAt: { idx: number; name: string; kind: string; tool?: string; options: StepOptions | ToolCallOptions } | undefined;
 }
 
-/** Ends the dry replay (an Error, so the workflow's own `catch` sees an ordinary failure and nothing else). */
-class Stop extends Error {}
+/** Ends the dry replay (an error, so the workflow's own `catch` sees an ordinary failure and nothing else). */
+class Stop extends TollgateError {
+  constructor() {
+    super('TG_INTERNAL', 'The dry replay of an edit stopped here; nothing ran.');
+  }
+}
 
 /**
  * Runs `def` against `journal` with `input`. `inputChanged`: whether the run's input differs from
