@@ -75,6 +75,14 @@ async function events(runId: string, type: string) {
   ).rows;
 }
 
+/** The run's evidence bundle, exported and verified offline with the CLI: true when it verifies. */
+async function evidenceVerifies(runId: string): Promise<string> {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'tollgate-rerun-evidence-')), 'bundle.json');
+  expect((await tollgate('runs', 'export', runId, '--out', file)).code).toBe(0);
+  const verified = await tollgate('audit', 'verify', '--bundle', file);
+  return verified.code === 0 ? 'verified' : verified.out + verified.err;
+}
+
 async function startOrder(...params: string[]): Promise<string> {
   const res = await tollgate('run', 'purchase-order', ...params, '--as', REQUESTER, '--json');
   expect(res.code).toBe(0);
@@ -156,6 +164,7 @@ describe('Edit and retry from the CLI', () => {
       await db.pool.query<{ idempotency_key: string }>('SELECT idempotency_key FROM tollgate.purchase_orders WHERE run_id = $1 ORDER BY created_at', [runId])
     ).rows;
     expect(keys[1]?.idempotency_key).toMatch(/:g1$/);
+    expect(await evidenceVerifies(runId)).toBe('verified'); // the undone and re-run steps still tell a consistent, chained story
   });
 });
 
@@ -185,6 +194,7 @@ describe('Resolve by hand from the CLI', () => {
       }),
     ]);
     expect(await orders(runId)).toEqual([{ status: 'open', amount: 100 }]);
+    expect(await evidenceVerifies(runId)).toBe('verified'); // a step done by hand is recorded by its chained event
   });
 
   it('Skip and compensate voids the order; Give up leaves it failed and no longer retryable', async () => {
