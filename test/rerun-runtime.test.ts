@@ -15,6 +15,8 @@ import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runti
 const REQ = parsePrincipal('slack:T1:UREQ');
 const counts: Record<string, number> = {};
 const count = (k: string) => (counts[k] = (counts[k] ?? 0) + 1);
+/** The idempotency keys the reserve step's undo was given, by run. */
+const undoKeys: Record<string, string[]> = {};
 
 const mail = defineWorkflow({
   name: 'mail',
@@ -23,8 +25,9 @@ const mail = defineWorkflow({
   input: z.object({ to: z.string(), note: z.string().optional() }),
   run: async (ctx) => {
     const slot = await ctx.step('reserve', () => count(`${ctx.runId}:reserve`), {
-      compensate: () => {
+      compensate: ({ idempotencyKey }) => {
         count(`${ctx.runId}:release`);
+        (undoKeys[ctx.runId] ??= []).push(idempotencyKey);
       },
     });
     return ctx.step(
@@ -34,7 +37,7 @@ const mail = defineWorkflow({
         if (!ctx.input.to.includes('@')) throw new NonRetriableError(`"${ctx.input.to}" is not an address`);
         return { slot, to: ctx.input.to };
       },
-      { resolvable: { giveUp: true } },
+      { resolvable: { giveUp: true, skip: true } },
     );
   },
 });
@@ -83,8 +86,18 @@ describe('Edit and retry on a plain step without a recorded input', () => {
     await waitForRun(t.runtime, run.id, 'failed');
     await expect(t.runtime.resolve(run.id, REQ, { action: 'give-up', reason: 'x' })).rejects.toMatchObject({ code: 'TG_NOT_ALLOWED' });
     await expect(t.runtime.resolve(run.id, null, { action: 'by-hand', output: {}, reason: 'x' })).rejects.toThrow(
-      'Step "send" of run ' + run.id + ' does not allow "Resolve by hand"; its workflow allows Give up (and Retry).',
+      'Step "send" of run ' + run.id + ' does not allow "Resolve by hand"; its workflow allows Skip and compensate, Give up (and Retry).',
     );
     await expect(t.runtime.resolve(run.id, null, { action: 'give-up', reason: '  ' })).rejects.toThrow('Give up needs a reason');
+  });
+
+  it('each undo of a step re-run after an edit gets its own idempotency key', async () => {
+    const run = await t.runtime.startRun({ workflow: 'mail', input: { to: 'nobody' }, requester: REQ });
+    await waitForRun(t.runtime, run.id, 'failed');
+    await t.runtime.retryWithEdits(run.id, REQ, { to: 'still nobody' }); // undoes reserve (its first effect), runs it again, fails again
+    await waitForRun(t.runtime, run.id, 'failed');
+    await t.runtime.resolve(run.id, null, { action: 'skip', reason: 'no address to be had' }); // undoes the second effect
+    await waitForRun(t.runtime, run.id, 'compensated');
+    expect(undoKeys[run.id]).toEqual([`${run.id}:0:undo`, `${run.id}:0:g1:undo`]);
   });
 });

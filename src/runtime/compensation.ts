@@ -14,6 +14,7 @@ import type { Queryable } from '../db/queryable.ts';
 import type { Replay, Compensation } from './replay.ts';
 import { nextDelayMs } from './retry.ts';
 import { finishRun } from './run-end.ts';
+import { stepKey } from './step-attempt.ts';
 import type { CompensationContext } from './workflow.ts';
 
 export async function compensateAndEnd(
@@ -65,7 +66,7 @@ export async function runCompensation(q: Queryable, run: RunRow, c: Compensation
       runId: run.id,
       step: c.name,
       attempt,
-      idempotencyKey: `${run.id}:${c.idx}:undo`,
+      idempotencyKey: `${stepKey(run, c.idx)}:undo`,
       signal: ac.signal,
       log,
       output: c.output,

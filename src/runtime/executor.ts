@@ -147,13 +147,17 @@ export class Executor {
   async #execute(q: pg.PoolClient, runId: string, executorId: string, signal: AbortSignal): Promise<AdvanceOutcome> {
     const claim = await this.#claim(q, runId, executorId);
     if (typeof claim === 'string') return claim;
-    const run = claim.run;
+    let run = claim.run;
     await ensureRunTraceContext(q, run);
     const log = this.#log.child({ runId, workflow: run.workflow, version: run.workflow_version });
     if (claim.previous === 'running' || claim.previous === 'compensating') log.warn({ recoveryAttempts: run.recovery_attempts }, 'resuming an interrupted run');
     const def = this.#registry.get(run.workflow, run.workflow_version);
     // An edit's undo first (Edit and retry, src/runtime/rewind.ts): the journal then holds only the steps kept.
-    if (run.rewind && !(await rewindRun(q, run, def, log, signal, this.#inlineWaitMaxMs, this.#env))) return 'finished';
+    if (run.rewind) {
+      const rewound = await rewindRun(q, run, def, log, signal, this.#inlineWaitMaxMs, this.#env);
+      if (!rewound) return 'finished';
+      run = rewound;
+    }
 
     const steps = claim.hasSteps ? await journal.loadSteps(q, runId) : [];
     const cancelling = run.cancel_requested_at !== null || run.status === 'compensating';

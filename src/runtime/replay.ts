@@ -31,7 +31,7 @@ import type { HeldStep } from '../db/queries/rerun.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { budgetApproval, budgetRefused, checkBudget, type BudgetDecision } from './model-budget.ts';
 import { nextDelayMs, resolveRetry, type ResolvedRetry } from './retry.ts';
-import { runAttempt } from './step-attempt.ts';
+import { runAttempt, stepKey } from './step-attempt.ts';
 import { type ModelBudget, type StepContext, type StepOptions, type ToolCallOptions, type WorkflowContext, type WorkflowDefinition } from './workflow.ts';
 import { parseDuration, type Duration } from './duration.ts';
 
@@ -405,9 +405,8 @@ export class Replay {
       const attemptStart = await journal.startStepAttempt(this.#q, { runId: this.#run.id, idx, name: unique, kind, attempt, input, started }, previous);
       if (attemptStart.cancelRequested) this.#stop(new Cancelled());
       try {
-        const generation = this.#run.generation ?? 0;
-        const body = () =>
-          runAttempt({ runId: this.#run.id, name: unique, idx, generation, attempt, fn, timeoutMs: options.timeoutMs, log, shutdown: this.#signal });
+        const key = stepKey(this.#run, idx);
+        const body = () => runAttempt({ runId: this.#run.id, name: unique, idx, key, attempt, fn, timeoutMs: options.timeoutMs, log, shutdown: this.#signal });
         const output = asJson(await timeStepAttempt(this.#run.workflow, kind, () => traceStepAttempt(this.#run, { name: unique, idx, attempt, kind }, body)));
         this.#deferSuccess({ idx, name: unique, output });
         if (options.compensate) {

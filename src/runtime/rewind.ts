@@ -20,7 +20,7 @@ import { Replay, type ReplayEnv } from './replay.ts';
 import { finishRun } from './run-end.ts';
 import type { WorkflowDefinition } from './workflow.ts';
 
-/** Runs the pending rewind of `run`; false when an undo failed for good (the run then ended compensation_failed). */
+/** Runs the pending rewind of `run`: the run as it is after it, or undefined when an undo failed for good (the run then ended compensation_failed). */
 export async function rewindRun(
   q: Queryable,
   run: RunRow,
@@ -29,7 +29,7 @@ export async function rewindRun(
   signal: AbortSignal,
   inlineWaitMaxMs: number,
   env: ReplayEnv,
-): Promise<boolean> {
+): Promise<RunRow | undefined> {
   const pending = run.rewind as PendingRewind;
   const steps = await journal.loadSteps(q, run.id);
   // Cancelling: completed steps return their records (and register their undo); the first
@@ -50,10 +50,10 @@ export async function rewindRun(
         { runId: run.id, step: c.name },
       );
       await finishRun(q, run, 'compensation_failed', { error: serializeError(e) });
-      return false;
+      return undefined;
     }
   }
-  await finishRewind(q, run.id, pending.fromIdx, { undone: todo.map((c) => c.name), generation: run.generation ?? 0 });
+  const rewound = await finishRewind(q, run.id, pending.fromIdx, { undone: todo.map((c) => c.name), generation: run.generation ?? 0 });
   log.info({ fromIdx: pending.fromIdx, undone: todo.length }, 'edit rewound the run');
-  return true;
+  return rewound;
 }

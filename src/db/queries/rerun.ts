@@ -31,7 +31,8 @@ export async function holdRun(q: Queryable, runId: string, held: HeldStep): Prom
 
 /**
  * A failed run queued again with a new input; with `rewind`, its generation is counted up and
- * the undo of the steps from `rewind.fromIdx` on left for the executor.
+ * the undo of the steps from `rewind.fromIdx` on left for the executor (which appends
+ * `fromIdx` to `rewinds` once the undo is done: src/runtime/step-attempt.ts `stepKey`).
  */
 export async function requeueEdited(q: Queryable, runId: string, input: unknown, rewind: PendingRewind | null): Promise<RunRow> {
   const { rows } = await q.query<RunRow>(
@@ -52,13 +53,15 @@ export async function clearHeld(q: Queryable, runId: string): Promise<void> {
  * The rewind done: the steps from `fromIdx` on are forgotten (their undo has run; they run again
  * with the new input), the pending rewind cleared, and the event appended, in one statement.
  */
-export async function finishRewind(q: Queryable, runId: string, fromIdx: number, payload: Record<string, unknown>): Promise<void> {
-  await q.query(
+export async function finishRewind(q: Queryable, runId: string, fromIdx: number, payload: Record<string, unknown>): Promise<RunRow> {
+  const { rows } = await q.query<RunRow>(
     `WITH d AS (DELETE FROM tollgate.steps WHERE run_id = $1 AND idx >= $2 RETURNING idx),
-          r AS (UPDATE tollgate.runs SET rewind = NULL, updated_at = now() WHERE id = $1 RETURNING id)
-     ${INSERT_EVENTS} SELECT id, 'run.rewound', $2, NULL, $3::jsonb || jsonb_build_object('forgotten', (SELECT count(*) FROM d)) FROM r`,
+          r AS (UPDATE tollgate.runs SET rewind = NULL, rewinds = rewinds || $2::integer, updated_at = now() WHERE id = $1 RETURNING *),
+          e AS (${INSERT_EVENTS} SELECT id, 'run.rewound', $2, NULL, $3::jsonb || jsonb_build_object('forgotten', (SELECT count(*) FROM d)) FROM r)
+     SELECT * FROM r`,
     [runId, fromIdx, JSON.stringify(payload)],
   );
+  return rows[0] as RunRow;
 }
 
 /** A failed step marked done by a person with `output`; the run queued to continue after it. */

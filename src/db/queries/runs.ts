@@ -72,6 +72,8 @@ export interface RunRow {
   generation?: number;
   /** An edit's undo waiting for the executor (src/db/queries/rerun.ts `PendingRewind`). */
   rewind?: unknown;
+  /** The first forgotten step of each rewind, the k-th for generation k (src/runtime/step-attempt.ts `stepKey`). */
+  rewinds?: number[];
   /** The failed step whose failure held the run's undo (src/db/queries/rerun.ts `HeldStep`). */
   held?: unknown;
 }
