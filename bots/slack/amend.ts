@@ -42,6 +42,9 @@ const RESOLUTION_LABELS = {
   'give-up': 'Give up (end failed, undo nothing)',
 };
 
+const TOO_LONG =
+  "These values are too long to carry through Slack's confirmation (3,000 characters); nothing was changed. Edit this run from the console or with `tollgate runs retry <id> --set key=value`.";
+
 const editMetaSchema = z.object({ runId: z.string() });
 const confirmMetaSchema = z.object({ runId: z.string(), values: z.record(z.string(), z.string()) });
 
@@ -163,7 +166,13 @@ export function amendListeners(o: { core: () => ChatCore; log: Logger; explainAt
     const values = readSubmission(view.state.values);
     if (!m) return ack({ response_action: 'update', view: noticeModal('This form could not be read; open it again from the run.') });
     const preview = await o.core().previewEdit(m.runId, actor, values);
-    if (preview.ok) return ack({ response_action: 'update', view: editConfirmModal(m.runId, preview.summary, preview.values) });
+    if (preview.ok) {
+      // The values travel in private_metadata, which Slack caps at 3000 characters.
+      if (JSON.stringify({ runId: m.runId, values: preview.values }).length > 3000) {
+        return ack({ response_action: 'update', view: noticeModal(TOO_LONG) });
+      }
+      return ack({ response_action: 'update', view: editConfirmModal(m.runId, preview.summary, preview.values) });
+    }
     if (preview.fieldErrors) return ack({ response_action: 'errors', errors: errorsFor(Object.keys(view.state.values), preview.fieldErrors) });
     return ack({ response_action: 'update', view: noticeModal(preview.text) });
   };
