@@ -173,7 +173,9 @@ describe('run parameters, for every caller (runtime.startRun)', () => {
 
   it('refuses an unknown parameter, naming it, the closest known one and all of them', async () => {
     const e = await rejection(h.runtime.startRun({ workflow: 'purchase-order', input: { vendr: 'Acme', amount: 5, currency: 'EUR', reason: 'pens' } }));
-    expect(e.message).toContain('vendr: "vendr" is not a parameter of this workflow (did you mean "vendor"?); it takes vendor, amount, currency, reason.');
+    expect(e.message).toContain(
+      'vendr: "vendr" is not a parameter of this workflow (did you mean "vendor"?); it takes vendor, amount, currency, reason, vendorContact.',
+    );
   });
 });
 

@@ -143,7 +143,7 @@ describe('purchase-order from the CLI', () => {
     expect(json.approvals[0]?.decisions).toEqual([expect.objectContaining({ principal: ALICE, decision: 'approve', comment: 'budgeted' })]);
   });
 
-  it('passes small orders by rule, ends rejected orders without writing, and voids the order when a later step fails', async () => {
+  it('passes small orders by rule, ends rejected orders without writing, and keeps the order for a person when the notification fails', async () => {
     const small = await tollgate('run', 'purchase-order', 'vendor=Pens Ltd', 'amount=200', 'currency=EUR', 'reason=pens', '--as', REQUESTER, '--wait');
     expect(small.code).toBe(0);
     expect(small.out).toContain('SUCCEEDED');
@@ -169,8 +169,13 @@ describe('purchase-order from the CLI', () => {
       const failing = JSON.parse(
         (await tollgate('run', 'purchase-order', 'vendor=Acme', 'amount=50', 'currency=EUR', 'reason=cables', '--as', REQUESTER, '--json')).out,
       ) as { id: string };
+      // The notification lets a person resolve it (docs/operator-control.md): the run ends failed
+      // with the order kept, and Skip and compensate (an operator's) voids it.
       const ended = await waitForRun(app.runtime, failing.id, ['compensated', 'compensation_failed', 'failed']);
-      expect(ended.status).toBe('compensated');
+      expect(ended.status).toBe('failed');
+      expect(await orders(failing.id)).toEqual([expect.objectContaining({ status: 'open', amount: 50 })]);
+      expect((await tollgate('runs', 'resolve', failing.id, '--skip', '--reason', 'vendor down', '--as', ALICE)).code).toBe(0);
+      await waitForRun(app.runtime, failing.id, 'compensated');
       expect(await orders(failing.id)).toEqual([expect.objectContaining({ status: 'void', amount: 50 })]);
     } finally {
       vendor.handler = () => ({ status: 200, json: { ok: true } });

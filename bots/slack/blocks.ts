@@ -145,21 +145,23 @@ export function renderRunMessage(view: RunView): SlackMessage {
       type: 'actions',
       block_id: `run-actions:${view.runId}`,
       elements: view.actions.map((a) =>
-        a === ACTION_IDS.retry
-          ? { type: 'button' as const, action_id: a, text: { type: 'plain_text' as const, text: 'Retry' }, style: 'primary' as const, value }
-          : {
-              type: 'button' as const,
-              action_id: a,
-              text: { type: 'plain_text' as const, text: 'Cancel' },
-              style: 'danger' as const,
-              value,
-              confirm: {
-                title: { type: 'plain_text' as const, text: 'Cancel this run?' },
-                text: { type: 'plain_text' as const, text: 'It stops at the next step boundary and undoes completed steps that can be undone.' },
-                confirm: { type: 'plain_text' as const, text: 'Cancel run' },
-                deny: { type: 'plain_text' as const, text: 'Keep running' },
+        a === ACTION_IDS.edit || a === ACTION_IDS.resolve
+          ? amendButton(a, view.runId)
+          : a === ACTION_IDS.retry
+            ? { type: 'button' as const, action_id: a, text: { type: 'plain_text' as const, text: 'Retry' }, style: 'primary' as const, value }
+            : {
+                type: 'button' as const,
+                action_id: a,
+                text: { type: 'plain_text' as const, text: 'Cancel' },
+                style: 'danger' as const,
+                value,
+                confirm: {
+                  title: { type: 'plain_text' as const, text: 'Cancel this run?' },
+                  text: { type: 'plain_text' as const, text: 'It stops at the next step boundary and undoes completed steps that can be undone.' },
+                  confirm: { type: 'plain_text' as const, text: 'Cancel run' },
+                  deny: { type: 'plain_text' as const, text: 'Keep running' },
+                },
               },
-            },
       ),
     });
   }
@@ -167,6 +169,16 @@ export function renderRunMessage(view: RunView): SlackMessage {
   while (blocks.length > LIMITS.blocksPerMessage) blocks.splice(2, 1);
   const text = truncate(`${view.workflow} v${view.version}: ${STATUS_LABELS[view.status]} (${view.runId})`, LIMITS.fallbackText);
   return { text, blocks };
+}
+
+/** Edit and retry, and Resolve… (docs/operator-control.md): each opens a modal (bots/slack/amend.ts). */
+function amendButton(a: typeof ACTION_IDS.edit | typeof ACTION_IDS.resolve, runId: string) {
+  return {
+    type: 'button' as const,
+    action_id: a,
+    text: { type: 'plain_text' as const, text: a === ACTION_IDS.edit ? 'Edit and retry' : 'Resolve…' },
+    value: runId,
+  };
 }
 
 /** `help` and `workflows`: every workflow with its inputs and how to run it. */

@@ -41,6 +41,7 @@ import { readReason, readRejectMetadata, REASON_BLOCK, REJECT_CALLBACK_ID, rejec
 import { PARAMS_CALLBACK_ID, paramsMetadataSchema, paramsModal, readSubmission, slackFieldErrorsOf } from './modal.ts';
 import { OPEN_FORM_ACTION, openFormValueSchema, renderReply } from './render.ts';
 import { TollgateHttpReceiver, type LeanAck } from './receiver.ts';
+import { amendListeners } from './amend.ts';
 import { AckAfterRecordSocketModeReceiver } from './socket-receiver.ts';
 
 type WebClient = InstanceType<typeof webApi.WebClient>;
@@ -437,6 +438,10 @@ export class SlackBot {
       [PARAMS_CALLBACK_ID, this.#paramsSubmitted],
     ];
     for (const [callbackId, listener] of views) app.view(callbackId, listener);
+    // Edit and retry, Resolve by hand (amend.ts).
+    const amend = amendListeners({ core: () => this.#core(), log: this.#log, explainAt: (actor, b) => this.#explainAt(actor, b) });
+    for (const [actionId, listener] of amend.actions) app.action(actionId, listener);
+    for (const [callbackId, listener] of amend.views) app.view(callbackId, listener);
   }
 
   #core(): ChatCore {

@@ -29,7 +29,7 @@ function option(v: string): PlainTextOption {
   return { text: { type: 'plain_text', text: truncate(v, 75) }, value: truncate(v, 150) };
 }
 
-function inputBlock(f: FormField, given: string | undefined): InputBlock {
+export function inputBlock(f: FormField, given: string | undefined): InputBlock {
   const initial = given ?? f.defaultValue;
   const label = { type: 'plain_text' as const, text: truncate(f.name, 2000) };
   const hint = f.description ? { type: 'plain_text' as const, text: truncate(f.description, 2000) } : undefined;

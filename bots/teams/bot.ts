@@ -31,6 +31,7 @@ import {
   readRevision,
   sendJson,
   type ChatCore,
+  type Intent,
   type Logger,
   type Principal,
   type Shown,
@@ -39,6 +40,7 @@ import {
 } from '../../src/chat/index.ts';
 import type { TeamsCloudAdapter } from './adapter.ts';
 import { PARAM_INPUT_PREFIX, renderForViewer, reasonInputId, VERBS, type AdaptiveCard, type CardNote } from './cards.ts';
+import { editConfirmCard, editFormCard, paramValues, RESOLVE_INPUTS, resolveFormCard } from './amend-cards.ts';
 import { commandText, principalOf, tenantOf, type TeamsActivity } from './identity.ts';
 
 const CARD = 'application/vnd.microsoft.card.adaptive';
@@ -247,6 +249,13 @@ export class TeamsBot {
         if (!form) return cardResponse(renderForViewer(notice(PROPOSAL_UNKNOWN), actor));
         return cardResponse(renderForViewer(core.invalidParams(form.def, {}, form.given), actor));
       }
+      case VERBS.editRun:
+      case VERBS.editPreview:
+      case VERBS.editConfirm:
+      case VERBS.resolve:
+      case VERBS.resolveSubmit:
+        await this.#introduce(remember);
+        return this.#amend(a, actor, verb, data, key);
       case VERBS.refresh:
         await this.#introduce(remember);
         return this.#card(a, actor, undefined, { approvalId: str('approvalId'), runId: str('runId') });
@@ -284,6 +293,46 @@ export class TeamsBot {
       ...noted(remember),
     });
     return cardResponse(renderForViewer(result.reply ?? notice(ALREADY_RECORDED), actor));
+  }
+
+  /**
+   * Edit and retry, Resolve by hand (amend-cards.ts): the forms, the preview of an edit, and the
+   * change itself through the core; a refusal is a notice card, field errors the form again.
+   */
+  async #amend(a: TeamsActivity, actor: Principal, verb: string, data: Record<string, unknown>, key: { key: string; kind: string }): Promise<unknown> {
+    const core = this.#core();
+    const runId = typeof data.runId === 'string' ? data.runId : '';
+    const str = (k: string) => (typeof data[k] === 'string' ? data[k] : '');
+    const refused = (t: string) => cardResponse(renderForViewer(notice(t), actor));
+    if (verb === VERBS.editRun || verb === VERBS.editPreview) {
+      const form = await core.editForm(runId, actor);
+      if (!form.ok) return refused(form.text);
+      if (verb === VERBS.editRun) return cardResponse(editFormCard(form.form));
+      const values = paramValues(data);
+      const preview = await core.previewEdit(runId, actor, values);
+      if (preview.ok) return cardResponse(editConfirmCard(runId, preview.summary, preview.values));
+      if (preview.fieldErrors) return cardResponse(editFormCard(form.form, { ...form.form.given, ...values }, preview.fieldErrors));
+      return refused(preview.text);
+    }
+    if (verb === VERBS.resolve) {
+      const form = await core.resolveForm(runId, actor);
+      return form.ok ? cardResponse(resolveFormCard(form.form)) : refused(form.text);
+    }
+    const action = str(RESOLVE_INPUTS.action);
+    const reason = str(RESOLVE_INPUTS.reason);
+    const change: Extract<Intent, { kind: 'amend' }>['change'] =
+      verb === VERBS.editConfirm
+        ? { action: 'edit' as const, values: paramValues(data) }
+        : action === 'skip' || action === 'give-up'
+          ? { action: action, reason }
+          : { action: 'by-hand' as const, output: str(RESOLVE_INPUTS.output), reason };
+    const r = await core.submit({ kind: 'amend', runId, change, actor, key });
+    if (r.fieldErrors && verb === VERBS.resolveSubmit) {
+      const form = await core.resolveForm(runId, actor);
+      if (form.ok) return cardResponse(resolveFormCard(form.form, r.fieldErrors));
+    }
+    if (r.refused) return refused(r.refused);
+    return this.#card(a, actor, r.duplicate ? ALREADY_RECORDED : r.reply?.kind === 'notice' ? r.reply.text : undefined, { runId });
   }
 
   /**

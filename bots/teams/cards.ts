@@ -72,6 +72,16 @@ export const VERBS = {
   confirm: PROPOSAL_ACTION_IDS.confirm,
   /** data `{ proposalId }`: answered with the workflow's form, prefilled */
   edit: PROPOSAL_ACTION_IDS.edit,
+  /** data `{ runId }`: Edit and retry, answered with the workflow's form prefilled with the run's input (amend-cards.ts) */
+  editRun: ACTION_IDS.edit,
+  /** data `{ runId }` plus `param.<field>` values: answered with what the edit will do, to confirm */
+  editPreview: 'run.edit.preview',
+  /** data `{ runId }` plus `param.<field>` values: the edit, carried out */
+  editConfirm: 'run.edit.confirm',
+  /** data `{ runId }`: Resolve by hand, answered with the failed step's form */
+  resolve: ACTION_IDS.resolve,
+  /** data `{ runId, 'resolve.action', 'resolve.output', 'resolve.reason' }`: the resolution, carried out */
+  resolveSubmit: 'run.resolve.submit',
 } as const;
 
 export const REASON_INPUT_PREFIX = 'reason.';
@@ -415,17 +425,19 @@ function runError(run: RunView): CardElement[] {
 function runActions(run: RunView): CardAction[] {
   const data = actionData('runId', run.runId, run.revision);
   return run.actions.map((verb): CardAction =>
-    verb === VERBS.retry
-      ? execute('Retry', VERBS.retry, data, 'none', 'positive')
-      : {
-          type: 'Action.ShowCard',
-          title: 'Cancel…',
-          card: {
-            type: 'AdaptiveCard',
-            body: [textBlock('Cancel this run? It stops at the next step boundary and undoes completed steps that can be undone.')],
-            actions: [execute('Cancel run', VERBS.cancel, data, 'none', 'destructive')],
+    verb === VERBS.editRun || verb === VERBS.resolve
+      ? execute(verb === VERBS.editRun ? 'Edit and retry' : 'Resolve…', verb, data, 'none')
+      : verb === VERBS.retry
+        ? execute('Retry', VERBS.retry, data, 'none', 'positive')
+        : {
+            type: 'Action.ShowCard',
+            title: 'Cancel…',
+            card: {
+              type: 'AdaptiveCard',
+              body: [textBlock('Cancel this run? It stops at the next step boundary and undoes completed steps that can be undone.')],
+              actions: [execute('Cancel run', VERBS.cancel, data, 'none', 'destructive')],
+            },
           },
-        },
   );
 }
 
@@ -500,7 +512,7 @@ type InvalidParams = Extract<ChatReply, { kind: 'invalid-params' }>;
 /** The form's input ids are prefixed, so a field named like the action's own data (`workflow`, `version`) cannot overwrite it. */
 export const PARAM_INPUT_PREFIX = 'param.';
 
-function fieldInput(f: FormField, given: string | undefined): CardElement {
+export function fieldInput(f: FormField, given: string | undefined): CardElement {
   const label = truncate(f.description ? `${f.name}: ${f.description}` : f.name, 200);
   const value = truncate(given ?? f.defaultValue ?? '', 1000);
   const common = { id: `${PARAM_INPUT_PREFIX}${f.name}`, label, isRequired: !f.optional, ...(f.optional ? {} : { errorMessage: `${f.name} is required.` }) };

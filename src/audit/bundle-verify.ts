@@ -379,7 +379,8 @@ function checkSteps(b: EvidenceBundle, ctx: Ctx, problem: Problem): void {
     }
     const lastOf = (type: string) => own.filter((e) => e.type === type).pop();
     if (s.status === 'succeeded') {
-      const done = lastOf('step.succeeded') ?? lastOf('step.recorded');
+      // A step marked done by a person (Resolve by hand, docs/operator-control.md) is recorded by that event.
+      const done = lastOf('step.succeeded') ?? lastOf('step.recorded') ?? lastOf('step.resolved_by_hand');
       if (!done) problem(`${label}.status`, 'is "succeeded", but no chained event records its success');
       else {
         const p = ctx.payload(done);

@@ -19,6 +19,7 @@ export { createChatDeliverer, type ChatDeliverer } from './deliver.ts';
 export type { DeliveryOutcome } from './deliver/context.ts';
 export type { ChatAdapter, ChatPlatform, ChatView, Destination, DeliveryFailure, Posted, Rendered } from './platform.ts';
 export type { Where } from './outbox.ts';
+export type { EditForm, ResolveForm, Refusable } from './intake/amend.ts';
 export type { AdapterContext, ChatPlatformEntry } from './platform-entry.ts';
 
 // ----- What the adapters (bots/<platform>) use: this file is the only door they go through. ----

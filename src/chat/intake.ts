@@ -49,6 +49,7 @@ import { createIntake, type Intake } from './intake/context.ts';
 import { submitDecide } from './intake/decide.ts';
 import { checkInput, invalidParams, unknownWorkflow } from './intake/forms.ts';
 import { submitOperate } from './intake/operate.ts';
+import { editForm, previewEdit, resolveForm, submitAmend, type EditForm, type Refusable, type ResolveForm } from './intake/amend.ts';
 import { proposalForm, proposalView, submitConfirm } from './intake/proposals.ts';
 import { answerIfOutdated, type ClickTarget } from './intake/stale.ts';
 import { submitStart } from './intake/start.ts';
@@ -109,6 +110,8 @@ export class ChatCore {
         return submitDecide(ix, intent);
       case 'confirm':
         return submitConfirm(ix, intent);
+      case 'amend':
+        return submitAmend(ix, intent);
       case 'introduce':
         await remember(ix.o.pool, intent.remember);
         return { duplicate: false };
@@ -208,5 +211,27 @@ export class ChatCore {
    */
   proposalForm(proposalId: string): Promise<{ def: WorkflowDefinition; given: Record<string, string>; where: Where } | undefined> {
     return proposalForm(this.#ix, proposalId);
+  }
+
+  /**
+   * Edit and retry: the workflow's form prefilled with the run's input, if `actor` may edit and
+   * retry this run (the requester or an operator, a retryable failed run); else why not.
+   */
+  editForm(runId: string, actor: Principal): Promise<Refusable<{ form: EditForm }>> {
+    return editForm(this.#ix, runId, actor);
+  }
+
+  /** What Edit and retry with these values will run again and undo, said before confirming; or the field errors. Records nothing. */
+  previewEdit(
+    runId: string,
+    actor: Principal,
+    values: Record<string, string | undefined>,
+  ): Promise<Refusable<{ summary: string; values: Record<string, string> }>> {
+    return previewEdit(this.#ix, runId, actor, values);
+  }
+
+  /** Resolve by hand: the failed step and the resolutions its workflow allows, if `actor` (an operator) may; else why not. */
+  resolveForm(runId: string, actor: Principal): Promise<Refusable<{ form: ResolveForm }>> {
+    return resolveForm(this.#ix, runId, actor);
   }
 }

@@ -25,7 +25,7 @@ import { AuditStatus } from './audit-status.ts';
 import { ConsoleAuth } from './auth.ts';
 import { isLoopbackHost } from '../common/loopback.ts';
 import { checkConsoleBind } from './bind.ts';
-import { mountDecideRoutes, type ConsoleChat } from './decide-routes.ts';
+import { mountDecideRoutes } from './decide-routes.ts';
 import { guarded } from './guard.ts';
 import { LiveTimelines } from './live.ts';
 import { redirect, sendHtml, type ConsoleHandler, type ConsoleMount } from './routing.ts';
@@ -34,6 +34,7 @@ import { OidcSignIn } from './oidc.ts';
 import { ConsoleSessions } from './sessions.ts';
 import { mountSignInRoutes } from './sign-in-routes.ts';
 import { resolveOidcSettings } from '../config/oidc.ts';
+import { createChat, type ChatCore } from '../chat/index.ts';
 
 export type { ConsoleHandler, ConsoleRequest } from './routing.ts';
 
@@ -44,10 +45,11 @@ export interface ConsoleOptions {
   runtime: Runtime;
   log: Logger;
   /**
-   * The chat layer's door (`ChatCore`, or anything with its `submit`): decisions made in the console
-   * go through it like a click. Without it the console shows Approve and Reject but cannot decide.
+   * The chat layer (`ChatCore`): decisions, Edit and retry and Resolve by hand made in the console
+   * go through it like a click (decide-routes.ts, amend-routes.ts). Without it the console cannot
+   * decide, and makes its own over no platform for Edit and Resolve.
    */
-  chat?: ConsoleChat;
+  chat?: ChatCore;
   /** How often an open run page's stream looks for changes (default 500 ms). */
   liveIntervalMs?: number;
   /** Runs per page of the runs list (default 100); "Older runs" shows the next. */
@@ -111,7 +113,8 @@ export function mountConsole(http: HttpServer, opts: ConsoleOptions): ConsoleHan
   if (evidence) mount('GET', '/console/runs/:id/evidence', (c) => evidence(c.req, c.res, c.params.id as string));
 
   http.mount('GET', '/console/', (_req, res) => redirect(res, '/console'));
-  mountRunRoutes({ runtime, pool, live, pageSize: opts.pageSize ?? PAGE_SIZE, mount });
+  const chat = opts.chat ?? createChat({ pool, runtime, registry: runtime.registry, log, platforms: [] }).core;
+  mountRunRoutes({ runtime, pool, live, pageSize: opts.pageSize ?? PAGE_SIZE, mount, chat });
 
   // Pending approvals, My approvals and My runs, and deciding through the chat layer (decide-routes.ts).
   mountDecideRoutes({ pool, live, chat: opts.chat, pageSize: opts.pageSize ?? PAGE_SIZE, mount });

@@ -23,6 +23,8 @@ function actions(t: TimelineView, viewer: ConsoleViewer): Html {
   const disabled = viewer.principal ? '' : html` disabled title="Sign in to retry or cancel"`;
   return html`<div class="actions" data-testid="actions">
   ${offered.includes(ACTION_IDS.retry) ? html`<form method="post" action="${runPath(run.runId)}/retry">${csrfField(viewer)}<button type="submit" class="primary"${disabled}>Retry</button></form>` : ''}
+  ${offered.includes(ACTION_IDS.edit) ? html`<a class="button" href="${runPath(run.runId)}/edit" data-testid="edit-and-retry">Edit and retry</a>` : ''}
+  ${offered.includes(ACTION_IDS.resolve) ? html`<a class="button" href="${runPath(run.runId)}/resolve" data-testid="resolve">Resolve…</a>` : ''}
   ${offered.includes(ACTION_IDS.cancel) ? html`<form method="post" action="${runPath(run.runId)}/cancel">${csrfField(viewer)}<button type="submit" class="danger"${disabled}>Cancel run</button></form>` : ''}
   ${viewer.principal ? '' : html`<span class="muted"><a href="/console/sign-in">Sign in</a> to retry or cancel; only the run's requester or an operator may.</span>`}
 </div>`;

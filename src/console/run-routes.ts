@@ -18,6 +18,8 @@ import { nameRuns, nameTimeline } from './people.ts';
 import { runPage, runPath, timelineFragment } from './run-page.ts';
 import { redirect, sendHtml, sendText, type ConsoleMount, type ConsoleRequest } from './routing.ts';
 import { RUN_STATUSES, runsPage } from './runs-page.ts';
+import { mountAmendRoutes } from './amend-routes.ts';
+import type { ChatCore } from '../chat/intake.ts';
 
 export interface RunRoutes {
   runtime: Runtime;
@@ -26,11 +28,15 @@ export interface RunRoutes {
   /** Runs per page of the runs list; "Older runs" shows the next. */
   pageSize: number;
   mount: ConsoleMount;
+  /** Edit and retry, Resolve by hand (amend-routes.ts), through the chat layer. */
+  chat?: ChatCore;
 }
 
 const NOTICES: Record<string, string> = {
   retry: 'Retry requested: the run resumes at the step that failed (or, out of dead letter, where its workers were interrupted).',
   cancel: 'Cancellation requested: the run stops at its next step boundary and undoes completed steps that have a compensation.',
+  edit: 'Edited and retried: the run continues with the corrected input, as the confirmation said.',
+  resolve: 'Resolution recorded with your name and reason.',
 };
 
 /** HTTP status for a refusal from the runtime. */
@@ -97,6 +103,8 @@ export function mountRunRoutes(r: RunRoutes): void {
       return t ? timelineFragment(t, c.viewer).text : undefined;
     });
   });
+
+  if (r.chat) mountAmendRoutes({ chat: r.chat, mount, refuse: (c, runId, status, alert) => showRun(c, runId, { status, alert }) });
 
   for (const action of ['retry', 'cancel'] as const) {
     mount('POST', `/console/runs/:id/${action}`, async (c) => {

@@ -14,6 +14,7 @@ import type { Queryable } from '../db/queryable.ts';
 import type { Replay, Compensation } from './replay.ts';
 import { nextDelayMs } from './retry.ts';
 import { finishRun } from './run-end.ts';
+import { stepKey } from './step-attempt.ts';
 import type { CompensationContext } from './workflow.ts';
 
 export async function compensateAndEnd(
@@ -49,8 +50,8 @@ export async function compensateAndEnd(
   return 'finished';
 }
 
-/** Runs one step's undo, retried by its policy; false when it failed for good. */
-async function runCompensation(q: Queryable, run: RunRow, c: Compensation, parentLog: Logger, signal: AbortSignal): Promise<boolean> {
+/** Runs one step's undo, retried by its policy; false when it failed for good. Also used by an edit's rewind (rewind.ts). */
+export async function runCompensation(q: Queryable, run: RunRow, c: Compensation, parentLog: Logger, signal: AbortSignal): Promise<boolean> {
   const log = parentLog.child({ step: c.name, compensation: true });
   for (let attempt = 1; attempt <= c.retry.maxAttempts; attempt++) {
     if (signal.aborted) {
@@ -65,7 +66,7 @@ async function runCompensation(q: Queryable, run: RunRow, c: Compensation, paren
       runId: run.id,
       step: c.name,
       attempt,
-      idempotencyKey: `${run.id}:${c.idx}:undo`,
+      idempotencyKey: `${stepKey(run, c.idx)}:undo`,
       signal: ac.signal,
       log,
       output: c.output,

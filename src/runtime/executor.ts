@@ -32,7 +32,7 @@
  * The executor never decides who may do what; approvals and tools enforce that before a step.
  */
 import type pg from 'pg';
-import { NondeterminismError, TollgateError, serializeError, type SerializedError } from '../common/errors.ts';
+import { NondeterminismError, StepFailedError, TollgateError, serializeError, type SerializedError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { followAbort } from '../common/abort.ts';
 import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../config/project-config.ts';
@@ -49,6 +49,14 @@ import { compensateAndEnd } from './compensation.ts';
 import type { WorkflowRegistry } from './registry.ts';
 import { Cancelled, Replay, Suspend, asJson, type ReplayEnv } from './replay.ts';
 import { finishRun, journalUnreachable } from './run-end.ts';
+import { holdRun, type HeldStep } from '../db/queries/rerun.ts';
+import { rewindRun } from './rewind.ts';
+
+/** Whether the run failed at a step that allows a person's resolution (and so keeps its undo for them). */
+function holdsUndo(run: RunRow, replay: Replay, err: unknown): boolean {
+  if (!replay.held || run.cancel_requested_at) return false;
+  return err instanceof StepFailedError && err.details.step === replay.held.name;
+}
 
 export interface ExecutorOptions {
   pool: pg.Pool;
@@ -139,11 +147,17 @@ export class Executor {
   async #execute(q: pg.PoolClient, runId: string, executorId: string, signal: AbortSignal): Promise<AdvanceOutcome> {
     const claim = await this.#claim(q, runId, executorId);
     if (typeof claim === 'string') return claim;
-    const run = claim.run;
+    let run = claim.run;
     await ensureRunTraceContext(q, run);
     const log = this.#log.child({ runId, workflow: run.workflow, version: run.workflow_version });
     if (claim.previous === 'running' || claim.previous === 'compensating') log.warn({ recoveryAttempts: run.recovery_attempts }, 'resuming an interrupted run');
     const def = this.#registry.get(run.workflow, run.workflow_version);
+    // An edit's undo first (Edit and retry, src/runtime/rewind.ts): the journal then holds only the steps kept.
+    if (run.rewind) {
+      const rewound = await rewindRun(q, run, def, log, signal, this.#inlineWaitMaxMs, this.#env);
+      if (!rewound) return 'finished';
+      run = rewound;
+    }
 
     const steps = claim.hasSteps ? await journal.loadSteps(q, runId) : [];
     const cancelling = run.cancel_requested_at !== null || run.status === 'compensating';
@@ -233,6 +247,12 @@ export class Executor {
     const cancelled = err instanceof Cancelled;
     const error: SerializedError | undefined = cancelled ? undefined : serializeError(err);
     if (!cancelled) log.warn({ err: error }, 'run failed');
+    if (!cancelled && holdsUndo(run, replay, err)) {
+      // The failed step lets a person resolve it: the undo waits for their choice (docs/operator-control.md).
+      await holdRun(q, runId, replay.held as HeldStep);
+      await finishRun(q, run, 'failed', { error: error ?? null });
+      return 'finished';
+    }
     return compensateAndEnd(q, run, replay, log, cancelled, error, signal);
   }
 }

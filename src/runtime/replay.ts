@@ -27,10 +27,11 @@ import type { ModelClient } from '../model/types.ts';
 import { cancelPendingApproval } from '../db/queries/approvals.ts';
 import * as journal from '../db/queries/runs.ts';
 import type { RunRow, StepRow } from '../db/queries/runs.ts';
+import type { HeldStep } from '../db/queries/rerun.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { budgetApproval, budgetRefused, checkBudget, type BudgetDecision } from './model-budget.ts';
 import { nextDelayMs, resolveRetry, type ResolvedRetry } from './retry.ts';
-import { runAttempt } from './step-attempt.ts';
+import { runAttempt, stepKey } from './step-attempt.ts';
 import { type ModelBudget, type StepContext, type StepOptions, type ToolCallOptions, type WorkflowContext, type WorkflowDefinition } from './workflow.ts';
 import { parseDuration, type Duration } from './duration.ts';
 
@@ -90,6 +91,11 @@ export class Replay {
   stopped: Suspend | Cancelled | NondeterminismError | undefined;
   /** Set when a journal write failed: the replay's outcome then means nothing. */
   journalError: unknown;
+  /**
+   * The step that failed for good on this replay while allowing a person's resolution
+   * (`resolvable`): its failure holds the run's undo (src/runtime/executor.ts).
+   */
+  held: HeldStep | undefined;
   readonly compensations: Compensation[] = [];
   readonly #q: Queryable;
   readonly #run: RunRow;
@@ -271,7 +277,7 @@ export class Replay {
     return this.#runStep(
       claimed,
       run,
-      { retry: options.retry, timeoutMs: options.timeoutMs, compensate: options.compensate ? compensate : undefined },
+      { retry: options.retry, timeoutMs: options.timeoutMs, compensate: options.compensate ? compensate : undefined, resolvable: options.resolvable },
       'tool',
       call.input,
       before,
@@ -399,7 +405,8 @@ export class Replay {
       const attemptStart = await journal.startStepAttempt(this.#q, { runId: this.#run.id, idx, name: unique, kind, attempt, input, started }, previous);
       if (attemptStart.cancelRequested) this.#stop(new Cancelled());
       try {
-        const body = () => runAttempt({ runId: this.#run.id, name: unique, idx, attempt, fn, timeoutMs: options.timeoutMs, log, shutdown: this.#signal });
+        const key = stepKey(this.#run, idx);
+        const body = () => runAttempt({ runId: this.#run.id, name: unique, idx, key, attempt, fn, timeoutMs: options.timeoutMs, log, shutdown: this.#signal });
         const output = asJson(await timeStepAttempt(this.#run.workflow, kind, () => traceStepAttempt(this.#run, { name: unique, idx, attempt, kind }, body)));
         this.#deferSuccess({ idx, name: unique, output });
         if (options.compensate) {
@@ -419,6 +426,8 @@ export class Replay {
         if (final) {
           await journal.failStepAttempt(this.#q, this.#run.id, idx, unique, error, null);
           log().warn({ err: error, attempt }, 'step failed for good');
+          const r = options.resolvable;
+          if (r && (r.byHand || r.skip || r.giveUp)) this.held = { idx, name: unique, kind, byHand: !!r.byHand, skip: !!r.skip, giveUp: !!r.giveUp };
           throw new StepFailedError(unique, attempt, error);
         }
         const delay = nextDelayMs(retry, attempt, e);

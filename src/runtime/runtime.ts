@@ -24,7 +24,10 @@ import { EMPTY_PROJECT_CONFIG, type ProjectConfig } from '../config/project-conf
 import { decide as decideApproval, decideWithin as decideApprovalWithin, type DecideOptions } from '../approvals/decide.ts';
 import type { DecideOutcome } from '../approvals/types.ts';
 import { runOriginSchema, type RunOrigin } from './origin.ts';
-import { mayOperateRun, mayReadRun } from '../intents/authorize.ts';
+import { isOperator, mayOperateRun, mayReadRun } from '../intents/authorize.ts';
+import { checkByHandOutput, checkReason, editedInput, heldFor, invalidEdit, planEdit, rewindOf, type EditPlan, type Resolution } from './amend.ts';
+import { clearHeld, giveUpRun, type HeldStep, requeueEdited, requeueToCompensate, resolveStepByHand } from '../db/queries/rerun.ts';
+import { builtinToolRegistry } from '../tools/index.ts';
 
 /** The origin as given, if it is one of the shapes of src/runtime/origin.ts; a clear error otherwise. */
 function checkOrigin(origin: unknown): RunOrigin {
@@ -115,8 +118,10 @@ export class Runtime {
   readonly log: Logger;
   readonly executor: Executor;
   readonly project: ProjectConfig;
+  readonly tools: ToolRegistry;
 
   constructor(opts: RuntimeOptions) {
+    this.tools = opts.tools ?? builtinToolRegistry();
     this.pool = opts.pool;
     this.registry = opts.registry;
     this.log = opts.log;
@@ -129,7 +134,7 @@ export class Runtime {
       lockWaitMs: opts.lockWaitMs,
       maxRecoveries: opts.maxRecoveries,
       project: this.project,
-      tools: opts.tools,
+      tools: this.tools,
       model: opts.model,
     });
   }
@@ -246,22 +251,9 @@ export class Runtime {
       const run = await this.#lockRun(q, runId);
       this.#authoriseOperate(run, actor, 'retry');
       if (run.status === 'dead_letter') return this.#retryDeadLetter(q, run, actor, opts);
-      if (run.status !== 'failed') {
-        throw new TollgateError(
-          'TG_RUN_STATE',
-          `Run ${runId} is ${run.status}; only failed runs can be retried.` +
-            (run.status === 'compensated' ? ' Its completed steps were already undone, so start a new run instead.' : ''),
-          { runId, status: run.status },
-        );
-      }
-      if (run.journal_purged_at) {
-        throw new TollgateError('TG_RUN_STATE', `Run ${runId} cannot be retried: retention purged its recorded step outputs. Start a new run instead.`, {
-          runId,
-        });
-      }
-      const hopeless = whyNotRetryable(run);
-      if (hopeless) throw new TollgateError('TG_RUN_STATE', hopeless, { runId, reason: 'approval-rejected' });
+      checkRetryable(run);
       const failed = await journal.resetFailedSteps(q, runId);
+      await clearHeld(q, runId);
       const queued = await journal.requeueFailedRun(q, runId);
       await appendEvent(q, {
         runId,
@@ -271,6 +263,123 @@ export class Runtime {
       });
       await enqueueAdvance(q, runId);
       return queued;
+    });
+  }
+
+  /**
+   * What Edit and retry with `values` (text by field, as typed) would do to run `runId`: the
+   * checked input, the changed keys, the steps that run again and those undone first (amend.ts).
+   * Writes nothing. The same checks as `retryWithEdits`: TG_NOT_ALLOWED, TG_RUN_STATE, and
+   * TG_INPUT_INVALID with `details.fieldErrors` for a value the workflow's schema refuses.
+   */
+  async planEdit(runId: string, actor: Principal | null, values: Record<string, string | undefined>, client: Queryable = this.pool): Promise<EditPlan> {
+    const run = await journal.readRun(client, runId);
+    if (!run) throw notFound(runId);
+    this.#authoriseOperate(run, actor, 'edit and retry');
+    return this.#plan(client, run, values);
+  }
+
+  async #plan(q: Queryable, run: RunRow, values: Record<string, string | undefined>): Promise<EditPlan> {
+    checkRetryable(run, 'edited and retried');
+    const def = this.registry.get(run.workflow, run.workflow_version);
+    const parsed = editedInput(def, run.input, values);
+    if (!parsed.success) throw invalidEdit(def, parsed.error);
+    return planEdit(def, run, await journal.loadSteps(q, run.id), parsed.data, this.tools, this.log);
+  }
+
+  /**
+   * Edit and retry: the failed run continues with its input changed by `values` (see `planEdit`).
+   * Completed steps whose recorded inputs the edit leaves unchanged are kept; from the first one
+   * it changes, the completed steps are undone and run again (src/runtime/rewind.ts). The
+   * requester or an operator may. The `run.edited` event records who, the changed keys with old
+   * and new values, what runs again, and `via`.
+   */
+  async retryWithEdits(
+    runId: string,
+    actor: Principal | null,
+    values: Record<string, string | undefined>,
+    opts: OperateOptions = {},
+  ): Promise<{ run: RunRow; plan: EditPlan }> {
+    return this.#transaction(opts.client, async (q) => {
+      const run = await this.#lockRun(q, runId);
+      this.#authoriseOperate(run, actor, 'edit and retry');
+      const plan = await this.#plan(q, run, values);
+      const failed = await journal.resetFailedSteps(q, runId);
+      const queued = await requeueEdited(q, runId, plan.input, rewindOf(plan, run.input));
+      await appendEvent(q, {
+        runId,
+        type: 'run.edited',
+        actor,
+        payload: {
+          changed: plan.changed,
+          fromSteps: failed.map((r) => r.name),
+          rerun: plan.rerun,
+          undo: plan.undo,
+          previousError: run.error,
+          ...provenance(opts),
+        },
+      });
+      await enqueueAdvance(q, runId);
+      this.log.info({ runId, changed: Object.keys(plan.changed), rerun: plan.rerun }, 'run edited and retried');
+      return { run: queued, plan };
+    });
+  }
+
+  /**
+   * The failed step `actor` may resolve by hand in run `runId`, and which resolutions its workflow
+   * allows: for the form shown before `resolve`. The same refusals as `resolve` (an operator, a
+   * run failed at a step that allows one), with nothing changed.
+   */
+  async resolvableStep(runId: string, actor: Principal | null): Promise<{ run: RunRow; held: HeldStep }> {
+    const run = await journal.readRun(this.pool, runId);
+    if (!run) throw notFound(runId);
+    this.#authoriseResolve(run, actor, 'resolve');
+    const held = run.held as HeldStep | null;
+    const action = held?.byHand ? 'by-hand' : held?.skip ? 'skip' : 'give-up';
+    return { run, held: heldFor(run, action) };
+  }
+
+  #authoriseResolve(run: RunRow, actor: Principal | null, action: string): void {
+    if (actor === null || isOperator(actor, this.project)) return;
+    this.log.info({ runId: run.id, actor: formatPrincipal(actor), action }, 'refused: not an operator');
+    throw new TollgateError(
+      'TG_NOT_ALLOWED',
+      `Only an operator can resolve a failed step of run ${run.id} by hand, skip it or give it up; ${formatPrincipal(actor)} is not one, so nothing was changed.`,
+      { runId: run.id, actor: formatPrincipal(actor), action },
+    );
+  }
+
+  /**
+   * Resolve by hand, Skip and compensate, or Give up, on a run that failed at a step whose
+   * workflow allows it (`resolvable`, amend.ts). Operators only: this stands in for the step or
+   * ends the run, beyond what its requester may do. The event (`step.resolved_by_hand`,
+   * `run.skip_requested`, `run.given_up`) records who, why, the output given and `via`.
+   */
+  async resolve(runId: string, actor: Principal | null, resolution: Resolution, opts: OperateOptions = {}): Promise<RunRow> {
+    return this.#transaction(opts.client, async (q) => {
+      const run = await this.#lockRun(q, runId);
+      this.#authoriseResolve(run, actor, resolution.action);
+      const held = heldFor(run, resolution.action);
+      const reason = checkReason(resolution.reason, resolution.action);
+      const event = { runId, stepIdx: held.idx, actor };
+      if (resolution.action === 'by-hand') {
+        const def = this.registry.get(run.workflow, run.workflow_version);
+        const output = await checkByHandOutput(def, run, await journal.loadSteps(q, runId), held, resolution.output, this.tools, this.log);
+        const queued = await resolveStepByHand(q, runId, held.idx, output);
+        await appendEvent(q, { ...event, type: 'step.resolved_by_hand', payload: { step: held.name, output: output ?? null, reason, ...provenance(opts) } });
+        await enqueueAdvance(q, runId);
+        return queued;
+      }
+      if (resolution.action === 'skip') {
+        const queued = await requeueToCompensate(q, runId, actor);
+        await appendEvent(q, { ...event, type: 'run.skip_requested', payload: { step: held.name, reason, ...provenance(opts) } });
+        await enqueueAdvance(q, runId);
+        return queued;
+      }
+      const by = actor ? formatPrincipal(actor) : null;
+      const ended = await giveUpRun(q, runId, { step: held.name, by, reason });
+      await appendEvent(q, { ...event, type: 'run.given_up', payload: { step: held.name, reason, ...provenance(opts) } });
+      return ended;
     });
   }
 
@@ -324,7 +433,7 @@ export class Runtime {
     return run;
   }
 
-  #authoriseOperate(run: RunRow, actor: Principal | null, action: 'retry' | 'cancel'): void {
+  #authoriseOperate(run: RunRow, actor: Principal | null, action: 'retry' | 'cancel' | 'edit and retry'): void {
     if (actor === null || mayOperateRun(actor, run, this.project)) return;
     this.log.info({ runId: run.id, actor: formatPrincipal(actor), action }, 'refused: not the requester or an operator');
     throw new TollgateError(
@@ -350,6 +459,26 @@ export class Runtime {
   async #transaction<T>(client: Queryable | undefined, fn: (q: Queryable) => Promise<T>): Promise<T> {
     return client ? fn(client) : withRetriedTransaction(this.pool, fn);
   }
+}
+
+/** Refuses a run a retry (plain or edited) cannot help: not failed, purged, or after a rejection or a Give up. */
+function checkRetryable(run: RunRow, what = 'retried'): void {
+  const runId = run.id;
+  if (run.status !== 'failed') {
+    throw new TollgateError(
+      'TG_RUN_STATE',
+      `Run ${runId} is ${run.status}; only failed runs can be ${what}.` +
+        (run.status === 'compensated' ? ' Its completed steps were already undone, so start a new run instead.' : ''),
+      { runId, status: run.status },
+    );
+  }
+  if (run.journal_purged_at) {
+    throw new TollgateError('TG_RUN_STATE', `Run ${runId} cannot be ${what}: retention purged its recorded step outputs. Start a new run instead.`, {
+      runId,
+    });
+  }
+  const hopeless = whyNotRetryable(run);
+  if (hopeless) throw new TollgateError('TG_RUN_STATE', hopeless, { runId, reason: 'approval-rejected' });
 }
 
 export function isTerminal(status: RunStatus): boolean {

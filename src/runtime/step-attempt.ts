@@ -13,6 +13,8 @@ export interface Attempt<T> {
   /** The step's unique name (`name:n` for a repeat). */
   name: string;
   idx: number;
+  /** The step's idempotency key (`stepKey`); `<run>:<idx>` when not given. */
+  key?: string;
   attempt: number;
   fn: (ctx: StepContext) => Promise<T> | T;
   /** The attempt is abandoned (and fails with StepTimeoutError) after this long; none when absent. */
@@ -21,6 +23,19 @@ export interface Attempt<T> {
   log: () => Logger;
   /** Aborted when the worker shuts down. */
   shutdown: AbortSignal;
+}
+
+/**
+ * A step's idempotency key: `<run>:<idx>`, and after an edit rewound the run, `<run>:<idx>:g<k>` for
+ * a step executed in generation k (the generation of the last rewind that forgot that step, so
+ * re-run after its undo). Its undo's key is this plus `:undo`, so each effect has its own.
+ */
+export function stepKey(run: { id: string; rewinds?: number[] | undefined }, idx: number): string {
+  let generation = 0;
+  (run.rewinds ?? []).forEach((fromIdx, k) => {
+    if (fromIdx <= idx) generation = k + 1;
+  });
+  return generation ? `${run.id}:${idx}:g${generation}` : `${run.id}:${idx}`;
 }
 
 export async function runAttempt<T>(a: Attempt<T>): Promise<T> {
@@ -32,7 +47,7 @@ export async function runAttempt<T>(a: Attempt<T>): Promise<T> {
     runId: a.runId,
     step: name,
     attempt: a.attempt,
-    idempotencyKey: `${a.runId}:${a.idx}`,
+    idempotencyKey: a.key ?? `${a.runId}:${a.idx}`,
     signal: ac.signal,
     get log() {
       return log();

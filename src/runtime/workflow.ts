@@ -59,6 +59,25 @@ export interface StepOptions {
   compensate?: (ctx: CompensationContext) => unknown; // may return a promise (awaited)
   /** Retry policy for the compensation; defaults to the step's. */
   compensateRetry?: RetryPolicy;
+  /**
+   * What a person may do when this step fails for good (docs/operator-control.md). Off by default.
+   * With any of them on, the step's failure holds the run's undo: the run ends failed with its
+   * completed steps kept, for a person to Retry, Edit and retry, or take one of these.
+   */
+  resolvable?: Resolvable & {
+    /** The output a person gives with "Resolve by hand" must match this schema. */
+    output?: z.ZodType;
+  };
+}
+
+/** The resolutions a step allows a person (operators) when it fails for good. All off by default. */
+export interface Resolvable {
+  /** "Resolve by hand": mark the step done with the output the rest of the run needs. */
+  byHand?: boolean;
+  /** "Skip and compensate": end the run, undoing its completed steps. */
+  skip?: boolean;
+  /** "Give up": end the run failed, nothing undone, for a person to finish. */
+  giveUp?: boolean;
 }
 
 export interface ToolCallOptions {
@@ -66,6 +85,12 @@ export interface ToolCallOptions {
   timeoutMs?: number;
   /** Undo this call with the tool's own compensation when the run fails for good or is cancelled. */
   compensate?: boolean;
+  /**
+   * What a person may do when this call fails for good (see `StepOptions.resolvable`); off by
+   * default, and meant to stay off for a write tool unless a person can truly stand in for it.
+   * "Resolve by hand" is checked against the tool's output schema.
+   */
+  resolvable?: Resolvable;
 }
 
 // Durations are src/runtime/duration.ts's (src/approvals/types.ts needs them without this module).

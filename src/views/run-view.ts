@@ -27,9 +27,13 @@ export const ACTION_IDS = {
   reject: 'approval.reject',
   retry: 'run.retry',
   cancel: 'run.cancel',
+  /** Edit and retry: opens the workflow's form prefilled with the run's input (docs/operator-control.md). */
+  edit: 'run.edit',
+  /** Resolve by hand (or skip, or give up) a failed step that allows it; operators. */
+  resolve: 'run.resolve',
 } as const;
 
-export type RunAction = typeof ACTION_IDS.retry | typeof ACTION_IDS.cancel;
+export type RunAction = typeof ACTION_IDS.retry | typeof ACTION_IDS.cancel | typeof ACTION_IDS.edit | typeof ACTION_IDS.resolve;
 
 export interface StepView {
   idx: number;
@@ -118,7 +122,9 @@ export function buildRunView(run: RunRow, steps: StepRow[], approvals: ApprovalV
   const actions: RunAction[] = [];
   // Retry only where a retry can succeed: not after a rejected or expired approval, which a replay
   // would meet again (runtime.retry refuses those with the reason).
-  if (run.status === 'failed' && whyNotRetryable(run) === undefined) actions.push(ACTION_IDS.retry);
+  if (run.status === 'failed' && whyNotRetryable(run) === undefined) actions.push(ACTION_IDS.retry, ACTION_IDS.edit);
+  // Resolve by hand where the failed step allows a person's resolution (its failure held the undo).
+  if (run.status === 'failed' && run.held) actions.push(ACTION_IDS.resolve);
   // Dead letter is stuck, not ended: Retry takes it out (Cancel, below, is the other way out).
   if (run.status === 'dead_letter') actions.push(ACTION_IDS.retry);
   if (!isTerminalStatus(run.status) && run.status !== 'compensating' && !run.cancel_requested_at) actions.push(ACTION_IDS.cancel);

@@ -1,12 +1,14 @@
 /**
- * `purchase-order`: inputs vendor, amount, currency, reason. Who approves is the workflow's
- * policy (src/approvals/policies.ts): `policies.purchase-order` when configured, else the default
- * built from the settings below: orders above `workflows.purchase-order.approvalThreshold`
- * (default 1000, in the order's currency) need an approval by group `finance`; smaller ones pass a
- * gate approved by rule, so the ledger write is always covered by a recorded approval bound to the
- * order's exact parameters. The order is
- * written to the Postgres ledger (`purchase-orders.create`, idempotent per call); if a later step
- * fails for good (the vendor notification), the compensation voids it.
+ * `purchase-order`: inputs vendor, amount, currency, reason (and optional vendorContact, sent
+ * with the vendor notification only). Who approves is the workflow's policy
+ * (src/approvals/policies.ts): `policies.purchase-order` when configured, else the default built
+ * from the settings below: orders above `workflows.purchase-order.approvalThreshold` (default
+ * 1000, in the order's currency) need an approval by group `finance`; smaller ones pass a gate
+ * approved by rule, so the ledger write is always covered by a recorded approval bound to the
+ * order's exact parameters. The order is written to the Postgres ledger (`purchase-orders.create`,
+ * idempotent per call). If the vendor notification fails for good, the run ends failed with the
+ * order kept, for a person to put right (Edit and retry, Resolve by hand) or to void it (Skip and
+ * compensate); see docs/operator-control.md.
  *
  * A rejection or expiry ends the run as failed with TG_APPROVAL_REJECTED, naming who and why.
  */
@@ -42,6 +44,7 @@ export const purchaseOrderInput = z.object({
     .transform((s) => s.toUpperCase())
     .describe('ISO currency code, e.g. EUR'),
   reason: z.string().trim().min(1).max(2000).describe('What it is for'),
+  vendorContact: z.string().trim().min(1).max(200).optional().describe('Who at the vendor receives the order (sent with the vendor notification only)'),
 });
 
 /**
@@ -76,6 +79,9 @@ export function purchaseOrderPolicy(project: ProjectConfig): WorkflowPolicyConfi
   };
 }
 
+/** What "Resolve by hand" gives for the vendor notification: the status to record, e.g. {"status": 200, "note": "phoned"}. */
+const notifiedByHand = z.object({ status: z.number().int(), note: z.string().max(500).optional() });
+
 export function purchaseOrderWorkflow(project: ProjectConfig) {
   const settings = projectSection(project, 'workflows', 'purchase-order', purchaseOrderSettings);
   // Checked now (start-up): a rule or escalation its groups can never satisfy is refused, naming it.
@@ -90,7 +96,7 @@ export function purchaseOrderWorkflow(project: ProjectConfig) {
     input: purchaseOrderInput,
     tools: [PO_TOOL],
     run: async (ctx) => {
-      const { vendor, amount, currency, reason } = ctx.input;
+      const { vendor, amount, currency, reason, vendorContact } = ctx.input;
       const params = { vendor, amount, currency, reason };
       const gate = await ctx.approval('approval', {
         ...policyGate(policy, params),
@@ -108,14 +114,21 @@ export function purchaseOrderWorkflow(project: ProjectConfig) {
             const res = await fetch(url, {
               method: 'POST',
               headers: { 'Content-Type': 'application/json', 'Idempotency-Key': idempotencyKey },
-              body: JSON.stringify({ orderId: order.orderId, ...params }),
+              body: JSON.stringify({ orderId: order.orderId, ...params, ...(vendorContact ? { vendorContact } : {}) }),
               signal, // aborted by the step's own timeout below
             });
             if (!res.ok)
               throw new TollgateError('TG_TOOL_HTTP_STATUS', `The vendor notification at ${new URL(url).host} answered ${res.status}.`, { status: res.status });
             return { status: res.status };
           },
-          { retry: { maxAttempts: 3, initialDelayMs: 100 }, timeoutMs: 10_000 },
+          {
+            retry: { maxAttempts: 3, initialDelayMs: 100 },
+            timeoutMs: 10_000,
+            // A failed notification keeps the order and waits for a person: Edit and retry (a wrong
+            // vendorContact), Resolve by hand (the vendor was told another way), Skip and
+            // compensate (void the order), or Give up (docs/operator-control.md).
+            resolvable: { byHand: true, skip: true, giveUp: true, output: notifiedByHand },
+          },
         );
       }
       return { orderId: order.orderId, approvalId: gate.approvalId, approvedBy: gate.auto ? `rule: ${gate.auto}` : gate.by };

@@ -109,6 +109,23 @@ export type Intent =
       }
     /** Confirm under a proposal (a free-text request understood): starts its run, once; only the asker may. */
     | { kind: 'confirm'; proposalId: string; actor: Principal; key: DeliveryKey; explainAt: Where | null; carryOut?: CarryOut }
+    /**
+     * Edit and retry, or Resolve by hand (Skip and compensate, Give up), submitted from a form
+     * (intake/amend.ts); carried out now, so field errors go back into the form. `via` is where it
+     * came from when that is not the actor's platform (the console).
+     */
+    | {
+        kind: 'amend';
+        runId: string;
+        change:
+          | { action: 'edit'; values: Record<string, string | undefined> }
+          | { action: 'by-hand'; output: string; reason: string }
+          | { action: 'skip'; reason: string }
+          | { action: 'give-up'; reason: string };
+        actor: Principal;
+        key: DeliveryKey;
+        via?: string;
+      }
     /** An activity that asks for nothing (an installation, a refresh): only what it said of where people are. */
     | { kind: 'introduce' }
   ) & {
@@ -181,6 +198,8 @@ export interface SubmitResult {
    * `reply` is the form again, with them); for a `decide` reject without a reason, `comment`.
    */
   fieldErrors?: Record<string, string>;
+  /** For `amend`: why nothing was changed (not allowed, the run's state, a value refused). */
+  refused?: string;
 }
 
 export interface ChatCoreOptions {

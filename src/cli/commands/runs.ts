@@ -1,5 +1,6 @@
 /**
- * `tollgate run` (start a run) and `tollgate runs list|show|cancel|retry|export`.
+ * `tollgate run` (start a run) and `tollgate runs list|show|cancel|retry|resolve|export` (`retry --set`
+ * is Edit and retry, `resolve` Resolve by hand: docs/operator-control.md).
  */
 import type { Command } from 'commander';
 import { TollgateError } from '../../common/errors.ts';
@@ -14,6 +15,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
   const runs = program.command('runs').description('Inspect and steer runs.');
   registerInspectRuns(runs, ctx);
   registerSteerRuns(runs, ctx);
+  registerResolveRun(runs, ctx);
   registerExportRun(runs, ctx);
 }
 
@@ -122,10 +124,13 @@ function registerSteerRuns(runs: Command, { io, lazy }: CliContext): void {
     .command('retry')
     .argument('<id>')
     .option('--as <principal>', 'who retries, if cliDelegates lets this OS user act for it (default: this OS user)')
-    .action(async (id: string, opts: { as?: string }) => {
+    .option('--set <key=value>', 'Edit and retry: change this input first (repeat for more; key= removes it)', collect, [])
+    .option('--dry-run', 'with --set: say what the edit would run again and undo, and change nothing')
+    .action(async (id: string, opts: { as?: string; set: string[]; dryRun?: boolean }) => {
       const { config, log } = await lazy(true);
       await withApp(config, log, async (app) => {
         const actor = await cliActor(app, opts.as);
+        if (opts.set.length > 0 || opts.dryRun) return editAndRetry(app, io, id, actor, opts.set, !!opts.dryRun);
         const { run } = await app.runtime.getRun(id);
         await app.runtime.retry(id, actor.principal, { via: 'cli', osUser: actor.osUser });
         io.out(
@@ -133,6 +138,69 @@ function registerSteerRuns(runs: Command, { io, lazy }: CliContext): void {
             ? `${id} taken out of dead letter and queued again; it resumes where its workers were interrupted, with its recoveries counted afresh.`
             : `${id} queued again; it resumes at the step that failed.`,
         );
+      });
+    });
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+type CliApp = Parameters<Parameters<typeof withApp>[2]>[0];
+
+/** `runs retry <id> --set key=value …`: the plan, then (unless --dry-run) the edit. */
+async function editAndRetry(app: CliApp, io: CliContext['io'], id: string, actor: Awaited<ReturnType<typeof cliActor>>, sets: string[], dryRun: boolean) {
+  const values: Record<string, string> = {};
+  for (const s of sets) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new TollgateError('TG_USAGE', `--set takes key=value (key= to remove it), not "${s}".`);
+    values[s.slice(0, eq)] = s.slice(eq + 1);
+  }
+  if (dryRun) {
+    const plan = await app.runtime.planEdit(id, actor.principal, values);
+    io.out(`Dry run, nothing changed. ${plan.summary}`);
+    return;
+  }
+  const { plan } = await app.runtime.retryWithEdits(id, actor.principal, values, { via: 'cli', osUser: actor.osUser });
+  io.out(`${id} edited and queued again. ${plan.summary}`);
+}
+
+/** `runs resolve <id>`: Resolve by hand (--output), Skip and compensate (--skip) or Give up (--give-up); operators only. */
+function registerResolveRun(runs: Command, { io, lazy }: CliContext): void {
+  runs
+    .command('resolve')
+    .description("Put a run that failed at a resolvable step right by hand (operators): --output '<json>', --skip or --give-up, with --reason.")
+    .argument('<id>')
+    .option('--output <json>', 'Resolve by hand: the failed step is done, with this output (JSON)')
+    .option('--skip', 'Skip and compensate: end the run, undoing its completed steps')
+    .option('--give-up', 'Give up: end the run failed, nothing undone, for a person to finish')
+    .requiredOption('--reason <text>', 'why (recorded in the audit trail)')
+    .option('--as <principal>', 'who resolves, if cliDelegates lets this OS user act for it (default: this OS user)')
+    .action(async (id: string, opts: { output?: string; skip?: boolean; giveUp?: boolean; reason: string; as?: string }) => {
+      const chosen = [opts.output !== undefined, !!opts.skip, !!opts.giveUp].filter(Boolean).length;
+      if (chosen !== 1) throw new TollgateError('TG_USAGE', 'Give exactly one of --output <json>, --skip or --give-up.');
+      let output: unknown;
+      if (opts.output !== undefined) {
+        try {
+          output = JSON.parse(opts.output);
+        } catch (e) {
+          throw new TollgateError('TG_USAGE', `--output must be JSON, such as '{"status": 200}': ${(e as Error).message}.`);
+        }
+      }
+      const { config, log } = await lazy(true);
+      await withApp(config, log, async (app) => {
+        const actor = await cliActor(app, opts.as);
+        const how = { via: 'cli', osUser: actor.osUser };
+        if (opts.output !== undefined) {
+          await app.runtime.resolve(id, actor.principal, { action: 'by-hand', output, reason: opts.reason }, how);
+          io.out(`${id}: the failed step is marked done by hand; the run continues from the next step.`);
+        } else if (opts.skip) {
+          await app.runtime.resolve(id, actor.principal, { action: 'skip', reason: opts.reason }, how);
+          io.out(`${id}: skipped; its completed steps are being undone and it ends compensated.`);
+        } else {
+          await app.runtime.resolve(id, actor.principal, { action: 'give-up', reason: opts.reason }, how);
+          io.out(`${id}: given up; it stays failed with nothing undone, for a person to finish.`);
+        }
       });
     });
 }

@@ -98,6 +98,14 @@ export interface RunRow {
   trace_context?: unknown;
   /** When retention purged the run's journal (docs/operations.md#retention); null while it is kept. */
   journal_purged_at: Date | null;
+  /** How many times an edit rewound the run (src/runtime/rewind.ts); part of re-run steps' idempotency keys. */
+  generation?: number;
+  /** An edit's undo waiting for the executor (src/db/queries/rerun.ts `PendingRewind`). */
+  rewind?: unknown;
+  /** The first forgotten step of each rewind, the k-th for generation k (src/runtime/step-attempt.ts `stepKey`). */
+  rewinds?: number[];
+  /** The failed step whose failure held the run's undo (src/db/queries/rerun.ts `HeldStep`). */
+  held?: unknown;
 }
 
 export interface StepRow {
