@@ -71,6 +71,11 @@ const RUN_COLUMNS = [
   'finished_at',
   'trace_context',
   'journal_purged_at',
+  // Edit and retry, resolve by hand (migration 000022): the executor reads them from the claimed row.
+  'generation',
+  'rewind',
+  'rewinds',
+  'held',
 ] as const satisfies readonly (keyof RunRow)[];
 const runColumns = (alias: string) => RUN_COLUMNS.map((c) => `${alias}.${c}`).join(', ');
 
@@ -147,7 +152,7 @@ export async function insertQueuedRun(
 ): Promise<RunRow> {
   const { rows } = await q.query<RunRow>(
     prepared(
-      'insert_queued_run_v4',
+      'insert_queued_run_v5',
       `WITH r AS (
        INSERT INTO tollgate.runs AS runs (id, workflow, workflow_version, status, input, requester, origin, trace_context)
        VALUES ($1, $2, $3, 'queued', $4, $5, $6, $8) RETURNING ${runColumns('runs')}),
@@ -196,7 +201,7 @@ export type ClaimResult = { run: RunRow; previous: RunStatus; hasSteps: boolean 
 export async function claimRun(q: Queryable, runId: string, executor: string, runnable: string[], maxRecoveries: number): Promise<ClaimResult> {
   const { rows } = await q.query<RunRow & { previous: RunStatus; has_steps: boolean }>(
     prepared(
-      'claim_run_v4',
+      'claim_run_v5',
       `WITH prev AS (
        SELECT id, status, executor, error, recovery_attempts,
               status IN ('running', 'compensating') AS interrupted,
