@@ -26,12 +26,15 @@ import type { Logger } from '../common/log.ts';
 import {
   deleteHeartbeat,
   deleteHeartbeats,
+  heartbeatsOnHost,
   insertHeartbeat,
   lockDeadHeartbeats,
+  notifyJobsAvailable,
   orphanedLockIds,
   recordHeartbeat,
   takeHeartbeat,
 } from '../db/queries/workers.ts';
+import { isGoneHere, thisProcessStamp } from '../common/process-stamp.ts';
 import type { Backoff } from '../common/backoff.ts';
 import { supervise, type Supervision } from './supervise.ts';
 import { observeQueueLag } from '../telemetry/metrics.ts';
@@ -188,7 +191,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
       throw e;
     });
   }
-  await insertHeartbeat(pool, { processId, hostname: os.hostname(), pid: process.pid });
+  await insertHeartbeat(pool, { processId, hostname: os.hostname(), pid: process.pid, stamp: thisProcessStamp() });
 
   let first: LaunchedRunner;
   try {
@@ -259,8 +262,8 @@ export async function releaseWorkerJobs(pool: pg.Pool, processId: string, log: L
 function startHeartbeat(opts: WorkerOptions, utils: WorkerUtils, lockIds: () => readonly string[]): { beat: () => Promise<void>; stop: () => void } {
   const { pool, log, processId } = opts;
   const beat = async () => {
-    await recordHeartbeat(pool, { processId, hostname: os.hostname(), pid: process.pid, workerIds: [...lockIds()] });
-    await reapDeadWorkers(pool, utils, opts.deadAfterMs, log);
+    await recordHeartbeat(pool, { processId, hostname: os.hostname(), pid: process.pid, stamp: thisProcessStamp(), workerIds: [...lockIds()] });
+    await reapDeadWorkers(pool, utils, opts.deadAfterMs, log, processId);
   };
   // While the database is away every beat fails: say so once, and once more when it is back.
   let beatFailing = false;
@@ -350,15 +353,25 @@ async function releaseGoneWorker(pool: pg.Pool, utils: WorkerUtils, processId: s
   }
 }
 
-/** Unlocks the jobs of workers that stopped beating. Safe to run from every process at once. */
-export function reapDeadWorkers(pool: pg.Pool, utils: WorkerUtils, deadAfterMs: number, log: Logger): Promise<string[]> {
+/**
+ * Unlocks the jobs of workers that stopped beating, and of processes on this machine that are
+ * certainly gone though their heartbeat is still fresh (no process has their pid any more, or it
+ * belongs to a later process: src/common/process-stamp.ts), so a run interrupted by a crash
+ * resumes as soon as a process on the same machine is up again, not WORKER_DEAD_AFTER_MS later.
+ * Safe to run from every process at once. `self`: this process's id (its own heartbeat is never
+ * judged).
+ */
+export function reapDeadWorkers(pool: pg.Pool, utils: WorkerUtils, deadAfterMs: number, log: Logger, self = ''): Promise<string[]> {
   return withTransaction(pool, async (client) => {
-    const dead = await lockDeadHeartbeats(client, deadAfterMs);
+    const here = await heartbeatsOnHost(client, os.hostname(), self);
+    const gone = here.filter((r) => isGoneHere({ hostname: os.hostname(), pid: r.pid, stamp: r.stamp })).map((r) => r.process_id);
+    const dead = await lockDeadHeartbeats(client, deadAfterMs, gone);
     const orphans = await orphanedLockIds(client, deadAfterMs);
     const ids = [...new Set([...dead.flatMap((r) => r.worker_ids), ...orphans])];
     if (ids.length > 0) {
       await utils.forceUnlockWorkers(ids);
-      log.warn({ workers: ids, processes: dead.map((r) => r.process_id) }, 'unlocked the jobs of dead workers');
+      await notifyJobsAvailable(client, ids.length);
+      log.warn({ workers: ids, processes: dead.map((r) => r.process_id), goneHere: gone }, 'unlocked the jobs of dead workers');
     }
     if (dead.length > 0) {
       await deleteHeartbeats(
