@@ -49,6 +49,7 @@ import { compensateAndEnd } from './compensation.ts';
 import type { WorkflowRegistry } from './registry.ts';
 import { Cancelled, Replay, Suspend, asJson, type ReplayEnv } from './replay.ts';
 import { finishRun, journalUnreachable } from './run-end.ts';
+import { releaseHeldResults } from './step-attempt.ts';
 
 export interface ExecutorOptions {
   pool: pg.Pool;
@@ -115,7 +116,9 @@ export class Executor {
       // listens to it once, and its steps, waits and undos listen to the advance's own signal.
       const own = followAbort(signal);
       try {
-        return await traceRunEnd(client, runId, await this.#execute(client, runId, executorId, own.signal));
+        const outcome = await traceRunEnd(client, runId, await this.#execute(client, runId, executorId, own.signal));
+        releaseHeldResults(runId); // every success of this advance is recorded now
+        return outcome;
       } finally {
         own.release();
         await unlockRun(client, runId).catch(() => {
