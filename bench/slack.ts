@@ -181,6 +181,20 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
       return last - at;
     });
   };
+  /** Jobs the worker has started so far, by task (from `GET /metrics`: the queue-lag histogram's counts). */
+  const jobsStarted = async (): Promise<Map<string, number>> => {
+    const text = await (await fetch(`${tollgate.url}/metrics`)).text();
+    const counts = new Map<string, number>();
+    for (const m of text.matchAll(/^tollgate_queue_lag_seconds_count\{task="([^"]+)"\} (\d+)/gm)) counts.set(m[1] as string, Number(m[2]));
+    return counts;
+  };
+  /** Jobs started per click between two `jobsStarted()` readings, by task. */
+  const perClick = (before: Map<string, number>, after: Map<string, number>, clicks: number) =>
+    [...after]
+      .map(([task, n]) => `${task} ${((n - (before.get(task) ?? 0)) / clicks).toFixed(2)}`)
+      .filter((t) => !t.endsWith(' 0.00'))
+      .join(', ');
+  const jobCounts: string[] = [];
   try {
     // 1. N concurrent slash commands that start runs.
     await warm();
@@ -204,6 +218,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     await outboxSettled(pool);
     fs.rmSync(broken);
     await warm();
+    const retryJobsBefore = await jobsStarted();
     const retriedAt = new Map<string, number>();
     const retryAcks = await Promise.all(
       failedIds.map((runId, i) => {
@@ -213,6 +228,8 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     );
     await waitAll(pool, failedIds, 'succeeded');
     const retryResume = await toStepTwo(retriedAt);
+    await outboxSettled(pool);
+    jobCounts.push(`${N} concurrent Retry clicks: ${perClick(retryJobsBefore, await jobsStarted(), N)}`);
 
     // 3. Retry clicks one at a time on an otherwise idle system.
     fs.writeFileSync(broken, '');
@@ -237,6 +254,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     await outboxSettled(pool);
     const approvals = await pendingApprovals(gatedIds);
     await warm();
+    const approveJobsBefore = await jobsStarted();
     const approvedAt = new Map<string, number>();
     const approvalClickedAt = new Map<string, number>();
     const approveAcks = await Promise.all(
@@ -252,6 +270,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     await waitAll(pool, gatedIds, 'succeeded');
     const approveResume = await toStepTwo(approvedAt);
     const approveCopies = await toCopiesUpdated(approvalClickedAt);
+    jobCounts.push(`${N} concurrent Approve clicks: ${perClick(approveJobsBefore, await jobsStarted(), N)}`);
     const { rows: decided } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.approval_decisions WHERE approval_id = ANY($1)`, [
       approvals.map((a) => a.id),
     ]);
@@ -265,6 +284,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     const quietApproveAcks: number[] = [];
     const quietApprovedAt = new Map<string, number>();
     const quietApprovalClickedAt = new Map<string, number>();
+    const quietJobsBefore = await jobsStarted();
     for (const a of quietApprovals) {
       quietApprovedAt.set(a.run_id, Date.now());
       quietApprovalClickedAt.set(a.id, quietApprovedAt.get(a.run_id) as number);
@@ -279,6 +299,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     }
     const quietApproveResume = await toStepTwo(quietApprovedAt);
     const quietApproveCopies = await toCopiesUpdated(quietApprovalClickedAt);
+    jobCounts.push(`Approve clicks one at a time: ${perClick(quietJobsBefore, await jobsStarted(), QUIET_N)}`);
 
     // 6. N runs waiting at an approval, then N concurrent Reject submissions (the reason modal).
     const rejectIds = await startRuns('bench-approve', N, 'CJ', (i) => ({ i: 2 * N + i }));
@@ -327,6 +348,8 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     if (opts.quiet) return rows;
     console.log(`Slack, against \`tollgate start\` (pid ${tollgate.pid})`);
     for (const r of rows) console.log(`  ${r.name.replace(/^slack: /, '').padEnd(58)} p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms (n=${r.n})`);
+    console.log('Jobs the worker started per click, by task');
+    for (const line of jobCounts) console.log(`  ${line}`);
     return rows;
   } catch (e) {
     throw new Error(`${(e as Error).message}\n--- tollgate start's last lines ---\n${tollgate.tail()}`, { cause: e });
