@@ -45,15 +45,12 @@ export async function advanceHeld(
   // While the job stays locked under this live worker, nobody else may run it: keep trying to
   // settle it as long as this worker runs. Should it stop first, its lock ids are no longer named
   // by a live heartbeat and the reaper unlocks the job.
-  let warned = false;
-  await retryWithBackoff({
-    attempt: () => (ran ? dropHeldAdvance(runtime.pool, held.jobId, held.lockedBy) : releaseHeldAdvance(runtime.pool, held.jobId, held.lockedBy)),
-    backoff: SETTLE_BACKOFF,
-    signal,
-    onError: (e) => {
-      if (!warned) log.warn({ err: (e as Error).message, runId: held.runId, jobId: held.jobId }, 'could not settle the held advance job yet; retrying');
-      warned = true;
-    },
-  });
+  const settle = () => (ran ? dropHeldAdvance(runtime.pool, held.jobId, held.lockedBy) : releaseHeldAdvance(runtime.pool, held.jobId, held.lockedBy));
+  try {
+    await settle(); // once even when the worker is stopping (its signal aborted)
+  } catch (e) {
+    log.warn({ err: (e as Error).message, runId: held.runId, jobId: held.jobId }, 'could not settle the held advance job yet; retrying');
+    await retryWithBackoff({ attempt: settle, backoff: SETTLE_BACKOFF, waitFirst: true, signal });
+  }
   return outcome;
 }

@@ -10,7 +10,10 @@
  * (`forceUnlockWorkers`), so an interrupted run resumes within seconds of any worker being alive.
  * Jobs locked by an id no live heartbeat names (a process that died before its first beat) are
  * unlocked the same way once their lock is that old. A job locked by a live process is never
- * unlocked, however long its step runs.
+ * unlocked, however long its step runs. A process of this machine that is certainly gone (its
+ * pid free, or taken by a later process: src/common/process-stamp.ts) is reaped at once, on the
+ * next beat of any process here (the first one at start-up), so a run interrupted by a crash
+ * resumes within seconds of the restart instead of after WORKER_DEAD_AFTER_MS.
  *
  * When the database goes away, nothing here ends the process: failed beats are retried, and a
  * runner that Graphile Worker shut down (a job it could neither complete nor fail) is started
@@ -167,6 +170,10 @@ async function launchRunner(opts: WorkerOptions, logger: GraphileLogger): Promis
         // gracefully; startWorker then restarts the runner. 0 batches only calls of the same tick.
         completeJobBatchDelay: 0,
         failJobBatchDelay: 0,
+        // A burst of clicks or wake-ups is fetched (and locked) a worker's worth at a time, one
+        // round trip instead of one per job. Its jobs stay locked under this pool's id, which its
+        // heartbeat names, until a worker of this process runs them.
+        localQueue: { size: opts.concurrency },
         ...(opts.abortStepsAfterMs !== undefined ? { gracefulShutdownAbortTimeout: opts.abortStepsAfterMs } : {}),
       },
     },
