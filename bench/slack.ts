@@ -15,7 +15,10 @@
  * clicks and Reject submissions on runs waiting at an approval. One at a time: Retry and Approve
  * clicks on an otherwise idle system (the latency of the path itself). "→ next step started" is
  * the time from sending the click to the `step.started` event of the step after it (ms
- * resolution: both clocks are this machine's). Returns the figures as rows (and prints them).
+ * resolution: both clocks are this machine's). "→ every copy of the approval updated" is the time
+ * from sending an Approve click to the last `chat.update` naming its approval that the fake Slack
+ * API received (what a person watching the channel and the DMs waits for). Returns the figures as
+ * rows (and prints them).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -164,6 +167,34 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     );
     return rows.map((r) => r.at.getTime() - (clickedAt.get(r.run_id) ?? NaN));
   };
+  /**
+   * ms from each Approve click to the last `chat.update` the fake Slack API received for its
+   * approval (a call whose blocks name the approval: its thread copy, its DMs, the run message),
+   * once the outbox has caught up: when every copy of the approval shows the decision.
+   */
+  const toCopiesUpdated = async (clickedAt: Map<string, number>) => {
+    await outboxSettled(pool);
+    const updates = fake.callsTo('chat.update').map((c) => ({ at: c.at, text: JSON.stringify(c.args) }));
+    return [...clickedAt].map(([approvalId, at]) => {
+      const last = Math.max(...updates.filter((u) => u.at >= at && u.text.includes(approvalId)).map((u) => u.at));
+      if (!Number.isFinite(last)) throw new Error(`no chat.update named ${approvalId} after its Approve click`);
+      return last - at;
+    });
+  };
+  /** Jobs the worker has started so far, by task (from `GET /metrics`: the queue-lag histogram's counts). */
+  const jobsStarted = async (): Promise<Map<string, number>> => {
+    const text = await (await fetch(`${tollgate.url}/metrics`)).text();
+    const counts = new Map<string, number>();
+    for (const m of text.matchAll(/^tollgate_queue_lag_seconds_count\{task="([^"]+)"\} (\d+)/gm)) counts.set(m[1] as string, Number(m[2]));
+    return counts;
+  };
+  /** Jobs started per click between two `jobsStarted()` readings, by task. */
+  const perClick = (before: Map<string, number>, after: Map<string, number>, clicks: number) =>
+    [...after]
+      .map(([task, n]) => `${task} ${((n - (before.get(task) ?? 0)) / clicks).toFixed(2)}`)
+      .filter((t) => !t.endsWith(' 0.00'))
+      .join(', ');
+  const jobCounts: string[] = [];
   try {
     // 1. N concurrent slash commands that start runs.
     await warm();
@@ -187,6 +218,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     await outboxSettled(pool);
     fs.rmSync(broken);
     await warm();
+    const retryJobsBefore = await jobsStarted();
     const retriedAt = new Map<string, number>();
     const retryAcks = await Promise.all(
       failedIds.map((runId, i) => {
@@ -196,6 +228,8 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     );
     await waitAll(pool, failedIds, 'succeeded');
     const retryResume = await toStepTwo(retriedAt);
+    await outboxSettled(pool);
+    jobCounts.push(`${N} concurrent Retry clicks: ${perClick(retryJobsBefore, await jobsStarted(), N)}`);
 
     // 3. Retry clicks one at a time on an otherwise idle system.
     fs.writeFileSync(broken, '');
@@ -220,10 +254,13 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     await outboxSettled(pool);
     const approvals = await pendingApprovals(gatedIds);
     await warm();
+    const approveJobsBefore = await jobsStarted();
     const approvedAt = new Map<string, number>();
+    const approvalClickedAt = new Map<string, number>();
     const approveAcks = await Promise.all(
       approvals.map((a) => {
         approvedAt.set(a.run_id, Date.now());
+        approvalClickedAt.set(a.id, approvedAt.get(a.run_id) as number);
         return timed(
           blockAction({ userId: APPROVER, teamId: TEAM, actionId: 'approval.approve', value: a.id, channelId: `D${APPROVER}`, messageTs: '1.1' }),
           'Approve click',
@@ -232,6 +269,8 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     );
     await waitAll(pool, gatedIds, 'succeeded');
     const approveResume = await toStepTwo(approvedAt);
+    const approveCopies = await toCopiesUpdated(approvalClickedAt);
+    jobCounts.push(`${N} concurrent Approve clicks: ${perClick(approveJobsBefore, await jobsStarted(), N)}`);
     const { rows: decided } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM tollgate.approval_decisions WHERE approval_id = ANY($1)`, [
       approvals.map((a) => a.id),
     ]);
@@ -244,8 +283,11 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     const quietApprovals = await pendingApprovals(quietGated);
     const quietApproveAcks: number[] = [];
     const quietApprovedAt = new Map<string, number>();
+    const quietApprovalClickedAt = new Map<string, number>();
+    const quietJobsBefore = await jobsStarted();
     for (const a of quietApprovals) {
       quietApprovedAt.set(a.run_id, Date.now());
+      quietApprovalClickedAt.set(a.id, quietApprovedAt.get(a.run_id) as number);
       quietApproveAcks.push(
         await timed(
           blockAction({ userId: APPROVER, teamId: TEAM, actionId: 'approval.approve', value: a.id, channelId: `D${APPROVER}`, messageTs: '1.1' }),
@@ -253,8 +295,11 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
         ),
       );
       await waitAll(pool, [a.run_id], 'succeeded');
+      await outboxSettled(pool); // its copies updated before the next click: one at a time
     }
     const quietApproveResume = await toStepTwo(quietApprovedAt);
+    const quietApproveCopies = await toCopiesUpdated(quietApprovalClickedAt);
+    jobCounts.push(`Approve clicks one at a time: ${perClick(quietJobsBefore, await jobsStarted(), QUIET_N)}`);
 
     // 6. N runs waiting at an approval, then N concurrent Reject submissions (the reason modal).
     const rejectIds = await startRuns('bench-approve', N, 'CJ', (i) => ({ i: 2 * N + i }));
@@ -296,10 +341,15 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
       row('slack: Approve click → next step started, one at a time', quietApproveResume),
       row('slack: ack, Retry clicks one at a time', quietRetryAcks),
       row('slack: Retry click → step started again, one at a time', quietRetryResume),
+      // Appended, so the rows above keep their keys (slack.<i>) in earlier results.
+      row(`slack: Approve click → every copy of the approval updated (${N} concurrent)`, approveCopies),
+      row('slack: Approve click → every copy of the approval updated, one at a time', quietApproveCopies),
     ];
     if (opts.quiet) return rows;
     console.log(`Slack, against \`tollgate start\` (pid ${tollgate.pid})`);
     for (const r of rows) console.log(`  ${r.name.replace(/^slack: /, '').padEnd(58)} p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms (n=${r.n})`);
+    console.log('Jobs the worker started per click, by task');
+    for (const line of jobCounts) console.log(`  ${line}`);
     return rows;
   } catch (e) {
     throw new Error(`${(e as Error).message}\n--- tollgate start's last lines ---\n${tollgate.tail()}`, { cause: e });

@@ -37,7 +37,7 @@ export function taskList(deps: TaskDeps): TaskList {
     [runSweep.identifier]: runSweep.makeRunSweep(deps.runtime),
     [retentionPurge.identifier]: retentionPurge.makeRetentionPurge(deps.runtime),
     [chatDeliver.identifier]: chatDeliver.makeChatDeliver(deps.chat),
-    [chatIntent.identifier]: chatIntent.makeChatIntent(deps.intents),
+    [chatIntent.identifier]: chatIntent.makeChatIntent(deps.intents, { runtime: deps.runtime, processId: deps.processId }),
     [chatDedupePrune.identifier]: chatDedupePrune.makeChatDedupePrune(deps.runtime.pool),
     [chatApprovalRemind.identifier]: chatApprovalRemind.makeChatApprovalRemind(deps.chat),
     [auditCheckpoint.identifier]: auditCheckpoint.makeAuditCheckpoint(deps.runtime.pool, deps.runtime.log),

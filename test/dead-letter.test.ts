@@ -44,12 +44,15 @@ const poison = defineWorkflow({
       executed.push(`boom#${attempt}`);
       if (poisoned) {
         // What a worker crash does to the run: its executor's connection, and with it the run's
-        // advisory lock, is gone mid-step; nothing more of this advance reaches the journal.
+        // advisory lock, is gone mid-step; nothing more of this advance reaches the journal, and
+        // the body never finishes (a body that finished would have its result held and recorded
+        // by the next advance in this process: src/runtime/step-attempt.ts).
         await env.db.pool.query(
           `SELECT pg_terminate_backend(pid) FROM pg_locks
            WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
         );
+        throw new Error('the worker died in this step');
       }
       return 'survived';
     });

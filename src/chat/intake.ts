@@ -43,7 +43,8 @@ import { withTransaction } from '../db/transaction.ts';
 import type { WorkflowDefinition } from '../runtime/workflow.ts';
 import { toApprovalView, type ApprovalView } from '../views/approval-view.ts';
 import { remember, teamsDirectory, type TeamsDirectory } from './directory.ts';
-import { carryOut } from './intake/carry-out.ts';
+import { carryOut, type CarryOutOptions } from './intake/carry-out.ts';
+import type { HeldAdvance } from '../db/queries/advance-hold.ts';
 import { submitCommand } from './intake/command.ts';
 import { createIntake, type Intake } from './intake/context.ts';
 import { submitDecide } from './intake/decide.ts';
@@ -122,8 +123,8 @@ export class ChatCore {
    * Carries out a click recorded with `carryOut: 'after-ack'` (the worker's `chat-intent` job),
    * in one transaction with its explanation (intake/carry-out.ts).
    */
-  carryOut(payload: unknown): Promise<void> {
-    return carryOut(this.#ix, payload);
+  carryOut(payload: unknown, opts?: CarryOutOptions): Promise<HeldAdvance | undefined> {
+    return carryOut(this.#ix, payload, opts);
   }
 
   /** Records a one-off explanation for one person, through the outbox (no-op without a place to say it). */

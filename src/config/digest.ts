@@ -38,13 +38,17 @@ import {
   readHoldersOfOtherConfigs,
   readStoredConfig,
   removeHolder,
+  removeHolders,
   replaceStoredConfig,
   touchHolder,
   type ConfigHolder,
+  type ConfigHolderRow,
 } from '../db/queries/deployment-config.ts';
+import type { Queryable } from '../db/queryable.ts';
 import { withTransaction } from '../db/transaction.ts';
 import { TollgateError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
+import { isGoneHere, thisProcessStamp } from '../common/process-stamp.ts';
 import type { ProjectConfig } from './project-config.ts';
 
 /** Names of settings that hold credentials: left out of the comparison (see the module comment). */
@@ -76,6 +80,27 @@ export function configDigest(project: ProjectConfig): ConfigDigest {
   };
   walk(project, []);
   return { digest: sha256(canonicalJson(paths)), paths };
+}
+
+/**
+ * The live processes with another configuration. A process on this machine that is certainly
+ * gone (killed: its pid is free, or taken by a later process; src/common/process-stamp.ts) is
+ * forgotten now, so a restart after a crash may adopt a changed configuration at once instead of
+ * after the liveness window.
+ */
+async function liveHoldersOfOtherConfigs(q: Queryable, digest: string, processId: string, log: Logger): Promise<ConfigHolderRow[]> {
+  const others = await readHoldersOfOtherConfigs(q, digest, processId);
+  const gone = others.filter((h) => isGoneHere({ hostname: h.hostname, pid: h.pid, stamp: h.process_stamp }));
+  if (gone.length === 0) return others;
+  await removeHolders(
+    q,
+    gone.map((h) => h.process_id),
+  );
+  log.info(
+    { processes: gone.map((h) => `${h.mode} ${h.hostname ?? '?'}:${h.pid ?? '?'} (${h.process_id})`) },
+    'forgot processes of this machine that are gone',
+  );
+  return others.filter((h) => !gone.includes(h));
 }
 
 /** The setting paths whose values differ between two digests, sorted. */
@@ -113,13 +138,13 @@ export async function holdDeploymentConfig(o: HoldOptions): Promise<ConfigHold> 
   const me = `${o.mode} ${os.hostname()}:${process.pid} (${processId})`;
   const log = o.log.child({ component: 'config-digest' });
 
-  const holder: ConfigHolder = { processId, digest: mine.digest, mode: o.mode, hostname: os.hostname(), pid: process.pid };
+  const holder: ConfigHolder = { processId, digest: mine.digest, mode: o.mode, hostname: os.hostname(), pid: process.pid, stamp: thisProcessStamp() };
 
   await withTransaction(o.pool, async (q) => {
     await lockDeploymentConfig(q);
     await forgetSilentHolders(q, liveForMs);
     const stored = await readStoredConfig(q);
-    const others = await readHoldersOfOtherConfigs(q, mine.digest, processId);
+    const others = await liveHoldersOfOtherConfigs(q, mine.digest, processId, log);
     if (others.length > 0) {
       // The live configuration is the stored one (the live processes adopted or matched it).
       const theirs = stored?.summary.paths ?? {};

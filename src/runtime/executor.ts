@@ -57,6 +57,7 @@ function holdsUndo(run: RunRow, replay: Replay, err: unknown): boolean {
   if (!replay.held || run.cancel_requested_at) return false;
   return err instanceof StepFailedError && err.details.step === replay.held.name;
 }
+import { releaseHeldResults } from './step-attempt.ts';
 
 export interface ExecutorOptions {
   pool: pg.Pool;
@@ -109,17 +110,23 @@ export class Executor {
     this.#maxRecoveries = opts.maxRecoveries ?? DEFAULT_MAX_RECOVERIES;
   }
 
-  /** Advances the run as far as it can go now. Safe to call any number of times, concurrently. */
-  async advance(runId: string, executorId: string, signal?: AbortSignal): Promise<AdvanceOutcome> {
+  /**
+   * Advances the run as far as it can go now. Safe to call any number of times, concurrently.
+   * `waitForLock: false` answers 'busy' at once when another executor holds the run (the inline
+   * advance of a click, src/worker/one-hop.ts, then leaves the run to its advance job).
+   */
+  async advance(runId: string, executorId: string, signal?: AbortSignal, opts: { waitForLock?: boolean } = {}): Promise<AdvanceOutcome> {
     const client = await this.#pool.connect();
     let failed = false;
     try {
-      if (!(await this.#lock(client, runId))) return 'busy';
+      if (!(await this.#lock(client, runId, opts.waitForLock ?? true))) return 'busy';
       // The worker's signal is shared by every job of its pool for the pool's life: the advance
       // listens to it once, and its steps, waits and undos listen to the advance's own signal.
       const own = followAbort(signal);
       try {
-        return await traceRunEnd(client, runId, await this.#execute(client, runId, executorId, own.signal));
+        const outcome = await traceRunEnd(client, runId, await this.#execute(client, runId, executorId, own.signal));
+        releaseHeldResults(runId); // every success of this advance is recorded now
+        return outcome;
       } finally {
         own.release();
         await unlockRun(client, runId).catch(() => {
@@ -136,8 +143,9 @@ export class Executor {
     }
   }
 
-  async #lock(client: pg.PoolClient, runId: string): Promise<boolean> {
+  async #lock(client: pg.PoolClient, runId: string, wait: boolean): Promise<boolean> {
     if (await tryLockRun(client, runId)) return true;
+    if (!wait) return false;
     // Another executor holds the run. Wait for it: if it is about to let go, this advance must
     // see what woke it. If it holds on past the wait, it is mid-step and will re-read the state
     // itself before it finishes.
@@ -154,6 +162,7 @@ export class Executor {
     const def = this.#registry.get(run.workflow, run.workflow_version);
     // An edit's undo first (Edit and retry, src/runtime/rewind.ts): the journal then holds only the steps kept.
     if (run.rewind) {
+      releaseHeldResults(runId); // results held before the edit belong to the steps it forgets
       const rewound = await rewindRun(q, run, def, log, signal, this.#inlineWaitMaxMs, this.#env);
       if (!rewound) return 'finished';
       run = rewound;

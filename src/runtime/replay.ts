@@ -31,7 +31,7 @@ import type { HeldStep } from '../db/queries/rerun.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { budgetApproval, budgetRefused, checkBudget, type BudgetDecision } from './model-budget.ts';
 import { nextDelayMs, resolveRetry, type ResolvedRetry } from './retry.ts';
-import { runAttempt, stepKey } from './step-attempt.ts';
+import { heldResult, runAttempt, stepKey } from './step-attempt.ts';
 import { type ModelBudget, type StepContext, type StepOptions, type ToolCallOptions, type WorkflowContext, type WorkflowDefinition } from './workflow.ts';
 import { parseDuration, type Duration } from './duration.ts';
 
@@ -386,6 +386,11 @@ export class Replay {
       await before();
     }
 
+    // Its body finished in this process but the success could not be recorded (the database was
+    // away): record the held result instead of running the body again (src/runtime/step-attempt.ts).
+    const kept = row?.status === 'running' ? heldResult(this.#run.id, idx, row.attempts) : undefined;
+    if (kept) return this.#succeedWith(claimed, asJson(kept.output as T), options);
+
     let attempt = (row?.attempts ?? 0) + 1;
     let notBefore = row?.next_attempt_at ?? null;
     // Made on first use: most steps never log, and a pino child per step is measurable on the hot path.
@@ -408,18 +413,7 @@ export class Replay {
         const key = stepKey(this.#run, idx);
         const body = () => runAttempt({ runId: this.#run.id, name: unique, idx, key, attempt, fn, timeoutMs: options.timeoutMs, log, shutdown: this.#signal });
         const output = asJson(await timeStepAttempt(this.#run.workflow, kind, () => traceStepAttempt(this.#run, { name: unique, idx, attempt, kind }, body)));
-        this.#deferSuccess({ idx, name: unique, output });
-        if (options.compensate) {
-          this.compensations.push({
-            idx,
-            name: unique,
-            output,
-            fn: options.compensate,
-            retry: resolveRetry(options.compensateRetry ?? options.retry),
-            row: undefined,
-          });
-        }
-        return output;
+        return this.#succeedWith(claimed, output, options);
       } catch (e) {
         const final = e instanceof NonRetriableError || attempt >= retry.maxAttempts;
         const error = serializeError(e);
@@ -437,6 +431,16 @@ export class Replay {
         attempt++;
       }
     }
+  }
+
+  /** A step's body returned `output`: its success goes out with the next journal write, and its undo is remembered. */
+  #succeedWith<T>(claimed: { idx: number; name: string }, output: T, options: StepOptions): T {
+    const { idx, name } = claimed;
+    this.#deferSuccess({ idx, name, output });
+    if (options.compensate) {
+      this.compensations.push({ idx, name, output, fn: options.compensate, retry: resolveRetry(options.compensateRetry ?? options.retry), row: undefined });
+    }
+    return output;
   }
 
   async sleep(name: string, duration: Duration): Promise<void> {

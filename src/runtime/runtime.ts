@@ -401,9 +401,9 @@ export class Runtime {
     return queued;
   }
 
-  /** Runs the executor on a run now, in this process (the job does the same). */
-  advance(runId: string, executorId: string, signal?: AbortSignal): Promise<AdvanceOutcome> {
-    return this.executor.advance(runId, executorId, signal);
+  /** Runs the executor on a run now, in this process (the job does the same); see Executor.advance for `opts`. */
+  advance(runId: string, executorId: string, signal?: AbortSignal, opts?: { waitForLock?: boolean }): Promise<AdvanceOutcome> {
+    return this.executor.advance(runId, executorId, signal, opts);
   }
 
   async getRun(runId: string): Promise<RunDetail> {

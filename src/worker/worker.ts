@@ -10,7 +10,10 @@
  * (`forceUnlockWorkers`), so an interrupted run resumes within seconds of any worker being alive.
  * Jobs locked by an id no live heartbeat names (a process that died before its first beat) are
  * unlocked the same way once their lock is that old. A job locked by a live process is never
- * unlocked, however long its step runs.
+ * unlocked, however long its step runs. A process of this machine that is certainly gone (its
+ * pid free, or taken by a later process: src/common/process-stamp.ts) is reaped at once, on the
+ * next beat of any process here (the first one at start-up), so a run interrupted by a crash
+ * resumes within seconds of the restart instead of after WORKER_DEAD_AFTER_MS.
  *
  * When the database goes away, nothing here ends the process: failed beats are retried, and a
  * runner that Graphile Worker shut down (a job it could neither complete nor fail) is started
@@ -26,12 +29,15 @@ import type { Logger } from '../common/log.ts';
 import {
   deleteHeartbeat,
   deleteHeartbeats,
+  heartbeatsOnHost,
   insertHeartbeat,
   lockDeadHeartbeats,
+  notifyJobsAvailable,
   orphanedLockIds,
   recordHeartbeat,
   takeHeartbeat,
 } from '../db/queries/workers.ts';
+import { isGoneHere, thisProcessStamp } from '../common/process-stamp.ts';
 import type { Backoff } from '../common/backoff.ts';
 import { supervise, type Supervision } from './supervise.ts';
 import { observeQueueLag } from '../telemetry/metrics.ts';
@@ -164,6 +170,10 @@ async function launchRunner(opts: WorkerOptions, logger: GraphileLogger): Promis
         // gracefully; startWorker then restarts the runner. 0 batches only calls of the same tick.
         completeJobBatchDelay: 0,
         failJobBatchDelay: 0,
+        // A burst of clicks or wake-ups is fetched (and locked) a worker's worth at a time, one
+        // round trip instead of one per job. Its jobs stay locked under this pool's id, which its
+        // heartbeat names, until a worker of this process runs them.
+        localQueue: { size: opts.concurrency },
         ...(opts.abortStepsAfterMs !== undefined ? { gracefulShutdownAbortTimeout: opts.abortStepsAfterMs } : {}),
       },
     },
@@ -188,7 +198,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
       throw e;
     });
   }
-  await insertHeartbeat(pool, { processId, hostname: os.hostname(), pid: process.pid });
+  await insertHeartbeat(pool, { processId, hostname: os.hostname(), pid: process.pid, stamp: thisProcessStamp() });
 
   let first: LaunchedRunner;
   try {
@@ -259,8 +269,8 @@ export async function releaseWorkerJobs(pool: pg.Pool, processId: string, log: L
 function startHeartbeat(opts: WorkerOptions, utils: WorkerUtils, lockIds: () => readonly string[]): { beat: () => Promise<void>; stop: () => void } {
   const { pool, log, processId } = opts;
   const beat = async () => {
-    await recordHeartbeat(pool, { processId, hostname: os.hostname(), pid: process.pid, workerIds: [...lockIds()] });
-    await reapDeadWorkers(pool, utils, opts.deadAfterMs, log);
+    await recordHeartbeat(pool, { processId, hostname: os.hostname(), pid: process.pid, stamp: thisProcessStamp(), workerIds: [...lockIds()] });
+    await reapDeadWorkers(pool, utils, opts.deadAfterMs, log, processId);
   };
   // While the database is away every beat fails: say so once, and once more when it is back.
   let beatFailing = false;
@@ -350,15 +360,25 @@ async function releaseGoneWorker(pool: pg.Pool, utils: WorkerUtils, processId: s
   }
 }
 
-/** Unlocks the jobs of workers that stopped beating. Safe to run from every process at once. */
-export function reapDeadWorkers(pool: pg.Pool, utils: WorkerUtils, deadAfterMs: number, log: Logger): Promise<string[]> {
+/**
+ * Unlocks the jobs of workers that stopped beating, and of processes on this machine that are
+ * certainly gone though their heartbeat is still fresh (no process has their pid any more, or it
+ * belongs to a later process: src/common/process-stamp.ts), so a run interrupted by a crash
+ * resumes as soon as a process on the same machine is up again, not WORKER_DEAD_AFTER_MS later.
+ * Safe to run from every process at once. `self`: this process's id (its own heartbeat is never
+ * judged).
+ */
+export function reapDeadWorkers(pool: pg.Pool, utils: WorkerUtils, deadAfterMs: number, log: Logger, self = ''): Promise<string[]> {
   return withTransaction(pool, async (client) => {
-    const dead = await lockDeadHeartbeats(client, deadAfterMs);
+    const here = await heartbeatsOnHost(client, os.hostname(), self);
+    const gone = here.filter((r) => isGoneHere({ hostname: os.hostname(), pid: r.pid, stamp: r.stamp })).map((r) => r.process_id);
+    const dead = await lockDeadHeartbeats(client, deadAfterMs, gone);
     const orphans = await orphanedLockIds(client, deadAfterMs);
     const ids = [...new Set([...dead.flatMap((r) => r.worker_ids), ...orphans])];
     if (ids.length > 0) {
       await utils.forceUnlockWorkers(ids);
-      log.warn({ workers: ids, processes: dead.map((r) => r.process_id) }, 'unlocked the jobs of dead workers');
+      await notifyJobsAvailable(client, ids.length);
+      log.warn({ workers: ids, processes: dead.map((r) => r.process_id), goneHere: gone }, 'unlocked the jobs of dead workers');
     }
     if (dead.length > 0) {
       await deleteHeartbeats(

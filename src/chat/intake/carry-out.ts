@@ -4,6 +4,8 @@
 import { observeDecided } from '../../approvals/index.ts';
 import type { DecideOutcome } from '../../approvals/types.ts';
 import { withRetriedTransaction } from '../../db/transaction.ts';
+import { holdAdvanceJob, holdApprovalAdvanceJob, type HeldAdvance } from '../../db/queries/advance-hold.ts';
+import type { Queryable } from '../../db/queryable.ts';
 import { writeRunStarts } from '../intake-writes.ts';
 import { refreshName } from '../people.ts';
 import type { Intake } from './context.ts';
@@ -18,8 +20,13 @@ import { deferredIntentSchema } from './types.ts';
  * in one transaction with its explanation: a refusal, or a decision that changed nothing, is
  * told to the clicker at `explainAt`. A payload this version cannot read is logged and dropped
  * (retrying would not make it readable).
+ *
+ * With `opts.holdAdvanceAs` (the worker's lock id), a decision that resolved its gate, a Retry or
+ * a Cancel also locks the run's advance job under that id in the same transaction, and returns
+ * it: the worker then advances the run itself, in the same turn (src/worker/one-hop.ts), and the
+ * job stays the fallback should the process die first (src/db/queries/advance-hold.ts).
  */
-export async function carryOut(ix: Intake, payload: unknown): Promise<void> {
+export async function carryOut(ix: Intake, payload: unknown, opts: CarryOutOptions = {}): Promise<HeldAdvance | undefined> {
   const parsed = deferredIntentSchema.safeParse(payload);
   if (!parsed.success) {
     ix.o.log.error({ payload, issues: parsed.error.issues }, 'a deferred chat intent could not be read; dropped');
@@ -31,10 +38,26 @@ export async function carryOut(ix: Intake, payload: unknown): Promise<void> {
   const actor = intent.kind === 'start' ? intent.run.requester : intent.actor;
   if (actor) await refreshName(ix.o.pool, ix.o.platforms, actor, ix.o.log);
   // The model is asked outside any transaction: nothing is locked while it thinks.
-  if (intent.kind === 'understand') return understand(ix, intent);
+  if (intent.kind === 'understand') {
+    await understand(ix, intent);
+    return undefined;
+  }
   let decided: DecideOutcome | undefined;
+  let held: HeldAdvance | undefined;
+  const lockedBy = opts.holdAdvanceAs;
+  const hold = async (q: Queryable, run: { runId: string } | { approvalId: string }) => {
+    if (!lockedBy) return;
+    if ('runId' in run) {
+      const jobId = await holdAdvanceJob(q, run.runId, lockedBy);
+      if (jobId) held = { runId: run.runId, jobId, lockedBy };
+    } else {
+      const job = await holdApprovalAdvanceJob(q, run.approvalId, lockedBy);
+      if (job) held = { ...job, lockedBy };
+    }
+  };
   await withRetriedTransaction(ix.o.pool, async (q) => {
     decided = undefined; // a retried transaction decides again
+    held = undefined;
     if (intent.kind === 'start') {
       // Written again after a crash, the run already exists and nothing is written twice.
       const [created] = await writeRunStarts(q, [{ run: intent.run, message: intent.where }]);
@@ -46,6 +69,7 @@ export async function carryOut(ix: Intake, payload: unknown): Promise<void> {
       const via = intent.via ?? intent.explainAt.platform;
       const outcome = await ix.o.runtime.decideWithin(q, intent.approvalId, intent.actor, intent.decision, intent.comment, { via });
       if (outcome.kind !== 'recorded') await ix.explain(intent.actor, intent.explainAt, outcome.message, q);
+      else if (outcome.resolved) await hold(q, { approvalId: intent.approvalId });
       decided = outcome;
       return;
     }
@@ -56,6 +80,13 @@ export async function carryOut(ix: Intake, payload: unknown): Promise<void> {
     }
     const outcome = await operate(ix, q, intent.action, intent.runId, intent.actor, intent.shown);
     if (!outcome.ok) await ix.explain(intent.actor, intent.explainAt, outcome.reply ?? outcome.text, q);
+    else await hold(q, { runId: intent.runId });
   });
   if (decided) observeDecided(decided);
+  return held;
+}
+
+export interface CarryOutOptions {
+  /** The lock id of the worker carrying the click out, to hold the run's advance job under (see carryOut). */
+  holdAdvanceAs?: string;
 }

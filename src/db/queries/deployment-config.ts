@@ -26,6 +26,8 @@ export interface ConfigHolderRow {
   hostname: string | null;
   pid: number | null;
   digest: string;
+  /** Pins the pid to one process (src/common/process-stamp.ts); null for other systems and older versions. */
+  process_stamp: string | null;
 }
 
 /** A live process, as it lists itself. */
@@ -35,6 +37,7 @@ export interface ConfigHolder {
   mode: string;
   hostname: string;
   pid: number;
+  stamp: string | null;
 }
 
 /** Takes the start-up lock until the caller's transaction ends. */
@@ -54,7 +57,7 @@ export async function readStoredConfig(q: Queryable): Promise<StoredConfigRow | 
 /** The live processes, other than `processId`, that run with another digest than `digest`, oldest first. */
 export async function readHoldersOfOtherConfigs(q: Queryable, digest: string, processId: string): Promise<ConfigHolderRow[]> {
   const { rows } = await q.query<ConfigHolderRow>(
-    'SELECT process_id, mode, hostname, pid, digest FROM tollgate.deployment_config_holders WHERE digest <> $1 AND process_id <> $2 ORDER BY started_at',
+    'SELECT process_id, mode, hostname, pid, digest, process_stamp FROM tollgate.deployment_config_holders WHERE digest <> $1 AND process_id <> $2 ORDER BY started_at',
     [digest, processId],
   );
   return rows;
@@ -71,23 +74,28 @@ export async function replaceStoredConfig(q: Queryable, digest: string, summary:
 /** Lists the process as live with its digest (replacing the digest it was listed with). */
 export async function listHolder(q: Queryable, h: ConfigHolder): Promise<void> {
   await q.query(
-    `INSERT INTO tollgate.deployment_config_holders (process_id, digest, mode, hostname, pid) VALUES ($1, $2, $3, $4, $5)
+    `INSERT INTO tollgate.deployment_config_holders (process_id, digest, mode, hostname, pid, process_stamp) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (process_id) DO UPDATE SET digest = EXCLUDED.digest, seen_at = now()`,
-    [h.processId, h.digest, h.mode, h.hostname, h.pid],
+    [h.processId, h.digest, h.mode, h.hostname, h.pid, h.stamp],
   );
 }
 
 /** Keeps the process listed as live (lists it again, with its digest, if it was forgotten). */
 export async function touchHolder(q: Queryable, h: ConfigHolder): Promise<void> {
   await q.query(
-    `INSERT INTO tollgate.deployment_config_holders (process_id, digest, mode, hostname, pid) VALUES ($1, $2, $3, $4, $5)
+    `INSERT INTO tollgate.deployment_config_holders (process_id, digest, mode, hostname, pid, process_stamp) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (process_id) DO UPDATE SET seen_at = now()`,
-    [h.processId, h.digest, h.mode, h.hostname, h.pid],
+    [h.processId, h.digest, h.mode, h.hostname, h.pid, h.stamp],
   );
 }
 
 export async function removeHolder(q: Queryable, processId: string): Promise<void> {
   await q.query('DELETE FROM tollgate.deployment_config_holders WHERE process_id = $1', [processId]);
+}
+
+/** Forgets processes known to be gone (src/common/process-stamp.ts), however recently they were seen. */
+export async function removeHolders(q: Queryable, processIds: readonly string[]): Promise<void> {
+  await q.query('DELETE FROM tollgate.deployment_config_holders WHERE process_id = ANY($1::text[])', [processIds]);
 }
 
 /** The deployment's digest and who set it. */

@@ -12,20 +12,33 @@ export interface DeadWorkerRow {
   worker_ids: string[];
 }
 
+/** Who a heartbeat names: the process, its host and pid, and its stamp (src/common/process-stamp.ts). */
+export interface HeartbeatOwner {
+  processId: string;
+  hostname: string;
+  pid: number;
+  stamp: string | null;
+}
+
 /** A process's first heartbeat, before its runner has named any lock id. */
-export async function insertHeartbeat(q: Queryable, w: { processId: string; hostname: string; pid: number }): Promise<void> {
-  await q.query(`INSERT INTO tollgate.worker_heartbeats (process_id, hostname, pid) VALUES ($1, $2, $3)`, [w.processId, w.hostname, w.pid]);
+export async function insertHeartbeat(q: Queryable, w: HeartbeatOwner): Promise<void> {
+  await q.query(`INSERT INTO tollgate.worker_heartbeats (process_id, hostname, pid, process_stamp) VALUES ($1, $2, $3, $4)`, [
+    w.processId,
+    w.hostname,
+    w.pid,
+    w.stamp,
+  ]);
 }
 
 /**
  * One beat. An upsert: a process taken for dead while it was only stalled (its row deleted by a
  * reaper) must be seen alive again, or its long jobs would keep being unlocked under it.
  */
-export async function recordHeartbeat(q: Queryable, w: { processId: string; hostname: string; pid: number; workerIds: string[] }): Promise<void> {
+export async function recordHeartbeat(q: Queryable, w: HeartbeatOwner & { workerIds: string[] }): Promise<void> {
   await q.query(
-    `INSERT INTO tollgate.worker_heartbeats (process_id, hostname, pid, worker_ids) VALUES ($1, $2, $3, $4)
+    `INSERT INTO tollgate.worker_heartbeats (process_id, hostname, pid, worker_ids, process_stamp) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (process_id) DO UPDATE SET beat_at = now(), worker_ids = EXCLUDED.worker_ids`,
-    [w.processId, w.hostname, w.pid, w.workerIds],
+    [w.processId, w.hostname, w.pid, w.workerIds, w.stamp],
   );
 }
 
@@ -40,12 +53,28 @@ export async function takeHeartbeat(q: Queryable, processId: string): Promise<st
   return rows[0]?.worker_ids ?? [];
 }
 
-/** Heartbeats older than `deadAfterMs`, locked (skipping those another reaper holds); in a transaction. */
-export async function lockDeadHeartbeats(q: Queryable, deadAfterMs: number): Promise<DeadWorkerRow[]> {
+/** The heartbeats of other processes on `hostname`, for the caller to tell which are gone (src/common/process-stamp.ts). */
+export async function heartbeatsOnHost(
+  q: Queryable,
+  hostname: string,
+  processId: string,
+): Promise<{ process_id: string; pid: number | null; stamp: string | null }[]> {
+  const { rows } = await q.query<{ process_id: string; pid: number | null; stamp: string | null }>(
+    'SELECT process_id, pid, process_stamp AS stamp FROM tollgate.worker_heartbeats WHERE hostname = $1 AND process_id <> $2',
+    [hostname, processId],
+  );
+  return rows;
+}
+
+/**
+ * Heartbeats older than `deadAfterMs`, and those of `goneIds` (processes known to be gone),
+ * locked (skipping those another reaper holds); in a transaction.
+ */
+export async function lockDeadHeartbeats(q: Queryable, deadAfterMs: number, goneIds: readonly string[] = []): Promise<DeadWorkerRow[]> {
   const { rows } = await q.query<DeadWorkerRow>(
     `SELECT process_id, worker_ids FROM tollgate.worker_heartbeats
-       WHERE beat_at < now() - make_interval(secs => $1::float / 1000) FOR UPDATE SKIP LOCKED`,
-    [deadAfterMs],
+       WHERE beat_at < now() - make_interval(secs => $1::float / 1000) OR process_id = ANY($2::text[]) FOR UPDATE SKIP LOCKED`,
+    [deadAfterMs, goneIds],
   );
   return rows;
 }
@@ -66,4 +95,9 @@ export async function orphanedLockIds(q: Queryable, deadAfterMs: number): Promis
 
 export async function deleteHeartbeats(q: Queryable, processIds: string[]): Promise<void> {
   await q.query('DELETE FROM tollgate.worker_heartbeats WHERE process_id = ANY($1)', [processIds]);
+}
+
+/** Wakes the workers listening for new jobs (Graphile Worker's channel): jobs were unlocked, run them now rather than at the next poll. */
+export async function notifyJobsAvailable(q: Queryable, count: number): Promise<void> {
+  await q.query(`SELECT pg_notify('jobs:insert', json_build_object('r', random(), 'count', $1::int)::text)`, [count]);
 }

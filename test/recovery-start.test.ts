@@ -1,0 +1,103 @@
+/**
+ * Recovery in seconds on the same machine: a real `tollgate start` is SIGKILLed mid-step and
+ * started again, with default liveness settings (WORKER_DEAD_AFTER_MS 15 s) and a changed
+ * configuration. The restarted process knows the old one is gone (its pid is free: see
+ * src/common/process-stamp.ts), so it adopts the new configuration instead of refusing it with
+ * TG_CONFIG_CONFLICT, and resumes the run without waiting out the heartbeat's window. The time
+ * from the restart to the resumed step is printed (a figure for the bench notes, not asserted).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Runtime } from '../src/runtime/runtime.ts';
+import { WorkflowRegistry } from '../src/runtime/registry.ts';
+import { startAppProcess, type AppProcess } from './helpers/app-process.ts';
+import { createTestDb, TEST_AUDIT_ENV, type TestDb } from './helpers/db.ts';
+import { testLogger } from './helpers/log.ts';
+import { poll } from './helpers/poll.ts';
+import { waitForRun } from './helpers/runtime.ts';
+import { hangsOnce } from './fixtures/recovery-project.ts';
+
+const PROJECT = path.resolve(import.meta.dirname, 'fixtures/recovery-project.ts');
+
+let db: TestDb;
+let dir: string;
+const apps: AppProcess[] = [];
+
+beforeAll(async () => {
+  db = await createTestDb();
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-recovery-'));
+});
+afterAll(async () => {
+  for (const a of apps) {
+    a.kill('SIGKILL');
+    await a.exited;
+  }
+  await db?.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+interface Exec {
+  at: number;
+  pid: number;
+  step: string;
+  attempt: number;
+  key: string;
+}
+const execs = (file: string): Exec[] =>
+  (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [at, pid, step, attempt, key] = l.split(' ');
+      return { at: Number(at), pid: Number(pid), step: step as string, attempt: Number(attempt), key: key as string };
+    });
+
+describe('a SIGKILLed `tollgate start` started again on the same machine', () => {
+  it('adopts the changed configuration at once and resumes the interrupted run, re-running only the step that was in flight', async () => {
+    const file = path.join(dir, 'exec.log');
+    const env = (threshold: number) => ({
+      ...TEST_AUDIT_ENV,
+      DATABASE_URL: db.url,
+      TOLLGATE_CONFIG: PROJECT,
+      RECOVERY_EXEC_FILE: file,
+      RECOVERY_THRESHOLD: String(threshold),
+      // Default liveness: WORKER_DEAD_AFTER_MS and WORKER_POLL_INTERVAL_MS are not set.
+      WORKER_DEAD_AFTER_MS: undefined,
+      WORKER_POLL_INTERVAL_MS: undefined,
+    });
+    const first = await startAppProcess(env(1000));
+    apps.push(first);
+    const runtime = new Runtime({ pool: db.pool, registry: new WorkflowRegistry().register(hangsOnce), log: testLogger() });
+    const run = await runtime.startRun({ workflow: 'hangs-once', input: {} });
+    await poll(() => execs(file).some((e) => e.step === 'in-flight'), { message: 'the step to be in flight', timeoutMs: 30_000 });
+    const digestBefore = (await db.pool.query<{ digest: string }>('SELECT digest FROM tollgate.deployment_config')).rows[0]?.digest;
+
+    first.kill('SIGKILL');
+    const killed = await first.exited;
+    const restartedAt = Date.now();
+    // Another configuration: refused with TG_CONFIG_CONFLICT for the liveness window before.
+    const second = await startAppProcess(env(2000));
+    apps.push(second);
+    const listeningAt = Date.now();
+
+    await waitForRun(runtime, run.id, 'succeeded', 30_000);
+    const rows = execs(file);
+    const resumed = rows.find((e) => e.step === 'in-flight' && e.attempt === 2);
+    console.info(
+      `recovery: SIGKILL → resumed step ${(resumed?.at ?? NaN) - killed.at} ms; restart → resumed ${(resumed?.at ?? NaN) - restartedAt} ms; ` +
+        `listening → resumed ${(resumed?.at ?? NaN) - listeningAt} ms (WORKER_DEAD_AFTER_MS default 15000)`,
+    );
+    expect(rows.map((e) => `${e.step}:${e.attempt}:${e.pid === first.pid ? 'first' : e.pid === second.pid ? 'second' : '?'}`)).toEqual([
+      'one:1:first',
+      'in-flight:1:first',
+      'in-flight:2:second',
+      'after:1:second',
+    ]);
+    expect(new Set(rows.filter((e) => e.step === 'in-flight').map((e) => e.key)).size).toBe(1);
+    const digestAfter = (await db.pool.query<{ digest: string }>('SELECT digest FROM tollgate.deployment_config')).rows[0]?.digest;
+    expect(digestAfter).not.toBe(digestBefore);
+    expect((await runtime.getRun(run.id)).run.recovery_attempts).toBe(1);
+  }, 120_000);
+});
