@@ -361,7 +361,9 @@ describe('Cancel on an outdated copy', () => {
     const oldCancel = buttonValue(message, 'run.cancel')!;
     expect(oldCancel).toMatch(new RegExp(`^${run.id}@\\d+$`));
 
-    // Finance approves on the run message; the run goes on into the step that waits.
+    // Finance approves on the run message; the run goes on into the step that waits. The click's
+    // job advances the run itself (one hop), so it stays busy in that step until it is released:
+    // these clicks do not wait for every chat job to finish (`settle: false`), they poll for their outcome.
     await h.send(
       blockAction({
         userId: FIN,
@@ -371,13 +373,16 @@ describe('Cancel on an outdated copy', () => {
         channelId: channel,
         messageTs: message.ts,
       }),
+      { settle: false },
     );
     await waitForRun(h.runtime, run.id, 'running');
     const approvedAt = await count(`SELECT max(seq) AS n FROM tollgate.events WHERE run_id = $1 AND type = 'approval.approved'`, [run.id]);
     expect(approvedAt).toBeGreaterThan(revisionOf(oldCancel));
 
     // Cancel on the copy drawn while it waited for approval: answered, not cancelled.
-    await h.send(blockAction({ userId: ALICE, teamId: TEAM, actionId: 'run.cancel', value: oldCancel, channelId: channel, messageTs: message.ts }));
+    await h.send(blockAction({ userId: ALICE, teamId: TEAM, actionId: 'run.cancel', value: oldCancel, channelId: channel, messageTs: message.ts }), {
+      settle: false,
+    });
     const answer = await poll(() => ephemeralsTo(ALICE, channel).find((c) => blocksText(c.args.blocks).includes('out of date')), {
       message: 'the answer to the Cancel click',
     });
@@ -392,8 +397,10 @@ describe('Cancel on an outdated copy', () => {
       },
       { message: 'the run message redrawn after the approval' },
     );
-    await h.send(blockAction({ userId: ALICE, teamId: TEAM, actionId: 'run.cancel', value: current, channelId: channel, messageTs: message.ts }));
-    expect((await h.runtime.getRun(run.id)).run.cancel_requested_at).not.toBeNull();
+    await h.send(blockAction({ userId: ALICE, teamId: TEAM, actionId: 'run.cancel', value: current, channelId: channel, messageTs: message.ts }), {
+      settle: false,
+    });
+    await poll(async () => (await h.runtime.getRun(run.id)).run.cancel_requested_at !== null, { message: 'the cancel on the current copy to be recorded' });
     hold.release();
     // (Cancelled at the next step boundary; the held step was the last, so it may also end as it was.)
     await waitForRun(h.runtime, run.id, ['cancelled', 'compensated', 'succeeded']);
