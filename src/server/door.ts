@@ -53,10 +53,36 @@ export class DoorResponse extends http.ServerResponse<http.IncomingMessage> {
   override writeHead(statusCode: number, ...rest: unknown[]): this {
     const socket = this.req.socket as (net.Socket & { server?: net.Server }) | null;
     const server = socket?.server as http.Server | undefined;
-    const close = !this.req.complete || (server !== undefined && shutting.has(server)) || (socket !== null && overBudget.has(socket));
+    const unread = !this.req.complete;
+    const close = unread || (server !== undefined && shutting.has(server)) || (socket !== null && overBudget.has(socket));
     if (close && !this.headersSent) this.setHeader('connection', 'close');
+    if (unread && socket) lingerOnClose(socket);
     return (super.writeHead as (code: number, ...more: unknown[]) => this)(statusCode, ...rest);
   }
+}
+
+/** How long a connection refused mid-body may go on sending (and be ignored) after its answer, at most. */
+const LINGER_MS = 500;
+
+/**
+ * A lingering close for an answer sent while the body still arrives (a 413 to 5 MB). Node closes
+ * such a socket with `destroySoon()` once the answer is flushed; closing a socket whose client is
+ * still sending makes the kernel answer with a reset, which may reach the client before it read
+ * the answer and discard it (seen on a busy machine: the client never got its 413). Instead the
+ * write side is ended (a FIN after the answer), what the client still sends is read and dropped
+ * (the request is already being dumped), and the socket is destroyed when the client ends its side or
+ * after LINGER_MS, whichever comes first.
+ */
+function lingerOnClose(socket: net.Socket): void {
+  socket.destroySoon = function lingeringClose(this: net.Socket) {
+    this.end();
+    this.resume(); // keep reading what still arrives (dropped by the parser, or here once it is gone)
+    const timer = setTimeout(() => this.destroy(), LINGER_MS);
+    timer.unref();
+    this.once('close', () => clearTimeout(timer));
+    // The server's sockets allow half-open connections: the client's FIN alone would not close it.
+    this.once('end', () => this.destroy());
+  };
 }
 
 export interface Door {
