@@ -183,6 +183,9 @@ describe('a crash between the decision and the inline advance', () => {
     const crashing = await startWorkerProcess(db.url, { WITH_CHAT: '1', CRASH_BEFORE_INLINE_ADVANCE: '1', WORKER_DEAD_AFTER_MS: '60000' });
     procs.push(crashing);
     const { runId, approvalId } = await gatedRun([approver(1)]);
+    // The run's start queued an advance job, which this worker takes (the run already waits): let it
+    // go first, so the crash below is the click's, not one of a plain advance racing the click.
+    await poll(async () => (await advanceJobs(runId)) === 0, { message: 'the start advance job to be taken' });
     await approve(approvalId, approver(1));
     await crashing.exited; // it killed itself once the decision had committed
     const { rows: decided } = await db.pool.query('SELECT 1 FROM tollgate.approval_decisions WHERE approval_id = $1', [approvalId]);
