@@ -50,4 +50,13 @@ describe('tollgate runs retry', () => {
     expect(res).toMatchObject({ code: 0, err: '' });
     expect(res.out).toContain(`${run.id} queued again; it resumes at the step that failed.`);
   });
+
+  it("Edit and retry as the README's first run shows it: `--set failAt=` removes the failure and the run succeeds", async () => {
+    const run = await t.runtime.startRun({ workflow: 'demo', input: { name: 'Ada', sleepMs: 0, failAt: 'transform' }, requester: ME });
+    await waitForRun(t.runtime, run.id, 'failed');
+    const res = await cli('runs', 'retry', run.id, '--set', 'failAt=');
+    expect(res, res.err).toMatchObject({ code: 0, err: '' });
+    await waitForRun(t.runtime, run.id, 'succeeded');
+    expect((await t.runtime.getRun(run.id)).run.input).not.toHaveProperty('failAt');
+  });
 });
