@@ -16,7 +16,7 @@
 import { z } from 'zod';
 import { formatPrincipal, parsePrincipal } from '../common/principals.ts';
 import { unknownKeyMessage } from '../config/known-keys.ts';
-import { parseDuration } from '../runtime/duration.ts';
+import { durationSetting } from '../runtime/duration.ts';
 import { seatCount, seatsFilled } from './quorum.ts';
 
 function strict<T extends z.core.$ZodLooseShape>(shape: T) {
@@ -34,17 +34,7 @@ const principal = z.string().superRefine((s, ctx) => {
   }
 });
 
-const duration = z.union([z.string(), z.number()]).refine(
-  (d) => {
-    try {
-      parseDuration(d);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { message: "a duration such as '30m', '24h', '2d' or a number of milliseconds" },
-);
+const duration = durationSetting;
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 export type Scalar = z.infer<typeof scalar>;

@@ -16,7 +16,7 @@ import { projectSection, type ProjectConfig } from '../config/project-config.ts'
 import { defineWorkflow } from '../runtime/workflow.ts';
 import { CRM_CONTACT_TOOL, type CrmContact } from '../tools/crm-contacts.ts';
 import { rejectionError } from './rejection.ts';
-import { durationSetting } from './settings.ts';
+import { durationSetting } from '../runtime/duration.ts';
 
 export const crmFromEmailSettings = z.object({
   /** Who approves a contact before it is written (default: group sales) and how many must agree. */

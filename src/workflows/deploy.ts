@@ -20,7 +20,7 @@ import { HTTP_TOOL } from '../tools/http-request.ts';
 import type { WorkflowPolicyConfig } from '../approvals/policies-schema.ts';
 import { policyGate, workflowPolicy, type EffectivePolicy } from '../approvals/policies.ts';
 import { rejectionError } from './rejection.ts';
-import { durationSetting } from './settings.ts';
+import { durationSetting } from '../runtime/duration.ts';
 
 export const deploySettings = z.object({
   webhookUrl: z.string().url().optional(),

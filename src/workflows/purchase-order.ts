@@ -20,7 +20,7 @@ import type { WorkflowPolicyConfig } from '../approvals/policies-schema.ts';
 import { policyGate, workflowPolicy, type EffectivePolicy } from '../approvals/policies.ts';
 import { PO_TOOL } from '../tools/purchase-orders.ts';
 import { rejectionError } from './rejection.ts';
-import { durationSetting } from './settings.ts';
+import { durationSetting } from '../runtime/duration.ts';
 
 export const purchaseOrderSettings = z.object({
   approvalThreshold: z.number().min(0).default(1000),
