@@ -12,9 +12,10 @@
  * CLI. Screenshots go to test/.artifacts/console-decide/ (ignored by git).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from './helpers/chromium.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { REJECT_REASON_REQUIRED } from '../src/chat/sentences.ts';
@@ -34,8 +35,6 @@ import { waitForRun } from './helpers/runtime.ts';
 import { blocksText, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
 
 const ARTIFACTS = path.join(import.meta.dirname, '.artifacts', 'console-decide');
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-sync'];
 
 const TEAM = 'T1';
 const TENANT = 'tenant-contoso';
@@ -90,8 +89,7 @@ beforeAll(async () => {
     liveIntervalMs: 200,
     chat: h.chat.core,
   });
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: install Debian's package with \`apt-get install -y chromium\`.`);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -20,9 +20,10 @@
  * it decides nothing because nobody is signed in, not because it could not read.
  * Screenshots go to test/.artifacts/console-oidc-decide/ (ignored by git).
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from './helpers/chromium.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executeActions, type AdaptiveCard } from '../bots/teams/cards.ts';
 import { REJECT_REASON_REQUIRED } from '../src/chat/sentences.ts';
@@ -42,17 +43,6 @@ import { waitForRun } from './helpers/runtime.ts';
 import { blocksText, startSlackHarness, type SlackHarness } from './helpers/slack.ts';
 
 const ARTIFACTS = path.join(import.meta.dirname, '.artifacts', 'console-oidc-decide');
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const CALLBACK = '/console/sign-in/oidc/callback';
 
 const TEAM = 'T0ALLOWED';
@@ -91,8 +81,7 @@ beforeAll(async () => {
   db = await createTestDb();
   h = await startSlackHarness(db, [purchaseOrderWorkflow(project)], { project, teams: true });
   h.fake.setUser(ALICE, { realName: 'Alice Liddell' });
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: install Debian's package with \`apt-get install -y chromium\`.`);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

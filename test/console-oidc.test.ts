@@ -7,10 +7,11 @@
  * listed, a replayed state, a tampered ID token, an ended session, a form without its CSRF token.
  * The console token is set, so a signed-out or ended session reads nothing.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from './helpers/chromium.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { startApp } from '../src/app.ts';
@@ -29,17 +30,6 @@ import { testLogger } from './helpers/log.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 
 const ARTIFACTS = path.join(import.meta.dirname, '.artifacts', 'console');
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const CONSOLE_TOKEN = 'console-token-for-the-oidc-tests-0001';
 const CALLBACK = '/console/sign-in/oidc/callback';
 const SLACK_TEAM = 'T0ALLOWED';
@@ -78,8 +68,7 @@ beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   db = await createTestDb();
   t = await createTestRuntime(db, [checkout]);
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: install Debian's package with \`apt-get install -y chromium\`.`);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -6,10 +6,11 @@
  * is for a condition on the page or in the database.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from './helpers/chromium.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { startApp } from '../src/app.ts';
@@ -30,17 +31,6 @@ import { testLogger } from './helpers/log.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 
 const ARTIFACTS = path.join(import.meta.dirname, '.artifacts', 'console');
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 const OPS = 'slack:T1:UOPS';
 const BOB = 'slack:T1:UBOB';
@@ -100,9 +90,7 @@ beforeAll(async () => {
   });
   const addr = await server.listen(0, '127.0.0.1');
   base = `http://127.0.0.1:${addr.port}`;
-  if (!existsSync(CHROMIUM))
-    throw new Error(`Chromium is missing at ${CHROMIUM}: install Debian's package with \`apt-get install -y chromium\` (.ci/run does).`);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -6,9 +6,10 @@
  * are refused with nothing changed. Screenshots go to test/.artifacts/console/ (ignored by git).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from './helpers/chromium.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountConsole, type ConsoleHandle } from '../src/console/index.ts';
 import { parseProjectConfig } from '../src/config/project-config.ts';
@@ -21,17 +22,6 @@ import { testLogger } from './helpers/log.ts';
 import { createTestRuntime, waitForRun, type TestRuntime } from './helpers/runtime.ts';
 
 const ARTIFACTS = path.join(import.meta.dirname, '.artifacts', 'console');
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 const OPS = 'slack:T1:UOPS';
 const BOB = 'slack:T1:UBOB';
@@ -68,8 +58,7 @@ beforeAll(async () => {
   server = createHttpServer({ log, checks: { pool: db.pool } });
   webConsole = mountConsole(server, { config: { host: '127.0.0.1', console: { token: undefined } }, project, runtime: t.runtime, log, liveIntervalMs: 200 });
   base = `http://127.0.0.1:${(await server.listen(0, '127.0.0.1')).port}`;
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM}: install Debian's package with \`apt-get install -y chromium\`.`);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await Promise.all(contexts.map((c) => c.close()));
