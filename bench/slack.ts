@@ -94,16 +94,15 @@ async function outboxSettled(pool: import('pg').Pool, timeoutMs = 120_000): Prom
 }
 
 /**
- * Runs the Slack measurements and prints them. `databaseUrl`: a fresh database to use (the
- * `npm run bench` section passes one on the bench's server); without it an embedded PostgreSQL
- * is started for this run alone.
+ * The database a chat bench's `tollgate start` uses: `databaseUrl` (a fresh one on the bench's
+ * server) or an embedded PostgreSQL of its own in a temp dir, migrated, with a new audit key, and
+ * a pool onto it. `close` ends the pool, stops the embedded server and removes the temp dir.
  */
-export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolean } = {}): Promise<BenchRow[]> {
-  const log = createLogger({ level: 'warn', format: 'json' });
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-slack-'));
+export async function openBenchDatabase(name: string, databaseUrl: string | undefined, log: ReturnType<typeof createLogger>) {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tollgate-bench-${name}-`));
   fs.chmodSync(tmp, 0o755);
   let server: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
-  let url = opts.databaseUrl;
+  let url = databaseUrl;
   if (!url) {
     server = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'pg'), port: 0, log });
     await ensureDatabase(server.url, 'bench');
@@ -112,6 +111,22 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
   const keyHex = randomBytes(32).toString('hex');
   const pool = createPool(url, 20, log, auditKeyFromEnv(keyHex));
   await migrate(pool, log);
+  const close = async () => {
+    await pool.end();
+    await server?.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  };
+  return { tmp, url, keyHex, pool, close };
+}
+
+/**
+ * Runs the Slack measurements and prints them. `databaseUrl`: a fresh database to use (the
+ * `npm run bench` section passes one on the bench's server); without it an embedded PostgreSQL
+ * is started for this run alone.
+ */
+export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolean } = {}): Promise<BenchRow[]> {
+  const log = createLogger({ level: 'warn', format: 'json' });
+  const { tmp, url, keyHex, pool, close } = await openBenchDatabase('slack', opts.databaseUrl, log);
   const fake = await startFakeSlack({ token: BOT_TOKEN });
   const broken = path.join(tmp, 'retry-broken');
   fs.writeFileSync(broken, '');
@@ -357,9 +372,7 @@ export async function runSlackBench(opts: { databaseUrl?: string; quiet?: boolea
     client.close();
     await tollgate.stop();
     await fake.close();
-    await pool.end();
-    await server?.stop();
-    fs.rmSync(tmp, { recursive: true, force: true });
+    await close();
   }
 }
 

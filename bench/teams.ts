@@ -13,24 +13,17 @@
  * Requests go over keep-alive connections opened before the burst; the floor row is N concurrent
  * GET /healthz on them.
  */
-import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
-import { auditKeyFromEnv } from '../src/audit/key.ts';
-import { ensureDatabase, createPool } from '../src/db/connect.ts';
-import { startEmbeddedPostgres, withDatabase } from '../src/db/embedded.ts';
-import { migrate } from '../src/db/migrate.ts';
 import { createLogger } from '../src/common/log.ts';
 import { WorkflowRegistry } from '../src/runtime/registry.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
 import { newConversation, startFakeBotConnector, startFakeBotIdentity, teamsActivities, type Activity } from '../test/fakes/teams/index.ts';
 import { benchTeamsApprove, TEAMS_APPROVER, TEAMS_TENANT } from './fixtures/teams-project.ts';
 import { startTollgate } from './tollgate-process.ts';
-import type { BenchRow } from './slack.ts';
-import type { BenchSection, Figure } from './types.ts';
+import { openBenchDatabase, type BenchRow } from './slack.ts';
+import { latencyRowsSection } from './slack-section.ts';
 
 const N = Number(process.env.BENCH_TEAMS_N ?? 200);
 const QUIET_N = 20;
@@ -89,18 +82,7 @@ async function waitAll(pool: import('pg').Pool, ids: string[], status: string, t
 /** Runs the Teams measurements. `databaseUrl`: a fresh database (else an embedded PostgreSQL of its own). */
 export async function runTeamsBench(opts: { databaseUrl?: string; quiet?: boolean } = {}): Promise<BenchRow[]> {
   const log = createLogger({ level: 'warn', format: 'json' });
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-teams-'));
-  fs.chmodSync(tmp, 0o755);
-  let server: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
-  let url = opts.databaseUrl;
-  if (!url) {
-    server = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'pg'), port: 0, log });
-    await ensureDatabase(server.url, 'bench');
-    url = withDatabase(server.url, 'bench');
-  }
-  const keyHex = randomBytes(32).toString('hex');
-  const pool = createPool(url, 20, log, auditKeyFromEnv(keyHex));
-  await migrate(pool, log);
+  const { tmp, url, keyHex, pool, close } = await openBenchDatabase('teams', opts.databaseUrl, log);
   const identity = await startFakeBotIdentity({ tenantId: TEAMS_TENANT });
   const connector = await startFakeBotConnector({ accessToken: identity.accessToken });
   const settings = Object.fromEntries(Object.entries(identity.settings()).map(([k, v]) => [k, String(v)]));
@@ -172,35 +154,9 @@ export async function runTeamsBench(opts: { databaseUrl?: string; quiet?: boolea
     await tollgate.stop();
     await connector.stop();
     await identity.stop();
-    await pool.end();
-    await server?.stop();
-    fs.rmSync(tmp, { recursive: true, force: true });
+    await close();
   }
 }
 
 /** The Teams figures in `npm run bench` (first round only, like the Slack section: hundreds of signed requests). */
-export const teamsSection: BenchSection = {
-  name: 'teams',
-  setup: async (ctx) => {
-    let done = false;
-    return {
-      measure: async (): Promise<Figure[]> => {
-        if (done) return [];
-        done = true;
-        const rows = await runTeamsBench({ databaseUrl: await ctx.database('bench_teams'), quiet: true });
-        return rows.flatMap((r, i) => [
-          { key: `teams.${i}.p50`, label: `${r.name}, p50`, value: r.p50Ms, unit: 'ms', note: `n=${r.n}` },
-          { key: `teams.${i}.p99`, label: `${r.name}, p99`, value: r.p99Ms, unit: 'ms', note: `n=${r.n}` },
-        ]);
-      },
-      teardown: async () => {},
-    };
-  },
-};
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  runTeamsBench().catch((e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  });
-}
+export const teamsSection = latencyRowsSection('teams', (databaseUrl) => runTeamsBench({ databaseUrl, quiet: true }));
