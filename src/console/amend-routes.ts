@@ -6,7 +6,6 @@
  * operator for an edit, operators for a resolution. Without a signed-in person the console is
  * read-only and these answer 403.
  */
-import { CSRF_FIELD } from './auth.ts';
 import { randomUUID } from 'node:crypto';
 import type { ChatCore } from '../chat/intake.ts';
 import type { Intent } from '../chat/intake/types.ts';
@@ -43,7 +42,7 @@ export function mountAmendRoutes({ chat, mount, refuse }: AmendRoutes): void {
     const actor = c.viewer.principal;
     const body = await formBody(c.req);
     const values: Record<string, string> = {};
-    for (const [k, v] of body) if (!k.startsWith('_') && k !== CSRF_FIELD) values[k] = v; // the form's own fields, not the CSRF token
+    for (const [k, v] of body) if (!k.startsWith('_')) values[k] = v;
     if (body.get('_confirm') === '1') {
       const key = { key: `console:${body.get('_key') ?? randomUUID()}`, kind: 'console_edit' };
       const r = await chat.submit({ kind: 'amend', runId, change: { action: 'edit', values }, actor, key, via: 'console' });

@@ -24,9 +24,12 @@ export function guarded(auth: ConsoleAuth, method: 'GET' | 'POST', handler: Cons
     if (setCookie) res.setHeader('set-cookie', setCookie);
     if (method === 'POST') {
       if (!sameOrigin(req)) return sendHtml(res, 403, signInPage({ viewer, problem: NOT_FROM_HERE, provider: auth.provider }));
-      // Read once here; the route's own formBody(req) gets the same fields (routing.ts).
-      if (!csrfExempt && !auth.csrfMatches(viewer, (await formBody(req)).get(CSRF_FIELD))) {
-        return sendHtml(res, 403, signInPage({ viewer, problem: NO_CSRF, provider: auth.provider }));
+      // Read once here; the route's own formBody(req) gets the same fields (routing.ts), without the
+      // token: it is the guard's, and a route that takes every field (a workflow's input) never sees it.
+      if (!csrfExempt) {
+        const form = await formBody(req);
+        if (!auth.csrfMatches(viewer, form.get(CSRF_FIELD))) return sendHtml(res, 403, signInPage({ viewer, problem: NO_CSRF, provider: auth.provider }));
+        form.delete(CSRF_FIELD);
       }
     }
     if (!viewer.allowed && !opts.open) return sendHtml(res, 401, signInPage({ viewer, needed: true, provider: auth.provider }));
