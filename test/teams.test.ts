@@ -39,9 +39,15 @@ const workflows = [
     name: 'steps',
     version: 1,
     description: 'n quick steps',
-    input: z.object({ n: z.coerce.number().int().min(1).max(60).default(3) }),
+    // `hold`: the first step waits for the test's `stepsHeld` (a card seen before the run ends).
+    input: z.object({ n: z.coerce.number().int().min(1).max(60).default(3), hold: z.string().optional() }),
     run: async (ctx) => {
-      for (let i = 1; i <= ctx.input.n; i++) await ctx.step(`step ${i}`, () => i);
+      const held = ctx.input.hold ? stepsHeld : undefined;
+      for (let i = 1; i <= ctx.input.n; i++)
+        await ctx.step(`step ${i}`, async () => {
+          if (i === 1) await held;
+          return i;
+        });
       return ctx.input.n;
     },
   }),
@@ -153,12 +159,22 @@ async function startRun(from: TeamsUser, conversation: TeamsConversation, text: 
 }
 
 /** The card activities the bot posted in a conversation (a thread's replies included). */
+/** What a `steps` run started with `hold=…` waits for in its first step. */
+let stepsHeld: Promise<void> = Promise.resolve();
+
 const cardsIn = (conversationId: string) => t.connector.activitiesIn(conversationId).filter((a) => Array.isArray(a.activity.attachments));
 
 describe('messages', () => {
   it('a message starts a run; its card is posted where it was asked and updated in place until the run succeeds', async () => {
     const conv = personal(REQ);
-    const run = await startRun(REQ, conv, 'run steps n=4');
+    // The first step waits until the card is posted, so the card is then updated, not first posted finished.
+    let release = () => {};
+    stepsHeld = new Promise<void>((r) => (release = r));
+    const run = await startRun(REQ, conv, 'run steps n=4 hold=yes');
+    await poll(() => cardsIn(conv.id).find((a) => cardText(cardOfActivity(a.activity)).includes(run.id)), {
+      message: 'the run card, posted while the run runs',
+    });
+    release();
     await waitForRun(h.runtime, run.id, 'succeeded');
     const card = await poll(() => cardsIn(conv.id).find((a) => cardText(cardOfActivity(a.activity)).includes('Succeeded')), {
       message: 'the card showing success',
