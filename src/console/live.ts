@@ -9,7 +9,8 @@
  * fragment only when that moved. The stream holds no database connection between polls.
  *
  * `close()` ends every stream: the HTTP server's close waits for open connections, and an
- * EventSource never closes its own.
+ * EventSource never closes its own. It reconnects instead, possibly on the same keep-alive
+ * connection, so a stream asked for after `close()` is answered 204, which stops EventSource.
  */
 import type http from 'node:http';
 import type pg from 'pg';
@@ -21,6 +22,7 @@ const KEEPALIVE_MS = 15_000;
 
 export class LiveTimelines {
   readonly #streams = new Set<() => void>();
+  #closed = false;
 
   constructor(private readonly opts: { pool: pg.Pool; log: Logger; intervalMs?: number }) {}
 
@@ -42,6 +44,11 @@ export class LiveTimelines {
     res: http.ServerResponse,
     o: { since: string | undefined; event: string; version: () => Promise<string | undefined>; render: () => Promise<string | undefined>; logKey?: object },
   ): void {
+    if (this.#closed) {
+      // Shutting down: 204 tells EventSource to stop reconnecting, and the door closes the connection.
+      res.writeHead(204).end();
+      return;
+    }
     const { since, render } = o;
     const interval = this.opts.intervalMs ?? 500;
     let last = since;
@@ -97,8 +104,9 @@ export class LiveTimelines {
     void tick();
   }
 
-  /** Ends every open stream (at shutdown). */
+  /** Ends every open stream (at shutdown), and answers a stream asked for later with 204 (EventSource's "stop"). */
   close(): void {
+    this.#closed = true;
     for (const stop of [...this.#streams]) stop();
   }
 }

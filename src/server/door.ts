@@ -16,7 +16,8 @@
  *   arriving) says `Connection: close`, so Node closes the socket once the answer is flushed
  *   instead of keeping a half-read connection open until the keep-alive timeout.
  * - Shutting the door (`drain`): stop listening (new connections are refused), close idle
- *   keep-alive connections, and answer every further request with `Connection: close`.
+ *   keep-alive connections (again as others become idle), and answer every further request with
+ *   `Connection: close`.
  */
 import http from 'node:http';
 import type net from 'node:net';
@@ -38,6 +39,9 @@ export const HEALTH_RESERVE = 16;
 /** How long a connection let in for a health check may take to send its request. */
 export const RESERVE_WAIT_MS = 1000;
 const HEALTH_PATHS = new Set(['/healthz', '/readyz']);
+
+/** How often a shutting door closes the connections that have become idle since it began to shut. */
+const DRAIN_SWEEP_MS = 100;
 
 /** Servers whose door is shutting (their responses close their connections). */
 const shutting = new WeakSet<http.Server>();
@@ -132,7 +136,15 @@ export function guardDoor(server: http.Server, limits: HttpLimits): Door {
       (drained ??= new Promise<void>((resolve) => {
         shutting.add(server);
         if (!server.listening) return resolve();
-        server.close(() => resolve());
+        // A response that was under way when the door began to shut (its headers already said
+        // keep-alive) leaves its connection idle only once it ends; closing idle connections once
+        // would miss it, and the client could send a new request on it. So they are closed again
+        // every DRAIN_SWEEP_MS until the last connection has gone.
+        const sweep = setInterval(() => server.closeIdleConnections(), DRAIN_SWEEP_MS);
+        server.close(() => {
+          clearInterval(sweep);
+          resolve();
+        });
         server.closeIdleConnections();
       })),
     closeAll: () => server.closeAllConnections(),
