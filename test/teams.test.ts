@@ -11,8 +11,11 @@ import { loadConfig } from '../src/config/config.ts';
 import { parseProjectConfig } from '../src/config/project-config.ts';
 import type { RunRow } from '../src/db/queries/runs.ts';
 import { defineWorkflow, type WorkflowDefinition } from '../src/runtime/workflow.ts';
+import { TeamsBot } from '../bots/teams/bot.ts';
 import { executeActions, reasonInputId, type AdaptiveCard } from '../bots/teams/cards.ts';
-import { newConversation, type TeamsConversation, type TeamsUser } from './fakes/teams/index.ts';
+import { createHttpServer } from '../src/server/http.ts';
+import { newConversation, sendActivity, type TeamsConversation, type TeamsUser } from './fakes/teams/index.ts';
+import { intentsCarriedOut } from './helpers/intents.ts';
 import { parse, size } from './helpers/adaptive-cards.ts';
 import { createTestDb, type TestDb, TEST_AUDIT_ENV } from './helpers/db.ts';
 import { testLogger } from './helpers/log.ts';
@@ -399,6 +402,52 @@ describe('approval cards', () => {
     const { rows } = await db.pool.query('SELECT 1 FROM tollgate.approval_decisions WHERE approval_id = $1', [approvalId]);
     expect(rows).toHaveLength(1);
     await waitForRun(h.runtime, run.id, 'succeeded');
+  });
+
+  it('in a burst (more decisions at once than are decided inline), an invoke is recorded and answered with a message at once; the worker decides it once and the card updates, and a refusal reaches the clicker in their personal chat', async () => {
+    // A bot that decides nothing inline, as in the middle of a burst (INLINE_DECISIONS), on the same adapter and chat layer.
+    const burstHttp = createHttpServer({ log: testLogger(), checks: { pool: db.pool } });
+    const burstBot = new TeamsBot({ adapter: t.adapter.adapter, core: () => h.chat.core, log: testLogger(), inlineDecisions: 0 });
+    burstHttp.mount('POST', '/api/messages', burstBot.handle);
+    const burstUrl = `http://127.0.0.1:${(await burstHttp.listen(0, '127.0.0.1')).port}`;
+    const burstClick = async (from: TeamsUser, conversation: TeamsConversation, data: Record<string, unknown>, replyToId?: string) => {
+      const activity = t.act.invoke({ verb: 'approval.approve', data, from, tenant: TENANT, conversation, ...(replyToId ? { replyToId } : {}) });
+      const res = await sendActivity(burstUrl, activity, t.identity.mint({ serviceUrl: String(activity.serviceUrl) }));
+      expect(res.status).toBe(200);
+      return res.body as { statusCode: number; type: string; value: unknown };
+    };
+    try {
+      const { run, approvalId } = await shipRun('5.5');
+      const dm = await dmCard(RM1, approvalId);
+      const answer = await burstClick(RM1, { id: dm.conversationId, conversationType: 'personal' }, { approvalId }, dm.activityId);
+      expect(answer).toEqual({ statusCode: 200, type: 'application/vnd.microsoft.activity.message', value: expect.stringContaining('approval is recorded') });
+
+      await intentsCarriedOut(db.pool);
+      await waitForRun(h.runtime, run.id, 'succeeded');
+      const { rows } = await db.pool.query('SELECT principal, via FROM tollgate.approval_decisions WHERE approval_id = $1', [approvalId]);
+      expect(rows).toEqual([{ principal: principal(RM1), via: 'teams' }]);
+      await poll(() => !buttons(dm.card()).includes('approval.approve') && cardText(dm.card()).includes('Approved'), { message: 'the DM card resolved' });
+
+      // Someone the policy does not name: nothing recorded, and told why where only they see it.
+      const other = await shipRun('5.6');
+      const before = cardsIn(personal(OPS).id).length;
+      expect((await burstClick(OPS, personal(OPS), { approvalId: other.approvalId })).type).toBe('application/vnd.microsoft.activity.message');
+      await intentsCarriedOut(db.pool);
+      await poll(
+        () =>
+          cardsIn(personal(OPS).id)
+            .slice(before)
+            .some((a) => /not allowed/i.test(cardText(cardOfActivity(a.activity)))),
+        {
+          message: "the refusal in the clicker's personal chat",
+        },
+      );
+      expect((await db.pool.query('SELECT 1 FROM tollgate.approval_decisions WHERE approval_id = $1', [other.approvalId])).rowCount).toBe(0);
+      expect((await h.runtime.getRun(other.run.id)).run.status).toBe('waiting');
+      await h.runtime.cancel(other.run.id, null);
+    } finally {
+      await burstHttp.close();
+    }
   });
 
   it('`approvals` in the personal scope lists what waits for the person', async () => {

@@ -15,7 +15,9 @@
  *   answer; a proposal's Confirm and Edit are card actions like the others.
  * - Card actions (`adaptiveCard/action` invokes, Universal Actions) are answered in the HTTP
  *   response with the clicked card redrawn for the clicker: the outcome of their decision, or why
- *   it was refused, on top. Every other copy is brought up to date by the outbox.
+ *   it was refused, on top. Every other copy is brought up to date by the outbox. In a burst of
+ *   decisions (more than INLINE_DECISIONS at once) a decision is recorded and carried out right
+ *   after the answer instead, as Slack's clicks are, and answered with a message.
  * - Installations and every activity keep the sender's and tenant's addresses (`seenIn`, recorded
  *   by the chat layer with the request: src/chat/directory.ts), so approvers get their card later
  *   without having written to the bot.
@@ -81,15 +83,37 @@ function shownBy(a: TeamsActivity, revision: number | undefined): { shown?: Show
   return { shown: { revision, ...message } };
 }
 
+/**
+ * How many Approve/Reject invokes are decided inline at once. An invoke decided inline is answered
+ * with the card redrawn to show its outcome, but it holds its HTTP answer for a transaction of
+ * about a dozen round trips; in a burst (a whole team approving at once) those queue for the pool,
+ * and a click waits a second for its answer. Beyond this many at once, a decision is recorded
+ * through the grouped write Slack's clicks use and decided by the worker right after, and the
+ * invoke is answered with a message at once (the card is brought up to date through the outbox,
+ * a refusal explained in the clicker's personal chat with the bot, as Slack explains one
+ * ephemerally).
+ */
+export const INLINE_DECISIONS = 4;
+
+/** The invoke answer of a decision recorded to be carried out right after: Teams shows the text and keeps the card. */
+function recordedMessage(decision: 'approve' | 'reject') {
+  const value = `Your ${decision === 'approve' ? 'approval' : 'rejection'} is recorded; the card shows it in a moment.`;
+  return { statusCode: 200, type: 'application/vnd.microsoft.activity.message', value };
+}
+
 export class TeamsBot {
   readonly #adapter: TeamsCloudAdapter;
   readonly #core: () => ChatCore;
   readonly #log: Logger;
+  readonly #inlineDecisions: number;
+  /** Decisions being decided inline now (INLINE_DECISIONS). */
+  #deciding = 0;
 
-  constructor(o: { adapter: TeamsCloudAdapter; core: () => ChatCore; log: Logger }) {
+  constructor(o: { adapter: TeamsCloudAdapter; core: () => ChatCore; log: Logger; inlineDecisions?: number }) {
     this.#adapter = o.adapter;
     this.#core = o.core;
     this.#log = o.log.child({ component: 'teams' });
+    this.#inlineDecisions = o.inlineDecisions ?? INLINE_DECISIONS;
   }
 
   /** The HTTP handler of `POST /api/messages`. */
@@ -198,16 +222,29 @@ export class TeamsBot {
       case VERBS.reject: {
         const approvalId = str('approvalId');
         const comment = (str(reasonInputId(approvalId)) || str('reason')).trim();
-        const { decided, fieldErrors, reply } = await core.submit({
-          kind: 'decide',
+        const decision = verb === VERBS.approve ? 'approve' : 'reject';
+        const intent = {
+          kind: 'decide' as const,
           approvalId,
-          decision: verb === VERBS.approve ? 'approve' : 'reject',
+          decision,
           ...(comment && verb === VERBS.reject ? { comment } : {}),
           actor,
-          explainAt: null, // explained on the returned card
           ...shown,
           ...noted(remember),
-        });
+        } satisfies Partial<Intent>;
+        if (this.#deciding >= this.#inlineDecisions && (decision === 'approve' || comment)) {
+          // A burst: recorded now, decided by the worker right after (INLINE_DECISIONS).
+          await core.submit({ ...intent, explainAt: this.#where(a, actor), carryOut: 'after-ack' });
+          return recordedMessage(decision);
+        }
+        this.#deciding++;
+        let outcome: Awaited<ReturnType<ChatCore['submit']>>;
+        try {
+          outcome = await core.submit({ ...intent, explainAt: null }); // explained on the returned card
+        } finally {
+          this.#deciding--;
+        }
+        const { decided, fieldErrors, reply } = outcome;
         if (fieldErrors?.comment) return this.#card(a, actor, fieldErrors.comment, { approvalId }); // a reject needs a reason
         if (reply?.kind === 'outdated') return this.#card(a, actor, reply.outdated, { approvalId }); // an outdated card: redrawn, with what happened since
         const note =
