@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findContact, rememberSeen, tenantServiceUrl, type TeamsSeen } from '../src/db/queries/teams-directory.ts';
+import { rememberAll } from '../src/chat/directory.ts';
 import { withTransaction } from '../src/db/transaction.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
 
@@ -65,5 +66,47 @@ describe('rememberSeen', () => {
       serviceUrl: 'https://smba.example/emea/',
     });
     expect(await tenantServiceUrl(db.pool, 'tenant-1')).toBe('https://smba.example/emea/');
+  });
+});
+
+describe('rememberAll (a grouped write of many activities)', () => {
+  it('ends where the same notes written one after another would end (names, conversations, Bot Connectors)', async () => {
+    const notes: TeamsSeen[] = [
+      { tenant: 'tenant-2', serviceUrl: 'https://smba.example/a/', users: [{ aadObjectId: 'aad-2', userId: '29:2', name: 'Bo', personalConversation: null }] },
+      {
+        tenant: 'tenant-2',
+        serviceUrl: 'https://smba.example/a/',
+        users: [{ aadObjectId: 'aad-2', userId: '29:2', name: undefined, personalConversation: 'a:2' }],
+      },
+      { tenant: 'tenant-2', serviceUrl: 'https://smba.example/a/', users: [{ aadObjectId: 'aad-3', userId: '29:3', name: 'Cy', personalConversation: null }] },
+      { tenant: 'tenant-3', serviceUrl: 'https://smba.example/b/', users: [{ aadObjectId: 'aad-2', userId: '29:2b', name: 'Bo', personalConversation: null }] },
+      {
+        tenant: 'tenant-2',
+        serviceUrl: 'https://smba.example/c/',
+        users: [{ aadObjectId: 'aad-2', userId: '29:2', name: 'Bo B.', personalConversation: null }],
+      },
+    ];
+    await withTransaction(db.pool, (q) => rememberAll(q, notes));
+    expect(await findContact(db.pool, 'tenant-2', 'aad-2')).toEqual({
+      userId: '29:2',
+      name: 'Bo B.',
+      conversationId: 'a:2',
+      serviceUrl: 'https://smba.example/c/',
+    });
+    expect(await findContact(db.pool, 'tenant-2', 'aad-3')).toEqual({
+      userId: '29:3',
+      name: 'Cy',
+      conversationId: null,
+      serviceUrl: 'https://smba.example/a/',
+    });
+    expect(await findContact(db.pool, 'tenant-3', 'aad-2')).toEqual({
+      userId: '29:2b',
+      name: 'Bo',
+      conversationId: null,
+      serviceUrl: 'https://smba.example/b/',
+    });
+    expect(await tenantServiceUrl(db.pool, 'tenant-2')).toBe('https://smba.example/c/');
+    const { rows } = await db.pool.query<{ display_name: string }>(`SELECT display_name FROM tollgate.people WHERE principal = 'teams:tenant-2:aad-2'`);
+    expect(rows).toEqual([{ display_name: 'Bo B.' }]);
   });
 });

@@ -15,9 +15,9 @@
  *   answer; a proposal's Confirm and Edit are card actions like the others.
  * - Card actions (`adaptiveCard/action` invokes, Universal Actions) are answered in the HTTP
  *   response with the clicked card redrawn for the clicker: the outcome of their decision, or why
- *   it was refused, on top. Every other copy is brought up to date by the outbox. In a burst of
- *   decisions (more than INLINE_DECISIONS at once) a decision is recorded and carried out right
- *   after the answer instead, as Slack's clicks are, and answered with a message.
+ *   it was refused, on top. Every other copy is brought up to date by the outbox. A decision that
+ *   arrives while another is being decided (a burst: INLINE_DECISIONS) is recorded and carried out
+ *   right after the answer instead, as Slack's clicks are, and answered with a message.
  * - Installations and every activity keep the sender's and tenant's addresses (`seenIn`, recorded
  *   by the chat layer with the request: src/chat/directory.ts), so approvers get their card later
  *   without having written to the bot.
@@ -87,13 +87,13 @@ function shownBy(a: TeamsActivity, revision: number | undefined): { shown?: Show
  * How many Approve/Reject invokes are decided inline at once. An invoke decided inline is answered
  * with the card redrawn to show its outcome, but it holds its HTTP answer for a transaction of
  * about a dozen round trips; in a burst (a whole team approving at once) those queue for the pool,
- * and a click waits a second for its answer. Beyond this many at once, a decision is recorded
- * through the grouped write Slack's clicks use and decided by the worker right after, and the
- * invoke is answered with a message at once (the card is brought up to date through the outbox,
- * a refusal explained in the clicker's personal chat with the bot, as Slack explains one
- * ephemerally).
+ * and a click waited a second for its answer. So a decision is decided inline only when no other
+ * is: one arriving meanwhile is recorded through the grouped write Slack's clicks use and decided
+ * by the worker right after, and the invoke is answered with a message at once (the card is
+ * brought up to date through the outbox within milliseconds, a refusal explained in the clicker's
+ * personal chat with the bot, as Slack explains one ephemerally).
  */
-export const INLINE_DECISIONS = 4;
+export const INLINE_DECISIONS = 1;
 
 /** The invoke answer of a decision recorded to be carried out right after: Teams shows the text and keeps the card. */
 function recordedMessage(decision: 'approve' | 'reject') {

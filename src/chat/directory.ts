@@ -32,3 +32,19 @@ export function teamsDirectory(q: Queryable): TeamsDirectory {
 export async function remember(q: Queryable, note: TeamsSeen | undefined): Promise<void> {
   if (note) await rememberSeen(q, note);
 }
+
+/**
+ * Records the notes of many activities (a grouped write's), in order, inside the caller's
+ * transaction: consecutive notes of one tenant and Bot Connector are merged into one statement,
+ * which writes what they would have written one after another. A burst of one tenant's clicks is
+ * then one statement, not one per click.
+ */
+export async function rememberAll(q: Queryable, notes: readonly TeamsSeen[]): Promise<void> {
+  const merged: TeamsSeen[] = [];
+  for (const n of notes) {
+    const last = merged.at(-1);
+    if (last && last.tenant === n.tenant && last.serviceUrl === n.serviceUrl) last.users.push(...n.users);
+    else merged.push({ ...n, users: [...n.users] });
+  }
+  for (const n of merged) await rememberSeen(q, n);
+}

@@ -9,7 +9,7 @@ import { GroupCommit } from '../../db/group-commit.ts';
 import type { Queryable } from '../../db/queryable.ts';
 import { withTransaction } from '../../db/transaction.ts';
 import type { WorkflowDefinition } from '../../runtime/workflow.ts';
-import { remember, type TeamsSeen } from '../directory.ts';
+import { rememberAll, type TeamsSeen } from '../directory.ts';
 import { writeDeferredIntents, writeRunStarts, type DeferredWrite, type RunStartWrite } from '../intake-writes.ts';
 import { addReply, type Where } from '../outbox.ts';
 import type { ChatPlatform } from '../platform.ts';
@@ -69,7 +69,7 @@ function noting<I extends Noted>(pool: pg.Pool, write: (q: Queryable, items: I[]
     if (notes.length === 0) return write(pool, items);
     return withTransaction(pool, async (q) => {
       const written = await write(q, items);
-      for (const n of notes) await remember(q, n);
+      await rememberAll(q, notes);
       return written;
     });
   };
