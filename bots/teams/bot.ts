@@ -232,6 +232,7 @@ export class TeamsBot {
           ...shown,
           ...noted(remember),
         } satisfies Partial<Intent>;
+        // A Reject without a reason is always answered inline: the card asks for the reason (nothing is recorded).
         if (this.#deciding >= this.#inlineDecisions && (decision === 'approve' || comment)) {
           // A burst: recorded now, decided by the worker right after (INLINE_DECISIONS).
           await core.submit({ ...intent, explainAt: this.#where(a, actor), carryOut: 'after-ack' });
