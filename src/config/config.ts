@@ -69,8 +69,14 @@ const envSchema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(10),
   /** How often a worker looks for jobs scheduled in the future (sleeps, retries, expiries). */
   WORKER_POLL_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),
-  /** A worker whose heartbeat is older than this is dead: its jobs are unlocked for others. */
-  WORKER_DEAD_AFTER_MS: z.coerce.number().int().min(1000).default(15000),
+  /**
+   * A worker whose heartbeat is older than this is dead: its jobs are unlocked for others. Every
+   * worker beats, and reaps, every quarter of it (src/worker/worker.ts), so the jobs of a process
+   * that crashed on another host are unlocked at most this plus a quarter of it after the crash
+   * (8 s + 2 s = 10 s by default: issue 23), and its runs resume milliseconds later. A live worker is taken for dead only after four beats in a row did
+   * not land: its event loop blocked, or its database unreachable, for about 8 s.
+   */
+  WORKER_DEAD_AFTER_MS: z.coerce.number().int().min(1000).default(8000),
   /**
    * `tollgate start` runs its worker in a thread of its own (on), so HTTP acknowledgements never
    * wait behind workflow CPU; off runs it on the HTTP server's event loop, as `tollgate worker` does.

@@ -115,7 +115,7 @@ export interface HoldOptions {
   log: Logger;
   /** `none` (one-shot CLI commands) checks only: it neither adopts nor is listed as live. */
   mode: 'all' | 'server' | 'worker' | 'none';
-  /** A process not seen for this long is gone (default 15 s, like a worker's heartbeat). */
+  /** A process not seen for this long is gone (default 8 s, WORKER_DEAD_AFTER_MS's default, like a worker's heartbeat). */
   liveForMs?: number;
   processId?: string;
 }
@@ -133,7 +133,7 @@ export interface ConfigHold {
  */
 export async function holdDeploymentConfig(o: HoldOptions): Promise<ConfigHold> {
   const mine = configDigest(o.project);
-  const liveForMs = o.liveForMs ?? 15_000;
+  const liveForMs = o.liveForMs ?? 8000;
   const processId = o.processId ?? `${os.hostname()}-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
   const me = `${o.mode} ${os.hostname()}:${process.pid} (${processId})`;
   const log = o.log.child({ component: 'config-digest' });

@@ -6,8 +6,9 @@
  * Graphile Worker leaves a job locked by a dead worker for four hours. Each worker process
  * therefore records a heartbeat in `tollgate.worker_heartbeats`, naming the ids its runner locks
  * jobs under (Graphile Worker 0.17 locks under its pool id, `pool-…`); every live process, on each
- * beat, unlocks the jobs of processes whose heartbeat is older than `WORKER_DEAD_AFTER_MS`
- * (`forceUnlockWorkers`), so an interrupted run resumes within seconds of any worker being alive.
+ * beat (every quarter of `WORKER_DEAD_AFTER_MS`), unlocks the jobs of processes whose heartbeat
+ * is older than `WORKER_DEAD_AFTER_MS` (`forceUnlockWorkers`), so an interrupted run resumes
+ * within seconds of any worker being alive (at most 10 s after a crash, with the default 8 s).
  * Jobs locked by an id no live heartbeat names (a process that died before its first beat) are
  * unlocked the same way once their lock is that old. A job locked by a live process is never
  * unlocked, however long its step runs. A process of this machine that is certainly gone (its
@@ -17,7 +18,10 @@
  *
  * When the database goes away, nothing here ends the process: failed beats are retried, and a
  * runner that Graphile Worker shut down (a job it could neither complete nor fail) is started
- * again with a bounded backoff once the database answers; /readyz reports both meanwhile.
+ * again with a bounded backoff once the database answers; /readyz reports both meanwhile. When it
+ * is back, every heartbeat is stale: a process that was cut off judges no other by age until the
+ * others have had `WORKER_DEAD_AFTER_MS` to beat again (`ageJudgement`), so no live worker is
+ * taken for dead.
  */
 import { EventEmitter, defaultMaxListeners, setMaxListeners } from 'node:events';
 import os from 'node:os';
@@ -263,32 +267,97 @@ export async function releaseWorkerJobs(pool: pg.Pool, processId: string, log: L
 }
 
 /**
- * The heartbeat: a beat now and then (a third of `deadAfterMs`), each also reaping dead workers.
- * `lockIds` names the ids the current runner locks jobs under.
+ * How often a worker beats (and reaps): a quarter of `deadAfterMs`. A process killed just after a
+ * beat is judged dead by the first beat of another process more than `deadAfterMs` later, so at
+ * most `deadAfterMs` + this after the crash (10 s with the default 8 s); a live process is taken
+ * for dead only when four beats in a row did not land.
+ */
+export function beatIntervalMs(deadAfterMs: number): number {
+  return Math.max(250, Math.floor(deadAfterMs / 4));
+}
+
+/**
+ * Whether this process may judge other processes by the age of their heartbeats. After an
+ * outage longer than `deadAfterMs` every heartbeat is stale, the live processes' too: the first
+ * process to beat again would take the others, which have not beaten yet, for dead and unlock
+ * their jobs. So a process that was cut off from the database for more than half the window
+ * (its heartbeat writes failed for that long, or one took that long to land) judges others by
+ * age again only once it has recorded its own heartbeat for `deadAfterMs` since: every live
+ * process has beaten again by then. (Cut off for less, the others, who beat every quarter of
+ * the window, are at most three quarters of it old when this one is back; a failed beat or two
+ * does not hold the reaper back.) A process that just started judges at once (the restart
+ * after a crash elsewhere), and a process of this machine known to be gone is always reaped at
+ * once (that is certain, not a matter of age). `now` is a monotonic clock in ms.
+ */
+export function ageJudgement(deadAfterMs: number, now: () => number = () => performance.now()) {
+  let lastRecorded = now();
+  let failedSince = false;
+  let judgeFrom = -Infinity;
+  return {
+    /** A heartbeat write failed. */
+    failed(): void {
+      failedSince = true;
+    },
+    /**
+     * A heartbeat write that began at `startedAt` landed: whether this process had been cut off
+     * (the wait starts now), and whether others may be judged by age now.
+     */
+    recorded(startedAt: number): { cutOff: boolean; byAge: boolean } {
+      const t = now();
+      const cutOff = (failedSince && t - lastRecorded > deadAfterMs / 2) || t - startedAt > deadAfterMs / 2;
+      if (cutOff) judgeFrom = t + deadAfterMs;
+      failedSince = false;
+      lastRecorded = t;
+      return { cutOff, byAge: t >= judgeFrom };
+    },
+  };
+}
+
+/**
+ * The heartbeat: a beat every `beatIntervalMs`, each also reaping dead workers (by age only when
+ * `ageJudgement` allows). `lockIds` names the ids the current runner locks jobs under.
+ *
+ * A beat takes a connection of the shared pool, not one of its own: of the pool's connections a
+ * running job holds at most one for long (its advance's), Graphile Worker one (LISTEN), and the
+ * pool has at least WORKER_CONCURRENCY + 5 (src/config/config.ts), so a beat waits at most for a
+ * short query, never behind a step. It runs on the steps' event loop, on purpose: a loop a step
+ * keeps busy for `deadAfterMs` runs none of its jobs either, and is taken for dead (harmless: its
+ * runs' locks are still held, so no step runs twice; its other jobs go to live workers).
  */
 function startHeartbeat(opts: WorkerOptions, utils: WorkerUtils, lockIds: () => readonly string[]): { beat: () => Promise<void>; stop: () => void } {
   const { pool, log, processId } = opts;
+  const judgement = ageJudgement(opts.deadAfterMs);
   const beat = async () => {
-    await recordHeartbeat(pool, { processId, hostname: os.hostname(), pid: process.pid, stamp: thisProcessStamp(), workerIds: [...lockIds()] });
-    await reapDeadWorkers(pool, utils, opts.deadAfterMs, log, processId);
+    const startedAt = performance.now();
+    try {
+      await recordHeartbeat(pool, { processId, hostname: os.hostname(), pid: process.pid, stamp: thisProcessStamp(), workerIds: [...lockIds()] });
+    } catch (e) {
+      judgement.failed();
+      throw e;
+    }
+    const { cutOff, byAge } = judgement.recorded(startedAt);
+    if (cutOff) {
+      log.info(
+        { waitMs: opts.deadAfterMs },
+        'this worker was cut off from the database: other workers are judged by the age of their heartbeats again once they have had time to beat',
+      );
+    }
+    await reapDeadWorkers(pool, utils, opts.deadAfterMs, log, processId, { byAge });
   };
   // While the database is away every beat fails: say so once, and once more when it is back.
   let beatFailing = false;
-  const timer = setInterval(
-    () => {
-      beat().then(
-        () => {
-          if (beatFailing) log.info('worker heartbeat recorded again');
-          beatFailing = false;
-        },
-        (e: unknown) => {
-          if (!beatFailing) log.warn({ err: (e as Error).message }, 'worker heartbeat failed; retrying on every beat');
-          beatFailing = true;
-        },
-      );
-    },
-    Math.max(250, Math.floor(opts.deadAfterMs / 3)),
-  );
+  const timer = setInterval(() => {
+    beat().then(
+      () => {
+        if (beatFailing) log.info('worker heartbeat recorded again');
+        beatFailing = false;
+      },
+      (e: unknown) => {
+        if (!beatFailing) log.warn({ err: (e as Error).message }, 'worker heartbeat failed; retrying on every beat');
+        beatFailing = true;
+      },
+    );
+  }, beatIntervalMs(opts.deadAfterMs));
   timer.unref();
   return { beat, stop: () => clearInterval(timer) };
 }
@@ -366,14 +435,23 @@ async function releaseGoneWorker(pool: pg.Pool, utils: WorkerUtils, processId: s
  * belongs to a later process: src/common/process-stamp.ts), so a run interrupted by a crash
  * resumes as soon as a process on the same machine is up again, not WORKER_DEAD_AFTER_MS later.
  * Safe to run from every process at once. `self`: this process's id (its own heartbeat is never
- * judged).
+ * judged). `byAge: false` reaps only the processes of this machine known to be gone: no stale
+ * heartbeat and no orphaned lock (see ageJudgement).
  */
-export function reapDeadWorkers(pool: pg.Pool, utils: WorkerUtils, deadAfterMs: number, log: Logger, self = ''): Promise<string[]> {
+export function reapDeadWorkers(
+  pool: pg.Pool,
+  utils: WorkerUtils,
+  deadAfterMs: number,
+  log: Logger,
+  self = '',
+  opts: { byAge?: boolean } = {},
+): Promise<string[]> {
+  const byAge = opts.byAge ?? true;
   return withTransaction(pool, async (client) => {
     const here = await heartbeatsOnHost(client, os.hostname(), self);
     const gone = here.filter((r) => isGoneHere({ hostname: os.hostname(), pid: r.pid, stamp: r.stamp })).map((r) => r.process_id);
-    const dead = await lockDeadHeartbeats(client, deadAfterMs, gone);
-    const orphans = await orphanedLockIds(client, deadAfterMs);
+    const dead = byAge || gone.length > 0 ? await lockDeadHeartbeats(client, byAge ? deadAfterMs : null, gone) : [];
+    const orphans = byAge ? await orphanedLockIds(client, deadAfterMs) : [];
     const ids = [...new Set([...dead.flatMap((r) => r.worker_ids), ...orphans])];
     if (ids.length > 0) {
       await utils.forceUnlockWorkers(ids);

@@ -67,10 +67,10 @@ export async function heartbeatsOnHost(
 }
 
 /**
- * Heartbeats older than `deadAfterMs`, and those of `goneIds` (processes known to be gone),
- * locked (skipping those another reaper holds); in a transaction.
+ * Heartbeats older than `deadAfterMs` (none by age when it is null), and those of `goneIds`
+ * (processes known to be gone), locked (skipping those another reaper holds); in a transaction.
  */
-export async function lockDeadHeartbeats(q: Queryable, deadAfterMs: number, goneIds: readonly string[] = []): Promise<DeadWorkerRow[]> {
+export async function lockDeadHeartbeats(q: Queryable, deadAfterMs: number | null, goneIds: readonly string[] = []): Promise<DeadWorkerRow[]> {
   const { rows } = await q.query<DeadWorkerRow>(
     `SELECT process_id, worker_ids FROM tollgate.worker_heartbeats
        WHERE beat_at < now() - make_interval(secs => $1::float / 1000) OR process_id = ANY($2::text[]) FOR UPDATE SKIP LOCKED`,
