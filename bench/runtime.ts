@@ -56,7 +56,7 @@ export async function setupTollgate(ctx: BenchContext, url: string): Promise<{ p
     tasks,
     concurrency: CONCURRENT, // WORKER_CONCURRENCY's default
     pollIntervalMs: 1000,
-    deadAfterMs: 15_000,
+    deadAfterMs: 8_000, // WORKER_DEAD_AFTER_MS's default
     processId,
   });
 

@@ -85,7 +85,7 @@ export const soakSection: BenchSection = {
           if (runId) waiters.get(runId)?.();
         }
       };
-      return startWorker({ pool, log: ctx.log, tasks, concurrency: CONCURRENCY, pollIntervalMs: 1000, deadAfterMs: 15_000, processId });
+      return startWorker({ pool, log: ctx.log, tasks, concurrency: CONCURRENCY, pollIntervalMs: 1000, deadAfterMs: 8_000, processId }); // WORKER_DEAD_AFTER_MS's default
     };
 
     const oneRun = async () => {

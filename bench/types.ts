@@ -123,12 +123,12 @@ export async function cpuMeter(pool: pg.Pool): Promise<{ stop(): Promise<{ nodeM
       const pg1 = await pgTicks();
       let ticks = 0;
       let seen = 0;
+      // A backend started during the measurement (a pool opens most of its connections in the
+      // warm-up) spent all its time in it: counting only those alive at both ends missed most of
+      // a run's PostgreSQL CPU. A backend that ended meanwhile is still missed.
       for (const [pid, t] of pg1) {
-        const before = pg0.get(pid);
-        if (before !== undefined) {
-          ticks += t - before;
-          seen++;
-        }
+        ticks += t - (pg0.get(pid) ?? 0);
+        seen++;
       }
       return { nodeMs: (node.user + node.system) / 1000, pgMs: seen > 0 ? ticks * TICK_MS : Number.NaN };
     },
