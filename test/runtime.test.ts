@@ -286,3 +286,37 @@ describe('invariant 1: every state change of a run appends its event in the same
     expect(detail.steps[0]?.attempts).toBe(1); // the completed step was not run again
   });
 });
+
+describe('invariant 2: one executor per run', () => {
+  it('a second advance while one is mid-step is busy (or waits), claims nothing, and every step runs once', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inStep = new Promise<void>((r) => (entered = r));
+    const calls = { a: 0, b: 0 };
+    const w = wf('one-executor', async (ctx) => {
+      await ctx.step('a', async () => {
+        calls.a++;
+        entered();
+        await held;
+      });
+      await ctx.step('b', () => calls.b++);
+      return 'done';
+    });
+    const { runtime } = await rt([w], { worker: false, lockWaitMs: 10_000 });
+    const run = await runtime.startRun({ workflow: 'one-executor', input: {} });
+    const first = runtime.advance(run.id, 'executor-1');
+    await inStep;
+    // The lock is tried in the claim's own statement: a busy run is neither claimed nor given an event.
+    expect(await runtime.advance(run.id, 'executor-2', undefined, { waitForLock: false })).toBe('busy');
+    const waiting = runtime.advance(run.id, 'executor-3');
+    release();
+    expect(await first).toBe('finished');
+    expect(await waiting).toBe('already-finished');
+    expect(calls).toEqual({ a: 1, b: 1 });
+    const types = (await events(run.id)).map((e) => e.type);
+    expect(types.filter((t) => t === 'run.started' || t === 'run.recovered' || t === 'run.resumed')).toEqual(['run.started']);
+    const { rows } = await files.db.pool.query<{ executor: string }>('SELECT executor FROM tollgate.runs WHERE id = $1', [run.id]);
+    expect(rows[0]?.executor).toBe('executor-1');
+  });
+});

@@ -3,7 +3,7 @@
  *
  * General notes
  * - One executor per run (invariant 2). `advance()` first takes a session-level advisory lock on
- *   the run, on a connection it keeps for the whole advance, and writes every journal row through
+ *   the run (in the statement that claims it), on a connection it keeps for the whole advance, and writes every journal row through
  *   that same connection. If the process dies, PostgreSQL drops the connection and the lock with
  *   it; if the connection is lost, so is the ability to write: the lock fences the writes. A
  *   second advance of the same run waits for the lock (bounded) and then re-reads the state, so a
@@ -43,7 +43,7 @@ import type { ModelClient } from '../model/types.ts';
 import * as journal from '../db/queries/runs.ts';
 import { isTerminalStatus as isTerminal } from '../db/queries/runs.ts';
 import type { RunRow, RunStatus, StepRow } from '../db/queries/runs.ts';
-import { lockRunWithin, tryLockRun, unlockRun } from '../db/queries/run-lock.ts';
+import { lockRunWithin, unlockRun } from '../db/queries/run-lock.ts';
 import type { Queryable } from '../db/queryable.ts';
 import { compensateAndEnd } from './compensation.ts';
 import type { WorkflowRegistry } from './registry.ts';
@@ -119,12 +119,17 @@ export class Executor {
     const client = await this.#pool.connect();
     let failed = false;
     try {
-      if (!(await this.#lock(client, runId, opts.waitForLock ?? true))) return 'busy';
+      // The lock and the claim in one statement; when the lock is taken, wait for it (or not) and claim after.
+      let claim = await this.#claim(client, runId, executorId, true);
+      if (claim === 'busy') {
+        if (!(await this.#lock(client, runId, opts.waitForLock ?? true))) return 'busy';
+        claim = await this.#claim(client, runId, executorId, false);
+      }
       // The worker's signal is shared by every job of its pool for the pool's life: the advance
       // listens to it once, and its steps, waits and undos listen to the advance's own signal.
       const own = followAbort(signal);
       try {
-        const outcome = await traceRunEnd(client, runId, await this.#execute(client, runId, executorId, own.signal));
+        const outcome = await traceRunEnd(client, runId, await this.#execute(client, runId, claim, own.signal));
         releaseHeldResults(runId); // every success of this advance is recorded now
         return outcome;
       } finally {
@@ -143,8 +148,8 @@ export class Executor {
     }
   }
 
+  /** Waits for the run's lock, which another executor held when this advance tried it. */
   async #lock(client: pg.PoolClient, runId: string, wait: boolean): Promise<boolean> {
-    if (await tryLockRun(client, runId)) return true;
     if (!wait) return false;
     // Another executor holds the run. Wait for it: if it is about to let go, this advance must
     // see what woke it. If it holds on past the wait, it is mid-step and will re-read the state
@@ -152,8 +157,7 @@ export class Executor {
     return lockRunWithin(client, runId, this.#lockWaitMs);
   }
 
-  async #execute(q: pg.PoolClient, runId: string, executorId: string, signal: AbortSignal): Promise<AdvanceOutcome> {
-    const claim = await this.#claim(q, runId, executorId);
+  async #execute(q: pg.PoolClient, runId: string, claim: Claimed | AdvanceOutcome, signal: AbortSignal): Promise<AdvanceOutcome> {
     if (typeof claim === 'string') return claim;
     let run = claim.run;
     await ensureRunTraceContext(q, run);
@@ -183,10 +187,12 @@ export class Executor {
 
   /**
    * Claims the run for this executor (src/db/queries/runs.ts `claimRun`), or says why this advance
-   * ends without running it.
+   * ends without running it. `tryLock`: takes the run's lock in the same statement, 'busy' when
+   * another executor holds it.
    */
-  async #claim(q: Queryable, runId: string, executorId: string): Promise<Claimed | AdvanceOutcome> {
-    const claim = await journal.claimRun(q, runId, executorId, this.#registry.keys(), this.#maxRecoveries);
+  async #claim(q: Queryable, runId: string, executorId: string, tryLock: boolean): Promise<Claimed | AdvanceOutcome> {
+    const claim = await journal.claimRun(q, runId, executorId, this.#registry.keys(), this.#maxRecoveries, tryLock);
+    if (claim.busy) return 'busy';
     if (!claim.run) return 'not-found';
     // Dead-lettered now by this claim, or earlier: either way the job ends without running the
     // workflow (retrying the job could not help; only a person's retry or cancel re-queues it).

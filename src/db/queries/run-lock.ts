@@ -1,15 +1,11 @@
 /**
  * The advisory lock that makes an advance the only one of its run (invariant 2): session-level,
  * on the connection the advance keeps and writes every journal row through, so if that connection
- * goes, the lock goes with it (see src/runtime/executor.ts).
+ * goes, the lock goes with it (see src/runtime/executor.ts). An advance first tries it in the
+ * statement that claims the run (src/db/queries/runs.ts `claimRun`, `tryLock`, same key); these
+ * wait for it when that finds it taken, and let it go.
  */
 import type { Queryable } from '../queryable.ts';
-
-/** Takes the run's lock if it is free; false when another session holds it. */
-export async function tryLockRun(q: Queryable, runId: string): Promise<boolean> {
-  const tried = await q.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [runId]);
-  return tried.rows[0]?.ok === true;
-}
 
 /**
  * Waits up to `waitMs` for the run's lock; false when the wait ran out (lock_timeout, 55P03). The

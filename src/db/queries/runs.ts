@@ -176,7 +176,11 @@ export async function insertQueuedRun(
   return rows[0] as RunRow;
 }
 
-export type ClaimResult = { run: RunRow; previous: RunStatus; hasSteps: boolean } | { run: RunRow | undefined; previous?: undefined; hasSteps?: undefined };
+export type ClaimResult =
+  | { run: RunRow; previous: RunStatus; hasSteps: boolean; busy?: undefined }
+  | { run: RunRow | undefined; previous?: undefined; hasSteps?: undefined; busy?: undefined }
+  /** `tryLock` only: another session holds the run's lock, so nothing was read or written. */
+  | { busy: true; run?: undefined; previous?: undefined; hasSteps?: undefined };
 
 /**
  * Marks the run running under this executor, if its workflow version is one of `runnable`
@@ -197,16 +201,30 @@ export type ClaimResult = { run: RunRow; previous: RunStatus; hasSteps: boolean 
  * it is dead-lettered instead of being taken over, in the same statement as its
  * `run.dead_lettered` event. The returned run then has status 'dead_letter' and the caller must
  * not execute it. The count is the run's lifetime total (as `runs show` reports it); retry resets it.
+ *
+ * `tryLock`: the same statement first tries the run's advisory lock (src/db/queries/run-lock.ts
+ * `tryLockRun`, on this session), one round trip instead of two on every advance; when another
+ * session holds it, the run is neither read nor changed and `busy` is returned. A session lock
+ * outlives the statement even if the statement fails, so on an error the caller must let go of
+ * the connection (the executor destroys it).
  */
-export async function claimRun(q: Queryable, runId: string, executor: string, runnable: string[], maxRecoveries: number): Promise<ClaimResult> {
-  const { rows } = await q.query<RunRow & { previous: RunStatus; has_steps: boolean }>(
+export async function claimRun(
+  q: Queryable,
+  runId: string,
+  executor: string,
+  runnable: string[],
+  maxRecoveries: number,
+  tryLock = false,
+): Promise<ClaimResult> {
+  const { rows } = await q.query<RunRow & { previous: RunStatus; has_steps: boolean; locked?: boolean }>(
     prepared(
-      'claim_run_v5',
-      `WITH prev AS (
+      tryLock ? 'lock_and_claim_run_v1' : 'claim_run_v5',
+      `WITH ${tryLock ? 'lock AS MATERIALIZED (SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok),' : ''}
+     prev AS (
        SELECT id, status, executor, error, recovery_attempts,
               status IN ('running', 'compensating') AS interrupted,
               status IN ('running', 'compensating') AND recovery_attempts >= $4::int AS exhausted
-       FROM tollgate.runs WHERE id = $1 FOR UPDATE),
+       FROM tollgate.runs WHERE id = $1 ${tryLock ? 'AND (SELECT ok FROM lock)' : ''} FOR UPDATE),
      poison AS (
        -- Only for a run being dead-lettered: the steps its dead executors were in, for the message.
        SELECT p.id, (SELECT string_agg(format('"%s"', s.name), ', ' ORDER BY s.idx) FROM tollgate.steps s
@@ -243,17 +261,19 @@ export async function claimRun(q: Queryable, runId: string, executor: string, ru
                        'lastExecutor', last_executor, 'foundBy', $2::text, 'steps', (SELECT steps FROM poison)))
                 ELSE jsonb_build_object('executor', $2::text) END
        FROM r)
-     SELECT * FROM r`,
+     ${tryLock ? 'SELECT l.ok AS locked, r.* FROM lock l LEFT JOIN r ON true' : 'SELECT * FROM r'}`,
       [runId, executor, runnable, maxRecoveries],
     ),
   );
   const row = rows[0];
-  if (row) {
+  if (row?.locked === false) return { busy: true };
+  if (row?.id) {
     const {
       previous,
       has_steps: hasSteps,
       exhausted: _exhausted,
       last_executor: _lastExecutor,
+      locked: _locked,
       ...run
     } = row as typeof row & { exhausted: boolean; last_executor: string | null };
     return { run: run, previous, hasSteps };
