@@ -18,7 +18,8 @@
 -- The usual case, a key with no job or with a pending one, is one statement written as add_jobs
 -- writes it (graphile-worker is pinned to 0.17, whose _private_jobs this is; src/db/queries/jobs.ts
 -- `newKeyedJobs` does the same for advance jobs): no task and queue upserts, no clearing of locked
--- keys, no nested functions. add_job was a quarter of a Slack burst's PostgreSQL time. When that
+-- keys, no nested functions (add_job's calls had the largest total time of any statement in
+-- pg_stat_statements over the Slack bench's bursts). When that
 -- statement writes nothing (the pending job is locked or out of attempts, or the task has no row
 -- yet), add_job does it the long way.
 CREATE OR REPLACE FUNCTION tollgate.chat_enqueue(payload json, job_key text, run_at timestamptz DEFAULT NULL) RETURNS void

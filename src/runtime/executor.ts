@@ -3,11 +3,12 @@
  *
  * General notes
  * - One executor per run (invariant 2). `advance()` first takes a session-level advisory lock on
- *   the run (in the statement that claims it), on a connection it keeps for the whole advance, and writes every journal row through
- *   that same connection. If the process dies, PostgreSQL drops the connection and the lock with
- *   it; if the connection is lost, so is the ability to write: the lock fences the writes. A
- *   second advance of the same run waits for the lock (bounded) and then re-reads the state, so a
- *   wake-up that lands while another executor is finishing is never lost.
+ *   the run (in the statement that claims it), on a connection it keeps for the whole advance, and
+ *   writes every journal row through that same connection. If the process dies, PostgreSQL drops
+ *   the connection and the lock with it; if the connection is lost, so is the ability to write:
+ *   the lock fences the writes. A second advance of the same run waits for the lock (bounded) and
+ *   then re-reads the state, so a wake-up that lands while another executor is finishing is never
+ *   lost.
  * - Replay: the workflow function runs from the top. Each `ctx.step` takes its index from a
  *   counter before any `await`; a journal row at that index must carry the same name (else
  *   NondeterminismError). Completed steps return their recorded output; the first unfinished

@@ -202,8 +202,8 @@ export type ClaimResult =
  * `run.dead_lettered` event. The returned run then has status 'dead_letter' and the caller must
  * not execute it. The count is the run's lifetime total (as `runs show` reports it); retry resets it.
  *
- * `tryLock`: the same statement first tries the run's advisory lock (src/db/queries/run-lock.ts
- * `tryLockRun`, on this session), one round trip instead of two on every advance; when another
+ * `tryLock`: the same statement first tries the run's advisory lock on this session (the key of
+ * src/db/queries/run-lock.ts), one round trip instead of two on every advance; when another
  * session holds it, the run is neither read nor changed and `busy` is returned. A session lock
  * outlives the statement even if the statement fails, so on an error the caller must let go of
  * the connection (the executor destroys it).
