@@ -69,6 +69,20 @@ const execs = (file: string): Exec[] =>
       return { at: Number(at), pid: Number(pid), step: step as string, attempt: Number(attempt), key: key as string };
     });
 
+/**
+ * Each step ran once, but the interrupted one, which the second process ran again under the same
+ * idempotency key.
+ */
+function expectResumedOnce(rows: ReturnType<typeof execs>, firstPid: number, secondPid: number): void {
+  expect(rows.map((e) => `${e.step}:${e.attempt}:${e.pid === firstPid ? 'first' : e.pid === secondPid ? 'second' : '?'}`)).toEqual([
+    'one:1:first',
+    'in-flight:1:first',
+    'in-flight:2:second',
+    'after:1:second',
+  ]);
+  expect(new Set(rows.filter((e) => e.step === 'in-flight').map((e) => e.key)).size).toBe(1);
+}
+
 describe('a SIGKILLed `tollgate start` started again on the same machine', () => {
   it('adopts the changed configuration at once and resumes the interrupted run, re-running only the step that was in flight', async () => {
     const file = path.join(dir, 'exec.log');
@@ -104,13 +118,7 @@ describe('a SIGKILLed `tollgate start` started again on the same machine', () =>
       `recovery: SIGKILL → resumed step ${(resumed?.at ?? NaN) - killed.at} ms; restart → resumed ${(resumed?.at ?? NaN) - restartedAt} ms; ` +
         `listening → resumed ${(resumed?.at ?? NaN) - listeningAt} ms (WORKER_DEAD_AFTER_MS default 8000)`,
     );
-    expect(rows.map((e) => `${e.step}:${e.attempt}:${e.pid === first.pid ? 'first' : e.pid === second.pid ? 'second' : '?'}`)).toEqual([
-      'one:1:first',
-      'in-flight:1:first',
-      'in-flight:2:second',
-      'after:1:second',
-    ]);
-    expect(new Set(rows.filter((e) => e.step === 'in-flight').map((e) => e.key)).size).toBe(1);
+    expectResumedOnce(rows, first.pid, second.pid);
     const digestAfter = (await db.pool.query<{ digest: string }>('SELECT digest FROM tollgate.deployment_config')).rows[0]?.digest;
     expect(digestAfter).not.toBe(digestBefore);
     expect((await runtime.getRun(run.id)).run.recovery_attempts).toBe(1);
@@ -161,13 +169,7 @@ describe('a SIGKILLed `tollgate start` started again on another machine', () => 
       `recovery elsewhere: SIGKILL → resumed step ${at - killed.at} ms; restart → resumed ${at - restartedAt} ms; listening → resumed ${at - listeningAt} ms; ` +
         `last beat → resumed ${at - lastBeat} ms; reaped → resumed ${at - Number(reaped?.time)} ms (WORKER_DEAD_AFTER_MS default 8000)`,
     );
-    expect(rows.map((e) => `${e.step}:${e.attempt}:${e.pid === first.pid ? 'first' : e.pid === second.pid ? 'second' : '?'}`)).toEqual([
-      'one:1:first',
-      'in-flight:1:first',
-      'in-flight:2:second',
-      'after:1:second',
-    ]);
-    expect(new Set(rows.filter((e) => e.step === 'in-flight').map((e) => e.key)).size).toBe(1);
+    expectResumedOnce(rows, first.pid, second.pid);
     const detail = await runtime.getRun(run.id);
     expect(detail.run.recovery_attempts).toBe(1);
     // Judged by age, not as a process of this machine that is gone.
